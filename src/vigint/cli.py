@@ -1,0 +1,291 @@
+"""The `vigint` command line: argument parsing, and rendering of results as rich tables or JSON.
+
+Each subcommand is one small async handler that calls the store and prints. A VigintError becomes one
+line on stderr and exit code 1 (a traceback only with --debug); argparse answers bad usage with code 2.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from vigint import __version__, keys
+from vigint.config import Settings, load_settings
+from vigint.errors import InvalidInputError, VigintError
+from vigint.store import ApiKey, Client, Store
+
+log = logging.getLogger("vigint")
+
+# Deliberately loose: the mail server is the judge of deliverability; this catches typos and pastes.
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MAX_NAME_LENGTH = 200
+SECONDS_PER_DAY = 86400
+
+
+def validate_name(name: str) -> str:
+    """Return the client name stripped of outer spaces. Raises InvalidInputError if empty or too long."""
+    name = name.strip()
+    if not name:
+        raise InvalidInputError("the client name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"the client name is longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def validate_email(email: str) -> str:
+    """Return the email stripped of outer spaces. Raises InvalidInputError if it is not an address."""
+    email = email.strip()
+    if not EMAIL_PATTERN.fullmatch(email):
+        raise InvalidInputError(f"{email!r} is not an email address")
+    return email
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _local(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "—"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _key_document(key: ApiKey, now: float) -> dict:
+    return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
+            "state": key.state(now).value, "created_at": _iso(key.created_at), "expires_at": _iso(key.expires_at),
+            "revoked_at": _iso(key.revoked_at), "last_used_at": _iso(key.last_used_at)}
+
+
+def _print_json(document) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _print_new_key(console: Console, heading: str, api_key: str) -> None:
+    console.print(heading)
+    console.print("The API key is shown only this once; give it to the customer for their .env file:")
+    # Plain print: rich would wrap or highlight a long token, and this line is meant to be copied whole.
+    print(f"\nVIGINT_API_KEY={api_key}\n")
+
+
+def _open_store(settings: Settings):
+    return Store.open(settings.database.path)
+
+
+async def client_create(args, settings: Settings, console: Console) -> int:
+    name, email = validate_name(args.name), validate_email(args.email)
+    api_key = keys.generate()
+    async with await _open_store(settings) as store:
+        client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key))
+    if args.json:
+        _print_json({"client_id": client.id, "key_id": key.id, "api_key": api_key})
+    else:
+        _print_new_key(console, f"Created client {client.id} ({client.name}, {client.email}) with key {key.id} "
+                                f"({key.prefix}…).", api_key)
+    return 0
+
+
+async def client_list(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await _open_store(settings) as store:
+        clients, all_keys = await store.list_clients(), await store.list_keys()
+    keys_by_client: dict[int, list[ApiKey]] = {}
+    for key in all_keys:
+        keys_by_client.setdefault(key.client_id, []).append(key)
+
+    def last_seen(client: Client) -> float | None:
+        return max((k.last_used_at for k in keys_by_client.get(client.id, []) if k.last_used_at), default=None)
+
+    if args.json:
+        _print_json([{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
+                      "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
+                      "last_seen_at": _iso(last_seen(c)),
+                      "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients])
+        return 0
+    table = Table(title=f"{len(clients)} client(s)")
+    for column in ("ID", "Name", "Email", "Status", "Keys", "Created", "Last seen"):
+        table.add_column(column)
+    for c in clients:
+        key_lines = "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, []))
+        table.add_row(str(c.id), c.name, c.email, c.status.value, key_lines, _local(c.created_at),
+                      _local(last_seen(c)))
+    console.print(table)
+    return 0
+
+
+async def client_revoke(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        count = await store.revoke_client(args.client_id)
+    console.print(f"Client {args.client_id} revoked: {count} key(s) deactivated. "
+                  "Its open streams are closed within a second.")
+    return 0
+
+
+async def client_reactivate(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        count = await store.reactivate_client(args.client_id, args.key_id)
+    console.print(f"Client {args.client_id} reactivated: {count} key(s) work again.")
+    return 0
+
+
+async def client_delete(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        client = await store.get_client(args.client_id)
+        if not args.yes:
+            raise InvalidInputError(f"deleting client {client.id} ({client.name}) removes its keys, usage and "
+                                    "incidents for good: add --yes to confirm")
+        await store.delete_client(client.id)
+    console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents.")
+    return 0
+
+
+async def key_create(args, settings: Settings, console: Console) -> int:
+    if args.expires_in is not None and args.expires_in <= 0:
+        raise InvalidInputError("--expires-in must be a positive number of days")
+    api_key = keys.generate()
+    expires_at = None if args.expires_in is None else time.time() + args.expires_in * SECONDS_PER_DAY
+    async with await _open_store(settings) as store:
+        key = await store.create_key(args.client_id, keys.hash_key(api_key), keys.display_prefix(api_key),
+                                     args.name.strip(), expires_at)
+    if args.json:
+        _print_json({"client_id": key.client_id, "key_id": key.id, "api_key": api_key})
+    else:
+        expiry = f", expires {_local(key.expires_at)}" if key.expires_at else ""
+        _print_new_key(console, f"Created key {key.id} ({key.prefix}…) for client {key.client_id}{expiry}.", api_key)
+    return 0
+
+
+async def key_list(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await _open_store(settings) as store:
+        found = await store.list_keys(args.client_id)
+    if args.json:
+        _print_json([_key_document(k, now) for k in found])
+        return 0
+    table = Table(title=f"{len(found)} key(s)")
+    for column in ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"):
+        table.add_column(column)
+    for k in found:
+        table.add_row(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, k.state(now).value,
+                      _local(k.created_at), _local(k.expires_at), _local(k.last_used_at))
+    console.print(table)
+    return 0
+
+
+async def key_revoke(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        key = await store.revoke_key(args.key_id)
+    console.print(f"Key {key.id} ({key.prefix}…) of client {key.client_id} revoked. "
+                  "Streams using it are closed within a second.")
+    return 0
+
+
+async def audit(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        entries = await store.list_audit(args.client_id)
+    if args.json:
+        _print_json([{"id": e.id, "at": _iso(e.at), "action": e.action, "client_id": e.client_id,
+                      "key_id": e.key_id, "detail": e.detail} for e in entries])
+        return 0
+    table = Table(title=f"{len(entries)} admin action(s), newest first")
+    for column in ("When", "Action", "Client", "Key", "Detail"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(_local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail)
+    console.print(table)
+    return 0
+
+
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the subcommand's name."""
+    parent = argparse.ArgumentParser(add_help=False)
+    default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    parent.add_argument("--db", type=Path, default=default(None),
+                        help="SQLite database file (default: [database] path, ./vigint.db)")
+    parent.add_argument("--config", type=Path, default=default(None),
+                        help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
+    parent.add_argument("--debug", action="store_true", default=default(False),
+                        help="log debug detail and show tracebacks")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every `vigint` subcommand."""
+    common = _common_options(defaults=False)
+    parser = argparse.ArgumentParser(prog="vigint", parents=[_common_options(defaults=True)],
+                                     description="Vigint video security: server, agent and operator tools.")
+    parser.add_argument("--version", action="version", version=f"vigint {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(group, name: str, handler, help_text: str, *, listing: bool = False):
+        sub = group.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        if listing:
+            sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+        return sub
+
+    def group(name: str, help_text: str):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        return sub.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    clients = group("client", "create, list, revoke, reactivate or delete customers")
+    sub = command(clients, "create", client_create, "create a client and print its first API key once",
+                  listing=True)
+    sub.add_argument("--name", required=True, help="the customer's name")
+    sub.add_argument("--email", required=True, help="where incident alerts are sent")
+    command(clients, "list", client_list, "list clients with their keys and last activity", listing=True)
+    sub = command(clients, "revoke", client_revoke, "cut a client off: all its keys stop working at once")
+    sub.add_argument("--client-id", type=int, required=True)
+    sub = command(clients, "reactivate", client_reactivate,
+                  "restore a revoked client: the keys its revocation stopped work again")
+    sub.add_argument("--client-id", type=int, required=True)
+    sub.add_argument("--key-id", type=int, help="restore only this key")
+    sub = command(clients, "delete", client_delete, "delete a client with its keys, usage and incidents")
+    sub.add_argument("--client-id", type=int, required=True)
+    sub.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+    api_keys = group("key", "create, list or revoke API keys (rotation)")
+    sub = command(api_keys, "create", key_create, "add an API key to a client and print it once", listing=True)
+    sub.add_argument("--client-id", type=int, required=True)
+    sub.add_argument("--name", default="", help="a label, such as the site the key is for")
+    sub.add_argument("--expires-in", type=float, metavar="DAYS", help="the key stops working after DAYS days")
+    sub = command(api_keys, "list", key_list, "list API keys (prefixes only) and their state", listing=True)
+    sub.add_argument("--client-id", type=int)
+    sub = command(api_keys, "revoke", key_revoke, "revoke one API key; the client's other keys keep working")
+    sub.add_argument("--key-id", type=int, required=True)
+
+    sub = command(commands, "audit", audit, "show admin actions, newest first", listing=True)
+    sub.add_argument("--client-id", type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `vigint` command line; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config, overrides={("database", "path"): args.db})
+        # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys.
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+        return asyncio.run(args.handler(args, settings, console))
+    except VigintError as error:
+        if args.debug:
+            log.exception("failed")
+        print(f"vigint: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,159 @@
+"""Settings: one immutable object, built once at start.
+
+Layers, later ones winning: the defaults embedded here, then ``config.ini`` (``--config``, ``VIGINT_CONFIG``
+or ``./config.ini`` when present), then ``VIGINT_<SECTION>_<KEY>`` environment variables, then
+command-line flags. Every setting is declared once, below, with its default and the reason for it;
+``config.example.ini`` is the same list for operators.
+"""
+
+import configparser
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vigint.errors import ConfigError
+
+# Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
+NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
+DEFAULT_CONFIG_FILE = Path("config.ini")
+
+
+def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None):
+    """Declare one setting: its default, a one-line reason for that default, and its allowed range."""
+    return field(default=default, metadata={"doc": doc, "minimum": minimum, "maximum": maximum})
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the SQLite database lives."""
+
+    path: Path = setting(Path("vigint.db"), "SQLite file with clients, key hashes, usage and incidents; "
+                         "relative paths start from the working directory")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, by section. Build it with `load_settings`."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    # The config file that was read, if any: shown at start so operators know which one is in force.
+    source: Path | None = None
+
+
+def sections() -> dict[str, type]:
+    """Return each section's name and its dataclass, in declaration order."""
+    return {f.name: f.type for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.type)}
+
+
+def _field_types(section_type: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(section_type)}
+
+
+def _parse(raw: str, f: dataclasses.Field):
+    """Convert one raw text value to the field's type, checking its range; raise ValueError with why."""
+    kind = f.type
+    text = raw.strip()
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{raw!r} is not a yes/no value")
+    if kind is Path:
+        if not text:
+            raise ValueError("a path is required")
+        return Path(text).expanduser()
+    if kind == Path | None:
+        return Path(text).expanduser() if text else None
+    if kind is str:
+        return text
+    if kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise ValueError(f"{raw!r} is not {noun}") from None
+        low, high = f.metadata["minimum"], f.metadata["maximum"]
+        if low is not None and value < low:
+            raise ValueError(f"{value} is below the minimum {low}")
+        if high is not None and value > high:
+            raise ValueError(f"{value} is above the maximum {high}")
+        return value
+    raise TypeError(f"unsupported setting type {kind!r}")  # a programming error, not user input
+
+
+def _apply(values: dict[str, dict[str, object]], section: str, key: str, raw: str, origin: str) -> None:
+    known = sections()
+    if section not in known:
+        raise ConfigError(f"{origin}: unknown section [{section}] (known: {', '.join(known)})")
+    fields = _field_types(known[section])
+    if key not in fields:
+        raise ConfigError(f"{origin}: unknown key {key!r} in section [{section}] "
+                          f"(known: {', '.join(fields)})")
+    try:
+        values[section][key] = _parse(raw, fields[key])
+    except ValueError as error:
+        raise ConfigError(f"{origin}: [{section}] {key}: {error}") from None
+
+
+def _read_file(path: Path, values: dict[str, dict[str, object]]) -> None:
+    parser = configparser.ConfigParser(interpolation=None, default_section="__no_default_section__")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except configparser.Error as error:
+        raise ConfigError(f"{path}: {error.message.splitlines()[0]}") from None
+    for section in parser.sections():
+        if section not in sections():
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sections())})")
+        for key, raw in parser.items(section):
+            _apply(values, section, key, raw, str(path))
+
+
+def _read_environment(environ: Mapping[str, str], values: dict[str, dict[str, object]]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith("VIGINT_") or name in NON_SETTING_VARIABLES:
+            continue
+        section, _, key = name[len("VIGINT_"):].lower().partition("_")
+        if section in sections():
+            _apply(values, section, key, raw, f"environment variable {name}")
+
+
+def config_path(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """Return the config file to read: the flag, else VIGINT_CONFIG, else ./config.ini if it exists."""
+    if flag is not None:
+        return flag
+    if environ.get("VIGINT_CONFIG"):
+        return Path(environ["VIGINT_CONFIG"])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[tuple[str, str], object] | None = None) -> Settings:
+    """Build the settings from defaults, `config_file`, the environment and `overrides`.
+
+    Args:
+        config_file: an explicit config file (``--config``); it must exist.
+        environ: the environment (default ``os.environ``).
+        overrides: values from command-line flags, keyed by (section, key), already typed; None skips.
+    Raises:
+        ConfigError: naming the file or variable, the section and the key at fault.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, dict[str, object]] = {name: {} for name in sections()}
+    path = config_path(config_file, environ)
+    if path is not None:
+        _read_file(path, values)
+    if environ.get("VIGINT_DB"):
+        _apply(values, "database", "path", environ["VIGINT_DB"], "environment variable VIGINT_DB")
+    _read_environment(environ, values)
+    for (section, key), value in (overrides or {}).items():
+        if value is not None:
+            values[section][key] = value
+    built = {name: kind(**values[name]) for name, kind in sections().items()}
+    return Settings(**built, source=path)

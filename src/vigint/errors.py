@@ -1,0 +1,21 @@
+"""The one exception hierarchy. The CLI shows a VigintError as one line and exits with code 1."""
+
+
+class VigintError(Exception):
+    """Base of every error Vigint reports to a user; its message is safe to show (never a secret)."""
+
+
+class ConfigError(VigintError):
+    """A setting is unknown or has a bad value; the message names the file (or variable), section and key."""
+
+
+class StoreError(VigintError):
+    """The database cannot be opened, is too new for this program, or refused a change."""
+
+
+class NotFoundError(VigintError):
+    """A client or key id that does not exist."""
+
+
+class InvalidInputError(VigintError):
+    """A value given by the operator is not acceptable (empty name, malformed email, ...)."""

@@ -1,0 +1,414 @@
+"""The store: every SQL statement Vigint runs lives in this module.
+
+SQLite through aiosqlite, in WAL mode so the admin CLI and the server can use one file at once. Each
+write is one ``BEGIN IMMEDIATE`` transaction, so a writer waits (``busy_timeout``) instead of failing
+half-way. The schema is a list of numbered migrations applied at open (``PRAGMA user_version``). Rows
+come back as small frozen dataclasses; nothing here formats output or generates keys.
+"""
+
+import enum
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from vigint.errors import InvalidInputError, NotFoundError, StoreError
+
+# How long a statement waits for another process's write lock before giving up: admin commands and
+# the server's batched writes hold it for milliseconds, so 5 s only ever elapses when something hangs.
+BUSY_TIMEOUT_MS = 5000
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE clients (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: audit rows and invoices name it
+            name TEXT NOT NULL CHECK (length(name) > 0),
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL)""",
+        """CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            hash TEXT NOT NULL UNIQUE,  -- SHA-256 of the whole key; the key itself is never stored
+            prefix TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            -- 'client' when revoked with its client, so reactivating the client restores exactly those
+            revoked_by TEXT CHECK (revoked_by IN ('key', 'client')),
+            last_used_at REAL)""",
+        "CREATE INDEX api_keys_client ON api_keys(client_id)",
+        """CREATE TABLE usage (
+            key_id INTEGER NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+            bucket_start INTEGER NOT NULL,  -- Unix seconds at the start of the hour
+            stream_seconds REAL NOT NULL DEFAULT 0,
+            bytes_received INTEGER NOT NULL DEFAULT 0,
+            frames_decoded INTEGER NOT NULL DEFAULT 0,
+            ai_calls INTEGER NOT NULL DEFAULT 0,
+            ai_tokens INTEGER NOT NULL DEFAULT 0,
+            alerts_sent INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, bucket_start)) WITHOUT ROWID""",
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+            camera TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            type TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            threat INTEGER NOT NULL DEFAULT 0,
+            clip_path TEXT,
+            alert_state TEXT NOT NULL DEFAULT 'pending')""",
+        "CREATE INDEX incidents_client ON incidents(client_id, started_at)",
+        """CREATE TABLE alert_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            delivered_at REAL,
+            last_error TEXT)""",
+        "CREATE INDEX alert_outbox_due ON alert_outbox(delivered_at, next_attempt_at)",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            client_id INTEGER,  -- no foreign key: the trail outlives a deleted client
+            key_id INTEGER,
+            detail TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX audit_log_client ON audit_log(client_id)",
+    ),
+)
+
+
+class ClientStatus(enum.StrEnum):
+    """Whether a client's keys may be used at all."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class KeyState(enum.StrEnum):
+    """Whether one key authenticates now."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Client:
+    """One customer."""
+
+    id: int
+    name: str
+    email: str
+    status: ClientStatus
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key's record: its hash stays in the database, only the display prefix comes out."""
+
+    id: int
+    client_id: int
+    prefix: str
+    label: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+    client_status: ClientStatus
+
+    def state(self, now: float) -> KeyState:
+        """Return whether this key authenticates at time `now` (Unix seconds)."""
+        if self.revoked_at is not None or self.client_status is not ClientStatus.ACTIVE:
+            return KeyState.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return KeyState.EXPIRED
+        return KeyState.ACTIVE
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One admin action: what, on which client or key, when. Never a key."""
+
+    id: int
+    at: float
+    action: str
+    client_id: int | None
+    key_id: int | None
+    detail: str
+
+
+_KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
+                  k.last_used_at, c.status AS client_status"""
+
+
+def _client(row: sqlite3.Row) -> Client:
+    return Client(**{**dict(row), "status": ClientStatus(row["status"])})
+
+
+def _key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(**{**dict(row), "client_status": ClientStatus(row["client_status"])})
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite creates it world-readable."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError as error:
+        raise StoreError(f"cannot open database {path}: {error.strerror}") from None
+
+
+class Store:
+    """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path):
+        self._db = db
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @classmethod
+    async def open(cls, path: Path) -> "Store":
+        """Open (creating if needed) the database at `path` and bring its schema up to date.
+
+        Raises:
+            StoreError: the file cannot be created or written, or was made by a newer Vigint.
+        """
+        path = Path(path)
+        _prepare_file(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open database {path}: {error}") from None
+        store = cls(db, path)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL mode
+            await db.execute("PRAGMA foreign_keys = ON")
+            await store._migrate()
+        except sqlite3.Error as error:
+            await db.close()
+            raise StoreError(f"cannot use database {path}: {error}") from None
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._db.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        await self._db.execute("COMMIT")
+
+    async def _migrate(self) -> None:
+        async with self._transaction() as db:
+            (version,) = await (await db.execute("PRAGMA user_version")).fetchone()
+            if version > len(MIGRATIONS):
+                raise StoreError(f"database {self.path} has schema version {version}, newer than this "
+                                 f"program knows ({len(MIGRATIONS)}): upgrade vigint")
+            for number in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number]:
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    async def _fetch_all(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    async def _fetch_one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        rows = await self._fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    @staticmethod
+    async def _audit(db: aiosqlite.Connection, now: float, action: str, client_id: int | None,
+                     key_id: int | None = None, detail: str = "") -> None:
+        await db.execute("INSERT INTO audit_log (at, action, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?)",
+                         (now, action, client_id, key_id, detail))
+
+    # Clients
+
+    async def create_client(self, name: str, email: str, key_hash: str, key_prefix: str,
+                            now: float | None = None) -> tuple[Client, ApiKey]:
+        """Create a client with its first key (given by hash and display prefix only).
+
+        Raises:
+            InvalidInputError: a client with this email already exists.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            existing = await self._fetch_one("SELECT id FROM clients WHERE email = ?", (email,))
+            if existing is not None:
+                raise InvalidInputError(f"a client with email {email} already exists (id {existing['id']})")
+            cursor = await db.execute(
+                "INSERT INTO clients (name, email, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?)",
+                (name, email, now, now))
+            client_id = cursor.lastrowid
+            await self._audit(db, now, "client.create", client_id, detail=f"name={name!r} email={email}")
+            key_id = await self._insert_key(db, client_id, key_hash, key_prefix, "", None, now)
+        return await self.get_client(client_id), await self.get_key(key_id)
+
+    async def get_client(self, client_id: int) -> Client:
+        """Return one client. Raises NotFoundError."""
+        row = await self._fetch_one("SELECT * FROM clients WHERE id = ?", (client_id,))
+        if row is None:
+            raise NotFoundError(f"no client with id {client_id}")
+        return _client(row)
+
+    async def list_clients(self) -> list[Client]:
+        """Return every client, oldest first."""
+        return [_client(row) for row in await self._fetch_all("SELECT * FROM clients ORDER BY id")]
+
+    async def revoke_client(self, client_id: int, now: float | None = None) -> int:
+        """Deactivate a client and all its keys at once; return how many keys were active.
+
+        Raises:
+            NotFoundError: no such client.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            await self.get_client(client_id)
+            await db.execute("UPDATE clients SET status = 'revoked', updated_at = ? WHERE id = ?",
+                             (now, client_id))
+            cursor = await db.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_by = 'client' WHERE client_id = ? AND revoked_at IS NULL",
+                (now, client_id))
+            await self._audit(db, now, "client.revoke", client_id, detail=f"{cursor.rowcount} key(s) deactivated")
+        return cursor.rowcount
+
+    async def reactivate_client(self, client_id: int, key_id: int | None = None, now: float | None = None) -> int:
+        """Make a client active again, with the keys its revocation deactivated, or only `key_id`.
+
+        Keys revoked one by one (rotation) stay revoked unless named by `key_id`.
+        Returns how many keys were restored.
+        Raises:
+            NotFoundError: no such client, or `key_id` is not one of its keys.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            await self.get_client(client_id)
+            if key_id is None:
+                cursor = await db.execute(
+                    "UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE client_id = ? AND revoked_by = 'client'",
+                    (client_id,))
+            else:
+                cursor = await db.execute(
+                    "UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE id = ? AND client_id = ?",
+                    (key_id, client_id))
+                if cursor.rowcount == 0:
+                    raise NotFoundError(f"client {client_id} has no key with id {key_id}")
+            await db.execute("UPDATE clients SET status = 'active', updated_at = ? WHERE id = ?", (now, client_id))
+            await self._audit(db, now, "client.reactivate", client_id, key_id,
+                              detail=f"{cursor.rowcount} key(s) restored")
+        return cursor.rowcount
+
+    async def delete_client(self, client_id: int, now: float | None = None) -> Client:
+        """Delete a client with its keys, usage, incidents and alerts. Raises NotFoundError."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            client = await self.get_client(client_id)
+            await db.execute("DELETE FROM clients WHERE id = ?", (client_id,))
+            await self._audit(db, now, "client.delete", client_id,
+                              detail=f"name={client.name!r} email={client.email}")
+        return client
+
+    # Keys
+
+    @staticmethod
+    async def _insert_key(db: aiosqlite.Connection, client_id: int, key_hash: str, prefix: str, label: str,
+                          expires_at: float | None, now: float) -> int:
+        cursor = await db.execute(
+            "INSERT INTO api_keys (client_id, hash, prefix, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (client_id, key_hash, prefix, label, now, expires_at))
+        await Store._audit(db, now, "key.create", client_id, cursor.lastrowid,
+                           detail=f"prefix={prefix}" + (f" label={label!r}" if label else ""))
+        return cursor.lastrowid
+
+    async def create_key(self, client_id: int, key_hash: str, prefix: str, label: str = "",
+                         expires_at: float | None = None, now: float | None = None) -> ApiKey:
+        """Add a key to an active client (rotation). Raises NotFoundError or InvalidInputError."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            client = await self.get_client(client_id)
+            if client.status is not ClientStatus.ACTIVE:
+                raise InvalidInputError(f"client {client_id} is revoked: reactivate it before adding keys")
+            key_id = await self._insert_key(db, client_id, key_hash, prefix, label, expires_at, now)
+        return await self.get_key(key_id)
+
+    async def get_key(self, key_id: int) -> ApiKey:
+        """Return one key's record. Raises NotFoundError."""
+        row = await self._fetch_one(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id = ?", (key_id,))
+        if row is None:
+            raise NotFoundError(f"no key with id {key_id}")
+        return _key(row)
+
+    async def list_keys(self, client_id: int | None = None) -> list[ApiKey]:
+        """Return every key, or one client's (NotFoundError if that client does not exist)."""
+        if client_id is None:
+            rows = await self._fetch_all(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id ORDER BY k.id")
+        else:
+            await self.get_client(client_id)
+            rows = await self._fetch_all(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id "
+                "WHERE k.client_id = ? ORDER BY k.id", (client_id,))
+        return [_key(row) for row in rows]
+
+    async def revoke_key(self, key_id: int, now: float | None = None) -> ApiKey:
+        """Revoke one key; its client's other keys keep working. Raises NotFoundError."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            key = await self.get_key(key_id)
+            await db.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_by = 'key' WHERE id = ? AND revoked_at IS NULL",
+                (now, key_id))
+            await self._audit(db, now, "key.revoke", key.client_id, key_id, detail=f"prefix={key.prefix}")
+        return await self.get_key(key_id)
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        """Look a key up by the SHA-256 of the whole key: one indexed query."""
+        row = await self._fetch_one(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.hash = ?",
+            (key_hash,))
+        return None if row is None else _key(row)
+
+    # Audit
+
+    async def list_audit(self, client_id: int | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Return admin actions, newest first, optionally for one client (deleted ones included)."""
+        if client_id is None:
+            rows = await self._fetch_all("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._fetch_all("SELECT * FROM audit_log WHERE client_id = ? ORDER BY id DESC LIMIT ?",
+                                         (client_id, limit))
+        return [AuditEntry(**dict(row)) for row in rows]

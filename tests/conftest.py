@@ -1,0 +1,47 @@
+"""Shared fixtures: a temporary database and the real CLI, in-process or as a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vigint.cli import main
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "vigint.db"
+
+
+@pytest.fixture
+def cli(db_path, capsys, monkeypatch, tmp_path):
+    """Run `vigint ARGS --db <temp db>` in this process; return its exit code and output."""
+    monkeypatch.chdir(tmp_path)  # no stray ./config.ini is picked up
+
+    def run(*args: str) -> Result:
+        code = main([*args, "--db", str(db_path)])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def run_vigint(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real `vigint` executable of this environment in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "vigint", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,187 @@
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import run_vigint
+
+from vigint import __version__, keys
+from vigint.cli import main
+from vigint.store import MIGRATIONS
+
+KEY_PATTERN = re.compile(r"VIGINT_API_KEY=(vig_\w+)")
+
+
+def create(cli, name="Acme", email="ops@acme.test") -> dict:
+    result = cli("client", "create", "--name", name, "--email", email, "--json")
+    assert result.code == 0, result.err
+    return result.json()
+
+
+def states(cli, client_id: int) -> dict[int, str]:
+    [client] = [c for c in cli("client", "list", "--json").json() if c["id"] == client_id]
+    return {key["id"]: key["state"] for key in client["keys"]}
+
+
+def test_client_create_prints_a_valid_key_that_the_database_does_not_hold(cli, db_path):
+    result = cli("client", "create", "--name", "Acme", "--email", "ops@acme.test")
+    assert result.code == 0
+    [api_key] = KEY_PATTERN.findall(result.out)
+    assert keys.is_well_formed(api_key)
+    second = create(cli, "Beta", "beta@b.test")["api_key"]
+    assert keys.is_well_formed(second) and second != api_key
+    for path in db_path.parent.glob("vigint.db*"):
+        raw = path.read_bytes()
+        assert api_key.encode() not in raw and second.encode() not in raw
+        assert api_key[10:30].encode() not in raw  # nor any part beyond the display prefix
+
+
+def test_create_json_carries_the_documented_fields(cli):
+    document = create(cli)
+    assert set(document) == {"client_id", "key_id", "api_key"}
+    [client] = cli("client", "list", "--json").json()
+    assert client["id"] == document["client_id"] and client["status"] == "active"
+    assert {"name", "email", "created_at", "last_seen_at", "keys"} <= set(client)
+    [key] = client["keys"]
+    assert key["id"] == document["key_id"] and key["prefix"] == document["api_key"][:10]
+    assert key["state"] == "active"
+    assert {"label", "created_at", "expires_at", "revoked_at", "last_used_at"} <= set(key)
+
+
+def test_duplicate_email_is_refused_with_one_clear_line(cli):
+    create(cli)
+    result = cli("client", "create", "--name", "Other", "--email", "ops@acme.test")
+    assert result.code == 1
+    assert result.err == "vigint: error: a client with email ops@acme.test already exists (id 1)\n"
+    assert len(cli("client", "list", "--json").json()) == 1
+
+
+def test_bad_input_is_one_line_and_exit_code_1(cli, tmp_path):
+    create(cli)
+    cases = {
+        ("client", "create", "--name", "  ", "--email", "a@b.test"): "the client name must not be empty",
+        ("client", "create", "--name", "X", "--email", "not-an-email"): "'not-an-email' is not an email address",
+        ("client", "revoke", "--client-id", "42"): "no client with id 42",
+        ("key", "revoke", "--key-id", "42"): "no key with id 42",
+        ("key", "list", "--client-id", "42"): "no client with id 42",
+        ("client", "reactivate", "--client-id", "1", "--key-id", "42"): "client 1 has no key with id 42",
+        ("key", "create", "--client-id", "1", "--expires-in", "0"): "--expires-in must be a positive",
+    }
+    for args, message in cases.items():
+        result = cli(*args)
+        assert result.code == 1, args
+        assert result.err.startswith("vigint: error: ") and message in result.err, result.err
+        assert result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_unwritable_database_path_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for path, reason in [(blocker / "vigint.db", "Not a directory"),
+                         (tmp_path / "missing-dir" / "vigint.db", "No such file or directory")]:
+        assert main(["client", "list", "--db", str(path)]) == 1
+        # The path itself is named, so the operator knows which setting to fix.
+        assert capsys.readouterr().err == f"vigint: error: cannot open database {path}: {reason}\n"
+
+
+def test_database_newer_than_the_program_is_a_clear_error(cli, db_path):
+    create(cli)
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    result = cli("client", "list")
+    assert result.code == 1 and "newer than this program knows" in result.err and "upgrade vigint" in result.err
+
+
+def test_revoke_then_reactivate_restores_every_key(cli):
+    client = create(cli)
+    second = cli("key", "create", "--client-id", str(client["client_id"]), "--json").json()
+    assert cli("client", "revoke", "--client-id", str(client["client_id"])).code == 0
+    assert states(cli, client["client_id"]) == {client["key_id"]: "revoked", second["key_id"]: "revoked"}
+    assert cli("client", "reactivate", "--client-id", str(client["client_id"])).code == 0
+    assert states(cli, client["client_id"]) == {client["key_id"]: "active", second["key_id"]: "active"}
+
+
+def test_reactivate_with_key_id_restores_only_that_key(cli):
+    client = create(cli)
+    second = cli("key", "create", "--client-id", str(client["client_id"]), "--json").json()
+    cli("client", "revoke", "--client-id", str(client["client_id"]))
+    result = cli("client", "reactivate", "--client-id", str(client["client_id"]), "--key-id", str(second["key_id"]))
+    assert result.code == 0
+    assert states(cli, client["client_id"]) == {client["key_id"]: "revoked", second["key_id"]: "active"}
+
+
+def test_rotation_new_key_stays_valid_after_the_old_one_is_revoked(cli):
+    client = create(cli)
+    new = cli("key", "create", "--client-id", str(client["client_id"]), "--name", "site-2", "--json").json()
+    assert keys.is_well_formed(new["api_key"]) and new["api_key"] != client["api_key"]
+    assert cli("key", "revoke", "--key-id", str(client["key_id"])).code == 0
+    listed = {k["id"]: k for k in cli("key", "list", "--client-id", str(client["client_id"]), "--json").json()}
+    assert listed[client["key_id"]]["state"] == "revoked"
+    assert listed[new["key_id"]]["state"] == "active" and listed[new["key_id"]]["label"] == "site-2"
+
+
+def test_key_with_expiry_lists_its_expiry(cli):
+    client = create(cli)
+    new = cli("key", "create", "--client-id", str(client["client_id"]), "--expires-in", "1", "--json").json()
+    [listed] = [k for k in cli("key", "list", "--json").json() if k["id"] == new["key_id"]]
+    assert listed["expires_at"] is not None and listed["state"] == "active"
+
+
+def test_delete_needs_yes_and_then_removes_the_client(cli):
+    client = create(cli)
+    refused = cli("client", "delete", "--client-id", str(client["client_id"]))
+    assert refused.code == 1 and "--yes" in refused.err
+    assert len(cli("client", "list", "--json").json()) == 1
+    assert cli("client", "delete", "--client-id", str(client["client_id"]), "--yes").code == 0
+    assert cli("client", "list", "--json").json() == []
+    assert cli("key", "list", "--json").json() == []
+
+
+def test_audit_lists_admin_actions_newest_first_and_never_a_key(cli):
+    client = create(cli)
+    other = create(cli, "Beta", "beta@b.test")
+    cli("client", "revoke", "--client-id", str(client["client_id"]))
+    entries = cli("audit", "--client-id", str(client["client_id"]), "--json").json()
+    assert [e["action"] for e in entries] == ["client.revoke", "key.create", "client.create"]
+    everything = cli("audit", "--json")
+    assert len(everything.json()) == 5
+    table = cli("audit")
+    for api_key in (client["api_key"], other["api_key"]):
+        assert api_key not in everything.out and api_key not in table.out
+
+
+def test_tables_show_clients_and_key_prefixes(cli):
+    client = create(cli)
+    table = cli("client", "list").out
+    assert "Acme" in table and "ops@acme.test" in table and client["api_key"][:10] in table
+    assert client["api_key"] not in table
+
+
+def test_version_and_usage_errors(tmp_path):
+    result = run_vigint("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"vigint {__version__}"
+    result = run_vigint("client", "create", "--name", "X", cwd=tmp_path)
+    assert result.returncode == 2 and "--email" in result.stderr
+
+
+def test_list_works_while_another_process_writes(tmp_path):
+    db = tmp_path / "shared.db"
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+from vigint.cli import main
+for i in range(40):
+    assert main(["client", "create", "--name", f"c{{i}}", "--email", f"c{{i}}@x.test", "--json",
+                 "--db", {str(db)!r}]) == 0
+"""], cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        listings = 0
+        while writer.poll() is None or listings < 3:
+            result = run_vigint("client", "list", "--json", "--db", str(db), cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            listings += 1
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+    final = run_vigint("client", "list", "--json", "--db", str(db), cwd=tmp_path)
+    assert len(json.loads(final.stdout)) == 40

@@ -1,0 +1,91 @@
+import configparser
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vigint.config import DatabaseSettings, Settings, load_settings, sections
+from vigint.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_no_config_file_gives_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={})
+    assert settings == Settings()
+    assert settings.database.path == Path("vigint.db")
+    assert settings.source is None
+
+
+def test_misspelt_key_is_an_error_naming_file_section_and_key(tmp_path):
+    config = tmp_path / "config.ini"
+    config.write_text("[database]\npaht = /tmp/x.db\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, environ={})
+    message = str(error.value)
+    assert str(config) in message and "[database]" in message and "'paht'" in message
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    config = tmp_path / "config.ini"
+    config.write_text("[databse]\npath = x.db\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[databse\]"):
+        load_settings(config, environ={})
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "nope.ini", environ={})
+
+
+def test_layers_file_then_environment_then_flags(tmp_path):
+    config = tmp_path / "config.ini"
+    config.write_text("[database]\npath = from-file.db\n")
+    assert load_settings(config, environ={}).database.path == Path("from-file.db")
+    environ = {"VIGINT_DATABASE_PATH": "from-env.db"}
+    assert load_settings(config, environ=environ).database.path == Path("from-env.db")
+    flags = {("database", "path"): Path("from-flag.db")}
+    assert load_settings(config, environ=environ, overrides=flags).database.path == Path("from-flag.db")
+
+
+def test_vigint_db_and_vigint_config_variables(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "elsewhere.ini"
+    config.write_text("[database]\npath = named.db\n")
+    settings = load_settings(environ={"VIGINT_CONFIG": str(config)})
+    assert settings.source == config and settings.database.path == Path("named.db")
+    assert load_settings(environ={"VIGINT_DB": "short.db"}).database.path == Path("short.db")
+
+
+def test_customer_variables_are_not_mistaken_for_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    environ = {"VIGINT_API_KEY": "vig_x", "VIGINT_SERVER_URL": "ws://h", "VIGINT_DATABASE_PAHT": "x"}
+    with pytest.raises(ConfigError, match="VIGINT_DATABASE_PAHT"):
+        load_settings(environ=environ)
+    del environ["VIGINT_DATABASE_PAHT"]
+    assert load_settings(environ=environ) == Settings()
+
+
+def test_bad_value_names_where_it_came_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"VIGINT_DATABASE_PATH: \[database\] path: a path is required"):
+        load_settings(environ={"VIGINT_DATABASE_PATH": " "})
+
+
+def test_settings_are_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().database.path = Path("other.db")  # type: ignore[misc]
+    assert isinstance(Settings().database, DatabaseSettings)
+
+
+def test_example_config_lists_every_setting_with_its_default():
+    example = (REPO / "config.example.ini").read_text()
+    uncommented = configparser.ConfigParser(interpolation=None)
+    uncommented.read_string("\n".join(line.removeprefix("# ") for line in example.splitlines()
+                                      if not line.startswith("# ") or " = " in line))
+    for name, kind in sections().items():
+        for f in dataclasses.fields(kind):
+            assert uncommented.has_option(name, f.name), f"[{name}] {f.name} missing from config.example.ini"
+            shown = uncommented.get(name, f.name)
+            assert shown == ("" if f.default is None else str(f.default)), f"[{name}] {f.name}"
