@@ -45,3 +45,25 @@ def run_vigint(*args: str, cwd: Path, env: dict | None = None, timeout: float = 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "vigint", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") -> tuple[int, int, str]:
+    """Create a client through the store; return (client id, key id, API key)."""
+    from vigint import keys
+
+    api_key = keys.generate()
+    client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key))
+    return client.id, key.id, api_key
+
+
+async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
+    """Wait until `condition()` is true; fail the test with its last value after `timeout` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition still false after {timeout} s: {value!r}")
+        await asyncio.sleep(interval)
+    return value

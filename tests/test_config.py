@@ -1,5 +1,5 @@
-import configparser
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -80,12 +80,13 @@ def test_settings_are_immutable():
 
 
 def test_example_config_lists_every_setting_with_its_default():
-    example = (REPO / "config.example.ini").read_text()
-    uncommented = configparser.ConfigParser(interpolation=None)
-    uncommented.read_string("\n".join(line.removeprefix("# ") for line in example.splitlines()
-                                      if not line.startswith("# ") or " = " in line))
-    for name, kind in sections().items():
-        for f in dataclasses.fields(kind):
-            assert uncommented.has_option(name, f.name), f"[{name}] {f.name} missing from config.example.ini"
-            shown = uncommented.get(name, f.name)
-            assert shown == ("" if f.default is None else str(f.default)), f"[{name}] {f.name}"
+    shown: dict[str, dict[str, str]] = {}
+    section = None
+    for line in (REPO / "config.example.ini").read_text().splitlines():
+        if header := re.fullmatch(r"\[(\w+)\]", line):
+            section = shown.setdefault(header[1], {})
+        elif assignment := re.fullmatch(r"# (\w+) =(?: (.*))?", line):
+            section[assignment[1]] = assignment[2] or ""
+    expected = {name: {f.name: "" if f.default is None else str(f.default) for f in dataclasses.fields(kind)}
+                for name, kind in sections().items()}
+    assert shown == expected

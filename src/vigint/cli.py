@@ -8,18 +8,21 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
+import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from vigint import __version__, keys
+from vigint import __version__, cert, keys, protocol
 from vigint.config import Settings, load_settings
 from vigint.errors import InvalidInputError, VigintError
+from vigint.server import Server
 from vigint.store import ApiKey, Client, Store
 
 log = logging.getLogger("vigint")
@@ -28,6 +31,9 @@ log = logging.getLogger("vigint")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 MAX_NAME_LENGTH = 200
 SECONDS_PER_DAY = 86400
+# Command-line flags that override a setting, by argparse destination.
+FLAG_SETTINGS = {"db": ("database", "path"), "host": ("server", "host"), "port": ("server", "port"),
+                 "tls_cert": ("server", "tls_cert"), "tls_key": ("server", "tls_key")}
 
 
 def validate_name(name: str) -> str:
@@ -205,6 +211,76 @@ async def audit(args, settings: Settings, console: Console) -> int:
     return 0
 
 
+async def serve(args, settings: Settings, console: Console) -> int:
+    logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
+    async with await _open_store(settings) as store:
+        server = Server(settings, store)
+        await server.start()
+        scheme = "wss" if server.tls else "ws"
+        console.print(f"Vigint {__version__} serving\n"
+                      f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
+                      f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
+                      f"  database   {settings.database.path.resolve()} ({await store.count_clients()} clients)\n"
+                      f"  settings   {settings.source or 'embedded defaults'}", highlight=False)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stopping.is_set():
+                print("vigint: second signal: exiting now", file=sys.stderr)
+                os._exit(130)
+            stopping.set()
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, on_signal)
+        await stopping.wait()
+        console.print("Shutting down: closing streams and writing usage…", highlight=False)
+        await server.stop()
+    console.print("Stopped.", highlight=False)
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
+
+
+def _utc_midnight(day: date | None) -> float | None:
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+async def usage(args, settings: Settings, console: Console) -> int:
+    until = None if args.until is None else args.until + timedelta(days=1)  # --until is inclusive
+    async with await _open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        rows = await store.usage_report(args.client_id, _utc_midnight(args.since), _utc_midnight(until))
+    if args.json:
+        _print_json([{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
+                      "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
+                      "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded} for r in rows])
+        return 0
+    period = f"{args.since or 'the start'} to {args.until or 'now'} (UTC days)"
+    table = Table(title=f"Usage from {period}")
+    for column in ("Client", "Name", "Key", "Stream hours", "Received", "Frames decoded"):
+        table.add_column(column, justify="right" if column in {"Stream hours", "Received", "Frames decoded"} else "left")
+    for r in rows:
+        table.add_row(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
+                      f"{r.bytes_received / 1e6:,.1f} MB", f"{r.frames_decoded:,}")
+    console.print(table)
+    return 0
+
+
+async def make_cert(args, settings: Settings, console: Console) -> int:
+    cert_path, key_path = cert.write_self_signed(args.cert_host, args.out_dir, overwrite=args.force)
+    console.print(f"Wrote {cert_path} and {key_path} (private, owner-only) for {args.cert_host}.\n"
+                  f"Serve with: vigint serve --tls-cert {cert_path} --tls-key {key_path}\n"
+                  f"Agents trust it with: vigint agent --ca-cert {cert_path} …", highlight=False)
+    return 0
+
+
 def _common_options(defaults: bool) -> argparse.ArgumentParser:
     """Options every command takes, before or after the subcommand's name."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -265,6 +341,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command(commands, "audit", audit, "show admin actions, newest first", listing=True)
     sub.add_argument("--client-id", type=int)
+
+    sub = command(commands, "serve", serve, "run the server: authenticated camera streams, decoding, analysis")
+    sub.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1)")
+    sub.add_argument("--port", type=int, help="TCP port (default: [server] port, 5002; 0 picks a free one)")
+    sub.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve wss://")
+    sub.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+
+    sub = command(commands, "usage", usage, "usage per client and key: stream time, bytes, frames", listing=True)
+    sub.add_argument("--client-id", type=int)
+    sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
+    sub.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)")
+
+    sub = command(commands, "cert", make_cert, "write a self-signed TLS certificate and key for a first deployment")
+    sub.add_argument("--host", dest="cert_host", required=True, help="the name or IP address agents connect to")
+    sub.add_argument("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)")
+    sub.add_argument("--force", action="store_true", help="replace existing files")
     return parser
 
 
@@ -278,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(args.config, overrides={("database", "path"): args.db})
+        overrides = {target: getattr(args, flag, None) for flag, target in FLAG_SETTINGS.items()}
+        settings = load_settings(args.config, overrides=overrides)
         # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys.
         console = Console() if sys.stdout.isatty() else Console(width=160)
         return asyncio.run(args.handler(args, settings, console))

@@ -34,10 +34,63 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """How `vigint serve` listens and treats connections."""
+
+    host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 accepts agents from other hosts "
+                        "(the safe default serves this machine only)")
+    port: int = setting(5002, "TCP port for WebSocket streams and HTTP (/healthz, /metrics)",
+                        minimum=0, maximum=65535)
+    tls_cert: Path | None = setting(None, "PEM certificate chain; with tls_key, serves wss:// "
+                                    "(`vigint cert` makes a self-signed pair)")
+    tls_key: Path | None = setting(None, "PEM private key for tls_cert")
+    auth_timeout_seconds: float = setting(5.0, "a connection must say hello within this time: agents do at "
+                                          "once, so a silent connection is only holding a socket", minimum=0.1)
+    max_streams_per_client: int = setting(16, "cameras one client may stream at once: a shop has a few, "
+                                          "16 leaves room while stopping a leaked key from eating the server",
+                                          minimum=1)
+    max_auth_failures: int = setting(10, "failed hellos from one address within auth_failure_window_seconds "
+                                     "before it gets 4429: enough for a customer's typos, too few to guess keys",
+                                     minimum=1)
+    auth_failure_window_seconds: float = setting(60.0, "the window over which failed hellos are counted, "
+                                                 "and so how long a blocked address waits", minimum=1)
+    revocation_check_seconds: float = setting(0.25, "how often the database is polled for revoked or "
+                                              "expired keys; revocation must reach open streams within 1 s",
+                                              minimum=0.05, maximum=1)
+    usage_flush_seconds: float = setting(5.0, "how often usage counters and last-seen times are written: "
+                                         "batched, never a write per frame", minimum=0.1)
+    decode_threads: int = setting(0, "worker threads decoding video; 0 means one per CPU core", minimum=0)
+    max_bad_packets: int = setting(150, "consecutive undecodable media messages before a stream is closed "
+                                   "with 4415 (about 10 s of a 15 fps camera)", minimum=1)
+    max_decode_backlog: int = setting(60, "packets waiting for the decoder before analysis skips ahead to "
+                                      "the next keyframe, so an overloaded server stays real-time", minimum=1)
+    shutdown_timeout_seconds: float = setting(5.0, "how long a graceful shutdown waits for streams to close",
+                                              minimum=0.1)
+
+
+@dataclass(frozen=True)
+class BufferSettings:
+    """What each stream keeps in memory."""
+
+    long_buffer_seconds: float = setting(10.0, "encoded video kept per stream for clips: pre-roll plus "
+                                         "margin, about 2.5 MB at 720p 2 Mbps", minimum=1)
+    short_buffer_seconds: float = setting(3.0, "decoded gray frames kept for analysis: long enough to see "
+                                          "motion build up", minimum=0.5)
+    analysis_width: int = setting(320, "width frames are scaled to for analysis: enough to see a person, "
+                                  "small enough to cost 0.1-0.6 ms a frame", minimum=32, maximum=3840)
+    analysis_fps: float = setting(5.0, "frames per second analysed: motion is visible at 5 fps and it "
+                                  "costs a third of 15", minimum=0.5, maximum=60)
+    max_packet_buffer_bytes: int = setting(33554432, "memory cap on one stream's encoded video (32 MiB), "
+                                           "whatever bitrate a sender uses", minimum=1048576)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section. Build it with `load_settings`."""
 
     database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    buffers: BufferSettings = BufferSettings()
     # The config file that was read, if any: shown at start so operators know which one is in force.
     source: Path | None = None
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiosqlite
 
 from vigint.errors import InvalidInputError, NotFoundError, StoreError
+from vigint.usage import UsageDelta
 
 # How long a statement waits for another process's write lock before giving up: admin commands and
 # the server's batched writes hold it for milliseconds, so 5 s only ever elapses when something hangs.
@@ -149,6 +150,19 @@ class AuditEntry:
     client_id: int | None
     key_id: int | None
     detail: str
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One key's usage over a period."""
+
+    client_id: int
+    client_name: str
+    key_id: int
+    key_prefix: str
+    stream_seconds: float
+    bytes_received: int
+    frames_decoded: int
 
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
@@ -401,6 +415,59 @@ class Store:
             f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.hash = ?",
             (key_hash,))
         return None if row is None else _key(row)
+
+    async def keys_by_id(self, key_ids: set[int]) -> dict[int, ApiKey]:
+        """Return the records of the given keys that still exist (a deleted client's are absent)."""
+        if not key_ids:
+            return {}
+        marks = ", ".join("?" * len(key_ids))
+        rows = await self._fetch_all(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id IN ({marks})",
+            tuple(key_ids))
+        return {row["id"]: _key(row) for row in rows}
+
+    async def data_version(self) -> int:
+        """Return a number that changes whenever another connection commits: a cheap change detector."""
+        (version,) = await (await self._db.execute("PRAGMA data_version")).fetchone()
+        return version
+
+    async def count_clients(self) -> int:
+        """Return how many clients exist."""
+        (count,) = await (await self._db.execute("SELECT count(*) FROM clients")).fetchone()
+        return count
+
+    # Usage
+
+    async def record_usage(self, deltas: list[UsageDelta], last_used: dict[int, float]) -> None:
+        """Add usage deltas to their hourly buckets and move keys' last-used times, in one transaction.
+
+        Keys deleted meanwhile are skipped: their usage went with their client.
+        """
+        async with self._transaction() as db:
+            await db.executemany(
+                """INSERT INTO usage (key_id, bucket_start, stream_seconds, bytes_received, frames_decoded)
+                   SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
+                   ON CONFLICT (key_id, bucket_start) DO UPDATE SET
+                       stream_seconds = stream_seconds + excluded.stream_seconds,
+                       bytes_received = bytes_received + excluded.bytes_received,
+                       frames_decoded = frames_decoded + excluded.frames_decoded""",
+                [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded) for d in deltas])
+            await db.executemany(
+                "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
+                [(at, key_id) for key_id, at in last_used.items()])
+
+    async def usage_report(self, client_id: int | None, since: float | None, until: float | None) -> list[UsageRow]:
+        """Return usage per key within [since, until) (hour buckets), with the key's client, by client then key."""
+        rows = await self._fetch_all(
+            """SELECT c.id AS client_id, c.name AS client_name, k.id AS key_id, k.prefix AS key_prefix,
+                      total(u.stream_seconds) AS stream_seconds, total(u.bytes_received) AS bytes_received,
+                      total(u.frames_decoded) AS frames_decoded
+               FROM usage u JOIN api_keys k ON k.id = u.key_id JOIN clients c ON c.id = k.client_id
+               WHERE (?1 IS NULL OR c.id = ?1) AND (?2 IS NULL OR u.bucket_start >= ?2)
+                 AND (?3 IS NULL OR u.bucket_start < ?3)
+               GROUP BY k.id ORDER BY c.id, k.id""", (client_id, since, until))
+        return [UsageRow(**{**dict(row), "bytes_received": int(row["bytes_received"]),
+                            "frames_decoded": int(row["frames_decoded"])}) for row in rows]
 
     # Audit
 

@@ -1,0 +1,80 @@
+"""Server metrics, kept in memory and rendered in the Prometheus text format for GET /metrics."""
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass, field
+
+# Receipt-to-ring delay: real-time analysis needs well under a second; the top buckets show overload.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class Histogram:
+    """A cumulative histogram with fixed bucket bounds (seconds)."""
+
+    bounds: tuple[float, ...] = LAG_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        """Record one value."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def quantile(self, q: float) -> float:
+        """Return the upper bound of the bucket holding quantile `q` (inf past the last bound)."""
+        rank, seen = q * self.count, 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+            seen += count
+            if seen >= rank:
+                return bound
+        return float("inf")
+
+
+@dataclass
+class Metrics:
+    """Counters the server updates as it goes; `render` adds the live gauges it is given."""
+
+    frames_decoded: int = 0
+    bytes_received: int = 0
+    decode_errors: int = 0
+    auth_failures: Counter = field(default_factory=Counter)
+    decode_lag: Histogram = field(default_factory=Histogram)
+
+    def render(self, streams_by_client: dict[int, int], usage_flush_lag: float) -> str:
+        """Return the metrics page, given the live streams per client id and seconds since the last usage flush."""
+        lines = [
+            "# HELP vigint_streams_connected Authenticated camera streams open now.",
+            "# TYPE vigint_streams_connected gauge",
+            *(f'vigint_streams_connected{{client_id="{client}"}} {count}'
+              for client, count in sorted(streams_by_client.items())),
+            "# HELP vigint_frames_decoded_total Video frames decoded.",
+            "# TYPE vigint_frames_decoded_total counter",
+            f"vigint_frames_decoded_total {self.frames_decoded}",
+            "# HELP vigint_bytes_received_total Media bytes received from agents.",
+            "# TYPE vigint_bytes_received_total counter",
+            f"vigint_bytes_received_total {self.bytes_received}",
+            "# HELP vigint_decode_errors_total Media messages that could not be decoded.",
+            "# TYPE vigint_decode_errors_total counter",
+            f"vigint_decode_errors_total {self.decode_errors}",
+            "# HELP vigint_auth_failures_total Refused hellos, by reason.",
+            "# TYPE vigint_auth_failures_total counter",
+            *(f'vigint_auth_failures_total{{reason="{reason}"}} {count}'
+              for reason, count in sorted(self.auth_failures.items())),
+            "# HELP vigint_decode_lag_seconds Delay from receipt of a packet to its frame in the ring.",
+            "# TYPE vigint_decode_lag_seconds histogram",
+        ]
+        cumulative = 0
+        for bound, count in zip((*self.decode_lag.bounds, "+Inf"), self.decode_lag.counts):
+            cumulative += count
+            lines.append(f'vigint_decode_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
+        lines += [
+            f"vigint_decode_lag_seconds_sum {self.decode_lag.total}",
+            f"vigint_decode_lag_seconds_count {self.decode_lag.count}",
+            "# HELP vigint_usage_flush_lag_seconds Seconds since usage was last written to the database.",
+            "# TYPE vigint_usage_flush_lag_seconds gauge",
+            f"vigint_usage_flush_lag_seconds {usage_flush_lag:.3f}",
+        ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,134 @@
+"""Wire protocol v1, as pure functions and data: parse the hello, build replies, split media messages.
+
+No I/O here: the server feeds messages in and gets typed values or a `ProtocolViolation` out; docs/protocol.md
+describes the same protocol for third-party agents.
+"""
+
+import enum
+import json
+import re
+import struct
+from dataclasses import dataclass, field
+
+from vigint.errors import VigintError
+
+VERSION = 1
+PATH = "/v1/stream"
+MAX_HELLO_BYTES = 4 * 1024  # before authentication: enough for any hello, too small to hurt
+MAX_MEDIA_BYTES = 4 * 1024 * 1024  # after: an access unit of a 4K keyframe at a high bitrate
+HEADER = struct.Struct(">qq")  # presentation time, decode time: µs since the Unix epoch, capture clock
+MAX_CAMERA_NAME = 64
+CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
+CODECS = frozenset({"h264"})
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes the server uses, and whether an agent should reconnect after each."""
+
+    GOING_AWAY = 1001  # server shutting down: reconnect
+    MESSAGE_TOO_BIG = 1009  # a message over the current size limit: fix the agent
+    INTERNAL_ERROR = 1011  # unexpected server error: reconnect after backoff
+    BAD_HELLO = 4400  # hello missing fields, not JSON, wrong type or version: do not reconnect
+    INVALID_KEY = 4401  # key unknown, revoked, expired or malformed: do not reconnect
+    OVER_LIMIT = 4403  # over the client's stream cap, or camera already streaming: after backoff
+    HELLO_TIMEOUT = 4408  # no hello within auth_timeout: reconnect
+    TOO_MANY_FAILURES = 4429  # too many failed hellos from this address: after the given delay
+    BAD_MEDIA = 4415  # the media cannot be decoded at all: do not reconnect without a fix
+
+
+# One reason for every kind of invalid key, so that the answer reveals nothing about which keys exist.
+INVALID_KEY_REASON = "invalid API key"
+
+
+class ProtocolViolation(VigintError):
+    """A message breaks the protocol; `code` and `reason` are what the connection is closed with."""
+
+    def __init__(self, code: CloseCode, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The agent's first message."""
+
+    key: str = field(repr=False)  # a secret: never in a repr or a log line
+    camera: str
+    codec: str
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaMessage:
+    """One access unit with its timestamps (µs since the Unix epoch)."""
+
+    pts: int
+    dts: int
+    data: bytes
+
+
+def _bad(reason: str) -> ProtocolViolation:
+    return ProtocolViolation(CloseCode.BAD_HELLO, reason)
+
+
+def _optional(document: dict, name: str, kinds: tuple[type, ...]):
+    value = document.get(name)
+    if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+        raise _bad(f"hello field {name!r} has the wrong type")
+    return value
+
+
+def parse_hello(message: str | bytes) -> Hello:
+    """Parse and validate the first message of a connection.
+
+    Raises:
+        ProtocolViolation: code 4400 with a reason naming what is wrong (never echoing the key).
+    """
+    if isinstance(message, bytes):
+        raise _bad("the first message must be a text JSON hello")
+    try:
+        document = json.loads(message)
+    except ValueError:
+        raise _bad("the hello is not JSON") from None
+    if not isinstance(document, dict) or document.get("type") != "hello":
+        raise _bad('the first message must be {"type": "hello", ...}')
+    if document.get("version") != VERSION:
+        raise _bad(f"unsupported protocol version {document.get('version')!r}; this server speaks {VERSION}")
+    for name in ("key", "camera"):
+        if not isinstance(document.get(name), str):
+            raise _bad(f"the hello has no {name!r} string")
+    camera = document["camera"]
+    if len(camera) > MAX_CAMERA_NAME or not CAMERA_NAME.fullmatch(camera):
+        raise _bad(f"camera names are 1-{MAX_CAMERA_NAME} letters, digits, spaces, '.', '_' or '-'")
+    codec = document.get("codec", "h264")
+    if codec not in CODECS:
+        raise _bad(f"unsupported codec {codec!r}; send h264")
+    return Hello(key=document["key"], camera=camera, codec=codec,
+                 width=_optional(document, "width", (int,)), height=_optional(document, "height", (int,)),
+                 fps=_optional(document, "fps", (int, float)), agent=_optional(document, "agent", (str,)))
+
+
+def welcome(client_id: int, camera: str, session: str) -> str:
+    """Return the server's answer to an accepted hello."""
+    return json.dumps({"type": "welcome", "client_id": client_id, "camera": camera, "session": session})
+
+
+def parse_media(message: bytes) -> MediaMessage:
+    """Split a binary media message into its header times and access unit.
+
+    Raises:
+        ProtocolViolation: code 4415 if the message is shorter than its header.
+    """
+    if len(message) <= HEADER.size:
+        raise ProtocolViolation(CloseCode.BAD_MEDIA, "a media message is a 16-byte header and an access unit")
+    pts, dts = HEADER.unpack_from(message)
+    return MediaMessage(pts, dts, message[HEADER.size:])
+
+
+def media(pts: int, dts: int, access_unit: bytes) -> bytes:
+    """Build a media message (what an agent sends)."""
+    return HEADER.pack(pts, dts) + access_unit

@@ -1,0 +1,387 @@
+"""`vigint serve`: one asyncio event loop taking authenticated camera streams.
+
+Per connection: hello → authenticate → register the session under its client and camera → receive
+media into the packet ring and the decode queue. Decoding runs in a thread pool, never on the loop.
+Background tasks close streams whose key was revoked or expired (by the admin CLI, another process),
+and flush usage. HTTP on the same port answers /healthz and /metrics.
+"""
+
+import asyncio
+import http
+import json
+import logging
+import math
+import os
+import secrets
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import Server as WebSocketServer
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from vigint import h264, protocol
+from vigint.auth import authenticate
+from vigint.config import Settings
+from vigint.decoder import DecodeResult, StreamDecoder
+from vigint.errors import ConfigError, VigintError
+from vigint.limiter import FailureLimiter
+from vigint.metrics import Metrics
+from vigint.protocol import CloseCode, ProtocolViolation
+from vigint.ring import FrameRing, Packet, PacketRing
+from vigint.store import ApiKey, KeyState, Store
+from vigint.usage import UsageMeter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Session:
+    """One authenticated camera stream: reachable only through its own connection's handler."""
+
+    connection: ServerConnection
+    key: ApiKey
+    camera: str
+    packets: PacketRing
+    frames: FrameRing
+    decoder: StreamDecoder
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    accounted_until: float = field(default_factory=time.time)
+    bad_packets: int = 0  # consecutive messages that could not be decoded
+    skip_to_keyframe: bool = False
+    warned: bool = False
+    decode_task: asyncio.Task | None = None
+
+    @property
+    def client_id(self) -> int:
+        return self.key.client_id
+
+
+def _raise_message_limit(connection: ServerConnection, size: int) -> None:
+    """Let an authenticated connection send messages of up to `size` bytes.
+
+    websockets fixes the limit per connection, and its frame parser has already taken the pre-auth
+    limit for the next frame; restarting the idle parser applies the new one. Agents wait for the
+    welcome before sending media, so no partial frame is buffered here.
+    """
+    connection.protocol.max_message_size = size
+    if not connection.protocol.reader.buffer:
+        connection.protocol.parser = connection.protocol.parse()
+        next(connection.protocol.parser)
+
+
+class Server:
+    """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.metrics = Metrics()
+        self.usage = UsageMeter()
+        self._limiter = FailureLimiter(settings.server.max_auth_failures, settings.server.auth_failure_window_seconds)
+        self._sessions: dict[int, dict[str, Session]] = {}
+        self._last_used: dict[int, float] = {}
+        self._last_flush = time.monotonic()
+        self._pool = ThreadPoolExecutor(settings.server.decode_threads or os.cpu_count() or 2,
+                                        thread_name_prefix="decode")
+        self._tasks: set[asyncio.Task] = set()
+        self._ws: WebSocketServer | None = None
+
+    # Life cycle
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        cert, key = self.settings.server.tls_cert, self.settings.server.tls_key
+        if cert is None and key is None:
+            return None
+        if cert is None or key is None:
+            raise ConfigError("[server] TLS needs both tls_cert and tls_key")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {error}") from None
+        return context
+
+    @property
+    def tls(self) -> bool:
+        return self.settings.server.tls_cert is not None
+
+    async def start(self) -> None:
+        """Listen, and start the background tasks."""
+        config = self.settings.server
+        try:
+            self._ws = await serve(self._handle, config.host, config.port, ssl=self._ssl_context(),
+                                   process_request=self._process_request, max_size=protocol.MAX_HELLO_BYTES,
+                                   logger=logging.getLogger("vigint.websockets"))
+        except OSError as error:
+            raise VigintError(f"cannot listen on {config.host}:{config.port}: {error.strerror}") from None
+        for job in (self._watch_keys(), self._flush_periodically()):
+            self._spawn(job)
+
+    @property
+    def port(self) -> int:
+        return self._ws.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop accepting, close streams with 1001, wait for them (bounded), flush usage."""
+        self._ws.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="server shutting down")
+        try:
+            await asyncio.wait_for(self._ws.wait_closed(), self.settings.server.shutdown_timeout_seconds)
+        except TimeoutError:
+            log.warning("streams did not close within %.0f s; stopping anyway",
+                        self.settings.server.shutdown_timeout_seconds)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush_usage()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _spawn(self, job) -> asyncio.Task:
+        task = asyncio.create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # HTTP
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == protocol.PATH:
+            return None
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            response = connection.respond(http.HTTPStatus.OK, self.metrics.render(
+                self.streams_by_client(), time.monotonic() - self._last_flush))
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def streams_by_client(self) -> dict[int, int]:
+        """Return how many streams each client has open."""
+        return {client: len(cameras) for client, cameras in self._sessions.items() if cameras}
+
+    def sessions(self, client_id: int) -> dict[str, Session]:
+        """Return a client's open sessions by camera (for tests, tools and analysis)."""
+        return dict(self._sessions.get(client_id, {}))
+
+    # Connections
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        session = None
+        try:
+            session = await self._open_session(connection)
+            await self._receive(session)
+        except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
+            code, reason = self._close_for(error)
+            await connection.close(code, reason)
+        finally:
+            if session is not None:
+                await self._end_session(session)
+
+    @staticmethod
+    def _close_for(error: Exception) -> tuple[int, str]:
+        """Map an exception to the close code and reason sent to the agent (no detail for surprises)."""
+        if isinstance(error, ProtocolViolation):
+            return error.code, error.reason
+        if isinstance(error, ConnectionClosed):
+            return CloseCode.GOING_AWAY, ""  # already closed: close() is a no-op
+        log.exception("stream failed unexpectedly")
+        return CloseCode.INTERNAL_ERROR, "internal error"
+
+    def _refuse(self, address: str, reason: str, violation: ProtocolViolation) -> ProtocolViolation:
+        self._limiter.record_failure(address, time.time())
+        self.metrics.auth_failures[reason] += 1
+        return violation
+
+    async def _open_session(self, connection: ServerConnection) -> Session:
+        address = connection.remote_address[0]
+        wait = self._limiter.retry_after(address, time.time())
+        if wait > 0:
+            self.metrics.auth_failures["rate_limited"] += 1
+            raise ProtocolViolation(CloseCode.TOO_MANY_FAILURES,
+                                    f"too many failed attempts; retry in {math.ceil(wait)} s")
+        try:
+            message = await asyncio.wait_for(connection.recv(), self.settings.server.auth_timeout_seconds)
+        except TimeoutError:
+            raise self._refuse(address, "timeout", ProtocolViolation(CloseCode.HELLO_TIMEOUT, "no hello in time"))
+        except ConnectionClosed as closed:
+            if closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self._refuse(address, "too_large", ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, ""))
+            raise
+        try:
+            hello = protocol.parse_hello(message)
+        except ProtocolViolation as violation:
+            raise self._refuse(address, "bad_hello", violation)
+        key = await authenticate(self.store, hello.key)
+        if key is None:
+            raise self._refuse(address, "invalid_key",
+                               ProtocolViolation(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
+        session = self._register(connection, key, hello.camera)
+        await connection.send(protocol.welcome(key.client_id, hello.camera, session.id))
+        _raise_message_limit(connection, protocol.MAX_MEDIA_BYTES)
+        log.info("client %d key %s camera %r connected from %s", key.client_id, key.prefix, hello.camera, address)
+        return session
+
+    def _register(self, connection: ServerConnection, key: ApiKey, camera: str) -> Session:
+        # No await from the checks to the insertion: two hellos cannot both pass them.
+        cameras = self._sessions.setdefault(key.client_id, {})
+        if camera in cameras:
+            raise ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already streaming")
+        if len(cameras) >= self.settings.server.max_streams_per_client:
+            raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of "
+                                    f"{self.settings.server.max_streams_per_client} streams for this client")
+        buffers = self.settings.buffers
+        session = Session(connection, key, camera,
+                          PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes),
+                          FrameRing(buffers.short_buffer_seconds),
+                          StreamDecoder(buffers.analysis_width, buffers.analysis_fps))
+        cameras[camera] = session
+        self._last_used[key.id] = time.time()
+        session.decode_task = self._spawn(self._decode(session))
+        return session
+
+    async def _end_session(self, session: Session) -> None:
+        cameras = self._sessions.get(session.client_id, {})
+        if cameras.get(session.camera) is session:
+            del cameras[session.camera]
+        if not cameras:
+            self._sessions.pop(session.client_id, None)
+        session.queue.put_nowait(None)
+        await session.decode_task  # flushes the decoder: an unflushed one can hang the exit
+        now = time.time()
+        self.usage.add_stream_time(session.key.id, session.accounted_until, now)
+        session.accounted_until = now
+        self._last_used[session.key.id] = now
+        log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
+                 session.connection.close_code)
+
+    # Media
+
+    async def _receive(self, session: Session) -> None:
+        async for message in session.connection:
+            if isinstance(message, str):
+                self._control(session, message)
+                continue
+            now = time.time()
+            self.metrics.bytes_received += len(message)
+            self.usage.add_bytes(session.key.id, len(message), now)
+            try:
+                media = protocol.parse_media(message)
+            except ProtocolViolation:
+                self._bad_media(session, 1)
+                continue
+            if not h264.nal_types(media.data):
+                self._bad_media(session, 1)  # not Annex-B at all: never reaches the decoder or a clip
+                continue
+            packet = Packet(media.pts, media.dts, h264.is_keyframe(media.data), media.data)
+            session.packets.append(packet)
+            self._submit(session, packet)
+
+    def _control(self, session: Session, message: str) -> None:
+        try:
+            kind = json.loads(message).get("type")
+        except (ValueError, AttributeError):
+            kind = None
+        log.debug("client %d camera %r sent control message %r (ignored)", session.client_id, session.camera, kind)
+
+    def _submit(self, session: Session, packet: Packet) -> None:
+        if packet.keyframe:
+            session.skip_to_keyframe = False
+        elif session.queue.qsize() >= self.settings.server.max_decode_backlog:
+            session.skip_to_keyframe = True
+        if not session.skip_to_keyframe:
+            session.queue.put_nowait((packet, time.monotonic()))
+
+    def _bad_media(self, session: Session, count: int) -> None:
+        self.metrics.decode_errors += count
+        session.bad_packets += count
+        session.skip_to_keyframe = True
+        if not session.warned:
+            session.warned = True  # once per stream: a broken camera must not flood the log
+            log.warning("client %d camera %r sent media that cannot be decoded; waiting for a keyframe",
+                        session.client_id, session.camera)
+        if session.bad_packets >= self.settings.server.max_bad_packets:
+            raise ProtocolViolation(CloseCode.BAD_MEDIA, "the stream cannot be decoded as H.264")
+
+    async def _decode(self, session: Session) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await session.queue.get()]
+            while not session.queue.empty():
+                batch.append(session.queue.get_nowait())
+            finished = batch[-1] is None
+            items = [item for item in batch if item is not None]
+            if items:
+                result = await loop.run_in_executor(self._pool, session.decoder.decode, [p for p, _ in items])
+                self._absorb(session, result)
+                done = time.monotonic()
+                for _, received in items:
+                    self.metrics.decode_lag.observe(done - received)
+            if finished:
+                self._absorb(session, await loop.run_in_executor(self._pool, session.decoder.flush))
+                return
+
+    def _absorb(self, session: Session, result: DecodeResult) -> None:
+        for frame in result.frames:
+            session.frames.append(frame)
+        self.metrics.frames_decoded += result.decoded
+        self.usage.add_frames(session.key.id, result.decoded, time.time())
+        if result.decoded:
+            session.bad_packets = 0
+        if result.errors:
+            try:
+                self._bad_media(session, result.errors)
+            except ProtocolViolation as violation:
+                self._spawn(session.connection.close(violation.code, violation.reason))
+
+    # Background tasks
+
+    def _all_sessions(self) -> list[Session]:
+        return [session for cameras in self._sessions.values() for session in cameras.values()]
+
+    async def _watch_keys(self) -> None:
+        """Close streams whose key stopped being valid, within revocation_check_seconds."""
+        version = await self.store.data_version()
+        while True:
+            await asyncio.sleep(self.settings.server.revocation_check_seconds)
+            sessions, now = self._all_sessions(), time.time()
+            invalid = {s for s in sessions if s.key.state(now) is not KeyState.ACTIVE}
+            latest = await self.store.data_version()
+            if latest != version and sessions:
+                records = await self.store.keys_by_id({s.key.id for s in sessions})
+                invalid |= {s for s in sessions
+                            if s.key.id not in records or records[s.key.id].state(now) is not KeyState.ACTIVE}
+            version = latest
+            for session in invalid:
+                log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
+                         session.key.prefix, session.camera)
+                self._spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.server.usage_flush_seconds)
+            try:
+                await self.flush_usage()
+            except Exception:  # noqa: BLE001 - the counters were kept; the next flush retries
+                log.exception("could not write usage; will retry")
+
+    async def flush_usage(self) -> None:
+        """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
+        now = time.time()
+        for session in self._all_sessions():
+            self.usage.add_stream_time(session.key.id, session.accounted_until, now)
+            session.accounted_until = now
+            self._last_used[session.key.id] = now
+        deltas, last_used, self._last_used = self.usage.drain(), self._last_used, {}
+        try:
+            await self.store.record_usage(deltas, last_used)
+        except BaseException:
+            self.usage.restore(deltas)
+            self._last_used = {**last_used, **self._last_used}
+            raise
+        self._last_flush = time.monotonic()

@@ -1,0 +1,63 @@
+"""Usage metering, pure: counters batched in memory per (key, hour), drained by the server's flush task."""
+
+from dataclasses import dataclass
+
+BUCKET_SECONDS = 3600
+
+
+@dataclass
+class UsageDelta:
+    """Usage to add to one key's hourly bucket."""
+
+    key_id: int
+    bucket_start: int
+    stream_seconds: float = 0.0
+    bytes_received: int = 0
+    frames_decoded: int = 0
+
+
+def bucket_of(timestamp: float) -> int:
+    """Return the start (Unix seconds) of the hourly bucket holding `timestamp`."""
+    return int(timestamp // BUCKET_SECONDS) * BUCKET_SECONDS
+
+
+class UsageMeter:
+    """Accumulates usage between flushes; never a database write per frame."""
+
+    def __init__(self):
+        self._pending: dict[tuple[int, int], UsageDelta] = {}
+
+    def _delta(self, key_id: int, timestamp: float) -> UsageDelta:
+        bucket = bucket_of(timestamp)
+        delta = self._pending.get((key_id, bucket))
+        if delta is None:
+            delta = self._pending[(key_id, bucket)] = UsageDelta(key_id, bucket)
+        return delta
+
+    def add_bytes(self, key_id: int, count: int, now: float) -> None:
+        """Count bytes received on a stream of `key_id`."""
+        self._delta(key_id, now).bytes_received += count
+
+    def add_frames(self, key_id: int, count: int, now: float) -> None:
+        """Count frames decoded for a stream of `key_id`."""
+        self._delta(key_id, now).frames_decoded += count
+
+    def add_stream_time(self, key_id: int, start: float, end: float) -> None:
+        """Count the streaming time from `start` to `end`, split at hour boundaries."""
+        while start < end:
+            boundary = min(end, bucket_of(start) + BUCKET_SECONDS)
+            self._delta(key_id, start).stream_seconds += boundary - start
+            start = boundary
+
+    def drain(self) -> list[UsageDelta]:
+        """Return everything accumulated since the last drain, and start afresh."""
+        deltas, self._pending = list(self._pending.values()), {}
+        return deltas
+
+    def restore(self, deltas: list[UsageDelta]) -> None:
+        """Put back deltas a failed flush could not write, so nothing is lost."""
+        for delta in deltas:
+            merged = self._delta(delta.key_id, delta.bucket_start)
+            merged.stream_seconds += delta.stream_seconds
+            merged.bytes_received += delta.bytes_received
+            merged.frames_decoded += delta.frames_decoded
