@@ -173,7 +173,7 @@ from vigint.cli import main
 for i in range(40):
     assert main(["client", "create", "--name", f"c{{i}}", "--email", f"c{{i}}@x.test", "--json",
                  "--db", {str(db)!r}]) == 0
-"""], cwd=tmp_path, stdout=subprocess.DEVNULL)
+"""], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         listings = 0
         while writer.poll() is None or listings < 3:
@@ -182,6 +182,6 @@ for i in range(40):
             listings += 1
     finally:
         writer.wait(timeout=60)
-    assert writer.returncode == 0
+    assert writer.returncode == 0, writer.stderr.read()
     final = run_vigint("client", "list", "--json", "--db", str(db), cwd=tmp_path)
     assert len(json.loads(final.stdout)) == 40

@@ -44,8 +44,10 @@ async def start(db_path):
 
     yield run
     for server in started:
-        await server.stop()
-        await server.store.close()
+        try:
+            await server.stop()
+        finally:
+            await server.store.close()
 
 
 def url(server: Server) -> str:

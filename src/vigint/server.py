@@ -89,6 +89,7 @@ class Server:
         self._pool = ThreadPoolExecutor(settings.server.decode_threads or os.cpu_count() or 2,
                                         thread_name_prefix="decode")
         self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
         self._ws: WebSocketServer | None = None
 
     # Life cycle
@@ -119,8 +120,8 @@ class Server:
                                    logger=logging.getLogger("vigint.websockets"))
         except OSError as error:
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {error.strerror}") from None
-        for job in (self._watch_keys(), self._flush_periodically()):
-            self._spawn(job)
+        self._watcher = self._spawn(self._watch_keys())
+        self._spawn(self._flush_periodically())
 
     @property
     def port(self) -> int:
@@ -134,10 +135,11 @@ class Server:
         except TimeoutError:
             log.warning("streams did not close within %.0f s; stopping anyway",
                         self.settings.server.shutdown_timeout_seconds)
-        for task in list(self._tasks):
-            task.cancel()
+        # The watcher only reads and may be cancelled anywhere; the flusher writes, so it is asked to stop
+        # and makes its last flush itself rather than be cancelled half-way through a transaction.
+        self._watcher.cancel()
+        self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.flush_usage()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _spawn(self, job) -> asyncio.Task:
@@ -364,11 +366,16 @@ class Server:
 
     async def _flush_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.server.usage_flush_seconds)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.settings.server.usage_flush_seconds)
+            except TimeoutError:
+                pass
             try:
                 await self.flush_usage()
             except Exception:  # noqa: BLE001 - the counters were kept; the next flush retries
                 log.exception("could not write usage; will retry")
+            if self._stopping.is_set():
+                return
 
     async def flush_usage(self) -> None:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""

@@ -6,6 +6,7 @@ half-way. The schema is a list of numbered migrations applied at open (``PRAGMA 
 come back as small frozen dataclasses; nothing here formats output or generates keys.
 """
 
+import asyncio
 import enum
 import os
 import sqlite3
@@ -191,6 +192,8 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path):
         self._db = db
         self.path = path
+        # One connection serves the whole server: its tasks take turns at transactions.
+        self._write_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -212,7 +215,7 @@ class Store:
         try:
             db.row_factory = sqlite3.Row
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await db.execute("PRAGMA journal_mode = WAL")
+            await store._use_wal()
             await db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL mode
             await db.execute("PRAGMA foreign_keys = ON")
             await store._migrate()
@@ -237,13 +240,32 @@ class Store:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
-        await self._db.execute("COMMIT")
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _use_wal(self) -> None:
+        """Switch to WAL mode, which lets readers and one writer work at once across processes.
+
+        SQLite answers "database is locked" without waiting while another process creates the file or
+        checkpoints it on its last close, so this one step retries for up to busy_timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                (mode,) = await (await self._db.execute("PRAGMA journal_mode")).fetchone()
+                if mode != "wal":
+                    await self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _migrate(self) -> None:
         async with self._transaction() as db:
