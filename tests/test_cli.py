@@ -1,3 +1,4 @@
+import asyncio
 import json
 import re
 import sqlite3
@@ -6,10 +7,12 @@ import sys
 import time
 
 from conftest import run_vigint
+from cryptography import x509
 
 from vigint import __version__, keys
 from vigint.cli import main
-from vigint.store import MIGRATIONS
+from vigint.store import MIGRATIONS, Store
+from vigint.usage import UsageDelta
 
 KEY_PATTERN = re.compile(r"VIGINT_API_KEY=(vig_\w+)")
 
@@ -185,3 +188,46 @@ for i in range(40):
     assert writer.returncode == 0, writer.stderr.read()
     final = run_vigint("client", "list", "--json", "--db", str(db), cwd=tmp_path)
     assert len(json.loads(final.stdout)) == 40
+
+
+def test_usage_report_per_key_within_the_period(cli, db_path):
+    client = create(cli)
+    other = create(cli, "Beta", "beta@b.test")
+    day = 86400
+    jan_1 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+    async def record():
+        async with await Store.open(db_path) as store:
+            await store.record_usage([
+                UsageDelta(client["key_id"], jan_1, 3600.0, 1_000_000, 54_000),
+                UsageDelta(client["key_id"], jan_1 + day, 1800.0, 500_000, 27_000),
+                UsageDelta(client["key_id"], jan_1 + 2 * day, 60.0, 1, 1),
+                UsageDelta(other["key_id"], jan_1, 10.0, 10, 10),
+            ], {})
+
+    asyncio.run(record())
+    rows = cli("usage", "--client-id", str(client["client_id"]), "--since", "2026-01-01", "--until", "2026-01-02",
+               "--json").json()
+    assert rows == [{"client_id": client["client_id"], "client_name": "Acme", "key_id": client["key_id"],
+                     "key_prefix": client["api_key"][:10], "stream_seconds": 5400.0, "bytes_received": 1_500_000,
+                     "frames_decoded": 81_000}]
+    everyone = cli("usage", "--json").json()
+    assert [(r["client_id"], r["bytes_received"]) for r in everyone] == [(client["client_id"], 1_500_001),
+                                                                          (other["client_id"], 10)]
+    table = cli("usage", "--since", "2026-01-01").out
+    assert "Acme" in table and "1.52" in table  # stream hours: 5460 s
+    bad = cli("usage", "--since", "January")
+    assert bad.code == 2
+
+
+def test_cert_writes_a_pair_and_refuses_to_overwrite(cli, tmp_path):
+    result = cli("cert", "--host", "vigint.example.com", "--out-dir", str(tmp_path / "tls"))
+    assert result.code == 0 and "vigint serve --tls-cert" in result.out
+    pem = (tmp_path / "tls" / "vigint-cert.pem").read_bytes()
+    certificate = x509.load_pem_x509_certificate(pem)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["vigint.example.com"]
+    assert oct((tmp_path / "tls" / "vigint-key.pem").stat().st_mode & 0o777) == "0o600"
+    again = cli("cert", "--host", "vigint.example.com", "--out-dir", str(tmp_path / "tls"))
+    assert again.code == 1 and "--force" in again.err
+    assert (tmp_path / "tls" / "vigint-cert.pem").read_bytes() == pem
