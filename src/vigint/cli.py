@@ -363,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the `vigint` command line; return the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or bad usage (code 2) after argparse printed it
+        return done.code
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return 2
