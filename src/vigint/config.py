@@ -62,6 +62,9 @@ class ServerSettings:
     decode_threads: int = setting(0, "worker threads decoding video; 0 means one per CPU core", minimum=0)
     max_bad_packets: int = setting(150, "consecutive undecodable media messages before a stream is closed "
                                    "with 4415 (about 10 s of a 15 fps camera)", minimum=1)
+    decode_batch_seconds: float = setting(0.2, "packets are handed to the decoder threads in batches this "
+                                          "long: fewer hand-offs, less CPU; analysis needs no faster", minimum=0,
+                                          maximum=1)
     max_decode_backlog: int = setting(60, "packets waiting for the decoder before analysis skips ahead to "
                                       "the next keyframe, so an overloaded server stays real-time", minimum=1)
     shutdown_timeout_seconds: float = setting(5.0, "how long a graceful shutdown waits for streams to close",

@@ -15,7 +15,6 @@ def nal_types(access_unit: bytes) -> list[int]:
     return types
 
 
-def is_keyframe(access_unit: bytes) -> bool:
-    """Tell whether a decoder can start at this access unit: it carries an SPS and an IDR slice."""
-    types = nal_types(access_unit)
+def is_keyframe(types: list[int]) -> bool:
+    """Tell whether a decoder can start at an access unit with these NAL unit types (SPS and IDR)."""
     return IDR in types and SPS in types

@@ -117,6 +117,7 @@ class Server:
         try:
             self._ws = await serve(self._handle, config.host, config.port, ssl=self._ssl_context(),
                                    process_request=self._process_request, max_size=protocol.MAX_HELLO_BYTES,
+                                   compression=None,  # H.264 does not deflate: it would only burn CPU
                                    logger=logging.getLogger("vigint.websockets"))
         except OSError as error:
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {error.strerror}") from None
@@ -277,10 +278,11 @@ class Server:
             except ProtocolViolation:
                 self._bad_media(session, 1)
                 continue
-            if not h264.nal_types(media.data):
+            types = h264.nal_types(media.data)
+            if not types:
                 self._bad_media(session, 1)  # not Annex-B at all: never reaches the decoder or a clip
                 continue
-            packet = Packet(media.pts, media.dts, h264.is_keyframe(media.data), media.data)
+            packet = Packet(media.pts, media.dts, h264.is_keyframe(types), media.data)
             session.packets.append(packet)
             self._submit(session, packet)
 
@@ -314,6 +316,10 @@ class Server:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await session.queue.get()]
+            if batch[0] is not None:
+                # Gather a few packets per hand-off to a worker thread: each costs about as much as
+                # the Python side of a packet, while analysis does not need frames sooner than this.
+                await asyncio.sleep(self.settings.server.decode_batch_seconds)
             while not session.queue.empty():
                 batch.append(session.queue.get_nowait())
             finished = batch[-1] is None
