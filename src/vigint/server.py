@@ -249,17 +249,18 @@ class Server:
         return session
 
     async def _end_session(self, session: Session) -> None:
-        cameras = self._sessions.get(session.client_id, {})
-        if cameras.get(session.camera) is session:
-            del cameras[session.camera]
-        if not cameras:
-            self._sessions.pop(session.client_id, None)
         session.queue.put_nowait(None)
         await session.decode_task  # flushes the decoder: an unflushed one can hang the exit
         now = time.time()
         self.usage.add_stream_time(session.key.id, session.accounted_until, now)
         session.accounted_until = now
         self._last_used[session.key.id] = now
+        # Unregistered last, so that a flush never misses a stream's final counts.
+        cameras = self._sessions.get(session.client_id, {})
+        if cameras.get(session.camera) is session:
+            del cameras[session.camera]
+        if not cameras:
+            self._sessions.pop(session.client_id, None)
         log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
                  session.connection.close_code)
 
