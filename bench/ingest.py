@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,24 +33,32 @@ TICKS = os.sysconf("SC_CLK_TCK")
 GOOD_P99_SECONDS = 0.5  # receipt-to-ring p99 above this, or skipped frames, is not real time
 
 
-def reference_cpu_per_frame(video: testpattern.EncodedVideo, workdir: Path) -> tuple[str, float]:
-    """Return the reference decoder's name and its CPU seconds per frame on `video`."""
+def reference_cpu_per_frame(video: testpattern.EncodedVideo, workdir: Path, runs: int = 5) -> tuple[str, float]:
+    """Return the reference decoder's name and its median CPU seconds per frame on `video` over `runs`."""
     stream = workdir / "reference.h264"
     stream.write_bytes(b"".join(unit[3] for unit in video.units))
     if shutil.which("ffmpeg"):
-        before = os.times()
-        subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-f", "h264", "-i", str(stream), "-f", "null", "-"],
-                       check=True)
-        after = os.times()
-        cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
-        return "ffmpeg -threads 1 -f null -", cpu / video.frames
+        name, decode = "ffmpeg -threads 1 -f null -", _ffmpeg_cpu
+    else:
+        name, decode = "PyAV demux-decode, 1 thread", _pyav_cpu
+    return name, statistics.median(decode(stream) for _ in range(runs)) / video.frames
+
+
+def _ffmpeg_cpu(stream: Path) -> float:
+    before = os.times()
+    subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-f", "h264", "-i", str(stream), "-f", "null", "-"],
+                   check=True)
+    after = os.times()
+    return (after.children_user + after.children_system) - (before.children_user + before.children_system)
+
+
+def _pyav_cpu(stream: Path) -> float:
     with av.open(str(stream), format="h264") as container:
-        codec = container.streams.video[0].codec_context
-        codec.thread_count = 1
+        container.streams.video[0].codec_context.thread_count = 1
         began = time.process_time()
-        frames = sum(1 for _ in container.decode(video=0))
-        cpu = time.process_time() - began
-    return "PyAV demux-decode, 1 thread", cpu / frames
+        for _ in container.decode(video=0):
+            pass
+        return time.process_time() - began
 
 
 def process_cpu(pid: int) -> float:
@@ -124,7 +133,7 @@ async def hello_latency(port: int, api_keys: list[str], samples: int = 300) -> f
         async with connect(url) as connection:
             began = time.perf_counter()
             await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_keys[index],
-                                              "camera": "latency"}))
+                                              "camera": f"latency-{index}"}))
             await connection.recv()
             times.append(time.perf_counter() - began)
     return sorted(times)[int(0.99 * len(times))]

@@ -54,6 +54,7 @@ class Session:
     bad_packets: int = 0  # consecutive messages that could not be decoded
     skip_to_keyframe: bool = False
     warned: bool = False
+    checked: bool = False  # its key was looked up again after registration
     decode_task: asyncio.Task | None = None
 
     @property
@@ -355,21 +356,33 @@ class Server:
 
     async def _watch_keys(self) -> None:
         """Close streams whose key stopped being valid, within revocation_check_seconds."""
-        version = await self.store.data_version()
+        version = None
         while True:
             await asyncio.sleep(self.settings.server.revocation_check_seconds)
-            sessions, now = self._all_sessions(), time.time()
-            invalid = {s for s in sessions if s.key.state(now) is not KeyState.ACTIVE}
-            latest = await self.store.data_version()
-            if latest != version and sessions:
-                records = await self.store.keys_by_id({s.key.id for s in sessions})
-                invalid |= {s for s in sessions
-                            if s.key.id not in records or records[s.key.id].state(now) is not KeyState.ACTIVE}
-            version = latest
-            for session in invalid:
-                log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
-                         session.key.prefix, session.camera)
-                self._spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
+            try:
+                version = await self._close_invalid_streams(version)
+            except Exception:  # noqa: BLE001 - a locked or busy database must not stop the watch
+                log.exception("could not check keys for revocation; will retry")
+
+    async def _close_invalid_streams(self, version: int | None) -> int:
+        """Close streams whose key expired, or was revoked or deleted since `version`; return the new version."""
+        sessions, now = self._all_sessions(), time.time()
+        invalid = {s for s in sessions if s.key.state(now) is not KeyState.ACTIVE}
+        latest = await self.store.data_version()
+        # New sessions are checked once even without a change: a revocation committed while their hello
+        # was being authenticated may already have been seen by the previous check.
+        to_check = sessions if latest != version else [s for s in sessions if not s.checked]
+        if to_check:
+            records = await self.store.keys_by_id({s.key.id for s in to_check})
+            invalid |= {s for s in to_check
+                        if s.key.id not in records or records[s.key.id].state(now) is not KeyState.ACTIVE}
+            for session in to_check:
+                session.checked = True
+        for session in invalid:
+            log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
+                     session.key.prefix, session.camera)
+            self._spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
+        return latest
 
     async def _flush_periodically(self) -> None:
         while True:
