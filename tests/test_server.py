@@ -348,3 +348,13 @@ async def test_sigterm_closes_streams_with_1001_flushes_usage_and_exits_0(tmp_pa
     assert await asyncio.wait_for(process.wait(), 10) == 0
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT sum(bytes_received) FROM usage").fetchone()[0] == sent
+
+
+async def test_a_port_in_use_is_a_clear_error(start, tmp_path):
+    server = await start()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--db", str(tmp_path / "other.db"),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    assert err.decode() == f"vigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"

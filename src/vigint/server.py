@@ -121,7 +121,8 @@ class Server:
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
                                    logger=logging.getLogger("vigint.websockets"))
         except OSError as error:
-            raise VigintError(f"cannot listen on {config.host}:{config.port}: {error.strerror}") from None
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
         self._watcher = self._spawn(self._watch_keys())
         self._spawn(self._flush_periodically())
 
