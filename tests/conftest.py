@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from vigint import protocol
 from vigint.cli import main
+from vigint.config import DatabaseSettings, ServerSettings, Settings
+from vigint.server import Server
+from vigint.store import Store
 
 
 @dataclass
@@ -67,3 +71,30 @@ async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
             raise AssertionError(f"condition still false after {timeout} s: {value!r}")
         await asyncio.sleep(interval)
     return value
+
+
+@pytest.fixture
+async def start(db_path):
+    """Start a real server on 127.0.0.1 port 0 with the given [server] settings; stopped after the test."""
+    started = []
+
+    async def run(**server_settings) -> Server:
+        # Tests send video faster than real time: let the decode queue hold all of it unless told otherwise.
+        server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog": 10_000, **server_settings}
+        settings = Settings(database=DatabaseSettings(db_path), server=ServerSettings(**server_settings))
+        store = await Store.open(db_path)
+        server = Server(settings, store)
+        await server.start()
+        started.append(server)
+        return server
+
+    yield run
+    for server in started:
+        try:
+            await server.stop()
+        finally:
+            await server.store.close()
+
+
+def url(server: Server) -> str:
+    return f"{'wss' if server.tls else 'ws'}://127.0.0.1:{server.port}{protocol.PATH}"

@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import add_client, eventually
+from conftest import add_client, eventually, url
 from media import make_h264, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
@@ -25,33 +25,6 @@ from vigint.server import Server
 from vigint.store import Store
 
 WRONG_KEY = keys.generate()
-
-
-@pytest.fixture
-async def start(db_path):
-    """Start a real server on 127.0.0.1 port 0 with the given [server] settings; stopped after the test."""
-    started = []
-
-    async def run(**server_settings) -> Server:
-        # Tests send video faster than real time: let the decode queue hold all of it unless told otherwise.
-        server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog": 10_000, **server_settings}
-        settings = Settings(database=DatabaseSettings(db_path), server=ServerSettings(**server_settings))
-        store = await Store.open(db_path)
-        server = Server(settings, store)
-        await server.start()
-        started.append(server)
-        return server
-
-    yield run
-    for server in started:
-        try:
-            await server.stop()
-        finally:
-            await server.store.close()
-
-
-def url(server: Server) -> str:
-    return f"{'wss' if server.tls else 'ws'}://127.0.0.1:{server.port}{protocol.PATH}"
 
 
 async def refused(server: Server, hello: str | bytes) -> tuple[int, str]:

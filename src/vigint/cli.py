@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vigint import __version__, cert, keys, protocol
+from vigint.agent.settings import load_agent_settings
+from vigint.agent.supervisor import run_agent
 from vigint.config import Settings, load_settings
 from vigint.errors import InvalidInputError, VigintError
 from vigint.server import Server
@@ -281,6 +283,12 @@ async def make_cert(args, settings: Settings, console: Console) -> int:
     return 0
 
 
+async def agent(args, settings: Settings | None, console: Console) -> int:
+    agent_settings = load_agent_settings(vars(args))
+    await run_agent(agent_settings, console)
+    return 0
+
+
 def _common_options(defaults: bool) -> argparse.ArgumentParser:
     """Options every command takes, before or after the subcommand's name."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -348,6 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve wss://")
     sub.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
 
+    sub = commands.add_parser("agent", help="stream cameras to the Vigint server (the customer's side)",
+                              description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and "
+                              "VIGINT_SERVER_URL from ./.env, the environment, or the flags below (flags win).")
+    sub.set_defaults(handler=agent, server_side=False)
+    sub.add_argument("--source", dest="sources", action="append", metavar="SRC",
+                     help="rtsp://… URL, video file, /dev/videoN, or 'test' for a built-in pattern; repeatable")
+    sub.add_argument("--camera", dest="cameras", action="append", metavar="NAME",
+                     help="name of the --source before it (default: from the source)")
+    sub.add_argument("--api-key", help="API key (default: VIGINT_API_KEY)")
+    sub.add_argument("--api-url", help="server URL, e.g. wss://vigint.example.com:5002 (default: VIGINT_SERVER_URL)")
+    sub.add_argument("--env-file", type=Path, help="read settings from this file instead of ./.env")
+    sub.add_argument("--ca-cert", type=Path, help="trust this certificate (a self-signed server)")
+    sub.add_argument("--loop", action="store_true", default=None, help="play video files again and again")
+    sub.add_argument("--bitrate", type=int, help="bits per second when re-encoding a non-H.264 source (2000000)")
+    sub.add_argument("--max-width", type=int, help="re-encoded video is at most this wide (1280)")
+    sub.add_argument("--stall-seconds", type=float, help="reopen a source silent this long (10)")
+    sub.add_argument("--max-backlog-seconds", type=float,
+                     help="on a slow link, drop whole GOPs beyond this much unsent video (4)")
+    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
+
     sub = command(commands, "usage", usage, "usage per client and key: stream time, bytes, frames", listing=True)
     sub.add_argument("--client-id", type=int)
     sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
@@ -373,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        overrides = {target: getattr(args, flag, None) for flag, target in FLAG_SETTINGS.items()}
-        settings = load_settings(args.config, overrides=overrides)
+        settings = None
+        if getattr(args, "server_side", True):  # the agent runs at the customer's: no server settings there
+            overrides = {target: getattr(args, flag, None) for flag, target in FLAG_SETTINGS.items()}
+            settings = load_settings(args.config, overrides=overrides)
         # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys.
         console = Console() if sys.stdout.isatty() else Console(width=160)
         return asyncio.run(args.handler(args, settings, console))

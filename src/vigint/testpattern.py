@@ -4,11 +4,13 @@ It lets a first run need no camera (`vigint agent --source test`), and gives the
 real H.264 made at run time: a bright square crossing a textured background.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 import numpy as np
+
+from vigint.encoder import H264Encoder
 
 
 @dataclass(frozen=True)
@@ -26,28 +28,18 @@ class EncodedVideo:
         return len(self.units)
 
 
-def encode(seconds: float, width: int = 320, height: int = 180, fps: int = 15, gop: int = 30,
-           bframes: int = 0, bitrate: int = 500_000, busy: bool = False, preset: str = "ultrafast") -> EncodedVideo:
-    """Encode `seconds` of the test pattern; SPS/PPS come before every IDR (Annex-B, in-band headers).
+def frames(width: int, height: int, busy: bool = False) -> Iterator[av.VideoFrame]:
+    """Yield the pattern's frames forever: a square crossing a textured background.
 
-    `busy` pans the background and adds sensor-like noise, so the encoder spends its whole bitrate
-    as on a real camera (benchmarks); otherwise only the square moves. `preset` "ultrafast" encodes
-    fastest but leaves out CABAC and the deblocking filter, which make a camera's stream costlier to
-    decode: benchmarks use a slower preset.
+    `busy` pans the background and adds sensor-like noise, so an encoder spends its whole bitrate as
+    on a real camera; otherwise only the square moves.
     """
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-    encoder.time_base, encoder.framerate = Fraction(1, fps), Fraction(fps, 1)
-    encoder.bit_rate = bitrate
-    encoder.options = {"preset": preset, "g": str(gop), "keyint_min": str(gop), "bf": str(bframes),
-                       "sc_threshold": "0", **({} if bframes else {"tune": "zerolatency"})}
     rng = np.random.default_rng(7)
     background = rng.integers(60, 120, (height * 3 // 2, width), dtype=np.uint8)
     background[height:] = 128  # neutral chroma
     size = max(8, height // 5)
-    step = 1_000_000 // fps
-    units = []
-    for index in range(int(seconds * fps)):
+    index = 0
+    while True:
         if busy:
             picture = np.roll(background, index * 3, axis=1)
             picture[:height] += rng.integers(0, 12, (height, width), dtype=np.uint8)
@@ -55,15 +47,24 @@ def encode(seconds: float, width: int = 320, height: int = 180, fps: int = 15, g
             picture = background.copy()
         x = (index * max(1, width // 80)) % max(1, width - size)
         picture[height // 3: height // 3 + size, x: x + size] = 235
-        frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-        frame.pts = index
-        units += _units(encoder.encode(frame), step)
-    units += _units(encoder.encode(None), step)
+        yield av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        index += 1
+
+
+def encode(seconds: float, width: int = 320, height: int = 180, fps: int = 15, gop: int = 30,
+           bframes: int = 0, bitrate: int = 500_000, busy: bool = False, preset: str = "ultrafast") -> EncodedVideo:
+    """Encode `seconds` of the pattern at once (see `frames` for `busy`).
+
+    `preset` "ultrafast" encodes fastest but leaves out CABAC and the deblocking filter, which make a
+    camera's stream costlier to decode: benchmarks use a slower preset.
+    """
+    encoder = H264Encoder(width, height, fps, bitrate, gop=gop, bframes=bframes, preset=preset)
+    step = 1_000_000 // fps
+    packets = []
+    for index, frame in zip(range(int(seconds * fps)), frames(width, height, busy)):
+        packets += encoder.encode(frame, index * step)
+    packets += encoder.flush()
     # With B-frames libx264's first decode times are negative: shift both clocks to start at zero.
-    offset = -min(min(dts for _, dts, _, _ in units), 0)
+    offset = -min(min(p.dts for p in packets), 0)
     return EncodedVideo(width, height, fps, gop,
-                        tuple((pts + offset, dts + offset, key, data) for pts, dts, key, data in units))
-
-
-def _units(packets, step: int) -> list[tuple[int, int, bool, bytes]]:
-    return [(p.pts * step, p.dts * step, p.is_keyframe, bytes(p)) for p in packets]
+                        tuple((p.pts + offset, p.dts + offset, p.keyframe, p.data) for p in packets))

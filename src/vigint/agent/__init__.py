@@ -1,0 +1,1 @@
+"""`vigint agent`: streams a customer's cameras to the Vigint server, unattended."""

@@ -1,0 +1,153 @@
+"""The agent's configuration: the customer's `.env`, the environment and flags (flags win).
+
+The customer's only configuration is `VIGINT_API_KEY` (and optionally `VIGINT_SERVER_URL`) in a `.env`
+file; everything else has a default. Problems are found here, before any connection is made.
+"""
+
+import logging
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from vigint import keys, protocol
+from vigint.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVER_URL = "ws://127.0.0.1:5002"
+TEST_SOURCE = "test"
+_ENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One source and the name the server knows it by."""
+
+    source: str = field(repr=False)  # an RTSP URL may hold the camera's password
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Camera({redact(self.source)!r}, {self.name!r})"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Everything one agent run needs."""
+
+    api_key: str = field(repr=False)
+    server_url: str
+    cameras: tuple[Camera, ...]
+    ca_cert: Path | None = None
+    loop: bool = False  # play video files again and again
+    bitrate: int = 2_000_000  # when a source must be re-encoded to H.264
+    max_width: int = 1280  # re-encoded video is scaled down to this width at most
+    stall_seconds: float = 10.0  # a source silent this long is reopened
+    max_backlog_seconds: float = 4.0  # unsent video beyond this is dropped, whole GOPs at a time
+
+
+def redact(url: str) -> str:
+    """Return `url` with any user name and password removed, for logs and the status view."""
+    parts = urlsplit(url)
+    if not parts.netloc or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: KEY=VALUE lines, optional quotes, `#` comments. Warn if others can read it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("%s is readable by other users and holds your API key: run chmod 600 %s", path, path)
+    values = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _ENV_LINE.fullmatch(line)
+        if match is None:
+            raise ConfigError(f"{path}, line {number}: expected NAME=value")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[name] = value
+    return values
+
+
+def stream_url(server_url: str) -> str:
+    """Return the WebSocket URL of the stream endpoint for a server URL given as ws(s)://host:port[/path]."""
+    parts = urlsplit(server_url)
+    if parts.scheme not in {"ws", "wss"} or not parts.hostname:
+        raise ConfigError(f"the server URL must look like wss://vigint.example.com:5002, not {redact(server_url)!r}")
+    path = parts.path if parts.path not in {"", "/"} else protocol.PATH
+    return urlunsplit(parts._replace(path=path))
+
+
+def _camera_names(sources: list[str], names: list[str]) -> tuple[Camera, ...]:
+    if len(names) > len(sources):
+        raise ConfigError("each --camera names the --source before it: there are more names than sources")
+    cameras = []
+    for index, source in enumerate(sources):
+        name = names[index] if index < len(names) else _default_name(source, index)
+        if not protocol.CAMERA_NAME.fullmatch(name) or len(name) > protocol.MAX_CAMERA_NAME:
+            raise ConfigError(f"camera name {name!r}: use 1-{protocol.MAX_CAMERA_NAME} letters, digits, "
+                              "spaces, '.', '_' or '-'")
+        cameras.append(Camera(source, name))
+    if len({c.name for c in cameras}) != len(cameras):
+        raise ConfigError("two cameras have the same name: give each --source its own --camera")
+    return tuple(cameras)
+
+
+def _default_name(source: str, index: int) -> str:
+    if source == TEST_SOURCE:
+        return "test-pattern" if index == 0 else f"test-pattern-{index + 1}"
+    parts = urlsplit(source)
+    base = parts.hostname if parts.scheme and parts.hostname else Path(parts.path).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:protocol.MAX_CAMERA_NAME] or f"camera-{index + 1}"
+
+
+def _check_source(source: str) -> None:
+    if source == TEST_SOURCE or "://" in source or source.startswith("/dev/"):
+        return  # network cameras and devices may come up later: the agent keeps retrying them
+    if not Path(source).is_file():
+        raise ConfigError(f"video file {source} does not exist")
+
+
+def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] | None = None,
+                        cwd: Path | None = None) -> AgentSettings:
+    """Build the agent's settings from `.env` (``flags['env_file']`` or ./.env), the environment and flags.
+
+    Raises:
+        ConfigError: no API key, a key that fails its checksum, a bad server URL, a missing file source.
+    """
+    environ = os.environ if environ is None else environ
+    env_file = flags.get("env_file") or (cwd or Path.cwd()) / ".env"
+    from_file = read_env_file(Path(env_file)) if flags.get("env_file") or Path(env_file).is_file() else {}
+
+    def pick(flag: str, variable: str) -> str | None:
+        return flags.get(flag) or environ.get(variable) or from_file.get(variable)
+
+    api_key = pick("api_key", "VIGINT_API_KEY")
+    if not api_key:
+        raise ConfigError("no API key: put VIGINT_API_KEY=vig_… in a .env file here (see .env.example), "
+                          "or pass --api-key")
+    if not keys.is_well_formed(api_key):
+        raise ConfigError(f"the API key {keys.display_prefix(api_key)}… is mistyped (its checksum does not match): "
+                          "copy it again from your Vigint operator")
+    sources = list(flags.get("sources") or [])
+    if not sources:
+        raise ConfigError("no camera: add --source (an rtsp:// URL, a video file, /dev/video0, or 'test')")
+    for source in sources:
+        _check_source(source)
+    optional = {name: flags[name] for name in ("ca_cert", "loop", "bitrate", "max_width", "stall_seconds",
+                                               "max_backlog_seconds") if flags.get(name) is not None}
+    return AgentSettings(api_key=api_key, server_url=stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL),
+                         cameras=_camera_names(sources, list(flags.get("cameras") or [])), **optional)

@@ -1,0 +1,143 @@
+"""Runs every camera of one agent: a reader thread and an uplink per camera, the live view, signals."""
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+
+from rich.console import Console
+from rich.live import Live
+
+from vigint.agent import status as view
+from vigint.agent.backoff import Backoff
+from vigint.agent.settings import AgentSettings, Camera, redact
+from vigint.agent.sources import SourceError, SourceFinished, SourceReader
+from vigint.agent.status import CameraStatus, State
+from vigint.agent.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_SECONDS = 60.0  # status lines when not on a terminal
+
+
+async def _read_in_thread(reader: SourceReader) -> None:
+    """Run `reader.read()` in a daemon thread (a camera blocked in a read must not hold up the exit)."""
+    loop = asyncio.get_running_loop()
+    finished = loop.create_future()
+
+    def target() -> None:
+        try:
+            reader.read()
+        except BaseException as error:  # noqa: BLE001 - handed over to the event loop as it is
+            loop.call_soon_threadsafe(_settle, finished, error)
+        else:
+            loop.call_soon_threadsafe(_settle, finished, None)
+
+    threading.Thread(target=target, name=f"camera-{reader.camera.name}", daemon=True).start()
+    await finished
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event) -> None:
+    """Read and stream one camera until its file ends or the agent stops; reopen a failing source.
+
+    Raises:
+        Refused: from the uplink, when the server refuses the key or the hello.
+    """
+    loop = asyncio.get_running_loop()
+    uplink = Uplink(camera, settings, status, stopping)
+    backoff = Backoff()
+    while not stopping.is_set():
+        reader = SourceReader(camera, settings, lambda packet: loop.call_soon_threadsafe(uplink.push, packet))
+        source_done = asyncio.Event()
+        sending = asyncio.create_task(uplink.run(source_done))
+        reading = asyncio.create_task(_read_in_thread(reader))
+        backoff.connected(time.monotonic())
+        stop_waiter = asyncio.create_task(stopping.wait())
+        await asyncio.wait({reading, sending, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+        reader.stopping.set()
+        source_done.set()
+        uplink.wake()
+        if sending.done() and sending.exception():
+            raise sending.exception()  # refused: the supervisor stops everything
+        await sending
+        if not reading.done():
+            return  # stopping: the reader thread sees its flag and ends on its own
+        try:
+            reading.result()
+        except SourceFinished:
+            status.state, status.detail = State.FINISHED, ""
+            return
+        except SourceError as error:
+            status.state, status.detail = State.SOURCE_DOWN, str(error)
+            delay = backoff.next_delay(time.monotonic())
+            log.warning("camera %s: %s; trying again in %.0f s", camera.name, error, delay)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except TimeoutError:
+                pass
+
+
+async def run_agent(settings: AgentSettings, console: Console) -> None:
+    """Stream every camera until all files end, the agent is stopped (SIGINT/SIGTERM) or refused.
+
+    Raises:
+        Refused: the server refused the key or the hello (after every camera was stopped).
+    """
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stopping.set)
+    statuses = [CameraStatus(camera.name, redact(camera.source)) for camera in settings.cameras]
+    cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping))
+               for camera, status in zip(settings.cameras, statuses)]
+    display = asyncio.create_task(_show(statuses, settings, console))
+    try:
+        pending = set(cameras)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            failed = [task for task in done if task.exception()]
+            if failed:
+                stopping.set()
+                await asyncio.gather(*pending, return_exceptions=True)
+                raise failed[0].exception()
+    finally:
+        for status in statuses:
+            if status.state is not State.FINISHED:
+                status.state = State.STOPPED
+        display.cancel()
+        await asyncio.gather(display, return_exceptions=True)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+
+
+async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console) -> None:
+    """Keep the live view up to date on a terminal; elsewhere, log state changes and a periodic summary."""
+    server = redact(settings.server_url)
+    if console.is_terminal:
+        with Live(view.table(statuses, server), console=console, refresh_per_second=2) as live:
+            while True:
+                await asyncio.sleep(0.5)
+                live.update(view.table(statuses, server))
+    shown: dict[str, tuple] = {}
+    summary_at = time.monotonic()
+    while True:
+        for status in statuses:
+            if shown.get(status.name) != (status.state, status.detail):
+                shown[status.name] = (status.state, status.detail)
+                log.info("%s", status.line())
+        if time.monotonic() - summary_at >= LOG_EVERY_SECONDS:
+            summary_at = time.monotonic()
+            for status in statuses:
+                log.info("%s", status.line())
+        await asyncio.sleep(1.0)
