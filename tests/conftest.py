@@ -1,15 +1,17 @@
 """Shared fixtures: a temporary database and the real CLI, in-process or as a subprocess."""
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from vigint import protocol
+from vigint import keys, protocol
 from vigint.cli import main
 from vigint.config import DatabaseSettings, ServerSettings, Settings
 from vigint.server import Server
@@ -53,8 +55,6 @@ def run_vigint(*args: str, cwd: Path, env: dict | None = None, timeout: float = 
 
 async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") -> tuple[int, int, str]:
     """Create a client through the store; return (client id, key id, API key)."""
-    from vigint import keys
-
     api_key = keys.generate()
     client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key))
     return client.id, key.id, api_key
@@ -62,9 +62,6 @@ async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") ->
 
 async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
     """Wait until `condition()` is true; fail the test with its last value after `timeout` seconds."""
-    import asyncio
-    import time
-
     deadline = time.monotonic() + timeout
     while not (value := condition()):
         if time.monotonic() > deadline:

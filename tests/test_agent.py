@@ -1,5 +1,4 @@
 import asyncio
-import io
 import os
 import shutil
 import signal
@@ -12,9 +11,8 @@ import av
 import pytest
 from conftest import add_client, eventually
 from media import vcl_payloads_annexb, vcl_payloads_avcc, write_video_file
-from rich.console import Console
 
-from vigint import keys
+from vigint.cert import write_self_signed
 from vigint.agent.settings import AgentSettings, Camera
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import run_camera
@@ -234,3 +232,17 @@ async def test_a_slow_link_drops_whole_gops_and_never_breaks_decoding(start, tmp
         stopping.set()
         await asyncio.wait_for(camera, 20)
         proxy.close()
+
+
+async def test_agent_trusts_a_self_signed_server_only_with_ca_cert(start, tmp_path):
+    cert, key = write_self_signed("127.0.0.1", tmp_path / "tls")
+    server = await start(tls_cert=cert, tls_key=key)
+    client_id, _, api_key = await add_client(server.store)
+    url = f"wss://127.0.0.1:{server.port}"
+    untrusted = await start_agent(tmp_path, "--source", "test", "--api-key", api_key, "--api-url", url)
+    code, err = await stop_when_done(untrusted, timeout=30)
+    assert code == 1 and "TLS certificate is not trusted" in err and "--ca-cert" in err
+    agent = await start_agent(tmp_path, "--source", "test", "--api-key", api_key, "--api-url", url,
+                              "--ca-cert", str(cert))
+    await eventually(lambda: frames_of(server, client_id, "test-pattern") > 3, timeout=20)
+    assert (await stop(agent))[0] == 0

@@ -94,9 +94,10 @@ def stream_url(server_url: str) -> str:
 def _camera_names(sources: list[str], names: list[str]) -> tuple[Camera, ...]:
     if len(names) > len(sources):
         raise ConfigError("each --camera names the --source before it: there are more names than sources")
-    cameras = []
+    cameras, taken = [], set(names)
     for index, source in enumerate(sources):
-        name = names[index] if index < len(names) else _default_name(source, index)
+        name = names[index] if index < len(names) else _default_name(source, index, taken)
+        taken.add(name)
         if not protocol.CAMERA_NAME.fullmatch(name) or len(name) > protocol.MAX_CAMERA_NAME:
             raise ConfigError(f"camera name {name!r}: use 1-{protocol.MAX_CAMERA_NAME} letters, digits, "
                               "spaces, '.', '_' or '-'")
@@ -106,12 +107,15 @@ def _camera_names(sources: list[str], names: list[str]) -> tuple[Camera, ...]:
     return tuple(cameras)
 
 
-def _default_name(source: str, index: int) -> str:
-    if source == TEST_SOURCE:
-        return "test-pattern" if index == 0 else f"test-pattern-{index + 1}"
+def _default_name(source: str, index: int, taken: set[str]) -> str:
     parts = urlsplit(source)
-    base = parts.hostname if parts.scheme and parts.hostname else Path(parts.path).stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:protocol.MAX_CAMERA_NAME] or f"camera-{index + 1}"
+    base = "test-pattern" if source == TEST_SOURCE else parts.hostname if parts.scheme and parts.hostname \
+        else Path(parts.path).stem
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:protocol.MAX_CAMERA_NAME - 4] or f"camera-{index + 1}"
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}-{number}", number + 1
+    return candidate
 
 
 def _check_source(source: str) -> None:
