@@ -3,6 +3,7 @@ import logging
 import pytest
 
 from vigint import keys
+from vigint.cli import build_parser
 from vigint.agent.settings import load_agent_settings, read_env_file, redact, stream_url
 from vigint.errors import ConfigError
 
@@ -55,7 +56,7 @@ def test_cameras_get_names_and_bad_ones_are_refused(tmp_path):
     video = tmp_path / "back door.mp4"
     video.write_bytes(b"")
     settings = load_agent_settings({"sources": ["rtsp://u:p@cam1.local/s", str(video), "test"],
-                                    "cameras": ["front"], "api_key": KEY}, environ={}, cwd=tmp_path)
+                                    "cameras": ["front", None, None], "api_key": KEY}, environ={}, cwd=tmp_path)
     assert [c.name for c in settings.cameras] == ["front", "back-door", "test-pattern"]
     assert "u:p" not in repr(settings.cameras[0])
     with pytest.raises(ConfigError, match="does not exist"):
@@ -75,6 +76,11 @@ def test_urls():
 
 
 def test_default_names_do_not_collide(tmp_path):
-    settings = load_agent_settings({"sources": ["test", "test", "test"], "cameras": ["test-pattern-2"],
+    settings = load_agent_settings({"sources": ["test", "test", "test"], "cameras": ["test-pattern-2", None, None],
                                     "api_key": KEY}, environ={}, cwd=tmp_path)
     assert [c.name for c in settings.cameras] == ["test-pattern-2", "test-pattern", "test-pattern-3"]
+
+
+def test_each_camera_flag_names_the_source_before_it():
+    args = build_parser().parse_args(["agent", "--source", "test", "--source", "rtsp://cam/x", "--camera", "door"])
+    assert (args.sources, args.cameras) == (["test", "rtsp://cam/x"], [None, "door"])

@@ -289,6 +289,23 @@ async def agent(args, settings: Settings | None, console: Console) -> int:
     return 0
 
 
+class _SourceAction(argparse.Action):
+    """--source appends a source, and an unnamed slot in --camera's list beside it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        namespace.sources = [*(namespace.sources or []), value]
+        namespace.cameras = [*(namespace.cameras or []), None]
+
+
+class _CameraAction(argparse.Action):
+    """--camera names the --source just before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if not namespace.sources or namespace.cameras[-1] is not None:
+            parser.error(f"--camera {value}: each --camera follows the --source it names")
+        namespace.cameras[-1] = value
+
+
 def _common_options(defaults: bool) -> argparse.ArgumentParser:
     """Options every command takes, before or after the subcommand's name."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -360,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and "
                               "VIGINT_SERVER_URL from ./.env, the environment, or the flags below (flags win).")
     sub.set_defaults(handler=agent, server_side=False)
-    sub.add_argument("--source", dest="sources", action="append", metavar="SRC",
+    sub.add_argument("--source", dest="sources", action=_SourceAction, metavar="SRC",
                      help="rtsp://… URL, video file, /dev/videoN, or 'test' for a built-in pattern; repeatable")
-    sub.add_argument("--camera", dest="cameras", action="append", metavar="NAME",
+    sub.add_argument("--camera", dest="cameras", action=_CameraAction, metavar="NAME",
                      help="name of the --source before it (default: from the source)")
     sub.add_argument("--api-key", help="API key (default: VIGINT_API_KEY)")
     sub.add_argument("--api-url", help="server URL, e.g. wss://vigint.example.com:5002 (default: VIGINT_SERVER_URL)")

@@ -91,12 +91,12 @@ def stream_url(server_url: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def _camera_names(sources: list[str], names: list[str]) -> tuple[Camera, ...]:
-    if len(names) > len(sources):
-        raise ConfigError("each --camera names the --source before it: there are more names than sources")
-    cameras, taken = [], set(names)
-    for index, source in enumerate(sources):
-        name = names[index] if index < len(names) else _default_name(source, index, taken)
+def _camera_names(sources: list[str], names: list[str | None]) -> tuple[Camera, ...]:
+    """Pair each source with its name (None: derive one from the source, never taking a given name)."""
+    names = names + [None] * (len(sources) - len(names))
+    cameras, taken = [], {name for name in names if name}
+    for index, (source, name) in enumerate(zip(sources, names)):
+        name = name or _default_name(source, index, taken)
         taken.add(name)
         if not protocol.CAMERA_NAME.fullmatch(name) or len(name) > protocol.MAX_CAMERA_NAME:
             raise ConfigError(f"camera name {name!r}: use 1-{protocol.MAX_CAMERA_NAME} letters, digits, "
