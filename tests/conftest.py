@@ -1,6 +1,7 @@
 """Shared fixtures: a temporary database and the real CLI, in-process or as a subprocess."""
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from vigint import keys, protocol
 from vigint.cli import main
-from vigint.config import DatabaseSettings, ServerSettings, Settings
+from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
 from vigint.server import Server
 from vigint.store import Store
 
@@ -71,14 +72,16 @@ async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
 
 
 @pytest.fixture
-async def start(db_path):
+async def start(db_path, tmp_path):
     """Start a real server on 127.0.0.1 port 0 with the given [server] settings; stopped after the test."""
     started = []
 
-    async def run(**server_settings) -> Server:
+    async def run(settings: Settings | None = None, **server_settings) -> Server:
         # Tests send video faster than real time: let the decode queue hold all of it unless told otherwise.
         server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog": 10_000, **server_settings}
-        settings = Settings(database=DatabaseSettings(db_path), server=ServerSettings(**server_settings))
+        settings = settings or Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+        settings = dataclasses.replace(settings, database=DatabaseSettings(db_path),
+                                       server=ServerSettings(**server_settings))
         store = await Store.open(db_path)
         server = Server(settings, store)
         await server.start()

@@ -1,5 +1,6 @@
 """Real H.264 for tests (the built-in test pattern, cached), and a minimal protocol-v1 sender."""
 
+import asyncio
 import json
 import time
 from fractions import Fraction
@@ -7,10 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import av
+import numpy as np
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from vigint import protocol, testpattern
+from vigint.encoder import H264Encoder
 from vigint.testpattern import EncodedVideo
 
 make_h264 = lru_cache(maxsize=None)(testpattern.encode)
@@ -24,15 +27,43 @@ async def open_stream(url: str, key: str, camera: str = "front-door", **extra) -
     return connection, json.loads(await connection.recv())
 
 
-async def send_video(connection: ClientConnection, video: EncodedVideo, start_us: int | None = None) -> int:
-    """Send every access unit as fast as the link allows; return the bytes sent."""
+async def send_video(connection: ClientConnection, video: EncodedVideo, start_us: int | None = None,
+                     speed: float | None = None) -> int:
+    """Send every access unit, as fast as the link allows or at `speed` × real time; return the bytes sent."""
     start_us = int(time.time() * 1_000_000) if start_us is None else start_us
+    began = time.monotonic()
     sent = 0
     for pts, dts, _, data in video.units:
+        if speed:
+            await asyncio.sleep(max(0.0, began + dts / 1e6 / speed - time.monotonic()))
         message = protocol.media(start_us + pts, start_us + dts, data)
         await connection.send(message)
         sent += len(message)
     return sent
+
+
+@lru_cache(maxsize=None)
+def make_scene(seconds: float, moving: tuple[float, float] | None = None, brightness_jump_at: float | None = None,
+               fps: int = 15, width: int = 320, height: int = 180) -> EncodedVideo:
+    """A camera's view: a textured wall with sensor noise; a square crossing it during `moving` (start, end
+    seconds); the light level jumping at `brightness_jump_at`. One keyframe a second."""
+    rng = np.random.default_rng(11)
+    wall = rng.integers(50, 150, (height, width)).astype(np.int16)
+    encoder = H264Encoder(width, height, fps, 400_000, gop=fps)
+    packets = []
+    for index in range(int(seconds * fps)):
+        at = index / fps
+        picture = wall + rng.integers(-5, 6, wall.shape)
+        if brightness_jump_at is not None and at >= brightness_jump_at:
+            picture += 50
+        if moving and moving[0] <= at < moving[1]:
+            x = int((at - moving[0]) / (moving[1] - moving[0]) * (width - 50))
+            picture[60:110, x:x + 50] = 235
+        yuv = np.full((height * 3 // 2, width), 128, np.uint8)
+        yuv[:height] = np.clip(picture, 0, 255)
+        packets += encoder.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p"), index * 1_000_000 // fps)
+    packets += encoder.flush()
+    return EncodedVideo(width, height, fps, fps, tuple((p.pts, p.dts, p.keyframe, p.data) for p in packets))
 
 
 def write_video_file(path: Path, seconds: float, codec: str = "libx264", *, bframes: int = 0, fps: int = 15,

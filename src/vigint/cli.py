@@ -262,7 +262,8 @@ async def usage(args, settings: Settings, console: Console) -> int:
     if args.json:
         _print_json([{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
                       "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
-                      "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded} for r in rows])
+                      "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded,
+                      "ai_calls": r.ai_calls, "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent} for r in rows])
         return 0
     period = f"{args.since or 'the start'} to {args.until or 'now'} (UTC days)"
     table = Table(title=f"Usage from {period}")
@@ -271,6 +272,28 @@ async def usage(args, settings: Settings, console: Console) -> int:
     for r in rows:
         table.add_row(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
                       f"{r.bytes_received / 1e6:,.1f} MB", f"{r.frames_decoded:,}")
+    console.print(table)
+    return 0
+
+
+async def incidents_list(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        found = await store.list_incidents(args.client_id, _utc_midnight(args.since))
+    if args.json:
+        _print_json([{"id": i.id, "client_id": i.client_id, "camera": i.camera, "started_at": _iso(i.started_at),
+                      "ended_at": _iso(i.ended_at), "type": i.type, "description": i.description,
+                      "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state}
+                     for i in found])
+        return 0
+    table = Table(title=f"{len(found)} incident(s), newest first")
+    for column in ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"):
+        table.add_column(column)
+    for i in found:
+        table.add_row(str(i.id), str(i.client_id), i.camera, _local(i.started_at), _local(i.ended_at),
+                      i.type + (f": {i.description}" if i.description else ""), str(i.threat), i.verdict,
+                      "yes" if i.clip_path else "—", i.alert_state)
     console.print(table)
     return 0
 
@@ -397,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--client-id", type=int)
     sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
     sub.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)")
+
+    incidents = group("incidents", "what the cameras saw, and whether the customer was told")
+    sub = command(incidents, "list", incidents_list, "list incidents, newest first, with their alert delivery",
+                  listing=True)
+    sub.add_argument("--client-id", type=int)
+    sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day shown (UTC)")
 
     sub = command(commands, "cert", make_cert, "write a self-signed TLS certificate and key for a first deployment")
     sub.add_argument("--host", dest="cert_host", required=True, help="the name or IP address agents connect to")

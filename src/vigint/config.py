@@ -20,9 +20,14 @@ NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGIN
 DEFAULT_CONFIG_FILE = Path("config.ini")
 
 
-def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None):
-    """Declare one setting: its default, a one-line reason for that default, and its allowed range."""
-    return field(default=default, metadata={"doc": doc, "minimum": minimum, "maximum": maximum})
+def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None,
+            choices: tuple[str, ...] | None = None, secret: bool = False):
+    """Declare one setting: its default, a one-line reason for that default, its allowed values.
+
+    A `secret` setting (password, API key) never appears in a repr, so never in a log line.
+    """
+    return field(default=default, repr=not secret,
+                 metadata={"doc": doc, "minimum": minimum, "maximum": maximum, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,106 @@ class BufferSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """Where files live."""
+
+    data_dir: Path = setting(Path("vigint-data"), "clips go to data_dir/clips/<client>/<incident>.mp4; "
+                             "relative paths start from the working directory")
+    min_free_mb: int = setting(500, "clips stop being written while the disk has less free space than this, "
+                               "so the database and the system keep room", minimum=0)
+    retention_days: float = setting(30.0, "clips and incidents older than this are deleted", minimum=0.01)
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    """The built-in motion detector and what makes an incident."""
+
+    threshold: float = setting(25.0, "gray levels a pixel must change by: above sensor noise, below a person",
+                               minimum=1, maximum=255)
+    sensitivity: float = setting(1.0, "scales the threshold: 2 sees fainter changes, 0.5 only strong ones",
+                                 minimum=0.1, maximum=10)
+    min_cells: int = setting(2, "grid cells (of 16x16 analysed pixels) that must change at once; one cell is "
+                             "too easily an insect or noise", minimum=1)
+    max_area_fraction: float = setting(0.5, "a change over more of the picture than this is lighting "
+                                       "(lights, auto-exposure), not motion", minimum=0.05, maximum=1)
+    min_motion_seconds: float = setting(1.0, "motion must last this long to be an incident: a passing "
+                                        "shadow is not", minimum=0)
+    cooldown_seconds: float = setting(60.0, "motion again within this time extends the open incident "
+                                      "instead of opening another", minimum=1)
+    pre_roll_seconds: float = setting(5.0, "video kept in a clip before the motion started", minimum=0)
+    post_roll_seconds: float = setting(5.0, "video kept in a clip after the motion stopped; a clip also "
+                                       "ends when the packet buffer would lose its start", minimum=0)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """How customers are told about incidents."""
+
+    language: str = setting("en", "language of alert emails", choices=("en", "fr"))
+    public_url: str = setting("", "base of clip links in alerts, e.g. https://vigint.example.com:5002; "
+                              "empty: this server's own address")
+    link_ttl_hours: float = setting(168.0, "how long a clip link works: a week to look at it, not forever",
+                                    minimum=0.01)
+    link_secret: str = setting("", "HMAC key signing clip links; empty: one is generated and kept in "
+                               "data_dir/link-secret", secret=True)
+    webhook_url: str = setting("", "optional: every incident is also POSTed here as JSON")
+    webhook_secret: str = setting("", "HMAC-SHA256 key for the X-Vigint-Signature header of webhooks",
+                                  secret=True)
+    retry_seconds: float = setting(10.0, "first retry delay of an undelivered alert; doubles each time",
+                                   minimum=0.1)
+    max_retry_seconds: float = setting(3600.0, "longest wait between two delivery attempts", minimum=1)
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """The SMTP server that sends alert emails."""
+
+    smtp_host: str = setting("", "SMTP server; empty: alerts are recorded and webhooks sent, but no email")
+    smtp_port: int = setting(587, "587 for STARTTLS, 465 for SSL, 25 without encryption", minimum=1,
+                             maximum=65535)
+    security: str = setting("starttls", "how the SMTP connection is encrypted",
+                            choices=("starttls", "ssl", "none"))
+    username: str = setting("", "SMTP login; empty: no authentication")
+    password: str = setting("", "SMTP password", secret=True)
+    sender: str = setting("vigint@localhost", "the From address of alert emails")
+    timeout_seconds: float = setting(30.0, "an SMTP exchange taking longer is retried later", minimum=1)
+
+
+@dataclass(frozen=True)
+class AiSettings:
+    """Optional verification of motion by a vision model."""
+
+    provider: str = setting("none", "none: every motion event is an incident; openai: any OpenAI-compatible "
+                            "chat-completions endpoint; gemini: Google's generateContent",
+                            choices=("none", "openai", "gemini"))
+    url: str = setting("", "the endpoint's base URL, e.g. https://api.openai.com/v1 or "
+                       "https://generativelanguage.googleapis.com")
+    api_key: str = setting("", "the endpoint's API key", secret=True)
+    model: str = setting("", "the model name, e.g. gpt-4o-mini or gemini-2.0-flash")
+    frames: int = setting(3, "JPEG frames from the event sent per check: enough to see what moved",
+                          minimum=1, maximum=10)
+    timeout_seconds: float = setting(20.0, "a check taking longer counts as unreachable", minimum=1)
+    max_concurrent: int = setting(4, "checks in flight at once, server-wide", minimum=1)
+    max_calls_per_client_per_hour: int = setting(60, "beyond this a client's events are treated as "
+                                                 "unreachable: caps the bill of a camera facing a busy street",
+                                                 minimum=1)
+    when_unreachable: str = setting("motion", "if the AI cannot answer: motion = alert as a motion incident; "
+                                    "record = keep the incident without alerting",
+                                    choices=("motion", "record"))
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section. Build it with `load_settings`."""
 
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     buffers: BufferSettings = BufferSettings()
+    storage: StorageSettings = StorageSettings()
+    motion: MotionSettings = MotionSettings()
+    alerts: AlertSettings = AlertSettings()
+    email: EmailSettings = EmailSettings()
+    ai: AiSettings = AiSettings()
     # The config file that was read, if any: shown at start so operators know which one is in force.
     source: Path | None = None
 
@@ -125,6 +224,9 @@ def _parse(raw: str, f: dataclasses.Field):
     if kind == Path | None:
         return Path(text).expanduser() if text else None
     if kind is str:
+        choices = f.metadata["choices"]
+        if choices and text not in choices:
+            raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
         return text
     if kind in (int, float):
         try:

@@ -21,6 +21,8 @@ class DecodeResult:
     frames: list[Frame] = field(default_factory=list)  # the sampled, scaled gray frames
     decoded: int = 0  # every frame the decoder produced, sampled or not
     errors: int = 0  # packets the decoder rejected
+    size: tuple[int, int] | None = None  # the stream's full picture size, once a frame was decoded
+    readings: list[tuple[int, bool]] = field(default_factory=list)  # (pts, motion) of each sampled frame
 
 
 class StreamDecoder:
@@ -65,6 +67,7 @@ class StreamDecoder:
     def _collect(self, frames: list[av.VideoFrame], result: DecodeResult) -> None:
         for frame in frames:
             result.decoded += 1
+            result.size = (frame.width, frame.height)
             if not self._due(frame.pts):
                 continue
             height = max(2, round(frame.height * self._width / frame.width / 2) * 2)

@@ -2,6 +2,7 @@
 
 IDR = 5
 SPS = 7
+PPS = 8
 START_CODE = b"\x00\x00\x01"
 
 
@@ -18,3 +19,16 @@ def nal_types(access_unit: bytes) -> list[int]:
 def is_keyframe(types: list[int]) -> bool:
     """Tell whether a decoder can start at an access unit with these NAL unit types (SPS and IDR)."""
     return IDR in types and SPS in types
+
+
+def parameter_sets(access_unit: bytes) -> bytes:
+    """Return the SPS and PPS NAL units of an Annex-B access unit, each behind a 4-byte start code."""
+    units, position = [], access_unit.find(START_CODE)
+    while position != -1:
+        following = access_unit.find(START_CODE, position + 3)
+        end = len(access_unit) if following == -1 else following
+        unit = access_unit[position + 3:end].rstrip(b"\x00")
+        if unit and unit[0] & 0x1F in (SPS, PPS):
+            units.append(b"\x00\x00\x00\x01" + unit)
+        position = following
+    return b"".join(units)

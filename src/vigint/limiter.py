@@ -1,13 +1,14 @@
-"""Failed-hello limiter per remote address, pure: a sliding window with a bounded memory."""
+"""Events per key over a sliding window, pure, with a bounded memory: failed hellos per address, AI calls
+per client."""
 
 from collections import OrderedDict, deque
 
 
-class FailureLimiter:
-    """Block an address after `max_failures` failed hellos within `window_seconds`.
+class RateLimiter:
+    """Block a key (an address, a client) after `max_failures` events within `window_seconds`.
 
-    An address is blocked until its oldest counted failure leaves the window. At most `max_addresses`
-    are remembered (least recently failed forgotten first), so a flood of spoofed sources cannot grow
+    A key is blocked until its oldest counted event leaves the window. At most `max_addresses` keys
+    are remembered (least recently seen forgotten first), so a flood of spoofed sources cannot grow
     memory without bound.
     """
 
@@ -30,8 +31,8 @@ class FailureLimiter:
             return 0.0
         return times[-self._max] + self._window - now
 
-    def record_failure(self, address: str, now: float) -> None:
-        """Count one failed hello from `address` at time `now`."""
+    def record(self, address: str, now: float) -> None:
+        """Count one event (a failed hello, a call) for `address` at time `now`."""
         times = self._recent(address, now)
         times.append(now)
         self._failures[address] = times

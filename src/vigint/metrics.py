@@ -42,6 +42,11 @@ class Metrics:
     decode_errors: int = 0
     auth_failures: Counter = field(default_factory=Counter)
     decode_lag: Histogram = field(default_factory=Histogram)
+    incidents: int = 0
+    alerts_delivered: int = 0
+    alerts_failed: int = 0
+    clips_skipped: Counter = field(default_factory=Counter)  # by reason: disk_full, write_error
+    ai_calls: Counter = field(default_factory=Counter)  # by outcome
 
     def render(self, streams_by_client: dict[int, int], usage_flush_lag: float) -> str:
         """Return the metrics page, given the live streams per client id and seconds since the last usage flush."""
@@ -73,6 +78,23 @@ class Metrics:
         lines += [
             f"vigint_decode_lag_seconds_sum {self.decode_lag.total}",
             f"vigint_decode_lag_seconds_count {self.decode_lag.count}",
+            "# HELP vigint_incidents_total Incidents opened.",
+            "# TYPE vigint_incidents_total counter",
+            f"vigint_incidents_total {self.incidents}",
+            "# HELP vigint_alerts_delivered_total Alerts (emails, webhooks) delivered.",
+            "# TYPE vigint_alerts_delivered_total counter",
+            f"vigint_alerts_delivered_total {self.alerts_delivered}",
+            "# HELP vigint_alerts_failed_total Alert delivery attempts that failed (retried later).",
+            "# TYPE vigint_alerts_failed_total counter",
+            f"vigint_alerts_failed_total {self.alerts_failed}",
+            "# HELP vigint_clips_skipped_total Incidents left without a clip, by reason (disk_full: free space guard).",
+            "# TYPE vigint_clips_skipped_total counter",
+            *(f'vigint_clips_skipped_total{{reason="{reason}"}} {count}'
+              for reason, count in sorted(self.clips_skipped.items())),
+            "# HELP vigint_ai_calls_total AI verifications, by outcome.",
+            "# TYPE vigint_ai_calls_total counter",
+            *(f'vigint_ai_calls_total{{outcome="{outcome}"}} {count}'
+              for outcome, count in sorted(self.ai_calls.items())),
             "# HELP vigint_usage_flush_lag_seconds Seconds since usage was last written to the database.",
             "# TYPE vigint_usage_flush_lag_seconds gauge",
             f"vigint_usage_flush_lag_seconds {usage_flush_lag:.3f}",

@@ -58,6 +58,10 @@ class PacketRing:
             self.bytes = 0  # one GOP alone over the cap: keep nothing rather than an unbounded GOP
             self._gops.clear()
 
+    def newest_dts(self) -> int | None:
+        """Return the decode time of the newest buffered packet, if any."""
+        return self._gops[-1][-1].dts if self._gops else None
+
     def packets(self) -> list[Packet]:
         """Return the buffered packets in decode order, starting at a keyframe."""
         return [packet for gop in self._gops for packet in gop]

@@ -17,10 +17,12 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server as WebSocketServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from vigint import h264, protocol
@@ -28,8 +30,11 @@ from vigint.auth import authenticate
 from vigint.config import Settings
 from vigint.decoder import DecodeResult, StreamDecoder
 from vigint.errors import ConfigError, VigintError
-from vigint.limiter import FailureLimiter
+from vigint.events import EventTracker
+from vigint.incidents import IncidentDesk, OpenIncident
+from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
+from vigint.motion import MotionDetector
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.ring import FrameRing, Packet, PacketRing
 from vigint.store import ApiKey, KeyState, Store
@@ -56,6 +61,11 @@ class Session:
     warned: bool = False
     checked: bool = False  # its key was looked up again after registration
     decode_task: asyncio.Task | None = None
+    detector: MotionDetector = field(default_factory=MotionDetector)
+    tracker: EventTracker = field(default_factory=EventTracker)
+    incident: OpenIncident | None = None
+    video_size: tuple[int, int] | None = None
+    ended: bool = False
 
     @property
     def client_id(self) -> int:
@@ -83,7 +93,7 @@ class Server:
         self.store = store
         self.metrics = Metrics()
         self.usage = UsageMeter()
-        self._limiter = FailureLimiter(settings.server.max_auth_failures, settings.server.auth_failure_window_seconds)
+        self._limiter = RateLimiter(settings.server.max_auth_failures, settings.server.auth_failure_window_seconds)
         self._sessions: dict[int, dict[str, Session]] = {}
         self._last_used: dict[int, float] = {}
         self._last_flush = time.monotonic()
@@ -123,8 +133,13 @@ class Server:
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
+        scheme = "https" if self.tls else "http"
+        self.desk = IncidentDesk(self.settings, self.store, self.usage, self.metrics, self._pool,
+                                 f"{scheme}://{config.host}:{self.port}")
         self._watcher = self._spawn(self._watch_keys())
         self._spawn(self._flush_periodically())
+        self._spawn(self.desk.deliver_alerts(self._stopping))
+        self._spawn(self.desk.enforce_retention(self._stopping))
 
     @property
     def port(self) -> int:
@@ -141,6 +156,7 @@ class Server:
         # The watcher only reads and may be cancelled anywhere; the flusher writes, so it is asked to stop
         # and makes its last flush itself rather than be cancelled half-way through a transaction.
         self._watcher.cancel()
+        await self.desk.drain()
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -153,18 +169,29 @@ class Server:
 
     # HTTP
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.partition("?")[0]
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
         if path == protocol.PATH:
             return None
+        if path.startswith("/clips/"):
+            return await self._serve_clip(connection, path.removeprefix("/clips/"), parse_qs(query))
         if path == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/metrics":
             response = connection.respond(http.HTTPStatus.OK, self.metrics.render(
                 self.streams_by_client(), time.monotonic() - self._last_flush))
+            del response.headers["Content-Type"]  # websockets' Headers keeps every value set: replace, not add
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    async def _serve_clip(self, connection: ServerConnection, incident_id: str, query: dict) -> Response:
+        clip = await self.desk.clip(incident_id, query.get("exp", [""])[0], query.get("sig", [""])[0])
+        if clip is None:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "this link is invalid or has expired\n")
+        return Response(http.HTTPStatus.OK, "OK", Headers([
+            ("Content-Type", "video/mp4"), ("Content-Length", str(len(clip))), ("Cache-Control", "private, no-store"),
+        ]), clip)
 
     def streams_by_client(self) -> dict[int, int]:
         """Return how many streams each client has open."""
@@ -199,7 +226,7 @@ class Server:
         return CloseCode.INTERNAL_ERROR, "internal error"
 
     def _refuse(self, address: str, reason: str, violation: ProtocolViolation) -> ProtocolViolation:
-        self._limiter.record_failure(address, time.time())
+        self._limiter.record(address, time.time())
         self.metrics.auth_failures[reason] += 1
         return violation
 
@@ -244,7 +271,8 @@ class Server:
         session = Session(connection, key, camera,
                           PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes),
                           FrameRing(buffers.short_buffer_seconds),
-                          StreamDecoder(buffers.analysis_width, buffers.analysis_fps))
+                          StreamDecoder(buffers.analysis_width, buffers.analysis_fps),
+                          detector=MotionDetector(self.settings.motion), tracker=EventTracker(self.settings.motion))
         cameras[camera] = session
         self._last_used[key.id] = time.time()
         session.decode_task = self._spawn(self._decode(session))
@@ -253,6 +281,8 @@ class Server:
     async def _end_session(self, session: Session) -> None:
         session.queue.put_nowait(None)
         await session.decode_task  # flushes the decoder: an unflushed one can hang the exit
+        session.ended = True
+        self.desk.stream_ended(session)
         now = time.time()
         self.usage.add_stream_time(session.key.id, session.accounted_until, now)
         session.accounted_until = now
@@ -328,7 +358,7 @@ class Server:
             finished = batch[-1] is None
             items = [item for item in batch if item is not None]
             if items:
-                result = await loop.run_in_executor(self._pool, session.decoder.decode, [p for p, _ in items])
+                result = await loop.run_in_executor(self._pool, self._analyse, session, [p for p, _ in items])
                 self._absorb(session, result)
                 done = time.monotonic()
                 for _, received in items:
@@ -337,9 +367,19 @@ class Server:
                 self._absorb(session, await loop.run_in_executor(self._pool, session.decoder.flush))
                 return
 
+    @staticmethod
+    def _analyse(session: Session, packets: list[Packet]) -> DecodeResult:
+        """Decode and look for motion (in a worker thread; one batch of a stream at a time)."""
+        result = session.decoder.decode(packets)
+        result.readings = [(frame.pts, session.detector.update(frame.pixels).motion) for frame in result.frames]
+        return result
+
     def _absorb(self, session: Session, result: DecodeResult) -> None:
         for frame in result.frames:
             session.frames.append(frame)
+        if result.size:
+            session.video_size = result.size
+        self.desk.observe(session, result.readings)
         self.metrics.frames_decoded += result.decoded
         self.usage.add_frames(session.key.id, result.decoded, time.time())
         if result.decoded:

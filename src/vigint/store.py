@@ -67,7 +67,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             type TEXT NOT NULL,
             description TEXT NOT NULL DEFAULT '',
             threat INTEGER NOT NULL DEFAULT 0,
-            clip_path TEXT,
+            clip_path TEXT,  -- relative to [storage] data_dir
+            -- not_checked (no AI), confirmed, rejected, unverified (AI unreachable or malformed)
+            verdict TEXT NOT NULL DEFAULT 'not_checked',
+            -- pending (outbox rows undelivered), delivered, suppressed (not alerted), none (no channel)
             alert_state TEXT NOT NULL DEFAULT 'pending')""",
         "CREATE INDEX incidents_client ON incidents(client_id, started_at)",
         """CREATE TABLE alert_outbox (
@@ -164,6 +167,39 @@ class UsageRow:
     stream_seconds: float
     bytes_received: int
     frames_decoded: int
+    ai_calls: int
+    ai_tokens: int
+    alerts_sent: int
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Something that happened in front of a camera, with what was done about it."""
+
+    id: int
+    client_id: int
+    key_id: int | None
+    camera: str
+    started_at: float
+    ended_at: float | None
+    type: str
+    description: str
+    threat: int
+    clip_path: str | None
+    verdict: str
+    alert_state: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One undelivered outbox row, with what delivering it needs."""
+
+    id: int
+    channel: str  # email or webhook
+    attempts: int
+    incident: Incident
+    client_name: str
+    client_email: str
 
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
@@ -467,13 +503,18 @@ class Store:
         """
         async with self._transaction() as db:
             await db.executemany(
-                """INSERT INTO usage (key_id, bucket_start, stream_seconds, bytes_received, frames_decoded)
-                   SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
+                """INSERT INTO usage (key_id, bucket_start, stream_seconds, bytes_received, frames_decoded, ai_calls,
+                                      ai_tokens, alerts_sent)
+                   SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
                    ON CONFLICT (key_id, bucket_start) DO UPDATE SET
                        stream_seconds = stream_seconds + excluded.stream_seconds,
                        bytes_received = bytes_received + excluded.bytes_received,
-                       frames_decoded = frames_decoded + excluded.frames_decoded""",
-                [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded) for d in deltas])
+                       frames_decoded = frames_decoded + excluded.frames_decoded,
+                       ai_calls = ai_calls + excluded.ai_calls,
+                       ai_tokens = ai_tokens + excluded.ai_tokens,
+                       alerts_sent = alerts_sent + excluded.alerts_sent""",
+                [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded, d.ai_calls,
+                  d.ai_tokens, d.alerts_sent) for d in deltas])
             await db.executemany(
                 "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
                 [(at, key_id) for key_id, at in last_used.items()])
@@ -483,13 +524,102 @@ class Store:
         rows = await self._fetch_all(
             """SELECT c.id AS client_id, c.name AS client_name, k.id AS key_id, k.prefix AS key_prefix,
                       total(u.stream_seconds) AS stream_seconds, total(u.bytes_received) AS bytes_received,
-                      total(u.frames_decoded) AS frames_decoded
+                      total(u.frames_decoded) AS frames_decoded, total(u.ai_calls) AS ai_calls,
+                      total(u.ai_tokens) AS ai_tokens, total(u.alerts_sent) AS alerts_sent
                FROM usage u JOIN api_keys k ON k.id = u.key_id JOIN clients c ON c.id = k.client_id
                WHERE (?1 IS NULL OR c.id = ?1) AND (?2 IS NULL OR u.bucket_start >= ?2)
                  AND (?3 IS NULL OR u.bucket_start < ?3)
                GROUP BY k.id ORDER BY c.id, k.id""", (client_id, since, until))
-        return [UsageRow(**{**dict(row), "bytes_received": int(row["bytes_received"]),
-                            "frames_decoded": int(row["frames_decoded"])}) for row in rows]
+        counts = ("bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent")
+        return [UsageRow(**{**dict(row), **{name: int(row[name]) for name in counts}}) for row in rows]
+
+    # Incidents and alerts
+
+    async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float) -> Incident:
+        """Record a new motion incident; its clip and verdict come later."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO incidents (client_id, key_id, camera, started_at, type) VALUES (?, ?, ?, ?, 'motion')",
+                (client_id, key_id, camera, started_at))
+        return await self.get_incident(cursor.lastrowid)
+
+    async def update_incident(self, incident_id: int, **fields) -> None:
+        """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state)."""
+        allowed = {"ended_at", "type", "description", "threat", "clip_path", "verdict", "alert_state"}
+        if not fields or not set(fields) <= allowed:
+            raise ValueError(f"cannot update incident columns {set(fields) - allowed}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        async with self._transaction() as db:
+            await db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", (*fields.values(), incident_id))
+
+    async def get_incident(self, incident_id: int) -> Incident:
+        """Return one incident. Raises NotFoundError."""
+        row = await self._fetch_one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        if row is None:
+            raise NotFoundError(f"no incident with id {incident_id}")
+        return Incident(**dict(row))
+
+    async def list_incidents(self, client_id: int | None = None, since: float | None = None) -> list[Incident]:
+        """Return incidents, newest first, optionally of one client and since a time."""
+        rows = await self._fetch_all(
+            "SELECT * FROM incidents WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR started_at >= ?2) "
+            "ORDER BY started_at DESC, id DESC", (client_id, since))
+        return [Incident(**dict(row)) for row in rows]
+
+    async def enqueue_alerts(self, incident_id: int, channels: list[str], now: float) -> None:
+        """Queue one alert per channel for delivery (or mark the incident as having no channel)."""
+        async with self._transaction() as db:
+            await db.executemany("INSERT INTO alert_outbox (incident_id, channel, next_attempt_at) VALUES (?, ?, ?)",
+                                 [(incident_id, channel, now) for channel in channels])
+            await db.execute("UPDATE incidents SET alert_state = ? WHERE id = ?",
+                             ("pending" if channels else "none", incident_id))
+
+    async def due_alerts(self, now: float, limit: int = 20) -> list[Alert]:
+        """Return undelivered alerts whose next attempt is due, oldest first."""
+        rows = await self._fetch_all(
+            """SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email, i.*
+               FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
+               WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at LIMIT ?""",
+            (now, limit))
+        alerts = []
+        for row in rows:
+            values = dict(row)
+            head = {name: values.pop(name) for name in ("outbox_id", "channel", "attempts", "client_name",
+                                                        "client_email")}
+            alerts.append(Alert(head["outbox_id"], head["channel"], head["attempts"], Incident(**values),
+                                head["client_name"], head["client_email"]))
+        return alerts
+
+    async def next_alert_due(self) -> float | None:
+        """Return when the earliest undelivered alert is due, if any."""
+        row = await self._fetch_one("SELECT min(next_attempt_at) AS due FROM alert_outbox WHERE delivered_at IS NULL")
+        return row["due"]
+
+    async def alert_delivered(self, alert: Alert, now: float) -> None:
+        """Mark an alert delivered; the incident is delivered when all its alerts are."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE alert_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL "
+                             "WHERE id = ?", (now, alert.id))
+            await db.execute(
+                """UPDATE incidents SET alert_state = 'delivered' WHERE id = ?1 AND NOT EXISTS
+                   (SELECT 1 FROM alert_outbox WHERE incident_id = ?1 AND delivered_at IS NULL)""",
+                (alert.incident.id,))
+
+    async def alert_failed(self, alert: Alert, error: str, retry_at: float) -> None:
+        """Record a failed attempt and when to try again."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                             "WHERE id = ?", (error[:500], retry_at, alert.id))
+
+    async def expired_incidents(self, before: float) -> list[Incident]:
+        """Return incidents that started before `before` (for retention)."""
+        rows = await self._fetch_all("SELECT * FROM incidents WHERE started_at < ?", (before,))
+        return [Incident(**dict(row)) for row in rows]
+
+    async def delete_incidents(self, incident_ids: list[int]) -> None:
+        """Delete incidents (their outbox rows go with them)."""
+        async with self._transaction() as db:
+            await db.executemany("DELETE FROM incidents WHERE id = ?", [(i,) for i in incident_ids])
 
     # Audit
 

@@ -14,6 +14,9 @@ class UsageDelta:
     stream_seconds: float = 0.0
     bytes_received: int = 0
     frames_decoded: int = 0
+    ai_calls: int = 0
+    ai_tokens: int = 0
+    alerts_sent: int = 0
 
 
 def bucket_of(timestamp: float) -> int:
@@ -42,6 +45,16 @@ class UsageMeter:
         """Count frames decoded for a stream of `key_id`."""
         self._delta(key_id, now).frames_decoded += count
 
+    def add_ai_call(self, key_id: int, tokens: int, now: float) -> None:
+        """Count one AI verification and the tokens it used, for `key_id`'s stream."""
+        delta = self._delta(key_id, now)
+        delta.ai_calls += 1
+        delta.ai_tokens += tokens
+
+    def add_alert(self, key_id: int, now: float) -> None:
+        """Count one alert delivered for `key_id`'s stream."""
+        self._delta(key_id, now).alerts_sent += 1
+
     def add_stream_time(self, key_id: int, start: float, end: float) -> None:
         """Count the streaming time from `start` to `end`, split at hour boundaries."""
         while start < end:
@@ -58,6 +71,5 @@ class UsageMeter:
         """Put back deltas a failed flush could not write, so nothing is lost."""
         for delta in deltas:
             merged = self._delta(delta.key_id, delta.bucket_start)
-            merged.stream_seconds += delta.stream_seconds
-            merged.bytes_received += delta.bytes_received
-            merged.frames_decoded += delta.frames_decoded
+            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent"):
+                setattr(merged, name, getattr(merged, name) + getattr(delta, name))

@@ -1,0 +1,110 @@
+"""Alerts: signed clip links, email and webhook messages, and their delivery (blocking: worker threads).
+
+Links are `GET /clips/<id>?exp=…&sig=…`, where sig is an HMAC of the incident, its client and the expiry
+with the server's secret: an expired, tampered or re-targeted link is refused (403).
+"""
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import urllib.request
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from urllib.parse import urlencode
+
+from vigint.config import AlertSettings, EmailSettings
+from vigint.store import Incident
+
+TEMPLATES = {
+    "en": {
+        "subject": "[Vigint] {kind} at {camera}, {when}",
+        "body": ("Hello {name},\n\nVigint saw {kind} on camera \"{camera}\" at {when} (UTC).\n{description}"
+                 "Threat level: {threat}/2.\n\nWatch the clip (link valid until {expires} UTC):\n{link}\n\n"
+                 "— Vigint\n"),
+        "kinds": {"motion": "motion"},
+    },
+    "fr": {
+        "subject": "[Vigint] {kind} sur {camera}, {when}",
+        "body": ("Bonjour {name},\n\nVigint a détecté {kind} sur la caméra « {camera} » le {when} (UTC).\n"
+                 "{description}Niveau de menace : {threat}/2.\n\nVoir la séquence (lien valable jusqu'au "
+                 "{expires} UTC) :\n{link}\n\n— Vigint\n"),
+        "kinds": {"motion": "un mouvement"},
+    },
+}
+
+
+def _signature(secret: str, incident_id: int, client_id: int, expires: int) -> str:
+    message = f"{incident_id}:{client_id}:{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def clip_link(base_url: str, secret: str, incident: Incident, expires: int) -> str:
+    """Return the signed link to an incident's clip, valid until `expires` (Unix seconds)."""
+    query = urlencode({"exp": expires, "sig": _signature(secret, incident.id, incident.client_id, expires)})
+    return f"{base_url.rstrip('/')}/clips/{incident.id}?{query}"
+
+
+def link_is_valid(secret: str, incident: Incident, expires: str, signature: str, now: float) -> bool:
+    """Tell whether a link's expiry and signature open this incident's clip now."""
+    if not expires.isdigit() or int(expires) < now:
+        return False
+    return hmac.compare_digest(_signature(secret, incident.id, incident.client_id, int(expires)), signature)
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def compose_email(incident: Incident, client_name: str, client_email: str, link: str, expires: int,
+                  alerts: AlertSettings, email: EmailSettings) -> EmailMessage:
+    """Return the alert email for an incident, in the configured language."""
+    template = TEMPLATES[alerts.language]
+    kind = template["kinds"].get(incident.type, incident.type)
+    fields = {"kind": kind, "camera": incident.camera, "when": _utc(incident.started_at), "name": client_name,
+              "description": f"{incident.description}\n" if incident.description else "",
+              "threat": incident.threat, "expires": _utc(expires), "link": link}
+    message = EmailMessage()
+    message["From"], message["To"] = email.sender, client_email
+    message["Subject"] = template["subject"].format(**fields)
+    message.set_content(template["body"].format(**fields))
+    return message
+
+
+def send_email(settings: EmailSettings, message: EmailMessage) -> None:
+    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login). Raises OSError or SMTPException."""
+    context = ssl.create_default_context()
+    if settings.security == "ssl":
+        client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds,
+                                  context=context)
+    else:
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds)
+    with client:
+        if settings.security == "starttls":
+            client.starttls(context=context)
+        if settings.username:
+            client.login(settings.username, settings.password)
+        client.send_message(message)
+
+
+def webhook_body(incident: Incident, link: str) -> bytes:
+    """Return the JSON a webhook receives for an incident."""
+    return json.dumps({"type": "incident", "incident_id": incident.id, "client_id": incident.client_id,
+                       "camera": incident.camera, "kind": incident.type, "description": incident.description,
+                       "threat": incident.threat, "started_at": _utc(incident.started_at) + "Z",
+                       "clip_url": link}).encode()
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """Return the X-Vigint-Signature header value: sha256= and the HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_webhook(url: str, secret: str, body: bytes, timeout: float) -> None:
+    """POST a webhook. Raises OSError (urllib's errors included) unless the receiver answers 2xx."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-Vigint-Signature": webhook_signature(secret, body),
+        "User-Agent": "vigint"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        response.read()

@@ -1,0 +1,293 @@
+"""Incidents: from a camera's motion to a recorded incident, its clip, an optional AI verdict and alerts.
+
+Order matters and survives crashes: the incident row first, then the clip, then the alerts as outbox
+rows that `deliver_alerts` sends and retries until delivered, across restarts. Nothing blocking runs
+on the event loop: the clip remux, JPEG encoding, AI call, SMTP and webhook run in worker threads.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed
+
+from vigint import ai, alerts, clips
+from vigint.config import Settings
+from vigint.events import Closed, Extended, Opened
+from vigint.limiter import RateLimiter
+from vigint.metrics import Metrics
+from vigint.ring import MICROSECONDS, PacketRing
+from vigint.store import Alert, Incident, Store
+from vigint.usage import UsageMeter
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86400
+RETENTION_CHECK_SECONDS = 3600.0
+CLIP_POLL_SECONDS = 0.2
+
+
+@dataclass
+class OpenIncident:
+    """A camera's incident in progress (times in µs of stream time)."""
+
+    start: int
+    last_motion: int
+    id: int | None = None
+    created: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def link_secret(settings: Settings) -> str:
+    """Return the clip-link secret: configured, or generated once and kept owner-only in data_dir."""
+    if settings.alerts.link_secret:
+        return settings.alerts.link_secret
+    path = settings.storage.data_dir / "link-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class IncidentDesk:
+    """Turns motion readings into incidents and alerts for every stream of one server."""
+
+    def __init__(self, settings: Settings, store: Store, usage: UsageMeter, metrics: Metrics, pool: Executor,
+                 base_url: str):
+        self.settings, self.store, self.usage, self.metrics, self._pool = settings, store, usage, metrics, pool
+        self.base_url = settings.alerts.public_url or base_url
+        self.secret = link_secret(settings)
+        self._ai_slots = asyncio.Semaphore(settings.ai.max_concurrent)
+        self._ai_calls = RateLimiter(settings.ai.max_calls_per_client_per_hour, 3600)
+        self._wake_sender = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def _spawn(self, job) -> None:
+        task = asyncio.create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for incidents being recorded (at shutdown)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def observe(self, session, readings: list[tuple[int, bool]]) -> None:
+        """Feed a stream's analysed frames (pts µs, motion) to its tracker and act on what changes."""
+        for pts, motion in readings:
+            change = session.tracker.update(pts, motion)
+            if isinstance(change, Opened):
+                session.incident = OpenIncident(change.start, change.start)
+                self._spawn(self._record(session, session.incident))
+            elif isinstance(change, Extended):
+                session.incident.last_motion = change.end
+            elif isinstance(change, Closed):
+                self._spawn(self._close(session.incident, change.end))
+                session.incident = None
+
+    def stream_ended(self, session) -> None:
+        """A stream closed: its open incident ends at its last motion."""
+        if session.incident is not None:
+            self._spawn(self._close(session.incident, session.incident.last_motion))
+            session.incident = None
+
+    async def _close(self, incident: OpenIncident, end_us: int) -> None:
+        await incident.created.wait()
+        await self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS)
+
+    async def _record(self, session, incident: OpenIncident) -> None:
+        try:
+            row = await self.store.create_incident(session.client_id, session.key.id, session.camera,
+                                                   incident.start / MICROSECONDS)
+            incident.id = row.id
+            incident.created.set()
+            self.metrics.incidents += 1
+            log.info("client %d camera %r: incident %d opened", session.client_id, session.camera, row.id)
+            packets = await self._clip_packets(session, incident)
+            clip_path = await self._write_clip(row, packets, session.video_size)
+            await self._judge_and_alert(session, row, packets, clip_path)
+        except Exception:  # noqa: BLE001 - one incident's failure must not stop the stream or the server
+            incident.created.set()
+            log.exception("recording an incident of client %d camera %r failed", session.client_id, session.camera)
+
+    async def _clip_packets(self, session, incident: OpenIncident) -> list:
+        """Wait until the clip's end has been received (or the stream ended); return its packets."""
+        motion = self.settings.motion
+        pre, post = int(motion.pre_roll_seconds * MICROSECONDS), int(motion.post_roll_seconds * MICROSECONDS)
+        span = int(self.settings.buffers.long_buffer_seconds * MICROSECONDS)
+        ring: PacketRing = session.packets
+
+        def end() -> int:
+            # Cut before the ring forgets the pre-roll: a long event's clip shows its first seconds.
+            return min(incident.last_motion + post, incident.start - pre + span)
+
+        # Take the pre-roll now: if analysis lags behind receipt, the ring may drop it before the end arrives.
+        head = clips.select(ring.packets(), incident.start - pre, end())
+        while not session.ended and (ring.newest_dts() or 0) < end():
+            await asyncio.sleep(CLIP_POLL_SECONDS)
+        if not head:
+            return clips.select(ring.packets(), incident.start - pre, end())
+        tail = [packet for packet in ring.packets() if head[-1].dts < packet.dts <= end()]
+        return head + tail
+
+    async def _write_clip(self, incident: Incident, packets: list, size: tuple[int, int] | None) -> str | None:
+        if not packets or size is None:
+            log.warning("incident %d: no decodable video buffered for a clip", incident.id)
+            return None
+        data_dir = self.settings.storage.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(data_dir).free < self.settings.storage.min_free_mb * 2**20:
+            self.metrics.clips_skipped["disk_full"] += 1
+            log.error("incident %d: no clip written, less than %d MB free in %s", incident.id,
+                      self.settings.storage.min_free_mb, data_dir)
+            return None
+        relative = f"clips/{incident.client_id}/{incident.id}.mp4"
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, clips.write_mp4, packets, data_dir / relative, *size)
+        except OSError as error:
+            self.metrics.clips_skipped["write_error"] += 1
+            log.error("incident %d: cannot write its clip: %s", incident.id, error)
+            return None
+        await self.store.update_incident(incident.id, clip_path=relative)
+        return relative
+
+    async def _judge_and_alert(self, session, incident: Incident, packets: list, clip_path: str | None) -> None:
+        alert, fields = True, {}
+        if self.settings.ai.provider != "none":
+            alert, fields = await self._verify(session, packets)
+        if fields:
+            await self.store.update_incident(incident.id, **fields)
+        if not alert:
+            await self.store.update_incident(incident.id, alert_state="suppressed")
+            return
+        channels = [name for name, wanted in (("email", bool(self.settings.email.smtp_host)),
+                                              ("webhook", bool(self.settings.alerts.webhook_url))) if wanted]
+        await self.store.enqueue_alerts(incident.id, channels, time.time())
+        self._wake_sender.set()
+        incident = await self.store.get_incident(incident.id)
+        try:
+            await session.connection.send(json.dumps({
+                "type": "incident", "incident_id": incident.id, "camera": incident.camera, "kind": incident.type,
+                "description": incident.description, "threat": incident.threat,
+                "started_at": datetime.fromtimestamp(incident.started_at, timezone.utc).isoformat()}))
+        except ConnectionClosed:
+            pass
+
+    async def _verify(self, session, packets: list) -> tuple[bool, dict]:
+        """Ask the AI; return whether to alert and the incident fields its verdict sets."""
+        settings, now = self.settings.ai, time.time()
+        fallback = settings.when_unreachable == "motion"
+        if self._ai_calls.retry_after(str(session.client_id), now) > 0:
+            self.metrics.ai_calls["rate_limited"] += 1
+            return fallback, {"verdict": "unverified", "description": "AI check skipped: hourly limit reached"}
+        self._ai_calls.record(str(session.client_id), now)
+        loop = asyncio.get_running_loop()
+        async with self._ai_slots:
+            try:
+                jpegs = await loop.run_in_executor(self._pool, ai.jpeg_frames, packets, settings.frames)
+                verdict = await loop.run_in_executor(self._pool, ai.ask, settings, jpegs)
+            except (ai.Unreachable, ai.Malformed) as error:
+                outcome = "unreachable" if isinstance(error, ai.Unreachable) else "malformed"
+                self.metrics.ai_calls[outcome] += 1
+                log.warning("AI check for client %d camera %r: %s", session.client_id, session.camera, error)
+                return fallback, {"verdict": "unverified"}
+        self.metrics.ai_calls["answered"] += 1
+        self.usage.add_ai_call(session.key.id, verdict.tokens, time.time())
+        fields = {"verdict": "confirmed" if verdict.incident else "rejected", "type": verdict.type,
+                  "description": verdict.description, "threat": verdict.threat}
+        return verdict.incident, fields
+
+    # Delivery
+
+    async def deliver_alerts(self, stopping: asyncio.Event) -> None:
+        """Deliver due outbox rows until `stopping`; a failure is retried later with exponential backoff."""
+        while not stopping.is_set():
+            try:
+                for alert in await self.store.due_alerts(time.time()):
+                    await self._deliver(alert)
+                due = await self.store.next_alert_due()
+            except Exception:  # noqa: BLE001 - a busy database: try again shortly
+                log.exception("alert delivery pass failed")
+                due = None
+            wait = 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
+            self._wake_sender.clear()
+            try:
+                await asyncio.wait_for(self._wake_sender.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def _deliver(self, alert: Alert) -> None:
+        incident = alert.incident
+        expires = int(time.time() + self.settings.alerts.link_ttl_hours * 3600)
+        link = alerts.clip_link(self.base_url, self.secret, incident, expires)
+        loop = asyncio.get_running_loop()
+        try:
+            if alert.channel == "email":
+                message = alerts.compose_email(incident, alert.client_name, alert.client_email, link, expires,
+                                               self.settings.alerts, self.settings.email)
+                await loop.run_in_executor(self._pool, alerts.send_email, self.settings.email, message)
+            else:
+                body = alerts.webhook_body(incident, link)
+                await loop.run_in_executor(self._pool, alerts.post_webhook, self.settings.alerts.webhook_url,
+                                           self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
+        except Exception as error:  # noqa: BLE001 - SMTP, TLS and HTTP failures all mean "retry later"
+            delay = min(self.settings.alerts.max_retry_seconds, self.settings.alerts.retry_seconds * 2 ** alert.attempts)
+            self.metrics.alerts_failed += 1
+            log.warning("incident %d: %s alert not delivered (%s); retrying in %.0f s", incident.id, alert.channel,
+                        error, delay)
+            await self.store.alert_failed(alert, str(error), time.time() + delay)
+            return
+        await self.store.alert_delivered(alert, time.time())
+        self.metrics.alerts_delivered += 1
+        if incident.key_id is not None:
+            self.usage.add_alert(incident.key_id, time.time())
+        log.info("incident %d: %s alert delivered", incident.id, alert.channel)
+
+    # Clips over HTTP, retention
+
+    async def clip(self, incident_id: str, expires: str, signature: str) -> bytes | None:
+        """Return the clip a link opens, or None if the link is invalid, expired or has no clip."""
+        if not incident_id.isdigit():
+            return None
+        try:
+            incident = await self.store.get_incident(int(incident_id))
+        except Exception:  # noqa: BLE001 - unknown id: the same answer as a bad signature
+            return None
+        if incident.clip_path is None or not alerts.link_is_valid(self.secret, incident, expires, signature, time.time()):
+            return None
+        path = self.settings.storage.data_dir / incident.clip_path
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            return None
+
+    async def enforce_retention(self, stopping: asyncio.Event) -> None:
+        """Delete incidents and clips older than retention_days, now and every hour."""
+        while not stopping.is_set():
+            try:
+                await self.delete_expired(time.time())
+            except Exception:  # noqa: BLE001 - retried at the next pass
+                log.exception("retention pass failed")
+            try:
+                await asyncio.wait_for(stopping.wait(), RETENTION_CHECK_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def delete_expired(self, now: float) -> int:
+        """Delete what retention no longer keeps; return how many incidents went."""
+        cutoff = now - self.settings.storage.retention_days * SECONDS_PER_DAY
+        expired = await self.store.expired_incidents(cutoff)
+        for incident in expired:
+            if incident.clip_path:
+                (self.settings.storage.data_dir / incident.clip_path).unlink(missing_ok=True)
+        await self.store.delete_incidents([incident.id for incident in expired])
+        return len(expired)
