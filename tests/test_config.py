@@ -85,8 +85,30 @@ def test_example_config_lists_every_setting_with_its_default():
     for line in (REPO / "config.example.ini").read_text().splitlines():
         if header := re.fullmatch(r"\[(\w+)\]", line):
             section = shown.setdefault(header[1], {})
-        elif assignment := re.fullmatch(r"# (\w+) =(?: (.*))?", line):
+        elif line.startswith("# [camera "):
+            section = None  # an example of a per-camera section, not a setting with a default
+        elif (assignment := re.fullmatch(r"# (\w+) =(?: (.*))?", line)) and section is not None:
             section[assignment[1]] = assignment[2] or ""
     expected = {name: {f.name: "" if f.default is None else str(f.default) for f in dataclasses.fields(kind)}
                 for name, kind in sections().items()}
     assert shown == expected
+
+
+def test_camera_sections_tune_one_camera(tmp_path):
+    config = tmp_path / "config.ini"
+    config.write_text("[motion]\nsensitivity = 1.2\n[camera 5/front door]\nsensitivity = 2\n"
+                      "masks = 0,0,1,0.15; 0.8,0.5,0.2,0.5\n")
+    settings = load_settings(config, environ={})
+    front = settings.camera(5, "front door")
+    assert front.sensitivity == 2 and front.masks == ((0, 0, 1, 0.15), (0.8, 0.5, 0.2, 0.5))
+    assert settings.camera(5, "back").sensitivity == 1.2 and settings.camera(5, "back").masks == ()
+
+
+def test_bad_camera_sections_name_the_section_and_key(tmp_path):
+    config = tmp_path / "config.ini"
+    for body, message in [("masks = 0,0,2,1", r"\[camera 5/door\] masks: '0,0,2,1' is not"),
+                          ("sensitivty = 2", r"unknown key 'sensitivty' in section \[camera 5/door\]"),
+                          ("sensitivity = 50", r"\[camera 5/door\] sensitivity: 50.0 is outside")]:
+        config.write_text(f"[camera 5/door]\n{body}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_settings(config, environ={})

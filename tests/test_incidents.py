@@ -19,7 +19,8 @@ from conftest import add_client, eventually, url
 from media import make_scene, open_stream, send_video
 
 from vigint import alerts
-from vigint.config import AiSettings, AlertSettings, EmailSettings, MotionSettings, Settings, StorageSettings
+from vigint.config import (AiSettings, AlertSettings, CameraSettings, EmailSettings, MotionSettings, Settings,
+                           StorageSettings)
 
 
 class Mailbox:
@@ -331,3 +332,15 @@ async def test_retention_deletes_old_clips_and_the_disk_guard_skips_clips(start,
     await eventually(lambda: len(mailbox.messages) == 2, timeout=20)  # still alerted, without a clip
     [incident] = await server.store.list_incidents(client_id)
     assert incident.clip_path is None
+
+
+async def test_a_masked_region_of_one_camera_raises_nothing(start, tmp_path):
+    settings = dataclasses.replace(incident_settings(tmp_path),
+                                   cameras=(CameraSettings(1, "shop", masks=((0, 0.2, 1, 0.6),)),))
+    server = await start(settings=settings)
+    client_id, _, api_key = await add_client(server.store)
+    await asyncio.gather(stream_scene(server, api_key, make_scene(20, moving=(7, 10)), "shop"),
+                         stream_scene(server, api_key, make_scene(20, moving=(7, 10)), "yard"))
+    await eventually(lambda: server.metrics.incidents == 1, timeout=20)
+    await asyncio.sleep(1)
+    assert [i.camera for i in await server.store.list_incidents(client_id)] == ["yard"]

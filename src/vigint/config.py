@@ -9,6 +9,7 @@ command-line flags. Every setting is declared once, below, with its default and 
 import configparser
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,20 @@ class AiSettings:
                                     choices=("motion", "record"))
 
 
+Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture
+CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """One camera's own motion tuning: a `[camera CLIENT_ID/NAME]` section of config.ini."""
+
+    client_id: int
+    camera: str
+    sensitivity: float = 1.0
+    masks: tuple[Rectangle, ...] = ()  # regions ignored by motion detection (a road, a flag, a TV)
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, by section. Build it with `load_settings`."""
@@ -193,8 +208,16 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     email: EmailSettings = EmailSettings()
     ai: AiSettings = AiSettings()
+    cameras: tuple[CameraSettings, ...] = ()
     # The config file that was read, if any: shown at start so operators know which one is in force.
     source: Path | None = None
+
+    def camera(self, client_id: int, name: str) -> CameraSettings:
+        """Return a camera's own tuning, or the [motion] defaults for it."""
+        for camera in self.cameras:
+            if (camera.client_id, camera.camera) == (client_id, name):
+                return camera
+        return CameraSettings(client_id, name, self.motion.sensitivity)
 
 
 def sections() -> dict[str, type]:
@@ -257,7 +280,40 @@ def _apply(values: dict[str, dict[str, object]], section: str, key: str, raw: st
         raise ConfigError(f"{origin}: [{section}] {key}: {error}") from None
 
 
-def _read_file(path: Path, values: dict[str, dict[str, object]]) -> None:
+def _masks(text: str) -> tuple[Rectangle, ...]:
+    """Parse "x,y,w,h; x,y,w,h" (fractions of the picture) into rectangles."""
+    rectangles = []
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        try:
+            numbers = tuple(float(number) for number in part.split(","))
+        except ValueError:
+            numbers = ()
+        if len(numbers) != 4 or not all(0 <= number <= 1 for number in numbers):
+            raise ValueError(f"{part!r} is not x,y,width,height as fractions between 0 and 1")
+        rectangles.append(numbers)
+    return tuple(rectangles)
+
+
+def _camera(path: Path, section: str, items: list[tuple[str, str]]) -> CameraSettings:
+    match = CAMERA_SECTION.fullmatch(section)
+    camera = CameraSettings(int(match[1]), match[2])
+    for key, raw in items:
+        try:
+            if key == "sensitivity":
+                value = float(raw)
+                if not 0.1 <= value <= 10:
+                    raise ValueError(f"{value} is outside 0.1-10")
+                camera = dataclasses.replace(camera, sensitivity=value)
+            elif key == "masks":
+                camera = dataclasses.replace(camera, masks=_masks(raw))
+            else:
+                raise ConfigError(f"{path}: unknown key {key!r} in section [{section}] (known: sensitivity, masks)")
+        except ValueError as error:
+            raise ConfigError(f"{path}: [{section}] {key}: {error}") from None
+    return camera
+
+
+def _read_file(path: Path, values: dict[str, dict[str, object]]) -> list[CameraSettings]:
     parser = configparser.ConfigParser(interpolation=None, default_section="__no_default_section__")
     try:
         with path.open(encoding="utf-8") as handle:
@@ -266,11 +322,17 @@ def _read_file(path: Path, values: dict[str, dict[str, object]]) -> None:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
     except configparser.Error as error:
         raise ConfigError(f"{path}: {error.message.splitlines()[0]}") from None
+    cameras = []
     for section in parser.sections():
+        if CAMERA_SECTION.fullmatch(section):
+            cameras.append(_camera(path, section, parser.items(section)))
+            continue
         if section not in sections():
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sections())})")
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sections())}, "
+                              "camera CLIENT_ID/NAME)")
         for key, raw in parser.items(section):
             _apply(values, section, key, raw, str(path))
+    return cameras
 
 
 def _read_environment(environ: Mapping[str, str], values: dict[str, dict[str, object]]) -> None:
@@ -305,8 +367,7 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     environ = os.environ if environ is None else environ
     values: dict[str, dict[str, object]] = {name: {} for name in sections()}
     path = config_path(config_file, environ)
-    if path is not None:
-        _read_file(path, values)
+    cameras = _read_file(path, values) if path is not None else []
     if environ.get("VIGINT_DB"):
         _apply(values, "database", "path", environ["VIGINT_DB"], "environment variable VIGINT_DB")
     _read_environment(environ, values)
@@ -314,4 +375,4 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         if value is not None:
             values[section][key] = value
     built = {name: kind(**values[name]) for name, kind in sections().items()}
-    return Settings(**built, source=path)
+    return Settings(**built, cameras=tuple(cameras), source=path)

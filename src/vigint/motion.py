@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigint.config import MotionSettings
+from vigint.config import MotionSettings, Rectangle
 
 
 CELL_SIZE = 8  # pixels of the halved frame per grid cell side: 16x16 analysed pixels
 CELL_FRACTION = 0.3  # share of a cell's pixels that must change for the cell to count
 BACKGROUND_RATE = 0.05  # running-average weight of each new frame: about 4 s of memory at 5 fps
-Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture
 
 
 @dataclass(frozen=True)

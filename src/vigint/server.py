@@ -7,6 +7,7 @@ and flush usage. HTTP on the same port answers /healthz and /metrics.
 """
 
 import asyncio
+import dataclasses
 import http
 import json
 import logging
@@ -272,11 +273,16 @@ class Server:
                           PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes),
                           FrameRing(buffers.short_buffer_seconds),
                           StreamDecoder(buffers.analysis_width, buffers.analysis_fps),
-                          detector=MotionDetector(self.settings.motion), tracker=EventTracker(self.settings.motion))
+                          detector=self._detector(key.client_id, camera), tracker=EventTracker(self.settings.motion))
         cameras[camera] = session
         self._last_used[key.id] = time.time()
         session.decode_task = self._spawn(self._decode(session))
         return session
+
+    def _detector(self, client_id: int, camera: str) -> MotionDetector:
+        tuning = self.settings.camera(client_id, camera)
+        motion = dataclasses.replace(self.settings.motion, sensitivity=tuning.sensitivity)
+        return MotionDetector(motion, tuning.masks)
 
     async def _end_session(self, session: Session) -> None:
         session.queue.put_nowait(None)

@@ -19,6 +19,7 @@ from vigint.agent.uplink import Uplink
 log = logging.getLogger(__name__)
 
 LOG_EVERY_SECONDS = 60.0  # status lines when not on a terminal
+READER_EXIT_SECONDS = 2.0  # a reader thread notices its stop flag at its next frame
 
 
 async def _read_in_thread(reader: SourceReader) -> None:
@@ -30,12 +31,20 @@ async def _read_in_thread(reader: SourceReader) -> None:
         try:
             reader.read()
         except BaseException as error:  # noqa: BLE001 - handed over to the event loop as it is
-            loop.call_soon_threadsafe(_settle, finished, error)
+            _post(loop, _settle, finished, error)
         else:
-            loop.call_soon_threadsafe(_settle, finished, None)
+            _post(loop, _settle, finished, None)
 
     threading.Thread(target=target, name=f"camera-{reader.camera.name}", daemon=True).start()
     await finished
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
+    """Run `callback` on the event loop from a reader thread; nothing if the loop is already gone (exit)."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        pass
 
 
 def _settle(future: asyncio.Future, error: BaseException | None) -> None:
@@ -57,7 +66,7 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
     uplink = Uplink(camera, settings, status, stopping)
     backoff = Backoff()
     while not stopping.is_set():
-        reader = SourceReader(camera, settings, lambda packet: loop.call_soon_threadsafe(uplink.push, packet))
+        reader = SourceReader(camera, settings, lambda packet: _post(loop, uplink.push, packet))
         source_done = asyncio.Event()
         sending = asyncio.create_task(uplink.run(source_done))
         reading = asyncio.create_task(_read_in_thread(reader))
@@ -69,10 +78,12 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
         source_done.set()
         uplink.wake()
         if sending.done() and sending.exception():
+            await asyncio.wait({reading}, timeout=READER_EXIT_SECONDS)
             raise sending.exception()  # refused: the supervisor stops everything
         await sending
+        await asyncio.wait({reading}, timeout=READER_EXIT_SECONDS)
         if not reading.done():
-            return  # stopping: the reader thread sees its flag and ends on its own
+            return  # a reader blocked in a read: its daemon thread ends with the process
         try:
             reading.result()
         except SourceFinished:
