@@ -58,10 +58,20 @@ def incident_settings(tmp_path, smtp_port: int | None = None, **sections) -> Set
                     alerts=AlertSettings(retry_seconds=0.3, max_retry_seconds=0.5), **sections)
 
 
-async def stream_scene(server, api_key: str, video, camera: str = "shop") -> None:
+async def stream_scene(server, api_key: str, video, camera: str = "shop") -> list[dict]:
+    """Stream a scene at 5× real time; return the notices the server pushed meanwhile."""
     connection, _ = await open_stream(url(server), api_key, camera)
+    notices = []
+
+    async def listen():
+        async for message in connection:
+            notices.append(json.loads(message))
+
+    listener = asyncio.create_task(listen())
     await send_video(connection, video, speed=5)
     await connection.close()
+    await listener
+    return notices
 
 
 def link_in(message) -> str:
@@ -80,9 +90,11 @@ def fetch(link: str) -> tuple[int, bytes]:
 async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, tmp_path, mailbox):
     server = await start(settings=incident_settings(tmp_path, mailbox.port))
     client_id, _, api_key = await add_client(server.store)
-    await stream_scene(server, api_key, make_scene(25, moving=(8, 11)))
+    notices = await stream_scene(server, api_key, make_scene(25, moving=(8, 11)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
     [incident] = await server.store.list_incidents(client_id)
+    assert notices == [{"type": "incident", "incident_id": incident.id, "camera": "shop", "kind": "motion",
+                        "description": "", "threat": 0, "started_at": notices[0]["started_at"]}]
     assert incident.type == "motion" and incident.clip_path and incident.alert_state == "delivered"
     clip = tmp_path / "data" / incident.clip_path
     with av.open(str(clip)) as container:

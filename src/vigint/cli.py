@@ -85,6 +85,21 @@ def _print_new_key(console: Console, heading: str, api_key: str) -> None:
     print(f"\nVIGINT_API_KEY={api_key}\n")
 
 
+def _listing(args, console: Console, documents: list[dict], title: str, columns: tuple[str, ...],
+             rows: list[tuple[str, ...]], right: frozenset[str] = frozenset()) -> int:
+    """Print `documents` as one JSON document with --json, else `rows` as a table; return exit code 0."""
+    if args.json:
+        _print_json(documents)
+        return 0
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    return 0
+
+
 def _open_store(settings: Settings):
     return Store.open(settings.database.path)
 
@@ -113,21 +128,14 @@ async def client_list(args, settings: Settings, console: Console) -> int:
     def last_seen(client: Client) -> float | None:
         return max((k.last_used_at for k in keys_by_client.get(client.id, []) if k.last_used_at), default=None)
 
-    if args.json:
-        _print_json([{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
-                      "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
-                      "last_seen_at": _iso(last_seen(c)),
-                      "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients])
-        return 0
-    table = Table(title=f"{len(clients)} client(s)")
-    for column in ("ID", "Name", "Email", "Status", "Keys", "Created", "Last seen"):
-        table.add_column(column)
-    for c in clients:
-        key_lines = "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, []))
-        table.add_row(str(c.id), c.name, c.email, c.status.value, key_lines, _local(c.created_at),
-                      _local(last_seen(c)))
-    console.print(table)
-    return 0
+    documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
+                  "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at), "last_seen_at": _iso(last_seen(c)),
+                  "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
+    rows = [(str(c.id), c.name, c.email, c.status.value,
+             "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
+             _local(c.created_at), _local(last_seen(c))) for c in clients]
+    return _listing(args, console, documents, f"{len(clients)} client(s)",
+                    ("ID", "Name", "Email", "Status", "Keys", "Created", "Last seen"), rows)
 
 
 async def client_revoke(args, settings: Settings, console: Console) -> int:
@@ -176,17 +184,10 @@ async def key_list(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await _open_store(settings) as store:
         found = await store.list_keys(args.client_id)
-    if args.json:
-        _print_json([_key_document(k, now) for k in found])
-        return 0
-    table = Table(title=f"{len(found)} key(s)")
-    for column in ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"):
-        table.add_column(column)
-    for k in found:
-        table.add_row(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, k.state(now).value,
-                      _local(k.created_at), _local(k.expires_at), _local(k.last_used_at))
-    console.print(table)
-    return 0
+    rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, k.state(now).value, _local(k.created_at),
+             _local(k.expires_at), _local(k.last_used_at)) for k in found]
+    return _listing(args, console, [_key_document(k, now) for k in found], f"{len(found)} key(s)",
+                    ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows)
 
 
 async def key_revoke(args, settings: Settings, console: Console) -> int:
@@ -200,17 +201,11 @@ async def key_revoke(args, settings: Settings, console: Console) -> int:
 async def audit(args, settings: Settings, console: Console) -> int:
     async with await _open_store(settings) as store:
         entries = await store.list_audit(args.client_id)
-    if args.json:
-        _print_json([{"id": e.id, "at": _iso(e.at), "action": e.action, "client_id": e.client_id,
-                      "key_id": e.key_id, "detail": e.detail} for e in entries])
-        return 0
-    table = Table(title=f"{len(entries)} admin action(s), newest first")
-    for column in ("When", "Action", "Client", "Key", "Detail"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(_local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail)
-    console.print(table)
-    return 0
+    documents = [{"id": e.id, "at": _iso(e.at), "action": e.action, "client_id": e.client_id, "key_id": e.key_id,
+                  "detail": e.detail} for e in entries]
+    rows = [(_local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail) for e in entries]
+    return _listing(args, console, documents, f"{len(entries)} admin action(s), newest first",
+                    ("When", "Action", "Client", "Key", "Detail"), rows)
 
 
 async def serve(args, settings: Settings, console: Console) -> int:
@@ -259,21 +254,16 @@ async def usage(args, settings: Settings, console: Console) -> int:
         if args.client_id is not None:
             await store.get_client(args.client_id)
         rows = await store.usage_report(args.client_id, _utc_midnight(args.since), _utc_midnight(until))
-    if args.json:
-        _print_json([{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
-                      "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
-                      "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded,
-                      "ai_calls": r.ai_calls, "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent} for r in rows])
-        return 0
+    documents = [{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
+                  "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
+                  "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded, "ai_calls": r.ai_calls,
+                  "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent} for r in rows]
+    table_rows = [(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
+                   f"{r.bytes_received / 1e6:,.1f} MB", f"{r.frames_decoded:,}") for r in rows]
     period = f"{args.since or 'the start'} to {args.until or 'now'} (UTC days)"
-    table = Table(title=f"Usage from {period}")
-    for column in ("Client", "Name", "Key", "Stream hours", "Received", "Frames decoded"):
-        table.add_column(column, justify="right" if column in {"Stream hours", "Received", "Frames decoded"} else "left")
-    for r in rows:
-        table.add_row(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
-                      f"{r.bytes_received / 1e6:,.1f} MB", f"{r.frames_decoded:,}")
-    console.print(table)
-    return 0
+    return _listing(args, console, documents, f"Usage from {period}",
+                    ("Client", "Name", "Key", "Stream hours", "Received", "Frames decoded"), table_rows,
+                    right=frozenset({"Stream hours", "Received", "Frames decoded"}))
 
 
 async def incidents_list(args, settings: Settings, console: Console) -> int:
@@ -281,21 +271,14 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
         if args.client_id is not None:
             await store.get_client(args.client_id)
         found = await store.list_incidents(args.client_id, _utc_midnight(args.since))
-    if args.json:
-        _print_json([{"id": i.id, "client_id": i.client_id, "camera": i.camera, "started_at": _iso(i.started_at),
-                      "ended_at": _iso(i.ended_at), "type": i.type, "description": i.description,
-                      "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state}
-                     for i in found])
-        return 0
-    table = Table(title=f"{len(found)} incident(s), newest first")
-    for column in ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"):
-        table.add_column(column)
-    for i in found:
-        table.add_row(str(i.id), str(i.client_id), i.camera, _local(i.started_at), _local(i.ended_at),
-                      i.type + (f": {i.description}" if i.description else ""), str(i.threat), i.verdict,
-                      "yes" if i.clip_path else "—", i.alert_state)
-    console.print(table)
-    return 0
+    documents = [{"id": i.id, "client_id": i.client_id, "camera": i.camera, "started_at": _iso(i.started_at),
+                  "ended_at": _iso(i.ended_at), "type": i.type, "description": i.description, "threat": i.threat,
+                  "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state} for i in found]
+    rows = [(str(i.id), str(i.client_id), i.camera, _local(i.started_at), _local(i.ended_at),
+             i.type + (f": {i.description}" if i.description else ""), str(i.threat), i.verdict,
+             "yes" if i.clip_path else "—", i.alert_state) for i in found]
+    return _listing(args, console, documents, f"{len(found)} incident(s), newest first",
+                    ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)
 
 
 async def make_cert(args, settings: Settings, console: Console) -> int:
