@@ -344,6 +344,7 @@ async def test_retention_deletes_old_clips_and_the_disk_guard_skips_clips(start,
     await eventually(lambda: len(mailbox.messages) == 2, timeout=20)  # still alerted, without a clip
     [incident] = await server.store.list_incidents(client_id)
     assert incident.clip_path is None
+    assert "No clip could be saved" in mailbox.messages[1].get_payload(decode=True).decode()
 
 
 async def test_a_masked_region_of_one_camera_raises_nothing(start, tmp_path):

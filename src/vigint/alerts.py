@@ -21,15 +21,17 @@ TEMPLATES = {
     "en": {
         "subject": "[Vigint] {kind} at {camera}, {when}",
         "body": ("Hello {name},\n\nVigint saw {kind} on camera \"{camera}\" at {when} (UTC).\n{description}"
-                 "Threat level: {threat}/2.\n\nWatch the clip (link valid until {expires} UTC):\n{link}\n\n"
-                 "— Vigint\n"),
+                 "Threat level: {threat}/2.\n\n{clip}\n\n— Vigint\n"),
+        "clip": "Watch the clip (link valid until {expires} UTC):\n{link}",
+        "no_clip": "No clip could be saved for this incident.",
         "kinds": {"motion": "motion"},
     },
     "fr": {
         "subject": "[Vigint] {kind} sur {camera}, {when}",
         "body": ("Bonjour {name},\n\nVigint a détecté {kind} sur la caméra « {camera} » le {when} (UTC).\n"
-                 "{description}Niveau de menace : {threat}/2.\n\nVoir la séquence (lien valable jusqu'au "
-                 "{expires} UTC) :\n{link}\n\n— Vigint\n"),
+                 "{description}Niveau de menace : {threat}/2.\n\n{clip}\n\n— Vigint\n"),
+        "clip": "Voir la séquence (lien valable jusqu'au {expires} UTC) :\n{link}",
+        "no_clip": "Aucune séquence n'a pu être enregistrée pour cet incident.",
         "kinds": {"motion": "un mouvement"},
     },
 }
@@ -62,9 +64,10 @@ def compose_email(incident: Incident, client_name: str, client_email: str, link:
     """Return the alert email for an incident, in the configured language."""
     template = TEMPLATES[alerts.language]
     kind = template["kinds"].get(incident.type, incident.type)
+    clip = template["clip"].format(expires=_utc(expires), link=link) if incident.clip_path else template["no_clip"]
     fields = {"kind": kind, "camera": incident.camera, "when": _utc(incident.started_at), "name": client_name,
               "description": f"{incident.description}\n" if incident.description else "",
-              "threat": incident.threat, "expires": _utc(expires), "link": link}
+              "threat": incident.threat, "clip": clip}
     message = EmailMessage()
     message["From"], message["To"] = email.sender, client_email
     message["Subject"] = template["subject"].format(**fields)
