@@ -9,6 +9,7 @@ import hmac
 import json
 import smtplib
 import ssl
+import time
 import urllib.request
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -76,7 +77,16 @@ def compose_email(incident: Incident, client_name: str, client_email: str, link:
 
 
 def send_email(settings: EmailSettings, message: EmailMessage) -> None:
-    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login). Raises OSError or SMTPException."""
+    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir.
+
+    Raises OSError or SMTPException.
+    """
+    if settings.capture_dir is not None:
+        settings.capture_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}.eml"
+        (settings.capture_dir / f"{name}.part").write_bytes(bytes(message))
+        (settings.capture_dir / f"{name}.part").rename(settings.capture_dir / name)
+        return
     context = ssl.create_default_context()
     if settings.security == "ssl":
         client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds,

@@ -19,13 +19,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from vigint import __version__, cert, keys, protocol
-from vigint.agent.settings import load_agent_settings
-from vigint.agent.supervisor import run_agent
+from vigint import __version__, keys, protocol
 from vigint.config import Settings, load_settings
 from vigint.errors import InvalidInputError, VigintError
-from vigint.server import Server
 from vigint.store import ApiKey, Client, Store
+
+# The server, the agent, the demo and TLS certificates import PyAV, numpy, websockets or cryptography:
+# their handlers import them when run, so `vigint --help` and the admin commands start fast (the
+# one-file executable unpacks itself at every start, and every second counts there).
 
 log = logging.getLogger("vigint")
 
@@ -209,6 +210,8 @@ async def audit(args, settings: Settings, console: Console) -> int:
 
 
 async def serve(args, settings: Settings, console: Console) -> int:
+    from vigint.server import Server
+
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
     async with await _open_store(settings) as store:
         server = Server(settings, store)
@@ -281,7 +284,15 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
                     ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)
 
 
+async def demo(args, settings: Settings | None, console: Console) -> int:
+    from vigint.demo import run_demo
+
+    return await run_demo(console)
+
+
 async def make_cert(args, settings: Settings, console: Console) -> int:
+    from vigint import cert
+
     cert_path, key_path = cert.write_self_signed(args.cert_host, args.out_dir, overwrite=args.force)
     console.print(f"Wrote {cert_path} and {key_path} (private, owner-only) for {args.cert_host}.\n"
                   f"Serve with: vigint serve --tls-cert {cert_path} --tls-key {key_path}\n"
@@ -290,6 +301,9 @@ async def make_cert(args, settings: Settings, console: Console) -> int:
 
 
 async def agent(args, settings: Settings | None, console: Console) -> int:
+    from vigint.agent.settings import load_agent_settings
+    from vigint.agent.supervisor import run_agent
+
     agent_settings = load_agent_settings(vars(args))
     await run_agent(agent_settings, console)
     return 0
@@ -409,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
                   listing=True)
     sub.add_argument("--client-id", type=int)
     sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day shown (UTC)")
+
+    sub = commands.add_parser("demo", help="see Vigint work: server, camera, incident and alert, on this machine",
+                              description="Run a server, a demo customer and an agent streaming a test pattern, "
+                              "in a temporary folder; show the incidents and alert emails as they come. Ctrl-C stops.")
+    sub.set_defaults(handler=demo, server_side=False)
 
     sub = command(commands, "cert", make_cert, "write a self-signed TLS certificate and key for a first deployment")
     sub.add_argument("--host", dest="cert_host", required=True, help="the name or IP address agents connect to")

@@ -157,6 +157,8 @@ class EmailSettings:
     password: str = setting("", "SMTP password", secret=True)
     sender: str = setting("vigint@localhost", "the From address of alert emails")
     timeout_seconds: float = setting(30.0, "an SMTP exchange taking longer is retried later", minimum=1)
+    capture_dir: Path | None = setting(None, "write alert emails as .eml files in this folder instead of "
+                                       "sending them (trials, `vigint demo`); empty: send through smtp_host")
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,8 @@ class IncidentDesk:
         if not alert:
             await self.store.update_incident(incident.id, alert_state="suppressed")
             return
-        channels = [name for name, wanted in (("email", bool(self.settings.email.smtp_host)),
+        email = self.settings.email
+        channels = [name for name, wanted in (("email", bool(email.smtp_host or email.capture_dir)),
                                               ("webhook", bool(self.settings.alerts.webhook_url))) if wanted]
         await self.store.enqueue_alerts(incident.id, channels, time.time())
         self._wake_sender.set()
