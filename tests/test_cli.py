@@ -1,4 +1,6 @@
 import asyncio
+import csv
+import io
 import json
 import re
 import sqlite3
@@ -231,3 +233,36 @@ def test_cert_writes_a_pair_and_refuses_to_overwrite(cli, tmp_path):
     again = cli("cert", "--host", "vigint.example.com", "--out-dir", str(tmp_path / "tls"))
     assert again.code == 1 and "--force" in again.err
     assert (tmp_path / "tls" / "vigint-cert.pem").read_bytes() == pem
+
+
+def test_invoices_are_numbered_once_reprinted_the_same_and_survive_deletion(cli, db_path, tmp_path):
+    first = create(cli)
+    second = create(cli, "Beta", "beta@b.test")
+    october = 1_790_812_800  # 2026-10-01T00:00:00Z
+
+    async def record():
+        async with await Store.open(db_path) as store:
+            await store.record_usage([UsageDelta(first["key_id"], october, 7200.0, 2_000_000_000, 10, 3, 4000, 2),
+                                      UsageDelta(first["key_id"], october - 3600, 3600.0, 1, 1)], {})
+
+    asyncio.run(record())
+    out = tmp_path / "invoice.csv"
+    result = cli("invoice", "--client-id", str(first["client_id"]), "--period", "2026-10", "--format", "csv",
+                 "--out", str(out))
+    assert result.code == 0, result.err
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    # 2 camera-hours × 0.01 + 2 GB × 0.05 + 3 × 0.002 + 4k tokens × 0.001 + 2 alerts × 0.01, VAT 20 %
+    assert [(r["description"], r["amount"]) for r in rows] == [
+        ("Camera streaming", "0.02"), ("Video received", "0.10"), ("AI verifications", "0.01"),
+        ("AI tokens", "0.00"), ("Alerts delivered", "0.02"), ("Subtotal", "0.15"), ("VAT 20 %", "0.03"),
+        ("Total", "0.18")]
+    number = int(rows[0]["invoice"])
+    other = cli("invoice", "--client-id", str(second["client_id"]), "--period", "2026-10", "--format", "csv")
+    assert int(next(csv.DictReader(io.StringIO(other.out)))["invoice"]) == number + 1
+    again = cli("invoice", "--client-id", str(first["client_id"]), "--period", "2026-10", "--format", "csv")
+    assert again.out.splitlines() == out.read_text().splitlines()  # the same invoice, not a new number
+    assert cli("client", "delete", "--client-id", str(first["client_id"]), "--yes").code == 0
+    html = cli("invoice", "--client-id", str(first["client_id"]), "--period", "2026-10")
+    assert html.code == 0 and f"Invoice {number}" in html.out and "Acme" in html.out and "0.18" in html.out
+    future = cli("invoice", "--client-id", str(second["client_id"]), "--period", "2099-01")
+    assert future.code == 1 and "not over yet" in future.err

@@ -14,12 +14,13 @@ import signal
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from vigint import __version__, keys, protocol
+from vigint import __version__, billing, keys, protocol
 from vigint.config import Settings, load_settings
 from vigint.errors import InvalidInputError, VigintError
 from vigint.store import ApiKey, Client, Store
@@ -284,6 +285,33 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
                     ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)
 
 
+async def invoice(args, settings: Settings, console: Console) -> int:
+    since, until = billing.period_bounds(args.period)
+    if until > time.time():
+        raise InvalidInputError(f"period {args.period} is not over yet: invoice it from the 1st of the next month")
+    async with await _open_store(settings) as store:
+        issued = await store.find_invoice(args.client_id, args.period)
+        if issued is None:
+            client = await store.get_client(args.client_id)
+            rows = await store.usage_report(client.id, since, until)
+            usage = billing.Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))),
+                                  sum(r.bytes_received for r in rows), sum(r.ai_calls for r in rows),
+                                  sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows))
+            price_table = settings.billing
+            issued = await store.issue_invoice(billing.Invoice(
+                0, date.today().isoformat(), args.period, client.id, client.name, client.email, price_table.currency,
+                billing.price(usage, price_table), price_table.vat_rate, price_table.seller_name,
+                price_table.seller_address, price_table.seller_vat_id))
+    text = billing.to_html(issued) if args.format == "html" else billing.to_csv(issued)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        console.print(f"Invoice {issued.number} for client {issued.client_id}, {issued.period}: "
+                      f"{issued.total} {issued.currency} written to {args.out}", highlight=False)
+    return 0
+
+
 async def demo(args, settings: Settings | None, console: Console) -> int:
     from vigint.demo import run_demo
 
@@ -417,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--client-id", type=int)
     sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
     sub.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)")
+
+    sub = command(commands, "invoice", invoice, "issue (or print again) a client's invoice for a month")
+    sub.add_argument("--client-id", type=int, required=True)
+    sub.add_argument("--period", required=True, metavar="YYYY-MM", help="the month invoiced (UTC)")
+    sub.add_argument("--format", choices=("html", "csv"), default="html", help="printable HTML (default) or CSV")
+    sub.add_argument("--out", type=Path, help="write to this file instead of standard output")
 
     incidents = group("incidents", "what the cameras saw, and whether the customer was told")
     sub = command(incidents, "list", incidents_list, "list incidents, newest first, with their alert delivery",

@@ -10,6 +10,7 @@ import configparser
 import dataclasses
 import os
 import re
+from decimal import Decimal, InvalidOperation
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,22 @@ class AiSettings:
                                     choices=("motion", "record"))
 
 
+@dataclass(frozen=True)
+class BillingSettings:
+    """The price table and seller details of invoices. Amounts are decimal, never floats."""
+
+    currency: str = setting("EUR", "ISO 4217 code printed on invoices")
+    vat_rate: Decimal = setting(Decimal("0.20"), "VAT as a fraction of the subtotal (0.20 = 20 %)")
+    price_per_camera_hour: Decimal = setting(Decimal("0.01"), "per hour one camera streamed")
+    price_per_gb: Decimal = setting(Decimal("0.05"), "per gigabyte (10^9 bytes) of video received")
+    price_per_ai_call: Decimal = setting(Decimal("0.002"), "per AI verification")
+    price_per_1k_tokens: Decimal = setting(Decimal("0.001"), "per thousand AI tokens")
+    price_per_alert: Decimal = setting(Decimal("0.01"), "per alert delivered (email or webhook)")
+    seller_name: str = setting("Vigint operator", "who issues the invoices")
+    seller_address: str = setting("", "the seller's postal address, on one line")
+    seller_vat_id: str = setting("", "the seller's VAT number, if any")
+
+
 Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture
 CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
 
@@ -210,6 +227,7 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     email: EmailSettings = EmailSettings()
     ai: AiSettings = AiSettings()
+    billing: BillingSettings = BillingSettings()
     cameras: tuple[CameraSettings, ...] = ()
     # The config file that was read, if any: shown at start so operators know which one is in force.
     source: Path | None = None
@@ -253,6 +271,14 @@ def _parse(raw: str, f: dataclasses.Field):
         if choices and text not in choices:
             raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
         return text
+    if kind is Decimal:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{raw!r} is not a decimal number") from None
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"{raw!r} must be a finite amount, zero or more")
+        return value
     if kind in (int, float):
         try:
             value = kind(text)

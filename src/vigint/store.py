@@ -8,16 +8,19 @@ come back as small frozen dataclasses; nothing here formats output or generates 
 
 import asyncio
 import enum
+import json
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import aiosqlite
 
+from vigint.billing import Invoice, Line
 from vigint.errors import InvalidInputError, NotFoundError, StoreError
 from vigint.usage import UsageDelta
 
@@ -90,6 +93,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             key_id INTEGER,
             detail TEXT NOT NULL DEFAULT '')""",
         "CREATE INDEX audit_log_client ON audit_log(client_id)",
+    ),
+    (
+        # Issued invoices keep a copy of everything they show, so they print the same after prices change
+        # or their client is deleted; the number is never reused.
+        """CREATE TABLE invoices (
+            number INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL,  -- no foreign key: invoices outlive a deleted client
+            period TEXT NOT NULL,
+            issued_on TEXT NOT NULL,
+            document TEXT NOT NULL,  -- JSON: client, seller, currency, VAT rate, lines; amounts as strings
+            UNIQUE (client_id, period))""",
     ),
 )
 
@@ -212,6 +226,15 @@ def _client(row: sqlite3.Row) -> Client:
 
 def _key(row: sqlite3.Row) -> ApiKey:
     return ApiKey(**{**dict(row), "client_status": ClientStatus(row["client_status"])})
+
+
+def _invoice(row: sqlite3.Row) -> Invoice:
+    document = json.loads(row["document"])
+    lines = tuple(Line(description, Decimal(quantity), unit, Decimal(unit_price), Decimal(amount))
+                  for description, quantity, unit, unit_price, amount in document["lines"])
+    return Invoice(row["number"], row["issued_on"], row["period"], row["client_id"], document["client_name"],
+                   document["client_email"], document["currency"], lines, Decimal(document["vat_rate"]),
+                   document["seller_name"], document["seller_address"], document["seller_vat_id"])
 
 
 def _prepare_file(path: Path) -> None:
@@ -620,6 +643,27 @@ class Store:
         """Delete incidents (their outbox rows go with them)."""
         async with self._transaction() as db:
             await db.executemany("DELETE FROM incidents WHERE id = ?", [(i,) for i in incident_ids])
+
+    # Invoices
+
+    async def find_invoice(self, client_id: int, period: str) -> Invoice | None:
+        """Return the invoice already issued to a client for a period, if any."""
+        row = await self._fetch_one("SELECT * FROM invoices WHERE client_id = ? AND period = ?", (client_id, period))
+        return None if row is None else _invoice(row)
+
+    async def issue_invoice(self, draft: Invoice) -> Invoice:
+        """Store a new invoice and give it the next number (the draft's number is ignored)."""
+        document = json.dumps({
+            "client_name": draft.client_name, "client_email": draft.client_email, "currency": draft.currency,
+            "vat_rate": str(draft.vat_rate), "seller_name": draft.seller_name, "seller_address": draft.seller_address,
+            "seller_vat_id": draft.seller_vat_id,
+            "lines": [[line.description, str(line.quantity), line.unit, str(line.unit_price), str(line.amount)]
+                      for line in draft.lines]})
+        async with self._transaction() as db:
+            await db.execute("INSERT INTO invoices (client_id, period, issued_on, document) VALUES (?, ?, ?, ?)",
+                             (draft.client_id, draft.period, draft.issued_on, document))
+            await self._audit(db, time.time(), "invoice.issue", draft.client_id, detail=f"period={draft.period}")
+        return await self.find_invoice(draft.client_id, draft.period)
 
     # Audit
 
