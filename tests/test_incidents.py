@@ -315,6 +315,10 @@ async def test_webhook_is_signed_and_incidents_list_shows_delivery(start, tmp_pa
                                      "--db", str(db_path))
     [row] = json.loads(listed)
     assert (row["camera"], row["alert_state"], row["type"]) == ("shop", "delivered", "motion") and row["clip"]
+    await server.flush_usage()
+    usage = await asyncio.to_thread(run_cli, "usage", "--json", "--db", str(db_path))
+    [row] = json.loads(usage)
+    assert (row["incidents"], row["alerts_sent"]) == (1, 1) and row["stream_seconds"] > 0
 
 
 def run_cli(*args: str) -> str:

@@ -261,13 +261,14 @@ async def usage(args, settings: Settings, console: Console) -> int:
     documents = [{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
                   "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
                   "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded, "ai_calls": r.ai_calls,
-                  "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent} for r in rows]
+                  "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent, "incidents": r.incidents} for r in rows]
     table_rows = [(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
-                   f"{r.bytes_received / 1e6:,.1f} MB", f"{r.frames_decoded:,}") for r in rows]
+                   f"{r.bytes_received / 1e9:,.3f}", f"{r.frames_decoded:,}", str(r.incidents), str(r.ai_calls),
+                   f"{r.ai_tokens:,}", str(r.alerts_sent)) for r in rows]
     period = f"{args.since or 'the start'} to {args.until or 'now'} (UTC days)"
-    return _listing(args, console, documents, f"Usage from {period}",
-                    ("Client", "Name", "Key", "Stream hours", "Received", "Frames decoded"), table_rows,
-                    right=frozenset({"Stream hours", "Received", "Frames decoded"}))
+    numbers = ("Stream hours", "GB received", "Frames decoded", "Incidents", "AI calls", "AI tokens", "Alerts sent")
+    return _listing(args, console, documents, f"Usage from {period}", ("Client", "Name", "Key", *numbers),
+                    table_rows, right=frozenset(numbers))
 
 
 async def incidents_list(args, settings: Settings, console: Console) -> int:

@@ -184,6 +184,7 @@ class UsageRow:
     ai_calls: int
     ai_tokens: int
     alerts_sent: int
+    incidents: int
 
 
 @dataclass(frozen=True)
@@ -548,12 +549,14 @@ class Store:
             """SELECT c.id AS client_id, c.name AS client_name, k.id AS key_id, k.prefix AS key_prefix,
                       total(u.stream_seconds) AS stream_seconds, total(u.bytes_received) AS bytes_received,
                       total(u.frames_decoded) AS frames_decoded, total(u.ai_calls) AS ai_calls,
-                      total(u.ai_tokens) AS ai_tokens, total(u.alerts_sent) AS alerts_sent
+                      total(u.ai_tokens) AS ai_tokens, total(u.alerts_sent) AS alerts_sent,
+                      (SELECT count(*) FROM incidents i WHERE i.key_id = k.id AND (?2 IS NULL OR i.started_at >= ?2)
+                         AND (?3 IS NULL OR i.started_at < ?3)) AS incidents
                FROM usage u JOIN api_keys k ON k.id = u.key_id JOIN clients c ON c.id = k.client_id
                WHERE (?1 IS NULL OR c.id = ?1) AND (?2 IS NULL OR u.bucket_start >= ?2)
                  AND (?3 IS NULL OR u.bucket_start < ?3)
                GROUP BY k.id ORDER BY c.id, k.id""", (client_id, since, until))
-        counts = ("bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent")
+        counts = ("bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent", "incidents")
         return [UsageRow(**{**dict(row), **{name: int(row[name]) for name in counts}}) for row in rows]
 
     # Incidents and alerts
