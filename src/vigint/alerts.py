@@ -16,24 +16,30 @@ from email.message import EmailMessage
 from urllib.parse import urlencode
 
 from vigint.config import AlertSettings, EmailSettings
-from vigint.store import Incident
+from vigint.store import Flag, Incident
+
+CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})  # incidents without a clip: a camera left or returned
 
 TEMPLATES = {
     "en": {
         "subject": "[Vigint] {kind} at {camera}, {when}",
+        "event_subject": "[Vigint] {camera}: {kind}",
         "body": ("Hello {name},\n\nVigint saw {kind} on camera \"{camera}\" at {when} (UTC).\n{description}"
                  "Threat level: {threat}/2.\n\n{clip}\n\n— Vigint\n"),
         "clip": "Watch the clip (link valid until {expires} UTC):\n{link}",
         "no_clip": "No clip could be saved for this incident.",
-        "kinds": {"motion": "motion"},
+        "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
+        "event_body": "Hello {name},\n\n{description}\n\n— Vigint\n",
     },
     "fr": {
         "subject": "[Vigint] {kind} sur {camera}, {when}",
+        "event_subject": "[Vigint] {camera} : {kind}",
         "body": ("Bonjour {name},\n\nVigint a détecté {kind} sur la caméra « {camera} » le {when} (UTC).\n"
                  "{description}Niveau de menace : {threat}/2.\n\n{clip}\n\n— Vigint\n"),
         "clip": "Voir la séquence (lien valable jusqu'au {expires} UTC) :\n{link}",
         "no_clip": "Aucune séquence n'a pu être enregistrée pour cet incident.",
-        "kinds": {"motion": "un mouvement"},
+        "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne", "camera_back": "caméra de retour"},
+        "event_body": "Bonjour {name},\n\n{description}\n\n— Vigint\n",
     },
 }
 
@@ -71,8 +77,18 @@ def compose_email(incident: Incident, client_name: str, client_email: str, link:
               "threat": incident.threat, "clip": clip}
     message = EmailMessage()
     message["From"], message["To"] = email.sender, client_email
-    message["Subject"] = template["subject"].format(**fields)
-    message.set_content(template["body"].format(**fields))
+    camera_event = incident.type in CAMERA_EVENTS
+    message["Subject"] = template["event_subject" if camera_event else "subject"].format(**fields)
+    message.set_content(template["event_body" if camera_event else "body"].format(**fields))
+    return message
+
+
+def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> EmailMessage:
+    """Return the email telling the operator about an unusual-usage flag (always in English)."""
+    message = EmailMessage()
+    message["From"], message["To"] = email.sender, recipient
+    message["Subject"] = f"[Vigint] unusual usage: {flag.kind}" + (f" (client {flag.client_id})" if flag.client_id else "")
+    message.set_content(f"{flag.detail}\n\nFlagged at {_utc(flag.at)} UTC. See `vigint alerts`.\n")
     return message
 
 

@@ -119,10 +119,20 @@ async def client_create(args, settings: Settings, console: Console) -> int:
     return 0
 
 
+async def _live_streams(store: Store, settings: Settings, now: float) -> list[dict] | None:
+    """The running server's streams from its latest snapshot; None if no server has written one lately."""
+    status = await store.server_status()
+    fresh = status is not None and not status[1].get("stopped") \
+        and now - status[0] < 3 * settings.server.usage_flush_seconds
+    return status[1]["streams"] if fresh else None
+
+
 async def client_list(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await _open_store(settings) as store:
         clients, all_keys = await store.list_clients(), await store.list_keys()
+        streams = await _live_streams(store, settings, now) or []
+        flags = await store.flags(since=now - 7 * SECONDS_PER_DAY)
     keys_by_client: dict[int, list[ApiKey]] = {}
     for key in all_keys:
         keys_by_client.setdefault(key.client_id, []).append(key)
@@ -130,14 +140,21 @@ async def client_list(args, settings: Settings, console: Console) -> int:
     def last_seen(client: Client) -> float | None:
         return max((k.last_used_at for k in keys_by_client.get(client.id, []) if k.last_used_at), default=None)
 
+    def cameras(client: Client) -> list[str]:
+        return sorted(stream["camera"] for stream in streams if stream["client_id"] == client.id)
+
+    def flag_kinds(client: Client) -> list[str]:
+        return sorted({flag.kind for flag in flags if flag.client_id == client.id})
+
     documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
                   "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at), "last_seen_at": _iso(last_seen(c)),
+                  "live_cameras": cameras(c), "flags": flag_kinds(c),
                   "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
     rows = [(str(c.id), c.name, c.email, c.status.value,
              "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
-             _local(c.created_at), _local(last_seen(c))) for c in clients]
+             str(len(cameras(c))), _local(last_seen(c)), ", ".join(flag_kinds(c))) for c in clients]
     return _listing(args, console, documents, f"{len(clients)} client(s)",
-                    ("ID", "Name", "Email", "Status", "Keys", "Created", "Last seen"), rows)
+                    ("ID", "Name", "Email", "Status", "Keys", "Live", "Last seen", "Flags (7 days)"), rows)
 
 
 async def client_revoke(args, settings: Settings, console: Console) -> int:
@@ -313,6 +330,60 @@ async def invoice(args, settings: Settings, console: Console) -> int:
     return 0
 
 
+async def alerts_list(args, settings: Settings, console: Console) -> int:
+    async with await _open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        flags = await store.flags(args.client_id)
+    documents = [{"id": f.id, "at": _iso(f.at), "kind": f.kind, "client_id": f.client_id, "key_id": f.key_id,
+                  "detail": f.detail, "emailed_at": _iso(f.notified_at)} for f in flags]
+    rows = [(str(f.id), _local(f.at), f.kind, str(f.client_id or "—"), f.detail, _local(f.notified_at)) for f in flags]
+    return _listing(args, console, documents, f"{len(flags)} unusual-usage flag(s), newest first",
+                    ("ID", "When", "Kind", "Client", "Detail", "Emailed"), rows)
+
+
+async def status(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await _open_store(settings) as store:
+        snapshot = await store.server_status()
+        streams = await _live_streams(store, settings, now)
+        cameras = await store.cameras()
+        flags = await store.flags(since=now - SECONDS_PER_DAY)
+    down = [c for c in cameras if c.down_since is not None]
+    document = {"server_running": streams is not None, "last_snapshot_at": _iso(snapshot[0]) if snapshot else None,
+                "frames_per_second": snapshot[1].get("frames_per_second") if streams is not None else 0,
+                "decode_lag_p99_seconds": snapshot[1].get("decode_lag_p99_seconds") if streams is not None else None,
+                "streams": streams or [],
+                "clients_streaming": sorted({s["client_id"] for s in streams or []}),
+                "cameras_down": [{"client_id": c.client_id, "camera": c.camera, "since": _iso(c.down_since)}
+                                 for c in down],
+                "flags_last_day": len(flags)}
+    if args.json:
+        _print_json(document)
+        return 0
+    state = (f"running: {len(streams)} stream(s) from {len(document['clients_streaming'])} client(s), "
+             f"{document['frames_per_second']} frames/s decoded, decode lag p99 ≤ {document['decode_lag_p99_seconds']} s"
+             if streams is not None else
+             f"not running (last snapshot {_local(snapshot[0]) if snapshot else 'never'})")
+    console.print(f"Server {state}; {len(down)} camera(s) down; {len(flags)} flag(s) in the last day.",
+                  highlight=False)
+    table = Table(title="Streams")
+    for column in ("Client", "Camera", "Key", "Address", "Since"):
+        table.add_column(column)
+    for stream in streams or []:
+        table.add_row(str(stream["client_id"]), stream["camera"], f"{stream['key_prefix']}…", stream["address"],
+                      _local(stream["connected_at"]))
+    console.print(table)
+    if down:
+        table = Table(title="Cameras down")
+        for column in ("Client", "Camera", "Down since"):
+            table.add_column(column)
+        for camera in down:
+            table.add_row(str(camera.client_id), camera.camera, _local(camera.down_since))
+        console.print(table)
+    return 0
+
+
 async def demo(args, settings: Settings | None, console: Console) -> int:
     from vigint.demo import run_demo
 
@@ -446,6 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--client-id", type=int)
     sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
     sub.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)")
+
+    sub = command(commands, "alerts", alerts_list, "unusual-usage flags: leaked keys, spikes, refused hellos",
+                  listing=True)
+    sub.add_argument("--client-id", type=int)
+    command(commands, "status", status, "the fleet: who streams, cameras down, decode load", listing=True)
 
     sub = command(commands, "invoice", invoice, "issue (or print again) a client's invoice for a month")
     sub.add_argument("--client-id", type=int, required=True)

@@ -143,6 +143,17 @@ class AlertSettings:
     retry_seconds: float = setting(10.0, "first retry delay of an undelivered alert; doubles each time",
                                    minimum=0.1)
     max_retry_seconds: float = setting(3600.0, "longest wait between two delivery attempts", minimum=1)
+    camera_down_minutes: float = setting(10.0, "a camera that streamed and has been gone this long is reported "
+                                         "down to its client, once; its return is reported too", minimum=0.01)
+    operator_email: str = setting("", "where unusual-usage flags (leaked keys, spikes, hello floods) are emailed")
+    max_addresses_per_key: int = setting(2, "a key streaming from more addresses at once than this is flagged: "
+                                         "one site has one address, a second site should get its own key",
+                                         minimum=1)
+    usage_spike_factor: float = setting(5.0, "a key receiving this many times its trailing 7-day hourly "
+                                        "average within the last hour is flagged", minimum=1)
+    usage_spike_min_mb: float = setting(500.0, "spikes below this many MB an hour are never flagged (new keys, "
+                                        "small cameras)", minimum=0)
+    monitor_seconds: float = setting(30.0, "how often cameras down and unusual usage are checked", minimum=0.05)
 
 
 @dataclass(frozen=True)

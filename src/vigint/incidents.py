@@ -169,10 +169,7 @@ class IncidentDesk:
         if not alert:
             await self.store.update_incident(incident.id, alert_state="suppressed")
             return
-        email = self.settings.email
-        channels = [name for name, wanted in (("email", bool(email.smtp_host or email.capture_dir)),
-                                              ("webhook", bool(self.settings.alerts.webhook_url))) if wanted]
-        await self.store.enqueue_alerts(incident.id, channels, time.time())
+        await self.store.enqueue_alerts(incident.id, self._channels(), time.time())
         self._wake_sender.set()
         incident = await self.store.get_incident(incident.id)
         try:
@@ -182,6 +179,17 @@ class IncidentDesk:
                 "started_at": datetime.fromtimestamp(incident.started_at, timezone.utc).isoformat()}))
         except ConnectionClosed:
             pass
+
+    def _channels(self) -> list[str]:
+        email = self.settings.email
+        return [name for name, wanted in (("email", bool(email.smtp_host or email.capture_dir)),
+                                          ("webhook", bool(self.settings.alerts.webhook_url))) if wanted]
+
+    async def camera_event(self, client_id: int, camera: str, kind: str, description: str) -> None:
+        """Record a camera going down or coming back, and alert its client like an incident."""
+        incident = await self.store.record_event(client_id, camera, kind, description, time.time(), self._channels())
+        log.info("client %d camera %r: %s (event %d)", client_id, camera, kind, incident.id)
+        self._wake_sender.set()
 
     async def _verify(self, session, packets: list) -> tuple[bool, dict]:
         """Ask the AI; return whether to alert and the incident fields its verdict sets."""

@@ -31,6 +31,11 @@ class RateLimiter:
             return 0.0
         return times[-self._max] + self._window - now
 
+    def blocked(self, now: float) -> list[tuple[str, int]]:
+        """Return the keys blocked now, with how many events in the window put them there."""
+        return [(key, len(self._recent(key, now))) for key in list(self._failures)
+                if len(self._recent(key, now)) >= self._max]
+
     def record(self, address: str, now: float) -> None:
         """Count one event (a failed hello, a call) for `address` at time `now`."""
         times = self._recent(address, now)

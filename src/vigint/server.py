@@ -32,6 +32,7 @@ from vigint.config import Settings
 from vigint.decoder import DecodeResult, StreamDecoder
 from vigint.errors import ConfigError, VigintError
 from vigint.events import EventTracker
+from vigint.fleet import FleetMonitor
 from vigint.incidents import IncidentDesk, OpenIncident
 from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
@@ -67,6 +68,8 @@ class Session:
     incident: OpenIncident | None = None
     video_size: tuple[int, int] | None = None
     ended: bool = False
+    address: str = ""
+    connected_at: float = field(default_factory=time.time)
 
     @property
     def client_id(self) -> int:
@@ -139,8 +142,10 @@ class Server:
                                  f"{scheme}://{config.host}:{self.port}")
         self._watcher = self._spawn(self._watch_keys())
         self._spawn(self._flush_periodically())
+        self.fleet = FleetMonitor(self)
         self._spawn(self.desk.deliver_alerts(self._stopping))
         self._spawn(self.desk.enforce_retention(self._stopping))
+        self._spawn(self.fleet.run(self._stopping))
 
     @property
     def port(self) -> int:
@@ -160,6 +165,10 @@ class Server:
         await self.desk.drain()
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
+        except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
+            log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _spawn(self, job) -> asyncio.Task:
@@ -197,6 +206,10 @@ class Server:
     def streams_by_client(self) -> dict[int, int]:
         """Return how many streams each client has open."""
         return {client: len(cameras) for client, cameras in self._sessions.items() if cameras}
+
+    def refused_addresses(self, now: float) -> list[tuple[str, int]]:
+        """Return the addresses blocked for failed hellos now, with their failure counts."""
+        return self._limiter.blocked(now)
 
     def sessions(self, client_id: int) -> dict[str, Session]:
         """Return a client's open sessions by camera (for tests, tools and analysis)."""
@@ -255,6 +268,7 @@ class Server:
             raise self._refuse(address, "invalid_key",
                                ProtocolViolation(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
         session = self._register(connection, key, hello.camera)
+        session.address = address
         await connection.send(protocol.welcome(key.client_id, hello.camera, session.id))
         _raise_message_limit(connection, protocol.MAX_MEDIA_BYTES)
         log.info("client %d key %s camera %r connected from %s", key.client_id, key.prefix, hello.camera, address)
@@ -398,7 +412,7 @@ class Server:
 
     # Background tasks
 
-    def _all_sessions(self) -> list[Session]:
+    def all_sessions(self) -> list[Session]:
         return [session for cameras in self._sessions.values() for session in cameras.values()]
 
     async def _watch_keys(self) -> None:
@@ -413,7 +427,7 @@ class Server:
 
     async def _close_invalid_streams(self, version: int | None) -> int:
         """Close streams whose key expired, or was revoked or deleted since `version`; return the new version."""
-        sessions, now = self._all_sessions(), time.time()
+        sessions, now = self.all_sessions(), time.time()
         invalid = {s for s in sessions if s.key.state(now) is not KeyState.ACTIVE}
         latest = await self.store.data_version()
         # New sessions are checked once even without a change: a revocation committed while their hello
@@ -447,7 +461,7 @@ class Server:
     async def flush_usage(self) -> None:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
         now = time.time()
-        for session in self._all_sessions():
+        for session in self.all_sessions():
             self.usage.add_stream_time(session.key.id, session.accounted_until, now)
             session.accounted_until = now
             self._last_used[session.key.id] = now
@@ -459,3 +473,4 @@ class Server:
             self._last_used = {**last_used, **self._last_used}
             raise
         self._last_flush = time.monotonic()
+        await self.store.save_server_status(self.fleet.snapshot(), now)
