@@ -439,63 +439,102 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser for every `vigint` subcommand."""
-    common = _common_options(defaults=False)
-    parser = argparse.ArgumentParser(prog="vigint", parents=[_common_options(defaults=True)],
-                                     description="Vigint video security: server, agent and operator tools.")
-    parser.add_argument("--version", action="version", version=f"vigint {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+class _Commands:
+    """Adds subcommands: each takes the common options, and listings take --json."""
 
-    def command(group, name: str, handler, help_text: str, *, listing: bool = False):
-        sub = group.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.top = parser.add_subparsers(title="commands", metavar="COMMAND")
+        self._common = _common_options(defaults=False)
+
+    def command(self, group, name: str, handler, help_text: str, *, listing: bool = False):
+        sub = group.add_parser(name, parents=[self._common], help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         if listing:
             sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
         return sub
 
-    def group(name: str, help_text: str):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def group(self, name: str, help_text: str):
+        sub = self.top.add_parser(name, help=help_text, description=help_text)
         return sub.add_subparsers(title="actions", metavar="ACTION", required=True)
 
-    clients = group("client", "create, list, revoke, reactivate or delete customers")
-    sub = command(clients, "create", client_create, "create a client and print its first API key once",
+
+def _add_admin_commands(cli: _Commands) -> None:
+    clients = cli.group("client", "create, list, revoke, reactivate or delete customers")
+    sub = cli.command(clients, "create", client_create, "create a client and print its first API key once",
                   listing=True)
     sub.add_argument("--name", required=True, help="the customer's name")
     sub.add_argument("--email", required=True, help="where incident alerts are sent")
-    command(clients, "list", client_list, "list clients with their keys and last activity", listing=True)
-    sub = command(clients, "revoke", client_revoke, "cut a client off: all its keys stop working at once")
+    cli.command(clients, "list", client_list, "list clients with their keys and last activity", listing=True)
+    sub = cli.command(clients, "revoke", client_revoke, "cut a client off: all its keys stop working at once")
     sub.add_argument("--client-id", type=int, required=True)
-    sub = command(clients, "reactivate", client_reactivate,
+    sub = cli.command(clients, "reactivate", client_reactivate,
                   "restore a revoked client: the keys its revocation stopped work again")
     sub.add_argument("--client-id", type=int, required=True)
     sub.add_argument("--key-id", type=int, help="restore only this key")
-    sub = command(clients, "delete", client_delete, "delete a client with its keys, usage and incidents")
+    sub = cli.command(clients, "delete", client_delete, "delete a client with its keys, usage and incidents")
     sub.add_argument("--client-id", type=int, required=True)
     sub.add_argument("--yes", action="store_true", help="confirm the deletion")
 
-    api_keys = group("key", "create, list or revoke API keys (rotation)")
-    sub = command(api_keys, "create", key_create, "add an API key to a client and print it once", listing=True)
+    api_keys = cli.group("key", "create, list or revoke API keys (rotation)")
+    sub = cli.command(api_keys, "create", key_create, "add an API key to a client and print it once", listing=True)
     sub.add_argument("--client-id", type=int, required=True)
     sub.add_argument("--name", default="", help="a label, such as the site the key is for")
     sub.add_argument("--expires-in", type=float, metavar="DAYS", help="the key stops working after DAYS days")
-    sub = command(api_keys, "list", key_list, "list API keys (prefixes only) and their state", listing=True)
+    sub = cli.command(api_keys, "list", key_list, "list API keys (prefixes only) and their state", listing=True)
     sub.add_argument("--client-id", type=int)
-    sub = command(api_keys, "revoke", key_revoke, "revoke one API key; the client's other keys keep working")
+    sub = cli.command(api_keys, "revoke", key_revoke, "revoke one API key; the client's other keys keep working")
     sub.add_argument("--key-id", type=int, required=True)
 
-    sub = command(commands, "audit", audit, "show admin actions, newest first", listing=True)
+    sub = cli.command(cli.top, "audit", audit, "show admin actions, newest first", listing=True)
     sub.add_argument("--client-id", type=int)
 
-    sub = command(commands, "serve", serve, "run the server: authenticated camera streams, decoding, analysis")
+
+def _add_server_commands(cli: _Commands) -> None:
+    sub = cli.command(cli.top, "serve", serve, "run the server: authenticated camera streams, decoding, analysis")
     sub.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1)")
     sub.add_argument("--port", type=int, help="TCP port (default: [server] port, 5002; 0 picks a free one)")
     sub.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve wss://")
     sub.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
 
-    sub = commands.add_parser("agent", help="stream cameras to the Vigint server (the customer's side)",
-                              description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and "
-                              "VIGINT_SERVER_URL from ./.env, the environment, or the flags below (flags win).")
+    sub = cli.top.add_parser("demo", help="see Vigint work: server, camera, incident and alert, on this machine",
+                             description="Run a server, a demo customer and an agent streaming a test pattern, "
+                             "in a temporary folder; show the incidents and alert emails as they come. Ctrl-C stops.")
+    sub.set_defaults(handler=demo, server_side=False)
+
+    sub = cli.command(cli.top, "cert", make_cert, "write a self-signed TLS certificate and key for a first deployment")
+    sub.add_argument("--host", dest="cert_host", required=True, help="the name or IP address agents connect to")
+    sub.add_argument("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)")
+    sub.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def _add_business_commands(cli: _Commands) -> None:
+    sub = cli.command(cli.top, "usage", usage, "usage per client and key: stream time, bytes, frames", listing=True)
+    sub.add_argument("--client-id", type=int)
+    sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
+    sub.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)")
+
+    sub = cli.command(cli.top, "alerts", alerts_list, "unusual-usage flags: leaked keys, spikes, refused hellos",
+                  listing=True)
+    sub.add_argument("--client-id", type=int)
+    cli.command(cli.top, "status", status, "the fleet: who streams, cameras down, decode load", listing=True)
+
+    sub = cli.command(cli.top, "invoice", invoice, "issue (or print again) a client's invoice for a month")
+    sub.add_argument("--client-id", type=int, required=True)
+    sub.add_argument("--period", required=True, metavar="YYYY-MM", help="the month invoiced (UTC)")
+    sub.add_argument("--format", choices=("html", "csv"), default="html", help="printable HTML (default) or CSV")
+    sub.add_argument("--out", type=Path, help="write to this file instead of standard output")
+
+    incidents = cli.group("incidents", "what the cameras saw, and whether the customer was told")
+    sub = cli.command(incidents, "list", incidents_list, "list incidents, newest first, with their alert delivery",
+                  listing=True)
+    sub.add_argument("--client-id", type=int)
+    sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day shown (UTC)")
+
+
+def _add_agent_command(cli: _Commands) -> None:
+    sub = cli.top.add_parser("agent", help="stream cameras to the Vigint server (the customer's side)",
+                             description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and "
+                             "VIGINT_SERVER_URL from ./.env, the environment, or the flags below (flags win).")
     sub.set_defaults(handler=agent, server_side=False)
     sub.add_argument("--source", dest="sources", action=_SourceAction, metavar="SRC",
                      help="rtsp://… URL, video file, /dev/videoN, or 'test' for a built-in pattern; repeatable")
@@ -513,37 +552,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="on a slow link, drop whole GOPs beyond this much unsent video (4)")
     sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
 
-    sub = command(commands, "usage", usage, "usage per client and key: stream time, bytes, frames", listing=True)
-    sub.add_argument("--client-id", type=int)
-    sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day counted (UTC)")
-    sub.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)")
 
-    sub = command(commands, "alerts", alerts_list, "unusual-usage flags: leaked keys, spikes, refused hellos",
-                  listing=True)
-    sub.add_argument("--client-id", type=int)
-    command(commands, "status", status, "the fleet: who streams, cameras down, decode load", listing=True)
-
-    sub = command(commands, "invoice", invoice, "issue (or print again) a client's invoice for a month")
-    sub.add_argument("--client-id", type=int, required=True)
-    sub.add_argument("--period", required=True, metavar="YYYY-MM", help="the month invoiced (UTC)")
-    sub.add_argument("--format", choices=("html", "csv"), default="html", help="printable HTML (default) or CSV")
-    sub.add_argument("--out", type=Path, help="write to this file instead of standard output")
-
-    incidents = group("incidents", "what the cameras saw, and whether the customer was told")
-    sub = command(incidents, "list", incidents_list, "list incidents, newest first, with their alert delivery",
-                  listing=True)
-    sub.add_argument("--client-id", type=int)
-    sub.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day shown (UTC)")
-
-    sub = commands.add_parser("demo", help="see Vigint work: server, camera, incident and alert, on this machine",
-                              description="Run a server, a demo customer and an agent streaming a test pattern, "
-                              "in a temporary folder; show the incidents and alert emails as they come. Ctrl-C stops.")
-    sub.set_defaults(handler=demo, server_side=False)
-
-    sub = command(commands, "cert", make_cert, "write a self-signed TLS certificate and key for a first deployment")
-    sub.add_argument("--host", dest="cert_host", required=True, help="the name or IP address agents connect to")
-    sub.add_argument("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)")
-    sub.add_argument("--force", action="store_true", help="replace existing files")
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every `vigint` subcommand."""
+    parser = argparse.ArgumentParser(prog="vigint", parents=[_common_options(defaults=True)],
+                                     description="Vigint video security: server, agent and operator tools.")
+    parser.add_argument("--version", action="version", version=f"vigint {__version__}")
+    cli = _Commands(parser)
+    _add_admin_commands(cli)
+    _add_server_commands(cli)
+    _add_business_commands(cli)
+    _add_agent_command(cli)
     return parser
 
 

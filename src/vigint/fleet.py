@@ -64,8 +64,10 @@ class FleetMonitor:
         live = [(s.client_id, s.camera) for s in self._server.all_sessions()]
         for client_id, camera in await store.camera_seen(live, now):
             await desk.camera_event(client_id, camera, "camera_back", f"Camera \"{camera}\" is streaming again.")
-        silent_since = now - self._settings.camera_down_minutes * 60
-        for record in await store.mark_cameras_down(silent_since, now):
+        threshold = self._settings.camera_down_minutes * 60
+        if now - self.started_at < threshold:
+            return  # after a restart, agents need a moment to come back: no camera is down yet
+        for record in await store.mark_cameras_down(now - threshold, now):
             await desk.camera_event(record.client_id, record.camera, "camera_down",
                                     f"Camera \"{record.camera}\" has sent no video since "
                                     f"{_utc(record.last_seen_at)} UTC.")

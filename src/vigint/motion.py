@@ -38,8 +38,12 @@ class MotionDetector:
 
     def _halve(self, pixels: np.ndarray) -> np.ndarray:
         height, width = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
-        quads = pixels[:height, :width].astype(np.float32).reshape(height // 2, 2, width // 2, 2)
-        return quads.mean(axis=(1, 3))
+        # Four strided adds in uint16 cost a fraction of a reshape-and-mean over two axes.
+        quad = pixels[0:height:2, 0:width:2].astype(np.uint16)
+        quad += pixels[1:height:2, 0:width:2]
+        quad += pixels[0:height:2, 1:width:2]
+        quad += pixels[1:height:2, 1:width:2]
+        return quad.astype(np.float32) * 0.25
 
     def _build_mask(self, shape: tuple[int, int]) -> np.ndarray:
         mask = np.ones(shape, dtype=bool)
@@ -55,7 +59,8 @@ class MotionDetector:
             self._background, self._mask = frame, self._build_mask(frame.shape)
             return MotionReading(False, 0, 0)
         difference = frame - self._background
-        difference -= np.median(difference)  # a frame-wide brightness shift is not motion
+        # A frame-wide brightness shift is not motion; every 7th pixel estimates it well enough, faster.
+        difference -= np.median(difference.ravel()[::7])
         changed = (np.abs(difference) > self._settings.threshold / self._settings.sensitivity) & self._mask
         cells = self._cells(changed)
         total = cells.size
@@ -71,4 +76,4 @@ class MotionDetector:
         size = CELL_SIZE
         rows, columns = changed.shape[0] // size, changed.shape[1] // size
         grid = changed[:rows * size, :columns * size].reshape(rows, size, columns, size)
-        return grid.mean(axis=(1, 3))
+        return grid.sum(axis=3, dtype=np.uint16).sum(axis=1) / (size * size)
