@@ -161,6 +161,8 @@ def test_tables_show_clients_and_key_prefixes(cli):
     client = create(cli)
     table = cli("client", "list").out
     assert "Acme" in table and "ops@acme.test" in table and client["api_key"][:10] in table
+    for column in ("Status", "Keys", "Created", "Last seen"):
+        assert column in table
     assert client["api_key"] not in table
 
 

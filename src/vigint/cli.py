@@ -152,9 +152,10 @@ async def client_list(args, settings: Settings, console: Console) -> int:
                   "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
     rows = [(str(c.id), c.name, c.email, c.status.value,
              "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
-             str(len(cameras(c))), _local(last_seen(c)), ", ".join(flag_kinds(c))) for c in clients]
+             str(len(cameras(c))), _local(c.created_at), _local(last_seen(c)), ", ".join(flag_kinds(c)))
+            for c in clients]
     return _listing(args, console, documents, f"{len(clients)} client(s)",
-                    ("ID", "Name", "Email", "Status", "Keys", "Live", "Last seen", "Flags (7 days)"), rows)
+                    ("ID", "Name", "Email", "Status", "Keys", "Live", "Created", "Last seen", "Flags (7 days)"), rows)
 
 
 async def client_revoke(args, settings: Settings, console: Console) -> int:
