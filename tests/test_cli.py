@@ -6,7 +6,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 
 from conftest import run_vigint
 from cryptography import x509

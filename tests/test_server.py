@@ -1,5 +1,4 @@
 import asyncio
-import dataclasses
 import json
 import os
 import re
@@ -20,7 +19,6 @@ from websockets.exceptions import ConnectionClosed
 
 from vigint import keys, protocol
 from vigint.cert import write_self_signed
-from vigint.config import DatabaseSettings, ServerSettings, Settings
 from vigint.server import Server
 from vigint.store import Store
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import av
 
 from vigint import h264
+from vigint.encoder import MICROSECONDS
 from vigint.ring import Packet
 
-MICROSECONDS = Fraction(1, 1_000_000)
 MP4_TIME_BASE = Fraction(1, 90_000)
 
 

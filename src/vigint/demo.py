@@ -25,6 +25,7 @@ from vigint.agent.supervisor import run_camera
 from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings
 from vigint.server import Server
 from vigint.store import Store
+from vigint.tasks import wait_for_event
 
 CAMERA = "shop-floor"
 
@@ -66,10 +67,7 @@ async def _stream_and_show(server: Server, client_id: int, api_key: str, setting
         with Live(console=console, refresh_per_second=2, transient=not console.is_terminal) as live:
             while not stopping.is_set():
                 live.update(await _view(server, client_id, camera_status, url, settings))
-                try:
-                    await asyncio.wait_for(stopping.wait(), 0.5)
-                except TimeoutError:
-                    pass
+                await wait_for_event(stopping, 0.5)
             summary = await _view(server, client_id, camera_status, url, settings)
         if not console.is_terminal:
             console.print(summary)

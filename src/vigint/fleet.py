@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from vigint import alerts
 from vigint.store import Flag
+from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,7 @@ class FleetMonitor:
                 await self.check(time.time())
             except Exception:  # noqa: BLE001 - a busy database: the next pass retries
                 log.exception("fleet check failed")
-            try:
-                await asyncio.wait_for(stopping.wait(), self._settings.monitor_seconds)
-            except TimeoutError:
-                pass
+            await wait_for_event(stopping, self._settings.monitor_seconds)
 
     async def check(self, now: float) -> None:
         """One pass: cameras down or back, flags, operator emails."""

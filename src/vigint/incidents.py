@@ -15,7 +15,6 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
 
@@ -26,6 +25,7 @@ from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
 from vigint.ring import MICROSECONDS, PacketRing
 from vigint.store import Alert, Incident, Store
+from vigint.tasks import TaskSet, wait_for_event
 from vigint.usage import UsageMeter
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,11 @@ class IncidentDesk:
         self._ai_slots = asyncio.Semaphore(settings.ai.max_concurrent)
         self._ai_calls = RateLimiter(settings.ai.max_calls_per_client_per_hour, 3600)
         self._wake_sender = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-
-    def _spawn(self, job) -> None:
-        task = asyncio.create_task(job)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._recording = TaskSet()
 
     async def drain(self) -> None:
         """Wait for incidents being recorded (at shutdown)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._recording.drain()
 
     def observe(self, session, readings: list[tuple[int, bool]]) -> None:
         """Feed a stream's analysed frames (pts µs, motion) to its tracker and act on what changes."""
@@ -86,17 +81,17 @@ class IncidentDesk:
             change = session.tracker.update(pts, motion)
             if isinstance(change, Opened):
                 session.incident = OpenIncident(change.start, change.start)
-                self._spawn(self._record(session, session.incident))
+                self._recording.spawn(self._record(session, session.incident))
             elif isinstance(change, Extended):
                 session.incident.last_motion = change.end
             elif isinstance(change, Closed):
-                self._spawn(self._close(session.incident, change.end))
+                self._recording.spawn(self._close(session.incident, change.end))
                 session.incident = None
 
     def stream_ended(self, session) -> None:
         """A stream closed: its open incident ends at its last motion."""
         if session.incident is not None:
-            self._spawn(self._close(session.incident, session.incident.last_motion))
+            self._recording.spawn(self._close(session.incident, session.incident.last_motion))
             session.incident = None
 
     async def _close(self, incident: OpenIncident, end_us: int) -> None:
@@ -229,10 +224,7 @@ class IncidentDesk:
                 due = None
             wait = 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
             self._wake_sender.clear()
-            try:
-                await asyncio.wait_for(self._wake_sender.wait(), wait)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._wake_sender, wait)
 
     async def _deliver(self, alert: Alert) -> None:
         incident = alert.incident
@@ -286,10 +278,7 @@ class IncidentDesk:
                 await self.delete_expired(time.time())
             except Exception:  # noqa: BLE001 - retried at the next pass
                 log.exception("retention pass failed")
-            try:
-                await asyncio.wait_for(stopping.wait(), RETENTION_CHECK_SECONDS)
-            except TimeoutError:
-                pass
+            await wait_for_event(stopping, RETENTION_CHECK_SECONDS)
 
     async def delete_expired(self, now: float) -> int:
         """Delete what retention no longer keeps; return how many incidents went."""

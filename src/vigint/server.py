@@ -40,6 +40,7 @@ from vigint.motion import MotionDetector
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.ring import FrameRing, Packet, PacketRing
 from vigint.store import ApiKey, KeyState, Store
+from vigint.tasks import TaskSet, wait_for_event
 from vigint.usage import UsageMeter
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class Server:
         self._last_flush = time.monotonic()
         self._pool = ThreadPoolExecutor(settings.server.decode_threads or os.cpu_count() or 2,
                                         thread_name_prefix="decode")
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()
         self._stopping = asyncio.Event()
         self._ws: WebSocketServer | None = None
 
@@ -140,12 +141,12 @@ class Server:
         scheme = "https" if self.tls else "http"
         self.desk = IncidentDesk(self.settings, self.store, self.usage, self.metrics, self._pool,
                                  f"{scheme}://{config.host}:{self.port}")
-        self._watcher = self._spawn(self._watch_keys())
-        self._spawn(self._flush_periodically())
+        self._watcher = self._tasks.spawn(self._watch_keys())
+        self._tasks.spawn(self._flush_periodically())
         self.fleet = FleetMonitor(self)
-        self._spawn(self.desk.deliver_alerts(self._stopping))
-        self._spawn(self.desk.enforce_retention(self._stopping))
-        self._spawn(self.fleet.run(self._stopping))
+        self._tasks.spawn(self.desk.deliver_alerts(self._stopping))
+        self._tasks.spawn(self.desk.enforce_retention(self._stopping))
+        self._tasks.spawn(self.fleet.run(self._stopping))
 
     @property
     def port(self) -> int:
@@ -164,18 +165,12 @@ class Server:
         self._watcher.cancel()
         await self.desk.drain()
         self._stopping.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain()
         try:
             await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
         except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _spawn(self, job) -> asyncio.Task:
-        task = asyncio.create_task(job)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # HTTP
 
@@ -290,7 +285,7 @@ class Server:
                           detector=self._detector(key.client_id, camera), tracker=EventTracker(self.settings.motion))
         cameras[camera] = session
         self._last_used[key.id] = time.time()
-        session.decode_task = self._spawn(self._decode(session))
+        session.decode_task = self._tasks.spawn(self._decode(session))
         return session
 
     def _detector(self, client_id: int, camera: str) -> MotionDetector:
@@ -408,7 +403,7 @@ class Server:
             try:
                 self._bad_media(session, result.errors)
             except ProtocolViolation as violation:
-                self._spawn(session.connection.close(violation.code, violation.reason))
+                self._tasks.spawn(session.connection.close(violation.code, violation.reason))
 
     # Background tasks
 
@@ -442,15 +437,12 @@ class Server:
         for session in invalid:
             log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
                      session.key.prefix, session.camera)
-            self._spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
+            self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
         return latest
 
     async def _flush_periodically(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.settings.server.usage_flush_seconds)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._stopping, self.settings.server.usage_flush_seconds)
             try:
                 await self.flush_usage()
             except Exception:  # noqa: BLE001 - the counters were kept; the next flush retries

@@ -15,6 +15,7 @@ from vigint.agent.settings import AgentSettings, Camera, redact
 from vigint.agent.sources import SourceError, SourceFinished, SourceReader
 from vigint.agent.status import CameraStatus, State
 from vigint.agent.uplink import Uplink
+from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,7 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
             status.state, status.detail = State.SOURCE_DOWN, str(error)
             delay = backoff.next_delay(time.monotonic())
             log.warning("camera %s: %s; trying again in %.0f s", camera.name, error, delay)
-            try:
-                await asyncio.wait_for(stopping.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_for_event(stopping, delay)
 
 
 async def run_agent(settings: AgentSettings, console: Console) -> None:

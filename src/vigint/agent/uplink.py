@@ -19,6 +19,7 @@ from vigint.agent.status import CameraStatus, State
 from vigint.errors import VigintError
 from vigint.protocol import CloseCode
 from vigint.ring import Packet
+from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,7 @@ class Uplink:
                 return  # finished, or the source is gone too: its last frames are not worth a wait
             self.status.state, self.status.reconnects = State.WAITING, self.status.reconnects + 1
             log.info("camera %s: reconnecting in %.1f s", self.camera.name, delay)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._stopping, delay)
 
     async def _wait(self) -> None:
         self._ready.clear()
