@@ -268,3 +268,60 @@ def test_invoices_are_numbered_once_reprinted_the_same_and_survive_deletion(cli,
     assert html.code == 0 and f"Invoice {number}" in html.out and "Acme" in html.out and "0.18" in html.out
     future = cli("invoice", "--client-id", str(second["client_id"]), "--period", "2099-01")
     assert future.code == 1 and "not over yet" in future.err
+
+
+def test_delete_removes_the_clients_clip_files_and_folder(cli, db_path, tmp_path, monkeypatch):
+    data_dir = tmp_path / "server-data"
+    monkeypatch.setenv("VIGINT_STORAGE_DATA_DIR", str(data_dir))
+    doomed, kept = create(cli), create(cli, "Beta", "beta@b.test")
+
+    async def record_incidents(client: dict, count: int, with_clip: int) -> list:
+        async with await Store.open(db_path) as store:
+            paths = []
+            for number in range(count):
+                incident = await store.create_incident(client["client_id"], client["key_id"], "door", 1000.0 + number)
+                if number < with_clip:
+                    relative = f"clips/{client['client_id']}/{incident.id}.mp4"
+                    await store.update_incident(incident.id, clip_path=relative)
+                    (data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+                    (data_dir / relative).write_bytes(b"mp4")
+                    paths.append(data_dir / relative)
+            return paths
+
+    doomed_clips = asyncio.run(record_incidents(doomed, 3, with_clip=2))  # one incident never got a clip
+    kept_clips = asyncio.run(record_incidents(kept, 1, with_clip=1))
+    result = cli("client", "delete", "--client-id", str(doomed["client_id"]), "--yes")
+    assert result.code == 0, result.err
+    assert "deleted with its keys, usage and incidents; 2 clip file(s) removed." in result.out
+    assert not any(path.exists() for path in doomed_clips)
+    assert not (data_dir / "clips" / str(doomed["client_id"])).exists()
+    assert all(path.read_bytes() == b"mp4" for path in kept_clips)
+    assert [c["id"] for c in cli("client", "list", "--json").json()] == [kept["client_id"]]
+    [incident] = cli("incidents", "list", "--json").json()
+    assert incident["client_id"] == kept["client_id"] and data_dir / incident["clip"] == kept_clips[0]
+
+
+def test_delete_without_clips_says_none_were_removed(cli):
+    client = create(cli)
+    result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
+    assert result.code == 0 and "0 clip file(s) removed" in result.out
+
+
+def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path, tmp_path, monkeypatch):
+    data_dir = tmp_path / "server-data"
+    monkeypatch.setenv("VIGINT_STORAGE_DATA_DIR", str(data_dir))
+    client, other = create(cli), create(cli, "Beta", "beta@b.test")
+    foreign = data_dir / "clips" / str(other["client_id"]) / "1.mp4"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"mp4")
+
+    async def point_at_the_other_clients_clip():
+        async with await Store.open(db_path) as store:
+            incident = await store.create_incident(client["client_id"], client["key_id"], "door", 1000.0)
+            sneaky = f"clips/{client['client_id']}/../{other['client_id']}/1.mp4"
+            await store.update_incident(incident.id, clip_path=sneaky)
+
+    asyncio.run(point_at_the_other_clients_clip())
+    result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
+    assert result.code == 0 and "0 clip file(s) removed" in result.out
+    assert foreign.read_bytes() == b"mp4"

@@ -3,6 +3,7 @@ import dataclasses
 import email
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -361,3 +362,42 @@ async def test_a_masked_region_of_one_camera_raises_nothing(start, tmp_path):
     await eventually(lambda: server.metrics.incidents == 1, timeout=20)
     await asyncio.sleep(1)
     assert [i.camera for i in await server.store.list_incidents(client_id)] == ["yard"]
+
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.execute("ROLLBACK")
+"""
+
+
+async def test_a_database_locked_by_another_process_delays_an_incident_but_loses_nothing(start, tmp_path, mailbox,
+                                                                                          db_path):
+    server = await start(settings=incident_settings(tmp_path, mailbox.port))
+    client_id, _, api_key = await add_client(server.store)
+    _, _, other_key = await add_client(server.store, "other@b.test", "Other")
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(db_path), "10",
+                                                  stdout=asyncio.subprocess.PIPE)
+    assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"locked\n"
+    streaming = asyncio.create_task(stream_scene(server, api_key, make_scene(25, moving=(8, 11))))
+    waits = []
+    for _ in range(20):  # another customer's agents keep connecting while the lock is held
+        began = time.monotonic()
+        connection, welcome = await open_stream(url(server), other_key, "door")
+        waits.append(time.monotonic() - began)
+        assert welcome["type"] == "welcome"
+        await connection.close()
+        await eventually(lambda: not server.sessions(2))
+    await streaming
+    assert holder.returncode is None, "the lock was released before the incident could be written"
+    assert max(waits) < 0.1, waits
+    with sqlite3.connect(db_path) as reader:  # not yet: the server's writer waits for the lock
+        assert reader.execute("SELECT count(*) FROM incidents").fetchone() == (0,)
+    await holder.wait()
+    await eventually(lambda: len(mailbox.messages) == 1, timeout=30)
+    [incident] = await server.store.list_incidents(client_id)
+    assert incident.clip_path and (tmp_path / "data" / incident.clip_path).stat().st_size > 0
+    assert incident.alert_state == "delivered"

@@ -96,13 +96,17 @@ async def test_oversized_hello_is_closed(start):
     await eventually(lambda: server.metrics.auth_failures["too_large"] == 1)
 
 
-async def test_the_eleventh_failure_in_a_minute_gets_4429(start):
+async def test_the_eleventh_failure_in_a_minute_gets_4429_but_a_valid_key_is_still_welcomed(start):
     server = await start()
     _, _, api_key = await add_client(server.store)
     for _ in range(10):
         assert (await refused(server, hello(WRONG_KEY)))[0] == 4401
-    code, reason = await refused(server, hello(api_key))  # even a good key: this address is blocked
+    code, reason = await refused(server, hello(WRONG_KEY))
     assert code == 4429 and re.fullmatch(r"too many failed attempts; retry in \d+ s", reason)
+    # A neighbour behind the same address with the right key is not locked out.
+    connection, welcome = await open_stream(url(server), api_key)
+    assert welcome["type"] == "welcome"
+    await connection.close()
 
 
 async def test_two_clients_each_see_only_their_own_frames(start):

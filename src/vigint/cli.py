@@ -177,11 +177,42 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
     async with await _open_store(settings) as store:
         client = await store.get_client(args.client_id)
         if not args.yes:
-            raise InvalidInputError(f"deleting client {client.id} ({client.name}) removes its keys, usage and "
-                                    "incidents for good: add --yes to confirm")
+            raise InvalidInputError(f"deleting client {client.id} ({client.name}) removes its keys, usage, "
+                                    "incidents and clips for good: add --yes to confirm")
+        clip_paths = [i.clip_path for i in await store.list_incidents(client.id) if i.clip_path]
         await store.delete_client(client.id)
-    console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents.")
+    # Files go only after the rows are committed: a crash in between leaves orphan files on disk, never an
+    # incident pointing to a missing clip.
+    removed = _remove_clips(settings.storage.data_dir, client.id, clip_paths)
+    console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents; "
+                  f"{removed} clip file(s) removed.")
     return 0
+
+
+def _remove_clips(data_dir: Path, client_id: int, clip_paths: list[str]) -> int:
+    """Delete a deleted client's clip files and its then-empty clips folder; return how many files went."""
+    folder = data_dir / "clips" / str(client_id)
+    removed = 0
+    for relative in clip_paths:
+        path = data_dir / relative
+        # Only inside the client's own folder, whatever a row says: a delete never reaches another file.
+        if path.parent.resolve() != folder.resolve():
+            log.warning("client %d: clip %s is outside %s, left in place", client_id, relative, folder)
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:  # already gone (retention, or a clip that was never written)
+            pass
+        except OSError as error:  # the rows are gone already: report the file and carry on with the others
+            log.warning("client %d: cannot remove clip %s: %s", client_id, path, error.strerror)
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # not empty: files the database does not know, kept for the operator to judge
+        log.warning("client %d: %s kept: %s", client_id, folder, error.strerror)
+    return removed
 
 
 async def key_create(args, settings: Settings, console: Console) -> int:
@@ -240,7 +271,9 @@ async def serve(args, settings: Settings, console: Console) -> int:
                       f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
                       f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
                       f"  database   {settings.database.path.resolve()} ({await store.count_clients()} clients)\n"
-                      f"  settings   {settings.source or 'embedded defaults'}", highlight=False)
+                      f"  settings   {settings.source or 'embedded defaults'}\n"
+                      f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
+                      highlight=False)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
 

@@ -8,6 +8,7 @@ import av
 
 from vigint import h264
 from vigint.encoder import MICROSECONDS
+from vigint.files import make_private_folders
 from vigint.ring import Packet
 
 MP4_TIME_BASE = Fraction(1, 90_000)
@@ -26,12 +27,18 @@ def select(packets: list[Packet], start_us: int, end_us: int) -> list[Packet]:
 def write_mp4(packets: list[Packet], path: Path, width: int, height: int) -> float:
     """Write `packets` (starting at a keyframe) to an MP4 at `path`; return its duration in seconds.
 
-    The file appears complete or not at all: it is written beside `path` and renamed.
+    The file appears complete or not at all: it is written beside `path` and renamed. It is owner-only
+    (0600), and so are the folders made for it (0700): clips show the inside of customers' premises.
+    Raises OSError or av.FFmpegError.
     """
     partial = path.with_name(path.name + ".part")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folders(path.parent)
     base = min(p.dts for p in packets)
     try:
+        # Created owner-only before FFmpeg opens it by name (which truncates, keeping the mode): the
+        # footage is never readable by others, not even while it is being written.
+        os.close(os.open(partial, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
+        os.chmod(partial, 0o600)  # a .part left by a crash keeps its old mode through O_CREAT
         with av.open(str(partial), "w", format="mp4") as container:
             stream = container.add_stream("h264")
             stream.width, stream.height, stream.time_base = width, height, MP4_TIME_BASE

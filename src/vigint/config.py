@@ -56,8 +56,9 @@ class ServerSettings:
     max_streams_per_client: int = setting(16, "cameras one client may stream at once: a shop has a few, "
                                           "16 leaves room while stopping a leaked key from eating the server",
                                           minimum=1)
-    max_auth_failures: int = setting(10, "failed hellos from one address within auth_failure_window_seconds "
-                                     "before it gets 4429: enough for a customer's typos, too few to guess keys",
+    max_auth_failures: int = setting(10, "refused keys and malformed hellos from one address within "
+                                     "auth_failure_window_seconds before its wrong keys get 4429 (a valid key "
+                                     "is still welcomed): enough for a customer's typos, too few to guess keys",
                                      minimum=1)
     auth_failure_window_seconds: float = setting(60.0, "the window over which failed hellos are counted, "
                                                  "and so how long a blocked address waits", minimum=1)
@@ -74,8 +75,27 @@ class ServerSettings:
                                           maximum=1)
     max_decode_backlog: int = setting(60, "packets waiting for the decoder before analysis skips ahead to "
                                       "the next keyframe, so an overloaded server stays real-time", minimum=1)
-    shutdown_timeout_seconds: float = setting(5.0, "how long a graceful shutdown waits for streams to close",
-                                              minimum=0.1)
+    max_decode_backlog_bytes: int = setting(8388608, "encoded video waiting for the decoder (8 MiB) before "
+                                            "analysis skips ahead: bounds memory whatever the message sizes; "
+                                            "the packet buffer holds the same packets", minimum=1048576)
+    shutdown_timeout_seconds: float = setting(5.0, "how long a graceful shutdown waits for streams and "
+                                              "incidents in progress before cancelling them", minimum=0.1)
+    max_pending_hellos: int = setting(256, "connections not yet authenticated, server-wide; past it the oldest "
+                                      "is closed: agents say hello at once, so only idle sockets are lost, and "
+                                      "the file descriptors left serve authenticated streams", minimum=1)
+    max_pending_hellos_per_address: int = setting(32, "connections not yet authenticated from one address; past "
+                                                  "it new ones are closed at once: a shop's cameras reconnecting "
+                                                  "together fit, one host cannot hold the whole allowance",
+                                                  minimum=1)
+    max_picture_width: int = setting(3840, "widest picture a stream's SPS may declare (4K UHD); a larger one is "
+                                     "closed with 4415 before it reaches the decoder", minimum=16, maximum=16384)
+    max_picture_height: int = setting(2160, "tallest picture a stream's SPS may declare (4K UHD)", minimum=16,
+                                      maximum=16384)
+    max_macroblocks: int = setting(36864, "16x16 macroblocks per picture (4096x2304, H.264 level 5.1): bounds "
+                                   "decoder memory whatever the picture's shape", minimum=1)
+    max_nal_units: int = setting(256, "NAL units in one access unit: one slice per macroblock row of a 4K "
+                                 "picture is 135, plus parameter sets and SEI; a million empty ones is an attack",
+                                 minimum=8)
 
 
 @dataclass(frozen=True)
@@ -86,12 +106,14 @@ class BufferSettings:
                                          "margin, about 2.5 MB at 720p 2 Mbps", minimum=1)
     short_buffer_seconds: float = setting(3.0, "decoded gray frames kept for analysis: long enough to see "
                                           "motion build up", minimum=0.5)
-    analysis_width: int = setting(320, "width frames are scaled to for analysis: enough to see a person, "
-                                  "small enough to cost 0.1-0.6 ms a frame", minimum=32, maximum=3840)
+    analysis_width: int = setting(320, "longer side frames are scaled to for analysis (the width of a landscape "
+                                  "camera): enough to see a person, small enough to cost 0.1-0.6 ms a frame", minimum=32, maximum=3840)
     analysis_fps: float = setting(5.0, "frames per second analysed: motion is visible at 5 fps and it "
                                   "costs a third of 15", minimum=0.5, maximum=60)
-    max_packet_buffer_bytes: int = setting(33554432, "memory cap on one stream's encoded video (32 MiB), "
-                                           "whatever bitrate a sender uses", minimum=1048576)
+    max_packet_buffer_bytes: int = setting(8388608, "memory cap on one stream's encoded video (8 MiB): 10 s "
+                                           "up to about 6 Mbps; a higher bitrate keeps a shorter span. With the "
+                                           "720p decoder (12 MB) it keeps a stream within 24 MiB whatever it sends",
+                                           minimum=1048576)
 
 
 @dataclass(frozen=True)

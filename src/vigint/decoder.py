@@ -14,6 +14,15 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from vigint.ring import MICROSECONDS, Frame, Packet
 
 
+def analysis_size(width: int, height: int, box: int) -> tuple[int, int]:
+    """Return the even size, at most `box` on its longer side, that a `width`×`height` picture is analysed at.
+
+    Fitting the longer side (not always the width) keeps a 16×2160 picture from becoming 320×43200.
+    """
+    scale = box / max(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 @dataclass
 class DecodeResult:
     """What one batch of packets produced."""
@@ -43,11 +52,9 @@ class StreamDecoder:
             av_packet = av.Packet(packet.data)
             av_packet.pts, av_packet.dts = packet.pts, packet.dts
             try:
-                frames = self._codec.decode(av_packet)
-            except av.FFmpegError:
+                self._collect(self._codec.decode(av_packet), result)
+            except av.FFmpegError:  # also a picture the scaler refuses (av.ArgumentError)
                 result.errors += 1
-                continue
-            self._collect(frames, result)
         return result
 
     def _due(self, pts: int | None) -> bool:
@@ -70,8 +77,8 @@ class StreamDecoder:
             result.size = (frame.width, frame.height)
             if not self._due(frame.pts):
                 continue
-            height = max(2, round(frame.height * self._width / frame.width / 2) * 2)
-            gray = self._scaler.reformat(frame, width=self._width, height=height, format="gray",
+            width, height = analysis_size(frame.width, frame.height, self._width)
+            gray = self._scaler.reformat(frame, width=width, height=height, format="gray",
                                          interpolation=Interpolation.AREA)
             result.frames.append(Frame(frame.pts, gray.to_ndarray()))
 

@@ -8,13 +8,14 @@ on the event loop: the clip remux, JPEG encoding, AI call, SMTP and webhook run 
 import asyncio
 import json
 import logging
-import os
-import secrets
 import shutil
+import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from websockets.exceptions import ConnectionClosed
 
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 SECONDS_PER_DAY = 86400
 RETENTION_CHECK_SECONDS = 3600.0
 CLIP_POLL_SECONDS = 0.2
+# A write waits busy_timeout (5 s) for the lock before failing, so retries need not be frequent.
+PERSIST_FIRST_RETRY_SECONDS = 0.5
+PERSIST_MAX_RETRY_SECONDS = 30.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,35 +50,35 @@ class OpenIncident:
     created: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def link_secret(settings: Settings) -> str:
-    """Return the clip-link secret: configured, or generated once and kept owner-only in data_dir."""
-    if settings.alerts.link_secret:
-        return settings.alerts.link_secret
-    path = settings.storage.data_dir / "link-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return path.read_text().strip()
+async def persist(what: str, write: Callable[[], Awaitable[T]]) -> T:
+    """Run a store write until the database takes it: another process holding the write lock (an admin
+    command, a backup) delays an incident, never loses it. Other errors are raised at once."""
+    delay = PERSIST_FIRST_RETRY_SECONDS
+    while True:
+        try:
+            return await write()
+        except sqlite3.OperationalError as error:
+            log.warning("%s: database busy (%s); retrying in %.1f s", what, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, PERSIST_MAX_RETRY_SECONDS)
 
 
 class IncidentDesk:
     """Turns motion readings into incidents and alerts for every stream of one server."""
 
     def __init__(self, settings: Settings, store: Store, usage: UsageMeter, metrics: Metrics, pool: Executor,
-                 base_url: str):
+                 secret: str, base_url: str):
         self.settings, self.store, self.usage, self.metrics, self._pool = settings, store, usage, metrics, pool
         self.base_url = settings.alerts.public_url or base_url
-        self.secret = link_secret(settings)
+        self.secret = secret  # signs clip links: alerts.load_link_secret guarantees it is long enough
         self._ai_slots = asyncio.Semaphore(settings.ai.max_concurrent)
         self._ai_calls = RateLimiter(settings.ai.max_calls_per_client_per_hour, 3600)
         self._wake_sender = asyncio.Event()
         self._recording = TaskSet()
 
-    async def drain(self) -> None:
-        """Wait for incidents being recorded (at shutdown)."""
-        await self._recording.drain()
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for incidents being recorded (at shutdown), at most `timeout` seconds."""
+        await self._recording.drain(timeout)
 
     def observe(self, session, readings: list[tuple[int, bool]]) -> None:
         """Feed a stream's analysed frames (pts µs, motion) to its tracker and act on what changes."""
@@ -96,25 +101,33 @@ class IncidentDesk:
 
     async def _close(self, incident: OpenIncident, end_us: int) -> None:
         await incident.created.wait()
-        await self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS)
+        if incident.id is not None:
+            await persist(f"incident {incident.id}",
+                          lambda: self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS))
 
     async def _record(self, session, incident: OpenIncident) -> None:
+        # The clip's packets are gathered from now on, beside the row's write: a write delayed by a busy
+        # database must not let the ring forget the pre-roll.
+        gathering = asyncio.ensure_future(self._clip_packets(session, incident))
         try:
-            row = await self.store.create_incident(session.client_id, session.key.id, session.camera,
-                                                   incident.start / MICROSECONDS)
+            row = await persist(f"client {session.client_id} camera {session.camera!r}", lambda: (
+                self.store.create_incident(session.client_id, session.key.id, session.camera,
+                                           incident.start / MICROSECONDS)))
             incident.id = row.id
             incident.created.set()
             self.metrics.incidents += 1
             log.info("client %d camera %r: incident %d opened", session.client_id, session.camera, row.id)
-            packets = await self._clip_packets(session, incident)
+            packets = await gathering
             clip_path = await self._write_clip(row, packets, session.video_size)
             await self._judge_and_alert(session, row, packets, clip_path)
         except Exception:  # noqa: BLE001 - one incident's failure must not stop the stream or the server
-            incident.created.set()
             log.exception("recording an incident of client %d camera %r failed", session.client_id, session.camera)
+        finally:
+            incident.created.set()
+            gathering.cancel()
 
     async def _clip_packets(self, session, incident: OpenIncident) -> list:
-        """Wait until the clip's end has been received (or the stream ended); return its packets."""
+        """Gather the clip's packets from the ring until its end has been received (or the stream ended)."""
         motion = self.settings.motion
         pre, post = int(motion.pre_roll_seconds * MICROSECONDS), int(motion.post_roll_seconds * MICROSECONDS)
         span = int(self.settings.buffers.long_buffer_seconds * MICROSECONDS)
@@ -124,14 +137,17 @@ class IncidentDesk:
             # Cut before the ring forgets the pre-roll: a long event's clip shows its first seconds.
             return min(incident.last_motion + post, incident.start - pre + span)
 
-        # Take the pre-roll now: if analysis lags behind receipt, the ring may drop it before the end arrives.
-        head = clips.select(ring.packets(), incident.start - pre, end())
+        def gather(taken: list) -> list:
+            # What the ring received since the last look (it keeps seconds; we look every fraction of one).
+            if not taken:
+                return clips.select(ring.packets(), incident.start - pre, end())
+            return taken + [packet for packet in ring.packets() if packet.dts > taken[-1].dts]
+
+        taken = gather([])
         while not session.ended and (ring.newest_dts() or 0) < end():
             await asyncio.sleep(CLIP_POLL_SECONDS)
-        if not head:
-            return clips.select(ring.packets(), incident.start - pre, end())
-        tail = [packet for packet in ring.packets() if head[-1].dts < packet.dts <= end()]
-        return head + tail
+            taken = gather(taken)
+        return [packet for packet in gather(taken) if packet.dts <= end()]
 
     async def _write_clip(self, incident: Incident, packets: list, size: tuple[int, int] | None) -> str | None:
         if not packets or size is None:
@@ -152,19 +168,20 @@ class IncidentDesk:
             self.metrics.clips_skipped["write_error"] += 1
             log.error("incident %d: cannot write its clip: %s", incident.id, error)
             return None
-        await self.store.update_incident(incident.id, clip_path=relative)
+        await persist(f"incident {incident.id}", lambda: self.store.update_incident(incident.id, clip_path=relative))
         return relative
 
     async def _judge_and_alert(self, session, incident: Incident, packets: list, clip_path: str | None) -> None:
         alert, fields = True, {}
         if self.settings.ai.provider != "none":
             alert, fields = await self._verify(session, packets)
+        what = f"incident {incident.id}"
         if fields:
-            await self.store.update_incident(incident.id, **fields)
+            await persist(what, lambda: self.store.update_incident(incident.id, **fields))
         if not alert:
-            await self.store.update_incident(incident.id, alert_state="suppressed")
+            await persist(what, lambda: self.store.update_incident(incident.id, alert_state="suppressed"))
             return
-        await self.store.enqueue_alerts(incident.id, self._channels(), time.time())
+        await persist(what, lambda: self.store.enqueue_alerts(incident.id, self._channels(), time.time()))
         self._wake_sender.set()
         incident = await self.store.get_incident(incident.id)
         try:

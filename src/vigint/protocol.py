@@ -16,6 +16,8 @@ VERSION = 1
 PATH = "/v1/stream"
 MAX_HELLO_BYTES = 4 * 1024  # before authentication: enough for any hello, too small to hurt
 MAX_MEDIA_BYTES = 4 * 1024 * 1024  # after: an access unit of a 4K keyframe at a high bitrate
+MAX_CONTROL_BYTES = 64 * 1024  # a control message is a few fields: parsing more on the event loop only costs
+MAX_REASON_BYTES = 123  # what a WebSocket close frame can carry: never echo a client's value into a reason
 HEADER = struct.Struct(">qq")  # presentation time, decode time: µs since the Unix epoch, capture clock
 MAX_CAMERA_NAME = 64
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
@@ -82,22 +84,34 @@ def _optional(document: dict, name: str, kinds: tuple[type, ...]):
     return value
 
 
+def _json_object(message: str) -> dict | None:
+    """Parse a JSON text; return it if it is an object, None if it is not JSON or not an object.
+
+    Callers bound the size first. Nesting is bounded by the json module's recursion guard, which raises
+    RecursionError for a text like ``[[[[…`` thousands deep: that is malformed input, not a server failure.
+    """
+    try:
+        document = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def parse_hello(message: str | bytes) -> Hello:
     """Parse and validate the first message of a connection.
 
     Raises:
-        ProtocolViolation: code 4400 with a reason naming what is wrong (never echoing the key).
+        ProtocolViolation: code 4400 with a short reason naming what is wrong; values sent by the agent are
+            never echoed (a key must not reach a log, and a long value would overflow the close frame).
     """
     if isinstance(message, bytes):
         raise _bad("the first message must be a text JSON hello")
-    try:
-        document = json.loads(message)
-    except ValueError:
-        raise _bad("the hello is not JSON") from None
-    if not isinstance(document, dict) or document.get("type") != "hello":
-        raise _bad('the first message must be {"type": "hello", ...}')
-    if document.get("version") != VERSION:
-        raise _bad(f"unsupported protocol version {document.get('version')!r}; this server speaks {VERSION}")
+    document = _json_object(message)
+    if document is None or document.get("type") != "hello":
+        raise _bad('the first message must be a JSON object {"type": "hello", ...}')
+    version = document.get("version")
+    if type(version) is not int or version != VERSION:  # `true == 1` in Python: a bool is not a version
+        raise _bad(f"unsupported protocol version; this server speaks {VERSION}")
     for name in ("key", "camera"):
         if not isinstance(document.get(name), str):
             raise _bad(f"the hello has no {name!r} string")
@@ -106,10 +120,26 @@ def parse_hello(message: str | bytes) -> Hello:
         raise _bad(f"camera names are 1-{MAX_CAMERA_NAME} letters, digits, spaces, '.', '_' or '-'")
     codec = document.get("codec", "h264")
     if codec not in CODECS:
-        raise _bad(f"unsupported codec {codec!r}; send h264")
+        raise _bad("unsupported codec; send h264")
     return Hello(key=document["key"], camera=camera, codec=codec,
                  width=_optional(document, "width", (int,)), height=_optional(document, "height", (int,)),
                  fps=_optional(document, "fps", (int, float)), agent=_optional(document, "agent", (str,)))
+
+
+def parse_control(message: str) -> str | None:
+    """Return the `type` of a control message, or None if it has none or is not a JSON object.
+
+    Unknown and malformed control messages are ignored, so that new types need no version change.
+
+    Raises:
+        ProtocolViolation: code 1009 if the message is over MAX_CONTROL_BYTES.
+    """
+    # A character is 1-4 bytes in UTF-8: count bytes only when the character count cannot decide.
+    if len(message) > MAX_CONTROL_BYTES or len(message.encode()) > MAX_CONTROL_BYTES:
+        raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, f"control messages are at most {MAX_CONTROL_BYTES // 1024} KiB")
+    document = _json_object(message)
+    kind = None if document is None else document.get("type")
+    return kind if isinstance(kind, str) else None
 
 
 def welcome(client_id: int, camera: str, session: str) -> str:

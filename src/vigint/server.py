@@ -8,11 +8,12 @@ and flush usage. HTTP on the same port answers /healthz and /metrics.
 
 import asyncio
 import dataclasses
+import errno
 import http
-import json
 import logging
 import math
 import os
+import resource
 import secrets
 import ssl
 import time
@@ -26,14 +27,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from vigint import h264, protocol
+from vigint import protocol
+from vigint.admission import Admission
+from vigint.alerts import load_link_secret
 from vigint.auth import authenticate
 from vigint.config import Settings
+from vigint.connections import AdmittedConnection, connection_factory
 from vigint.decoder import DecodeResult, StreamDecoder
 from vigint.errors import ConfigError, VigintError
 from vigint.events import EventTracker
 from vigint.fleet import FleetMonitor
 from vigint.incidents import IncidentDesk, OpenIncident
+from vigint.intake import Intake, Limits
 from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
 from vigint.motion import MotionDetector
@@ -50,17 +55,16 @@ log = logging.getLogger(__name__)
 class Session:
     """One authenticated camera stream: reachable only through its own connection's handler."""
 
-    connection: ServerConnection
+    connection: AdmittedConnection
     key: ApiKey
     camera: str
     packets: PacketRing
     frames: FrameRing
     decoder: StreamDecoder
+    intake: Intake
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     accounted_until: float = field(default_factory=time.time)
-    bad_packets: int = 0  # consecutive messages that could not be decoded
-    skip_to_keyframe: bool = False
     warned: bool = False
     checked: bool = False  # its key was looked up again after registration
     decode_task: asyncio.Task | None = None
@@ -76,18 +80,48 @@ class Session:
     def client_id(self) -> int:
         return self.key.client_id
 
+    @property
+    def welcomed(self) -> bool:
+        """Whether the welcome went out: from then on the stream is billed and decoded."""
+        return self.decode_task is not None
 
-def _raise_message_limit(connection: ServerConnection, size: int) -> None:
-    """Let an authenticated connection send messages of up to `size` bytes.
 
-    websockets fixes the limit per connection, and its frame parser has already taken the pre-auth
-    limit for the next frame; restarting the idle parser applies the new one. Agents wait for the
-    welcome before sending media, so no partial frame is buffered here.
+# How often running out of file descriptors is logged: every accept fails while it lasts.
+EMFILE_LOG_SECONDS = 60.0
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft open-file limit to its hard limit; return the limit in force.
+
+    Every stream and every waiting socket holds a descriptor; systemd's default soft limit (1024) is
+    meant to be raised by programs that need more, up to the hard limit the operator set.
     """
-    connection.protocol.max_message_size = size
-    if not connection.protocol.reader.buffer:
-        connection.protocol.parser = connection.protocol.parse()
-        next(connection.protocol.parser)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def _quiet_resource_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Log running out of file descriptors as one line a minute, not one traceback per failed accept."""
+    last_logged = -EMFILE_LOG_SECONDS
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        nonlocal last_logged
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            if time.monotonic() - last_logged >= EMFILE_LOG_SECONDS:
+                last_logged = time.monotonic()
+                log.error("cannot accept connections: %s (open-file limit %d); new agents wait until "
+                          "descriptors free up", os.strerror(error.errno), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 class Server:
@@ -99,6 +133,11 @@ class Server:
         self.metrics = Metrics()
         self.usage = UsageMeter()
         self._limiter = RateLimiter(settings.server.max_auth_failures, settings.server.auth_failure_window_seconds)
+        self._admission = Admission(settings.server.max_pending_hellos, settings.server.max_pending_hellos_per_address)
+        self._limits = Limits(settings.server.max_picture_width, settings.server.max_picture_height,
+                              settings.server.max_macroblocks, settings.server.max_nal_units,
+                              settings.server.max_bad_packets, settings.server.max_decode_backlog,
+                              settings.server.max_decode_backlog_bytes)
         self._sessions: dict[int, dict[str, Session]] = {}
         self._last_used: dict[int, float] = {}
         self._last_flush = time.monotonic()
@@ -128,18 +167,28 @@ class Server:
         return self.settings.server.tls_cert is not None
 
     async def start(self) -> None:
-        """Listen, and start the background tasks."""
+        """Listen, and start the background tasks.
+
+        Raises:
+            ConfigError: the clip-link secret or the TLS pair cannot be used (before listening).
+            VigintError: the address cannot be listened on.
+        """
         config = self.settings.server
+        secret = load_link_secret(self.settings.alerts.link_secret, self.settings.storage.data_dir)
+        _quiet_resource_errors(asyncio.get_running_loop())
+        self.open_file_limit = raise_open_file_limit()
         try:
             self._ws = await serve(self._handle, config.host, config.port, ssl=self._ssl_context(),
                                    process_request=self._process_request, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
+                                   create_connection=connection_factory(self._admission),
+                                   open_timeout=config.auth_timeout_seconds,
                                    logger=logging.getLogger("vigint.websockets"))
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
         scheme = "https" if self.tls else "http"
-        self.desk = IncidentDesk(self.settings, self.store, self.usage, self.metrics, self._pool,
+        self.desk = IncidentDesk(self.settings, self.store, self.usage, self.metrics, self._pool, secret,
                                  f"{scheme}://{config.host}:{self.port}")
         self._watcher = self._tasks.spawn(self._watch_keys())
         self._tasks.spawn(self._flush_periodically())
@@ -153,19 +202,21 @@ class Server:
         return self._ws.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop accepting, close streams with 1001, wait for them (bounded), flush usage."""
+        """Stop accepting, close streams with 1001, wait for them and for incidents being recorded, flush
+        usage; past `shutdown_timeout_seconds` in all, cancel what is left (uvicorn's order)."""
+        timeout = self.settings.server.shutdown_timeout_seconds
+        deadline = time.monotonic() + timeout
         self._ws.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="server shutting down")
         try:
-            await asyncio.wait_for(self._ws.wait_closed(), self.settings.server.shutdown_timeout_seconds)
+            await asyncio.wait_for(self._ws.wait_closed(), timeout)
         except TimeoutError:
-            log.warning("streams did not close within %.0f s; stopping anyway",
-                        self.settings.server.shutdown_timeout_seconds)
+            log.warning("streams did not close within %.0f s; stopping anyway", timeout)
         # The watcher only reads and may be cancelled anywhere; the flusher writes, so it is asked to stop
         # and makes its last flush itself rather than be cancelled half-way through a transaction.
         self._watcher.cancel()
-        await self.desk.drain()
+        await self.desk.drain(max(0.0, deadline - time.monotonic()))
         self._stopping.set()
-        await self._tasks.drain()
+        await self._tasks.drain(max(0.0, deadline - time.monotonic()))
         try:
             await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
         except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
@@ -200,22 +251,27 @@ class Server:
 
     def streams_by_client(self) -> dict[int, int]:
         """Return how many streams each client has open."""
-        return {client: len(cameras) for client, cameras in self._sessions.items() if cameras}
+        counts: dict[int, int] = {}
+        for session in self.all_sessions():
+            counts[session.client_id] = counts.get(session.client_id, 0) + 1
+        return counts
 
     def refused_addresses(self, now: float) -> list[tuple[str, int]]:
         """Return the addresses blocked for failed hellos now, with their failure counts."""
         return self._limiter.blocked(now)
 
     def sessions(self, client_id: int) -> dict[str, Session]:
-        """Return a client's open sessions by camera (for tests, tools and analysis)."""
+        """Return a client's sessions by camera, open or still finishing (for tests and tools)."""
         return dict(self._sessions.get(client_id, {}))
 
     # Connections
 
-    async def _handle(self, connection: ServerConnection) -> None:
+    async def _handle(self, connection: AdmittedConnection) -> None:
         session = None
         try:
-            session = await self._open_session(connection)
+            key, camera = await self._authenticate(connection)
+            session = self._register(connection, key, camera)
+            await self._welcome(session)
             await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
             code, reason = self._close_for(error)
@@ -235,21 +291,29 @@ class Server:
         return CloseCode.INTERNAL_ERROR, "internal error"
 
     def _refuse(self, address: str, reason: str, violation: ProtocolViolation) -> ProtocolViolation:
-        self._limiter.record(address, time.time())
+        """Count a refused hello against its address; past the limit, answer 4429 with the delay instead."""
+        now = time.time()
+        wait = self._limiter.retry_after(address, now)
+        self._limiter.record(address, now)
         self.metrics.auth_failures[reason] += 1
-        return violation
-
-    async def _open_session(self, connection: ServerConnection) -> Session:
-        address = connection.remote_address[0]
-        wait = self._limiter.retry_after(address, time.time())
         if wait > 0:
             self.metrics.auth_failures["rate_limited"] += 1
-            raise ProtocolViolation(CloseCode.TOO_MANY_FAILURES,
-                                    f"too many failed attempts; retry in {math.ceil(wait)} s")
+            return ProtocolViolation(CloseCode.TOO_MANY_FAILURES, f"too many failed attempts; retry in {math.ceil(wait)} s")
+        return violation
+
+    async def _authenticate(self, connection: AdmittedConnection) -> tuple[ApiKey, str]:
+        """Read and check the hello; return the key it authenticates and its camera name.
+
+        Only refused keys and malformed hellos count against the address: a hello that merely comes
+        late is no guess, and a valid key is welcomed even from a blocked address (keys are 256-bit,
+        there is nothing to guess), so one misconfigured agent cannot lock out its neighbours' cameras.
+        """
+        address = connection.remote_address[0]
         try:
             message = await asyncio.wait_for(connection.recv(), self.settings.server.auth_timeout_seconds)
         except TimeoutError:
-            raise self._refuse(address, "timeout", ProtocolViolation(CloseCode.HELLO_TIMEOUT, "no hello in time"))
+            self.metrics.auth_failures["timeout"] += 1
+            raise ProtocolViolation(CloseCode.HELLO_TIMEOUT, "no hello in time") from None
         except ConnectionClosed as closed:
             if closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG:
                 self._refuse(address, "too_large", ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, ""))
@@ -257,24 +321,24 @@ class Server:
         try:
             hello = protocol.parse_hello(message)
         except ProtocolViolation as violation:
-            raise self._refuse(address, "bad_hello", violation)
+            raise self._refuse(address, "bad_hello", violation) from None
         key = await authenticate(self.store, hello.key)
         if key is None:
             raise self._refuse(address, "invalid_key",
                                ProtocolViolation(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
-        session = self._register(connection, key, hello.camera)
-        session.address = address
-        await connection.send(protocol.welcome(key.client_id, hello.camera, session.id))
-        _raise_message_limit(connection, protocol.MAX_MEDIA_BYTES)
-        log.info("client %d key %s camera %r connected from %s", key.client_id, key.prefix, hello.camera, address)
-        return session
+        return key, hello.camera
 
-    def _register(self, connection: ServerConnection, key: ApiKey, camera: str) -> Session:
+    def _register(self, connection: AdmittedConnection, key: ApiKey, camera: str) -> Session:
+        """Reserve the camera name for this connection (billing and decoding start at the welcome).
+
+        A stream that has ended but is still flushing its decoder no longer holds its name or its slot:
+        its camera can reconnect at once.
+        """
         # No await from the checks to the insertion: two hellos cannot both pass them.
         cameras = self._sessions.setdefault(key.client_id, {})
-        if camera in cameras:
+        if camera in cameras and not cameras[camera].ended:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already streaming")
-        if len(cameras) >= self.settings.server.max_streams_per_client:
+        if sum(not session.ended for session in cameras.values()) >= self.settings.server.max_streams_per_client:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of "
                                     f"{self.settings.server.max_streams_per_client} streams for this client")
         buffers = self.settings.buffers
@@ -282,11 +346,22 @@ class Server:
                           PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes),
                           FrameRing(buffers.short_buffer_seconds),
                           StreamDecoder(buffers.analysis_width, buffers.analysis_fps),
-                          detector=self._detector(key.client_id, camera), tracker=EventTracker(self.settings.motion))
+                          Intake(self._limits, lambda count: self._undecodable(session, count)),
+                          detector=self._detector(key.client_id, camera), tracker=EventTracker(self.settings.motion),
+                          address=connection.remote_address[0])
         cameras[camera] = session
-        self._last_used[key.id] = time.time()
-        session.decode_task = self._tasks.spawn(self._decode(session))
         return session
+
+    async def _welcome(self, session: Session) -> None:
+        """Send the welcome; from then on the stream is billed, decoded and may send media."""
+        connection = session.connection
+        await connection.send(protocol.welcome(session.client_id, session.camera, session.id))
+        connection.authenticated(protocol.MAX_MEDIA_BYTES)
+        session.accounted_until = time.time()
+        self._last_used[session.key.id] = session.accounted_until
+        session.decode_task = self._tasks.spawn(self._decode(session))
+        log.info("client %d key %s camera %r connected from %s", session.client_id, session.key.prefix,
+                 session.camera, session.address)
 
     def _detector(self, client_id: int, camera: str) -> MotionDetector:
         tuning = self.settings.camera(client_id, camera)
@@ -294,73 +369,61 @@ class Server:
         return MotionDetector(motion, tuning.masks)
 
     async def _end_session(self, session: Session) -> None:
-        session.queue.put_nowait(None)
-        await session.decode_task  # flushes the decoder: an unflushed one can hang the exit
+        """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
+        decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        self.desk.stream_ended(session)
-        now = time.time()
-        self.usage.add_stream_time(session.key.id, session.accounted_until, now)
-        session.accounted_until = now
-        self._last_used[session.key.id] = now
-        # Unregistered last, so that a flush never misses a stream's final counts.
+        if session.welcomed:
+            now = time.time()
+            self.usage.add_stream_time(session.key.id, session.accounted_until, now)
+            session.accounted_until = now
+            self._last_used[session.key.id] = now
+            session.queue.put_nowait(None)
+            await asyncio.gather(session.decode_task, return_exceptions=True)  # its failure was logged there
+            log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
+                     session.connection.close_code)
+        self.desk.stream_ended(session)  # after the last frames were analysed: they may extend the incident
         cameras = self._sessions.get(session.client_id, {})
-        if cameras.get(session.camera) is session:
+        if cameras.get(session.camera) is session:  # unless a reconnection of the camera took its place
             del cameras[session.camera]
         if not cameras:
             self._sessions.pop(session.client_id, None)
-        log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
-                 session.connection.close_code)
 
     # Media
 
     async def _receive(self, session: Session) -> None:
         async for message in session.connection:
             if isinstance(message, str):
-                self._control(session, message)
+                kind = protocol.parse_control(message)
+                log.debug("client %d camera %r sent control message %r (ignored)", session.client_id,
+                          session.camera, kind)
                 continue
-            now = time.time()
             self.metrics.bytes_received += len(message)
-            self.usage.add_bytes(session.key.id, len(message), now)
-            try:
-                media = protocol.parse_media(message)
-            except ProtocolViolation:
-                self._bad_media(session, 1)
+            self.usage.add_bytes(session.key.id, len(message), time.time())
+            packet = session.intake.accept(message)
+            if packet is None:
                 continue
-            types = h264.nal_types(media.data)
-            if not types:
-                self._bad_media(session, 1)  # not Annex-B at all: never reaches the decoder or a clip
-                continue
-            packet = Packet(media.pts, media.dts, h264.is_keyframe(types), media.data)
             session.packets.append(packet)
-            self._submit(session, packet)
+            if session.intake.admit(packet):
+                session.queue.put_nowait((packet, time.monotonic()))
 
-    def _control(self, session: Session, message: str) -> None:
-        try:
-            kind = json.loads(message).get("type")
-        except (ValueError, AttributeError):
-            kind = None
-        log.debug("client %d camera %r sent control message %r (ignored)", session.client_id, session.camera, kind)
-
-    def _submit(self, session: Session, packet: Packet) -> None:
-        if packet.keyframe:
-            session.skip_to_keyframe = False
-        elif session.queue.qsize() >= self.settings.server.max_decode_backlog:
-            session.skip_to_keyframe = True
-        if not session.skip_to_keyframe:
-            session.queue.put_nowait((packet, time.monotonic()))
-
-    def _bad_media(self, session: Session, count: int) -> None:
+    def _undecodable(self, session: Session, count: int) -> None:
+        """Count messages of a stream that cannot be decoded (its intake decides which)."""
         self.metrics.decode_errors += count
-        session.bad_packets += count
-        session.skip_to_keyframe = True
         if not session.warned:
             session.warned = True  # once per stream: a broken camera must not flood the log
             log.warning("client %d camera %r sent media that cannot be decoded; waiting for a keyframe",
                         session.client_id, session.camera)
-        if session.bad_packets >= self.settings.server.max_bad_packets:
-            raise ProtocolViolation(CloseCode.BAD_MEDIA, "the stream cannot be decoded as H.264")
 
     async def _decode(self, session: Session) -> None:
+        """Feed the stream's decoder until its end; if decoding fails, only this stream is closed."""
+        try:
+            await self._decode_until_end(session)
+        except Exception:  # noqa: BLE001 - a bug must cost one stream, never the server or a ghost session
+            log.exception("decoding client %d camera %r failed; closing that stream", session.client_id,
+                          session.camera)
+            self._tasks.spawn(session.connection.close(CloseCode.INTERNAL_ERROR, "stream failed"))
+
+    async def _decode_until_end(self, session: Session) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await session.queue.get()]
@@ -373,7 +436,9 @@ class Server:
             finished = batch[-1] is None
             items = [item for item in batch if item is not None]
             if items:
-                result = await loop.run_in_executor(self._pool, self._analyse, session, [p for p, _ in items])
+                packets = [packet for packet, _ in items]
+                session.intake.dequeued(packets)
+                result = await loop.run_in_executor(self._pool, self._analyse, session, packets)
                 self._absorb(session, result)
                 done = time.monotonic()
                 for _, received in items:
@@ -397,18 +462,16 @@ class Server:
         self.desk.observe(session, result.readings)
         self.metrics.frames_decoded += result.decoded
         self.usage.add_frames(session.key.id, result.decoded, time.time())
-        if result.decoded:
-            session.bad_packets = 0
-        if result.errors:
-            try:
-                self._bad_media(session, result.errors)
-            except ProtocolViolation as violation:
-                self._tasks.spawn(session.connection.close(violation.code, violation.reason))
+        try:
+            session.intake.decoded(result.decoded, result.errors)
+        except ProtocolViolation as violation:
+            self._tasks.spawn(session.connection.close(violation.code, violation.reason))
 
     # Background tasks
 
     def all_sessions(self) -> list[Session]:
-        return [session for cameras in self._sessions.values() for session in cameras.values()]
+        """Return every open session (not those finishing after their connection closed)."""
+        return [session for cameras in self._sessions.values() for session in cameras.values() if not session.ended]
 
     async def _watch_keys(self) -> None:
         """Close streams whose key stopped being valid, within revocation_check_seconds."""
@@ -454,6 +517,8 @@ class Server:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
         now = time.time()
         for session in self.all_sessions():
+            if not session.welcomed:
+                continue
             self.usage.add_stream_time(session.key.id, session.accounted_until, now)
             session.accounted_until = now
             self._last_used[session.key.id] = now

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import aiosqlite
 
@@ -298,8 +299,12 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path):
         self._db = db
         self.path = path
-        # One connection serves the whole server: its tasks take turns at transactions.
+        # One connection writes for the whole server: its tasks take turns at transactions.
         self._write_lock = asyncio.Lock()
+        # Authentication and the revocation watch read through their own connection: aiosqlite runs one
+        # connection's statements one at a time, so on the writer they would queue behind a write that
+        # waits busy_timeout for another process's lock. In WAL mode readers never wait for writers.
+        self._reader: aiosqlite.Connection | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -325,16 +330,22 @@ class Store:
             await db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL mode
             await db.execute("PRAGMA foreign_keys = ON")
             await store._migrate()
+            store._reader = await aiosqlite.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True,
+                                                    isolation_level=None)
+            store._reader.row_factory = sqlite3.Row
+            await store._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except sqlite3.Error as error:
-            await db.close()
+            await store.close()
             raise StoreError(f"cannot use database {path}: {error}") from None
         except BaseException:
-            await db.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        if self._reader is not None:
+            await self._reader.close()
         await self._db.close()
 
     async def __aenter__(self) -> "Store":
@@ -538,25 +549,26 @@ class Store:
         return await self.get_key(key_id)
 
     async def find_key(self, key_hash: str) -> ApiKey | None:
-        """Look a key up by the SHA-256 of the whole key: one indexed query."""
-        row = await self._fetch_one(
+        """Look a key up by the SHA-256 of the whole key: one indexed query, never behind a write."""
+        rows = await self._reader.execute_fetchall(
             f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.hash = ?",
             (key_hash,))
-        return None if row is None else _key(row)
+        return _key(rows[0]) if rows else None
 
     async def keys_by_id(self, key_ids: set[int]) -> dict[int, ApiKey]:
         """Return the records of the given keys that still exist (a deleted client's are absent)."""
         if not key_ids:
             return {}
         marks = ", ".join("?" * len(key_ids))
-        rows = await self._fetch_all(
+        rows = await self._reader.execute_fetchall(
             f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id IN ({marks})",
             tuple(key_ids))
         return {row["id"]: _key(row) for row in rows}
 
     async def data_version(self) -> int:
-        """Return a number that changes whenever another connection commits: a cheap change detector."""
-        (version,) = await (await self._db.execute("PRAGMA data_version")).fetchone()
+        """Return a number that changes whenever another connection (this store's writer included)
+        commits: a cheap change detector."""
+        (version,) = await (await self._reader.execute("PRAGMA data_version")).fetchone()
         return version
 
     async def count_clients(self) -> int:

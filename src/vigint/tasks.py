@@ -3,6 +3,8 @@
 import asyncio
 from collections.abc import Coroutine
 
+CANCEL_GRACE_SECONDS = 1.0
+
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     """Wait until `event` is set or `seconds` have passed; return whether it was set."""
@@ -26,6 +28,16 @@ class TaskSet:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def drain(self) -> None:
-        """Wait for every task to end; their exceptions were theirs to log."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for every task to end, then cancel those still running after `timeout` seconds.
+
+        Their exceptions were theirs to log. A cancelled task gets a moment to unwind, but no more: a task
+        that ignores cancellation must not keep the process from exiting.
+        """
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=CANCEL_GRACE_SECONDS)

@@ -26,6 +26,9 @@ OPEN_TIMEOUT_SECONDS = 10.0
 TEST_PATTERN_SIZE = (640, 360)
 TEST_PATTERN_FPS = 15
 FALLBACK_FPS = 15.0  # a source that does not say its rate (some RTSP cameras)
+# A camera is trusted, but a broken one must not stall its reader: past this the access unit is an error
+# (the server refuses more than its max_nal_units, 256 by default, anyway).
+MAX_NAL_UNITS = 4096
 
 
 class SourceError(VigintError):
@@ -112,9 +115,9 @@ class SourceReader:
         for packet in container.demux(stream):
             for unit in to_annexb.filter(packet if packet.size else None):
                 data = bytes(unit)
-                types = h264.nal_types(data)
+                types = h264.nal_types(data, MAX_NAL_UNITS)
                 if h264.IDR in types and h264.SPS not in types:
-                    data, types = parameter_sets + data, h264.nal_types(parameter_sets + data)
+                    data, types = parameter_sets + data, h264.nal_types(parameter_sets + data, MAX_NAL_UNITS)
                 pts, dts = _micro(unit.pts, stream.time_base), _micro(unit.dts, stream.time_base)
                 if not started:
                     self._clock.start(dts if dts is not None else pts or 0)
