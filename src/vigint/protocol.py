@@ -119,7 +119,7 @@ def parse_hello(message: str | bytes) -> Hello:
     if len(camera) > MAX_CAMERA_NAME or not CAMERA_NAME.fullmatch(camera):
         raise _bad(f"camera names are 1-{MAX_CAMERA_NAME} letters, digits, spaces, '.', '_' or '-'")
     codec = document.get("codec", "h264")
-    if codec not in CODECS:
+    if not isinstance(codec, str) or codec not in CODECS:
         raise _bad("unsupported codec; send h264")
     return Hello(key=document["key"], camera=camera, codec=codec,
                  width=_optional(document, "width", (int,)), height=_optional(document, "height", (int,)),
