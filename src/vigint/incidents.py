@@ -241,7 +241,12 @@ class IncidentDesk:
                 due = None
             wait = 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
             self._wake_sender.clear()
-            await wait_for_event(self._wake_sender, wait)
+            if not stopping.is_set():  # set during the pass: the wake-up that came with it was just cleared
+                await wait_for_event(self._wake_sender, wait)
+
+    def wake_sender(self) -> None:
+        """Make the alert sender look at the outbox, and at its `stopping` event, now."""
+        self._wake_sender.set()
 
     async def _deliver(self, alert: Alert) -> None:
         incident = alert.incident

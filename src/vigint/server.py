@@ -216,6 +216,7 @@ class Server:
         self._watcher.cancel()
         await self.desk.drain(max(0.0, deadline - time.monotonic()))
         self._stopping.set()
+        self.desk.wake_sender()
         await self._tasks.drain(max(0.0, deadline - time.monotonic()))
         try:
             await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
