@@ -11,7 +11,7 @@ LIMITS = Limits(max_width=640, max_height=360, max_macroblocks=920, max_nal_unit
 
 def gate(limits: Limits = LIMITS) -> tuple[Intake, list[int]]:
     counted: list[int] = []
-    return Intake(limits, counted.append), counted
+    return Intake(limits, lambda count, first: counted.append(count)), counted
 
 
 def messages(video) -> list[bytes]:

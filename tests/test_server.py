@@ -1,4 +1,5 @@
 import asyncio
+import gc
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 
 import pytest
 from conftest import add_client, eventually, url
@@ -334,3 +336,19 @@ async def test_a_port_in_use_is_a_clear_error(start, tmp_path):
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
     assert err.decode() == f"vigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"
+
+
+async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage_collector(start):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), api_key)
+    await send_video(connection, make_h264(1))
+    await eventually(lambda: server.metrics.frames_decoded == make_h264(1).frames)
+    session = weakref.ref(server.sessions(client_id)["front-door"])
+    gc.disable()  # a reference cycle would keep every ended stream's decoder (megabytes) until a full pass
+    try:
+        await connection.close()
+        await eventually(lambda: not server.sessions(client_id))
+        await eventually(lambda: session() is None, timeout=2)
+    finally:
+        gc.enable()

@@ -35,11 +35,13 @@ UNDECODABLE = "the stream cannot be decoded as H.264"
 class Intake:
     """The gate of one stream. Not thread-safe: used on the event loop only."""
 
-    def __init__(self, limits: Limits, on_undecodable: Callable[[int], None]):
-        """`on_undecodable(count)` hears of every message counted as undecodable (for metrics and logs)."""
+    def __init__(self, limits: Limits, on_undecodable: Callable[[int, bool], None]):
+        """`on_undecodable(count, first)` hears of every message counted as undecodable (for metrics and
+        logs); `first` is true the first time in this stream's life."""
         self._limits = limits
         self._on_undecodable = on_undecodable
         self.bad_packets = 0  # undecodable messages in a row: reset by a decoded frame
+        self._seen_undecodable = False
         # Until a frame decodes, the decoder waits for a keyframe and what is skipped meanwhile counts as
         # undecodable: a legitimate stream starts with one (documented), garbage never does.
         self._skip_to_keyframe = True
@@ -115,6 +117,7 @@ class Intake:
 
     def _bad(self, count: int) -> None:
         self.bad_packets += count
-        self._on_undecodable(count)
+        self._on_undecodable(count, not self._seen_undecodable)
+        self._seen_undecodable = True
         if self.bad_packets >= self._limits.max_bad_packets:
             raise ProtocolViolation(CloseCode.BAD_MEDIA, UNDECODABLE)

@@ -19,6 +19,7 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server as WebSocketServer
@@ -65,7 +66,6 @@ class Session:
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     accounted_until: float = field(default_factory=time.time)
-    warned: bool = False
     checked: bool = False  # its key was looked up again after registration
     decode_task: asyncio.Task | None = None
     detector: MotionDetector = field(default_factory=MotionDetector)
@@ -347,7 +347,7 @@ class Server:
                           PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes),
                           FrameRing(buffers.short_buffer_seconds),
                           StreamDecoder(buffers.analysis_width, buffers.analysis_fps),
-                          Intake(self._limits, lambda count: self._undecodable(session, count)),
+                          Intake(self._limits, partial(self._undecodable, key.client_id, camera)),
                           detector=self._detector(key.client_id, camera), tracker=EventTracker(self.settings.motion),
                           address=connection.remote_address[0])
         cameras[camera] = session
@@ -407,13 +407,16 @@ class Server:
             if session.intake.admit(packet):
                 session.queue.put_nowait((packet, time.monotonic()))
 
-    def _undecodable(self, session: Session, count: int) -> None:
-        """Count messages of a stream that cannot be decoded (its intake decides which)."""
+    def _undecodable(self, client_id: int, camera: str, count: int, first: bool) -> None:
+        """Count messages of a stream that cannot be decoded (its intake decides which).
+
+        Given the ids, not the session: a callback held by the session's own intake must not make a
+        reference cycle, which would keep each ended stream's decoder alive until a full GC pass.
+        """
         self.metrics.decode_errors += count
-        if not session.warned:
-            session.warned = True  # once per stream: a broken camera must not flood the log
+        if first:  # once per stream: a broken camera must not flood the log
             log.warning("client %d camera %r sent media that cannot be decoded; waiting for a keyframe",
-                        session.client_id, session.camera)
+                        client_id, camera)
 
     async def _decode(self, session: Session) -> None:
         """Feed the stream's decoder until its end; if decoding fails, only this stream is closed."""
