@@ -1,8 +1,12 @@
 import json
+from random import Random
 
 import pytest
+from attacks import MAX_REASON_BYTES, random_hello
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from vigint import protocol
+from vigint import keys, protocol
 from vigint.protocol import CloseCode, ProtocolViolation
 
 
@@ -23,14 +27,14 @@ def test_the_key_never_appears_in_a_repr_or_an_error():
 
 
 @pytest.mark.parametrize("message, why", [
-    ("{", "not JSON"),
+    ("{", "JSON object"),
     ("[]", '{"type": "hello"'),
     (json.dumps({"type": "welcome"}), '{"type": "hello"'),
-    (hello(version=2), "unsupported protocol version 2"),
+    (hello(version=2), "unsupported protocol version"),
     (hello(key=5), "no 'key' string"),
     (hello(camera=""), "camera names"),
     (hello(camera="x" * 65), "camera names"),
-    (hello(codec="hevc"), "unsupported codec 'hevc'"),
+    (hello(codec="hevc"), "unsupported codec"),
     (hello(width="wide"), "'width' has the wrong type"),
     (hello(fps=True), "'fps' has the wrong type"),
     (b'{"type": "hello"}', "text JSON hello"),
@@ -58,3 +62,90 @@ def test_media_message_without_payload_is_bad_media():
 def test_welcome():
     assert json.loads(protocol.welcome(5, "door", "abc")) == {"type": "welcome", "client_id": 5, "camera": "door",
                                                               "session": "abc"}
+
+
+# Properties: whatever an agent sends, the parsers answer with a value or a ProtocolViolation, never a crash.
+
+KEY = keys.generate()
+VALID_HELLO = {"type": "hello", "version": 1, "key": KEY, "camera": "front-door", "codec": "h264",
+               "width": 1280, "height": 720, "fps": 15, "agent": "vigint-agent/0.1"}
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)
+json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=5)
+                           | st.dictionaries(st.text(max_size=10), children, max_size=5), max_leaves=20)
+one_field_changed = st.builds(lambda name, value: json.dumps({**VALID_HELLO, name: value}),
+                              st.sampled_from([*VALID_HELLO, "extra"]), json_values)
+one_field_dropped = st.sampled_from(list(VALID_HELLO)).map(
+    lambda name: json.dumps({field: value for field, value in VALID_HELLO.items() if field != name}))
+CLOSERS = {"[": "]", '{"a":': "}"}
+deep_nesting = st.builds(lambda depth, opener, closed: opener * depth + CLOSERS[opener] * depth * closed,
+                         st.integers(1, 5000), st.sampled_from(list(CLOSERS)), st.booleans())
+first_messages = (json_values.map(json.dumps) | one_field_changed | one_field_dropped | deep_nesting
+                  | st.text(max_size=500) | st.binary(max_size=500))
+fast = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def check_first_message(message: str | bytes) -> None:
+    """The hello contract: a Hello only for a hello that follows the protocol; otherwise 4400 with a short,
+    non-empty reason that never echoes the key."""
+    try:
+        parsed = protocol.parse_hello(message)
+    except ProtocolViolation as violation:
+        assert violation.code == CloseCode.BAD_HELLO
+        assert 0 < len(violation.reason.encode()) <= MAX_REASON_BYTES, violation.reason
+        assert KEY not in violation.reason
+        return
+    document = json.loads(message)
+    assert document["type"] == "hello" and type(document["version"]) is int and document["version"] == 1
+    assert parsed.codec == "h264" and protocol.CAMERA_NAME.fullmatch(parsed.camera) and len(parsed.camera) <= 64
+    assert parsed.key == document["key"] and isinstance(parsed.key, str)
+
+
+@fast
+@given(first_messages)
+def test_any_first_message_is_a_hello_or_a_4400_with_a_short_reason(message):
+    check_first_message(message)
+
+
+@fast
+@given(st.randoms(use_true_random=False))
+def test_the_fuzz_campaigns_hellos_are_each_a_hello_or_a_4400(rng):
+    check_first_message(random_hello(Random(rng.random()), KEY))
+
+
+@pytest.mark.parametrize("value", [True, 1.0, "1", [1], None])
+def test_a_version_that_only_looks_like_1_is_refused(value):
+    with pytest.raises(ProtocolViolation) as error:
+        protocol.parse_hello(json.dumps({**VALID_HELLO, "version": value}))
+    assert error.value.code == CloseCode.BAD_HELLO
+
+
+@fast
+@given(st.binary(max_size=64))
+def test_any_binary_message_is_media_or_a_protocol_violation(message):
+    try:
+        parsed = protocol.parse_media(message)
+    except ProtocolViolation as violation:
+        assert len(message) <= protocol.HEADER.size and violation.code == CloseCode.BAD_MEDIA
+        return
+    assert parsed.data == message[protocol.HEADER.size:] and parsed.data
+    assert (parsed.pts, parsed.dts) == protocol.HEADER.unpack_from(message)
+
+
+@fast
+@given(st.integers(-2**63, 2**63 - 1), st.integers(-2**63, 2**63 - 1), st.binary(min_size=1, max_size=100))
+def test_media_messages_round_trip_at_any_time(pts, dts, access_unit):
+    parsed = protocol.parse_media(protocol.media(pts, dts, access_unit))
+    assert (parsed.pts, parsed.dts, parsed.data) == (pts, dts, access_unit)
+
+
+@fast
+@given(json_values.map(json.dumps) | deep_nesting | st.text(max_size=300))
+def test_any_control_message_gives_a_type_or_none(message):
+    kind = protocol.parse_control(message)
+    assert kind is None or isinstance(kind, str)
+
+
+def test_a_control_message_over_64_kib_is_1009():
+    with pytest.raises(ProtocolViolation) as error:
+        protocol.parse_control(json.dumps({"type": "note", "padding": "é" * 40_000}))
+    assert error.value.code == CloseCode.MESSAGE_TOO_BIG
