@@ -37,9 +37,11 @@ class DecodeResult:
 class StreamDecoder:
     """Decode one stream's packets into sampled gray frames. Not thread-safe: one batch at a time."""
 
-    def __init__(self, analysis_width: int, analysis_fps: float):
+    def __init__(self, analysis_width: int, analysis_fps: float, max_pixels: int):
+        """`max_pixels` is FFmpeg's own cap on a picture's size: a second guard behind the SPS check."""
         self._codec = av.CodecContext.create("h264", "r")
         self._codec.thread_count = 1
+        self._codec.options = {"max_pixels": str(max_pixels)}
         self._scaler = VideoReformatter()
         self._width = analysis_width
         self._interval = int(MICROSECONDS / analysis_fps)

@@ -36,7 +36,12 @@ MAX_SPS_BYTES = 8192
 MAX_SPS_PER_ACCESS_UNIT = 8
 
 # profile_idc values whose SPS carries chroma format, bit depths and scaling matrices (7.3.2.1.1).
-_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138})
+# Profiles read alike by the standard and by FFmpeg. The rest are refused: for 134, 135 and 139 (MFC and
+# 3D depth) the standard has the fields above and FFmpeg 8 does not; for 144 (the withdrawn High 4:4:4)
+# FFmpeg has them and the standard does not. An SPS that two readers parse differently could show us a
+# small picture and the decoder a huge one.
+_PROFILES = frozenset({66, 77, 88}) | _HIGH_PROFILES
 
 # (CropUnitX, CropUnitY for a frame-only stream) per chroma_format_idc, Table 6-1 and 7.4.2.1.1 (separate
 # colour planes, ChromaArrayType 0, crop as 4:4:4 does); CropUnitY doubles when fields may be coded.
@@ -192,6 +197,8 @@ def _parse_sps(rbsp: bytes) -> PictureSize:
     if bits.u(8) & 0x9F != SPS:  # forbidden_zero_bit and nal_unit_type; nal_ref_idc is ignored
         raise MalformedParameterSet("the NAL unit is not an SPS")
     profile_idc = bits.u(8)
+    if profile_idc not in _PROFILES:
+        raise MalformedParameterSet("the SPS has a profile this server does not decode")
     bits.u(16)  # constraint_set flags, reserved_zero_2bits and level_idc: any value is usable
     bits.ue(maximum=31)  # seq_parameter_set_id
     chroma_format_idc = _read_chroma_format(bits) if profile_idc in _HIGH_PROFILES else 1

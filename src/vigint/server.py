@@ -346,7 +346,8 @@ class Server:
         session = Session(connection, key, camera,
                           PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes),
                           FrameRing(buffers.short_buffer_seconds),
-                          StreamDecoder(buffers.analysis_width, buffers.analysis_fps),
+                          StreamDecoder(buffers.analysis_width, buffers.analysis_fps,
+                                        self._limits.max_width * self._limits.max_height),
                           Intake(self._limits, partial(self._undecodable, key.client_id, camera)),
                           detector=self._detector(key.client_id, camera), tracker=EventTracker(self.settings.motion),
                           address=connection.remote_address[0])
