@@ -43,3 +43,14 @@ def test_a_clip_in_an_existing_folder_and_over_a_stale_part_is_owner_only(tmp_pa
     assert sorted(p.name for p in folder.iterdir()) == ["8.mp4"]
     with av.open(str(folder / "8.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 15
+
+
+def test_a_camera_clock_that_steps_back_or_ticks_in_microseconds_still_gives_a_playable_clip(tmp_path):
+    chosen, width, height = packets(2)
+    # Times 1 µs apart round to one 90 kHz tick, and the clock steps back half-way: MP4 allows neither.
+    odd = [Packet(EPOCH_US + index - (10_000 if index >= 15 else 0), EPOCH_US + index - (10_000 if index >= 15 else 0),
+                  p.keyframe, p.data) for index, p in enumerate(chosen)]
+    path = tmp_path / "clip.mp4"
+    clips.write_mp4(odd, path, width, height)
+    with av.open(str(path)) as container:
+        assert len(list(container.decode(video=0))) == 30

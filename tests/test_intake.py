@@ -81,3 +81,11 @@ def test_decoder_errors_count_and_make_it_wait_for_a_keyframe():
     assert not intake.admit(packets[1])  # skipped while waiting for a keyframe: counted too
     assert intake.admit(packets[10])
     assert counted == [2, 1]
+
+
+def test_access_units_without_a_picture_are_undecodable_and_end_a_flood():
+    intake, counted = gate()
+    with pytest.raises(ProtocolViolation) as refused:
+        for _ in range(5):
+            assert intake.accept(protocol.media(0, 0, b"\x00\x00\x01\x0a")) is None  # end of sequence only
+    assert refused.value.reason == UNDECODABLE and counted == [1] * 5

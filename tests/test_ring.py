@@ -1,6 +1,6 @@
 import numpy as np
 
-from vigint.ring import Frame, FrameRing, Packet, PacketRing
+from vigint.ring import PACKET_OVERHEAD_BYTES, Frame, FrameRing, Packet, PacketRing
 
 SECOND = 1_000_000
 
@@ -24,7 +24,7 @@ def test_packet_ring_keeps_at_least_its_span_and_at_most_one_gop_more_from_a_key
         assert packets[0].keyframe
         assert span <= 12 * SECOND  # 10 s plus one 2 s GOP
         assert span >= min(10 * SECOND, (stop - 0.1) * SECOND) - 1
-        assert ring.bytes == sum(len(p.data) for p in packets)
+        assert ring.bytes == sum(len(p.data) + PACKET_OVERHEAD_BYTES for p in packets)
 
 
 def test_packets_before_the_first_keyframe_are_not_kept():
@@ -46,7 +46,15 @@ def test_one_gop_larger_than_the_cap_is_not_kept():
     feed(ring, 2, size=1000)  # a single 20-packet GOP of 20 kB
     assert len(ring) == 0 and ring.bytes == 0
     assert ring.append(packet(2.0, True, 1000))  # the next keyframe starts afresh
-    assert ring.bytes == 1000
+    assert ring.bytes == 1000 + PACKET_OVERHEAD_BYTES
+
+
+def test_a_flood_of_tiny_packets_is_held_to_the_cap_by_their_count_too():
+    ring = PacketRing(seconds=10, max_bytes=1 << 20)
+    ring.append(packet(0, True, 4))
+    for index in range(100_000):  # 4-byte messages 1 µs apart: 400 kB of data, far more in objects
+        ring.append(Packet(index + 1, index + 1, False, b"\x00\x00\x01\x0a"))
+    assert len(ring) == 0 or len(ring) <= (1 << 20) // PACKET_OVERHEAD_BYTES
 
 
 def test_frame_ring_keeps_the_last_seconds():

@@ -1,6 +1,7 @@
 """The adapter between the server and websockets' asyncio connections: the one place that leans on them.
 
-Two things websockets has no public way to do (tested with websockets 17):
+Two things websockets has no public way to do (tested with websockets 16 and 17; `check_websockets`
+fails at start, with what to install, if the internals used here are missing):
 - count a connection from the moment its socket is accepted (before the WebSocket handshake, which
   websockets runs before any handler of ours), so idle sockets can be capped by `Admission`;
 - raise the message size limit of one connection after it authenticated.
@@ -9,9 +10,12 @@ Two things websockets has no public way to do (tested with websockets 17):
 import asyncio
 import logging
 
+import websockets
 from websockets.asyncio.server import ServerConnection
+from websockets.server import ServerProtocol
 
 from vigint.admission import Admission
+from vigint.errors import VigintError
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +37,36 @@ class AdmittedConnection(ServerConnection):
         self._admission.release(self)
         super().connection_lost(exc)
 
-    def authenticated(self, max_message_bytes: int) -> None:
-        """Stop counting this connection as waiting, and let it send messages of up to `max_message_bytes`.
+    def spoke(self) -> None:
+        """Stop counting this connection as waiting: it sent its hello, so it is not an idle socket (and must
+        not be evicted while its key is being checked)."""
+        self._admission.release(self)
+
+    def raise_message_limit(self, max_message_bytes: int) -> None:
+        """Let this (authenticated) connection send messages of up to `max_message_bytes`.
 
         websockets fixes the limit per connection, and its frame parser has already taken the pre-auth
         limit for the next frame; restarting the idle parser applies the new one. Agents wait for the
         welcome before sending media, so no partial frame is buffered here; a frame that was (the agent
         did not wait) keeps the old limit and ends the connection with 1009.
         """
-        self._admission.release(self)
         self.protocol.max_message_size = max_message_bytes
         if not self.protocol.reader.buffer:
             self.protocol.parser = self.protocol.parse()
             next(self.protocol.parser)
+
+
+def check_websockets() -> None:
+    """Raise VigintError, saying what to install, unless websockets has the internals used here.
+
+    Versions before 16 call the size limit `max_size`: media after the welcome would meet the 4 KiB
+    limit and every stream would end with 1009.
+    """
+    probe = ServerProtocol()
+    if not (hasattr(probe, "max_message_size") and callable(getattr(probe, "parse", None))
+            and hasattr(getattr(probe, "reader", None), "buffer")):
+        raise VigintError(f"websockets {websockets.__version__} is not supported: install websockets 16 or 17 "
+                          "(pip install 'websockets>=16,<18')")
 
 
 def connection_factory(admission: Admission):

@@ -97,6 +97,11 @@ def nal_types(access_unit: bytes, max_units: int) -> list[int]:
     return [access_unit[start] & 0x1F for start in _unit_starts(access_unit, max_units)]
 
 
+def has_picture(types: Sequence[int]) -> bool:
+    """Tell whether an access unit with these NAL unit types holds a coded picture (a slice, types 1-5)."""
+    return any(1 <= kind <= IDR for kind in types)
+
+
 def is_keyframe(types: Sequence[int]) -> bool:
     """Tell whether a decoder can start at an access unit with these NAL unit types (SPS and IDR)."""
     return IDR in types and SPS in types

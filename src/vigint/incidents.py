@@ -58,6 +58,8 @@ async def persist(what: str, write: Callable[[], Awaitable[T]]) -> T:
         try:
             return await write()
         except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise  # a full disk or a read-only file: retrying would only hide it
             log.warning("%s: database busy (%s); retrying in %.1f s", what, error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, PERSIST_MAX_RETRY_SECONDS)
@@ -143,11 +145,16 @@ class IncidentDesk:
                 return clips.select(ring.packets(), incident.start - pre, end())
             return taken + [packet for packet in ring.packets() if packet.dts > taken[-1].dts]
 
+        # A clip holds no more than the ring may, and gathers no longer than its span takes at real time
+        # (plus slack): a sender whose clock crawls must not make the server hold its stream for ever.
+        limit = self.settings.buffers.max_packet_buffer_bytes
+        deadline = time.monotonic() + (span + post) / MICROSECONDS
         taken = gather([])
-        while not session.ended and (ring.newest_dts() or 0) < end():
+        while (not session.ended and (ring.newest_dts() or 0) < end() and time.monotonic() < deadline
+               and sum(packet.cost for packet in taken) < limit):
             await asyncio.sleep(CLIP_POLL_SECONDS)
-            taken = gather(taken)
-        return [packet for packet in gather(taken) if packet.dts <= end()]
+            taken = gather(taken)  # nothing arrives between this and the checks above: no await
+        return [packet for packet in taken if packet.dts <= end()]
 
     async def _write_clip(self, incident: Incident, packets: list, size: tuple[int, int] | None) -> str | None:
         if not packets or size is None:
@@ -164,7 +171,7 @@ class IncidentDesk:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._pool, clips.write_mp4, packets, data_dir / relative, *size)
-        except OSError as error:
+        except (OSError, clips.ClipError) as error:
             self.metrics.clips_skipped["write_error"] += 1
             log.error("incident %d: cannot write its clip: %s", incident.id, error)
             return None

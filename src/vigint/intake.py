@@ -65,8 +65,8 @@ class Intake:
             raise ProtocolViolation(CloseCode.BAD_MEDIA, str(error)) from None
         for size in inspection.sizes:
             self._check_size(size)
-        if not inspection.types:
-            self._bad(1)  # not Annex-B at all: never reaches the decoder or a clip
+        if not h264.has_picture(inspection.types):
+            self._bad(1)  # not Annex-B, or no slice (a flood of 4-byte end-of-sequence units): never kept
             return None
         return Packet(media.pts, media.dts, h264.is_keyframe(inspection.types), media.data)
 
@@ -93,13 +93,13 @@ class Intake:
                 self._bad(1)
             return False
         self.queued_packets += 1
-        self.queued_bytes += len(packet.data)
+        self.queued_bytes += packet.cost
         return True
 
     def dequeued(self, packets: list[Packet]) -> None:
         """Packets left the decode queue for the decoder."""
         self.queued_packets -= len(packets)
-        self.queued_bytes -= sum(len(packet.data) for packet in packets)
+        self.queued_bytes -= sum(packet.cost for packet in packets)
 
     def decoded(self, frames: int, errors: int) -> None:
         """Take the decoder's result for a batch: frames produced and packets rejected.

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MICROSECONDS = 1_000_000
+# What holding one packet costs beyond its bytes (the Packet, its bytes object, list slots), charged
+# against byte caps so that a flood of 4-byte messages cannot hold millions of packets under them.
+PACKET_OVERHEAD_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,11 @@ class Packet:
     dts: int
     keyframe: bool
     data: bytes
+
+    @property
+    def cost(self) -> int:
+        """The memory this packet holds, as charged against byte caps."""
+        return len(self.data) + PACKET_OVERHEAD_BYTES
 
 
 class PacketRing:
@@ -46,14 +54,14 @@ class PacketRing:
             self._gops[-1].append(packet)
         else:
             return False
-        self.bytes += len(packet.data)
+        self.bytes += packet.cost
         self._trim(packet.dts)
         return True
 
     def _trim(self, newest_dts: int) -> None:
         while len(self._gops) > 1 and (newest_dts - self._gops[1][0].dts >= self._span
                                        or self.bytes > self._max_bytes):
-            self.bytes -= sum(len(p.data) for p in self._gops.popleft())
+            self.bytes -= sum(p.cost for p in self._gops.popleft())
         if self.bytes > self._max_bytes and len(self._gops) == 1:
             self.bytes = 0  # one GOP alone over the cap: keep nothing rather than an unbounded GOP
             self._gops.clear()

@@ -18,6 +18,7 @@ import secrets
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import parse_qs
@@ -33,7 +34,7 @@ from vigint.admission import Admission
 from vigint.alerts import load_link_secret
 from vigint.auth import authenticate
 from vigint.config import Settings
-from vigint.connections import AdmittedConnection, connection_factory
+from vigint.connections import AdmittedConnection, check_websockets, connection_factory
 from vigint.decoder import DecodeResult, StreamDecoder
 from vigint.errors import ConfigError, VigintError
 from vigint.events import EventTracker
@@ -139,6 +140,9 @@ class Server:
                               settings.server.max_bad_packets, settings.server.max_decode_backlog,
                               settings.server.max_decode_backlog_bytes)
         self._sessions: dict[int, dict[str, Session]] = {}
+        # Streams per client that closed but still drain their decoder: bounded like open ones, or a
+        # client reconnecting in a loop would keep any number of decoders busy.
+        self._finishing: Counter[int] = Counter()
         self._last_used: dict[int, float] = {}
         self._last_flush = time.monotonic()
         self._pool = ThreadPoolExecutor(settings.server.decode_threads or os.cpu_count() or 2,
@@ -174,6 +178,7 @@ class Server:
             VigintError: the address cannot be listened on.
         """
         config = self.settings.server
+        check_websockets()
         secret = load_link_secret(self.settings.alerts.link_secret, self.settings.storage.data_dir)
         _quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
@@ -312,6 +317,7 @@ class Server:
         address = connection.remote_address[0]
         try:
             message = await asyncio.wait_for(connection.recv(), self.settings.server.auth_timeout_seconds)
+            connection.spoke()
         except TimeoutError:
             self.metrics.auth_failures["timeout"] += 1
             raise ProtocolViolation(CloseCode.HELLO_TIMEOUT, "no hello in time") from None
@@ -339,6 +345,8 @@ class Server:
         cameras = self._sessions.setdefault(key.client_id, {})
         if camera in cameras and not cameras[camera].ended:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already streaming")
+        if self._finishing[key.client_id] >= self.settings.server.max_streams_per_client:
+            raise ProtocolViolation(CloseCode.OVER_LIMIT, "too many of this client's streams are still closing")
         if sum(not session.ended for session in cameras.values()) >= self.settings.server.max_streams_per_client:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of "
                                     f"{self.settings.server.max_streams_per_client} streams for this client")
@@ -358,7 +366,7 @@ class Server:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
         connection = session.connection
         await connection.send(protocol.welcome(session.client_id, session.camera, session.id))
-        connection.authenticated(protocol.MAX_MEDIA_BYTES)
+        connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
         session.accounted_until = time.time()
         self._last_used[session.key.id] = session.accounted_until
         session.decode_task = self._tasks.spawn(self._decode(session))
@@ -374,6 +382,16 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
+        self._finishing[session.client_id] += 1
+        try:
+            await self._finish(session)
+        finally:
+            self._finishing[session.client_id] -= 1
+            if not self._finishing[session.client_id]:
+                del self._finishing[session.client_id]
+
+    async def _finish(self, session: Session) -> None:
+        """Stop the stream's billing, drain and flush its decoder, then unregister it."""
         if session.welcomed:
             now = time.time()
             self.usage.add_stream_time(session.key.id, session.accounted_until, now)
