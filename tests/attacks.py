@@ -530,10 +530,13 @@ class ServeProcess:
     `nofile` starts it under `ulimit -n NOFILE`, as a systemd unit without LimitNOFILE would.
     """
 
-    BANNER = re.compile(r"listening\s+ws://127\.0\.0\.1:(\d+)/v1/stream")
+    BANNER = re.compile(r"listening\s+wss?://127\.0\.0\.1:(\d+)/v1/stream")
 
-    def __init__(self, folder: Path, env: dict[str, str] | None = None, nofile: int | None = None):
+    def __init__(self, folder: Path, env: dict[str, str] | None = None, nofile: int | None = None,
+                 tls: tuple[Path, Path] | None = None):
+        """`tls` is a (certificate, key) pair to serve wss:// with."""
         self.folder = folder
+        self.tls = tls
         self.folder.mkdir(parents=True, exist_ok=True)
         self.db = folder / "vigint.db"
         self.log_path = folder / "serve.log"
@@ -549,6 +552,8 @@ class ServeProcess:
     async def start(self, timeout: float = 30) -> "ServeProcess":
         """Start the server and wait for its banner."""
         command = [sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(self.db)]
+        if self.tls:
+            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.nofile is not None:
             command = ["bash", "-c", f'ulimit -n {self.nofile} && exec "$@"', "serve", *command]
         with self.log_path.open("wb") as log:
@@ -564,7 +569,7 @@ class ServeProcess:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{protocol.PATH}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}{protocol.PATH}"
 
     @property
     def http(self) -> str:

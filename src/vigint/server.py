@@ -183,10 +183,11 @@ class Server:
         _quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         try:
-            self._ws = await serve(self._handle, config.host, config.port, ssl=self._ssl_context(),
+            connections = connection_factory(self._admission, self._ssl_context(), config.auth_timeout_seconds)
+            self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
                                    process_request=self._process_request, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
-                                   create_connection=connection_factory(self._admission),
+                                   create_connection=connections,
                                    open_timeout=config.auth_timeout_seconds,
                                    logger=logging.getLogger("vigint.websockets"))
         except OSError as error:
