@@ -24,6 +24,9 @@ from vigint.tasks import wait_for_event
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# The server answers a close at once on a healthy link; on a slow one the close frame waits behind
+# queued video, and an agent asked to stop should not wait for that.
+CLOSE_TIMEOUT_SECONDS = 1.0
 # The kernel would otherwise grow a send buffer to megabytes: tens of seconds of video queued where the
 # agent cannot drop whole GOPs, arriving late. 256 KiB still fills a 10 Mbit/s link at 200 ms of RTT.
 SEND_BUFFER_BYTES = 256 * 1024
@@ -98,7 +101,7 @@ class Uplink:
         self.status.state, self.status.detail = State.CONNECTING, ""
         try:
             async with connect(self._settings.server_url, ssl=ssl_context(self._settings), compression=None,
-                               open_timeout=HANDSHAKE_TIMEOUT_SECONDS, close_timeout=5,
+                               open_timeout=HANDSHAKE_TIMEOUT_SECONDS, close_timeout=CLOSE_TIMEOUT_SECONDS,
                                max_size=protocol.MAX_MEDIA_BYTES) as connection:
                 sock = connection.transport.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
@@ -137,12 +140,17 @@ class Uplink:
     async def _stream(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
         sender = asyncio.create_task(self._send(connection, source_done))
         receiver = asyncio.create_task(self._receive(connection))
-        finished, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        (receiver if sender in finished else sender).cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
+        # Stopping interrupts a send that waits on a slow link, instead of waiting for the link.
+        stopper = asyncio.create_task(self._stopping.wait())
+        finished, _ = await asyncio.wait({sender, receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sender, receiver, stopper):
+            if task not in finished:
+                task.cancel()
+        await asyncio.gather(sender, receiver, stopper, return_exceptions=True)
         if receiver in finished:
             receiver.result()  # raises the ConnectionClosed that ended the stream
-        sender.result()
+        if sender in finished:
+            sender.result()
 
     async def _send(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
         while not self._stopping.is_set():
