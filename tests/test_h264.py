@@ -7,6 +7,7 @@ import av
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from attacks import BitWriter, escape
 from media import make_h264
 
 from vigint import h264
@@ -247,38 +248,9 @@ class _Fields:
     crop: tuple[int, int, int, int] | None = None
 
 
-class _BitWriter:
-    """Write bits as an encoder does, to build SPS that no encoder would make."""
-
-    def __init__(self):
-        self.text = ""
-
-    def u(self, count: int, value: int) -> None:
-        self.text += format(value, f"0{count}b")
-
-    def ue(self, value: int) -> None:
-        code = format(value + 1, "b")
-        self.text += "0" * (len(code) - 1) + code
-
-    def se(self, value: int) -> None:
-        self.ue(2 * value - 1 if value > 0 else -2 * value)
-
-    def nal(self, header: int) -> bytes:
-        """Return the NAL unit: header, RBSP with its stop bit, emulation-prevention bytes inserted."""
-        bits = self.text + "1" + "0" * (-(len(self.text) + 1) % 8)
-        escaped, zeros = bytearray([header]), 0
-        for byte in int(bits, 2).to_bytes(len(bits) // 8, "big"):
-            if zeros >= 2 and byte <= 3:
-                escaped.append(3)
-                zeros = 0
-            escaped.append(byte)
-            zeros = zeros + 1 if byte == 0 else 0
-        return bytes(escaped)
-
-
 def _write_sps(f: _Fields) -> bytes:
     """Write the SPS fields in the order of ITU-T H.264 7.3.2.1.1."""
-    bits = _BitWriter()
+    bits = BitWriter()
     bits.u(8, f.profile_idc), bits.u(16, f.constraints_and_level), bits.ue(f.sps_id)
     if f.profile_idc in HIGH_PROFILES:
         bits.ue(f.chroma_format_idc)
@@ -305,7 +277,7 @@ def _write_sps(f: _Fields) -> bytes:
     bits.u(1, 1), bits.u(1, f.crop is not None)
     for offset in f.crop or ():
         bits.ue(offset)
-    return bits.nal(f.header)
+    return bytes([f.header]) + escape(bits.rbsp())
 
 
 def _crop_units(f: _Fields) -> tuple[int, int]:
