@@ -33,6 +33,7 @@ SERVER_ENV = {
     "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",  # streams still closing never turn a mutation into a 4403
     "VIGINT_SERVER_USAGE_FLUSH_SECONDS": "0.2",
     "VIGINT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
+    "MALLOC_ARENA_MAX": "2",  # as scripts/vigint-serve.service runs it: memory is measured as deployed
 }
 
 
