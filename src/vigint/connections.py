@@ -100,6 +100,23 @@ class AdmittedConnection(ServerConnection):
             next(self.protocol.parser)
 
 
+class _NoHandshakeFailures(logging.Filter):
+    """Drop websockets' "opening handshake failed": a socket that closed or sent no valid HTTP request (an
+    idle socket we refused, a port scanner) is the client's affair, and websockets 16 logs each with a
+    traceback at ERROR, a log flood under the very attacks the admission caps handle."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "opening handshake failed"
+
+
+def websockets_logger() -> logging.Logger:
+    """Return the logger to give websockets' `serve`, without its handshake-failure noise."""
+    logger = logging.getLogger("vigint.websockets")
+    if not any(isinstance(f, _NoHandshakeFailures) for f in logger.filters):
+        logger.addFilter(_NoHandshakeFailures())
+    return logger
+
+
 def check_websockets() -> None:
     """Raise VigintError, saying what to install, unless websockets has the internals used here.
 

@@ -34,7 +34,7 @@ from vigint.admission import Admission
 from vigint.alerts import load_link_secret
 from vigint.auth import authenticate
 from vigint.config import Settings
-from vigint.connections import AdmittedConnection, check_websockets, connection_factory
+from vigint.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
 from vigint.decoder import DecodeResult, StreamDecoder
 from vigint.errors import ConfigError, VigintError
 from vigint.events import EventTracker
@@ -189,7 +189,7 @@ class Server:
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
                                    create_connection=connections,
                                    open_timeout=config.auth_timeout_seconds,
-                                   logger=logging.getLogger("vigint.websockets"))
+                                   logger=websockets_logger())
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
