@@ -274,18 +274,21 @@ class Server:
     # Connections
 
     async def _handle(self, connection: AdmittedConnection) -> None:
-        session = None
+        session, closing = None, None
         try:
             key, camera = await self._authenticate(connection)
             session = self._register(connection, key, camera)
             await self._welcome(session)
             await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
-            code, reason = self._close_for(error)
-            await connection.close(code, reason)
+            # The close frame goes out at once, but the stream ends before the closing handshake does: a
+            # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
+            closing = asyncio.ensure_future(connection.close(*self._close_for(error)))
         finally:
             if session is not None:
                 await self._end_session(session)
+        if closing is not None:
+            await closing
 
     @staticmethod
     def _close_for(error: Exception) -> tuple[int, str]:
