@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -17,6 +18,10 @@ from conftest import add_client, eventually, url
 from media import make_h264, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 from websockets.exceptions import ConnectionClosed
 
 from vigint import keys, protocol
@@ -352,3 +357,36 @@ async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage
         await eventually(lambda: session() is None, timeout=2)
     finally:
         gc.enable()
+
+
+def silent_agent(port: int, api_key: str, camera: str, media: bytes) -> socket.socket:
+    """Say hello, wait for the welcome, send `media`, then never read again (no close handshake)."""
+    client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{protocol.PATH}"))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def exchange(kind: type) -> None:
+        sock.sendall(b"".join(client.data_to_send()))
+        while not any(isinstance(event, kind) for event in client.events_received()):
+            client.receive_data(sock.recv(65536))
+
+    client.send_request(client.connect())
+    exchange(Response)
+    client.send_text(hello(api_key, camera).encode())
+    exchange(Frame)  # the welcome
+    client.send_binary(media)
+    sock.sendall(b"".join(client.data_to_send()))
+    return sock
+
+
+async def test_a_refused_stream_that_stops_reading_frees_its_camera_at_once(start):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    bomb = protocol.media(0, 0, b"\x00\x00\x01\x09" * 100_000)
+    sock = await asyncio.to_thread(silent_agent, server.port, api_key, "door", bomb)
+    try:
+        await eventually(lambda: not server.sessions(client_id), timeout=2)  # not close_timeout (10 s)
+        connection, welcome = await open_stream(url(server), api_key, "door")
+        assert welcome["type"] == "welcome"
+        await connection.close()
+    finally:
+        sock.close()
