@@ -142,17 +142,20 @@ async def test_an_agent_vanishing_right_after_its_hello_leaves_no_ghost(server, 
     await assert_no_ghost(server, healthy, client_id, api_key, "gone", source)
 
 
-async def test_media_sent_before_the_welcome_gets_1009_and_leaves_no_ghost(server, healthy):
+async def test_media_sent_before_the_welcome_leaves_no_ghost(server, healthy):
     client_id, api_key = await attacker(server, "Hasty")
     source = fresh_address()
     for _ in range(3):
         connection = await connect_from(server.url, source)
         await connection.send(hello(api_key, "hasty"))
         await connection.send(b"\x00" * 16 + b"\x00\x00\x00\x01\x65" + b"\xab" * 5000)  # no wait for the welcome
-        code, _ = await close_code(connection)
-        assert code == 1009
+        # The media races the welcome: it meets the 4 KiB limit of an unauthenticated connection (1009), or
+        # the limit has already risen and it is taken as (undecodable) media. Either is fine; a ghost is not.
+        code, _ = await close_code(connection, timeout=1)
+        assert code in (1009, None)
+        await connection.close()
         took, answer = await welcomed(server.url, api_key, "hasty", source)
-        assert answer == (None, "welcome"), f"camera still refused {took:.2f} s after the 1009: {answer}"
+        assert answer == (None, "welcome"), f"camera still refused {took:.2f} s after it left: {answer}"
     await assert_no_ghost(server, healthy, client_id, api_key, "hasty", source)
 
 
