@@ -75,6 +75,16 @@ async def stream_scene(server, api_key: str, video, camera: str = "shop") -> lis
     return notices
 
 
+async def delivered_incident(server, client_id: int, timeout: float = 5.0):
+    """Return the client's one incident once its alert is recorded as delivered (just after the mail left)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [incident] = await server.store.list_incidents(client_id)
+        if incident.alert_state == "delivered" or time.monotonic() > deadline:
+            return incident
+        await asyncio.sleep(0.02)
+
+
 def link_in(message) -> str:
     body = message.get_payload(decode=True).decode()
     return next(line for line in body.splitlines() if "/clips/" in line).strip()
@@ -93,7 +103,7 @@ async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, 
     client_id, _, api_key = await add_client(server.store)
     notices = await stream_scene(server, api_key, make_scene(25, moving=(8, 11)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
-    [incident] = await server.store.list_incidents(client_id)
+    incident = await delivered_incident(server, client_id)
     assert notices == [{"type": "incident", "incident_id": incident.id, "camera": "shop", "kind": "motion",
                         "description": "", "threat": 0, "started_at": notices[0]["started_at"]}]
     assert incident.type == "motion" and incident.clip_path and incident.alert_state == "delivered"
@@ -397,6 +407,6 @@ async def test_a_database_locked_by_another_process_delays_an_incident_but_loses
         assert reader.execute("SELECT count(*) FROM incidents").fetchone() == (0,)
     await holder.wait()
     await eventually(lambda: len(mailbox.messages) == 1, timeout=30)
-    [incident] = await server.store.list_incidents(client_id)
-    assert incident.clip_path and (tmp_path / "data" / incident.clip_path).stat().st_size > 0
+    incident = await delivered_incident(server, client_id)
     assert incident.alert_state == "delivered"
+    assert incident.clip_path and (tmp_path / "data" / incident.clip_path).stat().st_size > 0
