@@ -390,3 +390,18 @@ async def test_a_refused_stream_that_stops_reading_frees_its_camera_at_once(star
         await connection.close()
     finally:
         sock.close()
+
+
+async def test_streams_still_closing_count_against_the_client_until_their_decoder_is_done(start):
+    # A decode batch waits up to 1 s: a stream closed meanwhile keeps its decoder busy that long.
+    server = await start(max_streams_per_client=1, decode_batch_seconds=1.0)
+    client_id, _, api_key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), api_key, "one")
+    await send_video(connection, make_h264(1))
+    await connection.close()
+    await eventually(lambda: getattr(server.sessions(client_id).get("one"), "ended", False))
+    assert await refused(server, hello(api_key, "two")) == (4403, "too many of this client's streams are still closing")
+    await eventually(lambda: not server.sessions(client_id), timeout=3)
+    again, welcome = await open_stream(url(server), api_key, "two")
+    assert welcome["type"] == "welcome"
+    await again.close()
