@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import shutil
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -25,7 +24,7 @@ from vigint.events import Closed, Extended, Opened
 from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
 from vigint.ring import MICROSECONDS, PacketRing
-from vigint.store import Alert, Incident, Store
+from vigint.store import Alert, Incident, Store, is_busy
 from vigint.tasks import TaskSet, wait_for_event
 from vigint.usage import UsageMeter
 
@@ -57,8 +56,8 @@ async def persist(what: str, write: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await write()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
+        except Exception as error:  # noqa: BLE001 - re-raised unless the store says it is only busy
+            if not is_busy(error):
                 raise  # a full disk or a read-only file: retrying would only hide it
             log.warning("%s: database busy (%s); retrying in %.1f s", what, error, delay)
             await asyncio.sleep(delay)

@@ -285,6 +285,14 @@ def _invoice(row: sqlite3.Row) -> Invoice:
                    document["seller_name"], document["seller_address"], document["seller_vat_id"])
 
 
+def is_busy(error: BaseException) -> bool:
+    """Tell whether a database error only means another connection holds the lock: worth retrying.
+
+    SQLite says "database is locked" (or "database table is locked") for both of its busy codes.
+    """
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
 def _prepare_file(path: Path) -> None:
     """Create the database file readable by its owner only, before SQLite creates it world-readable."""
     try:
@@ -380,7 +388,7 @@ class Store:
                     await self._db.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
+                if not is_busy(error) or time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)
 
