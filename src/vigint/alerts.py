@@ -8,7 +8,6 @@ secret can open every clip, so it is long, kept owner-only and never empty (`loa
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import smtplib
@@ -22,7 +21,7 @@ from urllib.parse import urlencode
 
 from vigint.config import AlertSettings, EmailSettings
 from vigint.errors import ConfigError
-from vigint.files import fsync_folder, make_private_folders
+from vigint.files import write_private
 from vigint.store import Flag, Incident
 
 # 32 characters: a generated secret is 64 hex digits (256 bits); a configured one shorter than 32 is more
@@ -92,26 +91,11 @@ def load_link_secret(configured: str, data_dir: Path) -> str:
 def _generate_link_secret(path: Path) -> str:
     """Write a new secret to `path` atomically and owner-only; return it. Raises ConfigError."""
     secret = secrets.token_hex(32)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        make_private_folders(path.parent)
-        # Written beside its final name, then renamed: a full disk or a crash leaves either no secret
-        # (generated again at the next start) or the whole one, never an empty file that signs with "".
-        descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-                handle.write(secret)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        fsync_folder(path.parent)
+        write_private(path, secret.encode("ascii"))  # a failed write leaves no secret, generated next start
     except OSError as error:
         raise ConfigError(f"cannot write the clip-link secret {path}: {error.strerror or error}") from None
     return secret
-
-
 
 
 def _signature(secret: str, incident_id: int, client_id: int, expires: int) -> str:
@@ -172,7 +156,7 @@ def send_email(settings: EmailSettings, message: EmailMessage) -> None:
     Raises OSError or SMTPException.
     """
     if settings.capture_dir is not None:
-        _capture_email(settings.capture_dir, message)
+        write_private(settings.capture_dir / f"{time.time_ns()}.eml", bytes(message))  # it carries clip links
         return
     context = ssl.create_default_context()
     if settings.security == "ssl":
@@ -186,20 +170,6 @@ def send_email(settings: EmailSettings, message: EmailMessage) -> None:
         if settings.username:
             client.login(settings.username, settings.password)
         client.send_message(message)
-
-
-def _capture_email(folder: Path, message: EmailMessage) -> None:
-    """Write `message` to `folder` as a new .eml, owner-only (it carries clip links), complete or not at all."""
-    make_private_folders(folder)
-    final = folder / f"{time.time_ns()}.eml"
-    partial = final.with_name(final.name + ".part")
-    descriptor = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(bytes(message))
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def webhook_body(incident: Incident, link: str) -> bytes:

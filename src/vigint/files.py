@@ -1,6 +1,7 @@
 """Owner-only files and folders: clips, captured emails and secrets are customers' data or keys."""
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -18,7 +19,27 @@ def make_private_folders(folder: Path) -> None:
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
 
 
-def fsync_folder(folder: Path) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Write `path` owner-only (0600), whole or not at all, and durably; its folders are made 0700.
+
+    Written to a temporary name beside it and renamed: a full disk or a crash leaves either nothing or
+    the whole file, never an empty or truncated one (an empty link secret would sign with ""). Raises OSError.
+    """
+    make_private_folders(path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
     """Make a rename in `folder` durable (POSIX: the folder's entry is data of its own)."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
