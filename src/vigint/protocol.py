@@ -17,7 +17,6 @@ PATH = "/v1/stream"
 MAX_HELLO_BYTES = 4 * 1024  # before authentication: enough for any hello, too small to hurt
 MAX_MEDIA_BYTES = 4 * 1024 * 1024  # after: an access unit of a 4K keyframe at a high bitrate
 MAX_CONTROL_BYTES = 64 * 1024  # a control message is a few fields: parsing more on the event loop only costs
-MAX_REASON_BYTES = 123  # what a WebSocket close frame can carry: never echo a client's value into a reason
 HEADER = struct.Struct(">qq")  # presentation time, decode time: µs since the Unix epoch, capture clock
 MAX_CAMERA_NAME = 64
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")

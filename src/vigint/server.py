@@ -282,10 +282,7 @@ class Server:
 
     def streams_by_client(self) -> dict[int, int]:
         """Return how many streams each client has open."""
-        counts: dict[int, int] = {}
-        for session in self.all_sessions():
-            counts[session.client_id] = counts.get(session.client_id, 0) + 1
-        return counts
+        return dict(Counter(session.client_id for session in self.all_sessions()))
 
     def refused_addresses(self, now: float) -> list[tuple[str, int]]:
         """Return the addresses blocked for failed hellos now, with their failure counts."""
@@ -422,10 +419,7 @@ class Server:
         """Stop the stream's billing, drain and flush its decoder, then unregister it."""
         self._streams_ended = True
         if session.welcomed:
-            now = time.time()
-            self.usage.add_stream_time(session.key.id, session.accounted_until, now)
-            session.accounted_until = now
-            self._last_used[session.key.id] = now
+            self._bill(session, time.time())
             session.queue.put_nowait(None)
             await asyncio.gather(session.decode_task, return_exceptions=True)  # its failure was logged there
             log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
@@ -568,15 +562,18 @@ class Server:
                 self._streams_ended = False
                 await asyncio.get_running_loop().run_in_executor(self._pool, trim_heap)
 
+    def _bill(self, session: Session, now: float) -> None:
+        """Count a stream's time up to `now` and mark its key used then."""
+        self.usage.add_stream_time(session.key.id, session.accounted_until, now)
+        session.accounted_until = now
+        self._last_used[session.key.id] = now
+
     async def flush_usage(self) -> None:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
         now = time.time()
         for session in self.all_sessions():
-            if not session.welcomed:
-                continue
-            self.usage.add_stream_time(session.key.id, session.accounted_until, now)
-            session.accounted_until = now
-            self._last_used[session.key.id] = now
+            if session.welcomed:
+                self._bill(session, now)
         deltas, last_used, self._last_used = self.usage.drain(), self._last_used, {}
         try:
             await self.store.record_usage(deltas, last_used)
