@@ -26,7 +26,8 @@ from pathlib import Path
 import av
 from websockets.asyncio.client import connect
 
-from vigint import keys, protocol, testpattern
+from vigint import keys, protocol
+from vigint.agent import testpattern
 from vigint.store import Store
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -23,8 +23,20 @@ from random import Random
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from attacks import (HELLO_CODES, STREAM_CODES, HealthyStream, MiB, ServeProcess, eventually_async,
-                     fuzz_videos, hellos, mutated_stream, run_all, send_first_message, send_mutation)
+from attacks import (
+    HELLO_CODES,
+    STREAM_CODES,
+    HealthyStream,
+    MiB,
+    ServeProcess,
+    eventually_async,
+    fuzz_videos,
+    hellos,
+    mutated_stream,
+    run_all,
+    send_first_message,
+    send_mutation,
+)
 from media import make_h264
 
 SHUTDOWN_TIMEOUT = 5.0

@@ -1,6 +1,6 @@
 """What a hostile agent sends, and a real `vigint serve` to send it to.
 
-Shared by tests/test_attacks.py, tests/test_fuzz.py, tests/test_protocol.py and scripts/fuzz.py (which puts
+Shared by tests/ingest/test_attacks.py, tests/ingest/test_fuzz.py, tests/test_protocol.py and scripts/fuzz.py (which puts
 this folder on sys.path), so the CI fuzz campaign and the tests generate the same kinds of input:
 
 - a tiny H.264 bit reader and writer, to rewrite the picture size in a real stream's SPS;
@@ -31,8 +31,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from vigint import keys, protocol
+from vigint.agent.testpattern import EncodedVideo
 from vigint.tasks import wait_for_event
-from vigint.testpattern import EncodedVideo
 
 MiB = 1024 * 1024
 AUD = b"\x00\x00\x01\x09"  # an access-unit delimiter NAL: four bytes, the cheapest NAL unit there is

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from vigint import keys, protocol
-from vigint.cli import main
+from vigint.admin.cli import main
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
-from vigint.server import Server
+from vigint.ingest.server import Server
 from vigint.store import Store
 
 

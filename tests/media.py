@@ -9,12 +9,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from websockets.asyncio.client import ClientConnection, connect
 
-from vigint import protocol, testpattern
-from vigint.encoder import H264Encoder
-from vigint.testpattern import EncodedVideo
+from vigint import protocol
+from vigint.agent import testpattern
+from vigint.agent.encoder import H264Encoder
+from vigint.agent.testpattern import EncodedVideo
 
 make_h264 = lru_cache(maxsize=None)(testpattern.encode)
 

@@ -5,9 +5,9 @@ from functools import lru_cache
 
 import av
 import pytest
+from attacks import BitWriter, escape
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from attacks import BitWriter, escape
 from media import make_h264
 
 from vigint import h264

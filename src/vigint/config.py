@@ -8,11 +8,12 @@ command-line flags. Every setting is declared once, below, with its default and 
 
 import configparser
 import dataclasses
+import logging
 import os
 import re
-from decimal import Decimal, InvalidOperation
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from vigint.errors import ConfigError
@@ -20,6 +21,10 @@ from vigint.errors import ConfigError
 # Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
 NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
 DEFAULT_CONFIG_FILE = Path("config.ini")
+# Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
+RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background"}
+
+log = logging.getLogger(__name__)
 
 
 def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -106,8 +111,6 @@ class BufferSettings:
 
     long_buffer_seconds: float = setting(10.0, "encoded video kept per stream for clips: pre-roll plus "
                                          "margin, about 2.5 MB at 720p 2 Mbps", minimum=1)
-    short_buffer_seconds: float = setting(3.0, "decoded gray frames kept for analysis: long enough to see "
-                                          "motion build up", minimum=0.5)
     analysis_width: int = setting(320, "longer side frames are scaled to for analysis (the width of a landscape "
                                   "camera): enough to see a person, small enough to cost 0.1-0.6 ms a frame", minimum=32, maximum=3840)
     analysis_fps: float = setting(5.0, "frames per second analysed: motion is visible at 5 fps and it "
@@ -330,6 +333,9 @@ def _parse(raw: str, f: dataclasses.Field):
 
 
 def _apply(values: dict[str, dict[str, object]], section: str, key: str, raw: str, origin: str) -> None:
+    if (section, key) in RETIRED:
+        log.warning("%s: [%s] %s is ignored: %s", origin, section, key, RETIRED[section, key])
+        return
     known = sections()
     if section not in known:
         raise ConfigError(f"{origin}: unknown section [{section}] (known: {', '.join(known)})")

@@ -2,7 +2,7 @@
 
 from collections import deque
 
-from vigint.ring import Packet
+from vigint.media import Packet
 
 
 class GopQueue:

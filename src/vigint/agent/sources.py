@@ -14,11 +14,12 @@ from fractions import Fraction
 import av
 from av.bitstream import BitStreamFilterContext
 
-from vigint import h264, testpattern
+from vigint import h264
+from vigint.agent import testpattern
+from vigint.agent.encoder import H264Encoder, scaled_size
 from vigint.agent.settings import TEST_SOURCE, AgentSettings, Camera, redact
-from vigint.encoder import H264Encoder, scaled_size
 from vigint.errors import VigintError
-from vigint.ring import Packet
+from vigint.media import Packet
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from vigint.agent.gops import GopQueue
 from vigint.agent.settings import AgentSettings, Camera
 from vigint.agent.status import CameraStatus, State
 from vigint.errors import VigintError
+from vigint.media import Packet
 from vigint.protocol import CloseCode
-from vigint.ring import Packet
 from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Alerts: the outbox and its delivery by email and webhook, with signed links to clips."""

@@ -1,0 +1,58 @@
+"""From per-frame motion to incidents, pure: sustained motion opens one, a quiet cooldown closes it."""
+
+from dataclasses import dataclass
+
+from vigint.config import MotionSettings
+
+# A frame or two without motion (the object behind a pillar) does not interrupt a run.
+MAX_GAP_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An incident began at `start` (µs, stream time)."""
+
+    start: int
+
+
+@dataclass(frozen=True)
+class Extended:
+    """The open incident's motion lasted until `end` (µs)."""
+
+    end: int
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The open incident ended at `end` (µs): no motion for the cooldown since."""
+
+    end: int
+
+
+class EventTracker:
+    """Turns a camera's motion readings into at most one open incident at a time."""
+
+    def __init__(self, settings: MotionSettings = MotionSettings()):
+        self._min = int(settings.min_motion_seconds * 1e6)
+        self._gap = int(MAX_GAP_SECONDS * 1e6)
+        self._cooldown = int(settings.cooldown_seconds * 1e6)
+        self._run_start: int | None = None  # first frame of the current motion run
+        self._last_motion: int | None = None
+        self.open = False
+
+    def update(self, pts: int, motion: bool) -> Opened | Extended | Closed | None:
+        """Feed one analysed frame's time and motion; return what changed, if anything."""
+        if motion:
+            if self._last_motion is None or pts - self._last_motion > self._gap:
+                self._run_start = pts
+            self._last_motion = pts
+            if self.open:
+                return Extended(pts)
+            if pts - self._run_start >= self._min:
+                self.open = True
+                return Opened(self._run_start)
+            return None
+        if self.open and pts - self._last_motion >= self._cooldown:
+            self.open = False
+            return Closed(self._last_motion)
+        return None

@@ -1,0 +1,123 @@
+"""One stream's gate between its socket and its decoder, pure: what is kept, what is decoded, what ends it.
+
+Every media message is checked before any expensive work: its header, how many NAL units it holds
+(counted at C speed) and the picture size each SPS in it declares, so that no byte of a stream beyond
+its limits reaches FFmpeg. Then the gate decides which packets the decoder gets: from a keyframe on,
+while the decode backlog is within bounds (past them analysis skips ahead to the next keyframe, so an
+overloaded server stays real-time). What cannot be decoded is counted, including what is skipped while
+waiting for a keyframe after an error, so a stream of garbage ends with 4415 whatever shape it takes.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vigint import h264, protocol
+from vigint.media import Packet
+from vigint.protocol import CloseCode, ProtocolViolation
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one stream may send and make the server hold (from [server] and [buffers] settings)."""
+
+    max_width: int
+    max_height: int
+    max_macroblocks: int
+    max_nal_units: int
+    max_bad_packets: int
+    max_backlog_packets: int
+    max_backlog_bytes: int
+
+
+UNDECODABLE = "the stream cannot be decoded as H.264"
+
+
+class Intake:
+    """The gate of one stream. Not thread-safe: used on the event loop only."""
+
+    def __init__(self, limits: Limits, on_undecodable: Callable[[int, bool], None]):
+        """`on_undecodable(count, first)` hears of every message counted as undecodable (for metrics and
+        logs); `first` is true the first time in this stream's life."""
+        self._limits = limits
+        self._on_undecodable = on_undecodable
+        self.bad_packets = 0  # undecodable messages in a row: reset by a decoded frame
+        self._seen_undecodable = False
+        # Until a frame decodes, the decoder waits for a keyframe and what is skipped meanwhile counts as
+        # undecodable: a legitimate stream starts with one (documented), garbage never does.
+        self._skip_to_keyframe = True
+        self._broken = True
+        self.queued_packets = 0
+        self.queued_bytes = 0
+
+    def accept(self, message: bytes) -> Packet | None:
+        """Check one media message; return its packet, or None if it is not H.264 (counted as bad).
+
+        Raises:
+            ProtocolViolation: 4415 if the message breaks a limit or too many in a row were bad.
+        """
+        try:
+            media = protocol.parse_media(message)
+            inspection = h264.inspect(media.data, self._limits.max_nal_units)
+        except (ProtocolViolation, h264.MalformedParameterSet):
+            self._bad(1)
+            return None
+        except h264.TooManyUnits as error:
+            raise ProtocolViolation(CloseCode.BAD_MEDIA, str(error)) from None
+        for size in inspection.sizes:
+            self._check_size(size)
+        if not h264.has_picture(inspection.types):
+            self._bad(1)  # not Annex-B, or no slice (a flood of 4-byte end-of-sequence units): never kept
+            return None
+        return Packet(media.pts, media.dts, h264.is_keyframe(inspection.types), media.data)
+
+    def _check_size(self, size: h264.PictureSize) -> None:
+        limits = self._limits
+        if size.width > limits.max_width or size.height > limits.max_height or size.macroblocks > limits.max_macroblocks:
+            raise ProtocolViolation(CloseCode.BAD_MEDIA, f"picture {size.width}x{size.height} is over the limit of "
+                                    f"{limits.max_width}x{limits.max_height}, {limits.max_macroblocks} macroblocks")
+
+    def admit(self, packet: Packet) -> bool:
+        """Tell whether `packet` goes to the decoder now; if so it counts as queued until `dequeued`.
+
+        Raises:
+            ProtocolViolation: 4415 if packets skipped while waiting for a keyframe make too many bad ones.
+        """
+        limits = self._limits
+        if self.queued_packets >= limits.max_backlog_packets or self.queued_bytes >= limits.max_backlog_bytes:
+            self._skip_to_keyframe = True  # shedding load: these packets were fine, they are not counted
+            return False
+        if packet.keyframe:
+            self._skip_to_keyframe = False
+        if self._skip_to_keyframe:
+            if self._broken:
+                self._bad(1)
+            return False
+        self.queued_packets += 1
+        self.queued_bytes += packet.cost
+        return True
+
+    def dequeued(self, packets: list[Packet]) -> None:
+        """Packets left the decode queue for the decoder."""
+        self.queued_packets -= len(packets)
+        self.queued_bytes -= sum(packet.cost for packet in packets)
+
+    def decoded(self, frames: int, errors: int) -> None:
+        """Take the decoder's result for a batch: frames produced and packets rejected.
+
+        Raises:
+            ProtocolViolation: 4415 once `max_bad_packets` in a row could not be decoded.
+        """
+        if frames:
+            self.bad_packets = 0
+            self._broken = False
+        if errors:
+            self._broken = True
+            self._skip_to_keyframe = True
+            self._bad(errors)
+
+    def _bad(self, count: int) -> None:
+        self.bad_packets += count
+        self._on_undecodable(count, not self._seen_undecodable)
+        self._seen_undecodable = True
+        if self.bad_packets >= self._limits.max_bad_packets:
+            raise ProtocolViolation(CloseCode.BAD_MEDIA, UNDECODABLE)

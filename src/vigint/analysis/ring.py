@@ -1,0 +1,53 @@
+"""A stream's packet ring, pure (no I/O, no decoding): the encoded access units of the last
+`long_buffer_seconds`, always starting at a keyframe, so a clip can be cut from it by remuxing."""
+
+from collections import deque
+
+from vigint.media import MICROSECONDS, Packet
+
+
+class PacketRing:
+    """Whole GOPs of encoded packets covering at least the last `seconds`, at most that plus one GOP.
+
+    A GOP is dropped from the front only when the GOPs after it still cover `seconds`, so the ring always
+    starts at a keyframe and a clip can always reach `seconds` back. Packets before the first keyframe
+    cannot be decoded and are not kept. `max_bytes` bounds memory whatever the sender does: past it,
+    the oldest GOPs go even if that shortens the span.
+    """
+
+    def __init__(self, seconds: float, max_bytes: int):
+        self._span = int(seconds * MICROSECONDS)
+        self._max_bytes = max_bytes
+        self._gops: deque[list[Packet]] = deque()
+        self.bytes = 0
+
+    def append(self, packet: Packet) -> bool:
+        """Add a packet; return False if it was not kept (no keyframe seen yet)."""
+        if packet.keyframe:
+            self._gops.append([packet])
+        elif self._gops:
+            self._gops[-1].append(packet)
+        else:
+            return False
+        self.bytes += packet.cost
+        self._trim(packet.dts)
+        return True
+
+    def _trim(self, newest_dts: int) -> None:
+        while len(self._gops) > 1 and (newest_dts - self._gops[1][0].dts >= self._span
+                                       or self.bytes > self._max_bytes):
+            self.bytes -= sum(p.cost for p in self._gops.popleft())
+        if self.bytes > self._max_bytes and len(self._gops) == 1:
+            self.bytes = 0  # one GOP alone over the cap: keep nothing rather than an unbounded GOP
+            self._gops.clear()
+
+    def newest_dts(self) -> int | None:
+        """Return the decode time of the newest buffered packet, if any."""
+        return self._gops[-1][-1].dts if self._gops else None
+
+    def packets(self) -> list[Packet]:
+        """Return the buffered packets in decode order, starting at a keyframe."""
+        return [packet for gop in self._gops for packet in gop]
+
+    def __len__(self) -> int:
+        return sum(len(gop) for gop in self._gops)

@@ -1,0 +1,1 @@
+"""Fleet: the operator's watch over cameras and usage across all streams of a server."""

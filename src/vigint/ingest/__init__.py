@@ -1,0 +1,1 @@
+"""Ingest: the server, its connections and their admission, hello authentication and revocation, HTTP."""

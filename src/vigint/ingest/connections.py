@@ -1,0 +1,138 @@
+"""The adapter between the server and websockets' asyncio connections: the one place that leans on them.
+
+Three things websockets has no public way to do (tested with websockets 16 and 17; `check_websockets`
+fails at start, with what to install, if the internals used here are missing):
+- count a connection from the moment its socket is accepted, before TLS and the WebSocket handshake
+  (which websockets runs before any handler of ours), so idle sockets can be capped by `Admission`;
+  for that, TLS is started here (`loop.start_tls`) rather than by asyncio's server, whose protocol
+  only hears of a connection once its TLS handshake is over;
+- raise the message size limit of one connection after it authenticated.
+"""
+
+import asyncio
+import logging
+import ssl
+
+import websockets
+from websockets.asyncio.server import ServerConnection
+from websockets.server import ServerProtocol
+
+from vigint.errors import VigintError
+from vigint.ingest.admission import Admission
+
+log = logging.getLogger(__name__)
+
+
+class AdmittedConnection(ServerConnection):
+    """A server connection counted by an `Admission` from its accept until it says hello or closes.
+
+    With `tls`, the TLS handshake runs first (within `tls_timeout`); websockets sees the connection only
+    once it is encrypted. A refused connection never reaches websockets at all.
+    """
+
+    def __init__(self, admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._admission, self._tls, self._tls_timeout = admission, tls, tls_timeout
+        self._socket: asyncio.BaseTransport | None = None  # the accepted TCP transport, for refusing it
+        self._opened = False  # websockets has been told of the connection
+        self._early: list[bytes] = []  # data decrypted between the TLS handshake and the opening
+        self._handshake: asyncio.Task | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._socket = transport
+        peer = transport.get_extra_info("peername")
+        for refused in self._admission.admit(self, peer[0] if peer else ""):
+            refused._socket.abort()  # an idle socket: no close frame is owed, and none could be read
+        if transport.is_closing():
+            return
+        if self._tls is None:
+            self._open(transport)
+        else:
+            self._handshake = asyncio.get_running_loop().create_task(self._start_tls(transport))
+
+    async def _start_tls(self, transport: asyncio.BaseTransport) -> None:
+        try:
+            secure = await asyncio.get_running_loop().start_tls(transport, self, self._tls, server_side=True,
+                                                                 ssl_handshake_timeout=self._tls_timeout)
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
+            transport.abort()  # a failed or abandoned handshake is no one's business but this socket's
+            return
+        if secure is not None:  # None: the peer left right after the handshake (connection_lost has run)
+            self._open(secure)
+
+    def _open(self, transport: asyncio.BaseTransport) -> None:
+        self._opened = True
+        super().connection_made(transport)
+        early, self._early = self._early, []
+        for data in early:
+            super().data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self._opened:
+            super().data_received(data)
+        else:  # asyncio reads right after the TLS handshake, before start_tls returns to us
+            self._early.append(data)
+
+    def eof_received(self) -> bool | None:
+        return super().eof_received() if self._opened else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._admission.release(self)
+        if self._opened:
+            super().connection_lost(exc)
+
+    def spoke(self) -> None:
+        """Stop counting this connection as waiting: it sent its hello, so it is not an idle socket (and must
+        not be evicted while its key is being checked)."""
+        self._admission.release(self)
+
+    def raise_message_limit(self, max_message_bytes: int) -> None:
+        """Let this (authenticated) connection send messages of up to `max_message_bytes`.
+
+        websockets fixes the limit per connection, and its frame parser has already taken the pre-auth
+        limit for the next frame; restarting the idle parser applies the new one. Agents wait for the
+        welcome before sending media, so no partial frame is buffered here; a frame that was (the agent
+        did not wait) keeps the old limit and ends the connection with 1009.
+        """
+        self.protocol.max_message_size = max_message_bytes
+        if not self.protocol.reader.buffer:
+            self.protocol.parser = self.protocol.parse()
+            next(self.protocol.parser)
+
+
+class _NoHandshakeFailures(logging.Filter):
+    """Drop websockets' "opening handshake failed": a socket that closed or sent no valid HTTP request (an
+    idle socket we refused, a port scanner) is the client's affair, and websockets 16 logs each with a
+    traceback at ERROR, a log flood under the very attacks the admission caps handle."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "opening handshake failed"
+
+
+def websockets_logger() -> logging.Logger:
+    """Return the logger to give websockets' `serve`, without its handshake-failure noise."""
+    logger = logging.getLogger("vigint.websockets")
+    if not any(isinstance(f, _NoHandshakeFailures) for f in logger.filters):
+        logger.addFilter(_NoHandshakeFailures())
+    return logger
+
+
+def check_websockets() -> None:
+    """Raise VigintError, saying what to install, unless websockets has the internals used here.
+
+    Versions before 16 call the size limit `max_size`: media after the welcome would meet the 4 KiB
+    limit and every stream would end with 1009.
+    """
+    probe = ServerProtocol()
+    if not (hasattr(probe, "max_message_size") and callable(getattr(probe, "parse", None))
+            and hasattr(getattr(probe, "reader", None), "buffer")):
+        raise VigintError(f"websockets {websockets.__version__} is not supported: install websockets 16 or 17 "
+                          "(pip install 'websockets>=16,<18')")
+
+
+def connection_factory(admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float):
+    """Return what websockets' `serve(create_connection=…)` calls to make each connection; pass `ssl=None`
+    to `serve` and the TLS context here."""
+    def create(*args, **kwargs) -> AdmittedConnection:
+        return AdmittedConnection(admission, tls, tls_timeout, *args, **kwargs)
+    return create

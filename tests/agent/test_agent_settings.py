@@ -1,0 +1,86 @@
+import logging
+
+import pytest
+
+from vigint import keys
+from vigint.admin.cli import build_parser
+from vigint.agent.settings import load_agent_settings, read_env_file, redact, stream_url
+from vigint.errors import ConfigError
+
+KEY = keys.generate()
+
+
+def flags(**given):
+    return {"sources": ["test"], **given}
+
+
+def test_env_file_alone_configures_the_agent(tmp_path):
+    (tmp_path / ".env").write_text(f'# mine\nexport VIGINT_API_KEY="{KEY}"\nVIGINT_SERVER_URL=wss://v.example.com:5002 # prod\n')
+    (tmp_path / ".env").chmod(0o600)
+    settings = load_agent_settings(flags(), environ={}, cwd=tmp_path)
+    assert settings.api_key == KEY and settings.server_url == "wss://v.example.com:5002/v1/stream"
+    assert settings.cameras[0].name == "test-pattern"
+    assert KEY not in repr(settings)
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path):
+    other, third = keys.generate(), keys.generate()
+    (tmp_path / ".env").write_text(f"VIGINT_API_KEY={KEY}\n")
+    assert load_agent_settings(flags(), environ={"VIGINT_API_KEY": other}, cwd=tmp_path).api_key == other
+    assert load_agent_settings(flags(api_key=third), environ={"VIGINT_API_KEY": other}, cwd=tmp_path).api_key == third
+
+
+def test_missing_or_mistyped_key_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no API key"):
+        load_agent_settings(flags(), environ={}, cwd=tmp_path)
+    mistyped = KEY[:-1] + ("a" if KEY[-1] != "a" else "b")
+    with pytest.raises(ConfigError, match="mistyped") as error:
+        load_agent_settings(flags(api_key=mistyped), environ={}, cwd=tmp_path)
+    assert mistyped not in str(error.value)
+
+
+def test_readable_env_file_is_warned_about(tmp_path, caplog):
+    env = tmp_path / ".env"
+    env.write_text(f"VIGINT_API_KEY={KEY}\n")
+    env.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        read_env_file(env)
+    assert "readable by other users" in caplog.text and "chmod 600" in caplog.text
+    caplog.clear()
+    env.chmod(0o600)
+    read_env_file(env)
+    assert caplog.text == ""
+
+
+def test_cameras_get_names_and_bad_ones_are_refused(tmp_path):
+    video = tmp_path / "back door.mp4"
+    video.write_bytes(b"")
+    settings = load_agent_settings({"sources": ["rtsp://u:p@cam1.local/s", str(video), "test"],
+                                    "cameras": ["front", None, None], "api_key": KEY}, environ={}, cwd=tmp_path)
+    assert [c.name for c in settings.cameras] == ["front", "back-door", "test-pattern"]
+    assert "u:p" not in repr(settings.cameras[0])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_agent_settings({"sources": [str(tmp_path / "gone.mp4")], "api_key": KEY}, environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="same name"):
+        load_agent_settings({"sources": ["test", "test"], "cameras": ["a", "a"], "api_key": KEY}, environ={},
+                            cwd=tmp_path)
+    with pytest.raises(ConfigError, match="no camera"):
+        load_agent_settings({"api_key": KEY}, environ={}, cwd=tmp_path)
+
+
+def test_urls():
+    assert stream_url("ws://127.0.0.1:5002") == "ws://127.0.0.1:5002/v1/stream"
+    with pytest.raises(ConfigError, match="wss://"):
+        stream_url("https://v.example.com")
+    assert redact("rtsp://admin:hunter2@10.0.0.5:554/live") == "rtsp://***@10.0.0.5:554/live"
+
+
+def test_default_names_do_not_collide(tmp_path):
+    settings = load_agent_settings({"sources": ["test", "test", "test"], "cameras": ["test-pattern-2", None, None],
+                                    "api_key": KEY}, environ={}, cwd=tmp_path)
+    assert [c.name for c in settings.cameras] == ["test-pattern-2", "test-pattern", "test-pattern-3"]
+
+
+def test_each_camera_flag_names_the_source_before_it():
+    args = build_parser().parse_args(["agent", "--source", "test", "--source", "rtsp://cam/x", "--camera", "door"])
+    assert (args.sources, args.cameras) == (["test", "rtsp://cam/x"], [None, "door"])

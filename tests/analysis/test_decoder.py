@@ -1,0 +1,31 @@
+from media import make_h264
+
+from vigint.analysis.decoder import StreamDecoder, analysis_size
+from vigint.media import Packet
+
+
+def packets(video) -> list[Packet]:
+    return [Packet(pts, dts, key, data) for pts, dts, key, data in video.units]
+
+
+def test_frames_are_sampled_at_the_analysis_rate_and_scaled_small():
+    video = make_h264(2, width=640, height=360)
+    decoder = StreamDecoder(analysis_width=320, analysis_fps=5, max_pixels=640 * 360)
+    result = decoder.decode(packets(video))
+    flushed = decoder.flush()
+    assert result.decoded + flushed.decoded == video.frames and result.errors == 0
+    assert len(result.frames) + len(flushed.frames) == 10  # 2 s at 5 fps
+    assert result.frames[0].pixels.shape == (180, 320) and result.size == (640, 360)
+
+
+def test_ffmpeg_itself_refuses_a_picture_over_max_pixels():
+    # The SPS check refuses such a stream first; this is the guard behind it.
+    decoder = StreamDecoder(analysis_width=320, analysis_fps=5, max_pixels=640 * 360 - 1)
+    result = decoder.decode(packets(make_h264(1, width=640, height=360)))
+    assert result.decoded == 0 and result.frames == [] and result.errors > 0
+
+
+def test_a_tall_picture_is_analysed_within_a_square_not_at_its_full_height():
+    assert analysis_size(1280, 720, 320) == (320, 180)
+    assert analysis_size(720, 1280, 320) == (180, 320)
+    assert analysis_size(16, 2160, 320) == (2, 320)

@@ -1,0 +1,54 @@
+import numpy as np
+
+from vigint.analysis.motion import MotionDetector
+from vigint.config import MotionSettings
+
+RNG = np.random.default_rng(3)
+BACKGROUND = RNG.integers(40, 160, (180, 320)).astype(np.uint8)
+
+
+def noisy(picture: np.ndarray, amplitude: int = 6) -> np.ndarray:
+    noise = RNG.integers(-amplitude, amplitude + 1, picture.shape)
+    return np.clip(picture.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def with_square(x: int, size: int = 40, picture: np.ndarray = BACKGROUND) -> np.ndarray:
+    frame = picture.copy()
+    frame[60:60 + size, x:x + size] = 240
+    return frame
+
+
+def readings(frames) -> list[bool]:
+    detector = MotionDetector()
+    return [detector.update(frame).motion for frame in frames]
+
+
+def test_a_moving_object_is_motion():
+    results = readings([noisy(BACKGROUND)] * 5 + [noisy(with_square(20 + 15 * i)) for i in range(10)])
+    assert not any(results[:5]) and all(results[5:])
+
+
+def test_sensor_noise_is_not_motion():
+    assert not any(readings([noisy(BACKGROUND, 10) for _ in range(100)]))
+
+
+def test_a_brightness_jump_is_not_motion():
+    brighter = np.clip(BACKGROUND.astype(int) + 60, 0, 255).astype(np.uint8)
+    darker = (BACKGROUND * 0.6).astype(np.uint8)  # auto-exposure: a gain, not an offset
+    frames = [noisy(BACKGROUND)] * 10 + [noisy(brighter)] * 20 + [noisy(darker)] * 20
+    assert not any(readings(frames))
+
+
+def test_a_tiny_change_is_not_motion_and_masks_hide_regions():
+    assert not any(readings([BACKGROUND] * 3 + [with_square(100, size=6)] * 5))  # one cell at most
+    masked = MotionDetector(masks=((0.0, 0.0, 0.5, 1.0),))
+    results = [masked.update(frame).motion for frame in [BACKGROUND] * 3 + [with_square(20 + 5 * i) for i in range(8)]]
+    assert not any(results)  # the square stays in the left half
+
+
+def test_sensitivity_scales_the_threshold():
+    faint = BACKGROUND.copy()
+    faint[60:100, 100:140] = np.clip(BACKGROUND[60:100, 100:140].astype(int) + 18, 0, 255)
+    assert not any(readings([BACKGROUND] * 3 + [faint] * 3))
+    sensitive = MotionDetector(MotionSettings(sensitivity=2.0))
+    assert [sensitive.update(f).motion for f in [BACKGROUND] * 3 + [faint]][-1]

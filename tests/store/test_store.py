@@ -1,0 +1,143 @@
+import sqlite3
+import stat
+
+import pytest
+
+from vigint import keys
+from vigint.errors import InvalidInputError, NotFoundError, StoreError
+from vigint.ingest.auth import authenticate
+from vigint.store import MIGRATIONS, ClientStatus, KeyState, Store
+
+
+async def new_client(store: Store, email: str = "ops@acme.test"):
+    api_key = keys.generate()
+    client, key = await store.create_client("Acme", email, keys.hash_key(api_key), keys.display_prefix(api_key))
+    return client, key, api_key
+
+
+async def new_key(store: Store, client_id: int, expires_at: float | None = None):
+    api_key = keys.generate()
+    key = await store.create_key(client_id, keys.hash_key(api_key), keys.display_prefix(api_key), "", expires_at)
+    return key, api_key
+
+
+async def test_database_is_created_owner_only_at_the_latest_schema(db_path):
+    async with await Store.open(db_path):
+        pass
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"clients", "api_keys", "usage", "incidents", "alert_outbox", "audit_log"} <= tables
+
+
+async def test_database_newer_than_this_program_is_refused(db_path):
+    async with await Store.open(db_path):
+        pass
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer than this program"):
+        await Store.open(db_path)
+
+
+async def test_revoke_and_reactivate_restore_the_same_keys(db_path):
+    async with await Store.open(db_path) as store:
+        client, _, first = await new_client(store)
+        _, second = await new_key(store, client.id)
+        assert await store.revoke_client(client.id) == 2
+        assert (await store.get_client(client.id)).status is ClientStatus.REVOKED
+        assert await authenticate(store, first) is None and await authenticate(store, second) is None
+        assert await store.reactivate_client(client.id) == 2
+        assert (await authenticate(store, first)).client_id == client.id
+        assert (await authenticate(store, second)).client_id == client.id
+
+
+async def test_reactivate_one_key_leaves_the_others_off(db_path):
+    async with await Store.open(db_path) as store:
+        client, key, first = await new_client(store)
+        _, second = await new_key(store, client.id)
+        await store.revoke_client(client.id)
+        assert await store.reactivate_client(client.id, key_id=key.id) == 1
+        assert await authenticate(store, first) is not None
+        assert await authenticate(store, second) is None
+
+
+async def test_reactivating_a_client_keeps_rotated_out_keys_revoked(db_path):
+    async with await Store.open(db_path) as store:
+        client, old, old_key = await new_client(store)
+        _, new_api_key = await new_key(store, client.id)
+        await store.revoke_key(old.id)
+        await store.revoke_client(client.id)
+        assert await store.reactivate_client(client.id) == 1
+        assert await authenticate(store, old_key) is None
+        assert await authenticate(store, new_api_key) is not None
+
+
+async def test_expired_key_is_invalid(db_path):
+    async with await Store.open(db_path) as store:
+        client, _, _ = await new_client(store)
+        key, api_key = await new_key(store, client.id, expires_at=1_000_000.0)
+        assert (await authenticate(store, api_key, now=999_999.0)).id == key.id
+        assert await authenticate(store, api_key, now=1_000_000.0) is None
+        assert (await store.get_key(key.id)).state(1_000_001.0) is KeyState.EXPIRED
+
+
+async def test_mistyped_key_is_refused_without_a_database_look_up(db_path):
+    store = await Store.open(db_path)
+    _, _, api_key = await new_client(store)
+    await store.close()
+    mistyped = api_key[:20] + ("x" if api_key[20] != "x" else "y") + api_key[21:]
+    # The store is closed: reaching the database would raise instead of answering None.
+    assert await authenticate(store, mistyped) is None
+    with pytest.raises(ValueError):
+        await authenticate(store, api_key)
+
+
+async def test_duplicate_email_is_refused_whatever_its_case(db_path):
+    async with await Store.open(db_path) as store:
+        await new_client(store, "ops@acme.test")
+        with pytest.raises(InvalidInputError, match="already exists"):
+            await new_client(store, "OPS@acme.test")
+        assert len(await store.list_clients()) == 1
+
+
+async def test_delete_removes_keys_usage_and_incidents_but_keeps_the_audit_trail(db_path):
+    async with await Store.open(db_path) as store:
+        client, key, api_key = await new_client(store)
+        other, _, other_key = await new_client(store, "other@b.test")
+    with sqlite3.connect(db_path) as raw:
+        raw.execute("INSERT INTO usage (key_id, bucket_start, bytes_received) VALUES (?, 0, 10)", (key.id,))
+        raw.execute("INSERT INTO incidents (client_id, camera, started_at, type) VALUES (?, 'door', 0, 'motion')",
+                    (client.id,))
+    async with await Store.open(db_path) as store:
+        await store.delete_client(client.id)
+        with pytest.raises(NotFoundError):
+            await store.get_client(client.id)
+        assert await authenticate(store, api_key) is None
+        assert await authenticate(store, other_key) is not None
+        actions = [entry.action for entry in await store.list_audit(client.id)]
+    assert actions == ["client.delete", "key.create", "client.create"]
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT count(*) FROM usage").fetchone()[0] == 0
+        assert raw.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0
+        assert raw.execute("SELECT count(*) FROM api_keys").fetchone()[0] == 1
+
+
+async def test_unknown_ids_are_reported(db_path):
+    async with await Store.open(db_path) as store:
+        client, _, _ = await new_client(store)
+        with pytest.raises(NotFoundError, match="no client with id 99"):
+            await store.revoke_client(99)
+        with pytest.raises(NotFoundError, match="no key with id 99"):
+            await store.revoke_key(99)
+        with pytest.raises(NotFoundError, match="has no key with id 99"):
+            await store.reactivate_client(client.id, key_id=99)
+
+
+async def test_keys_cannot_be_added_to_a_revoked_client(db_path):
+    async with await Store.open(db_path) as store:
+        client, _, _ = await new_client(store)
+        await store.revoke_client(client.id)
+        with pytest.raises(InvalidInputError, match="reactivate it"):
+            await new_key(store, client.id)
