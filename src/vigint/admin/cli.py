@@ -20,7 +20,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from vigint import __version__, billing, keys, protocol
+from vigint import __version__, keys, protocol
+from vigint.billing import invoices as billing
 from vigint.config import Settings, load_settings
 from vigint.errors import InvalidInputError, VigintError
 from vigint.store import ApiKey, Client, Store

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from vigint.alerts import emails, links, webhooks
 from vigint.analysis.events import Closed, Extended, Opened
 from vigint.analysis.ring import PacketRing
+from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.incidents import ai, clips
 from vigint.limiter import RateLimiter
@@ -28,7 +29,6 @@ from vigint.media import MICROSECONDS
 from vigint.metrics import Metrics
 from vigint.store import Alert, Incident, Store, is_busy
 from vigint.tasks import TaskSet, wait_for_event
-from vigint.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from vigint.analysis.events import EventTracker
 from vigint.analysis.intake import Intake, Limits
 from vigint.analysis.motion import MotionDetector
 from vigint.analysis.ring import PacketRing
+from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
 from vigint.fleet.monitor import FleetMonitor
@@ -55,7 +56,6 @@ from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, KeyState, Store
 from vigint.tasks import TaskSet, wait_for_event
-from vigint.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 

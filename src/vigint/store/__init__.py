@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from vigint.billing import Invoice, Line
+from vigint.billing.invoices import Invoice, Line
+from vigint.billing.meter import UsageDelta
 from vigint.errors import InvalidInputError, NotFoundError, StoreError
-from vigint.usage import UsageDelta
 
 # How long a statement waits for another process's write lock before giving up: admin commands and
 # the server's batched writes hold it for milliseconds, so 5 s only ever elapses when something hangs.

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from vigint import billing
+from vigint.billing import invoices
 from vigint.config import BillingSettings
 from vigint.errors import InvalidInputError
 
@@ -14,8 +14,8 @@ PRICES = BillingSettings(currency="EUR", vat_rate=Decimal("0.20"), price_per_cam
 
 
 def test_usage_is_priced_exactly_with_half_up_rounding():
-    usage = billing.Usage(Decimal("2678400"), 1_234_567_890_123, 301, 123_456, 7)  # 744 camera-hours
-    lines = billing.price(usage, PRICES)
+    usage = invoices.Usage(Decimal("2678400"), 1_234_567_890_123, 301, 123_456, 7)  # 744 camera-hours
+    lines = invoices.price(usage, PRICES)
     assert [(l.description, l.quantity, l.amount) for l in lines] == [
         ("Camera streaming", Decimal("744.00"), Decimal("11.16")),
         ("Video received", Decimal("1234.568"), Decimal("61.73")),  # 61.7284 → 61.73
@@ -23,28 +23,28 @@ def test_usage_is_priced_exactly_with_half_up_rounding():
         ("AI tokens", Decimal("123.456"), Decimal("0.12")),
         ("Alerts delivered", Decimal("7"), Decimal("0.07")),
     ]
-    invoice = billing.Invoice(1, "2026-02-01", "2026-01", 5, "Shop", "s@x.test", "EUR", lines, Decimal("0.20"),
+    invoice = invoices.Invoice(1, "2026-02-01", "2026-01", 5, "Shop", "s@x.test", "EUR", lines, Decimal("0.20"),
                               "Seller", "", "")
     assert (invoice.subtotal, invoice.vat, invoice.total) == (Decimal("73.68"), Decimal("14.74"), Decimal("88.42"))
 
 
 def test_nothing_used_costs_nothing():
-    assert billing.price(billing.Usage(Decimal(0), 0, 0, 0, 0), PRICES) == ()
+    assert invoices.price(invoices.Usage(Decimal(0), 0, 0, 0, 0), PRICES) == ()
 
 
 def test_periods():
-    assert billing.period_bounds("2026-12") == (1796083200.0, 1798761600.0)
+    assert invoices.period_bounds("2026-12") == (1796083200.0, 1798761600.0)
     with pytest.raises(InvalidInputError):
-        billing.period_bounds("2026-13")
+        invoices.period_bounds("2026-13")
 
 
 def test_csv_parses_with_the_csv_module():
-    lines = billing.price(billing.Usage(Decimal("3600"), 0, 0, 0, 1), PRICES)
-    invoice = billing.Invoice(9, "2026-02-01", "2026-01", 5, 'Shop, "the corner"', "s@x.test", "EUR", lines,
+    lines = invoices.price(invoices.Usage(Decimal("3600"), 0, 0, 0, 1), PRICES)
+    invoice = invoices.Invoice(9, "2026-02-01", "2026-01", 5, 'Shop, "the corner"', "s@x.test", "EUR", lines,
                               Decimal("0.055"), "Seller", "", "")
-    rows = list(csv.DictReader(io.StringIO(billing.to_csv(invoice))))
+    rows = list(csv.DictReader(io.StringIO(invoices.to_csv(invoice))))
     assert [row["description"] for row in rows] == ["Camera streaming", "Alerts delivered", "Subtotal", "VAT 5.5 %",
                                                     "Total"]
     assert rows[0]["client"] == 'Shop, "the corner"' and rows[-1]["amount"] == "0.03"
-    page = billing.to_html(invoice)
+    page = invoices.to_html(invoice)
     assert "<th class=n>0.03</th>" in page and "Shop, &quot;the corner&quot;" in page and "VAT 5.5 %" in page

@@ -1,4 +1,4 @@
-from vigint.usage import UsageMeter
+from vigint.billing.meter import UsageMeter
 
 
 def test_stream_time_is_split_at_hour_boundaries():

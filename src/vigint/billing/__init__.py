@@ -1,0 +1,1 @@
+"""Billing: usage metered per key while streams run, and invoices priced from it."""
