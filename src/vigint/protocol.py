@@ -6,9 +6,11 @@ describes the same protocol for third-party agents.
 
 import enum
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from vigint.errors import VigintError
 
@@ -21,6 +23,7 @@ HEADER = struct.Struct(">qq")  # presentation time, decode time: µs since the U
 MAX_CAMERA_NAME = 64
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
 CODECS = frozenset({"h264"})
+RETRY_AFTER = re.compile(r"retry in (\d+) s")
 
 
 class CloseCode(enum.IntEnum):
@@ -96,6 +99,17 @@ def _json_object(message: str) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
+def is_camera_name(name: str) -> bool:
+    """Tell whether `name` may name a camera: 1-MAX_CAMERA_NAME letters, digits, spaces, '.', '_' or '-'."""
+    return len(name) <= MAX_CAMERA_NAME and CAMERA_NAME.fullmatch(name) is not None
+
+
+def hello(key: str, camera: str, agent: str) -> str:
+    """Build the first message of a connection (what an agent sends)."""
+    return json.dumps({"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264",
+                       "agent": agent})
+
+
 def parse_hello(message: str | bytes) -> Hello:
     """Parse and validate the first message of a connection.
 
@@ -115,7 +129,7 @@ def parse_hello(message: str | bytes) -> Hello:
         if not isinstance(document.get(name), str):
             raise _bad(f"the hello has no {name!r} string")
     camera = document["camera"]
-    if len(camera) > MAX_CAMERA_NAME or not CAMERA_NAME.fullmatch(camera):
+    if not is_camera_name(camera):
         raise _bad(f"camera names are 1-{MAX_CAMERA_NAME} letters, digits, spaces, '.', '_' or '-'")
     codec = document.get("codec", "h264")
     if not isinstance(codec, str) or codec not in CODECS:
@@ -144,6 +158,24 @@ def parse_control(message: str) -> str | None:
 def welcome(client_id: int, camera: str, session: str) -> str:
     """Return the server's answer to an accepted hello."""
     return json.dumps({"type": "welcome", "client_id": client_id, "camera": camera, "session": session})
+
+
+def too_many_failures(wait: float) -> ProtocolViolation:
+    """Return the refusal of an address that failed too many hellos, saying when to retry (whole seconds)."""
+    return ProtocolViolation(CloseCode.TOO_MANY_FAILURES, f"too many failed attempts; retry in {math.ceil(wait)} s")
+
+
+def retry_delay(reason: str) -> float | None:
+    """Return the delay a 4429 close reason asks for, if it says one (see `too_many_failures`)."""
+    found = RETRY_AFTER.search(reason)
+    return float(found[1]) if found else None
+
+
+def incident(incident_id: int, camera: str, kind: str, description: str, threat: int, started_at: float) -> str:
+    """Build the notice of an incident that the server sends the stream's agent (a control message)."""
+    return json.dumps({"type": "incident", "incident_id": incident_id, "camera": camera, "kind": kind,
+                       "description": description, "threat": threat,
+                       "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat()})
 
 
 def parse_media(message: bytes) -> MediaMessage:

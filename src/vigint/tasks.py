@@ -1,9 +1,12 @@
 """Small asyncio helpers shared by the server, the agent and the demo."""
 
 import asyncio
-from collections.abc import Coroutine
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 
 CANCEL_GRACE_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -13,6 +16,20 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def every(seconds: float, stopping: asyncio.Event, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `job` now and every `seconds` until `stopping` is set, which also ends the wait at once.
+
+    A failed run is logged and retried at the next turn: a busy database or an unreachable mail server
+    must not end the loop. `what` names the job in that log line.
+    """
+    while not stopping.is_set():
+        try:
+            await job()
+        except Exception:  # noqa: BLE001 - logged; the next turn retries
+            log.exception("%s failed; will retry", what)
+        await wait_for_event(stopping, seconds)
 
 
 class TaskSet:

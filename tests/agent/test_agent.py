@@ -47,7 +47,7 @@ async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:
 
 def frames_of(server, client_id: int, camera: str) -> int:
     session = server.sessions(client_id).get(camera)
-    return session.frames_decoded if session else 0
+    return session.analysis.frames_decoded if session else 0
 
 
 async def test_an_agent_configured_by_env_streams_every_frame_of_a_file(start, tmp_path):
@@ -77,9 +77,9 @@ async def test_h264_passes_through_byte_identical(start, tmp_path):
         expected = [vcl_payloads_avcc(bytes(p)) for p in container.demux(video=0) if p.size]
     agent = await start_agent(tmp_path, "--source", str(path), "--camera", "till", "--loop",
                               "--api-key", api_key, "--api-url", server_url(server))
-    await eventually(lambda: len(server.sessions(client_id).get("till").packets) >= frames
+    await eventually(lambda: len(server.sessions(client_id).get("till").analysis.packets) >= frames
                      if server.sessions(client_id).get("till") else False, timeout=20)
-    received = [vcl_payloads_annexb(p.data) for p in server.sessions(client_id)["till"].packets.packets()]
+    received = [vcl_payloads_annexb(p.data) for p in server.sessions(client_id)["till"].analysis.packets.packets()]
     assert received[:frames] == expected
     assert (await stop(agent))[0] == 0
 
@@ -103,7 +103,7 @@ async def test_b_frames_decode_in_presentation_order(start, tmp_path):
     write_env(tmp_path, api_key, server)
     agent = await start_agent(tmp_path, "--source", "b.mp4", "--loop")
     await eventually(lambda: frames_of(server, client_id, "b") >= 30, timeout=20)
-    packets = server.sessions(client_id)["b"].packets.packets()
+    packets = server.sessions(client_id)["b"].analysis.packets.packets()
     shown = sorted(packet.pts for packet in packets)[:-3]  # the newest P-frame's B-frames may be on their way
     steps = [later - earlier for earlier, later in zip(shown, shown[1:])]
     assert all(63_000 <= step <= 70_000 for step in steps), steps  # 15 fps in presentation order, none missing

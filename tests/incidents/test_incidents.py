@@ -292,7 +292,7 @@ async def test_tampered_expired_and_cross_client_links_are_refused(start, tmp_pa
     for forgery in forged:
         assert (await asyncio.to_thread(fetch, forgery))[0] == 403, forgery
     [incident] = await server.store.list_incidents(first_id)
-    expired = links.clip_link(server.desk.base_url, server.desk.secret, incident, int(time.time()) - 1)
+    expired = links.clip_link(server.outbox.base_url, server.outbox.secret, incident, int(time.time()) - 1)
     assert (await asyncio.to_thread(fetch, expired))[0] == 403
 
 
@@ -353,8 +353,8 @@ async def test_retention_deletes_old_clips_and_the_disk_guard_skips_clips(start,
     [incident] = await server.store.list_incidents(client_id)
     clip = tmp_path / "data" / incident.clip_path
     assert clip.exists()
-    assert await server.desk.delete_expired(time.time() + 29 * 86400) == 0
-    assert await server.desk.delete_expired(time.time() + 31 * 86400) == 1
+    assert await server.retention.delete_expired(time.time() + 29 * 86400) == 0
+    assert await server.retention.delete_expired(time.time() + 31 * 86400) == 1
     assert not clip.exists() and await server.store.list_incidents(client_id) == []
     await server.stop()
 

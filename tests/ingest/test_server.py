@@ -55,7 +55,7 @@ async def test_valid_key_is_welcomed_and_its_video_decoded(start):
     await send_video(connection, video)
     session = server.sessions(client_id)["front-door"]
     await eventually(lambda: server.metrics.frames_decoded == video.frames)
-    assert len(session.packets) == video.frames
+    assert len(session.analysis.packets) == video.frames
     await connection.close()
     await eventually(lambda: not server.sessions(client_id))
 
@@ -126,10 +126,10 @@ async def test_two_clients_each_see_only_their_own_frames(start):
     await asyncio.gather(send_video(first, first_video, start_us=10**15), send_video(second, second_video, start_us=2 * 10**15))
     await eventually(lambda: server.metrics.frames_decoded == first_video.frames + second_video.frames)
     mine, theirs = server.sessions(first_id)["door"], server.sessions(second_id)["door"]
-    assert {p.data for p in mine.packets.packets()} <= {u[3] for u in first_video.units}
-    assert {p.data for p in theirs.packets.packets()} <= {u[3] for u in second_video.units}
-    assert (mine.frames_decoded, theirs.frames_decoded) == (first_video.frames, second_video.frames)
-    assert (mine.video_size, theirs.video_size) == ((320, 180), (256, 144))
+    assert {p.data for p in mine.analysis.packets.packets()} <= {u[3] for u in first_video.units}
+    assert {p.data for p in theirs.analysis.packets.packets()} <= {u[3] for u in second_video.units}
+    assert (mine.analysis.frames_decoded, theirs.analysis.frames_decoded) == (first_video.frames, second_video.frames)
+    assert (mine.analysis.video_size, theirs.analysis.video_size) == ((320, 180), (256, 144))
     await first.close()
     await second.close()
 
@@ -195,12 +195,12 @@ async def test_rings_of_a_20_second_720p_stream(start):
     await send_video(connection, video, start_us=0)
     await eventually(lambda: server.metrics.frames_decoded == video.frames, timeout=30)
     session = server.sessions(client_id)["front-door"]
-    packets = session.packets.packets()
+    packets = session.analysis.packets.packets()
     gop_us = video.gop * 1_000_000 // video.fps
     assert packets[0].keyframe
     span = packets[-1].dts - packets[0].dts
     assert 10_000_000 - gop_us <= span <= 10_000_000 + gop_us
-    assert session.video_size == (1280, 720)
+    assert session.analysis.video_size == (1280, 720)
     await connection.close()
 
 
@@ -211,9 +211,9 @@ async def test_decoder_backlog_skips_ahead_to_a_keyframe_without_errors(start):
     connection, _ = await open_stream(url(server), api_key)
     await send_video(connection, video)
     session = server.sessions(client_id)["front-door"]
-    await eventually(lambda: session.queue.empty() and server.metrics.frames_decoded > 0)
+    await eventually(lambda: session.analysis.intake.queued_packets == 0 and server.metrics.frames_decoded > 0)
     await asyncio.sleep(0.2)
-    assert len(session.packets) == video.frames  # clips still have every packet
+    assert len(session.analysis.packets) == video.frames  # clips still have every packet
     assert 0 < server.metrics.frames_decoded < video.frames  # analysis skipped whole GOPs to keep up
     assert server.metrics.decode_errors == 0
     await connection.close()
@@ -239,8 +239,8 @@ async def test_bad_media_on_one_stream_does_not_disturb_another(start):
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(broken.recv(), 10)
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4415, "the stream cannot be decoded as H.264")
-    await eventually(lambda: len(server.sessions(healthy_id)["good"].packets) == video.frames)
-    await eventually(lambda: server.sessions(healthy_id)["good"].frames_decoded == video.frames)
+    await eventually(lambda: len(server.sessions(healthy_id)["good"].analysis.packets) == video.frames)
+    await eventually(lambda: server.sessions(healthy_id)["good"].analysis.frames_decoded == video.frames)
     assert server.metrics.decode_errors >= 20
     # The healthy stream still works after all that.
     await send_video(healthy, make_h264(1), start_us=int(time.time() * 1e6) + 10_000_000)

@@ -98,7 +98,7 @@ def _camera_names(sources: list[str], names: list[str | None]) -> tuple[Camera, 
     for index, (source, name) in enumerate(zip(sources, names)):
         name = name or _default_name(source, index, taken)
         taken.add(name)
-        if not protocol.CAMERA_NAME.fullmatch(name) or len(name) > protocol.MAX_CAMERA_NAME:
+        if not protocol.is_camera_name(name):
             raise ConfigError(f"camera name {name!r}: use 1-{protocol.MAX_CAMERA_NAME} letters, digits, "
                               "spaces, '.', '_' or '-'")
         cameras.append(Camera(source, name))

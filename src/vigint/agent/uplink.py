@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-import re
 import socket
 import ssl
 import time
@@ -30,7 +29,6 @@ CLOSE_TIMEOUT_SECONDS = 1.0
 # The kernel would otherwise grow a send buffer to megabytes: tens of seconds of video queued where the
 # agent cannot drop whole GOPs, arriving late. 256 KiB still fills a 10 Mbit/s link at 200 ms of RTT.
 SEND_BUFFER_BYTES = 256 * 1024
-RETRY_AFTER = re.compile(r"retry in (\d+) s")
 
 
 class Refused(VigintError):
@@ -114,8 +112,8 @@ class Uplink:
                 raise error from None
             self.status.detail = f"closed {code}: {reason}" if code else reason
             delay = self._backoff.next_delay(time.monotonic())
-            if code == CloseCode.TOO_MANY_FAILURES and (wait := RETRY_AFTER.search(reason)):
-                delay = max(delay, float(wait[1]))
+            if code == CloseCode.TOO_MANY_FAILURES and (wait := protocol.retry_delay(reason)):
+                delay = max(delay, wait)
             return delay
         except ssl.SSLCertVerificationError as error:
             raise Refused(f"the server's TLS certificate is not trusted ({error.verify_message}): "
@@ -125,9 +123,7 @@ class Uplink:
             return self._backoff.next_delay(time.monotonic())
 
     async def _hello(self, connection: ClientConnection) -> None:
-        await connection.send(json.dumps({"type": "hello", "version": protocol.VERSION, "key": self._settings.api_key,
-                                          "camera": self.camera.name, "codec": "h264",
-                                          "agent": f"vigint-agent/{__version__}"}))
+        await connection.send(protocol.hello(self._settings.api_key, self.camera.name, f"vigint-agent/{__version__}"))
         welcome = json.loads(await asyncio.wait_for(connection.recv(), HANDSHAKE_TIMEOUT_SECONDS))
         if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
             raise Refused("the server answered the hello with something other than a welcome: is the URL right?")

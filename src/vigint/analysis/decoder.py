@@ -31,7 +31,6 @@ class DecodeResult:
     decoded: int = 0  # every frame the decoder produced, sampled or not
     errors: int = 0  # packets the decoder rejected
     size: tuple[int, int] | None = None  # the stream's full picture size, once a frame was decoded
-    readings: list[tuple[int, bool]] = field(default_factory=list)  # (pts, motion) of each sampled frame
 
 
 class StreamDecoder:

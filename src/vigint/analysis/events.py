@@ -29,6 +29,9 @@ class Closed:
     end: int
 
 
+Event = Opened | Extended | Closed
+
+
 class EventTracker:
     """Turns a camera's motion readings into at most one open incident at a time."""
 
@@ -40,7 +43,7 @@ class EventTracker:
         self._last_motion: int | None = None
         self.open = False
 
-    def update(self, pts: int, motion: bool) -> Opened | Extended | Closed | None:
+    def update(self, pts: int, motion: bool) -> Event | None:
         """Feed one analysed frame's time and motion; return what changed, if anything."""
         if motion:
             if self._last_motion is None or pts - self._last_motion > self._gap:

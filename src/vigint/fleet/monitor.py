@@ -11,11 +11,16 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from vigint.alerts import emails
-from vigint.store import Flag
-from vigint.tasks import wait_for_event
+from vigint.alerts.outbox import Outbox
+from vigint.config import Settings
+from vigint.metrics import Metrics
+from vigint.store import Flag, Store
+from vigint.tasks import every
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +37,36 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-class FleetMonitor:
-    """Checks cameras, usage and hellos for one server; `run` until its stop event."""
+@dataclass(frozen=True)
+class LiveStream:
+    """What the fleet monitor sees of an open stream."""
 
-    def __init__(self, server):
-        self._server = server
-        self._settings = server.settings.alerts
+    client_id: int
+    key_id: int
+    key_prefix: str
+    camera: str
+    address: str
+    connected_at: float
+    frames_decoded: int
+
+
+class FleetMonitor:
+    """Checks cameras, usage and hellos for one server; `run` until its stop event.
+
+    It sees the server through two functions: `streams()`, the open streams, and `refused(now)`, the
+    addresses blocked for failed hellos with their failure counts.
+    """
+
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics, outbox: Outbox,
+                 streams: Callable[[], list[LiveStream]], refused: Callable[[float], list[tuple[str, int]]]):
+        self._settings, self._email, self._store, self._metrics = settings.alerts, settings.email, store, metrics
+        self._outbox, self._streams, self._refused = outbox, streams, refused
         self.started_at = time.time()
         self._frames_at_last_snapshot = (time.monotonic(), 0)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Check every `monitor_seconds` until `stopping`."""
-        while not stopping.is_set():
-            try:
-                await self.check(time.time())
-            except Exception:  # noqa: BLE001 - a busy database: the next pass retries
-                log.exception("fleet check failed")
-            await wait_for_event(stopping, self._settings.monitor_seconds)
+        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), "fleet check")
 
     async def check(self, now: float) -> None:
         """One pass: cameras down or back, flags, operator emails."""
@@ -58,70 +76,75 @@ class FleetMonitor:
         await self._notify_operator()
 
     async def _cameras(self, now: float) -> None:
-        store, desk = self._server.store, self._server.desk
-        live = [(s.client_id, s.camera) for s in self._server.all_sessions()]
-        for client_id, camera in await store.camera_seen(live, now):
-            await desk.camera_event(client_id, camera, "camera_back", f"Camera \"{camera}\" is streaming again.")
+        live = [(s.client_id, s.camera) for s in self._streams()]
+        for client_id, camera in await self._store.camera_seen(live, now):
+            await self._camera_event(client_id, camera, "camera_back", f"Camera \"{camera}\" is streaming again.")
         threshold = self._settings.camera_down_minutes * 60
         if now - self.started_at < threshold:
             return  # after a restart, agents need a moment to come back: no camera is down yet
-        for record in await store.mark_cameras_down(now - threshold, now):
-            await desk.camera_event(record.client_id, record.camera, "camera_down",
-                                    f"Camera \"{record.camera}\" has sent no video since "
-                                    f"{_utc(record.last_seen_at)} UTC.")
+        for record in await self._store.mark_cameras_down(now - threshold, now):
+            await self._camera_event(record.client_id, record.camera, "camera_down",
+                                     f"Camera \"{record.camera}\" has sent no video since "
+                                     f"{_utc(record.last_seen_at)} UTC.")
+
+    async def _camera_event(self, client_id: int, camera: str, kind: str, description: str) -> None:
+        """Record a camera going down or coming back, and alert its client like an incident."""
+        incident = await self._store.record_event(client_id, camera, kind, description, time.time(),
+                                                  self._outbox.channels)
+        log.info("client %d camera %r: %s (event %d)", client_id, camera, kind, incident.id)
+        self._outbox.wake()
 
     async def _flags(self, now: float) -> list[Flag]:
-        store, raised = self._server.store, []
-        addresses, keys = defaultdict(set), {}
-        for session in self._server.all_sessions():
-            addresses[session.key.id].add(session.address)
-            keys[session.key.id] = session.key
+        store, raised = self._store, []
+        addresses, streams = defaultdict(set), {}
+        for stream in self._streams():
+            addresses[stream.key_id].add(stream.address)
+            streams[stream.key_id] = stream
         for key_id, seen in addresses.items():
-            key = keys[key_id]
+            stream = streams[key_id]
             if len(seen) > self._settings.max_addresses_per_key:
                 raised.append(await store.raise_flag(
-                    "addresses", f"key:{key_id}", key.client_id, key_id,
-                    f"key {key.prefix}… of client {key.client_id} streams from {len(seen)} addresses at once "
+                    "addresses", f"key:{key_id}", stream.client_id, key_id,
+                    f"key {stream.key_prefix}… of client {stream.client_id} streams from {len(seen)} addresses at once "
                     f"({', '.join(sorted(seen))}): a leaked key?", now))
             hours = await store.hourly_bytes(key_id, now - (TRAILING_HOURS + 1) * 3600)
             if hours and is_spike(hours[-1], hours[:-1], self._settings.usage_spike_factor,
                                   self._settings.usage_spike_min_mb * 1e6):
                 raised.append(await store.raise_flag(
-                    "spike", f"key:{key_id}", key.client_id, key_id,
-                    f"key {key.prefix}… of client {key.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
+                    "spike", f"key:{key_id}", stream.client_id, key_id,
+                    f"key {stream.key_prefix}… of client {stream.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
                     f"over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
-        for address, failures in self._server.refused_addresses(now):
+        for address, failures in self._refused(now):
             raised.append(await store.raise_flag(
                 "hellos", f"address:{address}", None, None,
                 f"{address} had {failures} hellos refused within the window and is blocked", now))
         return [flag for flag in raised if flag is not None]
 
     async def _notify_operator(self) -> None:
-        email = self._server.settings.email
+        email = self._email
         recipient = self._settings.operator_email
         if not recipient or not (email.smtp_host or email.capture_dir):
             return
         loop = asyncio.get_running_loop()
-        for flag in await self._server.store.flags(unnotified=True):
+        for flag in await self._store.flags(unnotified=True):
             try:
                 await loop.run_in_executor(None, emails.send_email, email,
                                            emails.compose_operator_email(flag, email, recipient))
             except Exception as error:  # noqa: BLE001 - retried at the next pass
                 log.warning("could not email the operator about flag %d: %s", flag.id, error)
                 return
-            await self._server.store.flag_notified(flag.id, time.time())
+            await self._store.flag_notified(flag.id, time.time())
 
     def snapshot(self) -> dict:
         """Return the server's state for `vigint status`: streams, decode load."""
-        server = self._server
-        now_monotonic, frames = time.monotonic(), server.metrics.frames_decoded
+        now_monotonic, frames = time.monotonic(), self._metrics.frames_decoded
         then, frames_then = self._frames_at_last_snapshot
         self._frames_at_last_snapshot = (now_monotonic, frames)
         return {
             "pid": os.getpid(), "started_at": self.started_at,
             "frames_per_second": round((frames - frames_then) / max(1e-3, now_monotonic - then), 1),
-            "decode_lag_p99_seconds": server.metrics.decode_lag.quantile(0.99),
-            "streams": [{"client_id": s.client_id, "camera": s.camera, "key_prefix": s.key.prefix,
+            "decode_lag_p99_seconds": self._metrics.decode_lag.quantile(0.99),
+            "streams": [{"client_id": s.client_id, "camera": s.camera, "key_prefix": s.key_prefix,
                          "address": s.address, "connected_at": s.connected_at,
-                         "frames_decoded": s.frames_decoded} for s in server.all_sessions()],
+                         "frames_decoded": s.frames_decoded} for s in self._streams()],
         }

@@ -1,0 +1,91 @@
+"""The alert outbox's sender: delivers due alerts by email or webhook, retrying failures with backoff.
+
+Alerts are rows written beside their incident (`Store.enqueue_alerts`), so none is lost to a crash or a
+restart: the sender looks at the outbox when woken (new alerts, or stopping) and at the next due retry.
+"""
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+
+from vigint.alerts import emails, links, webhooks
+from vigint.billing.meter import UsageMeter
+from vigint.config import Settings
+from vigint.metrics import Metrics
+from vigint.store import Alert, Store
+from vigint.tasks import wait_for_event
+
+log = logging.getLogger(__name__)
+
+IDLE_LOOK_SECONDS = 1.0  # how often the outbox is looked at without a wake-up (rows written by another process)
+
+
+def channels(settings: Settings) -> list[str]:
+    """Return the channels alerts go out on, as configured: email (SMTP or a capture folder), webhook."""
+    email = settings.email
+    return [name for name, wanted in (("email", bool(email.smtp_host or email.capture_dir)),
+                                      ("webhook", bool(settings.alerts.webhook_url))) if wanted]
+
+
+class Outbox:
+    """Sends the alerts of one server; `run` until its stop event, `wake` when there is new work."""
+
+    def __init__(self, settings: Settings, store: Store, usage: UsageMeter, metrics: Metrics, pool: Executor,
+                 secret: str, base_url: str):
+        self.settings, self.store, self.usage, self.metrics, self._pool = settings, store, usage, metrics, pool
+        self.secret = secret  # signs clip links: links.load_link_secret guarantees it is long enough
+        self.base_url = settings.alerts.public_url or base_url
+        self.channels = channels(settings)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Make the sender look at the outbox, and at its stop event, now."""
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver due outbox rows until `stopping` (call `wake` after setting it)."""
+        while not stopping.is_set():
+            try:
+                for alert in await self.store.due_alerts(time.time()):
+                    await self._deliver(alert)
+                due = await self.store.next_alert_due()
+            except Exception:  # noqa: BLE001 - a busy database: try again shortly
+                log.exception("alert delivery pass failed")
+                due = None
+            wait = IDLE_LOOK_SECONDS if due is None else min(IDLE_LOOK_SECONDS, max(0.0, due - time.time()))
+            self._wake.clear()
+            if not stopping.is_set():  # set during the pass: the wake-up that came with it was just cleared
+                await wait_for_event(self._wake, wait)
+
+    async def _deliver(self, alert: Alert) -> None:
+        incident = alert.incident
+        expires = int(time.time() + self.settings.alerts.link_ttl_hours * 3600)
+        link = links.clip_link(self.base_url, self.secret, incident, expires)
+        loop = asyncio.get_running_loop()
+        try:
+            if alert.channel == "email":
+                message = emails.compose_email(incident, alert.client_name, alert.client_email, link, expires,
+                                               self.settings.alerts, self.settings.email)
+                await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
+            elif alert.channel == "webhook":
+                body = webhooks.webhook_body(incident, link)
+                await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
+                                           self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
+            else:
+                raise ValueError(f"unknown alert channel {alert.channel!r}")
+        except Exception as error:  # noqa: BLE001 - SMTP, TLS and HTTP failures all mean "retry later"
+            await self._failed(alert, error)
+            return
+        await self.store.alert_delivered(alert, time.time())
+        self.metrics.alerts_delivered += 1
+        if incident.key_id is not None:
+            self.usage.add_alert(incident.key_id, time.time())
+        log.info("incident %d: %s alert delivered", incident.id, alert.channel)
+
+    async def _failed(self, alert: Alert, error: Exception) -> None:
+        delay = min(self.settings.alerts.max_retry_seconds, self.settings.alerts.retry_seconds * 2 ** alert.attempts)
+        self.metrics.alerts_failed += 1
+        log.warning("incident %d: %s alert not delivered (%s); retrying in %.0f s", alert.incident.id, alert.channel,
+                    error, delay)
+        await self.store.alert_failed(alert, str(error), time.time() + delay)

@@ -1,0 +1,65 @@
+"""HTTP on the stream port: /healthz, /metrics and signed clip links; the stream path upgrades to WebSocket."""
+
+import asyncio
+import http
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from vigint import protocol
+from vigint.alerts import links
+from vigint.metrics import Metrics
+from vigint.store import Store
+
+
+class Routes:
+    """Answers the plain HTTP requests of one server (websockets' `process_request`)."""
+
+    def __init__(self, store: Store, metrics: Metrics, data_dir: Path, secret: str,
+                 streams_by_client: Callable[[], dict[int, int]], usage_flush_lag: Callable[[], float]):
+        self._store, self._metrics, self._data_dir, self._secret = store, metrics, data_dir, secret
+        self._streams_by_client, self._usage_flush_lag = streams_by_client, usage_flush_lag
+
+    async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path == protocol.PATH:
+            return None
+        if path.startswith("/clips/"):
+            return await self._serve_clip(connection, path.removeprefix("/clips/"), parse_qs(query))
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            response = connection.respond(http.HTTPStatus.OK, self._metrics.render(
+                self._streams_by_client(), self._usage_flush_lag()))
+            del response.headers["Content-Type"]  # websockets' Headers keeps every value set: replace, not add
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    async def _serve_clip(self, connection: ServerConnection, incident_id: str, query: dict) -> Response:
+        clip = await self.clip(incident_id, query.get("exp", [""])[0], query.get("sig", [""])[0])
+        if clip is None:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "this link is invalid or has expired\n")
+        return Response(http.HTTPStatus.OK, "OK", Headers([
+            ("Content-Type", "video/mp4"), ("Content-Length", str(len(clip))), ("Cache-Control", "private, no-store"),
+        ]), clip)
+
+    async def clip(self, incident_id: str, expires: str, signature: str) -> bytes | None:
+        """Return the clip a link opens, or None if the link is invalid, expired or has no clip."""
+        if not incident_id.isdigit():
+            return None
+        try:
+            incident = await self._store.get_incident(int(incident_id))
+        except Exception:  # noqa: BLE001 - unknown id: the same answer as a bad signature
+            return None
+        if incident.clip_path is None or not links.link_is_valid(self._secret, incident, expires, signature, time.time()):
+            return None
+        try:
+            return await asyncio.to_thread((self._data_dir / incident.clip_path).read_bytes)
+        except OSError:
+            return None
