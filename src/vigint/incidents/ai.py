@@ -51,9 +51,9 @@ def jpeg_frames(packets: list[Packet], count: int) -> list[bytes]:
     """Decode `packets` and return `count` JPEGs spread over them (at most JPEG_WIDTH wide)."""
     decoder = av.CodecContext.create("h264", "r")
     frames = []
-    for packet in packets:
+    for packet in [*packets, None]:  # None drains the decoder: the clip's last frames come out
         try:
-            frames += decoder.decode(av.Packet(packet.data))
+            frames += decoder.decode(None if packet is None else av.Packet(packet.data))
         except av.FFmpegError:
             continue
     if not frames:
@@ -72,22 +72,46 @@ def jpeg_frames(packets: list[Packet], count: int) -> list[bytes]:
     return jpegs
 
 
-def build_request(settings: AiSettings, jpegs: list[bytes]) -> urllib.request.Request:
-    """Return the HTTP request asking the configured provider for a verdict on `jpegs`."""
-    images = [base64.b64encode(jpeg).decode() for jpeg in jpegs]
-    if settings.provider == "gemini":
-        url = (f"{settings.url.rstrip('/')}/v1beta/models/{quote(settings.model)}:generateContent")
-        body = {"contents": [{"parts": [{"text": PROMPT},
-                                        *({"inline_data": {"mime_type": "image/jpeg", "data": i}} for i in images)]}],
-                "generationConfig": {"response_mime_type": "application/json"}}
-        headers = {"x-goog-api-key": settings.api_key}
-    else:
-        url = f"{settings.url.rstrip('/')}/chat/completions"
+class OpenAiChat:
+    """Any OpenAI-compatible chat-completions endpoint: images as data URLs, the verdict as a JSON object."""
+
+    def request(self, settings: AiSettings, images: list[str]) -> tuple[str, dict, dict]:
+        """Return the URL, JSON body and headers asking for a verdict on base64 JPEG `images`."""
         content = [{"type": "text", "text": PROMPT},
                    *({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{i}"}} for i in images)]
         body = {"model": settings.model, "messages": [{"role": "user", "content": content}],
                 "response_format": {"type": "json_object"}}
-        headers = {"Authorization": f"Bearer {settings.api_key}"}
+        return f"{settings.url.rstrip('/')}/chat/completions", body, {"Authorization": f"Bearer {settings.api_key}"}
+
+    def answer(self, document: dict) -> tuple[str, int]:
+        """Return the model's text and the tokens the call used. Raises KeyError, IndexError or TypeError."""
+        return document["choices"][0]["message"]["content"], int(document.get("usage", {}).get("total_tokens", 0))
+
+
+class GeminiGenerate:
+    """Gemini's generateContent: images as inline data, JSON asked for by MIME type."""
+
+    def request(self, settings: AiSettings, images: list[str]) -> tuple[str, dict, dict]:
+        """Return the URL, JSON body and headers asking for a verdict on base64 JPEG `images`."""
+        body = {"contents": [{"parts": [{"text": PROMPT},
+                                        *({"inline_data": {"mime_type": "image/jpeg", "data": i}} for i in images)]}],
+                "generationConfig": {"response_mime_type": "application/json"}}
+        url = f"{settings.url.rstrip('/')}/v1beta/models/{quote(settings.model)}:generateContent"
+        return url, body, {"x-goog-api-key": settings.api_key}
+
+    def answer(self, document: dict) -> tuple[str, int]:
+        """Return the model's text and the tokens the call used. Raises KeyError, IndexError or TypeError."""
+        text = document["candidates"][0]["content"]["parts"][0]["text"]
+        return text, int(document.get("usageMetadata", {}).get("totalTokenCount", 0))
+
+
+PROVIDERS = {"openai": OpenAiChat(), "gemini": GeminiGenerate()}  # the names [ai] provider takes, "none" aside
+
+
+def build_request(settings: AiSettings, jpegs: list[bytes]) -> urllib.request.Request:
+    """Return the HTTP request asking the configured provider for a verdict on `jpegs`."""
+    images = [base64.b64encode(jpeg).decode() for jpeg in jpegs]
+    url, body, headers = PROVIDERS[settings.provider].request(settings, images)
     return urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                   headers={**headers, "Content-Type": "application/json"})
 
@@ -95,13 +119,7 @@ def build_request(settings: AiSettings, jpegs: list[bytes]) -> urllib.request.Re
 def parse_reply(provider: str, reply: bytes) -> Verdict:
     """Read a provider's reply into a Verdict. Raises Malformed with what was wrong."""
     try:
-        document = json.loads(reply)
-        if provider == "gemini":
-            text = document["candidates"][0]["content"]["parts"][0]["text"]
-            tokens = int(document.get("usageMetadata", {}).get("totalTokenCount", 0))
-        else:
-            text = document["choices"][0]["message"]["content"]
-            tokens = int(document.get("usage", {}).get("total_tokens", 0))
+        text, tokens = PROVIDERS[provider].answer(json.loads(reply))
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise Malformed(f"unexpected reply shape ({type(error).__name__})") from None
     fenced = re.search(r"\{.*\}", text or "", re.S)  # models sometimes wrap JSON in prose or ``` fences
