@@ -12,8 +12,7 @@ from cryptography import x509
 
 from vigint import __version__, keys
 from vigint.admin.cli import main
-from vigint.billing.meter import UsageDelta
-from vigint.store import MIGRATIONS, Store
+from vigint.store import MIGRATIONS, Store, UsageDelta
 
 KEY_PATTERN = re.compile(r"VIGINT_API_KEY=(vig_\w+)")
 

@@ -10,8 +10,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from vigint.config import BillingSettings
 from vigint.errors import InvalidInputError
+from vigint.store.records import CENT, Invoice, Line
 
-CENT = Decimal("0.01")
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
@@ -24,47 +24,6 @@ class Usage:
     ai_calls: int
     ai_tokens: int
     alerts_sent: int
-
-
-@dataclass(frozen=True)
-class Line:
-    """One priced line of an invoice."""
-
-    description: str
-    quantity: Decimal
-    unit: str
-    unit_price: Decimal
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class Invoice:
-    """An issued invoice: everything needed to print it again, even after its client is deleted."""
-
-    number: int
-    issued_on: str  # YYYY-MM-DD
-    period: str  # YYYY-MM
-    client_id: int
-    client_name: str
-    client_email: str
-    currency: str
-    lines: tuple[Line, ...]
-    vat_rate: Decimal
-    seller_name: str
-    seller_address: str
-    seller_vat_id: str
-
-    @property
-    def subtotal(self) -> Decimal:
-        return sum((line.amount for line in self.lines), Decimal("0.00"))
-
-    @property
-    def vat(self) -> Decimal:
-        return (self.subtotal * self.vat_rate).quantize(CENT, ROUND_HALF_UP)
-
-    @property
-    def total(self) -> Decimal:
-        return self.subtotal + self.vat
 
 
 def period_bounds(period: str) -> tuple[float, float]:

@@ -1,22 +1,8 @@
 """Usage metering, pure: counters batched in memory per (key, hour), drained by the server's flush task."""
 
-from dataclasses import dataclass
+from vigint.store.records import UsageDelta
 
 BUCKET_SECONDS = 3600
-
-
-@dataclass
-class UsageDelta:
-    """Usage to add to one key's hourly bucket."""
-
-    key_id: int
-    bucket_start: int
-    stream_seconds: float = 0.0
-    bytes_received: int = 0
-    frames_decoded: int = 0
-    ai_calls: int = 0
-    ai_tokens: int = 0
-    alerts_sent: int = 0
 
 
 def bucket_of(timestamp: float) -> int:

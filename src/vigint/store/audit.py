@@ -1,0 +1,26 @@
+"""The audit trail: one row per admin action, written inside the action's own transaction."""
+
+import aiosqlite
+
+from vigint.store.engine import Engine
+from vigint.store.records import AuditEntry
+
+
+async def record_audit(db: aiosqlite.Connection, now: float, action: str, client_id: int | None,
+                       key_id: int | None = None, detail: str = "") -> None:
+    """Add an audit row on `db`, the caller's open transaction, so the action and its trail commit together."""
+    await db.execute("INSERT INTO audit_log (at, action, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?)",
+                     (now, action, client_id, key_id, detail))
+
+
+class AuditQueries(Engine):
+    """Reading the audit trail."""
+
+    async def list_audit(self, client_id: int | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Return admin actions, newest first, optionally for one client (deleted ones included)."""
+        if client_id is None:
+            rows = await self._fetch_all("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._fetch_all("SELECT * FROM audit_log WHERE client_id = ? ORDER BY id DESC LIMIT ?",
+                                         (client_id, limit))
+        return [AuditEntry(**dict(row)) for row in rows]

@@ -1,0 +1,191 @@
+"""Clients and their API keys: creating, revoking, reactivating, deleting, and looking keys up.
+
+A key is stored as the SHA-256 of the whole key plus a display prefix; nothing here sees or makes a key.
+Every change writes its audit row in the same transaction.
+"""
+
+import sqlite3
+import time
+
+import aiosqlite
+
+from vigint.errors import InvalidInputError, NotFoundError
+from vigint.store.audit import record_audit
+from vigint.store.engine import Engine
+from vigint.store.records import ApiKey, Client, ClientStatus
+
+_KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
+                  k.last_used_at, c.status AS client_status"""
+
+
+def _client(row: sqlite3.Row) -> Client:
+    return Client(**{**dict(row), "status": ClientStatus(row["status"])})
+
+
+def _key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(**{**dict(row), "client_status": ClientStatus(row["client_status"])})
+
+
+async def _insert_key(db: aiosqlite.Connection, client_id: int, key_hash: str, prefix: str, label: str,
+                      expires_at: float | None, now: float) -> int:
+    """Add a key row and its audit row on `db`, the caller's open transaction; return the key's id."""
+    cursor = await db.execute(
+        "INSERT INTO api_keys (client_id, hash, prefix, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (client_id, key_hash, prefix, label, now, expires_at))
+    await record_audit(db, now, "key.create", client_id, cursor.lastrowid,
+                       detail=f"prefix={prefix}" + (f" label={label!r}" if label else ""))
+    return cursor.lastrowid
+
+
+class ClientQueries(Engine):
+    """Clients, their keys, and the look-ups that authenticate a stream."""
+
+    async def create_client(self, name: str, email: str, key_hash: str, key_prefix: str,
+                            now: float | None = None) -> tuple[Client, ApiKey]:
+        """Create a client with its first key (given by hash and display prefix only).
+
+        Raises:
+            InvalidInputError: a client with this email already exists.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            existing = await self._fetch_one("SELECT id FROM clients WHERE email = ?", (email,))
+            if existing is not None:
+                raise InvalidInputError(f"a client with email {email} already exists (id {existing['id']})")
+            cursor = await db.execute(
+                "INSERT INTO clients (name, email, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?)",
+                (name, email, now, now))
+            client_id = cursor.lastrowid
+            await record_audit(db, now, "client.create", client_id, detail=f"name={name!r} email={email}")
+            key_id = await _insert_key(db, client_id, key_hash, key_prefix, "", None, now)
+        return await self.get_client(client_id), await self.get_key(key_id)
+
+    async def get_client(self, client_id: int) -> Client:
+        """Return one client. Raises NotFoundError."""
+        row = await self._fetch_one("SELECT * FROM clients WHERE id = ?", (client_id,))
+        if row is None:
+            raise NotFoundError(f"no client with id {client_id}")
+        return _client(row)
+
+    async def list_clients(self) -> list[Client]:
+        """Return every client, oldest first."""
+        return [_client(row) for row in await self._fetch_all("SELECT * FROM clients ORDER BY id")]
+
+    async def revoke_client(self, client_id: int, now: float | None = None) -> int:
+        """Deactivate a client and all its keys at once; return how many keys were active.
+
+        Raises:
+            NotFoundError: no such client.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            await self.get_client(client_id)
+            await db.execute("UPDATE clients SET status = 'revoked', updated_at = ? WHERE id = ?",
+                             (now, client_id))
+            cursor = await db.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_by = 'client' WHERE client_id = ? AND revoked_at IS NULL",
+                (now, client_id))
+            await record_audit(db, now, "client.revoke", client_id, detail=f"{cursor.rowcount} key(s) deactivated")
+        return cursor.rowcount
+
+    async def reactivate_client(self, client_id: int, key_id: int | None = None, now: float | None = None) -> int:
+        """Make a client active again, with the keys its revocation deactivated, or only `key_id`.
+
+        Keys revoked one by one (rotation) stay revoked unless named by `key_id`.
+        Returns how many keys were restored.
+        Raises:
+            NotFoundError: no such client, or `key_id` is not one of its keys.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            await self.get_client(client_id)
+            if key_id is None:
+                cursor = await db.execute(
+                    "UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE client_id = ? AND revoked_by = 'client'",
+                    (client_id,))
+            else:
+                cursor = await db.execute(
+                    "UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE id = ? AND client_id = ?",
+                    (key_id, client_id))
+                if cursor.rowcount == 0:
+                    raise NotFoundError(f"client {client_id} has no key with id {key_id}")
+            await db.execute("UPDATE clients SET status = 'active', updated_at = ? WHERE id = ?", (now, client_id))
+            await record_audit(db, now, "client.reactivate", client_id, key_id,
+                               detail=f"{cursor.rowcount} key(s) restored")
+        return cursor.rowcount
+
+    async def delete_client(self, client_id: int, now: float | None = None) -> Client:
+        """Delete a client with its keys, usage, incidents and alerts. Raises NotFoundError."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            client = await self.get_client(client_id)
+            await db.execute("DELETE FROM clients WHERE id = ?", (client_id,))
+            await record_audit(db, now, "client.delete", client_id,
+                               detail=f"name={client.name!r} email={client.email}")
+        return client
+
+    # Keys
+
+    async def create_key(self, client_id: int, key_hash: str, prefix: str, label: str = "",
+                         expires_at: float | None = None, now: float | None = None) -> ApiKey:
+        """Add a key to an active client (rotation). Raises NotFoundError or InvalidInputError."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            client = await self.get_client(client_id)
+            if client.status is not ClientStatus.ACTIVE:
+                raise InvalidInputError(f"client {client_id} is revoked: reactivate it before adding keys")
+            key_id = await _insert_key(db, client_id, key_hash, prefix, label, expires_at, now)
+        return await self.get_key(key_id)
+
+    async def get_key(self, key_id: int) -> ApiKey:
+        """Return one key's record. Raises NotFoundError."""
+        row = await self._fetch_one(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id = ?", (key_id,))
+        if row is None:
+            raise NotFoundError(f"no key with id {key_id}")
+        return _key(row)
+
+    async def list_keys(self, client_id: int | None = None) -> list[ApiKey]:
+        """Return every key, or one client's (NotFoundError if that client does not exist)."""
+        if client_id is None:
+            rows = await self._fetch_all(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id ORDER BY k.id")
+        else:
+            await self.get_client(client_id)
+            rows = await self._fetch_all(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id "
+                "WHERE k.client_id = ? ORDER BY k.id", (client_id,))
+        return [_key(row) for row in rows]
+
+    async def revoke_key(self, key_id: int, now: float | None = None) -> ApiKey:
+        """Revoke one key; its client's other keys keep working. Raises NotFoundError."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            key = await self.get_key(key_id)
+            await db.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_by = 'key' WHERE id = ? AND revoked_at IS NULL",
+                (now, key_id))
+            await record_audit(db, now, "key.revoke", key.client_id, key_id, detail=f"prefix={key.prefix}")
+        return await self.get_key(key_id)
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        """Look a key up by the SHA-256 of the whole key: one indexed query, never behind a write."""
+        rows = await self._read_all(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.hash = ?",
+            (key_hash,))
+        return _key(rows[0]) if rows else None
+
+    async def keys_by_id(self, key_ids: set[int]) -> dict[int, ApiKey]:
+        """Return the records of the given keys that still exist (a deleted client's are absent)."""
+        if not key_ids:
+            return {}
+        marks = ", ".join("?" * len(key_ids))
+        rows = await self._read_all(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.id IN ({marks})",
+            tuple(key_ids))
+        return {row["id"]: _key(row) for row in rows}
+
+    async def count_clients(self) -> int:
+        """Return how many clients exist."""
+        (count,) = await (await self._db.execute("SELECT count(*) FROM clients")).fetchone()
+        return count

@@ -1,0 +1,82 @@
+"""The fleet: cameras last seen and down, unusual-usage flags, and the running server's snapshot."""
+
+import json
+
+from vigint.store.engine import Engine
+from vigint.store.records import CameraRecord, Flag, FlagKind
+
+
+class FleetQueries(Engine):
+    """What the fleet monitor writes and `vigint status` / `vigint alerts` read."""
+
+    async def cameras(self) -> list[CameraRecord]:
+        """Return every camera that ever streamed, with when it was last seen and whether it is down."""
+        rows = await self._fetch_all("SELECT * FROM cameras ORDER BY client_id, camera")
+        return [CameraRecord(**dict(row)) for row in rows]
+
+    async def camera_seen(self, live: list[tuple[int, str]], now: float) -> list[tuple[int, str]]:
+        """Note the live cameras; return those that were down and are back (their down mark is cleared)."""
+        async with self._transaction() as db:
+            back = [(row["client_id"], row["camera"]) for row in await self._fetch_all(
+                "SELECT client_id, camera, down_since FROM cameras WHERE down_since IS NOT NULL")
+                    if (row["client_id"], row["camera"]) in set(live)]
+            await db.executemany(
+                """INSERT INTO cameras (client_id, camera, last_seen_at) SELECT ?, ?, ?
+                   WHERE EXISTS (SELECT 1 FROM clients WHERE id = ?1)
+                   ON CONFLICT (client_id, camera) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+                                                                 down_since = NULL""",
+                [(client_id, camera, now) for client_id, camera in live])
+        return back
+
+    async def mark_cameras_down(self, silent_since: float, now: float) -> list[CameraRecord]:
+        """Mark cameras unseen since `silent_since` and not yet reported as down; return them."""
+        async with self._transaction() as db:
+            rows = await self._fetch_all(
+                "SELECT * FROM cameras WHERE down_since IS NULL AND last_seen_at < ?", (silent_since,))
+            await db.executemany("UPDATE cameras SET down_since = ? WHERE client_id = ? AND camera = ?",
+                                 [(row["last_seen_at"], row["client_id"], row["camera"]) for row in rows])
+        return [CameraRecord(**{**dict(row), "down_since": row["last_seen_at"]}) for row in rows]
+
+    async def raise_flag(self, kind: FlagKind, subject: str, client_id: int | None, key_id: int | None, detail: str,
+                         now: float, quiet_seconds: float = 86400) -> Flag | None:
+        """Store a flag unless the same kind and subject was flagged within `quiet_seconds`; return it if new.
+
+        Raises:
+            ValueError: `kind` is not a FlagKind's value.
+        """
+        kind = FlagKind(kind)
+        async with self._transaction() as db:
+            recent = await self._fetch_one("SELECT id FROM flags WHERE kind = ? AND subject = ? AND at > ?",
+                                           (kind, subject, now - quiet_seconds))
+            if recent is not None:
+                return None
+            cursor = await db.execute(
+                "INSERT INTO flags (at, kind, subject, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (now, kind, subject, client_id, key_id, detail))
+        return (await self.flags(flag_id=cursor.lastrowid))[0]
+
+    async def flags(self, client_id: int | None = None, unnotified: bool = False, flag_id: int | None = None,
+                    since: float | None = None) -> list[Flag]:
+        """Return flags, newest first, filtered as asked."""
+        rows = await self._fetch_all(
+            """SELECT * FROM flags WHERE (?1 IS NULL OR client_id = ?1) AND (?2 = 0 OR notified_at IS NULL)
+               AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC""",
+            (client_id, int(unnotified), flag_id, since))
+        return [Flag(**{**dict(row), "kind": FlagKind(row["kind"])}) for row in rows]
+
+    async def flag_notified(self, flag_id: int, now: float) -> None:
+        """Note that the operator was emailed about a flag."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE flags SET notified_at = ? WHERE id = ?", (now, flag_id))
+
+    async def save_server_status(self, document: dict, now: float) -> None:
+        """Replace the running server's snapshot (read by `vigint status` and `vigint client list`)."""
+        async with self._transaction() as db:
+            await db.execute("INSERT INTO server_status (id, updated_at, document) VALUES (1, ?, ?) "
+                             "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, "
+                             "document = excluded.document", (now, json.dumps(document)))
+
+    async def server_status(self) -> tuple[float, dict] | None:
+        """Return when the server last wrote its snapshot, and the snapshot; None if it never ran."""
+        row = await self._fetch_one("SELECT updated_at, document FROM server_status WHERE id = 1")
+        return None if row is None else (row["updated_at"], json.loads(row["document"]))

@@ -1,0 +1,139 @@
+"""Incidents and the alert outbox: an incident row first, then its clip and verdict, then one outbox
+row per alert channel, which the sender delivers and retries until done.
+"""
+
+import sqlite3
+
+from vigint.errors import NotFoundError
+from vigint.store.engine import Engine
+from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
+
+# Incident columns that hold a domain state: written only as one of their enum's values, so reading never fails.
+_STATES = {"verdict": Verdict, "alert_state": AlertState}
+
+
+def _incident(row: sqlite3.Row | dict) -> Incident:
+    return Incident(**{**dict(row), **{name: state(row[name]) for name, state in _STATES.items()}})
+
+
+def _channels(channels: list[str]) -> list[Channel]:
+    """Return `channels` as Channels. Raises ValueError naming the unknown ones."""
+    unknown = [channel for channel in channels if channel not in set(Channel)]
+    if unknown:
+        raise ValueError(f"unknown alert channel(s) {', '.join(map(repr, unknown))}: expected {', '.join(Channel)}")
+    return [Channel(channel) for channel in channels]
+
+
+class IncidentQueries(Engine):
+    """Incidents, camera events and the alert outbox."""
+
+    async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float) -> Incident:
+        """Record a new motion incident; its clip and verdict come later."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO incidents (client_id, key_id, camera, started_at, type) VALUES (?, ?, ?, ?, 'motion')",
+                (client_id, key_id, camera, started_at))
+        return await self.get_incident(cursor.lastrowid)
+
+    async def update_incident(self, incident_id: int, **fields) -> None:
+        """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state).
+
+        Raises:
+            ValueError: an unknown column, or a verdict or alert state its enum does not name.
+        """
+        allowed = {"ended_at", "type", "description", "threat", "clip_path", "verdict", "alert_state"}
+        if not fields or not set(fields) <= allowed:
+            raise ValueError(f"cannot update incident columns {set(fields) - allowed}")
+        values = [_STATES[name](value) if name in _STATES else value for name, value in fields.items()]
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        async with self._transaction() as db:
+            await db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", (*values, incident_id))
+
+    async def get_incident(self, incident_id: int) -> Incident:
+        """Return one incident. Raises NotFoundError."""
+        row = await self._fetch_one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        if row is None:
+            raise NotFoundError(f"no incident with id {incident_id}")
+        return _incident(row)
+
+    async def list_incidents(self, client_id: int | None = None, since: float | None = None) -> list[Incident]:
+        """Return incidents, newest first, optionally of one client and since a time."""
+        rows = await self._fetch_all(
+            "SELECT * FROM incidents WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR started_at >= ?2) "
+            "ORDER BY started_at DESC, id DESC", (client_id, since))
+        return [_incident(row) for row in rows]
+
+    async def enqueue_alerts(self, incident_id: int, channels: list[Channel], now: float) -> None:
+        """Queue one alert per channel for delivery (or mark the incident as having no channel).
+
+        Raises:
+            ValueError: a channel is unknown; nothing is queued (the sender could not deliver it).
+        """
+        channels = _channels(channels)
+        async with self._transaction() as db:
+            await db.executemany("INSERT INTO alert_outbox (incident_id, channel, next_attempt_at) VALUES (?, ?, ?)",
+                                 [(incident_id, channel, now) for channel in channels])
+            await db.execute("UPDATE incidents SET alert_state = ? WHERE id = ?",
+                             (AlertState.PENDING if channels else AlertState.NONE, incident_id))
+
+    async def due_alerts(self, now: float, limit: int = 20) -> list[Alert]:
+        """Return undelivered alerts whose next attempt is due, oldest first."""
+        rows = await self._fetch_all(
+            """SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email, i.*
+               FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
+               WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at LIMIT ?""",
+            (now, limit))
+        alerts = []
+        for row in rows:
+            values = dict(row)
+            head = {name: values.pop(name) for name in ("outbox_id", "channel", "attempts", "client_name",
+                                                        "client_email")}
+            alerts.append(Alert(head["outbox_id"], Channel(head["channel"]), head["attempts"], _incident(values),
+                                head["client_name"], head["client_email"]))
+        return alerts
+
+    async def next_alert_due(self) -> float | None:
+        """Return when the earliest undelivered alert is due, if any."""
+        row = await self._fetch_one("SELECT min(next_attempt_at) AS due FROM alert_outbox WHERE delivered_at IS NULL")
+        return row["due"]
+
+    async def alert_delivered(self, alert: Alert, now: float) -> None:
+        """Mark an alert delivered; the incident is delivered when all its alerts are."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE alert_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL "
+                             "WHERE id = ?", (now, alert.id))
+            await db.execute(
+                """UPDATE incidents SET alert_state = 'delivered' WHERE id = ?1 AND NOT EXISTS
+                   (SELECT 1 FROM alert_outbox WHERE incident_id = ?1 AND delivered_at IS NULL)""",
+                (alert.incident.id,))
+
+    async def alert_failed(self, alert: Alert, error: str, retry_at: float) -> None:
+        """Record a failed attempt and when to try again."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                             "WHERE id = ?", (error[:500], retry_at, alert.id))
+
+    async def expired_incidents(self, before: float) -> list[Incident]:
+        """Return incidents that started before `before` (for retention)."""
+        rows = await self._fetch_all("SELECT * FROM incidents WHERE started_at < ?", (before,))
+        return [_incident(row) for row in rows]
+
+    async def delete_incidents(self, incident_ids: list[int]) -> None:
+        """Delete incidents (their outbox rows go with them)."""
+        async with self._transaction() as db:
+            await db.executemany("DELETE FROM incidents WHERE id = ?", [(i,) for i in incident_ids])
+
+    async def record_event(self, client_id: int, camera: str, kind: str, description: str, at: float,
+                           channels: list[Channel]) -> Incident:
+        """Record a camera event (down, back) as an incident with no clip, and queue its alerts.
+
+        Raises:
+            ValueError: a channel is unknown; nothing is recorded.
+        """
+        channels = _channels(channels)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO incidents (client_id, camera, started_at, ended_at, type, description, verdict) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'not_checked')", (client_id, camera, at, at, kind, description))
+        await self.enqueue_alerts(cursor.lastrowid, channels, at)
+        return await self.get_incident(cursor.lastrowid)

@@ -1,0 +1,107 @@
+"""The schema, as numbered migrations: the store applies those a database lacks when it opens it.
+
+``MIGRATIONS[n]`` takes a database from schema version n to n + 1 (``PRAGMA user_version``), all in one
+transaction. To change the schema, append a new tuple of statements at the end; never edit or reorder
+one that has shipped, since existing databases have already run it.
+"""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE clients (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: audit rows and invoices name it
+            name TEXT NOT NULL CHECK (length(name) > 0),
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL)""",
+        """CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            hash TEXT NOT NULL UNIQUE,  -- SHA-256 of the whole key; the key itself is never stored
+            prefix TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            -- 'client' when revoked with its client, so reactivating the client restores exactly those
+            revoked_by TEXT CHECK (revoked_by IN ('key', 'client')),
+            last_used_at REAL)""",
+        "CREATE INDEX api_keys_client ON api_keys(client_id)",
+        """CREATE TABLE usage (
+            key_id INTEGER NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+            bucket_start INTEGER NOT NULL,  -- Unix seconds at the start of the hour
+            stream_seconds REAL NOT NULL DEFAULT 0,
+            bytes_received INTEGER NOT NULL DEFAULT 0,
+            frames_decoded INTEGER NOT NULL DEFAULT 0,
+            ai_calls INTEGER NOT NULL DEFAULT 0,
+            ai_tokens INTEGER NOT NULL DEFAULT 0,
+            alerts_sent INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, bucket_start)) WITHOUT ROWID""",
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+            camera TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            type TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            threat INTEGER NOT NULL DEFAULT 0,
+            clip_path TEXT,  -- relative to [storage] data_dir
+            -- not_checked (no AI), confirmed, rejected, unverified (AI unreachable or malformed)
+            verdict TEXT NOT NULL DEFAULT 'not_checked',
+            -- pending (outbox rows undelivered), delivered, suppressed (not alerted), none (no channel)
+            alert_state TEXT NOT NULL DEFAULT 'pending')""",
+        "CREATE INDEX incidents_client ON incidents(client_id, started_at)",
+        """CREATE TABLE alert_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            delivered_at REAL,
+            last_error TEXT)""",
+        "CREATE INDEX alert_outbox_due ON alert_outbox(delivered_at, next_attempt_at)",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            client_id INTEGER,  -- no foreign key: the trail outlives a deleted client
+            key_id INTEGER,
+            detail TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX audit_log_client ON audit_log(client_id)",
+    ),
+    (
+        # Issued invoices keep a copy of everything they show, so they print the same after prices change
+        # or their client is deleted; the number is never reused.
+        """CREATE TABLE invoices (
+            number INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL,  -- no foreign key: invoices outlive a deleted client
+            period TEXT NOT NULL,
+            issued_on TEXT NOT NULL,
+            document TEXT NOT NULL,  -- JSON: client, seller, currency, VAT rate, lines; amounts as strings
+            UNIQUE (client_id, period))""",
+    ),
+    (
+        """CREATE TABLE cameras (
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            camera TEXT NOT NULL,
+            last_seen_at REAL NOT NULL,
+            down_since REAL,  -- set once the camera was reported down; cleared when it returns
+            PRIMARY KEY (client_id, camera))""",
+        """CREATE TABLE flags (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,  -- addresses, spike, hellos
+            subject TEXT NOT NULL,  -- what is flagged: key:<id> or address:<ip>; one open flag per kind and subject a day
+            client_id INTEGER REFERENCES clients(id) ON DELETE CASCADE,
+            key_id INTEGER,
+            detail TEXT NOT NULL,
+            notified_at REAL)""",
+        "CREATE INDEX flags_subject ON flags(kind, subject, at)",
+        """CREATE TABLE server_status (
+            id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the running server's latest snapshot
+            updated_at REAL NOT NULL,
+            document TEXT NOT NULL)""",
+    ),
+)

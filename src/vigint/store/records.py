@@ -1,0 +1,233 @@
+"""What the store hands out and takes in: small frozen dataclasses and the enums of domain states.
+
+Pure: no SQL and no I/O, so billing, alerts and the server build and read these without a connection.
+The enums are StrEnums: a member equals its text, which is also what the database stores.
+"""
+
+import enum
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+# Invoices round money to the cent, half up, line by line and for the VAT.
+CENT = Decimal("0.01")
+
+
+class ClientStatus(enum.StrEnum):
+    """Whether a client's keys may be used at all."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class KeyState(enum.StrEnum):
+    """Whether one key authenticates now."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class Verdict(enum.StrEnum):
+    """What the AI check said about an incident."""
+
+    NOT_CHECKED = "not_checked"  # no AI configured, or not a motion incident (a camera down or back)
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    UNVERIFIED = "unverified"  # the AI was unreachable, answered nonsense, or its hourly limit was reached
+
+
+class AlertState(enum.StrEnum):
+    """How far an incident's alerts got."""
+
+    PENDING = "pending"  # not judged yet, or outbox rows not all delivered
+    DELIVERED = "delivered"
+    SUPPRESSED = "suppressed"  # not alerted: the AI said no (or could not say, and [ai] says not to alert then)
+    NONE = "none"  # no alert channel is configured
+
+
+class Channel(enum.StrEnum):
+    """Where an alert goes."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class FlagKind(enum.StrEnum):
+    """What kind of unusual usage a flag reports."""
+
+    ADDRESSES = "addresses"  # one key streaming from several addresses at once: leaked?
+    SPIKE = "spike"  # a key's hourly bytes far over its usual
+    HELLOS = "hellos"  # an address blocked after too many refused hellos
+
+
+@dataclass(frozen=True)
+class Client:
+    """One customer."""
+
+    id: int
+    name: str
+    email: str
+    status: ClientStatus
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key's record: its hash stays in the database, only the display prefix comes out."""
+
+    id: int
+    client_id: int
+    prefix: str
+    label: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+    client_status: ClientStatus
+
+    def state(self, now: float) -> KeyState:
+        """Return whether this key authenticates at time `now` (Unix seconds)."""
+        if self.revoked_at is not None or self.client_status is not ClientStatus.ACTIVE:
+            return KeyState.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return KeyState.EXPIRED
+        return KeyState.ACTIVE
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One admin action: what, on which client or key, when. Never a key."""
+
+    id: int
+    at: float
+    action: str
+    client_id: int | None
+    key_id: int | None
+    detail: str
+
+
+@dataclass
+class UsageDelta:
+    """Usage to add to one key's hourly bucket: the meter fills it in memory, the store adds it up."""
+
+    key_id: int
+    bucket_start: int
+    stream_seconds: float = 0.0
+    bytes_received: int = 0
+    frames_decoded: int = 0
+    ai_calls: int = 0
+    ai_tokens: int = 0
+    alerts_sent: int = 0
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One key's usage over a period."""
+
+    client_id: int
+    client_name: str
+    key_id: int
+    key_prefix: str
+    stream_seconds: float
+    bytes_received: int
+    frames_decoded: int
+    ai_calls: int
+    ai_tokens: int
+    alerts_sent: int
+    incidents: int
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Something that happened in front of a camera, with what was done about it."""
+
+    id: int
+    client_id: int
+    key_id: int | None
+    camera: str
+    started_at: float
+    ended_at: float | None
+    type: str
+    description: str
+    threat: int
+    clip_path: str | None
+    verdict: Verdict
+    alert_state: AlertState
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One undelivered outbox row, with what delivering it needs."""
+
+    id: int
+    channel: Channel
+    attempts: int
+    incident: Incident
+    client_name: str
+    client_email: str
+
+
+@dataclass(frozen=True)
+class CameraRecord:
+    """A camera that streamed at least once."""
+
+    client_id: int
+    camera: str
+    last_seen_at: float
+    down_since: float | None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Something unusual the operator should look at."""
+
+    id: int
+    at: float
+    kind: FlagKind
+    subject: str
+    client_id: int | None
+    key_id: int | None
+    detail: str
+    notified_at: float | None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One priced line of an invoice."""
+
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An issued invoice: everything needed to print it again, even after its client is deleted."""
+
+    number: int
+    issued_on: str  # YYYY-MM-DD
+    period: str  # YYYY-MM
+    client_id: int
+    client_name: str
+    client_email: str
+    currency: str
+    lines: tuple[Line, ...]
+    vat_rate: Decimal
+    seller_name: str
+    seller_address: str
+    seller_vat_id: str
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0.00"))
+
+    @property
+    def vat(self) -> Decimal:
+        return (self.subtotal * self.vat_rate).quantize(CENT, ROUND_HALF_UP)
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal + self.vat
