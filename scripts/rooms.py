@@ -32,7 +32,10 @@ FORBIDDEN = {
 
 
 def room(path: Path) -> str:
-    """Return the room of a module: its folder under vigint/, or "shared" for vigint/*.py."""
+    """Return the room of a module: its folder under vigint/, or "shared" for vigint/*.py (but `python -m
+    vigint`, which only runs the command line, is the admin room's)."""
+    if path == PACKAGE / "__main__.py":
+        return "admin"
     parts = path.relative_to(PACKAGE).parts
     return parts[0] if len(parts) > 1 else "shared"
 
@@ -51,13 +54,8 @@ def imported_rooms(path: Path) -> set[str]:
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names if alias.name.startswith("vigint")]
         for name in names:
-            target = PACKAGE.joinpath(*name.split(".")[1:])
-            if target.is_dir():
-                found.add(target.name)
-            elif target.parent != PACKAGE and target.parent.is_dir():
-                found.add(target.parent.relative_to(PACKAGE).parts[0])
-            else:
-                found.add("shared")
+            first = name.split(".")[1] if "." in name else ""
+            found.add(first if (PACKAGE / first).is_dir() and first else "shared")
     return found
 
 

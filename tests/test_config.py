@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vigint.config import DatabaseSettings, Settings, load_settings, sections
+from vigint.config import DatabaseSettings, Settings, sections
+from vigint.configfile import load_settings
 from vigint.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,30 +1,13 @@
-"""Settings: one immutable object, built once at start.
+"""Settings: one immutable object, built once at start (by `configfile.load_settings`).
 
-Layers, later ones winning: the defaults embedded here, then ``config.ini`` (``--config``, ``VIGINT_CONFIG``
-or ``./config.ini`` when present), then ``VIGINT_<SECTION>_<KEY>`` environment variables, then
-command-line flags. Every setting is declared once, below, with its default and the reason for it;
-``config.example.ini`` is the same list for operators.
+Every setting is declared once, below, with its default and the reason for it; ``config.example.ini`` is
+the same list for operators.
 """
 
-import configparser
 import dataclasses
-import logging
-import os
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-
-from vigint.errors import ConfigError
-
-# Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
-NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
-DEFAULT_CONFIG_FILE = Path("config.ini")
-# Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
-RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background"}
-
-log = logging.getLogger(__name__)
 
 
 def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -240,7 +223,6 @@ class BillingSettings:
 
 
 Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture
-CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
 
 
 @dataclass(frozen=True)
@@ -281,167 +263,3 @@ class Settings:
 def sections() -> dict[str, type]:
     """Return each section's name and its dataclass, in declaration order."""
     return {f.name: f.type for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.type)}
-
-
-def _field_types(section_type: type) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(section_type)}
-
-
-def _parse(raw: str, f: dataclasses.Field):
-    """Convert one raw text value to the field's type, checking its range; raise ValueError with why."""
-    kind = f.type
-    text = raw.strip()
-    if kind is bool:
-        lowered = text.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(f"{raw!r} is not a yes/no value")
-    if kind is Path:
-        if not text:
-            raise ValueError("a path is required")
-        return Path(text).expanduser()
-    if kind == Path | None:
-        return Path(text).expanduser() if text else None
-    if kind is str:
-        choices = f.metadata["choices"]
-        if choices and text not in choices:
-            raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
-        return text
-    if kind is Decimal:
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(f"{raw!r} is not a decimal number") from None
-        if not value.is_finite() or value < 0:
-            raise ValueError(f"{raw!r} must be a finite amount, zero or more")
-        return value
-    if kind in (int, float):
-        try:
-            value = kind(text)
-        except ValueError:
-            noun = "a whole number" if kind is int else "a number"
-            raise ValueError(f"{raw!r} is not {noun}") from None
-        low, high = f.metadata["minimum"], f.metadata["maximum"]
-        if low is not None and value < low:
-            raise ValueError(f"{value} is below the minimum {low}")
-        if high is not None and value > high:
-            raise ValueError(f"{value} is above the maximum {high}")
-        return value
-    raise TypeError(f"unsupported setting type {kind!r}")  # a programming error, not user input
-
-
-def _apply(values: dict[str, dict[str, object]], section: str, key: str, raw: str, origin: str) -> None:
-    if (section, key) in RETIRED:
-        log.warning("%s: [%s] %s is ignored: %s", origin, section, key, RETIRED[section, key])
-        return
-    known = sections()
-    if section not in known:
-        raise ConfigError(f"{origin}: unknown section [{section}] (known: {', '.join(known)})")
-    fields = _field_types(known[section])
-    if key not in fields:
-        raise ConfigError(f"{origin}: unknown key {key!r} in section [{section}] "
-                          f"(known: {', '.join(fields)})")
-    try:
-        values[section][key] = _parse(raw, fields[key])
-    except ValueError as error:
-        raise ConfigError(f"{origin}: [{section}] {key}: {error}") from None
-
-
-def _masks(text: str) -> tuple[Rectangle, ...]:
-    """Parse "x,y,w,h; x,y,w,h" (fractions of the picture) into rectangles."""
-    rectangles = []
-    for part in filter(None, (piece.strip() for piece in text.split(";"))):
-        try:
-            numbers = tuple(float(number) for number in part.split(","))
-        except ValueError:
-            numbers = ()
-        if len(numbers) != 4 or not all(0 <= number <= 1 for number in numbers):
-            raise ValueError(f"{part!r} is not x,y,width,height as fractions between 0 and 1")
-        rectangles.append(numbers)
-    return tuple(rectangles)
-
-
-def _camera(path: Path, section: str, items: list[tuple[str, str]]) -> CameraSettings:
-    match = CAMERA_SECTION.fullmatch(section)
-    camera = CameraSettings(int(match[1]), match[2])
-    for key, raw in items:
-        try:
-            if key == "sensitivity":
-                value = float(raw)
-                if not 0.1 <= value <= 10:
-                    raise ValueError(f"{value} is outside 0.1-10")
-                camera = dataclasses.replace(camera, sensitivity=value)
-            elif key == "masks":
-                camera = dataclasses.replace(camera, masks=_masks(raw))
-            else:
-                raise ConfigError(f"{path}: unknown key {key!r} in section [{section}] (known: sensitivity, masks)")
-        except ValueError as error:
-            raise ConfigError(f"{path}: [{section}] {key}: {error}") from None
-    return camera
-
-
-def _read_file(path: Path, values: dict[str, dict[str, object]]) -> list[CameraSettings]:
-    parser = configparser.ConfigParser(interpolation=None, default_section="__no_default_section__")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
-    except configparser.Error as error:
-        raise ConfigError(f"{path}: {error.message.splitlines()[0]}") from None
-    cameras = []
-    for section in parser.sections():
-        if CAMERA_SECTION.fullmatch(section):
-            cameras.append(_camera(path, section, parser.items(section)))
-            continue
-        if section not in sections():
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sections())}, "
-                              "camera CLIENT_ID/NAME)")
-        for key, raw in parser.items(section):
-            _apply(values, section, key, raw, str(path))
-    return cameras
-
-
-def _read_environment(environ: Mapping[str, str], values: dict[str, dict[str, object]]) -> None:
-    for name, raw in environ.items():
-        if not name.startswith("VIGINT_") or name in NON_SETTING_VARIABLES:
-            continue
-        section, _, key = name[len("VIGINT_"):].lower().partition("_")
-        if section in sections():
-            _apply(values, section, key, raw, f"environment variable {name}")
-
-
-def config_path(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """Return the config file to read: the flag, else VIGINT_CONFIG, else ./config.ini if it exists."""
-    if flag is not None:
-        return flag
-    if environ.get("VIGINT_CONFIG"):
-        return Path(environ["VIGINT_CONFIG"])
-    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
-
-
-def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
-                  overrides: Mapping[tuple[str, str], object] | None = None) -> Settings:
-    """Build the settings from defaults, `config_file`, the environment and `overrides`.
-
-    Args:
-        config_file: an explicit config file (``--config``); it must exist.
-        environ: the environment (default ``os.environ``).
-        overrides: values from command-line flags, keyed by (section, key), already typed; None skips.
-    Raises:
-        ConfigError: naming the file or variable, the section and the key at fault.
-    """
-    environ = os.environ if environ is None else environ
-    values: dict[str, dict[str, object]] = {name: {} for name in sections()}
-    path = config_path(config_file, environ)
-    cameras = _read_file(path, values) if path is not None else []
-    if environ.get("VIGINT_DB"):
-        _apply(values, "database", "path", environ["VIGINT_DB"], "environment variable VIGINT_DB")
-    _read_environment(environ, values)
-    for (section, key), value in (overrides or {}).items():
-        if value is not None:
-            values[section][key] = value
-    built = {name: kind(**values[name]) for name, kind in sections().items()}
-    return Settings(**built, cameras=tuple(cameras), source=path)

@@ -12,8 +12,8 @@ def test_openai_and_gemini_replies_become_verdicts():
     gemini = {"candidates": [{"content": {"parts": [{"text": '{"incident": false, "type": "animal", '
                                                              '"description": "A cat.", "threat_level": 0}'}]}}],
               "usageMetadata": {"totalTokenCount": 640}}
-    assert ai.parse_reply("openai", json.dumps(openai).encode()) == ai.Verdict(True, "theft", "Shelf emptied.", 2, 900)
-    assert ai.parse_reply("gemini", json.dumps(gemini).encode()) == ai.Verdict(False, "animal", "A cat.", 0, 640)
+    assert ai.parse_reply("openai", json.dumps(openai).encode()) == ai.Answer(True, "theft", "Shelf emptied.", 2, 900)
+    assert ai.parse_reply("gemini", json.dumps(gemini).encode()) == ai.Answer(False, "animal", "A cat.", 0, 640)
 
 
 @pytest.mark.parametrize("reply", [b"not json", b'{"choices": []}',

@@ -22,7 +22,8 @@ from rich.table import Table
 
 from vigint import __version__, keys, protocol
 from vigint.billing import invoices as billing
-from vigint.config import Settings, load_settings
+from vigint.config import Settings
+from vigint.configfile import load_settings
 from vigint.errors import InvalidInputError, VigintError
 from vigint.store import ApiKey, Client, Store
 

@@ -13,7 +13,7 @@ from vigint.alerts import emails, links, webhooks
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.metrics import Metrics
-from vigint.store import Alert, Store
+from vigint.store import Alert, Channel, Store
 from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 IDLE_LOOK_SECONDS = 1.0  # how often the outbox is looked at without a wake-up (rows written by another process)
 
 
-def channels(settings: Settings) -> list[str]:
+def channels(settings: Settings) -> list[Channel]:
     """Return the channels alerts go out on, as configured: email (SMTP or a capture folder), webhook."""
     email = settings.email
-    return [name for name, wanted in (("email", bool(email.smtp_host or email.capture_dir)),
-                                      ("webhook", bool(settings.alerts.webhook_url))) if wanted]
+    return [channel for channel, wanted in ((Channel.EMAIL, bool(email.smtp_host or email.capture_dir)),
+                                            (Channel.WEBHOOK, bool(settings.alerts.webhook_url))) if wanted]
 
 
 class Outbox:
@@ -64,11 +64,11 @@ class Outbox:
         link = links.clip_link(self.base_url, self.secret, incident, expires)
         loop = asyncio.get_running_loop()
         try:
-            if alert.channel == "email":
+            if alert.channel is Channel.EMAIL:
                 message = emails.compose_email(incident, alert.client_name, alert.client_email, link, expires,
                                                self.settings.alerts, self.settings.email)
                 await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
-            elif alert.channel == "webhook":
+            elif alert.channel is Channel.WEBHOOK:
                 body = webhooks.webhook_body(incident, link)
                 await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
                                            self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)

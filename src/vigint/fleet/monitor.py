@@ -19,7 +19,7 @@ from vigint.alerts import emails
 from vigint.alerts.outbox import Outbox
 from vigint.config import Settings
 from vigint.metrics import Metrics
-from vigint.store import Flag, Store
+from vigint.store import Flag, FlagKind, Store
 from vigint.tasks import every
 
 log = logging.getLogger(__name__)
@@ -104,19 +104,19 @@ class FleetMonitor:
             stream = streams[key_id]
             if len(seen) > self._settings.max_addresses_per_key:
                 raised.append(await store.raise_flag(
-                    "addresses", f"key:{key_id}", stream.client_id, key_id,
+                    FlagKind.ADDRESSES, f"key:{key_id}", stream.client_id, key_id,
                     f"key {stream.key_prefix}… of client {stream.client_id} streams from {len(seen)} addresses at once "
                     f"({', '.join(sorted(seen))}): a leaked key?", now))
             hours = await store.hourly_bytes(key_id, now - (TRAILING_HOURS + 1) * 3600)
             if hours and is_spike(hours[-1], hours[:-1], self._settings.usage_spike_factor,
                                   self._settings.usage_spike_min_mb * 1e6):
                 raised.append(await store.raise_flag(
-                    "spike", f"key:{key_id}", stream.client_id, key_id,
+                    FlagKind.SPIKE, f"key:{key_id}", stream.client_id, key_id,
                     f"key {stream.key_prefix}… of client {stream.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
                     f"over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
         for address, failures in self._refused(now):
             raised.append(await store.raise_flag(
-                "hellos", f"address:{address}", None, None,
+                FlagKind.HELLOS, f"address:{address}", None, None,
                 f"{address} had {failures} hellos refused within the window and is blocked", now))
         return [flag for flag in raised if flag is not None]
 

@@ -37,7 +37,7 @@ class Malformed(VigintError):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Answer:
     """What the model concluded."""
 
     incident: bool
@@ -116,8 +116,8 @@ def build_request(settings: AiSettings, jpegs: list[bytes]) -> urllib.request.Re
                                   headers={**headers, "Content-Type": "application/json"})
 
 
-def parse_reply(provider: str, reply: bytes) -> Verdict:
-    """Read a provider's reply into a Verdict. Raises Malformed with what was wrong."""
+def parse_reply(provider: str, reply: bytes) -> Answer:
+    """Read a provider's reply into an Answer. Raises Malformed with what was wrong."""
     try:
         text, tokens = PROVIDERS[provider].answer(json.loads(reply))
     except (ValueError, KeyError, IndexError, TypeError) as error:
@@ -126,13 +126,13 @@ def parse_reply(provider: str, reply: bytes) -> Verdict:
     try:
         verdict = json.loads(fenced[0] if fenced else "")
         threat = int(verdict.get("threat_level", 0))
-        return Verdict(bool(verdict["incident"]), str(verdict.get("type") or "other")[:40],
+        return Answer(bool(verdict["incident"]), str(verdict.get("type") or "other")[:40],
                        str(verdict.get("description") or "")[:300], min(2, max(0, threat)), tokens)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise Malformed("the verdict is not the JSON asked for") from None
 
 
-def ask(settings: AiSettings, jpegs: list[bytes]) -> Verdict:
+def ask(settings: AiSettings, jpegs: list[bytes]) -> Answer:
     """Ask the model (blocking). Raises Unreachable or Malformed."""
     try:
         with urllib.request.urlopen(build_request(settings, jpegs), timeout=settings.timeout_seconds) as response:

@@ -23,7 +23,7 @@ from vigint.incidents import clips
 from vigint.incidents.verify import Verifier
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
-from vigint.store import Incident, Store, is_busy
+from vigint.store import AlertState, Incident, Store, is_busy
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class IncidentDesk:
         if fields:
             await persist(what, lambda: self.store.update_incident(incident.id, **fields))
         if not alert:
-            await persist(what, lambda: self.store.update_incident(incident.id, alert_state="suppressed"))
+            await persist(what, lambda: self.store.update_incident(incident.id, alert_state=AlertState.SUPPRESSED))
             return
         await persist(what, lambda: self.store.enqueue_alerts(incident.id, self._outbox.channels, time.time()))
         self._outbox.wake()

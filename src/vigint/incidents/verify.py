@@ -11,6 +11,7 @@ from vigint.incidents import ai
 from vigint.limiter import RateLimiter
 from vigint.media import Packet
 from vigint.metrics import Metrics
+from vigint.store import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Verifier:
         fallback = settings.when_unreachable == "motion"
         if self._calls.retry_after(str(client_id), now) > 0:
             self._metrics.ai_calls["rate_limited"] += 1
-            return fallback, {"verdict": "unverified", "description": "AI check skipped: hourly limit reached"}
+            return fallback, {"verdict": Verdict.UNVERIFIED, "description": "AI check skipped: hourly limit reached"}
         self._calls.record(str(client_id), now)
         loop = asyncio.get_running_loop()
         async with self._slots:
@@ -44,9 +45,9 @@ class Verifier:
                 outcome = "unreachable" if isinstance(error, ai.Unreachable) else "malformed"
                 self._metrics.ai_calls[outcome] += 1
                 log.warning("AI check for client %d camera %r: %s", client_id, camera, error)
-                return fallback, {"verdict": "unverified"}
+                return fallback, {"verdict": Verdict.UNVERIFIED}
         self._metrics.ai_calls["answered"] += 1
         self._usage.add_ai_call(key_id, verdict.tokens, time.time())
-        fields = {"verdict": "confirmed" if verdict.incident else "rejected", "type": verdict.type,
+        fields = {"verdict": Verdict.CONFIRMED if verdict.incident else Verdict.REJECTED, "type": verdict.type,
                   "description": verdict.description, "threat": verdict.threat}
         return verdict.incident, fields

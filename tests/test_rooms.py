@@ -1,0 +1,19 @@
+"""The code map's rules hold: sizes, and which rooms import which (see scripts/rooms.py and the README)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+import rooms  # noqa: E402 - a script, found through the path set above
+
+
+def test_every_module_and_function_is_small_and_no_room_imports_what_it_must_not():
+    assert rooms.violations() == []
+
+
+def test_the_rules_see_imports_of_every_form(tmp_path):
+    module = tmp_path / "example.py"
+    module.write_text("import vigint.ingest.server\nfrom vigint.store import records\nfrom vigint import protocol\n"
+                      "from vigint.analysis.pipeline import StreamAnalysis\n")
+    assert rooms.imported_rooms(module) == {"ingest", "store", "shared", "analysis"}
