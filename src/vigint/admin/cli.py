@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from vigint import __version__, keys, protocol
 from vigint.billing import invoices as billing
+from vigint.billing.issuing import closed_month, issue_invoice
 from vigint.config import Settings, load_settings
 from vigint.errors import InvalidInputError, VigintError
 from vigint.store import ApiKey, Client, Store
@@ -339,22 +339,9 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
 
 
 async def invoice(args, settings: Settings, console: Console) -> int:
-    since, until = billing.period_bounds(args.period)
-    if until > time.time():
-        raise InvalidInputError(f"period {args.period} is not over yet: invoice it from the 1st of the next month")
+    month = closed_month(args.period, time.time())  # a bad period is refused before the database is opened
     async with await _open_store(settings) as store:
-        issued = await store.find_invoice(args.client_id, args.period)
-        if issued is None:
-            client = await store.get_client(args.client_id)
-            rows = await store.usage_report(client.id, since, until)
-            usage = billing.Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))),
-                                  sum(r.bytes_received for r in rows), sum(r.ai_calls for r in rows),
-                                  sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows))
-            price_table = settings.billing
-            issued = await store.issue_invoice(billing.Invoice(
-                0, date.today().isoformat(), args.period, client.id, client.name, client.email, price_table.currency,
-                billing.price(usage, price_table), price_table.vat_rate, price_table.seller_name,
-                price_table.seller_address, price_table.seller_vat_id))
+        issued = await issue_invoice(store, settings.billing, args.client_id, month)
     text = billing.to_html(issued) if args.format == "html" else billing.to_csv(issued)
     if args.out is None:
         sys.stdout.write(text)
