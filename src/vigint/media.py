@@ -1,4 +1,4 @@
-"""What every stage passes along, pure: encoded packets, analysis frames and the one time unit (µs)."""
+"""What every stage passes along, pure: encoded packets, analysis frames and the units of time."""
 
 from dataclasses import dataclass
 from fractions import Fraction
@@ -7,6 +7,7 @@ import numpy as np
 
 MICROSECONDS = 1_000_000  # stream times are integers of µs since the Unix epoch, on the wire and inside
 MICROSECOND = Fraction(1, MICROSECONDS)  # the same unit as a PyAV time base
+SECONDS_PER_DAY = 86400
 # What holding one packet costs beyond its bytes (the Packet, its bytes object, list slots), charged
 # against byte caps so that a flood of 4-byte messages cannot hold millions of packets under them.
 PACKET_OVERHEAD_BYTES = 256

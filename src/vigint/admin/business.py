@@ -1,0 +1,156 @@
+"""The operator's view of the business: usage, unusual-usage alerts, the fleet's status, invoices, incidents.
+
+Read-only reports from the store, except `invoice`, which issues a month's invoice the first time it is
+asked for (billing.issuing decides what is billed; this module only prints it).
+"""
+
+import argparse
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from vigint.admin import render
+from vigint.admin.commands import (
+    Commands,
+    live_streams,
+    open_store,
+    option,
+)
+from vigint.billing import invoices
+from vigint.billing.issuing import closed_month, issue_invoice
+from vigint.config import Settings
+from vigint.media import SECONDS_PER_DAY
+
+commands = Commands()
+
+
+def _parse_day(text: str) -> date:
+    """Parse a YYYY-MM-DD option; argparse turns the error into a usage error (exit code 2)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
+
+
+def _utc_midnight(day: date | None) -> float | None:
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+@commands.command("usage", "usage per client and key: stream time, bytes, frames",
+                  option("--client-id", type=int),
+                  option("--since", type=_parse_day, metavar="YYYY-MM-DD", help="first day counted (UTC)"),
+                  option("--until", type=_parse_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)"),
+                  listing=True)
+async def usage(args, settings: Settings, console: Console) -> int:
+    until = None if args.until is None else args.until + timedelta(days=1)  # --until is inclusive
+    async with await open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        rows = await store.usage_report(args.client_id, _utc_midnight(args.since), _utc_midnight(until))
+    documents = [{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
+                  "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
+                  "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded, "ai_calls": r.ai_calls,
+                  "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent, "incidents": r.incidents} for r in rows]
+    table_rows = [(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
+                   f"{r.bytes_received / 1e9:,.3f}", f"{r.frames_decoded:,}", str(r.incidents), str(r.ai_calls),
+                   f"{r.ai_tokens:,}", str(r.alerts_sent)) for r in rows]
+    period = f"{args.since or 'the start'} to {args.until or 'now'} (UTC days)"
+    numbers = ("Stream hours", "GB received", "Frames decoded", "Incidents", "AI calls", "AI tokens", "Alerts sent")
+    return render.listing(args.json, console, documents, f"Usage from {period}", ("Client", "Name", "Key", *numbers),
+                          table_rows, right=frozenset(numbers))
+
+
+@commands.command("alerts", "unusual-usage flags: leaked keys, spikes, refused hellos",
+                  option("--client-id", type=int), listing=True)
+async def alerts_list(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        flags = await store.flags(args.client_id)
+    documents = [{"id": f.id, "at": render.iso(f.at), "kind": f.kind, "client_id": f.client_id, "key_id": f.key_id,
+                  "detail": f.detail, "emailed_at": render.iso(f.notified_at)} for f in flags]
+    rows = [(str(f.id), render.local(f.at), f.kind, str(f.client_id or "—"), f.detail, render.local(f.notified_at))
+            for f in flags]
+    return render.listing(args.json, console, documents, f"{len(flags)} unusual-usage flag(s), newest first",
+                          ("ID", "When", "Kind", "Client", "Detail", "Emailed"), rows)
+
+
+@commands.command("status", "the fleet: who streams, cameras down, decode load", listing=True)
+async def status(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await open_store(settings) as store:
+        snapshot = await store.server_status()
+        streams = await live_streams(store, settings, now)
+        cameras = await store.cameras()
+        flags = await store.flags(since=now - SECONDS_PER_DAY)
+    down = [c for c in cameras if c.down_since is not None]
+    document = {"server_running": streams is not None,
+                "last_snapshot_at": render.iso(snapshot[0]) if snapshot else None,
+                "frames_per_second": snapshot[1].get("frames_per_second") if streams is not None else 0,
+                "decode_lag_p99_seconds": snapshot[1].get("decode_lag_p99_seconds") if streams is not None else None,
+                "streams": streams or [],
+                "clients_streaming": sorted({s["client_id"] for s in streams or []}),
+                "cameras_down": [{"client_id": c.client_id, "camera": c.camera, "since": render.iso(c.down_since)}
+                                 for c in down],
+                "flags_last_day": len(flags)}
+    if args.json:
+        render.print_json(document)
+        return 0
+    state = (f"running: {len(streams)} stream(s) from {len(document['clients_streaming'])} client(s), "
+             f"{document['frames_per_second']} frames/s decoded, decode lag p99 ≤ {document['decode_lag_p99_seconds']} s"
+             if streams is not None else
+             f"not running (last snapshot {render.local(snapshot[0]) if snapshot else 'never'})")
+    console.print(f"Server {state}; {len(down)} camera(s) down; {len(flags)} flag(s) in the last day.",
+                  highlight=False)
+    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since"),
+                               [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
+                                 render.local(s["connected_at"])) for s in streams or []]))
+    if down:
+        console.print(render.table("Cameras down", ("Client", "Camera", "Down since"),
+                                   [(str(c.client_id), c.camera, render.local(c.down_since)) for c in down]))
+    return 0
+
+
+@commands.command("invoice", "issue (or print again) a client's invoice for a month",
+                  option("--client-id", type=int, required=True),
+                  option("--period", required=True, metavar="YYYY-MM", help="the month invoiced (UTC)"),
+                  option("--format", choices=("html", "csv"), default="html", help="printable HTML (default) or CSV"),
+                  option("--out", type=Path, help="write to this file instead of standard output"))
+async def invoice(args, settings: Settings, console: Console) -> int:
+    month = closed_month(args.period, time.time())  # a bad period is refused before the database is opened
+    async with await open_store(settings) as store:
+        issued = await issue_invoice(store, settings.billing, args.client_id, month)
+    text = invoices.to_html(issued) if args.format == "html" else invoices.to_csv(issued)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        console.print(f"Invoice {issued.number} for client {issued.client_id}, {issued.period}: "
+                      f"{issued.total} {issued.currency} written to {args.out}", highlight=False)
+    return 0
+
+
+incident_commands = commands.group("incidents", "what the cameras saw, and whether the customer was told")
+
+
+@incident_commands.command("list", "list incidents, newest first, with their alert delivery",
+                           option("--client-id", type=int),
+                           option("--since", type=_parse_day, metavar="YYYY-MM-DD", help="first day shown (UTC)"),
+                           listing=True)
+async def incidents_list(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        found = await store.list_incidents(args.client_id, _utc_midnight(args.since))
+    documents = [{"id": i.id, "client_id": i.client_id, "camera": i.camera, "started_at": render.iso(i.started_at),
+                  "ended_at": render.iso(i.ended_at), "type": i.type, "description": i.description,
+                  "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state}
+                 for i in found]
+    rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at), render.local(i.ended_at),
+             i.type + (f": {i.description}" if i.description else ""), str(i.threat), i.verdict,
+             "yes" if i.clip_path else "—", i.alert_state) for i in found]
+    return render.listing(args.json, console, documents, f"{len(found)} incident(s), newest first",
+                          ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)

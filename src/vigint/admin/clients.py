@@ -1,0 +1,202 @@
+"""`vigint client …`, `vigint key …` and `vigint audit`: customers, their API keys, and the admin trail.
+
+Every change here is audited by the store; a new key's plaintext is printed once and never stored.
+"""
+
+import re
+import time
+
+from rich.console import Console
+
+from vigint import keys
+from vigint.admin import render
+from vigint.admin.commands import (
+    Commands,
+    live_streams,
+    open_store,
+    option,
+)
+from vigint.config import Settings
+from vigint.errors import InvalidInputError
+from vigint.incidents.retention import remove_client_clips
+from vigint.media import SECONDS_PER_DAY
+from vigint.store import ApiKey, Client
+
+# Deliberately loose: the mail server is the judge of deliverability; this catches typos and pastes.
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MAX_NAME_LENGTH = 200
+
+commands = Commands()
+client_commands = commands.group("client", "create, list, revoke, reactivate or delete customers")
+
+
+def validate_name(name: str) -> str:
+    """Return the client name stripped of outer spaces. Raises InvalidInputError if empty or too long."""
+    name = name.strip()
+    if not name:
+        raise InvalidInputError("the client name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"the client name is longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def validate_email(email: str) -> str:
+    """Return the email stripped of outer spaces. Raises InvalidInputError if it is not an address."""
+    email = email.strip()
+    if not EMAIL_PATTERN.fullmatch(email):
+        raise InvalidInputError(f"{email!r} is not an email address")
+    return email
+
+
+def _key_document(key: ApiKey, now: float) -> dict:
+    return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
+            "state": key.state(now).value, "created_at": render.iso(key.created_at),
+            "expires_at": render.iso(key.expires_at), "revoked_at": render.iso(key.revoked_at),
+            "last_used_at": render.iso(key.last_used_at)}
+
+
+@client_commands.command("create", "create a client and print its first API key once",
+                         option("--name", required=True, help="the customer's name"),
+                         option("--email", required=True, help="where incident alerts are sent"),
+                         listing=True)
+async def client_create(args, settings: Settings, console: Console) -> int:
+    name, email = validate_name(args.name), validate_email(args.email)
+    api_key = keys.generate()
+    async with await open_store(settings) as store:
+        client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key))
+    if args.json:
+        render.print_json({"client_id": client.id, "key_id": key.id, "api_key": api_key})
+    else:
+        render.print_new_key(console, f"Created client {client.id} ({client.name}, {client.email}) with key {key.id} "
+                                      f"({key.prefix}…).", api_key)
+    return 0
+
+
+@client_commands.command("list", "list clients with their keys and last activity", listing=True)
+async def client_list(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await open_store(settings) as store:
+        clients, all_keys = await store.list_clients(), await store.list_keys()
+        streams = await live_streams(store, settings, now) or []
+        flags = await store.flags(since=now - 7 * SECONDS_PER_DAY)
+    keys_by_client: dict[int, list[ApiKey]] = {}
+    for key in all_keys:
+        keys_by_client.setdefault(key.client_id, []).append(key)
+
+    def last_seen(client: Client) -> float | None:
+        return max((k.last_used_at for k in keys_by_client.get(client.id, []) if k.last_used_at), default=None)
+
+    def cameras(client: Client) -> list[str]:
+        return sorted(stream["camera"] for stream in streams if stream["client_id"] == client.id)
+
+    def flag_kinds(client: Client) -> list[str]:
+        return sorted({flag.kind for flag in flags if flag.client_id == client.id})
+
+    documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
+                  "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
+                  "last_seen_at": render.iso(last_seen(c)), "live_cameras": cameras(c), "flags": flag_kinds(c),
+                  "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
+    rows = [(str(c.id), c.name, c.email, c.status.value,
+             "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
+             str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(c)), ", ".join(flag_kinds(c)))
+            for c in clients]
+    return render.listing(args.json, console, documents, f"{len(clients)} client(s)",
+                          ("ID", "Name", "Email", "Status", "Keys", "Live", "Created", "Last seen", "Flags (7 days)"),
+                          rows)
+
+
+@client_commands.command("revoke", "cut a client off: all its keys stop working at once",
+                         option("--client-id", type=int, required=True))
+async def client_revoke(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        count = await store.revoke_client(args.client_id)
+    console.print(f"Client {args.client_id} revoked: {count} key(s) deactivated. "
+                  "Its open streams are closed within a second.")
+    return 0
+
+
+@client_commands.command("reactivate", "restore a revoked client: the keys its revocation stopped work again",
+                         option("--client-id", type=int, required=True),
+                         option("--key-id", type=int, help="restore only this key"))
+async def client_reactivate(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        count = await store.reactivate_client(args.client_id, args.key_id)
+    console.print(f"Client {args.client_id} reactivated: {count} key(s) work again.")
+    return 0
+
+
+@client_commands.command("delete", "delete a client with its keys, usage and incidents",
+                         option("--client-id", type=int, required=True),
+                         option("--yes", action="store_true", help="confirm the deletion"))
+async def client_delete(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        client = await store.get_client(args.client_id)
+        if not args.yes:
+            raise InvalidInputError(f"deleting client {client.id} ({client.name}) removes its keys, usage, "
+                                    "incidents and clips for good: add --yes to confirm")
+        clip_paths = [i.clip_path for i in await store.list_incidents(client.id) if i.clip_path]
+        await store.delete_client(client.id)
+    # Files go only after the rows are committed: a crash in between leaves orphan files on disk, never an
+    # incident pointing to a missing clip.
+    removed = remove_client_clips(settings.storage.data_dir, client.id, clip_paths)
+    console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents; "
+                  f"{removed} clip file(s) removed.")
+    return 0
+
+
+key_commands = commands.group("key", "create, list or revoke API keys (rotation)")
+
+
+@key_commands.command("create", "add an API key to a client and print it once",
+                      option("--client-id", type=int, required=True),
+                      option("--name", default="", help="a label, such as the site the key is for"),
+                      option("--expires-in", type=float, metavar="DAYS", help="the key stops working after DAYS days"),
+                      listing=True)
+async def key_create(args, settings: Settings, console: Console) -> int:
+    if args.expires_in is not None and args.expires_in <= 0:
+        raise InvalidInputError("--expires-in must be a positive number of days")
+    api_key = keys.generate()
+    expires_at = None if args.expires_in is None else time.time() + args.expires_in * SECONDS_PER_DAY
+    async with await open_store(settings) as store:
+        key = await store.create_key(args.client_id, keys.hash_key(api_key), keys.display_prefix(api_key),
+                                     args.name.strip(), expires_at)
+    if args.json:
+        render.print_json({"client_id": key.client_id, "key_id": key.id, "api_key": api_key})
+    else:
+        expiry = f", expires {render.local(key.expires_at)}" if key.expires_at else ""
+        render.print_new_key(console, f"Created key {key.id} ({key.prefix}…) for client {key.client_id}{expiry}.",
+                             api_key)
+    return 0
+
+
+@key_commands.command("list", "list API keys (prefixes only) and their state",
+                      option("--client-id", type=int), listing=True)
+async def key_list(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await open_store(settings) as store:
+        found = await store.list_keys(args.client_id)
+    rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, k.state(now).value, render.local(k.created_at),
+             render.local(k.expires_at), render.local(k.last_used_at)) for k in found]
+    return render.listing(args.json, console, [_key_document(k, now) for k in found], f"{len(found)} key(s)",
+                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows)
+
+
+@key_commands.command("revoke", "revoke one API key; the client's other keys keep working",
+                      option("--key-id", type=int, required=True))
+async def key_revoke(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        key = await store.revoke_key(args.key_id)
+    console.print(f"Key {key.id} ({key.prefix}…) of client {key.client_id} revoked. "
+                  "Streams using it are closed within a second.")
+    return 0
+
+
+@commands.command("audit", "show admin actions, newest first", option("--client-id", type=int), listing=True)
+async def audit(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        entries = await store.list_audit(args.client_id)
+    documents = [{"id": e.id, "at": render.iso(e.at), "action": e.action, "client_id": e.client_id,
+                  "key_id": e.key_id, "detail": e.detail} for e in entries]
+    rows = [(render.local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail) for e in entries]
+    return render.listing(args.json, console, documents, f"{len(entries)} admin action(s), newest first",
+                          ("When", "Action", "Client", "Key", "Detail"), rows)

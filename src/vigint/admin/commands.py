@@ -1,0 +1,127 @@
+"""How a command is declared: beside its handler, with its options, in a module per command group.
+
+A module makes one `Commands` and decorates each handler with `@commands.command(...)`, naming the
+command, its help and its options, so adding a command is one edit in one place; `build_parser` adds
+each module's commands in turn. Also here: the options every command takes, and the look-ups that more
+than one command group needs.
+"""
+
+import argparse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from vigint.config import Settings
+from vigint.store import Store
+
+# A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
+# customer's, such as the agent) and the console; it returns the exit code.
+Handler = Callable[[argparse.Namespace, Settings | None, Console], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option or argument of a command, as `ArgumentParser.add_argument` takes it."""
+
+    flags: tuple[str, ...]
+    settings: dict
+
+
+def option(*flags: str, **settings) -> Option:
+    """Return an option for `Commands.command`: the same arguments as `ArgumentParser.add_argument`."""
+    return Option(flags, settings)
+
+
+def common_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the subcommand's name.
+
+    The top-level parser gives them defaults; a subcommand's copy must not (`defaults=False`), or its
+    default would overwrite a value given before the subcommand's name.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    parent.add_argument("--db", type=Path, default=default(None),
+                        help="SQLite database file (default: [database] path, ./vigint.db)")
+    parent.add_argument("--config", type=Path, default=default(None),
+                        help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
+    parent.add_argument("--debug", action="store_true", default=default(False),
+                        help="log debug detail and show tracebacks")
+    return parent
+
+
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    handler: Handler
+    help_text: str
+    description: str
+    options: tuple[Option, ...]
+    listing: bool
+    server_side: bool
+
+    def add_to(self, subparsers, common: argparse.ArgumentParser) -> None:
+        sub = subparsers.add_parser(self.name, parents=[common] if self.server_side else [], help=self.help_text,
+                                    description=self.description)
+        sub.set_defaults(handler=self.handler, server_side=self.server_side)
+        if self.listing:
+            sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+        for declared in self.options:
+            sub.add_argument(*declared.flags, **declared.settings)
+
+
+@dataclass(frozen=True)
+class _Group:
+    name: str
+    help_text: str
+    actions: "Commands"
+
+    def add_to(self, subparsers, common: argparse.ArgumentParser) -> None:
+        sub = subparsers.add_parser(self.name, help=self.help_text, description=self.help_text)
+        self.actions.add_to(sub.add_subparsers(title="actions", metavar="ACTION", required=True), common)
+
+
+class Commands:
+    """The commands of one module, in the order `vigint --help` lists them (the order they are declared)."""
+
+    def __init__(self) -> None:
+        self._declared: list[_Command | _Group] = []
+
+    def command(self, name: str, help_text: str, *options: Option, listing: bool = False,
+                description: str | None = None, server_side: bool = True):
+        """Declare the decorated handler as command `name`.
+
+        A listing also takes --json. `description` (default: `help_text`) heads the command's own --help.
+        A command that is not `server_side` (the agent, the demo) loads no server settings and so takes
+        none of the common options.
+        """
+        def declare(handler: Handler) -> Handler:
+            self._declared.append(_Command(name, handler, help_text, description or help_text, options, listing,
+                                           server_side))
+            return handler
+        return declare
+
+    def group(self, name: str, help_text: str) -> "Commands":
+        """Declare a command made of actions (`vigint client create`); return where its actions are declared."""
+        actions = Commands()
+        self._declared.append(_Group(name, help_text, actions))
+        return actions
+
+    def add_to(self, subparsers, common: argparse.ArgumentParser) -> None:
+        """Add every declared command to `subparsers`, each taking the `common` options."""
+        for declared in self._declared:
+            declared.add_to(subparsers, common)
+
+
+def open_store(settings: Settings) -> Awaitable[Store]:
+    """Open the database the settings name (use as `async with await open_store(settings) as store`)."""
+    return Store.open(settings.database.path)
+
+
+async def live_streams(store: Store, settings: Settings, now: float) -> list[dict] | None:
+    """The running server's streams from its latest snapshot; None if no server has written one lately."""
+    status = await store.server_status()
+    fresh = status is not None and not status[1].get("stopped") \
+        and now - status[0] < 3 * settings.server.usage_flush_seconds
+    return status[1]["streams"] if fresh else None

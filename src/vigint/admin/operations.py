@@ -1,0 +1,87 @@
+"""`vigint serve`, `vigint demo` and `vigint cert`: running the server, trying it out, and its first TLS pair.
+
+The server, the demo and TLS certificates import PyAV, numpy, websockets or cryptography: their handlers
+import them when run, so `vigint --help` and the admin commands start fast (the one-file executable
+unpacks itself at every start, and every second counts there).
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from vigint import __version__, protocol
+from vigint.admin.commands import Commands, open_store, option
+from vigint.config import Settings
+
+commands = Commands()
+
+
+@commands.command("serve", "run the server: authenticated camera streams, decoding, analysis",
+                  option("--host", help="address to listen on (default: [server] host, 127.0.0.1)"),
+                  option("--port", type=int, help="TCP port (default: [server] port, 5002; 0 picks a free one)"),
+                  option("--tls-cert", type=Path, help="PEM certificate chain: serve wss://"),
+                  option("--tls-key", type=Path, help="PEM private key for --tls-cert"))
+async def serve(args, settings: Settings, console: Console) -> int:
+    from vigint.ingest.server import Server
+
+    logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
+    async with await open_store(settings) as store:
+        server = Server(settings, store)
+        await server.start()
+        scheme = "wss" if server.tls else "ws"
+        console.print(f"Vigint {__version__} serving\n"
+                      f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
+                      f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
+                      f"  database   {settings.database.path.resolve()} ({await store.count_clients()} clients)\n"
+                      f"  settings   {settings.source or 'embedded defaults'}\n"
+                      f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
+                      highlight=False)
+        await _until_signalled()
+        console.print("Shutting down: closing streams and writing usage…", highlight=False)
+        await server.stop()
+    console.print("Stopped.", highlight=False)
+    return 0
+
+
+async def _until_signalled() -> None:
+    """Return at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            print("vigint: second signal: exiting now", file=sys.stderr)
+            os._exit(130)
+        stopping.set()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, on_signal)
+    await stopping.wait()
+
+
+@commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",
+                  description="Run a server, a demo customer and an agent streaming a test pattern, in a temporary "
+                  "folder; show the incidents and alert emails as they come. Ctrl-C stops.", server_side=False)
+async def demo(args, settings: Settings | None, console: Console) -> int:
+    from vigint.admin.demo import run_demo
+
+    return await run_demo(console)
+
+
+@commands.command("cert", "write a self-signed TLS certificate and key for a first deployment",
+                  option("--host", dest="cert_host", required=True, help="the name or IP address agents connect to"),
+                  option("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)"),
+                  option("--force", action="store_true", help="replace existing files"))
+async def make_cert(args, settings: Settings, console: Console) -> int:
+    from vigint.admin import cert
+
+    cert_path, key_path = cert.write_self_signed(args.cert_host, args.out_dir, overwrite=args.force)
+    console.print(f"Wrote {cert_path} and {key_path} (private, owner-only) for {args.cert_host}.\n"
+                  f"Serve with: vigint serve --tls-cert {cert_path} --tls-key {key_path}\n"
+                  f"Agents trust it with: vigint agent --ca-cert {cert_path} …", highlight=False)
+    return 0
