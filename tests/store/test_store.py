@@ -6,7 +6,7 @@ import pytest
 from vigint import keys
 from vigint.errors import InvalidInputError, NotFoundError, StoreError
 from vigint.ingest.auth import authenticate
-from vigint.store import MIGRATIONS, ClientStatus, KeyState, Store
+from vigint.store import MIGRATIONS, AlertState, Channel, ClientStatus, KeyState, Store, Verdict
 
 
 async def new_client(store: Store, email: str = "ops@acme.test"):
@@ -141,3 +141,18 @@ async def test_keys_cannot_be_added_to_a_revoked_client(db_path):
         await store.revoke_client(client.id)
         with pytest.raises(InvalidInputError, match="reactivate it"):
             await new_key(store, client.id)
+
+
+async def test_alerts_go_only_to_known_channels_and_records_carry_their_states(db_path):
+    async with await Store.open(db_path) as store:
+        client, key, _ = await new_client(store)
+        incident = await store.create_incident(client.id, key.id, "door", 1_000.0)
+        with pytest.raises(ValueError, match="unknown alert channel"):
+            await store.enqueue_alerts(incident.id, ["sms"], 1_001.0)
+        with pytest.raises(ValueError, match="unknown alert channel"):
+            await store.record_event(client.id, "door", "camera_down", "gone", 1_002.0, ["pager"])
+        assert await store.due_alerts(2_000.0) == [] and len(await store.list_incidents(client.id)) == 1
+        await store.enqueue_alerts(incident.id, [Channel.EMAIL], 1_001.0)
+        [alert] = await store.due_alerts(2_000.0)
+        assert alert.channel is Channel.EMAIL
+        assert alert.incident.verdict is Verdict.NOT_CHECKED and alert.incident.alert_state is AlertState.PENDING

@@ -68,12 +68,10 @@ class Outbox:
                 message = emails.compose_email(incident, alert.client_name, alert.client_email, link, expires,
                                                self.settings.alerts, self.settings.email)
                 await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
-            elif alert.channel is Channel.WEBHOOK:
+            else:  # Channel.WEBHOOK: the store takes and reads no other channel
                 body = webhooks.webhook_body(incident, link)
                 await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
                                            self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
-            else:
-                raise ValueError(f"unknown alert channel {alert.channel!r}")
         except Exception as error:  # noqa: BLE001 - SMTP, TLS and HTTP failures all mean "retry later"
             await self._failed(alert, error)
             return

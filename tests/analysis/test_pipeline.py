@@ -1,0 +1,70 @@
+import asyncio
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import eventually
+from media import make_h264, make_scene
+
+from vigint import protocol
+from vigint.analysis.events import Closed, Extended, Opened
+from vigint.analysis.pipeline import StreamAnalysis, limits
+from vigint.config import MotionSettings, ServerSettings, Settings
+
+SECOND = 1_000_000
+
+
+async def analyse(settings: Settings, video, undecodable: list | None = None,
+                  burst: bool = False) -> tuple[StreamAnalysis, list]:
+    """Feed a video to a stream's analysis a second at a time as analysis keeps up (or all at once: `burst`),
+    then end it; return the analysis and every batch's outcome."""
+    analysis = StreamAnalysis(settings, limits(settings), 1, "door",
+                              lambda count, first: (undecodable if undecodable is not None else []).append(count))
+    with ThreadPoolExecutor(1) as pool:
+        outcomes = []
+
+        async def collect():
+            outcomes.extend([outcome async for outcome in analysis.run(pool, batch_seconds=0)])
+
+        running = asyncio.create_task(collect())
+        for index, (pts, dts, _, data) in enumerate(video.units):
+            analysis.receive(protocol.media(pts, dts, data))
+            if not burst and index % video.fps == video.fps - 1:
+                await eventually(lambda: analysis.intake.queued_packets == 0)
+        analysis.end()
+        await running
+    return analysis, outcomes
+
+
+async def test_a_moving_object_opens_extends_and_closes_one_incident_from_its_first_moving_frame():
+    settings = Settings(motion=MotionSettings(cooldown_seconds=3.0))
+    analysis, outcomes = await analyse(settings, make_scene(16, moving=(5, 9)))
+    events = [event for outcome in outcomes for event in outcome.events]
+    assert isinstance(events[0], Opened) and 5 * SECOND <= events[0].start <= 5.5 * SECOND
+    assert all(isinstance(event, Extended) for event in events[1:-1]) and len(events) > 2
+    assert isinstance(events[-1], Closed) and 8.5 * SECOND <= events[-1].end <= 9.5 * SECOND  # the square leaving is motion too
+    assert sum(outcome.decoded for outcome in outcomes) == analysis.frames_decoded == make_scene(16).frames
+    assert analysis.video_size == (320, 180) and all(outcome.refusal is None for outcome in outcomes)
+
+
+async def test_a_still_scene_gives_no_event():
+    _, outcomes = await analyse(Settings(), make_scene(6))
+    assert [event for outcome in outcomes for event in outcome.events] == []
+
+
+async def test_a_backlog_past_its_limit_skips_to_a_keyframe_yet_the_ring_keeps_every_packet():
+    video = make_h264(4, width=320, height=180)
+    settings = Settings(server=ServerSettings(max_decode_backlog=10))
+    undecodable = []
+    analysis, outcomes = await analyse(settings, video, undecodable, burst=True)
+    assert len(analysis.packets) == video.frames  # clips still have every packet
+    assert 0 < analysis.frames_decoded < video.frames  # analysis shed load instead of falling behind
+    assert undecodable == [] and all(outcome.refusal is None for outcome in outcomes)
+    assert sum(len(outcome.waited) for outcome in outcomes) == analysis.frames_decoded  # one wait per packet analysed
+
+
+async def test_each_camera_gets_its_own_motion_tuning():
+    settings = Settings(motion=MotionSettings(cooldown_seconds=3.0))
+    tuned = dataclasses.replace(settings, cameras=(
+        dataclasses.replace(settings.camera(1, "door"), masks=((0.0, 0.0, 1.0, 1.0),)),))  # the whole picture masked
+    _, outcomes = await analyse(tuned, make_scene(16, moving=(5, 9)))
+    assert [event for outcome in outcomes for event in outcome.events] == []

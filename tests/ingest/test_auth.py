@@ -1,0 +1,63 @@
+import time
+from dataclasses import dataclass
+
+from conftest import add_client
+
+from vigint import keys
+from vigint.ingest.auth import authenticate, invalid_streams
+from vigint.store import ApiKey, Store
+
+
+@dataclass(eq=False)
+class Stream:
+    """An open stream as the revocation check sees one: its key, and whether it was looked up again."""
+
+    key: ApiKey
+    checked: bool = False
+
+
+async def test_a_key_authenticates_until_it_is_revoked_and_again_once_reactivated(db_path):
+    async with await Store.open(db_path) as store:
+        client_id, key_id, api_key = await add_client(store)
+        assert (await authenticate(store, api_key)).id == key_id
+        await store.revoke_client(client_id)
+        assert await authenticate(store, api_key) is None
+        await store.reactivate_client(client_id)
+        assert (await authenticate(store, api_key)).id == key_id
+        assert await authenticate(store, keys.generate()) is None  # well formed, unknown
+        assert await authenticate(store, api_key[:-1] + ("A" if api_key[-1] != "A" else "B")) is None  # bad checksum
+
+
+async def test_an_expiring_key_is_refused_from_its_expiry_and_its_stream_found(db_path):
+    async with await Store.open(db_path) as store:
+        client_id, _, _ = await add_client(store)
+        api_key = keys.generate()
+        await store.create_key(client_id, keys.hash_key(api_key), keys.display_prefix(api_key), expires_at=1_000.0)
+        stream = Stream(await authenticate(store, api_key, now=999.0))
+        assert stream.key is not None and await authenticate(store, api_key, now=1_000.0) is None
+        assert (await invalid_streams(store, [stream], None, 999.0))[0] == set()
+        assert (await invalid_streams(store, [stream], None, 1_000.0))[0] == {stream}
+
+
+async def test_streams_of_revoked_keys_are_found_once_the_database_changed(db_path):
+    async with await Store.open(db_path) as store:
+        first_id, _, first_key = await add_client(store)
+        _, _, second_key = await add_client(store, "b@b.test", "Beta")
+        mine, theirs = Stream(await authenticate(store, first_key)), Stream(await authenticate(store, second_key))
+        invalid, version = await invalid_streams(store, [mine, theirs], None, time.time())
+        assert invalid == set() and mine.checked and theirs.checked
+        assert await invalid_streams(store, [mine, theirs], version, time.time()) == (set(), version)
+        await store.revoke_client(first_id)  # as `vigint client revoke` does, from another connection
+        invalid, later = await invalid_streams(store, [mine, theirs], version, time.time())
+        assert invalid == {mine} and later != version
+
+
+async def test_a_new_stream_is_looked_up_once_even_if_nothing_changed(db_path):
+    async with await Store.open(db_path) as store:
+        client_id, _, api_key = await add_client(store)
+        early = Stream(await authenticate(store, api_key))
+        _, version = await invalid_streams(store, [], None, time.time())
+        await store.revoke_client(client_id)
+        _, version = await invalid_streams(store, [], version, time.time())  # the change, seen with no stream open
+        invalid, _ = await invalid_streams(store, [early], version, time.time())  # authenticated before the revocation
+        assert invalid == {early}
