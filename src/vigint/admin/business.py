@@ -13,12 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import (
-    Commands,
-    live_streams,
-    open_store,
-    option,
-)
+from vigint.admin.commands import Commands, live_streams, open_store, option
 from vigint.billing import invoices
 from vigint.billing.issuing import closed_month, issue_invoice
 from vigint.config import Settings

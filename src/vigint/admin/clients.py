@@ -10,12 +10,7 @@ from rich.console import Console
 
 from vigint import keys
 from vigint.admin import render
-from vigint.admin.commands import (
-    Commands,
-    live_streams,
-    open_store,
-    option,
-)
+from vigint.admin.commands import Commands, live_streams, open_store, option
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.retention import remove_client_clips

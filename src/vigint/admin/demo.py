@@ -22,13 +22,7 @@ from vigint.agent import status as agent_view
 from vigint.agent.settings import TEST_SOURCE, AgentSettings, Camera
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import run_camera
-from vigint.config import (
-    DatabaseSettings,
-    EmailSettings,
-    ServerSettings,
-    Settings,
-    StorageSettings,
-)
+from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
 from vigint.tasks import wait_for_event

@@ -34,18 +34,9 @@ from vigint.incidents.retention import Retention
 from vigint.incidents.verify import Verifier
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
-from vigint.ingest.connections import (
-    AdmittedConnection,
-    check_websockets,
-    connection_factory,
-    websockets_logger,
-)
+from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
 from vigint.ingest.http import Routes
-from vigint.ingest.resources import (
-    quiet_resource_errors,
-    raise_open_file_limit,
-    trim_heap,
-)
+from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
