@@ -147,21 +147,23 @@ class IncidentDesk:
             # Cut before the ring forgets the pre-roll: a long event's clip shows its first seconds.
             return min(incident.last_motion + post, incident.start - pre + span)
 
-        def gather(taken: list[Packet]) -> list[Packet]:
+        def fresh(taken: list[Packet]) -> list[Packet]:
             # What the ring received since the last look (it keeps seconds; we look every fraction of one).
             if not taken:
                 return clips.select(ring.packets(), incident.start - pre, end())
-            return taken + [packet for packet in ring.packets() if packet.dts > taken[-1].dts]
+            return [packet for packet in ring.packets() if packet.dts > taken[-1].dts]
 
         # A clip holds no more than the ring may, and gathers no longer than its span takes at real time
         # (plus slack): a sender whose clock crawls must not make the server hold its stream for ever.
         limit = self.settings.buffers.max_packet_buffer_bytes
         deadline = time.monotonic() + (span + post) / MICROSECONDS
-        taken = gather([])
-        while (not feed.ended and (ring.newest_dts() or 0) < end() and time.monotonic() < deadline
-               and sum(packet.cost for packet in taken) < limit):
+        taken = fresh([])
+        cost = sum(packet.cost for packet in taken)
+        while not feed.ended and (ring.newest_dts() or 0) < end() and time.monotonic() < deadline and cost < limit:
             await asyncio.sleep(CLIP_POLL_SECONDS)
-            taken = gather(taken)  # nothing arrives between this and the checks above: no await
+            new = fresh(taken)  # nothing arrives between this and the checks above: no await
+            taken += new
+            cost += sum(packet.cost for packet in new)
         return [packet for packet in taken if packet.dts <= end()]
 
     async def _write_clip(self, incident: Incident, packets: list[Packet], size: tuple[int, int] | None) -> str | None:
