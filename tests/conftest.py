@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import inspect
 import json
 import os
 import subprocess
@@ -62,13 +63,18 @@ async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") ->
 
 
 async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
-    """Wait until `condition()` is true; fail the test with its last value after `timeout` seconds."""
+    """Wait until `condition()` is true (awaited first if it returns an awaitable, e.g. a store query); return
+    its value, or fail the test with its last value after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not (value := condition()):
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition still false after {timeout} s: {value!r}")
         await asyncio.sleep(interval)
-    return value
 
 
 @pytest.fixture
