@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from conftest import add_client, eventually, url
+from conftest import REALTIME, add_client, eventually, url
 from media import make_h264, send_video
 from websockets.asyncio.client import connect
 
@@ -114,6 +114,7 @@ async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_o
     await connection.close()
 
 
+@REALTIME
 async def test_usage_matches_the_bytes_and_seconds_streamed(start, tmp_path):
     server = await start(settings=fleet_settings(tmp_path))
     client_id, key_id, api_key = await add_client(server.store)

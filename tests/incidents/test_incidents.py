@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import add_client, eventually, url
+from conftest import REALTIME, add_client, eventually, url
 from media import make_scene, open_stream, send_video
 
 from vigint.alerts import links, webhooks
@@ -142,6 +142,7 @@ async def test_no_incident_without_motion(start, tmp_path, scene):
     assert await server.store.list_incidents(client_id) == [] and server.metrics.incidents == 0
 
 
+@REALTIME
 async def test_three_minutes_of_motion_is_one_extended_incident(start, tmp_path):
     server = await start(settings=dataclasses.replace(incident_settings(tmp_path), motion=MotionSettings()))
     client_id, _, api_key = await add_client(server.store)
@@ -397,6 +398,7 @@ def busy_warnings(caplog) -> list[str]:
             if record.levelno >= logging.WARNING and "busy" in record.getMessage()]
 
 
+@REALTIME
 async def test_a_database_locked_by_another_process_delays_an_incident_but_loses_nothing(start, tmp_path, mailbox,
                                                                                           db_path, caplog):
     # No usage flush while the lock is held: it would take the one writer first and make the incident's

@@ -14,7 +14,7 @@ import urllib.request
 import weakref
 
 import pytest
-from conftest import add_client, eventually, url
+from conftest import REALTIME, add_client, eventually, url
 from media import make_h264, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
@@ -155,6 +155,7 @@ def admin(db_path, *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@REALTIME
 async def test_revocation_by_the_admin_cli_closes_the_stream_within_a_second(start, db_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
@@ -187,6 +188,7 @@ async def test_key_expiring_while_streaming_closes_the_stream(start):
     assert closed.value.rcvd.code == 4401
 
 
+@REALTIME
 async def test_rings_of_a_20_second_720p_stream(start):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
