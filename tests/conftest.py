@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import inspect
 import json
 import os
 import subprocess
@@ -17,6 +18,10 @@ from vigint.admin.cli import main
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
+
+# Tests whose assertions hold a latency (a ping, a hello, a second of billing) or that load a core for seconds:
+# `pytest -n 2 --dist loadgroup` (the default) runs them one after another on one worker, never two at once.
+REALTIME = pytest.mark.xdist_group("realtime")
 
 
 @dataclass
@@ -62,13 +67,18 @@ async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") ->
 
 
 async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
-    """Wait until `condition()` is true; fail the test with its last value after `timeout` seconds."""
+    """Wait until `condition()` is true (awaited first if it returns an awaitable, e.g. a store query); return
+    its value, or fail the test with its last value after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not (value := condition()):
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition still false after {timeout} s: {value!r}")
         await asyncio.sleep(interval)
-    return value
 
 
 @pytest.fixture

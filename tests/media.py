@@ -67,16 +67,23 @@ def make_scene(seconds: float, moving: tuple[float, float] | None = None, bright
 
 
 def write_video_file(path: Path, seconds: float, codec: str = "libx264", *, bframes: int = 0, fps: int = 15,
-                     width: int = 320, height: int = 180) -> int:
-    """Write the test pattern to a real file with PyAV (H.264 in MP4, MPEG-4, MJPEG, …); return its frame count."""
+                     width: int = 320, height: int = 180, gop: int | None = None, bitrate: int | None = None,
+                     busy: bool = False) -> int:
+    """Write the test pattern to a real file with PyAV (H.264 in MP4, MPEG-4, MJPEG, …); return its frame count.
+
+    H.264 gets a keyframe every `gop` frames (2 s by default); `bitrate` (bit/s) and a `busy` pattern make
+    a file that fills a link fast.
+    """
     frame_count = int(seconds * fps)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if bitrate:
+            stream.bit_rate = bitrate
         if codec == "libx264":
-            stream.options = {"preset": "ultrafast", "bf": str(bframes), "g": str(2 * fps)}
-        for index, frame in zip(range(frame_count), testpattern.frames(width, height)):
+            stream.options = {"preset": "ultrafast", "bf": str(bframes), "g": str(gop or 2 * fps)}
+        for index, frame in zip(range(frame_count), testpattern.frames(width, height, busy)):
             frame.pts, frame.time_base = index, Fraction(1, fps)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))

@@ -45,6 +45,17 @@ async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:
     return agent.returncode, err.decode()
 
 
+async def read_log_until(agent: asyncio.subprocess.Process, text: str, timeout: float = 20) -> str:
+    """Read the agent's stderr up to and including the first line holding `text`; return what was read."""
+    lines = []
+    async with asyncio.timeout(timeout):
+        while text not in (lines or [""])[-1]:
+            line = (await agent.stderr.readline()).decode()
+            assert line, f"the agent exited without logging {text!r}:\n{''.join(lines)}"
+            lines.append(line)
+    return "".join(lines)
+
+
 def frames_of(server, client_id: int, camera: str) -> int:
     session = server.sessions(client_id).get(camera)
     return session.analysis.frames_decoded if session else 0
@@ -173,7 +184,7 @@ async def test_rtsp_camera_streams_through_the_agent(start, tmp_path):
 async def test_a_failing_source_leaves_the_other_cameras_streaming(start, tmp_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
-    write_video_file(tmp_path / "doomed.mp4", 2)
+    write_video_file(tmp_path / "doomed.mp4", 1)  # short: the pass under way when it is deleted ends soon
     write_env(tmp_path, api_key, server)
     with socket.socket() as closed_port:
         closed_port.bind(("127.0.0.1", 0))
@@ -182,14 +193,14 @@ async def test_a_failing_source_leaves_the_other_cameras_streaming(start, tmp_pa
                               "--source", "doomed.mp4", "--camera", "doomed", "--loop")
     await eventually(lambda: frames_of(server, client_id, "doomed") > 3, timeout=20)
     (tmp_path / "doomed.mp4").unlink()
-    await asyncio.sleep(2.5)  # the file's current pass ends; reopening it then fails
+    logged = await read_log_until(agent, "camera doomed: cannot open")  # its pass ended; reopening it failed
     before = server.metrics.frames_decoded
     await eventually(lambda: server.metrics.frames_decoded > before + 20, timeout=20)
     assert "good" in server.sessions(client_id) and "dead" not in server.sessions(client_id)
     assert "doomed" not in server.sessions(client_id)
     code, err = await stop(agent)
     assert code == 0
-    assert "camera dead: cannot open rtsp://127.0.0.1" in err and "camera doomed: cannot open" in err
+    assert "camera dead: cannot open rtsp://127.0.0.1" in logged + err and "camera doomed: cannot open" in logged
 
 
 async def slow_proxy(target_port: int, bytes_per_second: int) -> asyncio.Server:
@@ -221,11 +232,15 @@ async def slow_proxy(target_port: int, bytes_per_second: int) -> asyncio.Server:
 async def test_a_slow_link_drops_whole_gops_and_never_breaks_decoding(start, tmp_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
-    proxy = await slow_proxy(server.port, 40_000)  # 320 kbit/s for a 1 Mbit/s camera
+    # A 10 Mbit/s camera with a keyframe every 8 frames fills the agent's 512 KiB of socket buffers in under
+    # a second, so whole GOPs are dropped within seconds, not after 12 s of queueing.
+    write_video_file(tmp_path / "busy.mp4", 4, width=640, height=360, gop=8, bitrate=8_000_000, busy=True)
+    proxy = await slow_proxy(server.port, 200_000)  # 1.6 Mbit/s
     proxy_port = proxy.sockets[0].getsockname()[1]
     settings = AgentSettings(api_key=api_key, server_url=f"ws://127.0.0.1:{proxy_port}/v1/stream",
-                             cameras=(Camera("test", "slow"),), max_backlog_seconds=1.0)
-    status, stopping = CameraStatus("slow", "test"), asyncio.Event()
+                             cameras=(Camera(str(tmp_path / "busy.mp4"), "slow"),), loop=True,
+                             max_backlog_seconds=1.0)
+    status, stopping = CameraStatus("slow", "busy.mp4"), asyncio.Event()
     camera = asyncio.create_task(run_camera(settings.cameras[0], settings, status, stopping))
     try:
         await eventually(lambda: status.dropped_gops >= 2, timeout=40)

@@ -40,12 +40,14 @@ from attacks import (
     sps_picture_size,
     welcomed,
 )
+from conftest import REALTIME
 from media import make_h264
 
 from vigint import keys, protocol
 from vigint.admin.cert import write_self_signed
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One server and one healthy stream see every attack of this module: its tests share a worker, in order.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), REALTIME]
 
 SHUTDOWN_TIMEOUT = 3.0
 SERVER_ENV = {

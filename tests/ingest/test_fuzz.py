@@ -19,7 +19,7 @@ from attacks import (
     send_first_message,
     send_mutation,
 )
-from conftest import add_client, eventually, url
+from conftest import REALTIME, add_client, eventually, url
 from media import make_h264
 
 SEED = 10
@@ -32,6 +32,7 @@ async def decoded_frames(server, client_id: int) -> int:
     return sum(row.frames_decoded for row in await server.store.usage_report(client_id, None, None))
 
 
+@REALTIME
 async def test_mutated_streams_and_hostile_hellos_leave_the_server_serving(start, caplog):
     caplog.set_level(logging.INFO)
     server = await start(max_auth_failures=1_000_000, max_streams_per_client=1_000)

@@ -143,6 +143,8 @@ class Uplink:
             if task not in finished:
                 task.cancel()
         await asyncio.gather(sender, receiver, stopper, return_exceptions=True)
+        if stopper in finished:
+            await _close_now(connection)
         if receiver in finished:
             receiver.result()  # raises the ConnectionClosed that ended the stream
         if sender in finished:
@@ -171,3 +173,15 @@ class Uplink:
                 self.status.incidents += 1
                 log.warning("camera %s: incident reported by the server: %s", self.camera.name,
                             notice.get("description") or notice.get("kind") or "see your email")
+
+
+async def _close_now(connection: ClientConnection) -> None:
+    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection.
+
+    websockets applies its close timeout only once the video queued before the close frame has drained,
+    which on a slow link takes as long as the link needs: an agent asked to stop would wait for it.
+    """
+    try:
+        await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        connection.transport.abort()

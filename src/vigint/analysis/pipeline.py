@@ -21,6 +21,7 @@ from vigint.analysis.ring import PacketRing
 from vigint.config import Settings
 from vigint.media import Packet
 from vigint.protocol import ProtocolViolation
+from vigint.tasks import wait_for_event
 
 
 def limits(settings: Settings) -> Limits:
@@ -54,6 +55,7 @@ class StreamAnalysis:
                                         tuning.masks)
         self._tracker = EventTracker(settings.motion)
         self._queue: asyncio.Queue[tuple[Packet, float] | None] = asyncio.Queue()
+        self._ended = asyncio.Event()
         self.video_size: tuple[int, int] | None = None  # the full picture size, once a frame was decoded
         self.frames_decoded = 0
 
@@ -73,6 +75,7 @@ class StreamAnalysis:
     def end(self) -> None:
         """No more media: `run` analyses what is queued, flushes the decoder and returns."""
         self._queue.put_nowait(None)
+        self._ended.set()
 
     async def run(self, pool: Executor, batch_seconds: float) -> AsyncIterator[Analysed]:
         """Analyse queued packets in `pool` until `end`, yielding each batch's outcome.
@@ -84,7 +87,7 @@ class StreamAnalysis:
         while True:
             batch = [await self._queue.get()]
             if batch[0] is not None:
-                await asyncio.sleep(batch_seconds)
+                await wait_for_event(self._ended, batch_seconds)  # the stream's end need not wait for the batch
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             items = [item for item in batch if item is not None]
