@@ -104,3 +104,47 @@ def vcl_payloads_annexb(data: bytes) -> list[bytes]:
     """The slice NAL units of an Annex-B H.264 access unit."""
     units = [unit.rstrip(b"\x00") for unit in data.split(b"\x00\x00\x01")]
     return [unit for unit in units if unit and unit[0] & 0x1F in (1, 5)]
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, grain: int) -> np.ndarray:
+    """A smooth, blotchy picture (a shop's shelves and floor at a distance), values 30-200."""
+    small = rng.integers(30, 200, (height // grain + 2, width // grain + 2)).astype(np.float32)
+    big = np.kron(small, np.ones((grain, grain), np.float32))
+    k = grain // 2
+    summed = np.cumsum(np.cumsum(np.pad(big, k, mode="edge"), 0), 1)
+    smooth = (summed[2 * k:, 2 * k:] - summed[:-2 * k, 2 * k:] - summed[2 * k:, :-2 * k] + summed[:-2 * k, :-2 * k])
+    return (smooth / (4 * k * k))[:height, :width]
+
+
+@lru_cache(maxsize=None)
+def make_footage(seconds: float, gop_seconds: float = 2, people: tuple[tuple[float, float], ...] = (),
+                 noise: float = 2.0, flicker: float = 0.0, bframes: int = 0, fps: int = 15, width: int = 480,
+                 height: int = 270, bitrate: int | None = None) -> EncodedVideo:
+    """Real-looking camera footage: a still, textured room with sensor noise (σ `noise` gray levels), encoded
+    as a VBR camera does (x264 veryfast, constant quality capped at 1.5 Mbit/s, a keyframe every
+    `gop_seconds`); a person-sized figure crossing it during each (start, end) of `people`; with `flicker`,
+    the light dips by that fraction on a random third of the frames (a failing tube, an IR lamp). With
+    `bitrate` (bit/s), average-bitrate encoding instead, the way a CBR-like camera spends its budget."""
+    rng = np.random.default_rng(5)
+    room = _texture(rng, height, width, 12)
+    figure = _texture(np.random.default_rng(9), height // 2, width // 10, 6) * 0.4 + 15
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base, codec.framerate = Fraction(1, 1_000_000), fps
+    gop = str(int(gop_seconds * fps))
+    rate = {"b": str(bitrate)} if bitrate else {"crf": "24", "maxrate": "1500000", "bufsize": "3000000"}
+    codec.options = {"preset": "veryfast", "g": gop, "keyint_min": gop, "sc_threshold": "0", "bf": str(bframes), **rate}
+    units = []
+    for index in range(int(seconds * fps)):
+        at = index / fps
+        picture = room * (1 - flicker * (rng.random() < 1 / 3)) + rng.normal(0, noise, room.shape)
+        for start, end in people:
+            if start <= at < end:
+                x = int((at - start) / (end - start) * (width - figure.shape[1]))
+                picture[height // 3:height // 3 + figure.shape[0], x:x + figure.shape[1]] = figure
+        frame = av.VideoFrame.from_ndarray(np.clip(picture, 0, 255).astype(np.uint8), format="gray")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = index * 1_000_000 // fps
+        units += codec.encode(frame)
+    units += codec.encode(None)
+    return EncodedVideo(width, height, fps, int(gop), tuple((p.pts, p.dts, p.is_keyframe, bytes(p)) for p in units))

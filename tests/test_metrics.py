@@ -16,7 +16,7 @@ def test_the_page_is_valid_prometheus_text_with_every_counter_and_label():
     metrics.auth_failures["invalid_key"] += 3
     metrics.decode_lag.observe(0.02)
     samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-               for family in text_string_to_metric_families(metrics.render({7: 2}, 1.5)) for sample in family.samples}
+               for family in text_string_to_metric_families(metrics.render({7: 2}, {"active": 1, "idle": 1}, 1.5)) for sample in family.samples}
     assert samples[("vigint_streams_connected", (("client_id", "7"),))] == 2
     assert samples[("vigint_frames_decoded_total", ())] == 42
     assert samples[("vigint_auth_failures_total", (("reason", "invalid_key"),))] == 3

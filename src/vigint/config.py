@@ -105,6 +105,25 @@ class BufferSettings:
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    """How much of a still stream is decoded: most cameras watch an empty room most of the day."""
+
+    idle_mode: str = setting("keyframes", "keyframes: a stream without motion for idle_after_seconds decodes only a "
+                             "keyframe now and then and watches the sizes of the other frames, waking to a full "
+                             "decode from the last still keyframe when either shows motion; full: decode every "
+                             "frame at all times", choices=("keyframes", "full"))
+    idle_after_seconds: float = setting(10.0, "seconds of stream time without motion before a stream goes idle",
+                                        minimum=1)
+    idle_refresh_seconds: float = setting(4.0, "while idle, a keyframe is decoded and compared with the background "
+                                          "at most this often (every keyframe when the GOP is longer): the "
+                                          "longest a motion that leaves frame sizes alone goes unseen",
+                                          minimum=0)
+    wake_size_factor: float = setting(3.0, "while idle, the bytes of the last second of non-key frames this many "
+                                      "times their median over the last 30 s wake the stream; a person walking "
+                                      "in multiplies them by 5-10 on a VBR camera", minimum=1.5)
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     """Where files live."""
 
@@ -242,6 +261,7 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     buffers: BufferSettings = BufferSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
     storage: StorageSettings = StorageSettings()
     motion: MotionSettings = MotionSettings()
     alerts: AlertSettings = AlertSettings()

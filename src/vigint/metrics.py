@@ -47,14 +47,27 @@ class Metrics:
     alerts_failed: int = 0
     clips_skipped: Counter = field(default_factory=Counter)  # by reason: disk_full, write_error
     ai_calls: Counter = field(default_factory=Counter)  # by outcome
+    wakes: Counter = field(default_factory=Counter)  # idle streams woken, by cause: keyframe, size
+    decode_cpu_seconds: Counter = field(default_factory=Counter)  # by mode: active, idle
 
-    def render(self, streams_by_client: dict[int, int], usage_flush_lag: float) -> str:
-        """Return the metrics page, given the live streams per client id and seconds since the last usage flush."""
+    def render(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int], usage_flush_lag: float) -> str:
+        """Return the metrics page, given the live streams per client id and per mode, and the seconds since the
+        last usage flush."""
         lines = [
             "# HELP vigint_streams_connected Authenticated camera streams open now.",
             "# TYPE vigint_streams_connected gauge",
             *(f'vigint_streams_connected{{client_id="{client}"}} {count}'
               for client, count in sorted(streams_by_client.items())),
+            "# HELP vigint_streams Open streams by analysis mode (idle: keyframe checks only).",
+            "# TYPE vigint_streams gauge",
+            *(f'vigint_streams{{mode="{mode}"}} {count}' for mode, count in sorted(streams_by_mode.items())),
+            "# HELP vigint_stream_wakes_total Idle streams woken to a full decode, by cause.",
+            "# TYPE vigint_stream_wakes_total counter",
+            *(f'vigint_stream_wakes_total{{cause="{cause}"}} {count}' for cause, count in sorted(self.wakes.items())),
+            "# HELP vigint_decode_cpu_seconds_total Worker CPU time decoding and analysing, by mode.",
+            "# TYPE vigint_decode_cpu_seconds_total counter",
+            *(f'vigint_decode_cpu_seconds_total{{mode="{mode}"}} {seconds:.3f}'
+              for mode, seconds in sorted(self.decode_cpu_seconds.items())),
             "# HELP vigint_frames_decoded_total Video frames decoded.",
             "# TYPE vigint_frames_decoded_total counter",
             f"vigint_frames_decoded_total {self.frames_decoded}",
@@ -68,16 +81,7 @@ class Metrics:
             "# TYPE vigint_auth_failures_total counter",
             *(f'vigint_auth_failures_total{{reason="{reason}"}} {count}'
               for reason, count in sorted(self.auth_failures.items())),
-            "# HELP vigint_decode_lag_seconds Delay from receipt of a packet to its frame in the ring.",
-            "# TYPE vigint_decode_lag_seconds histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip((*self.decode_lag.bounds, "+Inf"), self.decode_lag.counts):
-            cumulative += count
-            lines.append(f'vigint_decode_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
-        lines += [
-            f"vigint_decode_lag_seconds_sum {self.decode_lag.total}",
-            f"vigint_decode_lag_seconds_count {self.decode_lag.count}",
+            *self._lag_lines(),
             "# HELP vigint_incidents_total Incidents opened.",
             "# TYPE vigint_incidents_total counter",
             f"vigint_incidents_total {self.incidents}",
@@ -100,3 +104,13 @@ class Metrics:
             f"vigint_usage_flush_lag_seconds {usage_flush_lag:.3f}",
         ]
         return "\n".join(lines) + "\n"
+
+    def _lag_lines(self) -> list[str]:
+        lines = ["# HELP vigint_decode_lag_seconds Delay from receipt of a packet to its frame in the ring.",
+                 "# TYPE vigint_decode_lag_seconds histogram"]
+        cumulative = 0
+        for bound, count in zip((*self.decode_lag.bounds, "+Inf"), self.decode_lag.counts):
+            cumulative += count
+            lines.append(f'vigint_decode_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
+        return lines + [f"vigint_decode_lag_seconds_sum {self.decode_lag.total}",
+                        f"vigint_decode_lag_seconds_count {self.decode_lag.count}"]

@@ -14,8 +14,8 @@ import urllib.request
 import weakref
 
 import pytest
-from conftest import REALTIME, add_client, eventually, url
-from media import make_h264, open_stream, send_video
+from conftest import REALTIME, add_client, eventually, run_vigint, url
+from media import make_footage, make_h264, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
@@ -412,3 +412,24 @@ async def test_streams_still_closing_count_against_the_client_until_their_decode
     again, welcome = await open_stream(url(server), api_key, "two")
     assert welcome["type"] == "welcome"
     await again.close()
+
+
+async def test_a_still_camera_goes_idle_and_status_and_metrics_say_so(start, db_path, tmp_path):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    video = make_footage(16, 2)  # sixteen still seconds, sent faster than real time: idle after ten
+    connection, _ = await open_stream(url(server), api_key, "till")
+    await send_video(connection, video)
+    analysis = server.sessions(client_id)["till"].analysis
+    await eventually(lambda: analysis.mode == "idle")
+    base = f"http://127.0.0.1:{server.port}"
+    text = (await asyncio.to_thread(http_get, base + "/metrics"))[2]
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("vigint_streams", (("mode", "idle"),))] == 1 and samples[("vigint_streams", (("mode", "active"),))] == 0
+    assert samples[("vigint_decode_cpu_seconds_total", (("mode", "active"),))] > 0
+    await server.flush_usage()
+    result = await asyncio.to_thread(run_vigint, "status", "--json", "--db", str(db_path), cwd=tmp_path)
+    status = json.loads(result.stdout)
+    assert [(s["camera"], s["mode"]) for s in status["streams"]] == [("till", "idle")]
+    await connection.close()

@@ -100,9 +100,9 @@ async def status(args, settings: Settings, console: Console) -> int:
              f"not running (last snapshot {render.local(snapshot[0]) if snapshot else 'never'})")
     console.print(f"Server {state}; {len(down)} camera(s) down; {len(flags)} flag(s) in the last day.",
                   highlight=False)
-    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since"),
+    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode"),
                                [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
-                                 render.local(s["connected_at"])) for s in streams or []]))
+                                 render.local(s["connected_at"]), s.get("mode", "active")) for s in streams or []]))
     if down:
         console.print(render.table("Cameras down", ("Client", "Camera", "Down since"),
                                    [(str(c.client_id), c.camera, render.local(c.down_since)) for c in down]))

@@ -91,3 +91,16 @@ class StreamDecoder:
         except av.FFmpegError:
             result.errors += 1
         return result
+
+    def sample(self, keyframe: Packet) -> DecodeResult:
+        """Decode one keyframe on its own, its frame out at once (an idle stream's check), then `reset`."""
+        result, drained = self.decode([keyframe]), self.flush()
+        self._codec.flush_buffers()
+        return DecodeResult(result.frames + drained.frames, result.decoded + drained.decoded,
+                            result.errors + drained.errors, drained.size or result.size)
+
+    def reset(self) -> None:
+        """Forget the stream so far (frames held for reordering are dropped): the next packet is a keyframe
+        from anywhere in the stream, earlier ones included, and its frames are all due for analysis."""
+        self._codec.flush_buffers()
+        self._next_sample = None

@@ -96,6 +96,10 @@ class Intake:
         self.queued_bytes += packet.cost
         return True
 
+    def replayed(self) -> None:
+        """The decoder was given a keyframe and every packet since (an idle stream woke): live packets continue it."""
+        self._skip_to_keyframe = False
+
     def dequeued(self, packets: list[Packet]) -> None:
         """Packets left the decode queue for the decoder."""
         self.queued_packets -= len(packets)

@@ -4,24 +4,57 @@
 its clips), its decoder, its motion detector and its event tracker. The connection hands it media messages
 (`receive`) on the event loop; `run` decodes them in worker threads a batch at a time, one batch of a stream
 at once, and yields what each batch produced as an `Analysed` whose events open, extend and close incidents.
+
+Most cameras watch an empty room most of the day, so a stream without motion for `idle_after_seconds` goes
+idle: it decodes a keyframe now and then (`idle_refresh_seconds`) to compare with the background, and its
+other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decodes again from the last
+keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
+at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
+back to idle at once (and teaches the size trigger).
 """
 
 import asyncio
 import dataclasses
+import enum
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vigint.analysis.decoder import DecodeResult, StreamDecoder
 from vigint.analysis.events import Event, EventTracker
 from vigint.analysis.intake import Intake, Limits
 from vigint.analysis.motion import MotionDetector
 from vigint.analysis.ring import PacketRing
+from vigint.analysis.trigger import SizeTrigger
 from vigint.config import Settings
-from vigint.media import Packet
+from vigint.media import MICROSECONDS, Packet
 from vigint.protocol import ProtocolViolation
 from vigint.tasks import wait_for_event
+
+WAKE_CONFIRM_US = 3 * MICROSECONDS  # stream time a wake-up has to show motion before the stream idles again
+
+
+class Mode(enum.StrEnum):
+    ACTIVE = "active"  # every frame decoded
+    IDLE = "idle"  # a keyframe now and then; the other packets' sizes watched
+
+
+class Wake(enum.StrEnum):
+    """What woke an idle stream."""
+
+    KEYFRAME = "keyframe"  # the idle check of a keyframe showed motion
+    SIZE = "size"  # the non-key frames grew (see trigger.py)
+
+
+class Use(enum.Enum):
+    """Why a packet is on the decode queue."""
+
+    LIVE = enum.auto()  # admitted by the gate, counted in its backlog
+    SAMPLE = enum.auto()  # an idle stream's keyframe check
+    RESTART = enum.auto()  # the first packet of a replay: the decoder forgets what it holds first
+    REPLAY = enum.auto()  # decoded again out of the ring after a wake-up
 
 
 def limits(settings: Settings) -> Limits:
@@ -37,8 +70,30 @@ class Analysed:
 
     decoded: int  # frames the decoder produced
     events: list[Event]  # incident changes, in stream order
-    waited: list[float]  # seconds each packet of the batch waited from its arrival to its analysis
+    waited: list[float]  # seconds each live packet of the batch waited from its arrival to its analysis
     refusal: ProtocolViolation | None  # the stream broke a limit: it is to be closed with this code
+    mode: Mode = Mode.ACTIVE  # how the batch was decoded: idle checks only, or frames in full
+    cpu_seconds: float = 0.0  # the worker thread's CPU time for the batch
+    woke: Wake | None = None  # the stream woke since the last batch, and why
+
+
+@dataclass
+class _Outcome:
+    """What a worker thread hands back for a batch."""
+
+    decoded: int = 0
+    errors: int = 0
+    size: tuple[int, int] | None = None
+    events: list[Event] = field(default_factory=list)
+    samples: list[tuple[int, bool]] = field(default_factory=list)  # (dts, motion) of each idle keyframe check
+    motion_pts: int | None = None  # the newest analysed frame with motion
+    first_pts: int | None = None  # the oldest analysed frame
+    last_pts: int | None = None  # the newest analysed frame
+    cpu_seconds: float = 0.0
+
+    def count(self, result: DecodeResult) -> None:
+        self.decoded, self.errors = self.decoded + result.decoded, self.errors + result.errors
+        self.size = result.size or self.size
 
 
 class StreamAnalysis:
@@ -47,20 +102,35 @@ class StreamAnalysis:
     def __init__(self, settings: Settings, limits: Limits, client_id: int, camera: str,
                  on_undecodable: Callable[[int, bool], None]):
         """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`)."""
-        buffers, tuning = settings.buffers, settings.camera(client_id, camera)
+        buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
         self.packets = PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes)
         self.intake = Intake(limits, on_undecodable)
         self._decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps, limits.max_width * limits.max_height)
         self._detector = MotionDetector(dataclasses.replace(settings.motion, sensitivity=tuning.sensitivity),
                                         tuning.masks)
         self._tracker = EventTracker(settings.motion)
-        self._queue: asyncio.Queue[tuple[Packet, float] | None] = asyncio.Queue()
+        self._trigger = SizeTrigger(settings.analysis.wake_size_factor)
+        self._queue: asyncio.Queue[tuple[Packet, float, Use] | None] = asyncio.Queue()
         self._ended = asyncio.Event()
         self.video_size: tuple[int, int] | None = None  # the full picture size, once a frame was decoded
         self.frames_decoded = 0
+        self.mode = Mode.ACTIVE
+        self.mode_us: Counter[Mode] = Counter()  # stream time spent in each mode before the current one
+        self.wakes: Counter[Wake] = Counter()
+        self._mode_since: int | None = None  # dts the current mode began
+        self._last_motion: int | None = None  # pts of the newest frame with motion (or of the first frame)
+        self._resume_from: int | None = None  # dts of the newest keyframe known to be still, while idle
+        self._last_sample: int | None = None  # pts of the newest idle keyframe check
+        self._woke: Wake | None = None  # what woke the stream last, until it idles again
+        self._woke_at = 0  # the newest dts then
+        self._moved_since_wake = False
+        self._unreported_wake: Wake | None = None
+        self._busy = False  # a batch is being analysed
+
+    # On the event loop
 
     def receive(self, message: bytes) -> None:
-        """Check a media message, keep it in the ring and queue it for decoding if the gate lets it.
+        """Check a media message, keep it in the ring and queue it for decoding as the gate and the mode say.
 
         Raises:
             ProtocolViolation: 4415 when the message breaks a limit or the stream cannot be decoded.
@@ -69,13 +139,93 @@ class StreamAnalysis:
         if packet is None:
             return
         self.packets.append(packet)
-        if self.intake.admit(packet):
-            self._queue.put_nowait((packet, time.monotonic()))
+        if self._mode_since is None:
+            self._mode_since = packet.dts
+        if self.mode is Mode.ACTIVE:
+            if self.intake.admit(packet):
+                self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
+            if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
+                self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one
+        elif not packet.keyframe:
+            if self._trigger.update(packet.dts, len(packet.data)):
+                self._wake(Wake.SIZE)
+        elif self._last_sample is None or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS:
+            self._last_sample = packet.pts
+            self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
 
     def end(self) -> None:
         """No more media: `run` analyses what is queued, flushes the decoder and returns."""
         self._queue.put_nowait(None)
         self._ended.set()
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether every packet queued so far has been analysed."""
+        return self._queue.empty() and not self._busy
+
+    def seconds_in(self, mode: Mode) -> float:
+        """Return the stream time spent in `mode` so far."""
+        current = (self.packets.newest_dts() or 0) - (self._mode_since or 0) if mode is self.mode else 0
+        return (self.mode_us[mode] + current) / MICROSECONDS
+
+    def _switch(self, mode: Mode) -> None:
+        now = self.packets.newest_dts() or 0
+        self.mode_us[self.mode] += now - (now if self._mode_since is None else self._mode_since)
+        self.mode, self._mode_since = mode, now
+
+    def _wake(self, cause: Wake) -> None:
+        """Go active, and decode again from the last keyframe known to be still: nothing since goes unseen."""
+        self._switch(Mode.ACTIVE)
+        self.wakes[cause] += 1
+        self._woke, self._woke_at, self._moved_since_wake = cause, self.packets.newest_dts() or 0, False
+        self._unreported_wake = cause
+        replay = self.packets.since(self._resume_from)
+        for index, packet in enumerate(replay):
+            self._queue.put_nowait((packet, time.monotonic(), Use.REPLAY if index else Use.RESTART))
+        self.intake.replayed()
+
+    def _go_idle(self) -> None:
+        if self._woke is Wake.SIZE and not self._moved_since_wake:
+            self._trigger.false_wake()  # woken by a disturbance that was no motion
+        self._switch(Mode.IDLE)
+        self._trigger.reset()
+        self._resume_from, self._last_sample, self._woke = self.packets.last_keyframe_dts(), None, None
+
+    def _settle(self, outcome: _Outcome) -> None:
+        """After a batch: wake on a keyframe that moved; go idle after a quiet while (keyframes mode only)."""
+        if outcome.motion_pts is not None:
+            self._last_motion, self._moved_since_wake = outcome.motion_pts, True
+        if self._last_motion is None:
+            self._last_motion = outcome.first_pts  # quiet is counted from the stream's first frame
+        if self.mode is Mode.IDLE:
+            for dts, moved in outcome.samples:
+                if moved:
+                    self._wake(Wake.KEYFRAME)
+                    return
+                self._resume_from = dts
+            return
+        if self._settings.idle_mode != "keyframes" or outcome.last_pts is None or self.intake.queued_packets:
+            return
+        if self._woke is not None and not self._moved_since_wake:
+            quiet = (self.packets.newest_dts() or 0) - self._woke_at >= WAKE_CONFIRM_US
+        else:
+            quiet = outcome.last_pts - self._last_motion >= self._settings.idle_after_seconds * MICROSECONDS
+        if quiet and not self._queue.qsize():
+            self._go_idle()
+
+    def _absorb(self, outcome: _Outcome, uses: list[Use], waited: list[float]) -> Analysed:
+        if outcome.size:
+            self.video_size = outcome.size
+        self.frames_decoded += outcome.decoded
+        self._settle(outcome)
+        mode = Mode.IDLE if uses and all(use is Use.SAMPLE for use in uses) else Mode.ACTIVE
+        woke, self._unreported_wake = self._unreported_wake, None
+        refusal = None
+        try:
+            self.intake.decoded(outcome.decoded, outcome.errors)
+        except ProtocolViolation as violation:
+            refusal = violation
+        return Analysed(outcome.decoded, outcome.events, waited, refusal, mode, outcome.cpu_seconds, woke)
 
     async def run(self, pool: Executor, batch_seconds: float) -> AsyncIterator[Analysed]:
         """Analyse queued packets in `pool` until `end`, yielding each batch's outcome.
@@ -86,40 +236,68 @@ class StreamAnalysis:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            self._busy = True
             if batch[0] is not None:
                 await wait_for_event(self._ended, batch_seconds)  # the stream's end need not wait for the batch
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             items = [item for item in batch if item is not None]
             if items:
-                packets = [packet for packet, _ in items]
-                self.intake.dequeued(packets)
-                result, events = await loop.run_in_executor(pool, self._analyse, packets)
+                self.intake.dequeued([packet for packet, _, use in items if use is Use.LIVE])
+                outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items])
                 done = time.monotonic()
-                yield self._absorb(result, events, [done - received for _, received in items])
+                analysed = self._absorb(outcome, [use for _, _, use in items],
+                                        [done - received for _, received, use in items if use is Use.LIVE])
+                self._busy = False
+                yield analysed
             if batch[-1] is None:
-                result, events = await loop.run_in_executor(pool, self._flush)
-                yield self._absorb(result, events, [])
+                yield self._absorb(await loop.run_in_executor(pool, self._flush), [], [])
                 return
 
-    def _analyse(self, packets: list[Packet]) -> tuple[DecodeResult, list[Event]]:
-        """Decode, look for motion and track events (in a worker thread)."""
-        return self._track(self._decoder.decode(packets))
+    # In a worker thread, one batch of a stream at a time
 
-    def _flush(self) -> tuple[DecodeResult, list[Event]]:
-        """Drain the decoder at the end of the stream (in a worker thread)."""
-        return self._track(self._decoder.flush())
+    def _analyse(self, items: list[tuple[Packet, Use]]) -> _Outcome:
+        """Decode, look for motion and track events."""
+        started, outcome, run = time.thread_time(), _Outcome(), []
+        for packet, use in items:
+            if use is Use.LIVE or use is Use.REPLAY:
+                run.append(packet)
+                continue
+            self._track(self._decoder.decode(run), outcome)
+            run = []
+            if use is Use.RESTART:
+                self._decoder.reset()
+                run = [packet]
+            else:
+                self._check(packet, self._decoder.sample(packet), outcome)
+        self._track(self._decoder.decode(run), outcome)
+        outcome.cpu_seconds = time.thread_time() - started
+        return outcome
 
-    def _track(self, result: DecodeResult) -> tuple[DecodeResult, list[Event]]:
-        events = [self._tracker.update(frame.pts, self._detector.update(frame.pixels).motion) for frame in result.frames]
-        return result, [event for event in events if event is not None]
+    def _flush(self) -> _Outcome:
+        """Drain the decoder at the end of the stream."""
+        outcome = _Outcome()
+        self._track(self._decoder.flush(), outcome)
+        return outcome
 
-    def _absorb(self, result: DecodeResult, events: list[Event], waited: list[float]) -> Analysed:
-        if result.size:
-            self.video_size = result.size
-        self.frames_decoded += result.decoded
-        try:
-            self.intake.decoded(result.decoded, result.errors)
-        except ProtocolViolation as violation:
-            return Analysed(result.decoded, events, waited, violation)
-        return Analysed(result.decoded, events, waited, None)
+    def _track(self, result: DecodeResult, outcome: _Outcome) -> None:
+        outcome.count(result)
+        for frame in result.frames:
+            motion = self._detector.update(frame.pixels).motion
+            outcome.motion_pts = frame.pts if motion else outcome.motion_pts
+            outcome.first_pts = frame.pts if outcome.first_pts is None else outcome.first_pts
+            outcome.last_pts = frame.pts
+            if (event := self._tracker.update(frame.pts, motion)) is not None:
+                outcome.events.append(event)
+
+    def _check(self, keyframe: Packet, result: DecodeResult, outcome: _Outcome) -> None:
+        """An idle keyframe check: a still frame moves the tracker's clock on; a moving one wakes the stream,
+        whose replay from the last still keyframe then shows the tracker every frame in order."""
+        outcome.count(result)
+        motion = any([self._detector.update(frame.pixels).motion for frame in result.frames])
+        if not motion:
+            for frame in result.frames:
+                outcome.last_pts = frame.pts
+                if (event := self._tracker.update(frame.pts, False)) is not None:
+                    outcome.events.append(event)
+        outcome.samples.append((keyframe.dts, motion))

@@ -45,6 +45,15 @@ class PacketRing:
         """Return the decode time of the newest buffered packet, if any."""
         return self._gops[-1][-1].dts if self._gops else None
 
+    def last_keyframe_dts(self) -> int | None:
+        """Return the decode time of the newest buffered keyframe, if any."""
+        return self._gops[-1][0].dts if self._gops else None
+
+    def since(self, dts: int | None) -> list[Packet]:
+        """Return the buffered packets from the keyframe at `dts` on, or all of them if it was forgotten (or None)."""
+        gops = [gop for gop in self._gops if dts is not None and gop[0].dts >= dts] or self._gops
+        return [packet for gop in gops for packet in gop]
+
     def packets(self) -> list[Packet]:
         """Return the buffered packets in decode order, starting at a keyframe."""
         return [packet for gop in self._gops for packet in gop]

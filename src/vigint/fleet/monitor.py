@@ -48,6 +48,7 @@ class LiveStream:
     address: str
     connected_at: float
     frames_decoded: int
+    mode: str  # active (every frame decoded) or idle (keyframe checks only)
 
 
 class FleetMonitor:
@@ -146,5 +147,5 @@ class FleetMonitor:
             "decode_lag_p99_seconds": self._metrics.decode_lag.quantile(0.99),
             "streams": [{"client_id": s.client_id, "camera": s.camera, "key_prefix": s.key_prefix,
                          "address": s.address, "connected_at": s.connected_at,
-                         "frames_decoded": s.frames_decoded} for s in self._streams()],
+                         "frames_decoded": s.frames_decoded, "mode": s.mode} for s in self._streams()],
         }

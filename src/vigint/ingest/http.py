@@ -21,9 +21,11 @@ class Routes:
     """Answers the plain HTTP requests of one server (websockets' `process_request`)."""
 
     def __init__(self, store: Store, metrics: Metrics, data_dir: Path, secret: str,
-                 streams_by_client: Callable[[], dict[int, int]], usage_flush_lag: Callable[[], float]):
+                 streams_by_client: Callable[[], dict[int, int]], streams_by_mode: Callable[[], dict[str, int]],
+                 usage_flush_lag: Callable[[], float]):
         self._store, self._metrics, self._data_dir, self._secret = store, metrics, data_dir, secret
-        self._streams_by_client, self._usage_flush_lag = streams_by_client, usage_flush_lag
+        self._streams_by_client, self._streams_by_mode = streams_by_client, streams_by_mode
+        self._usage_flush_lag = usage_flush_lag
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
@@ -35,7 +37,7 @@ class Routes:
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/metrics":
             response = connection.respond(http.HTTPStatus.OK, self._metrics.render(
-                self._streams_by_client(), self._usage_flush_lag()))
+                self._streams_by_client(), self._streams_by_mode(), self._usage_flush_lag()))
             del response.headers["Content-Type"]  # websockets' Headers keeps every value set: replace, not add
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response

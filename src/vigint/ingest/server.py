@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from vigint import protocol
 from vigint.alerts.links import load_link_secret
 from vigint.alerts.outbox import Outbox
-from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
+from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
@@ -85,7 +85,7 @@ class Session:
 
     def live(self) -> LiveStream:
         return LiveStream(self.client_id, self.key.id, self.key.prefix, self.camera, self.address, self.connected_at,
-                          self.analysis.frames_decoded)
+                          self.analysis.frames_decoded, self.analysis.mode)
 
 
 class Server:
@@ -144,7 +144,7 @@ class Server:
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         routes = Routes(self.store, self.metrics, settings.storage.data_dir, secret, self.streams_by_client,
-                        lambda: time.monotonic() - self._last_flush)
+                        self.streams_by_mode, lambda: time.monotonic() - self._last_flush)
         try:
             connections = connection_factory(self._admission, self._ssl_context(), config.auth_timeout_seconds)
             self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
@@ -207,6 +207,10 @@ class Server:
     def streams_by_client(self) -> dict[int, int]:
         """Return how many streams each client has open."""
         return dict(Counter(session.client_id for session in self.all_sessions()))
+
+    def streams_by_mode(self) -> dict[str, int]:
+        """Return how many open streams are active and how many idle."""
+        return {mode: sum(session.analysis.mode is mode for session in self.all_sessions()) for mode in Mode}
 
     async def _handle(self, connection: AdmittedConnection) -> None:
         session, closing = None, None
@@ -333,6 +337,9 @@ class Server:
         self.usage.add_frames(session.key.id, analysed.decoded, time.time())
         for seconds in analysed.waited:
             self.metrics.decode_lag.observe(seconds)
+        self.metrics.decode_cpu_seconds[analysed.mode] += analysed.cpu_seconds
+        if analysed.woke is not None:
+            self.metrics.wakes[analysed.woke] += 1
         if analysed.refusal is not None:
             self._tasks.spawn(session.connection.close(analysed.refusal.code, analysed.refusal.reason))
 
