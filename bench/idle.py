@@ -71,7 +71,8 @@ async def main() -> None:
     api_keys = await make_keys(db, 200)
     server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db)],
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000"})
+                              env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
+                                   "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000"})  # one sender for all
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline() + server.stdout.readline())[1])
         print(f"\n{'fleet':>16} {'CPU/stream':>10} {'÷ full decode':>14} {'idle/active at end':>19} {'wake-ups':>8}")

@@ -86,3 +86,10 @@ async def test_full_mode_decodes_every_frame_and_never_idles():
     assert run.analysis.frames_decoded == video.frames
     [(incident, _, _)] = run.opened
     assert 20.5 * SECOND <= incident.start <= 21 * SECOND
+
+
+async def test_motion_an_idle_stream_sent_just_before_it_ended_is_still_analysed():
+    settings = Settings(analysis=AnalysisSettings(wake_size_factor=1000, idle_refresh_seconds=100))  # nothing wakes it
+    run = await stream(make_footage(20, 2, people=((16.5, 20),)), settings)
+    [(incident, _, _)] = run.opened  # found by the replay of what came since the last still keyframe
+    assert 16.5 * SECOND <= incident.start <= 17 * SECOND and run.analysis.wakes == {}

@@ -54,3 +54,15 @@ def test_a_flood_of_tiny_packets_is_held_to_the_cap_by_their_count_too():
     for index in range(100_000):  # 4-byte messages 1 µs apart: 400 kB of data, far more in objects
         ring.append(Packet(index + 1, index + 1, False, b"\x00\x00\x01\x0a"))
     assert len(ring) == 0 or len(ring) <= (1 << 20) // PACKET_OVERHEAD_BYTES
+
+
+def test_a_replay_takes_the_newest_whole_gops_that_fit_its_budget():
+    ring = PacketRing(seconds=10, max_bytes=1 << 20)
+    for second in range(6):  # six one-second GOPs of 10 packets of 100 bytes
+        for index in range(10):
+            ring.append(packet(second + index / 10, index == 0))
+    gop = 10 * (100 + PACKET_OVERHEAD_BYTES)
+    assert [p.dts for p in ring.since(3 * SECOND, 1 << 20)][0] == 3 * SECOND  # from the keyframe asked for
+    assert [p.dts for p in ring.since(3 * SECOND, 2 * gop)][0] == 4 * SECOND  # less its oldest GOP
+    assert ring.since(None, 6 * gop) == ring.packets()  # no still keyframe known: the whole ring
+    assert ring.since(3 * SECOND, gop - 1) == []  # not even one GOP fits: nothing to replay

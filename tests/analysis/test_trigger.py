@@ -1,5 +1,6 @@
-from vigint.analysis.trigger import SizeTrigger
+from vigint.analysis.trigger import MAX_RAISE, SizeTrigger
 
+SECOND = 1_000_000
 FRAME = 66_666  # µs between frames at 15 fps
 
 
@@ -8,26 +9,42 @@ def feed(trigger: SizeTrigger, start: int, sizes: list[int]) -> list[int]:
     return [index for index, size in enumerate(sizes) if trigger.update(start + index * FRAME, size)]
 
 
+def quiet(seconds: float, size: int = 100) -> list[tuple[int, int]]:
+    """Two seconds of still frames just before `seconds`: what a stream going idle seeds its trigger with."""
+    return [(int((seconds - 2) * SECOND) + index * FRAME, size) for index in range(30)]
+
+
 def test_frames_growing_past_the_factor_of_their_steady_size_fire_but_steady_noise_does_not():
     trigger = SizeTrigger(factor=3.0)
     assert feed(trigger, 0, [60, 40, 400] * 150) == []  # 30 s of a P-frame every third frame: the baseline
-    fired = feed(trigger, 30_000_000, [1000] * 30)  # motion: every frame larger than the P-frames were
+    fired = feed(trigger, 30 * SECOND, [1000] * 30)  # motion: every frame larger than the P-frames were
     assert fired and fired[0] <= 15  # within the second the signal builds up over
 
 
-def test_nothing_fires_while_the_baseline_is_being_learnt():
-    assert feed(SizeTrigger(factor=3.0), 0, [50] * 10 + [5000] * 15) == []  # the first two seconds
+def test_an_unseeded_trigger_learns_for_two_seconds_and_a_seeded_one_is_ready_at_once():
+    assert feed(SizeTrigger(factor=3.0), 0, [50] * 10 + [5000] * 15) == []
+    trigger = SizeTrigger(factor=3.0)
+    trigger.reset(quiet(10, 50))
+    assert feed(trigger, 10 * SECOND, [5000] * 15)  # someone walks in just as the stream went idle
 
 
-def test_a_false_wake_teaches_the_trigger_and_quiet_time_unlearns_it():
+def test_a_false_wake_teaches_the_trigger_and_minutes_without_one_unlearn_it():
     trigger = SizeTrigger(factor=3.0)
     feed(trigger, 0, [100] * 450)
-    assert feed(trigger, 30_000_000, [600] * 15)  # a flicker: six times the usual bytes
-    trigger.false_wake()
-    trigger.reset()  # the stream went idle again
-    feed(trigger, 40_000_000, [100] * 450)
-    assert feed(trigger, 70_000_000, [600] * 15) == []  # the same flicker no longer wakes the stream
-    assert feed(trigger, 71_000_000, [1500] * 15)  # a person: far more
-    trigger.reset()
-    feed(trigger, 80_000_000, [100] * 15 * 60 * 20)  # twenty quiet minutes
+    assert feed(trigger, 30 * SECOND, [600] * 15)  # a flicker: six times the usual bytes
+    trigger.false_wake(31 * SECOND)
+    trigger.reset(quiet(40))  # idle again
+    assert feed(trigger, 40 * SECOND, [600] * 15) == []  # the same flicker no longer wakes the stream
+    assert feed(trigger, 41 * SECOND, [1500] * 15)  # a person: far more
+    for minute in range(2, 22):  # twenty minutes of short idle periods, none of them a false wake-up
+        trigger.reset(quiet(minute * 60))
+        feed(trigger, minute * 60 * SECOND, [100] * 150)
     assert trigger.factor == 3.0
+
+
+def test_a_huge_disturbance_never_deafens_the_trigger():
+    trigger = SizeTrigger(factor=3.0)
+    feed(trigger, 0, [100] * 450)
+    assert feed(trigger, 30 * SECOND, [100_000] * 15)  # the lights went out and came back
+    trigger.false_wake(31 * SECOND)
+    assert trigger.factor == MAX_RAISE * 3.0

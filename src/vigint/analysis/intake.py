@@ -100,6 +100,11 @@ class Intake:
         """The decoder was given a keyframe and every packet since (an idle stream woke): live packets continue it."""
         self._skip_to_keyframe = False
 
+    def restarted(self) -> None:
+        """The decoder starts afresh (an idle stream woke with nothing to replay): the next keyframe is awaited,
+        and what is skipped meanwhile is no fault of the stream."""
+        self._skip_to_keyframe, self._broken = True, False
+
     def dequeued(self, packets: list[Packet]) -> None:
         """Packets left the decode queue for the decoder."""
         self.queued_packets -= len(packets)

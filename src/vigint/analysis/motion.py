@@ -51,8 +51,9 @@ class MotionDetector:
             mask[int(y * height): int((y + h) * height), int(x * width): int((x + w) * width)] = False
         return mask
 
-    def update(self, pixels: np.ndarray) -> MotionReading:
-        """Compare a gray frame (uint8, height × width) with the background, then learn it."""
+    def update(self, pixels: np.ndarray, learn: bool = True) -> MotionReading:
+        """Compare a gray frame (uint8, height × width) with the background, then learn it (unless `learn` is
+        false: a frame seen out of order, which analysis will see again in its place)."""
         frame = self._halve(pixels)
         if self._background is None or self._background.shape != frame.shape:
             self._background, self._mask = frame, self._build_mask(frame.shape)
@@ -65,10 +66,11 @@ class MotionDetector:
         total = cells.size
         changed_cells = int(np.count_nonzero(cells >= CELL_FRACTION))
         if changed_cells > self._settings.max_area_fraction * total:
-            self._background = frame  # lighting changed: start again from this picture
+            if learn:
+                self._background = frame  # lighting changed: start again from this picture
             return MotionReading(False, changed_cells, total)
-        rate = BACKGROUND_RATE
-        self._background = (1 - rate) * self._background + rate * frame
+        if learn:
+            self._background = (1 - BACKGROUND_RATE) * self._background + BACKGROUND_RATE * frame
         return MotionReading(changed_cells >= self._settings.min_cells, changed_cells, total)
 
     def _cells(self, changed: np.ndarray) -> np.ndarray:

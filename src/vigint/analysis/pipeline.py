@@ -46,6 +46,7 @@ class Wake(enum.StrEnum):
 
     KEYFRAME = "keyframe"  # the idle check of a keyframe showed motion
     SIZE = "size"  # the non-key frames grew (see trigger.py)
+    FRAMES = "frames"  # frames queued before the stream went idle showed motion
 
 
 class Use(enum.Enum):
@@ -89,6 +90,7 @@ class _Outcome:
     motion_pts: int | None = None  # the newest analysed frame with motion
     first_pts: int | None = None  # the oldest analysed frame
     last_pts: int | None = None  # the newest analysed frame
+    tracked_pts: int | None = None  # the newest frame shown to the event tracker
     cpu_seconds: float = 0.0
 
     def count(self, result: DecodeResult) -> None:
@@ -126,6 +128,10 @@ class StreamAnalysis:
         self._moved_since_wake = False
         self._unreported_wake: Wake | None = None
         self._busy = False  # a batch is being analysed
+        self._analysed_until: int | None = None  # pts of the newest frame shown to the event tracker
+        self._replay_skip: int | None = None  # a replay's frames up to this pts were analysed already
+        self._bytes_since_replay = 0  # a replay decodes no more than the stream sent since the last one
+        self._max_replay_bytes = limits.max_backlog_bytes
 
     # On the event loop
 
@@ -139,6 +145,7 @@ class StreamAnalysis:
         if packet is None:
             return
         self.packets.append(packet)
+        self._bytes_since_replay += packet.cost
         if self._mode_since is None:
             self._mode_since = packet.dts
         if self.mode is Mode.ACTIVE:
@@ -154,7 +161,11 @@ class StreamAnalysis:
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
 
     def end(self) -> None:
-        """No more media: `run` analyses what is queued, flushes the decoder and returns."""
+        """No more media: `run` analyses what is queued (and, if the stream was idle, what it sent since its last
+        still keyframe), flushes the decoder and returns."""
+        if self.mode is Mode.IDLE:
+            self._switch(Mode.ACTIVE)
+            self._replay()
         self._queue.put_nowait(None)
         self._ended.set()
 
@@ -179,20 +190,42 @@ class StreamAnalysis:
         self.wakes[cause] += 1
         self._woke, self._woke_at, self._moved_since_wake = cause, self.packets.newest_dts() or 0, False
         self._unreported_wake = cause
-        replay = self.packets.since(self._resume_from)
+        self._replay()
+
+    def _replay(self) -> None:
+        """Queue the ring's packets from the last still keyframe on, instead of any keyframe check still queued.
+
+        A replay holds no more than the stream sent since the last one, nor than its decode backlog may: a
+        sender that makes its stream wake and sleep in a loop gets each byte decoded at most twice.
+        """
+        queued = []
+        while not self._queue.empty():
+            queued.append(self._queue.get_nowait())
+        for item in queued:
+            if item is None or item[2] is not Use.SAMPLE:
+                self._queue.put_nowait(item)
+        replay = self.packets.since(self._resume_from, min(self._bytes_since_replay, self._max_replay_bytes))
+        self._bytes_since_replay, self._replay_skip = 0, self._analysed_until
         for index, packet in enumerate(replay):
             self._queue.put_nowait((packet, time.monotonic(), Use.REPLAY if index else Use.RESTART))
-        self.intake.replayed()
+        if replay:
+            self.intake.replayed()
+        else:
+            self.intake.restarted()
 
     def _go_idle(self) -> None:
+        newest = self.packets.newest_dts() or 0
         if self._woke is Wake.SIZE and not self._moved_since_wake:
-            self._trigger.false_wake()  # woken by a disturbance that was no motion
+            self._trigger.false_wake(newest)  # woken by a disturbance that was no motion
         self._switch(Mode.IDLE)
-        self._trigger.reset()
+        self._trigger.reset([(packet.dts, len(packet.data)) for packet in self.packets.packets()
+                             if not packet.keyframe and packet.dts > (self._last_motion or 0)])
         self._resume_from, self._last_sample, self._woke = self.packets.last_keyframe_dts(), None, None
 
     def _settle(self, outcome: _Outcome) -> None:
-        """After a batch: wake on a keyframe that moved; go idle after a quiet while (keyframes mode only)."""
+        """After a batch: wake on motion seen while idle; go idle after a quiet while (keyframes mode only)."""
+        if outcome.tracked_pts is not None:
+            self._analysed_until = max(outcome.tracked_pts, self._analysed_until or outcome.tracked_pts)
         if outcome.motion_pts is not None:
             self._last_motion, self._moved_since_wake = outcome.motion_pts, True
         if self._last_motion is None:
@@ -203,14 +236,16 @@ class StreamAnalysis:
                     self._wake(Wake.KEYFRAME)
                     return
                 self._resume_from = dts
+            if outcome.motion_pts is not None:
+                self._wake(Wake.FRAMES)
             return
-        if self._settings.idle_mode != "keyframes" or outcome.last_pts is None or self.intake.queued_packets:
+        if self._settings.idle_mode != "keyframes" or outcome.last_pts is None:
             return
         if self._woke is not None and not self._moved_since_wake:
             quiet = (self.packets.newest_dts() or 0) - self._woke_at >= WAKE_CONFIRM_US
         else:
             quiet = outcome.last_pts - self._last_motion >= self._settings.idle_after_seconds * MICROSECONDS
-        if quiet and not self._queue.qsize():
+        if quiet:
             self._go_idle()
 
     def _absorb(self, outcome: _Outcome, uses: list[Use], waited: list[float]) -> Analysed:
@@ -234,43 +269,45 @@ class StreamAnalysis:
         hand-off costs about as much as the Python side of a packet, and analysis needs frames no sooner.
         """
         loop = asyncio.get_running_loop()
-        while True:
+        ending = False
+        while not (ending and self._queue.empty()):  # a wake-up at the end queues a replay behind the end
             batch = [await self._queue.get()]
             self._busy = True
             if batch[0] is not None:
                 await wait_for_event(self._ended, batch_seconds)  # the stream's end need not wait for the batch
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            ending = ending or None in batch
             items = [item for item in batch if item is not None]
             if items:
                 self.intake.dequeued([packet for packet, _, use in items if use is Use.LIVE])
-                outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items])
+                outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items],
+                                                     self._replay_skip)
                 done = time.monotonic()
                 analysed = self._absorb(outcome, [use for _, _, use in items],
                                         [done - received for _, received, use in items if use is Use.LIVE])
                 self._busy = False
                 yield analysed
-            if batch[-1] is None:
-                yield self._absorb(await loop.run_in_executor(pool, self._flush), [], [])
-                return
+        yield self._absorb(await loop.run_in_executor(pool, self._flush), [], [])
 
     # In a worker thread, one batch of a stream at a time
 
-    def _analyse(self, items: list[tuple[Packet, Use]]) -> _Outcome:
-        """Decode, look for motion and track events."""
-        started, outcome, run = time.thread_time(), _Outcome(), []
+    def _analyse(self, items: list[tuple[Packet, Use]], replay_skip: int | None) -> _Outcome:
+        """Decode, look for motion and track events. A replay's frames up to `replay_skip` were analysed before:
+        they are decoded (later frames need them) but not shown to the detector or the tracker again."""
+        started, outcome, run, skip = time.thread_time(), _Outcome(), [], None
         for packet, use in items:
             if use is Use.LIVE or use is Use.REPLAY:
                 run.append(packet)
                 continue
-            self._track(self._decoder.decode(run), outcome)
+            self._track(self._decoder.decode(run), outcome, skip)
             run = []
             if use is Use.RESTART:
                 self._decoder.reset()
-                run = [packet]
+                run, skip = [packet], replay_skip
             else:
                 self._check(packet, self._decoder.sample(packet), outcome)
-        self._track(self._decoder.decode(run), outcome)
+        self._track(self._decoder.decode(run), outcome, skip)
         outcome.cpu_seconds = time.thread_time() - started
         return outcome
 
@@ -280,13 +317,15 @@ class StreamAnalysis:
         self._track(self._decoder.flush(), outcome)
         return outcome
 
-    def _track(self, result: DecodeResult, outcome: _Outcome) -> None:
+    def _track(self, result: DecodeResult, outcome: _Outcome, skip: int | None = None) -> None:
         outcome.count(result)
         for frame in result.frames:
+            if skip is not None and frame.pts <= skip:
+                continue
             motion = self._detector.update(frame.pixels).motion
             outcome.motion_pts = frame.pts if motion else outcome.motion_pts
             outcome.first_pts = frame.pts if outcome.first_pts is None else outcome.first_pts
-            outcome.last_pts = frame.pts
+            outcome.last_pts = outcome.tracked_pts = frame.pts
             if (event := self._tracker.update(frame.pts, motion)) is not None:
                 outcome.events.append(event)
 
@@ -294,10 +333,11 @@ class StreamAnalysis:
         """An idle keyframe check: a still frame moves the tracker's clock on; a moving one wakes the stream,
         whose replay from the last still keyframe then shows the tracker every frame in order."""
         outcome.count(result)
-        motion = any([self._detector.update(frame.pixels).motion for frame in result.frames])
+        motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
         if not motion:
             for frame in result.frames:
-                outcome.last_pts = frame.pts
+                self._detector.update(frame.pixels)  # learnt only once known still: the replay shows the rest
+                outcome.last_pts = outcome.tracked_pts = frame.pts
                 if (event := self._tracker.update(frame.pts, False)) is not None:
                     outcome.events.append(event)
         outcome.samples.append((keyframe.dts, motion))

@@ -49,9 +49,14 @@ class PacketRing:
         """Return the decode time of the newest buffered keyframe, if any."""
         return self._gops[-1][0].dts if self._gops else None
 
-    def since(self, dts: int | None) -> list[Packet]:
-        """Return the buffered packets from the keyframe at `dts` on, or all of them if it was forgotten (or None)."""
-        gops = [gop for gop in self._gops if dts is not None and gop[0].dts >= dts] or self._gops
+    def since(self, dts: int | None, max_bytes: int) -> list[Packet]:
+        """Return the buffered packets from the keyframe at `dts` on (from the oldest if it was forgotten, or is
+        None), less their oldest GOPs while they hold over `max_bytes`: always whole GOPs, maybe none."""
+        gops = [gop for gop in self._gops if dts is None or gop[0].dts >= dts] or list(self._gops)
+        costs = [sum(packet.cost for packet in gop) for gop in gops]
+        while gops and sum(costs) > max_bytes:
+            gops.pop(0)
+            costs.pop(0)
         return [packet for gop in gops for packet in gop]
 
     def packets(self) -> list[Packet]:
