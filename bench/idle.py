@@ -1,8 +1,9 @@
 """Idle-analysis benchmark: what still cameras cost once their streams go idle, against a full decode.
 
 Streams N paced copies of a real-looking still 720p15 scene (a textured room with sensor noise, x264
-veryfast, 2 Mbit/s, a keyframe every 2 s) into a real `vigint serve`, lets them go idle (10 s without
-motion), then measures the server's CPU per stream over the next `--seconds` and divides it by a
+veryfast, 2 Mbit/s, a keyframe every 2 s) into a real `vigint serve`, waits until they are idle (10 s
+without motion) and the decode queues of their full-decode start have drained, then measures the
+server's CPU per stream over the next `--seconds` and divides it by a
 single-threaded FFmpeg decode of the same stream in this run. Then the same for busy streams (the moving
 test pattern, which never idles) and for a mixed fleet with one busy camera in ten.
 
@@ -29,25 +30,33 @@ from media import make_footage  # noqa: E402
 from vigint import protocol  # noqa: E402
 from vigint.agent import testpattern  # noqa: E402
 
-WARM_UP_SECONDS = 15.0  # idle_after_seconds (10) and a margin
+WARM_UP_SECONDS = 12.0  # idle_after_seconds (10) and a margin
+MAX_WARM_UP_SECONDS = 60.0  # many streams starting at once overload the full decode of their first seconds
+SETTLE_SECONDS = 3.0  # the decode queues of that warm-up drain
 
 
-async def step(port: int, pid: int, api_keys: list[str], videos: list, seconds: float) -> dict:
-    """Stream each of `videos` (one per camera) for the warm-up and `seconds`; return CPU per stream-second
-    measured after the warm-up, and the streams' modes at its end."""
+async def step(port: int, pid: int, api_keys: list[str], videos: list, seconds: float, idle: int) -> dict:
+    """Stream each of `videos` (one per camera); once `idle` of them are idle (and the decode queues of the
+    full-decode warm-up drained), measure the server's CPU per stream-second over `seconds`."""
     url = f"ws://127.0.0.1:{port}{protocol.PATH}"
     late: list[float] = []
-    streams = [paced_stream(url, api_keys[i], f"cam-{i}-{time.monotonic_ns()}", video, WARM_UP_SECONDS + seconds, late)
+    streams = [asyncio.ensure_future(paced_stream(url, api_keys[i], f"cam-{i}-{time.monotonic_ns()}", video,
+                                                  MAX_WARM_UP_SECONDS + seconds, late))
                for i, video in enumerate(videos)]
-    running = asyncio.gather(*streams)
     await asyncio.sleep(WARM_UP_SECONDS)
+    deadline = time.monotonic() + MAX_WARM_UP_SECONDS - WARM_UP_SECONDS
+    while scrape(port).get('vigint_streams{mode="idle"}', 0) < idle and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    await asyncio.sleep(SETTLE_SECONDS)
     before, cpu_before = scrape(port), process_cpu(pid)
-    await asyncio.sleep(seconds - 1)
+    await asyncio.sleep(seconds)
     after, cpu = scrape(port), process_cpu(pid) - cpu_before
-    await running
+    for task in streams:
+        task.cancel()
+    await asyncio.gather(*streams, return_exceptions=True)
     modes = {mode: int(after.get(f'vigint_streams{{mode="{mode}"}}', 0)) for mode in ("active", "idle")}
     wakes = sum(value - before.get(name, 0) for name, value in after.items() if name.startswith("vigint_stream_wakes_total"))
-    return {"cpu_per_stream_second": cpu / (len(videos) * (seconds - 1)), "modes": modes, "wakes": wakes}
+    return {"cpu_per_stream_second": cpu / (len(videos) * seconds), "modes": modes, "wakes": wakes}
 
 
 async def main() -> None:
@@ -76,14 +85,14 @@ async def main() -> None:
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline() + server.stdout.readline())[1])
         print(f"\n{'fleet':>16} {'CPU/stream':>10} {'÷ full decode':>14} {'idle/active at end':>19} {'wake-ups':>8}")
-        plan = [(f"{n} still", [still] * n, references["still"]) for n in map(int, args.still.split(","))]
-        plan.append((f"{args.busy} busy", [busy] * args.busy, references["busy"]))
+        plan = [(f"{n} still", [still] * n, references["still"], n) for n in map(int, args.still.split(","))]
+        plan.append((f"{args.busy} busy", [busy] * args.busy, references["busy"], 0))
         busy_count = max(1, args.mixed // 10)
         mix = [busy] * busy_count + [still] * (args.mixed - busy_count)
         plan.append((f"{args.mixed} mixed", mix, (busy_count * references["busy"] + (args.mixed - busy_count)
-                                                   * references["still"]) / args.mixed))
-        for label, videos, reference in plan:
-            result = await step(port, server.pid, api_keys, videos, args.seconds)
+                                                   * references["still"]) / args.mixed, args.mixed - busy_count))
+        for label, videos, reference, idle in plan:
+            result = await step(port, server.pid, api_keys, videos, args.seconds, idle)
             print(f"{label:>16} {result['cpu_per_stream_second'] * 100:>9.2f}% {result['cpu_per_stream_second'] / reference:>14.3f}"
                   f" {result['modes']['idle']:>9}/{result['modes']['active']:<9} {result['wakes']:>8.0f}", flush=True)
             await asyncio.sleep(2)  # the streams of the step end

@@ -113,3 +113,10 @@ def test_bad_camera_sections_name_the_section_and_key(tmp_path):
         config.write_text(f"[camera 5/door]\n{body}\n")
         with pytest.raises(ConfigError, match=message):
             load_settings(config, environ={})
+
+
+def test_a_retired_setting_is_ignored_with_a_warning(tmp_path, caplog):
+    config = tmp_path / "config.ini"
+    config.write_text("[buffers]\nshort_buffer_seconds = 3\n")
+    assert load_settings(config, environ={}) == dataclasses.replace(Settings(), source=config)
+    assert "short_buffer_seconds is ignored" in caplog.text

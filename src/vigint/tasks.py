@@ -6,8 +6,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 
 CANCEL_GRACE_SECONDS = 1.0
 
-log = logging.getLogger(__name__)
-
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     """Wait until `event` is set or `seconds` have passed; return whether it was set."""
@@ -18,17 +16,18 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def every(seconds: float, stopping: asyncio.Event, job: Callable[[], Awaitable[object]], what: str) -> None:
+async def every(seconds: float, stopping: asyncio.Event, job: Callable[[], Awaitable[object]], logger: logging.Logger,
+                failure: str) -> None:
     """Run `job` now and every `seconds` until `stopping` is set, which also ends the wait at once.
 
-    A failed run is logged and retried at the next turn: a busy database or an unreachable mail server
-    must not end the loop. `what` names the job in that log line.
+    A failed run is logged to `logger` as `failure`, with its traceback, and retried at the next turn: a busy
+    database or an unreachable mail server must not end the loop.
     """
     while not stopping.is_set():
         try:
             await job()
         except Exception:  # noqa: BLE001 - logged; the next turn retries
-            log.exception("%s failed; will retry", what)
+            logger.exception(failure)
         await wait_for_event(stopping, seconds)
 
 

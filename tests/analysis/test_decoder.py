@@ -29,3 +29,11 @@ def test_a_tall_picture_is_analysed_within_a_square_not_at_its_full_height():
     assert analysis_size(1280, 720, 320) == (320, 180)
     assert analysis_size(720, 1280, 320) == (180, 320)
     assert analysis_size(16, 2160, 320) == (2, 320)
+
+
+def test_a_b_frame_stream_is_analysed_in_presentation_order_at_the_analysis_rate():
+    video = make_h264(3, bframes=2)
+    decoder = StreamDecoder(analysis_width=320, analysis_fps=5, max_pixels=320 * 180)
+    result, flushed = decoder.decode(packets(video)), decoder.flush()
+    shown = [frame.pts for frame in result.frames + flushed.frames]
+    assert len(shown) == 15 and all(190_000 <= later - earlier <= 210_000 for earlier, later in zip(shown, shown[1:])), shown

@@ -30,6 +30,8 @@ from vigint.config import (
     Settings,
     StorageSettings,
 )
+from vigint.incidents.retention import Retention
+from vigint.store import Store
 
 
 class Mailbox:
@@ -433,3 +435,19 @@ async def test_a_database_locked_by_another_process_delays_an_incident_but_loses
     incident = await delivered_incident(server, client_id)
     assert incident.alert_state == "delivered"
     assert incident.clip_path and (tmp_path / "data" / incident.clip_path).stat().st_size > 0
+
+
+async def test_retention_keeps_an_incident_whose_clip_cannot_be_removed_until_it_can(tmp_path, db_path):
+    settings = StorageSettings(data_dir=tmp_path / "data", retention_days=30)
+    async with await Store.open(db_path) as store:
+        client_id, key_id, _ = await add_client(store)
+        incident = await store.create_incident(client_id, key_id, "door", 1_000.0)
+        stuck = settings.data_dir / "clips" / str(client_id) / f"{incident.id}.mp4"
+        stuck.mkdir(parents=True)  # unlink() refuses a directory, as it would a file the server may not delete
+        await store.update_incident(incident.id, clip_path=f"clips/{client_id}/{incident.id}.mp4")
+        retention = Retention(settings, store)
+        assert await retention.delete_expired(1_000.0 + 31 * 86400) == 0
+        assert len(await store.list_incidents(client_id)) == 1  # the row remembers the file is due to go
+        stuck.rmdir()
+        assert await retention.delete_expired(1_000.0 + 31 * 86400) == 1
+        assert await store.list_incidents(client_id) == []

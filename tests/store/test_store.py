@@ -156,3 +156,14 @@ async def test_alerts_go_only_to_known_channels_and_records_carry_their_states(d
         [alert] = await store.due_alerts(2_000.0)
         assert alert.channel is Channel.EMAIL
         assert alert.incident.verdict is Verdict.NOT_CHECKED and alert.incident.alert_state is AlertState.PENDING
+
+
+async def test_an_alert_on_a_channel_this_version_does_not_know_does_not_block_the_others(db_path):
+    async with await Store.open(db_path) as store:
+        client, key, _ = await new_client(store)
+        incident = await store.create_incident(client.id, key.id, "door", 1_000.0)
+        with sqlite3.connect(db_path) as db:  # as a later version sharing the database might have written it
+            db.execute("INSERT INTO alert_outbox (incident_id, channel, next_attempt_at) VALUES (?, 'sms', 0)",
+                       (incident.id,))
+        await store.enqueue_alerts(incident.id, [Channel.EMAIL], 1_001.0)
+        assert [alert.channel for alert in await store.due_alerts(2_000.0)] == [Channel.EMAIL]

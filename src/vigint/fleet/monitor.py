@@ -67,7 +67,7 @@ class FleetMonitor:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Check every `monitor_seconds` until `stopping`."""
-        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), "fleet check")
+        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log, "fleet check failed")
 
     async def check(self, now: float) -> None:
         """One pass: cameras down or back, flags, operator emails."""

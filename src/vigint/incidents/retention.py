@@ -2,6 +2,7 @@
 a deleted client's clips go with it. A clip file is only ever removed inside its own client's folder."""
 
 import asyncio
+import enum
 import logging
 import time
 from pathlib import Path
@@ -16,29 +17,32 @@ log = logging.getLogger(__name__)
 RETENTION_CHECK_SECONDS = 3600.0
 
 
-def remove_clip(data_dir: Path, client_id: int, relative: str) -> bool:
-    """Delete one of a client's clip files; return whether a file went.
+class Removal(enum.Enum):
+    REMOVED = enum.auto()
+    GONE = enum.auto()  # already gone (retention, or a clip that was never written)
+    KEPT = enum.auto()  # outside the client's folder, or the file system refused: logged
 
-    Only inside the client's own folder, whatever a row says: a delete never reaches another file.
-    A file already gone is no error; another failure is logged (the rows are gone already).
-    """
+
+def remove_clip(data_dir: Path, client_id: int, relative: str) -> Removal:
+    """Delete one of a client's clip files, only inside the client's own folder whatever a row says: a delete
+    never reaches another file."""
     folder, path = data_dir / "clips" / str(client_id), data_dir / relative
     if path.parent.resolve() != folder.resolve():
         log.warning("client %d: clip %s is outside %s, left in place", client_id, relative, folder)
-        return False
+        return Removal.KEPT
     try:
         path.unlink()
-    except FileNotFoundError:  # already gone (retention, or a clip that was never written)
-        return False
+    except FileNotFoundError:
+        return Removal.GONE
     except OSError as error:
         log.warning("client %d: cannot remove clip %s: %s", client_id, path, error.strerror)
-        return False
-    return True
+        return Removal.KEPT
+    return Removal.REMOVED
 
 
 def remove_client_clips(data_dir: Path, client_id: int, clip_paths: list[str]) -> int:
     """Delete a deleted client's clip files and its then-empty clips folder; return how many files went."""
-    removed = sum(remove_clip(data_dir, client_id, relative) for relative in clip_paths)
+    removed = sum(remove_clip(data_dir, client_id, relative) is Removal.REMOVED for relative in clip_paths)
     folder = data_dir / "clips" / str(client_id)
     try:
         folder.rmdir()
@@ -55,14 +59,14 @@ class Retention:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Delete what has expired now and every hour, until `stopping`."""
-        await every(RETENTION_CHECK_SECONDS, stopping, self.delete_expired, "retention pass")
+        await every(RETENTION_CHECK_SECONDS, stopping, self.delete_expired, log, "retention pass failed")
 
     async def delete_expired(self, now: float | None = None) -> int:
-        """Delete what retention no longer keeps at `now` (default: the current time); return how many incidents went."""
+        """Delete what retention no longer keeps at `now` (default: the current time); return how many incidents
+        went. An incident whose clip file cannot be removed stays, to be tried again at the next pass: its row is
+        what remembers that the file is due to go."""
         cutoff = (time.time() if now is None else now) - self._settings.retention_days * SECONDS_PER_DAY
-        expired = await self._store.expired_incidents(cutoff)
-        for incident in expired:
-            if incident.clip_path:
-                remove_clip(self._settings.data_dir, incident.client_id, incident.clip_path)
-        await self._store.delete_incidents([incident.id for incident in expired])
-        return len(expired)
+        gone = [incident.id for incident in await self._store.expired_incidents(cutoff) if not incident.clip_path
+                or remove_clip(self._settings.data_dir, incident.client_id, incident.clip_path) is not Removal.KEPT]
+        await self._store.delete_incidents(gone)
+        return len(gone)

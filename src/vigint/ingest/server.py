@@ -189,9 +189,12 @@ class Server:
         await self._tasks.drain(max(FINAL_FLUSH_SECONDS, deadline - time.monotonic()))
         try:
             await self.flush_usage()
-            await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
         except Exception:  # noqa: BLE001 - the process is ending: all that is left is to say so
-            log.exception("could not write the last usage and status")
+            log.exception("could not write the last usage")
+        try:
+            await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
+        except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
+            log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # Streams
@@ -357,7 +360,8 @@ class Server:
                          session.key.prefix, session.camera)
                 self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
 
-        await every(self.settings.server.revocation_check_seconds, self._stopping, check, "checking keys for revocation")
+        await every(self.settings.server.revocation_check_seconds, self._stopping, check, log,
+                    "could not check keys for revocation; will retry")
 
     async def _flush_periodically(self) -> None:
         async def flush() -> None:
@@ -366,7 +370,8 @@ class Server:
                 self._streams_ended = False
                 await asyncio.get_running_loop().run_in_executor(self._pool, trim_heap)
 
-        await every(self.settings.server.usage_flush_seconds, self._stopping, flush, "writing usage")
+        await every(self.settings.server.usage_flush_seconds, self._stopping, flush, log,
+                    "could not write usage; will retry")
 
     def _bill(self, session: Session, now: float) -> None:
         """Count a stream's time up to `now` and mark its key used then."""

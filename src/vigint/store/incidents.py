@@ -77,12 +77,18 @@ class IncidentQueries(Engine):
                              (AlertState.PENDING if channels else AlertState.NONE, incident_id))
 
     async def due_alerts(self, now: float, limit: int = 20) -> list[Alert]:
-        """Return undelivered alerts whose next attempt is due, oldest first."""
+        """Return undelivered alerts whose next attempt is due, oldest first.
+
+        A row on a channel this version does not know (written by another version sharing the database) is left
+        for that version: it must not block every other client's alerts.
+        """
+        known = ", ".join("?" * len(Channel))
         rows = await self._fetch_all(
-            """SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email, i.*
-               FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
-               WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at LIMIT ?""",
-            (now, limit))
+            f"""SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email, i.*
+                FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
+                WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? AND o.channel IN ({known})
+                ORDER BY o.next_attempt_at LIMIT ?""",
+            (now, *Channel, limit))
         alerts = []
         for row in rows:
             values = dict(row)
