@@ -12,10 +12,6 @@ test pattern, which never idles) and for a mixed fleet with one busy camera in t
 
 import argparse
 import asyncio
-import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from ingest import make_keys, paced_stream, process_cpu, reference_cpu_per_frame, scrape  # noqa: E402
+from ingest import make_keys, paced_stream, process_cpu, reference_cpu_per_frame, scrape, serving  # noqa: E402
 from media import make_footage  # noqa: E402
 
 from vigint import protocol  # noqa: E402
@@ -78,12 +74,7 @@ async def main() -> None:
         print(f"reference ({decoder}), {name}: {references[name] * 100:.2f}% of a core per camera")
     db = workdir / "bench.db"
     api_keys = await make_keys(db, 200)
-    server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db)],
-                              cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
-                                   "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000"})  # one sender for all
-    try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline() + server.stdout.readline())[1])
+    with serving(workdir, db) as (port, pid):
         print(f"\n{'fleet':>16} {'CPU/stream':>10} {'÷ full decode':>14} {'idle/active at end':>19} {'wake-ups':>8}")
         plan = [(f"{n} still", [still] * n, references["still"], n) for n in map(int, args.still.split(","))]
         plan.append((f"{args.busy} busy", [busy] * args.busy, references["busy"], 0))
@@ -92,14 +83,10 @@ async def main() -> None:
         plan.append((f"{args.mixed} mixed", mix, (busy_count * references["busy"] + (args.mixed - busy_count)
                                                    * references["still"]) / args.mixed, args.mixed - busy_count))
         for label, videos, reference, idle in plan:
-            result = await step(port, server.pid, api_keys, videos, args.seconds, idle)
+            result = await step(port, pid, api_keys, videos, args.seconds, idle)
             print(f"{label:>16} {result['cpu_per_stream_second'] * 100:>9.2f}% {result['cpu_per_stream_second'] / reference:>14.3f}"
                   f" {result['modes']['idle']:>9}/{result['modes']['active']:<9} {result['wakes']:>8.0f}", flush=True)
             await asyncio.sleep(2)  # the streams of the step end
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
