@@ -1,0 +1,110 @@
+"""The agent's uplink: reconnection, refusal, slow links and TLS."""
+
+import asyncio
+import socket
+import sys
+
+from agents import frames_of, start_agent, stop, stop_when_done, write_env
+from conftest import add_client, eventually
+from media import write_video_file
+
+from vigint.admin.cert import write_self_signed
+from vigint.agent.settings import AgentSettings, Camera
+from vigint.agent.status import CameraStatus
+from vigint.agent.supervisor import run_camera
+
+
+async def test_agent_reconnects_after_a_server_restart(start, tmp_path, db_path):
+    first = await start()
+    client_id, _, api_key = await add_client(first.store)
+    write_env(tmp_path, api_key, first)
+    agent = await start_agent(tmp_path, "--source", "test")
+    await eventually(lambda: frames_of(first, client_id, "test-pattern") > 3, timeout=20)
+    port = first.port
+    await first.stop()
+    second = await start(port=port)
+    await eventually(lambda: frames_of(second, client_id, "test-pattern") > 3, timeout=20)
+    code, err = await stop(agent)
+    assert code == 0 and "reconnecting in" in err
+
+
+async def test_revoked_key_stops_the_agent_with_a_clear_message(start, tmp_path, db_path):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    write_env(tmp_path, api_key, server)
+    agent = await start_agent(tmp_path, "--source", "test", "--camera", "a", "--source", "test", "--camera", "b")
+    await eventually(lambda: frames_of(server, client_id, "a") > 3 and frames_of(server, client_id, "b") > 3,
+                     timeout=20)
+    revoke = await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "client", "revoke",
+                                                  "--client-id", str(client_id), "--db", str(db_path))
+    assert await revoke.wait() == 0
+    code, err = await stop_when_done(agent, timeout=30)
+    assert code == 1
+    assert err.strip().endswith(f"vigint: error: the server refused the API key {api_key[:10]}… (invalid, revoked "
+                                "or expired): contact your Vigint operator")
+    assert server.metrics.auth_failures["invalid_key"] <= 1  # at most one further attempt, for both cameras
+    assert api_key not in err
+
+
+async def slow_proxy(target_port: int, bytes_per_second: int) -> asyncio.Server:
+    """A loopback TCP proxy that forwards agent→server traffic at `bytes_per_second`."""
+    async def pipe(reader, writer, rate: int | None):
+        try:
+            while data := await reader.read(4096 if rate else 65536):
+                writer.write(data)
+                await writer.drain()
+                if rate:
+                    await asyncio.sleep(len(data) / rate)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader, client_writer):
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(client_reader, server_writer, bytes_per_second),
+                             pipe(server_reader, client_writer, None))
+
+    listener = socket.socket()
+    # A small receive buffer makes the slowness reach the agent at once, not after megabytes of buffering.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    listener.bind(("127.0.0.1", 0))
+    return await asyncio.start_server(handle, sock=listener)
+
+
+async def test_a_slow_link_drops_whole_gops_and_never_breaks_decoding(start, tmp_path):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    # A 10 Mbit/s camera with a keyframe every 8 frames fills the agent's 512 KiB of socket buffers in under
+    # a second, so whole GOPs are dropped within seconds, not after 12 s of queueing.
+    write_video_file(tmp_path / "busy.mp4", 4, width=640, height=360, gop=8, bitrate=8_000_000, busy=True)
+    proxy = await slow_proxy(server.port, 200_000)  # 1.6 Mbit/s
+    proxy_port = proxy.sockets[0].getsockname()[1]
+    settings = AgentSettings(api_key=api_key, server_url=f"ws://127.0.0.1:{proxy_port}/v1/stream",
+                             cameras=(Camera(str(tmp_path / "busy.mp4"), "slow"),), loop=True,
+                             max_backlog_seconds=1.0)
+    status, stopping = CameraStatus("slow", "busy.mp4"), asyncio.Event()
+    camera = asyncio.create_task(run_camera(settings.cameras[0], settings, status, stopping))
+    try:
+        await eventually(lambda: status.dropped_gops >= 2, timeout=40)
+        await eventually(lambda: frames_of(server, client_id, "slow") > 0, timeout=20)
+        assert server.metrics.decode_errors == 0
+    finally:
+        stopping.set()
+        await asyncio.wait_for(camera, 20)
+        proxy.close()
+
+
+async def test_agent_trusts_a_self_signed_server_only_with_ca_cert(start, tmp_path):
+    cert, key = write_self_signed("127.0.0.1", tmp_path / "tls")
+    server = await start(tls_cert=cert, tls_key=key)
+    client_id, _, api_key = await add_client(server.store)
+    url = f"wss://127.0.0.1:{server.port}"
+    untrusted = await start_agent(tmp_path, "--source", "test", "--api-key", api_key, "--api-url", url)
+    code, err = await stop_when_done(untrusted, timeout=30)
+    assert code == 1 and "TLS certificate is not trusted" in err and "--ca-cert" in err
+    agent = await start_agent(tmp_path, "--source", "test", "--api-key", api_key, "--api-url", url,
+                              "--ca-cert", str(cert))
+    await eventually(lambda: frames_of(server, client_id, "test-pattern") > 3, timeout=20)
+    assert (await stop(agent))[0] == 0
+
