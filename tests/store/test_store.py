@@ -167,3 +167,13 @@ async def test_an_alert_on_a_channel_this_version_does_not_know_does_not_block_t
                        (incident.id,))
         await store.enqueue_alerts(incident.id, [Channel.EMAIL], 1_001.0)
         assert [alert.channel for alert in await store.due_alerts(2_000.0)] == [Channel.EMAIL]
+
+
+async def test_an_incident_state_this_version_does_not_know_is_one_clear_error(db_path):
+    async with await Store.open(db_path) as store:
+        client, key, _ = await new_client(store)
+        incident = await store.create_incident(client.id, key.id, "door", 1_000.0)
+        with sqlite3.connect(db_path) as db:  # as a later version sharing the database might have written it
+            db.execute("UPDATE incidents SET verdict = 'escalated' WHERE id = ?", (incident.id,))
+        with pytest.raises(StoreError, match=f"incident {incident.id} has the verdict 'escalated', unknown"):
+            await store.list_incidents(client.id)

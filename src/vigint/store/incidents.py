@@ -4,16 +4,25 @@ row per alert channel, which the sender delivers and retries until done.
 
 import sqlite3
 
-from vigint.errors import NotFoundError
+from vigint.errors import NotFoundError, StoreError
 from vigint.store.engine import Engine
 from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
 
-# Incident columns that hold a domain state: written only as one of their enum's values, so reading never fails.
+# Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
 
 
 def _incident(row: sqlite3.Row | dict) -> Incident:
-    return Incident(**{**dict(row), **{name: state(row[name]) for name, state in _STATES.items()}})
+    """Return an incident row as a record. Raises StoreError, in one line, for a state this version does not
+    know (written by another version sharing the database)."""
+    values = dict(row)
+    for name, state in _STATES.items():
+        try:
+            values[name] = state(values[name])
+        except ValueError:
+            raise StoreError(f"incident {values['id']} has the {name} {values[name]!r}, unknown to this version of "
+                             "vigint: was it written by a newer one?") from None
+    return Incident(**values)
 
 
 def _channels(channels: list[str]) -> list[Channel]:
