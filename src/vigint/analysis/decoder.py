@@ -93,7 +93,8 @@ class StreamDecoder:
         return result
 
     def sample(self, keyframe: Packet) -> DecodeResult:
-        """Decode one keyframe on its own, its frame out at once (an idle stream's check), then `reset`."""
+        """Decode one keyframe on its own and drain its frame out at once (an idle stream's check); the decoder
+        then holds nothing, ready for the next check or a `reset` and replay."""
         result, drained = self.decode([keyframe]), self.flush()
         self._codec.flush_buffers()
         return DecodeResult(result.frames + drained.frames, result.decoded + drained.decoded,

@@ -17,7 +17,6 @@ import asyncio
 import dataclasses
 import enum
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -117,9 +116,6 @@ class StreamAnalysis:
         self.video_size: tuple[int, int] | None = None  # the full picture size, once a frame was decoded
         self.frames_decoded = 0
         self.mode = Mode.ACTIVE
-        self.mode_us: Counter[Mode] = Counter()  # stream time spent in each mode before the current one
-        self.wakes: Counter[Wake] = Counter()
-        self._mode_since: int | None = None  # dts the current mode began
         self._last_motion: int | None = None  # pts of the newest frame with motion (or of the first frame)
         self._resume_from: int | None = None  # dts of the newest keyframe known to be still, while idle
         self._last_sample: int | None = None  # pts of the newest idle keyframe check
@@ -146,8 +142,6 @@ class StreamAnalysis:
             return
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
-        if self._mode_since is None:
-            self._mode_since = packet.dts
         if self.mode is Mode.ACTIVE:
             if self.intake.admit(packet):
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
@@ -164,7 +158,7 @@ class StreamAnalysis:
         """No more media: `run` analyses what is queued (and, if the stream was idle, what it sent since its last
         still keyframe), flushes the decoder and returns."""
         if self.mode is Mode.IDLE:
-            self._switch(Mode.ACTIVE)
+            self.mode = Mode.ACTIVE
             self._replay()
         self._queue.put_nowait(None)
         self._ended.set()
@@ -174,20 +168,9 @@ class StreamAnalysis:
         """Whether every packet queued so far has been analysed."""
         return self._queue.empty() and not self._busy
 
-    def seconds_in(self, mode: Mode) -> float:
-        """Return the stream time spent in `mode` so far."""
-        current = (self.packets.newest_dts() or 0) - (self._mode_since or 0) if mode is self.mode else 0
-        return (self.mode_us[mode] + current) / MICROSECONDS
-
-    def _switch(self, mode: Mode) -> None:
-        now = self.packets.newest_dts() or 0
-        self.mode_us[self.mode] += now - (now if self._mode_since is None else self._mode_since)
-        self.mode, self._mode_since = mode, now
-
     def _wake(self, cause: Wake) -> None:
         """Go active, and decode again from the last keyframe known to be still: nothing since goes unseen."""
-        self._switch(Mode.ACTIVE)
-        self.wakes[cause] += 1
+        self.mode = Mode.ACTIVE
         self._woke, self._woke_at, self._moved_since_wake = cause, self.packets.newest_dts() or 0, False
         self._unreported_wake = cause
         self._replay()
@@ -217,7 +200,7 @@ class StreamAnalysis:
         newest = self.packets.newest_dts() or 0
         if self._woke is Wake.SIZE and not self._moved_since_wake:
             self._trigger.false_wake(newest)  # woken by a disturbance that was no motion
-        self._switch(Mode.IDLE)
+        self.mode = Mode.IDLE
         self._trigger.reset([(packet.dts, len(packet.data)) for packet in self.packets.packets()
                              if not packet.keyframe and packet.dts > (self._last_motion or 0)])
         self._resume_from, self._last_sample, self._woke = self.packets.last_keyframe_dts(), None, None
