@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import postgres_server
 import pytest
 
 from vigint import keys, protocol
@@ -37,6 +38,30 @@ class Result:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "vigint.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A real PostgreSQL server for this test process, or a skip saying why there is none."""
+    cluster = postgres_server.start_cluster()
+    if isinstance(cluster, str):
+        pytest.skip(cluster)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """The URL of an empty database (a fresh schema) on the test PostgreSQL server."""
+    return postgres_cluster.new_schema()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> str:
+    """Each engine in turn: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "vigint.db")
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

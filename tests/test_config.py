@@ -15,7 +15,7 @@ def test_no_config_file_gives_the_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_settings(environ={})
     assert settings == Settings()
-    assert settings.database.path == Path("vigint.db")
+    assert settings.database.path == "vigint.db"
     assert settings.source is None
 
 
@@ -43,11 +43,11 @@ def test_missing_explicit_config_file_is_an_error(tmp_path):
 def test_layers_file_then_environment_then_flags(tmp_path):
     config = tmp_path / "config.ini"
     config.write_text("[database]\npath = from-file.db\n")
-    assert load_settings(config, environ={}).database.path == Path("from-file.db")
+    assert load_settings(config, environ={}).database.path == "from-file.db"
     environ = {"VIGINT_DATABASE_PATH": "from-env.db"}
-    assert load_settings(config, environ=environ).database.path == Path("from-env.db")
-    flags = {("database", "path"): Path("from-flag.db")}
-    assert load_settings(config, environ=environ, overrides=flags).database.path == Path("from-flag.db")
+    assert load_settings(config, environ=environ).database.path == "from-env.db"
+    flags = {("database", "path"): "from-flag.db"}
+    assert load_settings(config, environ=environ, overrides=flags).database.path == "from-flag.db"
 
 
 def test_vigint_db_and_vigint_config_variables(tmp_path, monkeypatch):
@@ -55,7 +55,7 @@ def test_vigint_db_and_vigint_config_variables(tmp_path, monkeypatch):
     config = tmp_path / "elsewhere.ini"
     config.write_text("[database]\npath = named.db\n")
     settings = load_settings(environ={"VIGINT_CONFIG": str(config)})
-    assert settings.source == config and settings.database.path == Path("named.db")
+    assert settings.source == config and settings.database.path == "named.db"
     assert load_settings(environ={"VIGINT_DB": "short.db"}).database.path == Path("short.db")
 
 
@@ -70,7 +70,7 @@ def test_customer_variables_are_not_mistaken_for_settings(tmp_path, monkeypatch)
 
 def test_bad_value_names_where_it_came_from(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"VIGINT_DATABASE_PATH: \[database\] path: a path is required"):
+    with pytest.raises(ConfigError, match=r"VIGINT_DATABASE_PATH: \[database\] path: a value is required"):
         load_settings(environ={"VIGINT_DATABASE_PATH": " "})
 
 

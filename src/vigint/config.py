@@ -22,10 +22,12 @@ def setting(default, doc: str, *, minimum: float | None = None, maximum: float |
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """Where the SQLite database lives."""
+    """Where the database lives: a SQLite file (one machine) or a PostgreSQL server (several nodes)."""
 
-    path: Path = setting(Path("vigint.db"), "SQLite file with clients, key hashes, usage and incidents; "
-                         "relative paths start from the working directory")
+    # secret: a postgresql:// URL may carry a password (`vigint.store.describe` masks it for messages)
+    path: str = setting("vigint.db", "SQLite file with clients, key hashes, usage and incidents (relative paths "
+                        "start from the working directory), or a postgresql://user:password@host/db URL shared by "
+                        "several nodes", secret=True)
 
 
 @dataclass(frozen=True)

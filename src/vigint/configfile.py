@@ -48,6 +48,8 @@ def _parse(raw: str, f: dataclasses.Field):
     if kind == Path | None:
         return Path(text).expanduser() if text else None
     if kind is str:
+        if not text and f.default:  # a setting with a default has no meaningful empty value
+            raise ValueError("a value is required")
         choices = f.metadata["choices"]
         if choices and text not in choices:
             raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")

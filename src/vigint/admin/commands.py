@@ -42,8 +42,9 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     """
     parent = argparse.ArgumentParser(add_help=False)
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
-    parent.add_argument("--db", type=Path, default=default(None),
-                        help="SQLite database file (default: [database] path, ./vigint.db)")
+    parent.add_argument("--db", default=default(None),
+                        help="SQLite database file or postgresql:// URL (default: $VIGINT_DB, else [database] path, "
+                             "./vigint.db)")
     parent.add_argument("--config", type=Path, default=default(None),
                         help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
     parent.add_argument("--debug", action="store_true", default=default(False),

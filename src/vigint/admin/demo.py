@@ -34,7 +34,7 @@ async def run_demo(console: Console) -> int:
     """Run the demo until Ctrl-C (or SIGTERM); return the exit code."""
     with tempfile.TemporaryDirectory(prefix="vigint-demo-") as folder:
         root = Path(folder)
-        settings = Settings(database=DatabaseSettings(root / "vigint.db"),
+        settings = Settings(database=DatabaseSettings(str(root / "vigint.db")),
                             server=ServerSettings(port=0),
                             storage=StorageSettings(data_dir=root / "data"),
                             email=EmailSettings(capture_dir=root / "mail"))

@@ -37,7 +37,7 @@ async def serve(args, settings: Settings, console: Console) -> int:
         console.print(f"Vigint {__version__} serving\n"
                       f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
                       f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
-                      f"  database   {settings.database.path.resolve()} ({await store.count_clients()} clients)\n"
+                      f"  database   {store.name} ({await store.count_clients()} clients)\n"
                       f"  settings   {settings.source or 'embedded defaults'}\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
                       highlight=False)

@@ -1,10 +1,11 @@
 """The store: every SQL statement Vigint runs lives in this package, behind the one `Store` facade.
 
-Open it with ``await Store.open(path)``; rows come back as the small frozen dataclasses of `records`
+Open it with ``await Store.open(path_or_url)``; rows come back as the small frozen dataclasses of `records`
 (re-exported here); nothing here formats output or generates keys. The rooms:
 
 - `records`: the record dataclasses and the enums of domain states (pure, no SQL).
-- `engine`: connections (writer, read-only reader), transactions, `is_busy`; `migrations`: the schema.
+- `engine`: which database, transactions, `is_busy`; its backends `sqlite` (the embedded default) and
+  `postgres` (shared by several nodes); `migrations`: the schema, the same for both.
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
   alert outbox), `invoices`, `fleet` (cameras, flags, the server's snapshot). To add a query, add a
   method to its concern's class; to add a concern, add a module and its class to `Store`'s bases.

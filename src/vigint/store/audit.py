@@ -1,12 +1,10 @@
 """The audit trail: one row per admin action, written inside the action's own transaction."""
 
-import aiosqlite
-
-from vigint.store.engine import Engine
+from vigint.store.engine import Engine, Transaction
 from vigint.store.records import AuditEntry
 
 
-async def record_audit(db: aiosqlite.Connection, now: float, action: str, client_id: int | None,
+async def record_audit(db: Transaction, now: float, action: str, client_id: int | None,
                        key_id: int | None = None, detail: str = "") -> None:
     """Add an audit row on `db`, the caller's open transaction, so the action and its trail commit together."""
     await db.execute("INSERT INTO audit_log (at, action, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?)",

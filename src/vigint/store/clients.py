@@ -4,37 +4,34 @@ A key is stored as the SHA-256 of the whole key plus a display prefix; nothing h
 Every change writes its audit row in the same transaction.
 """
 
-import sqlite3
 import time
-
-import aiosqlite
 
 from vigint.errors import InvalidInputError, NotFoundError
 from vigint.store.audit import record_audit
-from vigint.store.engine import Engine
+from vigint.store.engine import Engine, Row, Transaction
 from vigint.store.records import ApiKey, Client, ClientStatus
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
                   k.last_used_at, c.status AS client_status"""
 
 
-def _client(row: sqlite3.Row) -> Client:
+def _client(row: Row) -> Client:
     return Client(**{**dict(row), "status": ClientStatus(row["status"])})
 
 
-def _key(row: sqlite3.Row) -> ApiKey:
+def _key(row: Row) -> ApiKey:
     return ApiKey(**{**dict(row), "client_status": ClientStatus(row["client_status"])})
 
 
-async def _insert_key(db: aiosqlite.Connection, client_id: int, key_hash: str, prefix: str, label: str,
+async def _insert_key(db: Transaction, client_id: int, key_hash: str, prefix: str, label: str,
                       expires_at: float | None, now: float) -> int:
     """Add a key row and its audit row on `db`, the caller's open transaction; return the key's id."""
-    cursor = await db.execute(
-        "INSERT INTO api_keys (client_id, hash, prefix, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (client_id, key_hash, prefix, label, now, expires_at))
-    await record_audit(db, now, "key.create", client_id, cursor.lastrowid,
+    (row,) = await db.fetch_all(
+        "INSERT INTO api_keys (client_id, hash, prefix, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "RETURNING id", (client_id, key_hash, prefix, label, now, expires_at))
+    await record_audit(db, now, "key.create", client_id, row["id"],
                        detail=f"prefix={prefix}" + (f" label={label!r}" if label else ""))
-    return cursor.lastrowid
+    return row["id"]
 
 
 class ClientQueries(Engine):
@@ -49,13 +46,13 @@ class ClientQueries(Engine):
         """
         now = time.time() if now is None else now
         async with self._transaction() as db:
-            existing = await self._fetch_one("SELECT id FROM clients WHERE email = ?", (email,))
+            existing = await self._fetch_one("SELECT id FROM clients WHERE lower(email) = lower(?)", (email,))
             if existing is not None:
                 raise InvalidInputError(f"a client with email {email} already exists (id {existing['id']})")
-            cursor = await db.execute(
-                "INSERT INTO clients (name, email, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?)",
-                (name, email, now, now))
-            client_id = cursor.lastrowid
+            (row,) = await db.fetch_all(
+                "INSERT INTO clients (name, email, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) "
+                "RETURNING id", (name, email, now, now))
+            client_id = row["id"]
             await record_audit(db, now, "client.create", client_id, detail=f"name={name!r} email={email}")
             key_id = await _insert_key(db, client_id, key_hash, key_prefix, "", None, now)
         return await self.get_client(client_id), await self.get_key(key_id)
@@ -82,11 +79,12 @@ class ClientQueries(Engine):
             await self.get_client(client_id)
             await db.execute("UPDATE clients SET status = 'revoked', updated_at = ? WHERE id = ?",
                              (now, client_id))
-            cursor = await db.execute(
+            count = await db.execute(
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = 'client' WHERE client_id = ? AND revoked_at IS NULL",
                 (now, client_id))
-            await record_audit(db, now, "client.revoke", client_id, detail=f"{cursor.rowcount} key(s) deactivated")
-        return cursor.rowcount
+            await record_audit(db, now, "client.revoke", client_id, detail=f"{count} key(s) deactivated")
+            await db.notify_keys_changed()
+        return count
 
     async def reactivate_client(self, client_id: int, key_id: int | None = None, now: float | None = None) -> int:
         """Make a client active again, with the keys its revocation deactivated, or only `key_id`.
@@ -100,19 +98,19 @@ class ClientQueries(Engine):
         async with self._transaction() as db:
             await self.get_client(client_id)
             if key_id is None:
-                cursor = await db.execute(
+                count = await db.execute(
                     "UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE client_id = ? AND revoked_by = 'client'",
                     (client_id,))
             else:
-                cursor = await db.execute(
+                count = await db.execute(
                     "UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE id = ? AND client_id = ?",
                     (key_id, client_id))
-                if cursor.rowcount == 0:
+                if count == 0:
                     raise NotFoundError(f"client {client_id} has no key with id {key_id}")
             await db.execute("UPDATE clients SET status = 'active', updated_at = ? WHERE id = ?", (now, client_id))
             await record_audit(db, now, "client.reactivate", client_id, key_id,
-                               detail=f"{cursor.rowcount} key(s) restored")
-        return cursor.rowcount
+                               detail=f"{count} key(s) restored")
+        return count
 
     async def delete_client(self, client_id: int, now: float | None = None) -> Client:
         """Delete a client with its keys, usage, incidents and alerts. Raises NotFoundError."""
@@ -122,6 +120,7 @@ class ClientQueries(Engine):
             await db.execute("DELETE FROM clients WHERE id = ?", (client_id,))
             await record_audit(db, now, "client.delete", client_id,
                                detail=f"name={client.name!r} email={client.email}")
+            await db.notify_keys_changed()
         return client
 
     # Keys
@@ -166,6 +165,7 @@ class ClientQueries(Engine):
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = 'key' WHERE id = ? AND revoked_at IS NULL",
                 (now, key_id))
             await record_audit(db, now, "key.revoke", key.client_id, key_id, detail=f"prefix={key.prefix}")
+            await db.notify_keys_changed()
         return await self.get_key(key_id)
 
     async def find_key(self, key_hash: str) -> ApiKey | None:
@@ -187,5 +187,4 @@ class ClientQueries(Engine):
 
     async def count_clients(self) -> int:
         """Return how many clients exist."""
-        (count,) = await (await self._db.execute("SELECT count(*) FROM clients")).fetchone()
-        return count
+        return (await self._fetch_one("SELECT count(*) AS count FROM clients"))["count"]

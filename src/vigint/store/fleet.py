@@ -21,8 +21,7 @@ class FleetQueries(Engine):
                 "SELECT client_id, camera, down_since FROM cameras WHERE down_since IS NOT NULL")
                     if (row["client_id"], row["camera"]) in set(live)]
             await db.executemany(
-                """INSERT INTO cameras (client_id, camera, last_seen_at) SELECT ?, ?, ?
-                   WHERE EXISTS (SELECT 1 FROM clients WHERE id = ?1)
+                """INSERT INTO cameras (client_id, camera, last_seen_at) SELECT id, ?2, ?3 FROM clients WHERE id = ?1
                    ON CONFLICT (client_id, camera) DO UPDATE SET last_seen_at = excluded.last_seen_at,
                                                                  down_since = NULL""",
                 [(client_id, camera, now) for client_id, camera in live])
@@ -50,17 +49,17 @@ class FleetQueries(Engine):
                                            (kind, subject, now - quiet_seconds))
             if recent is not None:
                 return None
-            cursor = await db.execute(
-                "INSERT INTO flags (at, kind, subject, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (row,) = await db.fetch_all(
+                "INSERT INTO flags (at, kind, subject, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (now, kind, subject, client_id, key_id, detail))
-        return (await self.flags(flag_id=cursor.lastrowid))[0]
+        return (await self.flags(flag_id=row["id"]))[0]
 
     async def flags(self, client_id: int | None = None, unnotified: bool = False, flag_id: int | None = None,
                     since: float | None = None) -> list[Flag]:
         """Return flags, newest first, filtered as asked."""
         rows = await self._fetch_all(
-            """SELECT * FROM flags WHERE (?1 IS NULL OR client_id = ?1) AND (?2 = 0 OR notified_at IS NULL)
-               AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC""",
+            """SELECT * FROM flags WHERE (client_id = ?1 OR ?1 IS NULL) AND (?2 = 0 OR notified_at IS NULL)
+               AND (id = ?3 OR ?3 IS NULL) AND (at >= ?4 OR ?4 IS NULL) ORDER BY id DESC""",
             (client_id, int(unnotified), flag_id, since))
         return [Flag(**{**dict(row), "kind": FlagKind(row["kind"])}) for row in rows]
 

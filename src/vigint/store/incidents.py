@@ -2,17 +2,15 @@
 row per alert channel, which the sender delivers and retries until done.
 """
 
-import sqlite3
-
 from vigint.errors import NotFoundError, StoreError
-from vigint.store.engine import Engine
+from vigint.store.engine import Engine, Row
 from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
 
 # Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
 
 
-def _incident(row: sqlite3.Row | dict) -> Incident:
+def _incident(row: Row) -> Incident:
     """Return an incident row as a record. Raises StoreError, in one line, for a state this version does not
     know (written by another version sharing the database)."""
     values = dict(row)
@@ -39,10 +37,10 @@ class IncidentQueries(Engine):
     async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float) -> Incident:
         """Record a new motion incident; its clip and verdict come later."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO incidents (client_id, key_id, camera, started_at, type) VALUES (?, ?, ?, ?, 'motion')",
-                (client_id, key_id, camera, started_at))
-        return await self.get_incident(cursor.lastrowid)
+            (row,) = await db.fetch_all(
+                "INSERT INTO incidents (client_id, key_id, camera, started_at, type) VALUES (?, ?, ?, ?, 'motion') "
+                "RETURNING id", (client_id, key_id, camera, started_at))
+        return await self.get_incident(row["id"])
 
     async def update_incident(self, incident_id: int, **fields) -> None:
         """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state).
@@ -68,7 +66,7 @@ class IncidentQueries(Engine):
     async def list_incidents(self, client_id: int | None = None, since: float | None = None) -> list[Incident]:
         """Return incidents, newest first, optionally of one client and since a time."""
         rows = await self._fetch_all(
-            "SELECT * FROM incidents WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR started_at >= ?2) "
+            "SELECT * FROM incidents WHERE (client_id = ?1 OR ?1 IS NULL) AND (started_at >= ?2 OR ?2 IS NULL) "
             "ORDER BY started_at DESC, id DESC", (client_id, since))
         return [_incident(row) for row in rows]
 
@@ -147,8 +145,8 @@ class IncidentQueries(Engine):
         """
         channels = _channels(channels)
         async with self._transaction() as db:
-            cursor = await db.execute(
+            (row,) = await db.fetch_all(
                 "INSERT INTO incidents (client_id, camera, started_at, ended_at, type, description, verdict) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'not_checked')", (client_id, camera, at, at, kind, description))
-        await self.enqueue_alerts(cursor.lastrowid, channels, at)
-        return await self.get_incident(cursor.lastrowid)
+                "VALUES (?, ?, ?, ?, ?, ?, 'not_checked') RETURNING id", (client_id, camera, at, at, kind, description))
+        await self.enqueue_alerts(row["id"], channels, at)
+        return await self.get_incident(row["id"])

@@ -1,16 +1,15 @@
 """Issued invoices: each keeps a copy of everything it shows, so it prints the same years later."""
 
 import json
-import sqlite3
 import time
 from decimal import Decimal
 
 from vigint.store.audit import record_audit
-from vigint.store.engine import Engine
+from vigint.store.engine import Engine, Row
 from vigint.store.records import Invoice, Line
 
 
-def _invoice(row: sqlite3.Row) -> Invoice:
+def _invoice(row: Row) -> Invoice:
     document = json.loads(row["document"])
     lines = tuple(Line(description, Decimal(quantity), unit, Decimal(unit_price), Decimal(amount))
                   for description, quantity, unit, unit_price, amount in document["lines"])

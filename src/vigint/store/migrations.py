@@ -3,6 +3,10 @@
 ``MIGRATIONS[n]`` takes a database from schema version n to n + 1 (``PRAGMA user_version``), all in one
 transaction. To change the schema, append a new tuple of statements at the end; never edit or reorder
 one that has shipped, since existing databases have already run it.
+
+The same statements build a SQLite file and a PostgreSQL database: write them in SQLite's types
+(INTEGER, REAL, TEXT, AUTOINCREMENT), which `vigint.store.postgres.ddl` maps to PostgreSQL's, and use only
+what both engines mean the same way.
 """
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -103,5 +107,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the running server's latest snapshot
             updated_at REAL NOT NULL,
             document TEXT NOT NULL)""",
+    ),
+    (
+        # Emails are unique whatever their case on both engines (SQLite's NOCASE column has no PostgreSQL twin).
+        "CREATE UNIQUE INDEX clients_email ON clients (lower(email))",
     ),
 )

@@ -16,33 +16,33 @@ class UsageQueries(Engine):
             await db.executemany(
                 """INSERT INTO usage (key_id, bucket_start, stream_seconds, bytes_received, frames_decoded, ai_calls,
                                       ai_tokens, alerts_sent)
-                   SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
+                   SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM api_keys WHERE id = ?1
                    ON CONFLICT (key_id, bucket_start) DO UPDATE SET
-                       stream_seconds = stream_seconds + excluded.stream_seconds,
-                       bytes_received = bytes_received + excluded.bytes_received,
-                       frames_decoded = frames_decoded + excluded.frames_decoded,
-                       ai_calls = ai_calls + excluded.ai_calls,
-                       ai_tokens = ai_tokens + excluded.ai_tokens,
-                       alerts_sent = alerts_sent + excluded.alerts_sent""",
+                       stream_seconds = usage.stream_seconds + excluded.stream_seconds,
+                       bytes_received = usage.bytes_received + excluded.bytes_received,
+                       frames_decoded = usage.frames_decoded + excluded.frames_decoded,
+                       ai_calls = usage.ai_calls + excluded.ai_calls,
+                       ai_tokens = usage.ai_tokens + excluded.ai_tokens,
+                       alerts_sent = usage.alerts_sent + excluded.alerts_sent""",
                 [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded, d.ai_calls,
                   d.ai_tokens, d.alerts_sent) for d in deltas])
             await db.executemany(
-                "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
+                "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at < ?1 OR last_used_at IS NULL)",
                 [(at, key_id) for key_id, at in last_used.items()])
 
     async def usage_report(self, client_id: int | None, since: float | None, until: float | None) -> list[UsageRow]:
         """Return usage per key within [since, until) (hour buckets), with the key's client, by client then key."""
         rows = await self._fetch_all(
             """SELECT c.id AS client_id, c.name AS client_name, k.id AS key_id, k.prefix AS key_prefix,
-                      total(u.stream_seconds) AS stream_seconds, total(u.bytes_received) AS bytes_received,
-                      total(u.frames_decoded) AS frames_decoded, total(u.ai_calls) AS ai_calls,
-                      total(u.ai_tokens) AS ai_tokens, total(u.alerts_sent) AS alerts_sent,
-                      (SELECT count(*) FROM incidents i WHERE i.key_id = k.id AND (?2 IS NULL OR i.started_at >= ?2)
-                         AND (?3 IS NULL OR i.started_at < ?3)) AS incidents
+                      sum(u.stream_seconds) AS stream_seconds, sum(u.bytes_received) AS bytes_received,
+                      sum(u.frames_decoded) AS frames_decoded, sum(u.ai_calls) AS ai_calls,
+                      sum(u.ai_tokens) AS ai_tokens, sum(u.alerts_sent) AS alerts_sent,
+                      (SELECT count(*) FROM incidents i WHERE i.key_id = k.id AND (i.started_at >= ?2 OR ?2 IS NULL)
+                         AND (i.started_at < ?3 OR ?3 IS NULL)) AS incidents
                FROM usage u JOIN api_keys k ON k.id = u.key_id JOIN clients c ON c.id = k.client_id
-               WHERE (?1 IS NULL OR c.id = ?1) AND (?2 IS NULL OR u.bucket_start >= ?2)
-                 AND (?3 IS NULL OR u.bucket_start < ?3)
-               GROUP BY k.id ORDER BY c.id, k.id""", (client_id, since, until))
+               WHERE (c.id = ?1 OR ?1 IS NULL) AND (u.bucket_start >= ?2 OR ?2 IS NULL)
+                 AND (u.bucket_start < ?3 OR ?3 IS NULL)
+               GROUP BY c.id, k.id ORDER BY c.id, k.id""", (client_id, since, until))
         counts = ("bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent", "incidents")
         return [UsageRow(**{**dict(row), **{name: int(row[name]) for name in counts}}) for row in rows]
 
