@@ -56,7 +56,7 @@ def test_vigint_db_and_vigint_config_variables(tmp_path, monkeypatch):
     config.write_text("[database]\npath = named.db\n")
     settings = load_settings(environ={"VIGINT_CONFIG": str(config)})
     assert settings.source == config and settings.database.path == "named.db"
-    assert load_settings(environ={"VIGINT_DB": "short.db"}).database.path == Path("short.db")
+    assert load_settings(environ={"VIGINT_DB": "short.db"}).database.path == "short.db"
 
 
 def test_customer_variables_are_not_mistaken_for_settings(tmp_path, monkeypatch):
