@@ -55,6 +55,9 @@ class ServerSettings:
     revocation_check_seconds: float = setting(0.25, "how often the database is polled for revoked or "
                                               "expired keys; revocation must reach open streams within 1 s",
                                               minimum=0.05, maximum=1)
+    lease_seconds: float = setting(15.0, "a node renews its streams' camera names every third of this; a dead "
+                                   "node's names are free again after it, so its cameras can reconnect to "
+                                   "another node", minimum=1)
     usage_flush_seconds: float = setting(5.0, "how often usage counters and last-seen times are written: "
                                          "batched, never a write per frame", minimum=0.1)
     decode_threads: int = setting(0, "worker threads decoding video; 0 means one per CPU core", minimum=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option
+from vigint.admin.commands import Commands, live_streams, open_store, option, running
 from vigint.billing import invoices
 from vigint.billing.issuing import closed_month, issue_invoice
 from vigint.config import Settings
@@ -77,15 +77,20 @@ async def alerts_list(args, settings: Settings, console: Console) -> int:
 async def status(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await open_store(settings) as store:
-        snapshot = await store.server_status()
+        nodes = await store.nodes()
         streams = await live_streams(store, settings, now)
         cameras = await store.cameras()
         flags = await store.flags(since=now - SECONDS_PER_DAY)
     down = [c for c in cameras if c.down_since is not None]
-    document = {"server_running": streams is not None,
-                "last_snapshot_at": render.iso(snapshot[0]) if snapshot else None,
-                "frames_per_second": snapshot[1].get("frames_per_second") if streams is not None else 0,
-                "decode_lag_p99_seconds": snapshot[1].get("decode_lag_p99_seconds") if streams is not None else None,
+    up = running(nodes, settings, now)
+    document = {"server_running": bool(up),
+                "last_snapshot_at": render.iso(max(node.seen_at for node in nodes)) if nodes else None,
+                "frames_per_second": round(sum(node.document["frames_per_second"] for node in up), 1),
+                "decode_lag_p99_seconds": max((node.document["decode_lag_p99_seconds"] for node in up), default=None),
+                "nodes": [{"id": node.id, "running": node in up, "started_at": render.iso(node.started_at),
+                           "seen_at": render.iso(node.seen_at), "streams": len(node.document["streams"]),
+                           "frames_per_second": node.document["frames_per_second"],
+                           "decode_lag_p99_seconds": node.document["decode_lag_p99_seconds"]} for node in nodes],
                 "streams": streams or [],
                 "clients_streaming": sorted({s["client_id"] for s in streams or []}),
                 "cameras_down": [{"client_id": c.client_id, "camera": c.camera, "since": render.iso(c.down_since)}
@@ -94,15 +99,21 @@ async def status(args, settings: Settings, console: Console) -> int:
     if args.json:
         render.print_json(document)
         return 0
-    state = (f"running: {len(streams)} stream(s) from {len(document['clients_streaming'])} client(s), "
-             f"{document['frames_per_second']} frames/s decoded, decode lag p99 ≤ {document['decode_lag_p99_seconds']} s"
-             if streams is not None else
-             f"not running (last snapshot {render.local(snapshot[0]) if snapshot else 'never'})")
+    state = (f"running on {len(up)} node(s): {len(streams)} stream(s) from {len(document['clients_streaming'])} "
+             f"client(s), {document['frames_per_second']} frames/s decoded, decode lag p99 ≤ "
+             f"{document['decode_lag_p99_seconds']} s" if up else
+             f"not running (last snapshot {render.local(max(n.seen_at for n in nodes)) if nodes else 'never'})")
     console.print(f"Server {state}; {len(down)} camera(s) down; {len(flags)} flag(s) in the last day.",
                   highlight=False)
-    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode"),
+    if len(nodes) > 1 or any(node not in up for node in nodes):
+        console.print(render.table("Nodes", ("Node", "State", "Streams", "Frames/s", "Lag p99 (s)", "Last seen"),
+                                   [(n["id"], "running" if n["running"] else "stopped or silent", str(n["streams"]),
+                                     str(n["frames_per_second"]), str(n["decode_lag_p99_seconds"]),
+                                     render.local(node.seen_at)) for n, node in zip(document["nodes"], nodes)]))
+    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode", "Node"),
                                [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
-                                 render.local(s["connected_at"]), s.get("mode", "active")) for s in streams or []]))
+                                 render.local(s["connected_at"]), s.get("mode", "active"), s["node"])
+                                for s in streams or []]))
     if down:
         console.print(render.table("Cameras down", ("Client", "Camera", "Down since"),
                                    [(str(c.client_id), c.camera, render.local(c.down_since)) for c in down]))

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.config import Settings
-from vigint.store import Store
+from vigint.store import Node, Store
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
 # customer's, such as the agent) and the console; it returns the exit code.
@@ -120,9 +120,15 @@ def open_store(settings: Settings) -> Awaitable[Store]:
     return Store.open(settings.database.path)
 
 
+def running(nodes: list[Node], settings: Settings, now: float) -> list[Node]:
+    """Return the nodes that run now: not stopped, and a snapshot within three flush intervals."""
+    return [node for node in nodes
+            if node.stopped_at is None and now - node.seen_at < 3 * settings.server.usage_flush_seconds]
+
+
 async def live_streams(store: Store, settings: Settings, now: float) -> list[dict] | None:
-    """The running server's streams from its latest snapshot; None if no server has written one lately."""
-    status = await store.server_status()
-    fresh = status is not None and not status[1].get("stopped") \
-        and now - status[0] < 3 * settings.server.usage_flush_seconds
-    return status[1]["streams"] if fresh else None
+    """The streams of every running node, from their latest snapshots; None if no node runs."""
+    nodes = running(await store.nodes(), settings, now)
+    if not nodes:
+        return None
+    return [{**stream, "node": node.id} for node in nodes for stream in node.document["streams"]]

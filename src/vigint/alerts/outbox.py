@@ -19,6 +19,7 @@ from vigint.tasks import wait_for_event
 log = logging.getLogger(__name__)
 
 IDLE_LOOK_SECONDS = 1.0  # how often the outbox is looked at without a wake-up (rows written by another process)
+CLAIM_MARGIN_SECONDS = 30.0  # beyond a delivery's own timeout, before another node may try an alert again
 
 
 def channels(settings: Settings) -> list[Channel]:
@@ -37,6 +38,8 @@ class Outbox:
         self.secret = secret  # signs clip links: links.load_link_secret guarantees it is long enough
         self.base_url = settings.alerts.public_url or base_url
         self.channels = channels(settings)
+        # An alert is claimed for one delivery at a time: if this node dies sending it, any node retries it then.
+        self._claim_seconds = settings.email.timeout_seconds + CLAIM_MARGIN_SECONDS
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -47,8 +50,8 @@ class Outbox:
         """Deliver due outbox rows until `stopping` (call `wake` after setting it)."""
         while not stopping.is_set():
             try:
-                for alert in await self.store.due_alerts(time.time()):
-                    await self._deliver(alert)
+                while claimed := await self.store.due_alerts(time.time(), self._claim_seconds, limit=1):
+                    await self._deliver(claimed[0])
                 due = await self.store.next_alert_due()
             except Exception:  # noqa: BLE001 - a busy database: try again shortly
                 log.exception("alert delivery pass failed")

@@ -4,6 +4,9 @@ Cameras that stop streaming are reported down to their client once (and back whe
 unusual usage is flagged for the operator: a key streaming from more addresses than one site explains
 (a leaked key), a key receiving far more than its trailing average, an address whose hellos keep being
 refused. A snapshot of the server is written for `vigint status` and `vigint client list`.
+
+With several nodes, the checks of cameras and keys run on one node at a time (the holder of the "fleet"
+lease), over the streams of every node (the shared registry); each node flags its own refused hellos.
 """
 
 import asyncio
@@ -11,7 +14,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -19,7 +22,7 @@ from vigint.alerts import emails
 from vigint.alerts.outbox import Outbox
 from vigint.config import Settings
 from vigint.metrics import Metrics
-from vigint.store import Flag, FlagKind, Store
+from vigint.store import Flag, FlagKind, Store, StreamEntry
 from vigint.tasks import every
 
 log = logging.getLogger(__name__)
@@ -51,17 +54,22 @@ class LiveStream:
     mode: str  # active (every frame decoded) or idle (keyframe checks only)
 
 
+Located = LiveStream | StreamEntry  # a stream of this node, or of any node (the shared registry)
+
+
 class FleetMonitor:
     """Checks cameras, usage and hellos for one server; `run` until its stop event.
 
-    It sees the server through two functions: `streams()`, the open streams, and `refused(now)`, the
-    addresses blocked for failed hellos with their failure counts.
+    It sees the server through three functions: `streams()`, this node's open streams, `everywhere(now)`,
+    those of every node, and `refused(now)`, the addresses blocked for failed hellos with their failure counts.
     """
 
-    def __init__(self, settings: Settings, store: Store, metrics: Metrics, outbox: Outbox,
-                 streams: Callable[[], list[LiveStream]], refused: Callable[[float], list[tuple[str, int]]]):
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics, outbox: Outbox, node_id: str,
+                 streams: Callable[[], list[LiveStream]], everywhere: Callable[[float], Awaitable[list[Located]]],
+                 refused: Callable[[float], list[tuple[str, int]]]):
         self._settings, self._email, self._store, self._metrics = settings.alerts, settings.email, store, metrics
-        self._outbox, self._streams, self._refused = outbox, streams, refused
+        self._outbox, self._node_id, self._streams, self._refused = outbox, node_id, streams, refused
+        self._everywhere = everywhere
         self.started_at = time.time()
         self._frames_at_last_snapshot = (time.monotonic(), 0)
 
@@ -70,14 +78,19 @@ class FleetMonitor:
         await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log, "fleet check failed")
 
     async def check(self, now: float) -> None:
-        """One pass: cameras down or back, flags, operator emails."""
-        await self._cameras(now)
-        for flag in await self._flags(now):
+        """One pass: this node's refused hellos; if it holds the fleet lease, cameras down or back, keys' usage and
+        the operator's emails."""
+        flags = await self._hello_flags(now)
+        if await self._store.hold_lease("fleet", self._node_id, now + 3 * self._settings.monitor_seconds, now):
+            streams = await self._everywhere(now)
+            await self._cameras(streams, now)
+            flags += await self._key_flags(streams, now)
+            await self._notify_operator()
+        for flag in flags:
             log.warning("unusual usage: %s", flag.detail)
-        await self._notify_operator()
 
-    async def _cameras(self, now: float) -> None:
-        live = [(s.client_id, s.camera) for s in self._streams()]
+    async def _cameras(self, streams: list[Located], now: float) -> None:
+        live = [(s.client_id, s.camera) for s in streams]
         for client_id, camera in await self._store.camera_seen(live, now):
             await self._camera_event(client_id, camera, "camera_back", f"Camera \"{camera}\" is streaming again.")
         threshold = self._settings.camera_down_minutes * 60
@@ -95,30 +108,35 @@ class FleetMonitor:
         log.info("client %d camera %r: %s (event %d)", client_id, camera, kind, incident.id)
         self._outbox.wake()
 
-    async def _flags(self, now: float) -> list[Flag]:
+    async def _key_flags(self, streams: list[Located], now: float) -> list[Flag]:
         store, raised = self._store, []
-        addresses, streams = defaultdict(set), {}
-        for stream in self._streams():
+        addresses = defaultdict(set)
+        for stream in streams:
             addresses[stream.key_id].add(stream.address)
-            streams[stream.key_id] = stream
+        keys = await store.keys_by_id(set(addresses))
         for key_id, seen in addresses.items():
-            stream = streams[key_id]
+            if key_id not in keys:
+                continue  # deleted meanwhile
+            key = keys[key_id]
             if len(seen) > self._settings.max_addresses_per_key:
                 raised.append(await store.raise_flag(
-                    FlagKind.ADDRESSES, f"key:{key_id}", stream.client_id, key_id,
-                    f"key {stream.key_prefix}… of client {stream.client_id} streams from {len(seen)} addresses at once "
+                    FlagKind.ADDRESSES, f"key:{key_id}", key.client_id, key_id,
+                    f"key {key.prefix}… of client {key.client_id} streams from {len(seen)} addresses at once "
                     f"({', '.join(sorted(seen))}): a leaked key?", now))
             hours = await store.hourly_bytes(key_id, now - (TRAILING_HOURS + 1) * 3600)
             if hours and is_spike(hours[-1], hours[:-1], self._settings.usage_spike_factor,
                                   self._settings.usage_spike_min_mb * 1e6):
                 raised.append(await store.raise_flag(
-                    FlagKind.SPIKE, f"key:{key_id}", stream.client_id, key_id,
-                    f"key {stream.key_prefix}… of client {stream.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
+                    FlagKind.SPIKE, f"key:{key_id}", key.client_id, key_id,
+                    f"key {key.prefix}… of client {key.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
                     f"over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
-        for address, failures in self._refused(now):
-            raised.append(await store.raise_flag(
-                FlagKind.HELLOS, f"address:{address}", None, None,
-                f"{address} had {failures} hellos refused within the window and is blocked", now))
+        return [flag for flag in raised if flag is not None]
+
+    async def _hello_flags(self, now: float) -> list[Flag]:
+        raised = [await self._store.raise_flag(
+            FlagKind.HELLOS, f"address:{address}", None, None,
+            f"{address} had {failures} hellos refused within the window and is blocked", now)
+            for address, failures in self._refused(now)]
         return [flag for flag in raised if flag is not None]
 
     async def _notify_operator(self) -> None:

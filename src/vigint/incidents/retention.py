@@ -57,9 +57,15 @@ class Retention:
     def __init__(self, settings: StorageSettings, store: Store):
         self._settings, self._store = settings, store
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Delete what has expired now and every hour, until `stopping`."""
-        await every(RETENTION_CHECK_SECONDS, stopping, self.delete_expired, log, "retention pass failed")
+    async def run(self, stopping: asyncio.Event, node_id: str) -> None:
+        """Delete what has expired now and every hour, until `stopping`, on one node of all that share the
+        database: the holder of the "retention" lease."""
+        async def apply() -> None:
+            now = time.time()
+            if await self._store.hold_lease("retention", node_id, now + 2 * RETENTION_CHECK_SECONDS, now):
+                await self.delete_expired(now)
+
+        await every(RETENTION_CHECK_SECONDS, stopping, apply, log, "retention pass failed")
 
     async def delete_expired(self, now: float | None = None) -> int:
         """Delete what retention no longer keeps at `now` (default: the current time); return how many incidents

@@ -17,10 +17,27 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 from websockets.server import ServerProtocol
 
-from vigint.errors import VigintError
+from vigint.config import ServerSettings
+from vigint.errors import ConfigError, VigintError
 from vigint.ingest.admission import Admission
 
 log = logging.getLogger(__name__)
+
+
+def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
+    """Return the server's TLS context, or None without a certificate. Raises ConfigError for half a pair or
+    files that cannot be loaded."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("[server] TLS needs both tls_cert and tls_key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {error}") from None
+    return context
 
 
 class AdmittedConnection(ServerConnection):

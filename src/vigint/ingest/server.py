@@ -10,11 +10,10 @@ import asyncio
 import logging
 import os
 import secrets
-import ssl
+import socket
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 
 from websockets.asyncio.server import Server as WebSocketServer
@@ -27,16 +26,24 @@ from vigint.alerts.outbox import Outbox
 from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
-from vigint.errors import ConfigError, VigintError
-from vigint.fleet.monitor import FleetMonitor, LiveStream
+from vigint.errors import VigintError
+from vigint.fleet.monitor import FleetMonitor
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
 from vigint.incidents.verify import Verifier
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
-from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
+from vigint.ingest.connections import (
+    AdmittedConnection,
+    check_websockets,
+    connection_factory,
+    tls_context,
+    websockets_logger,
+)
 from vigint.ingest.http import Routes
+from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
+from vigint.ingest.session import Session
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
@@ -45,47 +52,6 @@ from vigint.tasks import TaskSet, every
 log = logging.getLogger(__name__)
 
 FINAL_FLUSH_SECONDS = 0.5  # a usage write takes milliseconds; this is for a slow disk
-
-
-@dataclass(eq=False)
-class Session:
-    """One authenticated camera stream: reachable only through its own connection's handler."""
-
-    connection: AdmittedConnection
-    key: ApiKey
-    camera: str
-    analysis: StreamAnalysis
-    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-    address: str = ""
-    connected_at: float = field(default_factory=time.time)
-    accounted_until: float = field(default_factory=time.time)  # billed up to then
-    checked: bool = False  # its key was looked up again after registration
-    decode_task: asyncio.Task | None = None
-    ended: bool = False  # its connection closed; it may still be flushing its decoder
-
-    @property
-    def client_id(self) -> int:
-        return self.key.client_id
-
-    @property
-    def key_id(self) -> int:
-        return self.key.id
-
-    @property
-    def welcomed(self) -> bool:
-        """Whether the welcome went out: from then on the stream is billed and decoded."""
-        return self.decode_task is not None
-
-    async def notify(self, message: str) -> None:
-        """Send the agent a control message, unless the stream has closed."""
-        try:
-            await self.connection.send(message)
-        except ConnectionClosed:
-            pass
-
-    def live(self) -> LiveStream:
-        return LiveStream(self.client_id, self.key.id, self.key.prefix, self.camera, self.address, self.connected_at,
-                          self.analysis.frames_decoded, self.analysis.mode)
 
 
 class Server:
@@ -114,19 +80,6 @@ class Server:
 
     # Life cycle
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        cert, key = self.settings.server.tls_cert, self.settings.server.tls_key
-        if cert is None and key is None:
-            return None
-        if cert is None or key is None:
-            raise ConfigError("[server] TLS needs both tls_cert and tls_key")
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {error}") from None
-        return context
-
     @property
     def tls(self) -> bool:
         return self.settings.server.tls_cert is not None
@@ -146,7 +99,7 @@ class Server:
         routes = Routes(self.store, self.metrics, settings.storage.data_dir, secret, self.streams_by_client,
                         self.streams_by_mode, lambda: time.monotonic() - self._last_flush)
         try:
-            connections = connection_factory(self._admission, self._ssl_context(), config.auth_timeout_seconds)
+            connections = connection_factory(self._admission, tls_context(config), config.auth_timeout_seconds)
             self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
                                    process_request=routes, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
@@ -157,20 +110,29 @@ class Server:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
         scheme = "https" if self.tls else "http"
+        self.started_at = time.time()
+        self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              f"{scheme}://{config.host}:{self.port}")
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox)
         self.retention = Retention(settings.storage, self.store)
-        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox,
-                                  lambda: [session.live() for session in self.all_sessions()], self._hellos.blocked)
+        live = lambda: [session.live() for session in self.all_sessions()]  # noqa: E731
+        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, live,
+                                  lambda now: self.registry.everywhere(live(), now), self._hellos.blocked)
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
-                    self.retention.run(self._stopping), self.fleet.run(self._stopping)):
+                    self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
+                    self.registry.run(self._stopping, self._claimed_ids, self._lost)):
             self._tasks.spawn(job)
 
     @property
     def port(self) -> int:
         return self._ws.sockets[0].getsockname()[1]
+
+    @property
+    def node_id(self) -> str:
+        """This process among the nodes sharing the database: host, port and a new random part at each start."""
+        return self.registry.node_id
 
     async def stop(self) -> None:
         """Stop accepting, close streams with 1001, wait for them and for incidents being recorded, stop the
@@ -192,7 +154,7 @@ class Server:
         except Exception:  # noqa: BLE001 - the process is ending: all that is left is to say so
             log.exception("could not write the last usage")
         try:
-            await self.store.save_server_status({**self.fleet.snapshot(), "stopped": True}, time.time())
+            await self.store.save_node(self.node_id, self.started_at, self.fleet.snapshot(), time.time(), stopped=True)
         except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -220,6 +182,8 @@ class Server:
         try:
             key, camera = await self._hellos.read(connection)
             session = self._register(connection, key, camera)
+            await self.registry.claim(session.entry(self.node_id))
+            session.claimed = True
             await self._welcome(session)
             await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
@@ -299,6 +263,8 @@ class Server:
             del cameras[session.camera]
         if not cameras:
             self._sessions.pop(session.client_id, None)
+        if session.claimed:
+            await self.registry.release(session.entry(self.node_id))
 
     # Media
 
@@ -363,6 +329,17 @@ class Server:
         await every(self.settings.server.revocation_check_seconds, self._stopping, check, log,
                     "could not check keys for revocation; will retry")
 
+    def _claimed_ids(self) -> set[str]:
+        return {session.id for session in self.all_sessions() if session.claimed}
+
+    def _lost(self, session_ids: set[str]) -> None:
+        """Close the streams whose registry entries are gone: another node may stream their cameras now."""
+        for session in self.all_sessions():
+            if session.id in session_ids:
+                log.warning("client %d camera %r: its registration lapsed; closing it", session.client_id,
+                            session.camera)
+                self._tasks.spawn(session.connection.close(CloseCode.GOING_AWAY, "stream registration lapsed"))
+
     async def _flush_periodically(self) -> None:
         async def flush() -> None:
             await self.flush_usage()
@@ -393,4 +370,4 @@ class Server:
             self._last_used = {**last_used, **self._last_used}
             raise
         self._last_flush = time.monotonic()
-        await self.store.save_server_status(self.fleet.snapshot(), now)
+        await self.store.save_node(self.node_id, self.started_at, self.fleet.snapshot(), now)

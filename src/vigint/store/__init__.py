@@ -7,7 +7,7 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - `engine`: which database, transactions, `is_busy`; its backends `sqlite` (the embedded default) and
   `postgres` (shared by several nodes); `migrations`: the schema, the same for both.
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
-  alert outbox), `invoices`, `fleet` (cameras, flags, the server's snapshot). To add a query, add a
+  alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases). To add a query, add a
   method to its concern's class; to add a concern, add a module and its class to `Store`'s bases.
 """
 
@@ -18,6 +18,7 @@ from vigint.store.fleet import FleetQueries
 from vigint.store.incidents import IncidentQueries
 from vigint.store.invoices import InvoiceQueries
 from vigint.store.migrations import MIGRATIONS
+from vigint.store.nodes import NodeQueries
 from vigint.store.records import (
     Alert,
     AlertState,
@@ -25,6 +26,7 @@ from vigint.store.records import (
     AuditEntry,
     CameraRecord,
     Channel,
+    Claim,
     Client,
     ClientStatus,
     Flag,
@@ -33,6 +35,8 @@ from vigint.store.records import (
     Invoice,
     KeyState,
     Line,
+    Node,
+    StreamEntry,
     UsageDelta,
     UsageRow,
     Verdict,
@@ -41,10 +45,10 @@ from vigint.store.usage import UsageQueries
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "Channel",
-    "Client", "ClientStatus", "Flag", "FlagKind", "Incident", "Invoice", "KeyState", "Line", "Store", "UsageDelta",
+    "Claim", "Client", "ClientStatus", "Flag", "FlagKind", "Incident", "Invoice", "KeyState", "Line", "Node", "Store", "StreamEntry", "UsageDelta",
     "UsageRow", "Verdict", "is_busy",
 ]
 
 
-class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries):
+class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

@@ -83,9 +83,12 @@ class Engine:
     The query classes of this package build on it; use the `Store` that combines them all.
     """
 
-    def __init__(self, database: Database, name: str):
+    def __init__(self, database: Database, name: str, shared: bool):
         self._database = database
         self.name = name  # for messages: a URL's password masked
+        # Several nodes may share it (PostgreSQL): streams are then registered in it for all nodes. A SQLite
+        # file serves one machine, where each node keeps its own streams and a hello never waits for a write.
+        self.shared = shared
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -98,9 +101,9 @@ class Engine:
             StoreError: the database cannot be reached, created or written, or was made by a newer Vigint.
         """
         if is_postgres(target):
-            return cls(await postgres.open_database(str(target), MIGRATIONS), describe(target))
+            return cls(await postgres.open_database(str(target), MIGRATIONS), describe(target), shared=True)
         path = Path(target).expanduser()
-        return cls(await sqlite.open_database(path, MIGRATIONS), describe(path))
+        return cls(await sqlite.open_database(path, MIGRATIONS), describe(path), shared=False)
 
     @property
     def skip_locked(self) -> str:

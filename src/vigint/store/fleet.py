@@ -1,6 +1,4 @@
-"""The fleet: cameras last seen and down, unusual-usage flags, and the running server's snapshot."""
-
-import json
+"""The fleet: cameras last seen and down, and unusual-usage flags."""
 
 from vigint.store.engine import Engine
 from vigint.store.records import CameraRecord, Flag, FlagKind
@@ -67,15 +65,3 @@ class FleetQueries(Engine):
         """Note that the operator was emailed about a flag."""
         async with self._transaction() as db:
             await db.execute("UPDATE flags SET notified_at = ? WHERE id = ?", (now, flag_id))
-
-    async def save_server_status(self, document: dict, now: float) -> None:
-        """Replace the running server's snapshot (read by `vigint status` and `vigint client list`)."""
-        async with self._transaction() as db:
-            await db.execute("INSERT INTO server_status (id, updated_at, document) VALUES (1, ?, ?) "
-                             "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, "
-                             "document = excluded.document", (now, json.dumps(document)))
-
-    async def server_status(self) -> tuple[float, dict] | None:
-        """Return when the server last wrote its snapshot, and the snapshot; None if it never ran."""
-        row = await self._fetch_one("SELECT updated_at, document FROM server_status WHERE id = 1")
-        return None if row is None else (row["updated_at"], json.loads(row["document"]))

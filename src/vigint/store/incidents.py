@@ -83,19 +83,27 @@ class IncidentQueries(Engine):
             await db.execute("UPDATE incidents SET alert_state = ? WHERE id = ?",
                              (AlertState.PENDING if channels else AlertState.NONE, incident_id))
 
-    async def due_alerts(self, now: float, limit: int = 20) -> list[Alert]:
-        """Return undelivered alerts whose next attempt is due, oldest first.
+    async def due_alerts(self, now: float, claim_seconds: float = 60.0, limit: int = 20) -> list[Alert]:
+        """Claim undelivered alerts whose next attempt is due, oldest first, for `claim_seconds`: no other node
+        (or pass) takes them meanwhile, and any takes them after if this one never reports back (it died).
 
         A row on a channel this version does not know (written by another version sharing the database) is left
         for that version: it must not block every other client's alerts.
         """
         known = ", ".join("?" * len(Channel))
+        async with self._transaction() as db:
+            claimed = [row["id"] for row in await db.fetch_all(
+                f"""SELECT id FROM alert_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?
+                    AND channel IN ({known}) ORDER BY next_attempt_at LIMIT ? {self.skip_locked}""",
+                (now, *Channel, limit))]
+            await db.executemany("UPDATE alert_outbox SET next_attempt_at = ? WHERE id = ?",
+                                 [(now + claim_seconds, outbox_id) for outbox_id in claimed])
+        if not claimed:
+            return []
         rows = await self._fetch_all(
             f"""SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email, i.*
                 FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
-                WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? AND o.channel IN ({known})
-                ORDER BY o.next_attempt_at LIMIT ?""",
-            (now, *Channel, limit))
+                WHERE o.id IN ({", ".join("?" * len(claimed))}) ORDER BY o.id""", claimed)
         alerts = []
         for row in rows:
             values = dict(row)

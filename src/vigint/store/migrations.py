@@ -109,7 +109,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             document TEXT NOT NULL)""",
     ),
     (
-        # Emails are unique whatever their case on both engines (SQLite's NOCASE column has no PostgreSQL twin).
+        # Several nodes, one service (docs/scaling.md). Emails are unique whatever their case on both engines
+        # (SQLite's NOCASE column has no PostgreSQL twin).
         "CREATE UNIQUE INDEX clients_email ON clients (lower(email))",
+        # Each running `vigint serve`: its heartbeat and snapshot, for `vigint status` (was server_status).
+        """CREATE TABLE nodes (
+            id TEXT PRIMARY KEY,  -- host:port:random, new at every start
+            started_at REAL NOT NULL,
+            seen_at REAL NOT NULL,  -- its latest snapshot
+            stopped_at REAL,  -- set by a graceful stop
+            document TEXT NOT NULL)  -- JSON: its streams and decode load""",
+        "DROP TABLE server_status",
+        # The registry of open streams, shared by every node: camera names unique per client, the per-client
+        # limit counted across nodes. A node renews its rows' leases; a dead node's expire, freeing the names.
+        """CREATE TABLE live_streams (
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            camera TEXT NOT NULL,
+            key_id INTEGER NOT NULL,
+            node_id TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            address TEXT NOT NULL,
+            since REAL NOT NULL,
+            lease_until REAL NOT NULL,
+            PRIMARY KEY (client_id, camera))""",
+        "CREATE INDEX live_streams_node ON live_streams(node_id)",
+        # Jobs one node runs for all (fleet checks, retention): whoever holds the unexpired lease.
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until REAL NOT NULL)""",
     ),
 )

@@ -178,6 +178,38 @@ class CameraRecord:
     down_since: float | None
 
 
+class Claim(enum.Enum):
+    """The registry's answer to a stream asking for its camera name."""
+
+    CLAIMED = enum.auto()
+    TAKEN = enum.auto()  # the client's camera of that name streams already (on any node)
+    OVER_LIMIT = enum.auto()  # the client streams as many cameras as it may
+
+
+@dataclass(frozen=True)
+class StreamEntry:
+    """An open stream in the registry shared by the nodes."""
+
+    client_id: int
+    camera: str
+    key_id: int
+    node_id: str
+    session_id: str
+    address: str
+    since: float
+
+
+@dataclass(frozen=True)
+class Node:
+    """A `vigint serve` process, as its latest snapshot shows it."""
+
+    id: str
+    started_at: float
+    seen_at: float
+    stopped_at: float | None
+    document: dict
+
+
 @dataclass(frozen=True)
 class Flag:
     """Something unusual the operator should look at."""

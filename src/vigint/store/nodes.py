@@ -1,0 +1,88 @@
+"""Several nodes, one service: the registry of open streams, the nodes' snapshots, and leases on shared jobs.
+
+Every rule that holds on one node holds across nodes because it is decided here, in one transaction: a
+camera name is unique per client and the per-client limit counts the streams of every node. A node renews
+the leases of its streams; when it dies they expire and the names are free again. Jobs that must run once
+for the whole service (fleet checks, retention) run on whichever node holds their lease.
+"""
+
+import json
+
+from vigint.store.engine import Engine
+from vigint.store.records import Claim, Node, StreamEntry
+
+FORGET_NODES_AFTER_SECONDS = 86400.0  # a node not seen for a day is gone from `vigint status`
+
+
+class NodeQueries(Engine):
+    """The stream registry, node snapshots and job leases."""
+
+    async def claim_stream(self, entry: StreamEntry, most: int, lease_until: float, now: float) -> Claim:
+        """Register an open stream under its camera name, unless the name is taken or the client is at `most`
+        streams; expired entries (of dead nodes) are dropped first."""
+        async with self._transaction() as db:
+            await db.lock_client(entry.client_id)  # two nodes claiming for one client take turns
+            await db.execute("DELETE FROM live_streams WHERE client_id = ? AND lease_until < ?",
+                             (entry.client_id, now))
+            cameras = {row["camera"] for row in await db.fetch_all(
+                "SELECT camera FROM live_streams WHERE client_id = ?", (entry.client_id,))}
+            if entry.camera in cameras:
+                return Claim.TAKEN
+            if len(cameras) >= most:
+                return Claim.OVER_LIMIT
+            await db.execute(
+                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, lease_until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.client_id, entry.camera, entry.key_id, entry.node_id, entry.session_id, entry.address,
+                 entry.since, lease_until))
+        return Claim.CLAIMED
+
+    async def release_stream(self, client_id: int, camera: str, session_id: str) -> None:
+        """Free a stream's camera name (only its own entry: a later stream of the camera may hold it now)."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM live_streams WHERE client_id = ? AND camera = ? AND session_id = ?",
+                             (client_id, camera, session_id))
+
+    async def renew_streams(self, node_id: str, session_ids: set[str], lease_until: float) -> set[str]:
+        """Extend the leases of a node's open streams and drop its entries of streams no longer open; return the
+        session ids still registered (a stream missing from them lost its name: its lease ran out)."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE live_streams SET lease_until = ? WHERE node_id = ?", (lease_until, node_id))
+            rows = await db.fetch_all("SELECT session_id FROM live_streams WHERE node_id = ?", (node_id,))
+            stale = [(node_id, row["session_id"]) for row in rows if row["session_id"] not in session_ids]
+            await db.executemany("DELETE FROM live_streams WHERE node_id = ? AND session_id = ?", stale)
+        return {row["session_id"] for row in rows} & session_ids
+
+    async def registered_streams(self, now: float) -> list[StreamEntry]:
+        """Return the open streams of every live node."""
+        rows = await self._fetch_all(
+            "SELECT client_id, camera, key_id, node_id, session_id, address, since FROM live_streams "
+            "WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
+        return [StreamEntry(**dict(row)) for row in rows]
+
+    async def save_node(self, node_id: str, started_at: float, document: dict, now: float,
+                        stopped: bool = False) -> None:
+        """Record a node's snapshot (its heartbeat); a stopped node also gives up its streams and leases."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO nodes (id, started_at, seen_at, stopped_at, document) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, stopped_at = excluded.stopped_at, "
+                "document = excluded.document",
+                (node_id, started_at, now, now if stopped else None, json.dumps(document)))
+            await db.execute("DELETE FROM nodes WHERE seen_at < ?", (now - FORGET_NODES_AFTER_SECONDS,))
+            if stopped:
+                await db.execute("DELETE FROM live_streams WHERE node_id = ?", (node_id,))
+                await db.execute("DELETE FROM leases WHERE holder = ?", (node_id,))
+
+    async def nodes(self) -> list[Node]:
+        """Return the nodes seen in the last day, most recently started first."""
+        rows = await self._fetch_all("SELECT * FROM nodes ORDER BY started_at DESC, id")
+        return [Node(**{**dict(row), "document": json.loads(row["document"])}) for row in rows]
+
+    async def hold_lease(self, name: str, node_id: str, until: float, now: float) -> bool:
+        """Take or keep the lease on a shared job until `until`; return whether this node holds it."""
+        async with self._transaction() as db:
+            return await db.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET holder = excluded.holder, until = excluded.until "
+                "WHERE leases.holder = excluded.holder OR leases.until < ?", (name, node_id, until, now)) == 1
