@@ -65,6 +65,8 @@ def endpoint_url(text: str) -> str:
     """Check `[storage] s3_endpoint`: empty (AWS) or http(s)://host[:port]. Raises ValueError."""
     if text:
         parts = urlsplit(text)
+        if "@" in parts.netloc:  # said without echoing the value: it holds credentials
+            raise ValueError("credentials go in s3_access_key_id and s3_secret_access_key, not in the URL")
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
             raise ValueError(f"{text!r} is not http(s)://host[:port]")
     return text
