@@ -46,8 +46,8 @@ def clips_location(text: str) -> S3Location | Path | None:
     text = text.strip()
     if not text:
         return None
-    scheme, _, rest = text.partition("://")
-    if not rest:
+    scheme, separator, rest = text.partition("://")
+    if not separator:
         return Path(text).expanduser()
     if scheme.lower() != "s3":
         raise ValueError(f"{text!r} is neither a folder nor s3://bucket/prefix (unknown scheme {scheme!r})")
