@@ -2,9 +2,11 @@
 
 import asyncio
 import dataclasses
+import email
 import inspect
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import postgres_server
 import pytest
+from aiosmtpd.controller import Controller
 
 from vigint import keys, protocol
 from vigint.admin.cli import main
@@ -130,6 +133,51 @@ async def start(db_path, tmp_path):
             await server.stop()
         finally:
             await server.store.close()
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every message received."""
+
+    def __init__(self):
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 endpoint on loopback (moto's server, see s3.py), started once per test process."""
+    from s3 import start_endpoint
+
+    server, endpoint = start_endpoint()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint):
+    """A new bucket of the loopback S3 endpoint, this test's own."""
+    from s3 import Bucket
+
+    return Bucket.create(s3_endpoint)
 
 
 def url(server: Server) -> str:

@@ -120,3 +120,46 @@ def test_a_retired_setting_is_ignored_with_a_warning(tmp_path, caplog):
     config.write_text("[buffers]\nshort_buffer_seconds = 3\n")
     assert load_settings(config, environ={}) == dataclasses.replace(Settings(), source=config)
     assert "short_buffer_seconds is ignored" in caplog.text
+
+
+@pytest.mark.parametrize("value, message", [
+    ("s3://", "names no valid bucket"),
+    ("s3:///prefix", "names no valid bucket"),
+    ("s3://Not_A_Bucket/x", "names no valid bucket"),
+    ("gs://bucket/clips", "unknown scheme 'gs'"),
+    ("s3://bucket/a//b", "must not hold empty"),
+])
+def test_a_bad_clips_location_is_refused_at_load_naming_the_setting(tmp_path, value, message):
+    config = tmp_path / "config.ini"
+    config.write_text(f"[storage]\nclips = {value}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{config}: [storage] clips: ") + ".*" + re.escape(message)):
+        load_settings(config, environ={})
+
+
+def test_clips_may_be_a_folder_or_s3_and_s3_settings_fall_back_to_aws_variables(tmp_path):
+    from vigint.config import S3Location, clips_location
+
+    aws = {"AWS_ENDPOINT_URL": "http://other:1", "AWS_ENDPOINT_URL_S3": "http://minio.lan:9000",
+           "AWS_DEFAULT_REGION": "eu-west-3", "AWS_ACCESS_KEY_ID": "AKIAFROMENV",
+           "AWS_SECRET_ACCESS_KEY": "from-env-secret", "AWS_SESSION_TOKEN": "from-env-token"}
+    config = tmp_path / "config.ini"
+    config.write_text("[storage]\nclips = s3://cams/site-a/\ns3_region = garage\n")
+    storage = load_settings(config, environ=aws).storage
+    assert clips_location(storage.clips) == S3Location("cams", "site-a")
+    assert (storage.s3_endpoint, storage.s3_region) == ("http://minio.lan:9000", "garage")  # the named setting wins
+    assert (storage.s3_access_key_id, storage.s3_secret_access_key, storage.s3_session_token) == (
+        "AKIAFROMENV", "from-env-secret", "from-env-token")
+    named = load_settings(config, environ={**aws, "VIGINT_STORAGE_S3_SECRET_ACCESS_KEY": "named-secret"})
+    assert named.storage.s3_secret_access_key == "named-secret"
+    assert clips_location("/srv/clips") == Path("/srv/clips") and clips_location("") is None
+    text = repr(load_settings(config, environ=aws))
+    assert "from-env-secret" not in text and "from-env-token" not in text and "AKIAFROMENV" not in text
+    assert "s3://cams/site-a/" in text  # the location itself is no secret
+
+
+def test_credentials_in_the_endpoint_url_are_refused_without_being_echoed(tmp_path):
+    with pytest.raises(ConfigError, match="not in the URL") as error:
+        load_settings(None, environ={"AWS_ENDPOINT_URL": "https://AKIA:hunter2@s3.example.com"})
+    assert "hunter2" not in str(error.value)
+    with pytest.raises(ConfigError, match="is not http"):
+        load_settings(None, environ={"VIGINT_STORAGE_S3_ENDPOINT": "s3.example.com"})

@@ -5,19 +5,71 @@ the same list for operators.
 """
 
 import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
+
+# S3's rules for bucket names (AWS, MinIO, Garage and Ceph accept these): 3-63 lowercase letters, digits, dots, hyphens.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None,
-            choices: tuple[str, ...] | None = None, secret: bool = False):
+            choices: tuple[str, ...] | None = None, secret: bool = False, check: Callable[[str], object] | None = None):
     """Declare one setting: its default, a one-line reason for that default, its allowed values.
 
-    A `secret` setting (password, API key) never appears in a repr, so never in a log line.
+    A `secret` setting (password, API key) never appears in a repr, so never in a log line. `check` is called
+    with a text value when it is read and raises ValueError saying why the value is refused.
     """
     return field(default=default, repr=not secret,
-                 metadata={"doc": doc, "minimum": minimum, "maximum": maximum, "choices": choices})
+                 metadata={"doc": doc, "minimum": minimum, "maximum": maximum, "choices": choices, "check": check})
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where clips go in object storage: `s3://bucket/prefix` (the prefix has no outer slashes, may be empty)."""
+
+    bucket: str
+    prefix: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+def clips_location(text: str) -> S3Location | Path | None:
+    """Parse `[storage] clips`: None for the default folder (data_dir/clips), a folder, or an S3 location.
+
+    Raises ValueError for an S3 URL without a valid bucket, or a URL of another scheme.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        return Path(text).expanduser()
+    if scheme.lower() != "s3":
+        raise ValueError(f"{text!r} is neither a folder nor s3://bucket/prefix (unknown scheme {scheme!r})")
+    bucket, _, prefix = rest.partition("/")
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ValueError(f"{text!r} names no valid bucket (s3://bucket/prefix; a bucket is 3-63 lowercase "
+                         "letters, digits, dots or hyphens)")
+    prefix = prefix.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ValueError(f"{text!r}: the prefix must not hold empty, '.' or '..' parts")
+    return S3Location(bucket, prefix)
+
+
+def endpoint_url(text: str) -> str:
+    """Check `[storage] s3_endpoint`: empty (AWS) or http(s)://host[:port]. Raises ValueError."""
+    if text:
+        parts = urlsplit(text)
+        if "@" in parts.netloc:  # said without echoing the value: it holds credentials
+            raise ValueError("credentials go in s3_access_key_id and s3_secret_access_key, not in the URL")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise ValueError(f"{text!r} is not http(s)://host[:port]")
+    return text
 
 
 @dataclass(frozen=True)
@@ -132,10 +184,21 @@ class AnalysisSettings:
 class StorageSettings:
     """Where files live."""
 
-    data_dir: Path = setting(Path("vigint-data"), "clips go to data_dir/clips/<client>/<incident>.mp4; "
-                             "relative paths start from the working directory")
-    min_free_mb: int = setting(500, "clips stop being written while the disk has less free space than this, "
-                               "so the database and the system keep room", minimum=0)
+    data_dir: Path = setting(Path("vigint-data"), "clips go to data_dir/clips/<client>/<incident>.mp4 unless "
+                             "`clips` says otherwise; relative paths start from the working directory")
+    clips: str = setting("", "where clips go: empty for data_dir/clips, another folder, or s3://bucket/prefix "
+                         "(object <prefix>/<client>/<incident>.mp4 on any S3-compatible storage; needs the s3 "
+                         "extra: pip install 'vigint[s3]')", check=clips_location)
+    s3_endpoint: str = setting("", "the S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO or Garage; empty: "
+                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS S3", check=endpoint_url)
+    s3_region: str = setting("", "the bucket's region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, else asked of "
+                             "the endpoint")
+    s3_access_key_id: str = setting("", "empty: $AWS_ACCESS_KEY_ID (neither: anonymous requests)", secret=True)
+    s3_secret_access_key: str = setting("", "empty: $AWS_SECRET_ACCESS_KEY", secret=True)
+    s3_session_token: str = setting("", "temporary credentials' token; empty: $AWS_SESSION_TOKEN", secret=True)
+    min_free_mb: int = setting(500, "clips stop being written while the disk of the clips folder has less free "
+                               "space than this, so the database and the system keep room (not checked for "
+                               "S3)", minimum=0)
     retention_days: float = setting(30.0, "clips and incidents older than this are deleted", minimum=0.01)
 
 

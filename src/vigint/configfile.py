@@ -1,6 +1,7 @@
 """Reading the settings: layers, later ones winning.
 
-The defaults declared in config.py, then ``config.ini`` (``--config``, ``VIGINT_CONFIG`` or ``./config.ini``
+The defaults declared in config.py, then AWS's standard variables for the ``[storage] s3_*`` settings
+(``AWS_ACCESS_KEY_ID``…), then ``config.ini`` (``--config``, ``VIGINT_CONFIG`` or ``./config.ini``
 when present), then ``VIGINT_<SECTION>_<KEY>`` environment variables, then command-line flags.
 """
 
@@ -22,6 +23,10 @@ DEFAULT_CONFIG_FILE = Path("config.ini")
 # Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
 RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background"}
 CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
+# The standard variables of AWS tools, read for [storage] s3_* settings that nothing else sets (first found wins).
+AWS_VARIABLES = {"s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "s3_region": ("AWS_REGION",
+                 "AWS_DEFAULT_REGION"), "s3_access_key_id": ("AWS_ACCESS_KEY_ID",),
+                 "s3_secret_access_key": ("AWS_SECRET_ACCESS_KEY",), "s3_session_token": ("AWS_SESSION_TOKEN",)}
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ def _parse(raw: str, f: dataclasses.Field):
         choices = f.metadata["choices"]
         if choices and text not in choices:
             raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
+        if f.metadata["check"] is not None:
+            f.metadata["check"](text)
         return text
     if kind is Decimal:
         try:
@@ -158,6 +165,14 @@ def _read_environment(environ: Mapping[str, str], values: dict[str, dict[str, ob
             _apply(values, section, key, raw, f"environment variable {name}")
 
 
+def _read_aws_variables(environ: Mapping[str, str], values: dict[str, dict[str, object]]) -> None:
+    """The lowest layer above the defaults: S3 settings from AWS's own variables, as every S3 tool reads them."""
+    for key, names in AWS_VARIABLES.items():
+        name = next((name for name in names if environ.get(name)), None)
+        if name is not None:
+            _apply(values, "storage", key, environ[name], f"environment variable {name}")
+
+
 def config_path(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
     """Return the config file to read: the flag, else VIGINT_CONFIG, else ./config.ini if it exists."""
     if flag is not None:
@@ -180,6 +195,7 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     """
     environ = os.environ if environ is None else environ
     values: dict[str, dict[str, object]] = {name: {} for name in sections()}
+    _read_aws_variables(environ, values)
     path = config_path(config_file, environ)
     cameras = _read_file(path, values) if path is not None else []
     if environ.get("VIGINT_DB"):

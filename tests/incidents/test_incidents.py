@@ -1,9 +1,7 @@
 import asyncio
 import dataclasses
-import email
 import json
 import logging
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import REALTIME, add_client, eventually, url
+from conftest import REALTIME, Mailbox, add_client, eventually, free_port, url
 from media import make_scene, open_stream, send_video
 
 from vigint.alerts import links, webhooks
@@ -32,33 +30,6 @@ from vigint.config import (
 )
 from vigint.incidents.retention import Retention
 from vigint.store import Store
-
-
-class Mailbox:
-    """aiosmtpd handler keeping every message received."""
-
-    def __init__(self):
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port
-    yield box
-    controller.stop()
 
 
 def incident_settings(tmp_path, smtp_port: int | None = None, **sections) -> Settings:

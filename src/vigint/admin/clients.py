@@ -3,6 +3,7 @@
 Every change here is audited by the store; a new key's plaintext is printed once and never stored.
 """
 
+import asyncio
 import re
 import time
 
@@ -13,7 +14,7 @@ from vigint.admin import render
 from vigint.admin.commands import Commands, live_streams, open_store, option
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
-from vigint.incidents.retention import remove_client_clips
+from vigint.incidents.storage import open_clip_storage
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import ApiKey, Client
 
@@ -124,6 +125,7 @@ async def client_reactivate(args, settings: Settings, console: Console) -> int:
                          option("--client-id", type=int, required=True),
                          option("--yes", action="store_true", help="confirm the deletion"))
 async def client_delete(args, settings: Settings, console: Console) -> int:
+    clips = open_clip_storage(settings.storage)  # a bad [storage] clips fails before anything is deleted
     async with await open_store(settings) as store:
         client = await store.get_client(args.client_id)
         if not args.yes:
@@ -133,7 +135,7 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
         await store.delete_client(client.id)
     # Files go only after the rows are committed: a crash in between leaves orphan files on disk, never an
     # incident pointing to a missing clip.
-    removed = remove_client_clips(settings.storage.data_dir, client.id, clip_paths)
+    removed = await asyncio.to_thread(clips.remove_client, client.id, clip_paths)
     console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents; "
                   f"{removed} clip file(s) removed.")
     return 0

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from vigint import protocol
@@ -20,6 +21,7 @@ from vigint.analysis.events import Closed, Event, Extended, Opened
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
 from vigint.incidents import clips
+from vigint.incidents.storage import ClipStorage, StorageError
 from vigint.incidents.verify import Verifier
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
@@ -83,9 +85,9 @@ class IncidentDesk:
     """Turns the motion events of every stream of one server into incidents, clips and alerts."""
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, pool: Executor, verifier: Verifier,
-                 outbox: Outbox):
+                 outbox: Outbox, clip_storage: ClipStorage):
         self.settings, self.store, self.metrics, self._pool = settings, store, metrics, pool
-        self._verifier, self._outbox = verifier, outbox
+        self._verifier, self._outbox, self._clips = verifier, outbox, clip_storage
         self._open: dict[Feed, OpenIncident] = {}
         self._recording = TaskSet()
 
@@ -170,23 +172,30 @@ class IncidentDesk:
         if not packets or size is None:
             log.warning("incident %d: no decodable video buffered for a clip", incident.id)
             return None
-        data_dir = self.settings.storage.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if shutil.disk_usage(data_dir).free < self.settings.storage.min_free_mb * 2**20:
+        folder = self._clips.local_folder
+        if folder is not None and not self._has_room(folder):
             self.metrics.clips_skipped["disk_full"] += 1
             log.error("incident %d: no clip written, less than %d MB free in %s", incident.id,
-                      self.settings.storage.min_free_mb, data_dir)
+                      self.settings.storage.min_free_mb, folder)
             return None
         relative = f"clips/{incident.client_id}/{incident.id}.mp4"
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._pool, clips.write_mp4, packets, data_dir / relative, *size)
-        except (OSError, clips.ClipError) as error:
+            await loop.run_in_executor(self._pool, self._clips.write, relative,
+                                       lambda path: clips.write_mp4(packets, path, *size))
+        except (OSError, clips.ClipError, StorageError) as error:
             self.metrics.clips_skipped["write_error"] += 1
             log.error("incident %d: cannot write its clip: %s", incident.id, error)
             return None
         await persist(f"incident {incident.id}", lambda: self.store.update_incident(incident.id, clip_path=relative))
         return relative
+
+    def _has_room(self, folder: Path) -> bool:
+        """Whether the disk of the clips folder keeps min_free_mb free (measured on the folder's nearest parent
+        that exists: the folder itself is made with the first clip)."""
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return shutil.disk_usage(folder).free >= self.settings.storage.min_free_mb * 2**20
 
     async def _judge_and_alert(self, feed: Feed, incident: Incident, packets: list[Packet],
                                clip_path: str | None) -> None:

@@ -1,13 +1,12 @@
-"""Retention: incidents and their clips older than `retention_days` are deleted, at start and every hour;
-a deleted client's clips go with it. A clip file is only ever removed inside its own client's folder."""
+"""Retention: incidents and their clips older than `retention_days` are deleted, at start and every hour.
+A clip is only ever removed inside its own client's folder or prefix (see storage.py)."""
 
 import asyncio
-import enum
 import logging
 import time
-from pathlib import Path
 
 from vigint.config import StorageSettings
+from vigint.incidents.storage import ClipStorage, Removal, open_clip_storage
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import Store
 from vigint.tasks import every
@@ -17,45 +16,12 @@ log = logging.getLogger(__name__)
 RETENTION_CHECK_SECONDS = 3600.0
 
 
-class Removal(enum.Enum):
-    REMOVED = enum.auto()
-    GONE = enum.auto()  # already gone (retention, or a clip that was never written)
-    KEPT = enum.auto()  # outside the client's folder, or the file system refused: logged
-
-
-def remove_clip(data_dir: Path, client_id: int, relative: str) -> Removal:
-    """Delete one of a client's clip files, only inside the client's own folder whatever a row says: a delete
-    never reaches another file."""
-    folder, path = data_dir / "clips" / str(client_id), data_dir / relative
-    if path.parent.resolve() != folder.resolve():
-        log.warning("client %d: clip %s is outside %s, left in place", client_id, relative, folder)
-        return Removal.KEPT
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return Removal.GONE
-    except OSError as error:
-        log.warning("client %d: cannot remove clip %s: %s", client_id, path, error.strerror)
-        return Removal.KEPT
-    return Removal.REMOVED
-
-
-def remove_client_clips(data_dir: Path, client_id: int, clip_paths: list[str]) -> int:
-    """Delete a deleted client's clip files and its then-empty clips folder; return how many files went."""
-    removed = sum(remove_clip(data_dir, client_id, relative) is Removal.REMOVED for relative in clip_paths)
-    folder = data_dir / "clips" / str(client_id)
-    try:
-        folder.rmdir()
-    except FileNotFoundError:
-        pass
-    except OSError as error:  # not empty: files the database does not know, kept for the operator to judge
-        log.warning("client %d: %s kept: %s", client_id, folder, error.strerror)
-    return removed
-
-
 class Retention:
-    def __init__(self, settings: StorageSettings, store: Store):
+    """Deletes expired incidents and their clips from `clip_storage` (default: the one `settings` name)."""
+
+    def __init__(self, settings: StorageSettings, store: Store, clip_storage: ClipStorage | None = None):
         self._settings, self._store = settings, store
+        self._clips = clip_storage or open_clip_storage(settings)
 
     async def run(self, stopping: asyncio.Event, node_id: str) -> None:
         """Delete what has expired now and every hour, until `stopping`, on one node of all that share the
@@ -72,7 +38,12 @@ class Retention:
         went. An incident whose clip file cannot be removed stays, to be tried again at the next pass: its row is
         what remembers that the file is due to go."""
         cutoff = (time.time() if now is None else now) - self._settings.retention_days * SECONDS_PER_DAY
-        gone = [incident.id for incident in await self._store.expired_incidents(cutoff) if not incident.clip_path
-                or remove_clip(self._settings.data_dir, incident.client_id, incident.clip_path) is not Removal.KEPT]
+        expired = await self._store.expired_incidents(cutoff)
+
+        def remove_clips() -> list[int]:  # in a worker thread: object storage answers over the network
+            return [incident.id for incident in expired if not incident.clip_path
+                    or self._clips.remove(incident.client_id, incident.clip_path) is not Removal.KEPT]
+
+        gone = await asyncio.to_thread(remove_clips)
         await self._store.delete_incidents(gone)
         return len(gone)

@@ -2,9 +2,9 @@
 
 import asyncio
 import http
+import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import ServerConnection
@@ -13,17 +13,20 @@ from websockets.http11 import Request, Response
 
 from vigint import protocol
 from vigint.alerts import links
+from vigint.incidents.storage import ClipStorage, StorageError
 from vigint.metrics import Metrics
 from vigint.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class Routes:
     """Answers the plain HTTP requests of one server (websockets' `process_request`)."""
 
-    def __init__(self, store: Store, metrics: Metrics, data_dir: Path, secret: str,
+    def __init__(self, store: Store, metrics: Metrics, clip_storage: ClipStorage, secret: str,
                  streams_by_client: Callable[[], dict[int, int]], streams_by_mode: Callable[[], dict[str, int]],
                  usage_flush_lag: Callable[[], float]):
-        self._store, self._metrics, self._data_dir, self._secret = store, metrics, data_dir, secret
+        self._store, self._metrics, self._clips, self._secret = store, metrics, clip_storage, secret
         self._streams_by_client, self._streams_by_mode = streams_by_client, streams_by_mode
         self._usage_flush_lag = usage_flush_lag
 
@@ -44,7 +47,11 @@ class Routes:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
 
     async def _serve_clip(self, connection: ServerConnection, incident_id: str, query: dict) -> Response:
-        clip = await self.clip(incident_id, query.get("exp", [""])[0], query.get("sig", [""])[0])
+        try:
+            clip = await self.clip(incident_id, query.get("exp", [""])[0], query.get("sig", [""])[0])
+        except StorageError as error:  # the link is good: say the clip is out of reach for now, not that it is bad
+            log.error("clip of incident %s: %s", incident_id, error)
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "the clip cannot be read now; try later\n")
         if clip is None:
             return connection.respond(http.HTTPStatus.FORBIDDEN, "this link is invalid or has expired\n")
         return Response(http.HTTPStatus.OK, "OK", Headers([
@@ -52,7 +59,8 @@ class Routes:
         ]), clip)
 
     async def clip(self, incident_id: str, expires: str, signature: str) -> bytes | None:
-        """Return the clip a link opens, or None if the link is invalid, expired or has no clip."""
+        """Return the clip a link opens, or None if the link is invalid, expired or has no clip. Raises StorageError
+        when the link is valid but the clip storage cannot be read."""
         if not incident_id.isdigit():
             return None
         try:
@@ -61,7 +69,4 @@ class Routes:
             return None
         if incident.clip_path is None or not links.link_is_valid(self._secret, incident, expires, signature, time.time()):
             return None
-        try:
-            return await asyncio.to_thread((self._data_dir / incident.clip_path).read_bytes)
-        except OSError:
-            return None
+        return await asyncio.to_thread(self._clips.read, incident.clip_path)

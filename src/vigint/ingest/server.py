@@ -30,6 +30,7 @@ from vigint.errors import VigintError
 from vigint.fleet.monitor import FleetMonitor
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
+from vigint.incidents.storage import open_clip_storage
 from vigint.incidents.verify import Verifier
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
@@ -96,7 +97,8 @@ class Server:
         secret = load_link_secret(settings.alerts.link_secret, settings.storage.data_dir)
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
-        routes = Routes(self.store, self.metrics, settings.storage.data_dir, secret, self.streams_by_client,
+        clips = open_clip_storage(settings.storage)
+        routes = Routes(self.store, self.metrics, clips, secret, self.streams_by_client,
                         self.streams_by_mode, lambda: time.monotonic() - self._last_flush)
         try:
             connections = connection_factory(self._admission, tls_context(config), config.auth_timeout_seconds)
@@ -115,8 +117,8 @@ class Server:
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              f"{scheme}://{config.host}:{self.port}")
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
-                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox)
-        self.retention = Retention(settings.storage, self.store)
+                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
+        self.retention = Retention(settings.storage, self.store, clips)
         live = lambda: [session.live() for session in self.all_sessions()]  # noqa: E731
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, live,
                                   lambda now: self.registry.everywhere(live(), now), self._hellos.blocked)
