@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import secrets
-import ssl
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from vigint.alerts.outbox import Outbox
 from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
-from vigint.errors import ConfigError, VigintError
+from vigint.errors import VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
@@ -114,19 +113,6 @@ class Server:
 
     # Life cycle
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        cert, key = self.settings.server.tls_cert, self.settings.server.tls_key
-        if cert is None and key is None:
-            return None
-        if cert is None or key is None:
-            raise ConfigError("[server] TLS needs both tls_cert and tls_key")
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {error}") from None
-        return context
-
     @property
     def tls(self) -> bool:
         return self.settings.server.tls_cert is not None
@@ -146,7 +132,8 @@ class Server:
         routes = Routes(self.store, self.metrics, settings.storage.data_dir, secret, self.streams_by_client,
                         self.streams_by_mode, lambda: time.monotonic() - self._last_flush)
         try:
-            connections = connection_factory(self._admission, self._ssl_context(), config.auth_timeout_seconds)
+            connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
+                                             config.auth_timeout_seconds)
             self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
                                    process_request=routes, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
