@@ -44,6 +44,7 @@ from vigint.tasks import TaskSet, every
 log = logging.getLogger(__name__)
 
 FINAL_FLUSH_SECONDS = 0.5  # a usage write takes milliseconds; this is for a slow disk
+DRAIN_POLL_SECONDS = 0.1  # how soon a drain ends once its last stream has closed
 
 
 @dataclass(eq=False)
@@ -109,6 +110,7 @@ class Server:
                                         thread_name_prefix="decode")
         self._tasks = TaskSet()
         self._stopping = asyncio.Event()
+        self.draining = False  # see drain()
         self._ws: WebSocketServer | None = None
 
     # Life cycle
@@ -130,7 +132,7 @@ class Server:
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         routes = Routes(self.store, self.metrics, settings.storage.data_dir, secret, self.streams_by_client,
-                        self.streams_by_mode, lambda: time.monotonic() - self._last_flush)
+                        self.streams_by_mode, lambda: time.monotonic() - self._last_flush, lambda: self.draining)
         try:
             connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
                                              config.auth_timeout_seconds)
@@ -158,6 +160,15 @@ class Server:
     @property
     def port(self) -> int:
         return self._ws.sockets[0].getsockname()[1]
+
+    async def drain(self) -> None:
+        """Stop taking streams, before `stop()`: /healthz answers 503 and hellos are refused with 1013, for
+        `drain_seconds` or until no stream is left, so that a load balancer marks this node down before
+        `stop()` closes the open streams and their agents reconnect through it to other nodes."""
+        self.draining = True
+        deadline = time.monotonic() + self.settings.server.drain_seconds
+        while self.all_sessions() and time.monotonic() < deadline:
+            await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     async def stop(self) -> None:
         """Stop accepting, close streams with 1001, wait for them and for incidents being recorded, stop the
@@ -235,6 +246,8 @@ class Server:
         A stream that has ended but is still flushing its decoder no longer holds its name or its slot:
         its camera can reconnect at once.
         """
+        if self.draining:  # the agent retries soon, through its load balancer to another node
+            raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
         # No await from the checks to the insertion: two hellos cannot both pass them.
         cameras, most = self._sessions.setdefault(key.client_id, {}), self.settings.server.max_streams_per_client
         if camera in cameras and not cameras[camera].ended:
