@@ -85,14 +85,17 @@ async def node_down(stats_socket: Path, name: str) -> bool:
     return (await node_states(stats_socket))[name].startswith("DOWN")
 
 
-async def start_haproxy(folder: Path, nodes: list[ServeProcess]) -> tuple[subprocess.Popen, int, Path]:
-    """Start HAProxy from the shipped file, its addresses given through the environment; wait until it sees
-    every node up. Return the process, its port and its stats socket."""
+async def start_haproxy(folder: Path, nodes: list[ServeProcess],
+                        cleanup: AsyncExitStack) -> tuple[subprocess.Popen, int, Path]:
+    """Start HAProxy from the shipped file, its addresses given through the environment, to be killed by
+    `cleanup`; wait until it sees every node up. Return the process, its port and its stats socket."""
     port, stats = free_port(), folder / "haproxy.sock"
     env = {**os.environ, "VIGINT_LB_BIND": f"127.0.0.1:{port}", "VIGINT_LB_STATS_SOCKET": str(stats),
            **{f"VIGINT_NODE{number}": f"127.0.0.1:{node.port}" for number, node in enumerate(nodes, 1)}}
     with (folder / "haproxy.log").open("wb") as log:
         haproxy = subprocess.Popen(["haproxy", "-f", str(CONFIG)], env=env, stdout=log, stderr=log)
+    cleanup.callback(haproxy.wait)
+    cleanup.callback(haproxy.kill)
 
     async def all_up() -> bool:
         assert haproxy.poll() is None, (folder / "haproxy.log").read_text()
@@ -109,13 +112,13 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
     write_video_file(tmp_path / "camera.mp4", 4)
     # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are its own.
     env = {"VIGINT_SERVER_USAGE_FLUSH_SECONDS": "3600", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
-    nodes = [await ServeProcess(tmp_path / f"node{number}", env, db=db).start() for number in (1, 2)]
-    haproxy, port, stats = await start_haproxy(tmp_path, nodes)
     async with AsyncExitStack() as cleanup:
-        cleanup.callback(haproxy.wait)
-        cleanup.callback(haproxy.kill)
-        for node in nodes:
+        nodes = []
+        for number in (1, 2):
+            nodes.append(node := ServeProcess(tmp_path / f"node{number}", env, db=db))
             cleanup.push_async_callback(node.stop)
+            await node.start()
+        haproxy, port, stats = await start_haproxy(tmp_path, nodes, cleanup)
         agents = []
         for pair in (CAMERAS[:2], CAMERAS[2:]):
             sources = [argument for camera in pair for argument in ("--source", "camera.mp4", "--camera", camera)]
@@ -129,6 +132,10 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
 
         first, second = await eventually(spread, timeout=20)
         assert first and second  # least connections: both nodes took streams
+        with pytest.raises(urllib.error.HTTPError) as private:  # one node's page, not the public's
+            await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert private.value.code == 404
+        private.value.close()
         with sqlite3.connect(db) as raw:
             assert raw.execute("SELECT count(*) FROM usage").fetchone()[0] == 0
 
