@@ -40,11 +40,13 @@ from attacks import (
 from media import make_h264
 
 SHUTDOWN_TIMEOUT = 5.0
+DRAIN_SECONDS = 1.0  # SIGTERM drains first (503, 1013) while mutated streams may still be open
 SERVER_ENV = {
     "VIGINT_SERVER_MAX_AUTH_FAILURES": "1000000",  # every hostile hello must reach the parser, not the limiter
     "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",  # streams still closing never turn a mutation into a 4403
     "VIGINT_SERVER_USAGE_FLUSH_SECONDS": "0.2",
     "VIGINT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
+    "VIGINT_SERVER_DRAIN_SECONDS": str(DRAIN_SECONDS),
     "MALLOC_ARENA_MAX": "2",  # as scripts/vigint-serve.service runs it: memory is measured as deployed
 }
 
@@ -104,7 +106,7 @@ class Campaign:
         growth = rss_after - rss_before
         self.check(growth < self.args.max_rss_growth_mib * MiB, f"server RSS grew {growth / MiB:.1f} MiB")
         stopped = time.monotonic()
-        code = await server.stop(timeout=SHUTDOWN_TIMEOUT + 1)
+        code = await server.stop(timeout=DRAIN_SECONDS + SHUTDOWN_TIMEOUT + 1)
         self.check(code == 0, f"SIGTERM: exit code {code} after {time.monotonic() - stopped:.1f} s")
         log = server.log()
         self.check("Traceback" not in log, f"the server log holds {log.count('Traceback')} traceback(s)")

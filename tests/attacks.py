@@ -533,12 +533,13 @@ class ServeProcess:
     BANNER = re.compile(r"listening\s+wss?://127\.0\.0\.1:(\d+)/v1/stream")
 
     def __init__(self, folder: Path, env: dict[str, str] | None = None, nofile: int | None = None,
-                 tls: tuple[Path, Path] | None = None):
-        """`tls` is a (certificate, key) pair to serve wss:// with."""
+                 tls: tuple[Path, Path] | None = None, db: Path | None = None):
+        """`tls` is a (certificate, key) pair to serve wss:// with; `db` a database shared with other nodes
+        (default: one of its own in `folder`)."""
         self.folder = folder
         self.tls = tls
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.db = folder / "vigint.db"
+        self.db = db or folder / "vigint.db"
         self.log_path = folder / "serve.log"
         self.env = {**os.environ, "COLUMNS": "200", "VIGINT_STORAGE_DATA_DIR": str(folder / "data"), **(env or {})}
         self.nofile = nofile

@@ -125,6 +125,11 @@ class ServerSettings:
                                             "the packet buffer holds the same packets", minimum=1048576)
     shutdown_timeout_seconds: float = setting(5.0, "how long a graceful shutdown waits for streams and "
                                               "incidents in progress before cancelling them", minimum=0.1)
+    drain_seconds: float = setting(3.0, "on SIGTERM or Ctrl-C, how long /healthz answers 503 and new streams are "
+                                   "refused with 1013 before open ones are closed with 1001: a load balancer "
+                                   "checking every second sees the node down within two checks, so agents "
+                                   "reconnect to other nodes; the wait ends early once no stream is open",
+                                   minimum=0, maximum=300)
     max_pending_hellos: int = setting(256, "connections not yet authenticated, server-wide; past it the oldest "
                                       "is closed: agents say hello at once, so only idle sockets are lost, and "
                                       "the file descriptors left serve authenticated streams", minimum=1)

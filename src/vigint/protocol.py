@@ -29,9 +29,10 @@ RETRY_AFTER = re.compile(r"retry in (\d+) s")
 class CloseCode(enum.IntEnum):
     """Close codes the server uses, and whether an agent should reconnect after each."""
 
-    GOING_AWAY = 1001  # server shutting down: reconnect
+    GOING_AWAY = 1001  # server shutting down (or a drained node handing its streams on): reconnect at once
     MESSAGE_TOO_BIG = 1009  # a message over the current size limit: fix the agent
     INTERNAL_ERROR = 1011  # unexpected server error: reconnect after backoff
+    TRY_AGAIN_LATER = 1013  # the server is draining (about to stop): reconnect after backoff, to another node
     BAD_HELLO = 4400  # hello missing fields, not JSON, wrong type or version: do not reconnect
     INVALID_KEY = 4401  # key unknown, revoked, expired or malformed: do not reconnect
     OVER_LIMIT = 4403  # over the client's stream cap, or camera already streaming: after backoff

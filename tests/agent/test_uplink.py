@@ -1,6 +1,7 @@
 """The agent's uplink: reconnection, refusal, slow links and TLS."""
 
 import asyncio
+import random
 import socket
 import sys
 
@@ -9,9 +10,12 @@ from conftest import add_client, eventually
 from media import write_video_file
 
 from vigint.admin.cert import write_self_signed
+from vigint.agent.backoff import Backoff
 from vigint.agent.settings import AgentSettings, Camera
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import run_camera
+from vigint.agent.uplink import reconnect_delay
+from vigint.protocol import CloseCode
 
 
 async def test_agent_reconnects_after_a_server_restart(start, tmp_path, db_path):
@@ -108,3 +112,13 @@ async def test_agent_trusts_a_self_signed_server_only_with_ca_cert(start, tmp_pa
     await eventually(lambda: frames_of(server, client_id, "test-pattern") > 3, timeout=20)
     assert (await stop(agent))[0] == 0
 
+
+
+def test_a_node_going_away_is_reconnected_to_at_once_whatever_failed_before():
+    backoff = Backoff(base=1, cap=30, rng=random.Random(3))
+    for _ in range(6):
+        backoff.next_delay(now=0)  # a camera that has had a bad day: the next backoff is 16-30 s
+    after_drain = [reconnect_delay(backoff, CloseCode.GOING_AWAY, "", now=1) for _ in range(20)]
+    assert max(after_drain) <= 1 and len(set(after_drain)) > 1  # jittered, so a node's agents spread out
+    assert reconnect_delay(backoff, CloseCode.TRY_AGAIN_LATER, "this server is draining; try again", now=1) >= 15
+    assert reconnect_delay(backoff, CloseCode.TOO_MANY_FAILURES, "retry in 45 s", now=1) >= 45

@@ -22,6 +22,7 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from vigint import keys, protocol
@@ -314,11 +315,40 @@ async def test_wss_with_a_vigint_cert_pair(start, tmp_path):
         await connect(url(server))  # untrusted without the certificate
 
 
-async def test_sigterm_closes_streams_with_1001_flushes_usage_and_exits_0(tmp_path, db_path):
+def health(base: str) -> tuple[int, str]:
+    """Return the status and body of the server's /healthz."""
+    try:
+        status, _, body = http_get(base + "/healthz")
+        return status, body
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode()
+
+
+async def test_a_draining_server_answers_503_refuses_new_streams_with_1013_and_keeps_open_ones(start):
+    server = await start(drain_seconds=30)
+    _, _, api_key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), api_key, "door")
+    base = f"http://127.0.0.1:{server.port}"
+    assert await asyncio.to_thread(health, base) == (200, "ok\n")
+    draining = asyncio.create_task(server.drain())
+    await asyncio.sleep(0)
+    assert await asyncio.to_thread(health, base) == (503, "draining\n")
+    assert await refused(server, hello(api_key, "yard")) == (1013, "this server is draining; try again")
+    video = make_h264(1)
+    await send_video(connection, video)  # the open stream goes on until stop()
+    await eventually(lambda: server.metrics.frames_decoded == video.frames)
+    assert not draining.done()
+    await connection.close()
+    await asyncio.wait_for(draining, 2)  # its last stream gone, the drain ends without waiting its 30 s
+
+
+async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_exits_0(tmp_path, db_path):
     async with await Store.open(db_path) as store:
         client_id, _, api_key = await add_client(store)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db_path), cwd=tmp_path,
+        env={**os.environ, "VIGINT_SERVER_DRAIN_SECONDS": "2"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     banner = b""
     while b"listening" not in banner:
@@ -332,6 +362,12 @@ async def test_sigterm_closes_streams_with_1001_flushes_usage_and_exits_0(tmp_pa
 
     await eventually(all_received)
     process.send_signal(signal.SIGTERM)
+
+    async def unhealthy() -> bool:
+        return (await asyncio.to_thread(health, f"http://127.0.0.1:{port}"))[0] == 503
+
+    await eventually(unhealthy, timeout=2)
+    assert connection.state is State.OPEN  # a balancer sees the node go down before its streams are closed
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(connection.recv(), 10)
     assert closed.value.rcvd.code == 1001

@@ -42,6 +42,9 @@ async def serve(args, settings: Settings, console: Console) -> int:
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
                       highlight=False)
         await _until_signalled()
+        console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
+                      f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
+        await server.drain()
         console.print("Shutting down: closing streams and writing usage…", highlight=False)
         await server.stop()
     console.print("Stopped.", highlight=False)

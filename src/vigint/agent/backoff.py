@@ -21,6 +21,12 @@ class Backoff:
         """Note that a connection (or source) started working at `now`."""
         self._up_since = now
 
+    def soon(self) -> float:
+        """Return a short delay, base × a random 0–1, that leaves the sequence as it is: for a stream the server
+        closed to hand it on (a node shutting down or draining), where another node, or the same one
+        restarted, is expected at once. Jitter still spreads many agents; a failed retry then backs off."""
+        return self._base * self._rng.uniform(0.0, 1.0)
+
     def next_delay(self, now: float) -> float:
         """Return how long to wait before the next try, after a failure at `now`."""
         if self._up_since is not None and now - self._up_since >= self._healthy:

@@ -45,6 +45,21 @@ def refusal(code: int | None, reason: str, api_key: str) -> Refused | None:
     return None
 
 
+def reconnect_delay(backoff: Backoff, code: int | None, reason: str, now: float) -> float:
+    """Return how long to wait before reconnecting after the server closed the stream with `code` at `now`.
+
+    1001 is a node going away (stopping, or handing its streams on after draining): another node, or
+    the same one restarted, takes the stream at once, so the wait is short whatever failed before. A
+    4429 waits at least the delay its reason names; anything else backs off.
+    """
+    if code == CloseCode.GOING_AWAY:
+        return backoff.soon()
+    delay = backoff.next_delay(now)
+    if code == CloseCode.TOO_MANY_FAILURES and (wait := protocol.retry_delay(reason)):
+        delay = max(delay, wait)
+    return delay
+
+
 def ssl_context(settings: AgentSettings) -> ssl.SSLContext | None:
     """Return the TLS settings for a wss:// server, trusting `--ca-cert` when given."""
     if not settings.server_url.startswith("wss://"):
@@ -111,10 +126,7 @@ class Uplink:
             if error := refusal(code, reason, self._settings.api_key):
                 raise error from None
             self.status.detail = f"closed {code}: {reason}" if code else reason
-            delay = self._backoff.next_delay(time.monotonic())
-            if code == CloseCode.TOO_MANY_FAILURES and (wait := protocol.retry_delay(reason)):
-                delay = max(delay, wait)
-            return delay
+            return reconnect_delay(self._backoff, code, reason, time.monotonic())
         except ssl.SSLCertVerificationError as error:
             raise Refused(f"the server's TLS certificate is not trusted ({error.verify_message}): "
                           "pass --ca-cert with the server's certificate") from None

@@ -12,32 +12,16 @@ fails at start, with what to install, if the internals used here are missing):
 import asyncio
 import logging
 import ssl
+from pathlib import Path
 
 import websockets
 from websockets.asyncio.server import ServerConnection
 from websockets.server import ServerProtocol
 
-from vigint.config import ServerSettings
 from vigint.errors import ConfigError, VigintError
 from vigint.ingest.admission import Admission
 
 log = logging.getLogger(__name__)
-
-
-def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
-    """Return the server's TLS context, or None without a certificate. Raises ConfigError for half a pair or
-    files that cannot be loaded."""
-    cert, key = settings.tls_cert, settings.tls_key
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        raise ConfigError("[server] TLS needs both tls_cert and tls_key")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as error:
-        raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {error}") from None
-    return context
 
 
 class AdmittedConnection(ServerConnection):
@@ -147,9 +131,28 @@ def check_websockets() -> None:
                           "(pip install 'websockets>=16,<18')")
 
 
-def connection_factory(admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float):
+def connection_factory(admission: Admission, tls_cert: Path | None, tls_key: Path | None, tls_timeout: float):
     """Return what websockets' `serve(create_connection=…)` calls to make each connection; pass `ssl=None`
-    to `serve` and the TLS context here."""
+    to `serve` and the TLS pair here.
+
+    Raises:
+        ConfigError: only one of the TLS pair is set, or it cannot be loaded.
+    """
+    tls = _tls_context(tls_cert, tls_key)
+
     def create(*args, **kwargs) -> AdmittedConnection:
         return AdmittedConnection(admission, tls, tls_timeout, *args, **kwargs)
     return create
+
+
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("[server] TLS needs both tls_cert and tls_key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {error}") from None
+    return context

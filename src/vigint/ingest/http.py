@@ -25,10 +25,10 @@ class Routes:
 
     def __init__(self, store: Store, metrics: Metrics, clip_storage: ClipStorage, secret: str,
                  streams_by_client: Callable[[], dict[int, int]], streams_by_mode: Callable[[], dict[str, int]],
-                 usage_flush_lag: Callable[[], float]):
+                 usage_flush_lag: Callable[[], float], draining: Callable[[], bool]):
         self._store, self._metrics, self._clips, self._secret = store, metrics, clip_storage, secret
         self._streams_by_client, self._streams_by_mode = streams_by_client, streams_by_mode
-        self._usage_flush_lag = usage_flush_lag
+        self._usage_flush_lag, self._draining = usage_flush_lag, draining
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
@@ -36,7 +36,9 @@ class Routes:
             return None
         if path.startswith("/clips/"):
             return await self._serve_clip(connection, path.removeprefix("/clips/"), parse_qs(query))
-        if path == "/healthz":
+        if path == "/healthz":  # a load balancer stops sending streams to a draining node (503)
+            if self._draining():
+                return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/metrics":
             response = connection.respond(http.HTTPStatus.OK, self._metrics.render(

@@ -34,13 +34,7 @@ from vigint.incidents.storage import open_clip_storage
 from vigint.incidents.verify import Verifier
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
-from vigint.ingest.connections import (
-    AdmittedConnection,
-    check_websockets,
-    connection_factory,
-    tls_context,
-    websockets_logger,
-)
+from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
 from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
@@ -53,6 +47,7 @@ from vigint.tasks import TaskSet, every
 log = logging.getLogger(__name__)
 
 FINAL_FLUSH_SECONDS = 0.5  # a usage write takes milliseconds; this is for a slow disk
+DRAIN_POLL_SECONDS = 0.1  # how soon a drain ends once its last stream has closed
 
 
 class Server:
@@ -77,6 +72,7 @@ class Server:
                                         thread_name_prefix="decode")
         self._tasks = TaskSet()
         self._stopping = asyncio.Event()
+        self.draining = False  # see drain()
         self._ws: WebSocketServer | None = None
 
     # Life cycle
@@ -98,10 +94,11 @@ class Server:
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         clips = open_clip_storage(settings.storage)
-        routes = Routes(self.store, self.metrics, clips, secret, self.streams_by_client,
-                        self.streams_by_mode, lambda: time.monotonic() - self._last_flush)
+        routes = Routes(self.store, self.metrics, clips, secret, self.streams_by_client, self.streams_by_mode,
+                        lambda: time.monotonic() - self._last_flush, lambda: self.draining)
         try:
-            connections = connection_factory(self._admission, tls_context(config), config.auth_timeout_seconds)
+            connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
+                                             config.auth_timeout_seconds)
             self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
                                    process_request=routes, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
@@ -135,6 +132,15 @@ class Server:
     def node_id(self) -> str:
         """This process among the nodes sharing the database: host, port and a new random part at each start."""
         return self.registry.node_id
+
+    async def drain(self) -> None:
+        """Stop taking streams, before `stop()`: /healthz answers 503 and hellos are refused with 1013, for
+        `drain_seconds` or until no stream is left, so that a load balancer marks this node down before
+        `stop()` closes the open streams and their agents reconnect through it to other nodes."""
+        self.draining = True
+        deadline = time.monotonic() + self.settings.server.drain_seconds
+        while self.all_sessions() and time.monotonic() < deadline:
+            await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     async def stop(self) -> None:
         """Stop accepting, close streams with 1001, wait for them and for incidents being recorded, stop the
@@ -214,6 +220,8 @@ class Server:
         A stream that has ended but is still flushing its decoder no longer holds its name or its slot:
         its camera can reconnect at once.
         """
+        if self.draining:  # the agent retries soon, through its load balancer to another node
+            raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
         # No await from the checks to the insertion: two hellos cannot both pass them.
         cameras, most = self._sessions.setdefault(key.client_id, {}), self.settings.server.max_streams_per_client
         if camera in cameras and not cameras[camera].ended:

@@ -1,0 +1,168 @@
+"""docs/deploy/haproxy.cfg, run as it ships by Debian's HAProxy in front of two real `vigint serve` nodes
+sharing one database, with real agents streaming through it: streams spread over both nodes, and a node
+sent SIGTERM drains (503 on /healthz, HAProxy takes it out) before its agents move to the other node."""
+
+import asyncio
+import csv
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from attacks import ServeProcess
+from conftest import REALTIME, add_client, eventually
+from media import write_video_file
+from prometheus_client.parser import text_string_to_metric_families
+
+from vigint.store import Store
+
+CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
+CAMERAS = ("door", "till", "yard", "cellar")  # two agents, two cameras each: four streams
+
+pytestmark = [REALTIME, pytest.mark.skipif(shutil.which("haproxy") is None,
+                                           reason="haproxy is not installed (apt-get install haproxy; .ci/run does)")]
+
+
+async def start_agent(cwd: Path, *args: str) -> asyncio.subprocess.Process:
+    """Start the real `vigint agent ARGS` (as tests/agent/agents.py does), its log on stderr."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("VIGINT_")}
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "agent", *args, cwd=cwd, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
+async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:
+    """Stop an agent as Ctrl-C does; return its exit code and log."""
+    agent.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(agent.communicate(), 30)
+    return agent.returncode, err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def healthz(node: ServeProcess) -> int:
+    try:
+        with urllib.request.urlopen(node.http + "/healthz", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code
+
+
+def streams_on(node: ServeProcess) -> int:
+    """Return how many streams the node's /metrics says it holds."""
+    with urllib.request.urlopen(node.http + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return int(sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == "vigint_streams_connected"))
+
+
+async def node_states(stats_socket: Path) -> dict[str, str]:
+    """Return each vigint node's state as HAProxy sees it (UP, DOWN, …), from its stats socket."""
+    reader, writer = await asyncio.open_unix_connection(str(stats_socket))
+    writer.write(b"show stat\n")
+    text = (await reader.read()).decode()
+    writer.close()
+    rows = csv.DictReader(text.removeprefix("# ").splitlines())
+    return {row["svname"]: row["status"] for row in rows if row["pxname"] == "vigint_nodes"
+            and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+async def node_down(stats_socket: Path, name: str) -> bool:
+    return (await node_states(stats_socket))[name].startswith("DOWN")
+
+
+async def start_haproxy(folder: Path, nodes: list[ServeProcess],
+                        cleanup: AsyncExitStack) -> tuple[subprocess.Popen, int, Path]:
+    """Start HAProxy from the shipped file, its addresses given through the environment, to be killed by
+    `cleanup`; wait until it sees every node up. Return the process, its port and its stats socket."""
+    port, stats = free_port(), folder / "haproxy.sock"
+    env = {**os.environ, "VIGINT_LB_BIND": f"127.0.0.1:{port}", "VIGINT_LB_STATS_SOCKET": str(stats),
+           **{f"VIGINT_NODE{number}": f"127.0.0.1:{node.port}" for number, node in enumerate(nodes, 1)}}
+    with (folder / "haproxy.log").open("wb") as log:
+        haproxy = subprocess.Popen(["haproxy", "-f", str(CONFIG)], env=env, stdout=log, stderr=log)
+    cleanup.callback(haproxy.wait)
+    cleanup.callback(haproxy.kill)
+
+    async def all_up() -> bool:
+        assert haproxy.poll() is None, (folder / "haproxy.log").read_text()
+        return stats.exists() and set((await node_states(stats)).values()) == {"UP"}
+
+    await eventually(all_up, timeout=10)
+    return haproxy, port, stats
+
+
+async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_the_other(tmp_path):
+    db = tmp_path / "vigint.db"
+    async with await Store.open(db) as store:
+        _, _, api_key = await add_client(store)
+    write_video_file(tmp_path / "camera.mp4", 4)
+    # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are its own.
+    env = {"VIGINT_SERVER_USAGE_FLUSH_SECONDS": "3600", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
+    async with AsyncExitStack() as cleanup:
+        nodes = []
+        for number in (1, 2):
+            nodes.append(node := ServeProcess(tmp_path / f"node{number}", env, db=db))
+            cleanup.push_async_callback(node.stop)
+            await node.start()
+        haproxy, port, stats = await start_haproxy(tmp_path, nodes, cleanup)
+        agents = []
+        for pair in (CAMERAS[:2], CAMERAS[2:]):
+            sources = [argument for camera in pair for argument in ("--source", "camera.mp4", "--camera", camera)]
+            agents.append(agent := await start_agent(tmp_path, "--api-key", api_key, "--api-url",
+                                                     f"ws://127.0.0.1:{port}", "--loop", *sources))
+            cleanup.callback(lambda agent=agent: agent.returncode is None and agent.kill())
+
+        async def spread() -> list[int]:
+            counts = [await asyncio.to_thread(streams_on, node) for node in nodes]
+            return counts if sum(counts) == len(CAMERAS) else []
+
+        first, second = await eventually(spread, timeout=20)
+        assert first and second  # least connections: both nodes took streams
+        with pytest.raises(urllib.error.HTTPError) as private:  # one node's page, not the public's
+            await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert private.value.code == 404
+        private.value.close()
+        with sqlite3.connect(db) as raw:
+            assert raw.execute("SELECT count(*) FROM usage").fetchone()[0] == 0
+
+        draining, other = nodes
+        signalled = time.monotonic()
+        draining.process.send_signal(signal.SIGTERM)
+        await eventually(lambda: asyncio.to_thread(lambda: healthz(draining) == 503), timeout=1)
+        await eventually(lambda: node_down(stats, "node1"), timeout=5)
+        marked_down = time.monotonic() - signalled
+        # HAProxy took the node out while it still held its streams: none of them was closed before.
+        assert await asyncio.to_thread(streams_on, draining) == first, draining.log()
+
+        await eventually(lambda: asyncio.to_thread(lambda: streams_on(other) == len(CAMERAS)), timeout=10)
+        landed = time.monotonic() - signalled
+        assert await asyncio.wait_for(draining.process.wait(), 15) == 0, draining.log()
+        print(f"\nnode 1 marked down {marked_down:.2f} s after SIGTERM; its {first} streams on node 2 "
+              f"{landed:.2f} s after it (drain_seconds 3)")
+        assert "Stopped." in draining.log() and "Traceback" not in draining.log()
+        with sqlite3.connect(db) as raw:  # written by the drained node as it stopped
+            seconds, received = raw.execute("SELECT sum(stream_seconds), sum(bytes_received) FROM usage").fetchone()
+        assert seconds > 0 and received > 0
+        logs = ""
+        for agent in agents:
+            code, err = await stop(agent)
+            assert code == 0, err
+            logs += err
+        # Each of the drained node's streams reconnected once, within a second: none bounced off it (1013).
+        delays = [float(delay) for delay in re.findall(r"reconnecting in ([\d.]+) s", logs)]
+        assert len(delays) == first and max(delays) <= 1, logs
+        assert await other.stop() == 0, other.log()
