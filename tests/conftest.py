@@ -111,17 +111,19 @@ async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
 
 @pytest.fixture
 async def start(db_path, tmp_path):
-    """Start a real server on 127.0.0.1 port 0 with the given [server] settings; stopped after the test."""
+    """Start a real server on 127.0.0.1 port 0 with the given [server] settings, on the test's SQLite file or the
+    given `database`; stopped after the test. Several servers on one PostgreSQL `database` are several nodes."""
     started = []
 
-    async def run(settings: Settings | None = None, **server_settings) -> Server:
+    async def run(settings: Settings | None = None, database: str | None = None, **server_settings) -> Server:
         # Tests send video faster than real time: let the decode queue hold all of it unless told otherwise.
         server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog": 10_000,
                            "max_decode_backlog_bytes": 2**30, **server_settings}
+        database = database or str(db_path)
         settings = settings or Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
-        settings = dataclasses.replace(settings, database=DatabaseSettings(db_path),
+        settings = dataclasses.replace(settings, database=DatabaseSettings(database),
                                        server=ServerSettings(**server_settings))
-        store = await Store.open(db_path)
+        store = await Store.open(database)
         server = Server(settings, store)
         await server.start()
         started.append(server)

@@ -1,3 +1,4 @@
+import asyncio
 import sqlite3
 import stat
 
@@ -6,7 +7,7 @@ import pytest
 from vigint import keys
 from vigint.errors import InvalidInputError, NotFoundError, StoreError
 from vigint.ingest.auth import authenticate
-from vigint.store import MIGRATIONS, AlertState, Channel, ClientStatus, KeyState, Store, Verdict
+from vigint.store import MIGRATIONS, AlertState, Channel, Claim, ClientStatus, KeyState, Store, StreamEntry, Verdict
 from vigint.store.postgres import dialect
 
 # Every test here runs on both engines (the `database` fixture: a SQLite file, then a PostgreSQL schema), but for
@@ -195,3 +196,65 @@ async def test_an_incident_state_this_version_does_not_know_is_one_clear_error(d
         await raw(database, "UPDATE incidents SET verdict = 'escalated' WHERE id = ?", incident.id)
         with pytest.raises(StoreError, match=f"incident {incident.id} has the verdict 'escalated', unknown"):
             await store.list_incidents(client.id)
+
+
+def entry(client_id: int, camera: str, node: str = "node-a", session: str = "s1") -> StreamEntry:
+    return StreamEntry(client_id, camera, 1, node, session, "192.0.2.1", 1_000.0)
+
+
+async def test_the_registry_keeps_camera_names_unique_and_counts_every_node(database):
+    async with await Store.open(database) as node_a, await Store.open(database) as node_b:
+        client, _, _ = await new_client(node_a)
+        assert await node_a.claim_stream(entry(client.id, "door"), 2, 1_010.0, 1_000.0) is Claim.CLAIMED
+        assert await node_b.claim_stream(entry(client.id, "door", "node-b", "s2"), 2, 1_010.0, 1_000.0) is Claim.TAKEN
+        assert await node_b.claim_stream(entry(client.id, "yard", "node-b", "s3"), 2, 1_010.0, 1_000.0) is Claim.CLAIMED
+        assert await node_b.claim_stream(entry(client.id, "till", "node-b", "s4"), 2, 1_010.0, 1_000.0) \
+            is Claim.OVER_LIMIT
+        assert {(s.camera, s.node_id) for s in await node_a.registered_streams(1_000.0)} == {
+            ("door", "node-a"), ("yard", "node-b")}
+        # Node a dies: it renews nothing, and once its lease has run out its camera may stream on node b.
+        assert await node_b.renew_streams("node-b", {"s3"}, 1_020.0) == {"s3"}
+        assert await node_b.claim_stream(entry(client.id, "door", "node-b", "s5"), 2, 1_030.0, 1_010.5) \
+            is Claim.CLAIMED
+        assert await node_a.renew_streams("node-a", {"s1"}, 1_021.0) == set()  # a's stream lost its name
+
+
+async def test_a_release_frees_only_its_own_stream_and_a_renewal_drops_what_is_no_longer_open(database):
+    async with await Store.open(database) as store:
+        client, _, _ = await new_client(store)
+        await store.claim_stream(entry(client.id, "door", session="old"), 4, 1_010.0, 1_000.0)
+        await store.release_stream(client.id, "door", "other")  # a later stream's release: not this entry
+        assert [s.session_id for s in await store.registered_streams(1_000.0)] == ["old"]
+        await store.claim_stream(entry(client.id, "yard", session="gone"), 4, 1_010.0, 1_000.0)
+        assert await store.renew_streams("node-a", {"old"}, 1_020.0) == {"old"}
+        assert [s.camera for s in await store.registered_streams(1_015.0)] == ["door"]
+        await store.delete_client(client.id)
+        assert await store.registered_streams(1_015.0) == []
+
+
+async def test_a_lease_has_one_holder_until_it_runs_out(database):
+    async with await Store.open(database) as node_a, await Store.open(database) as node_b:
+        assert await node_a.hold_lease("fleet", "node-a", 1_090.0, 1_000.0)
+        assert not await node_b.hold_lease("fleet", "node-b", 1_095.0, 1_005.0)
+        assert await node_a.hold_lease("fleet", "node-a", 1_100.0, 1_010.0)  # renewed by its holder
+        assert await node_b.hold_lease("fleet", "node-b", 1_200.0, 1_100.5)  # taken over once expired
+        assert not await node_a.hold_lease("fleet", "node-a", 1_300.0, 1_101.0)
+
+
+async def test_two_nodes_claim_each_due_alert_once_and_a_dead_claim_is_retried(database):
+    async with await Store.open(database) as node_a, await Store.open(database) as node_b:
+        client, key, _ = await new_client(node_a)
+        for second in range(10):
+            incident = await node_a.create_incident(client.id, key.id, "door", 1_000.0 + second)
+            await node_a.enqueue_alerts(incident.id, [Channel.EMAIL], 1_000.0 + second)
+
+        async def drain(store: Store) -> list[int]:
+            claimed = []
+            while alerts := await store.due_alerts(2_000.0, claim_seconds=60, limit=1):
+                claimed.append(alerts[0].id)
+            return claimed
+
+        claimed_a, claimed_b = await asyncio.gather(drain(node_a), drain(node_b))
+        assert sorted(claimed_a + claimed_b) == sorted(set(claimed_a + claimed_b)) and len(claimed_a + claimed_b) == 10
+        assert await node_a.due_alerts(2_059.0) == []  # claimed: nobody takes them before the claim runs out
+        assert len(await node_b.due_alerts(2_061.0, limit=20)) == 10  # their claimer died: any node retries them

@@ -1,0 +1,107 @@
+"""Several nodes, one service: two real servers on one real PostgreSQL database, as behind a load balancer."""
+
+import asyncio
+import json
+import sys
+import time
+
+import pytest
+from conftest import REALTIME, add_client, eventually, run_vigint, url
+from media import make_h264, make_scene, open_stream, send_video
+from websockets.exceptions import ConnectionClosed
+
+from vigint.config import AlertSettings, EmailSettings, MotionSettings, Settings, StorageSettings
+
+
+async def refused(server, api_key: str, camera: str) -> tuple[int, str]:
+    try:
+        connection, answer = await open_stream(url(server), api_key, camera)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code, closed.rcvd.reason
+    await connection.close()
+    raise AssertionError(f"welcomed: {answer}")
+
+
+@pytest.fixture
+async def nodes(start, postgres_url, tmp_path):
+    """Two servers (nodes) sharing one PostgreSQL database."""
+    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+    return [await start(settings, database=postgres_url, max_streams_per_client=3) for _ in range(2)]
+
+
+async def test_camera_names_and_the_stream_limit_hold_across_nodes(nodes, postgres_url, tmp_path):
+    a, b = nodes
+    _, _, api_key = await add_client(a.store)
+    door, _ = await open_stream(url(a), api_key, "door")
+    assert await refused(b, api_key, "door") == (4403, "camera 'door' is already streaming")
+    yard, _ = await open_stream(url(b), api_key, "yard")
+    till, _ = await open_stream(url(a), api_key, "till")
+    assert await refused(b, api_key, "back") == (4403, "over the limit of 3 streams for this client")
+    await a.flush_usage(), await b.flush_usage()
+    status = run_vigint("status", "--json", "--db", postgres_url, cwd=tmp_path)
+    document = json.loads(status.stdout)
+    assert document["server_running"] and len(document["nodes"]) == 2
+    assert sorted(node["streams"] for node in document["nodes"]) == [1, 2]
+    assert {(s["camera"], s["node"]) for s in document["streams"]} == {
+        ("door", a.node_id), ("till", a.node_id), ("yard", b.node_id)}
+    await door.close()
+    await eventually(lambda: not any(s.camera == "door" for s in a.all_sessions()))
+    moved, welcome = await open_stream(url(b), api_key, "door")  # its name is free for any node at once
+    assert welcome["type"] == "welcome"
+    for connection in (yard, till, moved):
+        await connection.close()
+
+
+@REALTIME
+async def test_a_revocation_closes_the_streams_of_every_node_within_a_second(nodes, postgres_url, tmp_path):
+    a, b = nodes
+    client_id, _, api_key = await add_client(a.store)
+    streams = [(await open_stream(url(a), api_key, "door"))[0], (await open_stream(url(b), api_key, "yard"))[0]]
+    revoke = await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "client", "revoke",
+                                                  "--client-id", str(client_id), "--db", postgres_url, cwd=tmp_path)
+    assert await revoke.wait() == 0
+    revoked_at = time.monotonic()
+
+    async def closed_after(connection) -> tuple[float, int]:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(connection.recv(), 5)
+        return time.monotonic() - revoked_at, closed.value.rcvd.code
+
+    results = await asyncio.gather(*(closed_after(connection) for connection in streams))
+    assert [code for _, code in results] == [4401, 4401]
+    assert max(seconds for seconds, _ in results) < 1.0, results
+
+
+@REALTIME
+async def test_usage_from_both_nodes_adds_up_exactly(nodes):
+    a, b = nodes
+    client_id, key_id, api_key = await add_client(a.store)
+    sent = 0
+    for server, camera in ((a, "door"), (b, "yard"), (a, "till")):
+        connection, _ = await open_stream(url(server), api_key, camera)
+        sent += await send_video(connection, make_h264(1))
+        await connection.close()
+    await eventually(lambda: not a.all_sessions() and not b.all_sessions())
+    await a.flush_usage(), await b.flush_usage()
+    [row] = await b.store.usage_report(client_id, None, None)
+    assert row.key_id == key_id and row.bytes_received == sent
+    assert row.frames_decoded == 3 * make_h264(1).frames
+
+
+@REALTIME
+async def test_an_incident_on_one_node_is_one_row_and_one_alert(start, postgres_url, tmp_path, mailbox):
+    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+                        motion=MotionSettings(cooldown_seconds=5),
+                        email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none",
+                                            sender="alerts@vigint.test"),
+                        alerts=AlertSettings(retry_seconds=0.3, max_retry_seconds=0.5))
+    a, b = [await start(settings, database=postgres_url) for _ in range(2)]
+    client_id, _, api_key = await add_client(a.store)
+    connection, _ = await open_stream(url(b), api_key, "shop")
+    await send_video(connection, make_scene(25, moving=(8, 11)), speed=20)
+    await connection.close()
+    await eventually(lambda: mailbox.messages, timeout=30)
+    await asyncio.sleep(1.5)  # both nodes' senders have looked at the outbox again meanwhile
+    [incident] = await a.store.list_incidents(client_id)
+    assert len(mailbox.messages) == 1 and incident.alert_state == "delivered"
+    assert incident.clip_path and (tmp_path / "data" / incident.clip_path).stat().st_size > 0
