@@ -182,5 +182,11 @@ def bucket(s3_endpoint):
     return Bucket.create(s3_endpoint)
 
 
+def link_in(message) -> str:
+    """Return the clip link in an alert email."""
+    body = message.get_payload(decode=True).decode()
+    return next(line for line in body.splitlines() if "/clips/" in line).strip()
+
+
 def url(server: Server) -> str:
     return f"{'wss' if server.tls else 'ws'}://127.0.0.1:{server.port}{protocol.PATH}"

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import REALTIME, Mailbox, add_client, eventually, free_port, url
+from conftest import REALTIME, Mailbox, add_client, eventually, free_port, link_in, url
 from media import make_scene, open_stream, send_video
 
 from vigint.alerts import links, webhooks
@@ -64,11 +64,6 @@ async def delivered_incident(server, client_id: int, timeout: float = 5.0):
         if incident.alert_state == "delivered" or time.monotonic() > deadline:
             return incident
         await asyncio.sleep(0.02)
-
-
-def link_in(message) -> str:
-    body = message.get_payload(decode=True).decode()
-    return next(line for line in body.splitlines() if "/clips/" in line).strip()
 
 
 def fetch(link: str) -> tuple[int, bytes]:

@@ -105,32 +105,41 @@ async def start_haproxy(folder: Path, nodes: list[ServeProcess],
     return haproxy, port, stats
 
 
+async def balanced(folder: Path, db: Path | str, api_key: str, env: dict[str, str],
+                   cleanup: AsyncExitStack) -> tuple[list[ServeProcess], int, Path, list[asyncio.subprocess.Process]]:
+    """Two nodes on `db` behind HAProxy, and two agents streaming two cameras each through it, all stopped by
+    `cleanup`. Return the nodes, HAProxy's port and stats socket, and the agents."""
+    write_video_file(folder / "camera.mp4", 4)
+    nodes = []
+    for number in (1, 2):
+        nodes.append(node := ServeProcess(folder / f"node{number}", env, db=db))
+        cleanup.push_async_callback(node.stop)
+        await node.start()
+    _, port, stats = await start_haproxy(folder, nodes, cleanup)
+    agents = []
+    for pair in (CAMERAS[:2], CAMERAS[2:]):
+        sources = [argument for camera in pair for argument in ("--source", "camera.mp4", "--camera", camera)]
+        agents.append(agent := await start_agent(folder, "--api-key", api_key, "--api-url",
+                                                 f"ws://127.0.0.1:{port}", "--loop", *sources))
+        cleanup.callback(lambda agent=agent: agent.returncode is None and agent.kill())
+    return nodes, port, stats, agents
+
+
+async def spread(nodes: list[ServeProcess]) -> list[int]:
+    """Return each node's stream count once all cameras stream, else an empty list."""
+    counts = [await asyncio.to_thread(streams_on, node) for node in nodes]
+    return counts if sum(counts) == len(CAMERAS) else []
+
+
 async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_the_other(tmp_path):
     db = tmp_path / "vigint.db"
     async with await Store.open(db) as store:
         _, _, api_key = await add_client(store)
-    write_video_file(tmp_path / "camera.mp4", 4)
     # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are its own.
     env = {"VIGINT_SERVER_USAGE_FLUSH_SECONDS": "3600", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
     async with AsyncExitStack() as cleanup:
-        nodes = []
-        for number in (1, 2):
-            nodes.append(node := ServeProcess(tmp_path / f"node{number}", env, db=db))
-            cleanup.push_async_callback(node.stop)
-            await node.start()
-        haproxy, port, stats = await start_haproxy(tmp_path, nodes, cleanup)
-        agents = []
-        for pair in (CAMERAS[:2], CAMERAS[2:]):
-            sources = [argument for camera in pair for argument in ("--source", "camera.mp4", "--camera", camera)]
-            agents.append(agent := await start_agent(tmp_path, "--api-key", api_key, "--api-url",
-                                                     f"ws://127.0.0.1:{port}", "--loop", *sources))
-            cleanup.callback(lambda agent=agent: agent.returncode is None and agent.kill())
-
-        async def spread() -> list[int]:
-            counts = [await asyncio.to_thread(streams_on, node) for node in nodes]
-            return counts if sum(counts) == len(CAMERAS) else []
-
-        first, second = await eventually(spread, timeout=20)
+        nodes, port, stats, agents = await balanced(tmp_path, db, api_key, env, cleanup)
+        first, second = await eventually(lambda: spread(nodes), timeout=20)
         assert first and second  # least connections: both nodes took streams
         with pytest.raises(urllib.error.HTTPError) as private:  # one node's page, not the public's
             await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/metrics", timeout=5)
@@ -166,3 +175,27 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
         delays = [float(delay) for delay in re.findall(r"reconnecting in ([\d.]+) s", logs)]
         assert len(delays) == first and max(delays) <= 1, logs
         assert await other.stop() == 0, other.log()
+
+
+async def test_a_killed_node_s_agents_land_on_the_other_once_its_leases_run_out(tmp_path, postgres_url):
+    async with await Store.open(postgres_url) as store:
+        _, _, api_key = await add_client(store)
+    env = {"VIGINT_SERVER_LEASE_SECONDS": "2", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
+    async with AsyncExitStack() as cleanup:
+        nodes, port, stats, agents = await balanced(tmp_path, postgres_url, api_key, env, cleanup)
+        first, _ = await eventually(lambda: spread(nodes), timeout=20)
+        killed, other = nodes
+        killed.process.kill()  # no drain, no goodbye: its registry entries stay until their leases run out
+        killed_at = time.monotonic()
+        await eventually(lambda: asyncio.to_thread(lambda: streams_on(other) == len(CAMERAS)), timeout=20)
+        landed = time.monotonic() - killed_at
+        print(f"\nnode 1 killed with {first} streams; all {len(CAMERAS)} on node 2 {landed:.2f} s later "
+              "(lease_seconds 2)")
+        assert await node_down(stats, "node1")
+        logs = ""
+        for agent in agents:
+            code, err = await stop(agent)
+            assert code == 0, err
+            logs += err
+        # The moved cameras were refused while the dead node's leases held their names, then welcomed.
+        assert "already streaming" in logs, logs

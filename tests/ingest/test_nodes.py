@@ -4,9 +4,10 @@ import asyncio
 import json
 import sys
 import time
+import urllib.request
 
 import pytest
-from conftest import REALTIME, add_client, eventually, run_vigint, url
+from conftest import REALTIME, add_client, eventually, link_in, run_vigint, url
 from media import make_h264, make_scene, open_stream, send_video
 from websockets.exceptions import ConnectionClosed
 
@@ -89,8 +90,9 @@ async def test_usage_from_both_nodes_adds_up_exactly(nodes):
 
 
 @REALTIME
-async def test_an_incident_on_one_node_is_one_row_and_one_alert(start, postgres_url, tmp_path, mailbox):
-    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one_alert(start, postgres_url, tmp_path,
+                                                                                       mailbox, bucket):
+    settings = Settings(storage=bucket.settings(data_dir=tmp_path / "data"),
                         motion=MotionSettings(cooldown_seconds=5),
                         email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none",
                                             sender="alerts@vigint.test"),
@@ -104,4 +106,10 @@ async def test_an_incident_on_one_node_is_one_row_and_one_alert(start, postgres_
     await asyncio.sleep(1.5)  # both nodes' senders have looked at the outbox again meanwhile
     [incident] = await a.store.list_incidents(client_id)
     assert len(mailbox.messages) == 1 and incident.alert_state == "delivered"
-    assert incident.clip_path and (tmp_path / "data" / incident.clip_path).stat().st_size > 0
+    [(name, clip)] = bucket.objects().items()
+    assert name == f"site-a/{client_id}/{incident.id}.mp4" and clip[4:8] == b"ftyp"
+    link = link_in(mailbox.messages[0])  # the alert links to the node that sent it; the other serves it too
+    other = link.replace(f":{b.port}/", f":{a.port}/") if f":{b.port}/" in link else link.replace(f":{a.port}/",
+                                                                                                  f":{b.port}/")
+    for address in (link, other):
+        assert await asyncio.to_thread(lambda: urllib.request.urlopen(address, timeout=10).read()) == clip
