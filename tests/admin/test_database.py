@@ -6,9 +6,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import Result
+from conftest import Result, add_client, eventually, run_vigint
 
 from vigint.admin.cli import main
+from vigint.admin.commands import live_streams
+from vigint.config import Settings
 from vigint.ingest.auth import authenticate
 from vigint.store import Channel, FlagKind, Store, UsageDelta
 
@@ -35,7 +37,7 @@ def _ok(result: Result) -> Result:
 
 
 async def _fill_store(database: str) -> None:
-    """What the server writes: usage, incidents with their outbox, cameras, a flag, its stopped snapshot."""
+    """What the server writes: usage, incidents with their outbox, cameras, a flag."""
     now = time.time()
     async with await Store.open(database) as store:
         await store.record_usage([UsageDelta(1, int(IN_PERIOD), 3600.5, 2_000_000_000, 54_000, 2, 1500, 1),
@@ -54,7 +56,6 @@ async def _fill_store(database: str) -> None:
         await store.mark_cameras_down(now - 1800, now - 1200)
         await store.camera_seen([(1, "front-door")], now)
         await store.raise_flag(FlagKind.SPIKE, "key:1", 1, 1, "12x its usual hourly bytes", now - 100)
-        await store.save_server_status({"stopped": True, "streams": []}, now - 30)
 
 
 def _fill(cli, db_path: Path) -> dict[str, str]:
@@ -130,18 +131,8 @@ def test_a_missing_source_is_one_clear_line_and_is_not_created(postgres_url, cap
     assert not missing.exists()
 
 
-def test_copy_refuses_a_running_server_and_clips_without_s3_storage_and_copies_nothing(cli, db_path, postgres_url,
-                                                                                      capsys):
+def test_clips_without_s3_storage_copy_nothing_and_a_password_stays_masked(cli, db_path, postgres_url, capsys):
     _ok(cli("client", "create", "--name", "Acme", "--email", "ops@acme.test"))
-
-    async def snapshot(stopped: bool) -> None:
-        async with await Store.open(db_path) as store:
-            await store.save_server_status({"stopped": stopped, "streams": []}, time.time())
-
-    asyncio.run(snapshot(stopped=False))
-    running = cli("db", "copy", "--to", postgres_url)
-    assert running.code == 1 and "a vigint serve is running on" in running.err and "stop it first" in running.err
-    asyncio.run(snapshot(stopped=True))
     clips = cli("db", "copy", "--to", postgres_url, "--clips", "s3://bucket/vigint")
     assert clips.code == 1 and "--clips is not available in this build" in clips.err
     assert _ok(_run(capsys, postgres_url, "client", "list", "--json")).json() == []
@@ -150,3 +141,20 @@ def test_copy_refuses_a_running_server_and_clips_without_s3_storage_and_copies_n
     copied = _ok(cli("db", "copy", "--to", with_password))  # and without --clips it goes
     assert "clients                   1 rows copied" in copied.out
     assert "s3cret" not in copied.out and "postgres:***@127.0.0.1" in copied.out
+
+
+async def test_copy_refuses_while_a_server_runs_on_the_source(start, db_path, postgres_url, tmp_path):
+    async with await Store.open(db_path) as store:
+        await add_client(store)
+    server = await start()
+
+    async def snapshot_written() -> bool:
+        return await live_streams(server.store, Settings(), time.time()) is not None
+
+    await eventually(snapshot_written)
+    refused = await asyncio.to_thread(run_vigint, "db", "copy", "--to", postgres_url, "--db", str(db_path),
+                                      cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert "a vigint serve is running on" in refused.stderr and "stop it first" in refused.stderr
+    async with await Store.open(postgres_url) as target:
+        assert await target.count_clients() == 0
