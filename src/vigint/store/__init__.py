@@ -9,6 +9,7 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
   alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases). To add a query, add a
   method to its concern's class; to add a concern, add a module and its class to `Store`'s bases.
+- `copy`: every table of a SQLite store into an empty PostgreSQL one (`vigint db copy`), beside the facade.
 """
 
 from vigint.store.audit import AuditQueries
