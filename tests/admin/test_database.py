@@ -131,14 +131,33 @@ def test_a_missing_source_is_one_clear_line_and_is_not_created(postgres_url, cap
     assert not missing.exists()
 
 
-def test_clips_without_s3_storage_copy_nothing_and_a_password_stays_masked(cli, db_path, postgres_url, capsys):
+def test_clips_follow_the_rows_to_the_bucket_and_a_password_stays_masked(cli, db_path, postgres_url, capsys, bucket,
+                                                                           monkeypatch, tmp_path):
+    from s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
     _ok(cli("client", "create", "--name", "Acme", "--email", "ops@acme.test"))
-    clips = cli("db", "copy", "--to", postgres_url, "--clips", "s3://bucket/vigint")
-    assert clips.code == 1 and "--clips is not available in this build" in clips.err
+
+    async def incident_with_clip() -> str:
+        async with await Store.open(db_path) as store:
+            incident = await store.create_incident(1, 1, "door", time.time())
+            await store.update_incident(incident.id, clip_path=f"clips/1/{incident.id}.mp4")
+            return f"clips/1/{incident.id}.mp4"
+
+    name = asyncio.run(incident_with_clip())
+    clip = tmp_path / "vigint-data" / name  # the cli fixture runs in tmp_path: the default data_dir is there
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"\x00\x00\x00\x18ftypisom a clip")
+    for variable, value in (("AWS_ENDPOINT_URL", bucket.endpoint), ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+                            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY), ("AWS_REGION", REGION)):
+        monkeypatch.setenv(variable, value)
+    missing = cli("db", "copy", "--to", postgres_url, "--clips", "s3://no-such-bucket/vigint")
+    assert missing.code == 1 and "no-such-bucket" in missing.err  # the clips go first: no row was copied
     assert _ok(_run(capsys, postgres_url, "client", "list", "--json")).json() == []
     assert cli("db", "copy", "--to", postgres_url, "--clips", "/var/clips").code == 2  # not an s3:// URL
     with_password = postgres_url.replace("postgres@", "postgres:s3cret@")  # the test server trusts any password
-    copied = _ok(cli("db", "copy", "--to", with_password))  # and without --clips it goes
+    copied = _ok(cli("db", "copy", "--to", with_password, "--clips", f"s3://{bucket.name}/site-b"))
+    assert f"clips                     1 copied to s3://{bucket.name}/site-b" in copied.out
+    assert bucket.objects() == {f"site-b/1/{name.rsplit('/', 1)[1]}": clip.read_bytes()}
     assert "clients                   1 rows copied" in copied.out
     assert "s3cret" not in copied.out and "postgres:***@127.0.0.1" in copied.out
 

@@ -1,18 +1,23 @@
 """`vigint db copy`: move up from the embedded SQLite file to PostgreSQL, every row and id, counts verified.
 
 The copy itself is the store's (`vigint.store.copy`); this module checks what it is asked, prints the progress
-and the verified counts, and is where the clips will follow the rows to S3 (`--clips`).
+and the verified counts, and copies the clips to object storage with them (`--clips`).
 """
 
 import argparse
+import asyncio
+import dataclasses
 import time
+from pathlib import Path
 
 from rich.console import Console
 
 from vigint.admin import render
 from vigint.admin.commands import Commands, live_streams, option
-from vigint.config import Settings
+from vigint.config import Settings, clips_location
 from vigint.errors import InvalidInputError, StoreError
+from vigint.incidents import storage
+from vigint.incidents.storage import open_clip_storage
 from vigint.store import Store
 from vigint.store.copy import check_targets, copy_database, ensure_empty
 
@@ -28,17 +33,20 @@ def _s3_url(text: str) -> str:
 
 
 def copy_clips(settings: Settings, clips_url: str, clip_names: list[str]) -> int:
-    """Copy the clips the incidents name (`clip_names`, from data_dir) into the storage at `clips_url`; return
-    how many were copied. Copying a clip again is harmless, so a failed run can simply be run again.
-
-    The one place `--clips` reaches clip storage. This build has none for S3 yet: wire it here to the storage
-    module's copy (``copy_clips(settings.storage.data_dir / "clips", <storage opened for clips_url>, names)``).
+    """Copy the clips the incidents name (`clip_names`) from the local clips folder into the storage at `clips_url`
+    (with the [storage] s3_* settings or the AWS variables); return how many were copied. Copying a clip again is
+    harmless, so a failed run can simply be run again.
 
     Raises:
-        InvalidInputError: always, in this build.
+        InvalidInputError: the clips are not in a local folder now.
+        ConfigError, StorageError, OSError: the target cannot be opened or refuses a clip.
     """
-    raise InvalidInputError("--clips is not available in this build (it has no S3 clip storage yet): copy the "
-                            "database without --clips, and the clips folder by other means")
+    source = clips_location(settings.storage.clips)
+    if source is not None and not isinstance(source, Path):
+        raise InvalidInputError(f"the clips are already in object storage ({settings.storage.clips}): copy them "
+                                "with your storage's own tools")
+    target = open_clip_storage(dataclasses.replace(settings.storage, clips=clips_url))
+    return storage.copy_clips(source or settings.storage.data_dir / "clips", target, clip_names)
 
 
 @db_commands.command(
@@ -59,8 +67,8 @@ async def db_copy(args, settings: Settings, console: Console) -> int:
         console.print(f"Copying {origin.name} into {target.name}:", highlight=False, markup=False)
         if args.clips is not None:  # first: clips can be copied again, a filled database cannot
             names = [incident.clip_path for incident in await origin.list_incidents() if incident.clip_path]
-            console.print(f"  clips          {copy_clips(settings, args.clips, names):>12,} copied to {args.clips}",
-                          highlight=False, markup=False)
+            copied = await asyncio.to_thread(copy_clips, settings, args.clips, names)
+            console.print(f"  clips          {copied:>12,} copied to {args.clips}", highlight=False, markup=False)
         counts = await copy_database(origin, target, lambda table, rows: console.print(
             f"  {table:<14} {rows:>12,} rows copied", highlight=False, markup=False))
     console.print(render.table("Row counts, verified", ("Table", "SQLite", "PostgreSQL"),
