@@ -9,7 +9,7 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
     . .venv-build/bin/activate
     pip install --quiet --upgrade pip
 fi
-pip install --quiet -e '.[s3]' 'pyinstaller>=6.10'
+pip install --quiet -e '.[postgres,s3]' 'pyinstaller>=6.10'
 pyinstaller --noconfirm --clean --log-level WARN vigint.spec
 ls -l dist/vigint
 dist/vigint --version

@@ -29,6 +29,10 @@ metric() {  # the value of one metric, fetched over plain bash /dev/tcp (no curl
 }
 
 step "$("$binary" --version)"
+# The PostgreSQL driver is inside: an unreachable server is a clear error, not "needs asyncpg".
+if out=$("$binary" client list --db postgresql://vigint@127.0.0.1:1/vigint 2>&1); then fail "no PostgreSQL here: $out"; fi
+case "$out" in *"cannot open database postgresql://vigint@127.0.0.1:1/vigint"*) ;; *) fail "PostgreSQL: $out" ;; esac
+step "PostgreSQL driver present"
 key=$("$binary" client create --name Smoke --email smoke@example.test --json --db vigint.db \
       | sed -n 's/.*"api_key": "\(vig_[0-9A-Za-z]*\)".*/\1/p')
 [ -n "$key" ] || fail "client create printed no key"
