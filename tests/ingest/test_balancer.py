@@ -47,6 +47,16 @@ async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:
     return agent.returncode, err.decode()
 
 
+async def stop_all(agents: list[asyncio.subprocess.Process]) -> str:
+    """Stop the agents; check each exits 0; return their logs."""
+    logs = ""
+    for agent in agents:
+        code, err = await stop(agent)
+        assert code == 0, err
+        logs += err
+    return logs
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -105,10 +115,12 @@ async def start_haproxy(folder: Path, nodes: list[ServeProcess],
     return haproxy, port, stats
 
 
-async def balanced(folder: Path, db: Path | str, api_key: str, env: dict[str, str],
+async def balanced(folder: Path, db: Path | str, env: dict[str, str],
                    cleanup: AsyncExitStack) -> tuple[list[ServeProcess], int, Path, list[asyncio.subprocess.Process]]:
-    """Two nodes on `db` behind HAProxy, and two agents streaming two cameras each through it, all stopped by
-    `cleanup`. Return the nodes, HAProxy's port and stats socket, and the agents."""
+    """A client on `db`; two nodes on it behind HAProxy, and two of the client's agents streaming two cameras each
+    through it, all stopped by `cleanup`. Return the nodes, HAProxy's port and stats socket, and the agents."""
+    async with await Store.open(db) as store:
+        _, _, api_key = await add_client(store)
     write_video_file(folder / "camera.mp4", 4)
     nodes = []
     for number in (1, 2):
@@ -133,12 +145,10 @@ async def spread(nodes: list[ServeProcess]) -> list[int]:
 
 async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_the_other(tmp_path):
     db = tmp_path / "vigint.db"
-    async with await Store.open(db) as store:
-        _, _, api_key = await add_client(store)
     # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are its own.
     env = {"VIGINT_SERVER_USAGE_FLUSH_SECONDS": "3600", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
     async with AsyncExitStack() as cleanup:
-        nodes, port, stats, agents = await balanced(tmp_path, db, api_key, env, cleanup)
+        nodes, port, stats, agents = await balanced(tmp_path, db, env, cleanup)
         first, second = await eventually(lambda: spread(nodes), timeout=20)
         assert first and second  # least connections: both nodes took streams
         with pytest.raises(urllib.error.HTTPError) as private:  # one node's page, not the public's
@@ -166,11 +176,7 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
         with sqlite3.connect(db) as raw:  # written by the drained node as it stopped
             seconds, received = raw.execute("SELECT sum(stream_seconds), sum(bytes_received) FROM usage").fetchone()
         assert seconds > 0 and received > 0
-        logs = ""
-        for agent in agents:
-            code, err = await stop(agent)
-            assert code == 0, err
-            logs += err
+        logs = await stop_all(agents)
         # Each of the drained node's streams reconnected once, within a second: none bounced off it (1013).
         delays = [float(delay) for delay in re.findall(r"reconnecting in ([\d.]+) s", logs)]
         assert len(delays) == first and max(delays) <= 1, logs
@@ -178,11 +184,9 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
 
 
 async def test_a_killed_node_s_agents_land_on_the_other_once_its_leases_run_out(tmp_path, postgres_url):
-    async with await Store.open(postgres_url) as store:
-        _, _, api_key = await add_client(store)
     env = {"VIGINT_SERVER_LEASE_SECONDS": "2", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
     async with AsyncExitStack() as cleanup:
-        nodes, port, stats, agents = await balanced(tmp_path, postgres_url, api_key, env, cleanup)
+        nodes, port, stats, agents = await balanced(tmp_path, postgres_url, env, cleanup)
         first, _ = await eventually(lambda: spread(nodes), timeout=20)
         killed, other = nodes
         killed.process.kill()  # no drain, no goodbye: its registry entries stay until their leases run out
@@ -192,10 +196,6 @@ async def test_a_killed_node_s_agents_land_on_the_other_once_its_leases_run_out(
         print(f"\nnode 1 killed with {first} streams; all {len(CAMERAS)} on node 2 {landed:.2f} s later "
               "(lease_seconds 2)")
         assert await node_down(stats, "node1")
-        logs = ""
-        for agent in agents:
-            code, err = await stop(agent)
-            assert code == 0, err
-            logs += err
+        logs = await stop_all(agents)
         # The moved cameras were refused while the dead node's leases held their names, then welcomed.
         assert "already streaming" in logs, logs
