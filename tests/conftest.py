@@ -125,7 +125,11 @@ async def start(db_path, tmp_path):
                                        server=ServerSettings(**server_settings))
         store = await Store.open(database)
         server = Server(settings, store)
-        await server.start()
+        try:
+            await server.start()
+        except BaseException:
+            await store.close()
+            raise
         started.append(server)
         return server
 

@@ -184,7 +184,7 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
 
 
 async def test_a_killed_node_s_agents_land_on_the_other_once_its_leases_run_out(tmp_path, postgres_url):
-    env = {"VIGINT_SERVER_LEASE_SECONDS": "2", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
+    env = {"VIGINT_SERVER_LEASE_SECONDS": "2", "VIGINT_ALERTS_LINK_SECRET": "b" * 64}
     async with AsyncExitStack() as cleanup:
         nodes, port, stats, agents = await balanced(tmp_path, postgres_url, env, cleanup)
         first, _ = await eventually(lambda: spread(nodes), timeout=20)

@@ -1,6 +1,7 @@
 """Several nodes, one service: two real servers on one real PostgreSQL database, as behind a load balancer."""
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -12,6 +13,9 @@ from media import make_h264, make_scene, open_stream, send_video
 from websockets.exceptions import ConnectionClosed
 
 from vigint.config import AlertSettings, EmailSettings, MotionSettings, Settings, StorageSettings
+from vigint.errors import ConfigError
+
+SECRET = "a" * 64  # [alerts] link_secret: the same on every node
 
 
 async def refused(server, api_key: str, camera: str) -> tuple[int, str]:
@@ -26,7 +30,7 @@ async def refused(server, api_key: str, camera: str) -> tuple[int, str]:
 @pytest.fixture
 async def nodes(start, postgres_url, tmp_path):
     """Two servers (nodes) sharing one PostgreSQL database."""
-    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"), alerts=AlertSettings(link_secret=SECRET))
     return [await start(settings, database=postgres_url, max_streams_per_client=3) for _ in range(2)]
 
 
@@ -92,12 +96,13 @@ async def test_usage_from_both_nodes_adds_up_exactly(nodes):
 @REALTIME
 async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one_alert(start, postgres_url, tmp_path,
                                                                                        mailbox, bucket):
-    settings = Settings(storage=bucket.settings(data_dir=tmp_path / "data"),
-                        motion=MotionSettings(cooldown_seconds=5),
+    settings = Settings(motion=MotionSettings(cooldown_seconds=5),
                         email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none",
                                             sender="alerts@vigint.test"),
-                        alerts=AlertSettings(retry_seconds=0.3, max_retry_seconds=0.5))
-    a, b = [await start(settings, database=postgres_url) for _ in range(2)]
+                        alerts=AlertSettings(retry_seconds=0.3, max_retry_seconds=0.5, link_secret=SECRET))
+    # Each node its own data folder, as on separate machines: the shared link secret opens links on both.
+    a, b = [await start(dataclasses.replace(settings, storage=bucket.settings(data_dir=tmp_path / name)),
+                        database=postgres_url) for name in ("a", "b")]
     client_id, _, api_key = await add_client(a.store)
     connection, _ = await open_stream(url(b), api_key, "shop")
     await send_video(connection, make_scene(25, moving=(8, 11)), speed=20)
@@ -113,3 +118,9 @@ async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one
                                                                                                   f":{b.port}/")
     for address in (link, other):
         assert await asyncio.to_thread(lambda: urllib.request.urlopen(address, timeout=10).read()) == clip
+
+
+async def test_a_node_on_a_shared_database_needs_the_shared_link_secret(start, postgres_url, tmp_path):
+    with pytest.raises(ConfigError, match=r"set \[alerts\] link_secret .* to the same value on every node"):
+        await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data")), database=postgres_url)
+    assert not (tmp_path / "data" / "link-secret").exists()  # no node-local secret that other nodes lack

@@ -26,7 +26,7 @@ from vigint.alerts.outbox import Outbox
 from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
-from vigint.errors import VigintError
+from vigint.errors import ConfigError, VigintError
 from vigint.fleet.monitor import FleetMonitor
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
@@ -90,6 +90,9 @@ class Server:
         """
         config, settings = self.settings.server, self.settings
         check_websockets()
+        if self.store.shared and not settings.alerts.link_secret:  # a link must open on whichever node gets it
+            raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
+                              "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
         secret = load_link_secret(settings.alerts.link_secret, settings.storage.data_dir)
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
