@@ -124,3 +124,29 @@ async def test_a_node_on_a_shared_database_needs_the_shared_link_secret(start, p
     with pytest.raises(ConfigError, match=r"set \[alerts\] link_secret .* to the same value on every node"):
         await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data")), database=postgres_url)
     assert not (tmp_path / "data" / "link-secret").exists()  # no node-local secret that other nodes lack
+
+
+async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_streams_go_on(start, postgres_url,
+                                                                                           tmp_path):
+    import asyncpg
+
+    node = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+                                alerts=AlertSettings(link_secret=SECRET)), database=postgres_url,
+                       auth_timeout_seconds=0.5)
+    _, _, api_key = await add_client(node.store)
+    door, _ = await open_stream(url(node), api_key, "door")
+    locker = await asyncpg.connect(postgres_url)  # another program holds the registry table, as a hung migration would
+    transaction = locker.transaction()
+    await transaction.start()
+    await locker.execute("LOCK TABLE live_streams IN ACCESS EXCLUSIVE MODE")
+    try:
+        began = time.monotonic()
+        assert await refused(node, api_key, "yard") == (1013, "the service cannot take this stream now; try again")
+        assert time.monotonic() - began < 2
+        await send_video(door, make_h264(1))  # the open stream goes on meanwhile
+    finally:
+        await transaction.rollback()
+        await locker.close()
+    yard, welcome = await open_stream(url(node), api_key, "yard")
+    assert welcome["type"] == "welcome"
+    await door.close(), await yard.close()

@@ -36,13 +36,21 @@ class Registry:
         return await self._store.registered_streams(now) if self.shared else here
 
     async def claim(self, entry: StreamEntry) -> None:
-        """Register a stream under its camera name. Raises ProtocolViolation (4403) if the name streams already,
-        on any node, or the client streams as many cameras as it may."""
+        """Register a stream under its camera name. Raises ProtocolViolation: 4403 if the name streams already,
+        on any node, or the client streams as many cameras as it may; 1013 if the database cannot be reached."""
         if not self.shared:
             return
         now = time.time()
         most = self._settings.max_streams_per_client
-        answer = await self._store.claim_stream(entry, most, now + self._settings.lease_seconds, now)
+        try:
+            # No longer than a hello may take: a locked or unreachable database must not hold connections open.
+            answer = await asyncio.wait_for(self._store.claim_stream(entry, most, now + self._settings.lease_seconds,
+                                                                     now), self._settings.auth_timeout_seconds)
+        except Exception as error:  # noqa: BLE001 - the database is away: the agent retries after its backoff
+            log.warning("client %d camera %r: cannot register the stream now (%s)", entry.client_id, entry.camera,
+                        error or type(error).__name__)
+            raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "the service cannot take this stream now; try again") \
+                from None
         if answer is Claim.TAKEN:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {entry.camera!r} is already streaming")
         if answer is Claim.OVER_LIMIT:

@@ -20,6 +20,7 @@ from vigint.errors import ConfigError, StoreError
 
 POOL_SIZE = 10  # a node's concurrent queries: hellos, usage flushes, incidents, the outbox
 CONNECT_TIMEOUT_SECONDS = 10.0
+COMMAND_TIMEOUT_SECONDS = 60.0  # a statement waiting longer (a lock never released, a server gone) fails, retried
 KEYS_CHANNEL = "vigint_keys"  # NOTIFY channel: keys were revoked or deleted
 MIGRATION_LOCK = 0x76696769  # advisory lock id ("vigi") held while one node migrates the schema
 
@@ -171,7 +172,8 @@ async def open_database(url: str, migrations: Sequence[Sequence[str]]) -> Postgr
     except ImportError:
         raise ConfigError("a postgresql:// database needs asyncpg: pip install 'vigint[postgres]'") from None
     try:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_SECONDS)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_SECONDS,
+                                         command_timeout=COMMAND_TIMEOUT_SECONDS)
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise StoreError(f"cannot open database {describe(url)}: {reason}") from None
