@@ -1,13 +1,28 @@
 import asyncio
+import dataclasses
 import sqlite3
 import stat
+from decimal import Decimal
 
 import pytest
 
 from vigint import keys
 from vigint.errors import InvalidInputError, NotFoundError, StoreError
 from vigint.ingest.auth import authenticate
-from vigint.store import MIGRATIONS, AlertState, Channel, Claim, ClientStatus, KeyState, Store, StreamEntry, Verdict
+from vigint.store import (
+    MIGRATIONS,
+    AlertState,
+    Channel,
+    Claim,
+    ClientStatus,
+    FlagKind,
+    Invoice,
+    KeyState,
+    Store,
+    StreamEntry,
+    Verdict,
+)
+from vigint.store.engine import describe
 from vigint.store.postgres import dialect
 
 # Every test here runs on both engines (the `database` fixture: a SQLite file, then a PostgreSQL schema), but for
@@ -219,7 +234,7 @@ async def test_the_registry_keeps_camera_names_unique_and_counts_every_node(data
         assert await node_a.renew_streams("node-a", {"s1"}, 1_021.0) == set()  # a's stream lost its name
 
 
-async def test_a_release_frees_only_its_own_stream_and_a_renewal_drops_what_is_no_longer_open(database):
+async def test_a_release_frees_only_its_own_stream_and_an_entry_no_longer_renewed_expires(database):
     async with await Store.open(database) as store:
         client, _, _ = await new_client(store)
         await store.claim_stream(entry(client.id, "door", session="old"), 4, 1_010.0, 1_000.0)
@@ -258,3 +273,34 @@ async def test_two_nodes_claim_each_due_alert_once_and_a_dead_claim_is_retried(d
         assert sorted(claimed_a + claimed_b) == sorted(set(claimed_a + claimed_b)) and len(claimed_a + claimed_b) == 10
         assert await node_a.due_alerts(2_059.0) == []  # claimed: nobody takes them before the claim runs out
         assert len(await node_b.due_alerts(2_061.0, limit=20)) == 10  # their claimer died: any node retries them
+
+
+async def test_an_entry_whose_claim_is_in_flight_outlives_a_renewal_that_does_not_name_it(database):
+    async with await Store.open(database) as store:
+        client, _, _ = await new_client(store)
+        await store.claim_stream(entry(client.id, "door", session="claiming"), 4, 1_010.0, 1_000.0)
+        assert await store.renew_streams("node-a", {"older"}, 1_020.0) == set()
+        assert [s.session_id for s in await store.registered_streams(1_005.0)] == ["claiming"]
+
+
+async def test_two_nodes_at_once_raise_one_flag_create_one_client_and_number_invoices_without_gaps(database):
+    async with await Store.open(database) as node_a, await Store.open(database) as node_b:
+        for address in range(10):  # each a race between the nodes
+            flags = await asyncio.gather(*(node.raise_flag(FlagKind.HELLOS, f"address:192.0.2.{address}", None, None,
+                                                           "blocked", 1_000.0) for node in (node_a, node_b)))
+            assert sum(flag is not None for flag in flags) == 1
+        created = await asyncio.gather(new_client(node_a, "shop@acme.test"), new_client(node_b, "SHOP@acme.test"),
+                                       return_exceptions=True)
+        assert sorted(type(result).__name__ for result in created) == ["InvalidInputError", "tuple"]
+        client = next(result for result in created if isinstance(result, tuple))[0]
+        draft = Invoice(0, "2026-11-01", "2026-10", client.id, client.name, client.email, "EUR", (), Decimal("0.2"),
+                        "Seller", "", "")
+        first, again = await asyncio.gather(node_a.issue_invoice(draft), node_b.issue_invoice(draft))
+        assert first.number == again.number == 1
+        assert (await node_b.issue_invoice(dataclasses.replace(draft, period="2026-11"))).number == 2
+
+
+def test_a_database_url_is_shown_without_its_passwords():
+    assert describe("postgresql://vigint:s3cret@db.example:5432/vigint?sslmode=require&password=other") == \
+        "postgresql://vigint:***@db.example:5432/vigint?sslmode=require&password=***"
+    assert describe("postgresql://vigint@db/vigint?sslpassword=x") == "postgresql://vigint@db/vigint?sslpassword=***"

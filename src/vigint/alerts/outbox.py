@@ -19,7 +19,9 @@ from vigint.tasks import wait_for_event
 log = logging.getLogger(__name__)
 
 IDLE_LOOK_SECONDS = 1.0  # how often the outbox is looked at without a wake-up (rows written by another process)
-CLAIM_MARGIN_SECONDS = 30.0  # beyond a delivery's own timeout, before another node may try an alert again
+# How long an alert is claimed for, in delivery timeouts: smtplib's applies to each step (connect, EHLO, STARTTLS,
+# login, MAIL, RCPT, DATA), so a slow server can take several before the delivery fails or succeeds.
+CLAIM_TIMEOUTS = 8
 
 
 def channels(settings: Settings) -> list[Channel]:
@@ -39,7 +41,7 @@ class Outbox:
         self.base_url = settings.alerts.public_url or base_url
         self.channels = channels(settings)
         # An alert is claimed for one delivery at a time: if this node dies sending it, any node retries it then.
-        self._claim_seconds = settings.email.timeout_seconds + CLAIM_MARGIN_SECONDS
+        self._claim_seconds = settings.email.timeout_seconds * CLAIM_TIMEOUTS
         self._wake = asyncio.Event()
 
     def wake(self) -> None:

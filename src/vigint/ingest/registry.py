@@ -1,8 +1,10 @@
 """This node's side of the stream registry that all nodes share (`Store.claim_stream`).
 
 A stream is registered after its hello and before its welcome, and released when it ends; the node renews
-its streams' leases every third of `lease_seconds`. A stream whose entry is gone at a renewal (this node
-could not reach the database for a whole lease, and another node may hold the camera now) is closed.
+its streams' leases every third of `lease_seconds`. A stream whose entry is gone at a renewal, or every
+stream once renewals have failed for a whole lease (the database was out of reach, and another node may
+hold their cameras now), is closed. One client's claims on this node go one at a time: a client
+reconnecting in a loop holds at most one database connection, never the pool every client shares.
 
 Only a shared database (PostgreSQL) holds a registry: on a SQLite file each node's own sessions are its
 registry, and nothing here touches the database, so a hello never waits for another process's write lock.
@@ -30,6 +32,7 @@ class Registry:
     def __init__(self, store: Store, settings: ServerSettings, node_id: str):
         self._store, self._settings, self.node_id = store, settings, node_id
         self.shared = store.shared
+        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}  # per client: its claims' lock, and how many wait
 
     async def everywhere(self, here: list[S], now: float) -> list[S | StreamEntry]:
         """Return the open streams of every node: `here`, this node's, unless the registry is shared."""
@@ -40,12 +43,10 @@ class Registry:
         on any node, or the client streams as many cameras as it may; 1013 if the database cannot be reached."""
         if not self.shared:
             return
-        now = time.time()
         most = self._settings.max_streams_per_client
         try:
             # No longer than a hello may take: a locked or unreachable database must not hold connections open.
-            answer = await asyncio.wait_for(self._store.claim_stream(entry, most, now + self._settings.lease_seconds,
-                                                                     now), self._settings.auth_timeout_seconds)
+            answer = await asyncio.wait_for(self._claim_in_turn(entry, most), self._settings.auth_timeout_seconds)
         except Exception as error:  # noqa: BLE001 - the database is away: the agent retries after its backoff
             log.warning("client %d camera %r: cannot register the stream now (%s)", entry.client_id, entry.camera,
                         error or type(error).__name__)
@@ -56,27 +57,50 @@ class Registry:
         if answer is Claim.OVER_LIMIT:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {most} streams for this client")
 
+    async def _claim_in_turn(self, entry: StreamEntry, most: int) -> Claim:
+        lock, waiting = self._turns.get(entry.client_id, (asyncio.Lock(), 0))
+        self._turns[entry.client_id] = (lock, waiting + 1)
+        try:
+            async with lock:
+                now = time.time()
+                return await self._store.claim_stream(entry, most, now + self._settings.lease_seconds, now)
+        finally:
+            lock, waiting = self._turns[entry.client_id]
+            if waiting == 1:
+                del self._turns[entry.client_id]
+            else:
+                self._turns[entry.client_id] = (lock, waiting - 1)
+
     async def release(self, entry: StreamEntry) -> None:
-        """Free a stream's camera name; if the database cannot be reached, the next renewal does it."""
+        """Free a stream's camera name; if the database cannot be reached, its lease runs out instead."""
         if not self.shared:
             return
         try:
-            await self._store.release_stream(entry.client_id, entry.camera, entry.session_id)
-        except Exception as error:  # noqa: BLE001 - the renewal drops entries of streams no longer open
-            log.warning("client %d camera %r: could not free its name now (%s); the next renewal will",
+            await asyncio.wait_for(self._store.release_stream(entry.client_id, entry.camera, entry.session_id),
+                                   self._settings.lease_seconds)
+        except Exception as error:  # noqa: BLE001 - the entry is no longer renewed: it expires
+            log.warning("client %d camera %r: could not free its name now (%s); it is free within lease_seconds",
                         entry.client_id, entry.camera, error)
 
     async def run(self, stopping: asyncio.Event, open_ids: Callable[[], set[str]],
                   lost: Callable[[set[str]], None]) -> None:
         """Renew the leases of the streams `open_ids()` names until `stopping`; pass `lost` those whose entry
-        is gone."""
+        is gone, and all of them once no renewal has succeeded for `lease_seconds`."""
         if not self.shared:
             return
+        renewed = time.monotonic()
 
         async def renew() -> None:
+            nonlocal renewed
             ids = open_ids()
-            kept = await self._store.renew_streams(self.node_id, ids, time.time() + self._settings.lease_seconds)
-            gone = ids - kept - open_ids().symmetric_difference(ids)  # not streams that opened or ended meanwhile
+            try:
+                kept = await self._store.renew_streams(self.node_id, ids, time.time() + self._settings.lease_seconds)
+            except Exception:
+                if time.monotonic() - renewed > self._settings.lease_seconds:
+                    lost(open_ids())  # other nodes may take these cameras now: never two streams of one name
+                raise
+            renewed = time.monotonic()
+            gone = (ids - kept) & open_ids()  # not those that ended meanwhile
             if gone:
                 lost(gone)
 

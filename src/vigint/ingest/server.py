@@ -255,6 +255,8 @@ class Server:
         session.ended = True
         self._finishing[session.client_id] += 1
         try:
+            if session.claimed:  # its name is free at once, on every node, as on this one
+                self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
             await self._finish(session)
         finally:
             self._finishing[session.client_id] -= 1
@@ -276,8 +278,6 @@ class Server:
             del cameras[session.camera]
         if not cameras:
             self._sessions.pop(session.client_id, None)
-        if session.claimed:
-            await self.registry.release(session.entry(self.node_id))
 
     # Media
 

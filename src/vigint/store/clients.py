@@ -46,6 +46,7 @@ class ClientQueries(Engine):
         """
         now = time.time() if now is None else now
         async with self._transaction() as db:
+            await db.serialize(f"client email {email.lower()}")  # two commands creating it at once: one client
             existing = await self._fetch_one("SELECT id FROM clients WHERE lower(email) = lower(?)", (email,))
             if existing is not None:
                 raise InvalidInputError(f"a client with email {email} already exists (id {existing['id']})")

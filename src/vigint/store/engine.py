@@ -51,8 +51,9 @@ class Transaction(Protocol):
     async def fetch_all(self, sql: str, params: Sequence = ()) -> list[Row]:
         """Run a query (or a statement with RETURNING); return its rows."""
 
-    async def lock_client(self, client_id: int) -> None:
-        """Make other transactions that lock the same client wait until this one ends."""
+    async def serialize(self, subject: str) -> None:
+        """Make other transactions that serialize on the same `subject` wait until this one ends (a check, then
+        a write, that two nodes must not interleave)."""
 
     async def notify_keys_changed(self) -> None:
         """Tell every node, at commit, that keys were revoked or deleted (see `Engine.data_version`)."""

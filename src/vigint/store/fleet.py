@@ -43,6 +43,7 @@ class FleetQueries(Engine):
         """
         kind = FlagKind(kind)
         async with self._transaction() as db:
+            await db.serialize(f"flag {kind} {subject}")  # two nodes raising it at once: one flag
             recent = await self._fetch_one("SELECT id FROM flags WHERE kind = ? AND subject = ? AND at > ?",
                                            (kind, subject, now - quiet_seconds))
             if recent is not None:

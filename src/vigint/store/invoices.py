@@ -27,7 +27,9 @@ class InvoiceQueries(Engine):
         return None if row is None else _invoice(row)
 
     async def issue_invoice(self, draft: Invoice) -> Invoice:
-        """Store a new invoice and give it the next number (the draft's number is ignored)."""
+        """Store a new invoice and give it the next number (the draft's number is ignored), with no gap in the
+        numbering on either engine (a PostgreSQL sequence would skip the number of a rolled-back issue); if the
+        client's invoice for the period was issued meanwhile (another command), return that one."""
         document = json.dumps({
             "client_name": draft.client_name, "client_email": draft.client_email, "currency": draft.currency,
             "vat_rate": str(draft.vat_rate), "seller_name": draft.seller_name, "seller_address": draft.seller_address,
@@ -35,7 +37,12 @@ class InvoiceQueries(Engine):
             "lines": [[line.description, str(line.quantity), line.unit, str(line.unit_price), str(line.amount)]
                       for line in draft.lines]})
         async with self._transaction() as db:
-            await db.execute("INSERT INTO invoices (client_id, period, issued_on, document) VALUES (?, ?, ?, ?)",
-                             (draft.client_id, draft.period, draft.issued_on, document))
+            await db.serialize("invoice numbers")
+            if await self.find_invoice(draft.client_id, draft.period) is not None:
+                return await self.find_invoice(draft.client_id, draft.period)
+            (row,) = await db.fetch_all("SELECT coalesce(max(number), 0) + 1 AS next FROM invoices")
+            await db.execute("INSERT INTO invoices (number, client_id, period, issued_on, document) "
+                             "VALUES (?, ?, ?, ?, ?)", (row["next"], draft.client_id, draft.period, draft.issued_on,
+                                                        document))
             await record_audit(db, time.time(), "invoice.issue", draft.client_id, detail=f"period={draft.period}")
         return await self.find_invoice(draft.client_id, draft.period)

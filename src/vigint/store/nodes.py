@@ -21,7 +21,7 @@ class NodeQueries(Engine):
         """Register an open stream under its camera name, unless the name is taken or the client is at `most`
         streams; expired entries (of dead nodes) are dropped first."""
         async with self._transaction() as db:
-            await db.lock_client(entry.client_id)  # two nodes claiming for one client take turns
+            await db.serialize(f"streams of client {entry.client_id}")  # two nodes claiming for one client take turns
             await db.execute("DELETE FROM live_streams WHERE client_id = ? AND lease_until < ?",
                              (entry.client_id, now))
             cameras = {row["camera"] for row in await db.fetch_all(
@@ -44,14 +44,17 @@ class NodeQueries(Engine):
                              (client_id, camera, session_id))
 
     async def renew_streams(self, node_id: str, session_ids: set[str], lease_until: float) -> set[str]:
-        """Extend the leases of a node's open streams and drop its entries of streams no longer open; return the
-        session ids still registered (a stream missing from them lost its name: its lease ran out)."""
+        """Extend the leases of a node's open streams; return those still registered (a stream missing from them
+        lost its name: its lease ran out). Entries of the node's other streams are left to expire: a release
+        that failed, or a claim still in flight, which must not be mistaken for one."""
+        if not session_ids:
+            return set()
+        marks = ", ".join("?" * len(session_ids))
         async with self._transaction() as db:
-            await db.execute("UPDATE live_streams SET lease_until = ? WHERE node_id = ?", (lease_until, node_id))
-            rows = await db.fetch_all("SELECT session_id FROM live_streams WHERE node_id = ?", (node_id,))
-            stale = [(node_id, row["session_id"]) for row in rows if row["session_id"] not in session_ids]
-            await db.executemany("DELETE FROM live_streams WHERE node_id = ? AND session_id = ?", stale)
-        return {row["session_id"] for row in rows} & session_ids
+            rows = await db.fetch_all(f"UPDATE live_streams SET lease_until = ? WHERE node_id = ? "
+                                      f"AND session_id IN ({marks}) RETURNING session_id",
+                                      (lease_until, node_id, *sorted(session_ids)))
+        return {row["session_id"] for row in rows}
 
     async def registered_streams(self, now: float) -> list[StreamEntry]:
         """Return the open streams of every live node."""

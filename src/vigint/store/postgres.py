@@ -6,15 +6,16 @@ every node at once. It is imported only when a ``postgresql://`` database is ope
 
 The query modules write SQLite's dialect where both agree; here ``?``/``?N`` become ``$N`` and the
 migrations' SQLite types become PostgreSQL's (`ddl`). Concurrent nodes are kept apart by row locks
-(`lock_client`, ``FOR UPDATE SKIP LOCKED``) and by an advisory lock while the schema is migrated.
+(`serialize`: advisory locks; ``FOR UPDATE SKIP LOCKED``), and by an advisory lock while the schema is migrated.
 """
 
 import asyncio
 import functools
 import re
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from vigint.errors import ConfigError, StoreError
 
@@ -22,6 +23,11 @@ POOL_SIZE = 10  # a node's concurrent queries: hellos, usage flushes, incidents,
 CONNECT_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 60.0  # a statement waiting longer (a lock never released, a server gone) fails, retried
 KEYS_CHANNEL = "vigint_keys"  # NOTIFY channel: keys were revoked or deleted
+# The listening connection is idle: a network that drops it silently (a NAT timeout, a failover) would hide every
+# notice. It is probed this often, and every so often the version changes anyway, so that open streams' keys are
+# looked up again whatever happened to the notices.
+LISTENER_PROBE_SECONDS = 2.0
+FULL_CHECK_SECONDS = 30.0
 MIGRATION_LOCK = 0x76696769  # advisory lock id ("vigi") held while one node migrates the schema
 
 # Passing failures, worth a retry: serialization conflicts, deadlocks, lock timeouts, lost connections.
@@ -49,12 +55,13 @@ def is_busy(error: BaseException) -> bool:
 
 
 def describe(url: str) -> str:
-    """Return `url` with its password masked."""
+    """Return `url` with its passwords masked (``user:password@``, ``?password=``, ``?sslpassword=``)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}")
+    query = [(name, "***" if "password" in name.lower() else value)
+             for name, value in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
 @functools.lru_cache(maxsize=512)
@@ -99,8 +106,9 @@ class _Transaction:
     async def fetch_all(self, sql: str, params: Sequence = ()) -> list:
         return await self._connection.fetch(dialect(sql), *params)
 
-    async def lock_client(self, client_id: int) -> None:
-        await self._connection.execute("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", client_id)
+    async def serialize(self, subject: str) -> None:
+        # A transaction-scoped advisory lock: no row is locked, so inserts that reference a client never wait.
+        await self._connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
 
     async def notify_keys_changed(self) -> None:
         await self._connection.execute(f"NOTIFY {KEYS_CHANNEL}")
@@ -115,6 +123,7 @@ class PostgresDatabase:
         self._asyncpg, self._pool, self._url = asyncpg, pool, url
         self._listener = None
         self._changes = 0
+        self._probed = self._full_check = 0.0  # monotonic times
 
     async def close(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
@@ -132,11 +141,28 @@ class PostgresDatabase:
     read_all = fetch_all  # the pool has no writer to queue behind
 
     async def data_version(self) -> int:
-        """A number that changes at every key change committed by any node (LISTEN), and whenever the listening
-        connection had to be opened again (a notice may have been missed meanwhile)."""
+        """A number that changes at every key change committed by any node (LISTEN), whenever the listening
+        connection had to be opened again (a notice may have been missed meanwhile), and every FULL_CHECK_SECONDS.
+        Raises (and is asked again) while the server cannot be reached."""
+        now = time.monotonic()
+        if now - self._full_check > FULL_CHECK_SECONDS:
+            self._full_check = now
+            self._changes += 1
+        if self._listener is not None and now - self._probed > LISTENER_PROBE_SECONDS:
+            self._probed = now
+            try:
+                await self._listener.fetchval("SELECT 1", timeout=LISTENER_PROBE_SECONDS)
+            except Exception:  # noqa: BLE001 - any failure: listen again on a new connection
+                self._listener.terminate()
         if self._listener is None or self._listener.is_closed():
-            self._listener = await self._asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
-            await self._listener.add_listener(KEYS_CHANNEL, self._changed)
+            self._listener = None
+            listener = await self._asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
+            try:
+                await listener.add_listener(KEYS_CHANNEL, self._changed)
+            except BaseException:
+                listener.terminate()
+                raise
+            self._listener = listener
             self._changes += 1
         return self._changes
 

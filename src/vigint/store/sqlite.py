@@ -2,7 +2,7 @@
 
 WAL mode lets the admin CLI and the server (or several servers on one machine) use one file at once. Each
 write is one ``BEGIN IMMEDIATE`` transaction, so writers queue (``busy_timeout``) instead of failing
-half-way; that lock is also what serialises claims, so `lock_client` and `skip_locked` need nothing more.
+half-way; that lock is also what serialises claims, so `serialize` and `skip_locked` need nothing more.
 """
 
 import asyncio
@@ -40,7 +40,7 @@ class _Transaction:
     async def fetch_all(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         return list(await self._db.execute_fetchall(sql, params))
 
-    async def lock_client(self, client_id: int) -> None:
+    async def serialize(self, subject: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the whole database's write lock."""
 
     async def notify_keys_changed(self) -> None:

@@ -24,11 +24,12 @@ class UsageQueries(Engine):
                        ai_calls = usage.ai_calls + excluded.ai_calls,
                        ai_tokens = usage.ai_tokens + excluded.ai_tokens,
                        alerts_sent = usage.alerts_sent + excluded.alerts_sent""",
+                # In key order, as every node writes them: two nodes' flushes never wait for each other in a circle.
                 [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded, d.ai_calls,
-                  d.ai_tokens, d.alerts_sent) for d in deltas])
+                  d.ai_tokens, d.alerts_sent) for d in sorted(deltas, key=lambda d: (d.key_id, d.bucket_start))])
             await db.executemany(
                 "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at < ?1 OR last_used_at IS NULL)",
-                [(at, key_id) for key_id, at in last_used.items()])
+                [(at, key_id) for key_id, at in sorted(last_used.items())])
 
     async def usage_report(self, client_id: int | None, since: float | None, until: float | None) -> list[UsageRow]:
         """Return usage per key within [since, until) (hour buckets), with the key's client, by client then key."""
