@@ -88,6 +88,7 @@ class Counters:
 
 
 def rates(before: dict, after: dict) -> dict[str, float]:
+    """Per-second rates of the counters between two readings."""
     seconds = after["at"] - before["at"]
     return {name: (after[name] - before[name]) / seconds for name in ("xids", "wal", "cpu")}
 
@@ -114,16 +115,19 @@ async def measure(engine: str, server: tuple[int, int], api_keys: list[str], cou
 
 
 def show_step(engine: str, count: int, step: dict, reference: float) -> None:
+    """Print one step's row."""
     line = (f"{count:>7} {engine:>10} {step['cpu_per_stream_second'] * 100:>9.2f}% "
             f"{step['cpu_per_stream_second'] / reference:>6.3f} {step['p99']:>7.3f}s {int(step['decoded']):>8}/"
             f"{step['sent']:<6}")
     if "steady" in step:
         steady = step["steady"]
-        line += f" {step['db_cpu_per_stream_second'] * 100:>8.2f}%   {steady['xids']:>5.2f} {steady['wal'] / 1024:>9.1f}"
+        line += (f" {step['db_cpu_per_stream_second'] * 100:>8.2f}%   {steady['xids']:>5.2f}"
+                 f" {steady['wal'] / 1024:>9.1f}")
     print(line, flush=True)
 
 
 async def main() -> None:
+    """Parse the options, start the cluster, run everything, stop the cluster."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each streaming step")
     parser.add_argument("--steps", default="8,16", help="stream counts to try")
@@ -145,6 +149,7 @@ async def main() -> None:
 
 
 async def run(args: argparse.Namespace, cluster) -> None:
+    """Fill both databases, serve both at once and measure them."""
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
     admin = await asyncpg.connect(cluster.base_url)
     await admin.execute("CREATE DATABASE vigint")
@@ -187,12 +192,14 @@ async def run(args: argparse.Namespace, cluster) -> None:
 
 
 async def idle_window(counters: Counters) -> dict[str, float]:
+    """PostgreSQL's rates while its node has no stream."""
     before = await counters.read()
     await asyncio.sleep(IDLE_WINDOW_SECONDS)
     return rates(before, await counters.read())
 
 
 async def stream_steps(args, servers: dict, live: list[str], video, reference: float, counters: Counters) -> None:
+    """Each step on each engine in ABBA order, then the summary per stream count."""
     print(f"\n{'streams':>7} {'engine':>10} {'CPU/stream':>10} {'÷ ref':>6} {'p99 lag':>8} {'decoded/sent':>15}"
           f" {'PG CPU/str':>10} {'wr tx/s':>7} {'WAL KiB/s':>9}")
     summary = []
@@ -216,11 +223,13 @@ async def stream_steps(args, servers: dict, live: list[str], video, reference: f
 
 
 async def hellos(args, servers: dict, live: list[str]) -> None:
+    """Time sequential hellos on each engine."""
     print(f"\nhello→welcome, {args.hellos} sequential hellos, {args.keys:,} keys in the database:")
     for engine, (port, _) in servers.items():
         times = await hello_times(port, live, args.hellos, prefix=f"hello-{engine}")
-        print(f"{engine:>10}: p50 {times[len(times) // 2] * 1000:.2f} ms, p99 {times[int(0.99 * len(times))] * 1000:.2f} ms,"
-              f" max {times[-1] * 1000:.2f} ms", flush=True)
+        p50, p99 = times[len(times) // 2], times[int(0.99 * len(times))]
+        print(f"{engine:>10}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {times[-1] * 1000:.2f} ms",
+              flush=True)
 
 
 if __name__ == "__main__":
