@@ -129,24 +129,31 @@ async def run_step(port: int, pid: int, api_keys: list[str], count: int, video, 
             "p99": lag_p99(before, after), "rss": rss, "sender_late_p99": sorted(late)[int(0.99 * len(late))] if late else 0}
 
 
-async def hello_latency(port: int, api_keys: list[str], samples: int = 300) -> float:
+async def hello_times(port: int, api_keys: list[str], samples: int = 300, prefix: str = "latency") -> list[float]:
+    """Send `samples` hellos one after the other, each on a new connection with the next of `api_keys` (in
+    turn) and a new camera name; return each one's hello→welcome time in seconds, sorted."""
     url = f"ws://127.0.0.1:{port}{protocol.PATH}"
     times = []
     for index in range(samples):
         async with connect(url) as connection:
             began = time.perf_counter()
-            await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_keys[index],
-                                              "camera": f"latency-{index}"}))
+            await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_keys[index % len(api_keys)],
+                                              "camera": f"{prefix}-{index}"}))
             await connection.recv()
             times.append(time.perf_counter() - began)
-    return sorted(times)[int(0.99 * len(times))]
+    return sorted(times)
+
+
+async def hello_latency(port: int, api_keys: list[str], samples: int = 300) -> float:
+    times = await hello_times(port, api_keys, samples)
+    return times[int(0.99 * len(times))]
 
 
 @contextmanager
-def serving(workdir: Path, db: Path) -> Iterator[tuple[int, int]]:
-    """Run `vigint serve` on a free port with `db` while the block runs, then remove `workdir`; yield the
-    server's port and pid. One client streams every camera and one address sends every hello: the limits on
-    both are lifted."""
+def serving(workdir: Path, db: Path | str) -> Iterator[tuple[int, int]]:
+    """Run `vigint serve` on a free port with `db` (a SQLite file or a ``postgresql://`` URL) while the block
+    runs, then remove `workdir`; yield the server's port and pid. One client streams every camera and one
+    address sends every hello: the limits on both are lifted."""
     server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db)],
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",

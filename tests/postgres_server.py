@@ -40,11 +40,14 @@ class Cluster:
     def _run(self, *command: str) -> None:
         subprocess.run([*self._as, *command], check=True, capture_output=True, text=True, timeout=60)
 
-    def start(self) -> None:
+    def start(self, durable: bool = False) -> None:
+        """Start the server: for tests without fsync (nothing here must survive a crash); `durable` keeps
+        PostgreSQL's defaults (fsync, synchronous_commit, full_page_writes on), as a deployment would."""
         data = self.folder / "data"
         self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.folder / "log"), "-w",
                   "start")
 
@@ -66,8 +69,9 @@ class Cluster:
         return f"{self.base_url}?search_path={name}"
 
 
-def start_cluster() -> Cluster | str:
-    """Start a cluster; return it, or why none can run here (the tests that need it are skipped with it)."""
+def start_cluster(durable: bool = False) -> Cluster | str:
+    """Start a cluster (`durable`: see `Cluster.start`); return it, or why none can run here (the tests that
+    need it are skipped with it)."""
     cluster = Cluster()
     if cluster.bin is None or shutil.which("psql") is None:
         return "PostgreSQL is not installed (Debian's postgresql package; .ci/run installs it)"
@@ -77,7 +81,7 @@ def start_cluster() -> Cluster | str:
         return "asyncpg is not installed (pip install -e '.[dev]')"
     started = time.monotonic()
     try:
-        cluster.start()
+        cluster.start(durable)
     except (OSError, subprocess.SubprocessError) as error:
         cluster.stop()
         return f"PostgreSQL did not start: {getattr(error, 'stderr', '') or error}"
