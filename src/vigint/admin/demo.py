@@ -44,16 +44,20 @@ async def run_demo(console: Console) -> int:
                                                   keys.display_prefix(api_key))
             server = Server(settings, store)
             await server.start()
+            url = f"ws://127.0.0.1:{server.port}/v1/stream"
             try:
-                await _stream_and_show(server, client.id, api_key, settings, console)
+                camera_status = await _stream_and_show(server, client.id, api_key, url, settings, console)
             finally:
                 await server.stop()
+            if not console.is_terminal:  # once stopped: the alerts sent by then are recorded as delivered
+                console.print(await _view(server, client.id, camera_status, url, settings))
     console.print("Demo stopped; its temporary files are gone.")
     return 0
 
 
-async def _stream_and_show(server: Server, client_id: int, api_key: str, settings: Settings, console: Console) -> None:
-    url = f"ws://127.0.0.1:{server.port}/v1/stream"
+async def _stream_and_show(server: Server, client_id: int, api_key: str, url: str, settings: Settings,
+                           console: Console) -> CameraStatus:
+    """Stream the test pattern and show what the server does with it until stopped; return the camera's status."""
     agent = AgentSettings(api_key=api_key, server_url=url, cameras=(Camera(TEST_SOURCE, CAMERA),))
     camera_status, stopping = CameraStatus(CAMERA, "built-in test pattern"), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,9 +72,7 @@ async def _stream_and_show(server: Server, client_id: int, api_key: str, setting
             while not stopping.is_set():
                 live.update(await _view(server, client_id, camera_status, url, settings))
                 await wait_for_event(stopping, 0.5)
-            summary = await _view(server, client_id, camera_status, url, settings)
-        if not console.is_terminal:
-            console.print(summary)
+        return camera_status
     finally:
         stopping.set()
         await asyncio.gather(camera, return_exceptions=True)
