@@ -24,7 +24,7 @@ from vigint.ingest.server import Server
 from vigint.store import Store
 
 # Tests whose assertions hold a latency (a ping, a hello, a second of billing) or that load a core for seconds:
-# `pytest -n 2 --dist loadgroup` (the default) runs them one after another on one worker, never two at once.
+# `pytest -n 3 --dist loadgroup` (the default) runs them one after another on one worker, never two at once.
 REALTIME = pytest.mark.xdist_group("realtime")
 
 
