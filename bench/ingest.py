@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -157,9 +158,14 @@ def serving(workdir: Path, db: Path | str) -> Iterator[tuple[int, int]]:
     server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db)],
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
-                                   "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000"})
+                                   "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000",
+                                   # a node on a shared (PostgreSQL) database needs the nodes' common secret
+                                   "VIGINT_ALERTS_LINK_SECRET": secrets.token_hex(32)})
     try:
-        yield int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline() + server.stdout.readline())[1]), server.pid
+        banner = server.stdout.readline() + server.stdout.readline()
+        if (listening := re.search(r"127\.0\.0\.1:(\d+)", banner)) is None:
+            raise SystemExit(f"vigint serve did not start (run it by hand with --db {db} to see why)")
+        yield int(listening[1]), server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)
