@@ -150,3 +150,27 @@ async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_str
     yard, welcome = await open_stream(url(node), api_key, "yard")
     assert welcome["type"] == "welcome"
     await door.close(), await yard.close()
+
+
+async def test_a_node_that_cannot_renew_for_a_whole_lease_closes_its_streams(start, postgres_url, tmp_path):
+    import asyncpg
+
+    node = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+                                alerts=AlertSettings(link_secret=SECRET)), database=postgres_url, lease_seconds=1.5)
+    _, _, api_key = await add_client(node.store)
+    door, _ = await open_stream(url(node), api_key, "door")
+    locker = await asyncpg.connect(postgres_url)  # the registry out of reach, as in a network partition
+    transaction = locker.transaction()
+    await transaction.start()
+    await locker.execute("LOCK TABLE live_streams IN ACCESS EXCLUSIVE MODE")
+    began = time.monotonic()
+    try:
+        # Another node may take the camera once the lease has run out: this one must have let it go by then.
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(door.recv(), 10)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "stream registration lapsed")
+        # Before its lease (1.5 s from the last renewal, at most `began`) ran out, give or take scheduling.
+        assert time.monotonic() - began < 1.5 + 0.3
+    finally:
+        await transaction.rollback()
+        await locker.close()

@@ -88,18 +88,22 @@ class Registry:
         is gone, and all of them once no renewal has succeeded for `lease_seconds`."""
         if not self.shared:
             return
-        renewed = time.monotonic()
+        lease = self._settings.lease_seconds
+        renewed = time.monotonic()  # when the last renewal that succeeded began: the leases run out a lease later
 
         async def renew() -> None:
             nonlocal renewed
-            ids = open_ids()
-            try:
-                kept = await self._store.renew_streams(self.node_id, ids, time.time() + self._settings.lease_seconds)
+            ids, began = open_ids(), time.monotonic()
+            try:  # within a renewal interval: a database that hangs must not postpone the check below
+                kept = await asyncio.wait_for(self._store.renew_streams(self.node_id, ids, time.time() + lease),
+                                              lease / 3)
             except Exception:
-                if time.monotonic() - renewed > self._settings.lease_seconds:
-                    lost(open_ids())  # other nodes may take these cameras now: never two streams of one name
+                # The next renewal's answer would come after the leases ran out, when other nodes may take these
+                # cameras: let them go now, so there are never two streams of one name.
+                if time.monotonic() - renewed >= lease * 2 / 3:
+                    lost(open_ids())
                 raise
-            renewed = time.monotonic()
+            renewed = began
             gone = (ids - kept) & open_ids()  # not those that ended meanwhile
             if gone:
                 lost(gone)
