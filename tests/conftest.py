@@ -117,8 +117,8 @@ async def start(db_path, tmp_path):
 
     async def run(settings: Settings | None = None, database: str | None = None, **server_settings) -> Server:
         # Tests send video faster than real time: let the decode queue hold all of it unless told otherwise.
-        server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog": 10_000,
-                           "max_decode_backlog_bytes": 2**30, **server_settings}
+        server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog_seconds": 10_000,
+                           "max_decode_catchup_seconds": 10_000, "max_decode_backlog_bytes": 2**30, **server_settings}
         database = database or str(db_path)
         settings = settings or Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
         settings = dataclasses.replace(settings, database=DatabaseSettings(database),

@@ -117,9 +117,10 @@ def test_bad_camera_sections_name_the_section_and_key(tmp_path):
 
 def test_a_retired_setting_is_ignored_with_a_warning(tmp_path, caplog):
     config = tmp_path / "config.ini"
-    config.write_text("[buffers]\nshort_buffer_seconds = 3\n")
+    config.write_text("[buffers]\nshort_buffer_seconds = 3\n[server]\nmax_decode_backlog = 60\n")
     assert load_settings(config, environ={}) == dataclasses.replace(Settings(), source=config)
     assert "short_buffer_seconds is ignored" in caplog.text
+    assert "[server] max_decode_backlog is ignored: the decode backlog is measured in seconds" in caplog.text
 
 
 @pytest.mark.parametrize("value, message", [

@@ -118,8 +118,15 @@ class ServerSettings:
     decode_batch_seconds: float = setting(0.2, "packets are handed to the decoder threads in batches this "
                                           "long: fewer hand-offs, less CPU; analysis needs no faster", minimum=0,
                                           maximum=1)
-    max_decode_backlog: int = setting(60, "packets waiting for the decoder before analysis skips ahead to "
-                                      "the next keyframe, so an overloaded server stays real-time", minimum=1)
+    max_decode_backlog_seconds: float = setting(4.0, "video waiting for analysis (from its oldest packet to its "
+                                                "newest) before a stream skips ahead to the next keyframe when the "
+                                                "decode threads are saturated, so an overloaded server stays "
+                                                "real-time; as far behind as an agent queues on a slow link",
+                                                minimum=0.5)
+    max_decode_catchup_seconds: float = setting(30.0, "the same, before a stream skips ahead even when the server "
+                                                "has threads to spare: a burst after a stall (an agent queues 4 s, "
+                                                "a stalled link more) is analysed in full, yet no stream's alerts "
+                                                "come minutes late", minimum=1)
     max_decode_backlog_bytes: int = setting(8388608, "encoded video waiting for the decoder (8 MiB) before "
                                             "analysis skips ahead: bounds memory whatever the message sizes; "
                                             "the packet buffer holds the same packets", minimum=1048576)

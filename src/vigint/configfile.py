@@ -21,7 +21,10 @@ from vigint.errors import ConfigError
 NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
 DEFAULT_CONFIG_FILE = Path("config.ini")
 # Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
-RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background"}
+RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background",
+           ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when "
+                                             "the server is overloaded: see max_decode_backlog_seconds and "
+                                             "max_decode_catchup_seconds"}
 CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
 # The standard variables of AWS tools, read for [storage] s3_* settings that nothing else sets (first found wins).
 AWS_VARIABLES = {"s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "s3_region": ("AWS_REGION",

@@ -2,6 +2,7 @@
 
 import bisect
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Receipt-to-ring delay: real-time analysis needs well under a second; the top buckets show overload.
@@ -49,6 +50,7 @@ class Metrics:
     ai_calls: Counter = field(default_factory=Counter)  # by outcome
     wakes: Counter = field(default_factory=Counter)  # idle streams woken, by cause: keyframe, size
     decode_cpu_seconds: Counter = field(default_factory=Counter)  # by mode: active, idle
+    decode_saturation: Callable[[], float] = lambda: 0.0  # the server's decode load (see analysis/load.py)
 
     def render(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int], usage_flush_lag: float) -> str:
         """Return the metrics page, given the live streams per client id and per mode, and the seconds since the
@@ -68,6 +70,10 @@ class Metrics:
             "# TYPE vigint_decode_cpu_seconds_total counter",
             *(f'vigint_decode_cpu_seconds_total{{mode="{mode}"}} {seconds:.3f}'
               for mode, seconds in sorted(self.decode_cpu_seconds.items())),
+            "# HELP vigint_decode_saturation Share of the last seconds decode batches waited for a thread "
+            "(past 0.5, streams over max_decode_backlog_seconds behind skip ahead).",
+            "# TYPE vigint_decode_saturation gauge",
+            f"vigint_decode_saturation {self.decode_saturation():.3f}",
             "# HELP vigint_frames_decoded_total Video frames decoded.",
             "# TYPE vigint_frames_decoded_total counter",
             f"vigint_frames_decoded_total {self.frames_decoded}",

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from media import make_h264
 
@@ -6,7 +8,7 @@ from vigint.analysis.intake import UNDECODABLE, Intake, Limits
 from vigint.protocol import CloseCode, ProtocolViolation
 
 LIMITS = Limits(max_width=640, max_height=360, max_macroblocks=920, max_nal_units=16, max_bad_packets=5,
-                max_backlog_packets=4, max_backlog_bytes=1 << 20)
+                max_backlog_us=1_000_000, max_catchup_us=3_000_000, max_backlog_bytes=1 << 20)
 
 
 def gate(limits: Limits = LIMITS) -> tuple[Intake, list[int]]:
@@ -48,7 +50,7 @@ def test_garbage_without_a_keyframe_ends_the_stream_even_with_start_codes():
     with pytest.raises(ProtocolViolation) as refused:
         for _ in range(5):
             packet = intake.accept(slice_without_keyframe)
-            assert packet is not None and not intake.admit(packet)  # never reaches the decoder
+            assert packet is not None and not intake.admit(packet, False)  # never reaches the decoder
     assert refused.value.reason == UNDECODABLE and sum(counted) == 5
 
 
@@ -62,24 +64,41 @@ def test_messages_that_are_not_h264_count_and_a_decoded_frame_resets_the_count()
     assert counted == [1] * 8 and intake.bad_packets == 4
 
 
-def test_a_full_backlog_sheds_to_the_next_keyframe_without_counting_errors():
+def test_an_overloaded_server_sheds_a_backlog_past_its_seconds_to_the_next_keyframe_without_counting_errors():
     intake, counted = gate()
-    packets = [intake.accept(message) for message in messages(make_h264(2, width=320, height=180, gop=10))]
-    admitted = [intake.admit(packet) for packet in packets[:10]]
-    assert admitted == [True] * 4 + [False] * 6  # the backlog holds 4
-    intake.dequeued(packets[:4])
-    assert intake.admit(packets[10]) and packets[10].keyframe  # room again, from the next keyframe
+    video = make_h264(4, width=320, height=180, gop=30)  # 15 fps: a keyframe every 2 s
+    packets = [intake.accept(message) for message in messages(video)]
+    admitted = [intake.admit(packet, True) for packet in packets[:30]]
+    assert admitted == [True] * 16 + [False] * 14  # 1 s of video from the first packet, its end included
+    intake.dequeued(packets[:16])
+    assert intake.admit(packets[30], True) and packets[30].keyframe  # room again, from the next keyframe
     assert counted == []
+
+
+def test_a_server_with_threads_to_spare_keeps_the_backlog_up_to_the_catch_up_limit():
+    intake, _ = gate()
+    packets = [intake.accept(message) for message in messages(make_h264(4, width=320, height=180, gop=30))]
+    admitted = [intake.admit(packet, False) for packet in packets]
+    assert admitted == [True] * 46 + [False] * 14  # 3 s behind at most, then on from the next keyframe (none left)
+    assert intake.backlog_us(packets[45]) <= 3_000_000 < intake.backlog_us(packets[46])
+
+
+def test_the_byte_bound_sheds_whatever_the_timestamps_say():
+    intake, _ = gate(dataclasses.replace(LIMITS, max_backlog_bytes=4096))
+    packet = intake.accept(messages(make_h264(1, width=320, height=180))[0])
+    frozen = [dataclasses.replace(packet, dts=0, pts=0) for _ in range(100)]  # time never moves on
+    admitted = [intake.admit(copy, False) for copy in frozen]
+    assert 0 < sum(admitted) < 100 and intake.queued_bytes < 4096 + packet.cost
 
 
 def test_decoder_errors_count_and_make_it_wait_for_a_keyframe():
     intake, counted = gate()
     packets = [intake.accept(message) for message in messages(make_h264(2, width=320, height=180, gop=10))]
-    assert intake.admit(packets[0])
+    assert intake.admit(packets[0], False)
     intake.dequeued(packets[:1])
     intake.decoded(frames=0, errors=2)
-    assert not intake.admit(packets[1])  # skipped while waiting for a keyframe: counted too
-    assert intake.admit(packets[10])
+    assert not intake.admit(packets[1], False)  # skipped while waiting for a keyframe: counted too
+    assert intake.admit(packets[10], False)
     assert counted == [2, 1]
 
 

@@ -7,6 +7,7 @@ from media import make_h264, make_scene
 
 from vigint import protocol
 from vigint.analysis.events import Closed, Extended, Opened
+from vigint.analysis.load import DecodeLoad
 from vigint.analysis.pipeline import StreamAnalysis, limits
 from vigint.config import MotionSettings, ServerSettings, Settings
 
@@ -14,11 +15,12 @@ SECOND = 1_000_000
 
 
 async def analyse(settings: Settings, video, undecodable: list | None = None,
-                  burst: bool = False) -> tuple[StreamAnalysis, list]:
+                  burst: bool = False, load: DecodeLoad | None = None) -> tuple[StreamAnalysis, list]:
     """Feed a video to a stream's analysis a second at a time as analysis keeps up (or all at once: `burst`),
     then end it; return the analysis and every batch's outcome."""
     analysis = StreamAnalysis(settings, limits(settings), 1, "door",
-                              lambda count, first: (undecodable if undecodable is not None else []).append(count))
+                              lambda count, first: (undecodable if undecodable is not None else []).append(count),
+                              load)
     with ThreadPoolExecutor(1) as pool:
         outcomes = []
 
@@ -51,9 +53,18 @@ async def test_a_still_scene_gives_no_event():
     assert [event for outcome in outcomes for event in outcome.events] == []
 
 
+def saturated() -> DecodeLoad:
+    """A decode load whose threads have had a batch waiting for 10 s (on a clock that then stands still)."""
+    now = [0.0]
+    load = DecodeLoad(clock=lambda: now[0])
+    load.queued()  # never started
+    now[0] = 10.0
+    return load
+
+
 async def test_a_backlog_past_its_limit_skips_to_a_keyframe_yet_the_ring_keeps_every_packet():
     video = make_h264(4, width=320, height=180)
-    settings = Settings(server=ServerSettings(max_decode_backlog=10))
+    settings = Settings(server=ServerSettings(max_decode_catchup_seconds=1))
     undecodable = []
     analysis, outcomes = await analyse(settings, video, undecodable, burst=True)
     assert len(analysis.packets) == video.frames  # clips still have every packet
@@ -68,3 +79,14 @@ async def test_each_camera_gets_its_own_motion_tuning():
         dataclasses.replace(settings.camera(1, "door"), masks=((0.0, 0.0, 1.0, 1.0),)),))  # the whole picture masked
     _, outcomes = await analyse(tuned, make_scene(16, moving=(5, 9)))
     assert [event for outcome in outcomes for event in outcome.events] == []
+
+
+async def test_a_burst_is_analysed_in_full_unless_the_decode_threads_are_saturated():
+    video = make_h264(4, width=320, height=180)
+    settings = Settings(server=ServerSettings(max_decode_backlog_seconds=1))
+    spare, _ = await analyse(settings, video, burst=True, load=DecodeLoad())
+    assert spare.frames_decoded == video.frames
+    undecodable = []
+    overloaded, outcomes = await analyse(settings, video, undecodable, burst=True, load=saturated())
+    assert 0 < overloaded.frames_decoded < video.frames and len(overloaded.packets) == video.frames
+    assert undecodable == [] and all(outcome.refusal is None for outcome in outcomes)

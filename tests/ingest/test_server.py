@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -9,6 +10,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import weakref
@@ -27,6 +29,7 @@ from websockets.uri import parse_uri
 
 from vigint import keys, protocol
 from vigint.admin.cert import write_self_signed
+from vigint.config import ServerSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
 
@@ -207,8 +210,47 @@ async def test_rings_of_a_20_second_720p_stream(start):
     await connection.close()
 
 
-async def test_decoder_backlog_skips_ahead_to_a_keyframe_without_errors(start):
-    server = await start(max_decode_backlog=5)
+async def test_a_10_s_burst_on_a_server_with_threads_to_spare_is_analysed_in_full(start):
+    defaults = ServerSettings()
+    server = await start(max_decode_backlog_seconds=defaults.max_decode_backlog_seconds,
+                         max_decode_catchup_seconds=defaults.max_decode_catchup_seconds,
+                         max_decode_backlog_bytes=defaults.max_decode_backlog_bytes)
+    client_id, _, api_key = await add_client(server.store)
+    video = make_h264(10, width=1280, height=720, bitrate=2_000_000)  # what a camera queued through a stall
+    connection, _ = await open_stream(url(server), api_key)
+    await send_video(connection, video)  # at once, as an agent sends its queue when the link comes back
+    session = server.sessions(client_id)["front-door"]
+    await connection.close()
+    await eventually(lambda: not server.sessions(client_id), timeout=30)
+    assert session.analysis.frames_decoded == server.metrics.frames_decoded == video.frames  # not one frame shed
+    assert server.metrics.decode_errors == 0
+
+
+async def test_a_server_whose_decode_threads_are_saturated_sheds_a_burst(start):
+    server = await start(decode_threads=1, max_decode_backlog_seconds=1)
+    client_id, _, api_key = await add_client(server.store)
+    video = make_h264(6, width=640, height=360)
+    connection, _ = await open_stream(url(server), api_key)
+    busy = threading.Event()
+    server._pool.submit(busy.wait)  # the one decode thread is taken: the stream's batches wait for it
+    try:
+        start_us = int(time.time() * 1e6)
+        await send_video(connection, dataclasses.replace(video, units=video.units[:video.fps]), start_us)
+        await eventually(lambda: server.decode_load.overloaded)
+        await send_video(connection, dataclasses.replace(video, units=video.units[video.fps:]), start_us)
+    finally:
+        busy.set()
+    session = server.sessions(client_id)["front-door"]
+    await connection.close()
+    await eventually(lambda: not server.sessions(client_id), timeout=30)
+    assert len(session.analysis.packets) == video.frames  # clips still have every packet
+    assert 0 < server.metrics.frames_decoded < video.frames  # analysis skipped whole GOPs to keep up
+    assert server.metrics.decode_errors == 0
+    assert "vigint_decode_saturation" in server.metrics.render({}, {}, 0)
+
+
+async def test_a_stream_too_far_behind_skips_ahead_to_a_keyframe_even_on_an_idle_server(start):
+    server = await start(max_decode_catchup_seconds=1)
     client_id, _, api_key = await add_client(server.store)
     video = make_h264(6, width=640, height=360)
     connection, _ = await open_stream(url(server), api_key)

@@ -3,11 +3,16 @@
 Every media message is checked before any expensive work: its header, how many NAL units it holds
 (counted at C speed) and the picture size each SPS in it declares, so that no byte of a stream beyond
 its limits reaches FFmpeg. Then the gate decides which packets the decoder gets: from a keyframe on,
-while the decode backlog is within bounds (past them analysis skips ahead to the next keyframe, so an
-overloaded server stays real-time). What cannot be decoded is counted, including what is skipped while
-waiting for a keyframe after an error, so a stream of garbage ends with 4415 whatever shape it takes.
+while the decode backlog is within bounds; past them analysis skips ahead to the next keyframe. The backlog
+is measured in stream time, from the oldest packet not yet analysed to the newest: a burst after a stall is
+analysed in full while the server has decode threads to spare, and shed only past `max_backlog_us` on an
+overloaded server (so it stays real-time), past `max_catchup_us` on any (so no stream falls minutes behind),
+or past `max_backlog_bytes` (memory, whatever the timestamps say). What cannot be decoded is counted,
+including what is skipped while waiting for a keyframe after an error, so a stream of garbage ends with
+4415 whatever shape it takes.
 """
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +30,8 @@ class Limits:
     max_macroblocks: int
     max_nal_units: int
     max_bad_packets: int
-    max_backlog_packets: int
+    max_backlog_us: int  # stream time waiting for analysis past which an overloaded server skips ahead
+    max_catchup_us: int  # the same, past which any server skips ahead
     max_backlog_bytes: int
 
 
@@ -46,7 +52,7 @@ class Intake:
         # undecodable: a legitimate stream starts with one (documented), garbage never does.
         self._skip_to_keyframe = True
         self._broken = True
-        self.queued_packets = 0
+        self._queued_dts: deque[int] = deque()  # of packets admitted and not yet analysed, oldest first
         self.queued_bytes = 0
 
     def accept(self, message: bytes) -> Packet | None:
@@ -76,14 +82,28 @@ class Intake:
             raise ProtocolViolation(CloseCode.BAD_MEDIA, f"picture {size.width}x{size.height} is over the limit of "
                                     f"{limits.max_width}x{limits.max_height}, {limits.max_macroblocks} macroblocks")
 
-    def admit(self, packet: Packet) -> bool:
+    @property
+    def queued_packets(self) -> int:
+        """Packets admitted and not yet analysed."""
+        return len(self._queued_dts)
+
+    def backlog_us(self, packet: Packet) -> int:
+        """The stream time from the oldest packet waiting for analysis to `packet` (0 when none waits)."""
+        return max(0, packet.dts - self._queued_dts[0]) if self._queued_dts else 0
+
+    def admit(self, packet: Packet, overloaded: bool) -> bool:
         """Tell whether `packet` goes to the decoder now; if so it counts as queued until `dequeued`.
+
+        `overloaded`: the server's decode threads cannot keep up (see load.py); a backlog past
+        `max_backlog_us` is shed then, one past `max_catchup_us` always.
 
         Raises:
             ProtocolViolation: 4415 if packets skipped while waiting for a keyframe make too many bad ones.
         """
         limits = self._limits
-        if self.queued_packets >= limits.max_backlog_packets or self.queued_bytes >= limits.max_backlog_bytes:
+        backlog = self.backlog_us(packet)
+        if (backlog > limits.max_catchup_us or (overloaded and backlog > limits.max_backlog_us)
+                or self.queued_bytes >= limits.max_backlog_bytes):
             self._skip_to_keyframe = True  # shedding load: these packets were fine, they are not counted
             return False
         if packet.keyframe:
@@ -92,7 +112,7 @@ class Intake:
             if self._broken:
                 self._bad(1)
             return False
-        self.queued_packets += 1
+        self._queued_dts.append(packet.dts)
         self.queued_bytes += packet.cost
         return True
 
@@ -106,8 +126,9 @@ class Intake:
         self._skip_to_keyframe, self._broken = True, False
 
     def dequeued(self, packets: list[Packet]) -> None:
-        """Packets left the decode queue for the decoder."""
-        self.queued_packets -= len(packets)
+        """Packets were analysed: the oldest admitted, in the order they were admitted."""
+        for _ in packets:
+            self._queued_dts.popleft()
         self.queued_bytes -= sum(packet.cost for packet in packets)
 
     def decoded(self, frames: int, errors: int) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from vigint.analysis.decoder import DecodeResult, StreamDecoder
 from vigint.analysis.events import Event, EventTracker
 from vigint.analysis.intake import Intake, Limits
+from vigint.analysis.load import DecodeLoad
 from vigint.analysis.motion import MotionDetector
 from vigint.analysis.ring import PacketRing
 from vigint.analysis.trigger import SizeTrigger
@@ -61,7 +62,8 @@ def limits(settings: Settings) -> Limits:
     """Return what one stream may send, from the [server] settings."""
     server = settings.server
     return Limits(server.max_picture_width, server.max_picture_height, server.max_macroblocks, server.max_nal_units,
-                  server.max_bad_packets, server.max_decode_backlog, server.max_decode_backlog_bytes)
+                  server.max_bad_packets, round(server.max_decode_backlog_seconds * MICROSECONDS),
+                  round(server.max_decode_catchup_seconds * MICROSECONDS), server.max_decode_backlog_bytes)
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,10 @@ class StreamAnalysis:
     """The analysis of one camera stream. `receive` and `end` on the event loop; `run` once, as a task."""
 
     def __init__(self, settings: Settings, limits: Limits, client_id: int, camera: str,
-                 on_undecodable: Callable[[int, bool], None]):
-        """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`)."""
+                 on_undecodable: Callable[[int, bool], None], load: DecodeLoad | None = None):
+        """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`). `load` is the
+        server's decode saturation, shared by its streams (their own, if not given)."""
+        self.load = load or DecodeLoad()
         buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
         self.packets = PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes)
         self.intake = Intake(limits, on_undecodable)
@@ -143,7 +147,7 @@ class StreamAnalysis:
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
         if self.mode is Mode.ACTIVE:
-            if self.intake.admit(packet):
+            if self.intake.admit(packet, self.load.overloaded):
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
             if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
                 self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one
@@ -263,10 +267,15 @@ class StreamAnalysis:
             ending = ending or None in batch
             items = [item for item in batch if item is not None]
             if items:
-                self.intake.dequeued([packet for packet, _, use in items if use is Use.LIVE])
-                outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items],
-                                                     self._replay_skip)
+                started = self.load.queued()
+                try:
+                    outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items],
+                                                         self._replay_skip, started)
+                finally:
+                    started()
                 done = time.monotonic()
+                # Dequeued once analysed: the backlog the gate measures includes the batch in flight.
+                self.intake.dequeued([packet for packet, _, use in items if use is Use.LIVE])
                 analysed = self._absorb(outcome, [use for _, _, use in items],
                                         [done - received for _, received, use in items if use is Use.LIVE])
                 self._busy = False
@@ -275,9 +284,12 @@ class StreamAnalysis:
 
     # In a worker thread, one batch of a stream at a time
 
-    def _analyse(self, items: list[tuple[Packet, Use]], replay_skip: int | None) -> _Outcome:
+    def _analyse(self, items: list[tuple[Packet, Use]], replay_skip: int | None,
+                 started: Callable[[], None]) -> _Outcome:
         """Decode, look for motion and track events. A replay's frames up to `replay_skip` were analysed before:
-        they are decoded (later frames need them) but not shown to the detector or the tracker again."""
+        they are decoded (later frames need them) but not shown to the detector or the tracker again. `started`
+        tells the decode load that the batch no longer waits for a thread."""
+        started()
         started, outcome, run, skip = time.thread_time(), _Outcome(), [], None
         for packet, use in items:
             if use is Use.LIVE or use is Use.REPLAY:

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from vigint import protocol
 from vigint.alerts.links import load_link_secret
 from vigint.alerts.outbox import Outbox
+from vigint.analysis.load import DecodeLoad
 from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
@@ -70,6 +71,8 @@ class Server:
         self._last_flush = time.monotonic()
         self._pool = ThreadPoolExecutor(settings.server.decode_threads or os.cpu_count() or 2,
                                         thread_name_prefix="decode")
+        self.decode_load = DecodeLoad()  # shared by every stream: overload is the server's, not a stream's
+        self.metrics.decode_saturation = lambda: self.decode_load.saturation
         self._tasks = TaskSet()
         self._stopping = asyncio.Event()
         self.draining = False  # see drain()
@@ -234,7 +237,7 @@ class Server:
         if sum(not session.ended for session in cameras.values()) >= most:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {most} streams for this client")
         analysis = StreamAnalysis(self.settings, self._limits, key.client_id, camera,
-                                  partial(self._undecodable, key.client_id, camera))
+                                  partial(self._undecodable, key.client_id, camera), self.decode_load)
         session = cameras[camera] = Session(connection, key, camera, analysis, address=connection.remote_address[0])
         return session
 
