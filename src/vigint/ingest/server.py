@@ -28,7 +28,7 @@ from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
-from vigint.fleet.monitor import FleetMonitor
+from vigint.fleet.monitor import FleetMonitor, LiveStream
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage
@@ -115,16 +115,14 @@ class Server:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
         scheme = "https" if self.tls else "http"
-        self.started_at = time.time()
         self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              f"{scheme}://{config.host}:{self.port}")
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
         self.retention = Retention(settings.storage, self.store, clips)
-        live = lambda: [session.live() for session in self.all_sessions()]  # noqa: E731
-        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, live,
-                                  lambda now: self.registry.everywhere(live(), now), self._hellos.blocked)
+        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
+                                  lambda now: self.registry.everywhere(self._live(), now), self._hellos.blocked)
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
                     self.registry.run(self._stopping, self._claimed_ids, self._lost)):
@@ -168,7 +166,8 @@ class Server:
         except Exception:  # noqa: BLE001 - the process is ending: all that is left is to say so
             log.exception("could not write the last usage")
         try:
-            await self.store.save_node(self.node_id, self.started_at, self.fleet.snapshot(), time.time(), stopped=True)
+            await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), time.time(),
+                                       stopped=True)
         except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -182,6 +181,9 @@ class Server:
     def sessions(self, client_id: int) -> dict[str, Session]:
         """Return a client's sessions by camera, open or still finishing (for tests and tools)."""
         return dict(self._sessions.get(client_id, {}))
+
+    def _live(self) -> list[LiveStream]:
+        return [session.live() for session in self.all_sessions()]
 
     def streams_by_client(self) -> dict[int, int]:
         """Return how many streams each client has open."""
@@ -386,4 +388,4 @@ class Server:
             self._last_used = {**last_used, **self._last_used}
             raise
         self._last_flush = time.monotonic()
-        await self.store.save_node(self.node_id, self.started_at, self.fleet.snapshot(), now)
+        await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), now)

@@ -38,8 +38,9 @@ class InvoiceQueries(Engine):
                       for line in draft.lines]})
         async with self._transaction() as db:
             await db.serialize("invoice numbers")
-            if await self.find_invoice(draft.client_id, draft.period) is not None:
-                return await self.find_invoice(draft.client_id, draft.period)
+            issued = await self.find_invoice(draft.client_id, draft.period)
+            if issued is not None:
+                return issued
             (row,) = await db.fetch_all("SELECT coalesce(max(number), 0) + 1 AS next FROM invoices")
             await db.execute("INSERT INTO invoices (number, client_id, period, issued_on, document) "
                              "VALUES (?, ?, ?, ?, ?)", (row["next"], draft.client_id, draft.period, draft.issued_on,
