@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from attacks import ServeProcess
-from conftest import REALTIME, add_client, eventually
+from conftest import REALTIME, add_client, eventually, free_port
 from media import write_video_file
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -55,12 +54,6 @@ async def stop_all(agents: list[asyncio.subprocess.Process]) -> str:
         assert code == 0, err
         logs += err
     return logs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def healthz(node: ServeProcess) -> int:

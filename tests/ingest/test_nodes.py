@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import urllib.request
+from contextlib import asynccontextmanager
 
 import pytest
 from conftest import REALTIME, add_client, eventually, link_in, run_vigint, url
@@ -16,6 +17,20 @@ from vigint.config import AlertSettings, EmailSettings, MotionSettings, Settings
 from vigint.errors import ConfigError
 
 SECRET = "a" * 64  # [alerts] link_secret: the same on every node
+
+
+@asynccontextmanager
+async def registry_locked(database: str):
+    """Hold the stream registry's table locked from another connection for the block."""
+    import asyncpg
+
+    locker = await asyncpg.connect(database)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE live_streams IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await locker.close()
 
 
 async def refused(server, api_key: str, camera: str) -> tuple[int, str]:
@@ -131,49 +146,31 @@ async def test_a_node_on_a_shared_database_needs_the_shared_link_secret(start, p
 
 async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_streams_go_on(start, postgres_url,
                                                                                            tmp_path):
-    import asyncpg
-
     node = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
                                 alerts=AlertSettings(link_secret=SECRET)), database=postgres_url,
                        auth_timeout_seconds=0.5)
     _, _, api_key = await add_client(node.store)
     door, _ = await open_stream(url(node), api_key, "door")
-    locker = await asyncpg.connect(postgres_url)  # another program holds the registry table, as a hung migration would
-    transaction = locker.transaction()
-    await transaction.start()
-    await locker.execute("LOCK TABLE live_streams IN ACCESS EXCLUSIVE MODE")
-    try:
+    async with registry_locked(postgres_url):  # another program holds the registry table, as a hung migration would
         began = time.monotonic()
         assert await refused(node, api_key, "yard") == (1013, "the service cannot take this stream now; try again")
         assert time.monotonic() - began < 2
         await send_video(door, make_h264(1))  # the open stream goes on meanwhile
-    finally:
-        await transaction.rollback()
-        await locker.close()
     yard, welcome = await open_stream(url(node), api_key, "yard")
     assert welcome["type"] == "welcome"
     await door.close(), await yard.close()
 
 
 async def test_a_node_that_cannot_renew_for_a_whole_lease_closes_its_streams(start, postgres_url, tmp_path):
-    import asyncpg
-
     node = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
                                 alerts=AlertSettings(link_secret=SECRET)), database=postgres_url, lease_seconds=1.5)
     _, _, api_key = await add_client(node.store)
     door, _ = await open_stream(url(node), api_key, "door")
-    locker = await asyncpg.connect(postgres_url)  # the registry out of reach, as in a network partition
-    transaction = locker.transaction()
-    await transaction.start()
-    await locker.execute("LOCK TABLE live_streams IN ACCESS EXCLUSIVE MODE")
-    began = time.monotonic()
-    try:
+    async with registry_locked(postgres_url):  # the registry out of reach, as in a network partition
+        began = time.monotonic()
         # Another node may take the camera once the lease has run out: this one must have let it go by then.
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(door.recv(), 10)
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "stream registration lapsed")
         # Before its lease (1.5 s from the last renewal, at most `began`) ran out, give or take scheduling.
         assert time.monotonic() - began < 1.5 + 0.3
-    finally:
-        await transaction.rollback()
-        await locker.close()
