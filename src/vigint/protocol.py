@@ -166,6 +166,16 @@ def too_many_failures(wait: float) -> ProtocolViolation:
     return ProtocolViolation(CloseCode.TOO_MANY_FAILURES, f"too many failed attempts; retry in {math.ceil(wait)} s")
 
 
+def camera_taken(camera: str) -> ProtocolViolation:
+    """Return the refusal of a camera name the client streams already (on this node or another)."""
+    return ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already streaming")
+
+
+def over_stream_limit(most: int) -> ProtocolViolation:
+    """Return the refusal of a stream beyond the client's `most` (counted on every node)."""
+    return ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {most} streams for this client")
+
+
 def retry_delay(reason: str) -> float | None:
     """Return the delay a 4429 close reason asks for, if it says one (see `too_many_failures`)."""
     found = RETRY_AFTER.search(reason)

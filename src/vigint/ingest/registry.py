@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from vigint import protocol
 from vigint.config import ServerSettings
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import Claim, Store, StreamEntry
@@ -53,9 +54,9 @@ class Registry:
             raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "the service cannot take this stream now; try again") \
                 from None
         if answer is Claim.TAKEN:
-            raise ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {entry.camera!r} is already streaming")
+            raise protocol.camera_taken(entry.camera)
         if answer is Claim.OVER_LIMIT:
-            raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {most} streams for this client")
+            raise protocol.over_stream_limit(most)
 
     async def _claim_in_turn(self, entry: StreamEntry, most: int) -> Claim:
         lock, waiting = self._turns.get(entry.client_id, (asyncio.Lock(), 0))

@@ -233,11 +233,11 @@ class Server:
         # No await from the checks to the insertion: two hellos cannot both pass them.
         cameras, most = self._sessions.setdefault(key.client_id, {}), self.settings.server.max_streams_per_client
         if camera in cameras and not cameras[camera].ended:
-            raise ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already streaming")
+            raise protocol.camera_taken(camera)
         if self._finishing[key.client_id] >= most:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, "too many of this client's streams are still closing")
         if sum(not session.ended for session in cameras.values()) >= most:
-            raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {most} streams for this client")
+            raise protocol.over_stream_limit(most)
         analysis = StreamAnalysis(self.settings, self._limits, key.client_id, camera,
                                   partial(self._undecodable, key.client_id, camera), self.decode_load)
         session = cameras[camera] = Session(connection, key, camera, analysis, address=connection.remote_address[0])
