@@ -231,6 +231,7 @@ async def test_a_server_whose_decode_threads_are_saturated_sheds_a_burst(start):
     client_id, _, api_key = await add_client(server.store)
     video = make_h264(6, width=640, height=360)
     connection, _ = await open_stream(url(server), api_key)
+    session = server.sessions(client_id)["front-door"]
     busy = threading.Event()
     server._pool.submit(busy.wait)  # the one decode thread is taken: the stream's batches wait for it
     try:
@@ -238,9 +239,9 @@ async def test_a_server_whose_decode_threads_are_saturated_sheds_a_burst(start):
         await send_video(connection, dataclasses.replace(video, units=video.units[:video.fps]), start_us)
         await eventually(lambda: server.decode_load.overloaded)
         await send_video(connection, dataclasses.replace(video, units=video.units[video.fps:]), start_us)
+        await eventually(lambda: len(session.analysis.packets) == video.frames)  # all of it read while overloaded
     finally:
         busy.set()
-    session = server.sessions(client_id)["front-door"]
     await connection.close()
     await eventually(lambda: not server.sessions(client_id), timeout=30)
     assert len(session.analysis.packets) == video.frames  # clips still have every packet

@@ -104,7 +104,8 @@ class Intake:
         backlog = self.backlog_us(packet)
         if (backlog > limits.max_catchup_us or (overloaded and backlog > limits.max_backlog_us)
                 or self.queued_bytes >= limits.max_backlog_bytes):
-            self._skip_to_keyframe = True  # shedding load: these packets were fine, they are not counted
+            # Shedding load: these packets and the rest of their GOP are fine; none counts as undecodable.
+            self._skip_to_keyframe, self._broken = True, False
             return False
         if packet.keyframe:
             self._skip_to_keyframe = False
