@@ -149,3 +149,25 @@ def test_a_control_message_over_64_kib_is_1009():
     with pytest.raises(ProtocolViolation) as error:
         protocol.parse_control(json.dumps({"type": "note", "padding": "é" * 40_000}))
     assert error.value.code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_a_backfill_hello_round_trips_and_a_live_one_says_how_much_is_spooled():
+    backfill = protocol.parse_hello(protocol.hello("vig_x", "front-door", "a/1", backfill=True))
+    live = protocol.parse_hello(protocol.hello("vig_x", "front-door", "a/1", spooled_seconds=61.5))
+    assert (backfill.backfill, backfill.spooled_seconds) == (True, None)
+    assert (live.backfill, live.spooled_seconds) == (False, 61.5)
+
+
+@pytest.mark.parametrize("field", [{"backfill": 1}, {"backfill": "yes"}, {"spooled_seconds": -1},
+                                   {"spooled_seconds": True}, {"spooled_seconds": "60"}])
+def test_backfill_fields_of_the_wrong_type_are_refused(field):
+    with pytest.raises(ProtocolViolation) as refused:
+        protocol.parse_hello(json.dumps({**VALID_HELLO, **field}))
+    assert refused.value.code == CloseCode.BAD_HELLO and "hello field" in refused.value.reason
+
+
+def test_only_a_well_formed_ack_is_taken():
+    assert protocol.parse_ack(protocol.ack(1_700_000_000_000_000)) == 1_700_000_000_000_000
+    for message in ('{"type": "ack", "until": "5"}', '{"type": "ack", "until": true}', '{"type": "ack"}',
+                    '{"type": "incident", "until": 5}', "[1]", b'{"type": "ack", "until": 5}', "x" * 70_000):
+        assert protocol.parse_ack(message) is None

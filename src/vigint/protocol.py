@@ -29,6 +29,7 @@ RETRY_AFTER = re.compile(r"retry in (\d+) s")
 class CloseCode(enum.IntEnum):
     """Close codes the server uses, and whether an agent should reconnect after each."""
 
+    DONE = 1000  # a backfill connection's footage is all analysed and acknowledged
     GOING_AWAY = 1001  # server shutting down (or a drained node handing its streams on): reconnect at once
     MESSAGE_TOO_BIG = 1009  # a message over the current size limit: fix the agent
     INTERNAL_ERROR = 1011  # unexpected server error: reconnect after backoff
@@ -65,6 +66,8 @@ class Hello:
     height: int | None = None
     fps: float | None = None
     agent: str | None = None
+    backfill: bool = False  # the connection carries recorded footage (see docs/protocol.md, 4a), not live video
+    spooled_seconds: float | None = None  # a live stream's recorded footage about to be backfilled
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,15 @@ def is_camera_name(name: str) -> bool:
     return len(name) <= MAX_CAMERA_NAME and CAMERA_NAME.fullmatch(name) is not None
 
 
-def hello(key: str, camera: str, agent: str) -> str:
-    """Build the first message of a connection (what an agent sends)."""
-    return json.dumps({"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264",
-                       "agent": agent})
+def hello(key: str, camera: str, agent: str, *, backfill: bool = False, spooled_seconds: float | None = None) -> str:
+    """Build the first message of a connection (what an agent sends): a live stream's, or with `backfill` a
+    connection carrying recorded footage. `spooled_seconds` tells the server how much a live stream will backfill."""
+    document = {"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264", "agent": agent}
+    if backfill:
+        document["backfill"] = True
+    if spooled_seconds is not None:
+        document["spooled_seconds"] = round(spooled_seconds, 3)
+    return json.dumps(document)
 
 
 def parse_hello(message: str | bytes) -> Hello:
@@ -135,9 +143,16 @@ def parse_hello(message: str | bytes) -> Hello:
     codec = document.get("codec", "h264")
     if not isinstance(codec, str) or codec not in CODECS:
         raise _bad("unsupported codec; send h264")
+    backfill = document.get("backfill", False)
+    if not isinstance(backfill, bool):
+        raise _bad("hello field 'backfill' has the wrong type")
+    spooled = _optional(document, "spooled_seconds", (int, float))
+    if spooled is not None and not 0 <= spooled < math.inf:
+        raise _bad("hello field 'spooled_seconds' is out of range")
     return Hello(key=document["key"], camera=camera, codec=codec,
                  width=_optional(document, "width", (int,)), height=_optional(document, "height", (int,)),
-                 fps=_optional(document, "fps", (int, float)), agent=_optional(document, "agent", (str,)))
+                 fps=_optional(document, "fps", (int, float)), agent=_optional(document, "agent", (str,)),
+                 backfill=backfill, spooled_seconds=spooled)
 
 
 def parse_control(message: str) -> str | None:
@@ -154,6 +169,34 @@ def parse_control(message: str) -> str | None:
     document = _json_object(message)
     kind = None if document is None else document.get("type")
     return kind if isinstance(kind, str) else None
+
+
+def ack(until: int) -> str:
+    """Build the server's acknowledgement of a backfill: every access unit with a decode time up to `until`
+    (µs, inclusive) is analysed and recorded; the agent may forget it."""
+    return json.dumps({"type": "ack", "until": until})
+
+
+def parse_ack(message: str | bytes) -> int | None:
+    """Return the `until` of an ack (what an agent receives), or None if the message is not a valid ack."""
+    if not isinstance(message, str) or len(message) > MAX_CONTROL_BYTES:
+        return None
+    document = _json_object(message)
+    until = None if document is None or document.get("type") != "ack" else document.get("until")
+    return until if type(until) is int else None
+
+
+END_OF_BACKFILL = "end"
+
+
+def end_of_backfill() -> str:
+    """Build the agent's word that a backfill connection has sent all its footage."""
+    return json.dumps({"type": END_OF_BACKFILL})
+
+
+def backfill_taken(camera: str) -> ProtocolViolation:
+    """Return the refusal of a second backfill connection for a camera."""
+    return ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already sending recorded footage")
 
 
 def welcome(client_id: int, camera: str, session: str) -> str:
