@@ -9,48 +9,86 @@ def unit(index: int, fps: int = 10, gop: int = 10) -> Packet:
     return Packet(at, at, index % gop == 0, bytes([index % 256]))
 
 
-def test_a_fast_link_gets_every_unit_in_order():
-    queue = GopQueue(max_seconds=2)
-    sent = []
+def firsts(gops: list[list[Packet]]) -> list[tuple[int, int]]:
+    """Each GOP as (its first unit, its unit count)."""
+    return [(gop[0].data[0], len(gop)) for gop in gops]
+
+
+def streaming_queue(max_seconds: float = 2) -> GopQueue:
+    queue = GopQueue(max_seconds)
+    queue.resume()
+    return queue
+
+
+def test_a_fast_link_gets_every_unit_in_order_and_spools_nothing():
+    queue = streaming_queue()
+    sent, spooled = [], []
     for index in range(50):
-        queue.push(unit(index))
+        spooled += queue.push(unit(index))
         sent.append(queue.pop().data)
-    assert sent == [bytes([i]) for i in range(50)] and queue.dropped_gops == 0
+    assert sent == [bytes([i]) for i in range(50)] and spooled == []
 
 
-def test_a_slow_link_drops_whole_gops_and_finishes_the_one_it_started():
-    queue = GopQueue(max_seconds=2)
+def test_a_slow_link_spools_whole_gops_and_finishes_the_one_it_started():
+    queue = streaming_queue()
+    spooled = []
     for index in range(5):
-        queue.push(unit(index))
+        spooled += queue.push(unit(index))
     started = [queue.pop() for _ in range(3)]  # units 0-2 of the first GOP are on the wire
     for index in range(5, 60):
-        queue.push(unit(index))
+        spooled += queue.push(unit(index))
     rest = []
     while (packet := queue.pop()) is not None:
         rest.append(packet.data[0])
     assert [p.data[0] for p in started] == [0, 1, 2]
-    # The GOP in flight is completed; while it was stuck, every GOP but the live one became too old.
+    # The GOP in flight is completed; while it was stuck, every GOP but the live one went to the spool, whole.
     assert rest == [3, 4, 5, 6, 7, 8, 9, *range(50, 60)]
-    assert queue.dropped_gops == 4
+    assert firsts(spooled) == [(10, 10), (20, 10), (30, 10), (40, 10)]
 
 
-def test_backlog_is_measured_from_the_oldest_unsent_unit():
-    queue = GopQueue(max_seconds=2)
-    for index in range(25):  # 2.5 s queued, nothing sent: the first GOP is now too old
+def test_while_not_streaming_every_complete_gop_goes_to_the_spool():
+    queue = GopQueue(max_seconds=2)  # connecting, or waiting to reconnect
+    spooled = []
+    for index in range(3, 35):  # units before the first keyframe cannot be decoded: not even spooled
+        spooled += queue.push(unit(index))
+    assert firsts(spooled) == [(10, 10), (20, 10)]
+    assert len(queue) == 5 and queue.waiting_gops == 1  # only the GOP still being recorded stays
+    queue.resume()
+    assert queue.pop().data[0] == 30  # live video starts at its keyframe
+
+
+def test_a_gop_cut_off_by_a_lost_connection_is_spooled_whole():
+    queue = streaming_queue()
+    for index in range(15):
         queue.push(unit(index))
-    assert queue.dropped_gops == 1 and queue.pop().data[0] == 10
-    assert len(queue) == 14
+    assert [queue.pop().data[0] for _ in range(4)] == [0, 1, 2, 3]
+    spooled = queue.pause()
+    assert firsts(spooled) == [(0, 10)]  # sent in part: the spool gets all of it, keyframe first
+    assert len(queue) == 5  # the GOP being recorded stays, to go live or to the spool once complete
+    for index in range(15, 21):
+        spooled += queue.push(unit(index))
+    assert firsts(spooled) == [(0, 10), (10, 10)]
 
 
-def test_units_before_the_first_keyframe_and_after_a_restart_wait_for_a_keyframe():
-    queue = GopQueue(max_seconds=2)
-    queue.push(unit(5))  # not a keyframe: undecodable alone
-    assert queue.pop() is None
-    for index in range(10, 14):
+def test_the_recording_gop_sent_so_far_starts_again_after_a_reconnection():
+    queue = streaming_queue()
+    for index in range(4):
         queue.push(unit(index))
-    assert queue.pop().data[0] == 10
-    queue.restart()  # reconnected mid-GOP: the rest of it is useless to the new decoder
-    queue.push(unit(14))
-    assert queue.pop() is None and queue.dropped_gops == 1
-    queue.push(unit(20))
-    assert queue.pop().keyframe
+        queue.pop()
+    assert queue.pause() == [] and len(queue) == 4  # its rest is useless without its keyframe
+    queue.resume()
+    assert [queue.pop().data[0] for _ in range(4)] == [0, 1, 2, 3]
+
+
+def test_a_clean_stop_hands_over_everything_unsent():
+    queue = streaming_queue(max_seconds=5)
+    for index in range(25):
+        queue.push(unit(index))
+    for _ in range(10):
+        queue.pop()  # the first GOP went out whole
+    assert firsts(queue.drain()) == [(10, 10), (20, 5)] and len(queue) == 0
+    sent_all = streaming_queue()
+    for index in range(5):
+        sent_all.push(unit(index))
+        sent_all.pop()
+    assert sent_all.drain() == []  # everything recorded went out: nothing to spool twice

@@ -12,6 +12,7 @@ from media import write_video_file
 from vigint.admin.cert import write_self_signed
 from vigint.agent.backoff import Backoff
 from vigint.agent.settings import AgentSettings, Camera
+from vigint.agent.spool import Spool
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import run_camera
 from vigint.agent.uplink import reconnect_delay
@@ -76,23 +77,23 @@ async def slow_proxy(target_port: int, bytes_per_second: int) -> asyncio.Server:
     return await asyncio.start_server(handle, sock=listener)
 
 
-async def test_a_slow_link_drops_whole_gops_and_never_breaks_decoding(start, tmp_path):
+async def test_a_slow_link_spools_whole_gops_and_never_breaks_decoding(start, tmp_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
     # A 10 Mbit/s camera with a keyframe every 8 frames fills the agent's 512 KiB of socket buffers in under
-    # a second, so whole GOPs are dropped within seconds, not after 12 s of queueing.
+    # a second, so whole GOPs go to the spool within seconds, not after 12 s of queueing.
     write_video_file(tmp_path / "busy.mp4", 4, width=640, height=360, gop=8, bitrate=8_000_000, busy=True)
     proxy = await slow_proxy(server.port, 200_000)  # 1.6 Mbit/s
     proxy_port = proxy.sockets[0].getsockname()[1]
     settings = AgentSettings(api_key=api_key, server_url=f"ws://127.0.0.1:{proxy_port}/v1/stream",
                              cameras=(Camera(str(tmp_path / "busy.mp4"), "slow"),), loop=True,
                              max_backlog_seconds=1.0)
-    status, stopping = CameraStatus("slow", "busy.mp4"), asyncio.Event()
-    camera = asyncio.create_task(run_camera(settings.cameras[0], settings, status, stopping))
+    status, stopping, spool = CameraStatus("slow", "busy.mp4"), asyncio.Event(), Spool(tmp_path / "spool", 100_000_000)
+    camera = asyncio.create_task(run_camera(settings.cameras[0], settings, status, stopping, spool))
     try:
-        await eventually(lambda: status.dropped_gops >= 2, timeout=40)
+        await eventually(lambda: spool.stats("slow").gops >= 2, timeout=40)
         await eventually(lambda: frames_of(server, client_id, "slow") > 0, timeout=20)
-        assert server.metrics.decode_errors == 0
+        assert server.metrics.decode_errors == 0 and spool.stats("slow").dropped_gops == 0
     finally:
         stopping.set()
         await asyncio.wait_for(camera, 20)

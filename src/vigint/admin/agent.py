@@ -47,7 +47,12 @@ class _CameraAction(argparse.Action):
     option("--bitrate", type=int, help="bits per second when re-encoding a non-H.264 source (2000000)"),
     option("--max-width", type=int, help="re-encoded video is at most this wide (1280)"),
     option("--stall-seconds", type=float, help="reopen a source silent this long (10)"),
-    option("--max-backlog-seconds", type=float, help="on a slow link, drop whole GOPs beyond this much unsent video (4)"),
+    option("--max-backlog-seconds", type=float,
+           help="on a slow link, spool whole GOPs beyond this much unsent video, to send later (4)"),
+    option("--spool-dir", type=Path,
+           help="keep video not sent live here until the server has it (default: spool/ beside the .env file)"),
+    option("--spool-max-mb", type=int,
+           help="disk space for unsent video, all cameras together; the oldest goes first (2048)"),
     option("--debug", action="store_true", default=argparse.SUPPRESS, help="log debug detail"),
     description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and VIGINT_SERVER_URL from ./.env, "
                 "the environment, or the flags below (flags win).",

@@ -21,7 +21,7 @@ from vigint import keys
 from vigint.agent import status as agent_view
 from vigint.agent.settings import TEST_SOURCE, AgentSettings, Camera
 from vigint.agent.status import CameraStatus
-from vigint.agent.supervisor import run_camera
+from vigint.agent.supervisor import open_spool, run_camera
 from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
@@ -58,12 +58,14 @@ async def run_demo(console: Console) -> int:
 async def _stream_and_show(server: Server, client_id: int, api_key: str, url: str, settings: Settings,
                            console: Console) -> CameraStatus:
     """Stream the test pattern and show what the server does with it until stopped; return the camera's status."""
-    agent = AgentSettings(api_key=api_key, server_url=url, cameras=(Camera(TEST_SOURCE, CAMERA),))
+    agent = AgentSettings(api_key=api_key, server_url=url, cameras=(Camera(TEST_SOURCE, CAMERA),),
+                          spool_dir=settings.storage.data_dir.parent / "agent-spool")
     camera_status, stopping = CameraStatus(CAMERA, "built-in test pattern"), asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)
-    camera = asyncio.create_task(run_camera(agent.cameras[0], agent, camera_status, stopping))
+    camera = asyncio.create_task(run_camera(agent.cameras[0], agent, camera_status, stopping,
+                                                  open_spool(agent)))
     console.print(f"Vigint demo: server on {url}, client {client_id}, files in {settings.storage.data_dir.parent}\n"
                   "A square crosses the test picture: watch the incident and its alert email appear. "
                   "Ctrl-C stops.", highlight=False)

@@ -46,7 +46,10 @@ class AgentSettings:
     bitrate: int = 2_000_000  # when a source must be re-encoded to H.264
     max_width: int = 1280  # re-encoded video is scaled down to this width at most
     stall_seconds: float = 10.0  # a source silent this long is reopened
-    max_backlog_seconds: float = 4.0  # unsent video beyond this is dropped, whole GOPs at a time
+    max_backlog_seconds: float = 4.0  # unsent video beyond this goes to the spool, whole GOPs at a time
+    spool_dir: Path = Path("spool")  # footage not sent live waits here for the backfill (see spool.py)
+    # 2 GB holds about 2.5 hours of one 2 Mbit/s camera: a night's outage for a small shop, on any disk.
+    spool_max_mb: int = 2048
 
 
 def redact(url: str) -> str:
@@ -152,6 +155,11 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
     for source in sources:
         _check_source(source)
     optional = {name: flags[name] for name in ("ca_cert", "loop", "bitrate", "max_width", "stall_seconds",
-                                               "max_backlog_seconds") if flags.get(name) is not None}
+                                               "max_backlog_seconds", "spool_max_mb") if flags.get(name) is not None}
+    if optional.get("spool_max_mb", 1) <= 0:
+        raise ConfigError("--spool-max-mb must be a positive number of megabytes")
+    # Beside the .env that was read (or would have been): the agent's files stay together wherever it is started.
+    spool_dir = Path(flags.get("spool_dir") or Path(env_file).parent / "spool")
     return AgentSettings(api_key=api_key, server_url=stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL),
-                         cameras=_camera_names(sources, list(flags.get("cameras") or [])), **optional)
+                         cameras=_camera_names(sources, list(flags.get("cameras") or [])), spool_dir=spool_dir,
+                         **optional)

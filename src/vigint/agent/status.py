@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from rich.markup import escape
 from rich.table import Table
 
+from vigint.agent.spool import SpoolStats
+from vigint.media import MICROSECONDS
+
 
 class State(enum.StrEnum):
     """A camera's state, as shown to the customer."""
@@ -31,9 +34,10 @@ class CameraStatus:
     detail: str = ""
     units_sent: int = 0
     bytes_sent: int = 0
-    dropped_gops: int = 0
     reconnects: int = 0
     incidents: int = 0
+    spool: SpoolStats = SpoolStats()  # refreshed by the supervisor: another camera's GOP may evict this one's
+    backfill: str = ""  # what the backfill connection is doing, when it is doing something
     _recent: deque = field(default_factory=lambda: deque(maxlen=256), repr=False)  # (time, bytes) sent
 
     def sent(self, size: int, now: float | None = None) -> None:
@@ -48,18 +52,43 @@ class CameraStatus:
         recent = [size for at, size in self._recent if now - at <= window]
         return len(recent) / window, sum(recent) * 8 / window
 
+    @property
+    def dropped_gops(self) -> int:
+        """GOPs lost for good (the spool's cap, disk errors): everything else is sent live or backfilled."""
+        return self.spool.dropped_gops
+
+    def spooled(self, now: float | None = None) -> str:
+        """The spool in a few words: "spool 38 MB, 4 min behind", and what the backfill does."""
+        if not self.spool.gops:
+            text = "spool empty"
+        else:
+            behind = (time.time() if now is None else now) - self.spool.oldest_us / MICROSECONDS
+            megabytes = self.spool.bytes / 1e6
+            text = f"spool {megabytes:.{1 if megabytes < 10 else 0}f} MB, {duration(behind)} behind"
+        return f"{text}, {self.backfill}" if self.backfill else text
+
     def line(self) -> str:
         """One log line: the camera's state and counters."""
         fps, bps = self.rates()
         detail = f" ({self.detail})" if self.detail else ""
         return (f"camera {self.name}: {self.state.value}{detail}; {fps:.1f} fps, {bps / 1e6:.2f} Mbit/s, "
-                f"{self.units_sent} frames sent, {self.dropped_gops} GOPs dropped, {self.reconnects} reconnects")
+                f"{self.units_sent} frames sent, {self.spooled()}, {self.dropped_gops} GOPs dropped, "
+                f"{self.reconnects} reconnects")
+
+
+def duration(seconds: float) -> str:
+    """A length of footage or a delay for people: "40 s", "4 min", "2.5 h"."""
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def table(statuses: list[CameraStatus], server: str) -> Table:
     """Return the live view: one row per camera."""
     view = Table(title=f"Vigint agent → {server}", caption="Ctrl-C stops the agent")
-    for column in ("Camera", "Source", "State", "fps", "Mbit/s", "Sent", "Dropped GOPs", "Reconnects"):
+    for column in ("Camera", "Source", "State", "fps", "Mbit/s", "Sent", "Spool", "Dropped GOPs", "Reconnects"):
         view.add_column(column, justify="right" if column in {"fps", "Mbit/s", "Sent", "Dropped GOPs",
                                                               "Reconnects"} else "left")
     for status in statuses:
@@ -68,6 +97,6 @@ def table(statuses: list[CameraStatus], server: str) -> Table:
         state = f"[{style}]{status.state.value}[/]" if style else status.state.value
         view.add_row(escape(status.name), escape(status.source),
                      state + (f"\n{escape(status.detail)}" if status.detail else ""),
-                     f"{fps:.1f}", f"{bps / 1e6:.2f}", str(status.units_sent), str(status.dropped_gops),
-                     str(status.reconnects))
+                     f"{fps:.1f}", f"{bps / 1e6:.2f}", str(status.units_sent), escape(status.spooled()),
+                     str(status.dropped_gops), str(status.reconnects))
     return view

@@ -1,4 +1,5 @@
-"""Runs every camera of one agent: a reader thread and an uplink per camera, the live view, signals."""
+"""Runs every camera of one agent: a reader thread, an uplink and a backfill per camera, the spool, the live view,
+signals."""
 
 import asyncio
 import logging
@@ -10,9 +11,11 @@ from rich.console import Console
 from rich.live import Live
 
 from vigint.agent import status as view
+from vigint.agent.backfill import Backfill
 from vigint.agent.backoff import Backoff
 from vigint.agent.settings import AgentSettings, Camera, redact
 from vigint.agent.sources import SourceError, SourceFinished, SourceReader
+from vigint.agent.spool import Spool
 from vigint.agent.status import CameraStatus, State
 from vigint.agent.uplink import Uplink
 from vigint.tasks import wait_for_event
@@ -57,14 +60,29 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
         future.set_exception(error)
 
 
-async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event) -> None:
+async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
+                     spool: Spool) -> None:
     """Read and stream one camera until its file ends or the agent stops; reopen a failing source.
 
+    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up.
+
     Raises:
-        Refused: from the uplink, when the server refuses the key or the hello.
+        Refused: from the uplink or the backfill, when the server refuses the key or the hello.
     """
+    uplink = Uplink(camera, settings, status, stopping, spool)
+    backfill = asyncio.create_task(
+        Backfill(camera, settings, status, stopping, spool, uplink.queue, uplink.changed).run())
+    try:
+        await _stream_camera(camera, settings, status, stopping, uplink, backfill)
+    finally:
+        backfill.cancel()
+        await asyncio.gather(backfill, return_exceptions=True)
+
+
+async def _stream_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
+                         uplink: Uplink, backfill: asyncio.Task) -> None:
+    """The live side of `run_camera`: reader and uplink, reopened after a source error."""
     loop = asyncio.get_running_loop()
-    uplink = Uplink(camera, settings, status, stopping)
     backoff = Backoff()
     while not stopping.is_set():
         reader = SourceReader(camera, settings, lambda packet: _post(loop, uplink.push, packet))
@@ -73,14 +91,15 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
         reading = asyncio.create_task(_read_in_thread(reader))
         backoff.connected(time.monotonic())
         stop_waiter = asyncio.create_task(stopping.wait())
-        await asyncio.wait({reading, sending, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reading, sending, stop_waiter, backfill}, return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
         reader.stopping.set()
         source_done.set()
         uplink.wake()
-        if sending.done() and sending.exception():
-            await asyncio.wait({reading}, timeout=READER_EXIT_SECONDS)
-            raise sending.exception()  # refused: the supervisor stops everything
+        refused = next((task for task in (sending, backfill) if task.done() and task.exception()), None)
+        if refused:
+            await asyncio.wait({reading, sending}, timeout=READER_EXIT_SECONDS)
+            raise refused.exception()  # the supervisor stops everything
         await sending
         await asyncio.wait({reading}, timeout=READER_EXIT_SECONDS)
         if not reading.done():
@@ -97,6 +116,11 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
             await wait_for_event(stopping, delay)
 
 
+def open_spool(settings: AgentSettings) -> Spool:
+    """Open the spool every camera of this agent shares (its cap is for all of them together)."""
+    return Spool(settings.spool_dir, settings.spool_max_mb * 1_000_000)
+
+
 async def run_agent(settings: AgentSettings, console: Console) -> None:
     """Stream every camera until all files end, the agent is stopped (SIGINT/SIGTERM) or refused.
 
@@ -107,10 +131,11 @@ async def run_agent(settings: AgentSettings, console: Console) -> None:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)
+    spool = open_spool(settings)
     statuses = [CameraStatus(camera.name, redact(camera.source)) for camera in settings.cameras]
-    cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping))
+    cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping, spool))
                for camera, status in zip(settings.cameras, statuses)]
-    display = asyncio.create_task(_show(statuses, settings, console))
+    display = asyncio.create_task(_show(statuses, settings, console, spool))
     try:
         pending = set(cameras)
         while pending:
@@ -130,23 +155,31 @@ async def run_agent(settings: AgentSettings, console: Console) -> None:
             loop.remove_signal_handler(number)
 
 
-async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console) -> None:
+async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console, spool: Spool) -> None:
     """Keep the live view up to date on a terminal; elsewhere, log state changes and a periodic summary."""
     server = redact(settings.server_url)
     if console.is_terminal:
         with Live(view.table(statuses, server), console=console, refresh_per_second=2) as live:
             while True:
                 await asyncio.sleep(0.5)
+                _refresh(statuses, spool)
                 live.update(view.table(statuses, server))
     shown: dict[str, tuple] = {}
     summary_at = time.monotonic()
     while True:
+        _refresh(statuses, spool)
         for status in statuses:
-            if shown.get(status.name) != (status.state, status.detail):
-                shown[status.name] = (status.state, status.detail)
+            if shown.get(status.name) != (status.state, status.detail, status.backfill):
+                shown[status.name] = (status.state, status.detail, status.backfill)
                 log.info("%s", status.line())
         if time.monotonic() - summary_at >= LOG_EVERY_SECONDS:
             summary_at = time.monotonic()
             for status in statuses:
                 log.info("%s", status.line())
         await asyncio.sleep(1.0)
+
+
+def _refresh(statuses: list[CameraStatus], spool: Spool) -> None:
+    """Copy each camera's spool counters into its status (a camera's write may evict another's GOPs)."""
+    for status in statuses:
+        status.spool = spool.stats(status.name)

@@ -1,4 +1,6 @@
-"""One camera's connection to the server: hello, media, and reconnection with backoff."""
+"""One camera's live connection to the server: hello, media, and reconnection with backoff.
+
+The connection helpers here serve the camera's backfill connection too (backfill.py)."""
 
 import asyncio
 import json
@@ -6,6 +8,7 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -14,6 +17,7 @@ from vigint import __version__, keys, protocol
 from vigint.agent.backoff import Backoff
 from vigint.agent.gops import GopQueue
 from vigint.agent.settings import AgentSettings, Camera
+from vigint.agent.spool import Spool
 from vigint.agent.status import CameraStatus, State
 from vigint.errors import VigintError
 from vigint.media import Packet
@@ -29,6 +33,7 @@ CLOSE_TIMEOUT_SECONDS = 1.0
 # The kernel would otherwise grow a send buffer to megabytes: tens of seconds of video queued where the
 # agent cannot drop whole GOPs, arriving late. 256 KiB still fills a 10 Mbit/s link at 200 ms of RTT.
 SEND_BUFFER_BYTES = 256 * 1024
+AGENT = f"vigint-agent/{__version__}"
 
 
 class Refused(VigintError):
@@ -67,41 +72,125 @@ def ssl_context(settings: AgentSettings) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=settings.ca_cert)
 
 
-class Uplink:
-    """Sends one camera's video; reconnects as needed. `push` is fed by the camera's reader."""
+async def run_connection(settings: AgentSettings, backoff: Backoff,
+                         session: Callable[[ClientConnection], Awaitable[None]]) -> tuple[float | None, str]:
+    """Connect to the server and run `session` on the connection; shared by live video and backfill.
 
-    def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event):
+    Returns (None, "") when the session ended by itself, else the delay before trying again and what went
+    wrong, for the status view.
+
+    Raises:
+        Refused: the key or the hello was refused, or the server's certificate is not trusted.
+    """
+    try:
+        async with connect(settings.server_url, ssl=ssl_context(settings), compression=None,
+                           open_timeout=HANDSHAKE_TIMEOUT_SECONDS, close_timeout=CLOSE_TIMEOUT_SECONDS,
+                           max_size=protocol.MAX_MEDIA_BYTES) as connection:
+            sock = connection.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            await session(connection)
+        return None, ""
+    except ConnectionClosed as closed:
+        code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "connection lost")
+        if error := refusal(code, reason, settings.api_key):
+            raise error from None
+        return reconnect_delay(backoff, code, reason, time.monotonic()), f"closed {code}: {reason}" if code else reason
+    except ssl.SSLCertVerificationError as error:
+        raise Refused(f"the server's TLS certificate is not trusted ({error.verify_message}): "
+                      "pass --ca-cert with the server's certificate") from None
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
+        return backoff.next_delay(time.monotonic()), f"server unreachable: {getattr(error, 'strerror', None) or error}"
+
+
+async def greet(connection: ClientConnection, hello: str) -> dict:
+    """Send `hello` and return the server's welcome.
+
+    Raises:
+        Refused: the server answered with something other than a welcome.
+        ConnectionClosed: the server refused the hello.
+    """
+    await connection.send(hello)
+    welcome = json.loads(await asyncio.wait_for(connection.recv(), HANDSHAKE_TIMEOUT_SECONDS))
+    if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
+        raise Refused("the server answered the hello with something other than a welcome: is the URL right?")
+    return welcome
+
+
+async def run_until_stopped(connection: ClientConnection, stopping: asyncio.Event, *jobs: Coroutine) -> None:
+    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops.
+
+    Stopping interrupts a send that waits on a slow link, instead of waiting for the link.
+    """
+    tasks = [asyncio.create_task(job) for job in jobs]
+    stopper = asyncio.create_task(stopping.wait())
+    finished, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (*tasks, stopper):
+        if task not in finished:
+            task.cancel()
+    await asyncio.gather(*tasks, stopper, return_exceptions=True)
+    if stopper in finished:
+        await _close_now(connection)
+    for task in tasks:
+        if task in finished:
+            task.result()  # raises the ConnectionClosed that ended the session
+
+
+class Uplink:
+    """Sends one camera's live video; reconnects as needed; hands what it cannot send to the spool.
+
+    `push` is fed by the camera's reader. `changed` is set whenever the live queue or link changes, for
+    the camera's backfill, which sends only while live video keeps up.
+    """
+
+    def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
+                 spool: Spool):
         self.camera, self._settings, self.status, self._stopping = camera, settings, status, stopping
+        self._spool = spool
         self.queue = GopQueue(settings.max_backlog_seconds)
+        self.changed = asyncio.Event()
         self._ready = asyncio.Event()
         self._backoff = Backoff()
 
     def push(self, packet: Packet) -> None:
         """Queue an access unit from the camera (on the event loop's thread)."""
-        self.queue.push(packet)
-        self.status.dropped_gops = self.queue.dropped_gops
+        self._store(self.queue.push(packet))
         self._ready.set()
+
+    def _store(self, gops: list[list[Packet]]) -> None:
+        for gop in gops:
+            self._spool.write(self.camera.name, gop)
+        self.changed.set()
 
     def wake(self) -> None:
         """Make a waiting sender look again (the source ended, or the agent is stopping)."""
         self._ready.set()
+        self.changed.set()
 
     async def run(self, source_done: asyncio.Event) -> None:
-        """Stream until the source is done and its video sent, or the agent stops.
+        """Stream until the source is done and its video sent, or the agent stops; then spool what is unsent.
 
         Raises:
             Refused: the key or the hello was refused; retrying cannot help.
         """
+        try:
+            await self._run(source_done)
+        finally:
+            self._store(self.queue.drain())
+
+    async def _run(self, source_done: asyncio.Event) -> None:
         while not self._stopping.is_set():
             if source_done.is_set() and not len(self.queue):
                 return
             if not len(self.queue):
                 await self._wait()
                 continue
-            delay = await self._connect_and_stream(source_done)
+            self.status.state, self.status.detail = State.CONNECTING, ""
+            delay, detail = await run_connection(self._settings, self._backoff, self._session(source_done))
+            self._store(self.queue.pause())
             if delay is None or source_done.is_set():
                 return  # finished, or the source is gone too: its last frames are not worth a wait
-            self.status.state, self.status.reconnects = State.WAITING, self.status.reconnects + 1
+            self.status.state, self.status.detail = State.WAITING, detail
+            self.status.reconnects += 1
             log.info("camera %s: reconnecting in %.1f s", self.camera.name, delay)
             await wait_for_event(self._stopping, delay)
 
@@ -109,69 +198,35 @@ class Uplink:
         self._ready.clear()
         await self._ready.wait()
 
-    async def _connect_and_stream(self, source_done: asyncio.Event) -> float | None:
-        """Stream over one connection; return the delay before reconnecting, or None when finished."""
-        self.status.state, self.status.detail = State.CONNECTING, ""
-        try:
-            async with connect(self._settings.server_url, ssl=ssl_context(self._settings), compression=None,
-                               open_timeout=HANDSHAKE_TIMEOUT_SECONDS, close_timeout=CLOSE_TIMEOUT_SECONDS,
-                               max_size=protocol.MAX_MEDIA_BYTES) as connection:
-                sock = connection.transport.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-                await self._hello(connection)
-                await self._stream(connection, source_done)
-            return None
-        except ConnectionClosed as closed:
-            code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "connection lost")
-            if error := refusal(code, reason, self._settings.api_key):
-                raise error from None
-            self.status.detail = f"closed {code}: {reason}" if code else reason
-            return reconnect_delay(self._backoff, code, reason, time.monotonic())
-        except ssl.SSLCertVerificationError as error:
-            raise Refused(f"the server's TLS certificate is not trusted ({error.verify_message}): "
-                          "pass --ca-cert with the server's certificate") from None
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
-            self.status.detail = f"server unreachable: {getattr(error, 'strerror', None) or error}"
-            return self._backoff.next_delay(time.monotonic())
+    def _session(self, source_done: asyncio.Event) -> Callable[[ClientConnection], Awaitable[None]]:
+        async def session(connection: ClientConnection) -> None:
+            await self._hello(connection)
+            await run_until_stopped(connection, self._stopping, self._send(connection, source_done),
+                                    self._receive(connection))
+        return session
 
     async def _hello(self, connection: ClientConnection) -> None:
-        await connection.send(protocol.hello(self._settings.api_key, self.camera.name, f"vigint-agent/{__version__}"))
-        welcome = json.loads(await asyncio.wait_for(connection.recv(), HANDSHAKE_TIMEOUT_SECONDS))
-        if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
-            raise Refused("the server answered the hello with something other than a welcome: is the URL right?")
-        self.queue.restart()  # the server's new decoder must start at a keyframe
+        spooled = self._spool.stats(self.camera.name)
+        welcome = await greet(connection, protocol.hello(self._settings.api_key, self.camera.name, AGENT,
+                                                         spooled_seconds=spooled.seconds if spooled.gops else None))
+        self.queue.resume()  # the server's new decoder must start at a keyframe
+        self.changed.set()
         self._backoff.connected(time.monotonic())
         self.status.state, self.status.detail = State.STREAMING, ""
         log.info("camera %s: streaming to %s as client %s", self.camera.name, self._settings.server_url,
                  welcome.get("client_id"))
 
-    async def _stream(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
-        sender = asyncio.create_task(self._send(connection, source_done))
-        receiver = asyncio.create_task(self._receive(connection))
-        # Stopping interrupts a send that waits on a slow link, instead of waiting for the link.
-        stopper = asyncio.create_task(self._stopping.wait())
-        finished, _ = await asyncio.wait({sender, receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (sender, receiver, stopper):
-            if task not in finished:
-                task.cancel()
-        await asyncio.gather(sender, receiver, stopper, return_exceptions=True)
-        if stopper in finished:
-            await _close_now(connection)
-        if receiver in finished:
-            receiver.result()  # raises the ConnectionClosed that ended the stream
-        if sender in finished:
-            sender.result()
-
     async def _send(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
         while not self._stopping.is_set():
             packet = self.queue.pop()
+            self.changed.set()
             if packet is None:
                 if source_done.is_set():
                     return
                 await self._wait()
                 continue
             message = protocol.media(packet.pts, packet.dts, packet.data)
-            await connection.send(message)  # waits while the link is slow: the queue then drops GOPs
+            await connection.send(message)  # waits while the link is slow: the queue then spools GOPs
             self.status.sent(len(message))
 
     async def _receive(self, connection: ClientConnection) -> None:

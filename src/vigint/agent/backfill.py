@@ -1,0 +1,112 @@
+"""One camera's backfill: its spooled footage, sent on a second connection while its live stream keeps up.
+
+See docs/protocol.md, 4a. The connection is opened only while the camera streams live and its spool
+holds GOPs; GOPs go oldest first, with their capture times, one at a time while the live queue holds at
+most one GOP (live video goes first), each send awaited (the server slows us down by not reading). The
+server's cumulative acks delete GOPs from the spool; what is unacked when a connection drops is sent
+again, oldest first, on the next one.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosedOK
+
+from vigint import protocol
+from vigint.agent.backoff import Backoff
+from vigint.agent.gops import GopQueue
+from vigint.agent.settings import AgentSettings, Camera
+from vigint.agent.spool import Spool
+from vigint.agent.status import CameraStatus, duration
+from vigint.agent.uplink import AGENT, greet, run_connection, run_until_stopped
+from vigint.protocol import CloseCode
+from vigint.tasks import wait_for_event
+
+log = logging.getLogger(__name__)
+
+
+class Backfill:
+    """Sends one camera's spooled GOPs to the server; `run` lasts as long as the camera.
+
+    `live` is the camera's live queue and `changed` is set whenever it or the spool changes: together
+    they say when a backfill may open and when it may send its next GOP.
+    """
+
+    def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
+                 spool: Spool, live: GopQueue, changed: asyncio.Event):
+        self.camera, self._settings, self.status, self._stopping = camera, settings, status, stopping
+        self._spool, self._live, self._changed = spool, live, changed
+        self._backoff = Backoff()
+        self._acked = False  # the current connection's server acknowledged something
+
+    async def run(self) -> None:
+        """Backfill whenever the camera streams live with footage spooled, until the agent stops.
+
+        Raises:
+            Refused: the key was refused (the whole agent stops, as on the live connection).
+        """
+        name = self.camera.name
+        while await self._until(lambda: self._live.streaming and self._spool.stats(name).gops > 0):
+            self._acked = False
+            delay, detail = await run_connection(self._settings, self._backoff, self._session)
+            if delay is None and not self._acked:
+                delay, detail = self._backoff.next_delay(time.monotonic()), "the server acknowledged nothing"
+            if delay is None:
+                self.status.backfill = ""
+                continue  # everything sent was acknowledged; a new outage may have spooled more meanwhile
+            self.status.backfill = f"recovery paused ({detail}), retrying in {delay:.0f} s"
+            log.info("camera %s: backfill interrupted (%s); retrying in %.1f s", name, detail, delay)
+            await wait_for_event(self._stopping, delay)
+
+    async def _until(self, condition: Callable[[], bool]) -> bool:
+        """Wait until `condition()` holds (True) or the agent stops (False)."""
+        while not self._stopping.is_set():
+            if condition():
+                return True
+            self._changed.clear()
+            changed, stopping = asyncio.create_task(self._changed.wait()), asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({changed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            stopping.cancel()
+        return False
+
+    async def _session(self, connection: ClientConnection) -> None:
+        name = self.camera.name
+        await greet(connection, protocol.hello(self._settings.api_key, name, AGENT, backfill=True))
+        self._backoff.connected(time.monotonic())
+        stats = self._spool.stats(name)
+        self.status.backfill = f"recovering {duration(stats.seconds)} of footage"
+        log.info("camera %s: backfill started: %s of recorded footage (%d GOPs)", name, duration(stats.seconds),
+                 stats.gops)
+        await run_until_stopped(connection, self._stopping, self._send(connection), self._receive(connection))
+
+    async def _send(self, connection: ClientConnection) -> None:
+        """Send every spooled GOP, oldest first, while live video keeps up; then the end, and wait for the close."""
+        name, sent_through = self.camera.name, None
+        while await self._until(lambda: self._live.streaming and self._live.waiting_gops <= 1):
+            gop = self._spool.next_gop(name, sent_through)
+            if gop is None:
+                await connection.send(protocol.end_of_backfill())
+                # The receiver ends the session: at the server's 1000 after its last ack, or on an error.
+                await asyncio.get_running_loop().create_future()
+            for packet in self._spool.read(name, gop) or []:  # None: damaged, already deleted and counted
+                await connection.send(protocol.media(packet.pts, packet.dts, packet.data))
+            sent_through = gop.first_dts
+            self.status.backfill = f"recovering {duration(self._spool.stats(name).seconds)} of footage"
+
+    async def _receive(self, connection: ClientConnection) -> None:
+        """Delete what the server acknowledges; return when it closes with 1000 (all footage analysed)."""
+        while True:
+            try:
+                message = await connection.recv()
+            except ConnectionClosedOK as closed:
+                if closed.rcvd and closed.rcvd.code == CloseCode.DONE:
+                    log.info("camera %s: backfill complete: the server has analysed the recorded footage",
+                             self.camera.name)
+                    return
+                raise
+            if (until := protocol.parse_ack(message)) is not None:
+                self._acked |= self._spool.acknowledge(self.camera.name, until) > 0
