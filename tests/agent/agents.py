@@ -6,6 +6,8 @@ import signal
 import sys
 from pathlib import Path
 
+import vigint
+
 TESTS = Path(__file__).parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -21,8 +23,13 @@ def write_env(directory: Path, api_key: str, server) -> None:
 
 
 async def start_agent(cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    """Start `vigint agent ARGS` in `cwd`, with no VIGINT_ variable inherited from the test's environment."""
+    """Start `vigint agent ARGS` in `cwd`, with no VIGINT_ variable inherited from the test's environment.
+
+    It runs the vigint these tests import: a relative PYTHONPATH (`PYTHONPATH=src`) would not hold in `cwd`,
+    and the agent would be whatever vigint the interpreter has installed.
+    """
     env = {name: value for name, value in os.environ.items() if not name.startswith("VIGINT_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(vigint.__file__).parent.parent), env.get("PYTHONPATH", "")])
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "agent", *args, cwd=cwd, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 

@@ -84,3 +84,17 @@ def test_default_names_do_not_collide(tmp_path):
 def test_each_camera_flag_names_the_source_before_it():
     args = build_parser().parse_args(["agent", "--source", "test", "--source", "rtsp://cam/x", "--camera", "door"])
     assert (args.sources, args.cameras) == (["test", "rtsp://cam/x"], [None, "door"])
+
+
+def test_the_spool_sits_beside_the_env_file_unless_told_otherwise(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "agent.env").write_text(f"VIGINT_API_KEY={KEY}\n")
+    settings = load_agent_settings(flags(env_file=site / "agent.env"), environ={}, cwd=tmp_path)
+    assert settings.spool_dir == site / "spool" and settings.spool_max_mb == 2048
+    assert load_agent_settings(flags(api_key=KEY), environ={}, cwd=tmp_path).spool_dir == tmp_path / "spool"
+    chosen = load_agent_settings(flags(api_key=KEY, spool_dir=tmp_path / "big-disk", spool_max_mb=50000),
+                                 environ={}, cwd=tmp_path)
+    assert chosen.spool_dir == tmp_path / "big-disk" and chosen.spool_max_mb == 50000
+    with pytest.raises(ConfigError, match="--spool-max-mb"):
+        load_agent_settings(flags(api_key=KEY, spool_max_mb=0), environ={}, cwd=tmp_path)
