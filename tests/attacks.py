@@ -533,9 +533,9 @@ class ServeProcess:
     BANNER = re.compile(r"listening\s+wss?://127\.0\.0\.1:(\d+)/v1/stream")
 
     def __init__(self, folder: Path, env: dict[str, str] | None = None, nofile: int | None = None,
-                 tls: tuple[Path, Path] | None = None, db: Path | None = None):
+                 tls: tuple[Path, Path] | None = None, db: Path | None = None, port: int = 0):
         """`tls` is a (certificate, key) pair to serve wss:// with; `db` a database shared with other nodes
-        (default: one of its own in `folder`)."""
+        (default: one of its own in `folder`); `port` a fixed port, for a server restarted where agents expect it."""
         self.folder = folder
         self.tls = tls
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -544,7 +544,7 @@ class ServeProcess:
         self.env = {**os.environ, "COLUMNS": "200", "VIGINT_STORAGE_DATA_DIR": str(folder / "data"), **(env or {})}
         self.nofile = nofile
         self.process: asyncio.subprocess.Process | None = None
-        self.port = 0
+        self.port = port
         # The admin CLI keeps the default flush interval: `client list` then trusts the server's snapshot
         # for 15 s, so a live camera always shows as live.
         cli_env = {name: value for name, value in self.env.items() if name != "VIGINT_SERVER_USAGE_FLUSH_SECONDS"}
@@ -552,7 +552,7 @@ class ServeProcess:
 
     async def start(self, timeout: float = 30) -> "ServeProcess":
         """Start the server and wait for its banner."""
-        command = [sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(self.db)]
+        command = [sys.executable, "-m", "vigint", "serve", "--port", str(self.port), "--db", str(self.db)]
         if self.tls:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.nofile is not None:
