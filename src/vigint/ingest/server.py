@@ -38,6 +38,7 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage
 from vigint.incidents.verify import Verifier
+from vigint.ingest import backfill
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
 from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
@@ -260,7 +261,7 @@ class Server:
         if hello.backfill:
             if (key.client_id, camera) in self._backfills:
                 raise protocol.backfill_taken(camera)
-            session = self._backfills[(key.client_id, camera)] = self._session(connection, key, camera, backfill=True)
+            session = self._backfills[(key.client_id, camera)] = self._session(connection, key, camera, recorded=True)
             return session
         # No await from the checks to the insertion: two hellos cannot both pass them.
         cameras, most = self._sessions.setdefault(key.client_id, {}), self.settings.server.max_streams_per_client
@@ -274,11 +275,11 @@ class Server:
         session.spooled_seconds = hello.spooled_seconds
         return session
 
-    def _session(self, connection: AdmittedConnection, key: ApiKey, camera: str, backfill: bool = False) -> Session:
+    def _session(self, connection: AdmittedConnection, key: ApiKey, camera: str, recorded: bool = False) -> Session:
         analysis = StreamAnalysis(self.settings, self._limits, key.client_id, camera,
-                                  partial(self._undecodable, key.client_id, camera), self.decode_load, backfill)
-        return Session(connection, key, camera, analysis, address=connection.remote_address[0], backfill=backfill,
-                       on_settled=self._acknowledge if backfill else None)
+                                  partial(self._undecodable, key.client_id, camera), self.decode_load, recorded)
+        return Session(connection, key, camera, analysis, address=connection.remote_address[0], backfill=recorded,
+                       on_settled=partial(backfill.acknowledge, desk=self.desk, tasks=self._tasks) if recorded else None)
 
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
@@ -335,7 +336,7 @@ class Server:
             if isinstance(message, str):
                 kind = protocol.parse_control(message)
                 if session.backfill and kind == protocol.END_OF_BACKFILL:
-                    await self._end_backfill(session)
+                    await backfill.finish(session, self.desk)
                     return
                 log.debug("client %d camera %r sent control message %r (ignored)", session.client_id,
                           session.camera, kind)
@@ -351,42 +352,7 @@ class Server:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
             session.analysis.receive(message)
             if session.backfill and session.analysis.backlogged:
-                await self._drained(session)
-
-    async def _drained(self, session: Session) -> None:
-        """Read no more of a backfill until its analysis has caught up (TCP then slows its agent down), it failed,
-        or its connection closed (a revoked key)."""
-        waits = [asyncio.ensure_future(session.analysis.drained()),
-                 asyncio.ensure_future(session.connection.wait_closed())]
-        try:
-            await asyncio.wait([*waits, session.decode_task], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-
-    async def _end_backfill(self, session: Session) -> None:
-        """The agent sent all its footage: analyse the rest, end an open incident at its last motion, wait until
-        its incidents are recorded, acknowledge everything received and close with 1000."""
-        session.analysis.end()
-        await asyncio.gather(session.decode_task, return_exceptions=True)
-        self.desk.stream_ended(session)
-        await self.desk.settled(session)
-        if session.newest_dts is not None and (session.acked is None or session.newest_dts > session.acked):
-            session.acked = session.newest_dts
-            await session.connection.send(protocol.ack(session.acked))
-        log.info("client %d camera %r: backfill analysed through %s", session.client_id, session.camera,
-                 session.acked)
-        await session.connection.close(CloseCode.DONE, "all footage analysed")
-
-    def _acknowledge(self, session: Session) -> None:
-        """Acknowledge a backfill's footage as far as it is analysed, less what its incidents still hold."""
-        until, held = session.analysis.until, self.desk.holding(session)
-        if until is None or session.analysis.ended:
-            return  # once the footage ended, its last ack goes out with the close (see _end_backfill), in order
-        until = until if held is None else min(until, held)
-        if session.acked is None or until > session.acked:
-            session.acked = until
-            self._tasks.spawn(session.notify(protocol.ack(until)))
+                await backfill.drained(session)
 
     def _undecodable(self, client_id: int, camera: str, count: int, first: bool) -> None:
         """Count messages of a stream that cannot be decoded (its intake decides which).
@@ -406,7 +372,7 @@ class Server:
             async for analysed in session.analysis.run(pool, self.settings.server.decode_batch_seconds):
                 self._absorb(session, analysed)
                 if session.backfill:
-                    self._acknowledge(session)
+                    backfill.acknowledge(session, self.desk, self._tasks)
         except Exception:  # noqa: BLE001 - a bug must cost one stream, never the server or a ghost session
             log.exception("decoding client %d camera %r failed; closing that stream", session.client_id,
                           session.camera)
