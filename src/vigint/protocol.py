@@ -244,6 +244,11 @@ def parse_media(message: bytes) -> MediaMessage:
     return MediaMessage(pts, dts, message[HEADER.size:])
 
 
+def media_dts(message: bytes) -> int | None:
+    """Return the decode time of a media message without copying its access unit; None if it has no header."""
+    return HEADER.unpack_from(message)[1] if len(message) > HEADER.size else None
+
+
 def media(pts: int, dts: int, access_unit: bytes) -> bytes:
     """Build a media message (what an agent sends)."""
     return HEADER.pack(pts, dts) + access_unit

@@ -128,3 +128,13 @@ def test_captured_emails_are_owner_only(tmp_path):
     assert stat.S_IMODE(capture.stat().st_mode) == 0o700 and stat.S_IMODE(capture.parent.stat().st_mode) == 0o700
     parsed = BytesParser(policy=policy.default).parse(files[0].open("rb"))
     assert parsed["To"] == "ops@acme.test" and "https://v.example/clips/7" in parsed.get_content()
+
+
+def test_an_offline_incident_says_when_it_was_recorded_and_a_live_one_does_not():
+    offline = Incident(**{**INCIDENT.__dict__, "ended_at": INCIDENT.started_at + 425, "offline": True})
+    assert emails.offline_note(offline) == ("Recorded 2026-01-01 00:00:00–00:07:05 (UTC) while the camera was "
+                                            "offline; sent once it was back.\n")
+    message = emails.compose_email(offline, "Acme", "ops@acme.test", "https://x/clips/7", 1_767_229_200,
+                                   AlertSettings(), EmailSettings())
+    assert "while the camera was offline" in message.get_content()
+    assert emails.offline_note(INCIDENT) == ""

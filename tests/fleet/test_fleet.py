@@ -10,7 +10,7 @@ from media import make_h264, send_video
 from websockets.asyncio.client import connect
 
 from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings
-from vigint.fleet.monitor import is_spike
+from vigint.fleet.monitor import camera_back, is_spike
 
 
 def fleet_settings(tmp_path, **alerts) -> Settings:
@@ -133,3 +133,10 @@ async def test_usage_matches_the_bytes_and_seconds_streamed(start, tmp_path):
     [row] = await server.store.usage_report(client_id, None, None)
     assert row.bytes_received == sent
     assert abs(row.stream_seconds - streamed) <= server.settings.server.usage_flush_seconds + 0.1
+
+
+def test_the_camera_back_alert_says_how_much_footage_is_being_recovered():
+    assert camera_back("front-door", None) == 'Camera "front-door" is streaming again.'
+    assert camera_back("front-door", 240) == ('Camera "front-door" is streaming again; 4 min of footage recorded '
+                                              'while it was offline is being recovered.')
+    assert camera_back("front-door", 40).endswith("; 40 s of footage recorded while it was offline is being recovered.")

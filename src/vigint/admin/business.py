@@ -48,12 +48,16 @@ async def usage(args, settings: Settings, console: Console) -> int:
     documents = [{"client_id": r.client_id, "client_name": r.client_name, "key_id": r.key_id,
                   "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
                   "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded, "ai_calls": r.ai_calls,
-                  "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent, "incidents": r.incidents} for r in rows]
+                  "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent, "incidents": r.incidents,
+                  "backfill_bytes": r.backfill_bytes, "backfill_seconds": round(r.backfill_seconds, 3)} for r in rows]
     table_rows = [(str(r.client_id), r.client_name, f"#{r.key_id} {r.key_prefix}…", f"{r.stream_seconds / 3600:.2f}",
-                   f"{r.bytes_received / 1e9:,.3f}", f"{r.frames_decoded:,}", str(r.incidents), str(r.ai_calls),
-                   f"{r.ai_tokens:,}", str(r.alerts_sent)) for r in rows]
+                   f"{r.bytes_received / 1e9:,.3f}", f"{r.backfill_seconds / 3600:.2f}", f"{r.backfill_bytes / 1e9:,.3f}",
+                   f"{r.frames_decoded:,}", str(r.incidents), str(r.ai_calls), f"{r.ai_tokens:,}", str(r.alerts_sent))
+                  for r in rows]
     period = f"{args.since or 'the start'} to {args.until or 'now'} (UTC days)"
-    numbers = ("Stream hours", "GB received", "Frames decoded", "Incidents", "AI calls", "AI tokens", "Alerts sent")
+    # Recorded footage sent after an outage (backfill) apart from live streams; invoices charge live usage only.
+    numbers = ("Stream hours", "GB received", "Backfill hours", "Backfill GB", "Frames decoded", "Incidents",
+               "AI calls", "AI tokens", "Alerts sent")
     return render.listing(args.json, console, documents, f"Usage from {period}", ("Client", "Name", "Key", *numbers),
                           table_rows, right=frozenset(numbers))
 
@@ -99,7 +103,9 @@ async def status(args, settings: Settings, console: Console) -> int:
     if args.json:
         render.print_json(document)
         return 0
-    state = (f"running on {len(up)} node(s): {len(streams)} stream(s) from {len(document['clients_streaming'])} "
+    backfills = sum(s.get("mode") == "backfill" for s in streams or [])
+    counted = f"{len(streams or []) - backfills} stream(s)" + (f" and {backfills} backfill(s)" if backfills else "")
+    state = (f"running on {len(up)} node(s): {counted} from {len(document['clients_streaming'])} "
              f"client(s), {document['frames_per_second']} frames/s decoded, decode lag p99 ≤ "
              f"{document['decode_lag_p99_seconds']} s" if up else
              f"not running (last snapshot {render.local(max(n.seen_at for n in nodes)) if nodes else 'never'})")
@@ -153,10 +159,11 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
         found = await store.list_incidents(args.client_id, _utc_midnight(args.since))
     documents = [{"id": i.id, "client_id": i.client_id, "camera": i.camera, "started_at": render.iso(i.started_at),
                   "ended_at": render.iso(i.ended_at), "type": i.type, "description": i.description,
-                  "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state}
-                 for i in found]
+                  "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state,
+                  "offline": i.offline} for i in found]
     rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at), render.local(i.ended_at),
-             i.type + (f": {i.description}" if i.description else ""), str(i.threat), i.verdict,
+             i.type + (" (recorded while offline)" if i.offline else "") + (f": {i.description}" if i.description
+                                                                            else ""), str(i.threat), i.verdict,
              "yes" if i.clip_path else "—", i.alert_state) for i in found]
     return render.listing(args.json, console, documents, f"{len(found)} incident(s), newest first",
                           ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)

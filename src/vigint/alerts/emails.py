@@ -22,6 +22,7 @@ TEMPLATES = {
         "no_clip": "No clip could be saved for this incident.",
         "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
         "event_body": "Hello {name},\n\n{description}\n\n— Vigint\n",
+        "offline": "Recorded {start}–{end} (UTC) while the camera was offline; sent once it was back.\n",
     },
     "fr": {
         "subject": "[Vigint] {kind} sur {camera}, {when}",
@@ -32,12 +33,24 @@ TEMPLATES = {
         "no_clip": "Aucune séquence n'a pu être enregistrée pour cet incident.",
         "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne", "camera_back": "caméra de retour"},
         "event_body": "Bonjour {name},\n\n{description}\n\n— Vigint\n",
+        "offline": "Enregistré de {start} à {end} (UTC) pendant que la caméra était hors ligne ; reçu à son retour.\n",
     },
 }
 
 
 def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def offline_note(incident: Incident, language: str = "en") -> str:
+    """Return the line saying that an incident was recorded while its camera was offline (empty if it was not):
+    when it started and ended, in the alerts' UTC format (the end without its date on the same day)."""
+    if not incident.offline:
+        return ""
+    start, end = _utc(incident.started_at), _utc(incident.ended_at or incident.started_at)
+    if end[:10] == start[:10]:
+        end = end[11:]
+    return TEMPLATES[language]["offline"].format(start=start, end=end)
 
 
 def compose_email(incident: Incident, client_name: str, client_email: str, link: str, expires: int,
@@ -47,7 +60,8 @@ def compose_email(incident: Incident, client_name: str, client_email: str, link:
     kind = template["kinds"].get(incident.type, incident.type)
     clip = template["clip"].format(expires=_utc(expires), link=link) if incident.clip_path else template["no_clip"]
     fields = {"kind": kind, "camera": incident.camera, "when": _utc(incident.started_at), "name": client_name,
-              "description": f"{incident.description}\n" if incident.description else "",
+              "description": offline_note(incident, alerts.language)
+              + (f"{incident.description}\n" if incident.description else ""),
               "threat": incident.threat, "clip": clip}
     message = EmailMessage()
     message["From"], message["To"] = email.sender, client_email

@@ -6,6 +6,7 @@ import json
 import urllib.request
 from datetime import datetime, timezone
 
+from vigint.alerts.emails import offline_note
 from vigint.store import Incident
 
 
@@ -14,7 +15,8 @@ def webhook_body(incident: Incident, link: str) -> bytes:
     return json.dumps({"type": "incident", "incident_id": incident.id, "client_id": incident.client_id,
                        "camera": incident.camera, "kind": incident.type, "description": incident.description,
                        "threat": incident.threat, "started_at": datetime.fromtimestamp(incident.started_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
-                       "clip_url": link}).encode()
+                       "clip_url": link, "offline": incident.offline,
+                       "note": offline_note(incident).strip()}).encode()
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

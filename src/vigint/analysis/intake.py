@@ -41,10 +41,12 @@ UNDECODABLE = "the stream cannot be decoded as H.264"
 class Intake:
     """The gate of one stream. Not thread-safe: used on the event loop only."""
 
-    def __init__(self, limits: Limits, on_undecodable: Callable[[int, bool], None]):
+    def __init__(self, limits: Limits, on_undecodable: Callable[[int, bool], None], complete: bool = False):
         """`on_undecodable(count, first)` hears of every message counted as undecodable (for metrics and
-        logs); `first` is true the first time in this stream's life."""
+        logs); `first` is true the first time in this stream's life. A `complete` gate never sheds load (recorded
+        footage is analysed in full: its sender is slowed down instead, see `StreamAnalysis.backlogged`)."""
         self._limits = limits
+        self._complete = complete
         self._on_undecodable = on_undecodable
         self.bad_packets = 0  # undecodable messages in a row: reset by a decoded frame
         self._seen_undecodable = False
@@ -87,6 +89,16 @@ class Intake:
         """Packets admitted and not yet analysed."""
         return len(self._queued_dts)
 
+    @property
+    def max_backlog_bytes(self) -> int:
+        """The encoded bytes this stream may have waiting for analysis."""
+        return self._limits.max_backlog_bytes
+
+    @property
+    def oldest_queued_dts(self) -> int | None:
+        """The decode time of the oldest packet admitted and not yet analysed, if any."""
+        return self._queued_dts[0] if self._queued_dts else None
+
     def backlog_us(self, packet: Packet) -> int:
         """The stream time from the oldest packet waiting for analysis to `packet` (0 when none waits)."""
         return max(0, packet.dts - self._queued_dts[0]) if self._queued_dts else 0
@@ -102,8 +114,8 @@ class Intake:
         """
         limits = self._limits
         backlog = self.backlog_us(packet)
-        if (backlog > limits.max_catchup_us or (overloaded and backlog > limits.max_backlog_us)
-                or self.queued_bytes >= limits.max_backlog_bytes):
+        if not self._complete and (backlog > limits.max_catchup_us or (overloaded and backlog > limits.max_backlog_us)
+                                   or self.queued_bytes >= limits.max_backlog_bytes):
             # Shedding load: these packets and the rest of their GOP are fine; none counts as undecodable.
             self._skip_to_keyframe, self._broken = True, False
             return False

@@ -11,6 +11,11 @@ other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decod
 keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
 at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
 back to idle at once (and teaches the size trigger).
+
+A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a) is analysed in full and
+after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
+decode threads and are not counted in that saturation, and the connection stops reading while the footage
+queued ahead of analysis is at `max_decode_backlog_bytes` or would outrun the packet ring (`backlogged`).
 """
 
 import asyncio
@@ -34,6 +39,12 @@ from vigint.protocol import ProtocolViolation
 from vigint.tasks import wait_for_event
 
 WAKE_CONFIRM_US = 3 * MICROSECONDS  # stream time a wake-up has to show motion before the stream idles again
+# A backfill batch checks the live load again after this many packets: live streams never wait long for it.
+MAX_BACKFILL_BATCH = 64
+BACKFILL_POLL_SECONDS = 0.1  # how often a backfill waiting for the live load to fall looks again
+# Footage read ahead of a backfill's analysis stays this far within the packet ring, so that the ring still holds
+# an incident's pre-roll when analysis finds its start (the start is min_motion_seconds before it is found).
+BACKFILL_LEAD_MARGIN_SECONDS = 1.0
 
 
 class Mode(enum.StrEnum):
@@ -77,6 +88,7 @@ class Analysed:
     mode: Mode = Mode.ACTIVE  # how the batch was decoded: idle checks only, or frames in full
     cpu_seconds: float = 0.0  # the worker thread's CPU time for the batch
     woke: Wake | None = None  # the stream woke since the last batch, and why
+    until: int | None = None  # the decode time of the newest packet analysed in full so far (µs)
 
 
 @dataclass
@@ -103,13 +115,20 @@ class StreamAnalysis:
     """The analysis of one camera stream. `receive` and `end` on the event loop; `run` once, as a task."""
 
     def __init__(self, settings: Settings, limits: Limits, client_id: int, camera: str,
-                 on_undecodable: Callable[[int, bool], None], load: DecodeLoad | None = None):
+                 on_undecodable: Callable[[int, bool], None], load: DecodeLoad | None = None,
+                 backfill: bool = False):
         """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`). `load` is the
-        server's decode saturation, shared by its streams (their own, if not given)."""
+        server's decode saturation, shared by its streams (their own, if not given). A `backfill` is recorded
+        footage: analysed in full, after live video (see the module's docstring)."""
         self.load = load or DecodeLoad()
+        self.backfill = backfill
         buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
         self.packets = PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes)
-        self.intake = Intake(limits, on_undecodable)
+        self.intake = Intake(limits, on_undecodable, complete=backfill)
+        lead = buffers.long_buffer_seconds - settings.motion.pre_roll_seconds - settings.motion.min_motion_seconds
+        self._max_lead_us = int(max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS) * MICROSECONDS)
+        self._drained = asyncio.Event()  # set after each batch: a backlogged backfill looks again
+        self._until: int | None = None
         self._decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps, limits.max_width * limits.max_height)
         self._detector = MotionDetector(dataclasses.replace(settings.motion, sensitivity=tuning.sensitivity),
                                         tuning.masks)
@@ -147,7 +166,7 @@ class StreamAnalysis:
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
         if self.mode is Mode.ACTIVE:
-            if self.intake.admit(packet, self.load.overloaded):
+            if self.intake.admit(packet, not self.backfill and self.load.overloaded):
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
             if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
                 self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one
@@ -158,14 +177,41 @@ class StreamAnalysis:
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether a backfill has as much footage queued ahead of its analysis as it may: its connection is not
+        read until `drained` (a live stream sheds instead, see `Intake.admit`)."""
+        oldest, newest = self.intake.oldest_queued_dts, self.packets.newest_dts()
+        return self.intake.queued_bytes >= self.intake.max_backlog_bytes or (
+            oldest is not None and newest is not None and newest - oldest >= self._max_lead_us)
+
+    async def drained(self) -> None:
+        """Wait until the stream is no longer `backlogged` (or has ended)."""
+        while self.backlogged and not self._ended.is_set():
+            self._drained.clear()
+            await self._drained.wait()
+
+    @property
+    def until(self) -> int | None:
+        """The decode time (µs) of the newest packet analysed in full so far, if any."""
+        return self._until
+
+    @property
+    def ended(self) -> bool:
+        """Whether `end` was called: no more media comes."""
+        return self._ended.is_set()
+
     def end(self) -> None:
         """No more media: `run` analyses what is queued (and, if the stream was idle, what it sent since its last
-        still keyframe), flushes the decoder and returns."""
+        still keyframe), flushes the decoder and returns. Later calls do nothing."""
+        if self._ended.is_set():
+            return
         if self.mode is Mode.IDLE:
             self.mode = Mode.ACTIVE
             self._replay()
         self._queue.put_nowait(None)
         self._ended.set()
+        self._drained.set()
 
     @property
     def caught_up(self) -> bool:
@@ -226,7 +272,7 @@ class StreamAnalysis:
             if outcome.motion_pts is not None:
                 self._wake(Wake.FRAMES)
             return
-        if self._settings.idle_mode != "keyframes" or outcome.last_pts is None:
+        if self._settings.idle_mode != "keyframes" or outcome.last_pts is None or self.backfill:
             return
         if self._woke is not None and not self._moved_since_wake:
             quiet = (self.packets.newest_dts() or 0) - self._woke_at >= WAKE_CONFIRM_US
@@ -235,7 +281,7 @@ class StreamAnalysis:
         if quiet:
             self._go_idle()
 
-    def _absorb(self, outcome: _Outcome, uses: list[Use], waited: list[float]) -> Analysed:
+    def _absorb(self, outcome: _Outcome, uses: list[Use], waited: list[float], until: int | None = None) -> Analysed:
         if outcome.size:
             self.video_size = outcome.size
         self.frames_decoded += outcome.decoded
@@ -247,7 +293,9 @@ class StreamAnalysis:
             self.intake.decoded(outcome.decoded, outcome.errors)
         except ProtocolViolation as violation:
             refusal = violation
-        return Analysed(outcome.decoded, outcome.events, waited, refusal, mode, outcome.cpu_seconds, woke)
+        if until is not None:
+            self._until = max(until, self._until or until)
+        return Analysed(outcome.decoded, outcome.events, waited, refusal, mode, outcome.cpu_seconds, woke, self._until)
 
     async def run(self, pool: Executor, batch_seconds: float) -> AsyncIterator[Analysed]:
         """Analyse queued packets in `pool` until `end`, yielding each batch's outcome.
@@ -262,12 +310,12 @@ class StreamAnalysis:
             self._busy = True
             if batch[0] is not None:
                 await wait_for_event(self._ended, batch_seconds)  # the stream's end need not wait for the batch
-            while not self._queue.empty():
+            while not self._queue.empty() and not (self.backfill and len(batch) >= MAX_BACKFILL_BATCH):
                 batch.append(self._queue.get_nowait())
             ending = ending or None in batch
             items = [item for item in batch if item is not None]
             if items:
-                started = self.load.queued()
+                started = await self._take_turn()
                 try:
                     outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items],
                                                          self._replay_skip, started)
@@ -275,12 +323,24 @@ class StreamAnalysis:
                     started()
                 done = time.monotonic()
                 # Dequeued once analysed: the backlog the gate measures includes the batch in flight.
-                self.intake.dequeued([packet for packet, _, use in items if use is Use.LIVE])
+                live = [packet for packet, _, use in items if use is Use.LIVE]
+                self.intake.dequeued(live)
+                self._drained.set()
                 analysed = self._absorb(outcome, [use for _, _, use in items],
-                                        [done - received for _, received, use in items if use is Use.LIVE])
+                                        [done - received for _, received, use in items if use is Use.LIVE],
+                                        max((packet.dts for packet in live), default=None))
                 self._busy = False
                 yield analysed
         yield self._absorb(await loop.run_in_executor(pool, self._flush), [], [])
+
+    async def _take_turn(self) -> Callable[[], None]:
+        """Return the decode load's hand-off mark for a batch (see `DecodeLoad.queued`). A backfill's batch waits
+        while live streams saturate the decode threads, and is not counted: it must not make them shed."""
+        if not self.backfill:
+            return self.load.queued()
+        while self.load.overloaded:
+            await asyncio.sleep(BACKFILL_POLL_SECONDS)
+        return lambda: None
 
     # In a worker thread, one batch of a stream at a time
 

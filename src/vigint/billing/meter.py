@@ -3,11 +3,21 @@
 from vigint.store.records import UsageDelta
 
 BUCKET_SECONDS = 3600
+# A step between two access units' decode times longer than this is footage the agent dropped, not footage sent.
+MAX_FOOTAGE_STEP_SECONDS = 2.0
 
 
 def bucket_of(timestamp: float) -> int:
     """Return the start (Unix seconds) of the hourly bucket holding `timestamp`."""
     return int(timestamp // BUCKET_SECONDS) * BUCKET_SECONDS
+
+
+def footage_seconds(previous_dts: int | None, dts: int | None) -> float:
+    """Return the footage time an access unit at `dts` (µs) adds after the newest one before it: the step between
+    them, none for the first or one out of order, at most MAX_FOOTAGE_STEP_SECONDS across a gap."""
+    if previous_dts is None or dts is None or dts <= previous_dts:
+        return 0.0
+    return min((dts - previous_dts) / 1e6, MAX_FOOTAGE_STEP_SECONDS)
 
 
 class UsageMeter:
@@ -30,6 +40,12 @@ class UsageMeter:
     def add_frames(self, key_id: int, count: int, now: float) -> None:
         """Count frames decoded for a stream of `key_id`."""
         self._delta(key_id, now).frames_decoded += count
+
+    def add_backfill(self, key_id: int, count: int, footage_seconds: float, now: float) -> None:
+        """Count recorded footage received on a backfill of `key_id`: its bytes and footage time, apart from live."""
+        delta = self._delta(key_id, now)
+        delta.backfill_bytes += count
+        delta.backfill_seconds += footage_seconds
 
     def add_ai_call(self, key_id: int, tokens: int, now: float) -> None:
         """Count one AI verification and the tokens it used, for `key_id`'s stream."""
@@ -57,5 +73,6 @@ class UsageMeter:
         """Put back deltas a failed flush could not write, so nothing is lost."""
         for delta in deltas:
             merged = self._delta(delta.key_id, delta.bucket_start)
-            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent"):
+            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent",
+                         "backfill_bytes", "backfill_seconds"):
                 setattr(merged, name, getattr(merged, name) + getattr(delta, name))

@@ -36,6 +36,15 @@ def is_spike(last_hour: int, trailing: list[int], factor: float, floor_bytes: fl
     return last_hour >= floor_bytes and last_hour > factor * average
 
 
+def camera_back(camera: str, spooled_seconds: float | None) -> str:
+    """Return the camera-back alert's text: with the footage its agent recorded meanwhile and is sending now."""
+    text = f"Camera \"{camera}\" is streaming again"
+    if not spooled_seconds:
+        return text + "."
+    amount = f"{spooled_seconds / 60:.0f} min" if spooled_seconds >= 90 else f"{spooled_seconds:.0f} s"
+    return f"{text}; {amount} of footage recorded while it was offline is being recovered."
+
+
 def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
@@ -51,7 +60,13 @@ class LiveStream:
     address: str
     connected_at: float
     frames_decoded: int
-    mode: str  # active (every frame decoded) or idle (keyframe checks only)
+    mode: str  # active (every frame decoded), idle (keyframe checks only) or backfill (recorded footage)
+    spooled_seconds: float | None = None  # recorded footage its agent is about to send (see the hello)
+
+    @property
+    def backfill(self) -> bool:
+        """Whether it carries recorded footage beside the camera's live stream: not a live camera."""
+        return self.mode == "backfill"
 
 
 Located = LiveStream | StreamEntry  # a stream of this node, or of any node (the shared registry)
@@ -90,9 +105,10 @@ class FleetMonitor:
             log.warning("unusual usage: %s", flag.detail)
 
     async def _cameras(self, streams: list[Located], now: float) -> None:
-        live = [(s.client_id, s.camera) for s in streams]
-        for client_id, camera in await self._store.camera_seen(live, now):
-            await self._camera_event(client_id, camera, "camera_back", f"Camera \"{camera}\" is streaming again.")
+        spooled = {(s.client_id, s.camera): s.spooled_seconds for s in streams}
+        for client_id, camera in await self._store.camera_seen(list(spooled), now):
+            await self._camera_event(client_id, camera, "camera_back",
+                                     camera_back(camera, spooled[(client_id, camera)]))
         threshold = self._settings.camera_down_minutes * 60
         if now - self.started_at < threshold:
             return  # after a restart, agents need a moment to come back: no camera is down yet
@@ -166,4 +182,5 @@ class FleetMonitor:
             "streams": [{"client_id": s.client_id, "camera": s.camera, "key_prefix": s.key_prefix,
                          "address": s.address, "connected_at": s.connected_at,
                          "frames_decoded": s.frames_decoded, "mode": s.mode} for s in self._streams()],
+            # `streams` holds backfills too (mode "backfill"): recorded footage beside a live stream, not a camera
         }

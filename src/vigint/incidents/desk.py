@@ -3,6 +3,12 @@
 Order matters and survives crashes: the incident row first, then the clip, then the alerts as outbox rows
 that the alert sender delivers and retries until delivered, across restarts. Nothing blocking runs on the
 event loop: the clip remux, the AI check and sending run in worker threads.
+
+Incidents of a backfill (footage recorded while the camera was offline, sent later) are marked offline, and
+their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
+must be kept (`holding`: while an incident is open or being recorded, from its pre-roll on) and when all its
+incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
+incident the first server recorded, and completes it instead of opening a second one.
 """
 
 import asyncio
@@ -34,6 +40,9 @@ CLIP_POLL_SECONDS = 0.2
 # A write waits busy_timeout (5 s) for the lock before failing, so retries need not be frequent.
 PERSIST_FIRST_RETRY_SECONDS = 0.5
 PERSIST_MAX_RETRY_SECONDS = 30.0
+# An offline incident resent after a restart starts where the first server saw it start, give or take the
+# footage it was resent from (whole GOPs from before its pre-roll) and a few frames of analysis cadence.
+REUSE_SLACK_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -52,8 +61,15 @@ class Feed(Protocol):
     @property
     def ended(self) -> bool: ...
 
+    @property
+    def backfill(self) -> bool:
+        """Whether the stream is recorded footage sent after an outage: its incidents are offline."""
+
     async def notify(self, message: str) -> None:
         """Tell the stream's agent (nothing happens if the stream has closed)."""
+
+    def incident_settled(self) -> None:
+        """One of the stream's incidents is recorded with its end, clip and alerts (see `IncidentDesk.holding`)."""
 
 
 @dataclass
@@ -64,6 +80,9 @@ class OpenIncident:
     last_motion: int
     id: int | None = None
     created: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # its end is recorded
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # its row, end, clip and alerts are
+    unfinished: int = 2  # of its recording and its closing
 
 
 async def persist(what: str, write: Callable[[], Awaitable[T]]) -> T:
@@ -89,6 +108,7 @@ class IncidentDesk:
         self.settings, self.store, self.metrics, self._pool = settings, store, metrics, pool
         self._verifier, self._outbox, self._clips = verifier, outbox, clip_storage
         self._open: dict[Feed, OpenIncident] = {}
+        self._unsettled: dict[Feed, list[OpenIncident]] = {}  # open or still being recorded, oldest first
         self._recording = TaskSet()
 
     async def drain(self, timeout: float | None = None) -> None:
@@ -100,43 +120,93 @@ class IncidentDesk:
         for event in events:
             if isinstance(event, Opened):
                 incident = self._open[feed] = OpenIncident(event.start, event.start)
+                self._unsettled.setdefault(feed, []).append(incident)
                 self._recording.spawn(self._record(feed, incident))
             elif isinstance(event, Extended):
                 self._open[feed].last_motion = event.end
             elif isinstance(event, Closed):
-                self._recording.spawn(self._close(self._open.pop(feed), event.end))
+                self._recording.spawn(self._close(feed, self._open.pop(feed), event.end))
 
     def stream_ended(self, feed: Feed) -> None:
-        """A stream closed: its open incident ends at its last motion."""
+        """A stream closed (or a backfill sent all its footage): its open incident ends at its last motion."""
         incident = self._open.pop(feed, None)
         if incident is not None:
-            self._recording.spawn(self._close(incident, incident.last_motion))
+            self._recording.spawn(self._close(feed, incident, incident.last_motion))
 
-    async def _close(self, incident: OpenIncident, end_us: int) -> None:
-        await incident.created.wait()
-        if incident.id is not None:
-            await persist(f"incident {incident.id}",
-                          lambda: self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS))
+    def holding(self, feed: Feed) -> int | None:
+        """Return the newest decode time (µs) up to which the stream's footage may be forgotten while its incidents
+        are open or being recorded (the pre-roll before the oldest one's start, less 1 µs), or None if none is."""
+        pending = self._unsettled.get(feed)
+        if not pending:
+            return None
+        return pending[0].start - int(self.settings.motion.pre_roll_seconds * MICROSECONDS) - 1
+
+    async def settled(self, feed: Feed) -> None:
+        """Wait until every incident of the stream opened so far is recorded with its end, clip and alerts."""
+        for incident in list(self._unsettled.get(feed, [])):
+            await incident.settled.wait()
+
+    def _finished(self, feed: Feed, incident: OpenIncident) -> None:
+        """One of an incident's two tasks (recording, closing) is over: once both are, it no longer holds footage."""
+        incident.unfinished -= 1
+        if incident.unfinished:
+            return
+        pending = self._unsettled.get(feed, [])
+        if incident in pending:
+            pending.remove(incident)
+        if not pending:
+            self._unsettled.pop(feed, None)
+        incident.settled.set()
+        feed.incident_settled()
+
+    async def _close(self, feed: Feed, incident: OpenIncident, end_us: int) -> None:
+        try:
+            await incident.created.wait()
+            if incident.id is not None:
+                await persist(f"incident {incident.id}",
+                              lambda: self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS))
+        finally:
+            incident.closed.set()
+            self._finished(feed, incident)
 
     async def _record(self, feed: Feed, incident: OpenIncident) -> None:
         # The clip's packets are gathered from now on, beside the row's write: a write delayed by a busy
         # database must not let the ring forget the pre-roll.
         gathering = asyncio.ensure_future(self._clip_packets(feed, incident))
         try:
-            row = await persist(f"client {feed.client_id} camera {feed.camera!r}", lambda: (
-                self.store.create_incident(feed.client_id, feed.key_id, feed.camera, incident.start / MICROSECONDS)))
+            row, alerted = await persist(f"client {feed.client_id} camera {feed.camera!r}",
+                                         lambda: self._open_row(feed, incident.start / MICROSECONDS))
             incident.id = row.id
             incident.created.set()
-            self.metrics.incidents += 1
-            log.info("client %d camera %r: incident %d opened", feed.client_id, feed.camera, row.id)
             packets = await gathering
             clip_path = await self._write_clip(row, packets, feed.analysis.video_size)
-            await self._judge_and_alert(feed, row, packets, clip_path)
+            if feed.backfill:  # an offline incident's alert says when it ended: the footage has it already
+                await incident.closed.wait()
+            if not alerted:
+                await self._judge_and_alert(feed, row, packets, clip_path)
         except Exception:  # noqa: BLE001 - one incident's failure must not stop the stream or the server
             log.exception("recording an incident of client %d camera %r failed", feed.client_id, feed.camera)
         finally:
             incident.created.set()
             gathering.cancel()
+            self._finished(feed, incident)
+
+    async def _open_row(self, feed: Feed, started_at: float) -> tuple[Incident, bool]:
+        """Create the incident's row, or find the offline one the same footage made before a server restart;
+        return it and whether its alerts were queued already."""
+        if feed.backfill:
+            slack = self.settings.motion.pre_roll_seconds + REUSE_SLACK_SECONDS
+            found = await self.store.offline_incident_near(feed.client_id, feed.camera, started_at, slack)
+            if found is not None:
+                log.info("client %d camera %r: footage sent again continues offline incident %d", feed.client_id,
+                         feed.camera, found[0].id)
+                return found
+        row = await self.store.create_incident(feed.client_id, feed.key_id, feed.camera, started_at,
+                                               offline=feed.backfill)
+        self.metrics.incidents += 1
+        log.info("client %d camera %r: %sincident %d opened", feed.client_id, feed.camera,
+                 "offline " if feed.backfill else "", row.id)
+        return row, False
 
     async def _clip_packets(self, feed: Feed, incident: OpenIncident) -> list[Packet]:
         """Gather the clip's packets from the ring until its end has been received (or the stream ended)."""
@@ -161,7 +231,8 @@ class IncidentDesk:
         deadline = time.monotonic() + (span + post) / MICROSECONDS
         taken = fresh([])
         cost = sum(packet.cost for packet in taken)
-        while not feed.ended and (ring.newest_dts() or 0) < end() and time.monotonic() < deadline and cost < limit:
+        while (not (feed.ended or feed.analysis.ended) and (ring.newest_dts() or 0) < end()
+               and time.monotonic() < deadline and cost < limit):
             await asyncio.sleep(CLIP_POLL_SECONDS)
             new = fresh(taken)  # nothing arrives between this and the checks above: no await
             taken += new

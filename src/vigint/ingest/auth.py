@@ -92,8 +92,8 @@ class Hellos:
             return protocol.too_many_failures(wait)
         return violation
 
-    async def read(self, connection: AdmittedConnection) -> tuple[ApiKey, str]:
-        """Read and check the hello; return the key it authenticates and its camera name.
+    async def read(self, connection: AdmittedConnection) -> tuple[ApiKey, protocol.Hello]:
+        """Read and check the hello; return the key it authenticates and the hello.
 
         Only refused keys and malformed hellos count against the address: a hello that merely comes
         late is no guess, and a valid key is welcomed even from a blocked address (keys are 256-bit,
@@ -118,4 +118,4 @@ class Hellos:
         if key is None:
             raise self._refuse(address, "invalid_key",
                                ProtocolViolation(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
-        return key, hello.camera
+        return key, hello

@@ -4,6 +4,11 @@ Per connection: hello → authenticate → reserve the camera name under its cli
 the stream's analysis (decoded in a thread pool, never on the loop), whose events go to the incident desk.
 Background tasks close streams whose key stopped being valid (revoked by the admin CLI, another process),
 flush usage, send alerts, apply retention and watch the fleet. HTTP on the same port: see http.py.
+
+A backfill connection (recorded footage, docs/protocol.md 4a) takes the same path without claiming its
+camera's name: one per camera beside its live stream, decoded in full by its own smaller pool of
+low-priority threads, read only as fast as it is analysed, acknowledged as its incidents are recorded, and
+closed with 1000 once the agent's end is analysed.
 """
 
 import asyncio
@@ -25,7 +30,7 @@ from vigint.alerts.links import load_link_secret
 from vigint.alerts.outbox import Outbox
 from vigint.analysis.load import DecodeLoad
 from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
-from vigint.billing.meter import UsageMeter
+from vigint.billing.meter import UsageMeter, footage_seconds
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
@@ -33,6 +38,7 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage
 from vigint.incidents.verify import Verifier
+from vigint.ingest import backfill
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
 from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
@@ -40,6 +46,7 @@ from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
 from vigint.ingest.session import Session
+from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
@@ -62,15 +69,19 @@ class Server:
         self._hellos = Hellos(self.store, self.metrics, settings.server)
         self._admission = Admission(settings.server.max_pending_hellos, settings.server.max_pending_hellos_per_address)
         self._limits = limits(settings)
-        self._sessions: dict[int, dict[str, Session]] = {}
+        self._sessions: dict[int, dict[str, Session]] = {}  # live streams, by client and camera
+        self._backfills: dict[tuple[int, str], Session] = {}  # by (client, camera): open or still finishing
         # Streams per client that closed but still drain their decoder: bounded like open ones, or a
         # client reconnecting in a loop would keep any number of decoders busy.
         self._finishing: Counter[int] = Counter()
         self._streams_ended = False  # since the heap was last trimmed
         self._last_used: dict[int, float] = {}
         self._last_flush = time.monotonic()
-        self._pool = ThreadPoolExecutor(settings.server.decode_threads or os.cpu_count() or 2,
-                                        thread_name_prefix="decode")
+        threads = settings.server.decode_threads or os.cpu_count() or 2
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decode")
+        # Backfills decode in their own threads, at most half as many, at a lower CPU priority: live batches never
+        # wait for a thread behind recorded footage, and win the cores when both run.
+        self._backfill_pool = low_priority_pool(max(1, threads // 2), "backfill")
         self.decode_load = DecodeLoad()  # shared by every stream: overload is the server's, not a stream's
         self.metrics.decode_saturation = lambda: self.decode_load.saturation
         self._tasks = TaskSet()
@@ -122,7 +133,7 @@ class Server:
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
         self.retention = Retention(settings.storage, self.store, clips)
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
-                                  lambda now: self.registry.everywhere(self._live(), now), self._hellos.blocked)
+                                  lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
                     self.registry.run(self._stopping, self._claimed_ids, self._lost)):
@@ -171,35 +182,50 @@ class Server:
         except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._backfill_pool.shutdown(wait=True, cancel_futures=True)
 
     # Streams
 
     def all_sessions(self) -> list[Session]:
-        """Return every open session (not those finishing after their connection closed)."""
+        """Return every open session, backfills included (not those finishing after their connection closed)."""
+        backfills = [session for session in self._backfills.values() if not session.ended]
+        return self.live_sessions() + backfills
+
+    def live_sessions(self) -> list[Session]:
+        """Return every open live stream (not backfills, nor those finishing after their connection closed)."""
         return [session for cameras in self._sessions.values() for session in cameras.values() if not session.ended]
 
     def sessions(self, client_id: int) -> dict[str, Session]:
-        """Return a client's sessions by camera, open or still finishing (for tests and tools)."""
+        """Return a client's live sessions by camera, open or still finishing (for tests and tools)."""
         return dict(self._sessions.get(client_id, {}))
 
+    def backfill(self, client_id: int, camera: str) -> Session | None:
+        """Return a camera's backfill session, open or still finishing, if any (for tests and tools)."""
+        return self._backfills.get((client_id, camera))
+
     def _live(self) -> list[LiveStream]:
+        """This node's streams for the fleet monitor's snapshot, backfills included (marked as such)."""
         return [session.live() for session in self.all_sessions()]
 
+    def _cameras_live(self) -> list[LiveStream]:
+        return [session.live() for session in self.live_sessions()]
+
     def streams_by_client(self) -> dict[int, int]:
-        """Return how many streams each client has open."""
-        return dict(Counter(session.client_id for session in self.all_sessions()))
+        """Return how many live streams each client has open."""
+        return dict(Counter(session.client_id for session in self.live_sessions()))
 
     def streams_by_mode(self) -> dict[str, int]:
-        """Return how many open streams are active and how many idle."""
-        return {mode: sum(session.analysis.mode is mode for session in self.all_sessions()) for mode in Mode}
+        """Return how many open live streams are active and how many idle."""
+        return {mode: sum(session.analysis.mode is mode for session in self.live_sessions()) for mode in Mode}
 
     async def _handle(self, connection: AdmittedConnection) -> None:
         session, closing = None, None
         try:
-            key, camera = await self._hellos.read(connection)
-            session = self._register(connection, key, camera)
-            await self.registry.claim(session.entry(self.node_id))
-            session.claimed = True
+            key, hello = await self._hellos.read(connection)
+            session = self._register(connection, key, hello)
+            if not session.backfill:  # recorded footage does not take the camera's name from its live stream
+                await self.registry.claim(session.entry(self.node_id))
+                session.claimed = True
             await self._welcome(session)
             await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
@@ -222,14 +248,21 @@ class Server:
         log.exception("stream failed unexpectedly")
         return CloseCode.INTERNAL_ERROR, "internal error"
 
-    def _register(self, connection: AdmittedConnection, key: ApiKey, camera: str) -> Session:
+    def _register(self, connection: AdmittedConnection, key: ApiKey, hello: protocol.Hello) -> Session:
         """Reserve the camera name for this connection (billing and decoding start at the welcome).
 
         A stream that has ended but is still flushing its decoder no longer holds its name or its slot:
-        its camera can reconnect at once.
+        its camera can reconnect at once. A backfill holds its camera's one backfill slot until it is finished
+        (its incidents recorded): the same footage sent again meanwhile could open a second incident.
         """
         if self.draining:  # the agent retries soon, through its load balancer to another node
             raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
+        camera = hello.camera
+        if hello.backfill:
+            if (key.client_id, camera) in self._backfills:
+                raise protocol.backfill_taken(camera)
+            session = self._backfills[(key.client_id, camera)] = self._session(connection, key, camera, recorded=True)
+            return session
         # No await from the checks to the insertion: two hellos cannot both pass them.
         cameras, most = self._sessions.setdefault(key.client_id, {}), self.settings.server.max_streams_per_client
         if camera in cameras and not cameras[camera].ended:
@@ -238,10 +271,15 @@ class Server:
             raise ProtocolViolation(CloseCode.OVER_LIMIT, "too many of this client's streams are still closing")
         if sum(not session.ended for session in cameras.values()) >= most:
             raise protocol.over_stream_limit(most)
-        analysis = StreamAnalysis(self.settings, self._limits, key.client_id, camera,
-                                  partial(self._undecodable, key.client_id, camera), self.decode_load)
-        session = cameras[camera] = Session(connection, key, camera, analysis, address=connection.remote_address[0])
+        session = cameras[camera] = self._session(connection, key, camera)
+        session.spooled_seconds = hello.spooled_seconds
         return session
+
+    def _session(self, connection: AdmittedConnection, key: ApiKey, camera: str, recorded: bool = False) -> Session:
+        analysis = StreamAnalysis(self.settings, self._limits, key.client_id, camera,
+                                  partial(self._undecodable, key.client_id, camera), self.decode_load, recorded)
+        return Session(connection, key, camera, analysis, address=connection.remote_address[0], backfill=recorded,
+                       on_settled=partial(backfill.acknowledge, desk=self.desk, tasks=self._tasks) if recorded else None)
 
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
@@ -258,6 +296,9 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
+        if session.backfill:  # not one of the client's streams: its slot is the camera's backfill slot
+            await self._finish(session)
+            return
         self._finishing[session.client_id] += 1
         try:
             if session.claimed:  # its name is free at once, on every node, as on this one
@@ -278,6 +319,10 @@ class Server:
             log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
                      session.connection.close_code)
         self.desk.stream_ended(session)  # after the last frames were analysed: they may extend the incident
+        if session.backfill:
+            await self.desk.settled(session)  # until then the same footage sent again could open a second incident
+            self._backfills.pop((session.client_id, session.camera), None)
+            return
         cameras = self._sessions.get(session.client_id, {})
         if cameras.get(session.camera) is session:  # unless a reconnection of the camera took its place
             del cameras[session.camera]
@@ -290,12 +335,24 @@ class Server:
         async for message in session.connection:
             if isinstance(message, str):
                 kind = protocol.parse_control(message)
+                if session.backfill and kind == protocol.END_OF_BACKFILL:
+                    await backfill.finish(session, self.desk)
+                    return
                 log.debug("client %d camera %r sent control message %r (ignored)", session.client_id,
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
-            self.usage.add_bytes(session.key.id, len(message), time.time())
+            dts = protocol.media_dts(message)
+            footage = footage_seconds(session.newest_dts, dts)
+            if dts is not None and (session.newest_dts is None or dts > session.newest_dts):
+                session.newest_dts = dts
+            if session.backfill:
+                self.usage.add_backfill(session.key.id, len(message), footage, time.time())
+            else:
+                self.usage.add_bytes(session.key.id, len(message), time.time())
             session.analysis.receive(message)
+            if session.backfill and session.analysis.backlogged:
+                await backfill.drained(session)
 
     def _undecodable(self, client_id: int, camera: str, count: int, first: bool) -> None:
         """Count messages of a stream that cannot be decoded (its intake decides which).
@@ -310,9 +367,12 @@ class Server:
 
     async def _analyse(self, session: Session) -> None:
         """Run the stream's analysis until its end; if it fails, only this stream is closed."""
+        pool = self._backfill_pool if session.backfill else self._pool
         try:
-            async for analysed in session.analysis.run(self._pool, self.settings.server.decode_batch_seconds):
+            async for analysed in session.analysis.run(pool, self.settings.server.decode_batch_seconds):
                 self._absorb(session, analysed)
+                if session.backfill:
+                    backfill.acknowledge(session, self.desk, self._tasks)
         except Exception:  # noqa: BLE001 - a bug must cost one stream, never the server or a ghost session
             log.exception("decoding client %d camera %r failed; closing that stream", session.client_id,
                           session.camera)
@@ -369,8 +429,10 @@ class Server:
                     "could not write usage; will retry")
 
     def _bill(self, session: Session, now: float) -> None:
-        """Count a stream's time up to `now` and mark its key used then."""
-        self.usage.add_stream_time(session.key.id, session.accounted_until, now)
+        """Count a stream's time up to `now` and mark its key used then. A backfill's connection time is not
+        stream time (its camera's live stream runs beside it): its footage time is counted as it arrives."""
+        if not session.backfill:
+            self.usage.add_stream_time(session.key.id, session.accounted_until, now)
         session.accounted_until = now
         self._last_used[session.key.id] = now
 

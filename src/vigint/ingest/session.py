@@ -3,6 +3,7 @@
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +30,11 @@ class Session:
     claimed: bool = False  # its camera name is registered for all nodes
     decode_task: asyncio.Task | None = None
     ended: bool = False  # its connection closed; it may still be flushing its decoder
+    backfill: bool = False  # recorded footage sent after an outage (docs/protocol.md 4a), beside the live stream
+    spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
+    newest_dts: int | None = None  # of the media received so far
+    acked: int | None = None  # a backfill's last ack: its footage up to this decode time is analysed and recorded
+    on_settled: Callable[["Session"], None] | None = field(default=None, repr=False)
 
     @property
     def client_id(self) -> int:
@@ -50,9 +56,16 @@ class Session:
         except ConnectionClosed:
             pass
 
+    def incident_settled(self) -> None:
+        """One of its incidents is recorded: a backfill may acknowledge more of its footage."""
+        if self.on_settled is not None:
+            self.on_settled(self)
+
     def entry(self, node_id: str) -> StreamEntry:
-        return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at)
+        return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at,
+                           self.spooled_seconds)
 
     def live(self) -> LiveStream:
         return LiveStream(self.client_id, self.key.id, self.key.prefix, self.camera, self.address, self.connected_at,
-                          self.analysis.frames_decoded, self.analysis.mode)
+                          self.analysis.frames_decoded, "backfill" if self.backfill else self.analysis.mode,
+                          self.spooled_seconds)

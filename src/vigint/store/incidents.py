@@ -14,6 +14,7 @@ def _incident(row: Row) -> Incident:
     """Return an incident row as a record. Raises StoreError, in one line, for a state this version does not
     know (written by another version sharing the database)."""
     values = dict(row)
+    values["offline"] = bool(values.get("offline"))
     for name, state in _STATES.items():
         try:
             values[name] = state(values[name])
@@ -34,13 +35,32 @@ def _channels(channels: list[str]) -> list[Channel]:
 class IncidentQueries(Engine):
     """Incidents, camera events and the alert outbox."""
 
-    async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float) -> Incident:
-        """Record a new motion incident; its clip and verdict come later."""
+    async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float,
+                              offline: bool = False) -> Incident:
+        """Record a new motion incident (`offline`: found in footage recorded while the camera was offline); its
+        clip and verdict come later."""
         async with self._transaction() as db:
             (row,) = await db.fetch_all(
-                "INSERT INTO incidents (client_id, key_id, camera, started_at, type) VALUES (?, ?, ?, ?, 'motion') "
-                "RETURNING id", (client_id, key_id, camera, started_at))
+                "INSERT INTO incidents (client_id, key_id, camera, started_at, type, offline) "
+                "VALUES (?, ?, ?, ?, 'motion', ?) RETURNING id", (client_id, key_id, camera, started_at, int(offline)))
         return await self.get_incident(row["id"])
+
+    async def offline_incident_near(self, client_id: int, camera: str, at: float,
+                                    slack: float) -> tuple[Incident, bool] | None:
+        """Return the camera's offline motion incident that spans `at` within `slack` seconds, if any (the newest),
+        and whether its alerts were queued already: footage sent again after a server restart finds the incident
+        the first server recorded."""
+        row = await self._fetch_one(
+            """SELECT i.*, EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id)
+                             OR i.alert_state IN ('suppressed', 'none', 'delivered') AS alerted
+               FROM incidents i WHERE i.client_id = ? AND i.camera = ? AND i.offline = 1 AND i.type = 'motion'
+                 AND i.started_at <= ? AND coalesce(i.ended_at, i.started_at) >= ?
+               ORDER BY i.started_at DESC, i.id DESC LIMIT 1""", (client_id, camera, at + slack, at - slack))
+        if row is None:
+            return None
+        values = dict(row)
+        alerted = bool(values.pop("alerted"))
+        return _incident(values), alerted
 
     async def update_incident(self, incident_id: int, **fields) -> None:
         """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state).

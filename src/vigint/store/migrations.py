@@ -139,4 +139,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             holder TEXT NOT NULL,
             until REAL NOT NULL)""",
     ),
+    (
+        # Recorded footage sent after an outage (backfill, docs/protocol.md 4a): its incidents are marked as
+        # recorded while the camera was offline, and its usage is counted apart from live streams'.
+        "ALTER TABLE incidents ADD COLUMN offline INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage ADD COLUMN backfill_bytes INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage ADD COLUMN backfill_seconds REAL NOT NULL DEFAULT 0",  # footage time received
+        # How much recorded footage a live stream's agent said it is about to send (the camera-back alert).
+        "ALTER TABLE live_streams ADD COLUMN spooled_seconds REAL",
+    ),
 )

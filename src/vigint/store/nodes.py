@@ -31,10 +31,10 @@ class NodeQueries(Engine):
             if len(cameras) >= most:
                 return Claim.OVER_LIMIT
             await db.execute(
-                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, lease_until) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, lease_until, "
+                "spooled_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.client_id, entry.camera, entry.key_id, entry.node_id, entry.session_id, entry.address,
-                 entry.since, lease_until))
+                 entry.since, lease_until, entry.spooled_seconds))
         return Claim.CLAIMED
 
     async def release_stream(self, client_id: int, camera: str, session_id: str) -> None:
@@ -59,7 +59,7 @@ class NodeQueries(Engine):
     async def registered_streams(self, now: float) -> list[StreamEntry]:
         """Return the open streams of every live node."""
         rows = await self._fetch_all(
-            "SELECT client_id, camera, key_id, node_id, session_id, address, since FROM live_streams "
+            "SELECT client_id, camera, key_id, node_id, session_id, address, since, spooled_seconds FROM live_streams "
             "WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
         return [StreamEntry(**dict(row)) for row in rows]
 

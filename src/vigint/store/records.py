@@ -119,6 +119,8 @@ class UsageDelta:
     ai_calls: int = 0
     ai_tokens: int = 0
     alerts_sent: int = 0
+    backfill_bytes: int = 0  # recorded footage received after an outage, apart from live video
+    backfill_seconds: float = 0.0  # the footage time of it
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class UsageRow:
     ai_tokens: int
     alerts_sent: int
     incidents: int
+    backfill_bytes: int = 0
+    backfill_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class Incident:
     clip_path: str | None
     verdict: Verdict
     alert_state: AlertState
+    offline: bool = False  # found in footage recorded while the camera was offline (sent later: a backfill)
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,7 @@ class StreamEntry:
     session_id: str
     address: str
     since: float
+    spooled_seconds: float | None = None  # recorded footage its agent is about to send (see the hello)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""A backfill connection's side of the server (docs/protocol.md 4a): how fast it is read, what it acknowledges,
+and how it ends. Given the session and the incident desk, never the server."""
+
+import asyncio
+import logging
+
+from vigint import protocol
+from vigint.incidents.desk import IncidentDesk
+from vigint.ingest.session import Session
+from vigint.protocol import CloseCode
+from vigint.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+
+async def drained(session: Session) -> None:
+    """Read no more of a backfill until its analysis has caught up (TCP then slows its agent down), it failed, or
+    its connection closed (a revoked key)."""
+    waits = [asyncio.ensure_future(session.analysis.drained()), asyncio.ensure_future(session.connection.wait_closed())]
+    try:
+        await asyncio.wait([*waits, session.decode_task], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+def acknowledge(session: Session, desk: IncidentDesk, tasks: TaskSet) -> None:
+    """Acknowledge a backfill's footage as far as it is analysed, less what its incidents still hold; only ever
+    more than before."""
+    until, held = session.analysis.until, desk.holding(session)
+    if until is None or session.analysis.ended:
+        return  # once the footage ended, its last ack goes out before the close (see `finish`), in order
+    until = until if held is None else min(until, held)
+    if session.acked is None or until > session.acked:
+        session.acked = until
+        tasks.spawn(session.notify(protocol.ack(until)))
+
+
+async def finish(session: Session, desk: IncidentDesk) -> None:
+    """The agent sent all its footage: analyse the rest, end an open incident at its last motion, wait until its
+    incidents are recorded, acknowledge everything received and close with 1000."""
+    session.analysis.end()
+    await asyncio.gather(session.decode_task, return_exceptions=True)
+    desk.stream_ended(session)
+    await desk.settled(session)
+    if session.newest_dts is not None and (session.acked is None or session.newest_dts > session.acked):
+        session.acked = session.newest_dts
+        await session.connection.send(protocol.ack(session.acked))
+    log.info("client %d camera %r: backfill analysed through %s", session.client_id, session.camera, session.acked)
+    await session.connection.close(CloseCode.DONE, "all footage analysed")
