@@ -20,11 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import make_keys, process_cpu, reference_cpu_per_frame, run_step, serving  # noqa: E402
+from ingest import camera_video, make_keys, process_cpu, reference_cpu_per_frame, run_step, serving  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from vigint import protocol  # noqa: E402
-from vigint.agent import testpattern  # noqa: E402
 
 
 async def backfill(port: int, api_key: str, video, minutes: float) -> tuple[float, int]:
@@ -57,9 +56,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the live steps")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
-    print("Encoding 10 s of 720p15 2 Mbps test pattern…", flush=True)
-    video = testpattern.encode(10, width=1280, height=720, fps=15, gop=30, bitrate=2_000_000, busy=True,
-                               preset="veryfast")
+    video = camera_video()
     reference, per_frame = reference_cpu_per_frame(video, workdir)
     print(f"reference ({reference}): {per_frame * 1000:.2f} ms CPU a frame")
     db = workdir / "bench.db"

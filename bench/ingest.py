@@ -37,6 +37,14 @@ TICKS = os.sysconf("SC_CLK_TCK")
 GOOD_P99_SECONDS = 0.5  # receipt-to-ring p99 above this, or skipped frames, is not real time
 
 
+def camera_video() -> testpattern.EncodedVideo:
+    """Return 10 s of a busy 720p15 2 Mbps camera stream, the benchmarks' load."""
+    print("Encoding 10 s of 720p15 2 Mbps test pattern…", flush=True)
+    # veryfast, like a camera, uses CABAC and the deblocking filter; ultrafast streams decode 3x cheaper.
+    return testpattern.encode(10, width=1280, height=720, fps=15, gop=30, bitrate=2_000_000, busy=True,
+                              preset="veryfast")
+
+
 def reference_cpu_per_frame(video: testpattern.EncodedVideo, workdir: Path, runs: int = 5) -> tuple[str, float]:
     """Return the reference decoder's name and its median CPU seconds per frame on `video` over `runs`."""
     stream = workdir / "reference.h264"
@@ -192,10 +200,7 @@ async def main() -> None:
     parser.add_argument("--steps", default="1,4,8,12,16,20,24,28", help="stream counts to try, in order")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
-    print("Encoding 10 s of 720p15 2 Mbps test pattern…", flush=True)
-    # veryfast, like a camera, uses CABAC and the deblocking filter; ultrafast streams decode 3x cheaper.
-    video = testpattern.encode(10, width=1280, height=720, fps=15, gop=30, bitrate=2_000_000, busy=True,
-                               preset="veryfast")
+    video = camera_video()
     reference, per_frame = reference_cpu_per_frame(video, workdir)
     reference_per_stream_second = per_frame * video.fps
     print(f"reference ({reference}): {per_frame * 1000:.2f} ms CPU a frame = {1 / per_frame:.0f} frames/s "

@@ -33,11 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import asyncpg  # noqa: E402
-from ingest import hello_times, process_cpu, reference_cpu_per_frame, run_step, serving  # noqa: E402
+from ingest import camera_video, hello_times, process_cpu, reference_cpu_per_frame, run_step, serving  # noqa: E402
 from postgres_server import start_cluster  # noqa: E402
 
 from vigint import keys  # noqa: E402
-from vigint.agent import testpattern  # noqa: E402
 from vigint.store import Store  # noqa: E402
 
 LIVE_KEYS = 64  # keys whose plaintext the streams and hellos use; the rest only fill the index
@@ -160,9 +159,7 @@ async def run(args: argparse.Namespace, cluster) -> None:
           + " (shared_buffers in 8 kB pages), on loopback TCP, on the same cores")
     postmaster = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
     counters = Counters(admin, postmaster)
-    print("Encoding 10 s of 720p15 2 Mbps test pattern…", flush=True)
-    video = testpattern.encode(10, width=1280, height=720, fps=15, gop=30, bitrate=2_000_000, busy=True,
-                               preset="veryfast")
+    video = camera_video()
     name, per_frame = reference_cpu_per_frame(video, workdir)
     reference = per_frame * video.fps
     print(f"reference ({name}): {reference * 100:.2f}% of a core per camera")

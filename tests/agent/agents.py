@@ -53,7 +53,7 @@ async def read_log_until(agent: asyncio.subprocess.Process, text: str, timeout: 
 
 
 def frames_of(server, client_id: int, camera: str) -> int:
-    session = server.sessions(client_id).get(camera)
+    session = server.streams.of_client(client_id).get(camera)
     return session.analysis.frames_decoded if session else 0
 
 

@@ -18,7 +18,7 @@ async def test_an_agent_configured_by_env_streams_every_frame_of_a_file(start, t
     agent = await start_agent(tmp_path, "--source", "shop.mp4")
     code, err = await stop_when_done(agent)
     assert code == 0, err
-    await eventually(lambda: not server.sessions(client_id))
+    await eventually(lambda: not server.streams.of_client(client_id))
     assert server.metrics.frames_decoded == frames
     assert server.metrics.decode_errors == 0
 
@@ -32,9 +32,9 @@ async def test_h264_passes_through_byte_identical(start, tmp_path):
         expected = [vcl_payloads_avcc(bytes(p)) for p in container.demux(video=0) if p.size]
     agent = await start_agent(tmp_path, "--source", str(path), "--camera", "till", "--loop",
                               "--api-key", api_key, "--api-url", server_url(server))
-    await eventually(lambda: len(server.sessions(client_id).get("till").analysis.packets) >= frames
-                     if server.sessions(client_id).get("till") else False, timeout=20)
-    received = [vcl_payloads_annexb(p.data) for p in server.sessions(client_id)["till"].analysis.packets.packets()]
+    await eventually(lambda: len(server.streams.of_client(client_id).get("till").analysis.packets) >= frames
+                     if server.streams.of_client(client_id).get("till") else False, timeout=20)
+    received = [vcl_payloads_annexb(p.data) for p in server.streams.of_client(client_id)["till"].analysis.packets.packets()]
     assert received[:frames] == expected
     assert (await stop(agent))[0] == 0
 
@@ -58,7 +58,7 @@ async def test_b_frames_decode_in_presentation_order(start, tmp_path):
     write_env(tmp_path, api_key, server)
     agent = await start_agent(tmp_path, "--source", "b.mp4", "--loop")
     await eventually(lambda: frames_of(server, client_id, "b") >= 30, timeout=20)
-    packets = server.sessions(client_id)["b"].analysis.packets.packets()
+    packets = server.streams.of_client(client_id)["b"].analysis.packets.packets()
     shown = sorted(packet.pts for packet in packets)[:-3]  # the newest P-frame's B-frames may be on their way
     steps = [later - earlier for earlier, later in zip(shown, shown[1:])]
     assert all(63_000 <= step <= 70_000 for step in steps), steps  # 15 fps in presentation order, none missing

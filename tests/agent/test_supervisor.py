@@ -22,8 +22,8 @@ async def test_a_failing_source_leaves_the_other_cameras_streaming(start, tmp_pa
     logged = await read_log_until(agent, "camera doomed: cannot open")  # its pass ended; reopening it failed
     before = server.metrics.frames_decoded
     await eventually(lambda: server.metrics.frames_decoded > before + 20, timeout=20)
-    assert "good" in server.sessions(client_id) and "dead" not in server.sessions(client_id)
-    assert "doomed" not in server.sessions(client_id)
+    assert "good" in server.streams.of_client(client_id) and "dead" not in server.streams.of_client(client_id)
+    assert "doomed" not in server.streams.of_client(client_id)
     code, err = await stop(agent)
     assert code == 0
     assert "camera dead: cannot open rtsp://127.0.0.1" in logged + err and "camera doomed: cannot open" in logged

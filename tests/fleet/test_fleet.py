@@ -128,7 +128,7 @@ async def test_usage_matches_the_bytes_and_seconds_streamed(start, tmp_path):
     sent = await send_video(connection, make_h264(3), speed=1)
     await connection.close()
     streamed = time.monotonic() - began
-    await eventually(lambda: not server.sessions(client_id))
+    await eventually(lambda: not server.streams.of_client(client_id))
     await server.flush_usage()  # the stream's last seconds, billed when it ended
     [row] = await server.store.usage_report(client_id, None, None)
     assert row.bytes_received == sent

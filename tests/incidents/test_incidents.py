@@ -106,7 +106,7 @@ async def test_no_incident_without_motion(start, tmp_path, scene):
     await send_video(connection, make_scene(**scene))
     await eventually(lambda: server.metrics.frames_decoded == 20 * 15)
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id))
+    await eventually(lambda: not server.streams.of_client(client_id))
     assert await server.store.list_incidents(client_id) == [] and server.metrics.incidents == 0
 
 
@@ -119,7 +119,7 @@ async def test_three_minutes_of_motion_is_one_extended_incident(start, tmp_path)
     await send_video(connection, video)
     await eventually(lambda: server.metrics.frames_decoded == video.frames, timeout=60)
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id))
+    await eventually(lambda: not server.streams.of_client(client_id))
     await server.desk.drain()
     [incident] = await server.store.list_incidents(client_id)
     # The square leaves at 190 s; the background takes a few seconds to forget its last positions.
@@ -345,7 +345,7 @@ async def test_a_masked_region_of_one_camera_raises_nothing(start, tmp_path):
     client_id, _, api_key = await add_client(server.store)
     await asyncio.gather(stream_scene(server, api_key, make_scene(20, moving=(7, 10)), "shop"),
                          stream_scene(server, api_key, make_scene(20, moving=(7, 10)), "yard"))
-    await eventually(lambda: not server.sessions(client_id))  # both streams analysed to their last frame
+    await eventually(lambda: not server.streams.of_client(client_id))  # both streams analysed to their last frame
     await server.desk.drain()
     assert [i.camera for i in await server.store.list_incidents(client_id)] == ["yard"]
 
@@ -386,7 +386,7 @@ async def test_a_database_locked_by_another_process_delays_an_incident_but_loses
             waits.append(time.monotonic() - began)
             assert welcome["type"] == "welcome"
             await connection.close()
-            await eventually(lambda: not server.sessions(2))
+            await eventually(lambda: not server.streams.of_client(2))
         await streaming
         assert holder.returncode is None, "the lock was released before the incident could be written"
         assert max(waits) < 0.1, waits

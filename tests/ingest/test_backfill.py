@@ -43,7 +43,7 @@ async def send_footage(server, api_key: str, video):
     connection = await open_backfill(server, api_key)
     reading = asyncio.ensure_future(acks_until_closed(connection))
     await send_video(connection, video, start_us=TEN_MINUTES_AGO)
-    (session,) = [s for s in server.all_sessions() if s.backfill]
+    (session,) = [s for s in server.streams.open() if s.backfill]
     await eventually(lambda: session.analysis.until == TEN_MINUTES_AGO + video.units[-1][1])
     return connection, reading, session
 
@@ -77,7 +77,7 @@ async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_t
     assert incident.offline and incident.clip_path
     footage = (TEN_MINUTES_AGO / 1e6, TEN_MINUTES_AGO / 1e6 + 8)
     assert footage[0] + 1.5 <= incident.started_at <= incident.ended_at <= footage[1]
-    assert server.backfill(client_id, "front-door") is None  # its slot is free once done
+    assert server.streams.backfill(client_id, "front-door") is None  # its slot is free once done
     mail = await eventually(lambda: list((tmp_path / "mail").glob("*.eml")))
     body = email.message_from_bytes(mail[0].read_bytes()).get_payload(decode=True).decode()
     assert "while the camera was offline" in body and "Recorded " in body
@@ -113,7 +113,7 @@ async def test_a_backfill_waits_for_a_saturated_server_and_is_still_decoded_in_f
         reading = asyncio.ensure_future(acks_until_closed(connection))
         sending = asyncio.ensure_future(send_video(connection, video, start_us=TEN_MINUTES_AGO))
         await asyncio.sleep(0.5)  # what a user would see: nothing of the backfill analysed while overloaded
-        session = server.backfill(backfill_id, "front-door")
+        session = server.streams.backfill(backfill_id, "front-door")
         assert session.analysis.frames_decoded == 0 and session.acked is None
     finally:
         busy.set()
@@ -122,7 +122,7 @@ async def test_a_backfill_waits_for_a_saturated_server_and_is_still_decoded_in_f
     acks, code = await reading
     assert code == 1000 and acks[-1] == TEN_MINUTES_AGO + video.units[-1][1]
     assert session.analysis.frames_decoded == video.frames  # not one frame shed
-    live_session = server.sessions(live_id)["front-door"]
+    live_session = server.streams.of_client(live_id)["front-door"]
     await send_video(live, dataclasses.replace(video, units=video.units[video.fps:2 * video.fps]),
                      start_us=int(time.time() * 1e6) + 10_000_000)
     frames = live_session.analysis.frames_decoded
@@ -136,7 +136,7 @@ async def test_a_backfill_is_read_only_as_fast_as_it_is_analysed(start):
     video = make_footage(6, **FOOTAGE)
     connection = await open_backfill(server, api_key)
     reading = asyncio.ensure_future(acks_until_closed(connection))
-    session = server.backfill(client_id, "front-door")
+    session = server.streams.backfill(client_id, "front-door")
     most = 0
 
     async def watch():
@@ -165,8 +165,8 @@ async def test_a_second_backfill_of_a_camera_gets_4403_and_its_live_stream_is_un
         4403, "camera 'front-door' is already sending recorded footage")
     video = make_footage(2, **FOOTAGE)
     await send_video(live, video)
-    await eventually(lambda: server.sessions(client_id)["front-door"].analysis.frames_decoded == video.frames)
-    assert server.streams_by_client() == {client_id: 1}  # the backfill is no stream of the client's
+    await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
+    assert server.streams.by_client() == {client_id: 1}  # the backfill is no stream of the client's
     (stream,) = server._cameras_live()
     assert stream.spooled_seconds == 240 and not stream.backfill
     modes = sorted(s["mode"] for s in server.fleet.snapshot()["streams"])
@@ -228,5 +228,5 @@ async def test_garbage_on_a_backfill_ends_with_4415_and_a_stray_end_on_a_live_st
     assert closed.value.rcvd.code == 4415
     video = make_footage(2, **FOOTAGE)
     await send_video(live, video)
-    await eventually(lambda: server.sessions(client_id)["front-door"].analysis.frames_decoded == video.frames)
+    await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
     await live.close()

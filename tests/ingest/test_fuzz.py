@@ -47,7 +47,7 @@ async def test_mutated_streams_and_hostile_hellos_leave_the_server_serving(start
                                       for i, m in enumerate(mutations)], concurrency=8)
         hello_codes = await run_all([lambda m=m: send_first_message(url(server), m) for m in hellos(rng, HELLOS)],
                                     concurrency=8)
-        await eventually(lambda: not server.sessions(attacker_id), timeout=10)
+        await eventually(lambda: not server.streams.of_client(attacker_id), timeout=10)
     finally:
         await asyncio.to_thread(healthy.stop)
     print(f"stream close codes {dict(Counter(stream_codes))}, hello close codes {dict(Counter(hello_codes))}, "
@@ -57,7 +57,7 @@ async def test_mutated_streams_and_hostile_hellos_leave_the_server_serving(start
     assert not unexpected, unexpected
     assert set(hello_codes) <= HELLO_CODES, Counter(hello_codes)
     assert healthy.error is None, healthy.error
-    await eventually(lambda: not server.sessions(healthy_id), timeout=5)
+    await eventually(lambda: not server.streams.of_client(healthy_id), timeout=5)
     assert await decoded_frames(server, healthy_id) == healthy.frames_sent
     tracebacks = [record.getMessage() for record in caplog.records if record.exc_info]
     assert not tracebacks, tracebacks

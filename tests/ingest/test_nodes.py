@@ -68,7 +68,7 @@ async def test_camera_names_and_the_stream_limit_hold_across_nodes(nodes, postgr
     assert "Server running on 2 node(s): 3 stream(s) from 1 client(s)" in table
     assert a.node_id in table and b.node_id in table  # the Nodes table, and each stream's node
     await door.close()
-    await eventually(lambda: not any(s.camera == "door" for s in a.all_sessions()))
+    await eventually(lambda: not any(s.camera == "door" for s in a.streams.open()))
     moved, welcome = await open_stream(url(b), api_key, "door")  # its name is free for any node at once
     assert welcome["type"] == "welcome"
     for connection in (yard, till, moved):
@@ -104,7 +104,7 @@ async def test_usage_from_both_nodes_adds_up_exactly(nodes):
         connection, _ = await open_stream(url(server), api_key, camera)
         sent += await send_video(connection, make_h264(1))
         await connection.close()
-    await eventually(lambda: not a.all_sessions() and not b.all_sessions())
+    await eventually(lambda: not a.streams.open() and not b.streams.open())
     await a.flush_usage(), await b.flush_usage()
     [row] = await b.store.usage_report(client_id, None, None)
     assert row.key_id == key_id and row.bytes_received == sent

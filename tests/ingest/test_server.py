@@ -57,11 +57,11 @@ async def test_valid_key_is_welcomed_and_its_video_decoded(start):
     assert welcome["type"] == "welcome" and welcome["client_id"] == client_id
     assert welcome["camera"] == "front-door" and welcome["session"]
     await send_video(connection, video)
-    session = server.sessions(client_id)["front-door"]
+    session = server.streams.of_client(client_id)["front-door"]
     await eventually(lambda: server.metrics.frames_decoded == video.frames)
     assert len(session.analysis.packets) == video.frames
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id))
+    await eventually(lambda: not server.streams.of_client(client_id))
 
 
 async def test_every_kind_of_invalid_key_gets_the_same_4401(start):
@@ -129,7 +129,7 @@ async def test_two_clients_each_see_only_their_own_frames(start):
     second, _ = await open_stream(url(server), second_key, "door")  # same camera name, other client: fine
     await asyncio.gather(send_video(first, first_video, start_us=10**15), send_video(second, second_video, start_us=2 * 10**15))
     await eventually(lambda: server.metrics.frames_decoded == first_video.frames + second_video.frames)
-    mine, theirs = server.sessions(first_id)["door"], server.sessions(second_id)["door"]
+    mine, theirs = server.streams.of_client(first_id)["door"], server.streams.of_client(second_id)["door"]
     assert {p.data for p in mine.analysis.packets.packets()} <= {u[3] for u in first_video.units}
     assert {p.data for p in theirs.analysis.packets.packets()} <= {u[3] for u in second_video.units}
     assert (mine.analysis.frames_decoded, theirs.analysis.frames_decoded) == (first_video.frames, second_video.frames)
@@ -146,7 +146,7 @@ async def test_stream_cap_and_duplicate_camera_get_4403(start):
     assert await refused(server, hello(api_key, "three")) == (4403, "over the limit of 2 streams for this client")
     assert await refused(server, hello(api_key, "one")) == (4403, "camera 'one' is already streaming")
     await first.close()
-    await eventually(lambda: len(server.sessions(1)) == 1)
+    await eventually(lambda: len(server.streams.of_client(1)) == 1)
     third, welcome = await open_stream(url(server), api_key, "one")  # the freed slot and name work again
     assert welcome["type"] == "welcome"
     await second.close()
@@ -200,7 +200,7 @@ async def test_rings_of_a_20_second_720p_stream(start):
     connection, _ = await open_stream(url(server), api_key)
     await send_video(connection, video, start_us=0)
     await eventually(lambda: server.metrics.frames_decoded == video.frames, timeout=30)
-    session = server.sessions(client_id)["front-door"]
+    session = server.streams.of_client(client_id)["front-door"]
     packets = session.analysis.packets.packets()
     gop_us = video.gop * 1_000_000 // video.fps
     assert packets[0].keyframe
@@ -219,9 +219,9 @@ async def test_a_10_s_burst_on_a_server_with_threads_to_spare_is_analysed_in_ful
     video = make_h264(10, width=1280, height=720, bitrate=2_000_000)  # what a camera queued through a stall
     connection, _ = await open_stream(url(server), api_key)
     await send_video(connection, video)  # at once, as an agent sends its queue when the link comes back
-    session = server.sessions(client_id)["front-door"]
+    session = server.streams.of_client(client_id)["front-door"]
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id), timeout=30)
+    await eventually(lambda: not server.streams.of_client(client_id), timeout=30)
     assert session.analysis.frames_decoded == server.metrics.frames_decoded == video.frames  # not one frame shed
     assert server.metrics.decode_errors == 0
 
@@ -231,7 +231,7 @@ async def test_a_server_whose_decode_threads_are_saturated_sheds_a_burst(start):
     client_id, _, api_key = await add_client(server.store)
     video = make_h264(6, width=640, height=360)
     connection, _ = await open_stream(url(server), api_key)
-    session = server.sessions(client_id)["front-door"]
+    session = server.streams.of_client(client_id)["front-door"]
     busy = threading.Event()
     server._pool.submit(busy.wait)  # the one decode thread is taken: the stream's batches wait for it
     try:
@@ -243,7 +243,7 @@ async def test_a_server_whose_decode_threads_are_saturated_sheds_a_burst(start):
     finally:
         busy.set()
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id), timeout=30)
+    await eventually(lambda: not server.streams.of_client(client_id), timeout=30)
     assert len(session.analysis.packets) == video.frames  # clips still have every packet
     assert 0 < server.metrics.frames_decoded < video.frames  # analysis skipped whole GOPs to keep up
     assert server.metrics.decode_errors == 0
@@ -256,9 +256,9 @@ async def test_a_stream_too_far_behind_skips_ahead_to_a_keyframe_even_on_an_idle
     video = make_h264(6, width=640, height=360)
     connection, _ = await open_stream(url(server), api_key)
     await send_video(connection, video)
-    session = server.sessions(client_id)["front-door"]
+    session = server.streams.of_client(client_id)["front-door"]
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id))  # its end waits for its last decode and the flush
+    await eventually(lambda: not server.streams.of_client(client_id))  # its end waits for its last decode and the flush
     assert len(session.analysis.packets) == video.frames  # clips still have every packet
     assert 0 < server.metrics.frames_decoded < video.frames  # analysis skipped whole GOPs to keep up
     assert server.metrics.decode_errors == 0
@@ -284,8 +284,8 @@ async def test_bad_media_on_one_stream_does_not_disturb_another(start):
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(broken.recv(), 10)
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4415, "the stream cannot be decoded as H.264")
-    await eventually(lambda: len(server.sessions(healthy_id)["good"].analysis.packets) == video.frames)
-    await eventually(lambda: server.sessions(healthy_id)["good"].analysis.frames_decoded == video.frames)
+    await eventually(lambda: len(server.streams.of_client(healthy_id)["good"].analysis.packets) == video.frames)
+    await eventually(lambda: server.streams.of_client(healthy_id)["good"].analysis.frames_decoded == video.frames)
     assert server.metrics.decode_errors >= 20
     # The healthy stream still works after all that.
     await send_video(healthy, make_h264(1), start_us=int(time.time() * 1e6) + 10_000_000)
@@ -298,7 +298,7 @@ async def test_usage_rows_match_the_bytes_sent(start, db_path):
     connection, _ = await open_stream(url(server), api_key)
     sent = await send_video(connection, make_h264(2))
     await connection.close()
-    await eventually(lambda: not server.sessions(client_id))
+    await eventually(lambda: not server.streams.of_client(client_id))
     await server.flush_usage()
     [row] = await server.store.usage_report(client_id, None, None)
     assert row.key_id == key_id and row.bytes_received == sent
@@ -435,11 +435,11 @@ async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage
     connection, _ = await open_stream(url(server), api_key)
     await send_video(connection, make_h264(1))
     await eventually(lambda: server.metrics.frames_decoded == make_h264(1).frames)
-    session = weakref.ref(server.sessions(client_id)["front-door"])
+    session = weakref.ref(server.streams.of_client(client_id)["front-door"])
     gc.disable()  # a reference cycle would keep every ended stream's decoder (megabytes) until a full pass
     try:
         await connection.close()
-        await eventually(lambda: not server.sessions(client_id))
+        await eventually(lambda: not server.streams.of_client(client_id))
         await eventually(lambda: session() is None, timeout=2)
     finally:
         gc.enable()
@@ -470,7 +470,7 @@ async def test_a_refused_stream_that_stops_reading_frees_its_camera_at_once(star
     bomb = protocol.media(0, 0, b"\x00\x00\x01\x09" * 100_000)
     sock = await asyncio.to_thread(silent_agent, server.port, api_key, "door", bomb)
     try:
-        await eventually(lambda: not server.sessions(client_id), timeout=2)  # not close_timeout (10 s)
+        await eventually(lambda: not server.streams.of_client(client_id), timeout=2)  # not close_timeout (10 s)
         connection, welcome = await open_stream(url(server), api_key, "door")
         assert welcome["type"] == "welcome"
         await connection.close()
@@ -485,9 +485,9 @@ async def test_streams_still_closing_count_against_the_client_until_their_decode
     connection, _ = await open_stream(url(server), api_key, "one")
     await send_video(connection, make_h264(20, width=1280, height=720, bitrate=2_000_000))
     await connection.close()
-    await eventually(lambda: getattr(server.sessions(client_id).get("one"), "ended", False))
+    await eventually(lambda: getattr(server.streams.of_client(client_id).get("one"), "ended", False))
     assert await refused(server, hello(api_key, "two")) == (4403, "too many of this client's streams are still closing")
-    await eventually(lambda: not server.sessions(client_id), timeout=3)
+    await eventually(lambda: not server.streams.of_client(client_id), timeout=3)
     again, welcome = await open_stream(url(server), api_key, "two")
     assert welcome["type"] == "welcome"
     await again.close()
@@ -499,7 +499,7 @@ async def test_a_still_camera_goes_idle_and_status_and_metrics_say_so(start, db_
     video = make_footage(16, 2)  # sixteen still seconds, sent faster than real time: idle after ten
     connection, _ = await open_stream(url(server), api_key, "till")
     await send_video(connection, video)
-    analysis = server.sessions(client_id)["till"].analysis
+    analysis = server.streams.of_client(client_id)["till"].analysis
     await eventually(lambda: analysis.mode == "idle")
     base = f"http://127.0.0.1:{server.port}"
     text = (await asyncio.to_thread(http_get, base + "/metrics"))[2]

@@ -17,7 +17,6 @@ import os
 import secrets
 import socket
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -29,7 +28,7 @@ from vigint import protocol
 from vigint.alerts.links import load_link_secret
 from vigint.alerts.outbox import Outbox
 from vigint.analysis.load import DecodeLoad
-from vigint.analysis.pipeline import Analysed, Mode, StreamAnalysis, limits
+from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter, footage_seconds
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
@@ -46,6 +45,7 @@ from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
 from vigint.ingest.session import Session
+from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
@@ -69,11 +69,7 @@ class Server:
         self._hellos = Hellos(self.store, self.metrics, settings.server)
         self._admission = Admission(settings.server.max_pending_hellos, settings.server.max_pending_hellos_per_address)
         self._limits = limits(settings)
-        self._sessions: dict[int, dict[str, Session]] = {}  # live streams, by client and camera
-        self._backfills: dict[tuple[int, str], Session] = {}  # by (client, camera): open or still finishing
-        # Streams per client that closed but still drain their decoder: bounded like open ones, or a
-        # client reconnecting in a loop would keep any number of decoders busy.
-        self._finishing: Counter[int] = Counter()
+        self.streams = Streams(settings.server.max_streams_per_client)
         self._streams_ended = False  # since the heap was last trimmed
         self._last_used: dict[int, float] = {}
         self._last_flush = time.monotonic()
@@ -111,7 +107,7 @@ class Server:
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         clips = open_clip_storage(settings.storage)
-        routes = Routes(self.store, self.metrics, clips, secret, self.streams_by_client, self.streams_by_mode,
+        routes = Routes(self.store, self.metrics, clips, secret, self.streams.by_client, self.streams.by_mode,
                         lambda: time.monotonic() - self._last_flush, lambda: self.draining)
         try:
             connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
@@ -154,7 +150,7 @@ class Server:
         `stop()` closes the open streams and their agents reconnect through it to other nodes."""
         self.draining = True
         deadline = time.monotonic() + self.settings.server.drain_seconds
-        while self.all_sessions() and time.monotonic() < deadline:
+        while self.streams.open() and time.monotonic() < deadline:
             await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     async def stop(self) -> None:
@@ -186,37 +182,12 @@ class Server:
 
     # Streams
 
-    def all_sessions(self) -> list[Session]:
-        """Return every open session, backfills included (not those finishing after their connection closed)."""
-        backfills = [session for session in self._backfills.values() if not session.ended]
-        return self.live_sessions() + backfills
-
-    def live_sessions(self) -> list[Session]:
-        """Return every open live stream (not backfills, nor those finishing after their connection closed)."""
-        return [session for cameras in self._sessions.values() for session in cameras.values() if not session.ended]
-
-    def sessions(self, client_id: int) -> dict[str, Session]:
-        """Return a client's live sessions by camera, open or still finishing (for tests and tools)."""
-        return dict(self._sessions.get(client_id, {}))
-
-    def backfill(self, client_id: int, camera: str) -> Session | None:
-        """Return a camera's backfill session, open or still finishing, if any (for tests and tools)."""
-        return self._backfills.get((client_id, camera))
-
     def _live(self) -> list[LiveStream]:
         """This node's streams for the fleet monitor's snapshot, backfills included (marked as such)."""
-        return [session.live() for session in self.all_sessions()]
+        return [session.live() for session in self.streams.open()]
 
     def _cameras_live(self) -> list[LiveStream]:
-        return [session.live() for session in self.live_sessions()]
-
-    def streams_by_client(self) -> dict[int, int]:
-        """Return how many live streams each client has open."""
-        return dict(Counter(session.client_id for session in self.live_sessions()))
-
-    def streams_by_mode(self) -> dict[str, int]:
-        """Return how many open live streams are active and how many idle."""
-        return {mode: sum(session.analysis.mode is mode for session in self.live_sessions()) for mode in Mode}
+        return [session.live() for session in self.streams.live()]
 
     async def _handle(self, connection: AdmittedConnection) -> None:
         session, closing = None, None
@@ -249,37 +220,17 @@ class Server:
         return CloseCode.INTERNAL_ERROR, "internal error"
 
     def _register(self, connection: AdmittedConnection, key: ApiKey, hello: protocol.Hello) -> Session:
-        """Reserve the camera name for this connection (billing and decoding start at the welcome).
-
-        A stream that has ended but is still flushing its decoder no longer holds its name or its slot:
-        its camera can reconnect at once. A backfill holds its camera's one backfill slot until it is finished
-        (its incidents recorded): the same footage sent again meanwhile could open a second incident.
-        """
+        """Reserve the camera name for this connection, or refuse it (billing and decoding start at the welcome)."""
         if self.draining:  # the agent retries soon, through its load balancer to another node
             raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
-        camera = hello.camera
-        if hello.backfill:
-            if (key.client_id, camera) in self._backfills:
-                raise protocol.backfill_taken(camera)
-            session = self._backfills[(key.client_id, camera)] = self._session(connection, key, camera, recorded=True)
-            return session
-        # No await from the checks to the insertion: two hellos cannot both pass them.
-        cameras, most = self._sessions.setdefault(key.client_id, {}), self.settings.server.max_streams_per_client
-        if camera in cameras and not cameras[camera].ended:
-            raise protocol.camera_taken(camera)
-        if self._finishing[key.client_id] >= most:
-            raise ProtocolViolation(CloseCode.OVER_LIMIT, "too many of this client's streams are still closing")
-        if sum(not session.ended for session in cameras.values()) >= most:
-            raise protocol.over_stream_limit(most)
-        session = cameras[camera] = self._session(connection, key, camera)
-        session.spooled_seconds = hello.spooled_seconds
+        recorded = hello.backfill
+        analysis = StreamAnalysis(self.settings, self._limits, key.client_id, hello.camera,
+                                  partial(self._undecodable, key.client_id, hello.camera), self.decode_load, recorded)
+        session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
+                          backfill=recorded, spooled_seconds=hello.spooled_seconds,
+                          on_settled=partial(backfill.acknowledge, desk=self.desk, tasks=self._tasks) if recorded else None)
+        self.streams.add(session)
         return session
-
-    def _session(self, connection: AdmittedConnection, key: ApiKey, camera: str, recorded: bool = False) -> Session:
-        analysis = StreamAnalysis(self.settings, self._limits, key.client_id, camera,
-                                  partial(self._undecodable, key.client_id, camera), self.decode_load, recorded)
-        return Session(connection, key, camera, analysis, address=connection.remote_address[0], backfill=recorded,
-                       on_settled=partial(backfill.acknowledge, desk=self.desk, tasks=self._tasks) if recorded else None)
 
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
@@ -296,18 +247,10 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        if session.backfill:  # not one of the client's streams: its slot is the camera's backfill slot
+        if session.claimed:  # its name is free at once, on every node, as on this one
+            self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
+        with self.streams.finishing(session):
             await self._finish(session)
-            return
-        self._finishing[session.client_id] += 1
-        try:
-            if session.claimed:  # its name is free at once, on every node, as on this one
-                self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
-            await self._finish(session)
-        finally:
-            self._finishing[session.client_id] -= 1
-            if not self._finishing[session.client_id]:
-                del self._finishing[session.client_id]
 
     async def _finish(self, session: Session) -> None:
         """Stop the stream's billing, drain and flush its decoder, then unregister it."""
@@ -321,13 +264,7 @@ class Server:
         self.desk.stream_ended(session)  # after the last frames were analysed: they may extend the incident
         if session.backfill:
             await self.desk.settled(session)  # until then the same footage sent again could open a second incident
-            self._backfills.pop((session.client_id, session.camera), None)
-            return
-        cameras = self._sessions.get(session.client_id, {})
-        if cameras.get(session.camera) is session:  # unless a reconnection of the camera took its place
-            del cameras[session.camera]
-        if not cameras:
-            self._sessions.pop(session.client_id, None)
+        self.streams.remove(session)
 
     # Media
 
@@ -398,7 +335,7 @@ class Server:
 
         async def check() -> None:
             nonlocal version
-            invalid, version = await invalid_streams(self.store, self.all_sessions(), version, time.time())
+            invalid, version = await invalid_streams(self.store, self.streams.open(), version, time.time())
             for session in invalid:
                 log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
                          session.key.prefix, session.camera)
@@ -408,11 +345,11 @@ class Server:
                     "could not check keys for revocation; will retry")
 
     def _claimed_ids(self) -> set[str]:
-        return {session.id for session in self.all_sessions() if session.claimed}
+        return {session.id for session in self.streams.open() if session.claimed}
 
     def _lost(self, session_ids: set[str]) -> None:
         """Close the streams whose registry entries are gone: another node may stream their cameras now."""
-        for session in self.all_sessions():
+        for session in self.streams.open():
             if session.id in session_ids:
                 log.warning("client %d camera %r: its registration lapsed; closing it", session.client_id,
                             session.camera)
@@ -439,7 +376,7 @@ class Server:
     async def flush_usage(self) -> None:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
         now = time.time()
-        for session in self.all_sessions():
+        for session in self.streams.open():
             if session.welcomed:
                 self._bill(session, now)
         deltas, last_used, self._last_used = self.usage.drain(), self._last_used, {}
