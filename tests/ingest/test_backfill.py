@@ -154,7 +154,7 @@ async def test_a_backfill_is_read_only_as_fast_as_it_is_analysed(start):
     assert most < 64 * 1024 + max(len(unit[3]) for unit in video.units) + 1024  # bounded by the limit, one unit over
 
 
-async def test_a_second_backfill_of_a_camera_gets_4403_and_its_live_stream_is_untouched(start):
+async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets_4403_and_live_is_untouched(start):
     server = await start(max_streams_per_client=1)
     client_id, _, api_key = await add_client(server.store)
     live, _ = await open_stream(url(server), api_key, spooled_seconds=240)
@@ -163,6 +163,9 @@ async def test_a_second_backfill_of_a_camera_gets_4403_and_its_live_stream_is_un
         await open_stream(url(server), api_key, backfill=True)
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
         4403, "camera 'front-door' is already sending recorded footage")
+    with pytest.raises(ConnectionClosed) as closed:  # nor may other names: each backfill holds a decoder
+        await open_stream(url(server), api_key, "back-door", backfill=True)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "over the limit of 1 backfills for this client")
     video = make_footage(2, **FOOTAGE)
     await send_video(live, video)
     await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)

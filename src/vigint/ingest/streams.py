@@ -3,7 +3,8 @@
 Live streams are held by client and camera: a camera streams once, a client at most
 `max_streams_per_client` at a time, counting those that closed but still drain their decoder (a client
 reconnecting in a loop would otherwise keep any number of decoders busy). Backfills (recorded footage, see
-docs/protocol.md 4a) are held by camera beside them, one per camera, until their incidents are recorded.
+docs/protocol.md 4a) are held by camera beside them, one per camera and at most `max_streams_per_client` per
+client, until their incidents are recorded.
 """
 
 from collections import Counter
@@ -40,6 +41,9 @@ class Streams:
         if session.backfill:
             if (client_id, camera) in self._backfills:
                 raise protocol.backfill_taken(camera)
+            # As many as its live streams may be: each holds a decoder and a ring, whatever its camera's name.
+            if sum(client == client_id for client, _ in self._backfills) >= self._most:
+                raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {self._most} backfills for this client")
             self._backfills[(client_id, camera)] = session
             return
         cameras = self._live.setdefault(client_id, {})
