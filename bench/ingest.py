@@ -133,7 +133,8 @@ async def run_step(port: int, pid: int, api_keys: list[str], count: int, video, 
     await asyncio.sleep(1.0)  # let the decoders drain
     after, cpu = scrape(port), process_cpu(pid) - cpu_before
     sent = count * int(seconds * video.fps)
-    decoded = after["vigint_frames_decoded_total"] - before["vigint_frames_decoded_total"]
+    decoded = sum((after[name] - before[name]) * sign for name, sign in  # live frames: not those of a backfill
+                  (("vigint_frames_decoded_total", 1), ("vigint_backfill_frames_decoded_total", -1)))
     return {"streams": count, "cpu_per_stream_second": cpu / (count * seconds), "decoded": decoded, "sent": sent,
             "p99": lag_p99(before, after), "rss": rss, "sender_late_p99": sorted(late)[int(0.99 * len(late))] if late else 0}
 

@@ -2,7 +2,7 @@
 
 import bisect
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 # Receipt-to-ring delay: real-time analysis needs well under a second; the top buckets show overload.
@@ -39,6 +39,7 @@ class Metrics:
     """Counters the server updates as it goes; `render` adds the live gauges it is given."""
 
     frames_decoded: int = 0
+    backfill_frames_decoded: int = 0  # of them, recorded footage (docs/protocol.md 4a)
     bytes_received: int = 0
     decode_errors: int = 0
     auth_failures: Counter = field(default_factory=Counter)
@@ -56,58 +57,39 @@ class Metrics:
         """Return the metrics page, given the live streams per client id and per mode, and the seconds since the
         last usage flush."""
         lines = [
-            "# HELP vigint_streams_connected Authenticated camera streams open now.",
-            "# TYPE vigint_streams_connected gauge",
-            *(f'vigint_streams_connected{{client_id="{client}"}} {count}'
-              for client, count in sorted(streams_by_client.items())),
-            "# HELP vigint_streams Open streams by analysis mode (idle: keyframe checks only).",
-            "# TYPE vigint_streams gauge",
-            *(f'vigint_streams{{mode="{mode}"}} {count}' for mode, count in sorted(streams_by_mode.items())),
-            "# HELP vigint_stream_wakes_total Idle streams woken to a full decode, by cause.",
-            "# TYPE vigint_stream_wakes_total counter",
-            *(f'vigint_stream_wakes_total{{cause="{cause}"}} {count}' for cause, count in sorted(self.wakes.items())),
-            "# HELP vigint_decode_cpu_seconds_total Worker CPU time decoding and analysing, by mode.",
-            "# TYPE vigint_decode_cpu_seconds_total counter",
-            *(f'vigint_decode_cpu_seconds_total{{mode="{mode}"}} {seconds:.3f}'
-              for mode, seconds in sorted(self.decode_cpu_seconds.items())),
-            "# HELP vigint_decode_saturation Share of the last seconds decode batches waited for a thread "
-            "(past 0.5, streams over max_decode_backlog_seconds behind skip ahead).",
-            "# TYPE vigint_decode_saturation gauge",
-            f"vigint_decode_saturation {self.decode_saturation():.3f}",
-            "# HELP vigint_frames_decoded_total Video frames decoded.",
-            "# TYPE vigint_frames_decoded_total counter",
-            f"vigint_frames_decoded_total {self.frames_decoded}",
-            "# HELP vigint_bytes_received_total Media bytes received from agents.",
-            "# TYPE vigint_bytes_received_total counter",
-            f"vigint_bytes_received_total {self.bytes_received}",
-            "# HELP vigint_decode_errors_total Media messages that could not be decoded.",
-            "# TYPE vigint_decode_errors_total counter",
-            f"vigint_decode_errors_total {self.decode_errors}",
-            "# HELP vigint_auth_failures_total Refused hellos, by reason.",
-            "# TYPE vigint_auth_failures_total counter",
-            *(f'vigint_auth_failures_total{{reason="{reason}"}} {count}'
-              for reason, count in sorted(self.auth_failures.items())),
+            *_family("vigint_streams_connected", "gauge", "Authenticated camera streams open now.",
+                     _labelled("client_id", streams_by_client)),
+            *_family("vigint_streams", "gauge", "Open streams by analysis mode (idle: keyframe checks only).",
+                     _labelled("mode", streams_by_mode)),
+            *_family("vigint_stream_wakes_total", "counter", "Idle streams woken to a full decode, by cause.",
+                     _labelled("cause", self.wakes)),
+            *_family("vigint_decode_cpu_seconds_total", "counter", "Worker CPU time decoding and analysing, by mode.",
+                     _labelled("mode", {mode: f"{seconds:.3f}" for mode, seconds in self.decode_cpu_seconds.items()})),
+            *_family("vigint_decode_saturation", "gauge", "Share of the last seconds decode batches waited for a "
+                     "thread (past 0.5, streams over max_decode_backlog_seconds behind skip ahead).",
+                     [("", f"{self.decode_saturation():.3f}")]),
+            *_family("vigint_frames_decoded_total", "counter", "Video frames decoded.", [("", self.frames_decoded)]),
+            *_family("vigint_backfill_frames_decoded_total", "counter", "Frames of footage recorded during outages "
+                     "(backfill) decoded, also counted in vigint_frames_decoded_total.",
+                     [("", self.backfill_frames_decoded)]),
+            *_family("vigint_bytes_received_total", "counter", "Media bytes received from agents.",
+                     [("", self.bytes_received)]),
+            *_family("vigint_decode_errors_total", "counter", "Media messages that could not be decoded.",
+                     [("", self.decode_errors)]),
+            *_family("vigint_auth_failures_total", "counter", "Refused hellos, by reason.",
+                     _labelled("reason", self.auth_failures)),
             *self._lag_lines(),
-            "# HELP vigint_incidents_total Incidents opened.",
-            "# TYPE vigint_incidents_total counter",
-            f"vigint_incidents_total {self.incidents}",
-            "# HELP vigint_alerts_delivered_total Alerts (emails, webhooks) delivered.",
-            "# TYPE vigint_alerts_delivered_total counter",
-            f"vigint_alerts_delivered_total {self.alerts_delivered}",
-            "# HELP vigint_alerts_failed_total Alert delivery attempts that failed (retried later).",
-            "# TYPE vigint_alerts_failed_total counter",
-            f"vigint_alerts_failed_total {self.alerts_failed}",
-            "# HELP vigint_clips_skipped_total Incidents left without a clip, by reason (disk_full: free space guard).",
-            "# TYPE vigint_clips_skipped_total counter",
-            *(f'vigint_clips_skipped_total{{reason="{reason}"}} {count}'
-              for reason, count in sorted(self.clips_skipped.items())),
-            "# HELP vigint_ai_calls_total AI verifications, by outcome.",
-            "# TYPE vigint_ai_calls_total counter",
-            *(f'vigint_ai_calls_total{{outcome="{outcome}"}} {count}'
-              for outcome, count in sorted(self.ai_calls.items())),
-            "# HELP vigint_usage_flush_lag_seconds Seconds since usage was last written to the database.",
-            "# TYPE vigint_usage_flush_lag_seconds gauge",
-            f"vigint_usage_flush_lag_seconds {usage_flush_lag:.3f}",
+            *_family("vigint_incidents_total", "counter", "Incidents opened.", [("", self.incidents)]),
+            *_family("vigint_alerts_delivered_total", "counter", "Alerts (emails, webhooks) delivered.",
+                     [("", self.alerts_delivered)]),
+            *_family("vigint_alerts_failed_total", "counter", "Alert delivery attempts that failed (retried later).",
+                     [("", self.alerts_failed)]),
+            *_family("vigint_clips_skipped_total", "counter", "Incidents left without a clip, by reason (disk_full: "
+                     "free space guard).", _labelled("reason", self.clips_skipped)),
+            *_family("vigint_ai_calls_total", "counter", "AI verifications, by outcome.",
+                     _labelled("outcome", self.ai_calls)),
+            *_family("vigint_usage_flush_lag_seconds", "gauge", "Seconds since usage was last written to the database.",
+                     [("", f"{usage_flush_lag:.3f}")]),
         ]
         return "\n".join(lines) + "\n"
 
@@ -120,3 +102,13 @@ class Metrics:
             lines.append(f'vigint_decode_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
         return lines + [f"vigint_decode_lag_seconds_sum {self.decode_lag.total}",
                         f"vigint_decode_lag_seconds_count {self.decode_lag.count}"]
+
+
+def _labelled(label: str, values: Mapping) -> list[tuple[str, object]]:
+    """Return the samples of a family with one label, sorted by its value."""
+    return [(f'{{{label}="{key}"}}', value) for key, value in sorted(values.items())]
+
+
+def _family(name: str, kind: str, text: str, samples: list[tuple[str, object]]) -> list[str]:
+    """Return one metric family in the Prometheus text format: its help, its type, then each (labels, value)."""
+    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]

@@ -109,3 +109,12 @@ def test_access_units_without_a_picture_are_undecodable_and_end_a_flood():
         for _ in range(5):
             assert intake.accept(protocol.media(0, 0, b"\x00\x00\x01\x0a")) is None  # end of sequence only
     assert refused.value.reason == UNDECODABLE and counted == [1] * 5
+
+
+def test_recorded_footage_is_taken_in_decode_order_only():
+    counted: list[int] = []
+    intake = Intake(LIMITS, lambda count, first: counted.append(count), complete=True)
+    units = messages(make_h264(1, width=320, height=180))
+    assert intake.accept(units[0]) is not None and intake.accept(units[1]) is not None
+    assert intake.accept(units[1]) is None and intake.accept(units[0]) is None  # again, and older: not analysed
+    assert counted == [1, 1] and intake.accept(units[2]) is not None

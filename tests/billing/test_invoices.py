@@ -28,6 +28,14 @@ def test_usage_is_priced_exactly_with_half_up_rounding():
     assert (invoice.subtotal, invoice.vat, invoice.total) == (Decimal("73.68"), Decimal("14.74"), Decimal("88.42"))
 
 
+def test_footage_recovered_after_an_outage_is_priced_like_streaming():
+    lines = invoices.price(invoices.Usage(Decimal("3600"), 0, 0, 0, 0, backfill_seconds=Decimal("5400")), PRICES)
+    assert [(l.description, l.quantity, l.unit, l.amount) for l in lines] == [
+        ("Camera streaming", Decimal("1.00"), "camera-hour", Decimal("0.02")),  # 0.015 → 0.02
+        ("Footage recovered after outages", Decimal("1.50"), "camera-hour", Decimal("0.02")),  # 0.0225 → 0.02
+    ]
+
+
 def test_nothing_used_costs_nothing():
     assert invoices.price(invoices.Usage(Decimal(0), 0, 0, 0, 0), PRICES) == ()
 

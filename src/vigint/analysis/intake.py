@@ -44,7 +44,8 @@ class Intake:
     def __init__(self, limits: Limits, on_undecodable: Callable[[int, bool], None], complete: bool = False):
         """`on_undecodable(count, first)` hears of every message counted as undecodable (for metrics and
         logs); `first` is true the first time in this stream's life. A `complete` gate never sheds load (recorded
-        footage is analysed in full: its sender is slowed down instead, see `StreamAnalysis.backlogged`)."""
+        footage is analysed in full: its sender is slowed down instead, see `StreamAnalysis.backlogged`), and
+        takes units in decode order only: one at or before the newest taken counts as undecodable."""
         self._limits = limits
         self._complete = complete
         self._on_undecodable = on_undecodable
@@ -56,6 +57,7 @@ class Intake:
         self._broken = True
         self._queued_dts: deque[int] = deque()  # of packets admitted and not yet analysed, oldest first
         self.queued_bytes = 0
+        self._newest_dts: int | None = None  # of the units taken, for a complete gate's order
 
     def accept(self, message: bytes) -> Packet | None:
         """Check one media message; return its packet, or None if it is not H.264 (counted as bad).
@@ -76,6 +78,11 @@ class Intake:
         if not h264.has_picture(inspection.types):
             self._bad(1)  # not Annex-B, or no slice (a flood of 4-byte end-of-sequence units): never kept
             return None
+        if self._complete:  # recorded footage out of order would be analysed and billed twice (see meter.py)
+            if self._newest_dts is not None and media.dts <= self._newest_dts:
+                self._bad(1)
+                return None
+            self._newest_dts = media.dts
         return Packet(media.pts, media.dts, h264.is_keyframe(inspection.types), media.data)
 
     def _check_size(self, size: h264.PictureSize) -> None:

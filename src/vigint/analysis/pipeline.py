@@ -123,7 +123,9 @@ class StreamAnalysis:
         self.load = load or DecodeLoad()
         self.backfill = backfill
         buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
-        self.packets = PacketRing(buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes)
+        # A backfill's ring is bounded by bytes only: the jump over a gap in its footage (an outage, then a second
+        # one) would otherwise trim the packets its analysis has still to reach, and an incident's clip with them.
+        self.packets = PacketRing(None if backfill else buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes)
         self.intake = Intake(limits, on_undecodable, complete=backfill)
         lead = buffers.long_buffer_seconds - settings.motion.pre_roll_seconds - settings.motion.min_motion_seconds
         self._max_lead_us = int(max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS) * MICROSECONDS)

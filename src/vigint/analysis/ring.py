@@ -15,8 +15,10 @@ class PacketRing:
     the oldest GOPs go even if that shortens the span.
     """
 
-    def __init__(self, seconds: float, max_bytes: int):
-        self._span = int(seconds * MICROSECONDS)
+    def __init__(self, seconds: float | None, max_bytes: int):
+        """`seconds` None: bounded by `max_bytes` only (recorded footage, whose gaps must not trim what is still
+        to be analysed)."""
+        self._span = None if seconds is None else int(seconds * MICROSECONDS)
         self._max_bytes = max_bytes
         self._gops: deque[list[Packet]] = deque()
         self.bytes = 0
@@ -34,7 +36,7 @@ class PacketRing:
         return True
 
     def _trim(self, newest_dts: int) -> None:
-        while len(self._gops) > 1 and (newest_dts - self._gops[1][0].dts >= self._span
+        while len(self._gops) > 1 and (self._span is not None and newest_dts - self._gops[1][0].dts >= self._span
                                        or self.bytes > self._max_bytes):
             self.bytes -= sum(p.cost for p in self._gops.popleft())
         if self.bytes > self._max_bytes and len(self._gops) == 1:

@@ -24,6 +24,7 @@ class Usage:
     ai_calls: int
     ai_tokens: int
     alerts_sent: int
+    backfill_seconds: Decimal = Decimal(0)  # footage recorded during outages and recovered later
 
 
 def period_bounds(period: str) -> tuple[float, float]:
@@ -42,6 +43,9 @@ def price(usage: Usage, billing: BillingSettings) -> tuple[Line, ...]:
     quantities = [
         ("Camera streaming", (usage.stream_seconds / 3600).quantize(CENT, ROUND_HALF_UP), "camera-hour",
          billing.price_per_camera_hour),
+        # Footage recorded while the camera was offline and sent later is analysed like live video, priced alike.
+        ("Footage recovered after outages", (usage.backfill_seconds / 3600).quantize(CENT, ROUND_HALF_UP),
+         "camera-hour", billing.price_per_camera_hour),
         ("Video received", (Decimal(usage.bytes_received) / 10**9).quantize(Decimal("0.001"), ROUND_HALF_UP), "GB",
          billing.price_per_gb),
         ("AI verifications", Decimal(usage.ai_calls), "call", billing.price_per_ai_call),

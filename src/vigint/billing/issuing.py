@@ -35,9 +35,12 @@ def closed_month(period: str, now: float) -> ClosedMonth:
 
 
 def _total(rows: list[UsageRow]) -> Usage:
-    """Sum a client's usage over its keys; stream time to the millisecond, as the meter records it."""
-    return Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))), sum(r.bytes_received for r in rows),
-                 sum(r.ai_calls for r in rows), sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows))
+    """Sum a client's usage over its keys; stream and footage time to the millisecond, as the meter records them;
+    the video received live and recovered after outages."""
+    return Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))),
+                 sum(r.bytes_received + r.backfill_bytes for r in rows), sum(r.ai_calls for r in rows),
+                 sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows),
+                 Decimal(str(round(sum(r.backfill_seconds for r in rows), 3))))
 
 
 async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, month: ClosedMonth) -> Invoice:

@@ -5,8 +5,10 @@ import asyncio
 import logging
 
 from vigint import protocol
+from vigint.analysis.events import MAX_GAP_SECONDS
 from vigint.incidents.desk import IncidentDesk
 from vigint.ingest.session import Session
+from vigint.media import MICROSECONDS
 from vigint.protocol import CloseCode
 from vigint.tasks import TaskSet
 
@@ -25,11 +27,18 @@ async def drained(session: Session) -> None:
 
 
 def acknowledge(session: Session, desk: IncidentDesk, tasks: TaskSet) -> None:
-    """Acknowledge a backfill's footage as far as it is analysed, less what its incidents still hold; only ever
-    more than before."""
+    """Acknowledge a backfill's footage as far as it is analysed, less what an incident may still need; only ever
+    more than before.
+
+    An incident is known only once its motion has lasted `min_motion_seconds` (a run may pause MAX_GAP_SECONDS),
+    and its clip reaches `pre_roll_seconds` before its start: the footage that close to the end of what was
+    analysed may belong to an incident not known yet, and is held back like that of one open or being recorded.
+    """
     until, held = session.analysis.until, desk.holding(session)
     if until is None or session.analysis.ended:
         return  # once the footage ended, its last ack goes out before the close (see `finish`), in order
+    motion = desk.settings.motion
+    until -= int((motion.pre_roll_seconds + motion.min_motion_seconds + MAX_GAP_SECONDS) * MICROSECONDS) + 1
     until = until if held is None else min(until, held)
     if session.acked is None or until > session.acked:
         session.acked = until
@@ -38,13 +47,15 @@ def acknowledge(session: Session, desk: IncidentDesk, tasks: TaskSet) -> None:
 
 async def finish(session: Session, desk: IncidentDesk) -> None:
     """The agent sent all its footage: analyse the rest, end an open incident at its last motion, wait until its
-    incidents are recorded, acknowledge everything received and close with 1000."""
+    incidents are recorded, acknowledge everything analysed and close with 1000 (footage a failed analysis did not
+    reach stays unacknowledged: the agent sends it again)."""
     session.analysis.end()
     await asyncio.gather(session.decode_task, return_exceptions=True)
     desk.stream_ended(session)
     await desk.settled(session)
-    if session.newest_dts is not None and (session.acked is None or session.newest_dts > session.acked):
-        session.acked = session.newest_dts
-        await session.connection.send(protocol.ack(session.acked))
+    until = session.analysis.until
+    if until is not None and (session.acked is None or until > session.acked):
+        session.acked = until
+        await session.connection.send(protocol.ack(until))
     log.info("client %d camera %r: backfill analysed through %s", session.client_id, session.camera, session.acked)
     await session.connection.close(CloseCode.DONE, "all footage analysed")

@@ -279,14 +279,13 @@ class Server:
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
-            dts = protocol.media_dts(message)
-            footage = footage_seconds(session.newest_dts, dts)
-            if dts is not None and (session.newest_dts is None or dts > session.newest_dts):
+            dts, newest = protocol.media_dts(message), session.newest_dts
+            if dts is not None and (newest is None or dts > newest):
                 session.newest_dts = dts
-            if session.backfill:
-                self.usage.add_backfill(session.key.id, len(message), footage, time.time())
-            else:
+            if not session.backfill:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
+            else:
+                self.usage.add_backfill(session.key.id, len(message), footage_seconds(newest, dts), time.time())
             session.analysis.receive(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
@@ -318,6 +317,8 @@ class Server:
     def _absorb(self, session: Session, analysed: Analysed) -> None:
         self.desk.observe(session, analysed.events)
         self.metrics.frames_decoded += analysed.decoded
+        if session.backfill:
+            self.metrics.backfill_frames_decoded += analysed.decoded
         self.usage.add_frames(session.key.id, analysed.decoded, time.time())
         for seconds in analysed.waited:
             self.metrics.decode_lag.observe(seconds)
