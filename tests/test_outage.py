@@ -136,15 +136,15 @@ async def test_footage_recorded_during_a_server_outage_becomes_one_offline_incid
 
 
 async def test_footage_spooled_by_an_agent_killed_during_the_outage_arrives_from_its_restart(tmp_path, mailbox):
-    write_footage(tmp_path / "camera.ts", 14, people=((7, 10),))
+    write_footage(tmp_path / "camera.ts", 10, people=((4, 6.5),))
     write_footage(tmp_path / "still.ts", 30)  # what the camera shows after the agent's restart: nobody
     async with AsyncExitStack() as cleanup:
         site = await Site.open(tmp_path, mailbox, cleanup)
         first = await site.start_agent(tmp_path / "camera.ts", "first")
         await streaming(site, "first")
-        await asyncio.sleep(3)
+        await asyncio.sleep(1)
         await site.kill_server()
-        await asyncio.sleep(9)  # the person walks through while the server is down
+        await asyncio.sleep(7)  # the person walks through while the server is down
         first.kill()  # SIGKILL: no goodbye, no flush; what is spooled must survive it
         await first.wait()
         assert site.spooled()

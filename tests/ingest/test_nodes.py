@@ -104,7 +104,7 @@ async def test_usage_from_both_nodes_adds_up_exactly(nodes):
         connection, _ = await open_stream(url(server), api_key, camera)
         sent += await send_video(connection, make_h264(1))
         await connection.close()
-    await eventually(lambda: not a.streams.open() and not b.streams.open())
+    await eventually(lambda: not a.streams.of_client(client_id) and not b.streams.of_client(client_id))  # all decoded
     await a.flush_usage(), await b.flush_usage()
     [row] = await b.store.usage_report(client_id, None, None)
     assert row.key_id == key_id and row.bytes_received == sent
