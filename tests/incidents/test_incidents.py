@@ -93,8 +93,52 @@ async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, 
     assert message["To"] == "ops@acme.test" and "shop" in message["Subject"]
     status, body = await asyncio.to_thread(fetch, link_in(message))
     assert status == 200 and body == clip.read_bytes()
+    boxes = top_level_boxes(body)
+    assert boxes.index("moov") < boxes.index("mdat")  # faststart: a phone plays it while it downloads
     await asyncio.sleep(1)
     assert len(mailbox.messages) == 1 and server.metrics.incidents == 1
+
+
+def top_level_boxes(mp4: bytes) -> list[str]:
+    """Return the types of an MP4's top-level boxes, in file order."""
+    types, position = [], 0
+    while position + 8 <= len(mp4):
+        size, kind = int.from_bytes(mp4[position:position + 4], "big"), mp4[position + 4:position + 8].decode()
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(mp4[position + 8:position + 16], "big")
+        types.append(kind)
+        position += size or len(mp4)
+    return types
+
+
+def get(link: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(link, headers={name.replace("_", "-"): value for name, value in headers.items()})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), b""
+
+
+async def test_a_clip_link_answers_byte_ranges_as_video_players_ask(start, tmp_path, mailbox):
+    server = await start(settings=incident_settings(tmp_path, mailbox.port))
+    client_id, _, api_key = await add_client(server.store)
+    await stream_scene(server, api_key, make_scene(16, moving=(4, 7)))
+    await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
+    link = link_in(mailbox.messages[0])
+    clip = (tmp_path / "data" / (await delivered_incident(server, client_id)).clip_path).read_bytes()
+    status, headers, body = await asyncio.to_thread(get, link, Range="bytes=0-1")
+    assert (status, body, headers["Accept-Ranges"]) == (206, clip[:2], "bytes")
+    assert headers["Content-Range"] == f"bytes 0-1/{len(clip)}" and headers["Content-Length"] == "2"
+    status, headers, body = await asyncio.to_thread(get, link, Range="bytes=-100")
+    assert (status, body) == (206, clip[-100:])
+    status, headers, _ = await asyncio.to_thread(get, link, Range=f"bytes={len(clip)}-")
+    assert (status, headers["Content-Range"]) == (416, f"bytes */{len(clip)}")
+    status, headers, body = await asyncio.to_thread(get, link)
+    assert (status, body) == (200, clip)
+    assert (await asyncio.to_thread(get, link, If_None_Match=headers["ETag"]))[0] == 304  # the player has it
+    status, _, body = await asyncio.to_thread(get, link, Range="bytes=0-1", If_Range='"another-version"')
+    assert (status, body) == (200, clip)  # the clip changed since the player's first part: all of it again
 
 
 @pytest.mark.parametrize("scene", [{"seconds": 20}, {"seconds": 20, "brightness_jump_at": 8}],

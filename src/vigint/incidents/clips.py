@@ -57,7 +57,9 @@ def write_mp4(packets: list[Packet], path: Path, width: int, height: int) -> flo
         # footage is never readable by others, not even while it is being written.
         os.close(os.open(partial, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
         os.chmod(partial, 0o600)  # a .part left by a crash keeps its old mode through O_CREAT
-        with av.open(str(partial), "w", format="mp4") as container:
+        # faststart: the index (moov) goes before the media (mdat), as iOS Safari needs to play a clip while
+        # it downloads; FFmpeg moves it there once the clip is whole.
+        with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("h264")
             stream.width, stream.height, stream.time_base = width, height, MP4_TIME_BASE
             stream.codec_context.extradata = h264.parameter_sets(packets[0].data)
