@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import email
+import email.policy
 import inspect
 import json
 import os
@@ -19,6 +20,7 @@ from aiosmtpd.controller import Controller
 
 from vigint import keys, protocol
 from vigint.admin.cli import main
+from vigint.alerts import emails
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
@@ -145,10 +147,10 @@ class Mailbox:
     """aiosmtpd handler keeping every message received."""
 
     def __init__(self):
-        self.messages: list[email.message.Message] = []
+        self.messages: list[email.message.EmailMessage] = []
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
 
@@ -188,7 +190,7 @@ def bucket(s3_endpoint):
 
 def link_in(message) -> str:
     """Return the clip link in an alert email."""
-    body = message.get_payload(decode=True).decode()
+    body = emails.text_of(message)
     return next(line for line in body.splitlines() if "/clips/" in line).strip()
 
 

@@ -21,6 +21,7 @@ from attacks import ServeProcess
 from conftest import add_client, eventually, free_port
 from media import make_footage
 
+from vigint.alerts import emails
 from vigint.store import Store
 
 CAMERA = "front-door"
@@ -130,7 +131,7 @@ async def test_footage_recorded_during_a_server_outage_becomes_one_offline_incid
         started_at = datetime.fromisoformat(incident["started_at"]).timestamp()  # whole seconds
         assert down_at - 1 < started_at < down_at + outage and abs(started_at - (recording_from + person_at)) < 3
         assert incident["clip"] and (tmp_path / "data" / incident["clip"]).stat().st_size > 10_000
-        body = mailbox.messages[0].get_payload(decode=True).decode()
+        body = emails.text_of(mailbox.messages[0])
         assert "while the camera was offline" in body, body
         assert agent.returncode is None  # still streaming live
 

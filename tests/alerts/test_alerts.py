@@ -4,6 +4,7 @@ import subprocess
 import sys
 from email import policy
 from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -19,8 +20,8 @@ INCIDENT = Incident(7, 3, 1, "entrée", 1_767_225_600.0, None, "motion", "", 1, 
 def test_french_email_with_its_link():
     link = links.clip_link("https://v.example:5002", "secret", INCIDENT, 1_767_312_000)
     message = emails.compose_email(INCIDENT, "Boulangerie", "b@b.test", link, 1_767_312_000,
-                                   AlertSettings(language="fr"), EmailSettings(sender="alertes@v.example"))
-    body = message.get_payload(decode=True).decode()
+                                   AlertSettings(language="fr"), EmailSettings(sender="alertes@v.example"), "secret")
+    body = emails.text_of(message)
     assert message["Subject"] == "[Vigint] un mouvement sur entrée, 2026-01-01 00:00:00"
     assert "Bonjour Boulangerie" in body and link in body and "2026-01-02 00:00:00" in body
     assert link.startswith("https://v.example:5002/clips/7?exp=1767312000&sig=")
@@ -118,7 +119,7 @@ def test_a_write_that_fails_midway_leaves_no_partial_secret(tmp_path):
 def test_captured_emails_are_owner_only(tmp_path):
     capture = tmp_path / "mail" / "outbox"
     message = emails.compose_email(INCIDENT, "Acme", "ops@acme.test", "https://v.example/clips/7?exp=1&sig=2",
-                                   1_767_312_000, AlertSettings(), EmailSettings(sender="v@v.example"))
+                                   1_767_312_000, AlertSettings(), EmailSettings(sender="v@v.example"), "secret")
     settings = EmailSettings(capture_dir=capture)
     emails.send_email(settings, message)
     emails.send_email(settings, message)
@@ -127,7 +128,7 @@ def test_captured_emails_are_owner_only(tmp_path):
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
     assert stat.S_IMODE(capture.stat().st_mode) == 0o700 and stat.S_IMODE(capture.parent.stat().st_mode) == 0o700
     parsed = BytesParser(policy=policy.default).parse(files[0].open("rb"))
-    assert parsed["To"] == "ops@acme.test" and "https://v.example/clips/7" in parsed.get_content()
+    assert parsed["To"] == "ops@acme.test" and "https://v.example/clips/7" in emails.text_of(parsed)
 
 
 def test_an_offline_incident_says_when_it_was_recorded_and_a_live_one_does_not():
@@ -135,6 +136,28 @@ def test_an_offline_incident_says_when_it_was_recorded_and_a_live_one_does_not()
     assert emails.offline_note(offline) == ("Recorded 2026-01-01 00:00:00–00:07:05 (UTC) while the camera was "
                                             "offline; sent once it was back.\n")
     message = emails.compose_email(offline, "Acme", "ops@acme.test", "https://x/clips/7", 1_767_229_200,
-                                   AlertSettings(), EmailSettings())
-    assert "while the camera was offline" in message.get_content()
+                                   AlertSettings(), EmailSettings(), "secret")
+    assert "while the camera was offline" in emails.text_of(message)
     assert emails.offline_note(INCIDENT) == ""
+
+
+def test_an_alert_is_text_and_escaped_html_dated_with_a_message_id_kept_across_attempts():
+    hostile = Incident(**{**INCIDENT.__dict__, "camera": "<b>door</b>", "description": "<script>x()</script>"})
+    link = "https://v.example/clips/7?exp=1&sig=2"
+
+    def compose(incident):
+        message = emails.compose_email(incident, "Acme & Co", "ops@acme.test", link, 1_767_312_000,
+                                       AlertSettings(), EmailSettings(sender="alerts@v.example"), "secret")
+        return BytesParser(policy=policy.default).parsebytes(bytes(message))  # as the customer's client reads it
+
+    first, again = compose(hostile), compose(hostile)
+    assert first["Message-ID"] == again["Message-ID"]  # a retry after a crash is the same message
+    assert first["Message-ID"].endswith("@v.example>") and "secret" not in first["Message-ID"]
+    assert first["Message-ID"] != compose(Incident(**{**INCIDENT.__dict__, "id": 8}))["Message-ID"]
+    assert parsedate_to_datetime(first["Date"]).tzinfo is not None
+    text, page = first.get_body(("plain",)).get_content(), first.get_body(("html",)).get_content()
+    assert "<script>" in text and "<script>" not in page and "&lt;script&gt;" in page and "Acme &amp; Co" in page
+    assert f'href="{link.replace("&", "&amp;")}"' in page
+    assert "Threat level" not in text  # no AI ran: no threat level to show
+    checked = compose(Incident(**{**INCIDENT.__dict__, "verdict": "confirmed", "threat": 2}))
+    assert "Threat level (AI check): 2/2." in checked.get_body(("plain",)).get_content()

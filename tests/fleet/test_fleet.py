@@ -1,5 +1,6 @@
 import asyncio
 import email
+import email.policy
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from conftest import REALTIME, add_client, eventually, url
 from media import make_h264, send_video
 from websockets.asyncio.client import connect
 
+from vigint.alerts import emails
 from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings
 from vigint.fleet.monitor import camera_back, is_spike
 
@@ -37,7 +39,7 @@ async def flags_when(server, condition, timeout: float = 10.0):
 
 
 def mails(tmp_path) -> list[email.message.Message]:
-    return [email.message_from_bytes(path.read_bytes()) for path in sorted((tmp_path / "mail").glob("*.eml"))]
+    return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default) for path in sorted((tmp_path / "mail").glob("*.eml"))]
 
 
 def vigint(*args: str, db_path) -> str:
@@ -82,7 +84,7 @@ async def test_refused_hellos_flag_the_address(start, tmp_path):
     [flag] = await flags_when(server, lambda flags: flags and flags[0].notified_at)
     assert (flag.kind, flag.subject, flag.client_id) == ("hellos", "address:127.0.0.1", None)
     [mail] = mails(tmp_path)
-    assert "127.0.0.1 had 3 hellos refused" in mail.get_payload()
+    assert "127.0.0.1 had 3 hellos refused" in emails.text_of(mail)
 
 
 def test_spikes_are_measured_against_the_trailing_week():
@@ -112,8 +114,8 @@ async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_o
     await eventually(lambda: len(mails(tmp_path)) == 2, timeout=10)
     await asyncio.sleep(1.0)
     down, back = mails(tmp_path)  # and only those two
-    assert down["Subject"] == "[Vigint] door: camera down" and "has sent no video since" in down.get_payload()
-    assert back["Subject"] == "[Vigint] door: camera back" and "streaming again" in back.get_payload()
+    assert down["Subject"] == "[Vigint] door: camera down" and "has sent no video since" in emails.text_of(down)
+    assert back["Subject"] == "[Vigint] door: camera back" and "streaming again" in emails.text_of(back)
     kinds = [i.type for i in await server.store.list_incidents(client_id)]
     assert sorted(kinds) == ["camera_back", "camera_down"]
     await connection.close()

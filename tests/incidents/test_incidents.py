@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from conftest import REALTIME, Mailbox, add_client, eventually, free_port, link_in, url
 from media import make_scene, open_stream, send_video
 
-from vigint.alerts import links, webhooks
+from vigint.alerts import emails, links, webhooks
 from vigint.config import (
     AiSettings,
     AlertSettings,
@@ -262,7 +262,7 @@ async def test_ai_says_yes_so_the_alert_carries_its_verdict(start, tmp_path, mai
     _, incident, _ = await run_ai_case(start, tmp_path, mailbox, ai_settings(fake_ai.server_port))
     assert (incident.verdict, incident.type, incident.threat) == ("confirmed", "intrusion", 2)
     await eventually(lambda: len(mailbox.messages) == 1)
-    assert "A person climbs in." in mailbox.messages[0].get_payload(decode=True).decode()
+    assert "A person climbs in." in emails.text_of(mailbox.messages[0])
 
 
 async def test_malformed_ai_reply_is_recorded_without_a_crash(start, tmp_path, mailbox, fake_ai):
@@ -379,7 +379,7 @@ async def test_retention_deletes_old_clips_and_the_disk_guard_skips_clips(start,
     await eventually(lambda: len(mailbox.messages) == 2, timeout=20)  # still alerted, without a clip
     [incident] = await server.store.list_incidents(client_id)
     assert incident.clip_path is None
-    assert "No clip could be saved" in mailbox.messages[1].get_payload(decode=True).decode()
+    assert "No clip could be saved" in emails.text_of(mailbox.messages[1])
 
 
 async def test_a_masked_region_of_one_camera_raises_nothing(start, tmp_path):

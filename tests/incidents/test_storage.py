@@ -15,6 +15,7 @@ from media import make_scene
 from s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Bucket
 from test_incidents import fetch, incident_settings, link_in, stream_scene
 
+from vigint.alerts import emails
 from vigint.errors import ConfigError
 from vigint.incidents import s3
 from vigint.incidents.storage import FolderStorage, StorageError, copy_clips, open_clip_storage
@@ -59,7 +60,7 @@ async def test_a_failed_upload_leaves_no_object_and_the_incident_is_alerted_with
     client_id, _, api_key = await add_client(server.store)
     await stream_scene(server, api_key, make_scene(20, moving=(7, 10)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
-    assert "No clip could be saved" in mailbox.messages[0].get_payload(decode=True).decode()
+    assert "No clip could be saved" in emails.text_of(mailbox.messages[0])
     [incident] = await server.store.list_incidents(client_id)
     assert incident.clip_path is None and server.metrics.clips_skipped["write_error"] == 1
     assert f"cannot write its clip: cannot upload clip clips/{client_id}/{incident.id}.mp4" in caplog.text

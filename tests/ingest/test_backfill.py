@@ -4,6 +4,7 @@ acknowledged as its incidents are recorded, and its incidents marked as recorded
 import asyncio
 import dataclasses
 import email
+import email.policy
 import json
 import os
 import threading
@@ -15,6 +16,7 @@ from media import make_footage, open_stream, send_video
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
+from vigint.alerts import emails
 from vigint.config import EmailSettings, Settings, StorageSettings
 
 FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)  # small pictures, short GOPs: a few seconds a test
@@ -79,7 +81,7 @@ async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_t
     assert footage[0] + 1.5 <= incident.started_at <= incident.ended_at <= footage[1]
     assert server.streams.backfill(client_id, "front-door") is None  # its slot is free once done
     mail = await eventually(lambda: list((tmp_path / "mail").glob("*.eml")))
-    body = email.message_from_bytes(mail[0].read_bytes()).get_payload(decode=True).decode()
+    body = emails.text_of(email.message_from_bytes(mail[0].read_bytes(), policy=email.policy.default))
     assert "while the camera was offline" in body and "Recorded " in body
 
 

@@ -7,6 +7,7 @@ captured locally instead of sent. Ctrl-C stops everything and removes the folder
 
 import asyncio
 import email
+import email.policy
 import signal
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from vigint.agent import status as agent_view
 from vigint.agent.settings import TEST_SOURCE, AgentSettings, Camera
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import open_spool, run_camera
+from vigint.alerts import emails
 from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
@@ -91,8 +93,8 @@ async def _view(server: Server, client_id: int, camera_status: CameraStatus, url
                           "saved" if incident.clip_path else "—", incident.alert_state)
     mails = sorted((settings.email.capture_dir or Path()).glob("*.eml"))
     if mails:
-        message = email.message_from_bytes(mails[-1].read_bytes())
-        body = message.get_payload(decode=True).decode()
+        message = email.message_from_bytes(mails[-1].read_bytes(), policy=email.policy.default)
+        body = emails.text_of(message)
         mail = Panel(f"[bold]To:[/] {escape(message['To'])}\n[bold]Subject:[/] {escape(message['Subject'])}\n\n"
                      f"{escape(body)}", title=f"Alert email captured ({len(mails)} so far)")
     else:
