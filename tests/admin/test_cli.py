@@ -71,6 +71,10 @@ def test_bad_input_is_one_line_and_exit_code_1(cli, tmp_path):
         ("key", "list", "--client-id", "42"): "no client with id 42",
         ("client", "reactivate", "--client-id", "1", "--key-id", "42"): "client 1 has no key with id 42",
         ("key", "create", "--client-id", "1", "--expires-in", "0"): "--expires-in must be a positive",
+        ("client", "create", "--name", "X", "--email", "x@y.test", "--timezone", "Mars/Olympus"):
+            "unknown time zone 'Mars/Olympus': use an IANA name such as Europe/Paris",
+        ("client", "update", "--client-id", "1", "--timezone", "../../etc/passwd"): "unknown time zone",
+        ("client", "update", "--client-id", "42", "--timezone", "UTC"): "no client with id 42",
     }
     for args, message in cases.items():
         result = cli(*args)
@@ -95,6 +99,19 @@ def test_database_newer_than_the_program_is_a_clear_error(cli, db_path):
         raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
     result = cli("client", "list")
     assert result.code == 1 and "newer than this program knows" in result.err and "upgrade vigint" in result.err
+
+
+def test_a_client_s_alerts_take_its_time_zone_until_it_is_cleared(cli):
+    client = create(cli)
+    result = cli("client", "update", "--client-id", str(client["client_id"]), "--timezone", "Europe/Paris")
+    assert result.code == 0 and "Europe/Paris" in result.out
+    assert cli("client", "list", "--json").json()[0]["timezone"] == "Europe/Paris"
+    assert cli("client", "update", "--client-id", str(client["client_id"]), "--timezone", "").code == 0
+    assert cli("client", "list", "--json").json()[0]["timezone"] is None  # the server's again
+    created = cli("client", "create", "--name", "Tokyo shop", "--email", "t@t.test", "--timezone", "Asia/Tokyo")
+    assert created.code == 0 and cli("client", "list", "--json").json()[1]["timezone"] == "Asia/Tokyo"
+    assert [event["action"] for event in cli("audit", "--json").json()][:4] == [  # newest first
+        "key.create", "client.create", "client.update", "client.update"]
 
 
 def test_revoke_then_reactivate_restores_every_key(cli):

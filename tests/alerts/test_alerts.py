@@ -20,9 +20,9 @@ INCIDENT = Incident(7, 3, 1, "entrée", 1_767_225_600.0, None, "motion", "", 1, 
 def test_french_email_with_its_link():
     link = links.clip_link("https://v.example:5002", "secret", INCIDENT, 1_767_312_000)
     message = emails.compose_email(INCIDENT, "Boulangerie", "b@b.test", link, 1_767_312_000,
-                                   AlertSettings(language="fr"), EmailSettings(sender="alertes@v.example"), "secret")
+                                   AlertSettings(language="fr"), EmailSettings(sender="alertes@v.example"), "secret", "UTC")
     body = emails.text_of(message)
-    assert message["Subject"] == "[Vigint] un mouvement sur entrée, 2026-01-01 00:00:00"
+    assert message["Subject"] == "[Vigint] un mouvement sur entrée, 2026-01-01 00:00:00 UTC"
     assert "Bonjour Boulangerie" in body and link in body and "2026-01-02 00:00:00" in body
     assert link.startswith("https://v.example:5002/clips/7?exp=1767312000&sig=")
 
@@ -133,8 +133,8 @@ def test_captured_emails_are_owner_only(tmp_path):
 
 def test_an_offline_incident_says_when_it_was_recorded_and_a_live_one_does_not():
     offline = Incident(**{**INCIDENT.__dict__, "ended_at": INCIDENT.started_at + 425, "offline": True})
-    assert emails.offline_note(offline) == ("Recorded 2026-01-01 00:00:00–00:07:05 (UTC) while the camera was "
-                                            "offline; sent once it was back.\n")
+    assert emails.offline_note(offline, "en", "UTC") == ("Recorded 2026-01-01 00:00:00–00:07:05 UTC while the camera "
+                                                         "was offline; sent once it was back.\n")
     message = emails.compose_email(offline, "Acme", "ops@acme.test", "https://x/clips/7", 1_767_229_200,
                                    AlertSettings(), EmailSettings(), "secret")
     assert "while the camera was offline" in emails.text_of(message)
@@ -161,3 +161,15 @@ def test_an_alert_is_text_and_escaped_html_dated_with_a_message_id_kept_across_a
     assert "Threat level" not in text  # no AI ran: no threat level to show
     checked = compose(Incident(**{**INCIDENT.__dict__, "verdict": "confirmed", "threat": 2}))
     assert "Threat level (AI check): 2/2." in checked.get_body(("plain",)).get_content()
+
+
+def test_times_are_in_the_client_s_time_zone():
+    offline = Incident(**{**INCIDENT.__dict__, "ended_at": INCIDENT.started_at + 425, "offline": True})
+    message = emails.compose_email(offline, "Acme", "ops@acme.test", "https://x/clips/7", 1_767_229_200,
+                                   AlertSettings(), EmailSettings(), "secret", "Europe/Paris")
+    text = emails.text_of(message)  # midnight UTC on New Year's Day is 1 a.m. in Paris
+    assert message["Subject"].endswith("2026-01-01 01:00:00 CET")
+    assert "Recorded 2026-01-01 01:00:00–01:07:05 CET while" in text and "until 2026-01-01 02:00:00 CET" in text
+    gone = emails.compose_email(offline, "Acme", "ops@acme.test", "https://x/clips/7", 1_767_229_200,
+                                AlertSettings(), EmailSettings(), "secret", "Atlantis/Capital")
+    assert gone["Subject"]  # a zone the system no longer knows: the server's, and the alert still goes

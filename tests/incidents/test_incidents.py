@@ -77,6 +77,7 @@ def fetch(link: str) -> tuple[int, bytes]:
 async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, tmp_path, mailbox):
     server = await start(settings=incident_settings(tmp_path, mailbox.port))
     client_id, _, api_key = await add_client(server.store)
+    await server.store.set_client_timezone(client_id, "Asia/Tokyo")
     notices = await stream_scene(server, api_key, make_scene(25, moving=(8, 11)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
     incident = await delivered_incident(server, client_id)
@@ -90,7 +91,7 @@ async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, 
     assert 9 <= duration <= 11  # 5 s before the motion to 5 s after its start (ring-limited), ±1 keyframe
     assert frames >= 9 * 15
     [message] = mailbox.messages
-    assert message["To"] == "ops@acme.test" and "shop" in message["Subject"]
+    assert message["To"] == "ops@acme.test" and "shop" in message["Subject"] and message["Subject"].endswith(" JST")
     status, body = await asyncio.to_thread(fetch, link_in(message))
     assert status == 200 and body == clip.read_bytes()
     boxes = top_level_boxes(body)

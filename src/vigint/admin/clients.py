@@ -6,6 +6,7 @@ Every change here is audited by the store; a new key's plaintext is printed once
 import asyncio
 import re
 import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
@@ -44,6 +45,22 @@ def validate_email(email: str) -> str:
     return email
 
 
+def validate_timezone(name: str | None) -> str | None:
+    """Return an IANA time zone name as given, or None for an empty one (the server's zone).
+
+    Raises:
+        InvalidInputError: no such zone in the system's time zone database.
+    """
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: not even a well-formed name ("../x")
+        raise InvalidInputError(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris "
+                                "(`timedatectl list-timezones` lists them)") from None
+    return name
+
+
 def _key_document(key: ApiKey, now: float) -> dict:
     return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
             "state": key.state(now).value, "created_at": render.iso(key.created_at),
@@ -54,17 +71,31 @@ def _key_document(key: ApiKey, now: float) -> dict:
 @client_commands.command("create", "create a client and print its first API key once",
                          option("--name", required=True, help="the customer's name"),
                          option("--email", required=True, help="where incident alerts are sent"),
+                         option("--timezone", help="time zone of its alerts, e.g. Europe/Paris (default: the server's)"),
                          listing=True)
 async def client_create(args, settings: Settings, console: Console) -> int:
-    name, email = validate_name(args.name), validate_email(args.email)
+    name, email, zone = validate_name(args.name), validate_email(args.email), validate_timezone(args.timezone)
     api_key = keys.generate()
     async with await open_store(settings) as store:
-        client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key))
+        client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key),
+                                                timezone=zone)
     if args.json:
         render.print_json({"client_id": client.id, "key_id": key.id, "api_key": api_key})
     else:
         render.print_new_key(console, f"Created client {client.id} ({client.name}, {client.email}) with key {key.id} "
                                       f"({key.prefix}…).", api_key)
+    return 0
+
+
+@client_commands.command("update", "change a client's settings",
+                         option("--client-id", type=int, required=True),
+                         option("--timezone", required=True,
+                                help="time zone of its alerts, e.g. Europe/Paris; '' for the server's"))
+async def client_update(args, settings: Settings, console: Console) -> int:
+    zone = validate_timezone(args.timezone)
+    async with await open_store(settings) as store:
+        await store.set_client_timezone(args.client_id, zone)
+    console.print(f"Client {args.client_id}'s alerts now show times in {zone or 'the server’s time zone'}.")
     return 0
 
 
@@ -88,7 +119,7 @@ async def client_list(args, settings: Settings, console: Console) -> int:
     def flag_kinds(client: Client) -> list[str]:
         return sorted({flag.kind for flag in flags if flag.client_id == client.id})
 
-    documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
+    documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
                   "last_seen_at": render.iso(last_seen(c)), "live_cameras": cameras(c), "flags": flag_kinds(c),
                   "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]

@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vigint.config import AlertSettings, EmailSettings
 from vigint.files import write_private
@@ -25,28 +26,28 @@ TEMPLATES = {
     "en": {
         "subject": "[Vigint] {kind} at {camera}, {when}",
         "event_subject": "[Vigint] {camera}: {kind}",
-        "body": ("Hello {name},\n\nVigint saw {kind} on camera \"{camera}\" at {when} (UTC).\n{description}{threat}\n"
+        "body": ("Hello {name},\n\nVigint saw {kind} on camera \"{camera}\" at {when}.\n{description}{threat}\n"
                  "{clip}\n\n— Vigint\n"),
         "threat": "Threat level (AI check): {threat}/2.\n",
         "watch": "Watch the clip",
-        "clip": "Watch the clip (link valid until {expires} UTC):\n{link}",
+        "clip": "Watch the clip (link valid until {expires}):\n{link}",
         "no_clip": "No clip could be saved for this incident.",
         "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
         "event_body": "Hello {name},\n\n{description}\n\n— Vigint\n",
-        "offline": "Recorded {start}–{end} (UTC) while the camera was offline; sent once it was back.\n",
+        "offline": "Recorded {start}–{end} while the camera was offline; sent once it was back.\n",
     },
     "fr": {
         "subject": "[Vigint] {kind} sur {camera}, {when}",
         "event_subject": "[Vigint] {camera} : {kind}",
-        "body": ("Bonjour {name},\n\nVigint a détecté {kind} sur la caméra « {camera} » le {when} (UTC).\n"
+        "body": ("Bonjour {name},\n\nVigint a détecté {kind} sur la caméra « {camera} » le {when}.\n"
                  "{description}{threat}\n{clip}\n\n— Vigint\n"),
         "threat": "Niveau de menace (vérification IA) : {threat}/2.\n",
         "watch": "Voir la séquence",
-        "clip": "Voir la séquence (lien valable jusqu'au {expires} UTC) :\n{link}",
+        "clip": "Voir la séquence (lien valable jusqu'au {expires}) :\n{link}",
         "no_clip": "Aucune séquence n'a pu être enregistrée pour cet incident.",
         "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne", "camera_back": "caméra de retour"},
         "event_body": "Bonjour {name},\n\n{description}\n\n— Vigint\n",
-        "offline": "Enregistré de {start} à {end} (UTC) pendant que la caméra était hors ligne ; reçu à son retour.\n",
+        "offline": "Enregistré de {start} à {end} pendant que la caméra était hors ligne ; reçu à son retour.\n",
     },
 }
 
@@ -55,15 +56,30 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def offline_note(incident: Incident, language: str = "en") -> str:
+def _local(timestamp: float, timezone_name: str | None) -> datetime:
+    """Return `timestamp` in the IANA zone `timezone_name`, or in the server's zone (None, or a zone the system
+    no longer knows: an alert is never lost to it)."""
+    try:
+        zone = ZoneInfo(timezone_name) if timezone_name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    return datetime.fromtimestamp(timestamp, zone).astimezone(zone)
+
+
+def _when(timestamp: float, timezone_name: str | None) -> str:
+    return _local(timestamp, timezone_name).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def offline_note(incident: Incident, language: str = "en", timezone_name: str | None = None) -> str:
     """Return the line saying that an incident was recorded while its camera was offline (empty if it was not):
-    when it started and ended, in the alerts' UTC format (the end without its date on the same day)."""
+    when it started and ended, in the client's zone (the end without its date on the same day)."""
     if not incident.offline:
         return ""
-    start, end = _utc(incident.started_at), _utc(incident.ended_at or incident.started_at)
-    if end[:10] == start[:10]:
-        end = end[11:]
-    return TEMPLATES[language]["offline"].format(start=start, end=end)
+    start, end = _local(incident.started_at, timezone_name), _local(incident.ended_at or incident.started_at,
+                                                                     timezone_name)
+    end_format = "%H:%M:%S %Z" if end.date() == start.date() else "%Y-%m-%d %H:%M:%S %Z"
+    return TEMPLATES[language]["offline"].format(start=start.strftime("%Y-%m-%d %H:%M:%S"),
+                                                 end=end.strftime(end_format))
 
 
 def message_id(incident_id: int, secret: str, sender: str) -> str:
@@ -78,15 +94,17 @@ def _domain(sender: str) -> str:
 
 
 def compose_email(incident: Incident, client_name: str, client_email: str, link: str, expires: int,
-                  alerts: AlertSettings, email: EmailSettings, secret: str) -> EmailMessage:
-    """Return the alert email for an incident, in the configured language: text and HTML, dated, with the
-    Message-ID of `message_id` (`secret` is the deployment's clip-link secret)."""
+                  alerts: AlertSettings, email: EmailSettings, secret: str,
+                  timezone_name: str | None = None) -> EmailMessage:
+    """Return the alert email for an incident, in the configured language and the client's time zone (None: the
+    server's): text and HTML, dated, with the Message-ID of `message_id` (`secret`: the clip-link secret)."""
     template = TEMPLATES[alerts.language]
     kind = template["kinds"].get(incident.type, incident.type)
-    clip = template["clip"].format(expires=_utc(expires), link=link) if incident.clip_path else template["no_clip"]
+    clip = (template["clip"].format(expires=_when(expires, timezone_name), link=link) if incident.clip_path
+            else template["no_clip"])
     ai_checked = incident.verdict != "not_checked"  # a threat level is the AI's: none without it
-    fields = {"kind": kind, "camera": incident.camera, "when": _utc(incident.started_at), "name": client_name,
-              "description": offline_note(incident, alerts.language)
+    fields = {"kind": kind, "camera": incident.camera, "when": _when(incident.started_at, timezone_name),
+              "name": client_name, "description": offline_note(incident, alerts.language, timezone_name)
               + (f"{incident.description}\n" if incident.description else ""),
               "threat": template["threat"].format(threat=incident.threat) if ai_checked else "", "clip": clip}
     camera_event = incident.type in CAMERA_EVENTS

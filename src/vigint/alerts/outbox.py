@@ -71,7 +71,8 @@ class Outbox:
         try:
             if alert.channel is Channel.EMAIL:
                 message = emails.compose_email(incident, alert.client_name, alert.client_email, link, expires,
-                                               self.settings.alerts, self.settings.email, self.secret)
+                                               self.settings.alerts, self.settings.email, self.secret,
+                                               alert.client_timezone)
                 await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
             else:  # Channel.WEBHOOK: the store takes and reads no other channel
                 body = webhooks.webhook_body(incident, link)

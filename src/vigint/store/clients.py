@@ -37,8 +37,8 @@ async def _insert_key(db: Transaction, client_id: int, key_hash: str, prefix: st
 class ClientQueries(Engine):
     """Clients, their keys, and the look-ups that authenticate a stream."""
 
-    async def create_client(self, name: str, email: str, key_hash: str, key_prefix: str,
-                            now: float | None = None) -> tuple[Client, ApiKey]:
+    async def create_client(self, name: str, email: str, key_hash: str, key_prefix: str, now: float | None = None,
+                            timezone: str | None = None) -> tuple[Client, ApiKey]:
         """Create a client with its first key (given by hash and display prefix only).
 
         Raises:
@@ -51,12 +51,24 @@ class ClientQueries(Engine):
             if existing is not None:
                 raise InvalidInputError(f"a client with email {email} already exists (id {existing['id']})")
             (row,) = await db.fetch_all(
-                "INSERT INTO clients (name, email, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) "
-                "RETURNING id", (name, email, now, now))
+                "INSERT INTO clients (name, email, status, created_at, updated_at, timezone) "
+                "VALUES (?, ?, 'active', ?, ?, ?) RETURNING id", (name, email, now, now, timezone))
             client_id = row["id"]
             await record_audit(db, now, "client.create", client_id, detail=f"name={name!r} email={email}")
             key_id = await _insert_key(db, client_id, key_hash, key_prefix, "", None, now)
         return await self.get_client(client_id), await self.get_key(key_id)
+
+    async def set_client_timezone(self, client_id: int, timezone: str | None, now: float | None = None) -> None:
+        """Set the time zone of a client's alerts (None: the server's).
+
+        Raises:
+            NotFoundError: no such client.
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            await self.get_client(client_id)
+            await db.execute("UPDATE clients SET timezone = ?, updated_at = ? WHERE id = ?", (timezone, now, client_id))
+            await record_audit(db, now, "client.update", client_id, detail=f"timezone={timezone or 'server'}")
 
     async def get_client(self, client_id: int) -> Client:
         """Return one client. Raises NotFoundError."""

@@ -121,16 +121,17 @@ class IncidentQueries(Engine):
         if not claimed:
             return []
         rows = await self._fetch_all(
-            f"""SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email, i.*
+            f"""SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email,
+                       c.timezone AS client_timezone, i.*
                 FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
                 WHERE o.id IN ({", ".join("?" * len(claimed))}) ORDER BY o.id""", claimed)
         alerts = []
         for row in rows:
             values = dict(row)
             head = {name: values.pop(name) for name in ("outbox_id", "channel", "attempts", "client_name",
-                                                        "client_email")}
+                                                        "client_email", "client_timezone")}
             alerts.append(Alert(head["outbox_id"], Channel(head["channel"]), head["attempts"], _incident(values),
-                                head["client_name"], head["client_email"]))
+                                head["client_name"], head["client_email"], head["client_timezone"]))
         return alerts
 
     async def next_alert_due(self) -> float | None:

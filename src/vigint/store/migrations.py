@@ -148,4 +148,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # How much recorded footage a live stream's agent said it is about to send (the camera-back alert).
         "ALTER TABLE live_streams ADD COLUMN spooled_seconds REAL",
     ),
+    (
+        # The customer's time zone for the times in its alerts (an IANA name); NULL: the server's.
+        "ALTER TABLE clients ADD COLUMN timezone TEXT",
+    ),
 )

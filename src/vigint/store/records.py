@@ -70,6 +70,7 @@ class Client:
     status: ClientStatus
     created_at: float
     updated_at: float
+    timezone: str | None = None  # IANA name for the times in its alerts; None: the server's
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Alert:
     incident: Incident
     client_name: str
     client_email: str
+    client_timezone: str | None = None
 
 
 @dataclass(frozen=True)
