@@ -242,8 +242,8 @@ class AlertSettings:
     language: str = setting("en", "language of alert emails", choices=("en", "fr"))
     public_url: str = setting("", "base of clip links in alerts, e.g. https://vigint.example.com:5002; "
                               "empty: this server's own address")
-    link_ttl_hours: float = setting(168.0, "how long a clip link works: a week to look at it, not forever",
-                                    minimum=0.01)
+    link_ttl_hours: float = setting(0.0, "how long a clip link works; 0: as long as the clip is kept "
+                                    "([storage] retention_days after the incident)", minimum=0)
     link_secret: str = setting("", "HMAC key signing clip links; empty: one is generated and kept in "
                                "data_dir/link-secret", secret=True)
     webhook_url: str = setting("", "optional: every incident is also POSTed here as JSON")

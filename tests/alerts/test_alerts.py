@@ -1,3 +1,4 @@
+import dataclasses
 import re
 import stat
 import subprocess
@@ -8,8 +9,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from vigint.alerts import emails, links
-from vigint.config import AlertSettings, EmailSettings
+from vigint.alerts import emails, links, outbox
+from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings
 from vigint.errors import ConfigError
 from vigint.store import Incident
 
@@ -173,3 +174,10 @@ def test_times_are_in_the_client_s_time_zone():
     gone = emails.compose_email(offline, "Acme", "ops@acme.test", "https://x/clips/7", 1_767_229_200,
                                 AlertSettings(), EmailSettings(), "secret", "Atlantis/Capital")
     assert gone["Subject"]  # a zone the system no longer knows: the server's, and the alert still goes
+
+
+def test_a_clip_link_works_as_long_as_the_clip_is_kept_unless_a_lifetime_is_set():
+    kept = Settings(storage=StorageSettings(retention_days=30))
+    assert outbox.link_expiry(kept, 1_767_225_600.0, now=1_767_300_000) == 1_767_225_600 + 30 * 86400
+    week = dataclasses.replace(kept, alerts=AlertSettings(link_ttl_hours=168))
+    assert outbox.link_expiry(week, 1_767_225_600.0, now=1_767_300_000) == 1_767_300_000 + 7 * 86400

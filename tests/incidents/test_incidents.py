@@ -94,6 +94,8 @@ async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, 
     assert message["To"] == "ops@acme.test" and "shop" in message["Subject"] and message["Subject"].endswith(" JST")
     status, body = await asyncio.to_thread(fetch, link_in(message))
     assert status == 200 and body == clip.read_bytes()
+    expires = int(parse_qs(urlsplit(link_in(message)).query)["exp"][0])
+    assert expires == int(incident.started_at + 30 * 86400)  # the link works as long as the clip is kept
     boxes = top_level_boxes(body)
     assert boxes.index("moov") < boxes.index("mdat")  # faststart: a phone plays it while it downloads
     await asyncio.sleep(1)

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from vigint.alerts import emails, links, webhooks
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
+from vigint.media import SECONDS_PER_DAY
 from vigint.metrics import Metrics
 from vigint.store import Alert, Channel, Store
 from vigint.tasks import wait_for_event
@@ -29,6 +30,13 @@ def channels(settings: Settings) -> list[Channel]:
     email = settings.email
     return [channel for channel, wanted in ((Channel.EMAIL, bool(email.smtp_host or email.capture_dir)),
                                             (Channel.WEBHOOK, bool(settings.alerts.webhook_url))) if wanted]
+
+
+def link_expiry(settings: Settings, started_at: float, now: float) -> int:
+    """Return when an alert's clip link stops working: `link_ttl_hours` after it is sent, or by default when the
+    clip is deleted (`retention_days` after the incident): a customer opening an old alert still sees the clip."""
+    hours = settings.alerts.link_ttl_hours
+    return int(now + hours * 3600 if hours else started_at + settings.storage.retention_days * SECONDS_PER_DAY)
 
 
 class Outbox:
@@ -65,7 +73,7 @@ class Outbox:
 
     async def _deliver(self, alert: Alert) -> None:
         incident = alert.incident
-        expires = int(time.time() + self.settings.alerts.link_ttl_hours * 3600)
+        expires = link_expiry(self.settings, incident.started_at, time.time())
         link = links.clip_link(self.base_url, self.secret, incident, expires)
         loop = asyncio.get_running_loop()
         try:
