@@ -168,7 +168,7 @@ class StreamAnalysis:
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
         if self.mode is Mode.ACTIVE:
-            if self.intake.admit(packet, not self.backfill and self.load.overloaded):
+            if self.intake.admit(packet, self.load.overloaded):  # a backfill's gate never sheds, overloaded or not
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
             if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
                 self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one

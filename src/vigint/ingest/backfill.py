@@ -6,6 +6,7 @@ import logging
 
 from vigint import protocol
 from vigint.analysis.events import MAX_GAP_SECONDS
+from vigint.billing.meter import footage_seconds
 from vigint.incidents.desk import IncidentDesk
 from vigint.ingest.session import Session
 from vigint.media import MICROSECONDS
@@ -24,6 +25,15 @@ async def drained(session: Session) -> None:
     finally:
         for wait in waits:
             wait.cancel()
+
+
+def footage_in(session: Session, message: bytes) -> float:
+    """Return the footage time a backfill's media message adds (see `meter.footage_seconds`), remembering the
+    newest decode time received."""
+    dts, newest = protocol.media_dts(message), session.newest_dts
+    if dts is not None and (newest is None or dts > newest):
+        session.newest_dts = dts
+    return footage_seconds(newest, dts)
 
 
 def acknowledge(session: Session, desk: IncidentDesk, tasks: TaskSet) -> None:

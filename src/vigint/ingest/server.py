@@ -29,7 +29,7 @@ from vigint.alerts.links import load_link_secret
 from vigint.alerts.outbox import Outbox
 from vigint.analysis.load import DecodeLoad
 from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
-from vigint.billing.meter import UsageMeter, footage_seconds
+from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
@@ -227,7 +227,7 @@ class Server:
         analysis = StreamAnalysis(self.settings, self._limits, key.client_id, hello.camera,
                                   partial(self._undecodable, key.client_id, hello.camera), self.decode_load, recorded)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
-                          backfill=recorded, spooled_seconds=hello.spooled_seconds,
+                          spooled_seconds=hello.spooled_seconds,
                           on_settled=partial(backfill.acknowledge, desk=self.desk, tasks=self._tasks) if recorded else None)
         self.streams.add(session)
         return session
@@ -279,13 +279,11 @@ class Server:
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
-            dts, newest = protocol.media_dts(message), session.newest_dts
-            if dts is not None and (newest is None or dts > newest):
-                session.newest_dts = dts
-            if not session.backfill:
-                self.usage.add_bytes(session.key.id, len(message), time.time())
+            if session.backfill:
+                self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session, message),
+                                        time.time())
             else:
-                self.usage.add_backfill(session.key.id, len(message), footage_seconds(newest, dts), time.time())
+                self.usage.add_bytes(session.key.id, len(message), time.time())
             session.analysis.receive(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)

@@ -30,11 +30,15 @@ class Session:
     claimed: bool = False  # its camera name is registered for all nodes
     decode_task: asyncio.Task | None = None
     ended: bool = False  # its connection closed; it may still be flushing its decoder
-    backfill: bool = False  # recorded footage sent after an outage (docs/protocol.md 4a), beside the live stream
     spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
-    newest_dts: int | None = None  # of the media received so far
+    newest_dts: int | None = None  # of a backfill's media received so far (its footage time counts from it)
     acked: int | None = None  # a backfill's last ack: its footage up to this decode time is analysed and recorded
     on_settled: Callable[["Session"], None] | None = field(default=None, repr=False)
+
+    @property
+    def backfill(self) -> bool:
+        """Whether it carries recorded footage sent after an outage (docs/protocol.md 4a), beside the live stream."""
+        return self.analysis.backfill
 
     @property
     def client_id(self) -> int:
