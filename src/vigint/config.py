@@ -231,8 +231,9 @@ class MotionSettings:
     cooldown_seconds: float = setting(60.0, "motion again within this time extends the open incident "
                                       "instead of opening another", minimum=1)
     pre_roll_seconds: float = setting(5.0, "video kept in a clip before the motion started", minimum=0)
-    post_roll_seconds: float = setting(5.0, "video kept in a clip after the motion stopped; a clip also "
-                                       "ends when the packet buffer would lose its start", minimum=0)
+    post_roll_seconds: float = setting(5.0, "video kept in a clip after the motion stopped", minimum=0)
+    max_clip_seconds: float = setting(300.0, "longest clip of one incident (pre-roll, event, post-roll): a "
+                                      "longer event's clip shows its first this many seconds", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,19 @@ class AlertSettings:
     usage_spike_min_mb: float = setting(500.0, "spikes below this many MB an hour are never flagged (new keys, "
                                         "small cameras)", minimum=0)
     monitor_seconds: float = setting(30.0, "how often cameras down and unusual usage are checked", minimum=0.05)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The customers' own page (incidents, clips, cameras, usage, invoices), served by `vigint serve` on the
+    [server] host, over TLS with its certificate."""
+
+    port: int = setting(5003, "TCP port of the customers' page", minimum=0, maximum=65535)
+    public_url: str = setting("", "base of the page's links in emails and `vigint client link`, e.g. "
+                              "https://vigint.example.com; empty: this server's own address")
+    sign_in_minutes: float = setting(15.0, "how long a sign-in link works; it works once", minimum=1)
+    session_days: float = setting(30.0, "how long a browser stays signed in; revoking or deleting the client "
+                                  "signs it out at once", minimum=0.01)
 
 
 @dataclass(frozen=True)
@@ -345,6 +359,7 @@ class Settings:
     storage: StorageSettings = StorageSettings()
     motion: MotionSettings = MotionSettings()
     alerts: AlertSettings = AlertSettings()
+    web: WebSettings = WebSettings()
     email: EmailSettings = EmailSettings()
     ai: AiSettings = AiSettings()
     billing: BillingSettings = BillingSettings()

@@ -26,6 +26,12 @@ T = TypeVar("T")
 CLIP_NAME = re.compile(r"clips/(\d+)/([^/\\]+)")
 
 
+def still_name(client_id: int, incident_id: int, index: int) -> str:
+    """Return the name of an incident's still number `index` (a JPEG beside its clip; the first is its
+    thumbnail)."""
+    return f"clips/{client_id}/{incident_id}-{index}.jpg"
+
+
 class StorageError(VigintError):
     """Clip storage refused or could not be reached; the message names the clip, never a credential."""
 

@@ -152,4 +152,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The customer's time zone for the times in its alerts (an IANA name); NULL: the server's.
         "ALTER TABLE clients ADD COLUMN timezone TEXT",
     ),
+    (
+        # The customer's own page (docs/web.md): an incident's stills (JPEGs clips/<client>/<id>-<n>.jpg, the
+        # first its thumbnail), the client's language, one-time sign-in links and signed-in browsers. Links and
+        # sessions are kept as hashes of their tokens: the database never holds one that works.
+        "ALTER TABLE incidents ADD COLUMN stills INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE clients ADD COLUMN language TEXT",  # en or fr, for its alerts and page; NULL: the server's
+        """CREATE TABLE sign_in_links (
+            token_hash TEXT PRIMARY KEY,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL)""",
+        """CREATE TABLE web_sessions (
+            token_hash TEXT PRIMARY KEY,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL)""",
+        "CREATE INDEX web_sessions_client ON web_sessions(client_id)",
+    ),
 )

@@ -71,6 +71,7 @@ class Client:
     created_at: float
     updated_at: float
     timezone: str | None = None  # IANA name for the times in its alerts; None: the server's
+    language: str | None = None  # en or fr, for its alerts and page; None: the server's ([alerts] language)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class Incident:
     verdict: Verdict
     alert_state: AlertState
     offline: bool = False  # found in footage recorded while the camera was offline (sent later: a backfill)
+    stills: int = 0  # JPEGs kept beside the clip (`incidents.storage.still_name`), the first its thumbnail
 
 
 @dataclass(frozen=True)
