@@ -124,7 +124,8 @@ async def start(db_path, tmp_path):
         database = database or str(db_path)
         settings = settings or Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
         settings = dataclasses.replace(settings, database=DatabaseSettings(database),
-                                       server=ServerSettings(**server_settings))
+                                       server=ServerSettings(**server_settings),
+                                       web=dataclasses.replace(settings.web, port=0))
         store = await Store.open(database)
         server = Server(settings, store)
         try:

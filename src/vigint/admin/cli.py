@@ -24,6 +24,7 @@ log = logging.getLogger("vigint")
 GROUPS = (clients, operations, business, database, agent)
 # Command-line flags that override a setting, by argparse destination.
 FLAG_SETTINGS = {"db": ("database", "path"), "host": ("server", "host"), "port": ("server", "port"),
+                 "web_port": ("web", "port"),
                  "tls_cert": ("server", "tls_cert"), "tls_key": ("server", "tls_key")}
 
 

@@ -17,7 +17,7 @@ from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.storage import open_clip_storage
 from vigint.media import SECONDS_PER_DAY
-from vigint.store import ApiKey, Client
+from vigint.store import ApiKey, Client, ClientStatus
 
 # Deliberately loose: the mail server is the judge of deliverability; this catches typos and pastes.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -169,6 +169,26 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
     removed = await asyncio.to_thread(clips.remove_client, client.id, clip_paths)
     console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents; "
                   f"{removed} clip file(s) removed.")
+    return 0
+
+
+@client_commands.command("link", "print a one-time sign-in link to the client's own page, to send it",
+                         option("--client-id", type=int, required=True), option("--json", action="store_true"))
+async def client_link(args, settings: Settings, console: Console) -> int:
+    from vigint.web.access import new_sign_in_link, page_url
+
+    async with await open_store(settings) as store:
+        client = await store.get_client(args.client_id)
+        if client.status is not ClientStatus.ACTIVE:
+            raise InvalidInputError(f"client {client.id} is revoked: reactivate it first "
+                                    f"(vigint client reactivate --client-id {client.id})")
+        link = await new_sign_in_link(store, settings.web, page_url(settings), client.id)
+    minutes = f"{settings.web.sign_in_minutes:g}"
+    if args.json:
+        render.print_json({"client_id": client.id, "url": link, "valid_minutes": settings.web.sign_in_minutes})
+    else:
+        console.print(f"Sign-in link for client {client.id} ({client.name}), valid {minutes} minutes, once:\n{link}",
+                      highlight=False, soft_wrap=True)
     return 0
 
 

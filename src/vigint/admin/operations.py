@@ -24,10 +24,13 @@ commands = Commands()
 @commands.command("serve", "run the server: authenticated camera streams, decoding, analysis",
                   option("--host", help="address to listen on (default: [server] host, 127.0.0.1)"),
                   option("--port", type=int, help="TCP port (default: [server] port, 5002; 0 picks a free one)"),
-                  option("--tls-cert", type=Path, help="PEM certificate chain: serve wss://"),
+                  option("--web-port", type=int, help="TCP port of the customers' page (default: [web] port, 5003; "
+                         "0 picks a free one)"),
+                  option("--tls-cert", type=Path, help="PEM certificate chain: serve wss:// and https://"),
                   option("--tls-key", type=Path, help="PEM private key for --tls-cert"))
 async def serve(args, settings: Settings, console: Console) -> int:
     from vigint.ingest.server import Server
+    from vigint.web.access import page_url
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
     async with await open_store(settings) as store:
@@ -37,6 +40,8 @@ async def serve(args, settings: Settings, console: Console) -> int:
         console.print(f"Vigint {__version__} serving\n"
                       f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
                       f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
+                      f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
+                      "`vigint client link`)\n"
                       f"  database   {store.name} ({await store.count_clients()} clients)\n"
                       f"  settings   {settings.source or 'embedded defaults'}\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",

@@ -25,14 +25,18 @@ LINK_SECRET_FILE = "link-secret"
 EXPIRY_PATTERN = re.compile(r"[0-9]{1,12}")
 SIGNATURE_PATTERN = re.compile(r"[0-9a-f]{64}")  # hex SHA-256; compare_digest raises on non-ASCII text
 
-def load_link_secret(configured: str, data_dir: Path) -> str:
+def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> str:
     """Return the secret that signs clip links: `configured` ([alerts] link_secret) if set, else the one kept
-    in `data_dir/link-secret`, generated there (64 hex digits, owner-only) the first time.
+    in `data_dir/link-secret`, generated there (64 hex digits, owner-only) the first time. Nodes sharing a
+    database (`shared`) must be configured with one: a link must open on whichever node gets it.
 
     Raises ConfigError, with one line that never shows the secret, when the configured secret is shorter
     than MIN_LINK_SECRET_LENGTH, when the file cannot be written (nothing partial is left behind) or read,
     or when it holds fewer than MIN_LINK_SECRET_LENGTH characters (an empty or truncated file).
     """
+    if shared and not configured:
+        raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
+                          "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
     if configured:
         if len(configured.strip()) < MIN_LINK_SECRET_LENGTH:
             raise ConfigError(f"[alerts] link_secret must be at least {MIN_LINK_SECRET_LENGTH} characters "

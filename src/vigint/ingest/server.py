@@ -31,7 +31,7 @@ from vigint.analysis.load import DecodeLoad
 from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
-from vigint.errors import ConfigError, VigintError
+from vigint.errors import VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
@@ -40,7 +40,13 @@ from vigint.incidents.verify import Verifier
 from vigint.ingest import backfill
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
-from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
+from vigint.ingest.connections import (
+    AdmittedConnection,
+    check_websockets,
+    connection_factory,
+    tls_context,
+    websockets_logger,
+)
 from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
@@ -51,6 +57,7 @@ from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
 from vigint.tasks import TaskSet, every
+from vigint.web.app import open_page
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +107,7 @@ class Server:
         """
         config, settings = self.settings.server, self.settings
         check_websockets()
-        if self.store.shared and not settings.alerts.link_secret:  # a link must open on whichever node gets it
-            raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
-                              "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
-        secret = load_link_secret(settings.alerts.link_secret, settings.storage.data_dir)
+        secret = load_link_secret(settings.alerts.link_secret, settings.storage.data_dir, self.store.shared)
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         clips = open_clip_storage(settings.storage)
@@ -130,6 +134,12 @@ class Server:
         self.retention = Retention(settings.storage, self.store, clips)
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
                                   lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)
+        try:  # the customers' page, on its own port with the stream port's TLS pair
+            self.page = await open_page(settings, self.store, clips, secret, partial(self.registry.cameras_of,
+                                        self._cameras_live), tls_context(config.tls_cert, config.tls_key))
+        except BaseException:
+            self._ws.close()
+            raise
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
                     self.registry.run(self._stopping, self._claimed_ids, self._lost)):
@@ -160,6 +170,7 @@ class Server:
         timeout = self.settings.server.shutdown_timeout_seconds
         deadline = time.monotonic() + timeout
         self._ws.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="server shutting down")
+        await self.page.stop()
         try:
             await asyncio.wait_for(self._ws.wait_closed(), timeout)
         except TimeoutError:

@@ -95,6 +95,7 @@ class ClientQueries(Engine):
             count = await db.execute(
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = 'client' WHERE client_id = ? AND revoked_at IS NULL",
                 (now, client_id))
+            await db.execute("DELETE FROM web_sessions WHERE client_id = ?", (client_id,))  # signed out at once
             await record_audit(db, now, "client.revoke", client_id, detail=f"{count} key(s) deactivated")
             await db.notify_keys_changed()
         return count
