@@ -390,7 +390,7 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
     async with await Store.open(db_path) as store:
         client_id, _, api_key = await add_client(store)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db_path), cwd=tmp_path,
+        sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db_path), cwd=tmp_path,
         env={**os.environ, "VIGINT_SERVER_DRAIN_SECONDS": "2"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     banner = b""
@@ -422,7 +422,7 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
 async def test_a_port_in_use_is_a_clear_error(start, tmp_path):
     server = await start()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--db", str(tmp_path / "other.db"),
+        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--web-port", "0", "--db", str(tmp_path / "other.db"),
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
