@@ -88,9 +88,23 @@ def test_unwritable_database_path_is_a_clear_error(tmp_path, capsys):
     blocker.write_text("")
     for path, reason in [(blocker / "vigint.db", "Not a directory"),
                          (tmp_path / "missing-dir" / "vigint.db", "No such file or directory")]:
-        assert main(["client", "list", "--db", str(path)]) == 1
+        assert main(["client", "create", "--name", "A", "--email", "a@b.test", "--db", str(path)]) == 1
         # The path itself is named, so the operator knows which setting to fix.
-        assert capsys.readouterr().err == f"vigint: error: cannot open database {path}: {reason}\n"
+        assert capsys.readouterr().err.endswith(f"vigint: error: cannot open database {path}: {reason}\n")
+
+
+def test_commands_that_read_refuse_a_missing_database_and_create_none(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the wrong folder: no vigint.db here
+    for command in (["client", "list"], ["status"], ["usage"], ["key", "list"], ["audit"],
+                    ["client", "revoke", "--client-id", "1"], ["invoice", "--client-id", "1", "--period", "2026-10"]):
+        assert main(command) == 1, command
+        err = capsys.readouterr().err
+        assert err == (f"vigint: error: no database at {tmp_path / 'vigint.db'}: run this where `vigint serve` runs, "
+                       "or name its database with --db PATH, $VIGINT_DB or [database] path in config.ini\n"), command
+    assert list(tmp_path.iterdir()) == []
+    assert main(["client", "create", "--name", "A", "--email", "a@b.test"]) == 0
+    assert f"vigint: creating a new database at {tmp_path / 'vigint.db'}" in capsys.readouterr().err
+    assert main(["client", "list"]) == 0 and "1 client" in capsys.readouterr().out
 
 
 def test_database_newer_than_the_program_is_a_clear_error(cli, db_path):

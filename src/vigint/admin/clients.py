@@ -76,7 +76,7 @@ def _key_document(key: ApiKey, now: float) -> dict:
 async def client_create(args, settings: Settings, console: Console) -> int:
     name, email, zone = validate_name(args.name), validate_email(args.email), validate_timezone(args.timezone)
     api_key = keys.generate()
-    async with await open_store(settings) as store:
+    async with await open_store(settings, create=True) as store:
         client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key),
                                                 timezone=zone)
     if args.json:

@@ -7,6 +7,7 @@ than one command group needs.
 """
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.config import Settings
+from vigint.errors import ConfigError
 from vigint.store import Node, Store
+from vigint.store.engine import is_postgres
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
 # customer's, such as the agent) and the console; it returns the exit code.
@@ -115,9 +118,21 @@ class Commands:
             declared.add_to(subparsers, common)
 
 
-def open_store(settings: Settings) -> Awaitable[Store]:
-    """Open the database the settings name (use as `async with await open_store(settings) as store`)."""
-    return Store.open(settings.database.path)
+def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
+    """Open the database the settings name (use as `async with await open_store(settings) as store`).
+
+    A SQLite file that does not exist is refused, in one line naming it and how to name the right one, unless
+    `create` (`serve`, `client create`): a command run in the wrong folder must not make an empty database and
+    report that there are no clients. Raises ConfigError.
+    """
+    target = settings.database.path
+    if not is_postgres(target) and not Path(target).expanduser().exists():
+        path = Path(target).expanduser().absolute()
+        if not create:
+            raise ConfigError(f"no database at {path}: run this where `vigint serve` runs, or name its database "
+                              "with --db PATH, $VIGINT_DB or [database] path in config.ini")
+        print(f"vigint: creating a new database at {path}", file=sys.stderr)
+    return Store.open(target)
 
 
 def running(nodes: list[Node], settings: Settings, now: float) -> list[Node]:

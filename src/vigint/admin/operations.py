@@ -33,7 +33,7 @@ async def serve(args, settings: Settings, console: Console) -> int:
     from vigint.web.access import page_url
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
-    async with await open_store(settings) as store:
+    async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
         scheme = "wss" if server.tls else "ws"
