@@ -366,6 +366,8 @@ class Settings:
     cameras: tuple[CameraSettings, ...] = ()
     # The config file that was read, if any: shown at start so operators know which one is in force.
     source: Path | None = None
+    # (section, key, where from) of each setting that is not at its default: a file, a variable or a flag.
+    origins: tuple[tuple[str, str, str], ...] = ()
 
     def camera(self, client_id: int, name: str) -> CameraSettings:
         """Return a camera's own tuning, or the [motion] defaults for it."""

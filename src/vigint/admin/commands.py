@@ -7,7 +7,7 @@ than one command group needs.
 """
 
 import argparse
-import sys
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,8 @@ from vigint.config import Settings
 from vigint.errors import ConfigError
 from vigint.store import Node, Store
 from vigint.store.engine import is_postgres
+
+log = logging.getLogger(__name__)
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
 # customer's, such as the agent) and the console; it returns the exit code.
@@ -51,7 +53,9 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     parent.add_argument("--config", type=Path, default=default(None),
                         help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
     parent.add_argument("--debug", action="store_true", default=default(False),
-                        help="log debug detail and show tracebacks")
+                        help="log Vigint's debug detail and show tracebacks")
+    parent.add_argument("--log-format", choices=("text", "json"), default=default("text"),
+                        help="log lines for people (text) or one JSON object a line for log shippers (json)")
     return parent
 
 
@@ -131,7 +135,7 @@ def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
         if not create:
             raise ConfigError(f"no database at {path}: run this where `vigint serve` runs, or name its database "
                               "with --db PATH, $VIGINT_DB or [database] path in config.ini")
-        print(f"vigint: creating a new database at {path}", file=sys.stderr)
+        log.info("creating a new database at %s", path)
     return Store.open(target)
 
 

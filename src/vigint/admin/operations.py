@@ -16,6 +16,7 @@ from rich.console import Console
 
 from vigint import __version__, protocol
 from vigint.admin.commands import Commands, open_store, option
+from vigint.admin.settings import overridden
 from vigint.config import Settings
 
 commands = Commands()
@@ -36,6 +37,7 @@ async def serve(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
+        stopping = _stop_on_signals()  # before the banner: whoever reads it may stop the server at once
         scheme = "wss" if server.tls else "ws"
         console.print(f"Vigint {__version__} serving\n"
                       f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
@@ -43,10 +45,11 @@ async def serve(args, settings: Settings, console: Console) -> int:
                       f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
                       "`vigint client link`)\n"
                       f"  database   {store.name} ({await store.count_clients()} clients)\n"
-                      f"  settings   {settings.source or 'embedded defaults'}\n"
+                      f"  settings   {settings.source or 'embedded defaults'}; overridden: "
+                      f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
-                      highlight=False)
-        await _until_signalled()
+                      highlight=False, soft_wrap=True)
+        await stopping.wait()
         console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
                       f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
         await server.drain()
@@ -56,8 +59,8 @@ async def serve(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-async def _until_signalled() -> None:
-    """Return at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
+def _stop_on_signals() -> asyncio.Event:
+    """Return an event set at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -69,7 +72,7 @@ async def _until_signalled() -> None:
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, on_signal)
-    await stopping.wait()
+    return stopping
 
 
 @commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",
