@@ -204,6 +204,8 @@ def test_version_and_usage_errors(tmp_path):
 
 def test_list_works_while_another_process_writes(tmp_path):
     db = tmp_path / "shared.db"
+    assert run_vigint("client", "create", "--name", "first", "--email", "first@x.test", "--db", str(db),
+                      cwd=tmp_path).returncode == 0  # listing a database that does not exist yet is an error
     writer = subprocess.Popen([sys.executable, "-c", f"""
 from vigint.admin.cli import main
 for i in range(40):
@@ -220,7 +222,7 @@ for i in range(40):
         writer.wait(timeout=60)
     assert writer.returncode == 0, writer.stderr.read()
     final = run_vigint("client", "list", "--json", "--db", str(db), cwd=tmp_path)
-    assert len(json.loads(final.stdout)) == 40
+    assert len(json.loads(final.stdout)) == 41
 
 
 def test_usage_report_per_key_within_the_period(cli, db_path):
