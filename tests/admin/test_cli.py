@@ -357,3 +357,12 @@ def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path
     result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
     assert result.code == 0 and "0 clip file(s) removed" in result.out
     assert foreign.read_bytes() == b"mp4"
+
+
+def test_a_reversed_or_malformed_period_is_an_error(cli):
+    create(cli)
+    reversed_ = cli("usage", "--since", "2026-11-30", "--until", "2026-11-01")
+    assert reversed_.code == 1
+    assert reversed_.err == "vigint: error: --since 2026-11-30 is after --until 2026-11-01: the period is empty; swap them\n"
+    malformed = cli("usage", "--since", "2026-13-01")
+    assert malformed.code == 2 and "'2026-13-01' is not a date like 2026-01-31" in malformed.err

@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 import weakref
+from datetime import datetime
 
 import pytest
 from conftest import REALTIME, add_client, eventually, run_vigint, url
@@ -511,4 +512,5 @@ async def test_a_still_camera_goes_idle_and_status_and_metrics_say_so(start, db_
     result = await asyncio.to_thread(run_vigint, "status", "--json", "--db", str(db_path), cwd=tmp_path)
     status = json.loads(result.stdout)
     assert [(s["camera"], s["mode"]) for s in status["streams"]] == [("till", "idle")]
+    assert datetime.fromisoformat(status["streams"][0]["connected_at"]).tzinfo is not None  # ISO 8601, not epoch
     await connection.close()

@@ -17,6 +17,7 @@ from vigint.admin.commands import Commands, live_streams, open_store, option, ru
 from vigint.billing import invoices
 from vigint.billing.issuing import closed_month, issue_invoice
 from vigint.config import Settings
+from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
 
 commands = Commands()
@@ -40,6 +41,8 @@ def _utc_midnight(day: date | None) -> float | None:
                   option("--until", type=_parse_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)"),
                   listing=True)
 async def usage(args, settings: Settings, console: Console) -> int:
+    if args.since and args.until and args.since > args.until:
+        raise InvalidInputError(f"--since {args.since} is after --until {args.until}: the period is empty; swap them")
     until = None if args.until is None else args.until + timedelta(days=1)  # --until is inclusive
     async with await open_store(settings) as store:
         if args.client_id is not None:
@@ -95,7 +98,7 @@ async def status(args, settings: Settings, console: Console) -> int:
                            "seen_at": render.iso(node.seen_at), "streams": len(node.document["streams"]),
                            "frames_per_second": node.document["frames_per_second"],
                            "decode_lag_p99_seconds": node.document["decode_lag_p99_seconds"]} for node in nodes],
-                "streams": streams or [],
+                "streams": [{**s, "connected_at": render.iso(s["connected_at"])} for s in streams or []],
                 "clients_streaming": sorted({s["client_id"] for s in streams or []}),
                 "cameras_down": [{"client_id": c.client_id, "camera": c.camera, "since": render.iso(c.down_since)}
                                  for c in down],
