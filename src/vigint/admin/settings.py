@@ -2,6 +2,7 @@
 settings file checked before a server is restarted with it."""
 
 import dataclasses
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from rich.console import Console
 from vigint.admin import render
 from vigint.admin.commands import Commands, option
 from vigint.config import Settings, sections
-from vigint.configfile import load_settings
+from vigint.configfile import config_path, load_settings
+from vigint.errors import ConfigError
 from vigint.store.engine import describe, is_postgres
 
 HIDDEN = "(hidden)"
@@ -62,10 +64,15 @@ async def config_show(args, settings: Settings, console: Console) -> int:
 
 
 @config_commands.command("check", "check a settings file (INI, or JSON as `config show --json` prints it): exit 1 "
-                         "with the first error", option("file", type=Path, help="the file to check"),
-                         server_side=False)
+                         "with the first error",
+                         option("file", type=Path, nargs="?", help="the file to check (default: $VIGINT_CONFIG, else "
+                                "./config.ini)"), server_side=False)
 async def config_check(args, settings: Settings | None, console: Console) -> int:
-    checked = load_settings(args.file, environ={})
-    console.print(f"{args.file}: valid ({len(checked.origins)} setting(s) read, the others at their defaults).",
+    path = config_path(args.file, os.environ)
+    if path is None:
+        raise ConfigError("no settings file to check: name one (vigint config check PATH), set $VIGINT_CONFIG, or "
+                          "run this where config.ini is")
+    checked = load_settings(path, environ={})
+    console.print(f"{path}: valid ({len(checked.origins)} setting(s) read, the others at their defaults).",
                   highlight=False)
     return 0
