@@ -330,9 +330,12 @@ class BillingSettings:
     price_per_ai_call: Decimal = setting(Decimal("0.002"), "per AI verification")
     price_per_1k_tokens: Decimal = setting(Decimal("0.001"), "per thousand AI tokens")
     price_per_alert: Decimal = setting(Decimal("0.01"), "per alert delivered (email or webhook)")
-    seller_name: str = setting("Vigint operator", "who issues the invoices")
-    seller_address: str = setting("", "the seller's postal address, on one line")
+    seller_name: str = setting("", "who issues the invoices (required before the first one)")
+    seller_address: str = setting("", "the seller's postal address, on one line (required before the first invoice)")
     seller_vat_id: str = setting("", "the seller's VAT number, if any")
+    payment_terms_days: int = setting(30, "an invoice is due this many days after it is issued", minimum=0)
+    payment_details: str = setting("", "how to pay, printed on every invoice: e.g. IBAN FR76 …, BIC …, with the "
+                                   "invoice number as reference (required before the first invoice)")
 
 
 Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture
