@@ -61,12 +61,10 @@ def test_config_check_names_the_first_error_and_exits_1(tmp_path):
     assert checked.returncode == 1 and "unknown section [sever]" in checked.stderr
 
 
-def test_serve_banner_lists_overridden_settings_and_json_logs_parse(tmp_path):
-    (tmp_path / "config.ini").write_text("[motion]\npre_roll_seconds = 3\n")
-    env = {**os.environ, "VIGINT_ALERTS_LINK_SECRET": SECRET}
-    serving = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0",
-                                "--log-format", "json", "--debug"], cwd=tmp_path, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def banner_and_logs(tmp_path, *flags: str, env: dict | None = None) -> tuple[str, str]:
+    """Start `vigint serve` with `flags`, read its banner, stop it; return the banner and what it logged."""
+    serving = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", *flags],
+                               cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     banner = ""
     for line in iter(serving.stdout.readline, ""):
         banner += line
@@ -75,9 +73,23 @@ def test_serve_banner_lists_overridden_settings_and_json_logs_parse(tmp_path):
     serving.send_signal(signal.SIGTERM)
     out, err = serving.communicate(timeout=30)
     assert serving.returncode == 0, err
+    return banner + out, err
+
+
+def test_serve_banner_lists_overridden_settings_and_json_logs_parse(tmp_path):
+    (tmp_path / "config.ini").write_text("[motion]\npre_roll_seconds = 3\n")
+    banner, err = banner_and_logs(tmp_path, "--log-format", "json", "--debug",
+                                  env={**os.environ, "VIGINT_ALERTS_LINK_SECRET": SECRET})
     assert "motion.pre_roll_seconds (config.ini)" in banner
     assert "alerts.link_secret (environment variable VIGINT_ALERTS_LINK_SECRET)" in banner
-    assert "server.port (flag --port)" in banner and SECRET not in banner + out + err
+    assert "server.port (flag --port)" in banner and SECRET not in banner + err
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
     assert all(line["logger"].startswith("vigint") for line in lines if line["level"] == "debug")
+
+
+def test_serving_a_network_without_tls_warns_unless_told_a_proxy_ends_it(tmp_path):
+    _, err = banner_and_logs(tmp_path, "--host", "0.0.0.0")
+    assert "WARNING vigint.admin.operations: serving 0.0.0.0 without TLS" in err and "--insecure" in err
+    _, err = banner_and_logs(tmp_path, "--host", "0.0.0.0", "--insecure")
+    assert "without TLS" not in err

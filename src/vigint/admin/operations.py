@@ -6,6 +6,7 @@ unpacks itself at every start, and every second counts there).
 """
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from vigint.admin.commands import Commands, open_store, option
 from vigint.admin.settings import overridden
 from vigint.config import Settings
 
+log = logging.getLogger(__name__)
 commands = Commands()
 
 
@@ -28,10 +30,17 @@ commands = Commands()
                   option("--web-port", type=int, help="TCP port of the customers' page (default: [web] port, 5003; "
                          "0 picks a free one)"),
                   option("--tls-cert", type=Path, help="PEM certificate chain: serve wss:// and https://"),
-                  option("--tls-key", type=Path, help="PEM private key for --tls-cert"))
+                  option("--tls-key", type=Path, help="PEM private key for --tls-cert"),
+                  option("--insecure", action="store_true", help="serve without TLS on a non-loopback address "
+                         "without the warning (TLS ends at a proxy in front)"))
 async def serve(args, settings: Settings, console: Console) -> int:
     from vigint.ingest.server import Server
     from vigint.web.access import page_url
+
+    if not settings.server.tls_cert and not args.insecure and not _loopback(settings.server.host):
+        log.warning("serving %s without TLS: API keys, video and sign-in links cross the network readable by anyone "
+                    "on the way; set [server] tls_cert and tls_key (`vigint cert` makes a pair), or pass --insecure "
+                    "when a TLS proxy in front ends TLS", settings.server.host)
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
     async with await open_store(settings, create=True) as store:
@@ -57,6 +66,14 @@ async def serve(args, settings: Settings, console: Console) -> int:
         await server.stop()
     console.print("Stopped.", highlight=False)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _stop_on_signals() -> asyncio.Event:
