@@ -94,7 +94,7 @@ async def client_create(args, settings: Settings, console: Console) -> int:
 async def client_update(args, settings: Settings, console: Console) -> int:
     zone = validate_timezone(args.timezone)
     async with await open_store(settings) as store:
-        await store.set_client_timezone(args.client_id, zone)
+        await store.update_client(args.client_id, timezone=zone)
     console.print(f"Client {args.client_id}'s alerts now show times in {zone or 'the server’s time zone'}.")
     return 0
 

@@ -176,7 +176,8 @@ class Alert:
     incident: Incident
     client_name: str
     client_email: str
-    client_timezone: str | None = None
+    client_timezone: str | None = None  # the client's settings for its alerts; None: the server's
+    client_language: str | None = None
 
 
 @dataclass(frozen=True)
