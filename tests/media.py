@@ -148,3 +148,13 @@ def make_footage(seconds: float, gop_seconds: float = 2, people: tuple[tuple[flo
         units += codec.encode(frame)
     units += codec.encode(None)
     return EncodedVideo(width, height, fps, int(gop), tuple((p.pts, p.dts, p.is_keyframe, bytes(p)) for p in units))
+
+
+@lru_cache(maxsize=None)
+def make_jpeg(width: int = 64, height: int = 36) -> bytes:
+    """A real JPEG picture (the test pattern's first frame, PyAV's MJPEG encoder), as an incident's still."""
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt, codec.time_base = width, height, "yuvj420p", Fraction(1, 25)
+    frame = next(iter(testpattern.frames(width, height, False))).reformat(format="yuvj420p")
+    [packet] = codec.encode(frame) + codec.encode(None)
+    return bytes(packet)

@@ -35,7 +35,7 @@ from vigint.errors import VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
-from vigint.incidents.storage import open_clip_storage
+from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.ingest import backfill
 from vigint.ingest.admission import Admission
@@ -128,7 +128,9 @@ class Server:
         scheme = "https" if self.tls else "http"
         self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
-                             f"{scheme}://{config.host}:{self.port}")
+                             f"{scheme}://{config.host}:{self.port}",
+                             settings.web.public_url or f"{scheme}://{config.host}:{settings.web.port}",
+                             lambda incident: clips.read(still_name(incident.client_id, incident.id, 0)))
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
         self.retention = Retention(settings.storage, self.store, clips)
