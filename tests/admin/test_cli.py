@@ -75,6 +75,10 @@ def test_bad_input_is_one_line_and_exit_code_1(cli, tmp_path):
             "unknown time zone 'Mars/Olympus': use an IANA name such as Europe/Paris",
         ("client", "update", "--client-id", "1", "--timezone", "../../etc/passwd"): "unknown time zone",
         ("client", "update", "--client-id", "42", "--timezone", "UTC"): "no client with id 42",
+        ("client", "create", "--name", "X", "--email", "x@y.test", "--language", "de"):
+            "unknown language 'de': alerts are written in en or fr",
+        ("client", "update", "--client-id", "1", "--language", "français"): "unknown language 'français'",
+        ("client", "update", "--client-id", "1"): "nothing to change: give --timezone, --language or both",
     }
     for args, message in cases.items():
         result = cli(*args)
@@ -126,6 +130,24 @@ def test_a_client_s_alerts_take_its_time_zone_until_it_is_cleared(cli):
     assert created.code == 0 and cli("client", "list", "--json").json()[1]["timezone"] == "Asia/Tokyo"
     assert [event["action"] for event in cli("audit", "--json").json()][:4] == [  # newest first
         "key.create", "client.create", "client.update", "client.update"]
+
+
+def test_a_client_s_alerts_take_its_language_shown_in_the_list(cli):
+    created = cli("client", "create", "--name", "Boulangerie", "--email", "b@b.test", "--language", "FR", "--json")
+    client_id = str(created.json()["client_id"])
+    [listed] = cli("client", "list", "--json").json()
+    assert listed["language"] == "fr" and listed["timezone"] is None
+    table = cli("client", "list").out  # the Alerts column: the language, then the time zone below it
+    assert "Alerts" in table and re.search(r"│ fr +│ #1 vig_", table) and re.search(r"│ default +│ +│", table)
+    both = cli("client", "update", "--client-id", client_id, "--language", "en", "--timezone", "Europe/Paris")
+    assert both.code == 0 and both.out == ("Client 1's alerts now show times in Europe/Paris and are written in "
+                                           "en.\n")
+    assert [(c["language"], c["timezone"]) for c in cli("client", "list", "--json").json()] == [("en", "Europe/Paris")]
+    assert cli("client", "update", "--client-id", client_id, "--language", "").code == 0
+    [listed] = cli("client", "list", "--json").json()
+    assert listed["language"] is None and listed["timezone"] == "Europe/Paris"  # the server's language again
+    details = [entry["detail"] for entry in cli("audit", "--json").json() if entry["action"] == "client.update"]
+    assert details == ["language=server", "timezone=Europe/Paris language=en"]  # newest first
 
 
 def test_revoke_then_reactivate_restores_every_key(cli):

@@ -13,6 +13,7 @@ from rich.console import Console
 from vigint import keys
 from vigint.admin import render
 from vigint.admin.commands import Commands, live_streams, open_store, option
+from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.storage import open_clip_storage
@@ -61,6 +62,19 @@ def validate_timezone(name: str | None) -> str | None:
     return name
 
 
+def validate_language(code: str | None) -> str | None:
+    """Return a language of alerts (en, fr; case and outer spaces ignored), or None for an empty one (the
+    server's `[alerts] language`).
+
+    Raises:
+        InvalidInputError: a language alerts are not written in.
+    """
+    language = (code or "").strip().lower()
+    if language and language not in LANGUAGES:
+        raise InvalidInputError(f"unknown language {code!r}: alerts are written in {' or '.join(LANGUAGES)}")
+    return language or None
+
+
 def _key_document(key: ApiKey, now: float) -> dict:
     return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
             "state": key.state(now).value, "created_at": render.iso(key.created_at),
@@ -68,17 +82,22 @@ def _key_document(key: ApiKey, now: float) -> dict:
             "last_used_at": render.iso(key.last_used_at)}
 
 
+TIMEZONE_HELP = "time zone of its alerts, e.g. Europe/Paris (default: the server's)"
+LANGUAGE_HELP = f"language of its alerts: {', '.join(LANGUAGES)} (default: the server's [alerts] language)"
+
+
 @client_commands.command("create", "create a client and print its first API key once",
                          option("--name", required=True, help="the customer's name"),
                          option("--email", required=True, help="where incident alerts are sent"),
-                         option("--timezone", help="time zone of its alerts, e.g. Europe/Paris (default: the server's)"),
+                         option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
                          listing=True)
 async def client_create(args, settings: Settings, console: Console) -> int:
-    name, email, zone = validate_name(args.name), validate_email(args.email), validate_timezone(args.timezone)
+    name, email = validate_name(args.name), validate_email(args.email)
+    zone, language = validate_timezone(args.timezone), validate_language(args.language)
     api_key = keys.generate()
     async with await open_store(settings, create=True) as store:
         client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key),
-                                                timezone=zone)
+                                                timezone=zone, language=language)
     if args.json:
         render.print_json({"client_id": client.id, "key_id": key.id, "api_key": api_key})
     else:
@@ -87,15 +106,22 @@ async def client_create(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@client_commands.command("update", "change a client's settings",
+@client_commands.command("update", "change a client's settings ('' sets the server's)",
                          option("--client-id", type=int, required=True),
-                         option("--timezone", required=True,
-                                help="time zone of its alerts, e.g. Europe/Paris; '' for the server's"))
+                         option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP))
 async def client_update(args, settings: Settings, console: Console) -> int:
-    zone = validate_timezone(args.timezone)
+    changes = {}
+    if args.timezone is not None:
+        changes["timezone"] = validate_timezone(args.timezone)
+    if args.language is not None:
+        changes["language"] = validate_language(args.language)
+    if not changes:
+        raise InvalidInputError("nothing to change: give --timezone, --language or both")
     async with await open_store(settings) as store:
-        await store.update_client(args.client_id, timezone=zone)
-    console.print(f"Client {args.client_id}'s alerts now show times in {zone or 'the server’s time zone'}.")
+        await store.update_client(args.client_id, **changes)
+    said = {"timezone": f"show times in {changes.get('timezone') or 'the server’s time zone'}",
+            "language": f"are written in {changes.get('language') or 'the server’s language'}"}
+    console.print(f"Client {args.client_id}'s alerts now {' and '.join(said[name] for name in changes)}.")
     return 0
 
 
@@ -120,16 +146,17 @@ async def client_list(args, settings: Settings, console: Console) -> int:
         return sorted({flag.kind for flag in flags if flag.client_id == client.id})
 
     documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
+                  "language": c.language,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
                   "last_seen_at": render.iso(last_seen(c)), "live_cameras": cameras(c), "flags": flag_kinds(c),
                   "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
-    rows = [(str(c.id), c.name, c.email, c.status.value,
+    rows = [(str(c.id), c.name, c.email, c.status.value, f"{c.language or 'default'}\n{c.timezone or 'default'}",
              "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
              str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(c)), ", ".join(flag_kinds(c)))
             for c in clients]
     return render.listing(args.json, console, documents, f"{len(clients)} client(s)",
-                          ("ID", "Name", "Email", "Status", "Keys", "Live", "Created", "Last seen", "Flags (7 days)"),
-                          rows)
+                          ("ID", "Name", "Email", "Status", "Alerts", "Keys", "Live", "Created", "Last seen",
+                           "Flags (7 days)"), rows)
 
 
 @client_commands.command("revoke", "cut a client off: all its keys stop working at once",
