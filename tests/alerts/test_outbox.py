@@ -11,12 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from aiosmtpd.controller import Controller
 from conftest import Mailbox, add_client, eventually, free_port
 from media import make_jpeg
+from s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
 from vigint.alerts import emails, outbox
 from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings, WebSettings
 from vigint.incidents.storage import open_clip_storage, still_name
 
 SENDER = "alerts@vigint.test"
+TARGET_TEXT = 'Vigint saw motion on camera "entrée" at'
 
 
 def outbox_settings(tmp_path, smtp_port: int, **alerts) -> Settings:
@@ -97,6 +99,22 @@ async def test_a_still_that_cannot_be_read_costs_the_picture_not_the_alert(start
     assert page in emails.text_of(mailbox.messages[0])
     hook = next(body for body in Webhook.received if body["incident_id"] == missing.id)
     assert hook["page_url"] == page and f"/clips/{missing.id}?" in hook["clip_url"]
+
+
+async def test_a_still_the_storage_cannot_give_is_left_out_with_a_warning_that_holds_no_secret(start, tmp_path,
+                                                                                             mailbox, caplog):
+    storage = StorageSettings(data_dir=tmp_path / "data", clips="s3://clips/site-a", s3_region=REGION,
+                              s3_endpoint=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+                              s3_access_key_id=ACCESS_KEY_ID, s3_secret_access_key=SECRET_ACCESS_KEY)
+    caplog.set_level(logging.WARNING, "vigint.alerts.outbox")
+    server = await start(settings=dataclasses.replace(outbox_settings(tmp_path, mailbox.port), storage=storage))
+    client_id, key_id, _ = await add_client(server.store)
+    incident = await queue_incident(server, client_id, key_id, stills=1)
+    await eventually(lambda: mailbox.messages, timeout=30)
+    assert mailbox.messages[0].get_body(("related",)) is None and TARGET_TEXT in emails.text_of(mailbox.messages[0])
+    [warning] = [record.getMessage() for record in caplog.records if record.name == "vigint.alerts.outbox"]
+    assert warning.startswith(f"incident {incident.id}: still not read (cannot read clip clips/{client_id}/"
+                              f"{incident.id}-0.jpg from s3://clips/site-a") and SECRET_ACCESS_KEY not in warning
 
 
 class Refusing(Mailbox):
