@@ -1,6 +1,7 @@
 """The operator's watch over the fleet, run by the server every `monitor_seconds`.
 
-Cameras that stop streaming are reported down to their client once (and back when they return);
+Cameras that stop streaming are reported down to their client once (and back when they return), described
+in the client's language and time zone as they are when the event is recorded (the description is stored so);
 unusual usage is flagged for the operator: a key streaming from more addresses than one site explains
 (a leaked key), a key receiving far more than its trailing average, an address whose hellos keep being
 refused. A snapshot of the server is written for `vigint status` and `vigint client list`.
