@@ -123,14 +123,14 @@ def test_an_incident_without_a_clip_says_so_and_offers_no_download():
 def test_camera_events_are_dated_in_the_client_s_zone_and_language_and_open_the_page():
     down = Incident(**{**INCIDENT.__dict__, "type": "camera_down", "clip_path": None, "camera": "porte",
                        "description": templates.camera_down("porte", INCIDENT.started_at, "fr", "Europe/Paris")})
-    targets = AlertLinks("https://vigint.example", TARGETS.clip, TARGETS.clip_expires)
+    targets = AlertLinks("https://vigint.example/cameras", TARGETS.clip, TARGETS.clip_expires)
     message = emails.compose_email(alert(down, "Europe/Paris", "fr"), targets, AlertSettings(), EmailSettings(),
                                    "secret")
     plain, html = parts(message)
     assert message["Subject"] == "[Vigint] porte : caméra hors ligne"
     assert plain == ("Bonjour Acme & Co,\n\nLa caméra « porte » n'envoie plus de vidéo depuis le 01/01/2026 à "
-                     "01:00:00 CET.\n\nOuvrir votre espace Vigint :\nhttps://vigint.example\n\n— Vigint\n")
-    assert 'href="https://vigint.example"' in html and "/clips/" not in html and "Ouvrir votre espace Vigint" in html
+                     "01:00:00 CET.\n\nVoir vos caméras :\nhttps://vigint.example/cameras\n\n— Vigint\n")
+    assert 'href="https://vigint.example/cameras"' in html and "/clips/" not in html and "Voir vos caméras" in html
     assert message["Date"] and message["Message-ID"] == emails.message_id(7, "secret", EmailSettings().sender)
 
 

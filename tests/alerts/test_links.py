@@ -13,10 +13,10 @@ INCIDENT = Incident(7, 3, 1, "entrée", 1_767_225_600.0, None, "motion", "", 1, 
                     "pending")
 
 
-def test_an_alert_opens_the_incident_s_page_or_for_a_camera_event_the_page_itself():
+def test_an_alert_opens_the_incident_s_page_or_for_a_camera_event_the_cameras_page():
     assert links.page_link("https://vigint.example/", INCIDENT) == "https://vigint.example/incidents/7"
     down = Incident(**{**INCIDENT.__dict__, "type": "camera_down", "clip_path": None})
-    assert links.page_link("http://127.0.0.1:5003", down) == "http://127.0.0.1:5003"
+    assert links.page_link("http://127.0.0.1:5003", down) == "http://127.0.0.1:5003/cameras"
 
 
 def test_links_expire_and_bind_the_incident_and_its_client():

@@ -124,11 +124,11 @@ async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_o
     moment = r"le \d\d/\d\d/\d{4} à \d\d:\d\d:\d\d CES?T\."
     assert re.search(f"La caméra « door » n'envoie plus de vidéo depuis {moment}", emails.text_of(down))
     assert re.search(f"La caméra « door » transmet de nouveau la vidéo depuis {moment}", emails.text_of(back))
-    page = f"http://127.0.0.1:{settings.web.port}"
+    page = f"http://127.0.0.1:{server.settings.web.port}/cameras"
     for message in (down, back):
         html = message.get_body(("html",)).get_content()
         assert message["Date"] and message["Message-ID"] and f'href="{page}"' in html
-        assert f"Ouvrir votre espace Vigint :\r\n{page}\r\n" in emails.text_of(message)
+        assert f"Voir vos caméras :\r\n{page}\r\n" in emails.text_of(message)
     kinds = [i.type for i in await server.store.list_incidents(client_id)]
     assert sorted(kinds) == ["camera_back", "camera_down"]
     await connection.close()

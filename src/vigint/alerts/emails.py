@@ -71,7 +71,7 @@ def _content(alert: Alert, targets: AlertLinks, language: str) -> Content:
               "still_label": template["still"].format(**fields)}
     if incident.type in CAMERA_EVENTS:
         return Content(template["event_subject"].format(**fields), lines=(incident.description,),
-                       action=(template["open_page"], targets.page), download=None, note="", **common)
+                       action=(template["open_cameras"], targets.page), download=None, note="", **common)
     ai_checked = incident.verdict != "not_checked"  # a threat level is the AI's: none without it
     lines = [template["seen"].format(**fields), templates.offline_note(incident, language, zone),
              incident.description, template["threat"].format(threat=incident.threat) if ai_checked else ""]

@@ -39,10 +39,10 @@ class AlertLinks:
 
 
 def page_link(page_url: str, incident: Incident) -> str:
-    """Return the page an alert opens: the incident's own (`<page_url>/incidents/<id>`), or the page itself for a
-    camera going down or coming back (no incident to show)."""
+    """Return the page an alert opens (the customer's page asks for a sign-in first if needed): the incident's own,
+    `<page_url>/incidents/<id>`, or for a camera going down or coming back the cameras', `<page_url>/cameras`."""
     base = page_url.rstrip("/")
-    return base if incident.type in CAMERA_EVENTS else f"{base}/incidents/{incident.id}"
+    return f"{base}/cameras" if incident.type in CAMERA_EVENTS else f"{base}/incidents/{incident.id}"
 
 
 def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> str:

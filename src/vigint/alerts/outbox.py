@@ -44,17 +44,18 @@ def link_expiry(settings: Settings, started_at: float, now: float) -> int:
 class Outbox:
     """Sends the alerts of one server; `run` until its stop event, `wake` when there is new work.
 
-    `base_url` is this server's own address (clip links, unless `[alerts] public_url` is set), `page_url` the
-    customer's page's, and `read_still(incident)` returns an incident's first still (JPEG bytes, or None if
-    there is none; blocking, so called in `pool`).
+    `page_url` is the base of the customer's page, `base_url` this server's own address (clip links, unless
+    `[alerts] public_url` is set). `read_file(name)` reads a file of the clip storage (bytes, or None if there is none;
+    blocking, so called in `pool`), where `still_name(client_id, incident_id, index)` names an incident's stills.
     """
 
     def __init__(self, settings: Settings, store: Store, usage: UsageMeter, metrics: Metrics, pool: Executor,
-                 secret: str, base_url: str, page_url: str, read_still: Callable[[Incident], bytes | None]):
+                 secret: str, page_url: str, base_url: str, read_file: Callable[[str], bytes | None],
+                 still_name: Callable[[int, int, int], str]):
         self.settings, self.store, self.usage, self.metrics, self._pool = settings, store, usage, metrics, pool
         self.secret = secret  # signs clip links: links.load_link_secret guarantees it is long enough
         self.base_url = settings.alerts.public_url or base_url
-        self.page_url, self._read_still = page_url, read_still
+        self.page_url, self._read_file, self._still_name = page_url, read_file, still_name
         self.channels = channels(settings)
         # An alert is claimed for one delivery at a time: if this node dies sending it, any node retries it then.
         self._claim_seconds = settings.email.timeout_seconds * CLAIM_TIMEOUTS
@@ -109,7 +110,8 @@ class Outbox:
         if not incident.stills:
             return None
         try:
-            still = await asyncio.get_running_loop().run_in_executor(self._pool, self._read_still, incident)
+            still = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._read_file, self._still_name(incident.client_id, incident.id, 0))  # the thumbnail
         except Exception as error:  # noqa: BLE001 - a storage failure of any kind costs the picture, not the alert
             log.warning("incident %d: still not read (%s); alerting without it", incident.id, error)
             return None

@@ -57,6 +57,7 @@ from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
 from vigint.tasks import TaskSet, every
+from vigint.web.access import page_url
 from vigint.web.app import open_page
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,9 @@ class Server:
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
-        scheme = "https" if self.tls else "http"
         self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
-        self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
-                             f"{scheme}://{config.host}:{self.port}",
-                             settings.web.public_url or f"{scheme}://{config.host}:{settings.web.port}",
-                             lambda incident: clips.read(still_name(incident.client_id, incident.id, 0)))
+        self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret, page_url(settings),
+                             f"{'https' if self.tls else 'http'}://{config.host}:{self.port}", clips.read, still_name)
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
         self.retention = Retention(settings.storage, self.store, clips)
