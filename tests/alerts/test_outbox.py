@@ -95,7 +95,7 @@ async def test_a_still_that_cannot_be_read_costs_the_picture_not_the_alert(start
     assert f"incident {missing.id}: still missing; alerting without it" in warnings
     assert f"incident {garbled.id}: still not a JPEG; alerting without it" in warnings
     # Without [web] public_url, the page is this server's own address on the page's port.
-    page = f"http://127.0.0.1:{server.settings.web.port}/incidents/{missing.id}"
+    page = f"http://127.0.0.1:{server.page.port}/incidents/{missing.id}"
     assert page in emails.text_of(mailbox.messages[0])
     hook = next(body for body in Webhook.received if body["incident_id"] == missing.id)
     assert hook["page_url"] == page and f"/clips/{missing.id}?" in hook["clip_url"]

@@ -13,7 +13,7 @@ from media import make_h264, send_video
 from websockets.asyncio.client import connect
 
 from vigint.alerts import emails
-from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings
+from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings, WebSettings
 from vigint.fleet.monitor import is_spike
 
 
@@ -100,7 +100,8 @@ async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_o
                                                                                    mailbox):
     # On PostgreSQL, two nodes check the fleet: the camera streams on the second, and it is still reported once.
     settings = dataclasses.replace(fleet_settings(tmp_path, camera_down_minutes=0.01, link_secret="f" * 64),  # 0.6 s
-                                   email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none"))
+                                   email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none"),
+                                   web=WebSettings(public_url="https://vigint.example"))  # one address for all nodes
     nodes = [await start(settings=settings, database=database)
              for _ in range(2 if database.startswith("postgresql://") else 1)]
     server = nodes[-1]
@@ -124,7 +125,7 @@ async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_o
     moment = r"le \d\d/\d\d/\d{4} à \d\d:\d\d:\d\d CES?T\."
     assert re.search(f"La caméra « door » n'envoie plus de vidéo depuis {moment}", emails.text_of(down))
     assert re.search(f"La caméra « door » transmet de nouveau la vidéo depuis {moment}", emails.text_of(back))
-    page = f"http://127.0.0.1:{server.settings.web.port}/cameras"
+    page = "https://vigint.example/cameras"
     for message in (down, back):
         html = message.get_body(("html",)).get_content()
         assert message["Date"] and message["Message-ID"] and f'href="{page}"' in html

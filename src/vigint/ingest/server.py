@@ -70,10 +70,7 @@ class Server:
     """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
 
     def __init__(self, settings: Settings, store: Store):
-        self.settings = settings
-        self.store = store
-        self.metrics = Metrics()
-        self.usage = UsageMeter()
+        self.settings, self.store, self.metrics, self.usage = settings, store, Metrics(), UsageMeter()
         self._hellos = Hellos(self.store, self.metrics, settings.server)
         self._admission = Admission(settings.server.max_pending_hellos, settings.server.max_pending_hellos_per_address)
         self._limits = limits(settings)
@@ -127,19 +124,20 @@ class Server:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
         self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
-        self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret, page_url(settings),
-                             f"{'https' if self.tls else 'http'}://{config.host}:{self.port}", clips.read, still_name)
-        self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
-                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
-        self.retention = Retention(settings.storage, self.store, clips)
-        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
-                                  lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)
         try:  # the customers' page, on its own port with the stream port's TLS pair
             self.page = await open_page(settings, self.store, clips, secret, partial(self.registry.cameras_of,
                                         self._cameras_live), tls_context(config.tls_cert, config.tls_key))
         except BaseException:
             self._ws.close()
             raise
+        own = f"{'https' if self.tls else 'http'}://{config.host}"  # the page's and the clip links' address
+        self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
+                             page_url(settings, self.page.port), f"{own}:{self.port}", clips.read, still_name)
+        self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
+                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
+        self.retention = Retention(settings.storage, self.store, clips)
+        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
+                                  lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
                     self.registry.run(self._stopping, self._claimed_ids, self._lost)):
