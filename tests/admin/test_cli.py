@@ -78,7 +78,7 @@ def test_bad_input_is_one_line_and_exit_code_1(cli, tmp_path):
         ("client", "create", "--name", "X", "--email", "x@y.test", "--language", "de"):
             "unknown language 'de': alerts are written in en or fr",
         ("client", "update", "--client-id", "1", "--language", "français"): "unknown language 'français'",
-        ("client", "update", "--client-id", "1"): "nothing to change: give --timezone, --language or both",
+        ("client", "update", "--client-id", "1"): "nothing to change: give --timezone, --language, --address or --vat-id",
     }
     for args, message in cases.items():
         result = cli(*args)
@@ -140,8 +140,8 @@ def test_a_client_s_alerts_take_its_language_shown_in_the_list(cli):
     table = cli("client", "list").out  # the Alerts column: the language, then the time zone below it
     assert "Alerts" in table and re.search(r"│ fr +│ #1 vig_", table) and re.search(r"│ default +│ +│", table)
     both = cli("client", "update", "--client-id", client_id, "--language", "en", "--timezone", "Europe/Paris")
-    assert both.code == 0 and both.out == ("Client 1's alerts now show times in Europe/Paris and are written in "
-                                           "en.\n")
+    assert both.code == 0 and both.out == ("Client 1: its alerts show times in Europe/Paris; its alerts are written "
+                                           "in en.\n")
     assert [(c["language"], c["timezone"]) for c in cli("client", "list", "--json").json()] == [("en", "Europe/Paris")]
     assert cli("client", "update", "--client-id", client_id, "--language", "").code == 0
     [listed] = cli("client", "list", "--json").json()

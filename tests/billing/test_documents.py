@@ -28,12 +28,16 @@ def bill(cli, db_path, *, usage: bool = True) -> dict:
 
 def test_an_invoice_names_both_parties_when_it_is_due_and_how_to_pay(cli, db_path, seller, tmp_path):
     client = bill(cli, db_path)
+    updated = cli("client", "update", "--client-id", str(client["client_id"]), "--address", "  12 rue Haute,\n Lyon ",
+                  "--vat-id", "FR40303265045")
+    assert updated.code == 0 and "next invoices are addressed to 12 rue Haute, Lyon" in updated.out
     out = tmp_path / "invoice.html"
     issued = cli("invoice", "--client-id", str(client["client_id"]), "--period", "2026-10", "--out", str(out))
     assert issued.code == 0, issued.err
     page = out.read_text()
     for shown in ("Invoice 1", SELLER["VIGINT_BILLING_SELLER_NAME"], SELLER["VIGINT_BILLING_SELLER_ADDRESS"],
-                  "Boulangerie Martin", "compta@martin.test", "Period</th><td>2026-10", "Due</th><td>",
+                  "Boulangerie Martin", "compta@martin.test", "12 rue Haute, Lyon", "VAT FR40303265045",
+                  "Period</th><td>2026-10", "Due</th><td>",
                   "IBAN FR76 3000 6000 0112 3456 7890 189", "reference <b>Invoice 1</b>"):
         assert shown in page, shown
     issued_on, due_on = (re.search(rf"{label}</th><td>([\d-]+)", page)[1] for label in ("Issued", "Due"))

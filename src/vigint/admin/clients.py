@@ -106,23 +106,33 @@ async def client_create(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@client_commands.command("update", "change a client's settings ('' sets the server's)",
+@client_commands.command("update", "change a client's settings ('' sets the server's, or none)",
                          option("--client-id", type=int, required=True),
-                         option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP))
+                         option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
+                         option("--address", help="postal address printed on its invoices, on one line"),
+                         option("--vat-id", help="VAT number printed on its invoices"))
 async def client_update(args, settings: Settings, console: Console) -> int:
-    changes = {}
-    if args.timezone is not None:
-        changes["timezone"] = validate_timezone(args.timezone)
-    if args.language is not None:
-        changes["language"] = validate_language(args.language)
+    checks = {"timezone": validate_timezone, "language": validate_language, "address": validate_billing_detail,
+              "vat_id": validate_billing_detail}
+    changes = {name: check(getattr(args, name)) for name, check in checks.items() if getattr(args, name) is not None}
     if not changes:
-        raise InvalidInputError("nothing to change: give --timezone, --language or both")
+        raise InvalidInputError("nothing to change: give --timezone, --language, --address or --vat-id")
     async with await open_store(settings) as store:
         await store.update_client(args.client_id, **changes)
-    said = {"timezone": f"show times in {changes.get('timezone') or 'the server’s time zone'}",
-            "language": f"are written in {changes.get('language') or 'the server’s language'}"}
-    console.print(f"Client {args.client_id}'s alerts now {' and '.join(said[name] for name in changes)}.")
+    said = {"timezone": f"its alerts show times in {changes.get('timezone') or 'the server’s time zone'}",
+            "language": f"its alerts are written in {changes.get('language') or 'the server’s language'}",
+            "address": f"its next invoices are addressed to {changes.get('address') or 'its name alone'}",
+            "vat_id": f"its next invoices show {'VAT ' + changes['vat_id'] if changes.get('vat_id') else 'no VAT number'}"}
+    console.print(f"Client {args.client_id}: {'; '.join(said[name] for name in changes)}.", highlight=False)
     return 0
+
+
+def validate_billing_detail(text: str) -> str | None:
+    """An address or VAT number: one line of at most MAX_NAME_LENGTH characters; '' for none."""
+    text = " ".join(text.split())
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"at most {MAX_NAME_LENGTH} characters, please (got {len(text)})")
+    return text or None
 
 
 @client_commands.command("list", "list clients with their keys and last activity", listing=True)

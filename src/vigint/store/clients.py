@@ -13,7 +13,9 @@ from vigint.store.records import ApiKey, Client, ClientStatus
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
                   k.last_used_at, c.status AS client_status"""
-CLIENT_SETTINGS = frozenset({"timezone", "language"})  # what `update_client` changes; NULL: the server's
+# What `update_client` changes: timezone and language (NULL: the server's), address and VAT number (its invoices').
+CLIENT_SETTINGS = frozenset({"timezone", "language", "address", "vat_id"})
+SERVER_DEFAULTED = frozenset({"timezone", "language"})
 
 
 def _client(row: Row) -> Client:
@@ -61,8 +63,8 @@ class ClientQueries(Engine):
         return await self.get_client(client_id), await self.get_key(key_id)
 
     async def update_client(self, client_id: int, now: float | None = None, **settings: str | None) -> None:
-        """Change some of a client's own settings: `timezone` (an IANA name), `language` (en, fr); None sets the
-        server's. Audited with the new values.
+        """Change some of a client's own settings: `timezone` (an IANA name), `language` (en, fr), None for the
+        server's; `address`, `vat_id` (printed on its next invoices), None for none. Audited with the new values.
 
         Raises:
             NotFoundError: no such client.
@@ -79,7 +81,8 @@ class ClientQueries(Engine):
             await db.execute(f"UPDATE clients SET {assignments}updated_at = ? WHERE id = ?",
                              (*settings.values(), now, client_id))
             await record_audit(db, now, "client.update", client_id,
-                               detail=" ".join(f"{name}={value or 'server'}" for name, value in settings.items()))
+                               detail=" ".join(f"{name}={value or ('server' if name in SERVER_DEFAULTED else 'none')}"
+                                               for name, value in settings.items()))
 
     async def get_client(self, client_id: int) -> Client:
         """Return one client. Raises NotFoundError."""
