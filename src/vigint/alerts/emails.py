@@ -149,6 +149,15 @@ def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> 
     return message
 
 
+def compose_sign_in_email(recipient: str, link: str, minutes: float, language: str,
+                          email: EmailSettings) -> EmailMessage:
+    """Return the email carrying a one-time sign-in link to the customer's page, in its language."""
+    template = templates.TEMPLATES[language]
+    message = _dated(email.sender, recipient, template["sign_in_subject"], make_msgid(domain=_domain(email.sender)))
+    message.set_content(template["sign_in"].format(link=link, minutes=f"{minutes:g}") + "\n")
+    return message
+
+
 def send_email(settings: EmailSettings, message: EmailMessage) -> None:
     """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir.
 

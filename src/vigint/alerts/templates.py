@@ -35,6 +35,9 @@ TEMPLATES = {
         "camera_back": 'Camera "{camera}" has been streaming again since {when}.',
         "recovering": 'Camera "{camera}" has been streaming again since {when}; {amount} of footage recorded while '
                       "it was offline is being recovered.",
+        "sign_in_subject": "Your Vigint sign-in link",
+        "sign_in": "Open this link to see your incidents, clips and cameras:\n\n{link}\n\nIt works once, within "
+                   "{minutes} minutes. If you did not ask for it, ignore this email: nobody can sign in without it.",
     },
     "fr": {
         "date": "%d/%m/%Y",
@@ -62,6 +65,10 @@ TEMPLATES = {
         "camera_back": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when}.",
         "recovering": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when} ; les {amount} de "
                       "vidéo enregistrées pendant la coupure sont en cours de récupération.",
+        "sign_in_subject": "Votre lien de connexion Vigint",
+        "sign_in": "Ouvrez ce lien pour voir vos incidents, vos séquences et vos caméras :\n\n{link}\n\nIl ne "
+                   "fonctionne qu'une fois, dans les {minutes} minutes. Si vous ne l'avez pas demandé, ignorez ce "
+                   "message : personne ne peut se connecter sans lui.",
     },
 }
 LANGUAGES = tuple(TEMPLATES)

@@ -1,14 +1,15 @@
 """What every page handler shares: the application's parts, rendering, the client's time zone, sign-in guard."""
 
 import functools
+import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from aiohttp import web
 
+from vigint.alerts.templates import local
 from vigint.config import Settings
 from vigint.incidents.storage import ClipStorage
 from vigint.store import Client, Store
@@ -25,12 +26,7 @@ SECURE = web.AppKey("secure", bool)
 
 def zone_of(client: Client | None) -> tzinfo:
     """Return the client's time zone, else the server's (also for a name the system no longer knows)."""
-    if client is not None and client.timezone:
-        try:
-            return ZoneInfo(client.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return datetime.now().astimezone().tzinfo
+    return local(time.time(), client.timezone if client else None).tzinfo
 
 
 def when(timestamp: float, zone: tzinfo) -> str:

@@ -8,14 +8,14 @@ requester, so the page cannot be used to flood a mailbox.
 import asyncio
 import logging
 import time
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from vigint.alerts.emails import send_email
+from vigint.alerts.emails import compose_sign_in_email, send_email
+from vigint.alerts.templates import choose_language
 from vigint.limiter import RateLimiter
+from vigint.store import Client
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link, page_url
 from vigint.web.base import SECURE, SESSIONS, SETTINGS, STORE, current_client, render
 
@@ -54,21 +54,17 @@ async def send(request: web.Request) -> web.Response:
             # The page's own address, never the request's Host header, which a requester chooses.
             base = page_url(settings, request.transport.get_extra_info("sockname")[1])
             link = await new_sign_in_link(request.app[STORE], settings.web, base, client.id)
-            await _email(settings, client.email, f"{link}?{urlencode({'next': following})}")
+            await _email(settings, client, f"{link}?{urlencode({'next': following})}")
     return render(request, "sign_in.html", None, next=following, sent=True, can_email=can_email)
 
 
-async def _email(settings, recipient: str, link: str) -> None:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = settings.email.sender, recipient, "Your Vigint sign-in link"
-    message["Date"], message["Message-ID"] = formatdate(usegmt=True), make_msgid(domain="vigint")
-    message.set_content(f"Open this link to see your incidents, clips and cameras:\n\n{link}\n\n"
-                        f"It works once, within {settings.web.sign_in_minutes:g} minutes. If you did not ask for it, "
-                        "ignore this email: nobody can sign in without it.\n")
+async def _email(settings, client: Client, link: str) -> None:
+    language = choose_language(client.language, settings.alerts.language)
+    message = compose_sign_in_email(client.email, link, settings.web.sign_in_minutes, language, settings.email)
     try:
         await asyncio.to_thread(send_email, settings.email, message)
     except Exception as error:  # noqa: BLE001 - the requester is told the same; the operator reads the log
-        log.error("could not email a sign-in link: %s", error)
+        log.error("could not email a sign-in link to client %d: %s", client.id, error)
 
 
 @routes.get("/sign-in/{token}")
