@@ -6,13 +6,14 @@ Every change here is audited by the store; a new key's plaintext is printed once
 import asyncio
 import re
 import time
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
 from vigint import keys
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option
+from vigint.admin.commands import Commands, live_streams, open_store, option, parse_day
 from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
@@ -276,10 +277,13 @@ async def key_revoke(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@commands.command("audit", "show admin actions, newest first", option("--client-id", type=int), listing=True)
+@commands.command("audit", "show admin actions, newest first", option("--client-id", type=int),
+                  option("--since", type=parse_day, metavar="YYYY-MM-DD", help="from this day on (the operator's zone)"),
+                  listing=True)
 async def audit(args, settings: Settings, console: Console) -> int:
+    since = None if args.since is None else datetime.combine(args.since, datetime.min.time()).astimezone().timestamp()
     async with await open_store(settings) as store:
-        entries = await store.list_audit(args.client_id)
+        entries = await store.list_audit(args.client_id, since)
     documents = [{"id": e.id, "at": render.iso(e.at), "action": e.action, "client_id": e.client_id,
                   "key_id": e.key_id, "detail": e.detail} for e in entries]
     rows = [(render.local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail) for e in entries]

@@ -10,6 +10,7 @@ import argparse
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -137,6 +138,14 @@ def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
                               "with --db PATH, $VIGINT_DB or [database] path in config.ini")
         log.info("creating a new database at %s", path)
     return Store.open(target)
+
+
+def parse_day(text: str) -> date:
+    """Parse a YYYY-MM-DD option; argparse turns the error into a usage error (exit code 2)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
 
 
 def running(nodes: list[Node], settings: Settings, now: float) -> list[Node]:
