@@ -2,6 +2,7 @@
 same listings then print the same on both."""
 
 import asyncio
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -177,3 +178,17 @@ async def test_copy_refuses_while_a_server_runs_on_the_source(start, db_path, po
     assert "a vigint serve is running on" in refused.stderr and "stop it first" in refused.stderr
     async with await Store.open(postgres_url) as target:
         assert await target.count_clients() == 0
+
+
+def test_a_backup_is_a_private_consistent_copy_and_never_overwrites(cli, tmp_path, postgres_url, capsys):
+    assert cli("client", "create", "--name", "Acme", "--email", "ops@acme.test").code == 0
+    backup = tmp_path / "backup.db"
+    made = cli("db", "backup", "--to", str(backup))
+    assert made.code == 0 and "Keep it with the clip-link secret" in made.out
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600 and not backup.with_name("backup.db.part").exists()
+    listed = cli("client", "list", "--json")  # the live database; then the copy, which must list the same
+    assert main(["client", "list", "--json", "--db", str(backup)]) == 0
+    assert capsys.readouterr().out == listed.out
+    again = cli("db", "backup", "--to", str(backup))
+    assert again.code == 1 and "exists already" in again.err
+    assert main(["db", "backup", "--to", str(tmp_path / "pg.db"), "--db", postgres_url]) == 1
