@@ -97,7 +97,7 @@ def test_unwritable_database_path_is_a_clear_error(tmp_path, capsys):
         assert capsys.readouterr().err.endswith(f"vigint: error: cannot open database {path}: {reason}\n")
 
 
-def test_commands_that_read_refuse_a_missing_database_and_create_none(tmp_path, capsys, monkeypatch, caplog):
+def test_commands_that_read_refuse_a_missing_database_and_create_none(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the wrong folder: no vigint.db here
     for command in (["client", "list"], ["status"], ["usage"], ["key", "list"], ["audit"],
                     ["client", "revoke", "--client-id", "1"], ["invoice", "--client-id", "1", "--period", "2026-10"]):
@@ -107,7 +107,7 @@ def test_commands_that_read_refuse_a_missing_database_and_create_none(tmp_path, 
                        "or name its database with --db PATH, $VIGINT_DB or [database] path in config.ini\n"), command
     assert list(tmp_path.iterdir()) == []
     assert main(["client", "create", "--name", "A", "--email", "a@b.test"]) == 0
-    assert f"creating a new database at {tmp_path / 'vigint.db'}" in caplog.text
+    assert f"vigint: creating a new database at {tmp_path / 'vigint.db'}" in capsys.readouterr().err
     assert main(["client", "list"]) == 0 and "1 client" in capsys.readouterr().out
 
 

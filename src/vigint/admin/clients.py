@@ -5,15 +5,17 @@ Every change here is audited by the store; a new key's plaintext is printed once
 
 import asyncio
 import re
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
 from vigint import keys
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option, parse_day
+from vigint.admin.commands import Commands, is_new_database, live_streams, open_store, option, parse_day
 from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
@@ -96,6 +98,8 @@ async def client_create(args, settings: Settings, console: Console) -> int:
     name, email = validate_name(args.name), validate_email(args.email)
     zone, language = validate_timezone(args.timezone), validate_language(args.language)
     api_key = keys.generate()
+    if is_new_database(settings):
+        print(f"vigint: creating a new database at {Path(settings.database.path).absolute()}", file=sys.stderr)
     async with await open_store(settings, create=True) as store:
         client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key),
                                                 timezone=zone, language=language)

@@ -7,7 +7,6 @@ than one command group needs.
 """
 
 import argparse
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
@@ -19,8 +18,6 @@ from vigint.config import Settings
 from vigint.errors import ConfigError
 from vigint.store import Node, Store
 from vigint.store.engine import is_postgres
-
-log = logging.getLogger(__name__)
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
 # customer's, such as the agent) and the console; it returns the exit code.
@@ -130,14 +127,17 @@ def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
     `create` (`serve`, `client create`): a command run in the wrong folder must not make an empty database and
     report that there are no clients. Raises ConfigError.
     """
-    target = settings.database.path
-    if not is_postgres(target) and not Path(target).expanduser().exists():
-        path = Path(target).expanduser().absolute()
-        if not create:
-            raise ConfigError(f"no database at {path}: run this where `vigint serve` runs, or name its database "
-                              "with --db PATH, $VIGINT_DB or [database] path in config.ini")
-        log.info("creating a new database at %s", path)
-    return Store.open(target)
+    if not create and is_new_database(settings):
+        raise ConfigError(f"no database at {Path(settings.database.path).expanduser().absolute()}: run this where "
+                          "`vigint serve` runs, or name its database with --db PATH, $VIGINT_DB or [database] path in "
+                          "config.ini")
+    return Store.open(settings.database.path)
+
+
+def is_new_database(settings: Settings) -> bool:
+    """Whether opening the settings' database would create it (a SQLite file that does not exist yet): the
+    commands that may create one say so."""
+    return not is_postgres(settings.database.path) and not Path(settings.database.path).expanduser().exists()
 
 
 def parse_day(text: str) -> date:

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint import __version__, protocol
-from vigint.admin.commands import Commands, open_store, option
+from vigint.admin.commands import Commands, is_new_database, open_store, option
 from vigint.admin.settings import overridden
 from vigint.config import Settings
 
@@ -43,17 +43,21 @@ async def serve(args, settings: Settings, console: Console) -> int:
                     "when a TLS proxy in front ends TLS", settings.server.host)
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
+    new = is_new_database(settings)
     async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
         stopping = _stop_on_signals()  # before the banner: whoever reads it may stop the server at once
+        log.info("serving streams on %s:%d and the customers' page on port %d", settings.server.host, server.port,
+                 server.page.port)
         scheme = "wss" if server.tls else "ws"
         console.print(f"Vigint {__version__} serving\n"
                       f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
                       f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
                       f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
                       "`vigint client link`)\n"
-                      f"  database   {store.name} ({await store.count_clients()} clients)\n"
+                      f"  database   {store.name} "
+                      f"({'new: created now' if new else f'{await store.count_clients()} clients'})\n"
                       f"  settings   {settings.source or 'embedded defaults'}; overridden: "
                       f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
