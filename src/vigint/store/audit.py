@@ -1,5 +1,7 @@
 """The audit trail: one row per admin action, written inside the action's own transaction."""
 
+from datetime import datetime, timezone
+
 from vigint.store.engine import Engine, Transaction
 from vigint.store.records import AuditEntry
 
@@ -9,6 +11,11 @@ async def record_audit(db: Transaction, now: float, action: str, client_id: int 
     """Add an audit row on `db`, the caller's open transaction, so the action and its trail commit together."""
     await db.execute("INSERT INTO audit_log (at, action, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?)",
                      (now, action, client_id, key_id, detail))
+
+
+def audit_time(timestamp: float) -> str:
+    """A time as audit details write it: ISO 8601 UTC to the second, as the commands' JSON does."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class AuditQueries(Engine):

@@ -1,4 +1,4 @@
-"""Clients and their API keys: creating, revoking, reactivating, deleting, and looking keys up.
+"""Clients and their API keys: creating, rotating, revoking, reactivating, deleting, and looking keys up.
 
 A key is stored as the SHA-256 of the whole key plus a display prefix; nothing here sees or makes a key.
 Every change writes its audit row in the same transaction.
@@ -7,12 +7,12 @@ Every change writes its audit row in the same transaction.
 import time
 
 from vigint.errors import InvalidInputError, NotFoundError
-from vigint.store.audit import record_audit
+from vigint.store.audit import audit_time, record_audit
 from vigint.store.engine import Engine, Row, Transaction
-from vigint.store.records import ApiKey, Client, ClientStatus
+from vigint.store.records import ApiKey, Client, ClientStatus, Handover, KeyState
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
-                  k.last_used_at, c.status AS client_status"""
+                  k.last_used_at, c.status AS client_status, k.handover_expires_at, k.picked_up_at"""
 # What `update_client` changes: timezone and language (NULL: the server's), address and VAT number (its invoices').
 CLIENT_SETTINGS = frozenset({"timezone", "language", "address", "vat_id"})
 SERVER_DEFAULTED = frozenset({"timezone", "language"})
@@ -27,13 +27,17 @@ def _key(row: Row) -> ApiKey:
 
 
 async def _insert_key(db: Transaction, client_id: int, key_hash: str, prefix: str, label: str,
-                      expires_at: float | None, now: float) -> int:
-    """Add a key row and its audit row on `db`, the caller's open transaction; return the key's id."""
+                      expires_at: float | None, now: float, handover: Handover | None = None) -> int:
+    """Add a key row and its audit row on `db`, the caller's open transaction; return the key's id. A key given
+    with a `handover` link is refused until the link is used."""
+    link = (handover.token_hash, handover.seal.hex(), handover.expires_at) if handover else (None, None, None)
     (row,) = await db.fetch_all(
-        "INSERT INTO api_keys (client_id, hash, prefix, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
-        "RETURNING id", (client_id, key_hash, prefix, label, now, expires_at))
+        "INSERT INTO api_keys (client_id, hash, prefix, label, created_at, expires_at, handover_hash, handover_seal, "
+        "handover_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, key_hash, prefix, label, now, expires_at, *link))
     await record_audit(db, now, "key.create", client_id, row["id"],
-                       detail=f"prefix={prefix}" + (f" label={label!r}" if label else ""))
+                       detail=f"prefix={prefix}" + (f" label={label!r}" if label else "")
+                       + (f" handover_until={audit_time(handover.expires_at)}" if handover else ""))
     return row["id"]
 
 
@@ -41,9 +45,10 @@ class ClientQueries(Engine):
     """Clients, their keys, and the look-ups that authenticate a stream."""
 
     async def create_client(self, name: str, email: str, key_hash: str, key_prefix: str, now: float | None = None,
-                            timezone: str | None = None, language: str | None = None) -> tuple[Client, ApiKey]:
-        """Create a client with its first key (given by hash and display prefix only), and the time zone and
-        language of its alerts (None: the server's).
+                            timezone: str | None = None, language: str | None = None,
+                            handover: Handover | None = None) -> tuple[Client, ApiKey]:
+        """Create a client with its first key (given by hash and display prefix only, and its hand-over link if it
+        is handed over by one), and the time zone and language of its alerts (None: the server's).
 
         Raises:
             InvalidInputError: a client with this email already exists.
@@ -59,7 +64,7 @@ class ClientQueries(Engine):
                 "VALUES (?, ?, 'active', ?, ?, ?, ?) RETURNING id", (name, email, now, now, timezone, language))
             client_id = row["id"]
             await record_audit(db, now, "client.create", client_id, detail=f"name={name!r} email={email}")
-            key_id = await _insert_key(db, client_id, key_hash, key_prefix, "", None, now)
+            key_id = await _insert_key(db, client_id, key_hash, key_prefix, "", None, now, handover)
         return await self.get_client(client_id), await self.get_key(key_id)
 
     async def update_client(self, client_id: int, now: float | None = None, **settings: str | None) -> None:
@@ -154,15 +159,42 @@ class ClientQueries(Engine):
     # Keys
 
     async def create_key(self, client_id: int, key_hash: str, prefix: str, label: str = "",
-                         expires_at: float | None = None, now: float | None = None) -> ApiKey:
-        """Add a key to an active client (rotation). Raises NotFoundError or InvalidInputError."""
+                         expires_at: float | None = None, now: float | None = None,
+                         handover: Handover | None = None) -> ApiKey:
+        """Add a key to an active client, handed over by a link if `handover`. Raises NotFoundError or
+        InvalidInputError."""
         now = time.time() if now is None else now
         async with self._transaction() as db:
             client = await self.get_client(client_id)
             if client.status is not ClientStatus.ACTIVE:
                 raise InvalidInputError(f"client {client_id} is revoked: reactivate it before adding keys")
-            key_id = await _insert_key(db, client_id, key_hash, prefix, label, expires_at, now)
+            key_id = await _insert_key(db, client_id, key_hash, prefix, label, expires_at, now, handover)
         return await self.get_key(key_id)
+
+    async def rotate_key(self, key_id: int, key_hash: str, prefix: str, label: str, old_expires_at: float,
+                         now: float | None = None, handover: Handover | None = None) -> tuple[ApiKey, ApiKey]:
+        """Give a key in use its successor (same client, `label`, handed over by a link if `handover`) and make it
+        expire at `old_expires_at` (or sooner, if it already did); return both. Streams of the old key are closed
+        at its expiry, on every node.
+
+        Raises:
+            NotFoundError: no such key.
+            InvalidInputError: the key is not in use (revoked, expired, its client revoked, or not picked up).
+        """
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            old = await self.get_key(key_id)
+            state = old.state(now)
+            if state is not KeyState.ACTIVE:
+                raise InvalidInputError(f"key {key_id} is {state.value.replace('_', ' ')}: only a key in use can be "
+                                        f"rotated (vigint key create --client-id {old.client_id} makes a new one)")
+            new_id = await _insert_key(db, old.client_id, key_hash, prefix, label, None, now, handover)
+            expires_at = min(old_expires_at, old.expires_at or old_expires_at)
+            await db.execute("UPDATE api_keys SET expires_at = ? WHERE id = ?", (expires_at, key_id))
+            await record_audit(db, now, "key.rotate", old.client_id, key_id,
+                               detail=f"prefix={old.prefix} successor={new_id} expires={audit_time(expires_at)}")
+            await db.notify_keys_changed()
+        return await self.get_key(key_id), await self.get_key(new_id)
 
     async def get_key(self, key_id: int) -> ApiKey:
         """Return one key's record. Raises NotFoundError."""

@@ -1,7 +1,8 @@
-"""The fleet: cameras last seen and down, and unusual-usage flags."""
+"""The fleet: cameras last seen and down, unusual-usage flags, and keys in use about to expire."""
 
+from vigint.store.clients import _KEY_COLUMNS, _key
 from vigint.store.engine import Engine
-from vigint.store.records import CameraRecord, Flag, FlagKind
+from vigint.store.records import ApiKey, CameraRecord, Flag, FlagKind
 
 
 class FleetQueries(Engine):
@@ -66,3 +67,17 @@ class FleetQueries(Engine):
         """Note that the operator was emailed about a flag."""
         async with self._transaction() as db:
             await db.execute("UPDATE flags SET notified_at = ? WHERE id = ?", (now, flag_id))
+
+    async def keys_expiring(self, now: float, until: float, used_since: float) -> list[ApiKey]:
+        """Return the keys that work now, expire by `until`, were used since `used_since`, and whose expiry the
+        operator was not warned of yet."""
+        rows = await self._fetch_all(
+            f"""SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id
+                WHERE k.expires_at > ? AND k.expires_at <= ? AND k.last_used_at >= ? AND k.expiry_warned_at IS NULL
+                  AND k.revoked_at IS NULL AND c.status = 'active' ORDER BY k.expires_at""", (now, until, used_since))
+        return [_key(row) for row in rows]
+
+    async def key_expiry_warned(self, key_id: int, now: float) -> None:
+        """Note that the operator was warned that this key expires soon."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE api_keys SET expiry_warned_at = ? WHERE id = ?", (now, key_id))

@@ -194,4 +194,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE invoices_before_8",
         "CREATE UNIQUE INDEX invoices_in_force ON invoices (client_id, period) WHERE voids IS NULL AND voided_by IS NULL",
     ),
+    (
+        # Keys handed over by a one-time link instead of shown (issue 17): the key is derived from the link's token
+        # and a random seal (vigint.keys.derive). The row keeps the SHA-256 of the token, the seal until the link is
+        # used or dies, and when the link dies; the key works only once picked up.
+        "ALTER TABLE api_keys ADD COLUMN handover_hash TEXT",
+        "ALTER TABLE api_keys ADD COLUMN handover_seal TEXT",  # hex; NULL once the link is used or dead
+        "ALTER TABLE api_keys ADD COLUMN handover_expires_at REAL",
+        "ALTER TABLE api_keys ADD COLUMN picked_up_at REAL",
+        "CREATE UNIQUE INDEX api_keys_handover ON api_keys (handover_hash)",
+        # When the operator was warned that this key, still in use, expires soon (once per key).
+        "ALTER TABLE api_keys ADD COLUMN expiry_warned_at REAL",
+    ),
 )

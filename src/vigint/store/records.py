@@ -5,7 +5,7 @@ The enums are StrEnums: a member equals its text, which is also what the databas
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 # Invoices round money to the cent, half up, line by line and for the VAT.
@@ -24,7 +24,8 @@ class KeyState(enum.StrEnum):
 
     ACTIVE = "active"
     REVOKED = "revoked"
-    EXPIRED = "expired"
+    EXPIRED = "expired"  # past its expiry, or its hand-over link died unopened
+    AWAITING_PICKUP = "awaiting_pickup"  # handed over by a link not opened yet: refused until it is
 
 
 class Verdict(enum.StrEnum):
@@ -89,14 +90,33 @@ class ApiKey:
     revoked_at: float | None
     last_used_at: float | None
     client_status: ClientStatus
+    handover_expires_at: float | None = None  # handed over by a one-time link, which works until then
+    picked_up_at: float | None = None  # when that link was opened and the key shown
+
+    @property
+    def awaits_pickup(self) -> bool:
+        """Whether it was handed over by a link that was not opened yet (it may have died since)."""
+        return self.handover_expires_at is not None and self.picked_up_at is None
 
     def state(self, now: float) -> KeyState:
         """Return whether this key authenticates at time `now` (Unix seconds)."""
         if self.revoked_at is not None or self.client_status is not ClientStatus.ACTIVE:
             return KeyState.REVOKED
+        if self.awaits_pickup:
+            return KeyState.AWAITING_PICKUP if self.handover_expires_at > now else KeyState.EXPIRED
         if self.expires_at is not None and self.expires_at <= now:
             return KeyState.EXPIRED
         return KeyState.ACTIVE
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What the database keeps of a one-time link handing a new key over (the link's token derives the key with
+    the seal, see `vigint.keys.derive`): never the token, never the key."""
+
+    token_hash: str  # SHA-256 of the link's token: the link is looked up by it
+    seal: bytes = field(repr=False)  # erased when the link is used or dies
+    expires_at: float
 
 
 @dataclass(frozen=True)
