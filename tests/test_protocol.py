@@ -64,6 +64,18 @@ def test_welcome():
                                                               "session": "abc"}
 
 
+def test_the_welcome_and_the_key_notice_say_when_the_key_stops_working():
+    welcome = json.loads(protocol.welcome(5, "door", "abc", key_expires_at=1_767_225_600.5))
+    assert welcome["key_expires_at"] == "2026-01-01T00:00:00.500000+00:00"
+    assert protocol.key_expiry(welcome) == 1_767_225_600.5
+    assert protocol.key_expiry(json.loads(protocol.welcome(5, "door", "abc"))) is None  # a key without expiry
+    notice = json.loads(protocol.key_notice(1_767_225_600.0))
+    assert notice["type"] == protocol.KEY_NOTICE and protocol.key_expiry(notice) == 1_767_225_600.0
+    assert protocol.key_expiry(json.loads(protocol.key_notice(None))) is None
+    for nonsense in ("tomorrow", "2026-01-01T00:00:00", 1_767_225_600, None, ["x"]):  # no zone, not a text: ignored
+        assert protocol.key_expiry({"type": "key", "key_expires_at": nonsense}) is None
+
+
 # Properties: whatever an agent sends, the parsers answer with a value or a ProtocolViolation, never a crash.
 
 KEY = keys.generate()

@@ -199,9 +199,35 @@ def backfill_taken(camera: str) -> ProtocolViolation:
     return ProtocolViolation(CloseCode.OVER_LIMIT, f"camera {camera!r} is already sending recorded footage")
 
 
-def welcome(client_id: int, camera: str, session: str) -> str:
-    """Return the server's answer to an accepted hello."""
-    return json.dumps({"type": "welcome", "client_id": client_id, "camera": camera, "session": session})
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
+def welcome(client_id: int, camera: str, session: str, key_expires_at: float | None = None) -> str:
+    """Return the server's answer to an accepted hello; it says when the key stops working, if it expires."""
+    document = {"type": "welcome", "client_id": client_id, "camera": camera, "session": session}
+    if key_expires_at is not None:
+        document["key_expires_at"] = _utc(key_expires_at)
+    return json.dumps(document)
+
+
+KEY_NOTICE = "key"
+
+
+def key_notice(key_expires_at: float | None) -> str:
+    """Build the notice telling a streaming agent that its key's expiry changed (a rotation), null for none."""
+    return json.dumps({"type": KEY_NOTICE, "key_expires_at": None if key_expires_at is None else _utc(key_expires_at)})
+
+
+def key_expiry(document: dict) -> float | None:
+    """Return the `key_expires_at` of a welcome or key notice (what an agent receives) as Unix time; None if it has
+    none or it is not an ISO 8601 time with a zone."""
+    text = document.get("key_expires_at")
+    try:
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return moment.timestamp() if moment is not None and moment.tzinfo is not None else None
 
 
 def too_many_failures(wait: float) -> ProtocolViolation:
@@ -229,7 +255,7 @@ def incident(incident_id: int, camera: str, kind: str, description: str, threat:
     """Build the notice of an incident that the server sends the stream's agent (a control message)."""
     return json.dumps({"type": "incident", "incident_id": incident_id, "camera": camera, "kind": kind,
                        "description": description, "threat": threat,
-                       "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat()})
+                       "started_at": _utc(started_at)})
 
 
 def parse_media(message: bytes) -> MediaMessage:

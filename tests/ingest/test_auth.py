@@ -5,7 +5,8 @@ from conftest import add_client
 
 from vigint import keys
 from vigint.ingest.auth import authenticate, invalid_streams
-from vigint.store import ApiKey, Store
+from vigint.store import ApiKey, Handover, Store
+from vigint.web.access import token_hash
 
 
 @dataclass(eq=False)
@@ -61,3 +62,29 @@ async def test_a_new_stream_is_looked_up_once_even_if_nothing_changed(db_path):
         _, version = await invalid_streams(store, [], version, time.time())  # the change, seen with no stream open
         invalid, _ = await invalid_streams(store, [early], version, time.time())  # authenticated before the revocation
         assert invalid == {early}
+
+
+async def test_a_key_rotated_after_its_stream_opened_closes_the_stream_at_its_new_expiry(db_path):
+    async with await Store.open(db_path) as store:
+        _, key_id, api_key = await add_client(store)
+        stream = Stream(await authenticate(store, api_key))
+        _, version = await invalid_streams(store, [stream], None, 1_000.0)
+        successor = keys.generate()
+        await store.rotate_key(key_id, keys.hash_key(successor), keys.display_prefix(successor), "", 2_000.0, 1_000.0)
+        invalid, version = await invalid_streams(store, [stream], version, 1_500.0)  # the change is seen once...
+        assert invalid == set() and stream.key.expires_at == 2_000.0
+        assert (await invalid_streams(store, [stream], version, 2_000.0))[0] == {stream}  # ...and kept in mind
+
+
+async def test_a_handed_over_key_is_refused_until_picked_up_and_the_log_says_why(db_path, caplog):
+    token, seal = "t" * 43, keys.new_seal()
+    api_key = keys.derive(token, seal)
+    async with await Store.open(db_path) as store:
+        client_id, _, _ = await add_client(store)
+        await store.create_key(client_id, keys.hash_key(api_key), keys.display_prefix(api_key),
+                               handover=Handover(token_hash(token), seal, time.time() + 3600))
+        assert await authenticate(store, api_key) is None
+        assert f"client {client_id} key {api_key[:10]}… refused: its hand-over link has not been opened" in caplog.text
+        await store.pick_up_key(token_hash(token), keys.hash_key(api_key), time.time())
+        assert (await authenticate(store, api_key)).client_id == client_id
+    assert api_key[10:] not in caplog.text

@@ -1,11 +1,13 @@
 """Who may stream: each hello read and its API key checked against the store, and open streams whose key stopped being valid.
 
 One rule decides both (`is_valid`): a key is valid while it is neither revoked, nor expired, nor its client
-revoked or deleted. Keys are revoked by the admin CLI, another process: the server notices through the
-database's data version and closes the streams concerned within `revocation_check_seconds`.
+revoked or deleted, nor handed over by a link not opened yet. Keys are revoked, rotated and picked up by other
+processes (the admin CLI) or nodes: the server notices through the database's data version, closes the streams
+concerned within `revocation_check_seconds`, and tells the agents whose key got an expiry when it stops working.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
@@ -15,10 +17,14 @@ from websockets.exceptions import ConnectionClosed
 from vigint import keys, protocol
 from vigint.config import ServerSettings
 from vigint.ingest.connections import AdmittedConnection
+from vigint.ingest.session import Session
 from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, KeyState, Store
+from vigint.tasks import TaskSet
+
+log = logging.getLogger(__name__)
 
 
 def is_valid(key: ApiKey, now: float) -> bool:
@@ -30,15 +36,19 @@ async def authenticate(store: Store, api_key: str, now: float | None = None) -> 
     """Return the record of `api_key` if it authenticates now, else None.
 
     A key that fails its format or checksum is refused without touching the database; otherwise this
-    is one indexed look-up by hash. Unknown, revoked and expired keys all give None: callers answer
-    them alike, so that nobody can learn which keys exist.
+    is one indexed look-up by hash. Unknown, revoked, expired and not yet picked-up keys all give None: callers
+    answer them alike, so that nobody can learn which keys exist (the last is logged, for the operator).
     """
     if not keys.is_well_formed(api_key):
         return None
     record = await store.find_key(keys.hash_key(api_key))
-    if record is None or not is_valid(record, time.time() if now is None else now):
+    if record is None:
         return None
-    return record
+    state = record.state(time.time() if now is None else now)
+    if state is KeyState.AWAITING_PICKUP:
+        log.warning("client %d key %s… refused: its hand-over link has not been opened yet (vigint client list "
+                    "shows it awaiting pick-up)", record.client_id, record.prefix)
+    return record if state is KeyState.ACTIVE else None
 
 
 class Keyed(Protocol):
@@ -57,17 +67,42 @@ async def invalid_streams(store: Store, streams: Sequence[S], version: int | Non
 
     New streams are looked up once even without a change: a revocation committed while their hello was
     being authenticated may already have been seen by the previous check.
+    Streams looked up get their key's latest record: an expiry set since (a rotation) then closes them in time.
     """
     invalid = {stream for stream in streams if not is_valid(stream.key, now)}
     latest = await store.data_version()
     to_check = streams if latest != version else [stream for stream in streams if not stream.checked]
     if to_check:
         records = await store.keys_by_id({stream.key.id for stream in to_check})
-        invalid |= {stream for stream in to_check
-                    if stream.key.id not in records or not is_valid(records[stream.key.id], now)}
         for stream in to_check:
             stream.checked = True
+            record = records.get(stream.key.id)
+            if record is None or not is_valid(record, now):
+                invalid.add(stream)
+            else:
+                stream.key = record
     return invalid, latest
+
+
+class KeyWatch:
+    """Closes the streams whose key stopped being valid with 4401, and tells the agents of live streams whose key's
+    expiry changed (a rotation's grace period) when it now stops working. `check` runs every
+    `revocation_check_seconds`."""
+
+    def __init__(self, store: Store, tasks: TaskSet):
+        self._store, self._tasks, self._version = store, tasks, None
+
+    async def check(self, sessions: list[Session], now: float) -> None:
+        expiries = {session: session.key.expires_at for session in sessions}
+        invalid, self._version = await invalid_streams(self._store, sessions, self._version, now)
+        for session in invalid:
+            log.info("client %d key %s is no longer valid: closing camera %r", session.client_id, session.key.prefix,
+                     session.camera)
+            self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
+        for session in sessions:  # one not welcomed yet hears it in its welcome, which must come first
+            if session.key.expires_at != expiries[session] and session.welcomed and not session.backfill \
+                    and session not in invalid:
+                self._tasks.spawn(session.notify(protocol.key_notice(session.key.expires_at)))
 
 
 class Hellos:

@@ -39,7 +39,7 @@ from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.ingest import backfill
 from vigint.ingest.admission import Admission
-from vigint.ingest.auth import Hellos, invalid_streams
+from vigint.ingest.auth import Hellos, KeyWatch
 from vigint.ingest.connections import (
     AdmittedConnection,
     check_websockets,
@@ -244,7 +244,7 @@ class Server:
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
         connection = session.connection
-        await connection.send(protocol.welcome(session.client_id, session.camera, session.id))
+        await connection.send(protocol.welcome(session.client_id, session.camera, session.id, session.key.expires_at))
         connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
         session.accounted_until = time.time()
         self._last_used[session.key.id] = session.accounted_until
@@ -338,18 +338,10 @@ class Server:
     # Background tasks
 
     async def _watch_keys(self) -> None:
-        """Close streams whose key stopped being valid, within revocation_check_seconds."""
-        version = None
-
-        async def check() -> None:
-            nonlocal version
-            invalid, version = await invalid_streams(self.store, self.streams.open(), version, time.time())
-            for session in invalid:
-                log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
-                         session.key.prefix, session.camera)
-                self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
-
-        await every(self.settings.server.revocation_check_seconds, self._stopping, check, log,
+        """Close streams whose key stopped being valid, within revocation_check_seconds (see KeyWatch)."""
+        watch = KeyWatch(self.store, self._tasks)
+        await every(self.settings.server.revocation_check_seconds, self._stopping,
+                    lambda: watch.check(self.streams.open(), time.time()), log,
                     "could not check keys for revocation; will retry")
 
     def _claimed_ids(self) -> set[str]:
