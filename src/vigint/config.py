@@ -278,6 +278,8 @@ class WebSettings:
     sign_in_minutes: float = setting(15.0, "how long a sign-in link works; it works once", minimum=1)
     session_days: float = setting(30.0, "how long a browser stays signed in; revoking or deleting the client "
                                   "signs it out at once", minimum=0.01)
+    handover_hours: float = setting(48.0, "how long a key's hand-over link (`--handover`) works; it works once, "
+                                    "and the key works only once it was opened", minimum=0.01)
 
 
 @dataclass(frozen=True)

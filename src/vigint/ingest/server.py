@@ -57,7 +57,7 @@ from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
 from vigint.tasks import TaskSet, every
-from vigint.web.access import page_url
+from vigint.web.access import page_url, stream_url
 from vigint.web.app import open_page
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class Server:
         self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
         try:  # the customers' page, on its own port with the stream port's TLS pair
             self.page = await open_page(settings, self.store, clips, secret, partial(self.registry.cameras_of,
-                                        self._cameras_live), tls_context(config.tls_cert, config.tls_key))
+                                        self._cameras_live), tls_context(config.tls_cert, config.tls_key),
+                                        stream_url(settings, self.port))
         except BaseException:
             self._ws.close()
             raise

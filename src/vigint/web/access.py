@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from vigint.config import Settings, WebSettings
 from vigint.store import Client, Store
@@ -27,6 +28,16 @@ def page_url(settings: Settings, port: int | None = None) -> str:
         return settings.web.public_url.rstrip("/")
     scheme = "https" if settings.server.tls_cert else "http"
     return f"{scheme}://{settings.server.host}:{settings.web.port if port is None else port}"
+
+
+def stream_url(settings: Settings, port: int | None = None) -> str:
+    """Return the address agents stream to, as a customer's VIGINT_SERVER_URL: `[alerts] public_url` (the stream
+    port's public address) as ws:// or wss://, else this server's own address."""
+    if settings.alerts.public_url:
+        public = urlsplit(settings.alerts.public_url.rstrip("/"))
+        return urlunsplit(public._replace(scheme={"https": "wss", "http": "ws"}.get(public.scheme, public.scheme)))
+    scheme = "wss" if settings.server.tls_cert else "ws"
+    return f"{scheme}://{settings.server.host}:{settings.server.port if port is None else port}"
 
 
 def token_hash(token: str) -> str:

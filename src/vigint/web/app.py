@@ -19,44 +19,56 @@ from vigint.config import Settings
 from vigint.errors import VigintError
 from vigint.incidents.storage import ClipStorage
 from vigint.store import Store
-from vigint.web import pages, signin
+from vigint.web import handover, pages, signin
 from vigint.web.access import Sessions
-from vigint.web.base import CLIPS, LIVE, SECURE, SESSIONS, SETTINGS, STORE, TEMPLATE_ENV, environment
+from vigint.web.base import (
+    CLIPS,
+    LIVE,
+    SECURE,
+    SESSIONS,
+    SETTINGS,
+    STORE,
+    STREAM_URL,
+    TEMPLATE_ENV,
+    content_security_policy,
+    environment,
+)
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_FORM_BYTES = 4096  # the only body a customer sends is an email address
-# No script, no frame, nothing from elsewhere; links in URLs (sign-in tokens) never leak through Referer.
+# No script, no frame, nothing from elsewhere; links in URLs (sign-in and hand-over tokens) never leak through Referer.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
 
+
 @web.middleware
 async def guard(request: web.Request, handler) -> web.StreamResponse:
-    """Add the security headers to every answer, errors included."""
+    """Add the security headers to every answer, errors included. A page may set its own policy (the hand-over
+    page allows its one script) or caching (clips and stills are cached)."""
     try:
         response = await handler(request)
     except web.HTTPException as answer:
         answer.headers.update(SECURITY_HEADERS)
         raise
-    response.headers.update(SECURITY_HEADERS)
-    response.headers.setdefault("Cache-Control", "private, no-store")
+    for name, value in {**SECURITY_HEADERS, "Cache-Control": "private, no-store"}.items():
+        response.headers.setdefault(name, value)
     return response
 
 
 def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
-             live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool) -> web.Application:
+             live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str) -> web.Application:
     """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
-    `secure`: the page is reached over HTTPS (its cookie is then Secure)."""
+    `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream to."""
     app = web.Application(middlewares=[guard], client_max_size=MAX_FORM_BYTES)
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
-    app[SESSIONS] = Sessions(store, settings.web, secret)
+    app[SESSIONS], app[STREAM_URL] = Sessions(store, settings.web, secret), stream_url
     app[TEMPLATE_ENV] = environment(TEMPLATES)
-    app.add_routes(pages.ROUTES + signin.ROUTES)
+    app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES)
     return app
 
 
@@ -85,11 +97,13 @@ class CustomerPage:
 
 
 async def open_page(settings: Settings, store: Store, clips: ClipStorage, secret: str,
-                    live_cameras: Callable[[int], Awaitable[set[str]]], tls: ssl.SSLContext | None) -> CustomerPage:
+                    live_cameras: Callable[[int], Awaitable[set[str]]], tls: ssl.SSLContext | None,
+                    stream_url: str) -> CustomerPage:
     """Serve the page on the [server] host and the [web] port, over TLS with `tls` if given; return it running.
     Its cookie is Secure when the page is reached over HTTPS: TLS here, or an https:// public_url (a proxy's).
+    `stream_url` is where agents stream to, for the .env lines of a handed-over key.
     Raises VigintError if the address cannot be listened on."""
     secure = tls is not None or settings.web.public_url.startswith("https://")
-    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure))
+    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure, stream_url))
     await page.start(settings.server.host, settings.web.port, tls)
     return page

@@ -22,6 +22,15 @@ CLIPS = web.AppKey("clips", ClipStorage)
 LIVE = web.AppKey("live", Callable)
 TEMPLATE_ENV = web.AppKey("templates", jinja2.Environment)
 SECURE = web.AppKey("secure", bool)
+STREAM_URL = web.AppKey("stream_url", str)  # what agents stream to: the VIGINT_SERVER_URL of a customer's .env
+
+
+def content_security_policy(script_hash: str | None = None) -> str:
+    """The pages' Content-Security-Policy: no script (but the one whose hash is given, on the page that needs it), no
+    frame, nothing from elsewhere."""
+    scripts = f"script-src '{script_hash}'; " if script_hash else ""
+    return (f"default-src 'none'; {scripts}img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def zone_of(client: Client | None) -> tzinfo:
