@@ -256,7 +256,11 @@ class AlertSettings:
     max_retry_seconds: float = setting(3600.0, "longest wait between two delivery attempts", minimum=1)
     camera_down_minutes: float = setting(10.0, "a camera that streamed and has been gone this long is reported "
                                          "down to its client, once; its return is reported too", minimum=0.01)
-    operator_email: str = setting("", "where unusual-usage flags (leaked keys, spikes, hello floods) are emailed")
+    operator_email: str = setting("", "where unusual-usage flags (leaked keys, spikes, hello floods) and keys "
+                                  "about to expire are emailed")
+    key_expiry_warning_days: float = setting(3.0, "a key that streamed in the last 7 days and expires within this "
+                                             "many days is emailed to operator_email, once: time to rotate it",
+                                             minimum=0)
     max_addresses_per_key: int = setting(2, "a key streaming from more addresses at once than this is flagged: "
                                          "one site has one address, a second site should get its own key",
                                          minimum=1)

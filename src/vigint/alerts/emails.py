@@ -1,4 +1,5 @@
-"""Alert emails to customers and flag emails to the operator: composed, then sent (blocking: worker threads).
+"""Alert emails to customers, flag and key-expiry emails to the operator: composed, then sent (blocking: worker
+threads).
 
 An alert is a text part and an HTML part (every value escaped: a camera name or an AI's description is the
 customer's or a model's text) saying the same, in the client's language and time zone (templates.py), with the
@@ -25,7 +26,8 @@ from vigint.alerts import templates
 from vigint.alerts.links import CAMERA_EVENTS, AlertLinks
 from vigint.config import AlertSettings, EmailSettings
 from vigint.files import write_private
-from vigint.store import Alert, Flag
+from vigint.keys import expires_in
+from vigint.store import Alert, ApiKey, Client, Flag
 
 BUTTON_STYLE = ("display:inline-block;padding:10px 16px;background:#1a56db;color:#fff;text-decoration:none;"
                 "border-radius:6px")
@@ -146,6 +148,23 @@ def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> 
     subject = f"[Vigint] unusual usage: {flag.kind}" + (f" (client {flag.client_id})" if flag.client_id else "")
     message = _dated(email.sender, recipient, subject, make_msgid(domain=_domain(email.sender)))
     message.set_content(f"{flag.detail}\n\nFlagged at {_utc(flag.at)} UTC. See `vigint alerts`.\n")
+    return message
+
+
+def compose_key_expiry_email(key: ApiKey, client: Client, now: float, email: EmailSettings,
+                             recipient: str) -> EmailMessage:
+    """Return the email warning the operator that a key still in use expires soon, naming the fix (in English)."""
+    soon = expires_in(key.expires_at, now)
+    subject = f"[Vigint] key {key.prefix}… of client {client.id} ({client.name}) {soon}"
+    message = _dated(email.sender, recipient, subject, make_msgid(domain=_domain(email.sender)))
+    label = f", {key.label!r}" if key.label else ""
+    message.set_content(
+        f"Key {key.id} ({key.prefix}…{label}) of client {client.id} ({client.name}, {client.email}) stops working on "
+        f"{_utc(key.expires_at)} UTC ({soon}), and it streamed within the last days (last at "
+        f"{_utc(key.last_used_at)} UTC). Agents still using it will be refused from then on.\n\n"
+        f"If it was rotated, move its agents to its successor (`vigint key list --client-id {client.id}`). Otherwise "
+        f"rotate it now and send the customer the link printed:\n\n"
+        f"    vigint key rotate --key-id {key.id} --handover\n")
     return message
 
 

@@ -4,7 +4,9 @@ Cameras that stop streaming are reported down to their client once (and back whe
 in the client's language and time zone as they are when the event is recorded (the description is stored so);
 unusual usage is flagged for the operator: a key streaming from more addresses than one site explains
 (a leaked key), a key receiving far more than its trailing average, an address whose hellos keep being
-refused. A snapshot of the server is written for `vigint status` and `vigint client list`.
+refused. The operator is also warned, once per key, of a key in use that expires within
+`key_expiry_warning_days` (time to rotate it), and hand-over links that died unopened are let go (audited).
+A snapshot of the server is written for `vigint status` and `vigint client list`.
 
 With several nodes, the checks of cameras and keys run on one node at a time (the holder of the "fleet"
 lease), over the streams of every node (the shared registry); each node flags its own refused hellos.
@@ -17,12 +19,14 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
 from functools import partial
 
 from vigint.alerts import emails, templates
 from vigint.alerts.outbox import Outbox
 from vigint.config import Settings
 from vigint.errors import NotFoundError
+from vigint.media import SECONDS_PER_DAY
 from vigint.metrics import Metrics
 from vigint.store import Flag, FlagKind, Store, StreamEntry
 from vigint.tasks import every
@@ -30,6 +34,7 @@ from vigint.tasks import every
 log = logging.getLogger(__name__)
 
 TRAILING_HOURS = 7 * 24
+KEY_IN_USE_DAYS = 7  # a key that streamed this recently and expires soon may still be in an agent's .env
 
 
 def is_spike(last_hour: int, trailing: list[int], factor: float, floor_bytes: float) -> bool:
@@ -82,14 +87,18 @@ class FleetMonitor:
         await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log, "fleet check failed")
 
     async def check(self, now: float) -> None:
-        """One pass: this node's refused hellos; if it holds the fleet lease, cameras down or back, keys' usage and
-        the operator's emails."""
+        """One pass: this node's refused hellos; if it holds the fleet lease, cameras down or back, keys' usage,
+        expiry and hand-over links, and the operator's emails."""
         flags = await self._hello_flags(now)
         if await self._store.hold_lease("fleet", self._node_id, now + 3 * self._settings.monitor_seconds, now):
             streams = await self._everywhere(now)
             await self._cameras(streams, now)
             flags += await self._key_flags(streams, now)
+            for key in await self._store.expire_handovers(now):
+                log.info("client %d key %s…: its hand-over link died unopened; the key stays unusable",
+                         key.client_id, key.prefix)
             await self._notify_operator()
+            await self._warn_of_expiring_keys(now)
         for flag in flags:
             log.warning("unusual usage: %s", flag.detail)
 
@@ -150,20 +159,47 @@ class FleetMonitor:
             for address, failures in self._refused(now)]
         return [flag for flag in raised if flag is not None]
 
+    @property
+    def _operator(self) -> str | None:
+        """The operator's address, if emails can be sent to it."""
+        if self._settings.operator_email and (self._email.smtp_host or self._email.capture_dir):
+            return self._settings.operator_email
+        return None
+
+    async def _email_operator(self, message: EmailMessage, about: str) -> bool:
+        """Send the operator an email; say whether it went (a failure is logged and retried at the next pass)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, emails.send_email, self._email, message)
+        except Exception as error:  # noqa: BLE001 - retried at the next pass
+            log.warning("could not email the operator about %s: %s", about, error)
+            return False
+        return True
+
     async def _notify_operator(self) -> None:
-        email = self._email
-        recipient = self._settings.operator_email
-        if not recipient or not (email.smtp_host or email.capture_dir):
+        if (recipient := self._operator) is None:
             return
-        loop = asyncio.get_running_loop()
         for flag in await self._store.flags(unnotified=True):
-            try:
-                await loop.run_in_executor(None, emails.send_email, email,
-                                           emails.compose_operator_email(flag, email, recipient))
-            except Exception as error:  # noqa: BLE001 - retried at the next pass
-                log.warning("could not email the operator about flag %d: %s", flag.id, error)
+            if not await self._email_operator(emails.compose_operator_email(flag, self._email, recipient),
+                                              f"flag {flag.id}"):
                 return
             await self._store.flag_notified(flag.id, time.time())
+
+    async def _warn_of_expiring_keys(self, now: float) -> None:
+        """Warn the operator, once per key, of keys in use that expire within key_expiry_warning_days."""
+        if (recipient := self._operator) is None:
+            return
+        soon = now + self._settings.key_expiry_warning_days * SECONDS_PER_DAY
+        for key in await self._store.keys_expiring(now, soon, now - KEY_IN_USE_DAYS * SECONDS_PER_DAY):
+            try:
+                client = await self._store.get_client(key.client_id)
+            except NotFoundError:
+                continue  # deleted meanwhile
+            message = emails.compose_key_expiry_email(key, client, now, self._email, recipient)
+            if not await self._email_operator(message, f"key {key.id} expiring"):
+                return
+            await self._store.key_expiry_warned(key.id, time.time())
+            log.warning("client %d key %s… is in use and expires at %s: the operator was warned", client.id,
+                        key.prefix, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(key.expires_at)))
 
     def snapshot(self) -> dict:
         """Return the server's state for `vigint status`: streams, decode load."""
