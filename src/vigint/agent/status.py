@@ -8,8 +8,13 @@ from dataclasses import dataclass, field
 from rich.markup import escape
 from rich.table import Table
 
+from vigint import keys
 from vigint.agent.spool import SpoolStats
-from vigint.media import MICROSECONDS
+from vigint.media import MICROSECONDS, SECONDS_PER_DAY
+
+# A key that expires sooner than this is shown and logged (the server says when, see docs/protocol.md): time to ask
+# the operator for its successor; a longer-lived key's expiry is nobody's concern yet.
+KEY_EXPIRY_SHOWN_DAYS = 14
 
 
 class State(enum.StrEnum):
@@ -38,6 +43,7 @@ class CameraStatus:
     incidents: int = 0
     spool: SpoolStats = SpoolStats()  # refreshed by the supervisor: another camera's GOP may evict this one's
     backfill: str = ""  # what the backfill connection is doing, when it is doing something
+    key_expires_at: float | None = None  # when the server says the API key stops working
     _recent: deque = field(default_factory=lambda: deque(maxlen=256), repr=False)  # (time, bytes) sent
 
     def sent(self, size: int, now: float | None = None) -> None:
@@ -67,13 +73,22 @@ class CameraStatus:
             text = f"spool {megabytes:.{1 if megabytes < 10 else 0}f} MB, {duration(behind)} behind"
         return f"{text}, {self.backfill}" if self.backfill else text
 
+    def key_expiry(self, now: float | None = None) -> str:
+        """"API key expires in 3 days: ask your Vigint operator for its successor" when the key expires within
+        KEY_EXPIRY_SHOWN_DAYS; else empty."""
+        now = time.time() if now is None else now
+        if self.key_expires_at is None or self.key_expires_at - now > KEY_EXPIRY_SHOWN_DAYS * SECONDS_PER_DAY:
+            return ""
+        return f"API key {keys.expires_in(self.key_expires_at, now)}: ask your Vigint operator for its successor"
+
     def line(self) -> str:
-        """One log line: the camera's state and counters."""
+        """One log line: the camera's state and counters, and the key's expiry when it is near."""
         fps, bps = self.rates()
         detail = f" ({self.detail})" if self.detail else ""
+        expiry = f"; {self.key_expiry()}" if self.key_expiry() else ""
         return (f"camera {self.name}: {self.state.value}{detail}; {fps:.1f} fps, {bps / 1e6:.2f} Mbit/s, "
                 f"{self.units_sent} frames sent, {self.spooled()}, {self.dropped_gops} GOPs dropped, "
-                f"{self.reconnects} reconnects")
+                f"{self.reconnects} reconnects{expiry}")
 
 
 def duration(seconds: float) -> str:
@@ -86,8 +101,10 @@ def duration(seconds: float) -> str:
 
 
 def table(statuses: list[CameraStatus], server: str) -> Table:
-    """Return the live view: one row per camera."""
-    view = Table(title=f"Vigint agent → {server}", caption="Ctrl-C stops the agent")
+    """Return the live view: one row per camera, and the API key's expiry under the table when it is near."""
+    expiry = next((text for status in statuses if (text := status.key_expiry())), "")
+    caption = f"[bold yellow]{escape(expiry)}[/]\nCtrl-C stops the agent" if expiry else "Ctrl-C stops the agent"
+    view = Table(title=f"Vigint agent → {server}", caption=caption)
     for column in ("Camera", "Source", "State", "fps", "Mbit/s", "Sent", "Spool", "Dropped GOPs", "Reconnects"):
         view.add_column(column, justify="right" if column in {"fps", "Mbit/s", "Sent", "Dropped GOPs",
                                                               "Reconnects"} else "left")

@@ -169,8 +169,9 @@ async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: 
     while True:
         _refresh(statuses, spool)
         for status in statuses:
-            if shown.get(status.name) != (status.state, status.detail, status.backfill):
-                shown[status.name] = (status.state, status.detail, status.backfill)
+            seen = (status.state, status.detail, status.backfill, status.key_expires_at)
+            if shown.get(status.name) != seen:
+                shown[status.name] = seen
                 log.info("%s", status.line())
         if time.monotonic() - summary_at >= LOG_EVERY_SECONDS:
             summary_at = time.monotonic()

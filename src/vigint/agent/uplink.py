@@ -213,6 +213,7 @@ class Uplink:
         self.changed.set()
         self._backoff.connected(time.monotonic())
         self.status.state, self.status.detail = State.STREAMING, ""
+        self.status.key_expires_at = protocol.key_expiry(welcome)
         log.info("camera %s: streaming to %s as client %s", self.camera.name, self._settings.server_url,
                  welcome.get("client_id"))
 
@@ -236,6 +237,8 @@ class Uplink:
                 notice = json.loads(message) if isinstance(message, str) else {}
             except ValueError:
                 continue
+            if isinstance(notice, dict) and notice.get("type") == protocol.KEY_NOTICE:
+                self.status.key_expires_at = protocol.key_expiry(notice)
             if isinstance(notice, dict) and notice.get("type") == "incident":
                 self.status.incidents += 1
                 log.warning("camera %s: incident reported by the server: %s", self.camera.name,
