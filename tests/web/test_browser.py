@@ -34,18 +34,25 @@ setTimeout(report, 15000);
 """
 
 
-def browse(sign_in_link: str, incident_id: int) -> dict:
-    """Sign in, look at each page, play the incident's clip; return what the browser saw."""
+def chromium():
+    """A headless Chromium driven by its ChromeDriver, keeping the page's console messages."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations are reported there
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def browse(sign_in_link: str, incident_id: int) -> dict:
+    """Sign in, look at each page, play the incident's clip; return what the browser saw."""
+    from selenium.webdriver.common.by import By
+
+    driver = chromium()
     seen = {}
     try:
         driver.set_script_timeout(20)
@@ -90,6 +97,43 @@ async def test_a_customer_signs_in_finds_the_incident_and_plays_its_clip(start, 
     assert video.get("error") is None and video["readyState"] >= 3 and video["currentTime"] > 2, video
     assert "shop-floor" in seen["cameras"] and "1 incident today" in seen["cameras"]
     assert "Usage in" in seen["account"] and "No invoice yet" in seen["account"]
+
+
+def pick_up(link: str) -> dict:
+    """Open a key's hand-over link, show the key, copy the .env lines with the page's button; return what the
+    browser saw and what the clipboard holds."""
+    from selenium.webdriver.common.by import By
+
+    driver = chromium()
+    try:
+        driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["clipboardReadWrite",
+                                                                            "clipboardSanitizedWrite"]})
+        driver.get(link)
+        driver.find_element(By.ID, "show-key").click()
+        copy = driver.find_element(By.CSS_SELECTOR, 'button[data-copy="env-lines"]')
+        seen = {"key": driver.find_element(By.ID, "api-key").get_attribute("value"), "copy_shown": copy.is_displayed()}
+        copy.click()
+        seen["copy_said"] = copy.text
+        seen["clipboard"] = driver.execute_async_script(
+            "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('unreadable: ' + e))")
+        seen["console"] = [entry["message"] for entry in driver.get_log("browser")]
+        driver.save_screenshot(str(ARTIFACTS / "key.png"))
+    finally:
+        driver.quit()
+    return seen
+
+
+async def test_a_customer_copies_a_handed_over_key_with_the_page_s_one_allowed_script(start, tmp_path):
+    server = await start()
+    client_id, _, _ = await add_client(server.store)
+    printed = await asyncio.to_thread(run_vigint, "key", "create", "--client-id", str(client_id), "--handover",
+                                      "--db", str(server.settings.database.path), cwd=tmp_path,
+                                      env={"VIGINT_WEB_PORT": str(server.page.port)})
+    link = re.search(r"http://\S+/keys/\S+", printed.stdout)[0]
+    seen = await asyncio.to_thread(pick_up, link)
+    assert seen["copy_shown"] and seen["copy_said"] == "Copied", seen  # the script ran: CSP let it, by its hash
+    assert seen["clipboard"] == f"VIGINT_API_KEY={seen['key']}\nVIGINT_SERVER_URL=ws://127.0.0.1:{server.port}"
+    assert not [message for message in seen["console"] if "Content Security Policy" in message], seen["console"]
 
 
 async def _recorded(server, incident_id: int):

@@ -1,6 +1,7 @@
-"""`vigint client …`, `vigint key …` and `vigint audit`: customers, their API keys, and the admin trail.
+"""`vigint client …` and `vigint audit`: customers, with their keys at a glance, and the admin trail.
 
-Every change here is audited by the store; a new key's plaintext is printed once and never stored.
+Every change here is audited by the store; a new key's plaintext is printed once (or handed over by a link, see
+apikeys.py) and never stored.
 """
 
 import asyncio
@@ -13,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
-from vigint import keys
 from vigint.admin import render
+from vigint.admin.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
 from vigint.admin.commands import Commands, is_new_database, live_streams, open_store, option, parse_day
 from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
@@ -78,36 +79,26 @@ def validate_language(code: str | None) -> str | None:
     return language or None
 
 
-def _key_document(key: ApiKey, now: float) -> dict:
-    return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
-            "state": key.state(now).value, "created_at": render.iso(key.created_at),
-            "expires_at": render.iso(key.expires_at), "revoked_at": render.iso(key.revoked_at),
-            "last_used_at": render.iso(key.last_used_at)}
-
-
 TIMEZONE_HELP = "time zone of its alerts, e.g. Europe/Paris (default: the server's)"
 LANGUAGE_HELP = f"language of its alerts: {', '.join(LANGUAGES)} (default: the server's [alerts] language)"
 
 
-@client_commands.command("create", "create a client and print its first API key once",
+@client_commands.command("create", "create a client and print its first API key once (or its hand-over link)",
                          option("--name", required=True, help="the customer's name"),
                          option("--email", required=True, help="where incident alerts are sent"),
                          option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
-                         listing=True)
+                         option("--handover", action="store_true", help=HANDOVER_HELP), listing=True)
 async def client_create(args, settings: Settings, console: Console) -> int:
     name, email = validate_name(args.name), validate_email(args.email)
     zone, language = validate_timezone(args.timezone), validate_language(args.language)
-    api_key = keys.generate()
+    issued = issue_key(settings, args.handover)
     if is_new_database(settings):
         print(f"vigint: creating a new database at {Path(settings.database.path).absolute()}", file=sys.stderr)
     async with await open_store(settings, create=True) as store:
-        client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key),
-                                                timezone=zone, language=language)
-    if args.json:
-        render.print_json({"client_id": client.id, "key_id": key.id, "api_key": api_key})
-    else:
-        render.print_new_key(console, f"Created client {client.id} ({client.name}, {client.email}) with key {key.id} "
-                                      f"({key.prefix}…).", api_key)
+        client, key = await store.create_client(name, email, issued.key_hash, issued.prefix, timezone=zone,
+                                                language=language, handover=issued.handover)
+    print_issued(args.json, console, f"Created client {client.id} ({client.name}, {client.email}) with key {key.id} "
+                                     f"({key.prefix}…).", issued, {"client_id": client.id, "key_id": key.id})
     return 0
 
 
@@ -164,9 +155,9 @@ async def client_list(args, settings: Settings, console: Console) -> int:
                   "language": c.language,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
                   "last_seen_at": render.iso(last_seen(c)), "live_cameras": cameras(c), "flags": flag_kinds(c),
-                  "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
+                  "keys": [key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
     rows = [(str(c.id), c.name, c.email, c.status.value, f"{c.language or 'default'}\n{c.timezone or 'default'}",
-             "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
+             "\n".join(f"#{k.id} {k.prefix}… {key_state(k, now)}" for k in keys_by_client.get(c.id, [])),
              str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(c)), ", ".join(flag_kinds(c)))
             for c in clients]
     return render.listing(args.json, console, documents, f"{len(clients)} client(s)",
@@ -231,53 +222,6 @@ async def client_link(args, settings: Settings, console: Console) -> int:
     else:
         console.print(f"Sign-in link for client {client.id} ({client.name}), valid {minutes} minutes, once:\n{link}",
                       highlight=False, soft_wrap=True)
-    return 0
-
-
-key_commands = commands.group("key", "create, list or revoke API keys (rotation)")
-
-
-@key_commands.command("create", "add an API key to a client and print it once",
-                      option("--client-id", type=int, required=True),
-                      option("--name", default="", help="a label, such as the site the key is for"),
-                      option("--expires-in", type=float, metavar="DAYS", help="the key stops working after DAYS days"),
-                      listing=True)
-async def key_create(args, settings: Settings, console: Console) -> int:
-    if args.expires_in is not None and args.expires_in <= 0:
-        raise InvalidInputError("--expires-in must be a positive number of days")
-    api_key = keys.generate()
-    expires_at = None if args.expires_in is None else time.time() + args.expires_in * SECONDS_PER_DAY
-    async with await open_store(settings) as store:
-        key = await store.create_key(args.client_id, keys.hash_key(api_key), keys.display_prefix(api_key),
-                                     args.name.strip(), expires_at)
-    if args.json:
-        render.print_json({"client_id": key.client_id, "key_id": key.id, "api_key": api_key})
-    else:
-        expiry = f", expires {render.local(key.expires_at)}" if key.expires_at else ""
-        render.print_new_key(console, f"Created key {key.id} ({key.prefix}…) for client {key.client_id}{expiry}.",
-                             api_key)
-    return 0
-
-
-@key_commands.command("list", "list API keys (prefixes only) and their state",
-                      option("--client-id", type=int), listing=True)
-async def key_list(args, settings: Settings, console: Console) -> int:
-    now = time.time()
-    async with await open_store(settings) as store:
-        found = await store.list_keys(args.client_id)
-    rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, k.state(now).value, render.local(k.created_at),
-             render.local(k.expires_at), render.local(k.last_used_at)) for k in found]
-    return render.listing(args.json, console, [_key_document(k, now) for k in found], f"{len(found)} key(s)",
-                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows)
-
-
-@key_commands.command("revoke", "revoke one API key; the client's other keys keep working",
-                      option("--key-id", type=int, required=True))
-async def key_revoke(args, settings: Settings, console: Console) -> int:
-    async with await open_store(settings) as store:
-        key = await store.revoke_key(args.key_id)
-    console.print(f"Key {key.id} ({key.prefix}…) of client {key.client_id} revoked. "
-                  "Streams using it are closed within a second.")
     return 0
 
 

@@ -40,6 +40,14 @@ def print_new_key(console: Console, heading: str, api_key: str) -> None:
     print(f"\nVIGINT_API_KEY={api_key}\n")
 
 
+def print_handover(console: Console, heading: str, link: str, expires_at: float) -> None:
+    """Print a new key's one-time hand-over link, under a heading saying whose key it is."""
+    console.print(heading)
+    console.print(f"Send the customer this link: it shows the key once, until {local(expires_at)}. The key works "
+                  "only once the link is opened (`vigint client list` shows when).", highlight=False)
+    print(f"\n{link}\n")  # plain print, as for a key: copied whole
+
+
 def table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
           right: frozenset[str] = frozenset()) -> Table:
     """Return a table of `rows` under `columns`; the columns named in `right` (numbers) are right-aligned."""
