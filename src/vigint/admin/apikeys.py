@@ -82,8 +82,8 @@ def key_document(key: ApiKey, now: float) -> dict:
     """A key for JSON: its record, state, and its hand-over link's fate if it was handed over by one."""
     handover = None
     if key.handover_expires_at is not None:
-        fate = "picked_up" if key.picked_up_at is not None else "awaiting_pickup" if key.handover_expires_at > now \
-            else "expired"
+        fate = ("picked_up" if key.picked_up_at is not None
+                else "awaiting_pickup" if key.handover_expires_at > now else "expired")
         handover = {"state": fate, "link_expires_at": render.iso(key.handover_expires_at),
                     "picked_up_at": render.iso(key.picked_up_at)}
     return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
