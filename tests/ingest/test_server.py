@@ -427,7 +427,7 @@ async def test_a_port_in_use_is_a_clear_error(start, tmp_path):
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
-    assert err.decode().endswith(f"\nvigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n")
+    assert err.decode() == f"vigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"
 
 
 async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage_collector(start):
