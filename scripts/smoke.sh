@@ -67,7 +67,7 @@ wait "$agent_pid"
 agent_status=$?
 set -e
 agent_pid=""
-[ "$agent_status" -eq 1 ] || fail "the agent exited with $agent_status after revocation, not 1"
+[ "$agent_status" -eq 3 ] || fail "the agent exited with $agent_status after revocation, not 3 (refused)"
 grep -q "contact your Vigint operator" agent.log || fail "the agent did not say why it stopped"
 step "agent stopped after revocation: $(tail -n 1 agent.log)"
 
