@@ -127,3 +127,8 @@ def test_the_spool_sits_beside_the_env_file_unless_told_otherwise(tmp_path):
     assert chosen.spool_dir == tmp_path / "big-disk" and chosen.spool_max_mb == 50000
     with pytest.raises(ConfigError, match="--spool-max-mb"):
         load_agent_settings(flags(api_key=KEY, spool_max_mb=0), environ={}, cwd=tmp_path)
+
+
+def test_a_missing_ca_cert_is_a_clear_error_before_any_connection(tmp_path):
+    with pytest.raises(ConfigError, match="--ca-cert .*server.pem does not exist"):
+        load_agent_settings(flags(api_key=KEY, ca_cert=tmp_path / "server.pem"), environ={}, cwd=tmp_path)

@@ -135,7 +135,8 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
     """Build the agent's settings from `.env` (``flags['env_file']`` or ./.env), the environment and flags.
 
     Raises:
-        ConfigError: no API key, a key that fails its checksum, a bad server URL, a missing file source.
+        ConfigError: no API key, a key that fails its checksum, a bad server URL, a missing file source or
+            --ca-cert file.
     """
     environ = os.environ if environ is None else environ
     env_file = flags.get("env_file") or (cwd or Path.cwd()) / ".env"
@@ -160,6 +161,8 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
                                                "max_backlog_seconds", "spool_max_mb") if flags.get(name) is not None}
     if optional.get("spool_max_mb", 1) <= 0:
         raise ConfigError("--spool-max-mb must be a positive number of megabytes")
+    if "ca_cert" in optional and not Path(optional["ca_cert"]).is_file():  # else every connection would fail
+        raise ConfigError(f"--ca-cert {optional['ca_cert']} does not exist: copy the server's certificate there")
     # Beside the .env that was read (or would have been): the agent's files stay together wherever it is started.
     spool_dir = Path(flags.get("spool_dir") or Path(env_file).parent / "spool")
     return AgentSettings(api_key=api_key, server_url=stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL),
