@@ -33,6 +33,7 @@ async def serve(args, settings: Settings, console: Console) -> int:
     from vigint.web.access import page_url
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
+    stop_requested = _on_stop_signals()  # from the start: a SIGTERM during start-up drains too, not a traceback
     async with await open_store(settings) as store:
         server = Server(settings, store)
         await server.start()
@@ -46,7 +47,7 @@ async def serve(args, settings: Settings, console: Console) -> int:
                       f"  settings   {settings.source or 'embedded defaults'}\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
                       highlight=False)
-        await _until_signalled()
+        await stop_requested.wait()
         console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
                       f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
         await server.drain()
@@ -56,20 +57,30 @@ async def serve(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-async def _until_signalled() -> None:
-    """Return at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
+# The one-file executable runs the program in a child process and forwards every signal it gets; a Ctrl-C
+# reaches both from the terminal, so the child sees one keypress twice, within milliseconds.
+SAME_SIGNAL_SECONDS = 1.0
+
+
+def _on_stop_signals() -> asyncio.Event:
+    """Return an event set at the first SIGINT or SIGTERM, for a graceful stop; a second one, a second or more
+    later, exits at once."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    first_at = 0.0
 
     def on_signal() -> None:
-        if stopping.is_set():
+        nonlocal first_at
+        if not stopping.is_set():
+            first_at = loop.time()
+            stopping.set()
+        elif loop.time() - first_at >= SAME_SIGNAL_SECONDS:
             print("vigint: second signal: exiting now", file=sys.stderr)
             os._exit(130)
-        stopping.set()
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, on_signal)
-    await stopping.wait()
+    return stopping
 
 
 @commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",
