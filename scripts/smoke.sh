@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of a built binary on loopback, with no Python environment on PATH:
 # create a client, serve, stream the test pattern with an agent configured by .env, see frames
-# arrive (/metrics), revoke the client, see the agent stop with its message, stop the server cleanly.
+# arrive (/metrics), revoke the client, see the agent stop with its message, stop the server cleanly (Ctrl-C,
+# then a second server by SIGTERM).
 # Usage: scripts/smoke.sh dist/vigint     Exits non-zero on any failure.
 set -euo pipefail
 binary=$(realpath "${1:?usage: scripts/smoke.sh PATH_TO_BINARY}")
@@ -38,14 +39,31 @@ key=$("$binary" client create --name Smoke --email smoke@example.test --json --d
 [ -n "$key" ] || fail "client create printed no key"
 step "client created"
 
-"$binary" serve --port 0 --web-port 0 --db vigint.db > serve.log 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening *ws:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' serve.log)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "${port:-}" ] || fail "the server did not start"
+serve() {  # start the server in a process group of its own, as a terminal or systemd would; sets server_pid and port
+    port=""
+    setsid "$binary" serve --port 0 --web-port 0 --db vigint.db > serve.log 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*listening *ws:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' serve.log)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || fail "the server did not start"
+}
+stopped() {  # wait for the server sent a signal; fail unless it drained and exited 0
+    local status
+    set +e
+    wait "$server_pid"
+    status=$?
+    set -e
+    server_pid=""
+    [ "$status" -eq 0 ] || fail "the server exited with $status on $1, not 0"
+    grep -q "Stopped." serve.log || fail "the server did not drain on $1"
+    grep -q "exiting now" serve.log && fail "the server took $1 for two signals"
+    step "server stopped cleanly on $1"
+}
+
+serve
 step "serving on port $port"
 
 printf 'VIGINT_API_KEY=%s\nVIGINT_SERVER_URL=ws://127.0.0.1:%s\n' "$key" "$port" > .env
@@ -67,16 +85,16 @@ wait "$agent_pid"
 agent_status=$?
 set -e
 agent_pid=""
-[ "$agent_status" -eq 1 ] || fail "the agent exited with $agent_status after revocation, not 1"
+[ "$agent_status" -eq 3 ] || fail "the agent exited with $agent_status after revocation, not 3 (refused)"
 grep -q "contact your Vigint operator" agent.log || fail "the agent did not say why it stopped"
 step "agent stopped after revocation: $(tail -n 1 agent.log)"
 
+# Ctrl-C in a terminal reaches the whole process group: the one-file executable's bootloader, which forwards
+# it to its child, and the child itself, which must take the two for one keypress.
+kill -INT -- -"$server_pid"
+stopped "Ctrl-C"
+# systemctl stop (KillMode=mixed, scripts/vigint-serve.service): SIGTERM to the main process, forwarded.
+serve
 kill -TERM "$server_pid"
-set +e
-wait "$server_pid"
-server_status=$?
-set -e
-server_pid=""
-[ "$server_status" -eq 0 ] || fail "the server exited with $server_status on SIGTERM"
-step "server stopped cleanly"
+stopped "SIGTERM"
 echo "smoke: passed"

@@ -1,8 +1,11 @@
-"""The one exception hierarchy. The CLI shows a VigintError as one line and exits with code 1."""
+"""The one exception hierarchy. The CLI shows a VigintError as one line and exits with its `exit_code`: 1, or 3
+for an agent refused by its server (agent/uplink.py), which a service manager should not restart."""
 
 
 class VigintError(Exception):
     """Base of every error Vigint reports to a user; its message is safe to show (never a secret)."""
+
+    exit_code = 1
 
 
 class ConfigError(VigintError):

@@ -1,9 +1,13 @@
 """What every stage passes along, pure: encoded packets, analysis frames and the units of time."""
 
+from __future__ import annotations  # numpy is imported for the type only: `vigint --help` starts without it
+
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MICROSECONDS = 1_000_000  # stream times are integers of µs since the Unix epoch, on the wire and inside
 MICROSECOND = Fraction(1, MICROSECONDS)  # the same unit as a PyAV time base

@@ -1,12 +1,25 @@
-"""Server metrics, kept in memory and rendered in the Prometheus text format for GET /metrics."""
+"""Server metrics: counters kept in memory, exposed for GET /metrics in the Prometheus text format.
+
+The stages count on plain attributes (`metrics.incidents += 1`), on the event loop, for nothing per frame;
+prometheus_client's own Counter objects would take a lock at every increment. At each scrape, `render` turns
+the counters and the live gauges it is given into metric families for prometheus_client to write out (names,
+help, escaping, the histogram's series), beside its process metrics (`process_cpu_seconds_total`,
+`process_resident_memory_bytes`, `process_open_fds`, …).
+"""
 
 import bisect
+import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
 # Receipt-to-ring delay: real-time analysis needs well under a second; the top buckets show overload.
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# This process's CPU, memory and file descriptors, read from /proc at each scrape.
+_PROCESS = ProcessCollector(registry=None)
 
 
 @dataclass
@@ -34,6 +47,17 @@ class Histogram:
         return float("inf")
 
 
+class _Scrape:
+    """One scrape's metric families, collected by a registry like any prometheus_client collector."""
+
+    def __init__(self, families: list[Metric]):
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        """Return the families, as the registry asks at each scrape."""
+        return self._families
+
+
 @dataclass
 class Metrics:
     """Counters the server updates as it goes; `render` adds the live gauges it is given."""
@@ -56,59 +80,59 @@ class Metrics:
     def render(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int], usage_flush_lag: float) -> str:
         """Return the metrics page, given the live streams per client id and per mode, and the seconds since the
         last usage flush."""
-        lines = [
-            *_family("vigint_streams_connected", "gauge", "Authenticated camera streams open now.",
-                     _labelled("client_id", streams_by_client)),
-            *_family("vigint_streams", "gauge", "Open streams by analysis mode (idle: keyframe checks only).",
-                     _labelled("mode", streams_by_mode)),
-            *_family("vigint_stream_wakes_total", "counter", "Idle streams woken to a full decode, by cause.",
-                     _labelled("cause", self.wakes)),
-            *_family("vigint_decode_cpu_seconds_total", "counter", "Worker CPU time decoding and analysing, by mode.",
-                     _labelled("mode", {mode: f"{seconds:.3f}" for mode, seconds in self.decode_cpu_seconds.items()})),
-            *_family("vigint_decode_saturation", "gauge", "Share of the last seconds decode batches waited for a "
-                     "thread (past 0.5, streams over max_decode_backlog_seconds behind skip ahead).",
-                     [("", f"{self.decode_saturation():.3f}")]),
-            *_family("vigint_frames_decoded_total", "counter", "Video frames decoded.", [("", self.frames_decoded)]),
-            *_family("vigint_backfill_frames_decoded_total", "counter", "Frames of footage recorded during outages "
-                     "(backfill) decoded, also counted in vigint_frames_decoded_total.",
-                     [("", self.backfill_frames_decoded)]),
-            *_family("vigint_bytes_received_total", "counter", "Media bytes received from agents.",
-                     [("", self.bytes_received)]),
-            *_family("vigint_decode_errors_total", "counter", "Media messages that could not be decoded.",
-                     [("", self.decode_errors)]),
-            *_family("vigint_auth_failures_total", "counter", "Refused hellos, by reason.",
-                     _labelled("reason", self.auth_failures)),
-            *self._lag_lines(),
-            *_family("vigint_incidents_total", "counter", "Incidents opened.", [("", self.incidents)]),
-            *_family("vigint_alerts_delivered_total", "counter", "Alerts (emails, webhooks) delivered.",
-                     [("", self.alerts_delivered)]),
-            *_family("vigint_alerts_failed_total", "counter", "Alert delivery attempts that failed (retried later).",
-                     [("", self.alerts_failed)]),
-            *_family("vigint_clips_skipped_total", "counter", "Incidents left without a clip, by reason (disk_full: "
-                     "free space guard).", _labelled("reason", self.clips_skipped)),
-            *_family("vigint_ai_calls_total", "counter", "AI verifications, by outcome.",
-                     _labelled("outcome", self.ai_calls)),
-            *_family("vigint_usage_flush_lag_seconds", "gauge", "Seconds since usage was last written to the database.",
-                     [("", f"{usage_flush_lag:.3f}")]),
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Scrape(self._families(streams_by_client, streams_by_mode, usage_flush_lag)))
+        registry.register(_PROCESS)
+        return generate_latest(registry).decode()
+
+    def _families(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int],
+                  usage_flush_lag: float) -> list[Metric]:
+        return [
+            _labelled(GaugeMetricFamily("vigint_streams_connected", "Authenticated camera streams open now.",
+                                        labels=["client_id"]), streams_by_client),
+            _labelled(GaugeMetricFamily("vigint_streams", "Open streams by analysis mode (idle: keyframe checks only).",
+                                        labels=["mode"]), streams_by_mode),
+            _labelled(CounterMetricFamily("vigint_stream_wakes_total", "Idle streams woken to a full decode, by cause.",
+                                          labels=["cause"]), self.wakes),
+            _labelled(CounterMetricFamily("vigint_decode_cpu_seconds_total", "Worker CPU time decoding and analysing, "
+                                          "by mode.", labels=["mode"]), self.decode_cpu_seconds),
+            GaugeMetricFamily("vigint_decode_saturation", "Share of the last seconds decode batches waited for a "
+                              "thread (past 0.5, streams over max_decode_backlog_seconds behind skip ahead).",
+                              value=self.decode_saturation()),
+            CounterMetricFamily("vigint_frames_decoded_total", "Video frames decoded.", value=self.frames_decoded),
+            CounterMetricFamily("vigint_backfill_frames_decoded_total", "Frames of footage recorded during outages "
+                                "(backfill) decoded, also counted in vigint_frames_decoded_total.",
+                                value=self.backfill_frames_decoded),
+            CounterMetricFamily("vigint_bytes_received_total", "Media bytes received from agents.",
+                                value=self.bytes_received),
+            CounterMetricFamily("vigint_decode_errors_total", "Media messages that could not be decoded.",
+                                value=self.decode_errors),
+            _labelled(CounterMetricFamily("vigint_auth_failures_total", "Refused hellos, by reason.",
+                                          labels=["reason"]), self.auth_failures),
+            self._lag_family(),
+            CounterMetricFamily("vigint_incidents_total", "Incidents opened.", value=self.incidents),
+            CounterMetricFamily("vigint_alerts_delivered_total", "Alerts (emails, webhooks) delivered.",
+                                value=self.alerts_delivered),
+            CounterMetricFamily("vigint_alerts_failed_total", "Alert delivery attempts that failed (retried later).",
+                                value=self.alerts_failed),
+            _labelled(CounterMetricFamily("vigint_clips_skipped_total", "Incidents left without a clip, by reason "
+                                          "(disk_full: free space guard).", labels=["reason"]), self.clips_skipped),
+            _labelled(CounterMetricFamily("vigint_ai_calls_total", "AI verifications, by outcome.",
+                                          labels=["outcome"]), self.ai_calls),
+            GaugeMetricFamily("vigint_usage_flush_lag_seconds", "Seconds since usage was last written to the database.",
+                              value=usage_flush_lag),
         ]
-        return "\n".join(lines) + "\n"
 
-    def _lag_lines(self) -> list[str]:
-        lines = ["# HELP vigint_decode_lag_seconds Delay from receipt of a packet to its frame in the ring.",
-                 "# TYPE vigint_decode_lag_seconds histogram"]
-        cumulative = 0
-        for bound, count in zip((*self.decode_lag.bounds, "+Inf"), self.decode_lag.counts):
-            cumulative += count
-            lines.append(f'vigint_decode_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
-        return lines + [f"vigint_decode_lag_seconds_sum {self.decode_lag.total}",
-                        f"vigint_decode_lag_seconds_count {self.decode_lag.count}"]
+    def _lag_family(self) -> HistogramMetricFamily:
+        lag = self.decode_lag
+        bounds = [*(str(bound) for bound in lag.bounds), "+Inf"]
+        return HistogramMetricFamily("vigint_decode_lag_seconds", "Delay from receipt of a packet to its frame in "
+                                     "the ring.", buckets=list(zip(bounds, itertools.accumulate(lag.counts))),
+                                     sum_value=lag.total)
 
 
-def _labelled(label: str, values: Mapping) -> list[tuple[str, object]]:
-    """Return the samples of a family with one label, sorted by its value."""
-    return [(f'{{{label}="{key}"}}', value) for key, value in sorted(values.items())]
-
-
-def _family(name: str, kind: str, text: str, samples: list[tuple[str, object]]) -> list[str]:
-    """Return one metric family in the Prometheus text format: its help, its type, then each (labels, value)."""
-    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
+def _labelled(family: CounterMetricFamily | GaugeMetricFamily, values: Mapping) -> Metric:
+    """Return `family` with one sample per item of `values` (its one label's value: the sample), sorted by label."""
+    for key, value in sorted(values.items()):
+        family.add_metric([str(key)], value)
+    return family

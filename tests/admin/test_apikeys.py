@@ -60,7 +60,7 @@ async def test_rotation_lets_both_keys_stream_through_the_grace_then_only_the_ne
     # After it, the old key's stream is closed with 4401 (the agent stops, naming the key), the new one streams on.
     code, log = await stop_when_done(agent, timeout=GRACE_SECONDS + 10)
     assert time.time() >= expires_at - 0.5
-    assert code == 1 and f"refused the API key {old_key[:10]}… (invalid, revoked or expired)" in log
+    assert code == 3 and f"refused the API key {old_key[:10]}… (invalid, revoked or expired)" in log
     await send_video(new, make_h264(1))
     await eventually(lambda: server.streams.of_client(client_id)["door-2"].analysis.frames_decoded >= 30)
     assert set(server.streams.of_client(client_id)) == {"door-2"}

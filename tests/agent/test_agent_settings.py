@@ -1,4 +1,5 @@
 import logging
+import re
 
 import pytest
 
@@ -21,6 +22,34 @@ def test_env_file_alone_configures_the_agent(tmp_path):
     assert settings.api_key == KEY and settings.server_url == "wss://v.example.com:5002/v1/stream"
     assert settings.cameras[0].name == "test-pattern"
     assert KEY not in repr(settings)
+
+
+def test_env_file_takes_what_shells_and_docker_write(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("# Vigint, from the operator's email\n"
+                   "export VIGINT_API_KEY='" + KEY + "'  # site 1\n"
+                   "VIGINT_SERVER_URL = \"wss://v.example.com:5002\"\n"
+                   "NOTE=\"two\nlines # not a comment\"\n"
+                   "ESCAPED=\"tab\\there\"\n"
+                   "PRICE='costs $5 ${HOME}'\n"
+                   "HASH=a#b\n")
+    env.chmod(0o600)
+    assert read_env_file(env) == {"VIGINT_API_KEY": KEY, "VIGINT_SERVER_URL": "wss://v.example.com:5002",
+                                  "NOTE": "two\nlines # not a comment", "ESCAPED": "tab\there",
+                                  "PRICE": "costs $5 ${HOME}", "HASH": "a#b"}
+
+
+def test_a_line_that_is_not_name_equals_value_is_named(tmp_path):
+    env = tmp_path / ".env"
+    for text, line in [(f"# key\nVIGINT_API_KEY {KEY}\n", 2), ("VIGINT_API_KEY\n", 1),
+                       ('A=1\nB="never closed\nC=3\n', 2)]:
+        env.write_text(text)
+        with pytest.raises(ConfigError, match=f"^{re.escape(str(env))}, line {line}: expected NAME=value$") as error:
+            read_env_file(env)
+        assert KEY not in str(error.value)
+    env.write_bytes(b"VIGINT_API_KEY=\xff\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_env_file(env)
 
 
 def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path):
@@ -98,3 +127,8 @@ def test_the_spool_sits_beside_the_env_file_unless_told_otherwise(tmp_path):
     assert chosen.spool_dir == tmp_path / "big-disk" and chosen.spool_max_mb == 50000
     with pytest.raises(ConfigError, match="--spool-max-mb"):
         load_agent_settings(flags(api_key=KEY, spool_max_mb=0), environ={}, cwd=tmp_path)
+
+
+def test_a_missing_ca_cert_is_a_clear_error_before_any_connection(tmp_path):
+    with pytest.raises(ConfigError, match="--ca-cert .*server.pem does not exist"):
+        load_agent_settings(flags(api_key=KEY, ca_cert=tmp_path / "server.pem"), environ={}, cwd=tmp_path)

@@ -5,17 +5,19 @@ import random
 import socket
 import sys
 
+import pytest
 from agents import frames_of, start_agent, stop, stop_when_done, write_env
 from conftest import add_client, eventually
 from media import write_video_file
 
+from vigint import keys
 from vigint.admin.cert import write_self_signed
 from vigint.agent.backoff import Backoff
-from vigint.agent.settings import AgentSettings, Camera
+from vigint.agent.settings import AgentSettings, Camera, stream_url
 from vigint.agent.spool import Spool
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import run_camera
-from vigint.agent.uplink import reconnect_delay
+from vigint.agent.uplink import Refused, reconnect_delay, run_connection
 from vigint.protocol import CloseCode
 
 
@@ -44,7 +46,7 @@ async def test_revoked_key_stops_the_agent_with_a_clear_message(start, tmp_path,
                                                   "--client-id", str(client_id), "--db", str(db_path))
     assert await revoke.wait() == 0
     code, err = await stop_when_done(agent, timeout=30)
-    assert code == 1
+    assert code == 3  # its own exit code: systemd does not start it again (RestartPreventExitStatus=3)
     assert err.strip().endswith(f"vigint: error: the server refused the API key {api_key[:10]}… (invalid, revoked "
                                 "or expired): contact your Vigint operator")
     assert server.metrics.auth_failures["invalid_key"] <= 1  # at most one further attempt, for both cameras
@@ -107,11 +109,65 @@ async def test_agent_trusts_a_self_signed_server_only_with_ca_cert(start, tmp_pa
     url = f"wss://127.0.0.1:{server.port}"
     untrusted = await start_agent(tmp_path, "--source", "test", "--api-key", api_key, "--api-url", url)
     code, err = await stop_when_done(untrusted, timeout=30)
-    assert code == 1 and "TLS certificate is not trusted" in err and "--ca-cert" in err
+    assert code == 3 and "TLS certificate is not trusted" in err and "pass --ca-cert" in err
     agent = await start_agent(tmp_path, "--source", "test", "--api-key", api_key, "--api-url", url,
                               "--ca-cert", str(cert))
     await eventually(lambda: frames_of(server, client_id, "test-pattern") > 3, timeout=20)
     assert (await stop(agent))[0] == 0
+
+
+def connect_once(server_url: str, ca_cert=None):
+    """Connect as the agent's live connection does; a connection that opens fails the test."""
+    settings = AgentSettings(api_key=keys.generate(), server_url=stream_url(server_url), cameras=(), ca_cert=ca_cert)
+
+    async def session(connection):
+        pytest.fail(f"connected to {server_url}")
+
+    return asyncio.wait_for(run_connection(settings, Backoff(), session), 30)
+
+
+async def refusal_of(server_url: str, ca_cert=None) -> str:
+    """Return the message that stops an agent connecting to `server_url`."""
+    with pytest.raises(Refused) as refused:
+        await connect_once(server_url, ca_cert)
+    return str(refused.value)
+
+
+async def test_a_scheme_for_the_wrong_side_of_tls_says_which_to_use(start, tmp_path):
+    cert, key = write_self_signed("127.0.0.1", tmp_path / "tls")
+    plain, secure = await start(), await start(tls_cert=cert, tls_key=key)
+    assert await refusal_of(f"wss://127.0.0.1:{plain.port}") == (
+        f"the server at 127.0.0.1:{plain.port} speaks plain ws://, not TLS: use ws://127.0.0.1:{plain.port} "
+        "or enable TLS on the server (vigint serve --tls-cert … --tls-key …)")
+    assert await refusal_of(f"ws://127.0.0.1:{secure.port}") == (
+        f"the server at 127.0.0.1:{secure.port} speaks TLS: use wss://127.0.0.1:{secure.port}")
+
+
+async def test_a_port_that_drops_every_connection_is_retried_with_a_reason():
+    async def drop(reader, writer):
+        writer.transport.abort()  # a reset, as from a firewall or a server that died mid-handshake
+
+    listener = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        for scheme in ("ws", "wss"):
+            delay, detail = await connect_once(f"{scheme}://127.0.0.1:{port}")
+            assert delay > 0 and detail.startswith("server unreachable: ") and len(detail) > len("server unreachable: ")
+    finally:
+        listener.close()
+
+
+async def test_a_certificate_for_another_name_says_which_names_it_holds(start, tmp_path):
+    cert, key = write_self_signed("127.0.0.1", tmp_path / "tls")
+    server = await start(tls_cert=cert, tls_key=key)
+    mismatch = await refusal_of(f"wss://localhost:{server.port}", ca_cert=cert)
+    assert mismatch == (f"the server's TLS certificate is for 127.0.0.1, not localhost (the URL's host): use "
+                        f"wss://127.0.0.1:{server.port}, or a certificate made for localhost "
+                        "(vigint cert --host localhost)")
+    other, _ = write_self_signed("127.0.0.1", tmp_path / "another")  # the operator made a new pair since
+    stale = await refusal_of(f"wss://127.0.0.1:{server.port}", ca_cert=other)
+    assert "not trusted" in stale and f"not made or signed by --ca-cert {other}" in stale
+    assert "pass --ca-cert" not in stale  # it was passed
 
 
 

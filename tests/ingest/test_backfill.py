@@ -13,6 +13,7 @@ import time
 import pytest
 from conftest import add_client, eventually, url
 from media import make_footage, open_stream, send_video
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
@@ -125,7 +126,8 @@ async def test_a_backfill_waits_for_a_saturated_server_and_is_still_decoded_in_f
     assert code == 1000 and acks[-1] == TEN_MINUTES_AGO + video.units[-1][1]
     assert session.analysis.frames_decoded == video.frames  # not one frame shed
     page = server.metrics.render({}, {}, 0)  # the operator sees the recovery apart from live decoding
-    assert f"vigint_backfill_frames_decoded_total {video.frames}" in page
+    assert [sample.value for family in text_string_to_metric_families(page) for sample in family.samples
+            if sample.name == "vigint_backfill_frames_decoded_total"] == [video.frames]
     live_session = server.streams.of_client(live_id)["front-door"]
     await send_video(live, dataclasses.replace(video, units=video.units[video.fps:2 * video.fps]),
                      start_us=int(time.time() * 1e6) + 10_000_000)

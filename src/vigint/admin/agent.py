@@ -55,7 +55,10 @@ class _CameraAction(argparse.Action):
            help="disk space for unsent video, all cameras together; the oldest goes first (2048)"),
     option("--debug", action="store_true", default=argparse.SUPPRESS, help="log debug detail"),
     description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and VIGINT_SERVER_URL from ./.env, "
-                "the environment, or the flags below (flags win).",
+                "the environment, or the flags below (flags win). Exits 0 once stopped (SIGINT, SIGTERM) or every "
+                "file has played, 1 on a setting it cannot use, 3 when the server refuses the key or the agent "
+                "cannot trust or reach it as configured (its certificate, ws:// against wss://): retrying cannot "
+                "help, so a service manager should not restart it (scripts/vigint-agent.service).",
     server_side=False)
 async def agent(args, settings: Settings | None, console: Console) -> int:
     from vigint.agent.settings import load_agent_settings

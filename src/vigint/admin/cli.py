@@ -1,8 +1,9 @@
 """The `vigint` command line: the common options, settings, and running the chosen command's handler.
 
 Each command group declares its commands beside their handlers in a module of its own (clients, apikeys,
-operations, business, database, agent); rendering lives in render.py. A VigintError becomes one line on stderr and exit code 1
-(a traceback only with --debug); argparse answers bad usage with code 2.
+operations, business, database, settings, agent); rendering lives in render.py. A VigintError becomes one line on
+stderr and its exit code, 1 (3 for an agent the server refused; a traceback only with --debug); argparse answers
+bad usage with code 2.
 """
 
 import argparse
@@ -65,6 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             log.exception("failed")
         print(f"vigint: error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -43,11 +43,11 @@ async def serve(args, settings: Settings, console: Console) -> int:
                     "when a TLS proxy in front ends TLS", settings.server.host)
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
+    stop_requested = _on_stop_signals()  # from the start: a SIGTERM during start-up drains too, not a traceback
     new = is_new_database(settings)
     async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
-        stopping = _stop_on_signals()  # before the banner: whoever reads it may stop the server at once
         log.info("serving streams on %s:%d and the customers' page on port %d", settings.server.host, server.port,
                  server.page.port)
         scheme = "wss" if server.tls else "ws"
@@ -62,7 +62,7 @@ async def serve(args, settings: Settings, console: Console) -> int:
                       f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
                       highlight=False, soft_wrap=True)
-        await stopping.wait()
+        await stop_requested.wait()
         console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
                       f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
         await server.drain()
@@ -80,16 +80,26 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _stop_on_signals() -> asyncio.Event:
-    """Return an event set at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
+# The one-file executable runs the program in a child process and forwards every signal it gets; a Ctrl-C
+# reaches both from the terminal, so the child sees one keypress twice, within milliseconds.
+SAME_SIGNAL_SECONDS = 1.0
+
+
+def _on_stop_signals() -> asyncio.Event:
+    """Return an event set at the first SIGINT or SIGTERM, for a graceful stop; a second one, a second or more
+    later, exits at once."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    first_at = 0.0
 
     def on_signal() -> None:
-        if stopping.is_set():
+        nonlocal first_at
+        if not stopping.is_set():
+            first_at = loop.time()
+            stopping.set()
+        elif loop.time() - first_at >= SAME_SIGNAL_SECONDS:
             print("vigint: second signal: exiting now", file=sys.stderr)
             os._exit(130)
-        stopping.set()
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, on_signal)

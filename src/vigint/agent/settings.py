@@ -4,6 +4,7 @@ The customer's only configuration is `VIGINT_API_KEY` (and optionally `VIGINT_SE
 file; everything else has a default. Problems are found here, before any connection is made.
 """
 
+import io
 import logging
 import os
 import re
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from dotenv.parser import parse_stream
+
 from vigint import keys, protocol
 from vigint.errors import ConfigError
 
@@ -20,7 +23,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SERVER_URL = "ws://127.0.0.1:5002"
 TEST_SOURCE = "test"
-_ENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*")
 
 
 @dataclass(frozen=True)
@@ -61,27 +63,27 @@ def redact(url: str) -> str:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `.env` file: KEY=VALUE lines, optional quotes, `#` comments. Warn if others can read it."""
+    """Parse a `.env` file as python-dotenv does: `NAME=value` lines, `export`, single or double quotes (double
+    quotes take escapes such as `\\n`), `#` comments, quoted values over several lines. Values are taken as
+    written: `${NAME}` is not expanded. Warns if others can read the file.
+
+    Raises:
+        ConfigError: the file cannot be read, or a line is not `NAME=value` (the message names the line).
+    """
     try:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {getattr(error, 'strerror', None) or 'it is not UTF-8 text'}") from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s is readable by other users and holds your API key: run chmod 600 %s", path, path)
     values = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _ENV_LINE.fullmatch(line)
-        if match is None:
-            raise ConfigError(f"{path}, line {number}: expected NAME=value")
-        name, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name] = value
+    # dotenv_values() would log and skip a line it cannot parse; its parser tells which line, to say so here.
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ConfigError(f"{path}, line {binding.original.line}: expected NAME=value")
+        if binding.key is not None:  # else a comment or a blank line
+            values[binding.key] = binding.value
     return values
 
 
@@ -133,7 +135,8 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
     """Build the agent's settings from `.env` (``flags['env_file']`` or ./.env), the environment and flags.
 
     Raises:
-        ConfigError: no API key, a key that fails its checksum, a bad server URL, a missing file source.
+        ConfigError: no API key, a key that fails its checksum, a bad server URL, a missing file source or
+            --ca-cert file.
     """
     environ = os.environ if environ is None else environ
     env_file = flags.get("env_file") or (cwd or Path.cwd()) / ".env"
@@ -158,6 +161,8 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
                                                "max_backlog_seconds", "spool_max_mb") if flags.get(name) is not None}
     if optional.get("spool_max_mb", 1) <= 0:
         raise ConfigError("--spool-max-mb must be a positive number of megabytes")
+    if "ca_cert" in optional and not Path(optional["ca_cert"]).is_file():  # else every connection would fail
+        raise ConfigError(f"--ca-cert {optional['ca_cert']} does not exist: copy the server's certificate there")
     # Beside the .env that was read (or would have been): the agent's files stay together wherever it is started.
     spool_dir = Path(flags.get("spool_dir") or Path(env_file).parent / "spool")
     return AgentSettings(api_key=api_key, server_url=stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL),

@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from vigint import __version__, keys, protocol
+from vigint.agent import diagnosis
 from vigint.agent.backoff import Backoff
 from vigint.agent.gops import GopQueue
 from vigint.agent.settings import AgentSettings, Camera
@@ -37,7 +38,11 @@ AGENT = f"vigint-agent/{__version__}"
 
 
 class Refused(VigintError):
-    """The server refused this agent for a reason retrying cannot fix: the whole agent stops."""
+    """The server refused this agent, or the agent the server, for a reason retrying cannot fix: the whole agent
+    stops, with its own exit code, so that a service manager does not start it again (scripts/vigint-agent.service).
+    """
+
+    exit_code = 3
 
 
 def refusal(code: int | None, reason: str, api_key: str) -> Refused | None:
@@ -80,7 +85,8 @@ async def run_connection(settings: AgentSettings, backoff: Backoff,
     wrong, for the status view.
 
     Raises:
-        Refused: the key or the hello was refused, or the server's certificate is not trusted.
+        Refused: the key or the hello was refused, the server's certificate is not trusted or not for its host,
+            or the URL's scheme does not match the server (wss:// for a plain server, ws:// for TLS).
     """
     try:
         async with connect(settings.server_url, ssl=ssl_context(settings), compression=None,
@@ -95,11 +101,10 @@ async def run_connection(settings: AgentSettings, backoff: Backoff,
         if error := refusal(code, reason, settings.api_key):
             raise error from None
         return reconnect_delay(backoff, code, reason, time.monotonic()), f"closed {code}: {reason}" if code else reason
-    except ssl.SSLCertVerificationError as error:
-        raise Refused(f"the server's TLS certificate is not trusted ({error.verify_message}): "
-                      "pass --ca-cert with the server's certificate") from None
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
-        return backoff.next_delay(time.monotonic()), f"server unreachable: {getattr(error, 'strerror', None) or error}"
+        if problem := await diagnosis.explain(settings.server_url, settings.ca_cert, error):
+            raise Refused(problem) from None
+        return backoff.next_delay(time.monotonic()), f"server unreachable: {diagnosis.reason(error)}"
 
 
 async def greet(connection: ClientConnection, hello: str) -> dict:
