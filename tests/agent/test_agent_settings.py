@@ -1,5 +1,7 @@
 import logging
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -132,3 +134,26 @@ def test_the_spool_sits_beside_the_env_file_unless_told_otherwise(tmp_path):
 def test_a_missing_ca_cert_is_a_clear_error_before_any_connection(tmp_path):
     with pytest.raises(ConfigError, match="--ca-cert .*server.pem does not exist"):
         load_agent_settings(flags(api_key=KEY, ca_cert=tmp_path / "server.pem"), environ={}, cwd=tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_an_env_file_git_would_commit_is_warned_about_and_an_ignored_one_is_not(tmp_path, caplog):
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    env = tmp_path / ".env"
+    env.write_text(f"VIGINT_API_KEY={KEY}\n")
+    env.chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        read_env_file(env)  # no work tree here: nothing to say
+        assert caplog.text == ""
+        git("init", "-q")
+        read_env_file(env)
+        assert "sits in a git work tree without being ignored" in caplog.text and "echo .env >> .gitignore" in caplog.text
+        caplog.clear()
+        (tmp_path / ".gitignore").write_text(".env\n")
+        read_env_file(env)
+        assert caplog.text == ""
+        git("add", "-f", ".env")  # tracked although ignored: the next commit publishes it
+        read_env_file(env)
+        assert "git rm --cached .env" in caplog.text

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import stat
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,10 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read {path}: {getattr(error, 'strerror', None) or 'it is not UTF-8 text'}") from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s is readable by other users and holds your API key: run chmod 600 %s", path, path)
+    if committable(path):
+        log.warning("%s holds your API key and sits in a git work tree without being ignored: a commit would "
+                    "publish it; add it to .gitignore (echo %s >> .gitignore), and if it is tracked already, "
+                    "git rm --cached %s and ask your Vigint operator for a new key", path, path.name, path.name)
     values = {}
     # dotenv_values() would log and skip a line it cannot parse; its parser tells which line, to say so here.
     for binding in parse_stream(io.StringIO(text)):
@@ -85,6 +90,17 @@ def read_env_file(path: Path) -> dict[str, str]:
         if binding.key is not None:  # else a comment or a blank line
             values[binding.key] = binding.value
     return values
+
+
+def committable(path: Path) -> bool:
+    """Whether `path` is in a git work tree and not ignored (tracked files never are): one `git check-ignore`.
+    False where git is not installed, or the folder is no work tree."""
+    try:
+        checked = subprocess.run(["git", "check-ignore", "-q", path.name], cwd=path.parent, capture_output=True,
+                                 timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return checked.returncode == 1  # 0: ignored; 128: not a work tree, or git failed
 
 
 def stream_url(server_url: str) -> str:
