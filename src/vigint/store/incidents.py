@@ -63,12 +63,13 @@ class IncidentQueries(Engine):
         return _incident(values), alerted
 
     async def update_incident(self, incident_id: int, **fields) -> None:
-        """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state).
+        """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state,
+        stills).
 
         Raises:
             ValueError: an unknown column, or a verdict or alert state its enum does not name.
         """
-        allowed = {"ended_at", "type", "description", "threat", "clip_path", "verdict", "alert_state"}
+        allowed = {"ended_at", "type", "description", "threat", "clip_path", "verdict", "alert_state", "stills"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"cannot update incident columns {set(fields) - allowed}")
         values = [_STATES[name](value) if name in _STATES else value for name, value in fields.items()]
