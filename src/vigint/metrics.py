@@ -48,6 +48,8 @@ class Metrics:
     alerts_delivered: int = 0
     alerts_failed: int = 0
     clips_skipped: Counter = field(default_factory=Counter)  # by reason: disk_full, write_error
+    clips_cut: Counter = field(default_factory=Counter)  # stopped growing or left unfinished, by reason (the same)
+    stills_skipped: Counter = field(default_factory=Counter)  # by reason: write_error
     ai_calls: Counter = field(default_factory=Counter)  # by outcome
     wakes: Counter = field(default_factory=Counter)  # idle streams woken, by cause: keyframe, size
     decode_cpu_seconds: Counter = field(default_factory=Counter)  # by mode: active, idle
@@ -86,6 +88,10 @@ class Metrics:
                      [("", self.alerts_failed)]),
             *_family("vigint_clips_skipped_total", "counter", "Incidents left without a clip, by reason (disk_full: "
                      "free space guard).", _labelled("reason", self.clips_skipped)),
+            *_family("vigint_clips_cut_total", "counter", "Clips that stopped growing before their incident's end, or "
+                     "could not be finished (kept as they grew), by reason.", _labelled("reason", self.clips_cut)),
+            *_family("vigint_stills_skipped_total", "counter", "Incident stills (JPEG) that could not be written, by "
+                     "reason.", _labelled("reason", self.stills_skipped)),
             *_family("vigint_ai_calls_total", "counter", "AI verifications, by outcome.",
                      _labelled("outcome", self.ai_calls)),
             *_family("vigint_usage_flush_lag_seconds", "gauge", "Seconds since usage was last written to the database.",

@@ -33,13 +33,17 @@ async def test_a_clip_goes_to_the_bucket_its_signed_link_serves_it_and_retention
     client_id, _, api_key = await add_client(server.store)
     await stream_scene(server, api_key, make_scene(20, moving=(7, 10)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
+    await server.desk.drain()  # the clip is finished
     [incident] = await server.store.list_incidents(client_id)
     assert incident.clip_path == f"clips/{client_id}/{incident.id}.mp4"  # the same name as in a folder
-    [(key, clip)] = (await asyncio.to_thread(bucket.objects)).items()
-    assert key == f"site-a/{client_id}/{incident.id}.mp4"
+    objects = await asyncio.to_thread(bucket.objects)
+    clip = objects.pop(f"site-a/{client_id}/{incident.id}.mp4")
+    assert incident.stills >= 2 and all(jpeg.startswith(b"\xff\xd8\xff") for jpeg in objects.values())
+    assert sorted(objects) == [f"site-a/{client_id}/{incident.id}-{index}.jpg" for index in range(incident.stills)]
     with av.open(io.BytesIO(clip)) as container:
-        assert sum(1 for _ in container.decode(video=0)) >= 9 * 15  # the whole clip, playable
+        assert sum(1 for _ in container.decode(video=0)) >= 12 * 15  # the whole clip, playable
     assert not (tmp_path / "data" / "clips").exists()  # nothing kept on the node's disk
+    assert list((tmp_path / "data" / "clips-growing").rglob("*.*")) == []  # nor where clips grow
     link = link_in(mailbox.messages[0])
     assert await asyncio.to_thread(fetch, link) == (200, clip)
     parts = urlsplit(link)

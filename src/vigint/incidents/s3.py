@@ -52,6 +52,8 @@ def _reason(error: Exception) -> str:
 class S3Storage(ClipStorage):
     """Clips and stills as objects `<prefix>/<client>/<incident>.mp4` (and `…-<n>.jpg`) of one bucket."""
 
+    serves_growing = False
+
     def __init__(self, location: S3Location, settings: StorageSettings):
         """Raises ConfigError if the s3 extra is not installed or the credentials are incomplete."""
         if Minio is None:

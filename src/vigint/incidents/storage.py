@@ -62,9 +62,11 @@ def client_clip(client_id: int, name: str) -> str | None:
 
 
 class ClipStorage(ABC):
-    """Where clips live. `local_folder` is the folder clips grow in, whose disk space is checked."""
+    """Where clips live. `local_folder` is the folder clips grow in, whose disk space is checked; `serves_growing`
+    says whether a growing clip can be read under its name (else only once published)."""
 
     local_folder: Path
+    serves_growing: bool
 
     @abstractmethod
     def write(self, name: str, make: Callable[[Path], T]) -> T:
@@ -108,6 +110,8 @@ class ClipStorage(ABC):
 
 class FolderStorage(ClipStorage):
     """Clips in a local folder: `<folder>/<client>/<incident>.mp4`, files 0600 in folders 0700."""
+
+    serves_growing = True
 
     def __init__(self, folder: Path):
         self.local_folder = self._folder = folder
