@@ -108,6 +108,7 @@ def finish(growing: Path, path: Path, until_ticks: int) -> float:
                 av.open(str(partial), "w", format="mp4", options=FASTSTART_OPTIONS) as target:
             incoming = source.streams.video[0]
             outgoing = target.add_stream_from_template(incoming)
+            outgoing.time_base = incoming.time_base  # PyAV 15 leaves it unset: ticks would merge
             for packet in source.demux(incoming):
                 if packet.dts is None or packet.dts > until_ticks:
                     continue  # the demuxer's last, empty packet; or past the clip's end
