@@ -91,7 +91,7 @@ async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, 
         duration = container.duration / 1e6
         frames = sum(1 for _ in container.decode(video=0))
     assert abs(duration - (5 + incident.ended_at - incident.started_at + 5)) <= 1  # pre-roll, event, post-roll
-    assert frames >= 12 * 15
+    assert frames >= duration * 15 - 1  # every frame of it decodes
     [message] = mailbox.messages
     assert message["To"] == "ops@acme.test" and "shop" in message["Subject"] and message["Subject"].endswith(" JST")
     status, body = await asyncio.to_thread(fetch, link_in(message))

@@ -2,10 +2,10 @@ import io
 
 import av
 import numpy as np
-from media import make_footage, make_scene
+from media import make_footage, make_scene, write_clip
 from test_clips import EPOCH_US
 
-from vigint.incidents import clips, stills
+from vigint.incidents import stills
 from vigint.media import Packet
 
 
@@ -32,10 +32,7 @@ def test_stills_are_at_most_640_wide_keeping_the_aspect_and_the_strip_takes_dist
     video = make_footage(4, gop_seconds=1, width=672, height=378)
     packets = scene_packets(video)
     path = tmp_path / "clip.mp4"
-    clip = clips.GrowingClip(path, packets[0], video.width, video.height)
-    clip.add(packets)
-    clip.close()
-    clips.finish(path, path, clip.ticks(packets[-1].dts))
+    write_clip(packets, path, video.width, video.height)
     # Keyframes at 0, 1, 2 and 3 s: the one before 0.9 s is not after the thumbnail's time (0.5 s); 2.2 and 2.6 s
     # share one.
     strip = stills.strip(path, [0.9, 2.2, 2.6, 3.5], after=0.5)
