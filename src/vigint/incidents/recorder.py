@@ -208,7 +208,7 @@ class ClipRecorder:
             log.error("incident %d: cannot write its clip: %s", incident_id, error)
             return self._refuse()
         self._growth, self._name = Growth.GROWING, name
-        if self._context.storage.serves_growing:
+        if self._context.storage.local_folder is not None:  # it grows in place: readable under its name at once
             await self._named(True)
 
     def _refuse(self) -> None:
@@ -227,12 +227,12 @@ class ClipRecorder:
     def _check_room(self) -> None:
         """Raise NoRoom unless the disk the clips grow on keeps min_free_mb free (measured on the folder's nearest
         parent that exists: the folder itself is made with the first clip)."""
-        folder = self._context.storage.local_folder
+        folder = self._context.storage.growing_folder
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
         least = self._context.settings.storage.min_free_mb
         if shutil.disk_usage(folder).free < least * 2**20:
-            raise NoRoom(f"less than {least} MB free in {self._context.storage.local_folder}")
+            raise NoRoom(f"less than {least} MB free in {self._context.storage.growing_folder}")
 
     def _append(self, packets: list[Packet]) -> None:
         self._check_room()

@@ -52,8 +52,6 @@ def _reason(error: Exception) -> str:
 class S3Storage(ClipStorage):
     """Clips and stills as objects `<prefix>/<client>/<incident>.mp4` (and `…-<n>.jpg`) of one bucket."""
 
-    serves_growing = False
-
     def __init__(self, location: S3Location, settings: StorageSettings):
         """Raises ConfigError if the s3 extra is not installed or the credentials are incomplete."""
         if Minio is None:
@@ -74,7 +72,7 @@ class S3Storage(ClipStorage):
         self._failures = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
         # Clips grow on the node's disk, owner-only, and go to the bucket when published and once finished.
         self._growing = FolderStorage(settings.data_dir / GROWING_FOLDER)
-        self.local_folder = self._growing.local_folder
+        self.growing_folder = self._growing.growing_folder
 
     def __repr__(self) -> str:
         return f"S3Storage({str(self._location)!r}, endpoint={self._endpoint!r})"
@@ -88,8 +86,8 @@ class S3Storage(ClipStorage):
     def write(self, name: str, make: Callable[[Path], T]) -> T:
         # Made whole in an owner-only temporary folder beside the growing clips (a clip may be large for a /tmp in
         # memory), then sent in one PUT: the object exists whole or not at all.
-        make_private_folders(self.local_folder)
-        with tempfile.TemporaryDirectory(prefix=".vigint-clip-", dir=self.local_folder) as folder:
+        make_private_folders(self.growing_folder)
+        with tempfile.TemporaryDirectory(prefix=".vigint-clip-", dir=self.growing_folder) as folder:
             path = Path(folder) / name.rsplit("/", 1)[-1]
             result = make(path)
             self.put(path, name)

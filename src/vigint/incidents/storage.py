@@ -62,11 +62,11 @@ def client_clip(client_id: int, name: str) -> str | None:
 
 
 class ClipStorage(ABC):
-    """Where clips live. `local_folder` is the folder clips grow in, whose disk space is checked; `serves_growing`
-    says whether a growing clip can be read under its name (else only once published)."""
+    """Where clips live. `local_folder` is the folder they are kept in, where a clip grows in place and is read as
+    it grows, or None for object storage; `growing_folder` the folder clips grow in, whose disk space is checked."""
 
-    local_folder: Path
-    serves_growing: bool
+    local_folder: Path | None = None
+    growing_folder: Path
 
     @abstractmethod
     def write(self, name: str, make: Callable[[Path], T]) -> T:
@@ -111,10 +111,8 @@ class ClipStorage(ABC):
 class FolderStorage(ClipStorage):
     """Clips in a local folder: `<folder>/<client>/<incident>.mp4`, files 0600 in folders 0700."""
 
-    serves_growing = True
-
     def __init__(self, folder: Path):
-        self.local_folder = self._folder = folder
+        self.local_folder = self.growing_folder = self._folder = folder
 
     def __repr__(self) -> str:
         return f"FolderStorage({str(self._folder)!r})"
