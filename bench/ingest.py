@@ -164,7 +164,7 @@ def serving(workdir: Path, db: Path | str) -> Iterator[tuple[int, int]]:
     """Run `vigint serve` on a free port with `db` (a SQLite file or a ``postgresql://`` URL) while the block
     runs, then remove `workdir`; yield the server's port and pid. One client streams every camera and one
     address sends every hello: the limits on both are lifted."""
-    server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db)],
+    server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db)],
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
                                    "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000",

@@ -38,7 +38,7 @@ key=$("$binary" client create --name Smoke --email smoke@example.test --json --d
 [ -n "$key" ] || fail "client create printed no key"
 step "client created"
 
-"$binary" serve --port 0 --db vigint.db > serve.log 2>&1 &
+"$binary" serve --port 0 --web-port 0 --db vigint.db > serve.log 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
     port=$(sed -n 's/.*listening *ws:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' serve.log)

@@ -552,7 +552,7 @@ class ServeProcess:
 
     async def start(self, timeout: float = 30) -> "ServeProcess":
         """Start the server and wait for its banner."""
-        command = [sys.executable, "-m", "vigint", "serve", "--port", str(self.port), "--db", str(self.db)]
+        command = [sys.executable, "-m", "vigint", "serve", "--port", str(self.port), "--web-port", "0", "--db", str(self.db)]
         if self.tls:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.nofile is not None:

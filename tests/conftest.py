@@ -69,6 +69,18 @@ def database(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+# The seller's details an invoice needs ([billing]), as an operator sets them.
+SELLER = {"VIGINT_BILLING_SELLER_NAME": "Vigint Ops SARL", "VIGINT_BILLING_SELLER_ADDRESS": "1 rue de la Paix, Paris",
+          "VIGINT_BILLING_PAYMENT_DETAILS": "IBAN FR76 3000 6000 0112 3456 7890 189, BIC AGRIFRPP"}
+
+
+@pytest.fixture
+def seller(monkeypatch):
+    """The operator's [billing] seller and payment details, set in the environment."""
+    for name, value in SELLER.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def cli(db_path, capsys, monkeypatch, tmp_path):
     """Run `vigint ARGS --db <temp db>` in this process; return its exit code and output."""
@@ -124,7 +136,8 @@ async def start(db_path, tmp_path):
         database = database or str(db_path)
         settings = settings or Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
         settings = dataclasses.replace(settings, database=DatabaseSettings(database),
-                                       server=ServerSettings(**server_settings))
+                                       server=ServerSettings(**server_settings),
+                                       web=dataclasses.replace(settings.web, port=0))
         store = await Store.open(database)
         server = Server(settings, store)
         try:

@@ -158,3 +158,13 @@ def write_clip(packets: list[Packet], path: Path, width: int, height: int) -> No
     clip.add(packets)
     clip.close()
     clips.finish(path, path, clip.ticks(packets[-1].dts))
+
+
+@lru_cache(maxsize=None)
+def make_jpeg(width: int = 64, height: int = 36) -> bytes:
+    """A real JPEG picture (the test pattern's first frame, PyAV's MJPEG encoder), as an incident's still."""
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt, codec.time_base = width, height, "yuvj420p", Fraction(1, 25)
+    frame = next(iter(testpattern.frames(width, height, False))).reformat(format="yuvj420p")
+    [packet] = codec.encode(frame) + codec.encode(None)
+    return bytes(packet)

@@ -46,8 +46,11 @@ def test_layers_file_then_environment_then_flags(tmp_path):
     assert load_settings(config, environ={}).database.path == "from-file.db"
     environ = {"VIGINT_DATABASE_PATH": "from-env.db"}
     assert load_settings(config, environ=environ).database.path == "from-env.db"
-    flags = {("database", "path"): "from-flag.db"}
+    flags = {("database", "path"): ("from-flag.db", "--db")}
     assert load_settings(config, environ=environ, overrides=flags).database.path == "from-flag.db"
+    layered = load_settings(config, environ={**environ, "VIGINT_SERVER_PORT": "6000"}, overrides=flags)
+    assert set(layered.origins) == {("database", "path", "flag --db"),
+                                    ("server", "port", "environment variable VIGINT_SERVER_PORT")}
 
 
 def test_vigint_db_and_vigint_config_variables(tmp_path, monkeypatch):

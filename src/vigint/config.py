@@ -240,7 +240,8 @@ class MotionSettings:
 class AlertSettings:
     """How customers are told about incidents."""
 
-    language: str = setting("en", "language of alert emails", choices=("en", "fr"))
+    language: str = setting("en", "language of alert emails to clients without their own (`vigint client update "
+                            "--language`)", choices=("en", "fr"))
     public_url: str = setting("", "base of clip links in alerts, e.g. https://vigint.example.com:5002; "
                               "empty: this server's own address")
     link_ttl_hours: float = setting(0.0, "how long a clip link works; 0: as long as the clip is kept "
@@ -330,9 +331,12 @@ class BillingSettings:
     price_per_ai_call: Decimal = setting(Decimal("0.002"), "per AI verification")
     price_per_1k_tokens: Decimal = setting(Decimal("0.001"), "per thousand AI tokens")
     price_per_alert: Decimal = setting(Decimal("0.01"), "per alert delivered (email or webhook)")
-    seller_name: str = setting("Vigint operator", "who issues the invoices")
-    seller_address: str = setting("", "the seller's postal address, on one line")
+    seller_name: str = setting("", "who issues the invoices (required before the first one)")
+    seller_address: str = setting("", "the seller's postal address, on one line (required before the first invoice)")
     seller_vat_id: str = setting("", "the seller's VAT number, if any")
+    payment_terms_days: int = setting(30, "an invoice is due this many days after it is issued", minimum=0)
+    payment_details: str = setting("", "how to pay, printed on every invoice: e.g. IBAN FR76 …, BIC …, with the "
+                                   "invoice number as reference (required before the first invoice)")
 
 
 Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture
@@ -366,6 +370,8 @@ class Settings:
     cameras: tuple[CameraSettings, ...] = ()
     # The config file that was read, if any: shown at start so operators know which one is in force.
     source: Path | None = None
+    # (section, key, where from) of each setting that is not at its default: a file, a variable or a flag.
+    origins: tuple[tuple[str, str, str], ...] = ()
 
     def camera(self, client_id: int, name: str) -> CameraSettings:
         """Return a camera's own tuning, or the [motion] defaults for it."""

@@ -2,11 +2,14 @@
 
 The defaults declared in config.py, then AWS's standard variables for the ``[storage] s3_*`` settings
 (``AWS_ACCESS_KEY_ID``…), then ``config.ini`` (``--config``, ``VIGINT_CONFIG`` or ``./config.ini``
-when present), then ``VIGINT_<SECTION>_<KEY>`` environment variables, then command-line flags.
+when present; a ``.json`` file as ``vigint config show --json`` prints it), then ``VIGINT_<SECTION>_<KEY>``
+environment variables, then command-line flags. The settings remember where each value that is not a default
+came from (`Settings.origins`), for ``vigint config show`` and the server's banner.
 """
 
 import configparser
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -99,7 +102,7 @@ def _apply(values: dict[str, dict[str, object]], section: str, key: str, raw: st
         raise ConfigError(f"{origin}: unknown key {key!r} in section [{section}] "
                           f"(known: {', '.join(fields)})")
     try:
-        values[section][key] = _parse(raw, fields[key])
+        values[section][key] = (_parse(raw, fields[key]), origin)
     except ValueError as error:
         raise ConfigError(f"{origin}: [{section}] {key}: {error}") from None
 
@@ -138,6 +141,8 @@ def _camera(path: Path, section: str, items: list[tuple[str, str]]) -> CameraSet
 
 
 def _read_file(path: Path, values: dict[str, dict[str, object]]) -> list[CameraSettings]:
+    if path.suffix == ".json":
+        return _read_json(path, values)
     parser = configparser.ConfigParser(interpolation=None, default_section="__no_default_section__")
     try:
         with path.open(encoding="utf-8") as handle:
@@ -157,6 +162,26 @@ def _read_file(path: Path, values: dict[str, dict[str, object]]) -> list[CameraS
         for key, raw in parser.items(section):
             _apply(values, section, key, raw, str(path))
     return cameras
+
+
+def _read_json(path: Path, values: dict[str, dict[str, object]]) -> list[CameraSettings]:
+    """Read settings as `vigint config show --json` prints them (its "settings"), or {section: {key: value}}.
+    Hidden secrets are null there, and left unset."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not JSON: {error}") from None
+    document = document.get("settings", document) if isinstance(document, dict) else document
+    if not isinstance(document, dict) or not all(isinstance(keys, dict) for keys in document.values()):
+        raise ConfigError(f"{path}: expected {{\"section\": {{\"key\": value}}}}")
+    for section, keys in document.items():
+        for key, value in keys.items():
+            if value is not None:
+                text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+                _apply(values, section, key, text, str(path))
+    return []
 
 
 def _read_environment(environ: Mapping[str, str], values: dict[str, dict[str, object]]) -> None:
@@ -192,7 +217,8 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     Args:
         config_file: an explicit config file (``--config``); it must exist.
         environ: the environment (default ``os.environ``).
-        overrides: values from command-line flags, keyed by (section, key), already typed; None skips.
+        overrides: values from command-line flags, keyed by (section, key), already typed, each with its flag
+            (``(5003, "--web-port")``); a value None is skipped.
     Raises:
         ConfigError: naming the file or variable, the section and the key at fault.
     """
@@ -204,8 +230,9 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     if environ.get("VIGINT_DB"):
         _apply(values, "database", "path", environ["VIGINT_DB"], "environment variable VIGINT_DB")
     _read_environment(environ, values)
-    for (section, key), value in (overrides or {}).items():
+    for (section, key), (value, flag) in (overrides or {}).items():
         if value is not None:
-            values[section][key] = value
-    built = {name: kind(**values[name]) for name, kind in sections().items()}
-    return Settings(**built, cameras=tuple(cameras), source=path)
+            values[section][key] = (value, f"flag {flag}")
+    built = {name: kind(**{key: value for key, (value, _) in values[name].items()}) for name, kind in sections().items()}
+    origins = tuple((name, key, origin) for name in values for key, (_, origin) in values[name].items())
+    return Settings(**built, cameras=tuple(cameras), source=path, origins=origins)

@@ -75,6 +75,10 @@ def test_bad_input_is_one_line_and_exit_code_1(cli, tmp_path):
             "unknown time zone 'Mars/Olympus': use an IANA name such as Europe/Paris",
         ("client", "update", "--client-id", "1", "--timezone", "../../etc/passwd"): "unknown time zone",
         ("client", "update", "--client-id", "42", "--timezone", "UTC"): "no client with id 42",
+        ("client", "create", "--name", "X", "--email", "x@y.test", "--language", "de"):
+            "unknown language 'de': alerts are written in en or fr",
+        ("client", "update", "--client-id", "1", "--language", "français"): "unknown language 'français'",
+        ("client", "update", "--client-id", "1"): "nothing to change: give --timezone, --language, --address or --vat-id",
     }
     for args, message in cases.items():
         result = cli(*args)
@@ -88,9 +92,23 @@ def test_unwritable_database_path_is_a_clear_error(tmp_path, capsys):
     blocker.write_text("")
     for path, reason in [(blocker / "vigint.db", "Not a directory"),
                          (tmp_path / "missing-dir" / "vigint.db", "No such file or directory")]:
-        assert main(["client", "list", "--db", str(path)]) == 1
+        assert main(["client", "create", "--name", "A", "--email", "a@b.test", "--db", str(path)]) == 1
         # The path itself is named, so the operator knows which setting to fix.
-        assert capsys.readouterr().err == f"vigint: error: cannot open database {path}: {reason}\n"
+        assert capsys.readouterr().err.endswith(f"vigint: error: cannot open database {path}: {reason}\n")
+
+
+def test_commands_that_read_refuse_a_missing_database_and_create_none(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the wrong folder: no vigint.db here
+    for command in (["client", "list"], ["status"], ["usage"], ["key", "list"], ["audit"],
+                    ["client", "revoke", "--client-id", "1"], ["invoice", "--client-id", "1", "--period", "2026-10"]):
+        assert main(command) == 1, command
+        err = capsys.readouterr().err
+        assert err == (f"vigint: error: no database at {tmp_path / 'vigint.db'}: run this where `vigint serve` runs, "
+                       "or name its database with --db PATH, $VIGINT_DB or [database] path in config.ini\n"), command
+    assert list(tmp_path.iterdir()) == []
+    assert main(["client", "create", "--name", "A", "--email", "a@b.test"]) == 0
+    assert f"vigint: creating a new database at {tmp_path / 'vigint.db'}" in capsys.readouterr().err
+    assert main(["client", "list"]) == 0 and "1 client" in capsys.readouterr().out
 
 
 def test_database_newer_than_the_program_is_a_clear_error(cli, db_path):
@@ -112,6 +130,24 @@ def test_a_client_s_alerts_take_its_time_zone_until_it_is_cleared(cli):
     assert created.code == 0 and cli("client", "list", "--json").json()[1]["timezone"] == "Asia/Tokyo"
     assert [event["action"] for event in cli("audit", "--json").json()][:4] == [  # newest first
         "key.create", "client.create", "client.update", "client.update"]
+
+
+def test_a_client_s_alerts_take_its_language_shown_in_the_list(cli):
+    created = cli("client", "create", "--name", "Boulangerie", "--email", "b@b.test", "--language", "FR", "--json")
+    client_id = str(created.json()["client_id"])
+    [listed] = cli("client", "list", "--json").json()
+    assert listed["language"] == "fr" and listed["timezone"] is None
+    table = cli("client", "list").out  # the Alerts column: the language, then the time zone below it
+    assert "Alerts" in table and re.search(r"│ fr +│ #1 vig_", table) and re.search(r"│ default +│ +│", table)
+    both = cli("client", "update", "--client-id", client_id, "--language", "en", "--timezone", "Europe/Paris")
+    assert both.code == 0 and both.out == ("Client 1: its alerts show times in Europe/Paris; its alerts are written "
+                                           "in en.\n")
+    assert [(c["language"], c["timezone"]) for c in cli("client", "list", "--json").json()] == [("en", "Europe/Paris")]
+    assert cli("client", "update", "--client-id", client_id, "--language", "").code == 0
+    [listed] = cli("client", "list", "--json").json()
+    assert listed["language"] is None and listed["timezone"] == "Europe/Paris"  # the server's language again
+    details = [entry["detail"] for entry in cli("audit", "--json").json() if entry["action"] == "client.update"]
+    assert details == ["language=server", "timezone=Europe/Paris language=en"]  # newest first
 
 
 def test_revoke_then_reactivate_restores_every_key(cli):
@@ -190,6 +226,8 @@ def test_version_and_usage_errors(tmp_path):
 
 def test_list_works_while_another_process_writes(tmp_path):
     db = tmp_path / "shared.db"
+    assert run_vigint("client", "create", "--name", "first", "--email", "first@x.test", "--db", str(db),
+                      cwd=tmp_path).returncode == 0  # listing a database that does not exist yet is an error
     writer = subprocess.Popen([sys.executable, "-c", f"""
 from vigint.admin.cli import main
 for i in range(40):
@@ -206,7 +244,7 @@ for i in range(40):
         writer.wait(timeout=60)
     assert writer.returncode == 0, writer.stderr.read()
     final = run_vigint("client", "list", "--json", "--db", str(db), cwd=tmp_path)
-    assert len(json.loads(final.stdout)) == 40
+    assert len(json.loads(final.stdout)) == 41
 
 
 def test_usage_report_per_key_within_the_period(cli, db_path):
@@ -253,7 +291,7 @@ def test_cert_writes_a_pair_and_refuses_to_overwrite(cli, tmp_path):
     assert (tmp_path / "tls" / "vigint-cert.pem").read_bytes() == pem
 
 
-def test_invoices_are_numbered_once_reprinted_the_same_and_survive_deletion(cli, db_path, tmp_path):
+def test_invoices_are_numbered_once_reprinted_the_same_and_survive_deletion(cli, db_path, tmp_path, seller):
     first = create(cli)
     second = create(cli, "Beta", "beta@b.test")
     october = 1_790_812_800  # 2026-10-01T00:00:00Z
@@ -275,7 +313,8 @@ def test_invoices_are_numbered_once_reprinted_the_same_and_survive_deletion(cli,
         ("AI tokens", "0.00"), ("Alerts delivered", "0.02"), ("Subtotal", "0.15"), ("VAT 20 %", "0.03"),
         ("Total", "0.18")]
     number = int(rows[0]["invoice"])
-    other = cli("invoice", "--client-id", str(second["client_id"]), "--period", "2026-10", "--format", "csv")
+    other = cli("invoice", "--client-id", str(second["client_id"]), "--period", "2026-10", "--format", "csv",
+                "--allow-empty")
     assert int(next(csv.DictReader(io.StringIO(other.out)))["invoice"]) == number + 1
     again = cli("invoice", "--client-id", str(first["client_id"]), "--period", "2026-10", "--format", "csv")
     assert again.out.splitlines() == out.read_text().splitlines()  # the same invoice, not a new number
@@ -341,3 +380,12 @@ def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path
     result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
     assert result.code == 0 and "0 clip file(s) removed" in result.out
     assert foreign.read_bytes() == b"mp4"
+
+
+def test_a_reversed_or_malformed_period_is_an_error(cli):
+    create(cli)
+    reversed_ = cli("usage", "--since", "2026-11-30", "--until", "2026-11-01")
+    assert reversed_.code == 1
+    assert reversed_.err == "vigint: error: --since 2026-11-30 is after --until 2026-11-01: the period is empty; swap them\n"
+    malformed = cli("usage", "--since", "2026-13-01")
+    assert malformed.code == 2 and "'2026-13-01' is not a date like 2026-01-31" in malformed.err

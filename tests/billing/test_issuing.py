@@ -8,6 +8,9 @@ from vigint.config import BillingSettings
 from vigint.errors import InvalidInputError
 from vigint.store import Store, UsageDelta
 
+SELLER = BillingSettings(seller_name="Vigint Ops SARL", seller_address="1 rue de la Paix, Paris",
+                         payment_details="IBAN FR76 3000 6000 0112 3456 7890 189")
+
 
 def at(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
@@ -29,7 +32,7 @@ async def test_a_month_is_invoiced_once_from_its_usage_only(db_path):
         await store.record_usage([UsageDelta(key_id, inside, stream_seconds=3600.0),
                                   UsageDelta(key_id, after, stream_seconds=7200.0)], {})
         month = closed_month("2026-10", at("2026-11-02T00:00:00"))
-        first = await issue_invoice(store, BillingSettings(), client_id, month)
-        again = await issue_invoice(store, BillingSettings(), client_id, month)
+        first = await issue_invoice(store, SELLER, client_id, month)
+        again = await issue_invoice(store, SELLER, client_id, month)
         assert again == first and first.period == "2026-10"
         assert [line.quantity for line in first.lines if "hour" in line.unit] == [1]  # October's hour, not November's

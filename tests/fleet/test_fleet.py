@@ -1,7 +1,9 @@
 import asyncio
+import dataclasses
 import email
 import email.policy
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,8 +13,8 @@ from media import make_h264, send_video
 from websockets.asyncio.client import connect
 
 from vigint.alerts import emails
-from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings
-from vigint.fleet.monitor import camera_back, is_spike
+from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings, WebSettings
+from vigint.fleet.monitor import is_spike
 
 
 def fleet_settings(tmp_path, **alerts) -> Settings:
@@ -94,28 +96,40 @@ def test_spikes_are_measured_against_the_trailing_week():
     assert not is_spike(400_000_000, [], factor=5, floor_bytes=500e6)  # a new key under the floor
 
 
-async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_once(start, tmp_path, database):
+async def test_a_camera_gone_past_the_threshold_is_reported_down_once_and_back_once(start, tmp_path, database,
+                                                                                   mailbox):
     # On PostgreSQL, two nodes check the fleet: the camera streams on the second, and it is still reported once.
-    settings = fleet_settings(tmp_path, camera_down_minutes=0.01, link_secret="f" * 64)  # 0.6 s
+    settings = dataclasses.replace(fleet_settings(tmp_path, camera_down_minutes=0.01, link_secret="f" * 64),  # 0.6 s
+                                   email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none"),
+                                   web=WebSettings(public_url="https://vigint.example"))  # one address for all nodes
     nodes = [await start(settings=settings, database=database)
              for _ in range(2 if database.startswith("postgresql://") else 1)]
     server = nodes[-1]
     client_id, _, api_key = await add_client(server.store)
+    await server.store.update_client(client_id, language="fr", timezone="Europe/Paris")
     connection = await stream_from(server, api_key, "door")
     await send_video(connection, make_h264(1))
     await eventually(server.store.cameras)  # the monitor saw the camera live: it can go down from now on
     await connection.close()
-    await eventually(lambda: len(mails(tmp_path)) == 1, timeout=10)
+    await eventually(lambda: len(mailbox.messages) == 1, timeout=10)
     await asyncio.sleep(1.0)
-    assert len(mails(tmp_path)) == 1  # reported once
+    assert len(mailbox.messages) == 1  # reported once
     status = json.loads(await asyncio.to_thread(vigint, "status", "--json", db_path=database))
     assert [(c["client_id"], c["camera"]) for c in status["cameras_down"]] == [(client_id, "door")]
     connection = await stream_from(nodes[0], api_key, "door")  # back, on the other node where there are two
-    await eventually(lambda: len(mails(tmp_path)) == 2, timeout=10)
+    await eventually(lambda: len(mailbox.messages) == 2, timeout=10)
     await asyncio.sleep(1.0)
-    down, back = mails(tmp_path)  # and only those two
-    assert down["Subject"] == "[Vigint] door: camera down" and "has sent no video since" in emails.text_of(down)
-    assert back["Subject"] == "[Vigint] door: camera back" and "streaming again" in emails.text_of(back)
+    down, back = mailbox.messages  # and only those two, in the client's language and time zone, opening its page
+    assert down["Subject"] == "[Vigint] door : caméra hors ligne"
+    assert back["Subject"] == "[Vigint] door : caméra de nouveau en ligne"
+    moment = r"le \d\d/\d\d/\d{4} à \d\d:\d\d:\d\d CES?T\."
+    assert re.search(f"La caméra « door » n'envoie plus de vidéo depuis {moment}", emails.text_of(down))
+    assert re.search(f"La caméra « door » transmet de nouveau la vidéo depuis {moment}", emails.text_of(back))
+    page = "https://vigint.example/cameras"
+    for message in (down, back):
+        html = message.get_body(("html",)).get_content()
+        assert message["Date"] and message["Message-ID"] and f'href="{page}"' in html
+        assert f"Voir vos caméras :\r\n{page}\r\n" in emails.text_of(message)
     kinds = [i.type for i in await server.store.list_incidents(client_id)]
     assert sorted(kinds) == ["camera_back", "camera_down"]
     await connection.close()
@@ -135,10 +149,3 @@ async def test_usage_matches_the_bytes_and_seconds_streamed(start, tmp_path):
     [row] = await server.store.usage_report(client_id, None, None)
     assert row.bytes_received == sent
     assert abs(row.stream_seconds - streamed) <= server.settings.server.usage_flush_seconds + 0.1
-
-
-def test_the_camera_back_alert_says_how_much_footage_is_being_recovered():
-    assert camera_back("front-door", None) == 'Camera "front-door" is streaming again.'
-    assert camera_back("front-door", 240) == ('Camera "front-door" is streaming again; 4 min of footage recorded '
-                                              'while it was offline is being recovered.')
-    assert camera_back("front-door", 40).endswith("; 40 s of footage recorded while it was offline is being recovered.")

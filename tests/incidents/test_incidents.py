@@ -77,7 +77,7 @@ def fetch(link: str) -> tuple[int, bytes]:
 async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, tmp_path, mailbox):
     server = await start(settings=incident_settings(tmp_path, mailbox.port))
     client_id, _, api_key = await add_client(server.store)
-    await server.store.set_client_timezone(client_id, "Asia/Tokyo")
+    await server.store.update_client(client_id, timezone="Asia/Tokyo")
     notices = await stream_scene(server, api_key, make_scene(25, moving=(8, 11)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
     await delivered_incident(server, client_id)

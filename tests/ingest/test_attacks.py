@@ -280,7 +280,7 @@ async def serve_once(folder: Path, env: dict[str, str], timeout: float = 10) -> 
     """Run `vigint serve` expecting it to refuse to start; return its exit code (None if it served) and stderr."""
     serve = ServeProcess(folder, env)
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(serve.db)), cwd=folder, env=serve.env,
+        *(sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(serve.db)), cwd=folder, env=serve.env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         _, err = await asyncio.wait_for(process.communicate(), timeout)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vigint.ingest.http import Unsatisfiable, byte_range
+from vigint.web.ranges import Unsatisfiable, byte_range
 
 
 @pytest.mark.parametrize(("header", "expected"), [

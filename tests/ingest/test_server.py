@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 import weakref
+from datetime import datetime
 
 import pytest
 from conftest import REALTIME, add_client, eventually, run_vigint, url
@@ -390,7 +391,7 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
     async with await Store.open(db_path) as store:
         client_id, _, api_key = await add_client(store)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vigint", "serve", "--port", "0", "--db", str(db_path), cwd=tmp_path,
+        sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db_path), cwd=tmp_path,
         env={**os.environ, "VIGINT_SERVER_DRAIN_SECONDS": "2"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     banner = b""
@@ -422,11 +423,11 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
 async def test_a_port_in_use_is_a_clear_error(start, tmp_path):
     server = await start()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--db", str(tmp_path / "other.db"),
+        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--web-port", "0", "--db", str(tmp_path / "other.db"),
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
-    assert err.decode() == f"vigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"
+    assert err.decode().endswith(f"\nvigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n")
 
 
 async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage_collector(start):
@@ -511,4 +512,5 @@ async def test_a_still_camera_goes_idle_and_status_and_metrics_say_so(start, db_
     result = await asyncio.to_thread(run_vigint, "status", "--json", "--db", str(db_path), cwd=tmp_path)
     status = json.loads(result.stdout)
     assert [(s["camera"], s["mode"]) for s in status["streams"]] == [("till", "idle")]
+    assert datetime.fromisoformat(status["streams"][0]["connected_at"]).tzinfo is not None  # ISO 8601, not epoch
     await connection.close()

@@ -169,6 +169,24 @@ async def test_unknown_ids_are_reported(database):
             await store.reactivate_client(client.id, key_id=99)
 
 
+async def test_a_client_s_alerts_carry_its_own_settings_until_they_are_cleared(database):
+    async with await Store.open(database) as store:
+        client, key, _ = await new_client(store)
+        await store.update_client(client.id, language="fr", timezone="Europe/Paris")
+        incident = await store.create_incident(client.id, key.id, "door", 1_000.0)
+        await store.update_incident(incident.id, stills=2)
+        await store.enqueue_alerts(incident.id, [Channel.EMAIL], 1_001.0)
+        [alert] = await store.due_alerts(2_000.0)
+        assert (alert.client_language, alert.client_timezone, alert.incident.stills) == ("fr", "Europe/Paris", 2)
+        await store.update_client(client.id, language=None)
+        assert (await store.get_client(client.id)).language is None  # the server's again, the zone kept
+        assert (await store.get_client(client.id)).timezone == "Europe/Paris"
+        with pytest.raises(ValueError, match="cannot update client settings"):
+            await store.update_client(client.id, email="x@y.test")
+        with pytest.raises(NotFoundError, match="no client with id 99"):
+            await store.update_client(99, language="en")
+
+
 async def test_keys_cannot_be_added_to_a_revoked_client(database):
     async with await Store.open(database) as store:
         client, _, _ = await new_client(store)

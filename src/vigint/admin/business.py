@@ -4,7 +4,6 @@ Read-only reports from the store, except `invoice`, which issues a month's invoi
 asked for (billing.issuing decides what is billed; this module only prints it).
 """
 
-import argparse
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -13,21 +12,16 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option, running
+from vigint.admin.commands import Commands, live_streams, open_store, option, parse_day, running
 from vigint.billing import invoices
-from vigint.billing.issuing import closed_month, issue_invoice
+from vigint.billing.issuing import closed_month, issue_invoice, void_invoice
 from vigint.config import Settings
+from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
+from vigint.store import KeyState
 
+UNUSED_DAYS = 30  # a key unused this long is probably forgotten: a leak nobody would notice
 commands = Commands()
-
-
-def _parse_day(text: str) -> date:
-    """Parse a YYYY-MM-DD option; argparse turns the error into a usage error (exit code 2)."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
 
 
 def _utc_midnight(day: date | None) -> float | None:
@@ -36,10 +30,12 @@ def _utc_midnight(day: date | None) -> float | None:
 
 @commands.command("usage", "usage per client and key: stream time, bytes, frames",
                   option("--client-id", type=int),
-                  option("--since", type=_parse_day, metavar="YYYY-MM-DD", help="first day counted (UTC)"),
-                  option("--until", type=_parse_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)"),
+                  option("--since", type=parse_day, metavar="YYYY-MM-DD", help="first day counted (UTC)"),
+                  option("--until", type=parse_day, metavar="YYYY-MM-DD", help="last day counted, inclusive (UTC)"),
                   listing=True)
 async def usage(args, settings: Settings, console: Console) -> int:
+    if args.since and args.until and args.since > args.until:
+        raise InvalidInputError(f"--since {args.since} is after --until {args.until}: the period is empty; swap them")
     until = None if args.until is None else args.until + timedelta(days=1)  # --until is inclusive
     async with await open_store(settings) as store:
         if args.client_id is not None:
@@ -95,7 +91,7 @@ async def status(args, settings: Settings, console: Console) -> int:
                            "seen_at": render.iso(node.seen_at), "streams": len(node.document["streams"]),
                            "frames_per_second": node.document["frames_per_second"],
                            "decode_lag_p99_seconds": node.document["decode_lag_p99_seconds"]} for node in nodes],
-                "streams": streams or [],
+                "streams": [{**s, "connected_at": render.iso(s["connected_at"])} for s in streams or []],
                 "clients_streaming": sorted({s["client_id"] for s in streams or []}),
                 "cameras_down": [{"client_id": c.client_id, "camera": c.camera, "since": render.iso(c.down_since)}
                                  for c in down],
@@ -126,22 +122,64 @@ async def status(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@commands.command("invoice", "issue (or print again) a client's invoice for a month",
-                  option("--client-id", type=int, required=True),
-                  option("--period", required=True, metavar="YYYY-MM", help="the month invoiced (UTC)"),
+@commands.command("review", "the regular review: each client's keys, when it was last seen, keys unused for "
+                  f"{UNUSED_DAYS} days (revoke what nobody uses)", listing=True)
+async def review(args, settings: Settings, console: Console) -> int:
+    now = time.time()
+    async with await open_store(settings) as store:
+        clients, keys = await store.list_clients(), await store.list_keys()
+    documents, rows = [], []
+    for client in clients:
+        own = [key for key in keys if key.client_id == client.id]
+        active = [key for key in own if key.state(now) is KeyState.ACTIVE]
+        unused = [key for key in active if (key.last_used_at or key.created_at) < now - UNUSED_DAYS * SECONDS_PER_DAY]
+        last_seen = max((key.last_used_at for key in own if key.last_used_at), default=None)
+        documents.append({"client_id": client.id, "name": client.name, "status": client.status.value,
+                          "active_keys": len(active), "last_seen_at": render.iso(last_seen),
+                          "unused_keys": [{"key_id": key.id, "prefix": key.prefix, "label": key.label,
+                                           "last_used_at": render.iso(key.last_used_at)} for key in unused]})
+        rows.append((str(client.id), client.name, client.status.value, str(len(active)), render.local(last_seen),
+                     ", ".join(f"#{key.id} {key.prefix}… {key.label}".strip() for key in unused) or "—"))
+    flagged = sum(bool(d["unused_keys"]) for d in documents)
+    return render.listing(args.json, console, documents, f"{len(clients)} client(s); {flagged} with keys unused for "
+                          f"{UNUSED_DAYS} days",
+                          ("Client", "Name", "Status", "Active keys", "Last seen", f"Unused {UNUSED_DAYS} days"), rows)
+
+
+@commands.command("invoice", "issue (or print again) a client's invoice for a month; void one with a credit note",
+                  option("action", nargs="?", choices=("void",),
+                         help="void: cancel an issued invoice with a credit note numbered next (--number, --reason)"),
+                  option("--client-id", type=int), option("--period", metavar="YYYY-MM", help="the month invoiced (UTC)"),
+                  option("--allow-empty", action="store_true", help="invoice a month with no usage (0.00) all the same"),
+                  option("--number", type=int, help="an issued invoice: to print again, or to void"),
+                  option("--reason", help="why the invoice is voided, printed on the credit note"),
                   option("--format", choices=("html", "csv"), default="html", help="printable HTML (default) or CSV"),
                   option("--out", type=Path, help="write to this file instead of standard output"))
 async def invoice(args, settings: Settings, console: Console) -> int:
-    month = closed_month(args.period, time.time())  # a bad period is refused before the database is opened
+    if args.action == "void" and (args.number is None or args.reason is None):
+        raise InvalidInputError("vigint invoice void needs --number N and --reason TEXT")
+    if args.action is None and args.number is None and (args.client_id is None or args.period is None):
+        raise InvalidInputError("name the invoice: --client-id N --period YYYY-MM (issued if it was not), or "
+                                "--number N")
+    # A bad period is refused before the database is opened.
+    month = closed_month(args.period, time.time()) if args.action is None and args.number is None else None
     async with await open_store(settings) as store:
-        issued = await issue_invoice(store, settings.billing, args.client_id, month)
+        if args.action == "void":
+            issued = await void_invoice(store, args.number, args.reason)
+        elif month is None:
+            issued = await store.get_invoice(args.number)
+        else:
+            issued = await issue_invoice(store, settings.billing, args.client_id, month, args.allow_empty)
     text = invoices.to_html(issued) if args.format == "html" else invoices.to_csv(issued)
+    kind = "Credit note" if issued.is_credit_note else "Invoice"
     if args.out is None:
         sys.stdout.write(text)
     else:
         args.out.write_text(text, encoding="utf-8")
-        console.print(f"Invoice {issued.number} for client {issued.client_id}, {issued.period}: "
+        console.print(f"{kind} {issued.number} for client {issued.client_id}, {issued.period}: "
                       f"{issued.total} {issued.currency} written to {args.out}", highlight=False)
+    if args.action == "void":
+        print(f"vigint: invoice {args.number} voided by credit note {issued.number}", file=sys.stderr)
     return 0
 
 
@@ -150,7 +188,7 @@ incident_commands = commands.group("incidents", "what the cameras saw, and wheth
 
 @incident_commands.command("list", "list incidents, newest first, with their alert delivery",
                            option("--client-id", type=int),
-                           option("--since", type=_parse_day, metavar="YYYY-MM-DD", help="first day shown (UTC)"),
+                           option("--since", type=parse_day, metavar="YYYY-MM-DD", help="first day shown (UTC)"),
                            listing=True)
 async def incidents_list(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:

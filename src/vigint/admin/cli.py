@@ -13,17 +13,19 @@ import sys
 from rich.console import Console
 
 from vigint import __version__
-from vigint.admin import agent, business, clients, database, operations
+from vigint.admin import agent, business, clients, database, operations, settings
 from vigint.admin.commands import common_options
 from vigint.configfile import load_settings
 from vigint.errors import VigintError
+from vigint.logs import configure_logging
 
 log = logging.getLogger("vigint")
 
 # The command groups, in the order `vigint --help` lists their commands.
-GROUPS = (clients, operations, business, database, agent)
+GROUPS = (clients, operations, business, database, settings, agent)
 # Command-line flags that override a setting, by argparse destination.
 FLAG_SETTINGS = {"db": ("database", "path"), "host": ("server", "host"), "port": ("server", "port"),
+                 "web_port": ("web", "port"),
                  "tls_cert": ("server", "tls_cert"), "tls_key": ("server", "tls_key")}
 
 
@@ -49,16 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.debug, getattr(args, "log_format", "text"))
     try:
-        settings = None
+        loaded = None
         if args.server_side:  # the agent runs at the customer's: no server settings there
-            overrides = {target: getattr(args, flag, None) for flag, target in FLAG_SETTINGS.items()}
-            settings = load_settings(args.config, overrides=overrides)
+            overrides = {target: (getattr(args, flag, None), "--" + flag.replace("_", "-"))
+                         for flag, target in FLAG_SETTINGS.items()}
+            loaded = load_settings(args.config, overrides=overrides)
         # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys.
         console = Console() if sys.stdout.isatty() else Console(width=160)
-        return asyncio.run(args.handler(args, settings, console))
+        return asyncio.run(args.handler(args, loaded, console))
     except VigintError as error:
         if args.debug:
             log.exception("failed")

@@ -5,19 +5,23 @@ Every change here is audited by the store; a new key's plaintext is printed once
 
 import asyncio
 import re
+import sys
 import time
+from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
 from vigint import keys
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option
+from vigint.admin.commands import Commands, is_new_database, live_streams, open_store, option, parse_day
+from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.storage import incident_files, open_clip_storage
 from vigint.media import SECONDS_PER_DAY
-from vigint.store import ApiKey, Client
+from vigint.store import ApiKey, Client, ClientStatus
 
 # Deliberately loose: the mail server is the judge of deliverability; this catches typos and pastes.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -61,6 +65,19 @@ def validate_timezone(name: str | None) -> str | None:
     return name
 
 
+def validate_language(code: str | None) -> str | None:
+    """Return a language of alerts (en, fr; case and outer spaces ignored), or None for an empty one (the
+    server's `[alerts] language`).
+
+    Raises:
+        InvalidInputError: a language alerts are not written in.
+    """
+    language = (code or "").strip().lower()
+    if language and language not in LANGUAGES:
+        raise InvalidInputError(f"unknown language {code!r}: alerts are written in {' or '.join(LANGUAGES)}")
+    return language or None
+
+
 def _key_document(key: ApiKey, now: float) -> dict:
     return {"id": key.id, "client_id": key.client_id, "prefix": key.prefix, "label": key.label,
             "state": key.state(now).value, "created_at": render.iso(key.created_at),
@@ -68,17 +85,24 @@ def _key_document(key: ApiKey, now: float) -> dict:
             "last_used_at": render.iso(key.last_used_at)}
 
 
+TIMEZONE_HELP = "time zone of its alerts, e.g. Europe/Paris (default: the server's)"
+LANGUAGE_HELP = f"language of its alerts: {', '.join(LANGUAGES)} (default: the server's [alerts] language)"
+
+
 @client_commands.command("create", "create a client and print its first API key once",
                          option("--name", required=True, help="the customer's name"),
                          option("--email", required=True, help="where incident alerts are sent"),
-                         option("--timezone", help="time zone of its alerts, e.g. Europe/Paris (default: the server's)"),
+                         option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
                          listing=True)
 async def client_create(args, settings: Settings, console: Console) -> int:
-    name, email, zone = validate_name(args.name), validate_email(args.email), validate_timezone(args.timezone)
+    name, email = validate_name(args.name), validate_email(args.email)
+    zone, language = validate_timezone(args.timezone), validate_language(args.language)
     api_key = keys.generate()
-    async with await open_store(settings) as store:
+    if is_new_database(settings):
+        print(f"vigint: creating a new database at {Path(settings.database.path).absolute()}", file=sys.stderr)
+    async with await open_store(settings, create=True) as store:
         client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key),
-                                                timezone=zone)
+                                                timezone=zone, language=language)
     if args.json:
         render.print_json({"client_id": client.id, "key_id": key.id, "api_key": api_key})
     else:
@@ -87,16 +111,33 @@ async def client_create(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@client_commands.command("update", "change a client's settings",
+@client_commands.command("update", "change a client's settings ('' sets the server's, or none)",
                          option("--client-id", type=int, required=True),
-                         option("--timezone", required=True,
-                                help="time zone of its alerts, e.g. Europe/Paris; '' for the server's"))
+                         option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
+                         option("--address", help="postal address printed on its invoices, on one line"),
+                         option("--vat-id", help="VAT number printed on its invoices"))
 async def client_update(args, settings: Settings, console: Console) -> int:
-    zone = validate_timezone(args.timezone)
+    checks = {"timezone": validate_timezone, "language": validate_language, "address": validate_billing_detail,
+              "vat_id": validate_billing_detail}
+    changes = {name: check(getattr(args, name)) for name, check in checks.items() if getattr(args, name) is not None}
+    if not changes:
+        raise InvalidInputError("nothing to change: give --timezone, --language, --address or --vat-id")
     async with await open_store(settings) as store:
-        await store.set_client_timezone(args.client_id, zone)
-    console.print(f"Client {args.client_id}'s alerts now show times in {zone or 'the server’s time zone'}.")
+        await store.update_client(args.client_id, **changes)
+    said = {"timezone": f"its alerts show times in {changes.get('timezone') or 'the server’s time zone'}",
+            "language": f"its alerts are written in {changes.get('language') or 'the server’s language'}",
+            "address": f"its next invoices are addressed to {changes.get('address') or 'its name alone'}",
+            "vat_id": f"its next invoices show {'VAT ' + changes['vat_id'] if changes.get('vat_id') else 'no VAT number'}"}
+    console.print(f"Client {args.client_id}: {'; '.join(said[name] for name in changes)}.", highlight=False)
     return 0
+
+
+def validate_billing_detail(text: str) -> str | None:
+    """An address or VAT number: one line of at most MAX_NAME_LENGTH characters; '' for none."""
+    text = " ".join(text.split())
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"at most {MAX_NAME_LENGTH} characters, please (got {len(text)})")
+    return text or None
 
 
 @client_commands.command("list", "list clients with their keys and last activity", listing=True)
@@ -120,16 +161,17 @@ async def client_list(args, settings: Settings, console: Console) -> int:
         return sorted({flag.kind for flag in flags if flag.client_id == client.id})
 
     documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
+                  "language": c.language,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
                   "last_seen_at": render.iso(last_seen(c)), "live_cameras": cameras(c), "flags": flag_kinds(c),
                   "keys": [_key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
-    rows = [(str(c.id), c.name, c.email, c.status.value,
+    rows = [(str(c.id), c.name, c.email, c.status.value, f"{c.language or 'default'}\n{c.timezone or 'default'}",
              "\n".join(f"#{k.id} {k.prefix}… {k.state(now).value}" for k in keys_by_client.get(c.id, [])),
              str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(c)), ", ".join(flag_kinds(c)))
             for c in clients]
     return render.listing(args.json, console, documents, f"{len(clients)} client(s)",
-                          ("ID", "Name", "Email", "Status", "Keys", "Live", "Created", "Last seen", "Flags (7 days)"),
-                          rows)
+                          ("ID", "Name", "Email", "Status", "Alerts", "Keys", "Live", "Created", "Last seen",
+                           "Flags (7 days)"), rows)
 
 
 @client_commands.command("revoke", "cut a client off: all its keys stop working at once",
@@ -169,6 +211,26 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
     removed = await asyncio.to_thread(clips.remove_client, client.id, clip_paths)
     console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents; "
                   f"{removed} clip file(s) removed.")
+    return 0
+
+
+@client_commands.command("link", "print a one-time sign-in link to the client's own page, to send it",
+                         option("--client-id", type=int, required=True), option("--json", action="store_true"))
+async def client_link(args, settings: Settings, console: Console) -> int:
+    from vigint.web.access import new_sign_in_link, page_url
+
+    async with await open_store(settings) as store:
+        client = await store.get_client(args.client_id)
+        if client.status is not ClientStatus.ACTIVE:
+            raise InvalidInputError(f"client {client.id} is revoked: reactivate it first "
+                                    f"(vigint client reactivate --client-id {client.id})")
+        link = await new_sign_in_link(store, settings.web, page_url(settings), client.id)
+    minutes = f"{settings.web.sign_in_minutes:g}"
+    if args.json:
+        render.print_json({"client_id": client.id, "url": link, "valid_minutes": settings.web.sign_in_minutes})
+    else:
+        console.print(f"Sign-in link for client {client.id} ({client.name}), valid {minutes} minutes, once:\n{link}",
+                      highlight=False, soft_wrap=True)
     return 0
 
 
@@ -219,10 +281,13 @@ async def key_revoke(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@commands.command("audit", "show admin actions, newest first", option("--client-id", type=int), listing=True)
+@commands.command("audit", "show admin actions, newest first", option("--client-id", type=int),
+                  option("--since", type=parse_day, metavar="YYYY-MM-DD", help="from this day on (the operator's zone)"),
+                  listing=True)
 async def audit(args, settings: Settings, console: Console) -> int:
+    since = None if args.since is None else datetime.combine(args.since, datetime.min.time()).astimezone().timestamp()
     async with await open_store(settings) as store:
-        entries = await store.list_audit(args.client_id)
+        entries = await store.list_audit(args.client_id, since)
     documents = [{"id": e.id, "at": render.iso(e.at), "action": e.action, "client_id": e.client_id,
                   "key_id": e.key_id, "detail": e.detail} for e in entries]
     rows = [(render.local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail) for e in entries]

@@ -9,12 +9,15 @@ than one command group needs.
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
 
 from vigint.config import Settings
+from vigint.errors import ConfigError
 from vigint.store import Node, Store
+from vigint.store.engine import is_postgres
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
 # customer's, such as the agent) and the console; it returns the exit code.
@@ -48,7 +51,9 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     parent.add_argument("--config", type=Path, default=default(None),
                         help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
     parent.add_argument("--debug", action="store_true", default=default(False),
-                        help="log debug detail and show tracebacks")
+                        help="log Vigint's debug detail and show tracebacks")
+    parent.add_argument("--log-format", choices=("text", "json"), default=default("text"),
+                        help="log lines for people (text) or one JSON object a line for log shippers (json)")
     return parent
 
 
@@ -115,9 +120,32 @@ class Commands:
             declared.add_to(subparsers, common)
 
 
-def open_store(settings: Settings) -> Awaitable[Store]:
-    """Open the database the settings name (use as `async with await open_store(settings) as store`)."""
+def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
+    """Open the database the settings name (use as `async with await open_store(settings) as store`).
+
+    A SQLite file that does not exist is refused, in one line naming it and how to name the right one, unless
+    `create` (`serve`, `client create`): a command run in the wrong folder must not make an empty database and
+    report that there are no clients. Raises ConfigError.
+    """
+    if not create and is_new_database(settings):
+        raise ConfigError(f"no database at {Path(settings.database.path).expanduser().absolute()}: run this where "
+                          "`vigint serve` runs, or name its database with --db PATH, $VIGINT_DB or [database] path in "
+                          "config.ini")
     return Store.open(settings.database.path)
+
+
+def is_new_database(settings: Settings) -> bool:
+    """Whether opening the settings' database would create it (a SQLite file that does not exist yet): the
+    commands that may create one say so."""
+    return not is_postgres(settings.database.path) and not Path(settings.database.path).expanduser().exists()
+
+
+def parse_day(text: str) -> date:
+    """Parse a YYYY-MM-DD option; argparse turns the error into a usage error (exit code 2)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
 
 
 def running(nodes: list[Node], settings: Settings, now: float) -> list[Node]:

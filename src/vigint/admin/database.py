@@ -1,4 +1,5 @@
-"""`vigint db copy`: move up from the embedded SQLite file to PostgreSQL, every row and id, counts verified.
+"""`vigint db backup`: a consistent copy of the SQLite file while servers run; `vigint db copy`: move up from the
+embedded SQLite file to PostgreSQL, every row and id, counts verified.
 
 The copy itself is the store's (`vigint.store.copy`); this module checks what it is asked, prints the progress
 and the verified counts, and copies the clips to object storage with them (`--clips`).
@@ -7,22 +8,27 @@ and the verified counts, and copies the clips to object storage with them (`--cl
 import argparse
 import asyncio
 import dataclasses
+import os
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, option
+from vigint.admin.commands import Commands, live_streams, open_store, option
+from vigint.alerts.links import LINK_SECRET_FILE
 from vigint.config import Settings, clips_location
 from vigint.errors import InvalidInputError, StoreError
 from vigint.incidents import storage
 from vigint.incidents.storage import incident_files, open_clip_storage
 from vigint.store import Store
 from vigint.store.copy import check_targets, copy_database, ensure_empty
+from vigint.store.engine import is_postgres
 
 commands = Commands()
-db_commands = commands.group("db", "move the database up: copy a SQLite file into PostgreSQL")
+db_commands = commands.group("db", "back up the SQLite database, or move it up: copy it into PostgreSQL")
 
 
 def _s3_url(text: str) -> str:
@@ -77,3 +83,35 @@ async def db_copy(args, settings: Settings, console: Console) -> int:
     console.print(f"Copied {sum(c.target for c in counts):,} rows into {target.name}. Point [database] path "
                   "(or VIGINT_DB) at it, then start vigint serve.", highlight=False, markup=False)
     return 0
+
+
+@db_commands.command("backup", "copy the SQLite database to a new file, consistent even while servers write to it",
+                     option("--to", type=Path, required=True, help="the backup file to create (owner-only)"))
+async def db_backup(args, settings: Settings, console: Console) -> int:
+    source = settings.database.path
+    if is_postgres(source):
+        raise InvalidInputError("a PostgreSQL database is backed up with PostgreSQL's tools: pg_dump --format=custom")
+    if args.to.exists():
+        raise InvalidInputError(f"{args.to} exists already: name a new file")
+    async with await open_store(settings):  # refuses a database that does not exist, migrates an old one
+        pass
+    size = await asyncio.to_thread(_backup, Path(source).expanduser(), args.to)
+    console.print(f"Backed up {source} to {args.to} ({size / 1e6:.1f} MB). Keep it with the clip-link secret "
+                  f"({settings.storage.data_dir / LINK_SECRET_FILE} unless [alerts] link_secret is set): links already "
+                  "sent need it.", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def _backup(source: Path, target: Path) -> int:
+    """Copy `source` with SQLite's online backup into `target`, owner-only and whole or not at all; return its
+    size. The copy is a snapshot: writers go on meanwhile."""
+    partial = target.with_name(target.name + ".part")
+    descriptor = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(descriptor)
+    try:
+        with closing(sqlite3.connect(source)) as origin, closing(sqlite3.connect(partial)) as copy:
+            origin.backup(copy)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target.stat().st_size

@@ -24,10 +24,11 @@ from vigint.agent.settings import TEST_SOURCE, AgentSettings, Camera
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import open_spool, run_camera
 from vigint.alerts import emails
-from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings
+from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings, WebSettings
 from vigint.ingest.server import Server
 from vigint.store import Store
 from vigint.tasks import wait_for_event
+from vigint.web.access import new_sign_in_link, page_url
 
 CAMERA = "shop-floor"
 
@@ -37,7 +38,7 @@ async def run_demo(console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="vigint-demo-") as folder:
         root = Path(folder)
         settings = Settings(database=DatabaseSettings(str(root / "vigint.db")),
-                            server=ServerSettings(port=0),
+                            server=ServerSettings(port=0), web=WebSettings(port=0),
                             storage=StorageSettings(data_dir=root / "data"),
                             email=EmailSettings(capture_dir=root / "mail"))
         async with await Store.open(settings.database.path) as store:
@@ -71,6 +72,9 @@ async def _stream_and_show(server: Server, client_id: int, api_key: str, url: st
     console.print(f"Vigint demo: server on {url}, client {client_id}, files in {settings.storage.data_dir.parent}\n"
                   "A square crosses the test picture: watch the incident and its alert email appear. "
                   "Ctrl-C stops.", highlight=False)
+    link = await new_sign_in_link(server.store, settings.web, page_url(settings, server.page.port), client_id)
+    console.print(f"The demo customer's own page (incidents, clips, cameras): open {link} in a browser on this "
+                  "machine (a sign-in link: it works once).", highlight=False, soft_wrap=True)
     try:
         with Live(console=console, refresh_per_second=2, transient=not console.is_terminal) as live:
             while not stopping.is_set():

@@ -6,6 +6,7 @@ unpacks itself at every start, and every second counts there).
 """
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -15,33 +16,53 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint import __version__, protocol
-from vigint.admin.commands import Commands, open_store, option
+from vigint.admin.commands import Commands, is_new_database, open_store, option
+from vigint.admin.settings import overridden
 from vigint.config import Settings
 
+log = logging.getLogger(__name__)
 commands = Commands()
 
 
 @commands.command("serve", "run the server: authenticated camera streams, decoding, analysis",
                   option("--host", help="address to listen on (default: [server] host, 127.0.0.1)"),
                   option("--port", type=int, help="TCP port (default: [server] port, 5002; 0 picks a free one)"),
-                  option("--tls-cert", type=Path, help="PEM certificate chain: serve wss://"),
-                  option("--tls-key", type=Path, help="PEM private key for --tls-cert"))
+                  option("--web-port", type=int, help="TCP port of the customers' page (default: [web] port, 5003; "
+                         "0 picks a free one)"),
+                  option("--tls-cert", type=Path, help="PEM certificate chain: serve wss:// and https://"),
+                  option("--tls-key", type=Path, help="PEM private key for --tls-cert"),
+                  option("--insecure", action="store_true", help="serve without TLS on a non-loopback address "
+                         "without the warning (TLS ends at a proxy in front)"))
 async def serve(args, settings: Settings, console: Console) -> int:
     from vigint.ingest.server import Server
+    from vigint.web.access import page_url
+
+    if not settings.server.tls_cert and not args.insecure and not _loopback(settings.server.host):
+        log.warning("serving %s without TLS: API keys, video and sign-in links cross the network readable by anyone "
+                    "on the way; set [server] tls_cert and tls_key (`vigint cert` makes a pair), or pass --insecure "
+                    "when a TLS proxy in front ends TLS", settings.server.host)
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
-    async with await open_store(settings) as store:
+    new = is_new_database(settings)
+    async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
+        stopping = _stop_on_signals()  # before the banner: whoever reads it may stop the server at once
+        log.info("serving streams on %s:%d and the customers' page on port %d", settings.server.host, server.port,
+                 server.page.port)
         scheme = "wss" if server.tls else "ws"
         console.print(f"Vigint {__version__} serving\n"
                       f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
                       f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
-                      f"  database   {store.name} ({await store.count_clients()} clients)\n"
-                      f"  settings   {settings.source or 'embedded defaults'}\n"
+                      f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
+                      "`vigint client link`)\n"
+                      f"  database   {store.name} "
+                      f"({'new: created now' if new else f'{await store.count_clients()} clients'})\n"
+                      f"  settings   {settings.source or 'embedded defaults'}; overridden: "
+                      f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
-                      highlight=False)
-        await _until_signalled()
+                      highlight=False, soft_wrap=True)
+        await stopping.wait()
         console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
                       f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
         await server.drain()
@@ -51,8 +72,16 @@ async def serve(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-async def _until_signalled() -> None:
-    """Return at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
+def _loopback(host: str) -> bool:
+    """Whether `host` reaches this machine only (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """Return an event set at the first SIGINT or SIGTERM, for a graceful stop; a second one exits at once."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -64,7 +93,7 @@ async def _until_signalled() -> None:
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, on_signal)
-    await stopping.wait()
+    return stopping
 
 
 @commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",

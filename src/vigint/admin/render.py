@@ -12,17 +12,19 @@ from rich.table import Table
 
 
 def iso(timestamp: float | None) -> str | None:
-    """Return a Unix time as ISO 8601 UTC to the second (`2026-01-31T12:00:00Z`), for JSON; None stays None."""
+    """Return a Unix time as ISO 8601 UTC to the second (`2026-01-31T12:00:00Z`: Z is the zero offset), for JSON,
+    every command's the same; None stays None."""
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def local(timestamp: float | None) -> str:
-    """Return a Unix time in local time to the minute, for tables; a dash for none."""
+    """Return a Unix time in the operator's time zone to the minute, the zone shown (`2026-01-31 13:00 CET`), for
+    tables; a dash for none."""
     if timestamp is None:
         return "—"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def print_json(document) -> None:

@@ -1,9 +1,14 @@
 """Alert emails to customers and flag emails to the operator: composed, then sent (blocking: worker threads).
 
-An alert is a text and an HTML part (every value escaped: a camera name or an AI's description is the customer's
-or a model's text), with the `Date` and `Message-ID` headers RFC 5322 asks for. The Message-ID is derived from
-the incident and the deployment, so an alert sent again after a crash or a failed attempt keeps it: the
-customer's mail client shows one message, not two.
+An alert is a text part and an HTML part (every value escaped: a camera name or an AI's description is the
+customer's or a model's text) saying the same, in the client's language and time zone (templates.py), with the
+`Date` and `Message-ID` headers RFC 5322 asks for. Its main link opens the incident on the customer's page; the
+signed clip link is a direct download. When the incident has a still, the HTML part shows it inline
+(multipart/related: the image travels with the email, so no remote image is loaded to show it).
+
+The Message-ID is derived from the incident and the deployment rather than stored: an alert sent again after a
+crash or a failed attempt keeps it (the customer's mail client shows one message, not two) without a write
+before each attempt, and whichever node sends it derives the same one.
 """
 
 import hashlib
@@ -11,75 +16,38 @@ import html
 import smtplib
 import ssl
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vigint.alerts import templates
+from vigint.alerts.links import CAMERA_EVENTS, AlertLinks
 from vigint.config import AlertSettings, EmailSettings
 from vigint.files import write_private
-from vigint.store import Flag, Incident
+from vigint.store import Alert, Flag
 
-CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})  # incidents without a clip: a camera left or returned
+BUTTON_STYLE = ("display:inline-block;padding:10px 16px;background:#1a56db;color:#fff;text-decoration:none;"
+                "border-radius:6px")
+STILL_WIDTH = 480  # pixels: fits a phone's mail client; wider screens scale it no further
 
-TEMPLATES = {
-    "en": {
-        "subject": "[Vigint] {kind} at {camera}, {when}",
-        "event_subject": "[Vigint] {camera}: {kind}",
-        "body": ("Hello {name},\n\nVigint saw {kind} on camera \"{camera}\" at {when}.\n{description}{threat}\n"
-                 "{clip}\n\n— Vigint\n"),
-        "threat": "Threat level (AI check): {threat}/2.\n",
-        "watch": "Watch the clip",
-        "clip": "Watch the clip (link valid until {expires}):\n{link}",
-        "no_clip": "No clip could be saved for this incident.",
-        "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
-        "event_body": "Hello {name},\n\n{description}\n\n— Vigint\n",
-        "offline": "Recorded {start}–{end} while the camera was offline; sent once it was back.\n",
-    },
-    "fr": {
-        "subject": "[Vigint] {kind} sur {camera}, {when}",
-        "event_subject": "[Vigint] {camera} : {kind}",
-        "body": ("Bonjour {name},\n\nVigint a détecté {kind} sur la caméra « {camera} » le {when}.\n"
-                 "{description}{threat}\n{clip}\n\n— Vigint\n"),
-        "threat": "Niveau de menace (vérification IA) : {threat}/2.\n",
-        "watch": "Voir la séquence",
-        "clip": "Voir la séquence (lien valable jusqu'au {expires}) :\n{link}",
-        "no_clip": "Aucune séquence n'a pu être enregistrée pour cet incident.",
-        "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne", "camera_back": "caméra de retour"},
-        "event_body": "Bonjour {name},\n\n{description}\n\n— Vigint\n",
-        "offline": "Enregistré de {start} à {end} pendant que la caméra était hors ligne ; reçu à son retour.\n",
-    },
-}
+
+@dataclass(frozen=True)
+class Content:
+    """What an alert says, rendered alike as its text part and its HTML part."""
+
+    subject: str
+    greeting: str
+    lines: tuple[str, ...]  # what happened, one paragraph
+    action: tuple[str, str]  # label and address of the main link (a button in HTML)
+    download: tuple[str, str, str] | None  # label, clip link and its validity; None: no clip to download
+    note: str  # said after the links (no clip saved), or empty
+    signature: str
+    still_label: str  # the inline still's alternative text
 
 
 def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _local(timestamp: float, timezone_name: str | None) -> datetime:
-    """Return `timestamp` in the IANA zone `timezone_name`, or in the server's zone (None, or a zone the system
-    no longer knows: an alert is never lost to it)."""
-    try:
-        zone = ZoneInfo(timezone_name) if timezone_name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = None
-    return datetime.fromtimestamp(timestamp, zone).astimezone(zone)
-
-
-def _when(timestamp: float, timezone_name: str | None) -> str:
-    return _local(timestamp, timezone_name).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def offline_note(incident: Incident, language: str = "en", timezone_name: str | None = None) -> str:
-    """Return the line saying that an incident was recorded while its camera was offline (empty if it was not):
-    when it started and ended, in the client's zone (the end without its date on the same day)."""
-    if not incident.offline:
-        return ""
-    start, end = _local(incident.started_at, timezone_name), _local(incident.ended_at or incident.started_at,
-                                                                     timezone_name)
-    end_format = "%H:%M:%S %Z" if end.date() == start.date() else "%Y-%m-%d %H:%M:%S %Z"
-    return TEMPLATES[language]["offline"].format(start=start.strftime("%Y-%m-%d %H:%M:%S"),
-                                                 end=end.strftime(end_format))
 
 
 def message_id(incident_id: int, secret: str, sender: str) -> str:
@@ -93,38 +61,72 @@ def _domain(sender: str) -> str:
     return sender.rpartition("@")[2] or "localhost"
 
 
-def compose_email(incident: Incident, client_name: str, client_email: str, link: str, expires: int,
-                  alerts: AlertSettings, email: EmailSettings, secret: str,
-                  timezone_name: str | None = None) -> EmailMessage:
-    """Return the alert email for an incident, in the configured language and the client's time zone (None: the
-    server's): text and HTML, dated, with the Message-ID of `message_id` (`secret`: the clip-link secret)."""
-    template = TEMPLATES[alerts.language]
-    kind = template["kinds"].get(incident.type, incident.type)
-    clip = (template["clip"].format(expires=_when(expires, timezone_name), link=link) if incident.clip_path
-            else template["no_clip"])
+def _content(alert: Alert, targets: AlertLinks, language: str) -> Content:
+    """Return what an alert says in `language`: an incident with its page and clip, or a camera event (its
+    description, written in the client's words when it was recorded) with the page."""
+    incident, template, zone = alert.incident, templates.TEMPLATES[language], alert.client_timezone
+    fields = {"kind": template["kinds"].get(incident.type, incident.type), "camera": incident.camera,
+              "when": templates.when(incident.started_at, language, zone)}
+    common = {"greeting": template["greeting"].format(name=alert.client_name), "signature": template["signature"],
+              "still_label": template["still"].format(**fields)}
+    if incident.type in CAMERA_EVENTS:
+        return Content(template["event_subject"].format(**fields), lines=(incident.description,),
+                       action=(template["open_cameras"], targets.page), download=None, note="", **common)
     ai_checked = incident.verdict != "not_checked"  # a threat level is the AI's: none without it
-    fields = {"kind": kind, "camera": incident.camera, "when": _when(incident.started_at, timezone_name),
-              "name": client_name, "description": offline_note(incident, alerts.language, timezone_name)
-              + (f"{incident.description}\n" if incident.description else ""),
-              "threat": template["threat"].format(threat=incident.threat) if ai_checked else "", "clip": clip}
-    camera_event = incident.type in CAMERA_EVENTS
-    text = template["event_body" if camera_event else "body"].format(**fields)
-    message = _dated(email.sender, client_email, template["event_subject" if camera_event else "subject"].format(**fields),
-                     message_id(incident.id, secret, email.sender))
-    message.set_content(text)
-    watch = template["watch"] if incident.clip_path and not camera_event else None
-    message.add_alternative(_html(text, link if watch else None, watch), subtype="html")
+    lines = [template["seen"].format(**fields), templates.offline_note(incident, language, zone),
+             incident.description, template["threat"].format(threat=incident.threat) if ai_checked else ""]
+    download = (template["download"], targets.clip, template["valid_until"].format(
+        expires=templates.when(targets.clip_expires, language, zone))) if incident.clip_path else None
+    return Content(template["subject"].format(**fields), lines=tuple(line for line in lines if line),
+                   action=(template["open"], targets.page), download=download,
+                   note="" if download else template["no_clip"], **common)
+
+
+def compose_email(alert: Alert, targets: AlertLinks, alerts: AlertSettings, email: EmailSettings, secret: str,
+                  still: bytes | None = None) -> EmailMessage:
+    """Return the email of an alert, in the client's language and time zone (else the server's): text and
+    HTML, dated, with the Message-ID of `message_id` (`secret`: the clip-link secret), and `still` (JPEG
+    bytes), if given, shown inline in the HTML part."""
+    language = templates.choose_language(alert.client_language, alerts.language)
+    content = _content(alert, targets, language)
+    identifier = message_id(alert.incident.id, secret, email.sender)
+    message = _dated(email.sender, alert.client_email, content.subject, identifier)
+    message.set_content(_text(content, templates.TEMPLATES[language]["colon"]))
+    cid = f"<still.{identifier[1:]}" if still else None  # as stable as the Message-ID
+    message.add_alternative(_html(content, cid), subtype="html")
+    if still:
+        message.get_body(("html",)).add_related(still, "image", "jpeg", cid=cid, disposition="inline",
+                                                filename=f"incident-{alert.incident.id}.jpg")
     return message
 
 
-def _html(text: str, link: str | None, watch: str | None) -> str:
-    """Return the HTML part: the text's paragraphs, escaped, and the clip link as a button-like anchor."""
-    paragraphs = "".join(f"<p>{html.escape(paragraph).replace(chr(10), '<br>')}</p>"
-                         for paragraph in text.strip().split("\n\n"))
-    button = (f'<p><a href="{html.escape(link)}" style="display:inline-block;padding:10px 16px;background:#1a56db;'
-              f'color:#fff;text-decoration:none;border-radius:6px">{html.escape(watch)}</a></p>') if link else ""
-    return (f'<!doctype html><html><body style="font-family:sans-serif;font-size:16px;line-height:1.4">'
-            f"{paragraphs}{button}</body></html>")
+def _text(content: Content, colon: str) -> str:
+    """Return the text part: paragraphs, each link on a line of its own under its label."""
+    label, address = content.action
+    paragraphs = [content.greeting, "\n".join(content.lines), f"{label}{colon}\n{address}"]
+    if content.download:
+        label, address, validity = content.download
+        paragraphs.append(f"{label} ({validity}){colon}\n{address}")
+    return "\n\n".join([*paragraphs, *filter(None, [content.note]), content.signature]) + "\n"
+
+
+def _html(content: Content, cid: str | None) -> str:
+    """Return the HTML part: the text's paragraphs escaped, the still (`cid`: its Content-ID, if any) and the
+    main link as a button, both opening the page, and the clip's download link."""
+    label, address = (html.escape(part) for part in content.action)
+    blocks = [html.escape(content.greeting), "<br>".join(html.escape(line) for line in content.lines)]
+    if cid:
+        blocks.append(f'<a href="{address}"><img src="cid:{html.escape(cid[1:-1])}" '
+                      f'alt="{html.escape(content.still_label)}" width="{STILL_WIDTH}" '
+                      'style="max-width:100%;height:auto;border:0;border-radius:6px"></a>')
+    blocks.append(f'<a href="{address}" style="{BUTTON_STYLE}">{label}</a>')
+    if content.download:
+        download, clip, validity = (html.escape(part) for part in content.download)
+        blocks.append(f'<a href="{clip}">{download}</a> ({validity})')
+    blocks += [html.escape(text) for text in (content.note, content.signature) if text]
+    paragraphs = "".join(f"<p>{block.replace(chr(10), '<br>')}</p>" for block in blocks)  # a description's lines
+    return ('<!doctype html><html><body style="font-family:sans-serif;font-size:16px;line-height:1.4">'
+            f"{paragraphs}</body></html>")
 
 
 def _dated(sender: str, recipient: str, subject: str, identifier: str) -> EmailMessage:
@@ -144,6 +146,15 @@ def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> 
     subject = f"[Vigint] unusual usage: {flag.kind}" + (f" (client {flag.client_id})" if flag.client_id else "")
     message = _dated(email.sender, recipient, subject, make_msgid(domain=_domain(email.sender)))
     message.set_content(f"{flag.detail}\n\nFlagged at {_utc(flag.at)} UTC. See `vigint alerts`.\n")
+    return message
+
+
+def compose_sign_in_email(recipient: str, link: str, minutes: float, language: str,
+                          email: EmailSettings) -> EmailMessage:
+    """Return the email carrying a one-time sign-in link to the customer's page, in its language."""
+    template = templates.TEMPLATES[language]
+    message = _dated(email.sender, recipient, template["sign_in_subject"], make_msgid(domain=_domain(email.sender)))
+    message.set_content(template["sign_in"].format(link=link, minutes=f"{minutes:g}") + "\n")
     return message
 
 

@@ -1,14 +1,16 @@
-"""Signed clip links, and the secret that signs them.
+"""The links in alerts: the incident on the customer's page, signed clip links, and the secret that signs them.
 
-Links are `GET /clips/<id>?exp=…&sig=…`, where sig is an HMAC of the incident, its client and the expiry
+Clip links are `GET /clips/<id>?exp=…&sig=…`, where sig is an HMAC of the incident, its client and the expiry
 with the server's secret: an expired, tampered or re-targeted link is refused (403). Whoever knows the
 secret can open every clip, so it is long, kept owner-only and never empty (`load_link_secret`).
+The page link carries no secret: the page asks for a sign-in first when the browser has none.
 """
 
 import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -24,15 +26,37 @@ LINK_SECRET_FILE = "link-secret"
 # before int(), which would otherwise raise on thousands of digits (and answer 500 instead of 403).
 EXPIRY_PATTERN = re.compile(r"[0-9]{1,12}")
 SIGNATURE_PATTERN = re.compile(r"[0-9a-f]{64}")  # hex SHA-256; compare_digest raises on non-ASCII text
+CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})  # incidents without a clip: a camera left or returned
 
-def load_link_secret(configured: str, data_dir: Path) -> str:
+
+@dataclass(frozen=True)
+class AlertLinks:
+    """Where an alert points: the customer's page (`page_link`) and the incident's signed clip link."""
+
+    page: str
+    clip: str
+    clip_expires: int  # Unix seconds
+
+
+def page_link(page_url: str, incident: Incident) -> str:
+    """Return the page an alert opens (the customer's page asks for a sign-in first if needed): the incident's own,
+    `<page_url>/incidents/<id>`, or for a camera going down or coming back the cameras', `<page_url>/cameras`."""
+    base = page_url.rstrip("/")
+    return f"{base}/cameras" if incident.type in CAMERA_EVENTS else f"{base}/incidents/{incident.id}"
+
+
+def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> str:
     """Return the secret that signs clip links: `configured` ([alerts] link_secret) if set, else the one kept
-    in `data_dir/link-secret`, generated there (64 hex digits, owner-only) the first time.
+    in `data_dir/link-secret`, generated there (64 hex digits, owner-only) the first time. Nodes sharing a
+    database (`shared`) must be configured with one: a link must open on whichever node gets it.
 
     Raises ConfigError, with one line that never shows the secret, when the configured secret is shorter
     than MIN_LINK_SECRET_LENGTH, when the file cannot be written (nothing partial is left behind) or read,
     or when it holds fewer than MIN_LINK_SECRET_LENGTH characters (an empty or truncated file).
     """
+    if shared and not configured:
+        raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
+                          "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
     if configured:
         if len(configured.strip()) < MIN_LINK_SECRET_LENGTH:
             raise ConfigError(f"[alerts] link_secret must be at least {MIN_LINK_SECRET_LENGTH} characters "

@@ -7,6 +7,7 @@ restart: the sender looks at the outbox when woken (new alerts, or stopping) and
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from vigint.alerts import emails, links, webhooks
@@ -14,7 +15,7 @@ from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.media import SECONDS_PER_DAY
 from vigint.metrics import Metrics
-from vigint.store import Alert, Channel, Store
+from vigint.store import Alert, Channel, Incident, Store
 from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ IDLE_LOOK_SECONDS = 1.0  # how often the outbox is looked at without a wake-up (
 # How long an alert is claimed for, in delivery timeouts: smtplib's applies to each step (connect, EHLO, STARTTLS,
 # login, MAIL, RCPT, DATA), so a slow server can take several before the delivery fails or succeeds.
 CLAIM_TIMEOUTS = 8
+JPEG_START = b"\xff\xd8\xff"  # every JPEG file starts so: anything else is not shown as one
 
 
 def channels(settings: Settings) -> list[Channel]:
@@ -40,13 +42,20 @@ def link_expiry(settings: Settings, started_at: float, now: float) -> int:
 
 
 class Outbox:
-    """Sends the alerts of one server; `run` until its stop event, `wake` when there is new work."""
+    """Sends the alerts of one server; `run` until its stop event, `wake` when there is new work.
+
+    `page_url` is the base of the customer's page, `base_url` this server's own address (clip links, unless
+    `[alerts] public_url` is set). `read_file(name)` reads a file of the clip storage (bytes, or None if there is none;
+    blocking, so called in `pool`), where `still_name(client_id, incident_id, index)` names an incident's stills.
+    """
 
     def __init__(self, settings: Settings, store: Store, usage: UsageMeter, metrics: Metrics, pool: Executor,
-                 secret: str, base_url: str):
+                 secret: str, page_url: str, base_url: str, read_file: Callable[[str], bytes | None],
+                 still_name: Callable[[int, int, int], str]):
         self.settings, self.store, self.usage, self.metrics, self._pool = settings, store, usage, metrics, pool
         self.secret = secret  # signs clip links: links.load_link_secret guarantees it is long enough
         self.base_url = settings.alerts.public_url or base_url
+        self.page_url, self._read_file, self._still_name = page_url, read_file, still_name
         self.channels = channels(settings)
         # An alert is claimed for one delivery at a time: if this node dies sending it, any node retries it then.
         self._claim_seconds = settings.email.timeout_seconds * CLAIM_TIMEOUTS
@@ -74,16 +83,16 @@ class Outbox:
     async def _deliver(self, alert: Alert) -> None:
         incident = alert.incident
         expires = link_expiry(self.settings, incident.started_at, time.time())
-        link = links.clip_link(self.base_url, self.secret, incident, expires)
+        targets = links.AlertLinks(links.page_link(self.page_url, incident),
+                                   links.clip_link(self.base_url, self.secret, incident, expires), expires)
         loop = asyncio.get_running_loop()
         try:
             if alert.channel is Channel.EMAIL:
-                message = emails.compose_email(incident, alert.client_name, alert.client_email, link, expires,
-                                               self.settings.alerts, self.settings.email, self.secret,
-                                               alert.client_timezone)
+                message = emails.compose_email(alert, targets, self.settings.alerts, self.settings.email, self.secret,
+                                               await self._still(incident))
                 await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
             else:  # Channel.WEBHOOK: the store takes and reads no other channel
-                body = webhooks.webhook_body(incident, link)
+                body = webhooks.webhook_body(incident, targets)
                 await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
                                            self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
         except Exception as error:  # noqa: BLE001 - SMTP, TLS and HTTP failures all mean "retry later"
@@ -94,6 +103,23 @@ class Outbox:
         if incident.key_id is not None:
             self.usage.add_alert(incident.key_id, time.time())
         log.info("incident %d: %s alert delivered", incident.id, alert.channel)
+
+    async def _still(self, incident: Incident) -> bytes | None:
+        """Return the still an incident's email shows, or None: it has none, or it cannot be read (logged: the
+        alert goes without it rather than not at all)."""
+        if not incident.stills:
+            return None
+        try:
+            still = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._read_file, self._still_name(incident.client_id, incident.id, 0))  # the thumbnail
+        except Exception as error:  # noqa: BLE001 - a storage failure of any kind costs the picture, not the alert
+            log.warning("incident %d: still not read (%s); alerting without it", incident.id, error)
+            return None
+        if not still or not still.startswith(JPEG_START):
+            log.warning("incident %d: still %s; alerting without it", incident.id,
+                        "missing" if still is None else "not a JPEG")
+            return None
+        return still
 
     async def _failed(self, alert: Alert, error: Exception) -> None:
         delay = min(self.settings.alerts.max_retry_seconds, self.settings.alerts.retry_seconds * 2 ** alert.attempts)

@@ -6,17 +6,19 @@ import json
 import urllib.request
 from datetime import datetime, timezone
 
-from vigint.alerts.emails import offline_note
+from vigint.alerts.links import AlertLinks
+from vigint.alerts.templates import offline_note
 from vigint.store import Incident
 
 
-def webhook_body(incident: Incident, link: str) -> bytes:
-    """Return the JSON a webhook receives for an incident."""
+def webhook_body(incident: Incident, targets: AlertLinks) -> bytes:
+    """Return the JSON a webhook receives for an incident: what happened, its page and its clip link."""
+    started_at = datetime.fromtimestamp(incident.started_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     return json.dumps({"type": "incident", "incident_id": incident.id, "client_id": incident.client_id,
                        "camera": incident.camera, "kind": incident.type, "description": incident.description,
-                       "threat": incident.threat, "started_at": datetime.fromtimestamp(incident.started_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
-                       "clip_url": link, "offline": incident.offline,
-                       "note": offline_note(incident).strip()}).encode()
+                       "threat": incident.threat, "started_at": started_at, "page_url": targets.page,
+                       "clip_url": targets.clip, "offline": incident.offline,
+                       "note": offline_note(incident)}).encode()
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

@@ -75,24 +75,46 @@ def to_csv(invoice: Invoice) -> str:
 
 
 def to_html(invoice: Invoice) -> str:
-    """Return the invoice as a self-contained HTML page that prints on one A4 sheet."""
+    """Return the invoice (or credit note) as a self-contained HTML page that prints on one A4 sheet: seller and
+    buyer, number, dates, lines, VAT, total, and how to pay."""
     e = html.escape
+    kind = "Credit note" if invoice.is_credit_note else "Invoice"
     rows = "\n".join(f"<tr><td>{e(line.description)}</td><td class=n>{line.quantity}</td><td>{e(line.unit)}</td>"
                      f"<td class=n>{line.unit_price}</td><td class=n>{line.amount}</td></tr>" for line in invoice.lines)
     vat_percent = f"{invoice.vat_rate * 100:f}".rstrip("0").rstrip(".")
+
+    def party(name: str, address: str, vat_id: str, email: str = "") -> str:
+        return "<br>".join(part for part in (f"<b>{e(name)}</b>", e(address), e(email),
+                                             f"VAT {e(vat_id)}" if vat_id else "") if part)
+    dates = [("Issued", invoice.issued_on), ("Period", invoice.period), ("Client", str(invoice.client_id))]
+    if invoice.due_on:
+        dates.insert(1, ("Due", invoice.due_on))
+    notes = []
+    if invoice.is_credit_note:
+        notes.append(f"<p class=note>Voids invoice {invoice.voids}: {e(invoice.reason)}</p>")
+    if invoice.voided_by is not None:
+        notes.append(f"<p class=note>Voided by credit note {invoice.voided_by}: nothing is due on this invoice.</p>")
+    payment = (f"<h2>Payment</h2><p>Please pay {invoice.total} {e(invoice.currency)} by {invoice.due_on}, with the "
+               f"reference <b>{kind} {invoice.number}</b>:<br>{e(invoice.payment_details)}</p>"
+               if invoice.payment_details and not invoice.is_credit_note and invoice.voided_by is None else "")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Invoice {invoice.number}</title>
-<style>body{{font:14px system-ui,sans-serif;max-width:50em;margin:2em auto}}table{{width:100%;border-collapse:collapse}}
-td,th{{padding:.3em;border-bottom:1px solid #ccc;text-align:left}}.n{{text-align:right}}
-@media print{{body{{margin:0}}}}</style></head><body>
-<h1>Invoice {invoice.number}</h1>
-<p><b>{e(invoice.seller_name)}</b><br>{e(invoice.seller_address)}<br>{('VAT ' + e(invoice.seller_vat_id)) if invoice.seller_vat_id else ''}</p>
-<p>Billed to: <b>{e(invoice.client_name)}</b> ({e(invoice.client_email)}), client {invoice.client_id}<br>
-Issued {invoice.issued_on} for {invoice.period}. Amounts in {e(invoice.currency)}.</p>
+<html lang="en"><head><meta charset="utf-8"><title>{kind} {invoice.number}</title>
+<style>@page{{size:A4;margin:18mm}}body{{font:11pt/1.4 system-ui,sans-serif;max-width:48em;margin:2em auto;color:#111}}
+table{{width:100%;border-collapse:collapse}}td,th{{padding:.3em;border-bottom:1px solid #ccc;text-align:left}}
+.n{{text-align:right}}.parties{{display:flex;justify-content:space-between;gap:2em;margin:1.5em 0}}
+.note{{border:2px solid #b00;color:#b00;padding:.5em}}h2{{font-size:1.1em;margin-top:1.5em}}
+@media print{{body{{margin:0;max-width:none}}}}</style></head><body>
+<h1>{kind} {invoice.number}</h1>
+<div class=parties><div>{party(invoice.seller_name, invoice.seller_address, invoice.seller_vat_id)}</div>
+<div>Billed to:<br>{party(invoice.client_name, invoice.client_address, invoice.client_vat_id, invoice.client_email)}</div></div>
+<table>{"".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in dates)}</table>
+{"".join(notes)}
+<h2>Lines</h2>
 <table><tr><th>Description</th><th class=n>Quantity</th><th>Unit</th><th class=n>Unit price</th><th class=n>Amount</th></tr>
 {rows}
 <tr><td colspan=4>Subtotal</td><td class=n>{invoice.subtotal}</td></tr>
 <tr><td colspan=4>VAT {vat_percent} %</td><td class=n>{invoice.vat}</td></tr>
-<tr><th colspan=4>Total</th><th class=n>{invoice.total}</th></tr></table>
+<tr><th colspan=4>Total ({e(invoice.currency)})</th><th class=n>{invoice.total}</th></tr></table>
+{payment}
 </body></html>
 """

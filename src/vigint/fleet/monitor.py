@@ -1,6 +1,7 @@
 """The operator's watch over the fleet, run by the server every `monitor_seconds`.
 
-Cameras that stop streaming are reported down to their client once (and back when they return);
+Cameras that stop streaming are reported down to their client once (and back when they return), described
+in the client's language and time zone as they are when the event is recorded (the description is stored so);
 unusual usage is flagged for the operator: a key streaming from more addresses than one site explains
 (a leaked key), a key receiving far more than its trailing average, an address whose hellos keep being
 refused. A snapshot of the server is written for `vigint status` and `vigint client list`.
@@ -16,11 +17,12 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from functools import partial
 
-from vigint.alerts import emails
+from vigint.alerts import emails, templates
 from vigint.alerts.outbox import Outbox
 from vigint.config import Settings
+from vigint.errors import NotFoundError
 from vigint.metrics import Metrics
 from vigint.store import Flag, FlagKind, Store, StreamEntry
 from vigint.tasks import every
@@ -34,19 +36,6 @@ def is_spike(last_hour: int, trailing: list[int], factor: float, floor_bytes: fl
     """Tell whether `last_hour` bytes is far above the trailing hourly average (hours without usage count as 0)."""
     average = sum(trailing) / TRAILING_HOURS
     return last_hour >= floor_bytes and last_hour > factor * average
-
-
-def camera_back(camera: str, spooled_seconds: float | None) -> str:
-    """Return the camera-back alert's text: with the footage its agent recorded meanwhile and is sending now."""
-    text = f"Camera \"{camera}\" is streaming again"
-    if not spooled_seconds:
-        return text + "."
-    amount = f"{spooled_seconds / 60:.0f} min" if spooled_seconds >= 90 else f"{spooled_seconds:.0f} s"
-    return f"{text}; {amount} of footage recorded while it was offline is being recovered."
-
-
-def _utc(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -108,17 +97,23 @@ class FleetMonitor:
         spooled = {(s.client_id, s.camera): s.spooled_seconds for s in streams}
         for client_id, camera in await self._store.camera_seen(list(spooled), now):
             await self._camera_event(client_id, camera, "camera_back",
-                                     camera_back(camera, spooled[(client_id, camera)]))
+                                     partial(templates.camera_back, camera, now, spooled[(client_id, camera)]))
         threshold = self._settings.camera_down_minutes * 60
         if now - self.started_at < threshold:
             return  # after a restart, agents need a moment to come back: no camera is down yet
         for record in await self._store.mark_cameras_down(now - threshold, now):
             await self._camera_event(record.client_id, record.camera, "camera_down",
-                                     f"Camera \"{record.camera}\" has sent no video since "
-                                     f"{_utc(record.last_seen_at)} UTC.")
+                                     partial(templates.camera_down, record.camera, record.last_seen_at))
 
-    async def _camera_event(self, client_id: int, camera: str, kind: str, description: str) -> None:
-        """Record a camera going down or coming back, and alert its client like an incident."""
+    async def _camera_event(self, client_id: int, camera: str, kind: str,
+                            describe: Callable[[str, str | None], str]) -> None:
+        """Record a camera going down or coming back, described by `describe(language, time zone)` in its
+        client's, and alert the client like an incident."""
+        try:
+            client = await self._store.get_client(client_id)
+        except NotFoundError:
+            return  # deleted since its camera was seen: no one to tell
+        description = describe(templates.choose_language(client.language, self._settings.language), client.timezone)
         incident = await self._store.record_event(client_id, camera, kind, description, time.time(),
                                                   self._outbox.channels)
         log.info("client %d camera %r: %s (event %d)", client_id, camera, kind, incident.id)

@@ -138,14 +138,15 @@ def connection_factory(admission: Admission, tls_cert: Path | None, tls_key: Pat
     Raises:
         ConfigError: only one of the TLS pair is set, or it cannot be loaded.
     """
-    tls = _tls_context(tls_cert, tls_key)
+    tls = tls_context(tls_cert, tls_key)
 
     def create(*args, **kwargs) -> AdmittedConnection:
         return AdmittedConnection(admission, tls, tls_timeout, *args, **kwargs)
     return create
 
 
-def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """Return the server side of TLS for the pair, or None without one. Raises ConfigError."""
     if cert is None and key is None:
         return None
     if cert is None or key is None:

@@ -1,14 +1,11 @@
 """HTTP on the stream port: /healthz, /metrics and signed clip links; the stream path upgrades to WebSocket.
 
-Clips answer byte ranges (RFC 9110 section 14): a phone's video player asks for the first bytes, then the
-parts it plays, and Safari plays nothing from a server that answers a range with the whole file.
+Clips answer byte ranges (`web.ranges`), as on the customer's page.
 """
 
 import asyncio
-import hashlib
 import http
 import logging
-import re
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -22,38 +19,9 @@ from vigint.alerts import links
 from vigint.incidents.storage import ClipStorage, StorageError
 from vigint.metrics import Metrics
 from vigint.store import Store
+from vigint.web.ranges import answer_with_ranges
 
 log = logging.getLogger(__name__)
-
-# One range of bytes, at most 19 digits a bound (no int() of a 5,000-digit value); several ranges are ignored.
-BYTE_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
-
-
-class Unsatisfiable(Exception):
-    """The range asked for starts past the end of the body (416)."""
-
-
-def byte_range(header: str | None, size: int) -> range | None:
-    """Return the bytes a `Range` header asks of a `size`-byte body, or None for the whole body (no header, or one
-    this server ignores: several ranges, other units, last before first).
-
-    Raises:
-        Unsatisfiable: the range starts at or past the end, or asks for the last 0 bytes.
-    """
-    match = BYTE_RANGE.fullmatch(header.strip()) if header else None
-    if match is None or not (match[1] or match[2]):
-        return None
-    if not match[1]:  # the last N bytes
-        if int(match[2]) == 0:
-            raise Unsatisfiable
-        return range(max(0, size - int(match[2])), size)
-    first, last = int(match[1]), int(match[2]) if match[2] else None
-    if last is not None and last < first:
-        return None
-    if first >= size:
-        raise Unsatisfiable
-    return range(first, size if last is None else min(last + 1, size))
-
 
 class Routes:
     """Answers the plain HTTP requests of one server (websockets' `process_request`)."""
@@ -106,25 +74,3 @@ class Routes:
         if incident.clip_path is None or not links.link_is_valid(self._secret, incident, expires, signature, time.time()):
             return None
         return await asyncio.to_thread(self._clips.read, incident.clip_path)
-
-
-def answer_with_ranges(body: bytes, content_type: str, request: Headers) -> Response:
-    """Answer a GET of `body`: whole (200), a byte range of it (206), 304 when the client holds it already
-    (`If-None-Match`), 416 for a range past its end. `If-Range` with another version asks for it whole."""
-    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-    headers = Headers([("Content-Type", content_type), ("Accept-Ranges", "bytes"), ("ETag", etag),
-                       ("Cache-Control", "private, no-store")])
-    if request.get("If-None-Match") in (etag, "*"):
-        return Response(http.HTTPStatus.NOT_MODIFIED, "Not Modified", headers, b"")
-    wanted = request.get("Range") if request.get("If-Range", etag) == etag else None
-    try:
-        part = byte_range(wanted, len(body))
-    except Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{len(body)}"
-        return Response(http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable", headers, b"")
-    if part is None:
-        headers["Content-Length"] = str(len(body))
-        return Response(http.HTTPStatus.OK, "OK", headers, body)
-    headers["Content-Range"] = f"bytes {part.start}-{part.stop - 1}/{len(body)}"
-    headers["Content-Length"] = str(len(part))
-    return Response(http.HTTPStatus.PARTIAL_CONTENT, "Partial Content", headers, body[part.start:part.stop])

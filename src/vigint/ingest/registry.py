@@ -39,6 +39,10 @@ class Registry:
         """Return the open streams of every node: `here`, this node's, unless the registry is shared."""
         return await self._store.registered_streams(now) if self.shared else here
 
+    async def cameras_of(self, here: Callable[[], list[S]], client_id: int) -> set[str]:
+        """Name a client's cameras streaming now on any node (`here()`: this node's streams)."""
+        return {stream.camera for stream in await self.everywhere(here(), time.time()) if stream.client_id == client_id}
+
     async def claim(self, entry: StreamEntry) -> None:
         """Register a stream under its camera name. Raises ProtocolViolation: 4403 if the name streams already,
         on any node, or the client streams as many cameras as it may; 1013 if the database cannot be reached."""

@@ -31,16 +31,22 @@ from vigint.analysis.load import DecodeLoad
 from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
-from vigint.errors import ConfigError, VigintError
+from vigint.errors import VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
 from vigint.incidents.desk import IncidentDesk
 from vigint.incidents.retention import Retention
-from vigint.incidents.storage import open_clip_storage
+from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.ingest import backfill
 from vigint.ingest.admission import Admission
 from vigint.ingest.auth import Hellos, invalid_streams
-from vigint.ingest.connections import AdmittedConnection, check_websockets, connection_factory, websockets_logger
+from vigint.ingest.connections import (
+    AdmittedConnection,
+    check_websockets,
+    connection_factory,
+    tls_context,
+    websockets_logger,
+)
 from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
@@ -51,6 +57,8 @@ from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store
 from vigint.tasks import TaskSet, every
+from vigint.web.access import page_url
+from vigint.web.app import open_page
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +70,7 @@ class Server:
     """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
 
     def __init__(self, settings: Settings, store: Store):
-        self.settings = settings
-        self.store = store
-        self.metrics = Metrics()
-        self.usage = UsageMeter()
+        self.settings, self.store, self.metrics, self.usage = settings, store, Metrics(), UsageMeter()
         self._hellos = Hellos(self.store, self.metrics, settings.server)
         self._admission = Admission(settings.server.max_pending_hellos, settings.server.max_pending_hellos_per_address)
         self._limits = limits(settings)
@@ -100,10 +105,7 @@ class Server:
         """
         config, settings = self.settings.server, self.settings
         check_websockets()
-        if self.store.shared and not settings.alerts.link_secret:  # a link must open on whichever node gets it
-            raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
-                              "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
-        secret = load_link_secret(settings.alerts.link_secret, settings.storage.data_dir)
+        secret = load_link_secret(settings.alerts.link_secret, settings.storage.data_dir, self.store.shared)
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         clips = open_clip_storage(settings.storage)
@@ -121,10 +123,16 @@ class Server:
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
-        scheme = "https" if self.tls else "http"
         self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
+        try:  # the customers' page, on its own port with the stream port's TLS pair
+            self.page = await open_page(settings, self.store, clips, secret, partial(self.registry.cameras_of,
+                                        self._cameras_live), tls_context(config.tls_cert, config.tls_key))
+        except BaseException:
+            self._ws.close()
+            raise
+        own = f"{'https' if self.tls else 'http'}://{config.host}"  # the page's and the clip links' address
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
-                             f"{scheme}://{config.host}:{self.port}")
+                             page_url(settings, self.page.port), f"{own}:{self.port}", clips.read, still_name)
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
         self.retention = Retention(settings.storage, self.store, clips)
@@ -160,6 +168,7 @@ class Server:
         timeout = self.settings.server.shutdown_timeout_seconds
         deadline = time.monotonic() + timeout
         self._ws.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="server shutting down")
+        await self.page.stop()
         try:
             await asyncio.wait_for(self._ws.wait_closed(), timeout)
         except TimeoutError:

@@ -7,13 +7,15 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - `engine`: which database, transactions, `is_busy`; its backends `sqlite` (the embedded default) and
   `postgres` (shared by several nodes); `migrations`: the schema, the same for both.
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
-  alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases). To add a query, add a
+  alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases),
+  `customers` (a client's own page: sign-in links, sessions, its rows only). To add a query, add a
   method to its concern's class; to add a concern, add a module and its class to `Store`'s bases.
 - `copy`: every table of a SQLite store into an empty PostgreSQL one (`vigint db copy`), beside the facade.
 """
 
 from vigint.store.audit import AuditQueries
 from vigint.store.clients import ClientQueries
+from vigint.store.customers import CustomerQueries, Listed
 from vigint.store.engine import BUSY_TIMEOUT_MS, is_busy
 from vigint.store.fleet import FleetQueries
 from vigint.store.incidents import IncidentQueries
@@ -46,10 +48,11 @@ from vigint.store.usage import UsageQueries
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "Channel",
-    "Claim", "Client", "ClientStatus", "Flag", "FlagKind", "Incident", "Invoice", "KeyState", "Line", "Node", "Store", "StreamEntry", "UsageDelta",
-    "UsageRow", "Verdict", "is_busy",
+    "Claim", "Client", "ClientStatus", "Flag", "FlagKind", "Incident", "Invoice", "KeyState", "Line", "Listed", "Node",
+    "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
 ]
 
 
-class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries):
+class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries,
+            CustomerQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

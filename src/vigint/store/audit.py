@@ -14,11 +14,10 @@ async def record_audit(db: Transaction, now: float, action: str, client_id: int 
 class AuditQueries(Engine):
     """Reading the audit trail."""
 
-    async def list_audit(self, client_id: int | None = None, limit: int = 1000) -> list[AuditEntry]:
-        """Return admin actions, newest first, optionally for one client (deleted ones included)."""
-        if client_id is None:
-            rows = await self._fetch_all("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
-        else:
-            rows = await self._fetch_all("SELECT * FROM audit_log WHERE client_id = ? ORDER BY id DESC LIMIT ?",
-                                         (client_id, limit))
+    async def list_audit(self, client_id: int | None = None, since: float | None = None,
+                         limit: int = 1000) -> list[AuditEntry]:
+        """Return admin actions, newest first, optionally for one client (deleted ones included) and since a time."""
+        rows = await self._fetch_all(
+            "SELECT * FROM audit_log WHERE (client_id = ?1 OR ?1 IS NULL) AND (at >= ?2 OR ?2 IS NULL) "
+            "ORDER BY id DESC LIMIT ?3", (client_id, since, limit))
         return [AuditEntry(**dict(row)) for row in rows]

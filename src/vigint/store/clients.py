@@ -13,6 +13,9 @@ from vigint.store.records import ApiKey, Client, ClientStatus
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
                   k.last_used_at, c.status AS client_status"""
+# What `update_client` changes: timezone and language (NULL: the server's), address and VAT number (its invoices').
+CLIENT_SETTINGS = frozenset({"timezone", "language", "address", "vat_id"})
+SERVER_DEFAULTED = frozenset({"timezone", "language"})
 
 
 def _client(row: Row) -> Client:
@@ -38,8 +41,9 @@ class ClientQueries(Engine):
     """Clients, their keys, and the look-ups that authenticate a stream."""
 
     async def create_client(self, name: str, email: str, key_hash: str, key_prefix: str, now: float | None = None,
-                            timezone: str | None = None) -> tuple[Client, ApiKey]:
-        """Create a client with its first key (given by hash and display prefix only).
+                            timezone: str | None = None, language: str | None = None) -> tuple[Client, ApiKey]:
+        """Create a client with its first key (given by hash and display prefix only), and the time zone and
+        language of its alerts (None: the server's).
 
         Raises:
             InvalidInputError: a client with this email already exists.
@@ -51,24 +55,34 @@ class ClientQueries(Engine):
             if existing is not None:
                 raise InvalidInputError(f"a client with email {email} already exists (id {existing['id']})")
             (row,) = await db.fetch_all(
-                "INSERT INTO clients (name, email, status, created_at, updated_at, timezone) "
-                "VALUES (?, ?, 'active', ?, ?, ?) RETURNING id", (name, email, now, now, timezone))
+                "INSERT INTO clients (name, email, status, created_at, updated_at, timezone, language) "
+                "VALUES (?, ?, 'active', ?, ?, ?, ?) RETURNING id", (name, email, now, now, timezone, language))
             client_id = row["id"]
             await record_audit(db, now, "client.create", client_id, detail=f"name={name!r} email={email}")
             key_id = await _insert_key(db, client_id, key_hash, key_prefix, "", None, now)
         return await self.get_client(client_id), await self.get_key(key_id)
 
-    async def set_client_timezone(self, client_id: int, timezone: str | None, now: float | None = None) -> None:
-        """Set the time zone of a client's alerts (None: the server's).
+    async def update_client(self, client_id: int, now: float | None = None, **settings: str | None) -> None:
+        """Change some of a client's own settings: `timezone` (an IANA name), `language` (en, fr), None for the
+        server's; `address`, `vat_id` (printed on its next invoices), None for none. Audited with the new values.
 
         Raises:
             NotFoundError: no such client.
+            ValueError: no setting given, or one a client does not have.
         """
+        unknown = set(settings) - CLIENT_SETTINGS
+        if not settings or unknown:
+            raise ValueError(f"cannot update client settings {sorted(unknown)}: expected some of "
+                             f"{sorted(CLIENT_SETTINGS)}")
         now = time.time() if now is None else now
+        assignments = "".join(f"{name} = ?, " for name in settings)
         async with self._transaction() as db:
             await self.get_client(client_id)
-            await db.execute("UPDATE clients SET timezone = ?, updated_at = ? WHERE id = ?", (timezone, now, client_id))
-            await record_audit(db, now, "client.update", client_id, detail=f"timezone={timezone or 'server'}")
+            await db.execute(f"UPDATE clients SET {assignments}updated_at = ? WHERE id = ?",
+                             (*settings.values(), now, client_id))
+            await record_audit(db, now, "client.update", client_id,
+                               detail=" ".join(f"{name}={value or ('server' if name in SERVER_DEFAULTED else 'none')}"
+                                               for name, value in settings.items()))
 
     async def get_client(self, client_id: int) -> Client:
         """Return one client. Raises NotFoundError."""
@@ -95,6 +109,7 @@ class ClientQueries(Engine):
             count = await db.execute(
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = 'client' WHERE client_id = ? AND revoked_at IS NULL",
                 (now, client_id))
+            await db.execute("DELETE FROM web_sessions WHERE client_id = ?", (client_id,))  # signed out at once
             await record_audit(db, now, "client.revoke", client_id, detail=f"{count} key(s) deactivated")
             await db.notify_keys_changed()
         return count

@@ -123,16 +123,17 @@ class IncidentQueries(Engine):
             return []
         rows = await self._fetch_all(
             f"""SELECT o.id AS outbox_id, o.channel, o.attempts, c.name AS client_name, c.email AS client_email,
-                       c.timezone AS client_timezone, i.*
+                       c.timezone AS client_timezone, c.language AS client_language, i.*
                 FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id JOIN clients c ON c.id = i.client_id
                 WHERE o.id IN ({", ".join("?" * len(claimed))}) ORDER BY o.id""", claimed)
         alerts = []
         for row in rows:
             values = dict(row)
             head = {name: values.pop(name) for name in ("outbox_id", "channel", "attempts", "client_name",
-                                                        "client_email", "client_timezone")}
+                                                        "client_email", "client_timezone", "client_language")}
             alerts.append(Alert(head["outbox_id"], Channel(head["channel"]), head["attempts"], _incident(values),
-                                head["client_name"], head["client_email"], head["client_timezone"]))
+                                head["client_name"], head["client_email"], head["client_timezone"],
+                                head["client_language"]))
         return alerts
 
     async def next_alert_due(self) -> float | None:

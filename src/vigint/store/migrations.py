@@ -171,4 +171,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at REAL NOT NULL)""",
         "CREATE INDEX web_sessions_client ON web_sessions(client_id)",
     ),
+    (
+        # Invoices a business can send (issue 16): the client's postal address and VAT number, and credit notes.
+        # A credit note voids an invoice with the next number; the period may then be invoiced again, so the
+        # table is rebuilt without UNIQUE (client_id, period): only one invoice in force per client and period.
+        "ALTER TABLE clients ADD COLUMN address TEXT",
+        "ALTER TABLE clients ADD COLUMN vat_id TEXT",
+        """CREATE TABLE invoices_before_8 (
+            number INTEGER PRIMARY KEY, client_id INTEGER NOT NULL, period TEXT NOT NULL, issued_on TEXT NOT NULL,
+            document TEXT NOT NULL)""",
+        "INSERT INTO invoices_before_8 SELECT number, client_id, period, issued_on, document FROM invoices",
+        "DROP TABLE invoices",
+        """CREATE TABLE invoices (
+            number INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_id INTEGER NOT NULL,  -- no foreign key: invoices outlive a deleted client
+            period TEXT NOT NULL,
+            issued_on TEXT NOT NULL,
+            document TEXT NOT NULL,  -- JSON: client, seller, currency, VAT rate, lines, due date; amounts as strings
+            voids INTEGER,  -- a credit note: the number of the invoice it voids
+            voided_by INTEGER)  -- an invoice: the number of the credit note that voids it""",
+        "INSERT INTO invoices (number, client_id, period, issued_on, document) SELECT * FROM invoices_before_8",
+        "DROP TABLE invoices_before_8",
+        "CREATE UNIQUE INDEX invoices_in_force ON invoices (client_id, period) WHERE voids IS NULL AND voided_by IS NULL",
+    ),
 )

@@ -72,6 +72,8 @@ class Client:
     updated_at: float
     timezone: str | None = None  # IANA name for the times in its alerts; None: the server's
     language: str | None = None  # en or fr, for its alerts and page; None: the server's ([alerts] language)
+    address: str | None = None  # postal address, printed on its invoices
+    vat_id: str | None = None  # VAT number, printed on its invoices
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ class Alert:
     incident: Incident
     client_name: str
     client_email: str
-    client_timezone: str | None = None
+    client_timezone: str | None = None  # the client's settings for its alerts; None: the server's
+    client_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,18 @@ class Invoice:
     seller_name: str
     seller_address: str
     seller_vat_id: str
+    # Invoices issued before these were printed (all empty then).
+    client_address: str = ""
+    client_vat_id: str = ""
+    due_on: str = ""  # YYYY-MM-DD
+    payment_details: str = ""  # how to pay: bank account, reference
+    voids: int | None = None  # a credit note: the invoice it voids (its lines are that invoice's, negated)
+    reason: str = ""  # a credit note: why
+    voided_by: int | None = None  # an invoice: the credit note that voids it
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.voids is not None
 
     @property
     def subtotal(self) -> Decimal:

@@ -1,0 +1,78 @@
+"""`vigint config show` and `vigint config check`: the settings in force and where each came from, and a
+settings file checked before a server is restarted with it."""
+
+import dataclasses
+import os
+from decimal import Decimal
+from pathlib import Path
+
+from rich.console import Console
+
+from vigint.admin import render
+from vigint.admin.commands import Commands, option
+from vigint.config import Settings, sections
+from vigint.configfile import config_path, load_settings
+from vigint.errors import ConfigError
+from vigint.store.engine import describe, is_postgres
+
+HIDDEN = "(hidden)"
+commands = Commands()
+config_commands = commands.group("config", "show the settings in force, or check a settings file")
+
+
+def shown(settings: Settings) -> list[tuple[str, str, object, str]]:
+    """Return (section, key, value, where from) for every setting; a secret that is set is HIDDEN, a database URL's
+    password masked."""
+    origins = {(section, key): origin for section, key, origin in settings.origins}
+    rows = []
+    for name in sections():
+        values = getattr(settings, name)
+        for field in dataclasses.fields(values):
+            value = getattr(values, field.name)
+            if (name, field.name) == ("database", "path"):
+                value = describe(value) if is_postgres(value) else str(value)
+            elif not field.repr and value:  # a secret (config.setting)
+                value = HIDDEN
+            elif isinstance(value, (Path, Decimal)):
+                value = str(value)
+            rows.append((name, field.name, value, origins.get((name, field.name), "default")))
+    return rows
+
+
+def overridden(settings: Settings) -> list[str]:
+    """`section.key (where from)` for each setting not at its default, for the server's banner."""
+    return [f"{section}.{key} ({origin})" for section, key, origin in settings.origins]
+
+
+@config_commands.command("show", "print every setting in force, with where it came from (default, file, variable, "
+                         "flag); secrets hidden", listing=True)
+async def config_show(args, settings: Settings, console: Console) -> int:
+    rows = shown(settings)
+    if args.json:
+        document = {"source": str(settings.source) if settings.source else None, "settings": {}, "from": {}}
+        for section, key, value, origin in rows:
+            document["settings"].setdefault(section, {})[key] = None if value is HIDDEN else value
+            document["from"].setdefault(section, {})[key] = origin
+        render.print_json(document)
+        return 0
+    console.print(f"Settings from {settings.source or 'the embedded defaults'} and the environment; secrets hidden.",
+                  highlight=False)
+    console.print(render.table("Settings", ("setting", "value", "from"), [
+        (f"{section}.{key}", "" if value is None else str(value), origin)
+        for section, key, value, origin in rows]))
+    return 0
+
+
+@config_commands.command("check", "check a settings file (INI, or JSON as `config show --json` prints it): exit 1 "
+                         "with the first error",
+                         option("file", type=Path, nargs="?", help="the file to check (default: $VIGINT_CONFIG, else "
+                                "./config.ini)"), server_side=False)
+async def config_check(args, settings: Settings | None, console: Console) -> int:
+    path = config_path(args.file, os.environ)
+    if path is None:
+        raise ConfigError("no settings file to check: name one (vigint config check PATH), set $VIGINT_CONFIG, or "
+                          "run this where config.ini is")
+    checked = load_settings(path, environ={})
+    console.print(f"{path}: valid ({len(checked.origins)} setting(s) read, the others at their defaults).",
+                  highlight=False)
+    return 0

@@ -1,0 +1,95 @@
+"""The customer's own page, served by `vigint serve` on its own port ([web] port, default 5003).
+
+Built on aiohttp, which runs on the server's one event loop beside the WebSocket streams (no second server
+process or thread), with Jinja2 templates that escape every value unless told otherwise. Pages are plain HTML
+and a little CSS: no JavaScript, readable on a phone.
+
+Every page but sign-in needs a session (`access.Sessions`); every query is scoped by the signed-in client, so
+another client's incident, clip, still or invoice is 404, exactly like one that does not exist.
+"""
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from vigint.config import Settings
+from vigint.errors import VigintError
+from vigint.incidents.storage import ClipStorage
+from vigint.store import Store
+from vigint.web import pages, signin
+from vigint.web.access import Sessions
+from vigint.web.base import CLIPS, LIVE, SECURE, SESSIONS, SETTINGS, STORE, TEMPLATE_ENV, environment
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).with_name("templates")
+MAX_FORM_BYTES = 4096  # the only body a customer sends is an email address
+# No script, no frame, nothing from elsewhere; links in URLs (sign-in tokens) never leak through Referer.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+@web.middleware
+async def guard(request: web.Request, handler) -> web.StreamResponse:
+    """Add the security headers to every answer, errors included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as answer:
+        answer.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    return response
+
+
+def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
+             live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool) -> web.Application:
+    """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
+    `secure`: the page is reached over HTTPS (its cookie is then Secure)."""
+    app = web.Application(middlewares=[guard], client_max_size=MAX_FORM_BYTES)
+    app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
+    app[SESSIONS] = Sessions(store, settings.web, secret)
+    app[TEMPLATE_ENV] = environment(TEMPLATES)
+    app.add_routes(pages.ROUTES + signin.ROUTES)
+    return app
+
+
+class CustomerPage:
+    """The running page: `await start()`, then `await stop()`; `port` is known once started."""
+
+    def __init__(self, app: web.Application):
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        """Listen. Raises VigintError if the address cannot be listened on."""
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, host, port, ssl_context=tls).start()
+        except OSError as error:
+            await self._runner.cleanup()
+            raise VigintError(f"cannot listen on {host}:{port} for the customers' page: "
+                              f"{error.strerror or error}") from None
+
+    @property
+    def port(self) -> int:
+        return self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+async def open_page(settings: Settings, store: Store, clips: ClipStorage, secret: str,
+                    live_cameras: Callable[[int], Awaitable[set[str]]], tls: ssl.SSLContext | None) -> CustomerPage:
+    """Serve the page on the [server] host and the [web] port, over TLS with `tls` if given; return it running.
+    Its cookie is Secure when the page is reached over HTTPS: TLS here, or an https:// public_url (a proxy's).
+    Raises VigintError if the address cannot be listened on."""
+    secure = tls is not None or settings.web.public_url.startswith("https://")
+    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure))
+    await page.start(settings.server.host, settings.web.port, tls)
+    return page

@@ -1,0 +1,72 @@
+"""What every page handler shares: the application's parts, rendering, the client's time zone, sign-in guard."""
+
+import functools
+import time
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from vigint.alerts.templates import local
+from vigint.config import Settings
+from vigint.incidents.storage import ClipStorage
+from vigint.store import Client, Store
+from vigint.web.access import SESSION_COOKIE, Sessions
+
+STORE = web.AppKey("store", Store)
+SETTINGS = web.AppKey("settings", Settings)
+SESSIONS = web.AppKey("sessions", Sessions)
+CLIPS = web.AppKey("clips", ClipStorage)
+LIVE = web.AppKey("live", Callable)
+TEMPLATE_ENV = web.AppKey("templates", jinja2.Environment)
+SECURE = web.AppKey("secure", bool)
+
+
+def zone_of(client: Client | None) -> tzinfo:
+    """Return the client's time zone, else the server's (also for a name the system no longer knows)."""
+    return local(time.time(), client.timezone if client else None).tzinfo
+
+
+def when(timestamp: float, zone: tzinfo) -> str:
+    """A time as the page shows it: `Fri 27 Nov 2026, 14:03:12 CET`."""
+    return datetime.fromtimestamp(timestamp, zone).strftime("%a %d %b %Y, %H:%M:%S %Z")
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 5 s`, `2 h 1 min`."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def environment(folder) -> jinja2.Environment:
+    """Templates escape every value; an unknown name in a template is an error, not an empty string."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(when=when, duration=duration)
+    return env
+
+
+async def current_client(request: web.Request) -> Client | None:
+    """Return the client the request's session cookie is signed in as, if any."""
+    return await request.app[SESSIONS].client(request.cookies.get(SESSION_COOKIE))
+
+
+def render(request: web.Request, name: str, client: Client | None, status: int = 200, **context) -> web.Response:
+    text = request.app[TEMPLATE_ENV].get_template(name).render(client=client, zone=zone_of(client), **context)
+    return web.Response(text=text, status=status, content_type="text/html")
+
+
+def signed_in(handler: Callable) -> Callable:
+    """Run `handler(request, client)` for a signed-in request; send anyone else to sign in, then back here."""
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        client = await current_client(request)
+        if client is None:
+            raise web.HTTPSeeOther(f"/sign-in?{urlencode({'next': request.path_qs})}")
+        return await handler(request, client)
+    return guarded

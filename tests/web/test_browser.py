@@ -1,0 +1,97 @@
+"""The customer's page in a real browser: Debian's Chromium, driven through its ChromeDriver by Selenium.
+
+Footage with a person walking through is streamed to a real server; the customer signs in with the link
+`vigint client link` prints, finds the incident with its thumbnail, and plays its clip. Screenshots of each page
+are kept in test-artifacts/browser/ (or $VIGINT_TEST_ARTIFACTS) for a person to look at.
+"""
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import add_client, eventually, run_vigint, url
+from media import make_footage, open_stream, send_video
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+ARTIFACTS = Path(os.environ.get("VIGINT_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "browser"
+# Flags for a closed machine: no first-run, no calls home, no GPU (see the env notes on Chromium).
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--window-size=430,932")
+PLAY_PAST_TWO_SECONDS = """
+const [video, done] = [document.querySelector('video'), arguments[arguments.length - 1]];
+video.muted = true;
+const report = () => done({readyState: video.readyState, currentTime: video.currentTime,
+                           error: video.error && video.error.message});
+video.addEventListener('timeupdate', () => { if (video.currentTime > 2.2) report(); });
+video.play().catch(error => done({error: String(error)}));
+setTimeout(report, 15000);
+"""
+
+
+def browse(sign_in_link: str, incident_id: int) -> dict:
+    """Sign in, look at each page, play the incident's clip; return what the browser saw."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    seen = {}
+    try:
+        driver.set_script_timeout(20)
+        driver.get(sign_in_link)
+        driver.save_screenshot(str(ARTIFACTS / "sign-in.png"))
+        driver.find_element(By.ID, "sign-in").click()
+        seen["incidents_url"] = driver.current_url
+        thumbnail = driver.find_element(By.CSS_SELECTOR, f'a[href="/incidents/{incident_id}"] img')
+        seen["thumbnail_width"] = driver.execute_script(
+            "return arguments[0].complete ? arguments[0].naturalWidth : 0", thumbnail)
+        driver.save_screenshot(str(ARTIFACTS / "incidents.png"))
+        thumbnail.click()
+        seen["incident_url"] = driver.current_url
+        seen["video"] = driver.execute_async_script(PLAY_PAST_TWO_SECONDS)
+        driver.save_screenshot(str(ARTIFACTS / "incident.png"))
+        for page in ("cameras", "account"):
+            driver.get(sign_in_link.split("/sign-in/")[0] + f"/{page}")
+            seen[page] = driver.find_element(By.TAG_NAME, "main").text
+            driver.save_screenshot(str(ARTIFACTS / f"{page}.png"))
+    finally:
+        driver.quit()
+    return seen
+
+
+async def test_a_customer_signs_in_finds_the_incident_and_plays_its_clip(start, tmp_path):
+    server = await start()
+    client_id, _, key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), key, camera="shop-floor")
+    await send_video(connection, make_footage(12, gop_seconds=1, people=((3.0, 7.0),), width=320, height=180))
+    await connection.close()
+    [incident] = await eventually(lambda: server.store.list_incidents(client_id), timeout=20)
+    incident = await eventually(lambda: _recorded(server, incident.id), timeout=20)
+    printed = await asyncio.to_thread(run_vigint, "client", "link", "--client-id", str(client_id), "--db",
+                                      str(server.settings.database.path), cwd=tmp_path,
+                                      env={"VIGINT_WEB_PORT": str(server.page.port)})
+    link = re.search(r"http://\S+/sign-in/\S+", printed.stdout)[0]
+    seen = await asyncio.to_thread(browse, link, incident.id)
+    assert seen["incidents_url"].endswith("/incidents")
+    assert seen["thumbnail_width"] > 0  # the still loaded
+    assert seen["incident_url"].endswith(f"/incidents/{incident.id}")
+    video = seen["video"]
+    assert video.get("error") is None and video["readyState"] >= 3 and video["currentTime"] > 2, video
+    assert "shop-floor" in seen["cameras"] and "1 incident today" in seen["cameras"]
+    assert "Usage in" in seen["account"] and "No invoice yet" in seen["account"]
+
+
+async def _recorded(server, incident_id: int):
+    incident = await server.store.get_incident(incident_id)
+    return incident if incident.clip_path and incident.stills and incident.ended_at else None
