@@ -80,14 +80,14 @@ async def test_a_long_event_has_one_clip_covering_it_whole_and_its_alert_goes_wh
     server = await start(settings=dataclasses.replace(incident_settings(tmp_path), motion=ROLLS))
     client_id, _, api_key = await add_client(server.store)
     data = tmp_path / "data"
-    notices = await stream(url(server), api_key, make_scene(**SCENE),
+    notices = await stream(url(server), api_key, make_scene(**SCENE), speed=8,
                            on_notice=lambda notice: (data / still_name(client_id, notice["incident_id"], 0)).is_file())
     incident = await recorded(server, client_id)
     [(sent, notice, thumbnail)] = notices
-    # Alerted with the clip's first span (the pre-roll to 10 s on), while the motion went on until 18 s; its
-    # thumbnail (emails show it) was stored before.
-    assert notice["incident_id"] == incident.id and sent < 17 and thumbnail
     event = incident.ended_at - incident.started_at  # the background forgets the square's trail in a few seconds
+    # Alerted once the clip's first span was in (2 s to 12 s), before the square left the picture (18 s); its
+    # thumbnail (emails show it) was stored before.
+    assert notice["incident_id"] == incident.id and sent < 18 and thumbnail
     duration, frames = played(data / incident.clip_path)
     assert 14 <= event <= 20 and abs(duration - (2 + event + 2)) <= 1 and frames >= duration * 15 - 1
     boxes = top_level_boxes(data / incident.clip_path)
