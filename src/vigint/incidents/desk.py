@@ -1,16 +1,16 @@
 """Incidents: from a stream's motion events to a recorded incident, its clip, an optional AI verdict and alerts.
 
-Order matters and survives crashes: the incident row first, then its clip, named in the row as soon as it
-starts growing (see recorder.py: what a crash leaves of it plays), then its thumbnail, then the alerts as
-outbox rows that the alert sender delivers and retries until delivered, across restarts. Alerts go as soon as
-the clip's first span has arrived, while a long event's clip grows on; the clip is finished (faststart, with
-its strip of stills) once its incident ended. Nothing blocking runs on the event loop: the clip's writing and
-remux, stills, the AI check and sending run in worker threads.
+Order matters and survives crashes: the incident row first, then its clip, named in the row as soon as it can
+be read (at once in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then
+the alerts as outbox rows that the alert sender delivers and retries until delivered, across restarts. Alerts
+go as soon as the clip's first span has arrived, while a long event's clip grows on; the clip is finished
+(faststart, with its strip of stills) once its incident ended. Nothing blocking runs on the event loop: the
+clip's writing and remux, stills, the AI check and sending run in worker threads.
 
 Incidents of a backfill (footage recorded while the camera was offline, sent later) are marked offline, and
 their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
-must be kept (`holding`: while an incident is open or its clip is being recorded, from its pre-roll on) and when all its
-incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
+must be kept (`holding`: while an incident is open or its clip is being recorded, from its pre-roll on) and
+when all its incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
 incident the first server recorded, and completes it instead of opening a second one.
 """
 

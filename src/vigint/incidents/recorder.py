@@ -79,13 +79,14 @@ class ClipRecorder:
         settings = context.settings
         self._pre = int(settings.motion.pre_roll_seconds * MICROSECONDS)
         self._post = int(settings.motion.post_roll_seconds * MICROSECONDS)
-        self._span = int(settings.buffers.long_buffer_seconds * MICROSECONDS)
+        buffers = settings.buffers
+        self._span = int(buffers.long_buffer_seconds * MICROSECONDS)
         self._max_clip = int(settings.motion.max_clip_seconds * MICROSECONDS)
         # The first span holds no more than the ring may, and the alert waits for it no longer than it takes at
         # real time: a sender whose clock crawls must not hold an alert back for ever. The whole clip holds no
         # more per second than the ring may (8 MiB for 10 s: about 240 MiB for 300 s).
-        self._max_memory = settings.buffers.max_packet_buffer_bytes
-        self._max_bytes = int(self._max_memory * settings.motion.max_clip_seconds / settings.buffers.long_buffer_seconds)
+        self._max_memory = buffers.max_packet_buffer_bytes
+        self._max_bytes = int(self._max_memory * settings.motion.max_clip_seconds / buffers.long_buffer_seconds)
         self._deadline = time.monotonic() + (self._span + self._post) / MICROSECONDS
         self._growth, self._clip, self._name = Growth.WAITING, None, ""
         self._newest: int | None = None  # the decode time of the newest packet taken
