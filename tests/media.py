@@ -15,6 +15,8 @@ from vigint import protocol
 from vigint.agent import testpattern
 from vigint.agent.encoder import H264Encoder
 from vigint.agent.testpattern import EncodedVideo
+from vigint.incidents import clips
+from vigint.media import Packet
 
 make_h264 = lru_cache(maxsize=None)(testpattern.encode)
 
@@ -148,6 +150,14 @@ def make_footage(seconds: float, gop_seconds: float = 2, people: tuple[tuple[flo
         units += codec.encode(frame)
     units += codec.encode(None)
     return EncodedVideo(width, height, fps, int(gop), tuple((p.pts, p.dts, p.is_keyframe, bytes(p)) for p in units))
+
+
+def write_clip(packets: list[Packet], path: Path, width: int, height: int) -> None:
+    """Write `packets` (from a keyframe on) as the server leaves a finished clip: grown, then made faststart."""
+    clip = clips.GrowingClip(path, packets[0], width, height)
+    clip.add(packets)
+    clip.close()
+    clips.finish(path, path, clip.ticks(packets[-1].dts))
 
 
 @lru_cache(maxsize=None)

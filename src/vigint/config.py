@@ -208,9 +208,9 @@ class StorageSettings:
     s3_access_key_id: str = setting("", "empty: $AWS_ACCESS_KEY_ID (neither: anonymous requests)", secret=True)
     s3_secret_access_key: str = setting("", "empty: $AWS_SECRET_ACCESS_KEY", secret=True)
     s3_session_token: str = setting("", "temporary credentials' token; empty: $AWS_SESSION_TOKEN", secret=True)
-    min_free_mb: int = setting(500, "clips stop being written while the disk of the clips folder has less free "
-                               "space than this, so the database and the system keep room (not checked for "
-                               "S3)", minimum=0)
+    min_free_mb: int = setting(500, "clips stop being written while the disk they grow on (the clips folder; "
+                               "data_dir/clips-growing for S3) has less free space than this, so the database "
+                               "and the system keep room", minimum=0)
     retention_days: float = setting(30.0, "clips and incidents older than this are deleted", minimum=0.01)
 
 

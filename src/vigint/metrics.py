@@ -72,6 +72,8 @@ class Metrics:
     alerts_delivered: int = 0
     alerts_failed: int = 0
     clips_skipped: Counter = field(default_factory=Counter)  # by reason: disk_full, write_error
+    clips_cut: Counter = field(default_factory=Counter)  # stopped growing or left unfinished, by reason (the same)
+    stills_skipped: Counter = field(default_factory=Counter)  # by reason: write_error
     ai_calls: Counter = field(default_factory=Counter)  # by outcome
     wakes: Counter = field(default_factory=Counter)  # idle streams woken, by cause: keyframe, size
     decode_cpu_seconds: Counter = field(default_factory=Counter)  # by mode: active, idle
@@ -117,6 +119,11 @@ class Metrics:
                                 value=self.alerts_failed),
             _labelled(CounterMetricFamily("vigint_clips_skipped_total", "Incidents left without a clip, by reason "
                                           "(disk_full: free space guard).", labels=["reason"]), self.clips_skipped),
+            _labelled(CounterMetricFamily("vigint_clips_cut_total", "Clips that stopped growing before their incident's "
+                                          "end, or could not be finished (kept as they grew), by reason.",
+                                          labels=["reason"]), self.clips_cut),
+            _labelled(CounterMetricFamily("vigint_stills_skipped_total", "Incident stills (JPEG) that could not be "
+                                          "written, by reason.", labels=["reason"]), self.stills_skipped),
             _labelled(CounterMetricFamily("vigint_ai_calls_total", "AI verifications, by outcome.",
                                           labels=["outcome"]), self.ai_calls),
             GaugeMetricFamily("vigint_usage_flush_lag_seconds", "Seconds since usage was last written to the database.",

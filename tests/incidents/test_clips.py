@@ -15,34 +15,54 @@ def packets(seconds: float) -> tuple[list[Packet], int, int]:
         video.width, video.height
 
 
-def test_a_clip_is_a_playable_mp4_only_its_owner_can_read(tmp_path):
-    chosen, width, height = packets(2)
+def top_level_boxes(path) -> list[str]:
+    """Return the types of an MP4's top-level boxes, in file order."""
+    data, types, position = path.read_bytes(), [], 0
+    while position + 8 <= len(data):
+        size = int.from_bytes(data[position:position + 4], "big")
+        types.append(data[position + 4:position + 8].decode())
+        position += size or len(data)
+    return types
+
+
+def frames_in(path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_a_growing_clip_plays_while_it_grows_and_is_only_its_owners(tmp_path):
+    chosen, width, height = packets(4)  # a keyframe every 2 s
     path = tmp_path / "data" / "clips" / "3" / "7.mp4"
-    duration = clips.write_mp4(chosen, path, width, height)
-    assert abs(duration - 2.0) < 0.01
+    clip = clips.GrowingClip(path, chosen[0], width, height)
+    clip.add(chosen[:40])  # never closed, as when the server is killed: the first GOP was written out whole
+    assert frames_in(path) == 30
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for folder in (path.parent, path.parent.parent, tmp_path / "data"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
-    assert sorted(p.name for p in path.parent.iterdir()) == ["7.mp4"]  # no .part left
-    with av.open(str(path)) as container:
-        frames = list(container.decode(video=0))
-    assert len(frames) == len(chosen) == 30 and (frames[0].width, frames[0].height) == (width, height)
+    clip.add(chosen[40:])
+    clip.close()
+    assert frames_in(path) == 60 and "moof" in top_level_boxes(path)
 
 
-def test_a_clip_in_an_existing_folder_and_over_a_stale_part_is_owner_only(tmp_path):
+def test_a_finished_clip_is_faststart_ends_where_told_and_replaces_the_growing_one(tmp_path):
+    chosen, width, height = packets(4)
     folder = tmp_path / "clips" / "3"
     folder.mkdir(parents=True, mode=0o755)
     folder.chmod(0o755)
     stale = folder / "8.mp4.part"  # left by a crash, readable by all
     stale.write_bytes(b"old")
     stale.chmod(0o644)
-    chosen, width, height = packets(1)
-    clips.write_mp4(chosen, folder / "8.mp4", width, height)
-    assert stat.S_IMODE((folder / "8.mp4").stat().st_mode) == 0o600
+    path = folder / "8.mp4"
+    clip = clips.GrowingClip(path, chosen[0], width, height)
+    clip.add(chosen)
+    clip.close()
+    duration = clips.finish(path, path, clip.ticks(chosen[44].dts))  # up to the 45th frame, 3 s in
+    assert abs(duration - 3.0) < 0.01 and frames_in(path) == 45
+    boxes = top_level_boxes(path)
+    assert boxes.index("moov") < boxes.index("mdat") and "moof" not in boxes
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # the operator's own folder is left as it is
-    assert sorted(p.name for p in folder.iterdir()) == ["8.mp4"]
-    with av.open(str(folder / "8.mp4")) as container:
-        assert sum(1 for _ in container.decode(video=0)) == 15
+    assert sorted(p.name for p in folder.iterdir()) == ["8.mp4"]  # no .part left
 
 
 def test_a_camera_clock_that_steps_back_or_ticks_in_microseconds_still_gives_a_playable_clip(tmp_path):
@@ -51,6 +71,9 @@ def test_a_camera_clock_that_steps_back_or_ticks_in_microseconds_still_gives_a_p
     odd = [Packet(EPOCH_US + index - (10_000 if index >= 15 else 0), EPOCH_US + index - (10_000 if index >= 15 else 0),
                   p.keyframe, p.data) for index, p in enumerate(chosen)]
     path = tmp_path / "clip.mp4"
-    clips.write_mp4(odd, path, width, height)
-    with av.open(str(path)) as container:
-        assert len(list(container.decode(video=0))) == 30
+    clip = clips.GrowingClip(path, odd[0], width, height)
+    clip.add(odd[:20])
+    clip.add(odd[20:])
+    clip.close()
+    clips.finish(path, tmp_path / "finished.mp4", clip.ticks(odd[-1].dts) + 90_000)
+    assert frames_in(path) == frames_in(tmp_path / "finished.mp4") == 30

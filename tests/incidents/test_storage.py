@@ -33,13 +33,17 @@ async def test_a_clip_goes_to_the_bucket_its_signed_link_serves_it_and_retention
     client_id, _, api_key = await add_client(server.store)
     await stream_scene(server, api_key, make_scene(20, moving=(7, 10)))
     await eventually(lambda: len(mailbox.messages) == 1, timeout=20)
+    await server.desk.drain()  # the clip is finished
     [incident] = await server.store.list_incidents(client_id)
     assert incident.clip_path == f"clips/{client_id}/{incident.id}.mp4"  # the same name as in a folder
-    [(key, clip)] = (await asyncio.to_thread(bucket.objects)).items()
-    assert key == f"site-a/{client_id}/{incident.id}.mp4"
+    objects = await asyncio.to_thread(bucket.objects)
+    clip = objects.pop(f"site-a/{client_id}/{incident.id}.mp4")
+    assert incident.stills >= 2 and all(jpeg.startswith(b"\xff\xd8\xff") for jpeg in objects.values())
+    assert sorted(objects) == [f"site-a/{client_id}/{incident.id}-{index}.jpg" for index in range(incident.stills)]
     with av.open(io.BytesIO(clip)) as container:
-        assert sum(1 for _ in container.decode(video=0)) >= 9 * 15  # the whole clip, playable
+        assert sum(1 for _ in container.decode(video=0)) >= 12 * 15  # the whole clip, playable
     assert not (tmp_path / "data" / "clips").exists()  # nothing kept on the node's disk
+    assert list((tmp_path / "data" / "clips-growing").rglob("*.*")) == []  # nor where clips grow
     link = link_in(mailbox.messages[0])
     assert await asyncio.to_thread(fetch, link) == (200, clip)
     parts = urlsplit(link)
@@ -94,24 +98,26 @@ def test_client_delete_removes_that_clients_objects_and_no_other(cli, db_path, t
         cli("client", "create", "--name", "Beta", "--email", "b@b.test", "--json").json()
     source = tmp_path / "clip.mp4"
 
-    async def record(client: dict, clip_paths: list[str | None]) -> None:
+    async def record(client: dict, clip_paths: list[str | None], stills: int = 0) -> None:
         async with await Store.open(db_path) as store:
             for path in clip_paths:
                 incident = await store.create_incident(client["client_id"], client["key_id"], "door", 1000.0)
                 if path is not None:
-                    await store.update_incident(incident.id, clip_path=path)
+                    await store.update_incident(incident.id, clip_path=path, stills=stills)
 
     d, k = doomed["client_id"], kept["client_id"]
-    for name in (f"clips/{d}/1.mp4", f"clips/{d}/2.mp4", f"clips/{k}/3.mp4"):
+    for name in (f"clips/{d}/1.mp4", f"clips/{d}/1-0.jpg", f"clips/{d}/1-1.jpg", f"clips/{d}/2.mp4",
+                 f"clips/{d}/2-0.jpg", f"clips/{d}/2-1.jpg", f"clips/{k}/3.mp4", f"clips/{k}/3-0.jpg"):
         source.write_bytes(name.encode())
         storage.put(source, name)
-    asyncio.run(record(doomed, [f"clips/{d}/1.mp4", f"clips/{d}/2.mp4", None,
-                                f"clips/{d}/../{k}/3.mp4"]))  # the last points at the other client's clip
-    asyncio.run(record(kept, [f"clips/{k}/3.mp4"]))
+    asyncio.run(record(doomed, [f"clips/{d}/1.mp4", f"clips/{d}/2.mp4"], stills=2))
+    asyncio.run(record(doomed, [None, f"clips/{d}/../{k}/3.mp4"]))  # the last points at the other client's clip
+    asyncio.run(record(kept, [f"clips/{k}/3.mp4"], stills=1))
     result = cli("client", "delete", "--client-id", str(d), "--yes")
     assert result.code == 0, result.err
-    assert "2 clip file(s) removed" in result.out
-    assert bucket.objects() == {f"site-a/{k}/3.mp4": f"clips/{k}/3.mp4".encode()}
+    assert "6 clip file(s) removed" in result.out  # two clips and their stills
+    assert bucket.objects() == {f"site-a/{k}/3.mp4": f"clips/{k}/3.mp4".encode(),
+                                f"site-a/{k}/3-0.jpg": f"clips/{k}/3-0.jpg".encode()}
 
 
 def test_copy_clips_copies_a_folders_clips_into_a_bucket_or_a_folder(tmp_path, bucket, caplog):

@@ -127,10 +127,14 @@ async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one
     await connection.close()
     await eventually(lambda: mailbox.messages, timeout=30)
     await asyncio.sleep(1.5)  # both nodes' senders have looked at the outbox again meanwhile
+    await eventually(lambda: not b.streams.of_client(client_id))
+    await b.desk.drain()  # the clip is finished
     [incident] = await a.store.list_incidents(client_id)
     assert len(mailbox.messages) == 1 and incident.alert_state == "delivered"
-    [(name, clip)] = bucket.objects().items()
-    assert name == f"site-a/{client_id}/{incident.id}.mp4" and clip[4:8] == b"ftyp"
+    objects = bucket.objects()
+    clip = objects.pop(f"site-a/{client_id}/{incident.id}.mp4")
+    assert clip[4:8] == b"ftyp" and sorted(objects) == [f"site-a/{client_id}/{incident.id}-{index}.jpg"
+                                                        for index in range(incident.stills)]
     link = link_in(mailbox.messages[0])  # the alert links to the node that sent it; the other serves it too
     other = link.replace(f":{b.port}/", f":{a.port}/") if f":{b.port}/" in link else link.replace(f":{a.port}/",
                                                                                                   f":{b.port}/")

@@ -10,11 +10,10 @@ import aiohttp
 import av
 import pytest
 from conftest import add_client, run_vigint
-from media import make_h264
+from media import make_h264, write_clip
 from yarl import URL
 
 from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings
-from vigint.incidents import clips
 from vigint.incidents.storage import FolderStorage, still_name
 from vigint.media import Packet
 from vigint.store import Invoice, Line
@@ -41,7 +40,7 @@ async def recorded_incident(server, client_id: int, key_id: int, camera: str = "
     video = make_h264(2)
     packets = [Packet(EPOCH_US + pts, EPOCH_US + dts, key, data) for pts, dts, key, data in video.units]
     name = f"clips/{client_id}/{incident.id}.mp4"
-    clips.write_mp4(packets, storage.path(name), video.width, video.height)
+    write_clip(packets, storage.path(name), video.width, video.height)
     storage.path(still_name(client_id, incident.id, 0)).write_bytes(jpeg())
     await store.update_incident(incident.id, clip_path=name, stills=1, ended_at=time.time() - 50)
     return incident.id

@@ -20,7 +20,7 @@ from vigint.admin.commands import Commands, is_new_database, live_streams, open_
 from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
-from vigint.incidents.storage import open_clip_storage
+from vigint.incidents.storage import incident_files, open_clip_storage
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import ApiKey, Client, ClientStatus
 
@@ -195,7 +195,7 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
         if not args.yes:
             raise InvalidInputError(f"deleting client {client.id} ({client.name}) removes its keys, usage, "
                                     "incidents and clips for good: add --yes to confirm")
-        clip_paths = [i.clip_path for i in await store.list_incidents(client.id) if i.clip_path]
+        clip_paths = [name for i in await store.list_incidents(client.id) for name in incident_files(i)]
         await store.delete_client(client.id)
     # Files go only after the rows are committed: a crash in between leaves orphan files on disk, never an
     # incident pointing to a missing clip.

@@ -22,7 +22,7 @@ from vigint.alerts.links import LINK_SECRET_FILE
 from vigint.config import Settings, clips_location
 from vigint.errors import InvalidInputError, StoreError
 from vigint.incidents import storage
-from vigint.incidents.storage import open_clip_storage
+from vigint.incidents.storage import incident_files, open_clip_storage
 from vigint.store import Store
 from vigint.store.copy import check_targets, copy_database, ensure_empty
 from vigint.store.engine import is_postgres
@@ -72,7 +72,7 @@ async def db_copy(args, settings: Settings, console: Console) -> int:
         await ensure_empty(target)
         console.print(f"Copying {origin.name} into {target.name}:", highlight=False, markup=False)
         if args.clips is not None:  # first: clips can be copied again, a filled database cannot
-            names = [incident.clip_path for incident in await origin.list_incidents() if incident.clip_path]
+            names = [name for incident in await origin.list_incidents() for name in incident_files(incident)]
             copied = await asyncio.to_thread(copy_clips, settings, args.clips, names)
             console.print(f"  clips          {copied:>12,} copied to {args.clips}", highlight=False, markup=False)
         counts = await copy_database(origin, target, lambda table, rows: console.print(

@@ -11,13 +11,11 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from fractions import Fraction
 from urllib.parse import quote
-
-import av
 
 from vigint.config import AiSettings
 from vigint.errors import VigintError
+from vigint.incidents import stills
 from vigint.media import Packet
 
 PROMPT = ("You check security-camera alerts for a small business. The images are consecutive frames "
@@ -25,7 +23,6 @@ PROMPT = ("You check security-camera alerts for a small business. The images are
           "\"intrusion\", \"theft\", \"person\", \"vehicle\", \"animal\" or \"other\", \"description\": one short "
           "sentence, \"threat_level\": 0 (harmless), 1 (worth a look) or 2 (act now)}. Say incident false for "
           "lighting changes, weather, pets, or nothing visible.")
-JPEG_WIDTH = 640
 
 
 class Unreachable(VigintError):
@@ -48,28 +45,10 @@ class Answer:
 
 
 def jpeg_frames(packets: list[Packet], count: int) -> list[bytes]:
-    """Decode `packets` and return `count` JPEGs spread over them (at most JPEG_WIDTH wide)."""
-    decoder = av.CodecContext.create("h264", "r")
-    frames = []
-    for packet in [*packets, None]:  # None drains the decoder: the clip's last frames come out
-        try:
-            frames += decoder.decode(None if packet is None else av.Packet(packet.data))
-        except av.FFmpegError:
-            continue
-    if not frames:
-        return []
+    """Decode `packets` and return `count` JPEGs spread over them (see `stills.jpegs`)."""
+    frames = list(stills.decoded(packets))
     step = max(1, len(frames) // count)
-    chosen = frames[::step][:count]
-    encoder = av.CodecContext.create("mjpeg", "w")
-    width = min(JPEG_WIDTH, chosen[0].width) // 2 * 2
-    height = round(chosen[0].height * width / chosen[0].width) // 2 * 2
-    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
-    encoder.time_base = Fraction(1, 25)
-    jpegs = []
-    for frame in chosen:
-        picture = frame.reformat(width=width, height=height, format="yuvj420p")
-        jpegs += [bytes(p) for p in encoder.encode(picture)]
-    return jpegs
+    return stills.jpegs(frames[::step][:count])
 
 
 class OpenAiChat:

@@ -1,4 +1,10 @@
-"""Clips: a remux of a stream's buffered packets into MP4, with no re-encoding (run in a worker thread)."""
+"""Clips: a stream's packets remuxed into MP4 as they arrive, with no re-encoding (run in worker threads).
+
+A clip grows while its incident is recorded, as a fragmented MP4 (a fragment per GOP, each written out as it
+ends): whatever a crash leaves of it plays, in browsers as in FFmpeg. Once its end is known it is remuxed into
+a plain MP4 with its index first (faststart), which phones play while it downloads, and replaces the growing
+one whole.
+"""
 
 import os
 from fractions import Fraction
@@ -12,6 +18,12 @@ from vigint.files import make_private_folders
 from vigint.media import MICROSECONDS, Packet
 
 MP4_TIME_BASE = Fraction(1, 90_000)
+# A fragment per GOP, announced by an empty index up front and addressed from its own start (what Chromium,
+# Firefox and Safari play); each packet flushed to the file at once, so a killed server loses at most the GOP
+# it was writing, never what the file holds.
+GROWING_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+# The index (moov) before the media (mdat), as iOS Safari needs to play a clip while it downloads.
+FASTSTART_OPTIONS = {"movflags": "+faststart"}
 
 
 def select(packets: list[Packet], start_us: int, end_us: int) -> list[Packet]:
@@ -25,53 +37,89 @@ def select(packets: list[Packet], start_us: int, end_us: int) -> list[Packet]:
 
 
 class ClipError(VigintError):
-    """FFmpeg refused to write a clip of these packets."""
+    """FFmpeg refused to write or read a clip."""
 
 
-def _mp4_times(packets: list[Packet]) -> list[tuple[int, int]]:
-    """Return each packet's (pts, dts) in MP4 ticks from the first decode time.
-
-    MP4 needs decode times that strictly increase and presentation times never before them; a camera's
-    clock may step back, and two µs times may round to one 90 kHz tick, so both are enforced here.
-    """
-    base, last, times = min(p.dts for p in packets), -1, []
-    for packet in packets:
-        dts = max(last + 1, round((packet.dts - base) * MP4_TIME_BASE.denominator / MICROSECONDS))
-        pts = max(dts, round((packet.pts - base) * MP4_TIME_BASE.denominator / MICROSECONDS))
-        times.append((pts, dts))
-        last = dts
-    return times
+def _private_file(path: Path) -> None:
+    """Create `path` empty and owner-only (0600) in owner-only folders (0700), before FFmpeg opens it by name
+    (which truncates, keeping the mode): clips show the inside of customers' premises, even half-written."""
+    make_private_folders(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # a file left by a crash keeps its old mode through O_CREAT
 
 
-def write_mp4(packets: list[Packet], path: Path, width: int, height: int) -> float:
-    """Write `packets` (starting at a keyframe) to an MP4 at `path`; return its duration in seconds.
+class GrowingClip:
+    """An MP4 that grows with the stream (see the module's docstring). Its methods block: call them in a worker
+    thread, one at a time."""
 
-    The file appears complete or not at all: it is written beside `path` and renamed. It is owner-only
-    (0600), and so are the folders made for it (0700): clips show the inside of customers' premises.
-    Raises OSError, or ClipError when FFmpeg refuses the packets.
+    def __init__(self, path: Path, first: Packet, width: int, height: int):
+        """Start the clip at `path` (its header written at once) with `first`, a keyframe, whose parameter sets
+        describe the stream; `base` is its decode time, the clip's time 0. Raises OSError, or ClipError."""
+        self.path, self.base = path, first.dts
+        self._last_dts = -1
+        _private_file(path)
+        try:
+            self._container = av.open(str(path), "w", format="mp4", options=GROWING_OPTIONS)
+            self._stream = self._container.add_stream("h264")
+            self._stream.width, self._stream.height, self._stream.time_base = width, height, MP4_TIME_BASE
+            self._stream.codec_context.extradata = h264.parameter_sets(first.data)
+            self._container.start_encoding()
+        except av.FFmpegError as error:
+            raise ClipError(f"FFmpeg could not start the clip: {error}") from None
+
+    def ticks(self, at_us: int) -> int:
+        """Return stream time `at_us` as MP4 ticks of the clip."""
+        return round((at_us - self.base) * MP4_TIME_BASE.denominator / MICROSECONDS)
+
+    def add(self, packets: list[Packet]) -> None:
+        """Append `packets`, in decode order. MP4 needs decode times that strictly increase and presentation
+        times never before them; a camera's clock may step back, and two µs times may round to one 90 kHz tick,
+        so both are enforced here. Raises ClipError (a full disk among its causes)."""
+        try:
+            for packet in packets:
+                dts = self._last_dts = max(self._last_dts + 1, self.ticks(packet.dts))
+                out = av.Packet(packet.data)
+                out.stream, out.time_base = self._stream, MP4_TIME_BASE
+                out.pts, out.dts, out.is_keyframe = max(dts, self.ticks(packet.pts)), dts, packet.keyframe
+                self._container.mux(out)
+        except av.FFmpegError as error:
+            raise ClipError(f"FFmpeg could not write the clip: {error}") from None
+
+    def close(self) -> None:
+        """Write the last fragment and close the file. Raises ClipError."""
+        try:
+            self._container.close()
+        except av.FFmpegError as error:
+            raise ClipError(f"FFmpeg could not close the clip: {error}") from None
+
+
+def finish(growing: Path, path: Path, until_ticks: int) -> float:
+    """Remux the closed growing clip at `growing` into a faststart MP4 at `path` (which may be `growing` itself),
+    keeping its packets decoded up to `until_ticks`; return the clip's duration in seconds.
+
+    The file appears whole or not at all: it is written beside `path` (owner-only) and renamed over it.
+    Raises OSError, or ClipError when FFmpeg cannot read or write it.
     """
     partial = path.with_name(path.name + ".part")
-    make_private_folders(path.parent)
+    first = end = None
     try:
-        # Created owner-only before FFmpeg opens it by name (which truncates, keeping the mode): the
-        # footage is never readable by others, not even while it is being written.
-        os.close(os.open(partial, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
-        os.chmod(partial, 0o600)  # a .part left by a crash keeps its old mode through O_CREAT
-        # faststart: the index (moov) goes before the media (mdat), as iOS Safari needs to play a clip while
-        # it downloads; FFmpeg moves it there once the clip is whole.
-        with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream("h264")
-            stream.width, stream.height, stream.time_base = width, height, MP4_TIME_BASE
-            stream.codec_context.extradata = h264.parameter_sets(packets[0].data)
-            for packet, (pts, dts) in zip(packets, _mp4_times(packets)):
-                out = av.Packet(packet.data)
-                out.stream, out.time_base = stream, MP4_TIME_BASE
-                out.pts, out.dts, out.is_keyframe = pts, dts, packet.keyframe
-                container.mux(out)
+        _private_file(partial)
+        with av.open(str(growing)) as source, \
+                av.open(str(partial), "w", format="mp4", options=FASTSTART_OPTIONS) as target:
+            incoming = source.streams.video[0]
+            outgoing = target.add_stream_from_template(incoming)
+            outgoing.time_base = incoming.time_base  # PyAV 15 leaves it unset: ticks would merge
+            for packet in source.demux(incoming):
+                if packet.dts is None or packet.dts > until_ticks:
+                    continue  # the demuxer's last, empty packet; or past the clip's end
+                first = packet.pts if first is None else min(first, packet.pts)
+                end = max(end or 0, packet.pts + packet.duration)
+                packet.stream = outgoing
+                target.mux(packet)
+            time_base = incoming.time_base
         os.replace(partial, path)
     except av.FFmpegError as error:
-        raise ClipError(f"FFmpeg could not write the clip: {error}") from None
+        raise ClipError(f"FFmpeg could not finish the clip: {error}") from None
     finally:
         partial.unlink(missing_ok=True)
-    frame_us = packets[1].dts - packets[0].dts if len(packets) > 1 else 0
-    return (max(p.pts for p in packets) - min(p.pts for p in packets) + frame_us) / 1e6
+    return float((end - first) * time_base) if first is not None else 0.0

@@ -1,24 +1,25 @@
 """Incidents: from a stream's motion events to a recorded incident, its clip, an optional AI verdict and alerts.
 
-Order matters and survives crashes: the incident row first, then the clip, then the alerts as outbox rows
-that the alert sender delivers and retries until delivered, across restarts. Nothing blocking runs on the
-event loop: the clip remux, the AI check and sending run in worker threads.
+Order matters and survives crashes: the incident row first, then its clip, named in the row as soon as it can
+be read (at once in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then
+the alerts as outbox rows that the alert sender delivers and retries until delivered, across restarts. Alerts
+go as soon as the clip's first span has arrived, while a long event's clip grows on; the clip is finished
+(faststart, with its strip of stills) once its incident ended. Nothing blocking runs on the event loop: the
+clip's writing and remux, stills, the AI check and sending run in worker threads.
 
 Incidents of a backfill (footage recorded while the camera was offline, sent later) are marked offline, and
 their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
-must be kept (`holding`: while an incident is open or being recorded, from its pre-roll on) and when all its
-incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
+must be kept (`holding`: while an incident is open or its clip is being recorded, from its pre-roll on) and
+when all its incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
 incident the first server recorded, and completes it instead of opening a second one.
 """
 
 import asyncio
 import logging
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol, TypeVar
 
 from vigint import protocol
@@ -26,8 +27,8 @@ from vigint.alerts.outbox import Outbox
 from vigint.analysis.events import Closed, Event, Extended, Opened
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
-from vigint.incidents import clips
-from vigint.incidents.storage import ClipStorage, StorageError
+from vigint.incidents.recorder import ClipContext, ClipRecorder
+from vigint.incidents.storage import ClipStorage
 from vigint.incidents.verify import Verifier
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
@@ -36,7 +37,6 @@ from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-CLIP_POLL_SECONDS = 0.2
 # A write waits busy_timeout (5 s) for the lock before failing, so retries need not be frequent.
 PERSIST_FIRST_RETRY_SECONDS = 0.5
 PERSIST_MAX_RETRY_SECONDS = 30.0
@@ -81,7 +81,7 @@ class OpenIncident:
     id: int | None = None
     created: asyncio.Event = field(default_factory=asyncio.Event)
     closed: asyncio.Event = field(default_factory=asyncio.Event)  # its end is recorded
-    settled: asyncio.Event = field(default_factory=asyncio.Event)  # its row, end, clip and alerts are
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # its row, end, clip, stills and alerts are
     unfinished: int = 2  # of its recording and its closing
 
 
@@ -105,8 +105,9 @@ class IncidentDesk:
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, pool: Executor, verifier: Verifier,
                  outbox: Outbox, clip_storage: ClipStorage):
-        self.settings, self.store, self.metrics, self._pool = settings, store, metrics, pool
-        self._verifier, self._outbox, self._clips = verifier, outbox, clip_storage
+        self.settings, self.store, self.metrics = settings, store, metrics
+        self._verifier, self._outbox = verifier, outbox
+        self._clip_context = ClipContext(settings, clip_storage, metrics, pool)
         self._open: dict[Feed, OpenIncident] = {}
         self._unsettled: dict[Feed, list[OpenIncident]] = {}  # open or still being recorded, oldest first
         self._recording = TaskSet()
@@ -170,26 +171,44 @@ class IncidentDesk:
             self._finished(feed, incident)
 
     async def _record(self, feed: Feed, incident: OpenIncident) -> None:
-        # The clip's packets are gathered from now on, beside the row's write: a write delayed by a busy
+        # The clip takes its pre-roll from the ring now and grows beside the row's write: a write delayed by a busy
         # database must not let the ring forget the pre-roll.
-        gathering = asyncio.ensure_future(self._clip_packets(feed, incident))
+        recorder = ClipRecorder(self._clip_context, feed.analysis, incident)
+        growing = asyncio.ensure_future(recorder.grow(lambda: feed.ended or feed.analysis.ended))
         try:
             row, alerted = await persist(f"client {feed.client_id} camera {feed.camera!r}",
                                          lambda: self._open_row(feed, incident.start / MICROSECONDS))
             incident.id = row.id
             incident.created.set()
-            packets = await gathering
-            clip_path = await self._write_clip(row, packets, feed.analysis.video_size)
-            if feed.backfill:  # an offline incident's alert says when it ended: the footage has it already
-                await incident.closed.wait()
-            if not alerted:
-                await self._judge_and_alert(feed, row, packets, clip_path)
+            what = f"incident {row.id}"
+            await recorder.begin(row.client_id, row.id, lambda clip_path: persist(
+                what, lambda: self.store.update_incident(row.id, clip_path=clip_path)))
+            await self._alert(feed, incident, row, alerted, recorder)
+            await growing
+            await recorder.finish()
+            await persist(what, lambda: self.store.update_incident(row.id, stills=recorder.stills))
         except Exception:  # noqa: BLE001 - one incident's failure must not stop the stream or the server
             log.exception("recording an incident of client %d camera %r failed", feed.client_id, feed.camera)
         finally:
             incident.created.set()
-            gathering.cancel()
+            growing.cancel()
+            await asyncio.gather(growing, return_exceptions=True)  # its file closed
             self._finished(feed, incident)
+
+    async def _alert(self, feed: Feed, incident: OpenIncident, row: Incident, alerted: bool,
+                     recorder: ClipRecorder) -> None:
+        """Alert (unless `alerted` already) once the clip's first span has arrived, with its thumbnail stored
+        first (emails show it); the clip grows on meanwhile."""
+        packets = await recorder.first_span()
+        await recorder.thumbnail(packets)
+        if recorder.stills:
+            await persist(f"incident {row.id}", lambda: self.store.update_incident(row.id, stills=recorder.stills))
+        if feed.backfill:  # an offline incident's alert says when it ended: the footage has it already
+            await incident.closed.wait()
+        if alerted:
+            return
+        await recorder.publish()  # the alert's link opens what has grown so far
+        await self._judge_and_alert(feed, row, packets)
 
     async def _open_row(self, feed: Feed, started_at: float) -> tuple[Incident, bool]:
         """Create the incident's row, or find the offline one the same footage made before a server restart;
@@ -208,68 +227,7 @@ class IncidentDesk:
                  "offline " if feed.backfill else "", row.id)
         return row, False
 
-    async def _clip_packets(self, feed: Feed, incident: OpenIncident) -> list[Packet]:
-        """Gather the clip's packets from the ring until its end has been received (or the stream ended)."""
-        motion = self.settings.motion
-        pre, post = int(motion.pre_roll_seconds * MICROSECONDS), int(motion.post_roll_seconds * MICROSECONDS)
-        span = int(self.settings.buffers.long_buffer_seconds * MICROSECONDS)
-        ring = feed.analysis.packets
-
-        def end() -> int:
-            # Cut before the ring forgets the pre-roll: a long event's clip shows its first seconds.
-            return min(incident.last_motion + post, incident.start - pre + span)
-
-        def fresh(taken: list[Packet]) -> list[Packet]:
-            # What the ring received since the last look (it keeps seconds; we look every fraction of one).
-            if not taken:
-                return clips.select(ring.packets(), incident.start - pre, end())
-            return [packet for packet in ring.packets() if packet.dts > taken[-1].dts]
-
-        # A clip holds no more than the ring may, and gathers no longer than its span takes at real time
-        # (plus slack): a sender whose clock crawls must not make the server hold its stream for ever.
-        limit = self.settings.buffers.max_packet_buffer_bytes
-        deadline = time.monotonic() + (span + post) / MICROSECONDS
-        taken = fresh([])
-        cost = sum(packet.cost for packet in taken)
-        while (not (feed.ended or feed.analysis.ended) and (ring.newest_dts() or 0) < end()
-               and time.monotonic() < deadline and cost < limit):
-            await asyncio.sleep(CLIP_POLL_SECONDS)
-            new = fresh(taken)  # nothing arrives between this and the checks above: no await
-            taken += new
-            cost += sum(packet.cost for packet in new)
-        return [packet for packet in taken if packet.dts <= end()]
-
-    async def _write_clip(self, incident: Incident, packets: list[Packet], size: tuple[int, int] | None) -> str | None:
-        if not packets or size is None:
-            log.warning("incident %d: no decodable video buffered for a clip", incident.id)
-            return None
-        folder = self._clips.local_folder
-        if folder is not None and not self._has_room(folder):
-            self.metrics.clips_skipped["disk_full"] += 1
-            log.error("incident %d: no clip written, less than %d MB free in %s", incident.id,
-                      self.settings.storage.min_free_mb, folder)
-            return None
-        relative = f"clips/{incident.client_id}/{incident.id}.mp4"
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._pool, self._clips.write, relative,
-                                       lambda path: clips.write_mp4(packets, path, *size))
-        except (OSError, clips.ClipError, StorageError) as error:
-            self.metrics.clips_skipped["write_error"] += 1
-            log.error("incident %d: cannot write its clip: %s", incident.id, error)
-            return None
-        await persist(f"incident {incident.id}", lambda: self.store.update_incident(incident.id, clip_path=relative))
-        return relative
-
-    def _has_room(self, folder: Path) -> bool:
-        """Whether the disk of the clips folder keeps min_free_mb free (measured on the folder's nearest parent
-        that exists: the folder itself is made with the first clip)."""
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        return shutil.disk_usage(folder).free >= self.settings.storage.min_free_mb * 2**20
-
-    async def _judge_and_alert(self, feed: Feed, incident: Incident, packets: list[Packet],
-                               clip_path: str | None) -> None:
+    async def _judge_and_alert(self, feed: Feed, incident: Incident, packets: list[Packet]) -> None:
         alert, fields = True, {}
         if self._verifier.enabled:
             alert, fields = await self._verifier.check(feed.client_id, feed.key_id, feed.camera, packets)

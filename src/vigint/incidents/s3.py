@@ -6,7 +6,6 @@ The bucket stays private: clips reach customers through the node's signed links,
 Every call blocks (urllib3): the server runs them in worker threads.
 """
 
-import io
 import logging
 import os
 import tempfile
@@ -17,7 +16,8 @@ from urllib.parse import urlsplit
 
 from vigint.config import S3Location, StorageSettings
 from vigint.errors import ConfigError
-from vigint.incidents.storage import CLIP_NAME, ClipStorage, Removal, StorageError, client_clip
+from vigint.files import make_private_folders
+from vigint.incidents.storage import CLIP_NAME, ClipStorage, FolderStorage, Removal, StorageError, client_clip
 
 try:
     import certifi
@@ -33,12 +33,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 AWS_ENDPOINT = "https://s3.amazonaws.com"
 # A clip's upload must not hold an incident's alert for long: an endpoint that takes no connection within
-# 10 s is down, and the alert goes without its clip. Reads allow a clip (at most 8 MiB) over a slow link.
+# 10 s is down, and the alert goes without its clip. Reads allow a slow link (the timeout is per read).
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 60.0
 # urllib3 retries refused connections and 5xx answers; S3 PUTs are whole-object, so a retry never half-writes.
 MAX_RETRIES = 3
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "ResourceNotFound"})
+GROWING_FOLDER = "clips-growing"  # in data_dir
 
 
 def _reason(error: Exception) -> str:
@@ -49,7 +50,7 @@ def _reason(error: Exception) -> str:
 
 
 class S3Storage(ClipStorage):
-    """Clips as objects `<prefix>/<client>/<incident>.mp4` of one bucket."""
+    """Clips and stills as objects `<prefix>/<client>/<incident>.mp4` (and `…-<n>.jpg`) of one bucket."""
 
     def __init__(self, location: S3Location, settings: StorageSettings):
         """Raises ConfigError if the s3 extra is not installed or the credentials are incomplete."""
@@ -69,6 +70,9 @@ class S3Storage(ClipStorage):
                              session_token=settings.s3_session_token or None, secure=endpoint.scheme == "https",
                              region=settings.s3_region or None, http_client=http)
         self._failures = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
+        # Clips grow on the node's disk, owner-only, and go to the bucket when published and once finished.
+        self._growing = FolderStorage(settings.data_dir / GROWING_FOLDER)
+        self.growing_folder = self._growing.growing_folder
 
     def __repr__(self) -> str:
         return f"S3Storage({str(self._location)!r}, endpoint={self._endpoint!r})"
@@ -80,19 +84,35 @@ class S3Storage(ClipStorage):
         return "/".join(part for part in (self._location.prefix, match[1], match[2]) if part)
 
     def write(self, name: str, make: Callable[[Path], T]) -> T:
-        # Made whole in an owner-only temporary folder, then sent in one PUT: the object exists whole or not at all.
-        with tempfile.TemporaryDirectory(prefix="vigint-clip-") as folder:
-            path = Path(folder) / "clip.mp4"
+        # Made whole in an owner-only temporary folder beside the growing clips (a clip may be large for a /tmp in
+        # memory), then sent in one PUT: the object exists whole or not at all.
+        make_private_folders(self.growing_folder)
+        with tempfile.TemporaryDirectory(prefix=".vigint-clip-", dir=self.growing_folder) as folder:
+            path = Path(folder) / name.rsplit("/", 1)[-1]
             result = make(path)
             self.put(path, name)
         return result
 
+    def growing(self, name: str) -> Path:
+        return self._growing.path(name)
+
+    def publish(self, name: str) -> None:
+        self.put(self.growing(name), name)
+
+    def finish(self, name: str, make: Callable[[Path], T]) -> T:
+        try:
+            return self.write(name, make)
+        finally:
+            self.growing(name).unlink(missing_ok=True)
+
     def put(self, source: Path, name: str) -> None:
-        key, data = self._key(name), source.read_bytes()
+        key, size = self._key(name), source.stat().st_size
+        kind = "image/jpeg" if name.endswith(".jpg") else "video/mp4"
         try:
             # One part as large as the clip: a single PUT, never a multipart upload that could be left behind.
-            self._client.put_object(self._location.bucket, key, io.BytesIO(data), len(data),
-                                    content_type="video/mp4", part_size=max(MIN_PART_SIZE, len(data)))
+            with source.open("rb") as data:
+                self._client.put_object(self._location.bucket, key, data, size, content_type=kind,
+                                        part_size=max(MIN_PART_SIZE, size))
         except self._failures as error:
             raise StorageError(f"cannot upload clip {name} to {self._location}: {_reason(error)}") from None
 

@@ -1,9 +1,12 @@
-"""Clip storage: where finished clips are kept, read back for signed links, and removed (a folder or S3).
+"""Clip storage: where clips and stills are kept, read back for signed links and pages, and removed (a folder or
+S3).
 
 Every clip has one name, the same in every storage: `clips/<client>/<incident>.mp4`, kept in the incident's
-row. The folder keeps it at `<folder>/<client>/<incident>.mp4` (default folder: data_dir/clips), S3 at
-`<prefix>/<client>/<incident>.mp4`, so rows move between storages unchanged. Every method blocks: call them
-in a worker thread, never on the event loop.
+row, and its stills are named beside it (`still_name`). The folder keeps it at `<folder>/<client>/<incident>.mp4`
+(default folder: data_dir/clips), S3 at `<prefix>/<client>/<incident>.mp4`, so rows move between storages
+unchanged. A clip grows in a local file while its incident is recorded (`growing`): a folder's is the clip
+itself, served as it grows; S3's is in a private local folder, uploaded when asked (`publish`) and once finished.
+Every method blocks: call them in a worker thread, never on the event loop.
 """
 
 import enum
@@ -19,6 +22,7 @@ from typing import TypeVar
 from vigint.config import StorageSettings, clips_location
 from vigint.errors import ConfigError, VigintError
 from vigint.files import make_private_folders
+from vigint.store import Incident
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,12 @@ def still_name(client_id: int, incident_id: int, index: int) -> str:
     """Return the name of an incident's still number `index` (a JPEG beside its clip; the first is its
     thumbnail)."""
     return f"clips/{client_id}/{incident_id}-{index}.jpg"
+
+
+def incident_files(incident: Incident) -> list[str]:
+    """Return the names of an incident's files: its clip, if it has one, and its stills."""
+    stills = [still_name(incident.client_id, incident.id, index) for index in range(incident.stills)]
+    return [incident.clip_path, *stills] if incident.clip_path else stills
 
 
 class StorageError(VigintError):
@@ -52,14 +62,32 @@ def client_clip(client_id: int, name: str) -> str | None:
 
 
 class ClipStorage(ABC):
-    """Where clips live. `local_folder` is the folder whose disk space is checked, or None for object storage."""
+    """Where clips live. `local_folder` is the folder they are kept in, where a clip grows in place and is read as
+    it grows, or None for object storage; `growing_folder` the folder clips grow in, whose disk space is checked."""
 
     local_folder: Path | None = None
+    growing_folder: Path
 
     @abstractmethod
     def write(self, name: str, make: Callable[[Path], T]) -> T:
         """Store clip `name`, written by `make(path)` to a local file (owner-only), whole or not at all; return
         what `make` returned. Raises what `make` raises, OSError, or StorageError."""
+
+    @abstractmethod
+    def growing(self, name: str) -> Path:
+        """Return the local file clip `name` grows in while its incident is recorded. Raises ValueError if `name` is
+        not `clips/<client>/<file>`."""
+
+    @abstractmethod
+    def publish(self, name: str) -> None:
+        """Make clip `name` readable as it has grown so far. Raises OSError or StorageError."""
+
+    @abstractmethod
+    def finish(self, name: str, make: Callable[[Path], T]) -> T:
+        """Store clip `name` as `make(path)` writes it (from its growing file) to a local file, whole or not at all;
+        return what `make` returned. A folder's growing file is the clip: replaced, or kept as it grew if this
+        fails; object storage's goes whatever happens (the clip as last published stays). Raises what `make`
+        raises, OSError, or StorageError."""
 
     @abstractmethod
     def put(self, source: Path, name: str) -> None:
@@ -84,7 +112,7 @@ class FolderStorage(ClipStorage):
     """Clips in a local folder: `<folder>/<client>/<incident>.mp4`, files 0600 in folders 0700."""
 
     def __init__(self, folder: Path):
-        self.local_folder = self._folder = folder
+        self.local_folder = self.growing_folder = self._folder = folder
 
     def __repr__(self) -> str:
         return f"FolderStorage({str(self._folder)!r})"
@@ -97,7 +125,16 @@ class FolderStorage(ClipStorage):
         return self._folder / match[1] / match[2]
 
     def write(self, name: str, make: Callable[[Path], T]) -> T:
-        return make(self.path(name))  # clips.write_mp4 writes beside the path and renames
+        return make(self.path(name))  # `make` writes beside the path and renames (clips.finish, write_private)
+
+    def growing(self, name: str) -> Path:
+        return self.path(name)  # the clip itself: served, and linked, as it grows
+
+    def publish(self, name: str) -> None:
+        pass  # the growing file is the clip
+
+    def finish(self, name: str, make: Callable[[Path], T]) -> T:
+        return self.write(name, make)  # over the growing file, by a rename
 
     def put(self, source: Path, name: str) -> None:
         path = self.path(name)
