@@ -102,7 +102,7 @@ async def streaming(site: Site, name: str, times: int = 1, timeout: float = 40) 
     await eventually(lambda: site.agent_log(name).count("streaming to") >= times, timeout=timeout, interval=0.1)
 
 
-@pytest.mark.slow  # a full minute of outage: the agent-killed test below is the short one in the default run
+@pytest.mark.slow  # a full minute of outage
 @pytest.mark.parametrize("outage", [60])
 async def test_footage_recorded_during_a_server_outage_becomes_one_offline_incident(tmp_path, mailbox, outage):
     person_at = 4 + outage / 2  # seconds into the footage: in the middle of the outage
@@ -136,6 +136,7 @@ async def test_footage_recorded_during_a_server_outage_becomes_one_offline_incid
         assert agent.returncode is None  # still streaming live
 
 
+@pytest.mark.slow  # 15 s of real time: the spooling agent's own tests (tests/agent) cover it in the default run
 async def test_footage_spooled_by_an_agent_killed_during_the_outage_arrives_from_its_restart(tmp_path, mailbox):
     write_footage(tmp_path / "camera.ts", 10, people=((4, 6.5),))
     write_footage(tmp_path / "still.ts", 30)  # what the camera shows after the agent's restart: nobody

@@ -30,7 +30,7 @@ const report = () => done({readyState: video.readyState, currentTime: video.curr
                            error: video.error && video.error.message});
 video.addEventListener('timeupdate', () => { if (video.currentTime > 2.2) report(); });
 video.play().catch(error => done({error: String(error)}));
-setTimeout(report, 15000);
+setTimeout(report, 30000);
 """
 
 
@@ -51,18 +51,19 @@ def chromium():
 def browse(sign_in_link: str, incident_id: int) -> dict:
     """Sign in, look at each page, play the incident's clip; return what the browser saw."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     driver = chromium()
     seen = {}
     try:
-        driver.set_script_timeout(20)
+        driver.set_script_timeout(45)  # the script gives up first (30 s), reporting what it saw
         driver.get(sign_in_link)
         driver.save_screenshot(str(ARTIFACTS / "sign-in.png"))
         driver.find_element(By.ID, "sign-in").click()
         seen["incidents_url"] = driver.current_url
         thumbnail = driver.find_element(By.CSS_SELECTOR, f'a[href="/incidents/{incident_id}"] img')
-        seen["thumbnail_width"] = driver.execute_script(
-            "return arguments[0].complete ? arguments[0].naturalWidth : 0", thumbnail)
+        loaded = "return arguments[0].complete ? arguments[0].naturalWidth : 0"
+        seen["thumbnail_width"] = WebDriverWait(driver, 15).until(lambda _: driver.execute_script(loaded, thumbnail))
         driver.save_screenshot(str(ARTIFACTS / "incidents.png"))
         thumbnail.click()
         seen["incident_url"] = driver.current_url
@@ -84,7 +85,7 @@ async def test_a_customer_signs_in_finds_the_incident_and_plays_its_clip(start, 
     await send_video(connection, make_footage(12, gop_seconds=1, people=((3.0, 7.0),), width=320, height=180))
     await connection.close()
     [incident] = await eventually(lambda: server.store.list_incidents(client_id), timeout=20)
-    incident = await eventually(lambda: _recorded(server, incident.id), timeout=20)
+    incident = await eventually(lambda: _recorded(server, incident.id), timeout=40)
     printed = await asyncio.to_thread(run_vigint, "client", "link", "--client-id", str(client_id), "--db",
                                       str(server.settings.database.path), cwd=tmp_path,
                                       env={"VIGINT_WEB_PORT": str(server.page.port)})
