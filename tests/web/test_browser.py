@@ -45,7 +45,9 @@ def chromium():
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations are reported there
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.implicitly_wait(15)  # an element is looked for until the page that has it has loaded (after a form's POST)
+    return driver
 
 
 def browse(sign_in_link: str, incident_id: int) -> dict:
