@@ -69,6 +69,7 @@ class Background:
             self.process.wait()
 
 
+@pytest.mark.slow  # 25 s of commands one after another: CI runs it with the other slow tests (pytest -m slow)
 @pytest.mark.xdist_group("guides")
 @pytest.mark.parametrize("name", GUIDES)
 def test_every_command_of_the_guide_runs(name, tmp_path):
