@@ -61,13 +61,15 @@ def browse(sign_in_link: str, incident_id: int) -> dict:
         driver.set_script_timeout(45)  # the script gives up first (30 s), reporting what it saw
         driver.get(sign_in_link)
         driver.save_screenshot(str(ARTIFACTS / "sign-in.png"))
-        driver.find_element(By.ID, "sign-in").click()
+        driver.find_element(By.ID, "sign-in").click()  # a form's POST: click does not wait for the next page
+        WebDriverWait(driver, 15).until(lambda _: "/sign-in/" not in driver.current_url)
         seen["incidents_url"] = driver.current_url
         thumbnail = driver.find_element(By.CSS_SELECTOR, f'a[href="/incidents/{incident_id}"] img')
         loaded = "return arguments[0].complete ? arguments[0].naturalWidth : 0"
         seen["thumbnail_width"] = WebDriverWait(driver, 15).until(lambda _: driver.execute_script(loaded, thumbnail))
         driver.save_screenshot(str(ARTIFACTS / "incidents.png"))
         thumbnail.click()
+        WebDriverWait(driver, 15).until(lambda _: driver.current_url.endswith(f"/incidents/{incident_id}"))
         seen["incident_url"] = driver.current_url
         seen["video"] = driver.execute_async_script(PLAY_PAST_TWO_SECONDS)
         driver.save_screenshot(str(ARTIFACTS / "incident.png"))
