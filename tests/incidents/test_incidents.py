@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -116,13 +117,14 @@ def top_level_boxes(mp4: bytes) -> list[str]:
     return types
 
 
-def get(link: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+def get(link: str, **headers: str) -> tuple[int, Message, bytes]:
+    """GET a link (following redirects); return the status, the headers (names in any case) and the body."""
     request = urllib.request.Request(link, headers={name.replace("_", "-"): value for name, value in headers.items()})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), b""
+        return error.code, error.headers, b""
 
 
 async def test_a_clip_link_answers_byte_ranges_as_video_players_ask(start, tmp_path, mailbox):

@@ -109,8 +109,8 @@ class Server:
         quiet_resource_errors(asyncio.get_running_loop())
         self.open_file_limit = raise_open_file_limit()
         clips = open_clip_storage(settings.storage)
-        routes = Routes(self.store, self.metrics, clips, secret, self.streams.by_client, self.streams.by_mode,
-                        lambda: time.monotonic() - self._last_flush, lambda: self.draining)
+        routes = Routes(self.metrics, lambda: page_url(settings, self.page.port), self.streams.by_client,
+                        self.streams.by_mode, lambda: time.monotonic() - self._last_flush, lambda: self.draining)
         try:
             connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
                                              config.auth_timeout_seconds)

@@ -23,6 +23,7 @@ from vigint.web import handover, pages, signin
 from vigint.web.access import Sessions
 from vigint.web.base import (
     CLIPS,
+    LINK_SECRET,
     LIVE,
     SECURE,
     SESSIONS,
@@ -66,7 +67,7 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream to."""
     app = web.Application(middlewares=[guard], client_max_size=MAX_FORM_BYTES)
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
-    app[SESSIONS], app[STREAM_URL] = Sessions(store, settings.web, secret), stream_url
+    app[SESSIONS], app[STREAM_URL], app[LINK_SECRET] = Sessions(store, settings.web, secret), stream_url, secret
     app[TEMPLATE_ENV] = environment(TEMPLATES)
     app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES)
     return app

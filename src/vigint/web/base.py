@@ -22,6 +22,7 @@ CLIPS = web.AppKey("clips", ClipStorage)
 LIVE = web.AppKey("live", Callable)
 TEMPLATE_ENV = web.AppKey("templates", jinja2.Environment)
 SECURE = web.AppKey("secure", bool)
+LINK_SECRET = web.AppKey("link_secret", str)  # signs alert emails' clip links
 STREAM_URL = web.AppKey("stream_url", str)  # what agents stream to: the VIGINT_SERVER_URL of a customer's .env
 
 

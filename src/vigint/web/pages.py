@@ -9,10 +9,12 @@ from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
+from vigint.alerts import links
 from vigint.billing.invoices import to_html
+from vigint.errors import NotFoundError
 from vigint.incidents.storage import StorageError, still_name
 from vigint.store import Client, Incident
-from vigint.web.base import CLIPS, LIVE, STORE, render, signed_in, zone_of
+from vigint.web.base import CLIPS, LINK_SECRET, LIVE, STORE, render, signed_in, zone_of
 from vigint.web.ranges import answer_with_ranges
 
 PER_PAGE = 20
@@ -72,18 +74,40 @@ async def incident(request: web.Request, client: Client) -> web.Response:
 @routes.get(r"/incidents/{id:\d{1,18}}/clip.mp4")
 @signed_in
 async def clip(request: web.Request, client: Client) -> web.StreamResponse:
-    found = await _incident(request, client)
+    return await _clip(request, await _incident(request, client))
+
+
+@routes.get(r"/clips/{id:\d{1,18}}")
+async def linked_clip(request: web.Request) -> web.StreamResponse:
+    """A clip opened by the signed link of an alert email (`alerts.links`): the link, not a session, lets it in. An
+    unknown incident answers as a bad signature does."""
+    try:
+        found = await request.app[STORE].get_incident(int(request.match_info["id"]))
+    except NotFoundError:
+        found = None
+    query = request.query
+    if found is None or not links.link_is_valid(request.app[LINK_SECRET], found, query.get("exp", ""),
+                                                query.get("sig", ""), time.time()):
+        raise web.HTTPForbidden(text="this link is invalid or has expired\n")
+    return await _clip(request, found)
+
+
+async def _clip(request: web.Request, found: Incident) -> web.StreamResponse:
+    """Answer a GET of an incident's clip: from its file with byte ranges, ETag and sendfile (aiohttp's), or read
+    whole from object storage; `?download=1` saves it."""
     if found.clip_path is None:
         raise web.HTTPNotFound(text="this incident has no clip\n")
     headers = {"Cache-Control": "private, no-cache"}
     if request.query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="vigint-incident-{found.id}.mp4"'
     storage = request.app[CLIPS]
-    if storage.local_folder is not None:  # straight from the file: byte ranges, ETag and sendfile by aiohttp
+    if storage.local_folder is not None:
         path = storage.path(found.clip_path)
         if not path.is_file():
             raise web.HTTPNotFound(text="this clip is no longer kept\n")
-        return web.FileResponse(path, headers=headers)
+        response = web.FileResponse(path, headers=headers)
+        await response.prepare(_whole_unless_unchanged(request, path))
+        return response
     return await _stored(request, found.clip_path, "video/mp4", headers)
 
 
@@ -94,6 +118,20 @@ async def still(request: web.Request, client: Client) -> web.StreamResponse:
     if index >= found.stills:
         raise web.HTTPNotFound(text="no such still\n")
     return await _stored(request, still_name(client.id, found.id, index), "image/jpeg", {})
+
+
+def _whole_unless_unchanged(request: web.Request, path) -> web.Request:
+    """aiohttp's FileResponse honours an `If-Range` date but not an entity tag: a player resuming a clip that grew
+    since (`If-Range: "<its old ETag>"`) must get the clip whole (RFC 9110 13.1.5), not a part of the new one. The
+    tag is FileResponse's own: modification time in ns and size, in hex."""
+    tag = request.headers.get("If-Range", "")
+    if not tag.startswith(('"', "W/")):
+        return request
+    state = path.stat()
+    if tag == f'"{state.st_mtime_ns:x}-{state.st_size:x}"':
+        return request
+    return request.clone(headers={name: value for name, value in request.headers.items()
+                                  if name.lower() not in ("range", "if-range")})
 
 
 async def _stored(request: web.Request, name: str, content_type: str, headers: dict) -> web.Response:
