@@ -4,9 +4,11 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import eventually
 
 
+@pytest.mark.slow  # the whole demo until its first email (7 s); scripts/smoke.sh checks the executable
 async def test_demo_shows_an_incident_and_its_alert_email_then_cleans_up(tmp_path):
     demo = await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "demo", cwd=tmp_path,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

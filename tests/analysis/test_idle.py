@@ -79,6 +79,7 @@ async def test_a_camera_whose_frame_sizes_say_nothing_is_woken_by_its_next_keyfr
     assert run.wakes == {Wake.KEYFRAME: 1}
 
 
+@pytest.mark.slow  # two minutes of footage analysed in full (7 s)
 async def test_noise_and_a_flickering_light_for_two_minutes_raise_nothing_and_leave_the_stream_idle():
     video = make_footage(120, 2, noise=4.0, flicker=0.3, width=320, height=180)
     run = await stream(video)

@@ -418,6 +418,7 @@ def busy_warnings(caplog) -> list[str]:
             if record.levelno >= logging.WARNING and "busy" in record.getMessage()]
 
 
+@pytest.mark.slow  # 12 s: the incident's write must give up once (busy_timeout, 5 s) before the lock goes
 @REALTIME
 async def test_a_database_locked_by_another_process_delays_an_incident_but_loses_nothing(start, tmp_path, mailbox,
                                                                                           db_path, caplog):

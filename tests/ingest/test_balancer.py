@@ -176,6 +176,7 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
         assert await other.stop() == 0, other.log()
 
 
+@pytest.mark.slow  # waits out a node's leases (6 s)
 async def test_a_killed_node_s_agents_land_on_the_other_once_its_leases_run_out(tmp_path, postgres_url):
     env = {"VIGINT_SERVER_LEASE_SECONDS": "2", "VIGINT_ALERTS_LINK_SECRET": "b" * 64}
     async with AsyncExitStack() as cleanup:
