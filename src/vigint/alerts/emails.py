@@ -92,7 +92,7 @@ def compose_email(alert: Alert, targets: AlertLinks, alerts: AlertSettings, emai
     language = templates.choose_language(alert.client_language, alerts.language)
     content = _content(alert, targets, language)
     identifier = message_id(alert.incident.id, secret, email.sender)
-    message = _dated(email.sender, alert.client_email, content.subject, identifier)
+    message = _dated(email, alert.client_email, content.subject, identifier)
     message.set_content(_text(content, templates.TEMPLATES[language]["colon"]))
     cid = f"<still.{identifier[1:]}" if still else None  # as stable as the Message-ID
     message.add_alternative(_html(content, cid), subtype="html")
@@ -131,10 +131,12 @@ def _html(content: Content, cid: str | None) -> str:
             f"{paragraphs}</body></html>")
 
 
-def _dated(sender: str, recipient: str, subject: str, identifier: str) -> EmailMessage:
+def _dated(email: EmailSettings, recipient: str, subject: str, identifier: str | None = None) -> EmailMessage:
+    """A new message from the configured sender, dated now; its Message-ID `identifier`, else a fresh one."""
     message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = sender, recipient, subject
-    message["Date"], message["Message-ID"] = formatdate(usegmt=True), identifier
+    message["From"], message["To"], message["Subject"] = email.sender, recipient, subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = identifier or make_msgid(domain=_domain(email.sender))
     return message
 
 
@@ -146,7 +148,7 @@ def text_of(message: EmailMessage) -> str:
 def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> EmailMessage:
     """Return the email telling the operator about an unusual-usage flag (always in English)."""
     subject = f"[Vigint] unusual usage: {flag.kind}" + (f" (client {flag.client_id})" if flag.client_id else "")
-    message = _dated(email.sender, recipient, subject, make_msgid(domain=_domain(email.sender)))
+    message = _dated(email, recipient, subject)
     message.set_content(f"{flag.detail}\n\nFlagged at {_utc(flag.at)} UTC. See `vigint alerts`.\n")
     return message
 
@@ -156,7 +158,7 @@ def compose_key_expiry_email(key: ApiKey, client: Client, now: float, email: Ema
     """Return the email warning the operator that a key still in use expires soon, naming the fix (in English)."""
     soon = expires_in(key.expires_at, now)
     subject = f"[Vigint] key {key.prefix}… of client {client.id} ({client.name}) {soon}"
-    message = _dated(email.sender, recipient, subject, make_msgid(domain=_domain(email.sender)))
+    message = _dated(email, recipient, subject)
     label = f", {key.label!r}" if key.label else ""
     message.set_content(
         f"Key {key.id} ({key.prefix}…{label}) of client {client.id} ({client.name}, {client.email}) stops working on "
@@ -172,7 +174,7 @@ def compose_sign_in_email(recipient: str, link: str, minutes: float, language: s
                           email: EmailSettings) -> EmailMessage:
     """Return the email carrying a one-time sign-in link to the customer's page, in its language."""
     template = templates.TEMPLATES[language]
-    message = _dated(email.sender, recipient, template["sign_in_subject"], make_msgid(domain=_domain(email.sender)))
+    message = _dated(email, recipient, template["sign_in_subject"])
     message.set_content(template["sign_in"].format(link=link, minutes=f"{minutes:g}") + "\n")
     return message
 
