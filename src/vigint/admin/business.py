@@ -12,7 +12,16 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option, parse_day, running
+from vigint.admin.commands import (
+    Commands,
+    keys_by_client,
+    last_seen,
+    live_streams,
+    open_store,
+    option,
+    parse_day,
+    running,
+)
 from vigint.billing import invoices
 from vigint.billing.issuing import closed_month, issue_invoice, void_invoice
 from vigint.config import Settings
@@ -128,17 +137,17 @@ async def review(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await open_store(settings) as store:
         clients, keys = await store.list_clients(), await store.list_keys()
-    documents, rows = [], []
+    documents, rows, owned = [], [], keys_by_client(keys)
     for client in clients:
-        own = [key for key in keys if key.client_id == client.id]
+        own = owned.get(client.id, [])
         active = [key for key in own if key.state(now) is KeyState.ACTIVE]
         unused = [key for key in active if (key.last_used_at or key.created_at) < now - UNUSED_DAYS * SECONDS_PER_DAY]
-        last_seen = max((key.last_used_at for key in own if key.last_used_at), default=None)
+        seen = last_seen(own)
         documents.append({"client_id": client.id, "name": client.name, "status": client.status.value,
-                          "active_keys": len(active), "last_seen_at": render.iso(last_seen),
+                          "active_keys": len(active), "last_seen_at": render.iso(seen),
                           "unused_keys": [{"key_id": key.id, "prefix": key.prefix, "label": key.label,
                                            "last_used_at": render.iso(key.last_used_at)} for key in unused]})
-        rows.append((str(client.id), client.name, client.status.value, str(len(active)), render.local(last_seen),
+        rows.append((str(client.id), client.name, client.status.value, str(len(active)), render.local(seen),
                      ", ".join(f"#{key.id} {key.prefix}… {key.label}".strip() for key in unused) or "—"))
     flagged = sum(bool(d["unused_keys"]) for d in documents)
     return render.listing(args.json, console, documents, f"{len(clients)} client(s); {flagged} with keys unused for "

@@ -16,13 +16,22 @@ from rich.console import Console
 
 from vigint.admin import render
 from vigint.admin.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
-from vigint.admin.commands import Commands, is_new_database, live_streams, open_store, option, parse_day
+from vigint.admin.commands import (
+    Commands,
+    is_new_database,
+    keys_by_client,
+    last_seen,
+    live_streams,
+    open_store,
+    option,
+    parse_day,
+)
 from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.storage import incident_files, open_clip_storage
 from vigint.media import SECONDS_PER_DAY
-from vigint.store import ApiKey, Client, ClientStatus
+from vigint.store import Client, ClientStatus
 
 # Deliberately loose: the mail server is the judge of deliverability; this catches typos and pastes.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -138,12 +147,7 @@ async def client_list(args, settings: Settings, console: Console) -> int:
         clients, all_keys = await store.list_clients(), await store.list_keys()
         streams = await live_streams(store, settings, now) or []
         flags = await store.flags(since=now - 7 * SECONDS_PER_DAY)
-    keys_by_client: dict[int, list[ApiKey]] = {}
-    for key in all_keys:
-        keys_by_client.setdefault(key.client_id, []).append(key)
-
-    def last_seen(client: Client) -> float | None:
-        return max((k.last_used_at for k in keys_by_client.get(client.id, []) if k.last_used_at), default=None)
+    owned = keys_by_client(all_keys)
 
     def cameras(client: Client) -> list[str]:
         return sorted(stream["camera"] for stream in streams if stream["client_id"] == client.id)
@@ -154,11 +158,13 @@ async def client_list(args, settings: Settings, console: Console) -> int:
     documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
                   "language": c.language,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
-                  "last_seen_at": render.iso(last_seen(c)), "live_cameras": cameras(c), "flags": flag_kinds(c),
-                  "keys": [key_document(k, now) for k in keys_by_client.get(c.id, [])]} for c in clients]
+                  "last_seen_at": render.iso(last_seen(owned.get(c.id, []))), "live_cameras": cameras(c),
+                  "flags": flag_kinds(c),
+                  "keys": [key_document(k, now) for k in owned.get(c.id, [])]} for c in clients]
     rows = [(str(c.id), c.name, c.email, c.status.value, f"{c.language or 'default'}\n{c.timezone or 'default'}",
-             "\n".join(f"#{k.id} {k.prefix}… {key_state(k, now)}" for k in keys_by_client.get(c.id, [])),
-             str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(c)), ", ".join(flag_kinds(c)))
+             "\n".join(f"#{k.id} {k.prefix}… {key_state(k, now)}" for k in owned.get(c.id, [])),
+             str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(owned.get(c.id, []))),
+             ", ".join(flag_kinds(c)))
             for c in clients]
     return render.listing(args.json, console, documents, f"{len(clients)} client(s)",
                           ("ID", "Name", "Email", "Status", "Alerts", "Keys", "Live", "Created", "Last seen",

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from vigint.config import Settings
 from vigint.errors import ConfigError
-from vigint.store import Node, Store
+from vigint.store import ApiKey, Node, Store
 from vigint.store.engine import is_postgres
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
@@ -138,6 +138,19 @@ def is_new_database(settings: Settings) -> bool:
     """Whether opening the settings' database would create it (a SQLite file that does not exist yet): the
     commands that may create one say so."""
     return not is_postgres(settings.database.path) and not Path(settings.database.path).expanduser().exists()
+
+
+def keys_by_client(keys: list[ApiKey]) -> dict[int, list[ApiKey]]:
+    """Group keys by their client, in the order given."""
+    grouped: dict[int, list[ApiKey]] = {}
+    for key in keys:
+        grouped.setdefault(key.client_id, []).append(key)
+    return grouped
+
+
+def last_seen(keys: list[ApiKey]) -> float | None:
+    """When any of these keys was last used, or None if never."""
+    return max((key.last_used_at for key in keys if key.last_used_at), default=None)
 
 
 def parse_day(text: str) -> date:
