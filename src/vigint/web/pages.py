@@ -5,6 +5,7 @@ Each handler takes the signed-in client from `base.signed_in` and asks the store
 
 import asyncio
 import time
+from collections import Counter
 from datetime import date, datetime, timedelta
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from vigint.web.base import CLIPS, LINK_SECRET, LIVE, STORE, render, signed_in, 
 from vigint.web.ranges import answer_with_ranges
 
 PER_PAGE = 20
+MAX_TODAY = 10_000  # incidents counted on the cameras page, all cameras together
 MAX_PAGE = 10_000
 routes = web.RouteTableDef()
 
@@ -154,11 +156,12 @@ async def cameras(request: web.Request, client: Client) -> web.Response:
     store, live = request.app[STORE], await request.app[LIVE](client.id)
     records = {record.camera: record for record in await store.client_cameras(client.id)}
     midnight = datetime.now(zone_of(client)).replace(hour=0, minute=0, second=0, microsecond=0)
-    today, shown = midnight.timestamp(), []
+    todays = Counter(row.incident.camera for row in
+                     await store.client_incidents(client.id, None, midnight.timestamp(), None, 0, MAX_TODAY))
+    shown = []
     for name in sorted({*await store.client_camera_names(client.id), *live}):
         latest = await store.client_incidents(client.id, name, None, None, 0, 1)
-        todays = await store.client_incidents(client.id, name, today, None, 0, 100)
-        shown.append((name, name in live, records.get(name), latest[0].incident if latest else None, len(todays)))
+        shown.append((name, name in live, records.get(name), latest[0].incident if latest else None, todays[name]))
     return render(request, "cameras.html", client, cameras=shown, today_date=midnight.date().isoformat())
 
 
