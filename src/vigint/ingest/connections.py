@@ -19,7 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.server import ServerProtocol
 
 from vigint.errors import ConfigError, VigintError
-from vigint.ingest.admission import Admission
+from vigint.admission import Admission
 
 log = logging.getLogger(__name__)
 
