@@ -41,7 +41,7 @@ from vigint.web.base import (
     render,
 )
 from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
-from vigint.web.proxies import Proxies
+from vigint.proxies import Proxies
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from vigint.incidents.storage import ClipStorage
 from vigint.store import Client, Store
 from vigint.tasks import TaskSet
 from vigint.web.access import SESSION_COOKIE, Sessions
-from vigint.web.proxies import Proxies
+from vigint.proxies import Proxies
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)

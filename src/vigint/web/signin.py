@@ -23,7 +23,7 @@ from vigint.alerts.templates import choose_language
 from vigint.limiter import RateLimiter
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link, page_url
 from vigint.web.base import BACKGROUND, SECURE, SESSIONS, SETTINGS, STORE, current_client, render, requester
-from vigint.web.proxies import requester_key
+from vigint.proxies import requester_key
 
 log = logging.getLogger(__name__)
 

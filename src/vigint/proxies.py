@@ -9,9 +9,18 @@ requester, and whatever lies to its left was written by the requester itself and
 
 import ipaddress
 
-from vigint.config import proxy_networks
-
 IPV6_REQUESTER_PREFIX = 64  # one subscriber gets a /64 (or more): a host picks any of its 2^64 addresses at will
+
+
+def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse `[web] trusted_proxies`: addresses or networks, comma-separated (empty: none). Raises ValueError."""
+    networks = []
+    for part in filter(None, (item.strip() for item in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network (e.g. 10.0.0.2 or 10.0.0.0/24)") from None
+    return tuple(networks)
 
 
 class Proxies:
