@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from vigint.proxies import proxy_networks
+
 # S3's rules for bucket names (AWS, MinIO, Garage and Ceph accept these): 3-63 lowercase letters, digits, dots, hyphens.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -273,17 +275,23 @@ class AlertSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The customers' own page (incidents, clips, cameras, usage, invoices), served by `vigint serve` on the
-    [server] host, over TLS with its certificate."""
+    """The customers' own page, served by `vigint serve` on the [server] host with its TLS pair."""
 
     port: int = setting(5003, "TCP port of the customers' page", minimum=0, maximum=65535)
-    public_url: str = setting("", "base of the page's links in emails and `vigint client link`, e.g. "
-                              "https://vigint.example.com; empty: this server's own address")
+    public_url: str = setting("", "base of the page's links (emails, `vigint client link`); empty: this server's")
     sign_in_minutes: float = setting(15.0, "how long a sign-in link works; it works once", minimum=1)
-    session_days: float = setting(30.0, "how long a browser stays signed in; revoking or deleting the client "
-                                  "signs it out at once", minimum=0.01)
-    handover_hours: float = setting(48.0, "how long a key's hand-over link (`--handover`) works; it works once, "
-                                    "and the key works only once it was opened", minimum=0.01)
+    session_days: float = setting(30.0, "how long a browser stays signed in (revoking ends it at once)", minimum=0.01)
+    handover_hours: float = setting(48.0, "how long a key's hand-over link works, once (the key too)", minimum=0.01)
+    header_timeout_seconds: float = setting(10.0, "a connection must send a whole request (TLS, headers, form) in "
+                                            "this: browsers do at once; a silent one holds a descriptor", minimum=1)
+    keepalive_seconds: float = setting(15.0, "idle connections close then: browsers reuse one in seconds", minimum=1)
+    max_idle_connections: int = setting(256, "connections waiting for a request; past it the oldest is closed, so the "
+                                        "descriptors left serve streams and evidence", minimum=1)
+    max_idle_connections_per_address: int = setting(32, "the same per address (past it new ones close): a NAT's "
+                                                    "browsers fit; a trusted proxy's count in the total", minimum=1)
+    reserve_descriptors: int = setting(128, "descriptors kept for clips, stills, database and streams: nearer the "
+                                       "open-file limit than this, the page refuses new connections", minimum=32)
+    trusted_proxies: str = setting("", "proxies believed in X-Forwarded-For: 10.0.0.2,10.0.0.0/8", check=proxy_networks)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import aiohttp
 import av
 import pytest
-from conftest import add_client, run_vigint
+from conftest import add_client, eventually, run_vigint
 from media import make_h264, write_clip
 from yarl import URL
 
@@ -180,6 +180,7 @@ async def test_an_emailed_link_goes_only_to_a_known_address_and_the_answer_is_th
             async with browser.post(f"{site.base}/sign-in", data={"email": address, "next": "/cameras"}) as answer:
                 answers.append(re.sub(r"\s+", " ", await answer.text()))
         assert answers[0] == answers[1] and "a sign-in link is on its way" in answers[0]
+        await eventually(lambda: mailbox.messages)  # sent after the answer
         assert [message["To"] for message in mailbox.messages] == ["owner@shop.test"]
         message = mailbox.messages[0]
         assert message["Date"] and message["Message-ID"]

@@ -9,7 +9,6 @@ fails at start, with what to install, if the internals used here are missing):
 - raise the message size limit of one connection after it authenticated.
 """
 
-import asyncio
 import logging
 import ssl
 from pathlib import Path
@@ -18,74 +17,23 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 from websockets.server import ServerProtocol
 
+from vigint.admission import Admission, AdmittedProtocol
 from vigint.errors import ConfigError, VigintError
-from vigint.ingest.admission import Admission
 
 log = logging.getLogger(__name__)
 
 
-class AdmittedConnection(ServerConnection):
+class AdmittedConnection(AdmittedProtocol, ServerConnection):
     """A server connection counted by an `Admission` from its accept until it says hello or closes.
 
     With `tls`, the TLS handshake runs first (within `tls_timeout`); websockets sees the connection only
     once it is encrypted. A refused connection never reaches websockets at all.
     """
 
-    def __init__(self, admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._admission, self._tls, self._tls_timeout = admission, tls, tls_timeout
-        self._socket: asyncio.BaseTransport | None = None  # the accepted TCP transport, for refusing it
-        self._opened = False  # websockets has been told of the connection
-        self._early: list[bytes] = []  # data decrypted between the TLS handshake and the opening
-        self._handshake: asyncio.Task | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._socket = transport
-        peer = transport.get_extra_info("peername")
-        for refused in self._admission.admit(self, peer[0] if peer else ""):
-            refused._socket.abort()  # an idle socket: no close frame is owed, and none could be read
-        if transport.is_closing():
-            return
-        if self._tls is None:
-            self._open(transport)
-        else:
-            self._handshake = asyncio.get_running_loop().create_task(self._start_tls(transport))
-
-    async def _start_tls(self, transport: asyncio.BaseTransport) -> None:
-        try:
-            secure = await asyncio.get_running_loop().start_tls(transport, self, self._tls, server_side=True,
-                                                                 ssl_handshake_timeout=self._tls_timeout)
-        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
-            transport.abort()  # a failed or abandoned handshake is no one's business but this socket's
-            return
-        if secure is not None:  # None: the peer left right after the handshake (connection_lost has run)
-            self._open(secure)
-
-    def _open(self, transport: asyncio.BaseTransport) -> None:
-        self._opened = True
-        super().connection_made(transport)
-        early, self._early = self._early, []
-        for data in early:
-            super().data_received(data)
-
-    def data_received(self, data: bytes) -> None:
-        if self._opened:
-            super().data_received(data)
-        else:  # asyncio reads right after the TLS handshake, before start_tls returns to us
-            self._early.append(data)
-
-    def eof_received(self) -> bool | None:
-        return super().eof_received() if self._opened else None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._admission.release(self)
-        if self._opened:
-            super().connection_lost(exc)
-
     def spoke(self) -> None:
         """Stop counting this connection as waiting: it sent its hello, so it is not an idle socket (and must
         not be evicted while its key is being checked)."""
-        self._admission.release(self)
+        self.release()
 
     def raise_message_limit(self, max_message_bytes: int) -> None:
         """Let this (authenticated) connection send messages of up to `max_message_bytes`.

@@ -38,7 +38,7 @@ from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.ingest import backfill
-from vigint.ingest.admission import Admission
+from vigint.admission import Admission
 from vigint.ingest.auth import Hellos, KeyWatch
 from vigint.ingest.connections import (
     AdmittedConnection,

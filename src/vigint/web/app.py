@@ -5,13 +5,15 @@ process or thread), with Jinja2 templates that escape every value unless told ot
 and a little CSS: no JavaScript, readable on a phone.
 
 Every page but sign-in needs a session (`access.Sessions`); every query is scoped by the signed-in client, so
-another client's incident, clip, still or invoice is 404, exactly like one that does not exist.
+another client's incident, clip, still or invoice is 404, exactly like one that does not exist. Every form must
+come from the page itself (`same_origin`); the port's connections are capped and timed (`connections`).
 """
 
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -20,11 +22,14 @@ from vigint.errors import VigintError
 from vigint.incidents.storage import ClipStorage
 from vigint.store import Store
 from vigint.web import handover, pages, signin
+from vigint.tasks import TaskSet
 from vigint.web.access import Sessions
 from vigint.web.base import (
+    BACKGROUND,
     CLIPS,
     LINK_SECRET,
     LIVE,
+    PROXIES,
     SECURE,
     SESSIONS,
     SETTINGS,
@@ -33,7 +38,10 @@ from vigint.web.base import (
     TEMPLATE_ENV,
     content_security_policy,
     environment,
+    render,
 )
+from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
+from vigint.proxies import Proxies
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @web.middleware
@@ -61,14 +70,41 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
+def from_this_site(request: web.Request) -> bool:
+    """Return whether a request was sent by the page itself, as far as the browser says (Go's
+    CrossOriginProtection does the same): Sec-Fetch-Site where the browser sends it, else Origin against the
+    Host it asked for (or `[web] public_url`). A request with neither comes from no browser that could be
+    made to post across sites: every browser sends Origin on a cross-origin POST."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")  # none: typed or bookmarked by the user
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    public = urlsplit(request.app[SETTINGS].web.public_url).netloc
+    return urlsplit(origin).netloc in {request.host, public} - {""}
+
+
+@web.middleware
+async def same_origin(request: web.Request, handler) -> web.StreamResponse:
+    """Refuse a form posted from another site: signing a victim in as the attacker (login CSRF), or acting in
+    their session, takes nothing but a form on any page the victim opens."""
+    if request.method not in SAFE_METHODS and not from_this_site(request):
+        return render(request, "message.html", None, status=403, title="Sent from another site",
+                      text="This form was sent from another site, so it was not acted on. Open this page "
+                           "yourself and send it from here.", link="/sign-in")
+    return await handler(request)
+
+
 def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
              live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str) -> web.Application:
     """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
     `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream to."""
-    app = web.Application(middlewares=[guard], client_max_size=MAX_FORM_BYTES)
+    app = web.Application(middlewares=[guard, admitted, same_origin], client_max_size=MAX_FORM_BYTES)
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
     app[SESSIONS], app[STREAM_URL], app[LINK_SECRET] = Sessions(store, settings.web, secret), stream_url, secret
-    app[TEMPLATE_ENV] = environment(TEMPLATES)
+    app[TEMPLATE_ENV], app[PROXIES] = environment(TEMPLATES), Proxies(settings.web.trusted_proxies)
+    app[BACKGROUND], app[signin.LIMITS] = TaskSet(), signin.Limits()
     app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES)
     return app
 
@@ -77,13 +113,16 @@ class CustomerPage:
     """The running page: `await start()`, then `await stop()`; `port` is known once started."""
 
     def __init__(self, app: web.Application):
+        self._app = app
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._listener = None
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
-        """Listen. Raises VigintError if the address cannot be listened on."""
+        """Listen. Raises VigintError if aiohttp is not a supported version or the address cannot be listened on."""
+        check_aiohttp()
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, host, port, ssl_context=tls).start()
+            self._listener = await listen(self._runner, Discipline.of(self._app[SETTINGS].web), host, port, tls)
         except OSError as error:
             await self._runner.cleanup()
             raise VigintError(f"cannot listen on {host}:{port} for the customers' page: "
@@ -91,10 +130,13 @@ class CustomerPage:
 
     @property
     def port(self) -> int:
-        return self._runner.addresses[0][1]
+        return self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Stop listening, close the connections, and give sign-in emails being sent time to leave."""
+        self._listener.close()
         await self._runner.cleanup()
+        await self._app[BACKGROUND].drain(self._app[SETTINGS].email.timeout_seconds)
 
 
 async def open_page(settings: Settings, store: Store, clips: ClipStorage, secret: str,

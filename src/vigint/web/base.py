@@ -13,7 +13,9 @@ from vigint.alerts.templates import local
 from vigint.config import Settings
 from vigint.incidents.storage import ClipStorage
 from vigint.store import Client, Store
+from vigint.tasks import TaskSet
 from vigint.web.access import SESSION_COOKIE, Sessions
+from vigint.proxies import Proxies
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,6 +26,8 @@ TEMPLATE_ENV = web.AppKey("templates", jinja2.Environment)
 SECURE = web.AppKey("secure", bool)
 LINK_SECRET = web.AppKey("link_secret", str)  # signs alert emails' clip links
 STREAM_URL = web.AppKey("stream_url", str)  # what agents stream to: the VIGINT_SERVER_URL of a customer's .env
+PROXIES = web.AppKey("proxies", Proxies)
+BACKGROUND = web.AppKey("background", TaskSet)  # work that answers need not wait for: sign-in emails
 
 
 def content_security_policy(script_hash: str | None = None) -> str:
@@ -69,6 +73,11 @@ async def current_client(request: web.Request) -> Client | None:
 def render(request: web.Request, name: str, client: Client | None, status: int = 200, **context) -> web.Response:
     text = request.app[TEMPLATE_ENV].get_template(name).render(client=client, zone=zone_of(client), **context)
     return web.Response(text=text, status=status, content_type="text/html")
+
+
+def requester(request: web.Request) -> str:
+    """Return the address a request came from: its socket's, or what a trusted proxy says (`proxies`)."""
+    return request.app[PROXIES].requester(request.remote, request.headers.getall("X-Forwarded-For", []))
 
 
 def signed_in(handler: Callable) -> Callable:

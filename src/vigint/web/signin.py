@@ -1,13 +1,19 @@
 """Signing in without a password: a one-time link, from the operator (`vigint client link`) or emailed on request.
 
-Asking for a link answers the same whether or not the address is a client's, so the page tells nobody who the
-clients are; links are emailed at most 3 times in 15 minutes to one address and 10 times an hour to one
-requester, so the page cannot be used to flood a mailbox.
+Asking for a link tells nobody who the clients are: the answer is the same, and as fast, whether or not the
+address is a client's, because the address is looked up and the email sent after answering, in the background.
+
+Limits keep the page from flooding a mailbox without letting a stranger lock a customer out: one requester
+(an address, or an IPv6 /64; behind a trusted proxy, the address it forwards for) may ask 10 times an hour, and
+3 times in 15 minutes for one mailbox. The mailbox's count is kept per requester, so requests from elsewhere
+never spend the customer's own; a limit per mailbox alone would let 3 requests from anyone block a customer
+for 15 minutes. What this gives up: requests from many addresses can each send a mailbox a few links.
 """
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -15,14 +21,34 @@ from aiohttp import web
 from vigint.alerts.emails import compose_sign_in_email, send_email
 from vigint.alerts.templates import choose_language
 from vigint.limiter import RateLimiter
-from vigint.store import Client
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link, page_url
-from vigint.web.base import SECURE, SESSIONS, SETTINGS, STORE, current_client, render
+from vigint.web.base import BACKGROUND, SECURE, SESSIONS, SETTINGS, STORE, current_client, render, requester
+from vigint.proxies import requester_key
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
-per_address, per_requester = RateLimiter(3, 900), RateLimiter(10, 3600)
+
+
+@dataclass
+class Limits:
+    """How often links may be asked for: per requester, and per mailbox by the same requester."""
+
+    per_requester: RateLimiter = field(default_factory=lambda: RateLimiter(10, 3600))
+    per_mailbox: RateLimiter = field(default_factory=lambda: RateLimiter(3, 900))
+
+    def allow(self, requester: str, mailbox: str, now: float) -> bool:
+        """Count a request from `requester` for `mailbox` (lower-cased) and return True, unless it is over a
+        limit (then it is not counted)."""
+        pair = f"{requester} {mailbox}"
+        if self.per_requester.retry_after(requester, now) or self.per_mailbox.retry_after(pair, now):
+            return False
+        self.per_requester.record(requester, now)
+        self.per_mailbox.record(pair, now)
+        return True
+
+
+LIMITS = web.AppKey("sign_in_limits", Limits)
 
 
 def _next(text: str | None) -> str:
@@ -43,28 +69,31 @@ async def ask(request: web.Request) -> web.StreamResponse:
 async def send(request: web.Request) -> web.Response:
     form = await request.post()
     address, following = str(form.get("email", "")).strip()[:254], _next(str(form.get("next", "")))
-    settings, now, requester = request.app[SETTINGS], time.time(), request.remote or "?"
+    settings = request.app[SETTINGS]
     can_email = bool(settings.email.smtp_host or settings.email.capture_dir)
-    if can_email and "@" in address and not (per_address.retry_after(address.lower(), now)
-                                             or per_requester.retry_after(requester, now)):
-        per_address.record(address.lower(), now)
-        per_requester.record(requester, now)
-        client = await request.app[STORE].client_by_email(address)
-        if client is not None:
-            # The page's own address, never the request's Host header, which a requester chooses.
-            base = page_url(settings, request.transport.get_extra_info("sockname")[1])
-            link = await new_sign_in_link(request.app[STORE], settings.web, base, client.id)
-            await _email(settings, client, f"{link}?{urlencode({'next': following})}")
+    if can_email and "@" in address and request.app[LIMITS].allow(requester_key(requester(request)),
+                                                                   address.lower(), time.time()):
+        # The page's own address, never the request's Host header, which a requester chooses.
+        base = page_url(settings, request.transport.get_extra_info("sockname")[1])
+        request.app[BACKGROUND].spawn(_email_link(request.app, address, base, following))
     return render(request, "sign_in.html", None, next=following, sent=True, can_email=can_email)
 
 
-async def _email(settings, client: Client, link: str) -> None:
-    language = choose_language(client.language, settings.alerts.language)
-    message = compose_sign_in_email(client.email, link, settings.web.sign_in_minutes, language, settings.email)
+async def _email_link(app: web.Application, address: str, base: str, following: str) -> None:
+    """Email a sign-in link to the client whose address this is, if any; log (never raise) what goes wrong."""
+    settings, client_id = app[SETTINGS], None
     try:
+        client = await app[STORE].client_by_email(address)
+        if client is None:
+            return
+        client_id = client.id
+        link = await new_sign_in_link(app[STORE], settings.web, base, client.id)
+        language = choose_language(client.language, settings.alerts.language)
+        message = compose_sign_in_email(client.email, f"{link}?{urlencode({'next': following})}",
+                                        settings.web.sign_in_minutes, language, settings.email)
         await asyncio.to_thread(send_email, settings.email, message)
-    except Exception as error:  # noqa: BLE001 - the requester is told the same; the operator reads the log
-        log.error("could not email a sign-in link to client %d: %s", client.id, error)
+    except Exception as error:  # noqa: BLE001 - the requester was answered already; the operator reads the log
+        log.error("could not email a sign-in link%s: %s", f" to client {client_id}" if client_id else "", error)
 
 
 @routes.get("/sign-in/{token}")

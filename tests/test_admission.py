@@ -1,4 +1,4 @@
-from vigint.ingest.admission import Admission
+from vigint.admission import Admission
 
 
 def test_an_address_at_its_cap_has_its_newcomers_refused_while_others_get_in():
