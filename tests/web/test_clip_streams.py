@@ -70,6 +70,8 @@ async def test_a_clip_in_s3_answers_ranges_with_the_right_bytes(s3_site, bucket)
                 assert part.headers["Content-Range"] == f"bytes {expected.start}-{expected.stop - 1}/{len(clip)}"
         async with browser.get(url, headers={"Range": f"bytes={len(clip)}-"}) as past:
             assert (past.status, past.headers["Content-Range"]) == (416, f"bytes */{len(clip)}")
+        async with browser.head(url) as head:  # what a player asks first, and nothing read from the bucket
+            assert (head.status, head.headers["Content-Length"], await head.read()) == (200, str(len(clip)), b"")
         async with browser.get(url, headers={"If-None-Match": etag}) as cached:
             assert cached.status == 304  # the player has it
         async with browser.get(url, headers={"Range": "bytes=0-1", "If-Range": '"another-version"'}) as changed:
@@ -106,6 +108,18 @@ def status_of(connection: socket.socket) -> int | None:
     return int(head[9:12]) if len(head) == 12 else None
 
 
+def received(connection: socket.socket) -> int:
+    """Read an answer to its end (the server closing or resetting the connection); return how many bytes came."""
+    count = 0
+    connection.settimeout(10)
+    try:
+        while data := connection.recv(1 << 20):
+            count += len(data)
+    except ConnectionResetError:
+        pass
+    return count
+
+
 async def test_stalled_readers_of_one_link_wait_for_their_places_and_are_cut_after_the_timeout(s3_site, bucket):
     site = await s3_site(max_clip_streams_per_link=2, clip_send_timeout_seconds=1)
     client_id, key_id, _ = await add_client(site.store)
@@ -121,8 +135,11 @@ async def test_stalled_readers_of_one_link_wait_for_their_places_and_are_cut_aft
         refused = next(each for each in connections if status_of(each) == 429)
         text = refused.recv(4096).decode()
         assert "Retry-After: 5" in text and "too many downloads of this clip at once" in text
-        # The stalled readers are cut after the timeout: their places are free again, and the clip comes whole.
+        # The stalled readers are cut after the timeout: what they get is short, their places are free again, and
+        # the clip comes whole.
         await asyncio.sleep(1.5)
+        cut = [each for each in connections if status_of(each) == 200]
+        assert [await asyncio.to_thread(received, each) < len(clip) for each in cut] == [True, True]
         async with aiohttp.ClientSession() as customer, customer.get(link) as whole:
             assert (whole.status, await whole.read()) == (200, clip)
     finally:

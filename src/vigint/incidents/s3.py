@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -64,7 +65,8 @@ class _Chunks:
     """An object's bytes as the bucket sends them, `chunk_bytes` at a time: a reader that stops reading holds one
     chunk here, and the rest waits in the bucket's connection."""
 
-    def __init__(self, response, chunk_bytes: int, failure: str, failures: tuple[type[Exception], ...]):
+    def __init__(self, response, chunk_bytes: int, failure: Callable[[Exception], StorageError],
+                 failures: tuple[type[Exception], ...]):
         self._response, self._failure, self._failures = response, failure, failures
         self._chunks = response.stream(chunk_bytes)
 
@@ -72,7 +74,7 @@ class _Chunks:
         try:
             return next(self._chunks, b"")
         except self._failures as error:
-            raise StorageError(f"{self._failure}: {_reason(error)}") from None
+            raise self._failure(error) from None
 
     def close(self) -> None:
         self._response.close()  # the connection goes, unread bytes and all: never back into the pool half-read
@@ -148,39 +150,11 @@ class S3Storage(ClipStorage):
             raise StorageError(f"cannot upload clip {name} to {self._location}: {_reason(error)}") from None
 
     def read(self, name: str) -> bytes | None:
-        try:
-            key = self._key(name)
-        except ValueError:
-            return None
-        response = None
-        try:
-            response = self._client.get_object(self._location.bucket, key)
-            return response.read()
-        except S3Error as error:
-            if error.code in NOT_FOUND:
-                return None
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
-        except self._failures as error:
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
-        finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
+        return self._reading(name, self._whole)
 
     def describe(self, name: str) -> StoredObject | None:
-        try:
-            key = self._key(name)
-        except ValueError:
-            return None
-        try:
-            found = self._client.stat_object(self._location.bucket, key)
-        except S3Error as error:
-            if error.code in NOT_FOUND:
-                return None
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
-        except self._failures as error:
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
-        return StoredObject(found.size, f'"{found.etag}"')
+        found = self._reading(name, partial(self._client.stat_object, self._location.bucket))
+        return None if found is None else StoredObject(found.size, f'"{found.etag}"')
 
     def open_part(self, name: str, stored: StoredObject, part: range, chunk_bytes: int) -> Chunks:
         # If-Match: a clip republished while it grows between describe() and here is refused, not spliced.
@@ -188,8 +162,34 @@ class S3Storage(ClipStorage):
             response = self._client.get_object(self._location.bucket, self._key(name), offset=part.start,
                                                length=len(part), request_headers={"If-Match": stored.etag})
         except self._failures as error:
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
-        return _Chunks(response, chunk_bytes, f"cannot read clip {name} from {self._location}", self._failures)
+            raise self._cannot_read(name, error) from None
+        return _Chunks(response, chunk_bytes, partial(self._cannot_read, name), self._failures)
+
+    def _whole(self, key: str) -> bytes:
+        response = self._client.get_object(self._location.bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _reading(self, name: str, call: Callable[[str], T]) -> T | None:
+        """Return `call(key)` for file `name`'s object, or None if there is none. Raises StorageError."""
+        try:
+            key = self._key(name)
+        except ValueError:
+            return None
+        try:
+            return call(key)
+        except S3Error as error:
+            if error.code in NOT_FOUND:
+                return None
+            raise self._cannot_read(name, error) from None
+        except self._failures as error:
+            raise self._cannot_read(name, error) from None
+
+    def _cannot_read(self, name: str, error: Exception) -> StorageError:
+        return StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}")
 
     def remove(self, client_id: int, name: str) -> Removal:
         if client_clip(client_id, name) is None:

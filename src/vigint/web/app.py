@@ -21,7 +21,6 @@ from vigint.incidents.storage import ClipStorage
 from vigint.store import Store
 from vigint.web import handover, pages, signin
 from vigint.web.access import Sessions
-from vigint.web.streams import Streams
 from vigint.web.base import (
     CLIPS,
     LINK_SECRET,
@@ -35,6 +34,7 @@ from vigint.web.base import (
     content_security_policy,
     environment,
 )
+from vigint.web.clipstreams import ClipStreams
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
     app[SESSIONS], app[STREAM_URL], app[LINK_SECRET] = Sessions(store, settings.web, secret), stream_url, secret
     app[TEMPLATE_ENV] = environment(TEMPLATES)
-    app[pages.STREAMS] = Streams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
-                                 settings.web.max_clip_streams_per_link)
+    app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
+                                     settings.web.max_clip_streams_per_link)
     app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES)
     return app
 

@@ -19,8 +19,8 @@ from vigint.errors import NotFoundError
 from vigint.incidents.storage import Chunks, StorageError, still_name
 from vigint.store import Client, Incident
 from vigint.web.base import CLIPS, LINK_SECRET, LIVE, SETTINGS, STORE, render, signed_in, zone_of
+from vigint.web.clipstreams import Cap, ClipStreams
 from vigint.web.ranges import answer_for
-from vigint.web.streams import Cap, Streams
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ MAX_PAGE = 10_000
 CHUNK_BYTES = 64 * 1024
 RETRY_AFTER_SECONDS = 5
 CACHED = "private, no-cache"  # clips and stills: kept by the browser, checked by ETag before use
-STREAMS = web.AppKey("clip_streams", Streams)  # clips streamed from object storage now
+STREAMS = web.AppKey("clip_streams", ClipStreams)  # clips streamed from object storage now
 routes = web.RouteTableDef()
 
 
@@ -135,7 +135,7 @@ class _File(web.FileResponse):
     """aiohttp's FileResponse honours an `If-Range` date but not an entity tag: a player resuming a clip that grew
     since (`If-Range: "<its old ETag>"`) must get the clip whole (RFC 9110 13.1.5), not a part of the new one. The
     tag is FileResponse's own: modification time in ns and size, in hex. Returned unprepared: aiohttp prepares
-    it once, after the middleware and the header hooks, and the connection stays open for the next range."""
+    it once, after the header hook, and the connection stays open for the next range."""
 
     def __init__(self, path: Path, headers: dict[str, str]):
         super().__init__(path, headers=headers)
@@ -194,9 +194,8 @@ async def _from_bucket(request: web.Request, name: str, content_type: str, heade
         chunks = await asyncio.to_thread(storage.open_part, name, stored, answer.part, CHUNK_BYTES)
     except StorageError:
         raise _unreadable() from None
+    response = web.StreamResponse(status=answer.status, headers=headers)
     try:
-        response = web.StreamResponse(status=answer.status, headers=headers)
-        await response.prepare(request)
         await _send(request, response, chunks)
     finally:
         await asyncio.to_thread(chunks.close)
@@ -204,10 +203,12 @@ async def _from_bucket(request: web.Request, name: str, content_type: str, heade
 
 
 async def _send(request: web.Request, response: web.StreamResponse, chunks: Chunks) -> None:
-    """Write the chunks as the reader takes them. A reader that takes nothing for clip_send_timeout_seconds, or
-    leaves, or a storage failing midway, cuts the connection: the reader sees a short answer, never a wrong one."""
+    """Send the answer's head, then the chunks as the reader takes them. A reader that takes nothing for
+    clip_send_timeout_seconds, or leaves, or a storage failing midway, cuts the connection: the reader sees a
+    short answer, never a wrong one."""
     timeout = request.app[SETTINGS].web.clip_send_timeout_seconds
     try:
+        await response.prepare(request)
         while chunk := await asyncio.to_thread(chunks.read):
             async with asyncio.timeout(timeout):
                 await response.write(chunk)

@@ -19,7 +19,7 @@ class Cap(enum.Enum):
     LINK = "this clip"
 
 
-class Streams:
+class ClipStreams:
     """Clip streams in flight: at most `max_total`, `max_per_client` of one client, `max_per_link` of one
     incident's clip."""
 
