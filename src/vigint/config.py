@@ -284,18 +284,14 @@ class WebSettings:
                                   "signs it out at once", minimum=0.01)
     handover_hours: float = setting(48.0, "how long a key's hand-over link (`--handover`) works; it works once, "
                                     "and the key works only once it was opened", minimum=0.01)
-    max_clip_streams: int = setting(32, "clips streamed from object storage at once, server-wide; each holds a "
-                                    "connection to the bucket and about 0.2 MiB until its reader has it all; "
-                                    "more are refused (503, try again in a few seconds)", minimum=1)
-    max_clip_streams_per_client: int = setting(8, "of those, at once for one client, its page and emailed links "
-                                               "together: one customer's downloads, or a leaked link's, never "
-                                               "take every place; more are refused (429)", minimum=1)
-    max_clip_streams_per_link: int = setting(4, "of those, at once for one incident's clip: a phone's player "
-                                             "asks for two or three ranges at once; more are refused (429)",
-                                             minimum=1)
-    clip_send_timeout_seconds: float = setting(30.0, "a clip answer its reader takes nothing of for this long is "
-                                               "cut, freeing its place: a paused player asks again for the rest "
-                                               "with a range", minimum=1)
+    max_clip_streams: int = setting(32, "clips streamed from S3 at once (each holds a bucket connection and about "
+                                    "0.2 MiB while its reader takes it); more: 503", minimum=1)
+    max_clip_streams_per_client: int = setting(8, "of those, one client's (page and emailed links): a leaked link "
+                                               "never takes every place; more: 429", minimum=1)
+    max_clip_streams_per_link: int = setting(4, "of those, one incident's clip: a phone's player asks for two or "
+                                             "three ranges at once; more: 429", minimum=1)
+    clip_send_timeout_seconds: float = setting(30.0, "a clip answer whose reader takes nothing this long is cut: a "
+                                               "paused player asks again with a range", minimum=1)
 
 
 @dataclass(frozen=True)
