@@ -292,6 +292,14 @@ class WebSettings:
     reserve_descriptors: int = setting(128, "descriptors kept for clips, stills, database and streams: nearer the "
                                        "open-file limit than this, the page refuses new connections", minimum=32)
     trusted_proxies: str = setting("", "proxies believed in X-Forwarded-For: 10.0.0.2,10.0.0.0/8", check=proxy_networks)
+    max_clip_streams: int = setting(32, "clips streamed from S3 at once (each holds a bucket connection and about "
+                                    "0.2 MiB while its reader takes it); more: 503", minimum=1)
+    max_clip_streams_per_client: int = setting(8, "of those, one client's (page and emailed links): a leaked link "
+                                               "never takes every place; more: 429", minimum=1)
+    max_clip_streams_per_link: int = setting(4, "of those, one incident's clip: a phone's player asks for two or "
+                                             "three ranges at once; more: 429", minimum=1)
+    clip_send_timeout_seconds: float = setting(30.0, "a clip answer whose reader takes nothing this long is cut: a "
+                                               "paused player asks again with a range", minimum=1)
 
 
 @dataclass(frozen=True)

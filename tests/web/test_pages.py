@@ -1,7 +1,10 @@
 """The customer's own page over real HTTP: signing in, what a session sees, and what it never sees."""
 
 import asyncio
+import http.client
+import logging
 import re
+import socket
 import time
 from decimal import Decimal
 from urllib.parse import unquote
@@ -214,3 +217,70 @@ async def test_secure_cookies_behind_an_https_address(start, tmp_path):
     link = await new_sign_in_link(server.store, server.settings.web, server.base, client_id)
     async with aiohttp.ClientSession() as browser, browser.post(link, allow_redirects=False) as signed:
         assert signed.cookies[SESSION_COOKIE]["secure"]
+
+
+def ask(connection: socket.socket, path: str, **headers: str) -> http.client.HTTPResponse:
+    """Send one GET on an open connection and read its whole answer, leaving the connection open."""
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{name}: {value}" for name, value in headers.items())]
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    answer = http.client.HTTPResponse(connection)
+    answer.begin()
+    answer.body = answer.read()
+    return answer
+
+
+async def test_a_players_range_requests_share_one_connection_and_log_no_error(site, caplog):
+    client_id, key_id, _ = await add_client(site.store)
+    incident = await recorded_incident(site, client_id, key_id)
+    clip = (site.settings.storage.data_dir / "clips" / str(client_id) / f"{incident}.mp4").read_bytes()
+    async with await signed_in(site, client_id) as browser:
+        cookie = browser.cookie_jar.filter_cookies(URL(site.base))[SESSION_COOKIE].value
+
+    def play() -> list[http.client.HTTPResponse]:
+        with socket.create_connection(("127.0.0.1", site.page.port), timeout=10) as connection:
+            return [ask(connection, f"/incidents/{incident}/clip.mp4", Cookie=f"{SESSION_COOKIE}={cookie}",
+                        Range=wanted) for wanted in ("bytes=0-1", "bytes=100-199", "bytes=-10")]
+
+    first, second, last = await asyncio.to_thread(play)  # one keep-alive connection, as a phone's player keeps
+    assert (first.status, first.body) == (206, clip[:2]) and (second.status, second.body) == (206, clip[100:200])
+    assert (last.status, last.body) == (206, clip[-10:])
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+
+
+def assert_guarded(headers, cache: str = "private, no-store") -> None:
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Cache-Control"] == cache
+
+
+async def test_clips_stills_redirects_and_errors_carry_the_pages_security_and_cache_headers(site):
+    client_id, key_id, _ = await add_client(site.store)
+    incident = await recorded_incident(site, client_id, key_id)
+    async with await signed_in(site, client_id) as browser:
+        for path in (f"/incidents/{incident}/clip.mp4", f"/incidents/{incident}/stills/0.jpg"):
+            async with browser.get(site.base + path) as answer:
+                assert answer.status == 200, path
+                assert_guarded(answer.headers, "private, no-cache")  # kept by the browser, checked by ETag
+            async with browser.get(site.base + path, headers={"Range": "bytes=0-1"}) as part:
+                assert part.status == 206, path
+                assert_guarded(part.headers, "private, no-cache")
+        for path in (f"/incidents/{incident + 1}", f"/incidents/{incident}/stills/7.jpg", "/no-such-page"):
+            async with browser.get(site.base + path) as missing:
+                assert missing.status == 404, path
+                assert_guarded(missing.headers)
+        async with browser.get(site.base + "/", allow_redirects=False) as home:
+            assert home.status == 303
+            assert_guarded(home.headers)
+    async with aiohttp.ClientSession() as stranger:
+        async with stranger.get(f"{site.base}/incidents/{incident}", allow_redirects=False) as sign_in:
+            assert sign_in.status == 303 and sign_in.headers["Location"].startswith("/sign-in")
+            assert_guarded(sign_in.headers)
+        # An alert email's clip link, on the stream port: redirected to the page, with the same headers.
+        path = f"/clips/{incident}?exp=1&sig={'0' * 64}"
+        link = f"http://127.0.0.1:{site.port}{path}"
+        async with stranger.get(link, allow_redirects=False) as moved:
+            assert moved.status == 307 and moved.headers["Location"] == site.base + path
+            assert_guarded(moved.headers)
+        async with stranger.get(link) as refused:  # followed: the forged signature is refused, with the headers
+            assert refused.status == 403
+            assert_guarded(refused.headers)

@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -17,7 +18,16 @@ from urllib.parse import urlsplit
 from vigint.config import S3Location, StorageSettings
 from vigint.errors import ConfigError
 from vigint.files import make_private_folders
-from vigint.incidents.storage import CLIP_NAME, ClipStorage, FolderStorage, Removal, StorageError, client_clip
+from vigint.incidents.storage import (
+    CLIP_NAME,
+    Chunks,
+    ClipStorage,
+    FolderStorage,
+    Removal,
+    StorageError,
+    StoredObject,
+    client_clip,
+)
 
 try:
     import certifi
@@ -38,6 +48,8 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 60.0
 # urllib3 retries refused connections and 5xx answers; S3 PUTs are whole-object, so a retry never half-writes.
 MAX_RETRIES = 3
+# Connections kept for reuse: the page streams up to [web] max_clip_streams clips from the bucket side by side.
+MAX_CONNECTIONS = 32
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "ResourceNotFound"})
 GROWING_FOLDER = "clips-growing"  # in data_dir
 
@@ -47,6 +59,26 @@ def _reason(error: Exception) -> str:
     if Minio is not None and isinstance(error, S3Error):
         return f"{error.code}: {error.message}"
     return f"{type(error).__name__}: {error}"
+
+
+class _Chunks:
+    """An object's bytes as the bucket sends them, `chunk_bytes` at a time: a reader that stops reading holds one
+    chunk here, and the rest waits in the bucket's connection."""
+
+    def __init__(self, response, chunk_bytes: int, failure: Callable[[Exception], StorageError],
+                 failures: tuple[type[Exception], ...]):
+        self._response, self._failure, self._failures = response, failure, failures
+        self._chunks = response.stream(chunk_bytes)
+
+    def read(self) -> bytes:
+        try:
+            return next(self._chunks, b"")
+        except self._failures as error:
+            raise self._failure(error) from None
+
+    def close(self) -> None:
+        self._response.close()  # the connection goes, unread bytes and all: never back into the pool half-read
+        self._response.release_conn()
 
 
 class S3Storage(ClipStorage):
@@ -62,7 +94,8 @@ class S3Storage(ClipStorage):
         endpoint = urlsplit(settings.s3_endpoint or AWS_ENDPOINT)
         self._location, self._endpoint = location, f"{endpoint.scheme}://{endpoint.netloc}"
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS), maxsize=10,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+            maxsize=MAX_CONNECTIONS,
             cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
             retries=urllib3.Retry(total=MAX_RETRIES, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
         self._client = Minio(endpoint.netloc, access_key=settings.s3_access_key_id or None,
@@ -117,24 +150,46 @@ class S3Storage(ClipStorage):
             raise StorageError(f"cannot upload clip {name} to {self._location}: {_reason(error)}") from None
 
     def read(self, name: str) -> bytes | None:
+        return self._reading(name, self._whole)
+
+    def describe(self, name: str) -> StoredObject | None:
+        found = self._reading(name, partial(self._client.stat_object, self._location.bucket))
+        return None if found is None else StoredObject(found.size, f'"{found.etag}"')
+
+    def open_part(self, name: str, stored: StoredObject, part: range, chunk_bytes: int) -> Chunks:
+        # If-Match: a clip republished while it grows between describe() and here is refused, not spliced.
+        try:
+            response = self._client.get_object(self._location.bucket, self._key(name), offset=part.start,
+                                               length=len(part), request_headers={"If-Match": stored.etag})
+        except self._failures as error:
+            raise self._cannot_read(name, error) from None
+        return _Chunks(response, chunk_bytes, partial(self._cannot_read, name), self._failures)
+
+    def _whole(self, key: str) -> bytes:
+        response = self._client.get_object(self._location.bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _reading(self, name: str, call: Callable[[str], T]) -> T | None:
+        """Return `call(key)` for file `name`'s object, or None if there is none. Raises StorageError."""
         try:
             key = self._key(name)
         except ValueError:
             return None
-        response = None
         try:
-            response = self._client.get_object(self._location.bucket, key)
-            return response.read()
+            return call(key)
         except S3Error as error:
             if error.code in NOT_FOUND:
                 return None
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
+            raise self._cannot_read(name, error) from None
         except self._failures as error:
-            raise StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}") from None
-        finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
+            raise self._cannot_read(name, error) from None
+
+    def _cannot_read(self, name: str, error: Exception) -> StorageError:
+        return StorageError(f"cannot read clip {name} from {self._location}: {_reason(error)}")
 
     def remove(self, client_id: int, name: str) -> Removal:
         if client_clip(client_id, name) is None:

@@ -16,8 +16,9 @@ import re
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from vigint.config import StorageSettings, clips_location
 from vigint.errors import ConfigError, VigintError
@@ -44,6 +45,24 @@ def incident_files(incident: Incident) -> list[str]:
 
 class StorageError(VigintError):
     """Clip storage refused or could not be reached; the message names the clip, never a credential."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A file as object storage holds it now: its size in bytes and its entity tag (quoted, as HTTP sends it)."""
+
+    size: int
+    etag: str
+
+
+class Chunks(Protocol):
+    """Bytes of a stored object read in bounded chunks; both methods block (call them in a worker thread)."""
+
+    def read(self) -> bytes:
+        """Return the next chunk, b"" after the last. Raises StorageError if the storage fails meanwhile."""
+
+    def close(self) -> None:
+        """Let go of the storage's connection, whether or not every chunk was read."""
 
 
 class Removal(enum.Enum):
@@ -96,7 +115,19 @@ class ClipStorage(ABC):
 
     @abstractmethod
     def read(self, name: str) -> bytes | None:
-        """Return clip `name`'s bytes, or None if there is none. Raises StorageError if the storage fails."""
+        """Return file `name`'s bytes, or None if there is none: for small files (stills in an email). Raises
+        StorageError if the storage fails."""
+
+    def describe(self, name: str) -> StoredObject | None:
+        """Object storage (no `local_folder`): return file `name` as stored now, or None if there is none. A
+        folder's files are served from the folder. Raises StorageError if the storage fails."""
+        raise NotImplementedError
+
+    def open_part(self, name: str, stored: StoredObject, part: range, chunk_bytes: int) -> Chunks:
+        """Object storage (no `local_folder`): open the bytes `part` of file `name`, read at most `chunk_bytes` at a
+        time (what a request holds in memory). Raises StorageError if the storage fails or the file is no longer
+        the one `stored` describes."""
+        raise NotImplementedError
 
     @abstractmethod
     def remove(self, client_id: int, name: str) -> Removal:

@@ -12,6 +12,7 @@ from websockets.http11 import Request, Response
 
 from vigint import protocol
 from vigint.metrics import Metrics
+from vigint.web.app import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ class Routes:
         if path.startswith("/clips/"):  # alert emails' clip links: answered by the page, which streams the file
             response = connection.respond(http.HTTPStatus.TEMPORARY_REDIRECT, "the clip is on the customers' page\n")
             response.headers["Location"] = f"{self._page_url()}{request.path}"
+            # As the page's own answers: the signed link is never cached, nor sent on as a Referer.
+            for name, value in SECURITY_HEADERS.items():
+                response.headers[name] = value
             return response
         if path == "/healthz":  # a load balancer stops sending streams to a draining node (503)
             if self._draining():

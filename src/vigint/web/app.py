@@ -20,9 +20,10 @@ from aiohttp import web
 from vigint.config import Settings
 from vigint.errors import VigintError
 from vigint.incidents.storage import ClipStorage
+from vigint.proxies import Proxies
 from vigint.store import Store
-from vigint.web import handover, pages, signin
 from vigint.tasks import TaskSet
+from vigint.web import handover, pages, signin
 from vigint.web.access import Sessions
 from vigint.web.base import (
     BACKGROUND,
@@ -40,34 +41,30 @@ from vigint.web.base import (
     environment,
     render,
 )
+from vigint.web.clipstreams import ClipStreams
 from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
-from vigint.proxies import Proxies
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_FORM_BYTES = 4096  # the only body a customer sends is an email address
-# No script, no frame, nothing from elsewhere; links in URLs (sign-in and hand-over tokens) never leak through Referer.
+# No script, no frame, nothing from elsewhere; links in URLs (sign-in and hand-over tokens) never leak through Referer
+# nor stay in a cache.
 SECURITY_HEADERS = {
     "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, no-store",
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@web.middleware
-async def guard(request: web.Request, handler) -> web.StreamResponse:
-    """Add the security headers to every answer, errors included. A page may set its own policy (the hand-over
-    page allows its one script) or caching (clips and stills are cached)."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as answer:
-        answer.headers.update(SECURITY_HEADERS)
-        raise
-    for name, value in {**SECURITY_HEADERS, "Cache-Control": "private, no-store"}.items():
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Add the security headers to every answer just before it is sent: pages, redirects, errors (the router's
+    404 included), and clips and stills however they are sent. A page may set its own policy (the hand-over page
+    allows its one script) or caching (clips and stills are cached)."""
+    for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    return response
 
 
 def from_this_site(request: web.Request) -> bool:
@@ -100,11 +97,14 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
              live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str) -> web.Application:
     """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
     `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream to."""
-    app = web.Application(middlewares=[guard, admitted, same_origin], client_max_size=MAX_FORM_BYTES)
+    app = web.Application(middlewares=[admitted, same_origin], client_max_size=MAX_FORM_BYTES)
+    app.on_response_prepare.append(add_security_headers)
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
     app[SESSIONS], app[STREAM_URL], app[LINK_SECRET] = Sessions(store, settings.web, secret), stream_url, secret
     app[TEMPLATE_ENV], app[PROXIES] = environment(TEMPLATES), Proxies(settings.web.trusted_proxies)
     app[BACKGROUND], app[signin.LIMITS] = TaskSet(), signin.Limits()
+    app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
+                                     settings.web.max_clip_streams_per_link)
     app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES)
     return app
 

@@ -4,23 +4,34 @@ Each handler takes the signed-in client from `base.signed_in` and asks the store
 """
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from aiohttp import web
 
 from vigint.alerts import links
 from vigint.billing.invoices import to_html
 from vigint.errors import NotFoundError
-from vigint.incidents.storage import StorageError, still_name
+from vigint.incidents.storage import Chunks, StorageError, still_name
 from vigint.store import Client, Incident
-from vigint.web.base import CLIPS, LINK_SECRET, LIVE, STORE, render, signed_in, zone_of
-from vigint.web.ranges import answer_with_ranges
+from vigint.web.base import CLIPS, LINK_SECRET, LIVE, SETTINGS, STORE, render, signed_in, zone_of
+from vigint.web.clipstreams import Cap, ClipStreams
+from vigint.web.ranges import answer_for
+
+log = logging.getLogger(__name__)
 
 PER_PAGE = 20
 MAX_TODAY = 10_000  # incidents counted on the cameras page, all cameras together
 MAX_PAGE = 10_000
+# Read from object storage at a time: what a reader that stops reading holds in memory, with the socket's buffer.
+CHUNK_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = 5
+CACHED = "private, no-cache"  # clips and stills: kept by the browser, checked by ETag before use
+STREAMS = web.AppKey("clip_streams", ClipStreams)  # clips streamed from object storage now
 routes = web.RouteTableDef()
 
 
@@ -95,22 +106,17 @@ async def linked_clip(request: web.Request) -> web.StreamResponse:
 
 
 async def _clip(request: web.Request, found: Incident) -> web.StreamResponse:
-    """Answer a GET of an incident's clip: from its file with byte ranges, ETag and sendfile (aiohttp's), or read
-    whole from object storage; `?download=1` saves it."""
+    """Answer a GET of an incident's clip, with byte ranges and ETag: from its file (aiohttp's sendfile), or
+    streamed from object storage in bounded chunks within the caps on clips sent at once; `?download=1` saves it."""
     if found.clip_path is None:
         raise web.HTTPNotFound(text="this incident has no clip\n")
-    headers = {"Cache-Control": "private, no-cache"}
+    headers = {"Cache-Control": CACHED}
     if request.query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="vigint-incident-{found.id}.mp4"'
-    storage = request.app[CLIPS]
-    if storage.local_folder is not None:
-        path = storage.path(found.clip_path)
-        if not path.is_file():
-            raise web.HTTPNotFound(text="this clip is no longer kept\n")
-        response = web.FileResponse(path, headers=headers)
-        await response.prepare(_whole_unless_unchanged(request, path))
-        return response
-    return await _stored(request, found.clip_path, "video/mp4", headers)
+    if request.app[CLIPS].local_folder is not None:
+        return _from_folder(request, found.clip_path, headers)
+    with _streaming(request, found):
+        return await _from_bucket(request, found.clip_path, "video/mp4", headers)
 
 
 @routes.get(r"/incidents/{id:\d{1,18}}/stills/{index:\d{1,2}}.jpg")
@@ -119,35 +125,105 @@ async def still(request: web.Request, client: Client) -> web.StreamResponse:
     found, index = await _incident(request, client), int(request.match_info["index"])
     if index >= found.stills:
         raise web.HTTPNotFound(text="no such still\n")
-    return await _stored(request, still_name(client.id, found.id, index), "image/jpeg", {})
+    name, headers = still_name(client.id, found.id, index), {"Cache-Control": CACHED}
+    if request.app[CLIPS].local_folder is not None:
+        return _from_folder(request, name, headers)
+    return await _from_bucket(request, name, "image/jpeg", headers)  # one chunk or two: no cap on stills
 
 
-def _whole_unless_unchanged(request: web.Request, path) -> web.Request:
+class _File(web.FileResponse):
     """aiohttp's FileResponse honours an `If-Range` date but not an entity tag: a player resuming a clip that grew
     since (`If-Range: "<its old ETag>"`) must get the clip whole (RFC 9110 13.1.5), not a part of the new one. The
-    tag is FileResponse's own: modification time in ns and size, in hex."""
-    tag = request.headers.get("If-Range", "")
-    if not tag.startswith(('"', "W/")):
-        return request
-    state = path.stat()
-    if tag == f'"{state.st_mtime_ns:x}-{state.st_size:x}"':
-        return request
-    return request.clone(headers={name: value for name, value in request.headers.items()
-                                  if name.lower() not in ("range", "if-range")})
+    tag is FileResponse's own: modification time in ns and size, in hex. Returned unprepared: aiohttp prepares
+    it once, after the header hook, and the connection stays open for the next range."""
+
+    def __init__(self, path: Path, headers: dict[str, str]):
+        super().__init__(path, headers=headers)
+        self._file = path
+
+    async def prepare(self, request: web.BaseRequest):
+        tag = request.headers.get("If-Range", "")
+        if tag.startswith(('"', "W/")):
+            state = await asyncio.to_thread(self._file.stat)
+            if tag != f'"{state.st_mtime_ns:x}-{state.st_size:x}"':
+                request = request.clone(headers={name: value for name, value in request.headers.items()
+                                                 if name.lower() not in ("range", "if-range")})
+        return await super().prepare(request)
 
 
-async def _stored(request: web.Request, name: str, content_type: str, headers: dict) -> web.Response:
-    """Answer a GET of a stored file read whole (object storage, stills), byte ranges and ETag included."""
-    try:
-        body = await asyncio.to_thread(request.app[CLIPS].read, name)
-    except StorageError:
-        raise web.HTTPServiceUnavailable(text="the file cannot be read now; try again later\n") from None
-    if body is None:
+def _from_folder(request: web.Request, name: str, headers: dict[str, str]) -> web.StreamResponse:
+    """Answer a GET of a file of the clips folder."""
+    path = request.app[CLIPS].path(name)
+    if not path.is_file():
         raise web.HTTPNotFound(text="this file is no longer kept\n")
-    answer = answer_with_ranges(body, content_type, request.headers)
-    response = web.Response(status=answer.status_code, body=answer.body, headers=answer.headers.raw_items())
-    response.headers.update(headers)
+    return _File(path, headers=headers)
+
+
+@contextlib.contextmanager
+def _streaming(request: web.Request, found: Incident):
+    """Hold one of the places for clips streamed at once, the client's and the link's; refuse past a cap."""
+    streams = request.app[STREAMS]
+    refused = streams.take(found.client_id, found.id)
+    if refused is Cap.TOTAL:
+        raise web.HTTPServiceUnavailable(text="too many clips are being sent right now; try again in a few "
+                                              "seconds\n", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if refused is not None:
+        raise web.HTTPTooManyRequests(text=f"too many downloads of {refused.value} at once; wait for one to end, "
+                                           "then try again\n", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    try:
+        yield
+    finally:
+        streams.give_back(found.client_id, found.id)
+
+
+async def _from_bucket(request: web.Request, name: str, content_type: str, headers: dict) -> web.StreamResponse:
+    """Answer a GET of a file in object storage, byte ranges and ETag included, reading from the bucket only the
+    bytes asked for, a chunk at a time as the reader takes them."""
+    storage = request.app[CLIPS]
+    try:
+        stored = await asyncio.to_thread(storage.describe, name)
+    except StorageError:
+        raise _unreadable() from None
+    if stored is None:
+        raise web.HTTPNotFound(text="this file is no longer kept\n")
+    answer = answer_for(request.headers, stored.size, stored.etag)
+    headers = {**answer.headers, **headers, "Content-Type": content_type}
+    if not answer.part or request.method == "HEAD":
+        return web.Response(status=answer.status, headers=headers)
+    try:
+        chunks = await asyncio.to_thread(storage.open_part, name, stored, answer.part, CHUNK_BYTES)
+    except StorageError:
+        raise _unreadable() from None
+    response = web.StreamResponse(status=answer.status, headers=headers)
+    try:
+        await _send(request, response, chunks)
+    finally:
+        await asyncio.to_thread(chunks.close)
     return response
+
+
+async def _send(request: web.Request, response: web.StreamResponse, chunks: Chunks) -> None:
+    """Send the answer's head, then the chunks as the reader takes them. A reader that takes nothing for
+    clip_send_timeout_seconds, or leaves, or a storage failing midway, cuts the connection: the reader sees a
+    short answer, never a wrong one."""
+    timeout = request.app[SETTINGS].web.clip_send_timeout_seconds
+    try:
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(chunks.read):
+            async with asyncio.timeout(timeout):
+                await response.write(chunk)
+        return
+    except (TimeoutError, ConnectionError):
+        pass  # a stalled or paused player asks again for the rest, with a range
+    except StorageError as error:
+        log.warning("%s", error)
+    if request.transport is not None:
+        request.transport.abort()  # not close(): that would wait for the stalled reader to take the rest
+
+
+def _unreadable() -> web.HTTPException:
+    return web.HTTPServiceUnavailable(text="the file cannot be read now; try again later\n",
+                                      headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @routes.get("/cameras")

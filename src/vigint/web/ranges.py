@@ -1,16 +1,15 @@
-"""Byte ranges (RFC 9110 section 14) of a body held whole: a phone's video player asks for the first bytes, then
-the parts it plays, and Safari plays nothing from a server that answers a range with the whole file.
+"""Byte ranges (RFC 9110 section 14) of a stored object, pure: a phone's video player asks for the first bytes,
+then the parts it plays, and Safari plays nothing from a server that answers a range with the whole file.
 
-Clips read from a local folder are answered by aiohttp's FileResponse, which does the same from the file; this
-serves what is read whole (object storage, stills) on the page and the signed links of the stream port.
+Clips and stills in a local folder are answered by aiohttp's FileResponse, which does the same from the file;
+this decides what to send of an object in object storage, knowing only its size and entity tag, so that only
+the bytes asked for are read from the bucket.
 """
 
-import hashlib
 import http
 import re
-
-from websockets.datastructures import Headers
-from websockets.http11 import Response
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 # One range of bytes, at most 19 digits a bound (no int() of a 5,000-digit value); several ranges are ignored.
 BYTE_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
@@ -42,23 +41,31 @@ def byte_range(header: str | None, size: int) -> range | None:
     return range(first, size if last is None else min(last + 1, size))
 
 
-def answer_with_ranges(body: bytes, content_type: str, request: Headers) -> Response:
-    """Answer a GET of `body`: whole (200), a byte range of it (206), 304 when the client holds it already
-    (`If-None-Match`), 416 for a range past its end. `If-Range` with another version asks for it whole."""
-    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-    headers = Headers([("Content-Type", content_type), ("Accept-Ranges", "bytes"), ("ETag", etag),
-                       ("Cache-Control", "private, no-store")])
+@dataclass(frozen=True)
+class Answer:
+    """What to answer a GET of a stored object: the status, its headers, and the bytes of the object to send
+    (empty for 304 and 416)."""
+
+    status: http.HTTPStatus
+    headers: dict[str, str]
+    part: range
+
+
+def answer_for(request: Mapping[str, str], size: int, etag: str) -> Answer:
+    """Decide the answer to a GET of a `size`-byte object tagged `etag` (quoted) with the `request` headers: whole
+    (200), a byte range of it (206), 304 when the client holds it already (`If-None-Match`), 416 for a range past
+    its end. `If-Range` naming another version asks for it whole."""
+    headers = {"Accept-Ranges": "bytes", "ETag": etag}
     if request.get("If-None-Match") in (etag, "*"):
-        return Response(http.HTTPStatus.NOT_MODIFIED, "Not Modified", headers, b"")
+        return Answer(http.HTTPStatus.NOT_MODIFIED, headers, range(0))
     wanted = request.get("Range") if request.get("If-Range", etag) == etag else None
     try:
-        part = byte_range(wanted, len(body))
+        part = byte_range(wanted, size)
     except Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{len(body)}"
-        return Response(http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable", headers, b"")
+        headers["Content-Range"] = f"bytes */{size}"
+        return Answer(http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, headers, range(0))
     if part is None:
-        headers["Content-Length"] = str(len(body))
-        return Response(http.HTTPStatus.OK, "OK", headers, body)
-    headers["Content-Range"] = f"bytes {part.start}-{part.stop - 1}/{len(body)}"
+        return Answer(http.HTTPStatus.OK, {**headers, "Content-Length": str(size)}, range(size))
+    headers["Content-Range"] = f"bytes {part.start}-{part.stop - 1}/{size}"
     headers["Content-Length"] = str(len(part))
-    return Response(http.HTTPStatus.PARTIAL_CONTENT, "Partial Content", headers, body[part.start:part.stop])
+    return Answer(http.HTTPStatus.PARTIAL_CONTENT, headers, part)
