@@ -178,7 +178,9 @@ async def test_150_unread_clip_requests_through_one_link_keep_the_servers_memory
     once: each holds one chunk and a socket buffer, never the clip."""
     env = {"VIGINT_STORAGE_CLIPS": f"s3://{bucket.name}/site-a", "VIGINT_STORAGE_S3_ENDPOINT": bucket.endpoint,
            "VIGINT_STORAGE_S3_REGION": REGION, "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-           "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY, "VIGINT_ALERTS_LINK_SECRET": LINK_SECRET}
+           "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY, "VIGINT_ALERTS_LINK_SECRET": LINK_SECRET,
+           # 150 sockets from one address would meet the page port's connection caps first: this is about clips
+           "VIGINT_WEB_MAX_IDLE_CONNECTIONS": "1000", "VIGINT_WEB_MAX_IDLE_CONNECTIONS_PER_ADDRESS": "1000"}
     if cap:
         env |= {f"VIGINT_WEB_MAX_CLIP_STREAMS{which}": str(cap) for which in ("", "_PER_CLIENT", "_PER_LINK")}
     server = await ServeProcess(tmp_path / "serve", env).start()
