@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import signal
 import socket
 import sys
 
@@ -179,3 +180,22 @@ def test_a_node_going_away_is_reconnected_to_at_once_whatever_failed_before():
     assert max(after_drain) <= 1 and len(set(after_drain)) > 1  # jittered, so a node's agents spread out
     assert reconnect_delay(backoff, CloseCode.TRY_AGAIN_LATER, "this server is draining; try again", now=1) >= 15
     assert reconnect_delay(backoff, CloseCode.TOO_MANY_FAILURES, "retry in 45 s", now=1) >= 45
+
+
+async def test_an_agent_stopped_and_started_again_sends_nothing_twice(start, tmp_path):
+    """What went out live is not spooled at a stop, so the next start has no backfill to send: the server would
+    take it for footage recorded while the camera was offline."""
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    write_env(tmp_path, api_key, server)
+    write_video_file(tmp_path / "door.mp4", 4)  # a GOP every 2 s
+    for run in range(3):
+        agent = await start_agent(tmp_path, "--source", "door.mp4", "--loop", "--camera", "door")
+        before = server.metrics.frames_decoded
+        await eventually(lambda: server.metrics.frames_decoded > before + 20 + 7 * run, timeout=20)  # mid-GOP
+        agent.send_signal(signal.SIGTERM)
+        code, err = await stop_when_done(agent, timeout=20)
+        assert code == 0, err
+        assert not list((tmp_path / "spool").rglob("*.gop")), err
+    assert server.metrics.backfill_frames_decoded == 0
+    assert not [incident for incident in await server.store.list_incidents(client_id) if incident.offline]

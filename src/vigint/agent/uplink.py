@@ -31,6 +31,9 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 # The server answers a close at once on a healthy link; on a slow one the close frame waits behind
 # queued video, and an agent asked to stop should not wait for that.
 CLOSE_TIMEOUT_SECONDS = 1.0
+# A stopping agent sends what it has recorded before it closes, so that none of it is spooled and sent again as
+# footage the server never saw; a healthy link needs milliseconds, a slow one gets this long before it is spooled.
+STOP_FLUSH_SECONDS = 2.0
 # The kernel would otherwise grow a send buffer to megabytes: tens of seconds of video queued where the
 # agent cannot drop whole GOPs, arriving late. 256 KiB still fills a 10 Mbit/s link at 200 ms of RTT.
 SEND_BUFFER_BYTES = 256 * 1024
@@ -121,23 +124,27 @@ async def greet(connection: ClientConnection, hello: str) -> dict:
     return welcome
 
 
-async def run_until_stopped(connection: ClientConnection, stopping: asyncio.Event, *jobs: Coroutine) -> None:
-    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops.
+async def run_until_stopped(connection: ClientConnection, stopping: asyncio.Event, *jobs: Coroutine,
+                            flush_seconds: float = 0.0) -> bool:
+    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops; then close.
 
-    Stopping interrupts a send that waits on a slow link, instead of waiting for the link.
+    Stopping interrupts a send that waits on a slow link, instead of waiting for the link; the first job is given
+    `flush_seconds` to end by itself first. Returns whether the server answered the close: then it has read
+    everything sent before it.
     """
     tasks = [asyncio.create_task(job) for job in jobs]
     stopper = asyncio.create_task(stopping.wait())
     finished, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if finished == {stopper} and flush_seconds:
+        finished |= (await asyncio.wait(tasks, timeout=flush_seconds, return_when=asyncio.FIRST_COMPLETED))[0]
     for task in (*tasks, stopper):
         if task not in finished:
             task.cancel()
     await asyncio.gather(*tasks, stopper, return_exceptions=True)
-    if stopper in finished:
-        await _close_now(connection)
     for task in tasks:
         if task in finished:
             task.result()  # raises the ConnectionClosed that ended the session
+    return await _close_now(connection)
 
 
 class Uplink:
@@ -157,7 +164,10 @@ class Uplink:
         self._backoff = Backoff()
 
     def push(self, packet: Packet) -> None:
-        """Queue an access unit from the camera (on the event loop's thread)."""
+        """Queue an access unit from the camera (on the event loop's thread); none once the agent stops (the reader
+        notices the stop a frame later: what it recorded after it would make the GOP sent last incomplete)."""
+        if self._stopping.is_set():
+            return
         self._store(self.queue.push(packet))
         self._ready.set()
 
@@ -191,9 +201,9 @@ class Uplink:
                 continue
             self.status.state, self.status.detail = State.CONNECTING, ""
             delay, detail = await run_connection(self._settings, self._backoff, self._session(source_done))
-            self._store(self.queue.pause())
             if delay is None or source_done.is_set():
                 return  # finished, or the source is gone too: its last frames are not worth a wait
+            self._store(self.queue.pause())
             self.status.state, self.status.detail = State.WAITING, detail
             self.status.reconnects += 1
             log.info("camera %s: reconnecting in %.1f s", self.camera.name, delay)
@@ -206,8 +216,9 @@ class Uplink:
     def _session(self, source_done: asyncio.Event) -> Callable[[ClientConnection], Awaitable[None]]:
         async def session(connection: ClientConnection) -> None:
             await self._hello(connection)
-            await run_until_stopped(connection, self._stopping, self._send(connection, source_done),
-                                    self._receive(connection))
+            if await run_until_stopped(connection, self._stopping, self._send(connection, source_done),
+                                       self._receive(connection), flush_seconds=STOP_FLUSH_SECONDS):
+                self.queue.delivered()
         return session
 
     async def _hello(self, connection: ClientConnection) -> None:
@@ -223,11 +234,12 @@ class Uplink:
                  welcome.get("client_id"))
 
     async def _send(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
-        while not self._stopping.is_set():
+        """Send the queue as it fills; once the source is done or the agent stops, until it is empty."""
+        while True:
             packet = self.queue.pop()
             self.changed.set()
             if packet is None:
-                if source_done.is_set():
+                if source_done.is_set() or self._stopping.is_set():
                     return
                 await self._wait()
                 continue
@@ -250,13 +262,17 @@ class Uplink:
                             notice.get("description") or notice.get("kind") or "see your email")
 
 
-async def _close_now(connection: ClientConnection) -> None:
-    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection.
+async def _close_now(connection: ClientConnection) -> bool:
+    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection; return whether the server answered our close.
 
     websockets applies its close timeout only once the video queued before the close frame has drained,
-    which on a slow link takes as long as the link needs: an agent asked to stop would wait for it.
+    which on a slow link takes as long as the link needs: an agent asked to stop would wait for it. The server
+    reads our close after everything sent before it, so its answer says that it has all of it; a close the server
+    started says nothing of what it read.
     """
     try:
         await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
     except TimeoutError:
         connection.transport.abort()
+        return False
+    return connection.protocol.close_rcvd is not None and connection.protocol.close_rcvd_then_sent is False
