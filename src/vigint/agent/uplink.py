@@ -19,6 +19,7 @@ from vigint.agent.backoff import Backoff
 from vigint.agent.gops import GopQueue
 from vigint.agent.settings import AgentSettings, Camera
 from vigint.agent.spool import Spool
+from vigint.agent.standing import KeyStanding
 from vigint.agent.status import CameraStatus, State
 from vigint.errors import VigintError
 from vigint.media import Packet
@@ -48,10 +49,15 @@ class Refused(VigintError):
     exit_code = 3
 
 
+class KeyRefused(Refused):
+    """The server refused the API key (unknown, revoked or expired): fatal only for a key it never welcomed
+    (standing.py)."""
+
+
 def refusal(code: int | None, reason: str, api_key: str) -> Refused | None:
     """Return the error that stops the agent for close `code`, or None if the camera should retry."""
     if code == CloseCode.INVALID_KEY:
-        return Refused(f"the server refused the API key {keys.display_prefix(api_key)}… (invalid, revoked or "
+        return KeyRefused(f"the server refused the API key {keys.display_prefix(api_key)}… (invalid, revoked or "
                        "expired): contact your Vigint operator")
     if code == CloseCode.BAD_HELLO:
         return Refused(f"the server did not accept this agent's hello ({reason}): update vigint")
@@ -151,13 +157,14 @@ class Uplink:
     """Sends one camera's live video; reconnects as needed; hands what it cannot send to the spool.
 
     `push` is fed by the camera's reader. `changed` is set whenever the live queue or link changes, for
-    the camera's backfill, which sends only while live video keeps up.
+    the camera's backfill, which sends only while live video keeps up; it shares the uplink's settings, stop,
+    spool and key standing.
     """
 
     def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                 spool: Spool):
-        self.camera, self._settings, self.status, self._stopping = camera, settings, status, stopping
-        self._spool = spool
+                 spool: Spool, standing: KeyStanding):
+        self.camera, self.settings, self.status, self.stopping = camera, settings, status, stopping
+        self.spool, self.standing = spool, standing
         self.queue = GopQueue(settings.max_backlog_seconds)
         self.changed = asyncio.Event()
         self._ready = asyncio.Event()
@@ -166,14 +173,16 @@ class Uplink:
     def push(self, packet: Packet) -> None:
         """Queue an access unit from the camera (on the event loop's thread); none once the agent stops (the reader
         notices the stop a frame later: what it recorded after it would make the GOP sent last incomplete)."""
-        if self._stopping.is_set():
+        if self.stopping.is_set():
             return
         self._store(self.queue.push(packet))
         self._ready.set()
 
     def _store(self, gops: list[list[Packet]]) -> None:
+        """Spool GOPs not sent live; drop them while the key is refused (footage of a revoked client is not kept)."""
         for gop in gops:
-            self._spool.write(self.camera.name, gop)
+            if not self.standing.refused:
+                self.spool.write(self.camera.name, gop)
         self.changed.set()
 
     def wake(self) -> None:
@@ -193,21 +202,29 @@ class Uplink:
             self._store(self.queue.drain())
 
     async def _run(self, source_done: asyncio.Event) -> None:
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             if source_done.is_set() and not len(self.queue):
                 return
             if not len(self.queue):
                 await self._wait()
                 continue
-            self.status.state, self.status.detail = State.CONNECTING, ""
-            delay, detail = await run_connection(self._settings, self._backoff, self._session(source_done))
+            if not self.standing.refused:  # a refused camera's tries are no news: its state stays as it is
+                self.status.state, self.status.detail = State.CONNECTING, ""
+            try:
+                delay, detail = await run_connection(self.settings, self._backoff, self._session(source_done))
+            except KeyRefused as error:
+                self.standing.refuse(error, self.status.key_expires_at)  # raises if it never worked: the agent stops
+                self._store(self.queue.pause())
+                self.status.state, self.status.detail = State.REFUSED, self.standing.detail
+                await self.standing.turn()
+                continue
             if delay is None or source_done.is_set():
                 return  # finished, or the source is gone too: its last frames are not worth a wait
             self._store(self.queue.pause())
             self.status.state, self.status.detail = State.WAITING, detail
             self.status.reconnects += 1
             log.info("camera %s: reconnecting in %.1f s", self.camera.name, delay)
-            await wait_for_event(self._stopping, delay)
+            await wait_for_event(self.stopping, delay)
 
     async def _wait(self) -> None:
         self._ready.clear()
@@ -216,21 +233,22 @@ class Uplink:
     def _session(self, source_done: asyncio.Event) -> Callable[[ClientConnection], Awaitable[None]]:
         async def session(connection: ClientConnection) -> None:
             await self._hello(connection)
-            if await run_until_stopped(connection, self._stopping, self._send(connection, source_done),
+            if await run_until_stopped(connection, self.stopping, self._send(connection, source_done),
                                        self._receive(connection), flush_seconds=STOP_FLUSH_SECONDS):
                 self.queue.delivered()
         return session
 
     async def _hello(self, connection: ClientConnection) -> None:
-        spooled = self._spool.stats(self.camera.name)
-        welcome = await greet(connection, protocol.hello(self._settings.api_key, self.camera.name, AGENT,
+        spooled = self.spool.stats(self.camera.name)
+        welcome = await greet(connection, protocol.hello(self.settings.api_key, self.camera.name, AGENT,
                                                          spooled_seconds=spooled.seconds if spooled.gops else None))
+        self.standing.welcomed()
         self.queue.resume()  # the server's new decoder must start at a keyframe
         self.changed.set()
         self._backoff.connected(time.monotonic())
         self.status.state, self.status.detail = State.STREAMING, ""
         self.status.key_expires_at = protocol.key_expiry(welcome)
-        log.info("camera %s: streaming to %s as client %s", self.camera.name, self._settings.server_url,
+        log.info("camera %s: streaming to %s as client %s", self.camera.name, self.settings.server_url,
                  welcome.get("client_id"))
 
     async def _send(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
@@ -239,7 +257,7 @@ class Uplink:
             packet = self.queue.pop()
             self.changed.set()
             if packet is None:
-                if source_done.is_set() or self._stopping.is_set():
+                if source_done.is_set() or self.stopping.is_set():
                     return
                 await self._wait()
                 continue
