@@ -191,10 +191,11 @@ class Uplink:
         self.changed.set()
 
     async def run(self, source_done: asyncio.Event) -> None:
-        """Stream until the source is done and its video sent, or the agent stops; then spool what is unsent.
+        """Stream until the source is done and its video sent, or the agent stops (sending what it recorded, for
+        STOP_FLUSH_SECONDS at most); then spool what the server is not known to have.
 
         Raises:
-            Refused: the key or the hello was refused; retrying cannot help.
+            Refused: the hello, or a key the server never welcomed, was refused; retrying cannot help.
         """
         try:
             await self._run(source_done)
