@@ -26,15 +26,15 @@ log = logging.getLogger(__name__)
 
 
 class Backfill:
-    """Sends the spooled GOPs of camera `name` to the server beside the live `uplink`; `run` lasts as long as it.
+    """Sends the spooled GOPs of the camera `status` names, beside the live `uplink`; `run` lasts as long as it.
 
     The uplink's live queue and its `changed` event (set whenever the queue, the link or the spool changes)
-    say when a backfill may open and when it may send its next GOP. `name` is the uplink's own camera, or a camera
-    no longer configured whose spool is left: still the customer's footage, sent under its own name.
+    say when a backfill may open and when it may send its next GOP. The camera is the uplink's own, or one no
+    longer configured whose spool is left: still the customer's footage, sent under its own name.
     """
 
-    def __init__(self, name: str, uplink: Uplink, status: CameraStatus):
-        self.name, self._uplink, self.status = name, uplink, status
+    def __init__(self, uplink: Uplink, status: CameraStatus):
+        self.name, self._uplink, self.status = status.name, uplink, status
         self._settings, self._stopping, self._spool = uplink.settings, uplink.stopping, uplink.spool
         self._live, self._changed = uplink.queue, uplink.changed
         self._backoff = Backoff()

@@ -75,7 +75,7 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
     """
     standing = standing or key_standing(settings, stopping)
     uplink = Uplink(camera, settings, status, stopping, spool, standing)
-    backfills = {asyncio.create_task(Backfill(other.name, uplink, other).run()) for other in (status, *orphans)}
+    backfills = {asyncio.create_task(Backfill(uplink, other).run()) for other in (status, *orphans)}
     try:
         await _stream_camera(camera, settings, status, stopping, uplink, backfills)
     finally:
