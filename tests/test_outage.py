@@ -8,6 +8,7 @@ marked as recorded while the camera was offline, with its clip and its alert ema
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -75,13 +76,13 @@ class Site:
         self.server.process.kill()
         await self.server.process.wait()
 
-    async def start_agent(self, footage: Path, name: str) -> asyncio.subprocess.Process:
+    async def start_agent(self, footage: Path, name: str, *flags: str) -> asyncio.subprocess.Process:
         env = {name: value for name, value in os.environ.items() if not name.startswith("VIGINT_")}
         log = (self.folder / f"{name}.log").open("wb")
         agent = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "vigint", "agent", "--api-key", self.api_key,
             "--api-url", f"ws://127.0.0.1:{self.port}", "--source", str(footage), "--camera", CAMERA,
-            "--spool-dir", str(self.spool), cwd=self.folder, env=env, stdout=log, stderr=log)
+            "--spool-dir", str(self.spool), *flags, cwd=self.folder, env=env, stdout=log, stderr=log)
         log.close()
         self.cleanup.callback(lambda: agent.returncode is None and agent.kill())
         return agent
@@ -186,3 +187,24 @@ async def test_a_server_killed_in_the_middle_of_a_backfill_completes_it_after_it
         assert len(incidents) == 1 and incidents[0]["offline"], incidents
         await asyncio.sleep(1)
         assert len(mailbox.messages) == 1  # one alert: the incident was not recorded twice
+
+
+@pytest.mark.slow  # three runs of an agent in real time
+async def test_an_agent_stopped_and_started_again_sends_nothing_as_recorded_offline(tmp_path, mailbox):
+    """A stop (systemctl stop, Ctrl-C, a reboot) leaves nothing the server saw live in the spool: the next start
+    has no backfill, so no incident or email says "recorded while the camera was offline"."""
+    write_footage(tmp_path / "camera.ts", 12, people=((1, 11),))  # someone in view all along
+    async with AsyncExitStack() as cleanup:
+        site = await Site.open(tmp_path, mailbox, cleanup)
+        for run in range(3):
+            agent = await site.start_agent(tmp_path / "camera.ts", f"run{run}", "--loop")
+            await streaming(site, f"run{run}")
+            await asyncio.sleep(2.5)  # into the middle of a GOP (1 s each)
+            agent.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(agent.wait(), 20) == 0, site.agent_log(f"run{run}")
+            assert not site.spooled(), site.agent_log(f"run{run}")
+        await eventually(lambda: mailbox.messages, timeout=30, interval=0.2)  # the live incident's alert
+        incidents = await site.incidents()
+        assert incidents and not [incident for incident in incidents if incident["offline"]], incidents
+        assert not [message for message in mailbox.messages if "offline" in emails.text_of(message)]
+        assert "backfill" not in site.server.log()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import vigint
+from vigint import keys
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 UNITS = sorted(SCRIPTS.glob("*.service"))
@@ -174,17 +175,26 @@ async def test_installed_as_written_the_server_serves_and_a_refused_agent_stays_
 
 
 async def follow_agent_steps(host: Host, server_home: Path, executable: Path, client_id: int) -> None:
-    """Install the agent as its unit says, see it stream, revoke its client: it exits 3, which its unit does not
-    restart."""
-    def cameras(unit: str) -> str:
-        return re.sub(r"--source \S+", "--source test", unit)
+    """Install the agent as its unit says, see it stream; revoke its client: it waits, and streams again once the
+    client is reactivated, untouched. Started with a key the server never accepted (a typo), it exits 3, which its
+    unit does not restart."""
+    def cameras(unit: str) -> str:  # and a refused key tried each second instead of every 30 s: a short test
+        return re.sub(r"--source \S+", "--source test --refused-retry-seconds 1", unit)
 
     steps = install_steps(SCRIPTS / "vigint-agent.service")
     (agent,) = [service for step in steps if (service := await host.follow(step, edit=cameras))]
+    streaming = r"camera front-door: streaming to wss://127\.0\.0\.1"
     try:
-        await read_until(agent.stderr, r"camera front-door: streaming to wss://127\.0\.0\.1")
-        revoked = await run(server_home, str(executable), "client", "revoke", "--client-id", str(client_id))
-        assert revoked.returncode == 0, revoked.stderr.decode()
+        await read_until(agent.stderr, streaming)
+        for command in ("revoke", "reactivate"):
+            done = await run(server_home, str(executable), "client", command, "--client-id", str(client_id))
+            assert done.returncode == 0, done.stderr.decode()
+            await read_until(agent.stderr, "key refused by the server" if command == "revoke" else streaming)
+        agent.send_signal(signal.SIGTERM)
+        assert (await asyncio.wait_for(agent.wait(), 30)) == 0
+        env = host.path("/var/lib/vigint-agent/.env")
+        env.write_text(re.sub(r"vig_\w+", keys.generate(), env.read_text()))
+        agent = await host.start(unit_settings(host.path("/etc/systemd/system/vigint-agent.service")))
         _, err = await asyncio.wait_for(agent.communicate(), 30)
     finally:
         if agent.returncode is None:

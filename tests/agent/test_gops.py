@@ -86,9 +86,24 @@ def test_a_clean_stop_hands_over_everything_unsent():
         queue.push(unit(index))
     for _ in range(10):
         queue.pop()  # the first GOP went out whole
+    queue.delivered()
     assert firsts(queue.drain()) == [(10, 10), (20, 5)] and len(queue) == 0
-    sent_all = streaming_queue()
-    for index in range(5):
-        sent_all.push(unit(index))
-        sent_all.pop()
-    assert sent_all.drain() == []  # everything recorded went out: nothing to spool twice
+
+
+def test_a_stop_spools_what_went_out_only_if_the_server_did_not_confirm_it():
+    def sent_all() -> GopQueue:
+        queue = streaming_queue()
+        for index in range(5):
+            queue.push(unit(index))
+            queue.pop()
+        return queue
+
+    unconfirmed = sent_all()  # the connection was lost: written to the socket is not received
+    assert firsts(unconfirmed.drain()) == [(0, 5)]
+    confirmed = sent_all()
+    confirmed.delivered()  # the server answered the close
+    assert confirmed.drain() == [] and len(confirmed) == 0  # nothing to send twice
+    in_part = sent_all()
+    in_part.push(unit(5))
+    in_part.delivered()
+    assert firsts(in_part.drain()) == [(0, 6)]  # its last unit needs its keyframe: spooled whole

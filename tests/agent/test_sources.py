@@ -21,6 +21,7 @@ async def test_an_agent_configured_by_env_streams_every_frame_of_a_file(start, t
     await eventually(lambda: not server.streams.of_client(client_id))
     assert server.metrics.frames_decoded == frames
     assert server.metrics.decode_errors == 0
+    assert not list((tmp_path / "spool").rglob("*.gop"))  # all of it went live: nothing left to send twice
 
 
 async def test_h264_passes_through_byte_identical(start, tmp_path):

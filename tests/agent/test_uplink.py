@@ -2,11 +2,13 @@
 
 import asyncio
 import random
+import signal
 import socket
 import sys
+import time
 
 import pytest
-from agents import frames_of, start_agent, stop, stop_when_done, write_env
+from agents import frames_of, read_log_until, start_agent, stop, stop_when_done, write_env
 from conftest import add_client, eventually
 from media import write_video_file
 
@@ -35,22 +37,54 @@ async def test_agent_reconnects_after_a_server_restart(start, tmp_path, db_path)
     assert code == 0 and "reconnecting in" in err
 
 
-async def test_revoked_key_stops_the_agent_with_a_clear_message(start, tmp_path, db_path):
+async def vigint_cli(*args: str) -> int:
+    command = await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", *args)
+    return await command.wait()
+
+
+async def test_a_revoked_agent_waits_and_streams_again_once_its_client_is_reactivated(start, tmp_path, db_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
     write_env(tmp_path, api_key, server)
-    agent = await start_agent(tmp_path, "--source", "test", "--camera", "a", "--source", "test", "--camera", "b")
-    await eventually(lambda: frames_of(server, client_id, "a") > 3 and frames_of(server, client_id, "b") > 3,
-                     timeout=20)
-    revoke = await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "client", "revoke",
-                                                  "--client-id", str(client_id), "--db", str(db_path))
-    assert await revoke.wait() == 0
+    args = ("--source", "test", "--camera", "a", "--source", "test", "--camera", "b", "--refused-retry-seconds", "1")
+    agent = await start_agent(tmp_path, *args)
+    both = lambda: frames_of(server, client_id, "a") > 3 and frames_of(server, client_id, "b") > 3  # noqa: E731
+    await eventually(both, timeout=20)
+    assert await vigint_cli("client", "revoke", "--client-id", str(client_id), "--db", str(db_path)) == 0
+    logged = await read_log_until(agent, "key refused by the server")
+    assert "retrying every 1 s; ask your Vigint operator" in logged
+    await eventually(lambda: server.metrics.auth_failures["invalid_key"] >= 3, timeout=20)  # tried again, refused
+    assert not server.streams.of_client(client_id) and agent.returncode is None
+    assert not list((tmp_path / "spool").rglob("*.gop"))  # a revoked client's footage is not kept (GOPs of 2 s)
+
+    # A restart while revoked (a reboot): the key worked before, so it waits too, rather than stopping for good.
+    assert (await stop(agent))[0] == 0
+    agent = await start_agent(tmp_path, *args)
+    logged = await read_log_until(agent, "key refused by the server")
+    assert await vigint_cli("client", "reactivate", "--client-id", str(client_id), "--db", str(db_path)) == 0
+    reactivated = time.monotonic()
+    await eventually(both, timeout=60)  # the same .env: the streams closed at the revocation are new ones
+    back_after = time.monotonic() - reactivated
+    failures = server.metrics.auth_failures["invalid_key"]
+    code, err = await stop(agent)
+    assert code == 0 and back_after < 5, (back_after, logged + err)
+    assert (logged + err).count("key refused by the server") == 1 and "accepts the API key" in err
+    assert failures < 12  # one hello a second for the whole agent, not one per camera
+    assert api_key not in logged + err and api_key not in (tmp_path / "spool" / ".welcomed-key").read_text()
+
+
+async def test_a_key_refused_at_the_first_start_stops_the_agent_with_a_clear_message(start, tmp_path):
+    server = await start()
+    mistyped = keys.generate()  # well formed, unknown to the server
+    write_env(tmp_path, mistyped, server)
+    agent = await start_agent(tmp_path, "--source", "test", "--camera", "a", "--source", "test", "--camera", "b",
+                              "--refused-retry-seconds", "1")
     code, err = await stop_when_done(agent, timeout=30)
     assert code == 3  # its own exit code: systemd does not start it again (RestartPreventExitStatus=3)
-    assert err.strip().endswith(f"vigint: error: the server refused the API key {api_key[:10]}… (invalid, revoked "
+    assert err.strip().endswith(f"vigint: error: the server refused the API key {mistyped[:10]}… (invalid, revoked "
                                 "or expired): contact your Vigint operator")
-    assert server.metrics.auth_failures["invalid_key"] <= 1  # at most one further attempt, for both cameras
-    assert api_key not in err
+    assert server.metrics.auth_failures["invalid_key"] <= 2  # one hello per camera, no retry
+    assert mistyped not in err
 
 
 async def slow_proxy(target_port: int, bytes_per_second: int) -> asyncio.Server:
@@ -179,3 +213,22 @@ def test_a_node_going_away_is_reconnected_to_at_once_whatever_failed_before():
     assert max(after_drain) <= 1 and len(set(after_drain)) > 1  # jittered, so a node's agents spread out
     assert reconnect_delay(backoff, CloseCode.TRY_AGAIN_LATER, "this server is draining; try again", now=1) >= 15
     assert reconnect_delay(backoff, CloseCode.TOO_MANY_FAILURES, "retry in 45 s", now=1) >= 45
+
+
+async def test_an_agent_stopped_and_started_again_sends_nothing_twice(start, tmp_path):
+    """What went out live is not spooled at a stop, so the next start has no backfill to send: the server would
+    take it for footage recorded while the camera was offline."""
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    write_env(tmp_path, api_key, server)
+    write_video_file(tmp_path / "door.mp4", 4)  # a GOP every 2 s
+    for run in range(3):
+        agent = await start_agent(tmp_path, "--source", "door.mp4", "--loop", "--camera", "door")
+        before = server.metrics.frames_decoded
+        await eventually(lambda: server.metrics.frames_decoded > before + 20 + 7 * run, timeout=20)  # mid-GOP
+        agent.send_signal(signal.SIGTERM)
+        code, err = await stop_when_done(agent, timeout=20)
+        assert code == 0, err
+        assert not list((tmp_path / "spool").rglob("*.gop")), err
+    assert server.metrics.backfill_frames_decoded == 0
+    assert not [incident for incident in await server.store.list_incidents(client_id) if incident.offline]

@@ -107,7 +107,9 @@ async def test_a_customer_signs_in_finds_the_incident_and_plays_its_clip(start, 
 def pick_up(link: str) -> dict:
     """Open a key's hand-over link, show the key, copy the .env lines with the page's button; return what the
     browser saw and what the clipboard holds."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     driver = chromium()
     try:
@@ -118,6 +120,10 @@ def pick_up(link: str) -> dict:
         copy = driver.find_element(By.CSS_SELECTOR, 'button[data-copy="env-lines"]')
         seen = {"key": driver.find_element(By.ID, "api-key").get_attribute("value"), "copy_shown": copy.is_displayed()}
         copy.click()
+        try:  # the button changes once the clipboard's write has finished, a moment after the click
+            WebDriverWait(driver, 15).until(lambda _: copy.text != "Copy")
+        except TimeoutException:
+            pass  # still "Copy": the assertion below shows it
         seen["copy_said"] = copy.text
         seen["clipboard"] = driver.execute_async_script(
             "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('unreadable: ' + e))")

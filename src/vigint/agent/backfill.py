@@ -17,11 +17,8 @@ from websockets.exceptions import ConnectionClosedOK
 
 from vigint import protocol
 from vigint.agent.backoff import Backoff
-from vigint.agent.gops import GopQueue
-from vigint.agent.settings import AgentSettings, Camera
-from vigint.agent.spool import Spool
 from vigint.agent.status import CameraStatus, duration
-from vigint.agent.uplink import AGENT, greet, run_connection, run_until_stopped
+from vigint.agent.uplink import AGENT, KeyRefused, Uplink, greet, run_connection, run_until_stopped
 from vigint.protocol import CloseCode
 from vigint.tasks import wait_for_event
 
@@ -29,37 +26,45 @@ log = logging.getLogger(__name__)
 
 
 class Backfill:
-    """Sends one camera's spooled GOPs to the server; `run` lasts as long as the camera.
+    """Sends the spooled GOPs of the camera `status` names, beside the live `uplink`; `run` lasts as long as it.
 
-    `live` is the camera's live queue and `changed` is set whenever it or the spool changes: together
-    they say when a backfill may open and when it may send its next GOP.
+    The uplink's live queue and its `changed` event (set whenever the queue, the link or the spool changes)
+    say when a backfill may open and when it may send its next GOP. The camera is the uplink's own, or one no
+    longer configured whose spool is left: still the customer's footage, sent under its own name.
     """
 
-    def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                 spool: Spool, live: GopQueue, changed: asyncio.Event):
-        self.camera, self._settings, self.status, self._stopping = camera, settings, status, stopping
-        self._spool, self._live, self._changed = spool, live, changed
+    def __init__(self, uplink: Uplink, status: CameraStatus):
+        self.name, self._uplink, self.status = status.name, uplink, status
+        self._settings, self._stopping, self._spool = uplink.settings, uplink.stopping, uplink.spool
+        self._live, self._changed = uplink.queue, uplink.changed
         self._backoff = Backoff()
         self._acked = False  # the current connection's server acknowledged something
 
     async def run(self) -> None:
-        """Backfill whenever the camera streams live with footage spooled, until the agent stops.
+        """Backfill whenever the live stream is up, its key accepted, with footage spooled, until the agent stops.
 
         Raises:
-            Refused: the key was refused (the whole agent stops, as on the live connection).
+            Refused: the server refused the hello, or a key it never welcomed (the whole agent stops).
         """
-        name = self.camera.name
-        while await self._until(lambda: self._live.streaming and self._spool.stats(name).gops > 0):
+        while await self._until(self._due):
             self._acked = False
-            delay, detail = await run_connection(self._settings, self._backoff, self._session)
+            try:
+                delay, detail = await run_connection(self._settings, self._backoff, self._session)
+            except KeyRefused as error:
+                # The live stream hears it too, and tries again later.
+                self._uplink.standing.refuse(error, self._uplink.status.key_expires_at)
+                continue
             if delay is None and not self._acked:
                 delay, detail = self._backoff.next_delay(time.monotonic()), "the server acknowledged nothing"
             if delay is None:
                 self.status.backfill = ""
                 continue  # everything sent was acknowledged; a new outage may have spooled more meanwhile
             self.status.backfill = f"recovery paused ({detail}), retrying in {delay:.0f} s"
-            log.info("camera %s: backfill interrupted (%s); retrying in %.1f s", name, detail, delay)
+            log.info("camera %s: backfill interrupted (%s); retrying in %.1f s", self.name, detail, delay)
             await wait_for_event(self._stopping, delay)
+
+    def _due(self) -> bool:
+        return self._live.streaming and not self._uplink.standing.refused and self._spool.stats(self.name).gops > 0
 
     async def _until(self, condition: Callable[[], bool]) -> bool:
         """Wait until `condition()` holds (True) or the agent stops (False)."""
@@ -74,7 +79,7 @@ class Backfill:
         return False
 
     async def _session(self, connection: ClientConnection) -> None:
-        name = self.camera.name
+        name = self.name
         await greet(connection, protocol.hello(self._settings.api_key, name, AGENT, backfill=True))
         self._backoff.connected(time.monotonic())
         stats = self._spool.stats(name)
@@ -85,7 +90,7 @@ class Backfill:
 
     async def _send(self, connection: ClientConnection) -> None:
         """Send every spooled GOP, oldest first, while live video keeps up; then the end, and wait for the close."""
-        name, sent_through = self.camera.name, None
+        name, sent_through = self.name, None
         while await self._until(lambda: self._live.streaming and self._live.waiting_gops <= 1):
             gop = self._spool.next_gop(name, sent_through)
             if gop is None:
@@ -105,8 +110,8 @@ class Backfill:
             except ConnectionClosedOK as closed:
                 if closed.rcvd and closed.rcvd.code == CloseCode.DONE:
                     log.info("camera %s: backfill complete: the server has analysed the recorded footage",
-                             self.camera.name)
+                             self.name)
                     return
                 raise
             if (until := protocol.parse_ack(message)) is not None:
-                self._acked |= self._spool.acknowledge(self.camera.name, until) > 0
+                self._acked |= self._spool.acknowledge(self.name, until) > 0

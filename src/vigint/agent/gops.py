@@ -75,11 +75,20 @@ class GopQueue:
         """The live connection is up: the next unit `pop` returns is a keyframe (the server's decoder is new)."""
         self.streaming = True
 
-    def drain(self) -> list[list[Packet]]:
-        """The agent stops: return every GOP not wholly sent, the one being recorded too, and empty the queue."""
+    def delivered(self) -> None:
+        """The server has every unit `pop` handed out (the connection closed cleanly after them): a GOP wholly sent
+        leaves the queue. One sent in part stays whole: its rest cannot be decoded without its keyframe."""
         if self._sent == len(self._current):
-            self._current, self._sent = [], 0  # everything recorded of it so far went out
-        leaving = self.pause() + list(self._waiting)
+            self._current, self._sent = [], 0
+
+    def drain(self) -> list[list[Packet]]:
+        """The agent stops: return every GOP the server is not known to have, whole, and empty the queue.
+
+        A unit handed out by `pop` counts as sent only once `delivered` says so: written to a connection that was
+        then lost, it may never have arrived.
+        """
+        leaving = ([self._current] if self._current else []) + list(self._waiting)
+        self._current, self._sent = [], 0
         self._waiting.clear()
         return leaving
 

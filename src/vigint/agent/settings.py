@@ -53,6 +53,9 @@ class AgentSettings:
     spool_dir: Path = Path("spool")  # footage not sent live waits here for the backfill (see spool.py)
     # 2 GB holds about 2.5 hours of one 2 Mbit/s camera: a night's outage for a small shop, on any disk.
     spool_max_mb: int = 2048
+    # A key that worked and is refused (a revoked client) is tried this often, so that reactivation brings the
+    # cameras back within a minute: two refused hellos a minute, far under the server's limit per address.
+    refused_retry_seconds: float = 30.0
 
 
 def redact(url: str) -> str:
@@ -174,9 +177,12 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
     for source in sources:
         _check_source(source)
     optional = {name: flags[name] for name in ("ca_cert", "loop", "bitrate", "max_width", "stall_seconds",
-                                               "max_backlog_seconds", "spool_max_mb") if flags.get(name) is not None}
+                                               "max_backlog_seconds", "spool_max_mb", "refused_retry_seconds")
+                if flags.get(name) is not None}
     if optional.get("spool_max_mb", 1) <= 0:
         raise ConfigError("--spool-max-mb must be a positive number of megabytes")
+    if optional.get("refused_retry_seconds", 1) < 1:
+        raise ConfigError("--refused-retry-seconds must be at least 1: every try counts against your address")
     if "ca_cert" in optional and not Path(optional["ca_cert"]).is_file():  # else every connection would fail
         raise ConfigError(f"--ca-cert {optional['ca_cert']} does not exist: copy the server's certificate there")
     # Beside the .env that was read (or would have been): the agent's files stay together wherever it is started.

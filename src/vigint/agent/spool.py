@@ -193,6 +193,10 @@ class Spool:
             log.error("cannot write recorded video to %s (%s): video the server does not get live is lost "
                       "until this is fixed; live video goes on", self.directory, error.strerror or error)
 
+    def cameras(self) -> list[str]:
+        """Return the name of every camera with GOPs spooled, configured or not."""
+        return sorted(name for name, shelf in self._shelves.items() if shelf.gops)
+
     def gops(self, camera: str) -> list[SpooledGop]:
         """Return a camera's spooled GOPs, oldest first."""
         return list(self._shelf(camera).gops)

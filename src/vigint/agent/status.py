@@ -24,8 +24,10 @@ class State(enum.StrEnum):
     CONNECTING = "connecting"
     STREAMING = "streaming"
     WAITING = "waiting to retry"
+    REFUSED = "key refused"  # by the server, after it worked: the client was revoked (standing.py)
     SOURCE_DOWN = "camera unavailable"
     FINISHED = "finished"
+    UNCONFIGURED = "no longer configured"  # its spooled footage is still sent (supervisor.py)
     STOPPED = "stopped"
 
 
@@ -100,6 +102,9 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+STATE_STYLES = {State.STREAMING: "green", State.WAITING: "yellow", State.SOURCE_DOWN: "red", State.REFUSED: "red"}
+
+
 def table(statuses: list[CameraStatus], server: str) -> Table:
     """Return the live view: one row per camera, and the API key's expiry under the table when it is near."""
     expiry = next((text for status in statuses if (text := status.key_expiry())), "")
@@ -110,7 +115,7 @@ def table(statuses: list[CameraStatus], server: str) -> Table:
                                                               "Reconnects"} else "left")
     for status in statuses:
         fps, bps = status.rates()
-        style = {State.STREAMING: "green", State.WAITING: "yellow", State.SOURCE_DOWN: "red"}.get(status.state, "")
+        style = STATE_STYLES.get(status.state, "")
         state = f"[{style}]{status.state.value}[/]" if style else status.state.value
         view.add_row(escape(status.name), escape(status.source),
                      state + (f"\n{escape(status.detail)}" if status.detail else ""),

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.live import Live
@@ -16,6 +17,7 @@ from vigint.agent.backoff import Backoff
 from vigint.agent.settings import AgentSettings, Camera, redact
 from vigint.agent.sources import SourceError, SourceFinished, SourceReader
 from vigint.agent.spool import Spool
+from vigint.agent.standing import KeyStanding
 from vigint.agent.status import CameraStatus, State
 from vigint.agent.uplink import Uplink
 from vigint.tasks import wait_for_event
@@ -61,26 +63,29 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
 
 
 async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                     spool: Spool) -> None:
+                     spool: Spool, standing: KeyStanding | None = None, orphans: Sequence[CameraStatus] = ()) -> None:
     """Read and stream one camera until its file ends or the agent stops; reopen a failing source.
 
-    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up.
+    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up, and so
+    does one for each of `orphans`, cameras no longer configured whose footage is still spooled. `standing` is
+    the key's, shared by every camera of the agent (a camera run alone has its own).
 
     Raises:
-        Refused: from the uplink or the backfill, when the server refuses the key or the hello.
+        Refused: from the uplink or a backfill, when the server refuses the hello or a key it never welcomed.
     """
-    uplink = Uplink(camera, settings, status, stopping, spool)
-    backfill = asyncio.create_task(
-        Backfill(camera, settings, status, stopping, spool, uplink.queue, uplink.changed).run())
+    standing = standing or key_standing(settings, stopping)
+    uplink = Uplink(camera, settings, status, stopping, spool, standing)
+    backfills = {asyncio.create_task(Backfill(uplink, other).run()) for other in (status, *orphans)}
     try:
-        await _stream_camera(camera, settings, status, stopping, uplink, backfill)
+        await _stream_camera(camera, settings, status, stopping, uplink, backfills)
     finally:
-        backfill.cancel()
-        await asyncio.gather(backfill, return_exceptions=True)
+        for backfill in backfills:
+            backfill.cancel()
+        await asyncio.gather(*backfills, return_exceptions=True)
 
 
 async def _stream_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                         uplink: Uplink, backfill: asyncio.Task) -> None:
+                         uplink: Uplink, backfills: set[asyncio.Task]) -> None:
     """The live side of `run_camera`: reader and uplink, reopened after a source error."""
     loop = asyncio.get_running_loop()
     backoff = Backoff()
@@ -91,12 +96,12 @@ async def _stream_camera(camera: Camera, settings: AgentSettings, status: Camera
         reading = asyncio.create_task(_read_in_thread(reader))
         backoff.connected(time.monotonic())
         stop_waiter = asyncio.create_task(stopping.wait())
-        await asyncio.wait({reading, sending, stop_waiter, backfill}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reading, sending, stop_waiter, *backfills}, return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
         reader.stopping.set()
         source_done.set()
         uplink.wake()
-        refused = next((task for task in (sending, backfill) if task.done() and task.exception()), None)
+        refused = next((task for task in (sending, *backfills) if task.done() and task.exception()), None)
         if refused:
             await asyncio.wait({reading, sending}, timeout=READER_EXIT_SECONDS)
             raise refused.exception()  # the supervisor stops everything
@@ -121,6 +126,12 @@ def open_spool(settings: AgentSettings) -> Spool:
     return Spool(settings.spool_dir, settings.spool_max_mb * 1_000_000)
 
 
+def key_standing(settings: AgentSettings, stopping: asyncio.Event) -> KeyStanding:
+    """The key's standing with the server, remembered in the spool's folder."""
+    return KeyStanding(settings.spool_dir, settings.server_url, settings.api_key, settings.refused_retry_seconds,
+                       stopping)
+
+
 async def run_agent(settings: AgentSettings, console: Console) -> None:
     """Stream every camera until all files end, the agent is stopped (SIGINT/SIGTERM) or refused.
 
@@ -131,11 +142,13 @@ async def run_agent(settings: AgentSettings, console: Console) -> None:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)
-    spool = open_spool(settings)
+    spool, standing = open_spool(settings), key_standing(settings, stopping)
     statuses = [CameraStatus(camera.name, redact(camera.source)) for camera in settings.cameras]
-    cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping, spool))
-               for camera, status in zip(settings.cameras, statuses)]
-    display = asyncio.create_task(_show(statuses, settings, console, spool))
+    orphans = _orphans(settings, spool)
+    cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping, spool, standing,
+                                              orphans if index == 0 else ()))
+               for index, (camera, status) in enumerate(zip(settings.cameras, statuses))]
+    display = asyncio.create_task(_show(statuses + orphans, settings, console, spool))
     try:
         pending = set(cameras)
         while pending:
@@ -153,6 +166,17 @@ async def run_agent(settings: AgentSettings, console: Console) -> None:
         await asyncio.gather(display, return_exceptions=True)
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(number)
+
+
+def _orphans(settings: AgentSettings, spool: Spool) -> list[CameraStatus]:
+    """The status of each camera no longer configured whose footage is still spooled: the first configured
+    camera's connection sends it under its own name (the customer's footage all the same), then it is gone."""
+    configured = {camera.name for camera in settings.cameras}
+    orphans = [CameraStatus(name, "", state=State.UNCONFIGURED) for name in spool.cameras() if name not in configured]
+    for orphan in orphans:
+        log.info("camera %s is no longer configured: its recorded footage is sent under its name beside camera %s",
+                 orphan.name, settings.cameras[0].name)
+    return orphans
 
 
 async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console, spool: Spool) -> None:

@@ -19,6 +19,7 @@ from vigint.agent.backoff import Backoff
 from vigint.agent.gops import GopQueue
 from vigint.agent.settings import AgentSettings, Camera
 from vigint.agent.spool import Spool
+from vigint.agent.standing import KeyStanding
 from vigint.agent.status import CameraStatus, State
 from vigint.errors import VigintError
 from vigint.media import Packet
@@ -31,6 +32,9 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 # The server answers a close at once on a healthy link; on a slow one the close frame waits behind
 # queued video, and an agent asked to stop should not wait for that.
 CLOSE_TIMEOUT_SECONDS = 1.0
+# A stopping agent sends what it has recorded before it closes, so that none of it is spooled and sent again as
+# footage the server never saw; a healthy link needs milliseconds, a slow one gets this long before it is spooled.
+STOP_FLUSH_SECONDS = 2.0
 # The kernel would otherwise grow a send buffer to megabytes: tens of seconds of video queued where the
 # agent cannot drop whole GOPs, arriving late. 256 KiB still fills a 10 Mbit/s link at 200 ms of RTT.
 SEND_BUFFER_BYTES = 256 * 1024
@@ -45,10 +49,15 @@ class Refused(VigintError):
     exit_code = 3
 
 
+class KeyRefused(Refused):
+    """The server refused the API key (unknown, revoked or expired): fatal only for a key it never welcomed
+    (standing.py)."""
+
+
 def refusal(code: int | None, reason: str, api_key: str) -> Refused | None:
     """Return the error that stops the agent for close `code`, or None if the camera should retry."""
     if code == CloseCode.INVALID_KEY:
-        return Refused(f"the server refused the API key {keys.display_prefix(api_key)}… (invalid, revoked or "
+        return KeyRefused(f"the server refused the API key {keys.display_prefix(api_key)}… (invalid, revoked or "
                        "expired): contact your Vigint operator")
     if code == CloseCode.BAD_HELLO:
         return Refused(f"the server did not accept this agent's hello ({reason}): update vigint")
@@ -121,49 +130,59 @@ async def greet(connection: ClientConnection, hello: str) -> dict:
     return welcome
 
 
-async def run_until_stopped(connection: ClientConnection, stopping: asyncio.Event, *jobs: Coroutine) -> None:
-    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops.
+async def run_until_stopped(connection: ClientConnection, stopping: asyncio.Event, *jobs: Coroutine,
+                            flush_seconds: float = 0.0) -> bool:
+    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops; then close.
 
-    Stopping interrupts a send that waits on a slow link, instead of waiting for the link.
+    Stopping interrupts a send that waits on a slow link, instead of waiting for the link; the first job is given
+    `flush_seconds` to end by itself first. Returns whether the server answered the close: then it has read
+    everything sent before it.
     """
     tasks = [asyncio.create_task(job) for job in jobs]
     stopper = asyncio.create_task(stopping.wait())
     finished, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if finished == {stopper} and flush_seconds:
+        finished |= (await asyncio.wait(tasks, timeout=flush_seconds, return_when=asyncio.FIRST_COMPLETED))[0]
     for task in (*tasks, stopper):
         if task not in finished:
             task.cancel()
     await asyncio.gather(*tasks, stopper, return_exceptions=True)
-    if stopper in finished:
-        await _close_now(connection)
     for task in tasks:
         if task in finished:
             task.result()  # raises the ConnectionClosed that ended the session
+    return await _close_now(connection)
 
 
 class Uplink:
     """Sends one camera's live video; reconnects as needed; hands what it cannot send to the spool.
 
     `push` is fed by the camera's reader. `changed` is set whenever the live queue or link changes, for
-    the camera's backfill, which sends only while live video keeps up.
+    the camera's backfill, which sends only while live video keeps up; it shares the uplink's settings, stop,
+    spool and key standing.
     """
 
     def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                 spool: Spool):
-        self.camera, self._settings, self.status, self._stopping = camera, settings, status, stopping
-        self._spool = spool
+                 spool: Spool, standing: KeyStanding):
+        self.camera, self.settings, self.status, self.stopping = camera, settings, status, stopping
+        self.spool, self.standing = spool, standing
         self.queue = GopQueue(settings.max_backlog_seconds)
         self.changed = asyncio.Event()
         self._ready = asyncio.Event()
         self._backoff = Backoff()
 
     def push(self, packet: Packet) -> None:
-        """Queue an access unit from the camera (on the event loop's thread)."""
+        """Queue an access unit from the camera (on the event loop's thread); none once the agent stops (the reader
+        notices the stop a frame later: what it recorded after it would make the GOP sent last incomplete)."""
+        if self.stopping.is_set():
+            return
         self._store(self.queue.push(packet))
         self._ready.set()
 
     def _store(self, gops: list[list[Packet]]) -> None:
+        """Spool GOPs not sent live; drop them while the key is refused (footage of a revoked client is not kept)."""
         for gop in gops:
-            self._spool.write(self.camera.name, gop)
+            if not self.standing.refused:
+                self.spool.write(self.camera.name, gop)
         self.changed.set()
 
     def wake(self) -> None:
@@ -172,10 +191,11 @@ class Uplink:
         self.changed.set()
 
     async def run(self, source_done: asyncio.Event) -> None:
-        """Stream until the source is done and its video sent, or the agent stops; then spool what is unsent.
+        """Stream until the source is done and its video sent, or the agent stops (sending what it recorded, for
+        STOP_FLUSH_SECONDS at most); then spool what the server is not known to have.
 
         Raises:
-            Refused: the key or the hello was refused; retrying cannot help.
+            Refused: the hello, or a key the server never welcomed, was refused; retrying cannot help.
         """
         try:
             await self._run(source_done)
@@ -183,21 +203,29 @@ class Uplink:
             self._store(self.queue.drain())
 
     async def _run(self, source_done: asyncio.Event) -> None:
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             if source_done.is_set() and not len(self.queue):
                 return
             if not len(self.queue):
                 await self._wait()
                 continue
-            self.status.state, self.status.detail = State.CONNECTING, ""
-            delay, detail = await run_connection(self._settings, self._backoff, self._session(source_done))
-            self._store(self.queue.pause())
+            if not self.standing.refused:  # a refused camera's tries are no news: its state stays as it is
+                self.status.state, self.status.detail = State.CONNECTING, ""
+            try:
+                delay, detail = await run_connection(self.settings, self._backoff, self._session(source_done))
+            except KeyRefused as error:
+                self.standing.refuse(error, self.status.key_expires_at)  # raises if it never worked: the agent stops
+                self._store(self.queue.pause())
+                self.status.state, self.status.detail = State.REFUSED, self.standing.detail
+                await self.standing.turn()
+                continue
             if delay is None or source_done.is_set():
                 return  # finished, or the source is gone too: its last frames are not worth a wait
+            self._store(self.queue.pause())
             self.status.state, self.status.detail = State.WAITING, detail
             self.status.reconnects += 1
             log.info("camera %s: reconnecting in %.1f s", self.camera.name, delay)
-            await wait_for_event(self._stopping, delay)
+            await wait_for_event(self.stopping, delay)
 
     async def _wait(self) -> None:
         self._ready.clear()
@@ -206,28 +234,31 @@ class Uplink:
     def _session(self, source_done: asyncio.Event) -> Callable[[ClientConnection], Awaitable[None]]:
         async def session(connection: ClientConnection) -> None:
             await self._hello(connection)
-            await run_until_stopped(connection, self._stopping, self._send(connection, source_done),
-                                    self._receive(connection))
+            if await run_until_stopped(connection, self.stopping, self._send(connection, source_done),
+                                       self._receive(connection), flush_seconds=STOP_FLUSH_SECONDS):
+                self.queue.delivered()
         return session
 
     async def _hello(self, connection: ClientConnection) -> None:
-        spooled = self._spool.stats(self.camera.name)
-        welcome = await greet(connection, protocol.hello(self._settings.api_key, self.camera.name, AGENT,
+        spooled = self.spool.stats(self.camera.name)
+        welcome = await greet(connection, protocol.hello(self.settings.api_key, self.camera.name, AGENT,
                                                          spooled_seconds=spooled.seconds if spooled.gops else None))
+        self.standing.welcomed()
         self.queue.resume()  # the server's new decoder must start at a keyframe
         self.changed.set()
         self._backoff.connected(time.monotonic())
         self.status.state, self.status.detail = State.STREAMING, ""
         self.status.key_expires_at = protocol.key_expiry(welcome)
-        log.info("camera %s: streaming to %s as client %s", self.camera.name, self._settings.server_url,
+        log.info("camera %s: streaming to %s as client %s", self.camera.name, self.settings.server_url,
                  welcome.get("client_id"))
 
     async def _send(self, connection: ClientConnection, source_done: asyncio.Event) -> None:
-        while not self._stopping.is_set():
+        """Send the queue as it fills; once the source is done or the agent stops, until it is empty."""
+        while True:
             packet = self.queue.pop()
             self.changed.set()
             if packet is None:
-                if source_done.is_set():
+                if source_done.is_set() or self.stopping.is_set():
                     return
                 await self._wait()
                 continue
@@ -250,13 +281,17 @@ class Uplink:
                             notice.get("description") or notice.get("kind") or "see your email")
 
 
-async def _close_now(connection: ClientConnection) -> None:
-    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection.
+async def _close_now(connection: ClientConnection) -> bool:
+    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection; return whether the server answered our close.
 
     websockets applies its close timeout only once the video queued before the close frame has drained,
-    which on a slow link takes as long as the link needs: an agent asked to stop would wait for it.
+    which on a slow link takes as long as the link needs: an agent asked to stop would wait for it. The server
+    reads our close after everything sent before it, so its answer says that it has all of it; a close the server
+    started says nothing of what it read.
     """
     try:
         await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
     except TimeoutError:
         connection.transport.abort()
+        return False
+    return connection.protocol.close_rcvd is not None and connection.protocol.close_rcvd_then_sent is False
