@@ -5,7 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
+from conftest import add_client, eventually
+from media import make_scene
+from test_incidents import incident_settings, stream_scene
 
+from vigint.alerts import emails
 from vigint.config import AiSettings
 from vigint.incidents import ai
 
@@ -121,3 +125,17 @@ async def test_tokens_are_counted_within_bounds(endpoint):
     for tokens, counted in ((-500, 0), (10**30, ai.MAX_TOKENS), (321.0, 321)):
         endpoint.reply = verdict(tokens=tokens)
         assert (await asyncio.to_thread(ai.ask, endpoint.settings, [b"\xff\xd8jpeg"])).tokens == counted
+
+
+async def test_a_verdict_with_a_line_break_in_its_type_still_alerts_the_customer(start, tmp_path, mailbox, endpoint):
+    endpoint.reply = verdict(type="intrusion\r\nBcc: everyone@example.test",
+                             description="A person climbs in.\r\nSubject: nothing to see")
+    server = await start(settings=incident_settings(tmp_path, mailbox.port, ai=endpoint.settings))
+    client_id, _, api_key = await add_client(server.store)
+    await stream_scene(server, api_key, make_scene(20, moving=(7, 10)))
+    await eventually(lambda: len(mailbox.messages) == 1, timeout=30)
+    [message] = mailbox.messages
+    assert message["To"] == "ops@acme.test" and message["Bcc"] is None and "\n" not in message["Subject"]
+    assert "A person climbs in. Subject: nothing to see" in emails.text_of(message)
+    [incident] = await server.store.list_incidents(client_id)
+    assert (incident.type, incident.verdict, incident.alert_state) == ("other", "confirmed", "delivered")
