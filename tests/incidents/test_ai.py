@@ -105,7 +105,8 @@ async def test_every_string_a_model_chooses_comes_back_one_line_bounded_and_of_a
 
 
 @pytest.mark.parametrize("reply", [
-    with_number("threat_level", "NaN"), with_number("threat_level", "Infinity"), with_number("total_tokens", "Infinity"),
+    with_number("threat_level", "NaN"), with_number("threat_level", "Infinity"),
+    with_number("total_tokens", "Infinity"),
     verdict(incident="maybe"), verdict(incident=None), verdict(threat_level=True), verdict(tokens="lots"),
     {"choices": [{"message": {"content": "{" * 200_000}}]},  # no stall on a reply of braces
     {"choices": [{"message": {"content": "[" * 100_000 + "]" * 100_000}}]},

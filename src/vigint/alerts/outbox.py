@@ -138,7 +138,8 @@ class Outbox:
     async def _failed(self, alert: Alert, error: Exception) -> None:
         attempts = alert.attempts + 1
         if attempts >= self.settings.alerts.max_attempts:  # the last resort: a failure that never ends
-            await self._give_up(alert, f"not delivered after {attempts} attempts, the last: {emails.one_line(str(error))}")
+            last = emails.one_line(str(error))
+            await self._give_up(alert, f"not delivered after {attempts} attempts, the last: {last}")
             return
         delay = min(self.settings.alerts.max_retry_seconds, self.settings.alerts.retry_seconds * 2 ** alert.attempts)
         self.metrics.alerts_failed += 1
@@ -153,7 +154,8 @@ class Outbox:
         self.metrics.alerts_failed += 1
         log.warning("incident %d: %s alert given up: %s; kept undelivered, the operator is told", incident.id,
                     alert.channel, reason)
-        recipient = f" to {alert.client_email}" if alert.channel is Channel.EMAIL else ""  # a webhook URL may hold a token
+        # The client's address helps the operator fix it; a webhook's URL is not shown: it may hold a token.
+        recipient = f" to {alert.client_email}" if alert.channel is Channel.EMAIL else ""
         await self.store.raise_flag(
             FlagKind.UNDELIVERABLE, f"alert:{alert.id}", incident.client_id, incident.key_id,
             f"the {alert.channel} alert{recipient} of incident {incident.id} (client {incident.client_id}, "
