@@ -251,15 +251,15 @@ class AlertSettings:
     link_secret: str = setting("", "HMAC key signing clip links; empty: one is generated and kept in "
                                "data_dir/link-secret", secret=True)
     webhook_url: str = setting("", "optional: every incident is also POSTed here as JSON")
-    webhook_secret: str = setting("", "HMAC-SHA256 key for the X-Vigint-Signature header of webhooks",
-                                  secret=True)
-    retry_seconds: float = setting(10.0, "first retry delay of an undelivered alert; doubles each time",
-                                   minimum=0.1)
+    webhook_secret: str = setting("", "HMAC-SHA256 key for the X-Vigint-Signature header of webhooks", secret=True)
+    retry_seconds: float = setting(10.0, "first retry delay of an undelivered alert; doubles each time", minimum=0.1)
     max_retry_seconds: float = setting(3600.0, "longest wait between two delivery attempts", minimum=1)
+    max_attempts: int = setting(60, "an alert failing this often (about two days) is given up, kept and emailed to "
+                                "operator_email; a refusal for good (SMTP 5xx, webhook 4xx) at once", minimum=1)
     camera_down_minutes: float = setting(10.0, "a camera that streamed and has been gone this long is reported "
                                          "down to its client, once; its return is reported too", minimum=0.01)
-    operator_email: str = setting("", "where unusual-usage flags (leaked keys, spikes, hello floods) and keys "
-                                  "about to expire are emailed")
+    operator_email: str = setting("", "where unusual-usage flags (leaked keys, spikes, hello floods), alerts "
+                                  "given up and keys about to expire are emailed")
     key_expiry_warning_days: float = setting(3.0, "a key that streamed in the last 7 days and expires within this "
                                              "many days is emailed to operator_email, once: time to rotate it",
                                              minimum=0)

@@ -20,5 +20,10 @@ class NotFoundError(VigintError):
     """A client or key id that does not exist."""
 
 
+class Undeliverable(VigintError):
+    """An alert its receiver refused for good (an SMTP 5xx to its recipient or content, a webhook's 4xx), or that
+    cannot be built: sending it again would fail the same way."""
+
+
 class InvalidInputError(VigintError):
     """A value given by the operator is not acceptable (empty name, malformed email, ...)."""

@@ -1,3 +1,4 @@
+import asyncio
 import dataclasses
 import email
 import email.policy
@@ -8,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from aiosmtpd.controller import Controller
 from conftest import Mailbox, add_client, eventually, free_port
 from media import make_jpeg
@@ -158,3 +160,152 @@ def test_a_clip_link_works_as_long_as_the_clip_is_kept_unless_a_lifetime_is_set(
     assert outbox.link_expiry(kept, 1_767_225_600.0, now=1_767_300_000) == 1_767_225_600 + 30 * 86400
     week = dataclasses.replace(kept, alerts=AlertSettings(link_ttl_hours=168))
     assert outbox.link_expiry(week, 1_767_225_600.0, now=1_767_300_000) == 1_767_300_000 + 7 * 86400
+
+
+OPERATOR = "operator@vigint.test"
+
+
+class Refuses(Mailbox):
+    """An SMTP server answering `reply` (e.g. 550) to every recipient but the operator, counting the refusals."""
+
+    def __init__(self, reply: str):
+        super().__init__()
+        self.reply, self.refusals = reply, 0
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address != OPERATOR and self.reply:
+            self.refusals += 1
+            return self.reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    """Start an SMTP server on loopback with a given handler; stopped after the test."""
+    controllers = []
+
+    def run(handler: Mailbox) -> Mailbox:
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        controllers.append(controller)
+        handler.port = controller.port
+        return handler
+
+    yield run
+    for controller in controllers:
+        controller.stop()
+
+
+def dead_letter_settings(tmp_path, port: int, **alerts) -> Settings:
+    return outbox_settings(tmp_path, port, operator_email=OPERATOR, monitor_seconds=0.05, **alerts)
+
+
+async def test_an_alert_refused_for_good_is_tried_once_kept_listed_and_emailed_to_the_operator_once(start, tmp_path,
+                                                                                                   smtp, cli, caplog):
+    box = smtp(Refuses("550 5.1.1 <ops@acme.test>: mailbox unavailable [/]"))  # [/]: not rich markup to us
+    caplog.set_level(logging.WARNING, "vigint.alerts.outbox")
+    server = await start(settings=dead_letter_settings(tmp_path, box.port))
+    client_id, key_id, _ = await add_client(server.store)
+    incident = await queue_incident(server, client_id, key_id)
+    await eventually(lambda: box.messages)  # the operator's email about it
+    [warned] = box.messages
+    assert warned["To"] == OPERATOR and warned["Subject"] == f"[Vigint] alert given up (client {client_id})"
+    body = emails.text_of(warned)
+    assert f"email alert to ops@acme.test of incident {incident.id}" in body and "550 5.1.1" in body
+    assert (await server.store.get_incident(incident.id)).alert_state == "dead"
+    await asyncio.sleep(1.0)  # ten retry delays, twenty monitor passes: nothing more goes out
+    assert box.refusals == 1 and len(box.messages) == 1 and server.metrics.alerts_delivered == 0
+    assert await server.store.due_alerts(time.time() + 9e9) == []  # never claimed again, still there
+    [given_up] = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+    assert given_up.startswith(f"incident {incident.id}: email alert given up: recipient refused: 550 5.1.1")
+    listed = (await asyncio.to_thread(cli, "alerts", "--json")).json()
+    [flag] = [entry for entry in listed if entry["kind"] == "undeliverable"]
+    assert flag["client_id"] == client_id and flag["emailed_at"]
+    assert f"incident {incident.id}" in flag["detail"] and "550 5.1.1" in flag["detail"]
+    table = (await asyncio.to_thread(cli, "alerts")).out
+    assert "undeliverable" in table and "[/]" in table  # the table wraps the detail
+
+
+async def test_an_alert_answered_try_later_is_retried_until_the_server_recovers(start, tmp_path, smtp):
+    box = smtp(Refuses("451 4.3.0 try again later"))
+    server = await start(settings=dead_letter_settings(tmp_path, box.port))
+    client_id, key_id, _ = await add_client(server.store)
+    incident = await queue_incident(server, client_id, key_id)
+    await eventually(lambda: box.refusals >= 3)
+    box.reply = ""  # the server recovers
+    await eventually(lambda: server.metrics.alerts_delivered == 1)
+    [delivered] = box.messages
+    assert delivered["To"] == "ops@acme.test" and TARGET_TEXT in emails.text_of(delivered)
+    assert (await server.store.get_incident(incident.id)).alert_state == "delivered"
+    assert await server.store.flags() == []
+
+
+async def test_an_alert_failing_max_attempts_times_is_given_up(start, tmp_path, smtp):
+    box = smtp(Refuses("451 4.3.0 try again later"))
+    server = await start(settings=dead_letter_settings(tmp_path, box.port, max_attempts=3))
+    client_id, key_id, _ = await add_client(server.store)
+    incident = await queue_incident(server, client_id, key_id)
+    [flag] = await eventually(lambda: server.store.flags(), timeout=15)
+    assert "after 3 attempt(s): not delivered after 3 attempts, the last: {'ops@acme.test': (451" in flag.detail
+    await eventually(lambda: len(box.messages) == 1)  # the operator's
+    assert box.refusals == 3 and (await server.store.get_incident(incident.id)).alert_state == "dead"
+
+
+async def test_an_alert_whose_email_cannot_be_built_is_given_up_at_once(start, tmp_path, mailbox):
+    server = await start(settings=outbox_settings(tmp_path, mailbox.port))
+    client_id, key_id, _ = await add_client(server.store)
+    incident = await server.store.create_incident(client_id, key_id, "entrée", time.time())
+    await server.store.update_incident(incident.id, type="intrusion\r\nBcc: everyone@example.test")  # as stored once
+    await server.store.enqueue_alerts(incident.id, server.outbox.channels, time.time())
+    server.outbox.wake()
+    [flag] = await eventually(lambda: server.store.flags())
+    assert "after 1 attempt(s): the email cannot be built: Header values may not contain linefeed" in flag.detail
+    assert mailbox.messages == []
+
+
+class Answering(BaseHTTPRequestHandler):
+    """A webhook receiver answering each POST with the next status of `statuses` (the last one for ever)."""
+
+    statuses: list[int] = []
+    seen: list[int] = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status = Answering.statuses.pop(0) if len(Answering.statuses) > 1 else Answering.statuses[0]
+        Answering.seen.append(status)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("statuses, delivered", [([410], False), ([400], False), ([503, 429, 408, 500, 204], True)])
+async def test_a_webhook_refused_with_a_4xx_is_given_up_and_5xx_408_429_are_retried(start, tmp_path, statuses,
+                                                                                   delivered):
+    Answering.statuses, Answering.seen = list(statuses), []
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"), alerts=AlertSettings(
+            retry_seconds=0.05, max_retry_seconds=0.1, webhook_url=f"http://127.0.0.1:{receiver.server_port}/hook?"
+                                                                    "token=hunter2", webhook_secret="s"))
+        server = await start(settings=settings)
+        client_id, key_id, _ = await add_client(server.store)
+        incident = await queue_incident(server, client_id, key_id)
+        state = await eventually(lambda: state_of(server, incident.id, {"delivered", "dead"}))
+        await asyncio.sleep(0.5)  # retry delays: a dead letter is not tried again
+    finally:
+        receiver.shutdown()
+    assert state == ("delivered" if delivered else "dead") and Answering.seen == statuses
+    flags = await server.store.flags()
+    assert [f.kind for f in flags] == ([] if delivered else ["undeliverable"])
+    if flags:
+        assert f"answered {statuses[0]}" in flags[0].detail and "hunter2" not in flags[0].detail
+
+
+async def state_of(server, incident_id: int, wanted: set[str]) -> str | None:
+    state = (await server.store.get_incident(incident_id)).alert_state
+    return state if state in wanted else None

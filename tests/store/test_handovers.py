@@ -40,7 +40,7 @@ async def test_a_handed_over_key_is_picked_up_once_even_by_two_requests_at_once(
         assert [action for action, _ in audit].count("key.pickup") == 1
 
 
-async def test_a_link_dies_unopened_after_its_lifetime_or_with_its_client_and_its_key_never_works(database):
+async def test_a_link_dies_unopened_after_its_lifetime_or_for_good_with_its_client_and_its_key_never_works(database):
     now = time.time()
     async with await Store.open(database) as store:
         client_id, _, _ = await add_client(store)
@@ -54,12 +54,29 @@ async def test_a_link_dies_unopened_after_its_lifetime_or_with_its_client_and_it
         assert expired.prefix == keys.display_prefix(dead_key) and expired.state(now) is KeyState.EXPIRED
         assert await store.expire_handovers(now) == []  # audited once
         assert [e.action for e in await store.list_audit(client_id)].count("key.handover_expire") == 1
-        await store.revoke_client(client_id)
+        await store.revoke_client(client_id, now)
         assert await store.pending_handover(token_hash(live_token), now) is None
         assert await store.pick_up_key(token_hash(live_token), keys.hash_key(live_key), now) is None
-        await store.reactivate_client(client_id)  # back within the link's lifetime: it works again
-        picked = await store.pick_up_key(token_hash(live_token), keys.hash_key(live_key), now)
-        assert picked.state(now) is KeyState.ACTIVE
+        await store.reactivate_client(client_id, now=now)  # back within the link's lifetime: the link stays dead
+        assert await store.pending_handover(token_hash(live_token), now) is None
+        assert await store.pick_up_key(token_hash(live_token), keys.hash_key(live_key), now) is None
+        live = await store.find_key(keys.hash_key(live_key))
+        assert live.state(now) is KeyState.EXPIRED and live.handover_expires_at == now
+        ended = [e for e in await store.list_audit(client_id) if e.action == "key.handover_end"]
+        assert [e.key_id for e in ended] == [live.id] and "ended unopened with the revocation" in ended[0].detail
+
+
+async def test_revoking_one_key_ends_its_link_for_good_and_leaves_the_others(database):
+    now = time.time()
+    async with await Store.open(database) as store:
+        client_id, _, _ = await add_client(store)
+        (token, _, handover, api_key), (other_token, _, other, _) = handed_over(now), handed_over(now)
+        key = await store.create_key(client_id, keys.hash_key(api_key), keys.display_prefix(api_key), handover=handover)
+        await store.create_key(client_id, keys.hash_key(keys.generate()), "vig_other", handover=other)
+        await store.revoke_key(key.id, now)
+        await store.reactivate_client(client_id, key.id, now)  # the operator restores that key alone
+        assert await store.pick_up_key(token_hash(token), keys.hash_key(api_key), now) is None
+        assert await store.pending_handover(token_hash(other_token), now) is not None  # untouched
 
 
 async def test_rotation_gives_a_successor_and_an_expiry_and_only_keys_in_use_are_warned_of(database):

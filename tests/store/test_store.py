@@ -221,6 +221,22 @@ async def test_an_alert_on_a_channel_this_version_does_not_know_does_not_block_t
         assert [alert.channel for alert in await store.due_alerts(2_000.0)] == [Channel.EMAIL]
 
 
+async def test_a_dead_letter_is_kept_never_claimed_and_never_counts_as_delivered(database):
+    async with await Store.open(database) as store:
+        client, key, _ = await new_client(store)
+        incident = await store.create_incident(client.id, key.id, "door", 1_000.0)
+        await store.enqueue_alerts(incident.id, [Channel.EMAIL, Channel.WEBHOOK], 1_001.0)
+        email, webhook = await store.due_alerts(2_000.0, claim_seconds=0)
+        await store.alert_dead(email, "recipient refused: 550 no such mailbox", 2_000.0)
+        assert [alert.channel for alert in await store.due_alerts(9e15, claim_seconds=0)] == [Channel.WEBHOOK]
+        await store.alert_delivered(webhook, 2_001.0)
+        assert await store.due_alerts(9e15) == [] and await store.next_alert_due() == float("inf")
+        assert (await store.get_incident(incident.id)).alert_state is AlertState.DEAD  # not "delivered"
+        [row] = await raw(database, "SELECT attempts, last_error, delivered_at FROM alert_outbox WHERE channel = ?",
+                          "email")
+        assert tuple(row) == (1, "recipient refused: 550 no such mailbox", None)
+
+
 async def test_an_incident_state_this_version_does_not_know_is_one_clear_error(database):
     async with await Store.open(database) as store:
         client, key, _ = await new_client(store)

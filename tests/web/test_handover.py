@@ -132,3 +132,38 @@ async def test_expired_forged_and_revoked_links_show_nothing_and_a_dead_link_is_
     assert expiry["key_id"] == dead_key.id
     assert (await listed_key(vigint, dead_key.id))["handover"]["state"] == "expired"
     assert "expired: link never opened" in (await vigint("client", "list")).out
+
+
+def database_files(db_path) -> bytes:
+    """Every byte of the database's files: the file itself, its write-ahead log and its shared-memory index."""
+    return b"".join(path.read_bytes() for path in sorted(db_path.parent.glob(f"{db_path.name}*")))
+
+
+async def test_a_picked_up_seal_is_in_neither_the_database_file_nor_its_write_ahead_log(site, vigint, db_path):
+    created = (await vigint("client", "create", "--name", "Acme", "--email", "ops@acme.test", "--handover",
+                            "--json")).json()
+    seal = seal_in(db_path, created["key_id"])
+    assert seal.encode() in database_files(db_path)  # written there by the CLI: this check can see it
+    async with aiohttp.ClientSession() as browser, browser.post(created["handover_url"]) as page:
+        assert page.status == 200 and KEY_FIELD.search(await page.text())
+    raw = database_files(db_path)
+    assert seal.encode() not in raw and seal.upper().encode() not in raw and bytes.fromhex(seal) not in raw
+    assert (db_path.parent / f"{db_path.name}-wal").stat().st_size == 0
+
+
+async def test_a_link_made_before_a_revocation_stays_dead_after_reactivation(site, vigint, db_path):
+    created = (await vigint("client", "create", "--name", "Acme", "--email", "ops@acme.test", "--handover",
+                            "--json")).json()
+    client_id, link = str(created["client_id"]), created["handover_url"]
+    assert (await vigint("client", "revoke", "--client-id", client_id)).code == 0
+    assert seal_in(db_path, created["key_id"]) is None and created["handover_url"]
+    assert (await vigint("client", "reactivate", "--client-id", client_id)).code == 0
+    async with aiohttp.ClientSession() as browser:
+        for method in (browser.get, browser.post):
+            async with method(link) as answer:
+                text = await answer.text()
+                assert answer.status == 404 and "no longer works" in text and "vig_" not in text
+    [ended] = [entry for entry in (await vigint("audit", "--json")).json() if entry["action"] == "key.handover_end"]
+    assert ended["key_id"] == created["key_id"] and "with the revocation" in ended["detail"]
+    assert (await listed_key(vigint, created["key_id"]))["handover"]["state"] == "expired"
+    assert "expired: link never opened" in (await vigint("client", "list")).out

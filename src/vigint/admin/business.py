@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from vigint.admin import render
 from vigint.admin.commands import (
@@ -67,7 +68,7 @@ async def usage(args, settings: Settings, console: Console) -> int:
                           table_rows, right=frozenset(numbers))
 
 
-@commands.command("alerts", "unusual-usage flags: leaked keys, spikes, refused hellos",
+@commands.command("alerts", "unusual-usage flags (leaked keys, spikes, refused hellos) and alerts given up",
                   option("--client-id", type=int), listing=True)
 async def alerts_list(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:
@@ -76,9 +77,10 @@ async def alerts_list(args, settings: Settings, console: Console) -> int:
         flags = await store.flags(args.client_id)
     documents = [{"id": f.id, "at": render.iso(f.at), "kind": f.kind, "client_id": f.client_id, "key_id": f.key_id,
                   "detail": f.detail, "emailed_at": render.iso(f.notified_at)} for f in flags]
-    rows = [(str(f.id), render.local(f.at), f.kind, str(f.client_id or "—"), f.detail, render.local(f.notified_at))
-            for f in flags]
-    return render.listing(args.json, console, documents, f"{len(flags)} unusual-usage flag(s), newest first",
+    # A detail may quote a mail server's reply: shown as written, never read as rich markup.
+    rows = [(str(f.id), render.local(f.at), f.kind, str(f.client_id or "—"), escape(f.detail),
+             render.local(f.notified_at)) for f in flags]
+    return render.listing(args.json, console, documents, f"{len(flags)} flag(s), newest first",
                           ("ID", "When", "Kind", "Client", "Detail", "Emailed"), rows)
 
 

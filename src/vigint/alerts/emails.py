@@ -15,6 +15,7 @@ before each attempt, and whichever node sends it derives the same one.
 import hashlib
 import html
 import smtplib
+from email import errors
 import ssl
 import time
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from email.utils import formatdate, make_msgid
 from vigint.alerts import templates
 from vigint.alerts.links import CAMERA_EVENTS, AlertLinks
 from vigint.config import AlertSettings, EmailSettings
+from vigint.errors import Undeliverable
 from vigint.files import write_private
 from vigint.keys import expires_in
-from vigint.store import Alert, ApiKey, Client, Flag
+from vigint.store import Alert, ApiKey, Client, Flag, FlagKind
 
 BUTTON_STYLE = ("display:inline-block;padding:10px 16px;background:#1a56db;color:#fff;text-decoration:none;"
                 "border-radius:6px")
@@ -88,7 +90,19 @@ def compose_email(alert: Alert, targets: AlertLinks, alerts: AlertSettings, emai
                   still: bytes | None = None) -> EmailMessage:
     """Return the email of an alert, in the client's language and time zone (else the server's): text and
     HTML, dated, with the Message-ID of `message_id` (`secret`: the clip-link secret), and `still` (JPEG
-    bytes), if given, shown inline in the HTML part."""
+    bytes), if given, shown inline in the HTML part.
+
+    Raises:
+        Undeliverable: the alert's values make no valid email (a header with a line break, an unusable address).
+    """
+    try:
+        return _compose(alert, targets, alerts, email, secret, still)
+    except (ValueError, LookupError, TypeError, errors.MessageError) as error:  # the same values fail every time
+        raise Undeliverable(f"the email cannot be built: {one_line(str(error))}") from None
+
+
+def _compose(alert: Alert, targets: AlertLinks, alerts: AlertSettings, email: EmailSettings, secret: str,
+             still: bytes | None) -> EmailMessage:
     language = templates.choose_language(alert.client_language, alerts.language)
     content = _content(alert, targets, language)
     identifier = message_id(alert.incident.id, secret, email.sender)
@@ -146,8 +160,9 @@ def text_of(message: EmailMessage) -> str:
 
 
 def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> EmailMessage:
-    """Return the email telling the operator about an unusual-usage flag (always in English)."""
-    subject = f"[Vigint] unusual usage: {flag.kind}" + (f" (client {flag.client_id})" if flag.client_id else "")
+    """Return the email telling the operator about a flag: unusual usage, or an alert given up (always in English)."""
+    topic = "alert given up" if flag.kind is FlagKind.UNDELIVERABLE else f"unusual usage: {flag.kind}"
+    subject = f"[Vigint] {topic}" + (f" (client {flag.client_id})" if flag.client_id else "")
     message = _dated(email, recipient, subject)
     message.set_content(f"{flag.detail}\n\nFlagged at {_utc(flag.at)} UTC. See `vigint alerts`.\n")
     return message
@@ -179,10 +194,40 @@ def compose_sign_in_email(recipient: str, link: str, minutes: float, language: s
     return message
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """Return a receiver's words (an SMTP reply, an error) on one line of at most `limit` characters, for a log
+    line or a flag."""
+    return " ".join(text.split())[:limit]
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    return f"{code} {one_line(text.decode(errors='replace') if isinstance(text, bytes) else str(text))}"
+
+
+def refusal(error: Exception) -> str | None:
+    """Return why an SMTP server refused a message for good, or None if sending it again may work.
+
+    A 5xx reply to the message's recipient or content is final, as is a message the server cannot take (an address
+    that needs SMTPUTF8 it lacks) or that cannot be encoded; a 4xx reply, a lost connection, a refused login or
+    sender (the server's setup, the same for every alert: the operator fixes it) are retried.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        replies = list(error.recipients.values())
+        if replies and all(code >= 500 for code, _ in replies):
+            return f"recipient refused: {_reply(*replies[0])}"
+    elif isinstance(error, smtplib.SMTPDataError) and error.smtp_code >= 500:
+        return f"message refused: {_reply(error.smtp_code, error.smtp_error)}"
+    elif isinstance(error, smtplib.SMTPNotSupportedError | ValueError):  # UnicodeError is a ValueError
+        return f"the email cannot be sent as it is: {one_line(str(error))}"
+    return None
+
+
 def send_email(settings: EmailSettings, message: EmailMessage) -> None:
     """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir.
 
-    Raises OSError or SMTPException.
+    Raises:
+        Undeliverable: the server refused this message for good (see `refusal`).
+        OSError, SMTPException: a failure worth retrying.
     """
     if settings.capture_dir is not None:
         write_private(settings.capture_dir / f"{time.time_ns()}.eml", bytes(message))  # it carries clip links
@@ -198,4 +243,9 @@ def send_email(settings: EmailSettings, message: EmailMessage) -> None:
             client.starttls(context=context)
         if settings.username:
             client.login(settings.username, settings.password)
-        client.send_message(message)
+        try:
+            client.send_message(message)
+        except (smtplib.SMTPException, ValueError) as error:
+            if (reason := refusal(error)) is None:
+                raise
+            raise Undeliverable(reason) from None

@@ -2,6 +2,11 @@
 
 Alerts are rows written beside their incident (`Store.enqueue_alerts`), so none is lost to a crash or a
 restart: the sender looks at the outbox when woken (new alerts, or stopping) and at the next due retry.
+
+An alert its receiver refuses for good (`Undeliverable`: a 5xx to its recipient or content, a webhook's 4xx, a
+message that cannot be built), or still undelivered after `[alerts] max_attempts`, is given up rather than retried
+for ever: kept in the outbox as a dead letter (`Store.alert_dead`) and flagged, so `vigint alerts` lists it and the
+operator is emailed about it once.
 """
 
 import asyncio
@@ -13,9 +18,10 @@ from concurrent.futures import Executor
 from vigint.alerts import emails, links, webhooks
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
+from vigint.errors import Undeliverable
 from vigint.media import SECONDS_PER_DAY
 from vigint.metrics import Metrics
-from vigint.store import Alert, Channel, Incident, Store
+from vigint.store import Alert, Channel, FlagKind, Incident, Store
 from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -82,19 +88,11 @@ class Outbox:
 
     async def _deliver(self, alert: Alert) -> None:
         incident = alert.incident
-        expires = link_expiry(self.settings, incident.started_at, time.time())
-        targets = links.AlertLinks(links.page_link(self.page_url, incident),
-                                   links.clip_link(self.base_url, self.secret, incident, expires), expires)
-        loop = asyncio.get_running_loop()
         try:
-            if alert.channel is Channel.EMAIL:
-                message = emails.compose_email(alert, targets, self.settings.alerts, self.settings.email, self.secret,
-                                               await self._still(incident))
-                await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
-            else:  # Channel.WEBHOOK: the store takes and reads no other channel
-                body = webhooks.webhook_body(incident, targets)
-                await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
-                                           self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
+            await self._send(alert)
+        except Undeliverable as error:
+            await self._give_up(alert, str(error))
+            return
         except Exception as error:  # noqa: BLE001 - SMTP, TLS and HTTP failures all mean "retry later"
             await self._failed(alert, error)
             return
@@ -103,6 +101,22 @@ class Outbox:
         if incident.key_id is not None:
             self.usage.add_alert(incident.key_id, time.time())
         log.info("incident %d: %s alert delivered", incident.id, alert.channel)
+
+    async def _send(self, alert: Alert) -> None:
+        """Send one alert on its channel. Raises Undeliverable, or whatever else stopped it (retried)."""
+        incident = alert.incident
+        expires = link_expiry(self.settings, incident.started_at, time.time())
+        targets = links.AlertLinks(links.page_link(self.page_url, incident),
+                                   links.clip_link(self.base_url, self.secret, incident, expires), expires)
+        loop = asyncio.get_running_loop()
+        if alert.channel is Channel.EMAIL:
+            message = emails.compose_email(alert, targets, self.settings.alerts, self.settings.email, self.secret,
+                                           await self._still(incident))
+            await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
+        else:  # Channel.WEBHOOK: the store takes and reads no other channel
+            body = webhooks.webhook_body(incident, targets)
+            await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
+                                       self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
 
     async def _still(self, incident: Incident) -> bytes | None:
         """Return the still an incident's email shows, or None: it has none, or it cannot be read (logged: the
@@ -122,8 +136,28 @@ class Outbox:
         return still
 
     async def _failed(self, alert: Alert, error: Exception) -> None:
+        attempts = alert.attempts + 1
+        if attempts >= self.settings.alerts.max_attempts:  # the last resort: a failure that never ends
+            last = emails.one_line(str(error))
+            await self._give_up(alert, f"not delivered after {attempts} attempts, the last: {last}")
+            return
         delay = min(self.settings.alerts.max_retry_seconds, self.settings.alerts.retry_seconds * 2 ** alert.attempts)
         self.metrics.alerts_failed += 1
         log.warning("incident %d: %s alert not delivered (%s); retrying in %.0f s", alert.incident.id, alert.channel,
                     error, delay)
         await self.store.alert_failed(alert, str(error), time.time() + delay)
+
+    async def _give_up(self, alert: Alert, reason: str) -> None:
+        """Keep an alert as a dead letter and flag it for the operator (flagged first: a crash in between retries the
+        alert, which dies again, and the flag is not raised twice)."""
+        incident, now = alert.incident, time.time()
+        self.metrics.alerts_failed += 1
+        log.warning("incident %d: %s alert given up: %s; kept undelivered, the operator is told", incident.id,
+                    alert.channel, reason)
+        # The client's address helps the operator fix it; a webhook's URL is not shown: it may hold a token.
+        recipient = f" to {alert.client_email}" if alert.channel is Channel.EMAIL else ""
+        await self.store.raise_flag(
+            FlagKind.UNDELIVERABLE, f"alert:{alert.id}", incident.client_id, incident.key_id,
+            f"the {alert.channel} alert{recipient} of incident {incident.id} (client {incident.client_id}, "
+            f"{alert.client_name}) was given up after {alert.attempts + 1} attempt(s): {reason}", now)
+        await self.store.alert_dead(alert, reason, now)

@@ -3,12 +3,17 @@
 import hashlib
 import hmac
 import json
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 
+from vigint.alerts.emails import one_line
 from vigint.alerts.links import AlertLinks
 from vigint.alerts.templates import offline_note
+from vigint.errors import Undeliverable
 from vigint.store import Incident
+
+RETRIED_STATUSES = frozenset({408, 429})  # client errors that mean "not now": timeout, too many requests
 
 
 def webhook_body(incident: Incident, targets: AlertLinks) -> bytes:
@@ -27,9 +32,19 @@ def webhook_signature(secret: str, body: bytes) -> str:
 
 
 def post_webhook(url: str, secret: str, body: bytes, timeout: float) -> None:
-    """POST a webhook. Raises OSError (urllib's errors included) unless the receiver answers 2xx."""
+    """POST a webhook.
+
+    Raises:
+        Undeliverable: the receiver answered a 4xx (other than 408 or 429): the same body would be refused again.
+        OSError: any other failure (urllib's errors included: 5xx, timeouts, refused connections), worth retrying.
+    """
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "X-Vigint-Signature": webhook_signature(secret, body),
         "User-Agent": "vigint"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        response.read()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as error:  # the URL may hold a token: the reason names only the answer
+        if 400 <= error.code < 500 and error.code not in RETRIED_STATUSES:
+            raise Undeliverable(f"the webhook receiver answered {error.code} {one_line(str(error.reason))}") from None
+        raise

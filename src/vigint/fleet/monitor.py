@@ -4,7 +4,8 @@ Cameras that stop streaming are reported down to their client once (and back whe
 in the client's language and time zone as they are when the event is recorded (the description is stored so);
 unusual usage is flagged for the operator: a key streaming from more addresses than one site explains
 (a leaked key), a key receiving far more than its trailing average, an address whose hellos keep being
-refused. The operator is also warned, once per key, of a key in use that expires within
+refused; alerts the sender gave up are flagged too (by the sender). Each flag is emailed to the operator once.
+The operator is also warned, once per key, of a key in use that expires within
 `key_expiry_warning_days` (time to rotate it), and hand-over links that died unopened are let go (audited).
 A snapshot of the server is written for `vigint status` and `vigint client list`.
 

@@ -7,7 +7,8 @@ block, so the server runs them in worker threads, under a concurrency cap and a 
 
 import base64
 import json
-import re
+import math
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,11 +19,22 @@ from vigint.errors import VigintError
 from vigint.incidents import stills
 from vigint.media import Packet
 
+# What a verdict may call an incident. Anything else a model says becomes "other": the type reaches email subjects,
+# webhooks and the page, and names such as "motion" or "camera_down" mean something else there.
+TYPES = ("intrusion", "theft", "person", "vehicle", "animal", "other")
+MAX_DESCRIPTION = 300  # characters: one short sentence, as asked; a longer one is cut
+MAX_THREAT = 2
+MAX_TOKENS = 10_000_000  # per call: far above any real one, so a reply cannot bill (or credit) absurd counts
+MAX_REPLY_BYTES = 2 << 20  # a verdict is a few hundred bytes: a reply this large is not one, and is not read whole
+# Characters that break a line or hide text (controls, separators, bidi overrides, lone surrogates, unassigned):
+# a model's words are shown on one line in subjects, lists and logs.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
 PROMPT = ("You check security-camera alerts for a small business. The images are consecutive frames "
           "where motion was detected. Answer only with JSON: {\"incident\": true or false, \"type\": "
-          "\"intrusion\", \"theft\", \"person\", \"vehicle\", \"animal\" or \"other\", \"description\": one short "
-          "sentence, \"threat_level\": 0 (harmless), 1 (worth a look) or 2 (act now)}. Say incident false for "
-          "lighting changes, weather, pets, or nothing visible.")
+          + ", ".join(json.dumps(kind) for kind in TYPES[:-1]) + f" or {json.dumps(TYPES[-1])}, \"description\": "
+          "one short sentence, \"threat_level\": 0 (harmless), 1 (worth a look) or 2 (act now)}. Say incident "
+          "false for lighting changes, weather, pets, or nothing visible.")
 
 
 class Unreachable(VigintError):
@@ -62,9 +74,10 @@ class OpenAiChat:
                 "response_format": {"type": "json_object"}}
         return f"{settings.url.rstrip('/')}/chat/completions", body, {"Authorization": f"Bearer {settings.api_key}"}
 
-    def answer(self, document: dict) -> tuple[str, int]:
-        """Return the model's text and the tokens the call used. Raises KeyError, IndexError or TypeError."""
-        return document["choices"][0]["message"]["content"], int(document.get("usage", {}).get("total_tokens", 0))
+    def answer(self, document: dict) -> tuple[object, object]:
+        """Return the model's text and the tokens the call used, as the reply gives them (checked by `parse_reply`).
+        Raises KeyError, IndexError, TypeError or AttributeError."""
+        return document["choices"][0]["message"]["content"], document.get("usage", {}).get("total_tokens", 0)
 
 
 class GeminiGenerate:
@@ -78,10 +91,11 @@ class GeminiGenerate:
         url = f"{settings.url.rstrip('/')}/v1beta/models/{quote(settings.model)}:generateContent"
         return url, body, {"x-goog-api-key": settings.api_key}
 
-    def answer(self, document: dict) -> tuple[str, int]:
-        """Return the model's text and the tokens the call used. Raises KeyError, IndexError or TypeError."""
+    def answer(self, document: dict) -> tuple[object, object]:
+        """Return the model's text and the tokens the call used, as the reply gives them (checked by `parse_reply`).
+        Raises KeyError, IndexError, TypeError or AttributeError."""
         text = document["candidates"][0]["content"]["parts"][0]["text"]
-        return text, int(document.get("usageMetadata", {}).get("totalTokenCount", 0))
+        return text, document.get("usageMetadata", {}).get("totalTokenCount", 0)
 
 
 PROVIDERS = {"openai": OpenAiChat(), "gemini": GeminiGenerate()}  # the names [ai] provider takes, "none" aside
@@ -95,27 +109,75 @@ def build_request(settings: AiSettings, jpegs: list[bytes]) -> urllib.request.Re
                                   headers={**headers, "Content-Type": "application/json"})
 
 
+def _one_line(text: str, limit: int) -> str:
+    """Return a model's `text` as one line of at most `limit` characters: every run of whitespace and of
+    characters that break or hide text becomes one space."""
+    shown = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in text[:limit * 4])
+    return " ".join(shown.split())[:limit].rstrip()
+
+
+def _bounded(value: object, top: int) -> int:
+    """Return a count or level a model gave (a number, or a numeral in a string) as an int within 0..`top`. Raises
+    ValueError for anything else: a boolean, NaN, an infinity, a word."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("not a number")
+    number = float(value) if not isinstance(value, int) else value
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return min(top, max(0, int(number)))
+
+
+def _incident(value: object) -> bool:
+    """Return the verdict's yes or no: JSON's true or false, or those words in a string. Raises ValueError."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError("incident is neither true nor false")
+    return value
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _verdict_json(text: object) -> dict:
+    """Return the JSON object in a model's text: models sometimes wrap it in prose or ``` fences. Raises
+    ValueError."""
+    if not isinstance(text, str):
+        raise ValueError("no text")
+    start, end = text.find("{"), text.rfind("}")  # not a regular expression: a reply of braces cannot stall it
+    verdict = json.loads(text[start:end + 1] if 0 <= start < end else "")
+    if not isinstance(verdict, dict):
+        raise ValueError("not an object")
+    return verdict
+
+
 def parse_reply(provider: str, reply: bytes) -> Answer:
-    """Read a provider's reply into an Answer. Raises Malformed with what was wrong."""
+    """Read a provider's reply into an Answer, every string the model chose made safe to show: one line, bounded,
+    a type of `TYPES` ("other" for any other). Raises Malformed with what was wrong."""
     try:
         text, tokens = PROVIDERS[provider].answer(json.loads(reply))
-    except (ValueError, KeyError, IndexError, TypeError) as error:
+        tokens = _bounded(tokens, MAX_TOKENS)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as error:
         raise Malformed(f"unexpected reply shape ({type(error).__name__})") from None
-    fenced = re.search(r"\{.*\}", text or "", re.S)  # models sometimes wrap JSON in prose or ``` fences
     try:
-        verdict = json.loads(fenced[0] if fenced else "")
-        threat = int(verdict.get("threat_level", 0))
-        return Answer(bool(verdict["incident"]), str(verdict.get("type") or "other")[:40],
-                       str(verdict.get("description") or "")[:300], min(2, max(0, threat)), tokens)
-    except (ValueError, KeyError, TypeError, AttributeError):
+        verdict = _verdict_json(text)
+        threat = _bounded(verdict.get("threat_level", 0), MAX_THREAT)
+        incident = _incident(verdict["incident"])
+    except (ValueError, KeyError, RecursionError):
         raise Malformed("the verdict is not the JSON asked for") from None
+    kind = _text(verdict.get("type")).strip().lower()
+    description = _one_line(_text(verdict.get("description")), MAX_DESCRIPTION)
+    return Answer(incident, kind if kind in TYPES else "other", description, threat, tokens)
 
 
 def ask(settings: AiSettings, jpegs: list[bytes]) -> Answer:
     """Ask the model (blocking). Raises Unreachable or Malformed."""
     try:
         with urllib.request.urlopen(build_request(settings, jpegs), timeout=settings.timeout_seconds) as response:
-            reply = response.read()
+            reply = response.read(MAX_REPLY_BYTES + 1)
     except (OSError, urllib.error.URLError) as error:  # HTTPError, timeouts and refusals are OSErrors
         raise Unreachable(f"{settings.provider} endpoint: {getattr(error, 'reason', None) or error}") from None
+    if len(reply) > MAX_REPLY_BYTES:
+        raise Malformed(f"the reply is over {MAX_REPLY_BYTES >> 20} MiB: not a verdict")
     return parse_reply(settings.provider, reply)

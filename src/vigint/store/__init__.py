@@ -9,14 +9,15 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
   alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases),
   `customers` (a client's own page: sign-in links, sessions, its rows only), `handovers` (keys handed over by a
-  one-time link). To add a query, add a method to its concern's class; to add a concern, add a module and its
-  class to `Store`'s bases.
+  one-time link), `deadletters` (alerts given up). To add a query, add a method to its concern's class; to add a
+  concern, add a module and its class to `Store`'s bases.
 - `copy`: every table of a SQLite store into an empty PostgreSQL one (`vigint db copy`), beside the facade.
 """
 
 from vigint.store.audit import AuditQueries
 from vigint.store.clients import ClientQueries
 from vigint.store.customers import CustomerQueries, Listed
+from vigint.store.deadletters import DeadLetterQueries
 from vigint.store.engine import BUSY_TIMEOUT_MS, is_busy
 from vigint.store.fleet import FleetQueries
 from vigint.store.handovers import HandoverQueries
@@ -57,5 +58,5 @@ __all__ = [
 
 
 class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries,
-            CustomerQueries, HandoverQueries):
+            CustomerQueries, HandoverQueries, DeadLetterQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

@@ -5,6 +5,7 @@ Every change writes its audit row in the same transaction.
 """
 
 import time
+from collections.abc import Sequence
 
 from vigint.errors import InvalidInputError, NotFoundError
 from vigint.store.audit import audit_time, record_audit
@@ -16,6 +17,9 @@ _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_
 # What `update_client` changes: timezone and language (NULL: the server's), address and VAT number (its invoices').
 CLIENT_SETTINGS = frozenset({"timezone", "language", "address", "vat_id"})
 SERVER_DEFAULTED = frozenset({"timezone", "language"})
+# A revocation ends a pending hand-over link for good: reactivating must not bring back a link that may have been
+# forwarded or seen meanwhile.
+_ENDED_BY_REVOCATION = "its hand-over link ended unopened with the revocation"
 
 
 def _client(row: Row) -> Client:
@@ -39,6 +43,24 @@ async def _insert_key(db: Transaction, client_id: int, key_hash: str, prefix: st
                        detail=f"prefix={prefix}" + (f" label={label!r}" if label else "")
                        + (f" handover_until={audit_time(handover.expires_at)}" if handover else ""))
     return row["id"]
+
+
+async def end_handovers(db: Transaction, now: float, action: str, why: str, where: str,
+                        params: Sequence = ()) -> list[Row]:
+    """End the unused hand-over links of the keys matching `where` (with `params`), on `db`, the caller's open
+    transaction: erase their seals (and every copy of them in the files, at commit), make them expire now at the
+    latest, audit each as `action` (`why` says how it ended); return their keys' id, client_id and prefix. Such a key
+    never works: it was never shown."""
+    rows = await db.fetch_all(
+        f"""UPDATE api_keys SET handover_seal = NULL,
+                   handover_expires_at = CASE WHEN handover_expires_at > ? THEN ? ELSE handover_expires_at END
+            WHERE handover_seal IS NOT NULL AND picked_up_at IS NULL AND {where}
+            RETURNING id, client_id, prefix""", (now, now, *params))
+    for row in rows:
+        await record_audit(db, now, action, row["client_id"], row["id"], detail=f"prefix={row['prefix']}: {why}")
+    if rows:
+        await db.scrub_at_commit()
+    return rows
 
 
 class ClientQueries(Engine):
@@ -116,6 +138,7 @@ class ClientQueries(Engine):
                 (now, client_id))
             await db.execute("DELETE FROM web_sessions WHERE client_id = ?", (client_id,))  # signed out at once
             await record_audit(db, now, "client.revoke", client_id, detail=f"{count} key(s) deactivated")
+            await end_handovers(db, now, "key.handover_end", _ENDED_BY_REVOCATION, "client_id = ?", (client_id,))
             await db.notify_keys_changed()
         return count
 
@@ -225,6 +248,7 @@ class ClientQueries(Engine):
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = 'key' WHERE id = ? AND revoked_at IS NULL",
                 (now, key_id))
             await record_audit(db, now, "key.revoke", key.client_id, key_id, detail=f"prefix={key.prefix}")
+            await end_handovers(db, now, "key.handover_end", _ENDED_BY_REVOCATION, "id = ?", (key_id,))
             await db.notify_keys_changed()
         return await self.get_key(key_id)
 

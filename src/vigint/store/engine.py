@@ -58,6 +58,9 @@ class Transaction(Protocol):
     async def notify_keys_changed(self) -> None:
         """Tell every node, at commit, that keys were revoked or deleted (see `Engine.data_version`)."""
 
+    async def scrub_at_commit(self) -> None:
+        """Leave, after commit, no copy in the database's files of the secrets this transaction erased."""
+
 
 class Database(Protocol):
     """An open database of one engine."""

@@ -2,12 +2,13 @@
 
 The database keeps the SHA-256 of the link's token and a random seal; the key is derived from both
 (`vigint.keys.derive`) by the page that shows it, and checked here against the key's stored hash. Picking the key
-up and the link dying both erase the seal, so the link alone is then worth nothing. Every pick-up and every death
-is audited.
+up, the link dying and a revocation of its key or client all erase the seal, so the link alone is then worth
+nothing, for good (reactivating does not revive it); the files keep no copy of an erased seal (`scrub_at_commit`).
+Every pick-up and every death is audited.
 """
 
 from vigint.store.audit import record_audit
-from vigint.store.clients import _KEY_COLUMNS, _key
+from vigint.store.clients import _KEY_COLUMNS, _key, end_handovers
 from vigint.store.engine import Engine, Transaction
 from vigint.store.records import ApiKey
 
@@ -48,6 +49,8 @@ class HandoverQueries(Engine):
                 f"""UPDATE api_keys SET picked_up_at = ?2, handover_seal = NULL WHERE {_USABLE} AND hash = ?3
                     AND client_id IN (SELECT id FROM clients WHERE status = 'active')
                     RETURNING id, client_id, prefix""", (token_hash, now, key_hash))
+            if rows:
+                await db.scrub_at_commit()
             for row in rows:
                 await record_audit(db, now, "key.pickup", row["client_id"], row["id"], detail=f"prefix={row['prefix']}")
             picked = await _keys(db, [row["id"] for row in rows])
@@ -57,10 +60,6 @@ class HandoverQueries(Engine):
         """Let the links that died unopened go: erase their seals, audit each; return their keys (which stay
         unusable: the key was never shown)."""
         async with self._transaction() as db:
-            rows = await db.fetch_all(
-                """UPDATE api_keys SET handover_seal = NULL WHERE handover_seal IS NOT NULL AND picked_up_at IS NULL
-                   AND handover_expires_at <= ? RETURNING id, client_id, prefix""", (now,))
-            for row in rows:
-                await record_audit(db, now, "key.handover_expire", row["client_id"], row["id"],
-                                   detail=f"prefix={row['prefix']}: its hand-over link died unopened")
+            rows = await end_handovers(db, now, "key.handover_expire", "its hand-over link died unopened",
+                                       "handover_expires_at <= ?", (now,))
             return await _keys(db, [row["id"] for row in rows])

@@ -124,6 +124,9 @@ class _Transaction:
     async def notify_keys_changed(self) -> None:
         await self._connection.execute(f"NOTIFY {KEYS_CHANNEL}")
 
+    async def scrub_at_commit(self) -> None:
+        """Nothing this connection can do: the server's WAL and old row versions are its own (VACUUM, archiving)."""
+
 
 class PostgresDatabase:
     """A pool of connections, and one more that listens for key changes."""

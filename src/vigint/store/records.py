@@ -44,6 +44,7 @@ class AlertState(enum.StrEnum):
     DELIVERED = "delivered"
     SUPPRESSED = "suppressed"  # not alerted: the AI said no (or could not say, and [ai] says not to alert then)
     NONE = "none"  # no alert channel is configured
+    DEAD = "dead"  # an alert was given up (refused for good, or too many attempts): kept, flagged to the operator
 
 
 class Channel(enum.StrEnum):
@@ -54,11 +55,12 @@ class Channel(enum.StrEnum):
 
 
 class FlagKind(enum.StrEnum):
-    """What kind of unusual usage a flag reports."""
+    """What kind of unusual usage (or undeliverable alert) a flag reports."""
 
     ADDRESSES = "addresses"  # one key streaming from several addresses at once: leaked?
     SPIKE = "spike"  # a key's hourly bytes far over its usual
     HELLOS = "hellos"  # an address blocked after too many refused hellos
+    UNDELIVERABLE = "undeliverable"  # an alert given up: refused for good, or not delivered after max_attempts
 
 
 @dataclass(frozen=True)

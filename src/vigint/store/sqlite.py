@@ -3,9 +3,14 @@
 WAL mode lets the admin CLI and the server (or several servers on one machine) use one file at once. Each
 write is one ``BEGIN IMMEDIATE`` transaction, so writers queue (``busy_timeout``) instead of failing
 half-way; that lock is also what serialises claims, so `serialize` and `skip_locked` need nothing more.
+
+Erased secrets (a hand-over link's seal) must not stay readable in the files: ``secure_delete`` zeroes what a
+write frees, and a transaction that erases one checkpoints at commit and truncates the WAL, which still holds the
+page images written before.
 """
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -20,6 +25,8 @@ from vigint.errors import StoreError
 
 BUSY_TIMEOUT_MS = 5000
 
+log = logging.getLogger(__name__)
+
 
 def is_busy(error: BaseException) -> bool:
     """SQLite says "database is locked" (or "database table is locked") for both of its busy codes."""
@@ -29,6 +36,7 @@ def is_busy(error: BaseException) -> bool:
 class _Transaction:
     def __init__(self, db: aiosqlite.Connection):
         self._db = db
+        self.scrub = False  # checkpoint and truncate the WAL once committed
 
     async def execute(self, sql: str, params: Sequence = ()) -> int:
         cursor = await self._db.execute(sql, params)
@@ -45,6 +53,9 @@ class _Transaction:
 
     async def notify_keys_changed(self) -> None:
         """Nothing to do: ``PRAGMA data_version`` sees every commit of every process."""
+
+    async def scrub_at_commit(self) -> None:
+        self.scrub = True
 
 
 class SqliteDatabase:
@@ -71,12 +82,23 @@ class SqliteDatabase:
         # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
         async with self._write_lock:
             await self._db.execute("BEGIN IMMEDIATE")
+            transaction = _Transaction(self._db)
             try:
-                yield _Transaction(self._db)
+                yield transaction
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+            if transaction.scrub:
+                await self._scrub()
+
+    async def _scrub(self) -> None:
+        """Copy the WAL into the database file and empty it. A reader of another process in the middle of a long read
+        can keep the WAL from being emptied (after busy_timeout): the next scrub, or the last close, empties it."""
+        (busy, _, _), = await self._db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        if busy:
+            log.warning("the write-ahead log of %s could not be emptied now (a long read elsewhere): an erased secret "
+                        "stays in %s-wal until the next checkpoint", self.path, self.path.name)
 
     async def fetch_all(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         return list(await self._db.execute_fetchall(sql, params))
@@ -144,6 +166,7 @@ async def open_database(path: Path, migrations: Sequence[Sequence[str]]) -> Sqli
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await database._use_wal()
         await db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL mode
+        await db.execute("PRAGMA secure_delete = ON")  # what a write frees is zeroed, not left readable
         await db.execute("PRAGMA foreign_keys = ON")
         await database._migrate(migrations)
         database._reader = await aiosqlite.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True,
