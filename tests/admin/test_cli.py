@@ -347,7 +347,7 @@ def test_delete_removes_the_clients_clip_files_and_folder(cli, db_path, tmp_path
     kept_clips = asyncio.run(record_incidents(kept, 1, with_clip=1))
     result = cli("client", "delete", "--client-id", str(doomed["client_id"]), "--yes")
     assert result.code == 0, result.err
-    assert "deleted with its keys, usage and incidents; 2 clip file(s) removed." in result.out
+    assert "deleted with its keys, usage and incidents; 2 clip files removed." in result.out
     assert not any(path.exists() for path in doomed_clips)
     assert not (data_dir / "clips" / str(doomed["client_id"])).exists()
     assert all(path.read_bytes() == b"mp4" for path in kept_clips)
@@ -359,7 +359,7 @@ def test_delete_removes_the_clients_clip_files_and_folder(cli, db_path, tmp_path
 def test_delete_without_clips_says_none_were_removed(cli):
     client = create(cli)
     result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
-    assert result.code == 0 and "0 clip file(s) removed" in result.out
+    assert result.code == 0 and "0 clip files removed" in result.out
 
 
 def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path, tmp_path, monkeypatch):
@@ -378,7 +378,7 @@ def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path
 
     asyncio.run(point_at_the_other_clients_clip())
     result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
-    assert result.code == 0 and "0 clip file(s) removed" in result.out
+    assert result.code == 0 and "0 clip files removed" in result.out
     assert foreign.read_bytes() == b"mp4"
 
 

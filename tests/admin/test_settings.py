@@ -45,7 +45,9 @@ def test_config_show_json_round_trips_through_config_check(tmp_path, capsys, mon
     monkeypatch.delenv("VIGINT_ALERTS_LINK_SECRET")
     assert main(["config", "show", "--json", "--config", "settings.json"]) == 0
     again = json.loads(capsys.readouterr().out)["settings"]
-    assert again == {**document["settings"], "alerts": {**document["settings"]["alerts"], "link_secret": ""}}
+    # the same settings; the database's relative path now starts from the settings file's folder, the same here
+    assert again == {**document["settings"], "alerts": {**document["settings"]["alerts"], "link_secret": ""},
+                     "database": {"path": str(tmp_path / "vigint.db")}}
 
 
 def test_config_check_names_the_first_error_and_exits_1(tmp_path):

@@ -28,6 +28,7 @@ from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import KeyState
+from vigint.words import plural
 
 UNUSED_DAYS = 30  # a key unused this long is probably forgotten: a leak nobody would notice
 commands = Commands()
@@ -78,7 +79,7 @@ async def alerts_list(args, settings: Settings, console: Console) -> int:
                   "detail": f.detail, "emailed_at": render.iso(f.notified_at)} for f in flags]
     rows = [(str(f.id), render.local(f.at), f.kind, str(f.client_id or "—"), f.detail, render.local(f.notified_at))
             for f in flags]
-    return render.listing(args.json, console, documents, f"{len(flags)} unusual-usage flag(s), newest first",
+    return render.listing(args.json, console, documents, f"{plural(len(flags), 'unusual-usage flag')}, newest first",
                           ("ID", "When", "Kind", "Client", "Detail", "Emailed"), rows)
 
 
@@ -109,12 +110,14 @@ async def status(args, settings: Settings, console: Console) -> int:
         render.print_json(document)
         return 0
     backfills = sum(s.get("mode") == "backfill" for s in streams or [])
-    counted = f"{len(streams or []) - backfills} stream(s)" + (f" and {backfills} backfill(s)" if backfills else "")
-    state = (f"running on {len(up)} node(s): {counted} from {len(document['clients_streaming'])} "
-             f"client(s), {document['frames_per_second']} frames/s decoded, decode lag p99 ≤ "
+    counted = plural(len(streams or []) - backfills, "stream") + (f" and {plural(backfills, 'backfill')}"
+                                                                  if backfills else "")
+    clients = plural(len(document["clients_streaming"]), "client")
+    state = (f"running on {plural(len(up), 'node')}: {counted} from {clients}, "
+             f"{document['frames_per_second']} frames/s decoded, decode lag p99 ≤ "
              f"{document['decode_lag_p99_seconds']} s" if up else
              f"not running (last snapshot {render.local(max(n.seen_at for n in nodes)) if nodes else 'never'})")
-    console.print(f"Server {state}; {len(down)} camera(s) down; {len(flags)} flag(s) in the last day.",
+    console.print(f"Server {state}; {plural(len(down), 'camera')} down; {plural(len(flags), 'flag')} in the last day.",
                   highlight=False)
     if len(nodes) > 1 or any(node not in up for node in nodes):
         console.print(render.table("Nodes", ("Node", "State", "Streams", "Frames/s", "Lag p99 (s)", "Last seen"),
@@ -150,8 +153,8 @@ async def review(args, settings: Settings, console: Console) -> int:
         rows.append((str(client.id), client.name, client.status.value, str(len(active)), render.local(seen),
                      ", ".join(f"#{key.id} {key.prefix}… {key.label}".strip() for key in unused) or "—"))
     flagged = sum(bool(d["unused_keys"]) for d in documents)
-    return render.listing(args.json, console, documents, f"{len(clients)} client(s); {flagged} with keys unused for "
-                          f"{UNUSED_DAYS} days",
+    return render.listing(args.json, console, documents, f"{plural(len(clients), 'client')}; {flagged} with keys "
+                          f"unused for {UNUSED_DAYS} days",
                           ("Client", "Name", "Status", "Active keys", "Last seen", f"Unused {UNUSED_DAYS} days"), rows)
 
 
@@ -212,5 +215,5 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
              i.type + (" (recorded while offline)" if i.offline else "") + (f": {i.description}" if i.description
                                                                             else ""), str(i.threat), i.verdict,
              "yes" if i.clip_path else "—", i.alert_state) for i in found]
-    return render.listing(args.json, console, documents, f"{len(found)} incident(s), newest first",
+    return render.listing(args.json, console, documents, f"{plural(len(found), 'incident')}, newest first",
                           ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)
