@@ -389,3 +389,27 @@ def test_a_reversed_or_malformed_period_is_an_error(cli):
     assert reversed_.err == "vigint: error: --since 2026-11-30 is after --until 2026-11-01: the period is empty; swap them\n"
     malformed = cli("usage", "--since", "2026-13-01")
     assert malformed.code == 2 and "'2026-13-01' is not a date like 2026-01-31" in malformed.err
+
+
+def test_tables_stay_whole_at_80_columns(tmp_path):
+    db = str(tmp_path / "vigint.db")
+    run_vigint("--db", db, "client", "create", "--name", "Boulangerie Dupont et Fils", "--email",
+               "contact@boulangerie-dupont-et-fils.fr", "--timezone", "Europe/Paris", cwd=tmp_path)
+    run_vigint("--db", db, "key", "create", "--client-id", "1", "--name", "back office camera host", cwd=tmp_path)
+
+    async def record():
+        async with await Store.open(db) as store:
+            await store.create_incident(1, 1, "entrée-principale", 1_760_000_000.0)
+            await store.record_usage([UsageDelta(1, 1_760_000_000.0, 7200.0, 2_000_000_000, 10, 3, 4000, 2)], {})
+
+    asyncio.run(record())
+    for command in (("client", "list"), ("key", "list"), ("incidents", "list"), ("usage",), ("audit",), ("review",),
+                    ("status",)):
+        shown = run_vigint("--db", db, *command, cwd=tmp_path, env={"COLUMNS": "80"})
+        assert shown.returncode == 0, shown.stderr
+        assert all(len(line) <= 80 for line in shown.stdout.splitlines()), shown.stdout
+        cut = re.findall(r"\w+…", re.sub(r"vig_\w{6}…", "", shown.stdout))  # a key's prefix ends so on purpose
+        assert not cut, (command, cut, shown.stdout)
+    listed = run_vigint("--db", db, "client", "list", cwd=tmp_path, env={"COLUMNS": "80"}).stdout
+    assert "Boulangerie" in listed and "Dupont et Fils" in listed and "Not shown at this width" in listed
+    assert "1 client\n" in listed or " 1 client " in listed

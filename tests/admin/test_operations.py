@@ -138,3 +138,16 @@ def test_email_test_sends_through_the_configured_server_and_prints_its_answer(tm
     assert len(dead.stderr.splitlines()) == 1
     unset = run_vigint("--db", "vigint.db", "email", "test", "--to", "ops@acme.test", cwd=tmp_path)
     assert unset.returncode == 1 and "email is off: set [email] smtp_host" in unset.stderr
+
+
+def test_status_after_four_restarts_lists_one_node(tmp_path):
+    port = free_port()
+    for _ in range(4):
+        with serving(tmp_path, "--db", "vigint.db", "--port", str(port)):
+            pass
+    status = run_vigint("--db", "vigint.db", "status", "--json", cwd=tmp_path)
+    [node] = json.loads(status.stdout)["nodes"]
+    assert node["id"].endswith(f":{port}") and not node["running"]
+    with serving(tmp_path, "--db", "vigint.db", "--port", str(port)):
+        status = run_vigint("--db", "vigint.db", "status", cwd=tmp_path)
+    assert "Server running on 1 node:" in status.stdout and "Nodes" not in status.stdout  # no table of past runs

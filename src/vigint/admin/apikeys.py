@@ -128,7 +128,8 @@ async def key_list(args, settings: Settings, console: Console) -> int:
     rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, key_state(k, now), render.local(k.created_at),
              render.local(k.expires_at), render.local(k.last_used_at)) for k in found]
     return render.listing(args.json, console, [key_document(k, now) for k in found], plural(len(found), "key"),
-                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows)
+                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows,
+                          optional=("Created", "Client"))
 
 
 @key_commands.command("rotate", "give a key in use its successor, printed once (or handed over), and let the old "

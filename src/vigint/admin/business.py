@@ -27,7 +27,7 @@ from vigint.billing.issuing import closed_month, issue_invoice, void_invoice
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
-from vigint.store import KeyState
+from vigint.store import Incident, KeyState, Verdict
 from vigint.words import plural
 
 UNUSED_DAYS = 30  # a key unused this long is probably forgotten: a leak nobody would notice
@@ -65,7 +65,8 @@ async def usage(args, settings: Settings, console: Console) -> int:
     numbers = ("Stream hours", "GB received", "Backfill hours", "Backfill GB", "Frames decoded", "Incidents",
                "AI calls", "AI tokens", "Alerts sent")
     return render.listing(args.json, console, documents, f"Usage from {period}", ("Client", "Name", "Key", *numbers),
-                          table_rows, right=frozenset(numbers))
+                          table_rows, right=frozenset(numbers),
+                          optional=("Backfill GB", "Backfill hours", "AI tokens", "Frames decoded", "AI calls", "Key"))
 
 
 @commands.command("alerts", "unusual-usage flags: leaked keys, spikes, refused hellos",
@@ -124,10 +125,10 @@ async def status(args, settings: Settings, console: Console) -> int:
                                    [(n["id"], "running" if n["running"] else "stopped or silent", str(n["streams"]),
                                      str(n["frames_per_second"]), str(n["decode_lag_p99_seconds"]),
                                      render.local(node.seen_at)) for n, node in zip(document["nodes"], nodes)]))
-    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode", "Node"),
-                               [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
-                                 render.local(s["connected_at"]), s.get("mode", "active"), s["node"])
-                                for s in streams or []]))
+    console.print(render.fitted(console, "Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode", "Node"),
+                                [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
+                                  render.local(s["connected_at"]), s.get("mode", "active"), s["node"])
+                                 for s in streams or []], optional=("Key", "Address", "Node", "Mode")))
     if down:
         console.print(render.table("Cameras down", ("Client", "Camera", "Down since"),
                                    [(str(c.client_id), c.camera, render.local(c.down_since)) for c in down]))
@@ -211,9 +212,18 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
                   "ended_at": render.iso(i.ended_at), "type": i.type, "description": i.description,
                   "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state,
                   "offline": i.offline} for i in found]
-    rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at), render.local(i.ended_at),
+    rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at),
+             render.local(i.ended_at) if i.ended_at else "going on",
              i.type + (" (recorded while offline)" if i.offline else "") + (f": {i.description}" if i.description
-                                                                            else ""), str(i.threat), i.verdict,
+                                                                            else ""), *_ai_check(i),
              "yes" if i.clip_path else "—", i.alert_state) for i in found]
     return render.listing(args.json, console, documents, f"{plural(len(found), 'incident')}, newest first",
-                          ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)
+                          ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows,
+                          optional=("Threat", "Clip", "Client", "Ended"))
+
+
+def _ai_check(incident: Incident) -> tuple[str, str]:
+    """The Threat and AI cells: a threat level is the AI's, so none is shown where no AI looked."""
+    if incident.verdict == Verdict.NOT_CHECKED:
+        return "—", "not checked"
+    return str(incident.threat), incident.verdict

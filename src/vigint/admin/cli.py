@@ -9,6 +9,7 @@ argparse answers bad usage with code 2.
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from rich.console import Console
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {target: (getattr(args, flag, None), "--" + flag.replace("_", "-"))
                          for flag, target in FLAG_SETTINGS.items()}
             loaded = load_settings(args.config, overrides=overrides)
-        # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys.
-        console = Console() if sys.stdout.isatty() else Console(width=160)
+        # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys, unless
+        # $COLUMNS says how wide the reader's screen is.
+        console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=160)
         return asyncio.run(args.handler(args, loaded, console))
     except VigintError as error:
         if args.debug:

@@ -170,7 +170,7 @@ async def client_list(args, settings: Settings, console: Console) -> int:
             for c in clients]
     return render.listing(args.json, console, documents, plural(len(clients), "client"),
                           ("ID", "Name", "Email", "Status", "Alerts", "Keys", "Live", "Created", "Last seen",
-                           "Flags (7 days)"), rows)
+                           "Flags (7 days)"), rows, optional=("Created", "Alerts", "Live", "Flags (7 days)"))
 
 
 @client_commands.command("revoke", "cut a client off: all its keys stop working at once",
