@@ -413,3 +413,16 @@ def test_tables_stay_whole_at_80_columns(tmp_path):
     listed = run_vigint("--db", db, "client", "list", cwd=tmp_path, env={"COLUMNS": "80"}).stdout
     assert "Boulangerie" in listed and "Dupont et Fils" in listed and "Not shown at this width" in listed
     assert "1 client\n" in listed or " 1 client " in listed
+
+
+def test_a_month_whose_usage_rounds_to_nothing_is_not_called_unused(cli, db_path, seller):
+    client = create(cli)
+
+    async def stream_a_few_seconds():  # 10 s and 300 kB in October: 0.003 camera-hours and 0.0003 GB round to 0
+        async with await Store.open(db_path) as store:
+            await store.record_usage([UsageDelta(client["key_id"], 1_760_000_000.0, 10.0, 300_000, 100)], {})
+
+    asyncio.run(stream_a_few_seconds())
+    refused = cli("invoice", "--client-id", str(client["client_id"]), "--period", "2025-10")
+    assert refused.code == 1
+    assert "usage in 2025-10 rounds to 0.00 EUR" in refused.err and "used nothing" not in refused.err
