@@ -95,3 +95,15 @@ def test_serving_a_network_without_tls_warns_unless_told_a_proxy_ends_it(tmp_pat
     assert "WARNING vigint.admin.operations: serving 0.0.0.0 without TLS" in err and "--insecure" in err
     _, err = banner_and_logs(tmp_path, "--host", "0.0.0.0", "--insecure")
     assert "without TLS" not in err
+
+
+def test_config_check_warns_about_a_camera_section_of_a_client_that_does_not_exist(tmp_path):
+    created = run_vigint("--db", "vigint.db", "client", "create", "--name", "Acme", "--email", "ops@acme.test",
+                         "--json", cwd=tmp_path)
+    client_id = json.loads(created.stdout)["client_id"]
+    (tmp_path / "config.ini").write_text(f"[camera {client_id}/door]\nsensitivity = 2\n[camera 42/yard]\n"
+                                         "sensitivity = 0.5\n")
+    checked = run_vigint("config", "check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert f"warning: [camera 42/yard] tunes nothing: there is no client 42 in {tmp_path / 'vigint.db'}" in checked.stdout
+    assert f"camera {client_id}/door" not in checked.stdout

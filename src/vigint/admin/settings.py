@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, option
+from vigint.admin.commands import Commands, is_new_database, open_store, option
 from vigint.config import Settings, sections
 from vigint.configfile import config_path, load_settings
 from vigint.errors import ConfigError
@@ -86,4 +86,24 @@ async def config_check(args, settings: Settings | None, console: Console) -> int
     checked = load_settings(path, environ={})
     console.print(f"{path}: valid ({plural(len(checked.origins), 'setting')} read, the others at their defaults).",
                   highlight=False)
+    for warning in await _unknown_clients(path, checked):
+        console.print(f"warning: {warning}", highlight=False, markup=False)
     return 0
+
+
+async def _unknown_clients(path: Path, checked: Settings) -> list[str]:
+    """Say which `[camera CLIENT_ID/NAME]` sections name a client the database does not hold (deleted, or a typo):
+    they tune nothing. The database is the one the file names, with the environment in force; none is created."""
+    if not checked.cameras:
+        return []
+    try:
+        in_force = load_settings(path)
+    except ConfigError:
+        return []  # the environment's own errors are `vigint config show`'s to report
+    if is_new_database(in_force):
+        return [f"the [camera …] sections were not checked against a database: none at {in_force.database.path}"]
+    async with await open_store(in_force) as store:
+        clients = {client.id for client in await store.list_clients()}
+    return [f"[camera {camera.client_id}/{camera.camera}] tunes nothing: there is no client {camera.client_id} in "
+            f"{describe(in_force.database.path)} (deleted, or a typo)"
+            for camera in checked.cameras if camera.client_id not in clients]
