@@ -105,5 +105,6 @@ def test_config_check_warns_about_a_camera_section_of_a_client_that_does_not_exi
                                          "sensitivity = 0.5\n")
     checked = run_vigint("config", "check", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
-    assert f"warning: [camera 42/yard] tunes nothing: there is no client 42 in {tmp_path / 'vigint.db'}" in checked.stdout
+    warning = f"warning: [camera 42/yard] tunes nothing: there is no client 42 in {tmp_path / 'vigint.db'}"
+    assert warning in checked.stdout
     assert f"camera {client_id}/door" not in checked.stdout

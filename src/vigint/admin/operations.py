@@ -47,6 +47,11 @@ async def serve(args, settings: Settings, console: Console) -> int:
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
     stop_requested = _on_stop_signals()  # from the start: a SIGTERM during start-up drains too, not a traceback
     new = is_new_database(settings)
+    if not new and not settings.storage.data_dir.exists():  # a data folder that moved, or an older relative one
+        log.warning("the database exists but its data folder %s does not (%s): it is made now, with a new clip-link "
+                    "secret unless [alerts] link_secret is set, so links already sent stop working; if its clips and "
+                    "secret are elsewhere, stop and name that folder with [storage] data_dir",
+                    settings.storage.data_dir, paths_from(settings))
     async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
