@@ -4,17 +4,24 @@ from pathlib import Path
 
 import pytest
 
-from vigint.config import DatabaseSettings, Settings, sections
+from vigint.config import DatabaseSettings, Settings, StorageSettings, sections
 from vigint.configfile import load_settings
 from vigint.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def defaults(folder: Path, **changes) -> Settings:
+    """The default settings as loaded with the default database in `folder`: the data folder is found there."""
+    folder = folder.resolve()
+    return dataclasses.replace(Settings(), storage=StorageSettings(data_dir=folder / "vigint-data"),
+                               paths_from=(folder, "the database's folder"), **changes)
+
+
 def test_no_config_file_gives_the_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_settings(environ={})
-    assert settings == Settings()
+    assert settings == defaults(tmp_path)
     assert settings.database.path == "vigint.db"
     assert settings.source is None
 
@@ -43,7 +50,7 @@ def test_missing_explicit_config_file_is_an_error(tmp_path):
 def test_layers_file_then_environment_then_flags(tmp_path):
     config = tmp_path / "config.ini"
     config.write_text("[database]\npath = from-file.db\n")
-    assert load_settings(config, environ={}).database.path == "from-file.db"
+    assert load_settings(config, environ={}).database.path == str(tmp_path / "from-file.db")  # beside the file
     environ = {"VIGINT_DATABASE_PATH": "from-env.db"}
     assert load_settings(config, environ=environ).database.path == "from-env.db"
     flags = {("database", "path"): ("from-flag.db", "--db")}
@@ -58,7 +65,7 @@ def test_vigint_db_and_vigint_config_variables(tmp_path, monkeypatch):
     config = tmp_path / "elsewhere.ini"
     config.write_text("[database]\npath = named.db\n")
     settings = load_settings(environ={"VIGINT_CONFIG": str(config)})
-    assert settings.source == config and settings.database.path == "named.db"
+    assert settings.source == config and settings.database.path == str(tmp_path / "named.db")
     assert load_settings(environ={"VIGINT_DB": "short.db"}).database.path == "short.db"
 
 
@@ -68,7 +75,7 @@ def test_customer_variables_are_not_mistaken_for_settings(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="VIGINT_DATABASE_PAHT"):
         load_settings(environ=environ)
     del environ["VIGINT_DATABASE_PAHT"]
-    assert load_settings(environ=environ) == Settings()
+    assert load_settings(environ=environ) == defaults(tmp_path)
 
 
 def test_bad_value_names_where_it_came_from(tmp_path, monkeypatch):
@@ -121,7 +128,7 @@ def test_bad_camera_sections_name_the_section_and_key(tmp_path):
 def test_a_retired_setting_is_ignored_with_a_warning(tmp_path, caplog):
     config = tmp_path / "config.ini"
     config.write_text("[buffers]\nshort_buffer_seconds = 3\n[server]\nmax_decode_backlog = 60\n")
-    assert load_settings(config, environ={}) == dataclasses.replace(Settings(), source=config)
+    assert load_settings(config, environ={}) == defaults(Path.cwd(), source=config)
     assert "short_buffer_seconds is ignored" in caplog.text
     assert "[server] max_decode_backlog is ignored: the decode backlog is measured in seconds" in caplog.text
 
@@ -167,3 +174,22 @@ def test_credentials_in_the_endpoint_url_are_refused_without_being_echoed(tmp_pa
     assert "hunter2" not in str(error.value)
     with pytest.raises(ConfigError, match="is not http"):
         load_settings(None, environ={"VIGINT_STORAGE_S3_ENDPOINT": "s3.example.com"})
+
+
+def test_relative_paths_start_from_the_database_folder_whatever_the_current_folder(tmp_path, monkeypatch):
+    site, elsewhere = tmp_path / "srv", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (site / "config.ini").write_text("[storage]\ndata_dir = data\nclips = archive\n[email]\ncapture_dir = mail\n")
+    settings = load_settings(environ={"VIGINT_DB": str(site / "vigint.db")})  # its config.ini is found beside it
+    assert settings.source == site / "config.ini"
+    assert settings.storage.data_dir == site / "data" and settings.storage.clips == str(site / "archive")
+    assert settings.email.capture_dir == site / "mail" and settings.paths_from == (site, "the database's folder")
+    flagged = load_settings(environ={}, overrides={("database", "path"): ("../srv/vigint.db", "--db"),
+                                                   ("server", "tls_cert"): (Path("cert.pem"), "--tls-cert")})
+    assert flagged.storage.data_dir == site / "data"  # --db is typed from the current folder, so is a flag's file
+    assert flagged.server.tls_cert == elsewhere / "cert.pem"
+    postgres = load_settings(site / "config.ini", environ={"VIGINT_DB": "postgresql://db.example/vigint"})
+    assert postgres.storage.data_dir == site / "data" and postgres.paths_from == (site, "the config file's folder")
+    assert load_settings(environ={}).storage.data_dir == elsewhere / "vigint-data"  # no database named: here

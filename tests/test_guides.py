@@ -10,7 +10,8 @@ A guide's fenced blocks are read in order:
 - any other block (text, sample output) is only read.
 
 So a renamed flag or a changed command breaks this test, not the reader. The guides use the default ports
-(5002 and 5003) as a reader would: they run one after another in one worker.
+(5002 and 5003) as a reader would: they run one after another in one worker. A real SMTP server (aiosmtpd)
+listens on 127.0.0.1:2525, the mail relay the guides' config.ini names.
 """
 
 import os
@@ -22,11 +23,24 @@ import threading
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from conftest import Mailbox
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 GUIDES = ("setup-new-client.md", "authentication.md", "client-management.md", "billing.md", "deployment.md")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 READY_SECONDS = 20
+RELAY_PORT = 2525  # the guides' mail relay on this machine
+
+
+@pytest.fixture
+def relay():
+    """The mail relay the guides name: a real SMTP server keeping what it receives."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=RELAY_PORT)
+    controller.start()
+    yield box
+    controller.stop()
 
 
 def blocks(guide: Path) -> list[tuple[str, str]]:
@@ -72,7 +86,7 @@ class Background:
 @pytest.mark.slow  # 25 s of commands one after another: CI runs it with the other slow tests (pytest -m slow)
 @pytest.mark.xdist_group("guides")
 @pytest.mark.parametrize("name", GUIDES)
-def test_every_command_of_the_guide_runs(name, tmp_path):
+def test_every_command_of_the_guide_runs(name, tmp_path, relay):
     guide = DOCS / name
     assert guide.is_file(), f"{name} is missing"
     env, running = environment(tmp_path), []
@@ -94,3 +108,5 @@ def test_every_command_of_the_guide_runs(name, tmp_path):
         for process in reversed(running):
             process.stop()
     assert any(info.startswith("sh") for info, _ in blocks(guide)), f"{name} has no command to run"
+    if "vigint email test" in guide.read_text():
+        assert any(message["Subject"] == "[Vigint] test message" for message in relay.messages)

@@ -79,9 +79,9 @@ class DatabaseSettings:
     """Where the database lives: a SQLite file (one machine) or a PostgreSQL server (several nodes)."""
 
     # secret: a postgresql:// URL may carry a password (`vigint.store.describe` masks it for messages)
-    path: str = setting("vigint.db", "SQLite file with clients, key hashes, usage and incidents (relative paths "
-                        "start from the working directory), or a postgresql://user:password@host/db URL shared by "
-                        "several nodes", secret=True)
+    path: str = setting("vigint.db", "SQLite file with clients, key hashes, usage and incidents (relative: from this "
+                        "file's folder, or the current one for --db and $VIGINT_DB), or a "
+                        "postgresql://user:password@host/db URL shared by several nodes", secret=True)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,8 @@ class StorageSettings:
     """Where files live."""
 
     data_dir: Path = setting(Path("vigint-data"), "clips go to data_dir/clips/<client>/<incident>.mp4 unless "
-                             "`clips` says otherwise; relative paths start from the working directory")
+                             "`clips` says otherwise; this and every relative path start from the database file's "
+                             "folder (PostgreSQL: this file's), whatever folder a command runs in")
     clips: str = setting("", "where clips go: empty for data_dir/clips, another folder, or s3://bucket/prefix "
                          "(object <prefix>/<client>/<incident>.mp4 on any S3-compatible storage; needs the s3 "
                          "extra: pip install 'vigint[s3]')", check=clips_location)
@@ -394,6 +395,8 @@ class Settings:
     source: Path | None = None
     # (section, key, where from) of each setting that is not at its default: a file, a variable or a flag.
     origins: tuple[tuple[str, str, str], ...] = ()
+    # The folder relative paths were resolved against and its name ("the database's folder"), for the banner.
+    paths_from: tuple[Path, str] | None = None
 
     def camera(self, client_id: int, name: str) -> CameraSettings:
         """Return a camera's own tuning, or the [motion] defaults for it."""

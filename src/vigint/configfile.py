@@ -5,6 +5,13 @@ The defaults declared in config.py, then AWS's standard variables for the ``[sto
 when present; a ``.json`` file as ``vigint config show --json`` prints it), then ``VIGINT_<SECTION>_<KEY>``
 environment variables, then command-line flags. The settings remember where each value that is not a default
 came from (`Settings.origins`), for ``vigint config show`` and the server's banner.
+
+Relative paths are resolved here, once, so that every command finds the same files whatever the folder it runs
+in: a path typed as a flag from the current folder; a database path in a config file from that file's folder;
+every other path (data_dir, the clips folder, TLS files, capture_dir) from the database file's folder, or the
+config file's when the database is PostgreSQL. A server started elsewhere with ``--db /srv/vigint.db`` then keeps
+using /srv's data folder and link secret, and ``client delete`` run from anywhere finds the client's clips.
+Without ``--config``, a ``config.ini`` beside the database is read when the current folder has none.
 """
 
 import configparser
@@ -17,7 +24,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from vigint.config import CameraSettings, Rectangle, Settings, sections
+from vigint.config import CameraSettings, Rectangle, Settings, clips_location, sections
 from vigint.errors import ConfigError
 
 # Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
@@ -201,13 +208,58 @@ def _read_aws_variables(environ: Mapping[str, str], values: dict[str, dict[str, 
             _apply(values, "storage", key, environ[name], f"environment variable {name}")
 
 
-def config_path(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """Return the config file to read: the flag, else VIGINT_CONFIG, else ./config.ini if it exists."""
+def is_postgres(target: str | Path) -> bool:
+    """Tell whether a `--db` value names a PostgreSQL server rather than a SQLite file."""
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def config_path(flag: Path | None, environ: Mapping[str, str], database: object = None) -> Path | None:
+    """Return the config file to read: the flag, else VIGINT_CONFIG, else ./config.ini if it exists, else the
+    config.ini beside `database` (a SQLite file named by --db or VIGINT_DB) if it exists."""
     if flag is not None:
         return flag
     if environ.get("VIGINT_CONFIG"):
         return Path(environ["VIGINT_CONFIG"])
-    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+    if DEFAULT_CONFIG_FILE.is_file():
+        return DEFAULT_CONFIG_FILE
+    if database and not is_postgres(database):
+        beside = Path(database).expanduser().absolute().parent / DEFAULT_CONFIG_FILE
+        return beside if beside.is_file() else None
+    return None
+
+
+def _anchor(database: str, source: Path | None) -> tuple[Path, str]:
+    """Return the folder relative paths start from, and how to name it to an operator."""
+    if not is_postgres(database):
+        return Path(database).expanduser().resolve().parent, "the database's folder"
+    if source is not None:
+        return source.expanduser().resolve().parent, "the config file's folder"
+    return Path.cwd(), "the current folder: PostgreSQL and no config file"
+
+
+def _resolve_paths(built: dict[str, object], values: dict[str, dict[str, tuple[object, str]]],
+                   source: Path | None) -> tuple[Path, str]:
+    """Make every relative path of the `built` sections absolute (see the module's docstring), defaults included;
+    return the anchor and its name."""
+    database = values["database"].get("path")
+    if database and database[1] == str(source) and not is_postgres(database[0]):
+        path = str(source.resolve().parent / Path(database[0]).expanduser())
+        built["database"] = dataclasses.replace(built["database"], path=path)
+    anchor, named = _anchor(built["database"].path, source)
+    for name, section in built.items():
+        changes = {}
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if (name, f.name) == ("storage", "clips") and isinstance(clips_location(value), Path):
+                folder = clips_location(value)
+            elif f.type in (Path, Path | None) and value is not None:
+                folder = value
+            else:
+                continue
+            base = Path.cwd() if values[name].get(f.name, (None, ""))[1].startswith("flag ") else anchor
+            changes[f.name] = base / folder if isinstance(value, Path) else str(base / folder)
+        built[name] = dataclasses.replace(section, **changes)
+    return anchor, named
 
 
 def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
@@ -223,16 +275,19 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         ConfigError: naming the file or variable, the section and the key at fault.
     """
     environ = os.environ if environ is None else environ
+    overrides = overrides or {}
     values: dict[str, dict[str, object]] = {name: {} for name in sections()}
     _read_aws_variables(environ, values)
-    path = config_path(config_file, environ)
+    database = overrides.get(("database", "path"), (None,))[0] or environ.get("VIGINT_DB")
+    path = config_path(config_file, environ, database)
     cameras = _read_file(path, values) if path is not None else []
     if environ.get("VIGINT_DB"):
         _apply(values, "database", "path", environ["VIGINT_DB"], "environment variable VIGINT_DB")
     _read_environment(environ, values)
-    for (section, key), (value, flag) in (overrides or {}).items():
+    for (section, key), (value, flag) in overrides.items():
         if value is not None:
             values[section][key] = (value, f"flag {flag}")
     built = {name: kind(**{key: value for key, (value, _) in values[name].items()}) for name, kind in sections().items()}
+    anchor, named = _resolve_paths(built, values, path)
     origins = tuple((name, key, origin) for name in values for key, (_, origin) in values[name].items())
-    return Settings(**built, cameras=tuple(cameras), source=path, origins=origins)
+    return Settings(**built, cameras=tuple(cameras), source=path, origins=origins, paths_from=(anchor, named))

@@ -347,7 +347,7 @@ def test_delete_removes_the_clients_clip_files_and_folder(cli, db_path, tmp_path
     kept_clips = asyncio.run(record_incidents(kept, 1, with_clip=1))
     result = cli("client", "delete", "--client-id", str(doomed["client_id"]), "--yes")
     assert result.code == 0, result.err
-    assert "deleted with its keys, usage and incidents; 2 clip file(s) removed." in result.out
+    assert "deleted with its keys, usage and incidents; 2 clip files removed." in result.out
     assert not any(path.exists() for path in doomed_clips)
     assert not (data_dir / "clips" / str(doomed["client_id"])).exists()
     assert all(path.read_bytes() == b"mp4" for path in kept_clips)
@@ -359,7 +359,7 @@ def test_delete_removes_the_clients_clip_files_and_folder(cli, db_path, tmp_path
 def test_delete_without_clips_says_none_were_removed(cli):
     client = create(cli)
     result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
-    assert result.code == 0 and "0 clip file(s) removed" in result.out
+    assert result.code == 0 and "0 clip files removed" in result.out
 
 
 def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path, tmp_path, monkeypatch):
@@ -378,7 +378,7 @@ def test_delete_never_removes_files_outside_the_clients_clip_folder(cli, db_path
 
     asyncio.run(point_at_the_other_clients_clip())
     result = cli("client", "delete", "--client-id", str(client["client_id"]), "--yes")
-    assert result.code == 0 and "0 clip file(s) removed" in result.out
+    assert result.code == 0 and "0 clip files removed" in result.out
     assert foreign.read_bytes() == b"mp4"
 
 
@@ -389,3 +389,40 @@ def test_a_reversed_or_malformed_period_is_an_error(cli):
     assert reversed_.err == "vigint: error: --since 2026-11-30 is after --until 2026-11-01: the period is empty; swap them\n"
     malformed = cli("usage", "--since", "2026-13-01")
     assert malformed.code == 2 and "'2026-13-01' is not a date like 2026-01-31" in malformed.err
+
+
+def test_tables_stay_whole_at_80_columns(tmp_path):
+    db = str(tmp_path / "vigint.db")
+    run_vigint("--db", db, "client", "create", "--name", "Boulangerie Dupont et Fils", "--email",
+               "contact@boulangerie-dupont-et-fils.fr", "--timezone", "Europe/Paris", cwd=tmp_path)
+    run_vigint("--db", db, "key", "create", "--client-id", "1", "--name", "back office camera host", cwd=tmp_path)
+
+    async def record():
+        async with await Store.open(db) as store:
+            await store.create_incident(1, 1, "entrée-principale", 1_760_000_000.0)
+            await store.record_usage([UsageDelta(1, 1_760_000_000.0, 7200.0, 2_000_000_000, 10, 3, 4000, 2)], {})
+
+    asyncio.run(record())
+    for command in (("client", "list"), ("key", "list"), ("incidents", "list"), ("usage",), ("audit",), ("review",),
+                    ("status",)):
+        shown = run_vigint("--db", db, *command, cwd=tmp_path, env={"COLUMNS": "80"})
+        assert shown.returncode == 0, shown.stderr
+        assert all(len(line) <= 80 for line in shown.stdout.splitlines()), shown.stdout
+        cut = re.findall(r"\w+…", re.sub(r"vig_\w{6}…", "", shown.stdout))  # a key's prefix ends so on purpose
+        assert not cut, (command, cut, shown.stdout)
+    listed = run_vigint("--db", db, "client", "list", cwd=tmp_path, env={"COLUMNS": "80"}).stdout
+    assert "Boulangerie" in listed and "Dupont et Fils" in listed and "Not shown at this width" in listed
+    assert "1 client\n" in listed or " 1 client " in listed
+
+
+def test_a_month_whose_usage_rounds_to_nothing_is_not_called_unused(cli, db_path, seller):
+    client = create(cli)
+
+    async def stream_a_few_seconds():  # 10 s and 300 kB in October: 0.003 camera-hours and 0.0003 GB round to 0
+        async with await Store.open(db_path) as store:
+            await store.record_usage([UsageDelta(client["key_id"], 1_760_000_000.0, 10.0, 300_000, 100)], {})
+
+    asyncio.run(stream_a_few_seconds())
+    refused = cli("invoice", "--client-id", str(client["client_id"]), "--period", "2025-10")
+    assert refused.code == 1
+    assert "usage in 2025-10 rounds to 0.00 EUR" in refused.err and "used nothing" not in refused.err

@@ -26,7 +26,7 @@ def test_review_names_keys_unused_for_30_days(cli, db_path):
     assert review[old_client]["active_keys"] == 2 and review[old_client]["last_seen_at"].endswith("Z")
     assert review[new_client]["unused_keys"] == [] and review[new_client]["last_seen_at"] is None
     table = cli("review").out
-    assert "2 client(s); 1 with keys unused for 30 days" in table and f"#{forgotten_key} vig_forgot" in table
+    assert "2 clients; 1 with keys unused for 30 days" in table and f"#{forgotten_key} vig_forgot" in table
 
 
 def test_audit_since_a_day_shows_only_what_came_after(cli, db_path):

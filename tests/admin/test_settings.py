@@ -45,7 +45,9 @@ def test_config_show_json_round_trips_through_config_check(tmp_path, capsys, mon
     monkeypatch.delenv("VIGINT_ALERTS_LINK_SECRET")
     assert main(["config", "show", "--json", "--config", "settings.json"]) == 0
     again = json.loads(capsys.readouterr().out)["settings"]
-    assert again == {**document["settings"], "alerts": {**document["settings"]["alerts"], "link_secret": ""}}
+    # the same settings; the database's relative path now starts from the settings file's folder, the same here
+    assert again == {**document["settings"], "alerts": {**document["settings"]["alerts"], "link_secret": ""},
+                     "database": {"path": str(tmp_path / "vigint.db")}}
 
 
 def test_config_check_names_the_first_error_and_exits_1(tmp_path):
@@ -93,3 +95,16 @@ def test_serving_a_network_without_tls_warns_unless_told_a_proxy_ends_it(tmp_pat
     assert "WARNING vigint.admin.operations: serving 0.0.0.0 without TLS" in err and "--insecure" in err
     _, err = banner_and_logs(tmp_path, "--host", "0.0.0.0", "--insecure")
     assert "without TLS" not in err
+
+
+def test_config_check_warns_about_a_camera_section_of_a_client_that_does_not_exist(tmp_path):
+    created = run_vigint("--db", "vigint.db", "client", "create", "--name", "Acme", "--email", "ops@acme.test",
+                         "--json", cwd=tmp_path)
+    client_id = json.loads(created.stdout)["client_id"]
+    (tmp_path / "config.ini").write_text(f"[camera {client_id}/door]\nsensitivity = 2\n[camera 42/yard]\n"
+                                         "sensitivity = 0.5\n")
+    checked = run_vigint("config", "check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    warning = f"warning: [camera 42/yard] tunes nothing: there is no client 42 in {tmp_path / 'vigint.db'}"
+    assert warning in checked.stdout
+    assert f"camera {client_id}/door" not in checked.stdout

@@ -115,7 +115,7 @@ def test_client_delete_removes_that_clients_objects_and_no_other(cli, db_path, t
     asyncio.run(record(kept, [f"clips/{k}/3.mp4"], stills=1))
     result = cli("client", "delete", "--client-id", str(d), "--yes")
     assert result.code == 0, result.err
-    assert "6 clip file(s) removed" in result.out  # two clips and their stills
+    assert "6 clip files removed" in result.out  # two clips and their stills
     assert bucket.objects() == {f"site-a/{k}/3.mp4": f"clips/{k}/3.mp4".encode(),
                                 f"site-a/{k}/3-0.jpg": f"clips/{k}/3-0.jpg".encode()}
 

@@ -65,7 +65,7 @@ async def test_camera_names_and_the_stream_limit_hold_across_nodes(nodes, postgr
     assert {(s["camera"], s["node"]) for s in document["streams"]} == {
         ("door", a.node_id), ("till", a.node_id), ("yard", b.node_id)}
     table = run_vigint("status", "--db", postgres_url, cwd=tmp_path, env={"COLUMNS": "200"}).stdout
-    assert "Server running on 2 node(s): 3 stream(s) from 1 client(s)" in table
+    assert "Server running on 2 nodes: 3 streams from 1 client" in table
     assert a.node_id in table and b.node_id in table  # the Nodes table, and each stream's node
     await door.close()
     await eventually(lambda: not any(s.camera == "door" for s in a.streams.open()))

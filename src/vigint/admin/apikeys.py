@@ -18,6 +18,7 @@ from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import ApiKey, Handover, KeyState
+from vigint.words import plural
 
 HANDOVER_HELP = ("print a one-time link to the customer's page that shows the key once, instead of the key; the key "
                  "works once the link is opened ([web] handover_hours)")
@@ -126,8 +127,9 @@ async def key_list(args, settings: Settings, console: Console) -> int:
         found = await store.list_keys(args.client_id)
     rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, key_state(k, now), render.local(k.created_at),
              render.local(k.expires_at), render.local(k.last_used_at)) for k in found]
-    return render.listing(args.json, console, [key_document(k, now) for k in found], f"{len(found)} key(s)",
-                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows)
+    return render.listing(args.json, console, [key_document(k, now) for k in found], plural(len(found), "key"),
+                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows,
+                          optional=("Created", "Client"))
 
 
 @key_commands.command("rotate", "give a key in use its successor, printed once (or handed over), and let the old "

@@ -28,7 +28,8 @@ from vigint.billing.issuing import closed_month, issue_invoice, void_invoice
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
-from vigint.store import KeyState
+from vigint.store import Incident, KeyState, Verdict
+from vigint.words import plural
 
 UNUSED_DAYS = 30  # a key unused this long is probably forgotten: a leak nobody would notice
 commands = Commands()
@@ -65,7 +66,8 @@ async def usage(args, settings: Settings, console: Console) -> int:
     numbers = ("Stream hours", "GB received", "Backfill hours", "Backfill GB", "Frames decoded", "Incidents",
                "AI calls", "AI tokens", "Alerts sent")
     return render.listing(args.json, console, documents, f"Usage from {period}", ("Client", "Name", "Key", *numbers),
-                          table_rows, right=frozenset(numbers))
+                          table_rows, right=frozenset(numbers),
+                          optional=("Backfill GB", "Backfill hours", "AI tokens", "Frames decoded", "AI calls", "Key"))
 
 
 @commands.command("alerts", "unusual-usage flags (leaked keys, spikes, refused hellos) and alerts given up",
@@ -80,7 +82,7 @@ async def alerts_list(args, settings: Settings, console: Console) -> int:
     # A detail may quote a mail server's reply: shown as written, never read as rich markup.
     rows = [(str(f.id), render.local(f.at), f.kind, str(f.client_id or "—"), escape(f.detail),
              render.local(f.notified_at)) for f in flags]
-    return render.listing(args.json, console, documents, f"{len(flags)} flag(s), newest first",
+    return render.listing(args.json, console, documents, f"{plural(len(flags), 'flag')}, newest first",
                           ("ID", "When", "Kind", "Client", "Detail", "Emailed"), rows)
 
 
@@ -111,22 +113,24 @@ async def status(args, settings: Settings, console: Console) -> int:
         render.print_json(document)
         return 0
     backfills = sum(s.get("mode") == "backfill" for s in streams or [])
-    counted = f"{len(streams or []) - backfills} stream(s)" + (f" and {backfills} backfill(s)" if backfills else "")
-    state = (f"running on {len(up)} node(s): {counted} from {len(document['clients_streaming'])} "
-             f"client(s), {document['frames_per_second']} frames/s decoded, decode lag p99 ≤ "
+    counted = plural(len(streams or []) - backfills, "stream") + (f" and {plural(backfills, 'backfill')}"
+                                                                  if backfills else "")
+    clients = plural(len(document["clients_streaming"]), "client")
+    state = (f"running on {plural(len(up), 'node')}: {counted} from {clients}, "
+             f"{document['frames_per_second']} frames/s decoded, decode lag p99 ≤ "
              f"{document['decode_lag_p99_seconds']} s" if up else
              f"not running (last snapshot {render.local(max(n.seen_at for n in nodes)) if nodes else 'never'})")
-    console.print(f"Server {state}; {len(down)} camera(s) down; {len(flags)} flag(s) in the last day.",
+    console.print(f"Server {state}; {plural(len(down), 'camera')} down; {plural(len(flags), 'flag')} in the last day.",
                   highlight=False)
     if len(nodes) > 1 or any(node not in up for node in nodes):
         console.print(render.table("Nodes", ("Node", "State", "Streams", "Frames/s", "Lag p99 (s)", "Last seen"),
                                    [(n["id"], "running" if n["running"] else "stopped or silent", str(n["streams"]),
                                      str(n["frames_per_second"]), str(n["decode_lag_p99_seconds"]),
                                      render.local(node.seen_at)) for n, node in zip(document["nodes"], nodes)]))
-    console.print(render.table("Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode", "Node"),
-                               [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
-                                 render.local(s["connected_at"]), s.get("mode", "active"), s["node"])
-                                for s in streams or []]))
+    console.print(render.fitted(console, "Streams", ("Client", "Camera", "Key", "Address", "Since", "Mode", "Node"),
+                                [(str(s["client_id"]), s["camera"], f"{s['key_prefix']}…", s["address"],
+                                  render.local(s["connected_at"]), s.get("mode", "active"), s["node"])
+                                 for s in streams or []], optional=("Key", "Address", "Node", "Mode")))
     if down:
         console.print(render.table("Cameras down", ("Client", "Camera", "Down since"),
                                    [(str(c.client_id), c.camera, render.local(c.down_since)) for c in down]))
@@ -152,8 +156,8 @@ async def review(args, settings: Settings, console: Console) -> int:
         rows.append((str(client.id), client.name, client.status.value, str(len(active)), render.local(seen),
                      ", ".join(f"#{key.id} {key.prefix}… {key.label}".strip() for key in unused) or "—"))
     flagged = sum(bool(d["unused_keys"]) for d in documents)
-    return render.listing(args.json, console, documents, f"{len(clients)} client(s); {flagged} with keys unused for "
-                          f"{UNUSED_DAYS} days",
+    return render.listing(args.json, console, documents, f"{plural(len(clients), 'client')}; {flagged} with keys "
+                          f"unused for {UNUSED_DAYS} days",
                           ("Client", "Name", "Status", "Active keys", "Last seen", f"Unused {UNUSED_DAYS} days"), rows)
 
 
@@ -210,9 +214,18 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
                   "ended_at": render.iso(i.ended_at), "type": i.type, "description": i.description,
                   "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state,
                   "offline": i.offline} for i in found]
-    rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at), render.local(i.ended_at),
+    rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at),
+             render.local(i.ended_at) if i.ended_at else "going on",
              i.type + (" (recorded while offline)" if i.offline else "") + (f": {i.description}" if i.description
-                                                                            else ""), str(i.threat), i.verdict,
+                                                                            else ""), *_ai_check(i),
              "yes" if i.clip_path else "—", i.alert_state) for i in found]
-    return render.listing(args.json, console, documents, f"{len(found)} incident(s), newest first",
-                          ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows)
+    return render.listing(args.json, console, documents, f"{plural(len(found), 'incident')}, newest first",
+                          ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows,
+                          optional=("Threat", "Clip", "Client", "Ended"))
+
+
+def _ai_check(incident: Incident) -> tuple[str, str]:
+    """The Threat and AI cells: a threat level is the AI's, so none is shown where no AI looked."""
+    if incident.verdict == Verdict.NOT_CHECKED:
+        return "—", "not checked"
+    return str(incident.threat), incident.verdict

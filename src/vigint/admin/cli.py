@@ -1,20 +1,21 @@
 """The `vigint` command line: the common options, settings, and running the chosen command's handler.
 
 Each command group declares its commands beside their handlers in a module of its own (clients, apikeys,
-operations, business, database, settings, agent); rendering lives in render.py. A VigintError becomes one line on
-stderr and its exit code, 1 (3 for an agent the server refused; a traceback only with --debug); argparse answers
-bad usage with code 2.
+operations, business, mailing, database, settings, agent); rendering lives in render.py. A VigintError becomes
+one line on stderr and its exit code, 1 (3 for an agent the server refused; a traceback only with --debug);
+argparse answers bad usage with code 2.
 """
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from rich.console import Console
 
 from vigint import __version__
-from vigint.admin import agent, apikeys, business, clients, database, operations, settings
+from vigint.admin import agent, apikeys, business, clients, database, mailing, operations, settings
 from vigint.admin.commands import common_options
 from vigint.configfile import load_settings
 from vigint.errors import VigintError
@@ -23,7 +24,7 @@ from vigint.logs import configure_logging
 log = logging.getLogger("vigint")
 
 # The command groups, in the order `vigint --help` lists their commands.
-GROUPS = (clients, apikeys, operations, business, database, settings, agent)
+GROUPS = (clients, apikeys, operations, business, mailing, database, settings, agent)
 # Command-line flags that override a setting, by argparse destination.
 FLAG_SETTINGS = {"db": ("database", "path"), "host": ("server", "host"), "port": ("server", "port"),
                  "web_port": ("web", "port"),
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {target: (getattr(args, flag, None), "--" + flag.replace("_", "-"))
                          for flag, target in FLAG_SETTINGS.items()}
             loaded = load_settings(args.config, overrides=overrides)
-        # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys.
-        console = Console() if sys.stdout.isatty() else Console(width=160)
+        # Piped output is read by people in logs and mail too: wide enough that tables don't wrap keys, unless
+        # $COLUMNS says how wide the reader's screen is.
+        console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=160)
         return asyncio.run(args.handler(args, loaded, console))
     except VigintError as error:
         if args.debug:

@@ -18,6 +18,7 @@ from vigint.admin import render
 from vigint.admin.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
 from vigint.admin.commands import (
     Commands,
+    check_clips_found,
     is_new_database,
     keys_by_client,
     last_seen,
@@ -32,6 +33,7 @@ from vigint.errors import InvalidInputError
 from vigint.incidents.storage import incident_files, open_clip_storage
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import Client, ClientStatus
+from vigint.words import plural
 
 # Deliberately loose: the mail server is the judge of deliverability; this catches typos and pastes.
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -166,9 +168,9 @@ async def client_list(args, settings: Settings, console: Console) -> int:
              str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(owned.get(c.id, []))),
              ", ".join(flag_kinds(c)))
             for c in clients]
-    return render.listing(args.json, console, documents, f"{len(clients)} client(s)",
+    return render.listing(args.json, console, documents, plural(len(clients), "client"),
                           ("ID", "Name", "Email", "Status", "Alerts", "Keys", "Live", "Created", "Last seen",
-                           "Flags (7 days)"), rows)
+                           "Flags (7 days)"), rows, optional=("Created", "Alerts", "Live", "Flags (7 days)"))
 
 
 @client_commands.command("revoke", "cut a client off: all its keys stop working at once",
@@ -176,7 +178,7 @@ async def client_list(args, settings: Settings, console: Console) -> int:
 async def client_revoke(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:
         count = await store.revoke_client(args.client_id)
-    console.print(f"Client {args.client_id} revoked: {count} key(s) deactivated. "
+    console.print(f"Client {args.client_id} revoked: {plural(count, 'key')} deactivated. "
                   "Its open streams are closed within a second.")
     return 0
 
@@ -187,7 +189,8 @@ async def client_revoke(args, settings: Settings, console: Console) -> int:
 async def client_reactivate(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:
         count = await store.reactivate_client(args.client_id, args.key_id)
-    console.print(f"Client {args.client_id} reactivated: {count} key(s) work again.")
+    console.print(f"Client {args.client_id} reactivated: {plural(count, 'key')} {'works' if count == 1 else 'work'} "
+                  "again.")
     return 0
 
 
@@ -202,12 +205,13 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
             raise InvalidInputError(f"deleting client {client.id} ({client.name}) removes its keys, usage, "
                                     "incidents and clips for good: add --yes to confirm")
         clip_paths = [name for i in await store.list_incidents(client.id) for name in incident_files(i)]
+        check_clips_found(clips.local_folder, clip_paths, settings)
         await store.delete_client(client.id)
     # Files go only after the rows are committed: a crash in between leaves orphan files on disk, never an
     # incident pointing to a missing clip.
     removed = await asyncio.to_thread(clips.remove_client, client.id, clip_paths)
     console.print(f"Client {client.id} ({client.name}) deleted with its keys, usage and incidents; "
-                  f"{removed} clip file(s) removed.")
+                  f"{plural(removed, 'clip file')} removed.")
     return 0
 
 
@@ -241,5 +245,5 @@ async def audit(args, settings: Settings, console: Console) -> int:
     documents = [{"id": e.id, "at": render.iso(e.at), "action": e.action, "client_id": e.client_id,
                   "key_id": e.key_id, "detail": e.detail} for e in entries]
     rows = [(render.local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail) for e in entries]
-    return render.listing(args.json, console, documents, f"{len(entries)} admin action(s), newest first",
+    return render.listing(args.json, console, documents, f"{plural(len(entries), 'admin action')}, newest first",
                           ("When", "Action", "Client", "Key", "Detail"), rows)

@@ -18,6 +18,7 @@ from vigint.config import Settings
 from vigint.errors import ConfigError
 from vigint.store import ApiKey, Node, Store
 from vigint.store.engine import is_postgres
+from vigint.words import plural
 
 # A command's handler gets the parsed arguments, the server settings (None for a command that runs at the
 # customer's, such as the agent) and the console; it returns the exit code.
@@ -138,6 +139,17 @@ def is_new_database(settings: Settings) -> bool:
     """Whether opening the settings' database would create it (a SQLite file that does not exist yet): the
     commands that may create one say so."""
     return not is_postgres(settings.database.path) and not Path(settings.database.path).expanduser().exists()
+
+
+def check_clips_found(folder: Path | None, names: list[str], settings: Settings) -> None:
+    """Refuse, before anything changes, a command about to touch clips `names` that should be in local `folder`
+    (None: object storage) when that folder does not exist: a command run with the wrong data folder must not
+    report "0 clips removed" and leave them. Raises ConfigError naming the folder and where it was found from."""
+    if names and folder is not None and not folder.is_dir():
+        anchor, named = settings.paths_from or (Path.cwd(), "the current folder")
+        raise ConfigError(f"no clips folder at {folder} (relative paths start from {named}, {anchor}), yet "
+                          f"{plural(len(names), 'clip file')} should be there: name the data folder with [storage] "
+                          "data_dir or the clips with [storage] clips; nothing was changed")
 
 
 def keys_by_client(keys: list[ApiKey]) -> dict[int, list[ApiKey]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, live_streams, open_store, option
+from vigint.admin.commands import Commands, check_clips_found, live_streams, open_store, option
 from vigint.alerts.links import LINK_SECRET_FILE
 from vigint.config import Settings, clips_location
 from vigint.errors import InvalidInputError, StoreError
@@ -51,8 +51,10 @@ def copy_clips(settings: Settings, clips_url: str, clip_names: list[str]) -> int
     if source is not None and not isinstance(source, Path):
         raise InvalidInputError(f"the clips are already in object storage ({settings.storage.clips}): copy them "
                                 "with your storage's own tools")
+    folder = source or settings.storage.data_dir / "clips"
+    check_clips_found(folder, clip_names, settings)
     target = open_clip_storage(dataclasses.replace(settings.storage, clips=clips_url))
-    return storage.copy_clips(source or settings.storage.data_dir / "clips", target, clip_names)
+    return storage.copy_clips(folder, target, clip_names)
 
 
 @db_commands.command(

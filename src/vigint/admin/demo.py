@@ -29,6 +29,7 @@ from vigint.ingest.server import Server
 from vigint.store import Store
 from vigint.tasks import wait_for_event
 from vigint.web.access import new_sign_in_link, page_url
+from vigint.words import plural
 
 CAMERA = "shop-floor"
 
@@ -105,5 +106,5 @@ async def _view(server: Server, client_id: int, camera_status: CameraStatus, url
         mail = Panel("none yet: the first comes a few seconds after the first incident", title="Alert email")
     frames = server.metrics.frames_decoded
     return Group(agent_view.table([camera_status], url),
-                 f"server: {frames} frames decoded, {server.metrics.incidents} incident(s), "
-                 f"{server.metrics.alerts_delivered} alert(s) delivered", incidents, mail)
+                 f"server: {frames} frames decoded, {plural(server.metrics.incidents, 'incident')}, "
+                 f"{plural(server.metrics.alerts_delivered, 'alert')} delivered", incidents, mail)

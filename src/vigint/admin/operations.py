@@ -17,11 +17,13 @@ from rich.console import Console
 
 from vigint import __version__, protocol
 from vigint.admin.commands import Commands, is_new_database, open_store, option
-from vigint.admin.settings import overridden
+from vigint.admin.settings import overridden, paths_from
 from vigint.config import Settings
+from vigint.words import plural
 
 log = logging.getLogger(__name__)
 commands = Commands()
+OFF_SEPARATOR = "\n" + " " * len("  off        ")  # one line each, under the first
 
 
 @commands.command("serve", "run the server: authenticated camera streams, decoding, analysis",
@@ -45,6 +47,11 @@ async def serve(args, settings: Settings, console: Console) -> int:
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
     stop_requested = _on_stop_signals()  # from the start: a SIGTERM during start-up drains too, not a traceback
     new = is_new_database(settings)
+    if not new and not settings.storage.data_dir.exists():  # a data folder that moved, or an older relative one
+        log.warning("the database exists but its data folder %s does not (%s): it is made now, with a new clip-link "
+                    "secret unless [alerts] link_secret is set, so links already sent stop working; if its clips and "
+                    "secret are elsewhere, stop and name that folder with [storage] data_dir",
+                    settings.storage.data_dir, paths_from(settings))
     async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
@@ -57,11 +64,14 @@ async def serve(args, settings: Settings, console: Console) -> int:
                       f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
                       "`vigint client link`)\n"
                       f"  database   {store.name} "
-                      f"({'new: created now' if new else f'{await store.count_clients()} clients'})\n"
+                      f"({'new: created now' if new else plural(await store.count_clients(), 'client')})\n"
+                      f"  data       {settings.storage.data_dir} (clip-link secret, clips unless [storage] clips "
+                      f"says otherwise); {paths_from(settings)}\n"
                       f"  settings   {settings.source or 'embedded defaults'}; overridden: "
                       f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
+                      f"  off        {OFF_SEPARATOR.join(switched_off(settings)) or 'nothing'}\n"
                       f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
         await stop_requested.wait()
         console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
                       f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
@@ -70,6 +80,28 @@ async def serve(args, settings: Settings, console: Console) -> int:
         await server.stop()
     console.print("Stopped.", highlight=False)
     return 0
+
+
+def switched_off(settings: Settings) -> list[str]:
+    """What this server does not do as configured, each with the setting that turns it on: said at start, because
+    a missing SMTP server otherwise shows only as alert emails that never arrive."""
+    off = []
+    if not settings.email.smtp_host and settings.email.capture_dir is None:
+        off.append("email: no [email] smtp_host, so alerts are recorded (and webhooks sent) but nobody is emailed; "
+                   "`vigint email test --to ADDRESS` checks the settings once set")
+    if settings.ai.provider == "none":
+        off.append("AI check: [ai] provider is none, so every motion is an incident")
+    if settings.server.tls_cert is None:
+        off.append("TLS: streams and the page are unencrypted ([server] tls_cert and tls_key; `vigint cert`)")
+    if not settings.web.public_url and _local_only(settings.server.host):
+        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers cannot reach "
+                   "(set [web] public_url and [alerts] public_url)")
+    return off
+
+
+def _local_only(host: str) -> bool:
+    """Whether links naming `host` work only on this machine: a loopback or unspecified (0.0.0.0) address."""
+    return _loopback(host) or host in ("0.0.0.0", "::", "")
 
 
 def _loopback(host: str) -> bool:

@@ -8,7 +8,10 @@ import sys
 from datetime import datetime, timezone
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+
+UNBOUNDED = 100_000  # columns: wider than any table, to measure one's natural width
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -50,20 +53,40 @@ def print_handover(console: Console, heading: str, link: str, expires_at: float)
 
 def table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
           right: frozenset[str] = frozenset()) -> Table:
-    """Return a table of `rows` under `columns`; the columns named in `right` (numbers) are right-aligned."""
+    """Return a table of `rows` under `columns`; the columns named in `right` (numbers) are right-aligned. A value
+    too long for its column wraps onto more lines, never cut to "Boul…": a name or key prefix must stay whole."""
     result = Table(title=title)
     for column in columns:
-        result.add_column(column, justify="right" if column in right else "left")
+        result.add_column(column, justify="right" if column in right else "left", overflow="fold")
     for row in rows:
         result.add_row(*row)
     return result
 
 
+def fitted(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
+           right: frozenset[str] = frozenset(), optional: tuple[str, ...] = ()) -> Table:
+    """Return the table of `rows`, leaving out the `optional` columns, in that order, while it is wider than the
+    console: on an 80-column terminal, fewer columns read better than ten folded ones. A caption says which
+    were left out (`--json` has every field)."""
+    kept, unbounded = list(columns), console.options.update_width(UNBOUNDED)  # its natural width, unwrapped
+    for dropped in (None, *optional):
+        if dropped is not None:
+            kept.remove(dropped)
+        shown = table(title, tuple(kept), [tuple(row[columns.index(c)] for c in kept) for row in rows], right)
+        if Measurement.get(console, unbounded, shown).maximum <= console.width:
+            break
+    left_out = [column for column in columns if column not in kept]
+    if left_out:
+        shown.caption = f"Not shown at this width: {', '.join(left_out)} (--json has every field)"
+    return shown
+
+
 def listing(as_json: bool, console: Console, documents: list[dict], title: str, columns: tuple[str, ...],
-            rows: list[tuple[str, ...]], right: frozenset[str] = frozenset()) -> int:
-    """Print `documents` as one JSON document if `as_json`, else `rows` as a table; return exit code 0."""
+            rows: list[tuple[str, ...]], right: frozenset[str] = frozenset(), optional: tuple[str, ...] = ()) -> int:
+    """Print `documents` as one JSON document if `as_json`, else `rows` as a table that fits the console (see
+    `fitted`); return exit code 0."""
     if as_json:
         print_json(documents)
     else:
-        console.print(table(title, columns, rows, right))
+        console.print(fitted(console, title, columns, rows, right, optional))
     return 0

@@ -9,11 +9,12 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint.admin import render
-from vigint.admin.commands import Commands, option
+from vigint.admin.commands import Commands, is_new_database, open_store, option
 from vigint.config import Settings, sections
 from vigint.configfile import config_path, load_settings
 from vigint.errors import ConfigError
 from vigint.store.engine import describe, is_postgres
+from vigint.words import plural
 
 HIDDEN = "(hidden)"
 commands = Commands()
@@ -44,19 +45,29 @@ def overridden(settings: Settings) -> list[str]:
     return [f"{section}.{key} ({origin})" for section, key, origin in settings.origins]
 
 
+def paths_from(settings: Settings) -> str:
+    """Say which folder relative paths start from, for the banner and `vigint config show`."""
+    if settings.paths_from is None:
+        return "every path as given"
+    anchor, named = settings.paths_from
+    return f"relative paths start from {named}, {anchor}"
+
+
 @config_commands.command("show", "print every setting in force, with where it came from (default, file, variable, "
                          "flag); secrets hidden", listing=True)
 async def config_show(args, settings: Settings, console: Console) -> int:
     rows = shown(settings)
     if args.json:
-        document = {"source": str(settings.source) if settings.source else None, "settings": {}, "from": {}}
+        anchor = settings.paths_from
+        document = {"source": str(settings.source) if settings.source else None, "settings": {}, "from": {},
+                    "paths_from": {"folder": str(anchor[0]), "which": anchor[1]} if anchor else None}
         for section, key, value, origin in rows:
             document["settings"].setdefault(section, {})[key] = None if value is HIDDEN else value
             document["from"].setdefault(section, {})[key] = origin
         render.print_json(document)
         return 0
-    console.print(f"Settings from {settings.source or 'the embedded defaults'} and the environment; secrets hidden.",
-                  highlight=False)
+    console.print(f"Settings from {settings.source or 'the embedded defaults'} and the environment; secrets hidden; "
+                  f"{paths_from(settings)}.", highlight=False, markup=False)
     console.print(render.table("Settings", ("setting", "value", "from"), [
         (f"{section}.{key}", "" if value is None else str(value), origin)
         for section, key, value, origin in rows]))
@@ -73,6 +84,26 @@ async def config_check(args, settings: Settings | None, console: Console) -> int
         raise ConfigError("no settings file to check: name one (vigint config check PATH), set $VIGINT_CONFIG, or "
                           "run this where config.ini is")
     checked = load_settings(path, environ={})
-    console.print(f"{path}: valid ({len(checked.origins)} setting(s) read, the others at their defaults).",
+    console.print(f"{path}: valid ({plural(len(checked.origins), 'setting')} read, the others at their defaults).",
                   highlight=False)
+    for warning in await _unknown_clients(path, checked):
+        console.print(f"warning: {warning}", highlight=False, markup=False)
     return 0
+
+
+async def _unknown_clients(path: Path, checked: Settings) -> list[str]:
+    """Say which `[camera CLIENT_ID/NAME]` sections name a client the database does not hold (deleted, or a typo):
+    they tune nothing. The database is the one the file names, with the environment in force; none is created."""
+    if not checked.cameras:
+        return []
+    try:
+        in_force = load_settings(path)
+    except ConfigError:
+        return []  # the environment's own errors are `vigint config show`'s to report
+    if is_new_database(in_force):
+        return [f"the [camera …] sections were not checked against a database: none at {in_force.database.path}"]
+    async with await open_store(in_force) as store:
+        clients = {client.id for client in await store.list_clients()}
+    return [f"[camera {camera.client_id}/{camera.camera}] tunes nothing: there is no client {camera.client_id} in "
+            f"{describe(in_force.database.path)} (deleted, or a typo)"
+            for camera in checked.cameras if camera.client_id not in clients]

@@ -20,6 +20,7 @@ from vigint.agent.backoff import Backoff
 from vigint.agent.status import CameraStatus, duration
 from vigint.agent.uplink import AGENT, KeyRefused, Uplink, greet, run_connection, run_until_stopped
 from vigint.protocol import CloseCode
+from vigint.words import plural
 from vigint.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ class Backfill:
         self._backoff.connected(time.monotonic())
         stats = self._spool.stats(name)
         self.status.backfill = f"recovering {duration(stats.seconds)} of footage"
-        log.info("camera %s: backfill started: %s of recorded footage (%d GOPs)", name, duration(stats.seconds),
-                 stats.gops)
+        log.info("camera %s: backfill started: %s of recorded footage (%s)", name, duration(stats.seconds),
+                 plural(stats.gops, "GOP"))
         await run_until_stopped(connection, self._stopping, self._send(connection), self._receive(connection))
 
     async def _send(self, connection: ClientConnection) -> None:

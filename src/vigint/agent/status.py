@@ -11,6 +11,7 @@ from rich.table import Table
 from vigint import keys
 from vigint.agent.spool import SpoolStats
 from vigint.media import MICROSECONDS, SECONDS_PER_DAY
+from vigint.words import plural
 
 # A key that expires sooner than this is shown and logged (the server says when, see docs/protocol.md): time to ask
 # the operator for its successor; a longer-lived key's expiry is nobody's concern yet.
@@ -89,8 +90,9 @@ class CameraStatus:
         detail = f" ({self.detail})" if self.detail else ""
         expiry = f"; {self.key_expiry()}" if self.key_expiry() else ""
         return (f"camera {self.name}: {self.state.value}{detail}; {fps:.1f} fps, {bps / 1e6:.2f} Mbit/s, "
-                f"{self.units_sent} frames sent, {self.spooled()}, {self.dropped_gops} GOPs dropped, "
-                f"{self.reconnects} reconnects{expiry}")
+                f"{plural(self.units_sent, 'frame')} sent, {self.spooled()}, "
+                f"{plural(self.dropped_gops, 'GOP')} dropped, "
+                f"{plural(self.reconnects, 'reconnect')}{expiry}")
 
 
 def duration(seconds: float) -> str:

@@ -277,8 +277,9 @@ class Uplink:
                 self.status.key_expires_at = protocol.key_expiry(notice)
             if isinstance(notice, dict) and notice.get("type") == "incident":
                 self.status.incidents += 1
-                log.warning("camera %s: incident reported by the server: %s", self.camera.name,
-                            notice.get("description") or notice.get("kind") or "see your email")
+                # routine: what the camera is for; the customer is told by the server's alert
+                log.info("camera %s: incident reported by the server: %s", self.camera.name,
+                         notice.get("description") or notice.get("kind") or "see your email")
 
 
 async def _close_now(connection: ClientConnection) -> bool:

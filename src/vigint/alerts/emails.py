@@ -222,22 +222,50 @@ def refusal(error: Exception) -> str | None:
     return None
 
 
-def send_email(settings: EmailSettings, message: EmailMessage) -> None:
-    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir.
+class _Answered:
+    """Keeps the server's reply to the message itself (to DATA: "250 2.0.0 Ok: queued as 4F2…"), which smtplib
+    drops, for `vigint email test` to show."""
+
+    answer: tuple[int, bytes] = (0, b"")
+
+    def data(self, msg):
+        self.answer = super().data(msg)
+        return self.answer
+
+
+class _Smtp(_Answered, smtplib.SMTP):
+    pass
+
+
+class _SmtpSsl(_Answered, smtplib.SMTP_SSL):
+    pass
+
+
+def compose_test_email(email: EmailSettings, recipient: str, server: str) -> EmailMessage:
+    """Return the message `vigint email test` sends: it says where it came from and that nothing is wrong."""
+    message = _dated(email, recipient, "[Vigint] test message")
+    message.set_content(f"This message was sent by `vigint email test` through {server}, at {_utc(time.time())} UTC.\n"
+                        "If you read it, alert emails reach this address.\n")
+    return message
+
+
+def send_email(settings: EmailSettings, message: EmailMessage) -> str:
+    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir; return
+    the server's answer to it ("250 Ok: queued as …"), or where it was written.
 
     Raises:
         Undeliverable: the server refused this message for good (see `refusal`).
         OSError, SMTPException: a failure worth retrying.
     """
     if settings.capture_dir is not None:
-        write_private(settings.capture_dir / f"{time.time_ns()}.eml", bytes(message))  # it carries clip links
-        return
+        path = settings.capture_dir / f"{time.time_ns()}.eml"
+        write_private(path, bytes(message))  # it carries clip links
+        return f"written to {path}"
     context = ssl.create_default_context()
     if settings.security == "ssl":
-        client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds,
-                                  context=context)
+        client = _SmtpSsl(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds, context=context)
     else:
-        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds)
+        client = _Smtp(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds)
     with client:
         if settings.security == "starttls":
             client.starttls(context=context)
@@ -249,3 +277,4 @@ def send_email(settings: EmailSettings, message: EmailMessage) -> None:
             if (reason := refusal(error)) is None:
                 raise
             raise Undeliverable(reason) from None
+    return _reply(*client.answer)

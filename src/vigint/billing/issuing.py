@@ -69,10 +69,14 @@ async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, 
         raise ConfigError(f"set [billing] {', '.join(missing)} before issuing an invoice (in config.ini, or "
                           f"{', '.join('VIGINT_BILLING_' + name.upper() for name in missing)})")
     client = await store.get_client(client_id)
-    lines = price(_total(await store.usage_report(client.id, month.since, month.until)), billing)
+    usage = _total(await store.usage_report(client.id, month.since, month.until))
+    lines = price(usage, billing)
     if not lines and not allow_empty:
         created = date.fromtimestamp(client.created_at).isoformat()
-        raise InvalidInputError(f"client {client.id} ({client.name}) used nothing in {month.period}"
+        # a few seconds of streaming are usage all the same: "used nothing" would send the operator looking for a bug
+        used = (f"'s usage in {month.period} rounds to 0.00 {billing.currency}" if any(dataclasses.astuple(usage))
+                else f" used nothing in {month.period}")
+        raise InvalidInputError(f"client {client.id} ({client.name}){used}"
                                 f"{f' (it was created on {created})' if created[:7] > month.period else ''}: no invoice "
                                 "issued; --allow-empty issues one for 0.00")
     today = today or date.today()

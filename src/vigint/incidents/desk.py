@@ -27,8 +27,9 @@ from vigint.alerts.outbox import Outbox
 from vigint.analysis.events import Closed, Event, Extended, Opened
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
+from vigint.errors import NotFoundError
 from vigint.incidents.recorder import ClipContext, ClipRecorder
-from vigint.incidents.storage import ClipStorage
+from vigint.incidents.storage import ClipStorage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
@@ -175,6 +176,7 @@ class IncidentDesk:
         # database must not let the ring forget the pre-roll.
         recorder = ClipRecorder(self._clip_context, feed.analysis, incident)
         growing = asyncio.ensure_future(recorder.grow(lambda: feed.ended or feed.analysis.ended))
+        deleted = False
         try:
             row, alerted = await persist(f"client {feed.client_id} camera {feed.camera!r}",
                                          lambda: self._open_row(feed, incident.start / MICROSECONDS))
@@ -187,13 +189,26 @@ class IncidentDesk:
             await growing
             await recorder.finish()
             await persist(what, lambda: self.store.update_incident(row.id, stills=recorder.stills))
+        except NotFoundError:  # its row went with its client (`vigint client delete`) while the stream was open
+            deleted = True
         except Exception:  # noqa: BLE001 - one incident's failure must not stop the stream or the server
             log.exception("recording an incident of client %d camera %r failed", feed.client_id, feed.camera)
         finally:
             incident.created.set()
             growing.cancel()
             await asyncio.gather(growing, return_exceptions=True)  # its file closed
+            if deleted and incident.id is not None:
+                await self._forget(feed, incident.id, recorder.stills)
             self._finished(feed, incident)
+
+    async def _forget(self, feed: Feed, incident_id: int, stills: int) -> None:
+        """Remove the files of an incident whose client was deleted as it was recorded: the deletion removed the
+        files it knew of, these were written after it."""
+        names = [f"clips/{feed.client_id}/{incident_id}.mp4",
+                 *(still_name(feed.client_id, incident_id, index) for index in range(stills))]
+        await asyncio.to_thread(self._clip_context.storage.remove_client, feed.client_id, names)
+        log.info("client %d was deleted while camera %r streamed: its incident %d is dropped", feed.client_id,
+                 feed.camera, incident_id)
 
     async def _alert(self, feed: Feed, incident: OpenIncident, row: Incident, alerted: bool,
                      recorder: ClipRecorder) -> None:

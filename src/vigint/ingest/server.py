@@ -14,7 +14,6 @@ closed with 1000 once the agent's end is analysed.
 import asyncio
 import logging
 import os
-import secrets
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,7 +122,7 @@ class Server:
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise VigintError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
-        self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}:{secrets.token_hex(3)}")
+        self.registry = Registry(self.store, config, f"{socket.gethostname()}:{self.port}")
         try:  # the customers' page, on its own port with the stream port's TLS pair
             self.page = await open_page(settings, self.store, clips, secret, partial(self.registry.cameras_of,
                                         self._cameras_live), tls_context(config.tls_cert, config.tls_key),
@@ -150,7 +149,8 @@ class Server:
 
     @property
     def node_id(self) -> str:
-        """This process among the nodes sharing the database: host, port and a new random part at each start."""
+        """This server among the nodes sharing the database: its host and port, the same after a restart (two
+        processes cannot listen on one port), so `vigint status` shows one node per server, not one per run."""
         return self.registry.node_id
 
     async def drain(self) -> None:

@@ -11,6 +11,7 @@ from vigint.errors import InvalidInputError, NotFoundError
 from vigint.store.audit import audit_time, record_audit
 from vigint.store.engine import Engine, Row, Transaction
 from vigint.store.records import ApiKey, Client, ClientStatus, Handover, KeyState
+from vigint.words import plural
 
 _KEY_COLUMNS = """k.id, k.client_id, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,
                   k.last_used_at, c.status AS client_status, k.handover_expires_at, k.picked_up_at"""
@@ -137,7 +138,7 @@ class ClientQueries(Engine):
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = 'client' WHERE client_id = ? AND revoked_at IS NULL",
                 (now, client_id))
             await db.execute("DELETE FROM web_sessions WHERE client_id = ?", (client_id,))  # signed out at once
-            await record_audit(db, now, "client.revoke", client_id, detail=f"{count} key(s) deactivated")
+            await record_audit(db, now, "client.revoke", client_id, detail=f"{plural(count, 'key')} deactivated")
             await end_handovers(db, now, "key.handover_end", _ENDED_BY_REVOCATION, "client_id = ?", (client_id,))
             await db.notify_keys_changed()
         return count
@@ -165,7 +166,7 @@ class ClientQueries(Engine):
                     raise NotFoundError(f"client {client_id} has no key with id {key_id}")
             await db.execute("UPDATE clients SET status = 'active', updated_at = ? WHERE id = ?", (now, client_id))
             await record_audit(db, now, "client.reactivate", client_id, key_id,
-                               detail=f"{count} key(s) restored")
+                               detail=f"{plural(count, 'key')} restored")
         return count
 
     async def delete_client(self, client_id: int, now: float | None = None) -> Client:

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+from vigint.configfile import is_postgres  # here for the store's users too
 from vigint.store import postgres, sqlite
 from vigint.store.migrations import MIGRATIONS
 
@@ -27,11 +28,6 @@ def is_busy(error: BaseException) -> bool:
     """Tell whether a database error is passing (another writer holds the lock, a lost connection, a
     conflict between nodes), so the write is worth retrying."""
     return sqlite.is_busy(error) or postgres.is_busy(error)
-
-
-def is_postgres(target: str | Path) -> bool:
-    """Tell whether a `--db` value names a PostgreSQL server rather than a SQLite file."""
-    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 def describe(target: str | Path) -> str:

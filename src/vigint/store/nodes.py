@@ -11,7 +11,8 @@ import json
 from vigint.store.engine import Engine
 from vigint.store.records import Claim, Node, StreamEntry
 
-FORGET_NODES_AFTER_SECONDS = 86400.0  # a node not seen for a day is gone from `vigint status`
+FORGET_NODES_AFTER_SECONDS = 86400.0  # a node that went silent (crashed) a day ago is gone from `vigint status`
+FORGET_STOPPED_NODES_AFTER_SECONDS = 3600.0  # one stopped cleanly an hour ago too: a port no longer served
 
 
 class NodeQueries(Engine):
@@ -65,20 +66,22 @@ class NodeQueries(Engine):
 
     async def save_node(self, node_id: str, started_at: float, document: dict, now: float,
                         stopped: bool = False) -> None:
-        """Record a node's snapshot (its heartbeat); a stopped node also gives up its streams and leases."""
+        """Record a node's snapshot (its heartbeat); a stopped node also gives up its streams and leases. A node
+        restarted under the same id (host and port) is the same node, started again."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO nodes (id, started_at, seen_at, stopped_at, document) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, stopped_at = excluded.stopped_at, "
-                "document = excluded.document",
+                "ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at, "
+                "stopped_at = excluded.stopped_at, document = excluded.document",
                 (node_id, started_at, now, now if stopped else None, json.dumps(document)))
-            await db.execute("DELETE FROM nodes WHERE seen_at < ?", (now - FORGET_NODES_AFTER_SECONDS,))
+            await db.execute("DELETE FROM nodes WHERE seen_at < ? OR stopped_at < ?",
+                             (now - FORGET_NODES_AFTER_SECONDS, now - FORGET_STOPPED_NODES_AFTER_SECONDS))
             if stopped:
                 await db.execute("DELETE FROM live_streams WHERE node_id = ?", (node_id,))
                 await db.execute("DELETE FROM leases WHERE holder = ?", (node_id,))
 
     async def nodes(self) -> list[Node]:
-        """Return the nodes seen in the last day, most recently started first."""
+        """Return the nodes seen in the last day (stopped ones: in the last hour), most recently started first."""
         rows = await self._fetch_all("SELECT * FROM nodes ORDER BY started_at DESC, id")
         return [Node(**{**dict(row), "document": json.loads(row["document"])}) for row in rows]
 

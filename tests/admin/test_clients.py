@@ -1,0 +1,36 @@
+"""`vigint client delete` while the client's camera streams: the server lets go without an error, and no file of the
+client is left behind."""
+
+import asyncio
+import logging
+
+from conftest import add_client, eventually, url
+from media import make_scene, open_stream, send_video
+from websockets.exceptions import ConnectionClosedError
+
+from vigint.admin.cli import main
+from vigint.config import MotionSettings, Settings, StorageSettings
+
+
+async def test_deleting_a_client_while_it_streams_logs_no_error_and_leaves_no_folder(start, tmp_path, db_path, caplog,
+                                                                                       monkeypatch):
+    caplog.set_level(logging.INFO)
+    data = tmp_path / "data"
+    server = await start(settings=Settings(storage=StorageSettings(data_dir=data),
+                                           motion=MotionSettings(cooldown_seconds=5)))
+    client_id, _, api_key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), api_key, "shop")
+    sending = asyncio.create_task(send_video(connection, make_scene(40, moving=(3, 38)), speed=2))
+    await eventually(lambda: (data / "clips" / str(client_id)).exists(), timeout=30)  # an incident is recorded
+    monkeypatch.setenv("VIGINT_STORAGE_DATA_DIR", str(data))
+    monkeypatch.chdir(tmp_path)
+    deleting = ["client", "delete", "--client-id", str(client_id), "--yes", "--db", str(db_path)]
+    assert await asyncio.to_thread(main, deleting) == 0
+    await eventually(lambda: not server.streams.of_client(client_id), timeout=5)
+    try:
+        await sending
+    except ConnectionClosedError as closed:
+        assert closed.rcvd.code == 4401  # its key went with it
+    await server.desk.drain()
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not (data / "clips" / str(client_id)).exists()  # nor a still written after the deletion
