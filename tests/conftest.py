@@ -25,6 +25,10 @@ from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSet
 from vigint.ingest.server import Server
 from vigint.store import Store
 
+# pytest-xdist's workers set COLUMNS=80, which the CLI honours as the reader's screen width (a table then wraps
+# its values and drops optional columns); tests that want a width say so in the environment they pass.
+os.environ.pop("COLUMNS", None)
+
 # Tests whose assertions hold a latency (a ping, a hello, a second of billing) or that load a core for seconds:
 # `pytest -n 3 --dist loadgroup` (the default) runs them one after another on one worker, never two at once.
 REALTIME = pytest.mark.xdist_group("realtime")

@@ -15,11 +15,11 @@ before each attempt, and whichever node sends it derives the same one.
 import hashlib
 import html
 import smtplib
-from email import errors
 import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email import errors
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
