@@ -141,8 +141,9 @@ class ServerSettings:
                                       "is closed: agents say hello at once, so only idle sockets are lost, and "
                                       "the file descriptors left serve authenticated streams", minimum=1)
     max_pending_hellos_per_address: int = setting(32, "connections not yet authenticated from one address; past "
-                                                  "it new ones are closed at once: a shop's cameras reconnecting "
-                                                  "together fit, one host cannot hold the whole allowance",
+                                                  "it that address's oldest is closed: a shop's cameras reconnecting "
+                                                  "together fit, one host cannot hold the whole allowance, and an "
+                                                  "idle host behind the shop's NAT cannot lock its agent out",
                                                   minimum=1)
     max_picture_width: int = setting(3840, "widest picture a stream's SPS may declare (4K UHD); a larger one is "
                                      "closed with 4415 before it reaches the decoder. A 4K stream's decoder holds "
