@@ -16,7 +16,7 @@ from media import make_footage, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
-from vigint import protocol
+from vigint import keys, protocol
 from vigint.alerts import emails
 from vigint.config import EmailSettings, Settings, StorageSettings
 
@@ -238,4 +238,20 @@ async def test_garbage_on_a_backfill_ends_with_4415_and_a_stray_end_on_a_live_st
     video = make_footage(2, **FOOTAGE)
     await send_video(live, video)
     await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
+    await live.close()
+
+
+async def test_a_backfill_is_told_when_its_key_s_expiry_changes_like_its_live_stream(start):
+    server = await start()
+    _, key_id, api_key = await add_client(server.store)
+    live, _ = await open_stream(url(server), api_key)
+    connection = await open_backfill(server, api_key)
+    successor = keys.generate()
+    expires_at = time.time() + 3600
+    await server.store.rotate_key(key_id, keys.hash_key(successor), keys.display_prefix(successor), "", expires_at,
+                                  time.time())  # as `vigint key rotate` does, from another process
+    for agent in (live, connection):
+        notice = json.loads(await asyncio.wait_for(agent.recv(), 5))
+        assert notice["type"] == protocol.KEY_NOTICE and protocol.key_expiry(notice) == pytest.approx(expires_at)
+    await connection.close()
     await live.close()
