@@ -55,7 +55,7 @@ from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
-from vigint.store import ApiKey, Store
+from vigint.store import ApiKey, Store, is_busy
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
 from vigint.web.app import open_page
@@ -358,7 +358,15 @@ class Server:
 
     async def _flush_periodically(self) -> None:
         async def flush() -> None:
-            await self.flush_usage()
+            try:
+                await self.flush_usage()
+            except Exception as error:  # noqa: BLE001 - re-raised unless the store says it is only busy
+                if not is_busy(error):
+                    raise
+                # Another process holding the database (a backup, an admin command) is expected: the usage is
+                # kept for the next flush, and a traceback would say there is something to fix.
+                log.warning("could not write usage: database busy (%s); kept for the next try", error)
+                return
             if self._streams_ended:
                 self._streams_ended = False
                 await asyncio.get_running_loop().run_in_executor(self._pool, trim_heap)
