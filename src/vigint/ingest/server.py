@@ -66,6 +66,16 @@ FINAL_FLUSH_SECONDS = 0.5  # a usage write takes milliseconds; this is for a slo
 DRAIN_POLL_SECONDS = 0.1  # how soon a drain ends once its last stream has closed
 
 
+async def _discard(connection: AdmittedConnection) -> None:
+    """Read and drop what a stream being closed had sent still: websockets stops reading a connection whose unread
+    messages pile up, and would then hear the agent's answer to the close only after close_timeout."""
+    try:
+        async for _ in connection:
+            pass
+    except ConnectionClosed:
+        pass
+
+
 class Server:
     """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
 
@@ -212,7 +222,7 @@ class Server:
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
             # The close frame goes out at once, but the stream ends before the closing handshake does: a
             # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
-            closing = asyncio.ensure_future(connection.close(*self._close_for(error)))
+            closing = asyncio.gather(connection.close(*self._close_for(error)), _discard(connection))
         finally:
             if session is not None:
                 await self._end_session(session)
@@ -289,12 +299,11 @@ class Server:
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
+            session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
             if session.backfill:
-                self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session, message),
-                                        time.time())
+                self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
             else:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
-            session.analysis.receive(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
 
