@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from vigint.networks import parse_networks
+
 # S3's rules for bucket names (AWS, MinIO, Garage and Ceph accept these): 3-63 lowercase letters, digits, dots, hyphens.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -145,6 +147,11 @@ class ServerSettings:
                                                   "together fit, one host cannot hold the whole allowance, and an "
                                                   "idle host behind the shop's NAT cannot lock its agent out",
                                                   minimum=1)
+    trusted_proxies: str = setting("", "load balancers whose PROXY protocol v2 header names the agent behind each "
+                                   "connection (addresses or networks, e.g. 10.0.0.2, 10.0.1.0/24): per-address "
+                                   "limits then count agents, not the balancer. Connections from these must send "
+                                   "the header (HAProxy: send-proxy-v2); nobody else's is believed. Empty: none",
+                                   check=parse_networks)
     max_picture_width: int = setting(3840, "widest picture a stream's SPS may declare (4K UHD); a larger one is "
                                      "closed with 4415 before it reaches the decoder. A 4K stream's decoder holds "
                                      "about 260 MiB (720p: 12 MiB): 1920 and 1080 suit a fleet without 4K cameras",

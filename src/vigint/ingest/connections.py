@@ -6,7 +6,11 @@ fails at start, with what to install, if the internals used here are missing):
   (which websockets runs before any handler of ours), so idle sockets can be capped by `Admission`;
   for that, TLS is started here (`loop.start_tls`) rather than by asyncio's server, whose protocol
   only hears of a connection once its TLS handshake is over;
-- raise the message size limit of one connection after it authenticated.
+- raise the message size limit of one connection after it authenticated;
+- read a PROXY protocol header (proxy.py) before anything else of a connection from a trusted balancer, and
+  report the client it names as the connection's `remote_address`, so that every per-address limit (here, and
+  the failed-hello limit) counts agents, not the balancer. Such a connection is admitted once its header is
+  read (the balancer sends it at once); one whose header is malformed or late is closed alone.
 """
 
 import asyncio
@@ -19,7 +23,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.server import ServerProtocol
 
 from vigint.errors import ConfigError, VigintError
+from vigint.ingest import proxy
 from vigint.ingest.admission import Admission
+from vigint.networks import Network, client_address, is_trusted
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +37,31 @@ class AdmittedConnection(ServerConnection):
     once it is encrypted. A refused connection never reaches websockets at all.
     """
 
-    def __init__(self, admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float, *args, **kwargs):
+    def __init__(self, admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float,
+                 proxies: tuple[Network, ...], *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._admission, self._tls, self._tls_timeout = admission, tls, tls_timeout
+        self._admission, self._tls, self._tls_timeout, self._proxies = admission, tls, tls_timeout, proxies
         self._socket: asyncio.BaseTransport | None = None  # the accepted TCP transport, for refusing it
         self._opened = False  # websockets has been told of the connection
         self._early: list[bytes] = []  # data decrypted between the TLS handshake and the opening
         self._handshake: asyncio.Task | None = None
+        self._header: bytes | None = None  # a trusted balancer's PROXY header read so far, until it is whole
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._client: str | None = None  # the client a trusted balancer named
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._socket = transport
         peer = transport.get_extra_info("peername")
-        for refused in self._admission.admit(self, peer[0] if peer else ""):
+        address = client_address(peer[0]) if peer else ""
+        if self._proxies and is_trusted(address, self._proxies):
+            self._header = b""
+            self._header_timer = asyncio.get_running_loop().call_later(self._tls_timeout, transport.abort)
+            return
+        self._admit(address)
+
+    def _admit(self, address: str) -> None:
+        transport = self._socket
+        for refused in self._admission.admit(self, address):
             refused._socket.abort()  # an idle socket: no close frame is owed, and none could be read
         if transport.is_closing():
             return
@@ -50,6 +69,30 @@ class AdmittedConnection(ServerConnection):
             self._open(transport)
         else:
             self._handshake = asyncio.get_running_loop().create_task(self._start_tls(transport))
+
+    def _read_header(self, data: bytes) -> None:
+        """Take bytes of a trusted balancer's PROXY header; once it is whole, admit the client it names and pass
+        the bytes after it on. A malformed header closes this connection alone."""
+        try:
+            header = proxy.parse(self._header + data)
+        except proxy.MalformedProxyHeader as error:
+            log.info("closing a connection from balancer %s: %s", self._socket.get_extra_info("peername")[0], error)
+            self._socket.abort()
+            return
+        if header is None:
+            self._header += data
+            return
+        self._header = None
+        self._header_timer.cancel()
+        self._client = header.source
+        self._admit(self._client or client_address(self._socket.get_extra_info("peername")[0]))
+        if header.rest and not self._socket.is_closing():
+            self.data_received(header.rest)
+
+    @property
+    def remote_address(self):
+        """The client's (address, port): the one a trusted balancer named (port 0), else the socket's peer."""
+        return (self._client, 0) if self._client is not None else super().remote_address
 
     async def _start_tls(self, transport: asyncio.BaseTransport) -> None:
         try:
@@ -69,7 +112,9 @@ class AdmittedConnection(ServerConnection):
             super().data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if self._opened:
+        if self._header is not None:
+            self._read_header(data)
+        elif self._opened:
             super().data_received(data)
         else:  # asyncio reads right after the TLS handshake, before start_tls returns to us
             self._early.append(data)
@@ -78,6 +123,8 @@ class AdmittedConnection(ServerConnection):
         return super().eof_received() if self._opened else None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
         self._admission.release(self)
         if self._opened:
             super().connection_lost(exc)
@@ -131,17 +178,24 @@ def check_websockets() -> None:
                           "(pip install 'websockets>=16,<18')")
 
 
-def connection_factory(admission: Admission, tls_cert: Path | None, tls_key: Path | None, tls_timeout: float):
+def connection_factory(admission: Admission, tls_cert: Path | None, tls_key: Path | None, tls_timeout: float,
+                       proxies: tuple[Network, ...] = ()):
     """Return what websockets' `serve(create_connection=…)` calls to make each connection; pass `ssl=None`
-    to `serve` and the TLS pair here.
+    to `serve` and the TLS pair here. Connections from `proxies` start with a PROXY protocol v2 header.
 
     Raises:
-        ConfigError: only one of the TLS pair is set, or it cannot be loaded.
+        ConfigError: only one of the TLS pair is set, or it cannot be loaded; or both TLS and trusted proxies are
+            set (the balancer ends TLS, see docs/deploy).
     """
     tls = tls_context(tls_cert, tls_key)
+    if tls is not None and proxies:
+        # asyncio starts TLS on a socket none of whose bytes were read, and the header may come with the first
+        # bytes of the TLS handshake.
+        raise ConfigError("[server] trusted_proxies: the load balancer ends TLS (docs/deploy/haproxy.cfg); a node "
+                          "behind it serves plain ws:// on the private network: unset tls_cert and tls_key")
 
     def create(*args, **kwargs) -> AdmittedConnection:
-        return AdmittedConnection(admission, tls, tls_timeout, *args, **kwargs)
+        return AdmittedConnection(admission, tls, tls_timeout, proxies, *args, **kwargs)
     return create
 
 

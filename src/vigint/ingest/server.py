@@ -54,6 +54,7 @@ from vigint.ingest.session import Session
 from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
+from vigint.networks import parse_networks
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey, Store, is_busy
 from vigint.tasks import TaskSet, every
@@ -123,7 +124,7 @@ class Server:
                         self.streams.by_mode, lambda: time.monotonic() - self._last_flush, lambda: self.draining)
         try:
             connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
-                                             config.auth_timeout_seconds)
+                                             config.auth_timeout_seconds, parse_networks(config.trusted_proxies))
             self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
                                    process_request=routes, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
