@@ -20,6 +20,7 @@ from pathlib import Path
 
 import websockets
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.server import ServerProtocol
 
 from vigint.errors import ConfigError, VigintError
@@ -133,6 +134,16 @@ class AdmittedConnection(ServerConnection):
         """Stop counting this connection as waiting: it sent its hello, so it is not an idle socket (and must
         not be evicted while its key is being checked)."""
         self._admission.release(self)
+
+    async def drop_unread(self) -> None:
+        """Read and drop what the agent sent still, until the connection closes: websockets stops reading a
+        connection whose unread messages pile up, and would then hear the agent's answer to a close frame only
+        after close_timeout, holding the socket that long."""
+        try:
+            async for _ in self:
+                pass
+        except ConnectionClosed:
+            pass
 
     def raise_message_limit(self, max_message_bytes: int) -> None:
         """Let this (authenticated) connection send messages of up to `max_message_bytes`.

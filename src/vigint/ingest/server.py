@@ -67,16 +67,6 @@ FINAL_FLUSH_SECONDS = 0.5  # a usage write takes milliseconds; this is for a slo
 DRAIN_POLL_SECONDS = 0.1  # how soon a drain ends once its last stream has closed
 
 
-async def _discard(connection: AdmittedConnection) -> None:
-    """Read and drop what a stream being closed had sent still: websockets stops reading a connection whose unread
-    messages pile up, and would then hear the agent's answer to the close only after close_timeout."""
-    try:
-        async for _ in connection:
-            pass
-    except ConnectionClosed:
-        pass
-
-
 class Server:
     """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
 
@@ -223,7 +213,7 @@ class Server:
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
             # The close frame goes out at once, but the stream ends before the closing handshake does: a
             # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
-            closing = asyncio.gather(connection.close(*self._close_for(error)), _discard(connection))
+            closing = asyncio.gather(connection.close(*self._close_for(error)), connection.drop_unread())
         finally:
             if session is not None:
                 await self._end_session(session)
