@@ -30,6 +30,10 @@ from vigint.networks import Network, client_address, is_trusted
 
 log = logging.getLogger(__name__)
 
+# What an agent may have in flight when it hears that its stream is closed: a few media messages in its socket
+# buffers and websockets' queue. Reading more would only serve a sender that ignores the close.
+MAX_DROPPED_BYTES = 16 * 1024 * 1024
+
 
 class AdmittedConnection(ServerConnection):
     """A server connection counted by an `Admission` from its accept until it says hello or closes.
@@ -138,10 +142,14 @@ class AdmittedConnection(ServerConnection):
     async def drop_unread(self) -> None:
         """Read and drop what the agent sent still, until the connection closes: websockets stops reading a
         connection whose unread messages pile up, and would then hear the agent's answer to a close frame only
-        after close_timeout, holding the socket that long."""
+        after close_timeout, holding the socket that long. Past MAX_DROPPED_BYTES the sender is left unread (it
+        keeps sending after the close: close_timeout ends it)."""
+        dropped = 0
         try:
-            async for _ in self:
-                pass
+            async for message in self:
+                dropped += len(message)
+                if dropped > MAX_DROPPED_BYTES:
+                    return
         except ConnectionClosed:
             pass
 
