@@ -26,7 +26,7 @@ CODECS = frozenset({"h264"})
 RETRY_AFTER = re.compile(r"retry in (\d+) s")
 MAX_PICTURE_SIDE = 16384  # the most any [server] picture limit allows
 # Frames per second of any camera a security service takes (high-speed cameras film at 120): a stream whose times
-# advance faster is no camera's (see `Cadence`).
+# advance faster is no camera's (see analysis/intake.py).
 MAX_FRAME_RATE = 120
 MAX_SPOOLED_SECONDS = 366 * 24 * 3600  # a year: more than any spool holds
 
