@@ -37,6 +37,16 @@ def test_the_key_never_appears_in_a_repr_or_an_error():
     (hello(codec="hevc"), "unsupported codec"),
     (hello(width="wide"), "'width' has the wrong type"),
     (hello(fps=True), "'fps' has the wrong type"),
+    ('{"type": "hello", "version": 1, "key": "k", "camera": "door", "fps": 1e999}', "'fps' is out of range"),
+    ('{"type": "hello", "version": 1, "key": "k", "camera": "door", "fps": NaN}', "'fps' is out of range"),
+    ('{"type": "hello", "version": 1, "key": "k", "camera": "door", "fps": -Infinity}', "'fps' is out of range"),
+    (hello(fps=0), "'fps' is out of range"),
+    (hello(fps=121), "'fps' is out of range"),
+    (hello(width=10 ** 400), "'width' is out of range"),
+    (hello(height=0), "'height' is out of range"),
+    (hello(spooled_seconds=-1), "'spooled_seconds' is out of range"),
+    ('{"type": "hello", "version": 1, "key": "k", "camera": "door", "spooled_seconds": 1e999}',
+     "'spooled_seconds' is out of range"),
     (b'{"type": "hello"}', "text JSON hello"),
 ])
 def test_bad_hellos_are_4400_with_a_reason(message, why):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vigint.proxies import proxy_networks
+from vigint.networks import parse_networks
 
 # S3's rules for bucket names (AWS, MinIO, Garage and Ceph accept these): 3-63 lowercase letters, digits, dots, hyphens.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -143,9 +143,15 @@ class ServerSettings:
                                       "is closed: agents say hello at once, so only idle sockets are lost, and "
                                       "the file descriptors left serve authenticated streams", minimum=1)
     max_pending_hellos_per_address: int = setting(32, "connections not yet authenticated from one address; past "
-                                                  "it new ones are closed at once: a shop's cameras reconnecting "
-                                                  "together fit, one host cannot hold the whole allowance",
+                                                  "it that address's oldest is closed: a shop's cameras reconnecting "
+                                                  "together fit, one host cannot hold the whole allowance, and an "
+                                                  "idle host behind the shop's NAT cannot lock its agent out",
                                                   minimum=1)
+    trusted_proxies: str = setting("", "load balancers whose PROXY protocol v2 header names the agent behind each "
+                                   "connection (addresses or networks, e.g. 10.0.0.2, 10.0.1.0/24): per-address "
+                                   "limits then count agents, not the balancer. Connections from these must send "
+                                   "the header (HAProxy: send-proxy-v2); nobody else's is believed. Empty: none",
+                                   check=parse_networks)
     max_picture_width: int = setting(3840, "widest picture a stream's SPS may declare (4K UHD); a larger one is "
                                      "closed with 4415 before it reaches the decoder. A 4K stream's decoder holds "
                                      "about 260 MiB (720p: 12 MiB): 1920 and 1080 suit a fleet without 4K cameras",
@@ -292,7 +298,7 @@ class WebSettings:
                                                     "browsers fit; a trusted proxy's count in the total", minimum=1)
     reserve_descriptors: int = setting(128, "descriptors kept for clips, stills, database and streams: nearer the "
                                        "open-file limit than this, the page refuses new connections", minimum=32)
-    trusted_proxies: str = setting("", "proxies believed in X-Forwarded-For: 10.0.0.2,10.0.0.0/8", check=proxy_networks)
+    trusted_proxies: str = setting("", "proxies believed in X-Forwarded-For: 10.0.0.2,10.0.0.0/8", check=parse_networks)
     max_clip_streams: int = setting(32, "clips streamed from S3 at once (each holds a bucket connection and about "
                                     "0.2 MiB while its reader takes it); more: 503", minimum=1)
     max_clip_streams_per_client: int = setting(8, "of those, one client's (page and emailed links): a leaked link "

@@ -24,6 +24,11 @@ MAX_CAMERA_NAME = 64
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
 CODECS = frozenset({"h264"})
 RETRY_AFTER = re.compile(r"retry in (\d+) s")
+MAX_PICTURE_SIDE = 16384  # the most any [server] picture limit allows
+# Frames per second of any camera a security service takes (high-speed cameras film at 120): a stream whose times
+# advance faster is no camera's (see analysis/intake.py).
+MAX_FRAME_RATE = 120
+MAX_SPOOLED_SECONDS = 366 * 24 * 3600  # a year: more than any spool holds
 
 
 class CloseCode(enum.IntEnum):
@@ -90,6 +95,15 @@ def _optional(document: dict, name: str, kinds: tuple[type, ...]):
     return value
 
 
+def _number(document: dict, name: str, kinds: tuple[type, ...], low: float, high: float, *, above_low: bool = False):
+    """Return an optional numeric field, refused unless `low` <= value <= `high` (or `low` < value): JSON
+    allows `1e999`, which Python reads as infinity, and integers of thousands of digits."""
+    value = _optional(document, name, kinds)
+    if value is not None and not (low < value <= high if above_low else low <= value <= high):
+        raise _bad(f"hello field {name!r} is out of range")
+    return value
+
+
 def _json_object(message: str) -> dict | None:
     """Parse a JSON text; return it if it is an object, None if it is not JSON or not an object.
 
@@ -146,13 +160,12 @@ def parse_hello(message: str | bytes) -> Hello:
     backfill = document.get("backfill", False)
     if not isinstance(backfill, bool):
         raise _bad("hello field 'backfill' has the wrong type")
-    spooled = _optional(document, "spooled_seconds", (int, float))
-    if spooled is not None and not 0 <= spooled < math.inf:
-        raise _bad("hello field 'spooled_seconds' is out of range")
     return Hello(key=document["key"], camera=camera, codec=codec,
-                 width=_optional(document, "width", (int,)), height=_optional(document, "height", (int,)),
-                 fps=_optional(document, "fps", (int, float)), agent=_optional(document, "agent", (str,)),
-                 backfill=backfill, spooled_seconds=spooled)
+                 width=_number(document, "width", (int,), 1, MAX_PICTURE_SIDE),
+                 height=_number(document, "height", (int,), 1, MAX_PICTURE_SIDE),
+                 fps=_number(document, "fps", (int, float), 0, MAX_FRAME_RATE, above_low=True),
+                 agent=_optional(document, "agent", (str,)), backfill=backfill,
+                 spooled_seconds=_number(document, "spooled_seconds", (int, float), 0, MAX_SPOOLED_SECONDS))
 
 
 def parse_control(message: str) -> str | None:

@@ -4,7 +4,7 @@ import pytest
 from media import make_h264
 
 from vigint import protocol
-from vigint.analysis.intake import UNDECODABLE, Intake, Limits
+from vigint.analysis.intake import CADENCE_UNITS, UNDECODABLE, Intake, Limits
 from vigint.protocol import CloseCode, ProtocolViolation
 
 LIMITS = Limits(max_width=640, max_height=360, max_macroblocks=920, max_nal_units=16, max_bad_packets=5,
@@ -118,3 +118,29 @@ def test_recorded_footage_is_taken_in_decode_order_only():
     assert intake.accept(units[0]) is not None and intake.accept(units[1]) is not None
     assert intake.accept(units[1]) is None and intake.accept(units[0]) is None  # again, and older: not analysed
     assert counted == [1, 1] and intake.accept(units[2]) is not None
+
+
+def recorded_gate() -> Intake:
+    return Intake(dataclasses.replace(LIMITS, max_bad_packets=10_000), lambda count, first: None, complete=True)
+
+
+@pytest.mark.parametrize("step_us", [1, 1_000, 6_000])
+def test_recorded_footage_whose_decode_times_advance_faster_than_frames_is_refused(step_us):
+    intake, unit = recorded_gate(), messages(make_h264(1, width=320, height=180))[0]
+    start = 1_700_000_000_000_000
+    with pytest.raises(ProtocolViolation) as refused:
+        for index in range(1000):
+            intake.accept(protocol.media(start + index * step_us, start + index * step_us, unit[16:]))
+    assert refused.value.code == CloseCode.BAD_MEDIA
+    assert refused.value.reason == "decode times advance faster than 120 frames a second"
+    assert index == CADENCE_UNITS  # found within a quarter second's worth of frames: nothing more was taken
+
+
+def test_recorded_footage_at_120_frames_a_second_on_a_jittery_clock_or_with_gaps_passes():
+    intake, unit = recorded_gate(), messages(make_h264(1, width=320, height=180))[0][16:]
+    dts = 1_700_000_000_000_000
+    for index in range(1000):
+        dts += 8_333 + (-2_000 if index % 2 else 2_000)  # 120 fps, truncated to µs, frames 2 ms early or late
+        if index % 100 == 99:
+            dts += 3_600_000_000  # an hour the agent dropped
+        assert intake.accept(protocol.media(dts, dts, unit)) is not None

@@ -16,8 +16,9 @@ from media import make_footage, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
-from vigint import protocol
+from vigint import keys, protocol
 from vigint.alerts import emails
+from vigint.analysis.intake import CADENCE_UNITS
 from vigint.config import EmailSettings, Settings, StorageSettings
 
 FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)  # small pictures, short GOPs: a few seconds a test
@@ -62,6 +63,15 @@ async def acks_until_closed(connection, timeout: float = 30) -> tuple[list[int],
                 acks.append(until)
     except ConnectionClosed as closed:
         return acks, closed.rcvd.code if closed.rcvd else None
+
+
+async def usage_once_ended(server, connection, reading, client_id: int):
+    """End a backfill, check that it closed with 1000, write the usage and return the client's one usage row."""
+    await connection.send(protocol.end_of_backfill())
+    assert (await reading)[1] == 1000
+    await server.flush_usage()
+    (row,) = await server.store.usage_report(client_id, None, None)
+    return row
 
 
 async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_through_its_end(start, tmp_path):
@@ -184,17 +194,17 @@ async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets
     await live.close()
 
 
-async def test_backfill_usage_is_counted_apart_from_live_streams(start):
+async def test_backfill_usage_is_counted_apart_from_live_streams_from_the_footage_its_gate_took(start):
     server = await start()
-    client_id, key_id, api_key = await add_client(server.store)
+    client_id, _, api_key = await add_client(server.store)
     video = make_footage(4, **FOOTAGE)
     connection = await open_backfill(server, api_key)
     reading = asyncio.ensure_future(acks_until_closed(connection))
-    sent = await send_video(connection, video, start_us=TEN_MINUTES_AGO)
-    await connection.send(protocol.end_of_backfill())
-    assert (await reading)[1] == 1000
-    await server.flush_usage()
-    (row,) = await server.store.usage_report(client_id, None, None)
+    an_hour_on = TEN_MINUTES_AGO + 3_600_000_000
+    bogus = protocol.media(an_hour_on, an_hour_on, b"not H.264")  # counted as undecodable: moves no footage time
+    await connection.send(bogus)
+    sent = len(bogus) + await send_video(connection, video, start_us=TEN_MINUTES_AGO)
+    row = await usage_once_ended(server, connection, reading, client_id)
     assert row.backfill_bytes == sent and row.bytes_received == 0
     footage = (video.units[-1][1] - video.units[0][1]) / 1e6
     assert row.backfill_seconds == pytest.approx(footage)
@@ -239,3 +249,64 @@ async def test_garbage_on_a_backfill_ends_with_4415_and_a_stray_end_on_a_live_st
     await send_video(live, video)
     await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
     await live.close()
+
+
+async def test_a_backfill_is_told_when_its_key_s_expiry_changes_like_its_live_stream(start):
+    server = await start()
+    _, key_id, api_key = await add_client(server.store)
+    live, _ = await open_stream(url(server), api_key)
+    connection = await open_backfill(server, api_key)
+    successor = keys.generate()
+    expires_at = time.time() + 3600
+    await server.store.rotate_key(key_id, keys.hash_key(successor), keys.display_prefix(successor), "", expires_at,
+                                  time.time())  # as `vigint key rotate` does, from another process
+    for agent in (live, connection):
+        notice = json.loads(await asyncio.wait_for(agent.recv(), 5))
+        assert notice["type"] == protocol.KEY_NOTICE and protocol.key_expiry(notice) == pytest.approx(expires_at)
+    await connection.close()
+    await live.close()
+
+
+async def test_a_backfill_stamped_1_us_a_frame_ends_with_4415_having_been_read_and_billed_no_further(start):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    video = make_footage(20, **FOOTAGE)  # 200 frames of real footage, sent as if they were 200 µs of it
+    connection = await open_backfill(server, api_key)
+    reading = asyncio.ensure_future(acks_until_closed(connection, timeout=5))  # closed at once, not after close_timeout
+    session = server.streams.backfill(client_id, "front-door")
+    try:
+        for index, (_, _, _, access_unit) in enumerate(video.units):
+            await connection.send(protocol.media(TEN_MINUTES_AGO + index, TEN_MINUTES_AGO + index, access_unit))
+        await connection.send(protocol.end_of_backfill())
+    except ConnectionClosed:
+        pass  # closed while sending
+    assert (await reading)[1] == 4415
+    assert connection.close_reason == "decode times advance faster than 120 frames a second"
+    assert session.analysis.intake.newest_dts - TEN_MINUTES_AGO == CADENCE_UNITS - 1  # not one unit taken after
+    await eventually(lambda: not server.streams.open())
+    await server.flush_usage()
+    (row,) = await server.store.usage_report(client_id, None, None)
+    assert row.frames_decoded <= CADENCE_UNITS
+
+
+async def test_real_footage_is_read_no_further_ahead_of_its_analysis_than_the_throttle_and_billed_in_full(start):
+    server = await start(decode_threads=2)  # one thread for backfills
+    client_id, _, api_key = await add_client(server.store)
+    video = make_footage(20, **FOOTAGE)
+    busy = threading.Event()
+    server._backfill_pool.submit(busy.wait)  # the backfill thread is taken: nothing of it is analysed meanwhile
+    try:
+        connection = await open_backfill(server, api_key)
+        reading = asyncio.ensure_future(acks_until_closed(connection))
+        sending = asyncio.ensure_future(send_video(connection, video, start_us=TEN_MINUTES_AGO))
+        session = server.streams.backfill(client_id, "front-door")
+        await eventually(lambda: session.analysis.backlogged)
+        read = (session.analysis.intake.newest_dts - TEN_MINUTES_AGO) / 1e6
+        # long_buffer_seconds less pre-roll, min_motion and a margin: 3 s of footage ahead of its analysis
+        assert session.analysis.frames_decoded == 0 and 2.9 <= read <= 3.2
+    finally:
+        busy.set()
+    await sending
+    row = await usage_once_ended(server, connection, reading, client_id)
+    assert row.backfill_seconds == pytest.approx((video.units[-1][1] - video.units[0][1]) / 1e6)
+    assert row.frames_decoded == video.frames

@@ -4,6 +4,7 @@ sent SIGTERM drains (503 on /healthz, HAProxy takes it out) before its agents mo
 
 import asyncio
 import csv
+import http.client
 import os
 import re
 import shutil
@@ -18,15 +19,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from attacks import ServeProcess
+from attacks import ServeProcess, first_answer, hello
 from conftest import REALTIME, add_client, eventually, free_port
 from media import write_video_file
 from prometheus_client.parser import text_string_to_metric_families
 
+from vigint import keys
 from vigint.store import Store
 
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
 CAMERAS = ("door", "till", "yard", "cellar")  # two agents, two cameras each: four streams
+BEHIND_HAPROXY = {"VIGINT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}  # HAProxy connects to the nodes from there
 
 pytestmark = [REALTIME, pytest.mark.skipif(shutil.which("haproxy") is None,
                                            reason="haproxy is not installed (apt-get install haproxy; .ci/run does)")]
@@ -56,19 +59,25 @@ async def stop_all(agents: list[asyncio.subprocess.Process]) -> str:
     return logs
 
 
-def healthz(node: ServeProcess) -> int:
+def node_get(node: ServeProcess, path: str) -> tuple[int, str]:
+    """GET `path` from the node itself, as Prometheus does: from an address other than the balancer's, whose
+    connections the node expects to start with a PROXY header. Return the status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5, source_address=("127.0.0.2", 0))
     try:
-        with urllib.request.urlopen(node.http + "/healthz", timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def healthz(node: ServeProcess) -> int:
+    return node_get(node, "/healthz")[0]
 
 
 def streams_on(node: ServeProcess) -> int:
     """Return how many streams the node's /metrics says it holds."""
-    with urllib.request.urlopen(node.http + "/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = node_get(node, "/metrics")[1]
     return int(sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                    if sample.name == "vigint_streams_connected"))
 
@@ -95,6 +104,7 @@ async def start_haproxy(folder: Path, nodes: list[ServeProcess],
     port, stats = free_port(), folder / "haproxy.sock"
     env = {**os.environ, "VIGINT_LB_BIND": f"127.0.0.1:{port}", "VIGINT_LB_STATS_SOCKET": str(stats),
            **{f"VIGINT_NODE{number}": f"127.0.0.1:{node.port}" for number, node in enumerate(nodes, 1)}}
+    env.setdefault("VIGINT_NODE2", env["VIGINT_NODE1"])  # one node: both server lines name it
     with (folder / "haproxy.log").open("wb") as log:
         haproxy = subprocess.Popen(["haproxy", "-f", str(CONFIG)], env=env, stdout=log, stderr=log)
     cleanup.callback(haproxy.wait)
@@ -117,7 +127,7 @@ async def balanced(folder: Path, db: Path | str, env: dict[str, str],
     write_video_file(folder / "camera.mp4", 4)
     nodes = []
     for number in (1, 2):
-        nodes.append(node := ServeProcess(folder / f"node{number}", env, db=db))
+        nodes.append(node := ServeProcess(folder / f"node{number}", {**env, **BEHIND_HAPROXY}, db=db))
         cleanup.push_async_callback(node.stop)
         await node.start()
     _, port, stats = await start_haproxy(folder, nodes, cleanup)
@@ -193,3 +203,20 @@ async def test_a_killed_node_s_agents_land_on_the_other_once_its_leases_run_out(
         logs = await stop_all(agents)
         # The moved cameras were refused while the dead node's leases held their names, then welcomed.
         assert "already streaming" in logs, logs
+
+
+async def test_the_agents_addresses_reach_the_node_through_haproxy_so_a_stranger_s_ban_is_his_alone(tmp_path):
+    # Through the balancer every connection comes from 127.0.0.1: without its PROXY header, one stranger's
+    # wrong keys would have every agent behind it refused with 4429.
+    node = ServeProcess(tmp_path / "node", {**BEHIND_HAPROXY, "VIGINT_SERVER_MAX_AUTH_FAILURES": "3"})
+    async with AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(node.stop)
+        await node.start()
+        _, _, api_key = await node.cli.create_client("Acme")
+        _, port, _ = await start_haproxy(tmp_path, [node], cleanup)
+        through = f"ws://127.0.0.1:{port}/v1/stream"
+        stranger = [(await first_answer(through, hello(keys.generate()), "127.0.0.66"))[0] for _ in range(4)]
+        assert stranger == [4401, 4401, 4401, 4429]
+        assert (await first_answer(through, hello(keys.generate()), "127.0.0.5"))[0] == 4401  # not banned
+        assert await first_answer(through, hello(api_key, "door"), "127.0.0.5") == (None, "welcome")
+        await eventually(lambda: "camera 'door' connected from 127.0.0.5" in node.log())

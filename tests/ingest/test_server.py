@@ -514,3 +514,24 @@ async def test_a_still_camera_goes_idle_and_status_and_metrics_say_so(start, db_
     assert [(s["camera"], s["mode"]) for s in status["streams"]] == [("till", "idle")]
     assert datetime.fromisoformat(status["streams"][0]["connected_at"]).tzinfo is not None  # ISO 8601, not epoch
     await connection.close()
+
+
+@pytest.mark.slow  # waits out one busy_timeout (5 s)
+async def test_usage_met_by_a_long_database_lock_is_kept_and_warned_of_in_one_line(start, db_path, caplog):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), api_key)
+    holder = sqlite3.connect(db_path, isolation_level=None)  # another process's writer: a backup, an admin command
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        sent = await send_video(connection, make_h264(1))
+        await connection.close()
+        failures = await eventually(lambda: [record for record in caplog.records
+                                             if "could not write usage" in record.getMessage()], timeout=20)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [(record.levelname, record.exc_info) for record in failures] == [("WARNING", None)] * len(failures)
+    assert "database busy" in failures[0].getMessage() and "\n" not in failures[0].getMessage()
+    rows = await eventually(lambda: server.store.usage_report(client_id, None, None))
+    assert rows[0].bytes_received == sent

@@ -13,7 +13,7 @@ from conftest import Mailbox, add_client, eventually, free_port
 
 from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link
-from vigint.proxies import Proxies, requester_key
+from vigint.networks import Proxies, requester_key
 
 SMTP_DELAY = 0.2  # a slow mail server: what the answer must not wait for
 

@@ -10,6 +10,11 @@ overloaded server (so it stays real-time), past `max_catchup_us` on any (so no s
 or past `max_backlog_bytes` (memory, whatever the timestamps say). What cannot be decoded is counted,
 including what is skipped while waiting for a keyframe after an error, so a stream of garbage ends with
 4415 whatever shape it takes.
+
+Recorded footage (a complete gate) is billed by the time its decode times cover and read as fast as its
+analysis reaches them, so those times must advance like a camera's frames: in decode order, and at most
+MAX_UNITS_PER_SECOND access units a second of them (4415 past it, see `Cadence`). A sender stamping 50 s of
+footage 1 µs apart would otherwise be billed a millisecond for it and escape the read throttle.
 """
 
 from collections import deque
@@ -17,8 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vigint import h264, protocol
-from vigint.media import Packet
+from vigint.media import MICROSECONDS, Packet
 from vigint.protocol import CloseCode, ProtocolViolation
+
+# Access units a second of recorded footage may hold: the fastest camera's frames (protocol.MAX_FRAME_RATE), with
+# room for the jitter of timestamps rounded to µs or taken from a capture clock.
+MAX_UNITS_PER_SECOND = protocol.MAX_FRAME_RATE * 5 // 4
+# Access units over which that rate is measured (a quarter second at 120 fps): few, so that a sender breaking it is
+# stopped before it has much analysed; enough that one early frame does not break it.
+CADENCE_UNITS = 30
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,28 @@ class Limits:
 
 
 UNDECODABLE = "the stream cannot be decoded as H.264"
+TOO_FAST = f"decode times advance faster than {protocol.MAX_FRAME_RATE} frames a second"
+
+
+class Cadence:
+    """Checks that decode times advance like frames: CADENCE_UNITS in a row span at least the time they take at
+    MAX_UNITS_PER_SECOND."""
+
+    _MIN_SPAN_US = CADENCE_UNITS * MICROSECONDS // MAX_UNITS_PER_SECOND
+
+    def __init__(self):
+        self._recent: deque[int] = deque(maxlen=CADENCE_UNITS)  # the newest decode times taken
+
+    def take(self, dts: int) -> None:
+        """Take the next decode time (later than every one before it).
+
+        Raises:
+            ProtocolViolation: 4415 if it ends CADENCE_UNITS + 1 units spanning less than they would at
+                MAX_UNITS_PER_SECOND.
+        """
+        if len(self._recent) == CADENCE_UNITS and dts - self._recent[0] < self._MIN_SPAN_US:
+            raise ProtocolViolation(CloseCode.BAD_MEDIA, TOO_FAST)
+        self._recent.append(dts)
 
 
 class Intake:
@@ -57,13 +91,15 @@ class Intake:
         self._broken = True
         self._queued_dts: deque[int] = deque()  # of packets admitted and not yet analysed, oldest first
         self.queued_bytes = 0
-        self._newest_dts: int | None = None  # of the units taken, for a complete gate's order
+        self.newest_dts: int | None = None  # of the units a complete gate took: its footage reaches that far
+        self._cadence = Cadence()
 
     def accept(self, message: bytes) -> Packet | None:
         """Check one media message; return its packet, or None if it is not H.264 (counted as bad).
 
         Raises:
-            ProtocolViolation: 4415 if the message breaks a limit or too many in a row were bad.
+            ProtocolViolation: 4415 if the message breaks a limit (recorded footage: its cadence too) or too many in
+                a row were bad.
         """
         try:
             media = protocol.parse_media(message)
@@ -79,10 +115,11 @@ class Intake:
             self._bad(1)  # not Annex-B, or no slice (a flood of 4-byte end-of-sequence units): never kept
             return None
         if self._complete:  # recorded footage out of order would be analysed and billed twice (see meter.py)
-            if self._newest_dts is not None and media.dts <= self._newest_dts:
+            if self.newest_dts is not None and media.dts <= self.newest_dts:
                 self._bad(1)
                 return None
-            self._newest_dts = media.dts
+            self._cadence.take(media.dts)
+            self.newest_dts = media.dts
         return Packet(media.pts, media.dts, h264.is_keyframe(inspection.types), media.data)
 
     def _check_size(self, size: h264.PictureSize) -> None:

@@ -14,7 +14,8 @@ def bucket_of(timestamp: float) -> int:
 
 def footage_seconds(previous_dts: int | None, dts: int | None) -> float:
     """Return the footage time an access unit at `dts` (µs) adds after the newest one before it: the step between
-    them, none for the first or one out of order, at most MAX_FOOTAGE_STEP_SECONDS across a gap."""
+    them, none for the first or one out of order, at most MAX_FOOTAGE_STEP_SECONDS across a gap. The times are
+    those the stream's gate took, which advance like frames (see analysis/intake.py): a sender cannot shrink them."""
     if previous_dts is None or dts is None or dts <= previous_dts:
         return 0.0
     return min((dts - previous_dts) / 1e6, MAX_FOOTAGE_STEP_SECONDS)

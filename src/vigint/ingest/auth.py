@@ -85,9 +85,9 @@ async def invalid_streams(store: Store, streams: Sequence[S], version: int | Non
 
 
 class KeyWatch:
-    """Closes the streams whose key stopped being valid with 4401, and tells the agents of live streams whose key's
-    expiry changed (a rotation's grace period) when it now stops working. `check` runs every
-    `revocation_check_seconds`."""
+    """Closes the streams whose key stopped being valid with 4401, and tells the agents of streams whose key's expiry
+    changed (a rotation's grace period) when it now stops working: backfills too, whose footage of a long outage
+    can take hours to send. `check` runs every `revocation_check_seconds`."""
 
     def __init__(self, store: Store, tasks: TaskSet):
         self._store, self._tasks, self._version = store, tasks, None
@@ -100,8 +100,7 @@ class KeyWatch:
                      session.camera)
             self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
         for session in sessions:  # one not welcomed yet hears it in its welcome, which must come first
-            if session.key.expires_at != expiries[session] and session.welcomed and not session.backfill \
-                    and session not in invalid:
+            if session.key.expires_at != expiries[session] and session.welcomed and session not in invalid:
                 self._tasks.spawn(session.notify(protocol.key_notice(session.key.expires_at)))
 
 

@@ -27,13 +27,14 @@ async def drained(session: Session) -> None:
             wait.cancel()
 
 
-def footage_in(session: Session, message: bytes) -> float:
-    """Return the footage time a backfill's media message adds (see `meter.footage_seconds`), remembering the
-    newest decode time received."""
-    dts, newest = protocol.media_dts(message), session.newest_dts
-    if dts is not None and (newest is None or dts > newest):
-        session.newest_dts = dts
-    return footage_seconds(newest, dts)
+def footage_in(session: Session) -> float:
+    """Return the footage time a backfill's media message just taken added (see `meter.footage_seconds`): how far
+    it moved the decode times its gate took, which the gate makes advance like frames (see `Intake`). Measured on
+    what the gate took, not on the message's header: a message it refused would move the footage along unanalysed."""
+    newest = session.analysis.intake.newest_dts
+    seconds = footage_seconds(session.billed_dts, newest)
+    session.billed_dts = newest
+    return seconds
 
 
 def acknowledge(session: Session, desk: IncidentDesk, tasks: TaskSet) -> None:

@@ -53,8 +53,9 @@ from vigint.ingest.session import Session
 from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
+from vigint.networks import parse_networks
 from vigint.protocol import CloseCode, ProtocolViolation
-from vigint.store import ApiKey, Store
+from vigint.store import ApiKey, Store, is_busy
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
 from vigint.web.app import open_page
@@ -112,7 +113,7 @@ class Server:
                         self.streams.by_mode, lambda: time.monotonic() - self._last_flush, lambda: self.draining)
         try:
             connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
-                                             config.auth_timeout_seconds)
+                                             config.auth_timeout_seconds, parse_networks(config.trusted_proxies))
             self._ws = await serve(self._handle, config.host, config.port, ssl=None,  # TLS: see connections.py
                                    process_request=routes, max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
@@ -212,7 +213,7 @@ class Server:
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see _close_for
             # The close frame goes out at once, but the stream ends before the closing handshake does: a
             # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
-            closing = asyncio.ensure_future(connection.close(*self._close_for(error)))
+            closing = asyncio.gather(connection.close(*self._close_for(error)), connection.drop_unread())
         finally:
             if session is not None:
                 await self._end_session(session)
@@ -289,12 +290,11 @@ class Server:
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
+            session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
             if session.backfill:
-                self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session, message),
-                                        time.time())
+                self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
             else:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
-            session.analysis.receive(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
 
@@ -358,7 +358,15 @@ class Server:
 
     async def _flush_periodically(self) -> None:
         async def flush() -> None:
-            await self.flush_usage()
+            try:
+                await self.flush_usage()
+            except Exception as error:  # noqa: BLE001 - re-raised unless the store says it is only busy
+                if not is_busy(error):
+                    raise
+                # Another process holding the database (a backup, an admin command) is expected: the usage is
+                # kept for the next flush, and a traceback would say there is something to fix.
+                log.warning("could not write usage: database busy (%s); kept for the next try", error)
+                return
             if self._streams_ended:
                 self._streams_ended = False
                 await asyncio.get_running_loop().run_in_executor(self._pool, trim_heap)

@@ -31,7 +31,7 @@ class Session:
     decode_task: asyncio.Task | None = None
     ended: bool = False  # its connection closed; it may still be flushing its decoder
     spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
-    newest_dts: int | None = None  # of a backfill's media received so far (its footage time counts from it)
+    billed_dts: int | None = None  # a backfill's footage is billed up to this decode time
     acked: int | None = None  # a backfill's last ack: its footage up to this decode time is analysed and recorded
     on_settled: Callable[["Session"], None] | None = field(default=None, repr=False)
 

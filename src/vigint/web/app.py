@@ -20,7 +20,7 @@ from aiohttp import web
 from vigint.config import Settings
 from vigint.errors import VigintError
 from vigint.incidents.storage import ClipStorage
-from vigint.proxies import Proxies
+from vigint.networks import Proxies
 from vigint.store import Store
 from vigint.tasks import TaskSet
 from vigint.web import handover, pages, signin

@@ -12,10 +12,10 @@ from aiohttp import web
 from vigint.alerts.templates import local
 from vigint.config import Settings
 from vigint.incidents.storage import ClipStorage
+from vigint.networks import Proxies
 from vigint.store import Client, Store
 from vigint.tasks import TaskSet
 from vigint.web.access import SESSION_COOKIE, Sessions
-from vigint.proxies import Proxies
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)

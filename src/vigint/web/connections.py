@@ -24,7 +24,7 @@ from aiohttp.web_protocol import RequestHandler
 from vigint.admission import Admission, AdmittedProtocol, spare_descriptors
 from vigint.config import WebSettings
 from vigint.errors import VigintError
-from vigint.proxies import Proxies
+from vigint.networks import Proxies
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from aiohttp import web
 from vigint.alerts.emails import compose_sign_in_email, send_email
 from vigint.alerts.templates import choose_language
 from vigint.limiter import RateLimiter
+from vigint.networks import requester_key
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link, page_url
 from vigint.web.base import BACKGROUND, SECURE, SESSIONS, SETTINGS, STORE, current_client, render, requester
-from vigint.proxies import requester_key
 
 log = logging.getLogger(__name__)
 
