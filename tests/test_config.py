@@ -148,7 +148,7 @@ def test_a_bad_clips_location_is_refused_at_load_naming_the_setting(tmp_path, va
 
 
 def test_clips_may_be_a_folder_or_s3_and_s3_settings_fall_back_to_aws_variables(tmp_path):
-    from vigint.config import S3Location, clips_location
+    from vigint.locations import S3Location, clips_location
 
     aws = {"AWS_ENDPOINT_URL": "http://other:1", "AWS_ENDPOINT_URL_S3": "http://minio.lan:9000",
            "AWS_DEFAULT_REGION": "eu-west-3", "AWS_ACCESS_KEY_ID": "AKIAFROMENV",

@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from vigint.config import CameraSettings, Rectangle, Settings, clips_location, sections
+from vigint.config import CameraSettings, Rectangle, Settings, sections
 from vigint.errors import ConfigError
+from vigint.locations import clips_location
 
 # Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
 NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})

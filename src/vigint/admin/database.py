@@ -19,10 +19,11 @@ from rich.console import Console
 from vigint.admin import render
 from vigint.admin.commands import Commands, check_clips_found, live_streams, open_store, option
 from vigint.alerts.links import LINK_SECRET_FILE
-from vigint.config import Settings, clips_location
+from vigint.config import Settings
 from vigint.errors import InvalidInputError, StoreError
 from vigint.incidents import storage
 from vigint.incidents.storage import incident_files, open_clip_storage
+from vigint.locations import clips_location
 from vigint.store import Store
 from vigint.store.copy import check_targets, copy_database, ensure_empty
 from vigint.store.engine import is_postgres

@@ -20,8 +20,8 @@ from vigint.agent.backoff import Backoff
 from vigint.agent.status import CameraStatus, duration
 from vigint.agent.uplink import AGENT, KeyRefused, Uplink, greet, run_connection, run_until_stopped
 from vigint.protocol import CloseCode
-from vigint.words import plural
 from vigint.tasks import wait_for_event
+from vigint.words import plural
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from vigint.config import S3Location, StorageSettings
+from vigint.config import StorageSettings
 from vigint.errors import ConfigError
 from vigint.files import make_private_folders
 from vigint.incidents.storage import (
@@ -28,6 +28,7 @@ from vigint.incidents.storage import (
     StoredObject,
     client_clip,
 )
+from vigint.locations import S3Location
 
 try:
     import certifi

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from vigint.config import StorageSettings, clips_location
+from vigint.config import StorageSettings
 from vigint.errors import ConfigError, VigintError
 from vigint.files import make_private_folders
+from vigint.locations import clips_location
 from vigint.store import Incident
 
 log = logging.getLogger(__name__)

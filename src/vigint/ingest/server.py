@@ -24,6 +24,7 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
+from vigint.admission import Admission
 from vigint.alerts.links import load_link_secret
 from vigint.alerts.outbox import Outbox
 from vigint.analysis.load import DecodeLoad
@@ -37,7 +38,6 @@ from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.ingest import backfill
-from vigint.admission import Admission
 from vigint.ingest.auth import Hellos, KeyWatch
 from vigint.ingest.connections import (
     AdmittedConnection,
