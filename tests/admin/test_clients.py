@@ -34,3 +34,22 @@ async def test_deleting_a_client_while_it_streams_logs_no_error_and_leaves_no_fo
     await server.desk.drain()
     assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert not (data / "clips" / str(client_id)).exists()  # nor a still written after the deletion
+
+
+async def test_a_reactivated_client_whose_agents_have_not_come_back_is_shown_until_one_streams(start, tmp_path,
+                                                                                                 db_path, cli):
+    server = await start()
+    client_id, _, api_key = await add_client(server.store)
+    for command in ("revoke", "reactivate"):
+        assert (await asyncio.to_thread(cli, "client", command, "--client-id", str(client_id))).code == 0
+    listed = (await asyncio.to_thread(cli, "client", "list", "--json")).json()
+    assert listed[0]["awaiting_agents_since"] is not None
+    assert "no camera back yet" in (await asyncio.to_thread(cli, "client", "list")).out
+    connection, welcome = await open_stream(url(server), api_key, "shop")  # its agent's next try
+    assert welcome["type"] == "welcome"
+    try:
+        await server.flush_usage()  # the key's last use, as the server records it every few seconds
+        assert (await asyncio.to_thread(cli, "client", "list", "--json")).json()[0]["awaiting_agents_since"] is None
+        assert "no camera back yet" not in (await asyncio.to_thread(cli, "client", "list")).out
+    finally:
+        await connection.close()

@@ -149,6 +149,7 @@ async def client_list(args, settings: Settings, console: Console) -> int:
         clients, all_keys = await store.list_clients(), await store.list_keys()
         streams = await live_streams(store, settings, now) or []
         flags = await store.flags(since=now - 7 * SECONDS_PER_DAY)
+        reactivated = await store.reactivations()
     owned = keys_by_client(all_keys)
 
     def cameras(client: Client) -> list[str]:
@@ -157,13 +158,24 @@ async def client_list(args, settings: Settings, console: Console) -> int:
     def flag_kinds(client: Client) -> list[str]:
         return sorted({flag.kind for flag in flags if flag.client_id == client.id})
 
+    def awaiting_agents_since(client: Client) -> float | None:
+        """When the client was reactivated, while none of its agents has come back since (they retry slowly)."""
+        since = reactivated.get(client.id)
+        if since is None or client.status is not ClientStatus.ACTIVE or cameras(client):
+            return None
+        return since if (last_seen(owned.get(client.id, [])) or 0) < since else None
+
+    def status(client: Client) -> str:
+        since = awaiting_agents_since(client)
+        return client.status.value if since is None else f"active\nreactivated {render.local(since)}; no camera back yet"
+
     documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
                   "language": c.language,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
                   "last_seen_at": render.iso(last_seen(owned.get(c.id, []))), "live_cameras": cameras(c),
-                  "flags": flag_kinds(c),
+                  "flags": flag_kinds(c), "awaiting_agents_since": render.iso(awaiting_agents_since(c)),
                   "keys": [key_document(k, now) for k in owned.get(c.id, [])]} for c in clients]
-    rows = [(str(c.id), c.name, c.email, c.status.value, f"{c.language or 'default'}\n{c.timezone or 'default'}",
+    rows = [(str(c.id), c.name, c.email, status(c), f"{c.language or 'default'}\n{c.timezone or 'default'}",
              "\n".join(f"#{k.id} {k.prefix}… {key_state(k, now)}" for k in owned.get(c.id, [])),
              str(len(cameras(c))), render.local(c.created_at), render.local(last_seen(owned.get(c.id, []))),
              ", ".join(flag_kinds(c)))

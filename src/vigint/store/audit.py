@@ -28,3 +28,9 @@ class AuditQueries(Engine):
             "SELECT * FROM audit_log WHERE (client_id = ?1 OR ?1 IS NULL) AND (at >= ?2 OR ?2 IS NULL) "
             "ORDER BY id DESC LIMIT ?3", (client_id, since, limit))
         return [AuditEntry(**dict(row)) for row in rows]
+
+    async def reactivations(self) -> dict[int, float]:
+        """Return when each client was last reactivated (clients never reactivated are absent)."""
+        rows = await self._fetch_all("SELECT client_id, max(at) AS at FROM audit_log WHERE action = 'client.reactivate' "
+                                     "GROUP BY client_id")
+        return {row["client_id"]: row["at"] for row in rows}
