@@ -250,6 +250,7 @@ class ClipRecorder:
             log.error("incident %d: cannot write its clip: %s", incident_id, error)
             return self._refuse()
         self._growth, self._name = Growth.GROWING, name
+        await self._write()  # the pre-roll on disk before the row names the clip: what a crash leaves of it plays
         columns = {"clip_from": self._clip.base / MICROSECONDS}
         if self._context.storage.local_folder is not None:  # it grows in place: readable under its name at once
             self._readable, columns["clip_path"] = True, name

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from vigint.alerts.outbox import Outbox
 from vigint.incidents import clips
 from vigint.incidents.desk import persist
 from vigint.incidents.recorder import ClipContext, NoRoom, finished_clip, strip_times, write_still
@@ -36,11 +35,15 @@ log = logging.getLogger(__name__)
 SILENT_FLUSHES = 3  # usage flushes a node may miss (a busy database) before it counts as dead
 
 
-def process_runs(pid: int) -> bool:
-    """Return whether process `pid` of this host runs (ours is another node's only if it died: ids are new at
-    each start)."""
+# Nodes of this process started after this; a node with this process's id that started before was its
+# predecessor (a container restarted gives its server the same id), which is dead.
+PROCESS_STARTED = time.time()
+
+
+def process_runs(pid: int, started_at: float) -> bool:
+    """Return whether the node of this host with process id `pid`, started at `started_at`, may run."""
     if pid == os.getpid():
-        return False
+        return started_at >= PROCESS_STARTED
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,20 +54,21 @@ def process_runs(pid: int) -> bool:
 
 
 def dead(node_id: str, node: Node | None, now: float, silence: float, host: str,
-         runs: Callable[[int], bool] = process_runs) -> bool:
+         runs: Callable[[int, float], bool] = process_runs) -> bool:
     """Return whether node `node_id`, whose latest snapshot is `node` (None: it has none, or not for a day), is
     dead: stopped, silent for `silence` seconds, or of this `host` with its process gone."""
     if node is None or node.stopped_at is not None or now - node.seen_at >= silence:
         return True
     pid = node.document.get("pid")
-    return node_id.rsplit(":", 2)[0] == host and isinstance(pid, int) and not runs(pid)
+    return node_id.rsplit(":", 2)[0] == host and isinstance(pid, int) and not runs(pid, node.started_at)
 
 
 class Recovery:
     """Finishes what dead nodes left (see the module's docstring); `run` until the server stops."""
 
-    def __init__(self, context: ClipContext, store: Store, outbox: Outbox, node_id: str):
-        self._context, self._store, self._outbox, self._node_id = context, store, outbox, node_id
+    def __init__(self, context: ClipContext, store: Store, wake_sender: Callable[[], None], node_id: str):
+        """`wake_sender()` makes the alert sender look at the outbox (alerts were released)."""
+        self._context, self._store, self._wake_sender, self._node_id = context, store, wake_sender, node_id
         self._silence = SILENT_FLUSHES * context.settings.server.usage_flush_seconds
         self._host = socket.gethostname()
 
@@ -105,7 +109,7 @@ class Recovery:
         finished = held is not None and await self._finish_clip(incident, name, growing, clip_from, ended_at)
         released = await persist(what, lambda: self._store.incident_recorded(incident.id, time.time()))
         if released:
-            self._outbox.wake()
+            self._wake_sender()
         log.warning("incident %d, left by node %s: closed, clip %s, %d alert(s) released", incident.id,
                     incident.recording_node or "(unknown)", "finished" if finished else "as it was", released)
 

@@ -139,7 +139,7 @@ class Server:
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips,
                                  self.node_id)
-        self.recovery = Recovery(ClipContext(settings, clips, self.metrics, self._pool), self.store, self.outbox,
+        self.recovery = Recovery(ClipContext(settings, clips, self.metrics, self._pool), self.store, self.outbox.wake,
                                  self.node_id)
         self.retention = Retention(settings.storage, self.store, clips)
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
