@@ -24,10 +24,13 @@ from test_clips import top_level_boxes
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
+from vigint.alerts import emails
 from vigint.config import MotionSettings, Settings, StorageSettings
+from vigint.incidents import clips
 from vigint.incidents.recorder import ClipContext
 from vigint.incidents.recovery import Recovery
-from vigint.incidents.storage import FolderStorage
+from vigint.incidents.storage import FolderStorage, open_clip_storage
+from vigint.media import Packet
 from vigint.metrics import Metrics
 from vigint.store import Channel, Store
 
@@ -78,6 +81,11 @@ def rows(db) -> list[sqlite3.Row]:
         return connection.execute("SELECT * FROM incidents ORDER BY id").fetchall()
 
 
+def incident_of(message: email.message.EmailMessage) -> int:
+    """Return the incident an alert email is about, from its page link (not its Message-ID: what is compared)."""
+    return int(re.search(r"/incidents/(\d+)", emails.text_of(message))[1])
+
+
 async def stream_until_killed(url: str, api_key: str) -> None:
     """Stream SCENE as camera "shop" until it ends or the server dies."""
     connection, _ = await open_stream(url, api_key, "shop")
@@ -97,16 +105,17 @@ async def kill_during(server: ServeProcess, api_key: str, mailbox: StallingMailb
     mailbox.stall = moment == "data"
 
     def reached():
-        if moment == "data":
-            return bool(mailbox.stalled) and len(mailbox.stalled) > stalled
+        if moment == "data":  # this incident's alert: not a retry of an earlier one's
+            return any(incident_of(message) not in before for message in mailbox.stalled)
         new = [row for row in rows(server.db) if row["id"] not in before]
         return new and (moment == "row" or new[0]["clip_path"] is not None)
 
-    stalled = len(mailbox.stalled)
     streaming = asyncio.create_task(stream_until_killed(server.url, api_key))
     try:
         await eventually(reached, timeout=30, interval=0.01)
         await asyncio.sleep(delay)
+    except AssertionError:
+        raise AssertionError(f"never reached {moment!r}: {[dict(row) for row in rows(server.db)]}") from None
     finally:
         server.process.kill()
         await server.process.wait()
@@ -123,7 +132,10 @@ async def check_recovered(server: ServeProcess, mailbox: StallingMailbox, count:
         return len(found) == count and all(row["recording_node"] is None and row["alert_state"] == "delivered"
                                            for row in found) and found
 
-    found = await eventually(recorded, timeout=30, interval=0.1)
+    try:
+        found = await eventually(recorded, timeout=30, interval=0.1)
+    except AssertionError:
+        raise AssertionError(f"not all recorded and delivered: {[dict(row) for row in rows(server.db)]}") from None
     data = server.folder / "data"
     for row in found:
         assert row["ended_at"] >= row["started_at"] and row["stills"] >= 1, dict(row)
@@ -137,10 +149,8 @@ async def check_recovered(server: ServeProcess, mailbox: StallingMailbox, count:
                 == b"\xff\xd8\xff"
     copies: dict[int, set[str]] = {}
     for message in mailbox.messages + mailbox.stalled:
-        incident_id = int(re.search(r"<incident-(\d+)\.", message["Message-ID"])[1])
-        copies.setdefault(incident_id, set()).add(message["Message-ID"])
-    delivered = {int(re.search(r"<incident-(\d+)\.", m["Message-ID"])[1]) for m in mailbox.messages}
-    assert delivered == {row["id"] for row in found}
+        copies.setdefault(incident_of(message), set()).add(message["Message-ID"])
+    assert {incident_of(message) for message in mailbox.messages} == {row["id"] for row in found}
     assert all(len(ids) == 1 for ids in copies.values()), copies
 
 
@@ -178,7 +188,7 @@ async def test_ten_kills_at_random_moments_lose_no_incident_and_no_alert(tmp_pat
 # A node takes only a dead node's incidents
 
 
-async def test_a_node_finishes_only_the_incidents_of_dead_nodes(tmp_path):
+async def test_a_node_finishes_only_the_incidents_of_dead_nodes(tmp_path, database):
     settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"), motion=MotionSettings())
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = socket.gethostname()
@@ -189,7 +199,7 @@ async def test_a_node_finishes_only_the_incidents_of_dead_nodes(tmp_path):
         "elsewhere:5002:cccccc": (4242, now - 60, False),  # silent for a minute: dead
         "elsewhere:5002:dddddd": (4242, now, True),  # stopped
     }
-    async with await Store.open(tmp_path / "vigint.db") as store:
+    async with await Store.open(database) as store:
         client_id, key_id, _ = await add_client(store)
         incidents = {}
         for node_id, (pid, seen, stopped) in nodes.items():
@@ -210,3 +220,39 @@ async def test_a_node_finishes_only_the_incidents_of_dead_nodes(tmp_path):
         assert woken  # the sender looks at the outbox at once
         due = await store.due_alerts(time.time() + 1)
         assert sorted(alert.incident.id for alert in due) == sorted(incidents[node] for node in list(nodes)[1:])
+
+
+async def test_with_s3_a_clip_cut_by_a_crash_is_finished_from_its_growing_file_and_uploaded(tmp_path, bucket):
+    storage_settings = bucket.settings(data_dir=tmp_path / "data")
+    settings = Settings(storage=storage_settings, motion=MotionSettings(pre_roll_seconds=2, post_roll_seconds=2))
+    storage = open_clip_storage(storage_settings)
+    start_us = 1_767_225_600_000_000
+    packets = [Packet(start_us + pts, start_us + dts, keyframe, data) for pts, dts, keyframe, data in SCENE.units]
+    async with await Store.open(tmp_path / "vigint.db") as store:
+        client_id, key_id, _ = await add_client(store)
+        # A node killed 8 s into the footage (motion from 3 s on), before it published the clip: only this disk has it.
+        incident = await store.create_incident(client_id, key_id, "door", start_us / 1e6 + 3, node_id="gone:1:ffffff",
+                                               channels=[Channel.EMAIL])
+        await store.update_incident(incident.id, clip_from=start_us / 1e6)
+        growing = storage.growing(f"clips/{client_id}/{incident.id}.mp4")
+        clip = clips.GrowingClip(growing, packets[0], SCENE.width, SCENE.height)
+        clip.add([packet for packet in packets if packet.dts < start_us + 8_000_000])  # not closed: as killed
+
+        woken = []
+        recovery = Recovery(ClipContext(settings, storage, Metrics(), None), store, lambda: woken.append(True),
+                            "here:5002:eeeeee")
+        assert await recovery.recover() == [incident.id]
+        incident = await store.get_incident(incident.id)
+    # Closed at its last recorded footage: the last whole GOP written (7 s), give or take a frame.
+    assert abs(incident.ended_at - (start_us / 1e6 + 7)) <= 0.1 and incident.recording_node is None
+    assert incident.clip_path == f"clips/{client_id}/{incident.id}.mp4" and incident.stills >= 2 and woken
+    objects = await asyncio.to_thread(bucket.objects)
+    finished = tmp_path / "finished.mp4"
+    finished.write_bytes(objects[f"site-a/{client_id}/{incident.id}.mp4"])
+    boxes = top_level_boxes(finished)
+    assert "moof" not in boxes and boxes.index("moov") < boxes.index("mdat")
+    with av.open(str(finished)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 7 * 15
+    assert all(objects[f"site-a/{client_id}/{incident.id}-{index}.jpg"][:3] == b"\xff\xd8\xff"
+               for index in range(incident.stills))
+    assert not growing.exists()
