@@ -18,7 +18,7 @@ import av
 import pytest
 from aiosmtpd.controller import Controller
 from attacks import ServeProcess
-from conftest import add_client, eventually, free_port
+from conftest import Mailbox, add_client, eventually, free_port
 from media import make_scene, open_stream
 from test_clips import top_level_boxes
 from websockets.exceptions import ConnectionClosed
@@ -44,21 +44,19 @@ ENV = {"VIGINT_MOTION_PRE_ROLL_SECONDS": "2", "VIGINT_MOTION_POST_ROLL_SECONDS":
        "VIGINT_EMAIL_TIMEOUT_SECONDS": "1"}
 
 
-class StallingMailbox:
-    """aiosmtpd handler keeping every message; while `stall` is set it keeps the sender waiting for the answer to
-    DATA (the message received whole, kept in `stalled`), as a slow mail server does."""
+class StallingMailbox(Mailbox):
+    """A mailbox that, while `stall` is set, keeps the sender waiting for the answer to DATA (the message received
+    whole, kept in `stalled`), as a slow mail server does."""
 
     def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
+        super().__init__()
         self.stalled: list[email.message.EmailMessage] = []
         self.stall = False
 
     async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         if not self.stall:
-            self.messages.append(message)
-            return "250 OK"
-        self.stalled.append(message)
+            return await super().handle_DATA(server, session, envelope)
+        self.stalled.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         while self.stall:
             await asyncio.sleep(0.02)
         return "451 try again later"  # to a sender that is gone

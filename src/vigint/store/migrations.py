@@ -207,7 +207,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE api_keys ADD COLUMN expiry_warned_at REAL",
     ),
     (
-        # Crash recovery (docs/alerts.md): an incident's alerts are queued held in the transaction that records it,
+        # Crash recovery (incidents/recovery.py): an incident's alerts are queued held in the transaction that records it,
         # and released once its clip's first span and thumbnail are stored (or deleted by the AI's verdict, in the
         # transaction that records it). The node recording an incident is named in its row until its end, clip,
         # stills and alerts are all recorded; a node that died leaves its name there, and a live node finishes
