@@ -79,8 +79,11 @@ class Recovery:
     async def recover(self) -> list[int]:
         """Finish every incident a dead node left; return their ids."""
         recovered = []
-        for incident, node in await self._store.unrecorded_incidents(self._node_id):
-            if not dead(incident.recording_node, node, time.time(), self._silence, self._host):
+        incidents = await self._store.unrecorded_incidents(self._node_id)
+        nodes = {node.id: node for node in await self._store.nodes()} if incidents else {}
+        for incident in incidents:
+            if not dead(incident.recording_node, nodes.get(incident.recording_node), time.time(), self._silence,
+                        self._host):
                 continue
             if not await self._store.take_incident(incident.id, self._node_id, incident.recording_node):
                 continue  # another node took it first

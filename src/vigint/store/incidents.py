@@ -4,11 +4,9 @@ retries them until done. A row names the node recording it until it is recorded 
 finish what a dead one left (`incidents.recovery`).
 """
 
-import json
-
 from vigint.errors import NotFoundError, StoreError
 from vigint.store.engine import Engine, Row
-from vigint.store.records import Alert, AlertState, Channel, Incident, Node, Verdict
+from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
 
 # Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
@@ -85,23 +83,12 @@ class IncidentQueries(Engine):
             await db.execute("UPDATE incidents SET recording_node = NULL WHERE id = ?", (incident_id,))
         return released
 
-    async def unrecorded_incidents(self, node_id: str) -> list[tuple[Incident, Node | None]]:
+    async def unrecorded_incidents(self, node_id: str) -> list[Incident]:
         """Return the incidents that another node than `node_id` was recording and has not recorded whole, oldest
-        first, each with that node's latest snapshot (None if it has none: it is long gone, or the row was left
-        by an older version)."""
-        rows = await self._fetch_all(
-            """SELECT i.*, n.id AS node_row, n.started_at AS node_started_at, n.seen_at AS node_seen_at,
-                      n.stopped_at AS node_stopped_at, n.document AS node_document
-               FROM incidents i LEFT JOIN nodes n ON n.id = i.recording_node
-               WHERE i.recording_node IS NOT NULL AND i.recording_node <> ? ORDER BY i.id""", (node_id,))
-        found = []
-        for row in rows:
-            values = dict(row)
-            node = {name.removeprefix("node_"): values.pop(name) for name in list(values) if name.startswith("node_")}
-            row_id = node.pop("row")
-            found.append((_incident(values), None if row_id is None else Node(
-                row_id, node["started_at"], node["seen_at"], node["stopped_at"], json.loads(node["document"]))))
-        return found
+        first (see `incidents.recovery`)."""
+        rows = await self._fetch_all("SELECT * FROM incidents WHERE recording_node IS NOT NULL AND recording_node <> ? "
+                                     "ORDER BY id", (node_id,))
+        return [_incident(row) for row in rows]
 
     async def take_incident(self, incident_id: int, node_id: str, recorder: str | None) -> bool:
         """Make `node_id` the node recording an incident if `recorder` still is (None: no node records it); return
