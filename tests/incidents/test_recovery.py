@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import os
 import random
 import re
 import socket
@@ -194,33 +195,38 @@ async def test_a_node_finishes_only_the_incidents_of_dead_nodes(tmp_path, databa
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = socket.gethostname()
     now = time.time()
-    nodes = {  # node id: (pid, seen at, stopped): which node records each incident
-        "elsewhere:5002:aaaaaa": (4242, now, False),  # another host, heard from just now: alive
-        f"{host}:5002:bbbbbb": (int(gone.stdout), now, False),  # this host, its process gone: dead at once
-        "elsewhere:5002:cccccc": (4242, now - 60, False),  # silent for a minute: dead
-        "elsewhere:5002:dddddd": (4242, now, True),  # stopped
+    runs = {  # the run recording each incident: its node's pid, when it was last heard from, whether it stopped
+        "elsewhere:5002/a": (4242, now, False),  # another host, heard from just now: alive
+        f"{host}:5002/a": (os.getpid(), now, False),  # another server of this very process: alive
+        f"{host}:5003/a": (os.getpid(), now, False),  # an earlier run of this server (its port): dead at once
+        f"{host}:5004/a": (int(gone.stdout), now, False),  # this host, its process gone: dead at once
+        "elsewhere:5005/a": (4242, now - 60, False),  # silent for a minute: dead
+        "elsewhere:5006/a": (4242, now, True),  # stopped
     }
+    alive = list(runs)[:2]
     async with await Store.open(database) as store:
         client_id, key_id, _ = await add_client(store)
         incidents = {}
-        for node_id, (pid, seen, stopped) in nodes.items():
-            await store.save_node(node_id, seen - 10, {"pid": pid, "streams": []}, seen, stopped=stopped)
-            incidents[node_id] = (await store.create_incident(client_id, key_id, "door", now - 30, node_id=node_id,
-                                                              channels=[Channel.EMAIL])).id
+        for run, (pid, seen, stopped) in runs.items():
+            await store.save_node(run.partition("/")[0], seen, {"pid": pid, "streams": []}, seen, stopped=stopped)
+            incidents[run] = (await store.create_incident(client_id, key_id, "door", now - 30, recorder=run,
+                                                          channels=[Channel.EMAIL])).id
         # Held: no alert goes before its clip's first span is in (or its node is found dead).
         assert await store.due_alerts(now + 1) == []
         context = ClipContext(settings, FolderStorage(tmp_path / "data" / "clips"), Metrics(), None)
         woken = []
-        recovery = Recovery(context, store, lambda: woken.append(True), "here:5002:eeeeee")
-        assert sorted(await recovery.recover()) == sorted(incidents[node] for node in list(nodes)[1:])
-        alive = await store.get_incident(incidents["elsewhere:5002:aaaaaa"])
-        assert alive.ended_at is None and alive.recording_node == "elsewhere:5002:aaaaaa"
-        for node_id in list(nodes)[1:]:
-            incident = await store.get_incident(incidents[node_id])
-            assert incident.ended_at == incident.started_at and incident.recording_node is None  # no clip: ends there
+        recovery = Recovery(context, store, lambda: woken.append(True), f"{host}:5003")
+        dead = sorted(incidents[run] for run in runs if run not in alive)
+        assert sorted(await recovery.recover()) == dead
+        for run in alive:
+            incident = await store.get_incident(incidents[run])
+            assert incident.ended_at is None and incident.recording_node == run
+        for run in runs:
+            incident = await store.get_incident(incidents[run])
+            if run not in alive:  # no clip: it ends where it started
+                assert incident.ended_at == incident.started_at and incident.recording_node is None
         assert woken  # the sender looks at the outbox at once
-        due = await store.due_alerts(time.time() + 1)
-        assert sorted(alert.incident.id for alert in due) == sorted(incidents[node] for node in list(nodes)[1:])
+        assert sorted(alert.incident.id for alert in await store.due_alerts(time.time() + 1)) == dead
 
 
 async def test_with_s3_a_clip_cut_by_a_crash_is_finished_from_its_growing_file_and_uploaded(tmp_path, bucket):
@@ -232,7 +238,7 @@ async def test_with_s3_a_clip_cut_by_a_crash_is_finished_from_its_growing_file_a
     async with await Store.open(tmp_path / "vigint.db") as store:
         client_id, key_id, _ = await add_client(store)
         # A node killed 8 s into the footage (motion from 3 s on), before it published the clip: only this disk has it.
-        incident = await store.create_incident(client_id, key_id, "door", start_us / 1e6 + 3, node_id="gone:1:ffffff",
+        incident = await store.create_incident(client_id, key_id, "door", start_us / 1e6 + 3, recorder="gone:1/f",
                                                channels=[Channel.EMAIL])
         await store.update_incident(incident.id, clip_from=start_us / 1e6)
         growing = storage.growing(f"clips/{client_id}/{incident.id}.mp4")
@@ -241,7 +247,7 @@ async def test_with_s3_a_clip_cut_by_a_crash_is_finished_from_its_growing_file_a
 
         woken = []
         recovery = Recovery(ClipContext(settings, storage, Metrics(), None), store, lambda: woken.append(True),
-                            "here:5002:eeeeee")
+                            "here:5002")
         assert await recovery.recover() == [incident.id]
         incident = await store.get_incident(incident.id)
     # Closed at its last recorded footage: the last whole GOP written (7 s), give or take a frame.
@@ -263,11 +269,11 @@ async def test_an_alert_is_suppressed_only_by_a_verdict_recorded_with_it(tmp_pat
     settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
     async with await Store.open(database) as store:
         client_id, key_id, _ = await add_client(store)
-        rejected, unjudged = [(await store.create_incident(client_id, key_id, "door", time.time(), node_id="gone:1:a",
+        rejected, unjudged = [(await store.create_incident(client_id, key_id, "door", time.time(), recorder="gone:1/a",
                                                            channels=[Channel.EMAIL])).id for _ in range(2)]
         await store.judge_incident(rejected, False, time.time(), verdict="rejected", description="A cat.")
         context = ClipContext(settings, FolderStorage(tmp_path / "data" / "clips"), Metrics(), None)
-        assert sorted(await Recovery(context, store, lambda: None, "here:1:b").recover()) == [rejected, unjudged]
+        assert sorted(await Recovery(context, store, lambda: None, "here:1").recover()) == [rejected, unjudged]
         assert [alert.incident.id for alert in await store.due_alerts(time.time() + 1)] == [unjudged]
         incident = await store.get_incident(rejected)
     assert (incident.alert_state, incident.verdict, incident.description) == ("suppressed", "rejected", "A cat.")

@@ -1,7 +1,7 @@
 """Incidents: from a stream's motion events to a recorded incident, its clip, an optional AI verdict and alerts.
 
 Order matters and survives crashes: the incident row first, in one transaction with its alerts (outbox rows held
-back, naming this node as the one recording it), then its clip, named in the row as soon as it can be read (at once
+back, naming this run of this node as the one recording it), then its clip, named in the row as soon as it can be read (at once
 in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then the verdict, which
 releases the alerts for the sender to deliver and retry until delivered, across restarts (or suppresses them).
 Alerts go as soon as the clip's first span has arrived, while a long event's clip grows on; the clip is finished
@@ -108,8 +108,9 @@ class IncidentDesk:
     """Turns the motion events of every stream of one server into incidents, clips and alerts."""
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, pool: Executor, verifier: Verifier,
-                 outbox: Outbox, clip_storage: ClipStorage, node_id: str):
-        self.settings, self.store, self.metrics, self.node_id = settings, store, metrics, node_id
+                 outbox: Outbox, clip_storage: ClipStorage, run_id: str):
+        """`run_id` names this run of this server in the rows of the incidents it records (see recovery.py)."""
+        self.settings, self.store, self.metrics, self.run_id = settings, store, metrics, run_id
         self._verifier, self._outbox = verifier, outbox
         self._clip_context = ClipContext(settings, clip_storage, metrics, pool)
         self._open: dict[Feed, OpenIncident] = {}
@@ -242,12 +243,12 @@ class IncidentDesk:
         if feed.backfill:
             slack = self.settings.motion.pre_roll_seconds + REUSE_SLACK_SECONDS
             found = await self.store.offline_incident_near(feed.client_id, feed.camera, started_at, slack)
-            if found is not None and await self.store.take_incident(found[0].id, self.node_id, None):
+            if found is not None and await self.store.take_incident(found[0].id, self.run_id, None):
                 log.info("client %d camera %r: footage sent again continues offline incident %d", feed.client_id,
                          feed.camera, found[0].id)
                 return found
         row = await self.store.create_incident(feed.client_id, feed.key_id, feed.camera, started_at,
-                                               offline=feed.backfill, node_id=self.node_id,
+                                               offline=feed.backfill, recorder=self.run_id,
                                                channels=self._outbox.channels)
         self.metrics.incidents += 1
         log.info("client %d camera %r: %sincident %d opened", feed.client_id, feed.camera,

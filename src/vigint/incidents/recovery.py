@@ -1,22 +1,23 @@
 """Recovery: a live node finishes the incidents a dead node (killed, crashed, its machine lost) was recording.
 
-An incident's row names the node recording it, from the transaction that records it with its held alerts until
-its end, clip, stills and alerts are all recorded (desk.py). A node that dies leaves its name there: its incident
-"ongoing", its clip fragmented and without stills, its alerts held. Every node looks, as it starts and then every
-three usage flushes, for rows naming a dead node: one stopped, or silent for three usage flushes (its heartbeat
-is its usage flush, as `vigint status` trusts), or on this host with its process gone (so a server restarted after
-`kill -9` recovers at once). A node still recording is never taken from. For each, the node takes the row (one
-node wins), closes the incident at its last recorded footage, finishes its clip as the recorder does (fragmented
-→ faststart, with its strip of stills) where its growing file is on this node's disk (the clips folder, or
-data_dir/clips-growing with S3: elsewhere the clip stays as last published), then releases the alerts still
-held: an alert is suppressed only by a verdict recorded with it. An alert a dead node was sending is retried once
-its claim runs out, with the same Message-ID (emails.message_id).
+An incident's row names the run of a node recording it (`<node id>/<random>`, new at each start), from the
+transaction that records it with its held alerts until its end, clip, stills and alerts are all recorded (desk.py).
+A run that dies leaves its name there: its incident "ongoing", its clip fragmented and without stills, its alerts
+held. Every node looks, as it starts and then every three usage flushes, for rows naming a dead run: an earlier run
+of this same node (its host and port: two processes cannot listen on one port, so a server restarted after
+`kill -9` recovers at once), or a run of a node that stopped, went silent for three usage flushes (its heartbeat is
+its usage flush, as `vigint status` trusts), or is on this host with its process gone. A node still recording is
+never taken from. For each, the node takes the row (one node wins), closes the incident at its last recorded
+footage, finishes its clip as the recorder does (fragmented → faststart, with its strip of stills) where its
+growing file is on this node's disk (the clips folder, or data_dir/clips-growing with S3: elsewhere the clip stays
+as last published), then releases the alerts still held: an alert is suppressed only by a verdict recorded with it.
+An alert a dead node was sending is retried once its claim runs out, with the same Message-ID (emails.message_id).
 """
 
 import asyncio
 import logging
 import os
-import socket
+import secrets
 import time
 from collections.abc import Callable
 from functools import partial
@@ -53,24 +54,33 @@ def process_runs(pid: int, started_at: float) -> bool:
     return True
 
 
-def dead(node_id: str, node: Node | None, now: float, silence: float, host: str,
+def node_of(run: str) -> str:
+    """Return the id of the node (`host:port`) that `run` (`<node id>/<random>`) is a run of."""
+    return run.rpartition("/")[0]
+
+
+def dead(run: str, node: Node | None, node_id: str, now: float, silence: float,
          runs: Callable[[int, float], bool] = process_runs) -> bool:
-    """Return whether node `node_id`, whose latest snapshot is `node` (None: it has none, or not for a day), is
-    dead: stopped, silent for `silence` seconds, or of this `host` with its process gone."""
-    if node is None or node.stopped_at is not None or now - node.seen_at >= silence:
+    """Return whether `run`, a run of a node whose latest snapshot is `node` (None: it has none, or not lately),
+    is dead, as seen by node `node_id` of this host: an earlier run of `node_id`, or a run of a node stopped, silent
+    for `silence` seconds, or of this host with its process gone."""
+    owner = node_of(run)
+    if owner == node_id or node is None or node.stopped_at is not None or now - node.seen_at >= silence:
         return True
     pid = node.document.get("pid")
-    return node_id.rsplit(":", 2)[0] == host and isinstance(pid, int) and not runs(pid, node.started_at)
+    same_host = owner.rpartition(":")[0] == node_id.rpartition(":")[0]
+    return same_host and isinstance(pid, int) and not runs(pid, node.started_at)
 
 
 class Recovery:
     """Finishes what dead nodes left (see the module's docstring); `run` until the server stops."""
 
     def __init__(self, context: ClipContext, store: Store, wake_sender: Callable[[], None], node_id: str):
-        """`wake_sender()` makes the alert sender look at the outbox (alerts were released)."""
+        """`wake_sender()` makes the alert sender look at the outbox (alerts were released); `node_id` is this
+        server's (`host:port`), and `run` the name of this run of it, which the incidents it records bear."""
         self._context, self._store, self._wake_sender, self._node_id = context, store, wake_sender, node_id
+        self.run_id = f"{node_id}/{secrets.token_hex(4)}"
         self._silence = SILENT_FLUSHES * context.settings.server.usage_flush_seconds
-        self._host = socket.gethostname()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Recover now, then every `_silence` seconds, until `stopping`."""
@@ -79,13 +89,13 @@ class Recovery:
     async def recover(self) -> list[int]:
         """Finish every incident a dead node left; return their ids."""
         recovered = []
-        incidents = await self._store.unrecorded_incidents(self._node_id)
+        incidents = await self._store.unrecorded_incidents(self.run_id)
         nodes = {node.id: node for node in await self._store.nodes()} if incidents else {}
         for incident in incidents:
-            if not dead(incident.recording_node, nodes.get(incident.recording_node), time.time(), self._silence,
-                        self._host):
+            run = incident.recording_node
+            if not dead(run, nodes.get(node_of(run)), self._node_id, time.time(), self._silence):
                 continue
-            if not await self._store.take_incident(incident.id, self._node_id, incident.recording_node):
+            if not await self._store.take_incident(incident.id, self.run_id, run):
                 continue  # another node took it first
             try:
                 await self._finish(incident)

@@ -136,11 +136,11 @@ class Server:
         own = f"{'https' if self.tls else 'http'}://{config.host}"  # the page's and the clip links' address
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              page_url(settings, self.page.port), f"{own}:{self.port}", clips.read, still_name)
-        self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
-                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips,
-                                 self.node_id)
         self.recovery = Recovery(ClipContext(settings, clips, self.metrics, self._pool), self.store, self.outbox.wake,
                                  self.node_id)
+        self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
+                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips,
+                                 self.recovery.run_id)
         self.retention = Retention(settings.storage, self.store, clips)
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
                                   lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)

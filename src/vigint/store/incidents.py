@@ -1,7 +1,7 @@
 """Incidents and the alert outbox: an incident row and one held outbox row per alert channel, in one transaction;
 then its clip and verdict, which release its alerts (or suppress them); the sender delivers released rows and
-retries them until done. A row names the node recording it until it is recorded whole, so that a live node can
-finish what a dead one left (`incidents.recovery`).
+retries them until done. A row names the run of the node recording it until it is recorded whole, so that a live
+node can finish what a dead one left (`incidents.recovery`).
 """
 
 from vigint.errors import NotFoundError, StoreError
@@ -38,10 +38,10 @@ class IncidentQueries(Engine):
     """Incidents, camera events and the alert outbox."""
 
     async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float,
-                              offline: bool = False, node_id: str | None = None,
+                              offline: bool = False, recorder: str | None = None,
                               channels: list[Channel] | None = None) -> Incident:
         """Record a new motion incident (`offline`: found in footage recorded while the camera was offline); its
-        clip and verdict come later. `node_id` names the node recording it (see `incident_recorded`); with
+        clip and verdict come later. `recorder` names the node's run recording it (see `incident_recorded`); with
         `channels`, one alert per channel is queued in the same transaction, held until `judge_incident` or
         `incident_recorded` releases it: a crash at any instant loses no alert.
 
@@ -53,7 +53,7 @@ class IncidentQueries(Engine):
             (row,) = await db.fetch_all(
                 "INSERT INTO incidents (client_id, key_id, camera, started_at, type, offline, recording_node, "
                 "alert_state) VALUES (?, ?, ?, ?, 'motion', ?, ?, ?) RETURNING id",
-                (client_id, key_id, camera, started_at, int(offline), node_id,
+                (client_id, key_id, camera, started_at, int(offline), recorder,
                  AlertState.NONE if channels == [] else AlertState.PENDING))
             await db.executemany(
                 "INSERT INTO alert_outbox (incident_id, channel, next_attempt_at, held) VALUES (?, ?, ?, 1)",
@@ -83,20 +83,20 @@ class IncidentQueries(Engine):
             await db.execute("UPDATE incidents SET recording_node = NULL WHERE id = ?", (incident_id,))
         return released
 
-    async def unrecorded_incidents(self, node_id: str) -> list[Incident]:
-        """Return the incidents that another node than `node_id` was recording and has not recorded whole, oldest
-        first (see `incidents.recovery`)."""
+    async def unrecorded_incidents(self, run: str) -> list[Incident]:
+        """Return the incidents that another run of a node than `run` was recording and has not recorded whole,
+        oldest first (see `incidents.recovery`)."""
         rows = await self._fetch_all("SELECT * FROM incidents WHERE recording_node IS NOT NULL AND recording_node <> ? "
-                                     "ORDER BY id", (node_id,))
+                                     "ORDER BY id", (run,))
         return [_incident(row) for row in rows]
 
-    async def take_incident(self, incident_id: int, node_id: str, recorder: str | None) -> bool:
-        """Make `node_id` the node recording an incident if `recorder` still is (None: no node records it); return
-        whether it did (another node may have taken it first)."""
+    async def take_incident(self, incident_id: int, run: str, recorder: str | None) -> bool:
+        """Make `run` (of a node) the one recording an incident if `recorder` still is (None: none records it);
+        return whether it did (another node may have taken it first)."""
         match = "recording_node IS NULL" if recorder is None else "recording_node = ?"
         async with self._transaction() as db:
             return await db.execute(f"UPDATE incidents SET recording_node = ? WHERE id = ? AND {match}",
-                                    (node_id, incident_id, *([] if recorder is None else [recorder]))) == 1
+                                    (run, incident_id, *([] if recorder is None else [recorder]))) == 1
 
     async def offline_incident_near(self, client_id: int, camera: str, at: float,
                                     slack: float) -> tuple[Incident, bool] | None:
