@@ -20,10 +20,9 @@ incident the first server recorded, and completes it instead of opening a second
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from vigint import protocol
 from vigint.alerts.outbox import Outbox
@@ -32,22 +31,20 @@ from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
 from vigint.errors import NotFoundError
 from vigint.incidents.recorder import ClipContext, ClipRecorder
+from vigint.incidents.recovery import Recovery
 from vigint.incidents.storage import ClipStorage, still_name
 from vigint.incidents.verify import Verifier
+from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
-from vigint.store import Incident, Store, is_busy
+from vigint.store import Incident, Store
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-# A write waits busy_timeout (5 s) for the lock before failing, so retries need not be frequent.
-PERSIST_FIRST_RETRY_SECONDS = 0.5
-PERSIST_MAX_RETRY_SECONDS = 30.0
 # An offline incident resent after a restart starts where the first server saw it start, give or take the
 # footage it was resent from (whole GOPs from before its pre-roll) and a few frames of analysis cadence.
 REUSE_SLACK_SECONDS = 5.0
-T = TypeVar("T")
 
 
 class Feed(Protocol):
@@ -89,33 +86,25 @@ class OpenIncident:
     unfinished: int = 2  # of its recording and its closing
 
 
-async def persist(what: str, write: Callable[[], Awaitable[T]]) -> T:
-    """Run a store write until the database takes it: another process holding the write lock (an admin
-    command, a backup) delays an incident, never loses it. Other errors are raised at once."""
-    delay = PERSIST_FIRST_RETRY_SECONDS
-    while True:
-        try:
-            return await write()
-        except Exception as error:  # noqa: BLE001 - re-raised unless the store says it is only busy
-            if not is_busy(error):
-                raise  # a full disk or a read-only file: retrying would only hide it
-            log.warning("%s: database busy (%s); retrying in %.1f s", what, error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, PERSIST_MAX_RETRY_SECONDS)
-
-
 class IncidentDesk:
     """Turns the motion events of every stream of one server into incidents, clips and alerts."""
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, pool: Executor, verifier: Verifier,
-                 outbox: Outbox, clip_storage: ClipStorage, run_id: str):
-        """`run_id` names this run of this server in the rows of the incidents it records (see recovery.py)."""
-        self.settings, self.store, self.metrics, self.run_id = settings, store, metrics, run_id
+                 outbox: Outbox, clip_storage: ClipStorage, node_id: str):
+        """`node_id` is this server's among the nodes (`host:port`)."""
+        self.settings, self.store, self.metrics = settings, store, metrics
         self._verifier, self._outbox = verifier, outbox
         self._clip_context = ClipContext(settings, clip_storage, metrics, pool)
+        self._recovery = Recovery(self._clip_context, store, outbox.wake, node_id)
+        self.run_id = self._recovery.run_id  # names this run in the rows of the incidents it records
         self._open: dict[Feed, OpenIncident] = {}
         self._unsettled: dict[Feed, list[OpenIncident]] = {}  # open or still being recorded, oldest first
         self._recording = TaskSet()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Finish what dead runs of nodes left (recovery.py), as the server starts and then regularly, until
+        `stopping`."""
+        await self._recovery.run(stopping)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for incidents being recorded (at shutdown), at most `timeout` seconds."""

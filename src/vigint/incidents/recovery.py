@@ -24,9 +24,9 @@ from functools import partial
 from pathlib import Path
 
 from vigint.incidents import clips
-from vigint.incidents.desk import persist
 from vigint.incidents.recorder import ClipContext, NoRoom, finished_clip, strip_times, write_still
 from vigint.incidents.storage import StorageError
+from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS
 from vigint.store import Incident, Node, Store
 from vigint.tasks import every

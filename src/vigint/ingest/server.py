@@ -34,8 +34,6 @@ from vigint.config import Settings
 from vigint.errors import VigintError
 from vigint.fleet.monitor import FleetMonitor, LiveStream
 from vigint.incidents.desk import IncidentDesk
-from vigint.incidents.recorder import ClipContext
-from vigint.incidents.recovery import Recovery
 from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
@@ -136,18 +134,15 @@ class Server:
         own = f"{'https' if self.tls else 'http'}://{config.host}"  # the page's and the clip links' address
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              page_url(settings, self.page.port), f"{own}:{self.port}", clips.read, still_name)
-        self.recovery = Recovery(ClipContext(settings, clips, self.metrics, self._pool), self.store, self.outbox.wake,
-                                 self.node_id)
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
                                  Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips,
-                                 self.recovery.run_id)
+                                 self.node_id)
         self.retention = Retention(settings.storage, self.store, clips)
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
                                   lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
-                    self.registry.run(self._stopping, self._claimed_ids, self._lost),
-                    self.recovery.run(self._stopping)):
+                    self.registry.run(self._stopping, self._claimed_ids, self._lost), self.desk.run(self._stopping)):
             self._tasks.spawn(job)
 
     @property
