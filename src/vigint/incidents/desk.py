@@ -1,14 +1,14 @@
 """Incidents: from a stream's motion events to a recorded incident, its clip, an optional AI verdict and alerts.
 
-Order matters and survives crashes: the incident row first, in one transaction with its alerts (outbox rows held
-back, naming this run of this node as the one recording it), then its clip, named in the row as soon as it can be read (at once
-in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then the verdict, which
-releases the alerts for the sender to deliver and retry until delivered, across restarts (or suppresses them).
-Alerts go as soon as the clip's first span has arrived, while a long event's clip grows on; the clip is finished
-(faststart, with its strip of stills) once its incident ended, and the row then stops naming this node. If this
-node dies before, another (or this one restarted) finishes the incident and releases its alerts: see recovery.py.
-Nothing blocking runs on the event loop: the clip's writing and remux, stills, the AI check and sending run in
-worker threads.
+Order matters and survives crashes: the incident row first, naming this run of this node as the one recording it,
+in one transaction with its alerts (outbox rows held back), then its clip, named in the row as soon as it can be
+read (at once in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then the
+verdict, which releases the alerts for the sender to deliver and retry until delivered, across restarts (or
+suppresses them). Alerts go as soon as the clip's first span has arrived, while a long event's clip grows on; the
+clip is finished (faststart, with its strip of stills) once its incident ended, and the row then stops naming this
+run. If the run dies before, another node (or this one restarted) finishes the incident and releases its alerts:
+see recovery.py, which the desk runs. Nothing blocking runs on the event loop: the clip's writing and remux,
+stills, the AI check and sending run in worker threads.
 
 Incidents of a backfill (footage recorded while the camera was offline, sent later) are marked offline, and
 their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
