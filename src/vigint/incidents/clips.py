@@ -123,3 +123,23 @@ def finish(growing: Path, path: Path, until_ticks: int) -> float:
     finally:
         partial.unlink(missing_ok=True)
     return float((end - first) * time_base) if first is not None else 0.0
+
+
+def footage_end(path: Path) -> float | None:
+    """Return how far into the clip at `path` (growing, or cut by a crash, or finished) its footage goes: the end
+    of its last packet that reads, in seconds from its time 0; None if none does. Packets are read, not decoded.
+    Raises OSError, or ClipError when FFmpeg cannot open it."""
+    end = None
+    try:
+        with av.open(str(path)) as source:
+            incoming = source.streams.video[0]
+            try:
+                for packet in source.demux(incoming):
+                    if packet.pts is not None:
+                        end = max(end or 0, packet.pts + (packet.duration or 0))
+            except av.FFmpegError:
+                pass  # a fragment cut short by the crash: the footage ends before it
+            time_base = incoming.time_base
+    except (av.FFmpegError, IndexError) as error:
+        raise ClipError(f"FFmpeg could not read the clip: {error}") from None
+    return float(end * time_base) if end is not None else None

@@ -1,11 +1,14 @@
 """Incidents: from a stream's motion events to a recorded incident, its clip, an optional AI verdict and alerts.
 
-Order matters and survives crashes: the incident row first, then its clip, named in the row as soon as it can
-be read (at once in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then
-the alerts as outbox rows that the alert sender delivers and retries until delivered, across restarts. Alerts
-go as soon as the clip's first span has arrived, while a long event's clip grows on; the clip is finished
-(faststart, with its strip of stills) once its incident ended. Nothing blocking runs on the event loop: the
-clip's writing and remux, stills, the AI check and sending run in worker threads.
+Order matters and survives crashes: the incident row first, naming this run of this node as the one recording it,
+in one transaction with its alerts (outbox rows held back), then its clip, named in the row as soon as it can be
+read (at once in a folder, where what a crash leaves of it plays: see recorder.py), then its thumbnail, then the
+verdict, which releases the alerts for the sender to deliver and retry until delivered, across restarts (or
+suppresses them). Alerts go as soon as the clip's first span has arrived, while a long event's clip grows on; the
+clip is finished (faststart, with its strip of stills) once its incident ended, and the row then stops naming this
+run. If the run dies before, another node (or this one restarted) finishes the incident and releases its alerts:
+see recovery.py, which the desk runs. Nothing blocking runs on the event loop: the clip's writing and remux,
+stills, the AI check and sending run in worker threads.
 
 Incidents of a backfill (footage recorded while the camera was offline, sent later) are marked offline, and
 their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
@@ -17,10 +20,9 @@ incident the first server recorded, and completes it instead of opening a second
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from vigint import protocol
 from vigint.alerts.outbox import Outbox
@@ -29,22 +31,20 @@ from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
 from vigint.errors import NotFoundError
 from vigint.incidents.recorder import ClipContext, ClipRecorder
+from vigint.incidents.recovery import Recovery
 from vigint.incidents.storage import ClipStorage, still_name
 from vigint.incidents.verify import Verifier
+from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
-from vigint.store import AlertState, Incident, Store, is_busy
+from vigint.store import Incident, Store
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-# A write waits busy_timeout (5 s) for the lock before failing, so retries need not be frequent.
-PERSIST_FIRST_RETRY_SECONDS = 0.5
-PERSIST_MAX_RETRY_SECONDS = 30.0
 # An offline incident resent after a restart starts where the first server saw it start, give or take the
 # footage it was resent from (whole GOPs from before its pre-roll) and a few frames of analysis cadence.
 REUSE_SLACK_SECONDS = 5.0
-T = TypeVar("T")
 
 
 class Feed(Protocol):
@@ -86,32 +86,25 @@ class OpenIncident:
     unfinished: int = 2  # of its recording and its closing
 
 
-async def persist(what: str, write: Callable[[], Awaitable[T]]) -> T:
-    """Run a store write until the database takes it: another process holding the write lock (an admin
-    command, a backup) delays an incident, never loses it. Other errors are raised at once."""
-    delay = PERSIST_FIRST_RETRY_SECONDS
-    while True:
-        try:
-            return await write()
-        except Exception as error:  # noqa: BLE001 - re-raised unless the store says it is only busy
-            if not is_busy(error):
-                raise  # a full disk or a read-only file: retrying would only hide it
-            log.warning("%s: database busy (%s); retrying in %.1f s", what, error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, PERSIST_MAX_RETRY_SECONDS)
-
-
 class IncidentDesk:
     """Turns the motion events of every stream of one server into incidents, clips and alerts."""
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, pool: Executor, verifier: Verifier,
-                 outbox: Outbox, clip_storage: ClipStorage):
+                 outbox: Outbox, clip_storage: ClipStorage, node_id: str):
+        """`node_id` is this server's among the nodes (`host:port`)."""
         self.settings, self.store, self.metrics = settings, store, metrics
         self._verifier, self._outbox = verifier, outbox
         self._clip_context = ClipContext(settings, clip_storage, metrics, pool)
+        self._recovery = Recovery(self._clip_context, store, outbox.wake, node_id)
+        self.run_id = self._recovery.run_id  # names this run in the rows of the incidents it records
         self._open: dict[Feed, OpenIncident] = {}
         self._unsettled: dict[Feed, list[OpenIncident]] = {}  # open or still being recorded, oldest first
         self._recording = TaskSet()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Finish what dead runs of nodes left (recovery.py), as the server starts and then regularly, until
+        `stopping`."""
+        await self._recovery.run(stopping)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for incidents being recorded (at shutdown), at most `timeout` seconds."""
@@ -148,11 +141,19 @@ class IncidentDesk:
         for incident in list(self._unsettled.get(feed, [])):
             await incident.settled.wait()
 
-    def _finished(self, feed: Feed, incident: OpenIncident) -> None:
-        """One of an incident's two tasks (recording, closing) is over: once both are, it no longer holds footage."""
+    async def _finished(self, feed: Feed, incident: OpenIncident) -> None:
+        """One of an incident's two tasks (recording, closing) is over: once both are, its row stops naming this
+        node (alerts still held go now: its recording failed before its verdict), and it no longer holds footage."""
         incident.unfinished -= 1
         if incident.unfinished:
             return
+        if incident.id is not None:
+            try:
+                if await persist(f"incident {incident.id}",
+                                 lambda: self.store.incident_recorded(incident.id, time.time())):
+                    self._outbox.wake()
+            except Exception:  # noqa: BLE001 - left to recovery.py once this node stops: logged
+                log.exception("incident %d: could not record that it is recorded", incident.id)
         pending = self._unsettled.get(feed, [])
         if incident in pending:
             pending.remove(incident)
@@ -169,7 +170,7 @@ class IncidentDesk:
                               lambda: self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS))
         finally:
             incident.closed.set()
-            self._finished(feed, incident)
+            await self._finished(feed, incident)
 
     async def _record(self, feed: Feed, incident: OpenIncident) -> None:
         # The clip takes its pre-roll from the ring now and grows beside the row's write: a write delayed by a busy
@@ -183,8 +184,8 @@ class IncidentDesk:
             incident.id = row.id
             incident.created.set()
             what = f"incident {row.id}"
-            await recorder.begin(row.client_id, row.id, lambda clip_path: persist(
-                what, lambda: self.store.update_incident(row.id, clip_path=clip_path)))
+            await recorder.begin(row.client_id, row.id, lambda **columns: persist(
+                what, lambda: self.store.update_incident(row.id, **columns)))
             await self._alert(feed, incident, row, alerted, recorder)
             await growing
             await recorder.finish()
@@ -199,7 +200,7 @@ class IncidentDesk:
             await asyncio.gather(growing, return_exceptions=True)  # its file closed
             if deleted and incident.id is not None:
                 await self._forget(feed, incident.id, recorder.stills)
-            self._finished(feed, incident)
+            await self._finished(feed, incident)
 
     async def _forget(self, feed: Feed, incident_id: int, stills: int) -> None:
         """Remove the files of an incident whose client was deleted as it was recorded: the deletion removed the
@@ -226,17 +227,18 @@ class IncidentDesk:
         await self._judge_and_alert(feed, row, packets)
 
     async def _open_row(self, feed: Feed, started_at: float) -> tuple[Incident, bool]:
-        """Create the incident's row, or find the offline one the same footage made before a server restart;
-        return it and whether its alerts were queued already."""
+        """Create the incident's row with its held alerts, or find the offline one the same footage made before a
+        server restart (unless a node records it still); return it and whether its alerts were released already."""
         if feed.backfill:
             slack = self.settings.motion.pre_roll_seconds + REUSE_SLACK_SECONDS
             found = await self.store.offline_incident_near(feed.client_id, feed.camera, started_at, slack)
-            if found is not None:
+            if found is not None and await self.store.take_incident(found[0].id, self.run_id, None):
                 log.info("client %d camera %r: footage sent again continues offline incident %d", feed.client_id,
                          feed.camera, found[0].id)
                 return found
         row = await self.store.create_incident(feed.client_id, feed.key_id, feed.camera, started_at,
-                                               offline=feed.backfill)
+                                               offline=feed.backfill, recorder=self.run_id,
+                                               channels=self._outbox.channels)
         self.metrics.incidents += 1
         log.info("client %d camera %r: %sincident %d opened", feed.client_id, feed.camera,
                  "offline " if feed.backfill else "", row.id)
@@ -246,13 +248,11 @@ class IncidentDesk:
         alert, fields = True, {}
         if self._verifier.enabled:
             alert, fields = await self._verifier.check(feed.client_id, feed.key_id, feed.camera, packets)
-        what = f"incident {incident.id}"
-        if fields:
-            await persist(what, lambda: self.store.update_incident(incident.id, **fields))
+        # The verdict and what it decides are one write: a crash before it ends in the alert going (recovery.py).
+        await persist(f"incident {incident.id}",
+                      lambda: self.store.judge_incident(incident.id, alert, time.time(), **fields))
         if not alert:
-            await persist(what, lambda: self.store.update_incident(incident.id, alert_state=AlertState.SUPPRESSED))
             return
-        await persist(what, lambda: self.store.enqueue_alerts(incident.id, self._outbox.channels, time.time()))
         self._outbox.wake()
         incident = await self.store.get_incident(incident.id)
         await feed.notify(protocol.incident(incident.id, incident.camera, incident.type, incident.description,

@@ -70,6 +70,46 @@ class NoRoom(Exception):
     """The disk the clips grow on keeps less than min_free_mb free (the message says where)."""
 
 
+def check_room(context: ClipContext) -> None:
+    """Raise NoRoom unless the disk the clips grow on keeps min_free_mb free (measured on the folder's nearest
+    parent that exists: the folder itself is made with the first clip). Blocks: call it in a worker thread."""
+    folder = context.storage.growing_folder
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    least = context.settings.storage.min_free_mb
+    if shutil.disk_usage(folder).free < least * 2**20:
+        raise NoRoom(f"less than {least} MB free in {context.storage.growing_folder}")
+
+
+def strip_times(start: int, last: int, base: int, stills_made: int) -> tuple[list[float], float]:
+    """Return when an incident's strip of stills is taken (seconds into its clip, whose time 0 is the capture time
+    `base`), spread over its event from `start` to `last` (µs), after the `stills_made` it has; and after when (the
+    thumbnail's time, if it has one, else -1)."""
+    times = [start + (last - start) * index // (stills.MAX_STILLS - 1)
+             for index in range(stills_made, stills.MAX_STILLS)]
+    return [(at - base) / MICROSECONDS for at in times], (start - base) / MICROSECONDS if stills_made else -1.0
+
+
+def finished_clip(context: ClipContext, growing: Path, path: Path, until: int,
+                  strip: tuple[list[float], float]) -> tuple[float, list[bytes]]:
+    """Write the clip growing (or grown, closed) at `growing` to `path` as a faststart MP4 of its packets decoded up
+    to `until` (MP4 ticks), and return its duration and its strip of stills taken at `strip` (see `strip_times`;
+    none if they cannot be made: the clip matters more). Raises NoRoom (a finished copy takes as much room again),
+    OSError or ClipError. Blocks: call it in a worker thread."""
+    check_room(context)
+    duration = clips.finish(growing, path, until)
+    try:
+        return duration, stills.strip(path, *strip)
+    except av.FFmpegError as error:
+        log.warning("%s: no strip of stills: %s", path.name, error)
+        return duration, []
+
+
+def write_still(context: ClipContext, client_id: int, incident_id: int, index: int, jpeg: bytes) -> None:
+    """Store `jpeg` as an incident's still number `index`. Raises OSError or StorageError. Blocks."""
+    context.storage.write(still_name(client_id, incident_id, index), partial(write_private, data=jpeg))
+
+
 class ClipRecorder:
     """Records one incident's clip and stills (see the module's docstring). Made on the event loop as the incident
     opens: it takes the pre-roll at once."""
@@ -97,7 +137,7 @@ class ClipRecorder:
         self._pending_cost, self._written, self._late = 0, 0, False
         self._stream_ended = False  # the clip stopped growing with its stream, before its end was known
         self._client_id = self._incident_id = 0  # the incident's row, once `begin` is told
-        self._name_clip: Callable[[str | None], Awaitable] | None = None
+        self._record: Callable[..., Awaitable] | None = None
         self._readable = False  # the row names the clip
         self._writing = asyncio.Lock()  # one worker at a time on the clip's file
         self.stills = 0  # stored so far
@@ -189,11 +229,12 @@ class ClipRecorder:
                 if not running.done():
                     await asyncio.wait([running])
 
-    async def begin(self, client_id: int, incident_id: int, name_clip: Callable[[str | None], Awaitable]) -> None:
+    async def begin(self, client_id: int, incident_id: int, record: Callable[..., Awaitable]) -> None:
         """Start the clip `clips/<client>/<incident>.mp4` of the incident's row with what was taken so far, or log
-        and count why the incident has none. `name_clip(name)` records the clip's name in the row as soon as the
-        clip can be read under it (at once where it grows in place), and `name_clip(None)` if it is dropped."""
-        self._client_id, self._incident_id, self._name_clip = client_id, incident_id, name_clip
+        and count why the incident has none. `record(**columns)` writes the row: the clip's time 0 (`clip_from`,
+        what a server finishing the clip after a crash needs), and its name as soon as the clip can be read under it
+        (at once where it grows in place; `clip_path=None` if it is dropped)."""
+        self._client_id, self._incident_id, self._record = client_id, incident_id, record
         name, size = f"clips/{client_id}/{incident_id}.mp4", self._analysis.video_size
         if not self._pending or size is None:
             log.warning("incident %d: no decodable video buffered for a clip", incident_id)
@@ -209,8 +250,11 @@ class ClipRecorder:
             log.error("incident %d: cannot write its clip: %s", incident_id, error)
             return self._refuse()
         self._growth, self._name = Growth.GROWING, name
+        await self._write()  # the pre-roll on disk before the row names the clip: what a crash leaves of it plays
+        columns = {"clip_from": self._clip.base / MICROSECONDS}
         if self._context.storage.local_folder is not None:  # it grows in place: readable under its name at once
-            await self._named(True)
+            self._readable, columns["clip_path"] = True, name
+        await self._record(**columns)
 
     def _refuse(self) -> None:
         self._growth, self._pending, self._pending_cost = Growth.NONE, [], 0
@@ -219,24 +263,14 @@ class ClipRecorder:
         """Record in the row whether the clip can be read under its name, if that changed."""
         if readable != self._readable:
             self._readable = readable
-            await self._name_clip(self._name if readable else None)
+            await self._record(clip_path=self._name if readable else None)
 
     def _open(self, path: Path, first: Packet, size: tuple[int, int]) -> clips.GrowingClip:
-        self._check_room()
+        check_room(self._context)
         return clips.GrowingClip(path, first, *size)
 
-    def _check_room(self) -> None:
-        """Raise NoRoom unless the disk the clips grow on keeps min_free_mb free (measured on the folder's nearest
-        parent that exists: the folder itself is made with the first clip)."""
-        folder = self._context.storage.growing_folder
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        least = self._context.settings.storage.min_free_mb
-        if shutil.disk_usage(folder).free < least * 2**20:
-            raise NoRoom(f"less than {least} MB free in {self._context.storage.growing_folder}")
-
     def _append(self, packets: list[Packet]) -> None:
-        self._check_room()
+        check_room(self._context)
         self._clip.add(packets)
 
     async def _write(self) -> None:
@@ -299,7 +333,8 @@ class ClipRecorder:
         if self._stream_ended:
             await self._motion.closed.wait()  # the stream's last frames may still move the last motion
         end = min(self._cap, self._motion.last_motion + self._post)
-        make = partial(self._finished, until=self._clip.ticks(end), strip=self._strip_times(end))
+        strip = strip_times(self._motion.start, min(self._motion.last_motion, end), self._clip.base, self.stills)
+        make = partial(finished_clip, self._context, self._clip.path, until=self._clip.ticks(end), strip=strip)
         try:
             duration, jpegs = await self._run(self._context.storage.finish, self._name, make)
         except (NoRoom, OSError, clips.ClipError, StorageError) as error:
@@ -309,25 +344,6 @@ class ClipRecorder:
         log.info("incident %d: clip of %.1f s finished", self._incident_id, duration)
         await self._named(True)
         await self._store(jpegs)
-
-    def _strip_times(self, end: int) -> tuple[list[float], float]:
-        """Return when the strip's stills are taken (seconds into the clip), spread over the event from its start
-        to its last motion (or the clip's end), and after when (the thumbnail's time, if there is one)."""
-        start, last = self._motion.start, min(self._motion.last_motion, end)
-        times = [start + (last - start) * index // (stills.MAX_STILLS - 1)
-                 for index in range(self.stills, stills.MAX_STILLS)]
-        return [self._seconds(at) for at in times], self._seconds(start) if self.stills else -1.0
-
-    def _finished(self, path: Path, until: int, strip: tuple[list[float], float]) -> tuple[float, list[bytes]]:
-        """Write the finished clip to `path` and return its duration and its strip of stills (none if they cannot
-        be made: the clip matters more). Raises NoRoom: a finished copy takes as much room again."""
-        self._check_room()
-        duration = clips.finish(self._clip.path, path, until)
-        try:
-            return duration, stills.strip(path, *strip)
-        except av.FFmpegError as error:
-            log.warning("%s: no strip of stills: %s", self._name, error)
-            return duration, []
 
     # Stills
 
@@ -345,11 +361,10 @@ class ClipRecorder:
         """Store `jpegs` as the incident's next stills, counted in `stills`; a write error stops it (logged,
         counted)."""
         for jpeg in jpegs:
-            name = still_name(self._client_id, self._incident_id, self.stills)
             try:
-                await self._run(self._context.storage.write, name, partial(write_private, data=jpeg))
+                await self._run(write_still, self._context, self._client_id, self._incident_id, self.stills, jpeg)
             except (OSError, StorageError) as error:
                 self._context.metrics.stills_skipped["write_error"] += 1
-                log.error("incident %d: cannot write still %s: %s", self._incident_id, name, error)
+                log.error("incident %d: cannot write still %d: %s", self._incident_id, self.stills, error)
                 return
             self.stills += 1

@@ -135,13 +135,14 @@ class Server:
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              page_url(settings, self.page.port), f"{own}:{self.port}", clips.read, still_name)
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool,
-                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips)
+                                 Verifier(settings.ai, self.usage, self.metrics, self._pool), self.outbox, clips,
+                                 self.node_id)
         self.retention = Retention(settings.storage, self.store, clips)
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self._live,
                                   lambda now: self.registry.everywhere(self._cameras_live(), now), self._hellos.blocked)
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
-                    self.registry.run(self._stopping, self._claimed_ids, self._lost)):
+                    self.registry.run(self._stopping, self._claimed_ids, self._lost), self.desk.run(self._stopping)):
             self._tasks.spawn(job)
 
     @property

@@ -1,5 +1,7 @@
-"""Incidents and the alert outbox: an incident row first, then its clip and verdict, then one outbox
-row per alert channel, which the sender delivers and retries until done.
+"""Incidents and the alert outbox: an incident row and one held outbox row per alert channel, in one transaction;
+then its clip and verdict, which release its alerts (or suppress them); the sender delivers released rows and
+retries them until done. A row names the run of the node recording it until it is recorded whole, so that a live
+node can finish what a dead one left (`incidents.recovery`).
 """
 
 from vigint.errors import NotFoundError, StoreError
@@ -36,22 +38,73 @@ class IncidentQueries(Engine):
     """Incidents, camera events and the alert outbox."""
 
     async def create_incident(self, client_id: int, key_id: int, camera: str, started_at: float,
-                              offline: bool = False) -> Incident:
+                              offline: bool = False, recorder: str | None = None,
+                              channels: list[Channel] | None = None) -> Incident:
         """Record a new motion incident (`offline`: found in footage recorded while the camera was offline); its
-        clip and verdict come later."""
+        clip and verdict come later. `recorder` names the node's run recording it (see `incident_recorded`); with
+        `channels`, one alert per channel is queued in the same transaction, held until `judge_incident` or
+        `incident_recorded` releases it: a crash at any instant loses no alert.
+
+        Raises:
+            ValueError: a channel is unknown; nothing is recorded.
+        """
+        channels = None if channels is None else _channels(channels)
         async with self._transaction() as db:
             (row,) = await db.fetch_all(
-                "INSERT INTO incidents (client_id, key_id, camera, started_at, type, offline) "
-                "VALUES (?, ?, ?, ?, 'motion', ?) RETURNING id", (client_id, key_id, camera, started_at, int(offline)))
+                "INSERT INTO incidents (client_id, key_id, camera, started_at, type, offline, recording_node, "
+                "alert_state) VALUES (?, ?, ?, ?, 'motion', ?, ?, ?) RETURNING id",
+                (client_id, key_id, camera, started_at, int(offline), recorder,
+                 AlertState.NONE if channels == [] else AlertState.PENDING))
+            await db.executemany(
+                "INSERT INTO alert_outbox (incident_id, channel, next_attempt_at, held) VALUES (?, ?, ?, 1)",
+                [(row["id"], channel, started_at) for channel in channels or []])
         return await self.get_incident(row["id"])
+
+    async def judge_incident(self, incident_id: int, alert: bool, now: float, **fields) -> None:
+        """Record an incident's verdict `fields` (see `update_incident`) with what it decided, in one transaction:
+        release its held alerts (due `now`), or, if not `alert`, delete them and mark it suppressed."""
+        async with self._transaction() as db:
+            if fields:
+                await self._update(db, incident_id, fields)
+            if alert:
+                await db.execute("UPDATE alert_outbox SET held = 0, next_attempt_at = ? WHERE incident_id = ? "
+                                 "AND held = 1", (now, incident_id))
+            else:
+                await db.execute("DELETE FROM alert_outbox WHERE incident_id = ? AND held = 1", (incident_id,))
+                await db.execute("UPDATE incidents SET alert_state = ? WHERE id = ?",
+                                 (AlertState.SUPPRESSED, incident_id))
+
+    async def incident_recorded(self, incident_id: int, now: float) -> int:
+        """Mark an incident recorded whole (no node records it any more), releasing the alerts still held (due
+        `now`: its recording failed, or its node died, before a verdict); return how many were."""
+        async with self._transaction() as db:
+            released = await db.execute("UPDATE alert_outbox SET held = 0, next_attempt_at = ? WHERE incident_id = ? "
+                                        "AND held = 1", (now, incident_id))
+            await db.execute("UPDATE incidents SET recording_node = NULL WHERE id = ?", (incident_id,))
+        return released
+
+    async def unrecorded_incidents(self, run: str) -> list[Incident]:
+        """Return the incidents that another run of a node than `run` was recording and has not recorded whole,
+        oldest first (see `incidents.recovery`)."""
+        rows = await self._fetch_all("SELECT * FROM incidents WHERE recording_node IS NOT NULL AND recording_node <> ? "
+                                     "ORDER BY id", (run,))
+        return [_incident(row) for row in rows]
+
+    async def take_incident(self, incident_id: int, run: str, recorder: str | None) -> bool:
+        """Make `run` (of a node) the one recording an incident if `recorder` still is (None: none records it);
+        return whether it did (another node may have taken it first)."""
+        match = "recording_node IS NULL" if recorder is None else "recording_node = ?"
+        async with self._transaction() as db:
+            return await db.execute(f"UPDATE incidents SET recording_node = ? WHERE id = ? AND {match}",
+                                    (run, incident_id, *([] if recorder is None else [recorder]))) == 1
 
     async def offline_incident_near(self, client_id: int, camera: str, at: float,
                                     slack: float) -> tuple[Incident, bool] | None:
         """Return the camera's offline motion incident that spans `at` within `slack` seconds, if any (the newest),
-        and whether its alerts were queued already: footage sent again after a server restart finds the incident
+        and whether its alerts were released already: footage sent again after a server restart finds the incident
         the first server recorded."""
         row = await self._fetch_one(
-            """SELECT i.*, EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id)
+            """SELECT i.*, EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id AND o.held = 0)
                              OR i.alert_state IN ('suppressed', 'none', 'delivered') AS alerted
                FROM incidents i WHERE i.client_id = ? AND i.camera = ? AND i.offline = 1 AND i.type = 'motion'
                  AND i.started_at <= ? AND coalesce(i.ended_at, i.started_at) >= ?
@@ -64,18 +117,23 @@ class IncidentQueries(Engine):
 
     async def update_incident(self, incident_id: int, **fields) -> None:
         """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state,
-        stills).
+        stills, clip_from).
 
         Raises:
             ValueError: an unknown column, or a verdict or alert state its enum does not name.
         """
-        allowed = {"ended_at", "type", "description", "threat", "clip_path", "verdict", "alert_state", "stills"}
+        async with self._transaction() as db:
+            await self._update(db, incident_id, fields)
+
+    @staticmethod
+    async def _update(db, incident_id: int, fields: dict) -> None:
+        allowed = {"ended_at", "type", "description", "threat", "clip_path", "verdict", "alert_state", "stills",
+                   "clip_from"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"cannot update incident columns {set(fields) - allowed}")
         values = [_STATES[name](value) if name in _STATES else value for name, value in fields.items()]
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        async with self._transaction() as db:
-            await db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", (*values, incident_id))
+        await db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", (*values, incident_id))
 
     async def get_incident(self, incident_id: int) -> Incident:
         """Return one incident. Raises NotFoundError."""
@@ -114,7 +172,7 @@ class IncidentQueries(Engine):
         known = ", ".join("?" * len(Channel))
         async with self._transaction() as db:
             claimed = [row["id"] for row in await db.fetch_all(
-                f"""SELECT id FROM alert_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?
+                f"""SELECT id FROM alert_outbox WHERE delivered_at IS NULL AND held = 0 AND next_attempt_at <= ?
                     AND channel IN ({known}) ORDER BY next_attempt_at LIMIT ? {self.skip_locked}""",
                 (now, *Channel, limit))]
             await db.executemany("UPDATE alert_outbox SET next_attempt_at = ? WHERE id = ?",
@@ -138,7 +196,8 @@ class IncidentQueries(Engine):
 
     async def next_alert_due(self) -> float | None:
         """Return when the earliest undelivered alert is due, if any."""
-        row = await self._fetch_one("SELECT min(next_attempt_at) AS due FROM alert_outbox WHERE delivered_at IS NULL")
+        row = await self._fetch_one("SELECT min(next_attempt_at) AS due FROM alert_outbox WHERE delivered_at IS NULL "
+                                   "AND held = 0")
         return row["due"]
 
     async def alert_delivered(self, alert: Alert, now: float) -> None:

@@ -206,4 +206,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # When the operator was warned that this key, still in use, expires soon (once per key).
         "ALTER TABLE api_keys ADD COLUMN expiry_warned_at REAL",
     ),
+    (
+        # Crash recovery (incidents/recovery.py): an incident's alerts are queued held in the transaction that
+        # records it, and released once its clip's first span and thumbnail are stored (or deleted by the AI's
+        # verdict, in the transaction that records it). The run of the node recording an incident is named in its row
+        # until its end, clip, stills and alerts are all recorded; a run that died leaves its name there, and a live
+        # node finishes what it left. clip_from is the capture time of the clip's first frame, its time 0.
+        "ALTER TABLE alert_outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE incidents ADD COLUMN recording_node TEXT",
+        "ALTER TABLE incidents ADD COLUMN clip_from REAL",
+        "UPDATE incidents SET recording_node = '' WHERE ended_at IS NULL",  # left open by a crash: no node records it
+        "CREATE INDEX incidents_recording ON incidents (recording_node) WHERE recording_node IS NOT NULL",
+    ),
 )

@@ -186,6 +186,9 @@ class Incident:
     alert_state: AlertState
     offline: bool = False  # found in footage recorded while the camera was offline (sent later: a backfill)
     stills: int = 0  # JPEGs kept beside the clip (`incidents.storage.still_name`), the first its thumbnail
+    recording_node: str | None = None  # the node's run recording it; None once its end, clip, stills, alerts are
+    # all recorded (see `incidents.recovery`)
+    clip_from: float | None = None  # the capture time of its clip's first frame (the clip's time 0)
 
 
 @dataclass(frozen=True)
