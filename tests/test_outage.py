@@ -132,7 +132,7 @@ async def test_footage_recorded_during_a_server_outage_becomes_one_offline_incid
         assert down_at - 1 < started_at < down_at + outage and abs(started_at - (recording_from + person_at)) < 3
         assert incident["clip"] and (tmp_path / "data" / incident["clip"]).stat().st_size > 10_000
         body = emails.text_of(mailbox.messages[0])
-        assert "while the camera was offline" in body, body
+        assert "while the camera could not reach Vigint" in body, body
         assert agent.returncode is None  # still streaming live
 
 

@@ -83,7 +83,7 @@ async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_t
     assert server.streams.backfill(client_id, "front-door") is None  # its slot is free once done
     mail = await eventually(lambda: list((tmp_path / "mail").glob("*.eml")))
     body = emails.text_of(email.message_from_bytes(mail[0].read_bytes(), policy=email.policy.default))
-    assert "while the camera was offline" in body and "Recorded " in body
+    assert "while the camera could not reach Vigint" in body and "Recorded " in body
 
 
 async def test_acks_never_reach_an_incident_s_pre_roll_before_it_is_recorded_even_before_it_is_known(start):

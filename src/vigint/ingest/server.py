@@ -55,7 +55,7 @@ from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
-from vigint.store import ApiKey, Store
+from vigint.store import ApiKey, LiveSpan, Store
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
 from vigint.web.app import open_page
@@ -77,6 +77,7 @@ class Server:
         self.streams = Streams(settings.server.max_streams_per_client)
         self._streams_ended = False  # since the heap was last trimmed
         self._last_used: dict[int, float] = {}
+        self._unsaved_footage: dict[str, LiveSpan] = {}  # of live streams ended, until written (see footage.py)
         self._last_flush = time.monotonic()
         threads = settings.server.decode_threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decode")
@@ -257,6 +258,9 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
+        if (footage := session.footage()) is not None:  # another node may get the camera's backfill next
+            self._unsaved_footage[footage.session] = footage
+            self._tasks.spawn(self._save_footage_now())
         if session.claimed:  # its name is free at once, on every node, as on this one
             self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
         with self.streams.finishing(session):
@@ -279,6 +283,8 @@ class Server:
     # Media
 
     async def _receive(self, session: Session) -> None:
+        if session.backfill:
+            session.seen = backfill.SeenFootage(await self._live_footage(session.client_id, session.camera))
         async for message in session.connection:
             if isinstance(message, str):
                 kind = protocol.parse_control(message)
@@ -289,14 +295,41 @@ class Server:
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
+            if session.backfill and backfill.skipped(session, self.desk, self._tasks, message):
+                continue
             if session.backfill:
                 self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session, message),
                                         time.time())
             else:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
             session.analysis.receive(message)
+            if not session.backfill:
+                session.received(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
+
+    async def _live_footage(self, client_id: int, camera: str) -> list[tuple[int, int]]:
+        """Return the spans of footage the camera's live streams delivered, on every node (see footage.py)."""
+        spans = await self.store.live_footage(client_id, camera)
+        mine = [*self._unsaved_footage.values(), *filter(None, (s.footage() for s in self.streams.live()))]
+        return spans + [(span.first_us, span.last_us) for span in mine
+                        if (span.client_id, span.camera) == (client_id, camera)]
+
+    async def _save_footage(self) -> None:
+        """Write what the live streams received so far, and the spans of those ended that are not written yet."""
+        unsaved = dict(self._unsaved_footage)
+        spans = [*unsaved.values(), *filter(None, (session.footage() for session in self.streams.live()))]
+        await self.store.save_live_footage(spans)
+        for name, span in unsaved.items():
+            if self._unsaved_footage.get(name) is span:
+                del self._unsaved_footage[name]
+
+    async def _save_footage_now(self) -> None:
+        """Write the spans of live streams as they end; what fails is written with the next usage flush."""
+        try:
+            await self._save_footage()
+        except Exception as error:  # noqa: BLE001 - kept in memory, written at the next usage flush
+            log.warning("could not record the footage of ended streams (%s); will retry", error)
 
     def _undecodable(self, client_id: int, camera: str, count: int, first: bool) -> None:
         """Count messages of a stream that cannot be decoded (its intake decides which).
@@ -388,4 +421,5 @@ class Server:
             self._last_used = {**last_used, **self._last_used}
             raise
         self._last_flush = time.monotonic()
+        await self._save_footage()
         await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), now)

@@ -206,4 +206,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # When the operator was warned that this key, still in use, expires soon (once per key).
         "ALTER TABLE api_keys ADD COLUMN expiry_warned_at REAL",
     ),
+    (
+        # What each live stream received, as the capture times (µs) of its first and newest media: footage an agent
+        # sends again as backfill (a GOP left in its spool by a stop) is acknowledged without being analysed again,
+        # on whichever node it arrives. One row per live stream, written with the usage and at its end.
+        """CREATE TABLE live_footage (
+            session TEXT PRIMARY KEY,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            camera TEXT NOT NULL,
+            first_us INTEGER NOT NULL,
+            last_us INTEGER NOT NULL)""",
+        "CREATE INDEX live_footage_camera ON live_footage(client_id, camera, last_us)",
+    ),
 )

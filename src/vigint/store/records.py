@@ -59,6 +59,7 @@ class FlagKind(enum.StrEnum):
     ADDRESSES = "addresses"  # one key streaming from several addresses at once: leaked?
     SPIKE = "spike"  # a key's hourly bytes far over its usual
     HELLOS = "hellos"  # an address blocked after too many refused hellos
+    EVIDENCE = "evidence"  # footage resent for an alerted incident differs from its clip: a stolen key rewriting it?
 
 
 @dataclass(frozen=True)
