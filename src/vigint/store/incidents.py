@@ -6,6 +6,8 @@ from vigint.errors import NotFoundError, StoreError
 from vigint.store.engine import Engine, Row
 from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
 
+# An incident still open this long after its start is taken as left by a node that died, not continued.
+OPEN_CONTINUES_SECONDS = 3600.0
 # Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
 
@@ -61,6 +63,23 @@ class IncidentQueries(Engine):
         values = dict(row)
         alerted = bool(values.pop("alerted"))
         return _incident(values), alerted
+
+    async def incident_to_continue(self, client_id: int, camera: str, since: float) -> Incident | None:
+        """Return the camera's newest live motion incident that ended at or after `since`, or is still open (left by
+        a stream that ended less than OPEN_CONTINUES_SECONDS ago, on any node): a camera back within the cooldown
+        continues it."""
+        row = await self._fetch_one(
+            """SELECT * FROM incidents WHERE client_id = ? AND camera = ? AND offline = 0 AND type = 'motion'
+                 AND (ended_at >= ? OR ended_at IS NULL AND started_at >= ?)
+               ORDER BY started_at DESC, id DESC LIMIT 1""", (client_id, camera, since, since - OPEN_CONTINUES_SECONDS))
+        return None if row is None else _incident(row)
+
+    async def extend_incident(self, incident_id: int, ended_at: float) -> None:
+        """Record an incident's end, unless a later one is recorded already (its camera came back, perhaps to
+        another node, and the incident went on there)."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE incidents SET ended_at = ?1 WHERE id = ?2 AND (ended_at IS NULL OR ended_at < ?1)",
+                             (ended_at, incident_id))
 
     async def update_incident(self, incident_id: int, **fields) -> None:
         """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state,
