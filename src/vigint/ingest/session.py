@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 # How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue on connecting.
 LIVE_SPAN_SLACK_SECONDS = 60.0
+# Live capture times this far from the server's clock are not remembered: a live stream is now, give or take a
+# wrong clock, and a hostile header must not reach the database's integers.
+MAX_CLOCK_OFFSET_SECONDS = 86400.0
 
 
 @dataclass(eq=False)
@@ -83,14 +86,14 @@ class Session:
     def received(self, message: bytes) -> None:
         """Note the capture time of a live stream's media message (see `footage`). Its span grows no faster than
         the clock: a camera whose clock jumps ahead must not make later backfills look delivered already."""
-        dts = protocol.media_dts(message)
-        if dts is None:
+        dts, now = protocol.media_dts(message), time.time()
+        if dts is None or abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
             return
         if self.live_span is None:
             self.live_span = (dts, dts)
             return
         first, last = self.live_span
-        most = first + int((time.time() - self.connected_at + LIVE_SPAN_SLACK_SECONDS) * MICROSECONDS)
+        most = first + int((now - self.connected_at + LIVE_SPAN_SLACK_SECONDS) * MICROSECONDS)
         self.live_span = (first, max(last, min(dts, most)))
 
     def footage(self) -> LiveSpan | None:
