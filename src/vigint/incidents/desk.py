@@ -11,7 +11,15 @@ Incidents of a backfill (footage recorded while the camera was offline, sent lat
 their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
 must be kept (`holding`: while an incident is open or its clip is being recorded, from its pre-roll on) and
 when all its incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
-incident the first server recorded, and completes it instead of opening a second one.
+incident the first server recorded, and completes it instead of opening a second one; once that incident was
+alerted, its clip and stills are evidence that footage sent again is compared with, never recorded over (see
+evidence.py).
+
+The cooldown belongs to the camera, not to its connection: a live stream that ends with its incident open leaves it
+waiting (parked) for the cooldown, and a new stream of the camera with motion within it takes the incident over,
+its clip growing on from the new stream. A camera back on another node (or after a restart) finds the incident in
+the database: the new stream moves its end on and records no clip of its own (a node cannot append to another's
+clip), and no second alert goes.
 """
 
 import asyncio
@@ -316,6 +324,7 @@ class IncidentDesk:
         """Continue an incident whose clip and alerts are recorded already: a live one's end moves on (its clip is
         the one its first stream recorded: a node cannot grow another's); footage sent again for an offline one
         is compared with its evidence (see evidence.py), and changes nothing."""
+        incident.recorder = None  # it records nothing
         if not feed.backfill:
             incident.id = row.id
             return

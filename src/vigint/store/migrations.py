@@ -217,5 +217,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             first_us INTEGER NOT NULL,
             last_us INTEGER NOT NULL)""",
         "CREATE INDEX live_footage_camera ON live_footage(client_id, camera, last_us)",
+        # A camera's latest incident is looked up as each opens: one back within the cooldown continues it.
+        "CREATE INDEX incidents_camera ON incidents(client_id, camera, started_at)",
     ),
 )
