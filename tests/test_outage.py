@@ -28,10 +28,11 @@ CAMERA = "front-door"
 FPS = 10
 
 
-def write_footage(path: Path, seconds: float, people: tuple[tuple[float, float], ...] = ()) -> None:
+def write_footage(path: Path, seconds: float, people: tuple[tuple[float, float], ...] = (),
+                  gop_seconds: float = 1) -> None:
     """A camera's recording as a file (H.264 in MPEG-TS): a still room, and a person crossing it during each of
     `people` (seconds from the start)."""
-    video = make_footage(seconds, gop_seconds=1, people=people, fps=FPS, width=320, height=180)
+    video = make_footage(seconds, gop_seconds=gop_seconds, people=people, fps=FPS, width=320, height=180)
     with av.open(str(path), "w", format="mpegts") as container:
         stream = container.add_stream("h264", rate=FPS)
         stream.width, stream.height = video.width, video.height

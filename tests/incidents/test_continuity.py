@@ -157,7 +157,7 @@ async def test_a_camera_back_on_another_node_within_the_cooldown_continues_its_i
 
 async def offline_incident(server, api_key: str, video, start_us: int, mail_folder):
     """Backfill `video` and return its offline incident once alerted."""
-    acks, code = await resend_as_backfill(server, api_key, video, start_us)
+    _, code = await resend_as_backfill(server, api_key, video, start_us)
     assert code == 1000
     await eventually(lambda: list(mail_folder.glob("*.eml")))
     (incident,) = await server.store.list_incidents()
@@ -184,13 +184,13 @@ async def test_footage_sent_again_for_an_alerted_incident_never_rewrites_its_evi
     assert evidence_of(tmp_path / "data", incident) == evidence and await server.store.flags() == []
 
     forged = make_footage(10, people=((4.5, 9.0),), noise=4.0, **FOOTAGE)  # other pictures for the same times
-    acks, code = await resend_as_backfill(server, api_key, forged, start_us)
+    _, code = await resend_as_backfill(server, api_key, forged, start_us)
     assert code == 1000
     assert await server.store.list_incidents() == [incident]  # its end and stills untouched
     assert evidence_of(tmp_path / "data", incident) == evidence
     (flag,) = await server.store.flags()
     assert flag.kind == "evidence" and flag.client_id == client_id and f"incident {incident.id}" in flag.detail
-    assert [entry.action for entry in await server.store.list_audit(client_id)][0] == "footage.refused"
+    assert (await server.store.list_audit(client_id))[0].action == "footage.refused"
     shown = run_vigint("alerts", "--json", "--db", str(db_path), cwd=tmp_path)
     assert shown.returncode == 0 and json.loads(shown.stdout)[0]["kind"] == "evidence"
     assert len(list((tmp_path / "mail").glob("*.eml"))) == 1  # no second alert

@@ -59,8 +59,8 @@ def is_keyframe(message: bytes, max_units: int) -> bool:
 def skipped(session: Session, desk: IncidentDesk, tasks: TaskSet, message: bytes) -> bool:
     """Tell whether a backfill's media message was delivered live already (see `SeenFootage`): then it is neither
     analysed nor billed, and acknowledged as soon as what came before it is."""
-    dts = protocol.media_dts(message)
-    if session.seen is None or dts is None or not session.seen.skips(dts, lambda: is_keyframe(message, desk.settings.server.max_nal_units)):
+    dts, max_units = protocol.media_dts(message), desk.settings.server.max_nal_units
+    if session.seen is None or dts is None or not session.seen.skips(dts, lambda: is_keyframe(message, max_units)):
         return False
     if session.acked is None or dts - session.acked >= SKIPPED_ACK_STEP_US:
         acknowledge(session, desk, tasks)

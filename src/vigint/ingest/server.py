@@ -47,6 +47,7 @@ from vigint.ingest.connections import (
     tls_context,
     websockets_logger,
 )
+from vigint.ingest.footage import LiveFootage
 from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
@@ -55,7 +56,7 @@ from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
-from vigint.store import ApiKey, LiveSpan, Store
+from vigint.store import ApiKey, Store
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
 from vigint.web.app import open_page
@@ -77,7 +78,7 @@ class Server:
         self.streams = Streams(settings.server.max_streams_per_client)
         self._streams_ended = False  # since the heap was last trimmed
         self._last_used: dict[int, float] = {}
-        self._unsaved_footage: dict[str, LiveSpan] = {}  # of live streams ended, until written (see footage.py)
+        self.footage = LiveFootage(store, self.streams.live)
         self._last_flush = time.monotonic()
         threads = settings.server.decode_threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decode")
@@ -258,9 +259,9 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        if (footage := session.footage()) is not None:  # another node may get the camera's backfill next
-            self._unsaved_footage[footage.session] = footage
-            self._tasks.spawn(self._save_footage_now())
+        if not session.backfill:  # another node may get the camera's backfill next
+            self.footage.ended(session)
+            self._tasks.spawn(self.footage.save_quietly())
         if session.claimed:  # its name is free at once, on every node, as on this one
             self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
         with self.streams.finishing(session):
@@ -284,7 +285,7 @@ class Server:
 
     async def _receive(self, session: Session) -> None:
         if session.backfill:
-            session.seen = backfill.SeenFootage(await self._live_footage(session.client_id, session.camera))
+            session.seen = backfill.SeenFootage(await self.footage.of_camera(session.client_id, session.camera))
         async for message in session.connection:
             if isinstance(message, str):
                 kind = protocol.parse_control(message)
@@ -307,29 +308,6 @@ class Server:
                 session.received(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
-
-    async def _live_footage(self, client_id: int, camera: str) -> list[tuple[int, int]]:
-        """Return the spans of footage the camera's live streams delivered, on every node (see footage.py)."""
-        spans = await self.store.live_footage(client_id, camera)
-        mine = [*self._unsaved_footage.values(), *filter(None, (s.footage() for s in self.streams.live()))]
-        return spans + [(span.first_us, span.last_us) for span in mine
-                        if (span.client_id, span.camera) == (client_id, camera)]
-
-    async def _save_footage(self) -> None:
-        """Write what the live streams received so far, and the spans of those ended that are not written yet."""
-        unsaved = dict(self._unsaved_footage)
-        spans = [*unsaved.values(), *filter(None, (session.footage() for session in self.streams.live()))]
-        await self.store.save_live_footage(spans)
-        for name, span in unsaved.items():
-            if self._unsaved_footage.get(name) is span:
-                del self._unsaved_footage[name]
-
-    async def _save_footage_now(self) -> None:
-        """Write the spans of live streams as they end; what fails is written with the next usage flush."""
-        try:
-            await self._save_footage()
-        except Exception as error:  # noqa: BLE001 - kept in memory, written at the next usage flush
-            log.warning("could not record the footage of ended streams (%s); will retry", error)
 
     def _undecodable(self, client_id: int, camera: str, count: int, first: bool) -> None:
         """Count messages of a stream that cannot be decoded (its intake decides which).
@@ -421,5 +399,5 @@ class Server:
             self._last_used = {**last_used, **self._last_used}
             raise
         self._last_flush = time.monotonic()
-        await self._save_footage()
+        await self.footage.save()
         await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), now)
