@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from vigint import protocol
 from vigint.alerts import emails
 from vigint.config import EmailSettings, Settings, StorageSettings
+from vigint.ingest import backfill
 
 FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)  # small pictures, short GOPs: a few seconds a test
 TEN_MINUTES_AGO = int((time.time() - 600) * 1e6)
@@ -239,3 +240,12 @@ async def test_garbage_on_a_backfill_ends_with_4415_and_a_stray_end_on_a_live_st
     await send_video(live, video)
     await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
     await live.close()
+
+
+def test_footage_delivered_live_is_skipped_with_the_rest_of_its_gop_and_nothing_after():
+    seen = backfill.SeenFootage([(10, 20), (50, 60)])
+    keyframes = {0, 15, 21, 30, 45, 55}
+    skipped = [at for at in range(0, 70) if seen.skips(at, lambda at=at: at in keyframes)]
+    # 10-20 live; 21 starts a new GOP; 45's GOP is analysed until 50, where live footage starts again; 61-69 end
+    # a GOP begun live.
+    assert skipped == [*range(10, 21), *range(50, 70)] and seen.until == 69
