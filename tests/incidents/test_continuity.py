@@ -13,7 +13,7 @@ from media import make_footage, open_stream, send_video
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
-from vigint.config import EmailSettings, MotionSettings, Settings, StorageSettings
+from vigint.config import AlertSettings, EmailSettings, MotionSettings, Settings, StorageSettings
 from vigint.incidents.storage import still_name
 
 FOOTAGE = dict(gop_seconds=3, fps=10, width=320, height=180)  # a GOP holds motion enough for an incident
@@ -21,7 +21,8 @@ SEGMENT = 6  # seconds of footage each connection sends
 
 
 def settings(tmp_path, **motion) -> Settings:
-    return Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+    """Alerts written to a folder; one link secret, which several nodes on one database share."""
+    return Settings(storage=StorageSettings(data_dir=tmp_path / "data"), alerts=AlertSettings(link_secret="c" * 64),
                     email=EmailSettings(capture_dir=tmp_path / "mail"), motion=MotionSettings(**motion))
 
 
@@ -92,8 +93,8 @@ async def test_a_gop_sent_live_then_again_as_backfill_after_each_restart_makes_n
     assert row.backfill_bytes == 0 and row.backfill_seconds == 0  # billed live already
 
 
-async def test_footage_another_node_received_live_is_not_analysed_again_there(start, tmp_path):
-    first = await start(settings(tmp_path))
+async def test_footage_another_node_received_live_is_not_analysed_again_there(start, tmp_path, database):
+    first = await start(settings(tmp_path), database)
     client_id, _, api_key = await add_client(first.store)
     video = constant_motion(SEGMENT)
     origin = int(time.time() * 1e6) - SEGMENT * 1_000_000
@@ -102,7 +103,7 @@ async def test_footage_another_node_received_live_is_not_analysed_again_there(st
     await live.close()
     await eventually(lambda: first.store.list_incidents(client_id))
     await first.flush_usage()  # as its periodic flush does, if the write at the stream's end did not already
-    second = await start(settings(tmp_path))  # another node on the same database, or this one restarted
+    second = await start(settings(tmp_path), database)  # another node on the same database, or this one restarted
     acks, code = await resend_as_backfill(second, api_key, part(video, SEGMENT - 3, SEGMENT), origin)
     assert code == 1000 and acks[-1] == origin + video.units[-1][1]
     assert [incident.offline for incident in await second.store.list_incidents(client_id)] == [False]
@@ -134,8 +135,9 @@ async def test_a_camera_reconnecting_every_few_seconds_during_motion_keeps_one_i
     assert len(list((tmp_path / "mail").glob("*.eml"))) == len(mail) == 1
 
 
-async def test_a_camera_back_on_another_node_within_the_cooldown_continues_its_incident_there(start, tmp_path):
-    first = await start(settings(tmp_path))
+async def test_a_camera_back_on_another_node_within_the_cooldown_continues_its_incident_there(start, tmp_path,
+                                                                                             database):
+    first = await start(settings(tmp_path), database)
     client_id, _, api_key = await add_client(first.store)
     video = constant_motion(2 * SEGMENT)
     origin = int(time.time() * 1e6) - 2 * SEGMENT * 1_000_000
@@ -143,7 +145,7 @@ async def test_a_camera_back_on_another_node_within_the_cooldown_continues_its_i
     await send_video(live, part(video, 0, SEGMENT), start_us=origin)
     await live.close()
     (opened,) = await eventually(lambda: first.store.list_incidents(client_id))
-    second = await start(settings(tmp_path))
+    second = await start(settings(tmp_path), database)
     live, _ = await open_stream(url(second), api_key)
     await send_video(live, part(video, SEGMENT, 2 * SEGMENT), start_us=origin)
     await live.close()
