@@ -6,7 +6,8 @@ until written, the spans of ended streams stay here in memory.
 """
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from vigint.ingest.session import Session
 from vigint.store import LiveSpan, Store
@@ -25,10 +26,11 @@ class LiveFootage:
     def _spans(self) -> list[LiveSpan]:
         return [*self._unsaved.values(), *filter(None, (session.footage() for session in self._live()))]
 
-    def ended(self, session: Session) -> None:
-        """A live stream ended: keep its span until written (see `save`)."""
+    def ended(self, session: Session) -> Coroutine[Any, Any, None]:
+        """A stream ended: keep a live one's span until it is written (at once: run the write returned)."""
         if (footage := session.footage()) is not None:
             self._unsaved[footage.session] = footage
+        return self._save_quietly()
 
     async def save(self) -> None:
         """Write the spans of the open live streams and of the ended ones not written yet. Raises what the store
@@ -39,7 +41,7 @@ class LiveFootage:
             if self._unsaved.get(name) is span:
                 del self._unsaved[name]
 
-    async def save_quietly(self) -> None:
+    async def _save_quietly(self) -> None:
         """`save`, logging a failure: what fails is written with the next usage flush."""
         try:
             await self.save()

@@ -259,9 +259,7 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        if not session.backfill:  # another node may get the camera's backfill next
-            self.footage.ended(session)
-            self._tasks.spawn(self.footage.save_quietly())
+        self._tasks.spawn(self.footage.ended(session))  # another node may get the camera's backfill next
         if session.claimed:  # its name is free at once, on every node, as on this one
             self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
         with self.streams.finishing(session):
@@ -303,9 +301,8 @@ class Server:
                                         time.time())
             else:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
-            session.analysis.receive(message)
-            if not session.backfill:
                 session.received(message)
+            session.analysis.receive(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
 
