@@ -167,9 +167,11 @@ class IncidentDesk:
         if feed.backfill:
             self._recording.spawn(self._close(feed, incident, incident.last_motion))
             return
+        # As on a stream that goes on: the incident ends once the cooldown has passed since its last motion.
+        quiet = max(0, (feed.analysis.packets.newest_dts() or incident.last_motion) - incident.last_motion)
+        wait = max(0.0, self.settings.motion.cooldown_seconds - quiet / MICROSECONDS)
         camera = (feed.client_id, feed.camera)
-        incident.parked = asyncio.get_running_loop().call_later(self.settings.motion.cooldown_seconds, self._unpark,
-                                                                camera, incident)
+        incident.parked = asyncio.get_running_loop().call_later(wait, self._unpark, camera, incident)
         self._parked[camera] = incident
 
     def _unpark(self, camera: tuple[int, str], incident: OpenIncident) -> None:
