@@ -7,6 +7,7 @@ incident. A GOP whose keyframe was received live is skipped whole: its other fra
 """
 
 import asyncio
+import bisect
 import logging
 from collections.abc import Callable
 
@@ -32,14 +33,22 @@ class SeenFootage:
     within a live stream's span, and the rest of a GOP begun there."""
 
     def __init__(self, spans: list[tuple[int, int]]):
-        self._spans = sorted(spans)
+        self._starts: list[int] = []
+        self._ends: list[int] = []  # merged: a camera reconnecting all day has thousands of spans
+        for first, last in sorted(spans):
+            if self._ends and first <= self._ends[-1]:
+                self._ends[-1] = max(self._ends[-1], last)
+            else:
+                self._starts.append(first)
+                self._ends.append(last)
         self._tail_until: int | None = None  # non-keyframes up to then continue a skipped GOP
         self.until: int | None = None  # the newest decode time skipped
 
     def skips(self, dts: int, keyframe: Callable[[], bool]) -> bool:
         """Tell whether the media at decode time `dts` (whose `keyframe()` says if a decoder can start there) was
         delivered live, or continues a GOP that was."""
-        if any(first <= dts <= last for first, last in self._spans):
+        index = bisect.bisect_right(self._starts, dts) - 1
+        if index >= 0 and dts <= self._ends[index]:
             self._tail_until = dts + MAX_SKIPPED_TAIL_US
         elif self._tail_until is None or dts > self._tail_until or keyframe():
             self._tail_until = None

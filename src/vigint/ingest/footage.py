@@ -36,7 +36,7 @@ class LiveFootage:
         """Write the spans of the open live streams and of the ended ones not written yet. Raises what the store
         raises: the spans are kept for the next try."""
         unsaved = dict(self._unsaved)
-        await self._store.save_live_footage(self._spans())
+        await self._store.save_live_footage(self._spans(), list(unsaved.values()))
         for name, span in unsaved.items():
             if self._unsaved.get(name) is span:
                 del self._unsaved[name]

@@ -29,8 +29,9 @@ class LiveSpan:
 class FootageQueries(Engine):
     """Live footage received, and resent footage refused."""
 
-    async def save_live_footage(self, spans: list[LiveSpan]) -> None:
-        """Record (or move on) the spans of live streams; a camera's spans older than a week are dropped."""
+    async def save_live_footage(self, spans: list[LiveSpan], ended: list[LiveSpan]) -> None:
+        """Record (or move on) the spans of live streams; the cameras of those `ended` lose their spans older than a
+        week."""
         if not spans:
             return
         async with self._transaction() as db:
@@ -41,7 +42,7 @@ class FootageQueries(Engine):
                 [(span.session, span.camera, span.first_us, span.last_us, span.client_id) for span in spans])
             await db.executemany("DELETE FROM live_footage WHERE client_id = ? AND camera = ? AND last_us < ?",
                                  sorted({(span.client_id, span.camera, span.last_us - KEEP_LIVE_FOOTAGE_US)
-                                         for span in spans}))
+                                         for span in ended}))
 
     async def live_footage(self, client_id: int, camera: str) -> list[tuple[int, int]]:
         """Return the (first, last) capture times (µs) of the camera's live streams, oldest first."""
