@@ -121,9 +121,13 @@ async def test_a_camera_reconnecting_every_few_seconds_during_motion_keeps_one_i
     client_id, _, api_key = await add_client(server.store)
     video = constant_motion(5 * SEGMENT)
     origin = int(time.time() * 1e6)
-    for run in range(5):  # a link dropping every 3 s of real time (twice real time), back at once
+    for run in range(5):  # a link dropping every 1.2 s of real time (at five times real time), back at once
         live, _ = await open_stream(url(server), api_key)
-        await send_video(live, part(video, run * SEGMENT, (run + 1) * SEGMENT), start_us=origin, speed=2)
+        shift = run * SEGMENT * 1_000_000  # paced from the part's own start
+        piece = part(video, run * SEGMENT, (run + 1) * SEGMENT)
+        piece = dataclasses.replace(piece, units=tuple((pts - shift, dts - shift, key, data)
+                                                       for pts, dts, key, data in piece.units))
+        await send_video(live, piece, start_us=origin + shift, speed=5)
         await live.close()
     await ended(server, client_id)
     (incident,) = await server.store.list_incidents(client_id)
