@@ -249,3 +249,4 @@ def test_footage_delivered_live_is_skipped_with_the_rest_of_its_gop_and_nothing_
     # 10-20 live; 21 starts a new GOP; 45's GOP is analysed until 50, where live footage starts again; 61-69 end
     # a GOP begun live.
     assert skipped == [*range(10, 21), *range(50, 70)] and seen.until == 69
+    assert not seen.skips(55, lambda: False)  # footage sent again out of order is for the analysis to refuse

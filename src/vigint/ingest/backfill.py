@@ -42,11 +42,16 @@ class SeenFootage:
                 self._starts.append(first)
                 self._ends.append(last)
         self._tail_until: int | None = None  # non-keyframes up to then continue a skipped GOP
+        self._newest: int | None = None  # the newest decode time looked at
         self.until: int | None = None  # the newest decode time skipped
 
     def skips(self, dts: int, keyframe: Callable[[], bool]) -> bool:
         """Tell whether the media at decode time `dts` (whose `keyframe()` says if a decoder can start there) was
-        delivered live, or continues a GOP that was."""
+        delivered live, or continues a GOP that was. Only footage in decode order is skipped: what is not is left
+        to the analysis, which refuses it (see `Intake.accept`), so a sender cannot repeat footage unbilled."""
+        if self._newest is not None and dts <= self._newest:
+            return False
+        self._newest = dts
         index = bisect.bisect_right(self._starts, dts) - 1
         if index >= 0 and dts <= self._ends[index]:
             self._tail_until = dts + MAX_SKIPPED_TAIL_US
