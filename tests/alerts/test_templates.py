@@ -41,10 +41,11 @@ def test_times_are_written_as_each_language_does_in_the_client_s_zone():
 
 def test_an_offline_incident_says_when_it_was_recorded_and_a_live_one_does_not():
     assert templates.offline_note(INCIDENT, "en", "UTC") == ("Recorded 2026-01-01 00:00:00–00:07:05 UTC while the "
-                                                             "camera was offline; sent once it was back.")
+                                                             "camera could not reach Vigint; sent once the "
+                                                             "connection was back.")
     assert templates.offline_note(INCIDENT, "fr", "Europe/Paris") == (
-        "Enregistré le 01/01/2026 de 01:00:00 à 01:07:05 CET, pendant que la caméra était hors ligne ; envoyé à "
-        "son retour.")
+        "Enregistré le 01/01/2026 de 01:00:00 à 01:07:05 CET, pendant que la caméra ne pouvait pas joindre Vigint ; "
+        "envoyé une fois la connexion rétablie.")
     overnight = dataclasses.replace(INCIDENT, started_at=NEW_YEAR - 120)
     assert templates.offline_note(overnight, "fr", "UTC").startswith(
         "Enregistré du 31/12/2025 à 23:58:00 au 01/01/2026 à 00:07:05 UTC,")

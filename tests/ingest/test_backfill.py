@@ -20,6 +20,7 @@ from vigint import keys, protocol
 from vigint.alerts import emails
 from vigint.analysis.intake import CADENCE_UNITS
 from vigint.config import EmailSettings, Settings, StorageSettings
+from vigint.ingest import backfill
 
 FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)  # small pictures, short GOPs: a few seconds a test
 TEN_MINUTES_AGO = int((time.time() - 600) * 1e6)
@@ -93,7 +94,7 @@ async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_t
     assert server.streams.backfill(client_id, "front-door") is None  # its slot is free once done
     mail = await eventually(lambda: list((tmp_path / "mail").glob("*.eml")))
     body = emails.text_of(email.message_from_bytes(mail[0].read_bytes(), policy=email.policy.default))
-    assert "while the camera was offline" in body and "Recorded " in body
+    assert "while the camera could not reach Vigint" in body and "Recorded " in body
 
 
 async def test_acks_never_reach_an_incident_s_pre_roll_before_it_is_recorded_even_before_it_is_known(start):
@@ -310,3 +311,11 @@ async def test_real_footage_is_read_no_further_ahead_of_its_analysis_than_the_th
     row = await usage_once_ended(server, connection, reading, client_id)
     assert row.backfill_seconds == pytest.approx((video.units[-1][1] - video.units[0][1]) / 1e6)
     assert row.frames_decoded == video.frames
+def test_footage_delivered_live_is_skipped_with_the_rest_of_its_gop_and_nothing_after():
+    seen = backfill.SeenFootage([(50, 55), (10, 20), (12, 14), (54, 60)])  # as several nodes may have written them
+    keyframes = {0, 15, 21, 30, 45, 55}
+    skipped = [at for at in range(0, 70) if seen.skips(at, lambda at=at: at in keyframes)]
+    # 10-20 live; 21 starts a new GOP; 45's GOP is analysed until 50, where live footage starts again; 61-69 end
+    # a GOP begun live.
+    assert skipped == [*range(10, 21), *range(50, 70)] and seen.until == 69
+    assert not seen.skips(55, lambda: False)  # footage sent again out of order is for the analysis to refuse

@@ -15,6 +15,8 @@ import pytest
 from conftest import add_client, eventually, run_vigint, url
 from media import make_footage, open_stream, send_video
 
+from vigint.config import MotionSettings, Settings, StorageSettings
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
@@ -83,7 +85,9 @@ def browse(sign_in_link: str, incident_id: int) -> dict:
 
 
 async def test_a_customer_signs_in_finds_the_incident_and_plays_its_clip(start, tmp_path):
-    server = await start()
+    # A short cooldown: the incident ends that long after its last motion, unless its camera comes back.
+    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+                                  motion=MotionSettings(cooldown_seconds=2)))
     client_id, _, key = await add_client(server.store)
     connection, _ = await open_stream(url(server), key, camera="shop-floor")
     await send_video(connection, make_footage(12, gop_seconds=1, people=((3.0, 7.0),), width=320, height=180))

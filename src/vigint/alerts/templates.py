@@ -28,9 +28,10 @@ TEMPLATES = {
         "no_clip": "No clip could be saved for this incident.",
         "signature": "— Vigint",
         "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
-        "offline_same_day": "Recorded {date} {start_time}–{end_time} {zone} while the camera was offline; sent once "
-                            "it was back.",
-        "offline_span": "Recorded {start}–{end} {zone} while the camera was offline; sent once it was back.",
+        "offline_same_day": "Recorded {date} {start_time}–{end_time} {zone} while the camera could not reach Vigint; "
+                            "sent once the connection was back.",
+        "offline_span": "Recorded {start}–{end} {zone} while the camera could not reach Vigint; sent once the "
+                        "connection was back.",
         "camera_down": 'Camera "{camera}" has sent no video since {when}.',
         "camera_back": 'Camera "{camera}" has been streaming again since {when}.',
         "recovering": 'Camera "{camera}" has been streaming again since {when}; {amount} of footage recorded while '
@@ -57,10 +58,10 @@ TEMPLATES = {
         "signature": "— Vigint",
         "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne",
                   "camera_back": "caméra de nouveau en ligne"},
-        "offline_same_day": "Enregistré le {date} de {start_time} à {end_time} {zone}, pendant que la caméra était "
-                            "hors ligne ; envoyé à son retour.",
-        "offline_span": "Enregistré du {start} au {end} {zone}, pendant que la caméra était hors ligne ; envoyé à "
-                        "son retour.",
+        "offline_same_day": "Enregistré le {date} de {start_time} à {end_time} {zone}, pendant que la caméra ne "
+                            "pouvait pas joindre Vigint ; envoyé une fois la connexion rétablie.",
+        "offline_span": "Enregistré du {start} au {end} {zone}, pendant que la caméra ne pouvait pas joindre "
+                        "Vigint ; envoyé une fois la connexion rétablie.",
         "camera_down": "La caméra « {camera} » n'envoie plus de vidéo depuis le {when}.",
         "camera_back": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when}.",
         "recovering": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when} ; les {amount} de "

@@ -14,15 +14,27 @@ Incidents of a backfill (footage recorded while the camera was offline, sent lat
 their alerts wait for their end, which the alert states. The desk tells how far back such a stream's footage
 must be kept (`holding`: while an incident is open or its clip is being recorded, from its pre-roll on) and
 when all its incidents are recorded (`settled`). The same footage sent again after a server restart finds the offline
-incident the first server recorded, and completes it instead of opening a second one.
+incident the first server recorded, and completes it instead of opening a second one; once that incident was
+alerted, its clip and stills are evidence that footage sent again is compared with, never recorded over (see
+evidence.py).
+
+The cooldown belongs to the camera, not to its connection: a live stream that ends with its incident open leaves it
+waiting (parked) for the cooldown, and a new stream of the camera with motion within it takes the incident over,
+its clip growing on from the new stream. A camera back on another node (or after a restart) finds the incident in
+the database: the new stream moves its end on and records no clip of its own (a node cannot append to another's
+clip), and no second alert goes.
 """
 
 import asyncio
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import av
 
 from vigint import protocol
 from vigint.alerts.outbox import Outbox
@@ -30,17 +42,19 @@ from vigint.analysis.events import Closed, Event, Extended, Opened
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
 from vigint.errors import NotFoundError
-from vigint.incidents.recorder import ClipContext, ClipRecorder
+from vigint.incidents import evidence
+from vigint.incidents.recorder import CLIP_POLL_SECONDS, ClipContext, ClipRecorder
 from vigint.incidents.recovery import Recovery
-from vigint.incidents.storage import ClipStorage, still_name
+from vigint.incidents.storage import ClipStorage, StorageError, still_name
 from vigint.incidents.verify import Verifier
 from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
-from vigint.store import Incident, Store
+from vigint.store import FlagKind, Incident, Store
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # An offline incident resent after a restart starts where the first server saw it start, give or take the
 # footage it was resent from (whole GOPs from before its pre-roll) and a few frames of analysis cadence.
@@ -84,6 +98,13 @@ class OpenIncident:
     closed: asyncio.Event = field(default_factory=asyncio.Event)  # its end is recorded
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # its row, end, clip, stills and alerts are
     unfinished: int = 2  # of its recording and its closing
+    feed: Feed | None = None  # the stream its footage comes from now (a camera back within the cooldown: its new one)
+    recorder: ClipRecorder | None = None
+    parked: asyncio.TimerHandle | None = None  # its stream ended: it waits the cooldown for the camera to come back
+
+    def footage_over(self) -> bool:
+        """Whether its footage has stopped for good: its stream ended, and it does not wait for the camera."""
+        return self.parked is None and (self.feed.ended or self.feed.analysis.ended)
 
 
 class IncidentDesk:
@@ -98,6 +119,9 @@ class IncidentDesk:
         self._recovery = Recovery(self._clip_context, store, outbox.wake, node_id)
         self.run_id = self._recovery.run_id  # names this run in the rows of the incidents it records
         self._open: dict[Feed, OpenIncident] = {}
+        self._parked: dict[tuple[int, str], OpenIncident] = {}  # by client and camera, see `stream_ended`
+        # One look-up-or-create at a time per camera: two streams of it (one ending, one back) make one incident.
+        self._opening: defaultdict[tuple[int, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._unsettled: dict[Feed, list[OpenIncident]] = {}  # open or still being recorded, oldest first
         self._recording = TaskSet()
 
@@ -107,26 +131,86 @@ class IncidentDesk:
         await self._recovery.run(stopping)
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Wait for incidents being recorded (at shutdown), at most `timeout` seconds."""
+        """Wait for incidents being recorded (at shutdown), at most `timeout` seconds; those waiting for their
+        camera to come back end now."""
+        for camera, incident in list(self._parked.items()):
+            incident.parked.cancel()
+            self._unpark(camera, incident)
         await self._recording.drain(timeout)
 
     def observe(self, feed: Feed, events: list[Event]) -> None:
         """Act on a stream's incident events, in order."""
         for event in events:
             if isinstance(event, Opened):
-                incident = self._open[feed] = OpenIncident(event.start, event.start)
+                if self._resume(feed, event.start):
+                    continue
+                incident = self._open[feed] = OpenIncident(event.start, event.start, feed=feed)
                 self._unsettled.setdefault(feed, []).append(incident)
                 self._recording.spawn(self._record(feed, incident))
+            elif feed not in self._open:
+                continue  # its camera came back on a new stream, which took the incident over (see `_resume`)
             elif isinstance(event, Extended):
                 self._open[feed].last_motion = event.end
             elif isinstance(event, Closed):
                 self._recording.spawn(self._close(feed, self._open.pop(feed), event.end))
 
     def stream_ended(self, feed: Feed) -> None:
-        """A stream closed (or a backfill sent all its footage): its open incident ends at its last motion."""
+        """A stream closed (or a backfill sent all its footage): its open incident ends at its last motion; a live
+        one's, unless its camera comes back within the cooldown (see `_resume`)."""
         incident = self._open.pop(feed, None)
-        if incident is not None:
+        if incident is None:
+            return
+        if feed.backfill:
             self._recording.spawn(self._close(feed, incident, incident.last_motion))
+            return
+        # As on a stream that goes on: the incident ends once the cooldown has passed since its last motion.
+        quiet = max(0, (feed.analysis.packets.newest_dts() or incident.last_motion) - incident.last_motion)
+        wait = max(0.0, self.settings.motion.cooldown_seconds - quiet / MICROSECONDS)
+        camera = (feed.client_id, feed.camera)
+        incident.parked = asyncio.get_running_loop().call_later(wait, self._unpark, camera, incident)
+        self._parked[camera] = incident
+
+    def _unpark(self, camera: tuple[int, str], incident: OpenIncident) -> None:
+        """The camera did not come back within the cooldown: its incident ends at its last motion."""
+        incident.parked = None
+        if self._parked.get(camera) is incident:
+            del self._parked[camera]
+        self._recording.spawn(self._close(incident.feed, incident, incident.last_motion))
+
+    def _waiting(self, feed: Feed) -> OpenIncident | None:
+        """Take the incident a live stream's camera left on this node: parked, or still open on its ended stream."""
+        camera = (feed.client_id, feed.camera)
+        incident = self._parked.pop(camera, None)
+        if incident is not None:
+            return incident
+        for other, incident in self._open.items():
+            if other.ended and not other.backfill and (other.client_id, other.camera) == camera:
+                return self._open.pop(other)
+        return None
+
+    def _resume(self, feed: Feed, start: int) -> bool:
+        """A camera back within the cooldown, with motion from `start` (µs): continue its incident, on this node,
+        if it waits for it (or its ended stream is still being analysed); its clip grows on from the new stream.
+        Return whether it did."""
+        incident = None if feed.backfill else self._waiting(feed)
+        if incident is None:
+            return False
+        if incident.parked is not None:
+            incident.parked.cancel()
+            incident.parked = None
+        pending = self._unsettled.pop(incident.feed, [])
+        if incident in pending:
+            pending.remove(incident)
+            self._unsettled.setdefault(feed, []).append(incident)
+        if pending:
+            self._unsettled[incident.feed] = pending
+        incident.feed, incident.last_motion = feed, max(incident.last_motion, start)
+        if incident.recorder is not None:
+            incident.recorder.follow(feed.analysis)
+        self._open[feed] = incident
+        log.info("client %d camera %r is back within the cooldown: incident %s continues", feed.client_id,
+                 feed.camera, incident.id)
+        return True
 
     def holding(self, feed: Feed) -> int | None:
         """Return the newest decode time (µs) up to which the stream's footage may be forgotten while its incidents
@@ -147,10 +231,11 @@ class IncidentDesk:
         incident.unfinished -= 1
         if incident.unfinished:
             return
+        feed = incident.feed or feed  # a camera back within the cooldown: its new stream holds it now
         if incident.id is not None:
             try:
                 if await persist(f"incident {incident.id}",
-                                 lambda: self.store.incident_recorded(incident.id, time.time())):
+                                 lambda: self.store.incident_recorded(incident.id, self.run_id, time.time())):
                     self._outbox.wake()
             except Exception:  # noqa: BLE001 - left to recovery.py once this node stops: logged
                 log.exception("incident %d: could not record that it is recorded", incident.id)
@@ -167,7 +252,7 @@ class IncidentDesk:
             await incident.created.wait()
             if incident.id is not None:
                 await persist(f"incident {incident.id}",
-                              lambda: self.store.update_incident(incident.id, ended_at=end_us / MICROSECONDS))
+                              lambda: self.store.extend_incident(incident.id, end_us / MICROSECONDS))
         finally:
             incident.closed.set()
             await self._finished(feed, incident)
@@ -175,12 +260,16 @@ class IncidentDesk:
     async def _record(self, feed: Feed, incident: OpenIncident) -> None:
         # The clip takes its pre-roll from the ring now and grows beside the row's write: a write delayed by a busy
         # database must not let the ring forget the pre-roll.
-        recorder = ClipRecorder(self._clip_context, feed.analysis, incident)
-        growing = asyncio.ensure_future(recorder.grow(lambda: feed.ended or feed.analysis.ended))
+        recorder = incident.recorder = ClipRecorder(self._clip_context, feed.analysis, incident)
+        growing = asyncio.ensure_future(recorder.grow(incident.footage_over))
         deleted = False
         try:
-            row, alerted = await persist(f"client {feed.client_id} camera {feed.camera!r}",
-                                         lambda: self._open_row(feed, incident.start / MICROSECONDS))
+            async with self._opening[(feed.client_id, feed.camera)]:
+                row, alerted = await persist(f"client {feed.client_id} camera {feed.camera!r}",
+                                             lambda: self._open_row(feed, incident.start / MICROSECONDS))
+            if alerted:  # its clip and alerts are another's: never recorded over
+                growing.cancel()
+                return await self._recorded_already(feed, incident, row)
             incident.id = row.id
             incident.created.set()
             what = f"incident {row.id}"
@@ -228,11 +317,22 @@ class IncidentDesk:
 
     async def _open_row(self, feed: Feed, started_at: float) -> tuple[Incident, bool]:
         """Create the incident's row with its held alerts, or find the offline one the same footage made before a
-        server restart (unless a node records it still); return it and whether its alerts were released already."""
-        if feed.backfill:
+        server restart (unless a node records it still), or the camera's incident that a live stream of it left within
+        the cooldown (on another node, or before a restart); return it and whether its alerts were released already
+        (a live one found: by the stream that opened it)."""
+        if not feed.backfill:
+            since = started_at - self.settings.motion.cooldown_seconds
+            found = await self.store.incident_to_continue(feed.client_id, feed.camera, since)
+            if found is not None:
+                log.info("client %d camera %r is back within the cooldown: incident %d continues", feed.client_id,
+                         feed.camera, found.id)
+                return found, True
+        else:
             slack = self.settings.motion.pre_roll_seconds + REUSE_SLACK_SECONDS
             found = await self.store.offline_incident_near(feed.client_id, feed.camera, started_at, slack)
-            if found is not None and await self.store.take_incident(found[0].id, self.run_id, None):
+            # One alerted already is only compared with (see `_recorded_already`), never taken: nothing of it is
+            # recorded again.
+            if found is not None and (found[1] or await self.store.take_incident(found[0].id, self.run_id, None)):
                 log.info("client %d camera %r: footage sent again continues offline incident %d", feed.client_id,
                          feed.camera, found[0].id)
                 return found
@@ -243,6 +343,56 @@ class IncidentDesk:
         log.info("client %d camera %r: %sincident %d opened", feed.client_id, feed.camera,
                  "offline " if feed.backfill else "", row.id)
         return row, False
+
+    async def _recorded_already(self, feed: Feed, incident: OpenIncident, row: Incident) -> None:
+        """Continue an incident whose clip and alerts are recorded already: a live one's end moves on (its clip is
+        the one its first stream recorded: a node cannot grow another's); footage sent again for an offline one
+        is compared with its evidence (see evidence.py), and changes nothing."""
+        incident.recorder = None  # it records nothing
+        if not feed.backfill:
+            incident.id = row.id
+            return
+        sent = await self._resent(feed, row)
+        if row.clip_path is None or not sent:
+            return  # nothing to compare: nothing is recorded either
+        try:
+            clip = await self._in_worker(evidence.clip_fingerprints, await self._in_worker(
+                self._clip_context.storage.read, row.clip_path) or b"")
+        except (av.FFmpegError, StorageError) as error:
+            log.error("incident %d: its clip cannot be read to compare footage sent again: %s", row.id, error)
+            return
+        core = (round(row.started_at * MICROSECONDS), round((row.ended_at or row.started_at) * MICROSECONDS))
+        if clip and evidence.matches(sent, clip, core):
+            log.info("incident %d: footage sent again matches its clip; nothing changes", row.id)
+            return
+        detail = (f"camera {feed.camera!r} sent footage again for incident {row.id}, alerted already, that differs "
+                  "from its clip: refused, the clip and stills are kept")
+        log.warning("client %d: %s", feed.client_id, detail)
+        now = time.time()
+        await persist(f"incident {row.id}", lambda: self.store.footage_refused(feed.client_id, feed.key_id, row.id,
+                                                                               detail, now))
+        await persist(f"incident {row.id}", lambda: self.store.raise_flag(
+            FlagKind.EVIDENCE, f"incident:{row.id}", feed.client_id, feed.key_id, detail, now))
+
+    async def _resent(self, feed: Feed, row: Incident) -> list[tuple[int, bytes]]:
+        """Return the fingerprints of the footage a backfill sends again over an alerted incident's clip (from its
+        pre-roll to its post-roll), taken from the stream's ring as it arrives: a long incident is never held
+        whole in memory."""
+        motion = self.settings.motion
+        first = round((row.started_at - motion.pre_roll_seconds - REUSE_SLACK_SECONDS) * MICROSECONDS)
+        last = round(((row.ended_at or row.started_at) + motion.post_roll_seconds) * MICROSECONDS)
+        sent, newest = [], first - 1
+        while True:
+            over = feed.ended or feed.analysis.ended  # read before the last look: nothing arrives after it
+            fresh = [packet for packet in feed.analysis.packets.packets() if newest < packet.dts <= last]
+            sent += evidence.resent(fresh)
+            newest = fresh[-1].dts if fresh else newest
+            if over or (feed.analysis.packets.newest_dts() or first) >= last:
+                return sent
+            await asyncio.sleep(CLIP_POLL_SECONDS)
+
+    async def _in_worker(self, job: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._clip_context.pool, job, *args)
 
     async def _judge_and_alert(self, feed: Feed, incident: Incident, packets: list[Packet]) -> None:
         alert, fields = True, {}

@@ -145,6 +145,11 @@ class ClipRecorder:
 
     # Taking packets, on the event loop
 
+    def follow(self, analysis: StreamAnalysis) -> None:
+        """Take the clip's packets from now on from `analysis`: its camera came back on a new stream within the
+        cooldown, and the incident goes on (the clip shows the gap between the two streams as a jump)."""
+        self._analysis = analysis
+
     def _take(self) -> list[Packet]:
         """Return the ring's packets received since the last look (the first time: from the pre-roll's keyframe),
         up to the clip's cap."""

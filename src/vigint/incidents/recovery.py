@@ -118,9 +118,9 @@ class Recovery:
         ended_at = incident.ended_at
         if ended_at is None:
             ended_at = max(incident.started_at, clip_from + held) if held else incident.started_at
-            await persist(what, lambda: self._store.update_incident(incident.id, ended_at=ended_at))
+            await persist(what, lambda: self._store.extend_incident(incident.id, ended_at))  # a camera back may extend it
         finished = held is not None and await self._finish_clip(incident, name, growing, clip_from, ended_at)
-        released = await persist(what, lambda: self._store.incident_recorded(incident.id, time.time()))
+        released = await persist(what, lambda: self._store.incident_recorded(incident.id, self.run_id, time.time()))
         if released:
             self._wake_sender()
         log.warning("incident %d, left by node %s: closed, clip %s, %d alert(s) released", incident.id,

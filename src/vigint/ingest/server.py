@@ -46,6 +46,7 @@ from vigint.ingest.connections import (
     tls_context,
     websockets_logger,
 )
+from vigint.ingest.footage import LiveFootage
 from vigint.ingest.http import Routes
 from vigint.ingest.registry import Registry
 from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit, trim_heap
@@ -77,6 +78,7 @@ class Server:
         self.streams = Streams(settings.server.max_streams_per_client)
         self._streams_ended = False  # since the heap was last trimmed
         self._last_used: dict[int, float] = {}
+        self.footage = LiveFootage(store, self.streams.live)
         self._last_flush = time.monotonic()
         threads = settings.server.decode_threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decode")
@@ -259,6 +261,7 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
+        self._tasks.spawn(self.footage.ended(session))  # another node may get the camera's backfill next
         if session.claimed:  # its name is free at once, on every node, as on this one
             self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
         with self.streams.finishing(session):
@@ -281,6 +284,8 @@ class Server:
     # Media
 
     async def _receive(self, session: Session) -> None:
+        if session.backfill:
+            session.seen = backfill.SeenFootage(await self.footage.of_camera(session.client_id, session.camera))
         async for message in session.connection:
             if isinstance(message, str):
                 kind = protocol.parse_control(message)
@@ -291,11 +296,14 @@ class Server:
                           session.camera, kind)
                 continue
             self.metrics.bytes_received += len(message)
+            if session.backfill and backfill.skipped(session, self.desk, self._tasks, message):
+                continue
             session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
             if session.backfill:
                 self.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
             else:
                 self.usage.add_bytes(session.key.id, len(message), time.time())
+                session.received(message)
             if session.backfill and session.analysis.backlogged:
                 await backfill.drained(session)
 
@@ -397,4 +405,5 @@ class Server:
             self._last_used = {**last_used, **self._last_used}
             raise
         self._last_flush = time.monotonic()
+        await self.footage.save()
         await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), now)

@@ -5,13 +5,25 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
+from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
-from vigint.store import ApiKey, StreamEntry
+from vigint.media import MICROSECONDS
+from vigint.store import ApiKey, LiveSpan, StreamEntry
+
+if TYPE_CHECKING:
+    from vigint.ingest.backfill import SeenFootage
+
+# How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue on connecting.
+LIVE_SPAN_SLACK_SECONDS = 60.0
+# Live capture times this far from the server's clock are not remembered: a live stream is now, give or take a
+# wrong clock, and a hostile header must not reach the database's integers.
+MAX_CLOCK_OFFSET_SECONDS = 86400.0
 
 
 @dataclass(eq=False)
@@ -33,6 +45,8 @@ class Session:
     spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
     billed_dts: int | None = None  # a backfill's footage is billed up to this decode time
     acked: int | None = None  # a backfill's last ack: its footage up to this decode time is analysed and recorded
+    seen: "SeenFootage | None" = None  # a backfill's footage delivered live already, skipped (see backfill.py)
+    live_span: tuple[int, int] | None = None  # a live stream's first and newest capture times received (µs)
     on_settled: Callable[["Session"], None] | None = field(default=None, repr=False)
 
     @property
@@ -68,6 +82,25 @@ class Session:
     def entry(self, node_id: str) -> StreamEntry:
         return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at,
                            self.spooled_seconds)
+
+    def received(self, message: bytes) -> None:
+        """Note the capture time of a live stream's media message (see `footage`). Its span grows no faster than
+        the clock: a camera whose clock jumps ahead must not make later backfills look delivered already."""
+        dts, now = protocol.media_dts(message), time.time()
+        if dts is None or abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
+            return
+        if self.live_span is None:
+            self.live_span = (dts, dts)
+            return
+        first, last = self.live_span
+        most = first + int((now - self.connected_at + LIVE_SPAN_SLACK_SECONDS) * MICROSECONDS)
+        self.live_span = (first, max(last, min(dts, most)))
+
+    def footage(self) -> LiveSpan | None:
+        """The live footage it received so far, if any (footage sent again as backfill is not analysed twice)."""
+        if self.live_span is None:
+            return None
+        return LiveSpan(self.id, self.client_id, self.camera, *self.live_span)
 
     def live(self) -> LiveStream:
         return LiveStream(self.client_id, self.key.id, self.key.prefix, self.camera, self.address, self.connected_at,

@@ -9,8 +9,9 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
   alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases),
   `customers` (a client's own page: sign-in links, sessions, its rows only), `handovers` (keys handed over by a
-  one-time link), `deadletters` (alerts given up). To add a query, add a method to its concern's class; to add a
-  concern, add a module and its class to `Store`'s bases.
+  one-time link), `deadletters` (alerts given up), `footage` (live footage received, resent footage refused).
+  To add a query, add a method to its concern's class; to add a concern, add a module and its class to
+  `Store`'s bases.
 - `copy`: every table of a SQLite store into an empty PostgreSQL one (`vigint db copy`), beside the facade.
 """
 
@@ -20,6 +21,7 @@ from vigint.store.customers import CustomerQueries, Listed
 from vigint.store.deadletters import DeadLetterQueries
 from vigint.store.engine import BUSY_TIMEOUT_MS, is_busy
 from vigint.store.fleet import FleetQueries
+from vigint.store.footage import FootageQueries, LiveSpan
 from vigint.store.handovers import HandoverQueries
 from vigint.store.incidents import IncidentQueries
 from vigint.store.invoices import InvoiceQueries
@@ -53,10 +55,10 @@ from vigint.store.usage import UsageQueries
 __all__ = [
     "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "Channel",
     "Claim", "Client", "ClientStatus", "Flag", "FlagKind", "Handover", "Incident", "Invoice", "KeyState", "Line",
-    "Listed", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
+    "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
 ]
 
 
 class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries,
-            CustomerQueries, HandoverQueries, DeadLetterQueries):
+            CustomerQueries, HandoverQueries, DeadLetterQueries, FootageQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

@@ -8,6 +8,8 @@ from vigint.errors import NotFoundError, StoreError
 from vigint.store.engine import Engine, Row
 from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
 
+# An incident still open this long after its start is taken as left by a node that died, not continued.
+OPEN_CONTINUES_SECONDS = 3600.0
 # Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
 
@@ -74,14 +76,17 @@ class IncidentQueries(Engine):
                 await db.execute("UPDATE incidents SET alert_state = ? WHERE id = ?",
                                  (AlertState.SUPPRESSED, incident_id))
 
-    async def incident_recorded(self, incident_id: int, now: float) -> int:
-        """Mark an incident recorded whole (no node records it any more), releasing the alerts still held (due
-        `now`: its recording failed, or its node died, before a verdict); return how many were."""
+    async def incident_recorded(self, incident_id: int, run: str, now: float) -> int:
+        """Mark an incident that `run` records as recorded whole (no node records it any more), releasing the alerts
+        still held (due `now`: its recording failed, or its node died, before a verdict); return how many were.
+        Nothing changes if another run records it (a camera back within the cooldown continued it here, while
+        the node that opened it records its clip)."""
         async with self._transaction() as db:
-            released = await db.execute("UPDATE alert_outbox SET held = 0, next_attempt_at = ? WHERE incident_id = ? "
-                                        "AND held = 1", (now, incident_id))
-            await db.execute("UPDATE incidents SET recording_node = NULL WHERE id = ?", (incident_id,))
-        return released
+            if not await db.execute("UPDATE incidents SET recording_node = NULL WHERE id = ? AND recording_node = ?",
+                                    (incident_id, run)):
+                return 0
+            return await db.execute("UPDATE alert_outbox SET held = 0, next_attempt_at = ? WHERE incident_id = ? "
+                                    "AND held = 1", (now, incident_id))
 
     async def unrecorded_incidents(self, run: str) -> list[Incident]:
         """Return the incidents that another run of a node than `run` was recording and has not recorded whole,
@@ -114,6 +119,23 @@ class IncidentQueries(Engine):
         values = dict(row)
         alerted = bool(values.pop("alerted"))
         return _incident(values), alerted
+
+    async def incident_to_continue(self, client_id: int, camera: str, since: float) -> Incident | None:
+        """Return the camera's newest live motion incident that ended at or after `since`, or is still open (left by
+        a stream that ended less than OPEN_CONTINUES_SECONDS ago, on any node): a camera back within the cooldown
+        continues it."""
+        row = await self._fetch_one(
+            """SELECT * FROM incidents WHERE client_id = ? AND camera = ? AND offline = 0 AND type = 'motion'
+                 AND (ended_at >= ? OR ended_at IS NULL AND started_at >= ?)
+               ORDER BY started_at DESC, id DESC LIMIT 1""", (client_id, camera, since, since - OPEN_CONTINUES_SECONDS))
+        return None if row is None else _incident(row)
+
+    async def extend_incident(self, incident_id: int, ended_at: float) -> None:
+        """Record an incident's end, unless a later one is recorded already (its camera came back, perhaps to
+        another node, and the incident went on there)."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE incidents SET ended_at = ?1 WHERE id = ?2 AND (ended_at IS NULL OR ended_at < ?1)",
+                             (ended_at, incident_id))
 
     async def update_incident(self, incident_id: int, **fields) -> None:
         """Set some of an incident's columns (ended_at, type, description, threat, clip_path, verdict, alert_state,

@@ -218,4 +218,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE incidents SET recording_node = '' WHERE ended_at IS NULL",  # left open by a crash: no node records it
         "CREATE INDEX incidents_recording ON incidents (recording_node) WHERE recording_node IS NOT NULL",
     ),
+    (
+        # What each live stream received, as the capture times (µs) of its first and newest media: footage an agent
+        # sends again as backfill (a GOP left in its spool by a stop) is acknowledged without being analysed again,
+        # on whichever node it arrives. One row per live stream, written with the usage and at its end.
+        """CREATE TABLE live_footage (
+            session TEXT PRIMARY KEY,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            camera TEXT NOT NULL,
+            first_us INTEGER NOT NULL,
+            last_us INTEGER NOT NULL)""",
+        "CREATE INDEX live_footage_camera ON live_footage(client_id, camera, last_us)",
+        # A camera's latest incident is looked up as each opens: one back within the cooldown continues it.
+        "CREATE INDEX incidents_camera ON incidents(client_id, camera, started_at)",
+    ),
 )

@@ -61,6 +61,7 @@ class FlagKind(enum.StrEnum):
     SPIKE = "spike"  # a key's hourly bytes far over its usual
     HELLOS = "hellos"  # an address blocked after too many refused hellos
     UNDELIVERABLE = "undeliverable"  # an alert given up: refused for good, or not delivered after max_attempts
+    EVIDENCE = "evidence"  # footage resent for an alerted incident differs from its clip: a stolen key rewriting it?
 
 
 @dataclass(frozen=True)
