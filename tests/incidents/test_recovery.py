@@ -85,10 +85,11 @@ def incident_of(message: email.message.EmailMessage) -> int:
     return int(re.search(r"/incidents/(\d+)", emails.text_of(message))[1])
 
 
-async def stream_until_killed(url: str, api_key: str) -> None:
-    """Stream SCENE as camera "shop" until it ends or the server dies."""
+async def stream_until_killed(url: str, api_key: str, not_before: float) -> None:
+    """Stream SCENE as camera "shop", its capture times from now or `not_before`, until it ends or the server
+    dies."""
     connection, _ = await open_stream(url, api_key, "shop")
-    start_us, began = int(time.time() * 1_000_000), time.monotonic()
+    start_us, began = int(max(time.time(), not_before) * 1_000_000), time.monotonic()
     with contextlib.suppress(ConnectionClosed, OSError):
         for pts, dts, _, data in SCENE.units:
             await asyncio.sleep(max(0.0, began + dts / 1e6 / SPEED - time.monotonic()))
@@ -96,7 +97,8 @@ async def stream_until_killed(url: str, api_key: str) -> None:
         await connection.close()
 
 
-async def kill_during(server: ServeProcess, api_key: str, mailbox: StallingMailbox, moment: str, delay: float) -> None:
+async def kill_during(server: ServeProcess, api_key: str, mailbox: StallingMailbox, moment: str, delay: float,
+                      not_before: float) -> None:
     """Stream an incident and kill the server `delay` seconds after `moment`: "row" (its row is written: the old
     code queued its alert seconds later), "growing" (its clip is named and grows), "data" (its alert's SMTP DATA
     is sent, unanswered)."""
@@ -109,7 +111,7 @@ async def kill_during(server: ServeProcess, api_key: str, mailbox: StallingMailb
         new = [row for row in rows(server.db) if row["id"] not in before]
         return new and (moment == "row" or new[0]["clip_path"] is not None)
 
-    streaming = asyncio.create_task(stream_until_killed(server.url, api_key))
+    streaming = asyncio.create_task(stream_until_killed(server.url, api_key, not_before))
     try:
         await eventually(reached, timeout=30, interval=0.01)
         await asyncio.sleep(delay)
@@ -153,14 +155,24 @@ async def check_recovered(server: ServeProcess, mailbox: StallingMailbox, count:
     assert all(len(ids) == 1 for ids in copies.values()), copies
 
 
+async def apart(server: ServeProcess) -> float:
+    """Wait until the restarted server has closed what the killed one left, and the camera's cooldown has passed
+    since; return the capture time from which the next round's motion opens an incident of its own instead of
+    continuing the last one (footage streamed faster than real time ends ahead of the clock)."""
+    await eventually(lambda: all(row["ended_at"] is not None for row in rows(server.db)), timeout=30)
+    return max(row["ended_at"] for row in rows(server.db)) + float(ENV["VIGINT_MOTION_COOLDOWN_SECONDS"])
+
+
 async def crash_and_recover(tmp_path, mailbox: StallingMailbox, moments: list[tuple[str, float]]) -> None:
     server = await ServeProcess(tmp_path, {**ENV, "VIGINT_EMAIL_SMTP_PORT": str(mailbox.port)}).start()
     try:
         async with await Store.open(server.db) as store:
             _, _, api_key = await add_client(store)
+        not_before = 0.0
         for moment, delay in moments:
-            await kill_during(server, api_key, mailbox, moment, delay)
+            await kill_during(server, api_key, mailbox, moment, delay, not_before)
             await server.start()  # recovers what the killed one left, as it starts
+            not_before = await apart(server)
         await check_recovered(server, mailbox, len(moments))
         if any(moment == "data" for moment, _ in moments):
             assert mailbox.stalled  # sent twice: once unanswered, once again after the restart, one Message-ID
