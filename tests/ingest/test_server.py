@@ -521,8 +521,10 @@ async def test_usage_met_by_a_long_database_lock_is_kept_and_warned_of_in_one_li
     server = await start()
     client_id, _, api_key = await add_client(server.store)
     connection, _ = await open_stream(url(server), api_key)
-    holder = sqlite3.connect(db_path, isolation_level=None)  # another process's writer: a backup, an admin command
-    holder.execute("BEGIN IMMEDIATE")
+    # Another process's writer (a backup, an admin command). Taken from a thread: the server shares this event loop,
+    # and its write in progress must be able to end for the lock to be had.
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
     try:
         sent = await send_video(connection, make_h264(1))
         await connection.close()
