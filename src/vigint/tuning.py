@@ -11,6 +11,7 @@ config.ini's `[camera CLIENT_ID/NAME] masks` and `--mask X,Y,W,H` give them, is 
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ MAX_MASK_POINTS = 64
 _SENSITIVITY = {f.name: f for f in dataclasses.fields(MotionSettings)}["sensitivity"].metadata
 MIN_SENSITIVITY, MAX_SENSITIVITY = _SENSITIVITY["minimum"], _SENSITIVITY["maximum"]
 
+# A plain decimal number: float() would also read "١", "1_0" or "infinity", which nobody types as a fraction.
+_NUMBER = re.compile(r"[+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[+-]?[0-9]+\.")
 Point = tuple[float, float]
 
 
@@ -81,14 +84,10 @@ def parse_rectangle(text: str) -> Mask:
     Raises:
         InvalidInputError: not four numbers, or not a rectangle inside the picture.
     """
-    parts = text.split(",")
-    try:
-        numbers = [float(part) for part in parts] if len(parts) == 4 and len(text) < 100 else []
-    except ValueError:
-        numbers = []
-    if not numbers:
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 4 or not all(_NUMBER.fullmatch(part) for part in parts):
         raise InvalidInputError(f"{text!r:.40} is not X,Y,W,H: four fractions of the picture such as 0,0.5,0.25,0.5")
-    return rectangle(*numbers)
+    return rectangle(*(float(part) for part in parts))
 
 
 def check_masks(masks: Sequence[Mask]) -> tuple[Mask, ...]:
