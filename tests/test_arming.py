@@ -1,6 +1,6 @@
 """Arming states in time: the next change is the wall clock's, across clock changes, and a mute wins."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,6 @@ from vigint.arming import ArmingState, describe, state
 from vigint.schedule import MINUTES_PER_DAY, parse_schedule
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
 # Europe's clocks go forward on 2026-03-29 at 01:00 UTC and back on 2026-10-25 at 01:00 UTC.
 SPRING, AUTUMN = datetime(2026, 3, 29, 1, 0, tzinfo=UTC), datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
 

@@ -5,16 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigint.errors import InvalidInputError
-from vigint.schedule import (
-    ALWAYS,
-    MAX_RANGES,
-    MINUTES_PER_DAY,
-    NEVER,
-    Entry,
-    Schedule,
-    format_schedule,
-    parse_schedule,
-)
+from vigint.schedule import ALWAYS, MAX_RANGES, MINUTES_PER_DAY, NEVER, Entry, Schedule, format_schedule, parse_schedule
 
 HOUR = 60
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)

@@ -14,7 +14,7 @@ consecutive candidates nothing changes, so the first candidate at which the stat
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from vigint.schedule import MINUTES_PER_DAY, MINUTES_PER_WEEK, Schedule
 
@@ -88,7 +88,7 @@ def _candidates(week: bytes, zone: tzinfo, at: datetime) -> list[datetime]:
         for minute in boundaries[day.weekday()]:
             for fold in (0, 1):  # both readings of a wall time the fall-back hour shows twice
                 wall = datetime.combine(day, time(minute // 60, minute % 60, fold=fold), zone)
-                instants.append(wall.astimezone(timezone.utc))
+                instants.append(wall.astimezone(UTC))
     instants += _offset_changes(zone, at, at + timedelta(days=HORIZON_DAYS))
     return sorted(instant for instant in set(instants) if instant > at)
 
@@ -96,7 +96,7 @@ def _candidates(week: bytes, zone: tzinfo, at: datetime) -> list[datetime]:
 def schedule_state(schedule: Schedule, zone: tzinfo, at: datetime) -> ArmingState:
     """Return whether `schedule` arms its camera at the instant `at` (timezone-aware) in the client's `zone`, and
     when that next changes (None: never)."""
-    at = at.astimezone(timezone.utc)
+    at = at.astimezone(UTC)
     week = schedule.week()
     armed = bool(week[_minute_of_week(at, zone)])
     if week.count(week[0]) == len(week):
@@ -118,7 +118,7 @@ def state(schedule: Schedule, zone: tzinfo, at: datetime, muted_until: datetime 
         raise ValueError("arming states are computed for timezone-aware instants only")
     if muted_until is None or muted_until <= at:
         return schedule_state(schedule, zone, at)
-    muted_until = muted_until.astimezone(timezone.utc)
+    muted_until = muted_until.astimezone(UTC)
     after = schedule_state(schedule, zone, muted_until)
     return ArmingState(False, muted_until if after.armed else after.until, muted_until)
 

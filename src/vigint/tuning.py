@@ -55,7 +55,7 @@ class Mask:
         points = []
         for point in self.points:
             if not isinstance(point, Sequence) or len(point) != 2:
-                raise InvalidInputError(f"a mask's corner {str(point):.30} is not a pair x, y")
+                raise InvalidInputError(f"a mask's corner {point!s:.30} is not a pair x, y")
             points.append((_fraction(point[0], "a mask's x"), _fraction(point[1], "a mask's y")))
         object.__setattr__(self, "points", tuple(points))
         # Twice the signed area (shoelace): a mask that covers nothing is a mistake worth saying.

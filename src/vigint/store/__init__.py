@@ -56,9 +56,8 @@ from vigint.store.usage import UsageQueries
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "CameraSetting",
-    "Channel", "Editor",
-    "Claim", "Client", "ClientStatus", "Flag", "FlagKind", "Handover", "Incident", "Invoice", "KeyState", "Line",
-    "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
+    "Channel", "Claim", "Client", "ClientStatus", "Editor", "Flag", "FlagKind", "Handover", "Incident", "Invoice",
+    "KeyState", "Line", "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
 ]
 
 
