@@ -33,7 +33,6 @@ MAX_SCHEDULE_CHARS = 500
 MAX_RANGES = 28
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # Each language's day names as a customer may type them; `format_schedule` writes the first.
 DAY_NAMES = {
     "en": (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"), ("fri", "friday"),

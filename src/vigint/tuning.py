@@ -31,8 +31,13 @@ _NUMBER = re.compile(r"[+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[+-]?[0-9]+\.")
 Point = tuple[float, float]
 
 
+def is_finite_number(value: object) -> bool:
+    """Tell whether a value from a form, a command or JSON is an int or float (not a bool), neither NaN nor infinite."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _fraction(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 <= value <= 1:
+    if not is_finite_number(value) or not 0 <= value <= 1:
         raise InvalidInputError(f"{what} {value!r:.20} is not a fraction of the picture between 0 and 1")
     return float(value)
 
@@ -120,8 +125,7 @@ def masks_from_json(text: str) -> tuple[Mask, ...]:
 
 def check_sensitivity(value: float) -> float:
     """Return a sensitivity a camera may have. Raises InvalidInputError: not a number within the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \
-            not MIN_SENSITIVITY <= value <= MAX_SENSITIVITY:
+    if not is_finite_number(value) or not MIN_SENSITIVITY <= value <= MAX_SENSITIVITY:
         raise InvalidInputError(f"the sensitivity {value!r:.20} is not a number from {MIN_SENSITIVITY:g} to "
                                 f"{MAX_SENSITIVITY:g} (1: the usual; 2 sees fainter changes, 0.5 only strong ones)")
     return float(value)

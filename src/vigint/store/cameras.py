@@ -8,7 +8,6 @@ masks left unset (None) mean the operator's: the camera's `[camera CLIENT_ID/NAM
 """
 
 import enum
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ from vigint.protocol import MAX_CAMERA_NAME, is_camera_name
 from vigint.schedule import ALWAYS, Schedule, format_schedule, parse_schedule
 from vigint.store.audit import audit_time, record_audit
 from vigint.store.engine import Engine, Row
-from vigint.tuning import Mask, check_masks, check_sensitivity, masks_from_json, masks_to_json
+from vigint.tuning import Mask, check_masks, check_sensitivity, is_finite_number, masks_from_json, masks_to_json
 
 # Cameras one client may have settings for: far above any shop (16 streams at once by default), low enough that a
 # hostile page cannot fill the database with names.
@@ -89,8 +88,7 @@ def _checked(now: float, schedule: str | _Keep, sensitivity: float | None | _Kee
     if masks is not KEEP:
         changes["masks"] = None if masks is None else check_masks(masks)
     if muted_until is not KEEP and muted_until is not None:
-        if isinstance(muted_until, bool) or not isinstance(muted_until, int | float) or not math.isfinite(muted_until) \
-                or muted_until > now + MAX_MUTE_SECONDS:
+        if not is_finite_number(muted_until) or muted_until > now + MAX_MUTE_SECONDS:
             raise InvalidInputError(f"a mute lasts at most {MAX_MUTE_SECONDS // 86_400} days")
         muted_until = float(muted_until) if muted_until > now else None  # a mute that ended: unmuted
     if muted_until is not KEEP:
