@@ -8,7 +8,7 @@ from conftest import add_client
 
 from vigint.errors import InvalidInputError, NotFoundError
 from vigint.schedule import ALWAYS, parse_schedule
-from vigint.store import Editor, Store
+from vigint.store import Editor, Store, copy
 from vigint.store.cameras import MAX_CAMERA_SETTINGS
 from vigint.tuning import Mask, masks_from_json, parse_rectangle
 
@@ -119,3 +119,14 @@ async def test_masks_are_stored_as_polygons_in_picture_fractions(database):
         rows = await store._fetch_all("SELECT masks FROM camera_settings")
         assert masks_from_json(rows[0]["masks"]) == (Mask(((0.25, 0.5), (0.75, 0.5), (0.75, 0.75), (0.25, 0.75))),)
         assert rows[0]["masks"] == "[[[0.25,0.5],[0.75,0.5],[0.75,0.75],[0.25,0.75]]]"
+
+
+async def test_camera_settings_move_up_to_postgresql_as_they_were(db_path, postgres_url):
+    now = time.time()
+    async with await Store.open(db_path) as source:
+        client_id, _, _ = await add_client(source)
+        await source.set_camera(client_id, "yard", Editor.CUSTOMER, now, schedule=SHOP_HOURS, sensitivity=0.75,
+                                masks=[Mask(((0.1, 0.2), (0.3, 0.2), (0.2, 0.6)))], muted_until=now + 600)
+        async with await Store.open(postgres_url) as target:
+            await copy.copy_database(source, target)
+            assert await target.camera_settings() == await source.camera_settings()
