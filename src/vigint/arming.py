@@ -12,6 +12,7 @@ day of the next two weeks, in both readings of an ambiguous wall time, and the z
 consecutive candidates nothing changes, so the first candidate at which the state differs is the change.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -70,17 +71,18 @@ def _offset_changes(zone: tzinfo, start: datetime, end: datetime) -> list[dateti
     return changes
 
 
-def _boundaries(week: bytes) -> list[list[int]]:
-    """Return, for each weekday, the minutes of the day at which the schedule changes."""
+@functools.lru_cache(maxsize=1024)  # a server asks about the same few schedules over and over
+def _weekly(schedule: Schedule) -> tuple[bytes, tuple[tuple[int, ...], ...]]:
+    """Return the schedule's armed minutes of the week and, for each weekday, the minutes at which it changes."""
+    week = schedule.week()
     by_day: list[list[int]] = [[] for _ in range(7)]
     for minute in range(MINUTES_PER_WEEK):
         if week[minute] != week[minute - 1]:
             by_day[minute // MINUTES_PER_DAY].append(minute % MINUTES_PER_DAY)
-    return by_day
+    return week, tuple(tuple(minutes) for minutes in by_day)
 
 
-def _candidates(week: bytes, zone: tzinfo, at: datetime) -> list[datetime]:
-    boundaries = _boundaries(week)
+def _candidates(boundaries: tuple[tuple[int, ...], ...], zone: tzinfo, at: datetime) -> list[datetime]:
     first_day: date = at.astimezone(zone).date() - timedelta(days=1)
     instants = []
     for offset in range(HORIZON_DAYS + 1):
@@ -97,11 +99,11 @@ def schedule_state(schedule: Schedule, zone: tzinfo, at: datetime) -> ArmingStat
     """Return whether `schedule` arms its camera at the instant `at` (timezone-aware) in the client's `zone`, and
     when that next changes (None: never)."""
     at = at.astimezone(UTC)
-    week = schedule.week()
+    week, boundaries = _weekly(schedule)
     armed = bool(week[_minute_of_week(at, zone)])
-    if week.count(week[0]) == len(week):
+    if not any(boundaries):
         return ArmingState(armed, None)
-    for candidate in _candidates(week, zone, at):
+    for candidate in _candidates(boundaries, zone, at):
         if bool(week[_minute_of_week(candidate, zone)]) != armed:
             return ArmingState(armed, candidate)
     return ArmingState(armed, None)
