@@ -9,13 +9,15 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
   alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases),
   `customers` (a client's own page: sign-in links, sessions, its rows only), `handovers` (keys handed over by a
-  one-time link), `deadletters` (alerts given up), `footage` (live footage received, resent footage refused).
+  one-time link), `deadletters` (alerts given up), `footage` (live footage received, resent footage refused),
+  `cameras` (each customer's camera settings: schedule, masks, sensitivity, mute).
   To add a query, add a method to its concern's class; to add a concern, add a module and its class to
   `Store`'s bases.
 - `copy`: every table of a SQLite store into an empty PostgreSQL one (`vigint db copy`), beside the facade.
 """
 
 from vigint.store.audit import AuditQueries
+from vigint.store.cameras import CameraQueries, CameraSetting, Editor
 from vigint.store.clients import ClientQueries
 from vigint.store.customers import CustomerQueries, Listed
 from vigint.store.deadletters import DeadLetterQueries
@@ -53,12 +55,12 @@ from vigint.store.records import (
 from vigint.store.usage import UsageQueries
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "Channel",
-    "Claim", "Client", "ClientStatus", "Flag", "FlagKind", "Handover", "Incident", "Invoice", "KeyState", "Line",
-    "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
+    "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "CameraSetting",
+    "Channel", "Claim", "Client", "ClientStatus", "Editor", "Flag", "FlagKind", "Handover", "Incident", "Invoice",
+    "KeyState", "Line", "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
 ]
 
 
 class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries,
-            CustomerQueries, HandoverQueries, DeadLetterQueries, FootageQueries):
+            CustomerQueries, HandoverQueries, DeadLetterQueries, FootageQueries, CameraQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

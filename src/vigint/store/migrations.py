@@ -232,4 +232,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A camera's latest incident is looked up as each opens: one back within the cooldown continues it.
         "CREATE INDEX incidents_camera ON incidents(client_id, camera, started_at)",
     ),
+    (
+        # Each customer's own settings of its cameras (store/cameras.py), edited on its page, by the operator or by
+        # an alert's mute link, for cameras that need not have streamed yet. A NULL sensitivity or masks: the
+        # operator's ([camera CLIENT_ID/NAME] of config.ini, else [motion]).
+        """CREATE TABLE camera_settings (
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            camera TEXT NOT NULL,
+            armed TEXT NOT NULL DEFAULT 'always' CHECK (armed IN ('always', 'never', 'schedule')),
+            schedule TEXT,  -- the SCHEDULE in its canonical form (vigint.schedule), when armed = 'schedule'
+            sensitivity REAL,
+            masks TEXT,  -- JSON: a list of polygons, each a list of [x, y] fractions of the picture
+            muted_until REAL,
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL,  -- operator, customer (its signed-in page) or mute link (an alert email's)
+            CHECK ((armed = 'schedule') = (schedule IS NOT NULL)),
+            PRIMARY KEY (client_id, camera))""",
+    ),
 )
