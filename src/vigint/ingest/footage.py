@@ -1,13 +1,14 @@
 """What this node's live streams received, for the backfills of any node: footage delivered live is not taken again.
 
-Each live stream knows the capture times it received (`Session.footage`). They are written with the usage flush and
-as the stream ends, so that another node, or this one restarted, knows them when the camera's backfill arrives;
-until written, the spans of ended streams stay here in memory.
+Each live stream knows the capture times it received (`Session.footage`). They are written with the usage flush, so
+that another node, or this one restarted, knows them when the camera's backfill arrives; until written, the spans of
+ended streams stay here in memory, where this node's backfills find them at once. Not written at each stream's end:
+while another process holds the database, each such write would wait out a busy timeout on the one writer, ahead of
+an incident's.
 """
 
 import logging
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from vigint.ingest.session import Session
 from vigint.store import LiveSpan, Store
@@ -26,11 +27,10 @@ class LiveFootage:
     def _spans(self) -> list[LiveSpan]:
         return [*self._unsaved.values(), *filter(None, (session.footage() for session in self._live()))]
 
-    def ended(self, session: Session) -> Coroutine[Any, Any, None]:
-        """A stream ended: keep a live one's span until it is written (at once: run the write returned)."""
+    def ended(self, session: Session) -> None:
+        """A stream ended: keep a live one's span until the next flush writes it."""
         if (footage := session.footage()) is not None:
             self._unsaved[footage.session] = footage
-        return self._save_quietly()
 
     async def save(self) -> None:
         """Write the spans of the open live streams and of the ended ones not written yet. Raises what the store
@@ -40,13 +40,6 @@ class LiveFootage:
         for name, span in unsaved.items():
             if self._unsaved.get(name) is span:
                 del self._unsaved[name]
-
-    async def _save_quietly(self) -> None:
-        """`save`, logging a failure: what fails is written with the next usage flush."""
-        try:
-            await self.save()
-        except Exception as error:  # noqa: BLE001 - kept in memory for the next flush
-            log.warning("could not record the footage of ended streams (%s); will retry", error)
 
     async def of_camera(self, client_id: int, camera: str) -> list[tuple[int, int]]:
         """Return the (first, last) capture times (µs) of the footage the camera's live streams delivered, on every

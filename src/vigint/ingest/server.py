@@ -261,7 +261,7 @@ class Server:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        self._tasks.spawn(self.footage.ended(session))  # another node may get the camera's backfill next
+        self.footage.ended(session)  # written with the next flush; this node's backfills see it at once
         if session.claimed:  # its name is free at once, on every node, as on this one
             self._tasks.spawn(self.registry.release(session.entry(self.node_id)))
         with self.streams.finishing(session):
