@@ -187,7 +187,7 @@ async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets
     await send_video(live, video)
     await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
     assert server.streams.by_client() == {client_id: 1}  # the backfill is no stream of the client's
-    (stream,) = server._cameras_live()
+    (stream,) = server.state.cameras_live()
     assert stream.spooled_seconds == 240 and not stream.backfill
     modes = sorted(s["mode"] for s in server.fleet.snapshot()["streams"])
     assert modes == ["active", "backfill"]
