@@ -13,7 +13,7 @@ from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
-from vigint.media import MICROSECONDS
+from vigint.media import MICROSECONDS, Packet
 from vigint.store import ApiKey, LiveSpan, StreamEntry
 
 if TYPE_CHECKING:
@@ -61,6 +61,22 @@ class Session:
     @property
     def key_id(self) -> int:
         return self.key.id
+
+    @property
+    def over(self) -> bool:
+        """Whether no more footage comes: its connection closed or its analysis ended."""
+        return self.ended or self.analysis.ended
+
+    @property
+    def video_size(self) -> tuple[int, int] | None:
+        return self.analysis.video_size
+
+    def packets(self) -> list[Packet]:
+        """Return the packets its ring still holds, oldest first (the incident desk's clips are taken from them)."""
+        return self.analysis.packets.packets()
+
+    def newest_dts(self) -> int | None:
+        return self.analysis.packets.newest_dts()
 
     @property
     def welcomed(self) -> bool:
