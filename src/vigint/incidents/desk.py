@@ -102,8 +102,10 @@ class IncidentDesk:
             self._unpark(camera, incident)
         await self._recording.drain(timeout)
 
-    def observe(self, feed: Feed, events: list[Event]) -> None:
-        """Act on a stream's incident events, in order."""
+    def observe(self, feed: Feed, events: list[Event]) -> list[asyncio.Event]:
+        """Act on a stream's incident events, in order. Return the `settled` event of each incident opened: set
+        once it is recorded with its end, clip and alerts, when it no longer holds the stream's footage."""
+        opened = []
         for event in events:
             if isinstance(event, Opened):
                 if self._resume(feed, event.start):
@@ -111,12 +113,14 @@ class IncidentDesk:
                 incident = self._open[feed] = OpenIncident(event.start, event.start, feed=feed)
                 self._unsettled.setdefault(feed, []).append(incident)
                 self._recording.spawn(self._record(feed, incident))
+                opened.append(incident.settled)
             elif feed not in self._open:
                 continue  # its camera came back on a new stream, which took the incident over (see `_resume`)
             elif isinstance(event, Extended):
                 self._open[feed].last_motion = event.end
             elif isinstance(event, Closed):
                 self._recording.spawn(self._close(feed, self._open.pop(feed), event.end))
+        return opened
 
     def stream_ended(self, feed: Feed) -> None:
         """A stream closed (or a backfill sent all its footage): its open incident ends at its last motion; a live
@@ -209,7 +213,6 @@ class IncidentDesk:
         if not pending:
             self._unsettled.pop(feed, None)
         incident.settled.set()
-        feed.incident_settled()
 
     async def _close(self, feed: Feed, incident: OpenIncident, end_us: int) -> None:
         try:

@@ -48,6 +48,3 @@ class Feed(Ring, Protocol):
 
     async def notify(self, message: str) -> None:
         """Tell the stream's agent (nothing happens if the stream has closed)."""
-
-    def incident_settled(self) -> None:
-        """One of the stream's incidents is recorded with its end, clip and alerts (see `IncidentDesk.holding`)."""

@@ -28,6 +28,7 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
 from vigint.ingest.connections import AdmittedConnection
+from vigint.ingest.exchange import SeenFootage
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
@@ -97,9 +98,9 @@ class StreamHandler:
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
                                   self._state.decode_load, recorded)
-        on_settled = partial(backfill.acknowledge, desk=stages.desk, tasks=stages.tasks) if recorded else None
+        exchange = backfill.exchange(stages.settings.motion) if recorded else None
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
-                          spooled_seconds=hello.spooled_seconds, on_settled=on_settled)
+                          spooled_seconds=hello.spooled_seconds, exchange=exchange)
         self._state.streams.add(session)
         return session
 
@@ -142,7 +143,7 @@ class StreamHandler:
     async def _receive(self, session: Session) -> None:
         stages = self._stages
         if session.backfill:
-            session.seen = backfill.SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
+            session.exchange.seen = SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
         async for message in session.connection:
             if isinstance(message, str):
                 kind = protocol.parse_control(message)
@@ -180,7 +181,9 @@ class StreamHandler:
 
     def _absorb(self, session: Session, analysed: Analysed) -> None:
         stages, metrics = self._stages, self._stages.metrics
-        stages.desk.observe(session, analysed.events)
+        for settled in stages.desk.observe(session, analysed.events):
+            if session.backfill:  # once recorded, the incident no longer holds the footage: more is acknowledged
+                stages.tasks.spawn(backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled))
         metrics.frames_decoded += analysed.decoded
         if session.backfill:
             metrics.backfill_frames_decoded += analysed.decoded
