@@ -1,5 +1,6 @@
 """A backfill connection's side of the server (docs/protocol.md 4a): how fast it is read, what it acknowledges,
-what it skips, and how it ends. Given the session and the incident desk, never the server.
+and how it ends; the adapter between its exchange (exchange.py, which decides without I/O) and its socket, the
+incident desk and the tasks. Given the session and the incident desk, never the server.
 
 Footage the camera's live streams already delivered (an agent stopped with a GOP still in its spool sends that GOP
 again) is skipped: acknowledged without analysis or billing, so that it never becomes a second, "offline",
@@ -9,45 +10,23 @@ incident. A GOP whose keyframe was received live is skipped whole: its other fra
 import asyncio
 import logging
 
-from vigint import h264, protocol
 from vigint.analysis.events import MAX_GAP_SECONDS
 from vigint.billing.meter import footage_seconds
 from vigint.config import MotionSettings
 from vigint.incidents.desk import IncidentDesk
-from vigint.ingest.exchange import BackfillExchange
 from vigint.ingest.session import Session
 from vigint.media import MICROSECONDS
-from vigint.protocol import CloseCode, ProtocolViolation
+from vigint.protocol import CloseCode
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
 
-def exchange(motion: MotionSettings) -> BackfillExchange:
-    """Return a new backfill's exchange. An incident is known only once its motion has lasted
-    `min_motion_seconds` (a run may pause MAX_GAP_SECONDS), and its clip reaches `pre_roll_seconds` before its
-    start: the footage that close to the end of what was analysed may belong to an incident not known yet."""
-    seconds = motion.pre_roll_seconds + motion.min_motion_seconds + MAX_GAP_SECONDS
-    return BackfillExchange(int(seconds * MICROSECONDS))
-
-
-def is_keyframe(message: bytes, max_units: int) -> bool:
-    """Tell whether a media message is a keyframe (False for one that cannot be parsed)."""
-    try:
-        return h264.is_keyframe(h264.nal_types(protocol.parse_media(message).data, max_units))
-    except (ProtocolViolation, h264.TooManyUnits):
-        return False
-
-
-def skipped(session: Session, desk: IncidentDesk, tasks: TaskSet, message: bytes) -> bool:
-    """Tell whether a backfill's media message was delivered live already (see `exchange.SeenFootage`): then it is neither
-    analysed nor billed, and acknowledged as soon as what came before it is."""
-    dts, max_units = protocol.media_dts(message), desk.settings.server.max_nal_units
-    if not session.exchange.skips(dts, lambda: is_keyframe(message, max_units)):
-        return False
-    if session.exchange.skipped(dts):
-        acknowledge(session, desk, tasks)
-    return True
+def holdback_us(motion: MotionSettings) -> int:
+    """Return how far before the end of what was analysed a backfill's footage is not acknowledged yet. An incident
+    is known only once its motion has lasted `min_motion_seconds` (a run may pause MAX_GAP_SECONDS), and its clip
+    reaches `pre_roll_seconds` before its start: that footage may belong to an incident not known yet."""
+    return int((motion.pre_roll_seconds + motion.min_motion_seconds + MAX_GAP_SECONDS) * MICROSECONDS)
 
 
 async def drained(session: Session) -> None:
@@ -73,7 +52,7 @@ def footage_in(session: Session) -> float:
 
 def acknowledge(session: Session, desk: IncidentDesk, tasks: TaskSet) -> None:
     """Acknowledge a backfill's footage as far as it is analysed, less what an incident, known or not yet, may
-    still need (see `BackfillExchange.analysed`); only ever more than before. Called as its batches are analysed,
+    still need (see `StreamExchange.analysed`); only ever more than before. Called as its batches are analysed,
     as skipped footage moves on, and as each of its incidents is recorded (see `acknowledge_when_settled`)."""
     until, held = session.analysis.until, desk.holding(session)
     if session.analysis.ended:

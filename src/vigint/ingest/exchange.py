@@ -1,17 +1,22 @@
-"""A backfill's exchange with its agent without I/O (websockets' protocol.py: facts in, events and data out).
+"""One stream's exchange with its agent after its hello, without I/O (websockets' protocol.py: messages and facts
+in, events and data to send out): welcome → media → acks → end.
 
-It decides which of the media received its camera's live streams delivered already (`SeenFootage`: skipped,
-neither analysed nor billed), and how far the footage is acknowledged, from facts the adapter (backfill.py)
-gathers: how far the analysis went, how far back the incident desk holds the footage, whether the intake has
-caught up. What it decides to send is taken with `data_to_send()`; nothing here touches a socket, a task or the
-desk, so the acknowledgement rule is tested by feeding it facts.
+It says what each message received is (`receive_data` → events: media to analyse, media skipped, the end of a
+backfill, a control message ignored), which of a backfill's media its camera's live streams delivered already
+(`SeenFootage`: skipped, neither analysed nor billed), and how far a backfill's footage is acknowledged, from
+facts the adapters (handler.py, backfill.py) gather: how far the analysis went, how far back the incident desk
+holds the footage, whether the intake has caught up. What it decides to send is taken with `data_to_send()`;
+nothing here touches a socket, a task or the desk, so its rules are tested by feeding it messages and facts.
 """
 
 import bisect
+import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from vigint import protocol
+from vigint import h264, protocol
 from vigint.media import MICROSECONDS
+from vigint.protocol import ProtocolViolation
 
 # The frames after a skipped keyframe that are skipped with it: at most a GOP, never more than this.
 MAX_SKIPPED_TAIL_US = 10 * MICROSECONDS
@@ -53,25 +58,89 @@ class SeenFootage:
         return True
 
 
-class BackfillExchange:
-    """What a backfill has acknowledged and billed, and the acks it decided to send (pure)."""
+class State(enum.Enum):
+    WELCOMING = enum.auto()  # authenticated, its name reserved: the welcome has not gone out
+    STREAMING = enum.auto()
+    ENDED = enum.auto()  # a backfill sent its end: nothing more is read
 
-    def __init__(self, holdback_us: int):
-        """`holdback_us`: how far before the end of what was analysed an incident not known yet may begin (its
-        motion's minimum, a pause within it and its pre-roll): that footage is never acknowledged early."""
-        self._holdback = holdback_us
+
+@dataclass(frozen=True)
+class Media:
+    """A media message to analyse (and bill)."""
+
+    message: bytes
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A backfill's media message its camera's live streams delivered already; `ack_due`: acknowledge now."""
+
+    message: bytes
+    ack_due: bool
+
+
+@dataclass(frozen=True)
+class BackfillEnded:
+    """The agent sent all its recorded footage."""
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A control message of a type the server does not act on (new types need no version change)."""
+
+    kind: str | None
+
+
+Received = Media | Skipped | BackfillEnded | Ignored
+
+
+def is_keyframe(message: bytes, max_units: int) -> bool:
+    """Tell whether a media message is a keyframe (False for one that cannot be parsed)."""
+    try:
+        return h264.is_keyframe(h264.nal_types(protocol.parse_media(message).data, max_units))
+    except (ProtocolViolation, h264.TooManyUnits):
+        return False
+
+
+class StreamExchange:
+    """One stream's side of the protocol after its hello (pure): its state, what a backfill has acknowledged and
+    billed, and the messages it decided to send."""
+
+    def __init__(self, backfill: bool, holdback_us: int, max_nal_units: int):
+        """`holdback_us`: how far before the end of what a backfill's analysis reached an incident not known yet
+        may begin (its motion's minimum, a pause within it and its pre-roll): that footage is never acknowledged
+        early. `max_nal_units`: the most NAL units a message is looked through for a keyframe."""
+        self.backfill, self.state = backfill, State.WELCOMING
+        self._holdback, self._max_units = holdback_us, max_nal_units
         self.seen: SeenFootage | None = None  # footage its camera's live streams delivered, once looked up
         self.acked: int | None = None  # its footage up to this decode time is analysed and recorded
         self.billed_dts: int | None = None  # its footage is billed up to this decode time
         self._to_send: list[str] = []
 
-    def skips(self, dts: int | None, keyframe: Callable[[], bool]) -> bool:
-        """Tell whether the media at decode time `dts` was delivered live already (see `SeenFootage`)."""
-        return self.seen is not None and dts is not None and self.seen.skips(dts, keyframe)
+    def welcome(self, client_id: int, camera: str, session_id: str, key_expires_at: float | None) -> None:
+        """Welcome the stream: from then on it may send media."""
+        if self.state is not State.WELCOMING:
+            raise RuntimeError(f"a stream is welcomed once, not when {self.state.name}")
+        self._to_send.append(protocol.welcome(client_id, camera, session_id, key_expires_at))
+        self.state = State.STREAMING
 
-    def skipped(self, dts: int) -> bool:
-        """Tell whether skipped media at `dts` is a step past the last ack: time to acknowledge again."""
-        return self.acked is None or dts - self.acked >= SKIPPED_ACK_STEP_US
+    def receive_data(self, message: str | bytes) -> list[Received]:
+        """Take a message from the agent; return what it is. Raises ProtocolViolation for a malformed one the
+        protocol does not let pass, RuntimeError if the stream is not streaming (a bug of the adapter)."""
+        if self.state is not State.STREAMING:
+            raise RuntimeError(f"no message is read when {self.state.name}")
+        if isinstance(message, str):
+            kind = protocol.parse_control(message)
+            if self.backfill and kind == protocol.END_OF_BACKFILL:
+                self.state = State.ENDED
+                return [BackfillEnded()]
+            return [Ignored(kind)]
+        dts = protocol.media_dts(message)
+        if not self.backfill or self.seen is None or dts is None:
+            return [Media(message)]
+        if not self.seen.skips(dts, lambda: is_keyframe(message, self._max_units)):
+            return [Media(message)]
+        return [Skipped(message, ack_due=self.acked is None or dts - self.acked >= SKIPPED_ACK_STEP_US)]
 
     def analysed(self, until: int | None, held: int | None, caught_up: bool) -> None:
         """The footage is analysed up to decode time `until`, and the desk holds it from `held` on (None: no

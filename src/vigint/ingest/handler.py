@@ -28,7 +28,7 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import SeenFootage
+from vigint.ingest.exchange import BackfillEnded, Ignored, SeenFootage, Skipped, StreamExchange
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
@@ -98,7 +98,8 @@ class StreamHandler:
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
                                   self._state.decode_load, recorded)
-        exchange = backfill.exchange(stages.settings.motion) if recorded else None
+        exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
+                                  stages.settings.server.max_nal_units)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
                           spooled_seconds=hello.spooled_seconds, exchange=exchange)
         self._state.streams.add(session)
@@ -107,7 +108,9 @@ class StreamHandler:
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
         connection = session.connection
-        await connection.send(protocol.welcome(session.client_id, session.camera, session.id, session.key.expires_at))
+        session.exchange.welcome(session.client_id, session.camera, session.id, session.key.expires_at)
+        for message in session.exchange.data_to_send():
+            await connection.send(message)
         connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
         session.accounted_until = time.time()
         self._last_used[session.key.id] = session.accounted_until
@@ -141,29 +144,36 @@ class StreamHandler:
         self._state.streams.remove(session)
 
     async def _receive(self, session: Session) -> None:
-        stages = self._stages
+        stages, exchange = self._stages, session.exchange
         if session.backfill:
-            session.exchange.seen = SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
+            exchange.seen = SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
         async for message in session.connection:
-            if isinstance(message, str):
-                kind = protocol.parse_control(message)
-                if session.backfill and kind == protocol.END_OF_BACKFILL:
+            for event in exchange.receive_data(message):
+                if isinstance(event, BackfillEnded):
                     await backfill.finish(session, stages.desk)
                     return
-                log.debug("client %d camera %r sent control message %r (ignored)", session.client_id,
-                          session.camera, kind)
-                continue
-            stages.metrics.bytes_received += len(message)
-            if session.backfill and backfill.skipped(session, stages.desk, stages.tasks, message):
-                continue
-            session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
-            if session.backfill:
-                stages.usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
-            else:
-                stages.usage.add_bytes(session.key.id, len(message), time.time())
-                session.received(message)
-            if session.backfill and session.analysis.backlogged:
-                await backfill.drained(session)
+                if isinstance(event, Ignored):
+                    log.debug("client %d camera %r sent control message %r (ignored)", session.client_id,
+                              session.camera, event.kind)
+                    continue
+                stages.metrics.bytes_received += len(event.message)
+                if isinstance(event, Skipped):  # delivered live already: neither analysed nor billed
+                    if event.ack_due:
+                        backfill.acknowledge(session, stages.desk, stages.tasks)
+                    continue
+                await self._take(session, event.message)
+
+    async def _take(self, session: Session, message: bytes) -> None:
+        """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
+        usage = self._stages.usage
+        session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
+        if session.backfill:
+            usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
+        else:
+            usage.add_bytes(session.key.id, len(message), time.time())
+            session.received(message)
+        if session.backfill and session.analysis.backlogged:
+            await backfill.drained(session)
 
     async def _analyse(self, session: Session) -> None:
         """Run the stream's analysis until its end; if it fails, only this stream is closed."""

@@ -11,7 +11,7 @@ from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import BackfillExchange
+from vigint.ingest.exchange import StreamExchange
 from vigint.media import MICROSECONDS, Packet
 from vigint.store import ApiKey, LiveSpan, StreamEntry
 
@@ -39,7 +39,7 @@ class Session:
     decode_task: asyncio.Task | None = None
     ended: bool = False  # its connection closed; it may still be flushing its decoder
     spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
-    exchange: BackfillExchange | None = None  # a backfill's acknowledgements and billing (see exchange.py)
+    exchange: StreamExchange | None = None  # what it sent and was sent, without I/O (see exchange.py)
     live_span: tuple[int, int] | None = None  # a live stream's first and newest capture times received (µs)
 
     @property
