@@ -240,8 +240,9 @@ class IncidentDesk:
             incident.id = row.id
             incident.created.set()
             what = f"incident {row.id}"
+            store = self.store  # the recorder writes the row through the store, never through the desk
             await recorder.begin(row.client_id, row.id, lambda **columns: persist(
-                what, lambda: self.store.update_incident(row.id, **columns)))
+                what, lambda: store.update_incident(row.id, **columns)))
             await self._alert(feed, incident, row, alerted, recorder)
             await growing
             await recorder.finish()
