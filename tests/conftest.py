@@ -22,7 +22,7 @@ from vigint import keys, protocol
 from vigint.admin.cli import main
 from vigint.alerts import emails
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
-from vigint.ingest.server import Server
+from vigint.serve.server import Server
 from vigint.store import Store
 
 # pytest-xdist's workers set COLUMNS=80, which the CLI honours as the reader's screen width (a table then wraps

@@ -20,7 +20,7 @@ from vigint import keys, protocol
 from vigint.alerts import emails
 from vigint.analysis.intake import CADENCE_UNITS
 from vigint.config import EmailSettings, Settings, StorageSettings
-from vigint.ingest import backfill
+from vigint.ingest.exchange import SeenFootage
 
 FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)  # small pictures, short GOPs: a few seconds a test
 TEN_MINUTES_AGO = int((time.time() - 600) * 1e6)
@@ -187,7 +187,7 @@ async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets
     await send_video(live, video)
     await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
     assert server.streams.by_client() == {client_id: 1}  # the backfill is no stream of the client's
-    (stream,) = server._cameras_live()
+    (stream,) = server.state.cameras_live()
     assert stream.spooled_seconds == 240 and not stream.backfill
     modes = sorted(s["mode"] for s in server.fleet.snapshot()["streams"])
     assert modes == ["active", "backfill"]
@@ -312,7 +312,7 @@ async def test_real_footage_is_read_no_further_ahead_of_its_analysis_than_the_th
     assert row.backfill_seconds == pytest.approx((video.units[-1][1] - video.units[0][1]) / 1e6)
     assert row.frames_decoded == video.frames
 def test_footage_delivered_live_is_skipped_with_the_rest_of_its_gop_and_nothing_after():
-    seen = backfill.SeenFootage([(50, 55), (10, 20), (12, 14), (54, 60)])  # as several nodes may have written them
+    seen = SeenFootage([(50, 55), (10, 20), (12, 14), (54, 60)])  # as several nodes may have written them
     keyframes = {0, 15, 21, 30, 45, 55}
     skipped = [at for at in range(0, 70) if seen.skips(at, lambda at=at: at in keyframes)]
     # 10-20 live; 21 starts a new GOP; 45's GOP is analysed until 50, where live footage starts again; 61-69 end

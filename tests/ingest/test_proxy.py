@@ -124,7 +124,7 @@ async def test_a_stranger_behind_the_balancer_is_banned_alone_and_the_agent_behi
     connection = await open_through(server, header("198.51.100.5"))
     await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_key, "camera": "door"}))
     assert json.loads(await connection.recv())["type"] == "welcome"
-    (stream,) = server._live()
+    (stream,) = server.state.live()
     assert stream.address == "198.51.100.5"
     await connection.close()
 

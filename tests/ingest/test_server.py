@@ -31,7 +31,7 @@ from websockets.uri import parse_uri
 from vigint import keys, protocol
 from vigint.admin.cert import write_self_signed
 from vigint.config import ServerSettings
-from vigint.ingest.server import Server
+from vigint.serve.server import Server
 from vigint.store import Store
 
 WRONG_KEY = keys.generate()

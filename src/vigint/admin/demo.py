@@ -25,7 +25,7 @@ from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import open_spool, run_camera
 from vigint.alerts import emails
 from vigint.config import DatabaseSettings, EmailSettings, ServerSettings, Settings, StorageSettings, WebSettings
-from vigint.ingest.server import Server
+from vigint.serve.server import Server
 from vigint.store import Store
 from vigint.tasks import wait_for_event
 from vigint.web.access import new_sign_in_link, page_url

@@ -36,7 +36,7 @@ OFF_SEPARATOR = "\n" + " " * len("  off        ")  # one line each, under the fi
                   option("--insecure", action="store_true", help="serve without TLS on a non-loopback address "
                          "without the warning (TLS ends at a proxy in front)"))
 async def serve(args, settings: Settings, console: Console) -> int:
-    from vigint.ingest.server import Server
+    from vigint.serve.server import Server
     from vigint.web.access import page_url
 
     if not settings.server.tls_cert and not args.insecure and not _loopback(settings.server.host):

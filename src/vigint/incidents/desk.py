@@ -29,63 +29,27 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
-
-import av
 
 from vigint import protocol
 from vigint.alerts.outbox import Outbox
 from vigint.analysis.events import Closed, Event, Extended, Opened
-from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
 from vigint.errors import NotFoundError
 from vigint.incidents import evidence
-from vigint.incidents.recorder import CLIP_POLL_SECONDS, ClipContext, ClipRecorder
+from vigint.incidents.feed import Feed
+from vigint.incidents.recorder import ClipContext, ClipRecorder
 from vigint.incidents.recovery import Recovery
-from vigint.incidents.storage import ClipStorage, StorageError, still_name
+from vigint.incidents.storage import ClipStorage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
-from vigint.store import FlagKind, Incident, Store
+from vigint.store import Incident, Store
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-# An offline incident resent after a restart starts where the first server saw it start, give or take the
-# footage it was resent from (whole GOPs from before its pre-roll) and a few frames of analysis cadence.
-REUSE_SLACK_SECONDS = 5.0
-
-
-class Feed(Protocol):
-    """What the desk sees of a live stream: whose it is, its analysis (ring, picture size), whether it ended."""
-
-    camera: str
-    analysis: StreamAnalysis
-
-    @property
-    def client_id(self) -> int: ...
-
-    @property
-    def key_id(self) -> int: ...
-
-    @property
-    def ended(self) -> bool: ...
-
-    @property
-    def backfill(self) -> bool:
-        """Whether the stream is recorded footage sent after an outage: its incidents are offline."""
-
-    async def notify(self, message: str) -> None:
-        """Tell the stream's agent (nothing happens if the stream has closed)."""
-
-    def incident_settled(self) -> None:
-        """One of the stream's incidents is recorded with its end, clip and alerts (see `IncidentDesk.holding`)."""
-
 
 @dataclass
 class OpenIncident:
@@ -104,7 +68,7 @@ class OpenIncident:
 
     def footage_over(self) -> bool:
         """Whether its footage has stopped for good: its stream ended, and it does not wait for the camera."""
-        return self.parked is None and (self.feed.ended or self.feed.analysis.ended)
+        return self.parked is None and self.feed.over
 
 
 class IncidentDesk:
@@ -138,8 +102,10 @@ class IncidentDesk:
             self._unpark(camera, incident)
         await self._recording.drain(timeout)
 
-    def observe(self, feed: Feed, events: list[Event]) -> None:
-        """Act on a stream's incident events, in order."""
+    def observe(self, feed: Feed, events: list[Event]) -> list[asyncio.Event]:
+        """Act on a stream's incident events, in order. Return the `settled` event of each incident opened: set
+        once it is recorded with its end, clip and alerts, when it no longer holds the stream's footage."""
+        opened = []
         for event in events:
             if isinstance(event, Opened):
                 if self._resume(feed, event.start):
@@ -147,12 +113,14 @@ class IncidentDesk:
                 incident = self._open[feed] = OpenIncident(event.start, event.start, feed=feed)
                 self._unsettled.setdefault(feed, []).append(incident)
                 self._recording.spawn(self._record(feed, incident))
+                opened.append(incident.settled)
             elif feed not in self._open:
                 continue  # its camera came back on a new stream, which took the incident over (see `_resume`)
             elif isinstance(event, Extended):
                 self._open[feed].last_motion = event.end
             elif isinstance(event, Closed):
                 self._recording.spawn(self._close(feed, self._open.pop(feed), event.end))
+        return opened
 
     def stream_ended(self, feed: Feed) -> None:
         """A stream closed (or a backfill sent all its footage): its open incident ends at its last motion; a live
@@ -164,7 +132,7 @@ class IncidentDesk:
             self._recording.spawn(self._close(feed, incident, incident.last_motion))
             return
         # As on a stream that goes on: the incident ends once the cooldown has passed since its last motion.
-        quiet = max(0, (feed.analysis.packets.newest_dts() or incident.last_motion) - incident.last_motion)
+        quiet = max(0, (feed.newest_dts() or incident.last_motion) - incident.last_motion)
         wait = max(0.0, self.settings.motion.cooldown_seconds - quiet / MICROSECONDS)
         camera = (feed.client_id, feed.camera)
         incident.parked = asyncio.get_running_loop().call_later(wait, self._unpark, camera, incident)
@@ -206,7 +174,7 @@ class IncidentDesk:
             self._unsettled[incident.feed] = pending
         incident.feed, incident.last_motion = feed, max(incident.last_motion, start)
         if incident.recorder is not None:
-            incident.recorder.follow(feed.analysis)
+            incident.recorder.follow(feed)
         self._open[feed] = incident
         log.info("client %d camera %r is back within the cooldown: incident %s continues", feed.client_id,
                  feed.camera, incident.id)
@@ -245,7 +213,6 @@ class IncidentDesk:
         if not pending:
             self._unsettled.pop(feed, None)
         incident.settled.set()
-        feed.incident_settled()
 
     async def _close(self, feed: Feed, incident: OpenIncident, end_us: int) -> None:
         try:
@@ -260,7 +227,7 @@ class IncidentDesk:
     async def _record(self, feed: Feed, incident: OpenIncident) -> None:
         # The clip takes its pre-roll from the ring now and grows beside the row's write: a write delayed by a busy
         # database must not let the ring forget the pre-roll.
-        recorder = incident.recorder = ClipRecorder(self._clip_context, feed.analysis, incident)
+        recorder = incident.recorder = ClipRecorder(self._clip_context, feed, incident)
         growing = asyncio.ensure_future(recorder.grow(incident.footage_over))
         deleted = False
         try:
@@ -273,8 +240,9 @@ class IncidentDesk:
             incident.id = row.id
             incident.created.set()
             what = f"incident {row.id}"
+            store = self.store  # the recorder writes the row through the store, never through the desk
             await recorder.begin(row.client_id, row.id, lambda **columns: persist(
-                what, lambda: self.store.update_incident(row.id, **columns)))
+                what, lambda: store.update_incident(row.id, **columns)))
             await self._alert(feed, incident, row, alerted, recorder)
             await growing
             await recorder.finish()
@@ -328,7 +296,7 @@ class IncidentDesk:
                          feed.camera, found.id)
                 return found, True
         else:
-            slack = self.settings.motion.pre_roll_seconds + REUSE_SLACK_SECONDS
+            slack = self.settings.motion.pre_roll_seconds + evidence.REUSE_SLACK_SECONDS
             found = await self.store.offline_incident_near(feed.client_id, feed.camera, started_at, slack)
             # One alerted already is only compared with (see `_recorded_already`), never taken: nothing of it is
             # recorded again.
@@ -349,50 +317,10 @@ class IncidentDesk:
         the one its first stream recorded: a node cannot grow another's); footage sent again for an offline one
         is compared with its evidence (see evidence.py), and changes nothing."""
         incident.recorder = None  # it records nothing
-        if not feed.backfill:
+        if feed.backfill:
+            await evidence.compare_resent(feed, row, self._clip_context, self.store)
+        else:
             incident.id = row.id
-            return
-        sent = await self._resent(feed, row)
-        if row.clip_path is None or not sent:
-            return  # nothing to compare: nothing is recorded either
-        try:
-            clip = await self._in_worker(evidence.clip_fingerprints, await self._in_worker(
-                self._clip_context.storage.read, row.clip_path) or b"")
-        except (av.FFmpegError, StorageError) as error:
-            log.error("incident %d: its clip cannot be read to compare footage sent again: %s", row.id, error)
-            return
-        core = (round(row.started_at * MICROSECONDS), round((row.ended_at or row.started_at) * MICROSECONDS))
-        if clip and evidence.matches(sent, clip, core):
-            log.info("incident %d: footage sent again matches its clip; nothing changes", row.id)
-            return
-        detail = (f"camera {feed.camera!r} sent footage again for incident {row.id}, alerted already, that differs "
-                  "from its clip: refused, the clip and stills are kept")
-        log.warning("client %d: %s", feed.client_id, detail)
-        now = time.time()
-        await persist(f"incident {row.id}", lambda: self.store.footage_refused(feed.client_id, feed.key_id, row.id,
-                                                                               detail, now))
-        await persist(f"incident {row.id}", lambda: self.store.raise_flag(
-            FlagKind.EVIDENCE, f"incident:{row.id}", feed.client_id, feed.key_id, detail, now))
-
-    async def _resent(self, feed: Feed, row: Incident) -> list[tuple[int, bytes]]:
-        """Return the fingerprints of the footage a backfill sends again over an alerted incident's clip (from its
-        pre-roll to its post-roll), taken from the stream's ring as it arrives: a long incident is never held
-        whole in memory."""
-        motion = self.settings.motion
-        first = round((row.started_at - motion.pre_roll_seconds - REUSE_SLACK_SECONDS) * MICROSECONDS)
-        last = round(((row.ended_at or row.started_at) + motion.post_roll_seconds) * MICROSECONDS)
-        sent, newest = [], first - 1
-        while True:
-            over = feed.ended or feed.analysis.ended  # read before the last look: nothing arrives after it
-            fresh = [packet for packet in feed.analysis.packets.packets() if newest < packet.dts <= last]
-            sent += evidence.resent(fresh)
-            newest = fresh[-1].dts if fresh else newest
-            if over or (feed.analysis.packets.newest_dts() or first) >= last:
-                return sent
-            await asyncio.sleep(CLIP_POLL_SECONDS)
-
-    async def _in_worker(self, job: Callable[..., T], *args) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._clip_context.pool, job, *args)
 
     async def _judge_and_alert(self, feed: Feed, incident: Incident, packets: list[Packet]) -> None:
         alert, fields = True, {}

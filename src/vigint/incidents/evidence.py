@@ -1,5 +1,5 @@
 """Evidence that cannot be rewritten: footage sent again for an incident whose alert went out is compared with the
-incident's clip, never recorded over it.
+incident's clip, never recorded over it (`compare_resent`, which the incident desk calls).
 
 An agent resends footage the server did not acknowledge (it died after alerting, before the ack): the same
 footage adds nothing. Footage that differs for the same times (a stolen .env sending other pictures) is refused:
@@ -9,13 +9,26 @@ Access units are compared by their slices (the NAL units that hold the picture),
 length-prefixed in MP4, the stream in Annex-B, with parameter sets and SEI that the muxer may move.
 """
 
+import asyncio
 import hashlib
 import io
+import logging
+import time
 
 import av
 
+from vigint.incidents.feed import Feed
+from vigint.incidents.recorder import CLIP_POLL_SECONDS, ClipContext
+from vigint.incidents.storage import StorageError
+from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS, Packet
+from vigint.store import FlagKind, Incident, Store
 
+log = logging.getLogger(__name__)
+
+# An offline incident resent after a restart starts where the first server saw it start, give or take the
+# footage it was resent from (whole GOPs from before its pre-roll) and a few frames of analysis cadence.
+REUSE_SLACK_SECONDS = 5.0
 SLICE_TYPES = range(1, 6)
 # A resent access unit within this much of the clip's first or last one is compared with it (MP4 ticks are 90 kHz).
 TIME_TOLERANCE_US = 1000
@@ -75,3 +88,47 @@ def matches(sent: list[tuple[int, bytes]], clip: list[tuple[int, bytes]], core: 
     offset = anchor[0] - anchor[1]
     first, last = offset + clip[0][0] - TIME_TOLERANCE_US, offset + clip[-1][0] + TIME_TOLERANCE_US
     return all(fingerprint in held for at, fingerprint in sent if first <= at <= last or core[0] <= at <= core[1])
+
+
+async def compare_resent(feed: Feed, row: Incident, context: ClipContext, store: Store) -> None:
+    """Compare the footage a backfill sends again for an alerted offline incident with its clip: the same changes
+    nothing; footage that differs is refused, audited and flagged for the operator, and the clip and stills stay."""
+    sent = await _resent(feed, row, context)
+    if row.clip_path is None or not sent:
+        return  # nothing to compare: nothing is recorded either
+    loop = asyncio.get_running_loop()
+    try:
+        data = await loop.run_in_executor(context.pool, context.storage.read, row.clip_path)
+        clip = await loop.run_in_executor(context.pool, clip_fingerprints, data or b"")
+    except (av.FFmpegError, StorageError) as error:
+        log.error("incident %d: its clip cannot be read to compare footage sent again: %s", row.id, error)
+        return
+    core = (round(row.started_at * MICROSECONDS), round((row.ended_at or row.started_at) * MICROSECONDS))
+    if clip and matches(sent, clip, core):
+        log.info("incident %d: footage sent again matches its clip; nothing changes", row.id)
+        return
+    detail = (f"camera {feed.camera!r} sent footage again for incident {row.id}, alerted already, that differs "
+              "from its clip: refused, the clip and stills are kept")
+    log.warning("client %d: %s", feed.client_id, detail)
+    now = time.time()
+    await persist(f"incident {row.id}", lambda: store.footage_refused(feed.client_id, feed.key_id, row.id, detail, now))
+    await persist(f"incident {row.id}", lambda: store.raise_flag(
+        FlagKind.EVIDENCE, f"incident:{row.id}", feed.client_id, feed.key_id, detail, now))
+
+
+async def _resent(feed: Feed, row: Incident, context: ClipContext) -> list[tuple[int, bytes]]:
+    """Return the fingerprints of the footage a backfill sends again over an alerted incident's clip (from its
+    pre-roll to its post-roll), taken from the stream's ring as it arrives: a long incident is never held whole
+    in memory."""
+    motion = context.settings.motion
+    first = round((row.started_at - motion.pre_roll_seconds - REUSE_SLACK_SECONDS) * MICROSECONDS)
+    last = round(((row.ended_at or row.started_at) + motion.post_roll_seconds) * MICROSECONDS)
+    sent, newest = [], first - 1
+    while True:
+        over = feed.over  # read before the last look: nothing arrives after it
+        fresh = [packet for packet in feed.packets() if newest < packet.dts <= last]
+        sent += resent(fresh)
+        newest = fresh[-1].dts if fresh else newest
+        if over or (feed.newest_dts() or first) >= last:
+            return sent
+        await asyncio.sleep(CLIP_POLL_SECONDS)

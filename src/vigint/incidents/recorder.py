@@ -28,10 +28,10 @@ from typing import Protocol
 
 import av
 
-from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import Settings
 from vigint.files import write_private
 from vigint.incidents import clips, stills
+from vigint.incidents.feed import Ring
 from vigint.incidents.storage import ClipStorage, StorageError, still_name
 from vigint.media import MICROSECONDS, Packet
 from vigint.metrics import Metrics
@@ -114,8 +114,8 @@ class ClipRecorder:
     """Records one incident's clip and stills (see the module's docstring). Made on the event loop as the incident
     opens: it takes the pre-roll at once."""
 
-    def __init__(self, context: ClipContext, analysis: StreamAnalysis, motion: Motion):
-        self._context, self._analysis, self._motion = context, analysis, motion
+    def __init__(self, context: ClipContext, ring: Ring, motion: Motion):
+        self._context, self._ring, self._motion = context, ring, motion
         settings = context.settings
         self._pre = int(settings.motion.pre_roll_seconds * MICROSECONDS)
         self._post = int(settings.motion.post_roll_seconds * MICROSECONDS)
@@ -145,15 +145,15 @@ class ClipRecorder:
 
     # Taking packets, on the event loop
 
-    def follow(self, analysis: StreamAnalysis) -> None:
-        """Take the clip's packets from now on from `analysis`: its camera came back on a new stream within the
+    def follow(self, ring: Ring) -> None:
+        """Take the clip's packets from now on from `ring`: its camera came back on a new stream within the
         cooldown, and the incident goes on (the clip shows the gap between the two streams as a jump)."""
-        self._analysis = analysis
+        self._ring = ring
 
     def _take(self) -> list[Packet]:
         """Return the ring's packets received since the last look (the first time: from the pre-roll's keyframe),
         up to the clip's cap."""
-        ring = self._analysis.packets.packets()
+        ring = self._ring.packets()
         if self._newest is None:
             fresh = clips.select(ring, self._motion.start - self._pre, ring[-1].dts) if ring else []
             if fresh:
@@ -240,7 +240,7 @@ class ClipRecorder:
         what a server finishing the clip after a crash needs), and its name as soon as the clip can be read under it
         (at once where it grows in place; `clip_path=None` if it is dropped)."""
         self._client_id, self._incident_id, self._record = client_id, incident_id, record
-        name, size = f"clips/{client_id}/{incident_id}.mp4", self._analysis.video_size
+        name, size = f"clips/{client_id}/{incident_id}.mp4", self._ring.video_size
         if not self._pending or size is None:
             log.warning("incident %d: no decodable video buffered for a clip", incident_id)
             return self._refuse()

@@ -1,1 +1,1 @@
-"""Ingest: the server, its connections and their admission, hello authentication and revocation, HTTP."""
+"""Ingest: one connection's path (admission, hello authentication and revocation, its session), the node's streams."""

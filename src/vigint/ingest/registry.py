@@ -13,35 +13,35 @@ registry, and nothing here touches the database, so a hello never waits for anot
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from vigint import protocol
 from vigint.config import ServerSettings
+from vigint.fleet.monitor import LiveStream
+from vigint.ingest.state import ServerState
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import Claim, Store, StreamEntry
-from vigint.tasks import every
+from vigint.tasks import TaskSet, every
 
 log = logging.getLogger(__name__)
-
-S = TypeVar("S")
 
 
 class Registry:
     """Claims, releases and renews one node's streams in the shared registry."""
 
-    def __init__(self, store: Store, settings: ServerSettings, node_id: str):
+    def __init__(self, store: Store, settings: ServerSettings, node_id: str, state: ServerState, tasks: TaskSet):
+        """`state`: this node's streams; `tasks` closes those whose entries are gone."""
         self._store, self._settings, self.node_id = store, settings, node_id
+        self._state, self._tasks = state, tasks
         self.shared = store.shared
         self._turns: dict[int, tuple[asyncio.Lock, int]] = {}  # per client: its claims' lock, and how many wait
 
-    async def everywhere(self, here: list[S], now: float) -> list[S | StreamEntry]:
-        """Return the open streams of every node: `here`, this node's, unless the registry is shared."""
-        return await self._store.registered_streams(now) if self.shared else here
+    async def everywhere(self, now: float) -> list[LiveStream | StreamEntry]:
+        """Return the live streams of every node: this node's own, unless the registry is shared."""
+        return await self._store.registered_streams(now) if self.shared else self._state.cameras_live()
 
-    async def cameras_of(self, here: Callable[[], list[S]], client_id: int) -> set[str]:
-        """Name a client's cameras streaming now on any node (`here()`: this node's streams)."""
-        return {stream.camera for stream in await self.everywhere(here(), time.time()) if stream.client_id == client_id}
+    async def cameras_of(self, client_id: int) -> set[str]:
+        """Name a client's cameras streaming now on any node."""
+        return {stream.camera for stream in await self.everywhere(time.time()) if stream.client_id == client_id}
 
     async def claim(self, entry: StreamEntry) -> None:
         """Register a stream under its camera name. Raises ProtocolViolation: 4403 if the name streams already,
@@ -87,10 +87,9 @@ class Registry:
             log.warning("client %d camera %r: could not free its name now (%s); it is free within lease_seconds",
                         entry.client_id, entry.camera, error)
 
-    async def run(self, stopping: asyncio.Event, open_ids: Callable[[], set[str]],
-                  lost: Callable[[set[str]], None]) -> None:
-        """Renew the leases of the streams `open_ids()` names until `stopping`; pass `lost` those whose entry
-        is gone, and all of them once no renewal has succeeded for `lease_seconds`."""
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Renew the leases of this node's claimed streams until `stopping`; close those whose entry is gone,
+        and all of them once no renewal has succeeded for `lease_seconds`."""
         if not self.shared:
             return
         lease = self._settings.lease_seconds
@@ -98,7 +97,7 @@ class Registry:
 
         async def renew() -> None:
             nonlocal renewed
-            ids, began = open_ids(), time.monotonic()
+            ids, began = self._state.claimed_ids(), time.monotonic()
             try:  # within a renewal interval: a database that hangs must not postpone the check below
                 kept = await asyncio.wait_for(self._store.renew_streams(self.node_id, ids, time.time() + lease),
                                               lease / 3)
@@ -106,12 +105,20 @@ class Registry:
                 # The next renewal's answer would come after the leases ran out, when other nodes may take these
                 # cameras: let them go now, so there are never two streams of one name.
                 if time.monotonic() - renewed >= lease * 2 / 3:
-                    lost(open_ids())
+                    self._lost(self._state.claimed_ids())
                 raise
             renewed = began
-            gone = (ids - kept) & open_ids()  # not those that ended meanwhile
+            gone = (ids - kept) & self._state.claimed_ids()  # not those that ended meanwhile
             if gone:
-                lost(gone)
+                self._lost(gone)
 
         await every(self._settings.lease_seconds / 3, stopping, renew, log,
                     "could not renew this node's streams; will retry")
+
+    def _lost(self, session_ids: set[str]) -> None:
+        """Close the streams whose registry entries are gone: another node may stream their cameras now."""
+        for session in self._state.streams.open():
+            if session.id in session_ids:
+                log.warning("client %d camera %r: its registration lapsed; closing it", session.client_id,
+                            session.camera)
+                self._tasks.spawn(session.connection.close(CloseCode.GOING_AWAY, "stream registration lapsed"))

@@ -3,9 +3,7 @@
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
@@ -13,11 +11,9 @@ from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
-from vigint.media import MICROSECONDS
+from vigint.ingest.exchange import StreamExchange
+from vigint.media import MICROSECONDS, Packet
 from vigint.store import ApiKey, LiveSpan, StreamEntry
-
-if TYPE_CHECKING:
-    from vigint.ingest.backfill import SeenFootage
 
 # How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue on connecting.
 LIVE_SPAN_SLACK_SECONDS = 60.0
@@ -43,16 +39,18 @@ class Session:
     decode_task: asyncio.Task | None = None
     ended: bool = False  # its connection closed; it may still be flushing its decoder
     spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
-    billed_dts: int | None = None  # a backfill's footage is billed up to this decode time
-    acked: int | None = None  # a backfill's last ack: its footage up to this decode time is analysed and recorded
-    seen: "SeenFootage | None" = None  # a backfill's footage delivered live already, skipped (see backfill.py)
+    exchange: StreamExchange | None = None  # what it sent and was sent, without I/O (see exchange.py)
     live_span: tuple[int, int] | None = None  # a live stream's first and newest capture times received (µs)
-    on_settled: Callable[["Session"], None] | None = field(default=None, repr=False)
 
     @property
     def backfill(self) -> bool:
         """Whether it carries recorded footage sent after an outage (docs/protocol.md 4a), beside the live stream."""
         return self.analysis.backfill
+
+    @property
+    def acked(self) -> int | None:
+        """A backfill's last ack: its footage up to this decode time is analysed and recorded."""
+        return self.exchange.acked if self.exchange is not None else None
 
     @property
     def client_id(self) -> int:
@@ -61,6 +59,22 @@ class Session:
     @property
     def key_id(self) -> int:
         return self.key.id
+
+    @property
+    def over(self) -> bool:
+        """Whether no more footage comes: its connection closed or its analysis ended."""
+        return self.ended or self.analysis.ended
+
+    @property
+    def video_size(self) -> tuple[int, int] | None:
+        return self.analysis.video_size
+
+    def packets(self) -> list[Packet]:
+        """Return the packets its ring still holds, oldest first (the incident desk's clips are taken from them)."""
+        return self.analysis.packets.packets()
+
+    def newest_dts(self) -> int | None:
+        return self.analysis.packets.newest_dts()
 
     @property
     def welcomed(self) -> bool:
@@ -73,11 +87,6 @@ class Session:
             await self.connection.send(message)
         except ConnectionClosed:
             pass
-
-    def incident_settled(self) -> None:
-        """One of its incidents is recorded: a backfill may acknowledge more of its footage."""
-        if self.on_settled is not None:
-            self.on_settled(self)
 
     def entry(self, node_id: str) -> StreamEntry:
         return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at,

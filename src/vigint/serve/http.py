@@ -5,12 +5,12 @@ files (a clip is never read whole into this process's memory for a request).
 
 import http
 import logging
-from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from vigint import protocol
+from vigint.ingest.state import ServerState
 from vigint.metrics import Metrics
 from vigint.web.app import SECURITY_HEADERS
 
@@ -20,12 +20,9 @@ log = logging.getLogger(__name__)
 class Routes:
     """Answers the plain HTTP requests of one server (websockets' `process_request`)."""
 
-    def __init__(self, metrics: Metrics, page_url: Callable[[], str], streams_by_client: Callable[[], dict[int, int]],
-                 streams_by_mode: Callable[[], dict[str, int]], usage_flush_lag: Callable[[], float],
-                 draining: Callable[[], bool]):
-        self._metrics, self._page_url = metrics, page_url
-        self._streams_by_client, self._streams_by_mode = streams_by_client, streams_by_mode
-        self._usage_flush_lag, self._draining = usage_flush_lag, draining
+    def __init__(self, metrics: Metrics, state: ServerState):
+        self._metrics = metrics
+        self._state = state
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
@@ -33,18 +30,18 @@ class Routes:
             return None
         if path.startswith("/clips/"):  # alert emails' clip links: answered by the page, which streams the file
             response = connection.respond(http.HTTPStatus.TEMPORARY_REDIRECT, "the clip is on the customers' page\n")
-            response.headers["Location"] = f"{self._page_url()}{request.path}"
+            response.headers["Location"] = f"{self._state.page_url}{request.path}"
             # As the page's own answers: the signed link is never cached, nor sent on as a Referer.
             for name, value in SECURITY_HEADERS.items():
                 response.headers[name] = value
             return response
         if path == "/healthz":  # a load balancer stops sending streams to a draining node (503)
-            if self._draining():
+            if self._state.draining:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/metrics":
             response = connection.respond(http.HTTPStatus.OK, self._metrics.render(
-                self._streams_by_client(), self._streams_by_mode(), self._usage_flush_lag()))
+                self._state.streams.by_client(), self._state.streams.by_mode(), self._state.usage_flush_lag()))
             del response.headers["Content-Type"]  # websockets' Headers keeps every value set: replace, not add
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response

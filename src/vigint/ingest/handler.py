@@ -1,0 +1,249 @@
+"""One connection's path through `vigint serve`, from its hello to its end.
+
+Per connection: hello → authenticate → reserve the camera name under its client → welcome → media into the
+stream's analysis (decoded in a thread pool, never on the loop), whose events go to the incident desk.
+The handler is given the stages it feeds and the node's `ServerState`, never the server that built them
+(serve/, which this room must not import).
+
+A backfill connection (recorded footage, docs/protocol.md 4a) takes the same path without claiming its
+camera's name: one per camera beside its live stream, decoded in full by its own smaller pool of
+low-priority threads, read only as fast as it is analysed, acknowledged as its incidents are recorded, and
+closed with 1000 once the agent's end is analysed.
+"""
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+
+from websockets.exceptions import ConnectionClosed
+
+from vigint import protocol
+from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
+from vigint.billing.meter import UsageMeter
+from vigint.config import Settings
+from vigint.incidents.desk import IncidentDesk
+from vigint.ingest import backfill
+from vigint.ingest.auth import Hellos
+from vigint.ingest.connections import AdmittedConnection
+from vigint.ingest.exchange import BackfillEnded, Ignored, SeenFootage, Skipped, StreamExchange
+from vigint.ingest.footage import LiveFootage
+from vigint.ingest.registry import Registry
+from vigint.ingest.session import Session
+from vigint.ingest.state import ServerState
+from vigint.metrics import Metrics
+from vigint.protocol import CloseCode, ProtocolViolation
+from vigint.store import ApiKey
+from vigint.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What a connection feeds and is counted by: built once by the composition root."""
+
+    settings: Settings
+    metrics: Metrics
+    usage: UsageMeter
+    hellos: Hellos
+    registry: Registry
+    desk: IncidentDesk
+    footage: LiveFootage
+    tasks: TaskSet
+    pool: Executor  # live streams' decoding
+    backfill_pool: Executor  # backfills' decoding, at a lower priority
+
+
+class StreamHandler:
+    """Takes each connection of the node from its hello to its end (websockets' connection handler)."""
+
+    def __init__(self, state: ServerState):
+        self._state = state
+        self._stages: Stages | None = None  # see `attach`
+        self._limits = None
+        self._last_used: dict[int, float] = {}  # by key: when it was last streamed with, since the last flush
+
+    def attach(self, stages: Stages) -> None:
+        """Take the stages, built once the node listens (they are named by its port), before it accepts."""
+        self._stages, self._limits = stages, limits(stages.settings)
+
+    async def __call__(self, connection: AdmittedConnection) -> None:
+        session, closing = None, None
+        try:
+            key, hello = await self._stages.hellos.read(connection)
+            session = self._register(connection, key, hello)
+            if not session.backfill:  # recorded footage does not take the camera's name from its live stream
+                await self._stages.registry.claim(session.entry(self._stages.registry.node_id))
+                session.claimed = True
+            await self._welcome(session)
+            await self._receive(session)
+        except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see close_for
+            # The close frame goes out at once, but the stream ends before the closing handshake does: a
+            # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
+            closing = asyncio.gather(connection.close(*close_for(error)), connection.drop_unread())
+        finally:
+            if session is not None:
+                await self._end_session(session)
+        if closing is not None:
+            await closing
+
+    def _register(self, connection: AdmittedConnection, key: ApiKey, hello: protocol.Hello) -> Session:
+        """Reserve the camera name for this connection, or refuse it (billing and decoding start at the welcome)."""
+        if self._state.draining:  # the agent retries soon, through its load balancer to another node
+            raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
+        recorded, stages = hello.backfill, self._stages
+        undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
+        analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
+                                  self._state.decode_load, recorded)
+        exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
+                                  stages.settings.server.max_nal_units)
+        session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
+                          spooled_seconds=hello.spooled_seconds, exchange=exchange)
+        self._state.streams.add(session)
+        return session
+
+    async def _welcome(self, session: Session) -> None:
+        """Send the welcome; from then on the stream is billed, decoded and may send media."""
+        connection = session.connection
+        session.exchange.welcome(session.client_id, session.camera, session.id, session.key.expires_at)
+        for message in session.exchange.data_to_send():
+            await connection.send(message)
+        connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
+        session.accounted_until = time.time()
+        self._last_used[session.key.id] = session.accounted_until
+        session.decode_task = self._stages.tasks.spawn(self._analyse(session))
+        log.info("client %d key %s camera %r connected from %s", session.client_id, session.key.prefix,
+                 session.camera, session.address)
+
+    async def _end_session(self, session: Session) -> None:
+        """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
+        decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
+        session.ended = True
+        tasks, registry = self._stages.tasks, self._stages.registry
+        self._stages.footage.ended(session)  # written with the next flush; this node's backfills see it at once
+        if session.claimed:  # its name is free at once, on every node, as on this one
+            tasks.spawn(registry.release(session.entry(registry.node_id)))
+        with self._state.streams.finishing(session):
+            await self._finish(session)
+
+    async def _finish(self, session: Session) -> None:
+        """Stop the stream's billing, drain and flush its decoder, then unregister it."""
+        self._state.streams_ended = True
+        if session.welcomed:
+            self._bill(session, time.time())
+            session.analysis.end()
+            await asyncio.gather(session.decode_task, return_exceptions=True)  # its failure was logged there
+            log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
+                     session.connection.close_code)
+        self._stages.desk.stream_ended(session)  # after the last frames were analysed: they may extend the incident
+        if session.backfill:
+            await self._stages.desk.settled(session)  # until then the same footage sent again could open a second
+        self._state.streams.remove(session)
+
+    async def _receive(self, session: Session) -> None:
+        stages, exchange = self._stages, session.exchange
+        if session.backfill:
+            exchange.seen = SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
+        async for message in session.connection:
+            for event in exchange.receive_data(message):
+                if isinstance(event, BackfillEnded):
+                    await backfill.finish(session, stages.desk)
+                    return
+                if isinstance(event, Ignored):
+                    log.debug("client %d camera %r sent control message %r (ignored)", session.client_id,
+                              session.camera, event.kind)
+                    continue
+                stages.metrics.bytes_received += len(event.message)
+                if isinstance(event, Skipped):  # delivered live already: neither analysed nor billed
+                    if event.ack_due:
+                        backfill.acknowledge(session, stages.desk, stages.tasks)
+                    continue
+                await self._take(session, event.message)
+
+    async def _take(self, session: Session, message: bytes) -> None:
+        """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
+        usage = self._stages.usage
+        session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
+        if session.backfill:
+            usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
+        else:
+            usage.add_bytes(session.key.id, len(message), time.time())
+            session.received(message)
+        if session.backfill and session.analysis.backlogged:
+            await backfill.drained(session)
+
+    async def _analyse(self, session: Session) -> None:
+        """Run the stream's analysis until its end; if it fails, only this stream is closed."""
+        stages = self._stages
+        pool = stages.backfill_pool if session.backfill else stages.pool
+        try:
+            async for analysed in session.analysis.run(pool, stages.settings.server.decode_batch_seconds):
+                self._absorb(session, analysed)
+                if session.backfill:
+                    backfill.acknowledge(session, stages.desk, stages.tasks)
+        except Exception:  # noqa: BLE001 - a bug must cost one stream, never the server or a ghost session
+            log.exception("decoding client %d camera %r failed; closing that stream", session.client_id,
+                          session.camera)
+            stages.tasks.spawn(session.connection.close(CloseCode.INTERNAL_ERROR, "stream failed"))
+
+    def _absorb(self, session: Session, analysed: Analysed) -> None:
+        stages, metrics = self._stages, self._stages.metrics
+        for settled in stages.desk.observe(session, analysed.events):
+            if session.backfill:  # once recorded, the incident no longer holds the footage: more is acknowledged
+                stages.tasks.spawn(backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled))
+        metrics.frames_decoded += analysed.decoded
+        if session.backfill:
+            metrics.backfill_frames_decoded += analysed.decoded
+        stages.usage.add_frames(session.key.id, analysed.decoded, time.time())
+        for seconds in analysed.waited:
+            metrics.decode_lag.observe(seconds)
+        metrics.decode_cpu_seconds[analysed.mode] += analysed.cpu_seconds
+        if analysed.woke is not None:
+            metrics.wakes[analysed.woke] += 1
+        if analysed.refusal is not None:
+            stages.tasks.spawn(session.connection.close(analysed.refusal.code, analysed.refusal.reason))
+
+    def _bill(self, session: Session, now: float) -> None:
+        """Count a stream's time up to `now` and mark its key used then. A backfill's connection time is not
+        stream time (its camera's live stream runs beside it): its footage time is counted as it arrives."""
+        if not session.backfill:
+            self._stages.usage.add_stream_time(session.key.id, session.accounted_until, now)
+        session.accounted_until = now
+        self._last_used[session.key.id] = now
+
+    def take_usage(self, now: float) -> dict[int, float]:
+        """Bill every open stream up to `now`; return when each key was last used since the last call."""
+        for session in self._state.streams.open():
+            if session.welcomed:
+                self._bill(session, now)
+        last_used, self._last_used = self._last_used, {}
+        return last_used
+
+    def keep_usage(self, last_used: dict[int, float]) -> None:
+        """Take back what `take_usage` returned, for the next flush (its write failed)."""
+        self._last_used = {**last_used, **self._last_used}
+
+
+def close_for(error: Exception) -> tuple[int, str]:
+    """Map an exception to the close code and reason sent to the agent (no detail for surprises)."""
+    if isinstance(error, ProtocolViolation):
+        return error.code, error.reason
+    if isinstance(error, ConnectionClosed):
+        return CloseCode.GOING_AWAY, ""  # already closed: close() is a no-op
+    log.exception("stream failed unexpectedly")
+    return CloseCode.INTERNAL_ERROR, "internal error"
+
+
+def count_undecodable(metrics: Metrics, client_id: int, camera: str, count: int, first: bool) -> None:
+    """Count messages of a stream that cannot be decoded (its intake decides which).
+
+    Given the ids, not the session: a callback held by the session's own intake must not make a reference
+    cycle, which would keep each ended stream's decoder alive until a full GC pass.
+    """
+    metrics.decode_errors += count
+    if first:  # once per stream: a broken camera must not flood the log
+        log.warning("client %d camera %r sent media that cannot be decoded; waiting for a keyframe",
+                    client_id, camera)

@@ -1,0 +1,1 @@
+"""Serve: the composition root of `vigint serve`, which builds the stages and wires them to one shared state."""
