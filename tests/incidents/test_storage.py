@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import av
 import pytest
-from conftest import add_client, eventually, free_port
+from conftest import REALTIME, add_client, eventually, free_port
 from media import make_scene
 from s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Bucket
 from test_incidents import fetch, incident_settings, link_in, stream_scene
@@ -27,6 +27,7 @@ def s3_settings(tmp_path, bucket: Bucket, smtp_port: int, **storage):
     return dataclasses.replace(settings, storage=bucket.settings(data_dir=tmp_path / "data", **storage))
 
 
+@REALTIME  # the whole clip, pre-roll included, needs analysis to keep up with the stream
 async def test_a_clip_goes_to_the_bucket_its_signed_link_serves_it_and_retention_removes_it(start, tmp_path, mailbox,
                                                                                           bucket):
     server = await start(settings=s3_settings(tmp_path, bucket, mailbox.port))
