@@ -37,7 +37,7 @@ from attacks import (
     send_first_message,
     send_mutation,
 )
-from media import make_h264
+from footage import make_h264
 
 SHUTDOWN_TIMEOUT = 5.0
 DRAIN_SECONDS = 1.0  # SIGTERM drains first (503, 1013) while mutated streams may still be open

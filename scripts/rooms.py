@@ -19,25 +19,25 @@ SERVER_ROOMS = {"ingest", "analysis", "incidents", "alerts", "fleet", "store", "
 # customer's page (web) reads what the stages recorded, through the store and the clip storage;
 # shared modules (vigint/*.py) import no room; the agent runs on the customer's host and shares only them.
 FORBIDDEN = {
-    "shared": SERVER_ROOMS | {"admin", "agent"},
-    "store": SERVER_ROOMS - {"store"} | {"admin", "agent"},
-    "billing": SERVER_ROOMS - {"billing", "store"} | {"admin", "agent"},
-    "analysis": SERVER_ROOMS - {"analysis"} | {"admin", "agent"},
-    "alerts": {"ingest", "analysis", "incidents", "fleet", "web", "admin", "agent"},
-    "incidents": {"ingest", "fleet", "web", "admin", "agent"},
-    "fleet": {"ingest", "analysis", "incidents", "web", "admin", "agent"},
-    "web": {"ingest", "analysis", "fleet", "admin", "agent"},
-    "ingest": {"admin", "agent"},
-    "agent": SERVER_ROOMS | {"admin"},
-    "admin": set(),
+    "shared": SERVER_ROOMS | {"cli", "agent"},
+    "store": SERVER_ROOMS - {"store"} | {"cli", "agent"},
+    "billing": SERVER_ROOMS - {"billing", "store"} | {"cli", "agent"},
+    "analysis": SERVER_ROOMS - {"analysis"} | {"cli", "agent"},
+    "alerts": {"ingest", "analysis", "incidents", "fleet", "web", "cli", "agent"},
+    "incidents": {"ingest", "fleet", "web", "cli", "agent"},
+    "fleet": {"ingest", "analysis", "incidents", "web", "cli", "agent"},
+    "web": {"ingest", "analysis", "fleet", "cli", "agent"},
+    "ingest": {"cli", "agent"},
+    "agent": SERVER_ROOMS | {"cli"},
+    "cli": set(),
 }
 
 
 def room(path: Path) -> str:
     """Return the room of a module: its folder under vigint/, or "shared" for vigint/*.py (but `python -m
-    vigint`, which only runs the command line, is the admin room's)."""
+    vigint`, which only runs the command line, is the cli room's)."""
     if path == PACKAGE / "__main__.py":
-        return "admin"
+        return "cli"
     parts = path.relative_to(PACKAGE).parts
     return parts[0] if len(parts) > 1 else "shared"
 

@@ -821,7 +821,7 @@ async def send_mutation(url: str, key: str, camera: str, mutation: Mutation, lin
 
 def fuzz_videos() -> list[EncodedVideo]:
     """The real streams mutations start from: libx264 baseline (ultrafast) and high profile with B-frames."""
-    from media import make_h264
+    from footage import make_h264
 
     return [make_h264(2), make_h264(2, width=256, height=144, bframes=2, preset="fast")]
 

@@ -19,8 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from vigint import keys, protocol
-from vigint.admin.cli import main
 from vigint.alerts import emails
+from vigint.cli.main import main
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
 from vigint.ingest.server import Server
 from vigint.store import Store

@@ -2,7 +2,7 @@
 
 from attacks import open_idle_sockets
 from conftest import add_client, url
-from media import open_stream
+from footage import open_stream
 
 from vigint.admission import Admission
 

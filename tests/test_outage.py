@@ -20,7 +20,7 @@ import av
 import pytest
 from attacks import ServeProcess
 from conftest import add_client, eventually, free_port
-from media import make_footage
+from footage import make_footage
 
 from vigint.alerts import emails
 from vigint.store import Store

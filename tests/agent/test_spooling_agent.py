@@ -5,7 +5,7 @@ import stat
 
 from agents import read_log_until, start_agent, stop, write_env
 from conftest import add_client, eventually, free_port
-from media import write_video_file
+from footage import write_video_file
 
 from vigint import keys
 

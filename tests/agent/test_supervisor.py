@@ -4,7 +4,7 @@ import socket
 
 from agents import frames_of, read_log_until, start_agent, stop, write_env
 from conftest import add_client, eventually
-from media import write_video_file
+from footage import write_video_file
 
 
 async def test_a_failing_source_leaves_the_other_cameras_streaming(start, tmp_path):

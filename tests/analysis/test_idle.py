@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import eventually
-from media import make_footage
+from footage import make_footage
 
 from vigint import protocol
 from vigint.analysis.events import Opened

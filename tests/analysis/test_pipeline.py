@@ -3,7 +3,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 from conftest import eventually
-from media import make_h264, make_scene
+from footage import make_h264, make_scene
 
 from vigint import protocol
 from vigint.analysis.events import Closed, Extended, Opened

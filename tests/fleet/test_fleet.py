@@ -9,7 +9,7 @@ import sys
 import time
 
 from conftest import REALTIME, add_client, eventually, url
-from media import make_h264, send_video
+from footage import make_h264, send_video
 from websockets.asyncio.client import connect
 
 from vigint.alerts import emails

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import web
 from conftest import add_client, eventually
-from media import make_scene
+from footage import make_scene
 from test_incidents import incident_settings, stream_scene
 
 from vigint.alerts import emails

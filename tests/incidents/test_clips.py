@@ -1,7 +1,7 @@
 import stat
 
 import av
-from media import make_h264
+from footage import make_h264
 
 from vigint.incidents import clips
 from vigint.media import Packet

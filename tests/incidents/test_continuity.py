@@ -9,7 +9,7 @@ import time
 
 import av
 from conftest import add_client, eventually, run_vigint, url
-from media import make_footage, open_stream, send_video
+from footage import make_footage, open_stream, send_video
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol

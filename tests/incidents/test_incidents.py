@@ -17,7 +17,7 @@ import av
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import REALTIME, Mailbox, add_client, eventually, free_port, link_in, url
-from media import make_scene, open_stream, send_video
+from footage import make_scene, open_stream, send_video
 
 from vigint.alerts import emails, links, webhooks
 from vigint.config import (

@@ -14,7 +14,7 @@ import av
 import pytest
 from attacks import ServeProcess
 from conftest import add_client, eventually, url
-from media import make_scene, open_stream
+from footage import make_scene, open_stream
 from test_clips import top_level_boxes
 from test_incidents import fetch, incident_settings
 from websockets.exceptions import ConnectionClosed

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 from conftest import add_client, eventually, free_port
-from media import make_scene
+from footage import make_scene
 from s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Bucket
 from test_incidents import fetch, incident_settings, link_in, stream_scene
 

@@ -41,10 +41,10 @@ from attacks import (
     welcomed,
 )
 from conftest import REALTIME
-from media import make_h264
+from footage import make_h264
 
 from vigint import keys, protocol
-from vigint.admin.cert import write_self_signed
+from vigint.cli.cert import write_self_signed
 
 # One server and one healthy stream see every attack of this module: its tests share a worker, in order.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), REALTIME]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from attacks import ServeProcess, first_answer, hello
 from conftest import REALTIME, add_client, eventually, free_port
-from media import write_video_file
+from footage import write_video_file
 from prometheus_client.parser import text_string_to_metric_families
 
 from vigint import keys

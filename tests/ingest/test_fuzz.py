@@ -20,7 +20,7 @@ from attacks import (
     send_mutation,
 )
 from conftest import REALTIME, add_client, eventually, url
-from media import make_h264
+from footage import make_h264
 
 SEED = 10
 STREAMS = 100

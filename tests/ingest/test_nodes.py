@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from conftest import REALTIME, add_client, eventually, link_in, run_vigint, url
-from media import make_h264, make_scene, open_stream, send_video
+from footage import make_h264, make_scene, open_stream, send_video
 from websockets.exceptions import ConnectionClosed
 
 from vigint.config import AlertSettings, EmailSettings, MotionSettings, Settings, StorageSettings

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import pytest
 from conftest import REALTIME, add_client, eventually, run_vigint, url
-from media import make_footage, make_h264, open_stream, send_video
+from footage import make_footage, make_h264, open_stream, send_video
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
@@ -29,7 +29,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from vigint import keys, protocol
-from vigint.admin.cert import write_self_signed
+from vigint.cli.cert import write_self_signed
 from vigint.config import ServerSettings
 from vigint.ingest.server import Server
 from vigint.store import Store

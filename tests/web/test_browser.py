@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import add_client, eventually, run_vigint, url
-from media import make_footage, open_stream, send_video
+from footage import make_footage, open_stream, send_video
 
 from vigint.config import MotionSettings, Settings, StorageSettings
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from agent.agents import frames_of, read_log_until, start_agent, stop
 from conftest import add_client, eventually, url
-from media import open_stream
+from footage import open_stream
 from websockets.exceptions import ConnectionClosed
 
 from vigint import keys

@@ -14,7 +14,7 @@ import time
 import pytest
 from attacks import HealthyStream, ServeProcess, connect_from, eventually_async, hello, open_idle_sockets
 from conftest import REALTIME
-from media import make_h264
+from footage import make_h264
 
 from vigint.config import Settings, StorageSettings, WebSettings
 from vigint.incidents.storage import still_name

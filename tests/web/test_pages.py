@@ -13,7 +13,7 @@ import aiohttp
 import av
 import pytest
 from conftest import add_client, eventually, run_vigint
-from media import make_h264, write_clip
+from footage import make_h264, write_clip
 from yarl import URL
 
 from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings

@@ -1,1 +1,1 @@
-"""Admin: the `vigint` command line, one module per command group, rendering in one place."""
+"""The `vigint` command line: one module per command group, rendering in one place."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vigint.admin.commands import Commands, option
+from vigint.cli.commands import Commands, option
 from vigint.config import Settings
 
 commands = Commands()

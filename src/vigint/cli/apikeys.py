@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from rich.console import Console
 
 from vigint import keys
-from vigint.admin import render
-from vigint.admin.commands import Commands, open_store, option
+from vigint.cli import render
+from vigint.cli.commands import Commands, open_store, option
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY

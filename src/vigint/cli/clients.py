@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
-from vigint.admin import render
-from vigint.admin.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
-from vigint.admin.commands import (
+from vigint.alerts.templates import LANGUAGES
+from vigint.cli import render
+from vigint.cli.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
+from vigint.cli.commands import (
     Commands,
     check_clips_found,
     is_new_database,
@@ -27,7 +28,6 @@ from vigint.admin.commands import (
     option,
     parse_day,
 )
-from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.storage import incident_files, open_clip_storage

@@ -9,7 +9,7 @@ than one command group needs.
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -171,6 +171,11 @@ def parse_day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
+
+
+def utc_midnight(day: date | None) -> float | None:
+    """Return the Unix time a UTC day starts (None for None): the bound of a --since or --until day."""
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
 
 
 def running(nodes: list[Node], settings: Settings, now: float) -> list[Node]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from vigint.config import CameraSettings, Rectangle, Settings, sections
 from vigint.errors import ConfigError
 from vigint.locations import clips_location
+from vigint.store.engine import is_postgres
 
 # Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
 NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
@@ -207,11 +208,6 @@ def _read_aws_variables(environ: Mapping[str, str], values: dict[str, dict[str, 
         name = next((name for name in names if environ.get(name)), None)
         if name is not None:
             _apply(values, "storage", key, environ[name], f"environment variable {name}")
-
-
-def is_postgres(target: str | Path) -> bool:
-    """Tell whether a `--db` value names a PostgreSQL server rather than a SQLite file."""
-    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 def config_path(flag: Path | None, environ: Mapping[str, str], database: object = None) -> Path | None:

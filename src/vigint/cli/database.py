@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vigint.admin import render
-from vigint.admin.commands import Commands, check_clips_found, live_streams, open_store, option
 from vigint.alerts.links import LINK_SECRET_FILE
+from vigint.cli import render
+from vigint.cli.commands import Commands, check_clips_found, live_streams, open_store, option
 from vigint.config import Settings
 from vigint.errors import InvalidInputError, StoreError
 from vigint.incidents import storage

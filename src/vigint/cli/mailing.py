@@ -9,9 +9,9 @@ import smtplib
 
 from rich.console import Console
 
-from vigint.admin.clients import validate_email
-from vigint.admin.commands import Commands, option
 from vigint.alerts.emails import compose_test_email, send_email
+from vigint.cli.clients import validate_email
+from vigint.cli.commands import Commands, option
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint import __version__, protocol
-from vigint.admin.commands import Commands, is_new_database, open_store, option
-from vigint.admin.settings import overridden, paths_from
+from vigint.cli.commands import Commands, is_new_database, open_store, option
+from vigint.cli.settings import overridden, paths_from
 from vigint.config import Settings
 from vigint.words import plural
 
@@ -142,7 +142,7 @@ def _on_stop_signals() -> asyncio.Event:
                   description="Run a server, a demo customer and an agent streaming a test pattern, in a temporary "
                   "folder; show the incidents and alert emails as they come. Ctrl-C stops.", server_side=False)
 async def demo(args, settings: Settings | None, console: Console) -> int:
-    from vigint.admin.demo import run_demo
+    from vigint.cli.demo import run_demo
 
     return await run_demo(console)
 
@@ -152,7 +152,7 @@ async def demo(args, settings: Settings | None, console: Console) -> int:
                   option("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)"),
                   option("--force", action="store_true", help="replace existing files"))
 async def make_cert(args, settings: Settings, console: Console) -> int:
-    from vigint.admin import cert
+    from vigint.cli import cert
 
     cert_path, key_path = cert.write_self_signed(args.cert_host, args.out_dir, overwrite=args.force)
     console.print(f"Wrote {cert_path} and {key_path} (private, owner-only) for {args.cert_host}.\n"

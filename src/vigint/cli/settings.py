@@ -8,10 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vigint.admin import render
-from vigint.admin.commands import Commands, is_new_database, open_store, option
+from vigint.cli import render
+from vigint.cli.commands import Commands, is_new_database, open_store, option
+from vigint.cli.configfile import config_path, load_settings
 from vigint.config import Settings, sections
-from vigint.configfile import config_path, load_settings
 from vigint.errors import ConfigError
 from vigint.store.engine import describe, is_postgres
 from vigint.words import plural

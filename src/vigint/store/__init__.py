@@ -17,7 +17,6 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 
 from vigint.store.audit import AuditQueries
 from vigint.store.clients import ClientQueries
-from vigint.store.customers import CustomerQueries, Listed
 from vigint.store.deadletters import DeadLetterQueries
 from vigint.store.engine import BUSY_TIMEOUT_MS, is_busy
 from vigint.store.fleet import FleetQueries
@@ -27,6 +26,7 @@ from vigint.store.incidents import IncidentQueries
 from vigint.store.invoices import InvoiceQueries
 from vigint.store.migrations import MIGRATIONS
 from vigint.store.nodes import NodeQueries
+from vigint.store.pages import Listed, PageQueries
 from vigint.store.records import (
     Alert,
     AlertState,
@@ -60,5 +60,5 @@ __all__ = [
 
 
 class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries,
-            CustomerQueries, HandoverQueries, DeadLetterQueries, FootageQueries):
+            PageQueries, HandoverQueries, DeadLetterQueries, FootageQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

@@ -22,7 +22,7 @@ class Listed:
     webhooked: bool
 
 
-class CustomerQueries(Engine):
+class PageQueries(Engine):
     """Sign-in links, sessions, and one client's incidents, cameras and invoices."""
 
     async def add_sign_in_link(self, client_id: int, token_hash: str, now: float, expires_at: float) -> None:
