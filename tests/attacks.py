@@ -12,7 +12,6 @@ this folder on sys.path), so the CI fuzz campaign and the tests generate the sam
 """
 
 import asyncio
-import inspect
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 
+from helpers import hello
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -244,11 +244,6 @@ def resolution_bomb(video: EncodedVideo, width: int, height: int, start_us: int 
     """Return `video` as media messages whose keyframes' SPS declare a `width` × `height` picture."""
     return [protocol.media(start_us + pts, start_us + dts, replace_sps(data, width, height) if keyframe else data)
             for pts, dts, keyframe, data in video.units]
-
-
-def hello(key: str, camera: str = "front-door", **fields) -> str:
-    """Return a protocol-v1 hello."""
-    return json.dumps({"type": "hello", "version": 1, "key": key, "camera": camera, "codec": "h264", **fields})
 
 
 def hostile_hellos(key: str) -> dict[str, str]:
@@ -762,21 +757,6 @@ class HealthyStream:
             await (await connection.ping())
             self.pings.append(time.monotonic() - began)
             await asyncio.sleep(0.1)
-
-
-async def eventually_async(probe: Callable, accept: Callable = bool, timeout: float = 10.0, interval: float = 0.05):
-    """Call `probe()` (a function or a coroutine function) until `accept` takes its value; return that value,
-    or fail with the last one after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition still false after {timeout} s: {value!r}")
-        await asyncio.sleep(interval)
 
 
 def hellos(rng: Random, count: int) -> Iterator[str | bytes]:

@@ -19,8 +19,8 @@ from pathlib import Path
 import av
 import pytest
 from attacks import ServeProcess
-from conftest import add_client, eventually, free_port
 from footage import make_footage
+from helpers import add_client, eventually, free_port
 
 from vigint.alerts import emails
 from vigint.store import Store

@@ -8,9 +8,9 @@ import sys
 import time
 
 import pytest
-from agents import frames_of, read_log_until, start_agent, stop, stop_when_done, write_env
-from conftest import add_client, eventually
+from agents import frames_of, read_log_until, stop_when_done, write_env
 from footage import write_video_file
+from helpers import add_client, eventually, start_agent, stop
 
 from vigint import keys
 from vigint.agent.backoff import Backoff

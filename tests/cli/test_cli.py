@@ -7,8 +7,8 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import run_vigint
 from cryptography import x509
+from helpers import run_vigint
 
 from vigint import __version__, keys
 from vigint.cli.main import main

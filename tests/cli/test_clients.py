@@ -4,8 +4,8 @@ client is left behind."""
 import asyncio
 import logging
 
-from conftest import add_client, eventually, url
 from footage import make_scene, open_stream, send_video
+from helpers import add_client, eventually, url
 from websockets.exceptions import ConnectionClosedError
 
 from vigint.cli.main import main

@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import Result, add_client, eventually, run_vigint
+from helpers import Result, add_client, eventually, run_vigint
 
 from vigint.cli.commands import live_streams
 from vigint.cli.main import main

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import run_vigint
+from helpers import run_vigint
 
 from vigint.cli.main import main
 

@@ -13,9 +13,8 @@ from collections.abc import Awaitable, Callable
 import av
 import pytest
 from attacks import ServeProcess
-from conftest import add_client, eventually, url
 from footage import make_scene, open_stream
-from test_clips import top_level_boxes
+from helpers import add_client, eventually, top_level_boxes, url
 from test_incidents import fetch, incident_settings
 from websockets.exceptions import ConnectionClosed
 

@@ -9,7 +9,7 @@ import struct
 import time
 
 import pytest
-from conftest import add_client, url
+from helpers import add_client, url
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage
 

@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Mailbox, add_client, eventually, free_port
+from helpers import Mailbox, add_client, eventually, free_port
 
 from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings
 from vigint.networks import Proxies, requester_key
