@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Deep fuzz campaign against a real `vigint serve` (issue #10), for CI and for longer runs by hand.
+"""Deep fuzz campaign against a real `vigint serve` (hostile hellos, mutated H.264), for CI and for longer runs by hand.
 
 Starts its own server in a temporary folder, streams a healthy camera beside the attack at real time, then
 sends --hellos generated hostile first messages and --streams mutated real H.264 streams (each on a fresh

@@ -247,7 +247,7 @@ def resolution_bomb(video: EncodedVideo, width: int, height: int, start_us: int 
 
 
 def hostile_hellos(key: str) -> dict[str, str]:
-    """The hellos of issue #10 that must each be refused with 4400 (and counted as failures), by name."""
+    """The hostile hellos that must each be refused with 4400 (and counted as failures), by name."""
     return {
         "deep nesting": "[" * 4000,
         "long version": json.dumps({"type": "hello", "version": "9" * 200, "key": key, "camera": "a",

@@ -1,4 +1,4 @@
-"""Clips that cover the event (#15 item 4): a clip grows with its stream while the alert goes at once, a server
+"""Clips that cover the event: a clip grows with its stream while the alert goes at once, a server
 killed mid-event leaves a playable partial clip, and a finished clip is faststart with a strip of stills."""
 
 import asyncio

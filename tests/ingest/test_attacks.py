@@ -1,4 +1,4 @@
-"""Issue #10: one authenticated customer cannot hurt the others.
+"""One authenticated customer cannot hurt the others.
 
 One real `vigint serve` subprocess serves the whole module, with a healthy camera of another client
 streaming at real time beside every attack (`healthy`). Each attack is its own test and comes from its

@@ -7,11 +7,11 @@ Open it with ``await Store.open(path_or_url)``; rows come back as the small froz
 - `engine`: which database, transactions, `is_busy`; its backends `sqlite` (the embedded default) and
   `postgres` (shared by several nodes); `migrations`: the schema, the same for both.
 - one query module per concern: `clients` (clients and keys), `audit`, `usage`, `incidents` (with the
-  alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job leases),
-  `customers` (a client's own page: sign-in links, sessions, its rows only), `handovers` (keys handed over by a
-  one-time link), `deadletters` (alerts given up), `footage` (live footage received, resent footage refused).
-  To add a query, add a method to its concern's class; to add a concern, add a module and its class to
-  `Store`'s bases.
+  alert outbox), `invoices`, `fleet` (cameras, flags), `nodes` (the stream registry, node snapshots, job
+  leases), `pages` (what a client's own page reads: sign-in links, sessions, its rows only), `handovers`
+  (keys handed over by a one-time link), `deadletters` (alerts given up), `footage` (live footage received,
+  resent footage refused). To add a query, add a method to its concern's class; to add a concern, add a
+  module and its class to `Store`'s bases.
 - `copy`: every table of a SQLite store into an empty PostgreSQL one (`vigint db copy`), beside the facade.
 """
 

@@ -1,4 +1,5 @@
-"""What a signed-in customer sees on its own page, and the sign-in links and sessions that let it in.
+"""What a client's own page reads: what the signed-in customer sees, and the sign-in links and sessions that let
+it in.
 
 Every read takes the client's id and returns only that client's rows: a customer's page cannot name another
 client's incident, clip, still or invoice, whatever id its URL holds. Links and sessions are kept as SHA-256
