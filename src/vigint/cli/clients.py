@@ -100,8 +100,10 @@ LANGUAGE_HELP = f"language of its alerts: {', '.join(LANGUAGES)} (default: the s
                          option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
                          option("--handover", action="store_true", help=HANDOVER_HELP), listing=True)
 async def client_create(args, settings: Settings, console: Console) -> int:
-    name, email = validate_name(args.name), validate_email(args.email)
-    zone, language = validate_timezone(args.timezone), validate_language(args.language)
+    name = validate_name(args.name)
+    email = validate_email(args.email)
+    zone = validate_timezone(args.timezone)
+    language = validate_language(args.language)
     issued = issue_key(settings, args.handover)
     if is_new_database(settings):
         print(f"vigint: creating a new database at {Path(settings.database.path).absolute()}", file=sys.stderr)
@@ -146,7 +148,8 @@ def validate_billing_detail(text: str) -> str | None:
 async def client_list(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await open_store(settings) as store:
-        clients, all_keys = await store.list_clients(), await store.list_keys()
+        clients = await store.list_clients()
+        all_keys = await store.list_keys()
         streams = await live_streams(store, settings, now) or []
         flags = await store.flags(since=now - 7 * SECONDS_PER_DAY)
         reactivated = await store.reactivations()

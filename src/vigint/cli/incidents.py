@@ -17,25 +17,31 @@ incident_commands = commands.group("incidents", "what the cameras saw, and wheth
 
 @incident_commands.command("list", "list incidents, newest first, with their alert delivery",
                            option("--client-id", type=int),
-                           option("--since", type=parse_day, metavar="YYYY-MM-DD", help="first day shown (UTC)"),
+                           option("--since", type=parse_day, metavar="YYYY-MM-DD",
+                                  help="first day shown (UTC)"),
                            listing=True)
 async def incidents_list(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:
         if args.client_id is not None:
             await store.get_client(args.client_id)
         found = await store.list_incidents(args.client_id, utc_midnight(args.since))
-    documents = [{"id": i.id, "client_id": i.client_id, "camera": i.camera, "started_at": render.iso(i.started_at),
-                  "ended_at": render.iso(i.ended_at), "type": i.type, "description": i.description,
-                  "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path, "alert_state": i.alert_state,
-                  "offline": i.offline} for i in found]
+    documents = [{"id": i.id, "client_id": i.client_id, "camera": i.camera,
+                  "started_at": render.iso(i.started_at), "ended_at": render.iso(i.ended_at), "type": i.type,
+                  "description": i.description, "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path,
+                  "alert_state": i.alert_state, "offline": i.offline} for i in found]
     rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at),
-             render.local(i.ended_at) if i.ended_at else "going on",
-             i.type + (" (recorded while offline)" if i.offline else "") + (f": {i.description}" if i.description
-                                                                            else ""), *_ai_check(i),
+             render.local(i.ended_at) if i.ended_at else "going on", _kind(i), *_ai_check(i),
              "yes" if i.clip_path else "—", i.alert_state) for i in found]
+    columns = ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert")
     return render.listing(args.json, console, documents, f"{plural(len(found), 'incident')}, newest first",
-                          ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert"), rows,
-                          optional=("Threat", "Clip", "Client", "Ended"))
+                          columns, rows, optional=("Threat", "Clip", "Client", "Ended"))
+
+
+def _kind(incident: Incident) -> str:
+    """The Type cell: the kind of incident, whether it was recorded offline, and its description if any."""
+    offline = " (recorded while offline)" if incident.offline else ""
+    description = f": {incident.description}" if incident.description else ""
+    return incident.type + offline + description
 
 
 def _ai_check(incident: Incident) -> tuple[str, str]:

@@ -16,14 +16,19 @@ from vigint.errors import InvalidInputError
 commands = Commands()
 
 
-@commands.command("invoice", "issue (or print again) a client's invoice for a month; void one with a credit note",
+@commands.command("invoice",
+                  "issue (or print again) a client's invoice for a month; void one with a credit note",
                   option("action", nargs="?", choices=("void",),
-                         help="void: cancel an issued invoice with a credit note numbered next (--number, --reason)"),
-                  option("--client-id", type=int), option("--period", metavar="YYYY-MM", help="the month invoiced (UTC)"),
-                  option("--allow-empty", action="store_true", help="invoice a month with no usage (0.00) all the same"),
+                         help="void: cancel an issued invoice with a credit note numbered next "
+                              "(--number, --reason)"),
+                  option("--client-id", type=int),
+                  option("--period", metavar="YYYY-MM", help="the month invoiced (UTC)"),
+                  option("--allow-empty", action="store_true",
+                         help="invoice a month with no usage (0.00) all the same"),
                   option("--number", type=int, help="an issued invoice: to print again, or to void"),
                   option("--reason", help="why the invoice is voided, printed on the credit note"),
-                  option("--format", choices=("html", "csv"), default="html", help="printable HTML (default) or CSV"),
+                  option("--format", choices=("html", "csv"), default="html",
+                         help="printable HTML (default) or CSV"),
                   option("--out", type=Path, help="write to this file instead of standard output"))
 async def invoice(args, settings: Settings, console: Console) -> int:
     if args.action == "void" and (args.number is None or args.reason is None):

@@ -68,7 +68,8 @@ def fitted(console: Console, title: str, columns: tuple[str, ...], rows: list[tu
     """Return the table of `rows`, leaving out the `optional` columns, in that order, while it is wider than the
     console: on an 80-column terminal, fewer columns read better than ten folded ones. A caption says which
     were left out (`--json` has every field)."""
-    kept, unbounded = list(columns), console.options.update_width(UNBOUNDED)  # its natural width, unwrapped
+    kept = list(columns)
+    unbounded = console.options.update_width(UNBOUNDED)  # its natural width, unwrapped
     for dropped in (None, *optional):
         if dropped is not None:
             kept.remove(dropped)

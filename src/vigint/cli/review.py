@@ -21,12 +21,16 @@ commands = Commands()
 async def review(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await open_store(settings) as store:
-        clients, keys = await store.list_clients(), await store.list_keys()
-    documents, rows, owned = [], [], keys_by_client(keys)
+        clients = await store.list_clients()
+        keys = await store.list_keys()
+    owned = keys_by_client(keys)
+    forgotten = now - UNUSED_DAYS * SECONDS_PER_DAY
+    documents = []
+    rows = []
     for client in clients:
         own = owned.get(client.id, [])
         active = [key for key in own if key.state(now) is KeyState.ACTIVE]
-        unused = [key for key in active if (key.last_used_at or key.created_at) < now - UNUSED_DAYS * SECONDS_PER_DAY]
+        unused = [key for key in active if (key.last_used_at or key.created_at) < forgotten]
         seen = last_seen(own)
         documents.append({"client_id": client.id, "name": client.name, "status": client.status.value,
                           "active_keys": len(active), "last_seen_at": render.iso(seen),
@@ -35,6 +39,6 @@ async def review(args, settings: Settings, console: Console) -> int:
         rows.append((str(client.id), client.name, client.status.value, str(len(active)), render.local(seen),
                      ", ".join(f"#{key.id} {key.prefix}… {key.label}".strip() for key in unused) or "—"))
     flagged = sum(bool(d["unused_keys"]) for d in documents)
-    return render.listing(args.json, console, documents, f"{plural(len(clients), 'client')}; {flagged} with keys "
-                          f"unused for {UNUSED_DAYS} days",
-                          ("Client", "Name", "Status", "Active keys", "Last seen", f"Unused {UNUSED_DAYS} days"), rows)
+    title = f"{plural(len(clients), 'client')}; {flagged} with keys unused for {UNUSED_DAYS} days"
+    columns = ("Client", "Name", "Status", "Active keys", "Last seen", f"Unused {UNUSED_DAYS} days")
+    return render.listing(args.json, console, documents, title, columns, rows)

@@ -1,5 +1,4 @@
-"""What a client's own page reads: what the signed-in customer sees, and the sign-in links and sessions that let
-it in.
+"""A client's own page: what the signed-in customer sees, and the sign-in links and sessions that let it in.
 
 Every read takes the client's id and returns only that client's rows: a customer's page cannot name another
 client's incident, clip, still or invoice, whatever id its URL holds. Links and sessions are kept as SHA-256
