@@ -148,7 +148,8 @@ async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_str
     door, _ = await open_stream(url(node), api_key, "door")
     async with registry_locked(postgres_url):  # another program holds the registry table, as a hung migration would
         began = time.monotonic()
-        assert await refused(node, hello(api_key, "yard")) == (1013, "the service cannot take this stream now; try again")
+        answer = await refused(node, hello(api_key, "yard"))
+        assert answer == (1013, "the service cannot take this stream now; try again")
         assert time.monotonic() - began < 2
         await send_video(door, make_h264(1))  # the open stream goes on meanwhile
     yard, welcome = await open_stream(url(node), api_key, "yard")

@@ -128,10 +128,11 @@ async def client_update(args, settings: Settings, console: Console) -> int:
         raise InvalidInputError("nothing to change: give --timezone, --language, --address or --vat-id")
     async with await open_store(settings) as store:
         await store.update_client(args.client_id, **changes)
+    vat = "VAT " + changes["vat_id"] if changes.get("vat_id") else "no VAT number"
     said = {"timezone": f"its alerts show times in {changes.get('timezone') or 'the server’s time zone'}",
             "language": f"its alerts are written in {changes.get('language') or 'the server’s language'}",
             "address": f"its next invoices are addressed to {changes.get('address') or 'its name alone'}",
-            "vat_id": f"its next invoices show {'VAT ' + changes['vat_id'] if changes.get('vat_id') else 'no VAT number'}"}
+            "vat_id": f"its next invoices show {vat}"}
     console.print(f"Client {args.client_id}: {'; '.join(said[name] for name in changes)}.", highlight=False)
     return 0
 
@@ -170,7 +171,9 @@ async def client_list(args, settings: Settings, console: Console) -> int:
 
     def status(client: Client) -> str:
         since = awaiting_agents_since(client)
-        return client.status.value if since is None else f"active\nreactivated {render.local(since)}; no camera back yet"
+        if since is None:
+            return client.status.value
+        return f"active\nreactivated {render.local(since)}; no camera back yet"
 
     documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
                   "language": c.language,
@@ -251,7 +254,8 @@ async def client_link(args, settings: Settings, console: Console) -> int:
 
 
 @commands.command("audit", "show admin actions, newest first", option("--client-id", type=int),
-                  option("--since", type=parse_day, metavar="YYYY-MM-DD", help="from this day on (the operator's zone)"),
+                  option("--since", type=parse_day, metavar="YYYY-MM-DD",
+                         help="from this day on (the operator's zone)"),
                   listing=True)
 async def audit(args, settings: Settings, console: Console) -> int:
     since = None if args.since is None else datetime.combine(args.since, datetime.min.time()).astimezone().timestamp()

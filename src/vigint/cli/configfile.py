@@ -284,7 +284,8 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     for (section, key), (value, flag) in overrides.items():
         if value is not None:
             values[section][key] = (value, f"flag {flag}")
-    built = {name: kind(**{key: value for key, (value, _) in values[name].items()}) for name, kind in sections().items()}
+    built = {name: kind(**{key: value for key, (value, _) in values[name].items()})
+             for name, kind in sections().items()}
     anchor, named = _resolve_paths(built, values, path)
     origins = tuple((name, key, origin) for name in values for key, (_, origin) in values[name].items())
     return Settings(**built, cameras=tuple(cameras), source=path, origins=origins, paths_from=(anchor, named))
