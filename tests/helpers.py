@@ -1,5 +1,5 @@
-"""What tests share besides fixtures (those stay in conftest.py): the real CLI in a subprocess, a client in the
-store, waiting for a condition, a mailbox, hellos and refusals, MP4 boxes, the real agent in a subprocess."""
+"""What tests share besides fixtures (those stay in conftest.py): the real CLI in a subprocess, a client
+in the store, waiting for a condition, a mailbox, hellos and refusals, MP4 boxes, the real agent."""
 
 import asyncio
 import email
@@ -24,12 +24,13 @@ import vigint
 from vigint import keys, protocol
 from vigint.alerts import emails
 
-# Tests whose assertions hold a latency (a ping, a hello, a second of billing) or that load a core for seconds:
-# `--dist loadgroup` (the default) runs them one after another on one worker, never two at once.
+# Tests whose assertions hold a latency (a ping, a hello, a second of billing) or that load a core for
+# seconds: `--dist loadgroup` (the default) runs them one after another on one worker, never two at once.
 REALTIME = pytest.mark.xdist_group("realtime")
 
 # The seller's details an invoice needs ([billing]), as an operator sets them.
-SELLER = {"VIGINT_BILLING_SELLER_NAME": "Vigint Ops SARL", "VIGINT_BILLING_SELLER_ADDRESS": "1 rue de la Paix, Paris",
+SELLER = {"VIGINT_BILLING_SELLER_NAME": "Vigint Ops SARL",
+          "VIGINT_BILLING_SELLER_ADDRESS": "1 rue de la Paix, Paris",
           "VIGINT_BILLING_PAYMENT_DETAILS": "IBAN FR76 3000 6000 0112 3456 7890 189, BIC AGRIFRPP"}
 
 
@@ -43,7 +44,8 @@ class Result:
         return json.loads(self.out)
 
 
-def run_vigint(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_vigint(*args: str, cwd: Path, env: dict | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the real `vigint` executable of this environment in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "vigint", *args], cwd=cwd, env=full_env,
@@ -57,7 +59,8 @@ async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") ->
     return client.id, key.id, api_key
 
 
-async def eventually(condition: Callable, accept: Callable = bool, timeout: float = 10.0, interval: float = 0.02):
+async def eventually(condition: Callable, accept: Callable = bool, timeout: float = 10.0,
+                     interval: float = 0.02):
     """Call `condition()` (awaited if it returns an awaitable, e.g. a store query) until `accept` takes its
     value; return that value, or fail the test with the last one after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -102,11 +105,13 @@ def url(server) -> str:
 
 def hello(key: str = "vig_secret", camera: str = "front-door", **fields) -> str:
     """Return a protocol-v1 hello."""
-    return json.dumps({"type": "hello", "version": 1, "key": key, "camera": camera, "codec": "h264", **fields})
+    document = {"type": "hello", "version": 1, "key": key, "camera": camera, "codec": "h264"}
+    return json.dumps({**document, **fields})
 
 
 async def refused(server, first: str | bytes) -> tuple[int, str]:
-    """Send one first message (a hello, or anything); return the close code and reason the server answered with."""
+    """Send one first message (a hello, or anything); return the close code and reason the server answered
+    with."""
     async with connect(url(server)) as connection:
         with pytest.raises(ConnectionClosed) as closed:
             await connection.send(first)  # a blocked address is closed before it can say anything
@@ -136,8 +141,9 @@ async def start_agent(cwd: Path, *args: str) -> asyncio.subprocess.Process:
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith("VIGINT_")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(vigint.__file__).parent.parent), env.get("PYTHONPATH", "")])
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "agent", *args, cwd=cwd, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    command = [sys.executable, "-m", "vigint", "agent", *args]
+    return await asyncio.create_subprocess_exec(*command, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
 
 
 async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:

@@ -83,19 +83,19 @@ async def serve(args, settings: Settings, console: Console) -> int:
 
 
 def switched_off(settings: Settings) -> list[str]:
-    """What this server does not do as configured, each with the setting that turns it on: said at start, because
-    a missing SMTP server otherwise shows only as alert emails that never arrive."""
+    """What this server does not do as configured, each with the setting that turns it on: said at start,
+    because a missing SMTP server otherwise shows only as alert emails that never arrive."""
     off = []
     if not settings.email.smtp_host and settings.email.capture_dir is None:
-        off.append("email: no [email] smtp_host, so alerts are recorded (and webhooks sent) but nobody is emailed; "
-                   "`vigint email test --to ADDRESS` checks the settings once set")
+        off.append("email: no [email] smtp_host, so alerts are recorded (and webhooks sent) but nobody is "
+                   "emailed; `vigint email test --to ADDRESS` checks the settings once set")
     if settings.ai.provider == "none":
         off.append("AI check: [ai] provider is none, so every motion is an incident")
     if settings.server.tls_cert is None:
         off.append("TLS: streams and the page are unencrypted ([server] tls_cert and tls_key; `vigint cert`)")
     if not settings.web.public_url and _local_only(settings.server.host):
-        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers cannot reach "
-                   "(set [web] public_url and [alerts] public_url)")
+        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers cannot "
+                   "reach (set [web] public_url and [alerts] public_url)")
     return off
 
 
@@ -139,8 +139,9 @@ def _on_stop_signals() -> asyncio.Event:
 
 
 @commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",
-                  description="Run a server, a demo customer and an agent streaming a test pattern, in a temporary "
-                  "folder; show the incidents and alert emails as they come. Ctrl-C stops.", server_side=False)
+                  description="Run a server, a demo customer and an agent streaming a test pattern, in a "
+                              "temporary folder; show the incidents and alert emails as they come. Ctrl-C stops.",
+                  server_side=False)
 async def demo(args, settings: Settings | None, console: Console) -> int:
     from vigint.cli.demo import run_demo
 
@@ -148,8 +149,10 @@ async def demo(args, settings: Settings | None, console: Console) -> int:
 
 
 @commands.command("cert", "write a self-signed TLS certificate and key for a first deployment",
-                  option("--host", dest="cert_host", required=True, help="the name or IP address agents connect to"),
-                  option("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)"),
+                  option("--host", dest="cert_host", required=True,
+                         help="the name or IP address agents connect to"),
+                  option("--out-dir", type=Path, default=Path("."),
+                         help="where to write the two files (default: .)"),
                   option("--force", action="store_true", help="replace existing files"))
 async def make_cert(args, settings: Settings, console: Console) -> int:
     from vigint.cli import cert
