@@ -15,8 +15,8 @@ from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSet
 from vigint.ingest.server import Server
 from vigint.store import Store
 
-# pytest-xdist's workers set COLUMNS=80, which the CLI honours as the reader's screen width (a table then wraps
-# its values and drops optional columns); tests that want a width say so in the environment they pass.
+# pytest-xdist's workers set COLUMNS=80, which the CLI honours as the reader's screen width (a table then
+# wraps its values and drops optional columns); tests that want a width say so in the environment they pass.
 os.environ.pop("COLUMNS", None)
 
 

@@ -30,8 +30,8 @@ key_commands = commands.group("key", "create, list, rotate or revoke API keys")
 
 @dataclass(frozen=True)
 class NewKey:
-    """A key a command makes: its hash and prefix for the store, and what reaches the customer: the key itself, or
-    a hand-over link."""
+    """A key a command makes: its hash and prefix for the store, and what reaches the customer: the key
+    itself, or a hand-over link."""
 
     key_hash: str
     prefix: str
@@ -94,8 +94,8 @@ def key_document(key: ApiKey, now: float) -> dict:
 
 
 def successor_label(label: str, now: float) -> str:
-    """The label of a rotated key's successor: the old label with the day of the rotation (the previous one's, if
-    it had one, replaced)."""
+    """The label of a rotated key's successor: the old label with the day of the rotation (the previous one's,
+    if it had one, replaced)."""
     day = datetime.fromtimestamp(now, timezone.utc).date().isoformat()
     return f"{ROTATED.sub('', label)} (rotated {day})".strip()
 

@@ -142,9 +142,10 @@ def is_new_database(settings: Settings) -> bool:
 
 
 def check_clips_found(folder: Path | None, names: list[str], settings: Settings) -> None:
-    """Refuse, before anything changes, a command about to touch clips `names` that should be in local `folder`
-    (None: object storage) when that folder does not exist: a command run with the wrong data folder must not
-    report "0 clips removed" and leave them. Raises ConfigError naming the folder and where it was found from."""
+    """Refuse, before anything changes, a command about to touch clips `names` that should be in local
+    `folder` (None: object storage) when that folder does not exist: a command run with the wrong data folder
+    must not report "0 clips removed" and leave them. Raises ConfigError naming the folder and where it was
+    found from."""
     if names and folder is not None and not folder.is_dir():
         anchor, named = settings.paths_from or (Path.cwd(), "the current folder")
         raise ConfigError(f"no clips folder at {folder} (relative paths start from {named}, {anchor}), yet "

@@ -9,9 +9,9 @@ came from (`Settings.origins`), for ``vigint config show`` and the server's bann
 Relative paths are resolved here, once, so that every command finds the same files whatever the folder it runs
 in: a path typed as a flag from the current folder; a database path in a config file from that file's folder;
 every other path (data_dir, the clips folder, TLS files, capture_dir) from the database file's folder, or the
-config file's when the database is PostgreSQL. A server started elsewhere with ``--db /srv/vigint.db`` then keeps
-using /srv's data folder and link secret, and ``client delete`` run from anywhere finds the client's clips.
-Without ``--config``, a ``config.ini`` beside the database is read when the current folder has none.
+config file's when the database is PostgreSQL. A server started elsewhere with ``--db /srv/vigint.db`` then
+keeps using /srv's data folder and link secret, and ``client delete`` run from anywhere finds the client's
+clips. Without ``--config``, a ``config.ini`` beside the database is read when the current folder has none.
 """
 
 import configparser
@@ -236,8 +236,8 @@ def _anchor(database: str, source: Path | None) -> tuple[Path, str]:
 
 def _resolve_paths(built: dict[str, object], values: dict[str, dict[str, tuple[object, str]]],
                    source: Path | None) -> tuple[Path, str]:
-    """Make every relative path of the `built` sections absolute (see the module's docstring), defaults included;
-    return the anchor and its name."""
+    """Make every relative path of the `built` sections absolute (see the module's docstring), defaults
+    included; return the anchor and its name."""
     database = values["database"].get("path")
     if database and database[1] == str(source) and not is_postgres(database[0]):
         path = str(source.resolve().parent / Path(database[0]).expanduser())

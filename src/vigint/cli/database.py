@@ -1,5 +1,5 @@
-"""`vigint db backup`: a consistent copy of the SQLite file while servers run; `vigint db copy`: move up from the
-embedded SQLite file to PostgreSQL, every row and id, counts verified.
+"""`vigint db backup`: a consistent copy of the SQLite file while servers run; `vigint db copy`: move up from
+the embedded SQLite file to PostgreSQL, every row and id, counts verified.
 
 The copy itself is the store's (`vigint.store.copy`); this module checks what it is asked, prints the progress
 and the verified counts, and copies the clips to object storage with them (`--clips`).
@@ -40,9 +40,9 @@ def _s3_url(text: str) -> str:
 
 
 def copy_clips(settings: Settings, clips_url: str, clip_names: list[str]) -> int:
-    """Copy the clips the incidents name (`clip_names`) from the local clips folder into the storage at `clips_url`
-    (with the [storage] s3_* settings or the AWS variables); return how many were copied. Copying a clip again is
-    harmless, so a failed run can simply be run again.
+    """Copy the clips the incidents name (`clip_names`) from the local clips folder into the storage at
+    `clips_url` (with the [storage] s3_* settings or the AWS variables); return how many were copied. Copying
+    a clip again is harmless, so a failed run can simply be run again.
 
     Raises:
         InvalidInputError: the clips are not in a local folder now.

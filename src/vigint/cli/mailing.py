@@ -1,7 +1,8 @@
 """`vigint email test`: one message through the configured SMTP server, and what the server answered.
 
-Alert emails are sent by a background task that retries quietly; a wrong password or port shows there only as
-alerts that never arrive. This command tries the same settings and the same sender code once, in the foreground.
+Alert emails are sent by a background task that retries quietly; a wrong password or port shows there only
+as alerts that never arrive. This command tries the same settings and the same sender code once, in the
+foreground.
 """
 
 import asyncio

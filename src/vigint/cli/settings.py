@@ -22,8 +22,8 @@ config_commands = commands.group("config", "show the settings in force, or check
 
 
 def shown(settings: Settings) -> list[tuple[str, str, object, str]]:
-    """Return (section, key, value, where from) for every setting; a secret that is set is HIDDEN, a database URL's
-    password masked."""
+    """Return (section, key, value, where from) for every setting; a secret that is set is HIDDEN, a database
+    URL's password masked."""
     origins = {(section, key): origin for section, key, origin in settings.origins}
     rows = []
     for name in sections():
@@ -92,8 +92,9 @@ async def config_check(args, settings: Settings | None, console: Console) -> int
 
 
 async def _unknown_clients(path: Path, checked: Settings) -> list[str]:
-    """Say which `[camera CLIENT_ID/NAME]` sections name a client the database does not hold (deleted, or a typo):
-    they tune nothing. The database is the one the file names, with the environment in force; none is created."""
+    """Say which `[camera CLIENT_ID/NAME]` sections name a client the database does not hold (deleted, or a
+    typo): they tune nothing. The database is the one the file names, with the environment in force; none is
+    created."""
     if not checked.cameras:
         return []
     try:
