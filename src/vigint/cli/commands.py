@@ -47,8 +47,8 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
     parent.add_argument("--db", default=default(None),
-                        help="SQLite database file or postgresql:// URL (default: $VIGINT_DB, else [database] path, "
-                             "./vigint.db)")
+                        help="SQLite database file or postgresql:// URL "
+                             "(default: $VIGINT_DB, else [database] path, ./vigint.db)")
     parent.add_argument("--config", type=Path, default=default(None),
                         help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
     parent.add_argument("--debug", action="store_true", default=default(False),
@@ -69,7 +69,8 @@ class _Command:
     server_side: bool
 
     def add_to(self, subparsers, common: argparse.ArgumentParser) -> None:
-        sub = subparsers.add_parser(self.name, parents=[common] if self.server_side else [], help=self.help_text,
+        parents = [common] if self.server_side else []
+        sub = subparsers.add_parser(self.name, parents=parents, help=self.help_text,
                                     description=self.description)
         sub.set_defaults(handler=self.handler, server_side=self.server_side)
         if self.listing:
@@ -104,8 +105,9 @@ class Commands:
         none of the common options.
         """
         def declare(handler: Handler) -> Handler:
-            self._declared.append(_Command(name, handler, help_text, description or help_text, options, listing,
-                                           server_side))
+            command = _Command(name, handler, help_text, description or help_text, options, listing,
+                               server_side)
+            self._declared.append(command)
             return handler
         return declare
 
@@ -129,9 +131,9 @@ def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
     report that there are no clients. Raises ConfigError.
     """
     if not create and is_new_database(settings):
-        raise ConfigError(f"no database at {Path(settings.database.path).expanduser().absolute()}: run this where "
-                          "`vigint serve` runs, or name its database with --db PATH, $VIGINT_DB or [database] path in "
-                          "config.ini")
+        missing = Path(settings.database.path).expanduser().absolute()
+        raise ConfigError(f"no database at {missing}: run this where `vigint serve` runs, or name its "
+                          "database with --db PATH, $VIGINT_DB or [database] path in config.ini")
     return Store.open(settings.database.path)
 
 
@@ -149,8 +151,8 @@ def check_clips_found(folder: Path | None, names: list[str], settings: Settings)
     if names and folder is not None and not folder.is_dir():
         anchor, named = settings.paths_from or (Path.cwd(), "the current folder")
         raise ConfigError(f"no clips folder at {folder} (relative paths start from {named}, {anchor}), yet "
-                          f"{plural(len(names), 'clip file')} should be there: name the data folder with [storage] "
-                          "data_dir or the clips with [storage] clips; nothing was changed")
+                          f"{plural(len(names), 'clip file')} should be there: name the data folder with "
+                          "[storage] data_dir or the clips with [storage] clips; nothing was changed")
 
 
 def keys_by_client(keys: list[ApiKey]) -> dict[int, list[ApiKey]]:

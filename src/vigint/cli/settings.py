@@ -53,8 +53,8 @@ def paths_from(settings: Settings) -> str:
     return f"relative paths start from {named}, {anchor}"
 
 
-@config_commands.command("show", "print every setting in force, with where it came from (default, file, variable, "
-                         "flag); secrets hidden", listing=True)
+@config_commands.command("show", "print every setting in force, with where it came from (default, file, "
+                         "variable, flag); secrets hidden", listing=True)
 async def config_show(args, settings: Settings, console: Console) -> int:
     rows = shown(settings)
     if args.json:
@@ -66,26 +66,28 @@ async def config_show(args, settings: Settings, console: Console) -> int:
             document["from"].setdefault(section, {})[key] = origin
         render.print_json(document)
         return 0
-    console.print(f"Settings from {settings.source or 'the embedded defaults'} and the environment; secrets hidden; "
-                  f"{paths_from(settings)}.", highlight=False, markup=False)
+    source = settings.source or "the embedded defaults"
+    console.print(f"Settings from {source} and the environment; secrets hidden; {paths_from(settings)}.",
+                  highlight=False, markup=False)
     console.print(render.table("Settings", ("setting", "value", "from"), [
         (f"{section}.{key}", "" if value is None else str(value), origin)
         for section, key, value, origin in rows]))
     return 0
 
 
-@config_commands.command("check", "check a settings file (INI, or JSON as `config show --json` prints it): exit 1 "
-                         "with the first error",
-                         option("file", type=Path, nargs="?", help="the file to check (default: $VIGINT_CONFIG, else "
-                                "./config.ini)"), server_side=False)
+@config_commands.command("check", "check a settings file (INI, or JSON as `config show --json` prints it): "
+                         "exit 1 with the first error",
+                         option("file", type=Path, nargs="?",
+                                help="the file to check (default: $VIGINT_CONFIG, else ./config.ini)"),
+                         server_side=False)
 async def config_check(args, settings: Settings | None, console: Console) -> int:
     path = config_path(args.file, os.environ)
     if path is None:
-        raise ConfigError("no settings file to check: name one (vigint config check PATH), set $VIGINT_CONFIG, or "
-                          "run this where config.ini is")
+        raise ConfigError("no settings file to check: name one (vigint config check PATH), "
+                          "set $VIGINT_CONFIG, or run this where config.ini is")
     checked = load_settings(path, environ={})
-    console.print(f"{path}: valid ({plural(len(checked.origins), 'setting')} read, the others at their defaults).",
-                  highlight=False)
+    read = plural(len(checked.origins), "setting")
+    console.print(f"{path}: valid ({read} read, the others at their defaults).", highlight=False)
     for warning in await _unknown_clients(path, checked):
         console.print(f"warning: {warning}", highlight=False, markup=False)
     return 0
@@ -102,9 +104,10 @@ async def _unknown_clients(path: Path, checked: Settings) -> list[str]:
     except ConfigError:
         return []  # the environment's own errors are `vigint config show`'s to report
     if is_new_database(in_force):
-        return [f"the [camera …] sections were not checked against a database: none at {in_force.database.path}"]
+        return ["the [camera …] sections were not checked against a database: "
+                f"none at {in_force.database.path}"]
     async with await open_store(in_force) as store:
         clients = {client.id for client in await store.list_clients()}
-    return [f"[camera {camera.client_id}/{camera.camera}] tunes nothing: there is no client {camera.client_id} in "
-            f"{describe(in_force.database.path)} (deleted, or a typo)"
+    return [f"[camera {camera.client_id}/{camera.camera}] tunes nothing: there is no client "
+            f"{camera.client_id} in {describe(in_force.database.path)} (deleted, or a typo)"
             for camera in checked.cameras if camera.client_id not in clients]
