@@ -33,15 +33,22 @@ from vigint.store.engine import is_postgres
 NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
 DEFAULT_CONFIG_FILE = Path("config.ini")
 # Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
-RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background",
-           ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when "
-                                             "the server is overloaded: see max_decode_backlog_seconds and "
-                                             "max_decode_catchup_seconds"}
+RETIRED = {
+    ("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background",
+    ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when the "
+                                      "server is overloaded: see max_decode_backlog_seconds and "
+                                      "max_decode_catchup_seconds",
+}
 CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
-# The standard variables of AWS tools, read for [storage] s3_* settings that nothing else sets (first found wins).
-AWS_VARIABLES = {"s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "s3_region": ("AWS_REGION",
-                 "AWS_DEFAULT_REGION"), "s3_access_key_id": ("AWS_ACCESS_KEY_ID",),
-                 "s3_secret_access_key": ("AWS_SECRET_ACCESS_KEY",), "s3_session_token": ("AWS_SESSION_TOKEN",)}
+# The standard variables of AWS tools, read for [storage] s3_* settings that nothing else sets (first found
+# wins).
+AWS_VARIABLES = {
+    "s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "s3_region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "s3_access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "s3_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "s3_session_token": ("AWS_SESSION_TOKEN",),
+}
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +150,8 @@ def _camera(path: Path, section: str, items: list[tuple[str, str]]) -> CameraSet
             elif key == "masks":
                 camera = dataclasses.replace(camera, masks=_masks(raw))
             else:
-                raise ConfigError(f"{path}: unknown key {key!r} in section [{section}] (known: sensitivity, masks)")
+                raise ConfigError(f"{path}: unknown key {key!r} in section [{section}] "
+                                  "(known: sensitivity, masks)")
         except ValueError as error:
             raise ConfigError(f"{path}: [{section}] {key}: {error}") from None
     return camera

@@ -19,7 +19,8 @@ def iso(timestamp: float | None) -> str | None:
     JSON, every command's the same; None stays None."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    text = datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")
 
 
 def local(timestamp: float | None) -> str:
@@ -46,8 +47,8 @@ def print_new_key(console: Console, heading: str, api_key: str) -> None:
 def print_handover(console: Console, heading: str, link: str, expires_at: float) -> None:
     """Print a new key's one-time hand-over link, under a heading saying whose key it is."""
     console.print(heading)
-    console.print(f"Send the customer this link: it shows the key once, until {local(expires_at)}. The key works "
-                  "only once the link is opened (`vigint client list` shows when).", highlight=False)
+    console.print(f"Send the customer this link: it shows the key once, until {local(expires_at)}. "
+                  "The key works only once the link is opened (`vigint client list` shows when).", highlight=False)
     print(f"\n{link}\n")  # plain print, as for a key: copied whole
 
 
@@ -84,7 +85,8 @@ def fitted(console: Console, title: str, columns: tuple[str, ...], rows: list[tu
 
 
 def listing(as_json: bool, console: Console, documents: list[dict], title: str, columns: tuple[str, ...],
-            rows: list[tuple[str, ...]], right: frozenset[str] = frozenset(), optional: tuple[str, ...] = ()) -> int:
+            rows: list[tuple[str, ...]], right: frozenset[str] = frozenset(),
+            optional: tuple[str, ...] = ()) -> int:
     """Print `documents` as one JSON document if `as_json`, else `rows` as a table that fits the console (see
     `fitted`); return exit code 0."""
     if as_json:
