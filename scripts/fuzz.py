@@ -95,7 +95,7 @@ class Campaign:
         healthy = HealthyStream(server.url, healthy_key, "lobby", make_h264(4))
         await asyncio.to_thread(healthy.start)
         try:
-            await eventually(lambda: healthy.frames_sent >= 15)  # decoders and rings warmed up
+            await eventually(lambda: healthy.frames_sent >= 15, interval=0.05)  # decoders and rings warmed up
             rss_before = server.rss()
             await self.attack(attacker_key)
             await self.check_serving(str(healthy_id), str(attacker_id))
@@ -163,7 +163,7 @@ class Campaign:
 
         try:
             frames = await eventually(decoded, lambda frames: frames == healthy.frames_sent, timeout=10,
-                                            interval=0.2)
+                                      interval=0.2)
         except AssertionError:
             frames = await decoded()
             self.failures.append(f"the healthy stream sent {healthy.frames_sent} frames, {frames} were decoded")

@@ -83,7 +83,7 @@ async def healthy(server):
     client_id, _, api_key = await server.cli.create_client("Healthy")
     stream = await asyncio.to_thread(HealthyStream(server.url, api_key, "lobby", make_h264(4)).start)
     stream.client_id = client_id
-    await eventually(lambda: stream.frames_sent >= 15)  # decoder, scaler and rings warmed up
+    await eventually(lambda: stream.frames_sent >= 15, interval=0.05)  # decoder, scaler and rings warmed up
     stream.rss_after_warmup = server.rss()
     yield stream
     await asyncio.to_thread(stream.stop)
@@ -112,7 +112,7 @@ async def assert_no_ghost(server: ServeProcess, healthy: HealthyStream, client_i
 
     # The healthy camera being listed proves the snapshot is fresh, so "not listed" means something.
     await eventually(server.cli.live_cameras, lambda live: camera not in live.get(client_id, [])
-                           and "lobby" in live.get(healthy.client_id, []), timeout=5)
+                     and "lobby" in live.get(healthy.client_id, []), timeout=5, interval=0.05)
     first = (await server.cli.usage(client_id))["stream_seconds"]
     await asyncio.sleep(1.0)  # the window over which a ghost would keep being billed
     second = (await server.cli.usage(client_id))["stream_seconds"]
