@@ -1,4 +1,4 @@
-"""Cold start and size of the built executable (issue #16: under 1.5 s and under 100 MB on the reference machine).
+"""Cold start and size of the built executable (targets: under 1.5 s and under 100 MB on the reference machine).
 
 Builds nothing: it measures a `dist/vigint` that `scripts/build.sh` made. Each run is a fresh process, as a
 customer's shell or systemd starts it: the one-file executable unpacks its libraries into a temporary folder,

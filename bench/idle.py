@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from footage import make_footage  # noqa: E402
 from ingest import make_keys, paced_stream, process_cpu, reference_cpu_per_frame, scrape, serving  # noqa: E402
-from media import make_footage  # noqa: E402
 
 from vigint import protocol  # noqa: E402
 from vigint.agent import testpattern  # noqa: E402

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Deep fuzz campaign against a real `vigint serve` (issue #10), for CI and for longer runs by hand.
+"""Deep fuzz campaign against a real `vigint serve` (hostile hellos, mutated H.264), for CI and for longer runs by hand.
 
 Starts its own server in a temporary folder, streams a healthy camera beside the attack at real time, then
 sends --hellos generated hostile first messages and --streams mutated real H.264 streams (each on a fresh
@@ -29,7 +29,6 @@ from attacks import (
     HealthyStream,
     MiB,
     ServeProcess,
-    eventually_async,
     fuzz_videos,
     hellos,
     mutated_stream,
@@ -37,7 +36,8 @@ from attacks import (
     send_first_message,
     send_mutation,
 )
-from media import make_h264
+from footage import make_h264
+from helpers import eventually
 
 SHUTDOWN_TIMEOUT = 5.0
 DRAIN_SECONDS = 1.0  # SIGTERM drains first (503, 1013) while mutated streams may still be open
@@ -95,7 +95,7 @@ class Campaign:
         healthy = HealthyStream(server.url, healthy_key, "lobby", make_h264(4))
         await asyncio.to_thread(healthy.start)
         try:
-            await eventually_async(lambda: healthy.frames_sent >= 15)  # decoders and rings warmed up
+            await eventually(lambda: healthy.frames_sent >= 15, interval=0.05)  # decoders and rings warmed up
             rss_before = server.rss()
             await self.attack(attacker_key)
             await self.check_serving(str(healthy_id), str(attacker_id))
@@ -151,7 +151,7 @@ class Campaign:
             return streams_connected((await asyncio.to_thread(http_get, f"{self.server.http}/metrics"))[1])
 
         try:
-            await eventually_async(streams, lambda live: live == {healthy_id: 1}, timeout=10, interval=0.2)
+            await eventually(streams, lambda live: live == {healthy_id: 1}, timeout=10, interval=0.2)
         except AssertionError as error:
             self.failures.append(f"/metrics still lists other streams than the healthy one: {error}")
 
@@ -162,8 +162,8 @@ class Campaign:
             return (await self.server.cli.usage(healthy_id))["frames_decoded"]
 
         try:
-            frames = await eventually_async(decoded, lambda frames: frames == healthy.frames_sent, timeout=10,
-                                            interval=0.2)
+            frames = await eventually(decoded, lambda frames: frames == healthy.frames_sent, timeout=10,
+                                      interval=0.2)
         except AssertionError:
             frames = await decoded()
             self.failures.append(f"the healthy stream sent {healthy.frames_sent} frames, {frames} were decoded")

@@ -21,26 +21,26 @@ SERVER_ROOMS = {"serve", "ingest", "analysis", "incidents", "alerts", "fleet", "
 # `vigint serve`, builds them all and may import anything, but no room imports it back;
 # shared modules (vigint/*.py) import no room; the agent runs on the customer's host and shares only them.
 FORBIDDEN = {
-    "shared": SERVER_ROOMS | {"admin", "agent"},
-    "store": SERVER_ROOMS - {"store"} | {"admin", "agent"},
-    "billing": SERVER_ROOMS - {"billing", "store"} | {"admin", "agent"},
-    "analysis": SERVER_ROOMS - {"analysis"} | {"admin", "agent"},
-    "alerts": {"serve", "ingest", "analysis", "incidents", "fleet", "web", "admin", "agent"},
-    "incidents": {"serve", "ingest", "fleet", "web", "admin", "agent"},
-    "fleet": {"serve", "ingest", "analysis", "incidents", "web", "admin", "agent"},
-    "web": {"serve", "ingest", "analysis", "fleet", "admin", "agent"},
-    "ingest": {"serve", "web", "admin", "agent"},
+    "shared": SERVER_ROOMS | {"cli", "agent"},
+    "store": SERVER_ROOMS - {"store"} | {"cli", "agent"},
+    "billing": SERVER_ROOMS - {"billing", "store"} | {"cli", "agent"},
+    "analysis": SERVER_ROOMS - {"analysis"} | {"cli", "agent"},
+    "alerts": {"serve", "ingest", "analysis", "incidents", "fleet", "web", "cli", "agent"},
+    "incidents": {"serve", "ingest", "fleet", "web", "cli", "agent"},
+    "fleet": {"serve", "ingest", "analysis", "incidents", "web", "cli", "agent"},
+    "web": {"serve", "ingest", "analysis", "fleet", "cli", "agent"},
+    "ingest": {"serve", "web", "cli", "agent"},
     "serve": set(),
-    "agent": SERVER_ROOMS | {"admin"},
-    "admin": set(),
+    "agent": SERVER_ROOMS | {"cli"},
+    "cli": set(),
 }
 
 
 def room(path: Path) -> str:
     """Return the room of a module: its folder under vigint/, or "shared" for vigint/*.py (but `python -m
-    vigint`, which only runs the command line, is the admin room's)."""
+    vigint`, which only runs the command line, is the cli room's)."""
     if path == PACKAGE / "__main__.py":
-        return "admin"
+        return "cli"
     parts = path.relative_to(PACKAGE).parts
     return parts[0] if len(parts) > 1 else "shared"
 

@@ -12,7 +12,6 @@ this folder on sys.path), so the CI fuzz campaign and the tests generate the sam
 """
 
 import asyncio
-import inspect
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 
+from helpers import hello
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -246,13 +246,8 @@ def resolution_bomb(video: EncodedVideo, width: int, height: int, start_us: int 
             for pts, dts, keyframe, data in video.units]
 
 
-def hello(key: str, camera: str = "front-door", **fields) -> str:
-    """Return a protocol-v1 hello."""
-    return json.dumps({"type": "hello", "version": 1, "key": key, "camera": camera, "codec": "h264", **fields})
-
-
 def hostile_hellos(key: str) -> dict[str, str]:
-    """The hellos of issue #10 that must each be refused with 4400 (and counted as failures), by name."""
+    """The hostile hellos that must each be refused with 4400 (and counted as failures), by name."""
     return {
         "deep nesting": "[" * 4000,
         "long version": json.dumps({"type": "hello", "version": "9" * 200, "key": key, "camera": "a",
@@ -764,21 +759,6 @@ class HealthyStream:
             await asyncio.sleep(0.1)
 
 
-async def eventually_async(probe: Callable, accept: Callable = bool, timeout: float = 10.0, interval: float = 0.05):
-    """Call `probe()` (a function or a coroutine function) until `accept` takes its value; return that value,
-    or fail with the last one after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition still false after {timeout} s: {value!r}")
-        await asyncio.sleep(interval)
-
-
 def hellos(rng: Random, count: int) -> Iterator[str | bytes]:
     """Yield `count` generated hostile first messages, each with a well-formed key nobody holds."""
     key = keys.generate()
@@ -821,7 +801,7 @@ async def send_mutation(url: str, key: str, camera: str, mutation: Mutation, lin
 
 def fuzz_videos() -> list[EncodedVideo]:
     """The real streams mutations start from: libx264 baseline (ultrafast) and high profile with B-frames."""
-    from media import make_h264
+    from footage import make_h264
 
     return [make_h264(2), make_h264(2, width=256, height=144, bframes=2, preset="fast")]
 

@@ -1,47 +1,23 @@
-"""Shared fixtures: a temporary database and the real CLI, in-process or as a subprocess."""
+"""Shared fixtures: a temporary database, the real CLI in-process, real servers, a mailbox, S3 and PostgreSQL.
+What tests import lives in helpers.py: a test never imports this module."""
 
-import asyncio
 import dataclasses
-import email
-import email.policy
-import inspect
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import postgres_server
 import pytest
 from aiosmtpd.controller import Controller
+from helpers import SELLER, Mailbox, Result, free_port
 
-from vigint import keys, protocol
-from vigint.admin.cli import main
-from vigint.alerts import emails
+from vigint.cli.main import main
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
 from vigint.serve.server import Server
 from vigint.store import Store
 
-# pytest-xdist's workers set COLUMNS=80, which the CLI honours as the reader's screen width (a table then wraps
-# its values and drops optional columns); tests that want a width say so in the environment they pass.
+# pytest-xdist's workers set COLUMNS=80, which the CLI honours as the reader's screen width (a table then
+# wraps its values and drops optional columns); tests that want a width say so in the environment they pass.
 os.environ.pop("COLUMNS", None)
-
-# Tests whose assertions hold a latency (a ping, a hello, a second of billing) or that load a core for seconds:
-# `pytest -n 3 --dist loadgroup` (the default) runs them one after another on one worker, never two at once.
-REALTIME = pytest.mark.xdist_group("realtime")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
 
 
 @pytest.fixture
@@ -73,11 +49,6 @@ def database(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-# The seller's details an invoice needs ([billing]), as an operator sets them.
-SELLER = {"VIGINT_BILLING_SELLER_NAME": "Vigint Ops SARL", "VIGINT_BILLING_SELLER_ADDRESS": "1 rue de la Paix, Paris",
-          "VIGINT_BILLING_PAYMENT_DETAILS": "IBAN FR76 3000 6000 0112 3456 7890 189, BIC AGRIFRPP"}
-
-
 @pytest.fixture
 def seller(monkeypatch):
     """The operator's [billing] seller and payment details, set in the environment."""
@@ -96,35 +67,6 @@ def cli(db_path, capsys, monkeypatch, tmp_path):
         return Result(code, captured.out, captured.err)
 
     return run
-
-
-def run_vigint(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run the real `vigint` executable of this environment in a subprocess."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "vigint", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-async def add_client(store, email: str = "ops@acme.test", name: str = "Acme") -> tuple[int, int, str]:
-    """Create a client through the store; return (client id, key id, API key)."""
-    api_key = keys.generate()
-    client, key = await store.create_client(name, email, keys.hash_key(api_key), keys.display_prefix(api_key))
-    return client.id, key.id, api_key
-
-
-async def eventually(condition, timeout: float = 10.0, interval: float = 0.02):
-    """Wait until `condition()` is true (awaited first if it returns an awaitable, e.g. a store query); return
-    its value, or fail the test with its last value after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition still false after {timeout} s: {value!r}")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture
@@ -160,23 +102,6 @@ async def start(db_path, tmp_path):
             await server.store.close()
 
 
-class Mailbox:
-    """aiosmtpd handler keeping every message received."""
-
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def mailbox():
     box = Mailbox()
@@ -203,13 +128,3 @@ def bucket(s3_endpoint):
     from s3 import Bucket
 
     return Bucket.create(s3_endpoint)
-
-
-def link_in(message) -> str:
-    """Return the clip link in an alert email."""
-    body = emails.text_of(message)
-    return next(line for line in body.splitlines() if "/clips/" in line).strip()
-
-
-def url(server: Server) -> str:
-    return f"{'wss' if server.tls else 'ws'}://127.0.0.1:{server.port}{protocol.PATH}"

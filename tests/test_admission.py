@@ -1,8 +1,8 @@
 """Admission of unauthenticated sockets: the pure caps, and an idle host sharing the agent's address."""
 
 from attacks import open_idle_sockets
-from conftest import add_client, url
-from media import open_stream
+from footage import open_stream
+from helpers import add_client, url
 
 from vigint.admission import Admission
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from vigint.cli.configfile import load_settings
 from vigint.config import DatabaseSettings, Settings, StorageSettings, sections
-from vigint.configfile import load_settings
 from vigint.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Mailbox
+from helpers import Mailbox
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 GUIDES = ("setup-new-client.md", "authentication.md", "client-management.md", "billing.md", "deployment.md")

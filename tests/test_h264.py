@@ -6,9 +6,9 @@ from functools import lru_cache
 import av
 import pytest
 from attacks import BitWriter, escape
+from footage import make_h264
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from media import make_h264
 
 from vigint import h264
 from vigint.h264 import PictureSize

@@ -1,4 +1,4 @@
-"""Issue #14's acceptance: footage recorded while the server cannot be reached is not lost.
+"""Footage recorded while the server cannot be reached is not lost.
 
 The real `vigint agent` plays footage made at test time (a still room, a person walking through) at real time,
 as a camera would, to a real `vigint serve` that is killed and restarted on the same port and database. The
@@ -19,8 +19,8 @@ from pathlib import Path
 import av
 import pytest
 from attacks import ServeProcess
-from conftest import add_client, eventually, free_port
-from media import make_footage
+from footage import make_footage
+from helpers import add_client, eventually, free_port
 
 from vigint.alerts import emails
 from vigint.store import Store

@@ -3,15 +3,12 @@ from random import Random
 
 import pytest
 from attacks import MAX_REASON_BYTES, random_hello
+from helpers import hello
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigint import keys, protocol
 from vigint.protocol import CloseCode, ProtocolViolation
-
-
-def hello(**fields) -> str:
-    return json.dumps({"type": "hello", "version": 1, "key": "vig_secret", "camera": "front-door", **fields})
 
 
 def test_hello_is_parsed_with_its_optional_fields():

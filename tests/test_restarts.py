@@ -11,7 +11,7 @@ import signal
 from contextlib import AsyncExitStack
 
 import pytest
-from conftest import eventually
+from helpers import eventually
 from test_outage import Site, streaming, write_footage
 
 from vigint.alerts import emails

@@ -1,5 +1,5 @@
 """Lets `python -m vigint` run the command line."""
 
-from vigint.admin.cli import main
+from vigint.cli.main import main
 
 raise SystemExit(main())

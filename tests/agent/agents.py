@@ -1,12 +1,8 @@
-"""Running the real `vigint agent` against a real server in tests: its .env, its process, its log."""
+"""Running the real `vigint agent` against a real server in tests: its .env, its log, what it delivered
+(helpers.py starts and stops its process)."""
 
 import asyncio
-import os
-import signal
-import sys
 from pathlib import Path
-
-import vigint
 
 TESTS = Path(__file__).parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -20,25 +16,6 @@ def write_env(directory: Path, api_key: str, server) -> None:
     env = directory / ".env"
     env.write_text(f"# from the operator\nVIGINT_API_KEY={api_key}\nVIGINT_SERVER_URL={server_url(server)}\n")
     env.chmod(0o600)
-
-
-async def start_agent(cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    """Start `vigint agent ARGS` in `cwd`, with no VIGINT_ variable inherited from the test's environment.
-
-    It runs the vigint these tests import: a relative PYTHONPATH (`PYTHONPATH=src`) would not hold in `cwd`,
-    and the agent would be whatever vigint the interpreter has installed.
-    """
-    env = {name: value for name, value in os.environ.items() if not name.startswith("VIGINT_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(vigint.__file__).parent.parent), env.get("PYTHONPATH", "")])
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "agent", *args, cwd=cwd, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-
-async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:
-    if agent.returncode is None:
-        agent.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(agent.communicate(), 30)
-    return agent.returncode, err.decode()
 
 
 async def read_log_until(agent: asyncio.subprocess.Process, text: str, timeout: float = 20) -> str:

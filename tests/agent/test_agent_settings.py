@@ -6,8 +6,8 @@ import subprocess
 import pytest
 
 from vigint import keys
-from vigint.admin.cli import build_parser
 from vigint.agent.settings import load_agent_settings, read_env_file, redact, stream_url
+from vigint.cli.main import build_parser
 from vigint.errors import ConfigError
 
 KEY = keys.generate()

@@ -5,9 +5,9 @@ import subprocess
 
 import av
 import pytest
-from agents import SYSTEM_PYTHON, TESTS, frames_of, server_url, start_agent, stop, stop_when_done, write_env
-from conftest import add_client, eventually
-from media import vcl_payloads_annexb, vcl_payloads_avcc, write_video_file
+from agents import SYSTEM_PYTHON, TESTS, frames_of, server_url, stop_when_done, write_env
+from footage import vcl_payloads_annexb, vcl_payloads_avcc, write_video_file
+from helpers import add_client, eventually, start_agent, stop
 
 
 async def test_an_agent_configured_by_env_streams_every_frame_of_a_file(start, tmp_path):

@@ -4,7 +4,7 @@ import logging
 import os
 
 import av
-from media import make_h264
+from footage import make_h264
 
 from vigint.agent.spool import Spool
 from vigint.media import Packet

@@ -3,9 +3,9 @@ server once it is back, even under a camera name no longer configured."""
 
 import stat
 
-from agents import read_log_until, start_agent, stop, write_env
-from conftest import add_client, eventually, free_port
-from media import write_video_file
+from agents import read_log_until, write_env
+from footage import write_video_file
+from helpers import add_client, eventually, free_port, start_agent, stop
 
 from vigint import keys
 

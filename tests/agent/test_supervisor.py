@@ -2,9 +2,9 @@
 
 import socket
 
-from agents import frames_of, read_log_until, start_agent, stop, write_env
-from conftest import add_client, eventually
-from media import write_video_file
+from agents import frames_of, read_log_until, write_env
+from footage import write_video_file
+from helpers import add_client, eventually, start_agent, stop
 
 
 async def test_a_failing_source_leaves_the_other_cameras_streaming(start, tmp_path):

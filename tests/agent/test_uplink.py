@@ -8,18 +8,18 @@ import sys
 import time
 
 import pytest
-from agents import frames_of, read_log_until, start_agent, stop, stop_when_done, write_env
-from conftest import add_client, eventually
-from media import write_video_file
+from agents import frames_of, read_log_until, stop_when_done, write_env
+from footage import write_video_file
+from helpers import add_client, eventually, start_agent, stop
 
 from vigint import keys
-from vigint.admin.cert import write_self_signed
 from vigint.agent.backoff import Backoff
 from vigint.agent.settings import AgentSettings, Camera, stream_url
 from vigint.agent.spool import Spool
 from vigint.agent.status import CameraStatus
 from vigint.agent.supervisor import run_camera
 from vigint.agent.uplink import Refused, reconnect_delay, run_connection
+from vigint.cli.cert import write_self_signed
 from vigint.protocol import CloseCode
 
 

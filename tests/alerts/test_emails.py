@@ -5,7 +5,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
-from media import make_jpeg
+from footage import make_jpeg
 
 from vigint.alerts import emails, templates
 from vigint.alerts.links import AlertLinks

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Mailbox, add_client, eventually, free_port
-from media import make_jpeg
+from footage import make_jpeg
+from helpers import Mailbox, add_client, eventually, free_port
 from s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
 from vigint.alerts import emails, outbox

@@ -1,4 +1,4 @@
-from media import make_h264
+from footage import make_h264
 
 from vigint.analysis.decoder import StreamDecoder, analysis_size
 from vigint.media import Packet

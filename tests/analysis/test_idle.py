@@ -6,8 +6,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import eventually
-from media import make_footage
+from footage import make_footage
+from helpers import eventually
 
 from vigint import protocol
 from vigint.analysis.events import Opened

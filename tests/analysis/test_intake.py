@@ -1,7 +1,7 @@
 import dataclasses
 
 import pytest
-from media import make_h264
+from footage import make_h264
 
 from vigint import protocol
 from vigint.analysis.intake import CADENCE_UNITS, UNDECODABLE, Intake, Limits

@@ -2,8 +2,8 @@ import asyncio
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import eventually
-from media import make_h264, make_scene
+from footage import make_h264, make_scene
+from helpers import eventually
 
 from vigint import protocol
 from vigint.analysis.events import Closed, Extended, Opened

@@ -8,7 +8,7 @@ import subprocess
 from datetime import date
 
 import pytest
-from conftest import SELLER
+from helpers import SELLER
 
 from vigint.store import Store, UsageDelta
 

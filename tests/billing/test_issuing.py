@@ -1,7 +1,7 @@
 from datetime import datetime, timezone
 
 import pytest
-from conftest import add_client
+from helpers import add_client
 
 from vigint.billing.issuing import closed_month, issue_invoice
 from vigint.config import BillingSettings

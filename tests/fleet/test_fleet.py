@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from conftest import REALTIME, add_client, eventually, url
-from media import make_h264, send_video
+from footage import make_h264, send_video
+from helpers import REALTIME, add_client, eventually, url
 from websockets.asyncio.client import connect
 
 from vigint.alerts import emails

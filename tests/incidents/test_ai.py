@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
-from conftest import add_client, eventually
-from media import make_scene
+from footage import make_scene
+from helpers import add_client, eventually
 from test_incidents import incident_settings, stream_scene
 
 from vigint.alerts import emails

@@ -1,7 +1,8 @@
 import stat
 
 import av
-from media import make_h264
+from footage import make_h264
+from helpers import top_level_boxes
 
 from vigint.incidents import clips
 from vigint.media import Packet
@@ -13,16 +14,6 @@ def packets(seconds: float) -> tuple[list[Packet], int, int]:
     video = make_h264(seconds)
     return [Packet(EPOCH_US + pts, EPOCH_US + dts, key, data) for pts, dts, key, data in video.units], \
         video.width, video.height
-
-
-def top_level_boxes(path) -> list[str]:
-    """Return the types of an MP4's top-level boxes, in file order."""
-    data, types, position = path.read_bytes(), [], 0
-    while position + 8 <= len(data):
-        size = int.from_bytes(data[position:position + 4], "big")
-        types.append(data[position + 4:position + 8].decode())
-        position += size or len(data)
-    return types
 
 
 def frames_in(path) -> int:

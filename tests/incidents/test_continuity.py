@@ -8,8 +8,8 @@ import json
 import time
 
 import av
-from conftest import REALTIME, add_client, eventually, run_vigint, url
-from media import make_footage, open_stream, send_video
+from footage import make_footage, open_stream, send_video
+from helpers import REALTIME, add_client, eventually, run_vigint, url
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol

@@ -1,6 +1,6 @@
 """Footage sent again compared with an incident's clip (pure), and with a real clip's bytes."""
 
-from media import make_footage, write_clip
+from footage import make_footage, write_clip
 
 from vigint import h264
 from vigint.incidents import evidence

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import REALTIME, Mailbox, add_client, eventually, free_port, link_in, url
-from media import make_scene, open_stream, send_video
+from footage import make_scene, open_stream, send_video
+from helpers import REALTIME, Mailbox, add_client, eventually, free_port, link_in, top_level_boxes, url
 
 from vigint.alerts import emails, links, webhooks
 from vigint.config import (
@@ -105,18 +105,6 @@ async def test_a_moving_object_gives_one_incident_one_clip_and_one_email(start, 
     assert boxes.index("moov") < boxes.index("mdat")  # faststart: a phone plays it while it downloads
     await asyncio.sleep(1)
     assert len(mailbox.messages) == 1 and server.metrics.incidents == 1
-
-
-def top_level_boxes(mp4: bytes) -> list[str]:
-    """Return the types of an MP4's top-level boxes, in file order."""
-    types, position = [], 0
-    while position + 8 <= len(mp4):
-        size, kind = int.from_bytes(mp4[position:position + 4], "big"), mp4[position + 4:position + 8].decode()
-        if size == 1:  # a 64-bit size follows the type
-            size = int.from_bytes(mp4[position + 8:position + 16], "big")
-        types.append(kind)
-        position += size or len(mp4)
-    return types
 
 
 def get(link: str, **headers: str) -> tuple[int, Message, bytes]:

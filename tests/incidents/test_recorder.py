@@ -1,4 +1,4 @@
-"""Clips that cover the event (#15 item 4): a clip grows with its stream while the alert goes at once, a server
+"""Clips that cover the event: a clip grows with its stream while the alert goes at once, a server
 killed mid-event leaves a playable partial clip, and a finished clip is faststart with a strip of stills."""
 
 import asyncio
@@ -13,9 +13,8 @@ from collections.abc import Awaitable, Callable
 import av
 import pytest
 from attacks import ServeProcess
-from conftest import add_client, eventually, url
-from media import make_scene, open_stream
-from test_clips import top_level_boxes
+from footage import make_scene, open_stream
+from helpers import add_client, eventually, top_level_boxes, url
 from test_incidents import fetch, incident_settings
 from websockets.exceptions import ConnectionClosed
 

@@ -19,9 +19,8 @@ import av
 import pytest
 from aiosmtpd.controller import Controller
 from attacks import ServeProcess
-from conftest import Mailbox, add_client, eventually, free_port
-from media import make_scene, open_stream
-from test_clips import top_level_boxes
+from footage import make_scene, open_stream
+from helpers import Mailbox, add_client, eventually, free_port, top_level_boxes
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol

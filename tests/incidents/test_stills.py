@@ -2,7 +2,7 @@ import io
 
 import av
 import numpy as np
-from media import make_footage, make_scene, write_clip
+from footage import make_footage, make_scene, write_clip
 from test_clips import EPOCH_US
 
 from vigint.incidents import stills

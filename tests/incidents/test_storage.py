@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import av
 import pytest
-from conftest import REALTIME, add_client, eventually, free_port
-from media import make_scene
+from footage import make_scene
+from helpers import REALTIME, add_client, eventually, free_port, link_in
 from s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Bucket
-from test_incidents import fetch, incident_settings, link_in, stream_scene
+from test_incidents import fetch, incident_settings, stream_scene
 
 from vigint.alerts import emails
 from vigint.errors import ConfigError

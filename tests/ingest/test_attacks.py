@@ -1,4 +1,4 @@
-"""Issue #10: one authenticated customer cannot hurt the others.
+"""One authenticated customer cannot hurt the others.
 
 One real `vigint serve` subprocess serves the whole module, with a healthy camera of another client
 streaming at real time beside every attack (`healthy`). Each attack is its own test and comes from its
@@ -29,9 +29,7 @@ from attacks import (
     ServeProcess,
     close_code,
     connect_from,
-    eventually_async,
     first_answer,
-    hello,
     hostile_hellos,
     nal_bomb,
     open_idle_sockets,
@@ -40,11 +38,11 @@ from attacks import (
     sps_picture_size,
     welcomed,
 )
-from conftest import REALTIME
-from media import make_h264
+from footage import make_h264
+from helpers import REALTIME, eventually, hello
 
 from vigint import keys, protocol
-from vigint.admin.cert import write_self_signed
+from vigint.cli.cert import write_self_signed
 
 # One server and one healthy stream see every attack of this module: its tests share a worker, in order.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), REALTIME]
@@ -85,7 +83,7 @@ async def healthy(server):
     client_id, _, api_key = await server.cli.create_client("Healthy")
     stream = await asyncio.to_thread(HealthyStream(server.url, api_key, "lobby", make_h264(4)).start)
     stream.client_id = client_id
-    await eventually_async(lambda: stream.frames_sent >= 15)  # decoder, scaler and rings warmed up
+    await eventually(lambda: stream.frames_sent >= 15, interval=0.05)  # decoder, scaler and rings warmed up
     stream.rss_after_warmup = server.rss()
     yield stream
     await asyncio.to_thread(stream.stop)
@@ -113,8 +111,8 @@ async def assert_no_ghost(server: ServeProcess, healthy: HealthyStream, client_i
     assert answer == (None, "welcome"), f"camera {camera!r} still refused {took:.2f} s after the attack: {answer}"
 
     # The healthy camera being listed proves the snapshot is fresh, so "not listed" means something.
-    await eventually_async(server.cli.live_cameras, lambda live: camera not in live.get(client_id, [])
-                           and "lobby" in live.get(healthy.client_id, []), timeout=5)
+    await eventually(server.cli.live_cameras, lambda live: camera not in live.get(client_id, [])
+                     and "lobby" in live.get(healthy.client_id, []), timeout=5, interval=0.05)
     first = (await server.cli.usage(client_id))["stream_seconds"]
     await asyncio.sleep(1.0)  # the window over which a ghost would keep being billed
     second = (await server.cli.usage(client_id))["stream_seconds"]
@@ -215,7 +213,7 @@ async def test_a_clip_link_with_a_5000_digit_expiry_is_403_without_a_traceback(s
         return next((i["id"] for i in await server.cli.json("incidents", "list") if i["clip"]), None)
 
     # The healthy camera's motion gives an incident with a clip: the signature check then runs on `exp`.
-    incident_id = await eventually_async(incident_with_clip, timeout=20, interval=0.3)
+    incident_id = await eventually(incident_with_clip, timeout=20, interval=0.3)
     status = await asyncio.to_thread(http_status, f"{server.http}/clips/{incident_id}?exp={'9' * 5000}&sig=x")
     assert status == 403
     assert (await asyncio.to_thread(http_status, f"{server.http}/healthz")) == 200
@@ -315,7 +313,7 @@ async def test_the_healthy_stream_kept_real_time_through_every_attack(server, he
     async def decoded() -> int:
         return (await server.cli.usage(healthy.client_id))["frames_decoded"]
 
-    await eventually_async(decoded, lambda frames: frames == sent, timeout=5, interval=0.2)
+    await eventually(decoded, lambda frames: frames == sent, timeout=5, interval=0.2)
     assert healthy.max_ping < MAX_PING_SECONDS, f"slowest ping {healthy.max_ping * 1000:.0f} ms"
     assert rss_growth < MAX_RSS_GROWTH, f"server RSS grew {rss_growth / MiB:.0f} MiB"
     assert "Traceback" not in server.log(), server.log()[-5000:]

@@ -1,7 +1,7 @@
 import time
 from dataclasses import dataclass
 
-from conftest import add_client
+from helpers import add_client
 
 from vigint import keys
 from vigint.ingest.auth import authenticate, invalid_streams

@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-from conftest import add_client, eventually, url
-from media import make_footage, open_stream, send_video
+from footage import make_footage, open_stream, send_video
+from helpers import add_client, eventually, url
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 

@@ -11,7 +11,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,9 +18,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from attacks import ServeProcess, first_answer, hello
-from conftest import REALTIME, add_client, eventually, free_port
-from media import write_video_file
+from attacks import ServeProcess, first_answer
+from footage import write_video_file
+from helpers import REALTIME, add_client, eventually, free_port, hello, start_agent, stop
 from prometheus_client.parser import text_string_to_metric_families
 
 from vigint import keys
@@ -33,20 +32,6 @@ BEHIND_HAPROXY = {"VIGINT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}  # HAProxy conne
 
 pytestmark = [REALTIME, pytest.mark.skipif(shutil.which("haproxy") is None,
                                            reason="haproxy is not installed (apt-get install haproxy; .ci/run does)")]
-
-
-async def start_agent(cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    """Start the real `vigint agent ARGS` (as tests/agent/agents.py does), its log on stderr."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("VIGINT_")}
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "agent", *args, cwd=cwd, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-
-
-async def stop(agent: asyncio.subprocess.Process) -> tuple[int, str]:
-    """Stop an agent as Ctrl-C does; return its exit code and log."""
-    agent.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(agent.communicate(), 30)
-    return agent.returncode, err.decode()
 
 
 async def stop_all(agents: list[asyncio.subprocess.Process]) -> str:

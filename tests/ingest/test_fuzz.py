@@ -19,8 +19,8 @@ from attacks import (
     send_first_message,
     send_mutation,
 )
-from conftest import REALTIME, add_client, eventually, url
-from media import make_h264
+from footage import make_h264
+from helpers import REALTIME, add_client, eventually, url
 
 SEED = 10
 STREAMS = 100

@@ -9,8 +9,8 @@ import urllib.request
 from contextlib import asynccontextmanager
 
 import pytest
-from conftest import REALTIME, add_client, eventually, link_in, run_vigint, url
-from media import make_h264, make_scene, open_stream, send_video
+from footage import make_h264, make_scene, open_stream, send_video
+from helpers import REALTIME, add_client, eventually, hello, link_in, refused, run_vigint, url
 from websockets.exceptions import ConnectionClosed
 
 from vigint.config import AlertSettings, EmailSettings, MotionSettings, Settings, StorageSettings
@@ -33,15 +33,6 @@ async def registry_locked(database: str):
         await locker.close()
 
 
-async def refused(server, api_key: str, camera: str) -> tuple[int, str]:
-    try:
-        connection, answer = await open_stream(url(server), api_key, camera)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code, closed.rcvd.reason
-    await connection.close()
-    raise AssertionError(f"welcomed: {answer}")
-
-
 @pytest.fixture
 async def nodes(start, postgres_url, tmp_path):
     """Two servers (nodes) sharing one PostgreSQL database."""
@@ -53,10 +44,10 @@ async def test_camera_names_and_the_stream_limit_hold_across_nodes(nodes, postgr
     a, b = nodes
     _, _, api_key = await add_client(a.store)
     door, _ = await open_stream(url(a), api_key, "door")
-    assert await refused(b, api_key, "door") == (4403, "camera 'door' is already streaming")
+    assert await refused(b, hello(api_key, "door")) == (4403, "camera 'door' is already streaming")
     yard, _ = await open_stream(url(b), api_key, "yard")
     till, _ = await open_stream(url(a), api_key, "till")
-    assert await refused(b, api_key, "back") == (4403, "over the limit of 3 streams for this client")
+    assert await refused(b, hello(api_key, "back")) == (4403, "over the limit of 3 streams for this client")
     await a.flush_usage(), await b.flush_usage()
     status = run_vigint("status", "--json", "--db", postgres_url, cwd=tmp_path)
     document = json.loads(status.stdout)
@@ -157,7 +148,8 @@ async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_str
     door, _ = await open_stream(url(node), api_key, "door")
     async with registry_locked(postgres_url):  # another program holds the registry table, as a hung migration would
         began = time.monotonic()
-        assert await refused(node, api_key, "yard") == (1013, "the service cannot take this stream now; try again")
+        answer = await refused(node, hello(api_key, "yard"))
+        assert answer == (1013, "the service cannot take this stream now; try again")
         assert time.monotonic() - began < 2
         await send_video(door, make_h264(1))  # the open stream goes on meanwhile
     yard, welcome = await open_stream(url(node), api_key, "yard")

@@ -9,12 +9,12 @@ import struct
 import time
 
 import pytest
-from conftest import add_client, url
+from helpers import add_client, url
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage
 
 from vigint import keys
-from vigint.admin.cert import write_self_signed
+from vigint.cli.cert import write_self_signed
 from vigint.errors import ConfigError
 from vigint.ingest.proxy import MAX_PAYLOAD_BYTES, SIGNATURE, MalformedProxyHeader, parse
 from vigint.networks import is_trusted, parse_networks

@@ -17,8 +17,8 @@ import weakref
 from datetime import datetime
 
 import pytest
-from conftest import REALTIME, add_client, eventually, run_vigint, url
-from media import make_footage, make_h264, open_stream, send_video
+from footage import make_footage, make_h264, open_stream, send_video
+from helpers import REALTIME, add_client, eventually, hello, refused, run_vigint, url
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
@@ -29,25 +29,11 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from vigint import keys, protocol
-from vigint.admin.cert import write_self_signed
+from vigint.cli.cert import write_self_signed
 from vigint.config import ServerSettings
-from vigint.serve.server import Server
 from vigint.store import Store
 
 WRONG_KEY = keys.generate()
-
-
-async def refused(server: Server, hello: str | bytes) -> tuple[int, str]:
-    """Send one first message; return the close code and reason the server answered with."""
-    async with connect(url(server)) as connection:
-        with pytest.raises(ConnectionClosed) as closed:
-            await connection.send(hello)  # a blocked address is closed before it can say anything
-            await connection.recv()
-    return closed.value.rcvd.code, closed.value.rcvd.reason
-
-
-def hello(key: str, camera: str = "front-door") -> str:
-    return json.dumps({"type": "hello", "version": 1, "key": key, "camera": camera, "codec": "h264"})
 
 
 async def test_valid_key_is_welcomed_and_its_video_decoded(start):

@@ -4,7 +4,7 @@ import asyncio
 import time
 
 import pytest
-from conftest import add_client
+from helpers import add_client
 
 from vigint.errors import InvalidInputError, NotFoundError
 from vigint.schedule import ALWAYS, parse_schedule

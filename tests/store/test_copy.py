@@ -3,7 +3,7 @@
 import sqlite3
 
 import pytest
-from conftest import add_client
+from helpers import add_client
 
 from vigint.errors import StoreError
 from vigint.store import Store, UsageDelta, copy

@@ -1,6 +1,6 @@
 """Live footage received, on both engines: what a backfill on any node skips."""
 
-from conftest import add_client
+from helpers import add_client
 
 from vigint.store import LiveSpan, Store
 from vigint.store.footage import KEEP_LIVE_FOOTAGE_US

@@ -4,7 +4,7 @@ import asyncio
 import secrets
 import time
 
-from conftest import add_client
+from helpers import add_client
 
 from vigint import keys
 from vigint.store import Handover, KeyState, Store

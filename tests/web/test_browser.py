@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import add_client, eventually, run_vigint, url
-from media import make_footage, open_stream, send_video
+from footage import make_footage, open_stream, send_video
+from helpers import add_client, eventually, run_vigint, url
 
 from vigint.config import MotionSettings, Settings, StorageSettings
 

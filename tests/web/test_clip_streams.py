@@ -2,7 +2,6 @@
 bytes asked for are read from the bucket, a chunk at a time, within caps per link, per client and in total."""
 
 import asyncio
-import dataclasses
 import io
 import os
 import re
@@ -12,7 +11,7 @@ import time
 import aiohttp
 import pytest
 from attacks import MiB, ServeProcess
-from conftest import add_client, eventually
+from helpers import add_client, eventually
 from s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from test_pages import jpeg, signed_in
 

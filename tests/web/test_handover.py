@@ -13,9 +13,9 @@ import time
 
 import aiohttp
 import pytest
-from agent.agents import frames_of, read_log_until, start_agent, stop
-from conftest import add_client, eventually, url
-from media import open_stream
+from agent.agents import frames_of, read_log_until
+from footage import open_stream
+from helpers import add_client, eventually, start_agent, stop, url
 from websockets.exceptions import ConnectionClosed
 
 from vigint import keys

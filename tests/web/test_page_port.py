@@ -12,9 +12,9 @@ import socket
 import time
 
 import pytest
-from attacks import HealthyStream, ServeProcess, connect_from, eventually_async, hello, open_idle_sockets
-from conftest import REALTIME
-from media import make_h264
+from attacks import HealthyStream, ServeProcess, connect_from, open_idle_sockets
+from footage import make_h264
+from helpers import REALTIME, eventually, hello
 
 from vigint.config import Settings, StorageSettings, WebSettings
 from vigint.incidents.storage import still_name
@@ -78,8 +78,8 @@ async def test_1100_idle_page_sockets_cost_no_agent_and_no_evidence(tmp_path, en
             camera = await asyncio.to_thread(HealthyStream(serve.url, watched_key, "yard", make_h264(4)).start)
             try:
                 welcome, took = await welcomed_within(serve.url, newcomer_key, "door")
-                incident = await eventually_async(lambda: recorded_incident(serve, watched_id), timeout=30,
-                                                  interval=0.5)
+                incident = await eventually(lambda: recorded_incident(serve, watched_id), timeout=30,
+                                            interval=0.5)
             except AssertionError:
                 listed = await serve.cli.json("incidents", "list")
                 files = sorted(str(path) for path in (serve.folder / "data").rglob("*") if path.is_file())
@@ -117,7 +117,8 @@ async def test_idle_and_dripping_page_sockets_are_closed_within_the_header_timeo
     try:
         for sock in dripping:  # a request line and one header, never finished
             sock.send(b"GET /sign-in HTTP/1.1\r\nHost: x\r\n")
-        await eventually_async(lambda: all(closed_by_peer(sock) for sock in idle + dripping), timeout=5)
+        await eventually(lambda: all(closed_by_peer(sock) for sock in idle + dripping), timeout=5,
+                         interval=0.05)
         took = time.monotonic() - began
     finally:
         for sock in idle + dripping:

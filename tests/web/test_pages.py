@@ -12,8 +12,8 @@ from urllib.parse import unquote
 import aiohttp
 import av
 import pytest
-from conftest import add_client, eventually, run_vigint
-from media import make_h264, write_clip
+from footage import make_h264, write_clip
+from helpers import add_client, eventually, run_vigint
 from yarl import URL
 
 from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings

@@ -9,11 +9,11 @@ import time
 import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Mailbox, add_client, eventually, free_port
+from helpers import Mailbox, add_client, eventually, free_port
 
 from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings
-from vigint.web.access import SESSION_COOKIE, new_sign_in_link
 from vigint.networks import Proxies, requester_key
+from vigint.web.access import SESSION_COOKIE, new_sign_in_link
 
 SMTP_DELAY = 0.2  # a slow mail server: what the answer must not wait for
 

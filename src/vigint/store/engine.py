@@ -13,7 +13,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from vigint.configfile import is_postgres  # here for the store's users too
 from vigint.store import postgres, sqlite
 from vigint.store.migrations import MIGRATIONS
 
@@ -22,6 +21,11 @@ Row = Mapping[str, Any]  # a result row, by column name (sqlite3.Row, asyncpg.Re
 # How long a statement waits for another writer's lock before giving up: admin commands and the server's
 # batched writes hold it for milliseconds, so 5 s only ever elapses when something hangs.
 BUSY_TIMEOUT_MS = sqlite.BUSY_TIMEOUT_MS
+
+
+def is_postgres(target: str | Path) -> bool:
+    """Tell whether a `--db` value names a PostgreSQL server rather than a SQLite file."""
+    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 def is_busy(error: BaseException) -> bool:

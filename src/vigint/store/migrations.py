@@ -172,7 +172,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX web_sessions_client ON web_sessions(client_id)",
     ),
     (
-        # Invoices a business can send (issue 16): the client's postal address and VAT number, and credit notes.
+        # Invoices a business can send: the client's postal address and VAT number, and credit notes.
         # A credit note voids an invoice with the next number; the period may then be invoiced again, so the
         # table is rebuilt without UNIQUE (client_id, period): only one invoice in force per client and period.
         "ALTER TABLE clients ADD COLUMN address TEXT",
@@ -195,7 +195,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX invoices_in_force ON invoices (client_id, period) WHERE voids IS NULL AND voided_by IS NULL",
     ),
     (
-        # Keys handed over by a one-time link instead of shown (issue 17): the key is derived from the link's token
+        # Keys handed over by a one-time link instead of shown: the key is derived from the link's token
         # and a random seal (vigint.keys.derive). The row keeps the SHA-256 of the token, the seal until the link is
         # used or dies, and when the link dies; the key works only once picked up.
         "ALTER TABLE api_keys ADD COLUMN handover_hash TEXT",

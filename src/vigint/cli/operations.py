@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 
 from vigint import __version__, protocol
-from vigint.admin.commands import Commands, is_new_database, open_store, option
-from vigint.admin.settings import overridden, paths_from
+from vigint.cli.commands import Commands, is_new_database, open_store, option
+from vigint.cli.settings import overridden, paths_from
 from vigint.config import Settings
 from vigint.words import plural
 
@@ -83,19 +83,19 @@ async def serve(args, settings: Settings, console: Console) -> int:
 
 
 def switched_off(settings: Settings) -> list[str]:
-    """What this server does not do as configured, each with the setting that turns it on: said at start, because
-    a missing SMTP server otherwise shows only as alert emails that never arrive."""
+    """What this server does not do as configured, each with the setting that turns it on: said at start,
+    because a missing SMTP server otherwise shows only as alert emails that never arrive."""
     off = []
     if not settings.email.smtp_host and settings.email.capture_dir is None:
-        off.append("email: no [email] smtp_host, so alerts are recorded (and webhooks sent) but nobody is emailed; "
-                   "`vigint email test --to ADDRESS` checks the settings once set")
+        off.append("email: no [email] smtp_host, so alerts are recorded (and webhooks sent) but nobody is "
+                   "emailed; `vigint email test --to ADDRESS` checks the settings once set")
     if settings.ai.provider == "none":
         off.append("AI check: [ai] provider is none, so every motion is an incident")
     if settings.server.tls_cert is None:
         off.append("TLS: streams and the page are unencrypted ([server] tls_cert and tls_key; `vigint cert`)")
     if not settings.web.public_url and _local_only(settings.server.host):
-        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers cannot reach "
-                   "(set [web] public_url and [alerts] public_url)")
+        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers cannot "
+                   "reach (set [web] public_url and [alerts] public_url)")
     return off
 
 
@@ -139,20 +139,23 @@ def _on_stop_signals() -> asyncio.Event:
 
 
 @commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",
-                  description="Run a server, a demo customer and an agent streaming a test pattern, in a temporary "
-                  "folder; show the incidents and alert emails as they come. Ctrl-C stops.", server_side=False)
+                  description="Run a server, a demo customer and an agent streaming a test pattern, in a "
+                              "temporary folder; show the incidents and alert emails as they come. Ctrl-C stops.",
+                  server_side=False)
 async def demo(args, settings: Settings | None, console: Console) -> int:
-    from vigint.admin.demo import run_demo
+    from vigint.cli.demo import run_demo
 
     return await run_demo(console)
 
 
 @commands.command("cert", "write a self-signed TLS certificate and key for a first deployment",
-                  option("--host", dest="cert_host", required=True, help="the name or IP address agents connect to"),
-                  option("--out-dir", type=Path, default=Path("."), help="where to write the two files (default: .)"),
+                  option("--host", dest="cert_host", required=True,
+                         help="the name or IP address agents connect to"),
+                  option("--out-dir", type=Path, default=Path("."),
+                         help="where to write the two files (default: .)"),
                   option("--force", action="store_true", help="replace existing files"))
 async def make_cert(args, settings: Settings, console: Console) -> int:
-    from vigint.admin import cert
+    from vigint.cli import cert
 
     cert_path, key_path = cert.write_self_signed(args.cert_host, args.out_dir, overwrite=args.force)
     console.print(f"Wrote {cert_path} and {key_path} (private, owner-only) for {args.cert_host}.\n"

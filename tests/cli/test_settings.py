@@ -6,9 +6,9 @@ import signal
 import subprocess
 import sys
 
-from conftest import run_vigint
+from helpers import run_vigint
 
-from vigint.admin.cli import main
+from vigint.cli.main import main
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -92,7 +92,7 @@ def test_serve_banner_lists_overridden_settings_and_json_logs_parse(tmp_path):
 
 def test_serving_a_network_without_tls_warns_unless_told_a_proxy_ends_it(tmp_path):
     _, err = banner_and_logs(tmp_path, "--host", "0.0.0.0")
-    assert "WARNING vigint.admin.operations: serving 0.0.0.0 without TLS" in err and "--insecure" in err
+    assert "WARNING vigint.cli.operations: serving 0.0.0.0 without TLS" in err and "--insecure" in err
     _, err = banner_and_logs(tmp_path, "--host", "0.0.0.0", "--insecure")
     assert "without TLS" not in err
 

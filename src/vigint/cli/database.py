@@ -1,5 +1,5 @@
-"""`vigint db backup`: a consistent copy of the SQLite file while servers run; `vigint db copy`: move up from the
-embedded SQLite file to PostgreSQL, every row and id, counts verified.
+"""`vigint db backup`: a consistent copy of the SQLite file while servers run; `vigint db copy`: move up from
+the embedded SQLite file to PostgreSQL, every row and id, counts verified.
 
 The copy itself is the store's (`vigint.store.copy`); this module checks what it is asked, prints the progress
 and the verified counts, and copies the clips to object storage with them (`--clips`).
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vigint.admin import render
-from vigint.admin.commands import Commands, check_clips_found, live_streams, open_store, option
 from vigint.alerts.links import LINK_SECRET_FILE
+from vigint.cli import render
+from vigint.cli.commands import Commands, check_clips_found, live_streams, open_store, option
 from vigint.config import Settings
 from vigint.errors import InvalidInputError, StoreError
 from vigint.incidents import storage
@@ -40,9 +40,9 @@ def _s3_url(text: str) -> str:
 
 
 def copy_clips(settings: Settings, clips_url: str, clip_names: list[str]) -> int:
-    """Copy the clips the incidents name (`clip_names`) from the local clips folder into the storage at `clips_url`
-    (with the [storage] s3_* settings or the AWS variables); return how many were copied. Copying a clip again is
-    harmless, so a failed run can simply be run again.
+    """Copy the clips the incidents name (`clip_names`) from the local clips folder into the storage at
+    `clips_url` (with the [storage] s3_* settings or the AWS variables); return how many were copied. Copying
+    a clip again is harmless, so a failed run can simply be run again.
 
     Raises:
         InvalidInputError: the clips are not in a local folder now.
@@ -50,8 +50,8 @@ def copy_clips(settings: Settings, clips_url: str, clip_names: list[str]) -> int
     """
     source = clips_location(settings.storage.clips)
     if source is not None and not isinstance(source, Path):
-        raise InvalidInputError(f"the clips are already in object storage ({settings.storage.clips}): copy them "
-                                "with your storage's own tools")
+        raise InvalidInputError(f"the clips are already in object storage ({settings.storage.clips}): "
+                                "copy them with your storage's own tools")
     folder = source or settings.storage.data_dir / "clips"
     check_clips_found(folder, clip_names, settings)
     target = open_clip_storage(dataclasses.replace(settings.storage, clips=clips_url))
@@ -60,11 +60,14 @@ def copy_clips(settings: Settings, clips_url: str, clip_names: list[str]) -> int
 
 @db_commands.command(
     "copy", "copy this SQLite database into an empty PostgreSQL database, ids kept, counts verified",
-    option("--to", required=True, metavar="postgresql://…", help="the empty PostgreSQL database to copy into"),
-    option("--clips", type=_s3_url, metavar="s3://bucket/prefix", help="also copy the incidents' clips there"),
+    option("--to", required=True, metavar="postgresql://…",
+           help="the empty PostgreSQL database to copy into"),
+    option("--clips", type=_s3_url, metavar="s3://bucket/prefix",
+           help="also copy the incidents' clips there"),
     description="Copy every table of the SQLite database (--db, $VIGINT_DB, [database] path) into an empty "
-                "PostgreSQL database, keeping every id (key hashes, incident ids in clip links, invoice numbers), "
-                "in one transaction; then compare every table's row count on both sides. Stop vigint serve first.")
+                "PostgreSQL database, keeping every id (key hashes, incident ids in clip links, invoice "
+                "numbers), in one transaction; then compare every table's row count on both sides. "
+                "Stop vigint serve first.")
 async def db_copy(args, settings: Settings, console: Console) -> int:
     source = settings.database.path
     check_targets(source, args.to)
@@ -77,7 +80,8 @@ async def db_copy(args, settings: Settings, console: Console) -> int:
         if args.clips is not None:  # first: clips can be copied again, a filled database cannot
             names = [name for incident in await origin.list_incidents() for name in incident_files(incident)]
             copied = await asyncio.to_thread(copy_clips, settings, args.clips, names)
-            console.print(f"  clips          {copied:>12,} copied to {args.clips}", highlight=False, markup=False)
+            console.print(f"  clips          {copied:>12,} copied to {args.clips}",
+                          highlight=False, markup=False)
         counts = await copy_database(origin, target, lambda table, rows: console.print(
             f"  {table:<14} {rows:>12,} rows copied", highlight=False, markup=False))
     console.print(render.table("Row counts, verified", ("Table", "SQLite", "PostgreSQL"),
@@ -88,20 +92,23 @@ async def db_copy(args, settings: Settings, console: Console) -> int:
     return 0
 
 
-@db_commands.command("backup", "copy the SQLite database to a new file, consistent even while servers write to it",
+@db_commands.command("backup",
+                     "copy the SQLite database to a new file, consistent even while servers write to it",
                      option("--to", type=Path, required=True, help="the backup file to create (owner-only)"))
 async def db_backup(args, settings: Settings, console: Console) -> int:
     source = settings.database.path
     if is_postgres(source):
-        raise InvalidInputError("a PostgreSQL database is backed up with PostgreSQL's tools: pg_dump --format=custom")
+        raise InvalidInputError("a PostgreSQL database is backed up with PostgreSQL's tools: "
+                                "pg_dump --format=custom")
     if args.to.exists():
         raise InvalidInputError(f"{args.to} exists already: name a new file")
     async with await open_store(settings):  # refuses a database that does not exist, migrates an old one
         pass
     size = await asyncio.to_thread(_backup, Path(source).expanduser(), args.to)
+    secret = settings.storage.data_dir / LINK_SECRET_FILE
     console.print(f"Backed up {source} to {args.to} ({size / 1e6:.1f} MB). Keep it with the clip-link secret "
-                  f"({settings.storage.data_dir / LINK_SECRET_FILE} unless [alerts] link_secret is set): links already "
-                  "sent need it.", markup=False, highlight=False, soft_wrap=True)
+                  f"({secret} unless [alerts] link_secret is set): links already sent need it.",
+                  markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -9,7 +9,7 @@ than one command group needs.
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -47,8 +47,8 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
     parent.add_argument("--db", default=default(None),
-                        help="SQLite database file or postgresql:// URL (default: $VIGINT_DB, else [database] path, "
-                             "./vigint.db)")
+                        help="SQLite database file or postgresql:// URL "
+                             "(default: $VIGINT_DB, else [database] path, ./vigint.db)")
     parent.add_argument("--config", type=Path, default=default(None),
                         help="settings file (default: $VIGINT_CONFIG, else ./config.ini when present)")
     parent.add_argument("--debug", action="store_true", default=default(False),
@@ -69,7 +69,8 @@ class _Command:
     server_side: bool
 
     def add_to(self, subparsers, common: argparse.ArgumentParser) -> None:
-        sub = subparsers.add_parser(self.name, parents=[common] if self.server_side else [], help=self.help_text,
+        parents = [common] if self.server_side else []
+        sub = subparsers.add_parser(self.name, parents=parents, help=self.help_text,
                                     description=self.description)
         sub.set_defaults(handler=self.handler, server_side=self.server_side)
         if self.listing:
@@ -104,8 +105,9 @@ class Commands:
         none of the common options.
         """
         def declare(handler: Handler) -> Handler:
-            self._declared.append(_Command(name, handler, help_text, description or help_text, options, listing,
-                                           server_side))
+            command = _Command(name, handler, help_text, description or help_text, options, listing,
+                               server_side)
+            self._declared.append(command)
             return handler
         return declare
 
@@ -129,9 +131,9 @@ def open_store(settings: Settings, create: bool = False) -> Awaitable[Store]:
     report that there are no clients. Raises ConfigError.
     """
     if not create and is_new_database(settings):
-        raise ConfigError(f"no database at {Path(settings.database.path).expanduser().absolute()}: run this where "
-                          "`vigint serve` runs, or name its database with --db PATH, $VIGINT_DB or [database] path in "
-                          "config.ini")
+        missing = Path(settings.database.path).expanduser().absolute()
+        raise ConfigError(f"no database at {missing}: run this where `vigint serve` runs, or name its "
+                          "database with --db PATH, $VIGINT_DB or [database] path in config.ini")
     return Store.open(settings.database.path)
 
 
@@ -142,14 +144,15 @@ def is_new_database(settings: Settings) -> bool:
 
 
 def check_clips_found(folder: Path | None, names: list[str], settings: Settings) -> None:
-    """Refuse, before anything changes, a command about to touch clips `names` that should be in local `folder`
-    (None: object storage) when that folder does not exist: a command run with the wrong data folder must not
-    report "0 clips removed" and leave them. Raises ConfigError naming the folder and where it was found from."""
+    """Refuse, before anything changes, a command about to touch clips `names` that should be in local
+    `folder` (None: object storage) when that folder does not exist: a command run with the wrong data folder
+    must not report "0 clips removed" and leave them. Raises ConfigError naming the folder and where it was
+    found from."""
     if names and folder is not None and not folder.is_dir():
         anchor, named = settings.paths_from or (Path.cwd(), "the current folder")
         raise ConfigError(f"no clips folder at {folder} (relative paths start from {named}, {anchor}), yet "
-                          f"{plural(len(names), 'clip file')} should be there: name the data folder with [storage] "
-                          "data_dir or the clips with [storage] clips; nothing was changed")
+                          f"{plural(len(names), 'clip file')} should be there: name the data folder with "
+                          "[storage] data_dir or the clips with [storage] clips; nothing was changed")
 
 
 def keys_by_client(keys: list[ApiKey]) -> dict[int, list[ApiKey]]:
@@ -171,6 +174,11 @@ def parse_day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
+
+
+def utc_midnight(day: date | None) -> float | None:
+    """Return the Unix time a UTC day starts (None for None): the bound of a --since or --until day."""
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
 
 
 def running(nodes: list[Node], settings: Settings, now: float) -> list[Node]:

@@ -30,7 +30,8 @@ def write_self_signed(host: str, out_dir: Path, overwrite: bool = False) -> tupl
 
     Returns the certificate and key paths. Raises InvalidInputError if they exist and not `overwrite`.
     """
-    cert_path, key_path = out_dir / CERT_FILE, out_dir / KEY_FILE
+    cert_path = out_dir / CERT_FILE
+    key_path = out_dir / KEY_FILE
     if not overwrite and (cert_path.exists() or key_path.exists()):
         raise InvalidInputError(f"{cert_path} or {key_path} already exists: add --force to replace them")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -39,7 +40,8 @@ def write_self_signed(host: str, out_dir: Path, overwrite: bool = False) -> tupl
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
         .add_extension(x509.SubjectAlternativeName([_subject_name(host)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())

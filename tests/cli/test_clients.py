@@ -4,11 +4,11 @@ client is left behind."""
 import asyncio
 import logging
 
-from conftest import add_client, eventually, url
-from media import make_scene, open_stream, send_video
+from footage import make_scene, open_stream, send_video
+from helpers import add_client, eventually, url
 from websockets.exceptions import ConnectionClosedError
 
-from vigint.admin.cli import main
+from vigint.cli.main import main
 from vigint.config import MotionSettings, Settings, StorageSettings
 
 

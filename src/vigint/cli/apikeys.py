@@ -12,17 +12,18 @@ from datetime import datetime, timezone
 from rich.console import Console
 
 from vigint import keys
-from vigint.admin import render
-from vigint.admin.commands import Commands, open_store, option
+from vigint.cli import render
+from vigint.cli.commands import Commands, open_store, option
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import ApiKey, Handover, KeyState
 from vigint.words import plural
 
-HANDOVER_HELP = ("print a one-time link to the customer's page that shows the key once, instead of the key; the key "
-                 "works once the link is opened ([web] handover_hours)")
-ROTATED = re.compile(r"\s*\(rotated \d{4}-\d\d-\d\d\)$")  # the suffix a rotation adds to the successor's label
+HANDOVER_HELP = ("print a one-time link to the customer's page that shows the key once, instead of the key; "
+                 "the key works once the link is opened ([web] handover_hours)")
+# The suffix a rotation adds to the successor's label.
+ROTATED = re.compile(r"\s*\(rotated \d{4}-\d\d-\d\d\)$")
 
 commands = Commands()
 key_commands = commands.group("key", "create, list, rotate or revoke API keys")
@@ -30,8 +31,8 @@ key_commands = commands.group("key", "create, list, rotate or revoke API keys")
 
 @dataclass(frozen=True)
 class NewKey:
-    """A key a command makes: its hash and prefix for the store, and what reaches the customer: the key itself, or
-    a hand-over link."""
+    """A key a command makes: its hash and prefix for the store, and what reaches the customer: the key
+    itself, or a hand-over link."""
 
     key_hash: str
     prefix: str
@@ -94,8 +95,8 @@ def key_document(key: ApiKey, now: float) -> dict:
 
 
 def successor_label(label: str, now: float) -> str:
-    """The label of a rotated key's successor: the old label with the day of the rotation (the previous one's, if
-    it had one, replaced)."""
+    """The label of a rotated key's successor: the old label with the day of the rotation (the previous one's,
+    if it had one, replaced)."""
     day = datetime.fromtimestamp(now, timezone.utc).date().isoformat()
     return f"{ROTATED.sub('', label)} (rotated {day})".strip()
 
@@ -103,7 +104,8 @@ def successor_label(label: str, now: float) -> str:
 @key_commands.command("create", "add an API key to a client and print it once (or its hand-over link)",
                       option("--client-id", type=int, required=True),
                       option("--name", default="", help="a label, such as the site the key is for"),
-                      option("--expires-in", type=float, metavar="DAYS", help="the key stops working after DAYS days"),
+                      option("--expires-in", type=float, metavar="DAYS",
+                             help="the key stops working after DAYS days"),
                       option("--handover", action="store_true", help=HANDOVER_HELP), listing=True)
 async def key_create(args, settings: Settings, console: Console) -> int:
     if args.expires_in is not None and args.expires_in <= 0:
@@ -111,11 +113,11 @@ async def key_create(args, settings: Settings, console: Console) -> int:
     issued = issue_key(settings, args.handover)
     expires_at = None if args.expires_in is None else time.time() + args.expires_in * SECONDS_PER_DAY
     async with await open_store(settings) as store:
-        key = await store.create_key(args.client_id, issued.key_hash, issued.prefix, args.name.strip(), expires_at,
-                                     handover=issued.handover)
+        key = await store.create_key(args.client_id, issued.key_hash, issued.prefix, args.name.strip(),
+                                     expires_at, handover=issued.handover)
     expiry = f", expires {render.local(key.expires_at)}" if key.expires_at else ""
-    print_issued(args.json, console, f"Created key {key.id} ({key.prefix}…) for client {key.client_id}{expiry}.",
-                 issued, {"client_id": key.client_id, "key_id": key.id})
+    heading = f"Created key {key.id} ({key.prefix}…) for client {key.client_id}{expiry}."
+    print_issued(args.json, console, heading, issued, {"client_id": key.client_id, "key_id": key.id})
     return 0
 
 
@@ -125,15 +127,17 @@ async def key_list(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await open_store(settings) as store:
         found = await store.list_keys(args.client_id)
-    rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, key_state(k, now), render.local(k.created_at),
-             render.local(k.expires_at), render.local(k.last_used_at)) for k in found]
-    return render.listing(args.json, console, [key_document(k, now) for k in found], plural(len(found), "key"),
-                          ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used"), rows,
+    documents = [key_document(k, now) for k in found]
+    rows = [(str(k.id), str(k.client_id), f"{k.prefix}…", k.label, key_state(k, now),
+             render.local(k.created_at), render.local(k.expires_at), render.local(k.last_used_at))
+            for k in found]
+    columns = ("ID", "Client", "Prefix", "Label", "State", "Created", "Expires", "Last used")
+    return render.listing(args.json, console, documents, plural(len(found), "key"), columns, rows,
                           optional=("Created", "Client"))
 
 
-@key_commands.command("rotate", "give a key in use its successor, printed once (or handed over), and let the old "
-                      "key expire after a grace period",
+@key_commands.command("rotate", "give a key in use its successor, printed once (or handed over), and let "
+                      "the old key expire after a grace period",
                       option("--key-id", type=int, required=True),
                       option("--grace-days", type=float, default=7.0, metavar="DAYS",
                              help="the old key keeps working this long, while agents move to the new one "
@@ -146,10 +150,13 @@ async def key_rotate(args, settings: Settings, console: Console) -> int:
     issued = issue_key(settings, args.handover)
     async with await open_store(settings) as store:
         old = await store.get_key(args.key_id)
-        old, new = await store.rotate_key(old.id, issued.key_hash, issued.prefix, successor_label(old.label, now),
-                                          now + args.grace_days * SECONDS_PER_DAY, now, issued.handover)
-    heading = (f"Key {old.id} ({old.prefix}…) of client {old.client_id} {keys.expires_in(old.expires_at, now)} "
-               f"({render.local(old.expires_at)}); streams using it are closed then. "
+        label = successor_label(old.label, now)
+        old_expires_at = now + args.grace_days * SECONDS_PER_DAY
+        old, new = await store.rotate_key(old.id, issued.key_hash, issued.prefix, label, old_expires_at, now,
+                                          issued.handover)
+    heading = (f"Key {old.id} ({old.prefix}…) of client {old.client_id} "
+               f"{keys.expires_in(old.expires_at, now)} ({render.local(old.expires_at)}); "
+               "streams using it are closed then. "
                f"Its successor is key {new.id} ({new.prefix}…, {new.label!r}).")
     print_issued(args.json, console, heading, issued, {"client_id": new.client_id, "key_id": new.id,
                                                        "old_key_id": old.id,

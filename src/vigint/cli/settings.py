@@ -8,10 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vigint.admin import render
-from vigint.admin.commands import Commands, is_new_database, open_store, option
+from vigint.cli import render
+from vigint.cli.commands import Commands, is_new_database, open_store, option
+from vigint.cli.configfile import config_path, load_settings
 from vigint.config import Settings, sections
-from vigint.configfile import config_path, load_settings
 from vigint.errors import ConfigError
 from vigint.store.engine import describe, is_postgres
 from vigint.words import plural
@@ -22,8 +22,8 @@ config_commands = commands.group("config", "show the settings in force, or check
 
 
 def shown(settings: Settings) -> list[tuple[str, str, object, str]]:
-    """Return (section, key, value, where from) for every setting; a secret that is set is HIDDEN, a database URL's
-    password masked."""
+    """Return (section, key, value, where from) for every setting; a secret that is set is HIDDEN, a database
+    URL's password masked."""
     origins = {(section, key): origin for section, key, origin in settings.origins}
     rows = []
     for name in sections():
@@ -53,8 +53,8 @@ def paths_from(settings: Settings) -> str:
     return f"relative paths start from {named}, {anchor}"
 
 
-@config_commands.command("show", "print every setting in force, with where it came from (default, file, variable, "
-                         "flag); secrets hidden", listing=True)
+@config_commands.command("show", "print every setting in force, with where it came from (default, file, "
+                         "variable, flag); secrets hidden", listing=True)
 async def config_show(args, settings: Settings, console: Console) -> int:
     rows = shown(settings)
     if args.json:
@@ -66,34 +66,37 @@ async def config_show(args, settings: Settings, console: Console) -> int:
             document["from"].setdefault(section, {})[key] = origin
         render.print_json(document)
         return 0
-    console.print(f"Settings from {settings.source or 'the embedded defaults'} and the environment; secrets hidden; "
-                  f"{paths_from(settings)}.", highlight=False, markup=False)
+    source = settings.source or "the embedded defaults"
+    console.print(f"Settings from {source} and the environment; secrets hidden; {paths_from(settings)}.",
+                  highlight=False, markup=False)
     console.print(render.table("Settings", ("setting", "value", "from"), [
         (f"{section}.{key}", "" if value is None else str(value), origin)
         for section, key, value, origin in rows]))
     return 0
 
 
-@config_commands.command("check", "check a settings file (INI, or JSON as `config show --json` prints it): exit 1 "
-                         "with the first error",
-                         option("file", type=Path, nargs="?", help="the file to check (default: $VIGINT_CONFIG, else "
-                                "./config.ini)"), server_side=False)
+@config_commands.command("check", "check a settings file (INI, or JSON as `config show --json` prints it): "
+                         "exit 1 with the first error",
+                         option("file", type=Path, nargs="?",
+                                help="the file to check (default: $VIGINT_CONFIG, else ./config.ini)"),
+                         server_side=False)
 async def config_check(args, settings: Settings | None, console: Console) -> int:
     path = config_path(args.file, os.environ)
     if path is None:
-        raise ConfigError("no settings file to check: name one (vigint config check PATH), set $VIGINT_CONFIG, or "
-                          "run this where config.ini is")
+        raise ConfigError("no settings file to check: name one (vigint config check PATH), "
+                          "set $VIGINT_CONFIG, or run this where config.ini is")
     checked = load_settings(path, environ={})
-    console.print(f"{path}: valid ({plural(len(checked.origins), 'setting')} read, the others at their defaults).",
-                  highlight=False)
+    read = plural(len(checked.origins), "setting")
+    console.print(f"{path}: valid ({read} read, the others at their defaults).", highlight=False)
     for warning in await _unknown_clients(path, checked):
         console.print(f"warning: {warning}", highlight=False, markup=False)
     return 0
 
 
 async def _unknown_clients(path: Path, checked: Settings) -> list[str]:
-    """Say which `[camera CLIENT_ID/NAME]` sections name a client the database does not hold (deleted, or a typo):
-    they tune nothing. The database is the one the file names, with the environment in force; none is created."""
+    """Say which `[camera CLIENT_ID/NAME]` sections name a client the database does not hold (deleted, or a
+    typo): they tune nothing. The database is the one the file names, with the environment in force; none is
+    created."""
     if not checked.cameras:
         return []
     try:
@@ -101,9 +104,10 @@ async def _unknown_clients(path: Path, checked: Settings) -> list[str]:
     except ConfigError:
         return []  # the environment's own errors are `vigint config show`'s to report
     if is_new_database(in_force):
-        return [f"the [camera …] sections were not checked against a database: none at {in_force.database.path}"]
+        return ["the [camera …] sections were not checked against a database: "
+                f"none at {in_force.database.path}"]
     async with await open_store(in_force) as store:
         clients = {client.id for client in await store.list_clients()}
-    return [f"[camera {camera.client_id}/{camera.camera}] tunes nothing: there is no client {camera.client_id} in "
-            f"{describe(in_force.database.path)} (deleted, or a typo)"
+    return [f"[camera {camera.client_id}/{camera.camera}] tunes nothing: there is no client "
+            f"{camera.client_id} in {describe(in_force.database.path)} (deleted, or a typo)"
             for camera in checked.cameras if camera.client_id not in clients]

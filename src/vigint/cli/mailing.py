@@ -1,7 +1,8 @@
 """`vigint email test`: one message through the configured SMTP server, and what the server answered.
 
-Alert emails are sent by a background task that retries quietly; a wrong password or port shows there only as
-alerts that never arrive. This command tries the same settings and the same sender code once, in the foreground.
+Alert emails are sent by a background task that retries quietly; a wrong password or port shows there only
+as alerts that never arrive. This command tries the same settings and the same sender code once, in the
+foreground.
 """
 
 import asyncio
@@ -9,9 +10,9 @@ import smtplib
 
 from rich.console import Console
 
-from vigint.admin.clients import validate_email
-from vigint.admin.commands import Commands, option
 from vigint.alerts.emails import compose_test_email, send_email
+from vigint.cli.clients import validate_email
+from vigint.cli.commands import Commands, option
 from vigint.config import Settings
 from vigint.errors import ConfigError, VigintError
 

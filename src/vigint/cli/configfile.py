@@ -9,9 +9,9 @@ came from (`Settings.origins`), for ``vigint config show`` and the server's bann
 Relative paths are resolved here, once, so that every command finds the same files whatever the folder it runs
 in: a path typed as a flag from the current folder; a database path in a config file from that file's folder;
 every other path (data_dir, the clips folder, TLS files, capture_dir) from the database file's folder, or the
-config file's when the database is PostgreSQL. A server started elsewhere with ``--db /srv/vigint.db`` then keeps
-using /srv's data folder and link secret, and ``client delete`` run from anywhere finds the client's clips.
-Without ``--config``, a ``config.ini`` beside the database is read when the current folder has none.
+config file's when the database is PostgreSQL. A server started elsewhere with ``--db /srv/vigint.db`` then
+keeps using /srv's data folder and link secret, and ``client delete`` run from anywhere finds the client's
+clips. Without ``--config``, a ``config.ini`` beside the database is read when the current folder has none.
 """
 
 import configparser
@@ -27,20 +27,28 @@ from pathlib import Path
 from vigint.config import CameraSettings, Rectangle, Settings, sections
 from vigint.errors import ConfigError
 from vigint.locations import clips_location
+from vigint.store.engine import is_postgres
 
 # Customer-side and bootstrap variables that share the VIGINT_ prefix but are not settings.
 NON_SETTING_VARIABLES = frozenset({"VIGINT_API_KEY", "VIGINT_SERVER_URL", "VIGINT_CONFIG", "VIGINT_DB"})
 DEFAULT_CONFIG_FILE = Path("config.ini")
 # Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
-RETIRED = {("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background",
-           ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when "
-                                             "the server is overloaded: see max_decode_backlog_seconds and "
-                                             "max_decode_catchup_seconds"}
+RETIRED = {
+    ("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background",
+    ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when the "
+                                      "server is overloaded: see max_decode_backlog_seconds and "
+                                      "max_decode_catchup_seconds",
+}
 CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
-# The standard variables of AWS tools, read for [storage] s3_* settings that nothing else sets (first found wins).
-AWS_VARIABLES = {"s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "s3_region": ("AWS_REGION",
-                 "AWS_DEFAULT_REGION"), "s3_access_key_id": ("AWS_ACCESS_KEY_ID",),
-                 "s3_secret_access_key": ("AWS_SECRET_ACCESS_KEY",), "s3_session_token": ("AWS_SESSION_TOKEN",)}
+# The standard variables of AWS tools, read for [storage] s3_* settings that nothing else sets (first found
+# wins).
+AWS_VARIABLES = {
+    "s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "s3_region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "s3_access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "s3_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "s3_session_token": ("AWS_SESSION_TOKEN",),
+}
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +150,8 @@ def _camera(path: Path, section: str, items: list[tuple[str, str]]) -> CameraSet
             elif key == "masks":
                 camera = dataclasses.replace(camera, masks=_masks(raw))
             else:
-                raise ConfigError(f"{path}: unknown key {key!r} in section [{section}] (known: sensitivity, masks)")
+                raise ConfigError(f"{path}: unknown key {key!r} in section [{section}] "
+                                  "(known: sensitivity, masks)")
         except ValueError as error:
             raise ConfigError(f"{path}: [{section}] {key}: {error}") from None
     return camera
@@ -209,11 +218,6 @@ def _read_aws_variables(environ: Mapping[str, str], values: dict[str, dict[str, 
             _apply(values, "storage", key, environ[name], f"environment variable {name}")
 
 
-def is_postgres(target: str | Path) -> bool:
-    """Tell whether a `--db` value names a PostgreSQL server rather than a SQLite file."""
-    return str(target).startswith(("postgresql://", "postgres://"))
-
-
 def config_path(flag: Path | None, environ: Mapping[str, str], database: object = None) -> Path | None:
     """Return the config file to read: the flag, else VIGINT_CONFIG, else ./config.ini if it exists, else the
     config.ini beside `database` (a SQLite file named by --db or VIGINT_DB) if it exists."""
@@ -240,8 +244,8 @@ def _anchor(database: str, source: Path | None) -> tuple[Path, str]:
 
 def _resolve_paths(built: dict[str, object], values: dict[str, dict[str, tuple[object, str]]],
                    source: Path | None) -> tuple[Path, str]:
-    """Make every relative path of the `built` sections absolute (see the module's docstring), defaults included;
-    return the anchor and its name."""
+    """Make every relative path of the `built` sections absolute (see the module's docstring), defaults
+    included; return the anchor and its name."""
     database = values["database"].get("path")
     if database and database[1] == str(source) and not is_postgres(database[0]):
         path = str(source.resolve().parent / Path(database[0]).expanduser())
@@ -288,7 +292,8 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     for (section, key), (value, flag) in overrides.items():
         if value is not None:
             values[section][key] = (value, f"flag {flag}")
-    built = {name: kind(**{key: value for key, (value, _) in values[name].items()}) for name, kind in sections().items()}
+    built = {name: kind(**{key: value for key, (value, _) in values[name].items()})
+             for name, kind in sections().items()}
     anchor, named = _resolve_paths(built, values, path)
     origins = tuple((name, key, origin) for name in values for key, (_, origin) in values[name].items())
     return Settings(**built, cameras=tuple(cameras), source=path, origins=origins, paths_from=(anchor, named))

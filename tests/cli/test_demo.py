@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import eventually
+from helpers import eventually
 
 
 @pytest.mark.slow  # the whole demo until its first email (7 s); scripts/smoke.sh checks the executable

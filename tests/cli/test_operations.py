@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port, run_vigint
+from helpers import free_port, run_vigint
 
 from vigint.alerts.links import clip_link
 from vigint.incidents.storage import incident_files

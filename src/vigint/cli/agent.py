@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vigint.admin.commands import Commands, option
+from vigint.cli.commands import Commands, option
 from vigint.config import Settings
 
 commands = Commands()
@@ -50,19 +50,22 @@ class _CameraAction(argparse.Action):
     option("--max-backlog-seconds", type=float,
            help="on a slow link, spool whole GOPs beyond this much unsent video, to send later (4)"),
     option("--spool-dir", type=Path,
-           help="keep video not sent live here until the server has it (default: spool/ beside the .env file)"),
+           help="keep video not sent live here until the server has it "
+                "(default: spool/ beside the .env file)"),
     option("--spool-max-mb", type=int,
            help="disk space for unsent video, all cameras together; the oldest goes first (2048)"),
     option("--refused-retry-seconds", type=float,
-           help="while the server refuses a key that worked before (a revoked client), try it again this often (30)"),
+           help="while the server refuses a key that worked before (a revoked client), "
+                "try it again this often (30)"),
     option("--debug", action="store_true", default=argparse.SUPPRESS, help="log debug detail"),
-    description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and VIGINT_SERVER_URL from ./.env, "
-                "the environment, or the flags below (flags win). Exits 0 once stopped (SIGINT, SIGTERM) or every "
-                "file has played, 1 on a setting it cannot use, 3 when the server refuses a key it never accepted "
-                "from this agent (a typo) or the agent cannot trust or reach it as configured (its certificate, "
-                "ws:// against wss://): retrying cannot help, so a service manager should not restart it "
-                "(scripts/vigint-agent.service). A key that worked and is refused later (a revoked client) is "
-                "tried again every --refused-retry-seconds, sending and spooling nothing, until it is accepted.",
+    description="Stream cameras to the Vigint server. Reads VIGINT_API_KEY and VIGINT_SERVER_URL from "
+                "./.env, the environment, or the flags below (flags win). Exits 0 once stopped (SIGINT, "
+                "SIGTERM) or every file has played, 1 on a setting it cannot use, 3 when the server refuses "
+                "a key it never accepted from this agent (a typo) or the agent cannot trust or reach it as "
+                "configured (its certificate, ws:// against wss://): retrying cannot help, so a service "
+                "manager should not restart it (scripts/vigint-agent.service). A key that worked and is "
+                "refused later (a revoked client) is tried again every --refused-retry-seconds, sending and "
+                "spooling nothing, until it is accepted.",
     server_side=False)
 async def agent(args, settings: Settings | None, console: Console) -> int:
     from vigint.agent.settings import load_agent_settings

@@ -15,16 +15,17 @@ UNBOUNDED = 100_000  # columns: wider than any table, to measure one's natural w
 
 
 def iso(timestamp: float | None) -> str | None:
-    """Return a Unix time as ISO 8601 UTC to the second (`2026-01-31T12:00:00Z`: Z is the zero offset), for JSON,
-    every command's the same; None stays None."""
+    """Return a Unix time as ISO 8601 UTC to the second (`2026-01-31T12:00:00Z`: Z is the zero offset), for
+    JSON, every command's the same; None stays None."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    text = datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")
 
 
 def local(timestamp: float | None) -> str:
-    """Return a Unix time in the operator's time zone to the minute, the zone shown (`2026-01-31 13:00 CET`), for
-    tables; a dash for none."""
+    """Return a Unix time in the operator's time zone to the minute, the zone shown (`2026-01-31 13:00 CET`),
+    for tables; a dash for none."""
     if timestamp is None:
         return "—"
     return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -46,15 +47,16 @@ def print_new_key(console: Console, heading: str, api_key: str) -> None:
 def print_handover(console: Console, heading: str, link: str, expires_at: float) -> None:
     """Print a new key's one-time hand-over link, under a heading saying whose key it is."""
     console.print(heading)
-    console.print(f"Send the customer this link: it shows the key once, until {local(expires_at)}. The key works "
-                  "only once the link is opened (`vigint client list` shows when).", highlight=False)
+    console.print(f"Send the customer this link: it shows the key once, until {local(expires_at)}. "
+                  "The key works only once the link is opened (`vigint client list` shows when).", highlight=False)
     print(f"\n{link}\n")  # plain print, as for a key: copied whole
 
 
 def table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
           right: frozenset[str] = frozenset()) -> Table:
-    """Return a table of `rows` under `columns`; the columns named in `right` (numbers) are right-aligned. A value
-    too long for its column wraps onto more lines, never cut to "Boul…": a name or key prefix must stay whole."""
+    """Return a table of `rows` under `columns`; the columns named in `right` (numbers) are right-aligned. A
+    value too long for its column wraps onto more lines, never cut to "Boul…": a name or key prefix must stay
+    whole."""
     result = Table(title=title)
     for column in columns:
         result.add_column(column, justify="right" if column in right else "left", overflow="fold")
@@ -65,10 +67,11 @@ def table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
 
 def fitted(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
            right: frozenset[str] = frozenset(), optional: tuple[str, ...] = ()) -> Table:
-    """Return the table of `rows`, leaving out the `optional` columns, in that order, while it is wider than the
-    console: on an 80-column terminal, fewer columns read better than ten folded ones. A caption says which
-    were left out (`--json` has every field)."""
-    kept, unbounded = list(columns), console.options.update_width(UNBOUNDED)  # its natural width, unwrapped
+    """Return the table of `rows`, leaving out the `optional` columns, in that order, while it is wider than
+    the console: on an 80-column terminal, fewer columns read better than ten folded ones. A caption says
+    which were left out (`--json` has every field)."""
+    kept = list(columns)
+    unbounded = console.options.update_width(UNBOUNDED)  # its natural width, unwrapped
     for dropped in (None, *optional):
         if dropped is not None:
             kept.remove(dropped)
@@ -82,7 +85,8 @@ def fitted(console: Console, title: str, columns: tuple[str, ...], rows: list[tu
 
 
 def listing(as_json: bool, console: Console, documents: list[dict], title: str, columns: tuple[str, ...],
-            rows: list[tuple[str, ...]], right: frozenset[str] = frozenset(), optional: tuple[str, ...] = ()) -> int:
+            rows: list[tuple[str, ...]], right: frozenset[str] = frozenset(),
+            optional: tuple[str, ...] = ()) -> int:
     """Print `documents` as one JSON document if `as_json`, else `rows` as a table that fits the console (see
     `fitted`); return exit code 0."""
     if as_json:

@@ -1,4 +1,4 @@
-"""What a signed-in customer sees on its own page, and the sign-in links and sessions that let it in.
+"""A client's own page: what the signed-in customer sees, and the sign-in links and sessions that let it in.
 
 Every read takes the client's id and returns only that client's rows: a customer's page cannot name another
 client's incident, clip, still or invoice, whatever id its URL holds. Links and sessions are kept as SHA-256
@@ -22,7 +22,7 @@ class Listed:
     webhooked: bool
 
 
-class CustomerQueries(Engine):
+class PageQueries(Engine):
     """Sign-in links, sessions, and one client's incidents, cameras and invoices."""
 
     async def add_sign_in_link(self, client_id: int, token_hash: str, now: float, expires_at: float) -> None:

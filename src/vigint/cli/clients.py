@@ -1,7 +1,7 @@
 """`vigint client …` and `vigint audit`: customers, with their keys at a glance, and the admin trail.
 
-Every change here is audited by the store; a new key's plaintext is printed once (or handed over by a link, see
-apikeys.py) and never stored.
+Every change here is audited by the store; a new key's plaintext is printed once (or handed over by a link,
+see apikeys.py) and never stored.
 """
 
 import asyncio
@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 
-from vigint.admin import render
-from vigint.admin.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
-from vigint.admin.commands import (
+from vigint.alerts.templates import LANGUAGES
+from vigint.cli import render
+from vigint.cli.apikeys import HANDOVER_HELP, issue_key, key_document, key_state, print_issued
+from vigint.cli.commands import (
     Commands,
     check_clips_found,
     is_new_database,
@@ -27,7 +28,6 @@ from vigint.admin.commands import (
     option,
     parse_day,
 )
-from vigint.alerts.templates import LANGUAGES
 from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.incidents.storage import incident_files, open_clip_storage
@@ -100,16 +100,20 @@ LANGUAGE_HELP = f"language of its alerts: {', '.join(LANGUAGES)} (default: the s
                          option("--timezone", help=TIMEZONE_HELP), option("--language", help=LANGUAGE_HELP),
                          option("--handover", action="store_true", help=HANDOVER_HELP), listing=True)
 async def client_create(args, settings: Settings, console: Console) -> int:
-    name, email = validate_name(args.name), validate_email(args.email)
-    zone, language = validate_timezone(args.timezone), validate_language(args.language)
+    name = validate_name(args.name)
+    email = validate_email(args.email)
+    zone = validate_timezone(args.timezone)
+    language = validate_language(args.language)
     issued = issue_key(settings, args.handover)
     if is_new_database(settings):
-        print(f"vigint: creating a new database at {Path(settings.database.path).absolute()}", file=sys.stderr)
+        database = Path(settings.database.path).absolute()
+        print(f"vigint: creating a new database at {database}", file=sys.stderr)
     async with await open_store(settings, create=True) as store:
         client, key = await store.create_client(name, email, issued.key_hash, issued.prefix, timezone=zone,
                                                 language=language, handover=issued.handover)
-    print_issued(args.json, console, f"Created client {client.id} ({client.name}, {client.email}) with key {key.id} "
-                                     f"({key.prefix}…).", issued, {"client_id": client.id, "key_id": key.id})
+    heading = (f"Created client {client.id} ({client.name}, {client.email}) "
+               f"with key {key.id} ({key.prefix}…).")
+    print_issued(args.json, console, heading, issued, {"client_id": client.id, "key_id": key.id})
     return 0
 
 
@@ -119,17 +123,19 @@ async def client_create(args, settings: Settings, console: Console) -> int:
                          option("--address", help="postal address printed on its invoices, on one line"),
                          option("--vat-id", help="VAT number printed on its invoices"))
 async def client_update(args, settings: Settings, console: Console) -> int:
-    checks = {"timezone": validate_timezone, "language": validate_language, "address": validate_billing_detail,
-              "vat_id": validate_billing_detail}
-    changes = {name: check(getattr(args, name)) for name, check in checks.items() if getattr(args, name) is not None}
+    checks = {"timezone": validate_timezone, "language": validate_language,
+              "address": validate_billing_detail, "vat_id": validate_billing_detail}
+    given = {name: getattr(args, name) for name in checks if getattr(args, name) is not None}
+    changes = {name: checks[name](value) for name, value in given.items()}
     if not changes:
         raise InvalidInputError("nothing to change: give --timezone, --language, --address or --vat-id")
     async with await open_store(settings) as store:
         await store.update_client(args.client_id, **changes)
+    vat = "VAT " + changes["vat_id"] if changes.get("vat_id") else "no VAT number"
     said = {"timezone": f"its alerts show times in {changes.get('timezone') or 'the server’s time zone'}",
             "language": f"its alerts are written in {changes.get('language') or 'the server’s language'}",
             "address": f"its next invoices are addressed to {changes.get('address') or 'its name alone'}",
-            "vat_id": f"its next invoices show {'VAT ' + changes['vat_id'] if changes.get('vat_id') else 'no VAT number'}"}
+            "vat_id": f"its next invoices show {vat}"}
     console.print(f"Client {args.client_id}: {'; '.join(said[name] for name in changes)}.", highlight=False)
     return 0
 
@@ -146,7 +152,8 @@ def validate_billing_detail(text: str) -> str | None:
 async def client_list(args, settings: Settings, console: Console) -> int:
     now = time.time()
     async with await open_store(settings) as store:
-        clients, all_keys = await store.list_clients(), await store.list_keys()
+        clients = await store.list_clients()
+        all_keys = await store.list_keys()
         streams = await live_streams(store, settings, now) or []
         flags = await store.flags(since=now - 7 * SECONDS_PER_DAY)
         reactivated = await store.reactivations()
@@ -159,7 +166,8 @@ async def client_list(args, settings: Settings, console: Console) -> int:
         return sorted({flag.kind for flag in flags if flag.client_id == client.id})
 
     def awaiting_agents_since(client: Client) -> float | None:
-        """When the client was reactivated, while none of its agents has come back since (they retry slowly)."""
+        """When the client was reactivated, while none of its agents has come back since (they retry
+        slowly)."""
         since = reactivated.get(client.id)
         if since is None or client.status is not ClientStatus.ACTIVE or cameras(client):
             return None
@@ -167,10 +175,12 @@ async def client_list(args, settings: Settings, console: Console) -> int:
 
     def status(client: Client) -> str:
         since = awaiting_agents_since(client)
-        return client.status.value if since is None else f"active\nreactivated {render.local(since)}; no camera back yet"
+        if since is None:
+            return client.status.value
+        return f"active\nreactivated {render.local(since)}; no camera back yet"
 
-    documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value, "timezone": c.timezone,
-                  "language": c.language,
+    documents = [{"id": c.id, "name": c.name, "email": c.email, "status": c.status.value,
+                  "timezone": c.timezone, "language": c.language,
                   "created_at": render.iso(c.created_at), "updated_at": render.iso(c.updated_at),
                   "last_seen_at": render.iso(last_seen(owned.get(c.id, []))), "live_cameras": cameras(c),
                   "flags": flag_kinds(c), "awaiting_agents_since": render.iso(awaiting_agents_since(c)),
@@ -201,8 +211,8 @@ async def client_revoke(args, settings: Settings, console: Console) -> int:
 async def client_reactivate(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:
         count = await store.reactivate_client(args.client_id, args.key_id)
-    console.print(f"Client {args.client_id} reactivated: {plural(count, 'key')} {'works' if count == 1 else 'work'} "
-                  "again.")
+    works = "works" if count == 1 else "work"
+    console.print(f"Client {args.client_id} reactivated: {plural(count, 'key')} {works} again.")
     return 0
 
 
@@ -228,7 +238,8 @@ async def client_delete(args, settings: Settings, console: Console) -> int:
 
 
 @client_commands.command("link", "print a one-time sign-in link to the client's own page, to send it",
-                         option("--client-id", type=int, required=True), option("--json", action="store_true"))
+                         option("--client-id", type=int, required=True),
+                         option("--json", action="store_true"))
 async def client_link(args, settings: Settings, console: Console) -> int:
     from vigint.web.access import new_sign_in_link, page_url
 
@@ -240,22 +251,28 @@ async def client_link(args, settings: Settings, console: Console) -> int:
         link = await new_sign_in_link(store, settings.web, page_url(settings), client.id)
     minutes = f"{settings.web.sign_in_minutes:g}"
     if args.json:
-        render.print_json({"client_id": client.id, "url": link, "valid_minutes": settings.web.sign_in_minutes})
+        render.print_json({"client_id": client.id, "url": link,
+                           "valid_minutes": settings.web.sign_in_minutes})
     else:
-        console.print(f"Sign-in link for client {client.id} ({client.name}), valid {minutes} minutes, once:\n{link}",
-                      highlight=False, soft_wrap=True)
+        console.print(f"Sign-in link for client {client.id} ({client.name}), valid {minutes} minutes, "
+                      f"once:\n{link}", highlight=False, soft_wrap=True)
     return 0
 
 
 @commands.command("audit", "show admin actions, newest first", option("--client-id", type=int),
-                  option("--since", type=parse_day, metavar="YYYY-MM-DD", help="from this day on (the operator's zone)"),
+                  option("--since", type=parse_day, metavar="YYYY-MM-DD",
+                         help="from this day on (the operator's zone)"),
                   listing=True)
 async def audit(args, settings: Settings, console: Console) -> int:
-    since = None if args.since is None else datetime.combine(args.since, datetime.min.time()).astimezone().timestamp()
+    since = None
+    if args.since is not None:  # midnight in the operator's zone
+        since = datetime.combine(args.since, datetime.min.time()).astimezone().timestamp()
     async with await open_store(settings) as store:
         entries = await store.list_audit(args.client_id, since)
     documents = [{"id": e.id, "at": render.iso(e.at), "action": e.action, "client_id": e.client_id,
                   "key_id": e.key_id, "detail": e.detail} for e in entries]
-    rows = [(render.local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail) for e in entries]
-    return render.listing(args.json, console, documents, f"{plural(len(entries), 'admin action')}, newest first",
-                          ("When", "Action", "Client", "Key", "Detail"), rows)
+    rows = [(render.local(e.at), e.action, str(e.client_id or "—"), str(e.key_id or "—"), e.detail)
+            for e in entries]
+    title = f"{plural(len(entries), 'admin action')}, newest first"
+    columns = ("When", "Action", "Client", "Key", "Detail")
+    return render.listing(args.json, console, documents, title, columns, rows)

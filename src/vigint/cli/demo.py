@@ -64,7 +64,8 @@ async def _stream_and_show(server: Server, client_id: int, api_key: str, url: st
     """Stream the test pattern and show what the server does with it until stopped; return the camera's status."""
     agent = AgentSettings(api_key=api_key, server_url=url, cameras=(Camera(TEST_SOURCE, CAMERA),),
                           spool_dir=settings.storage.data_dir.parent / "agent-spool")
-    camera_status, stopping = CameraStatus(CAMERA, "built-in test pattern"), asyncio.Event()
+    camera_status = CameraStatus(CAMERA, "built-in test pattern")
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)

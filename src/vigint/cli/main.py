@@ -1,9 +1,9 @@
 """The `vigint` command line: the common options, settings, and running the chosen command's handler.
 
 Each command group declares its commands beside their handlers in a module of its own (clients, apikeys,
-operations, business, mailing, database, settings, agent); rendering lives in render.py. A VigintError becomes
-one line on stderr and its exit code, 1 (3 for an agent the server refused; a traceback only with --debug);
-argparse answers bad usage with code 2.
+operations, usage, status, review, invoices, incidents, mailing, database, settings, agent); rendering
+lives in render.py. A VigintError becomes one line on stderr and its exit code, 1 (3 for an agent the server
+refused; a traceback only with --debug); argparse answers bad usage with code 2.
 """
 
 import argparse
@@ -15,16 +15,30 @@ import sys
 from rich.console import Console
 
 from vigint import __version__
-from vigint.admin import agent, apikeys, business, clients, database, mailing, operations, settings
-from vigint.admin.commands import common_options
-from vigint.configfile import load_settings
+from vigint.cli import (
+    agent,
+    apikeys,
+    clients,
+    database,
+    incidents,
+    invoices,
+    mailing,
+    operations,
+    review,
+    settings,
+    status,
+    usage,
+)
+from vigint.cli.commands import common_options
+from vigint.cli.configfile import load_settings
+from vigint.cli.logs import configure_logging
 from vigint.errors import VigintError
-from vigint.logs import configure_logging
 
 log = logging.getLogger("vigint")
 
 # The command groups, in the order `vigint --help` lists their commands.
-GROUPS = (clients, apikeys, operations, business, mailing, database, settings, agent)
+GROUPS = (clients, apikeys, operations, usage, status, review, invoices, incidents, mailing, database,
+          settings, agent)
 # Command-line flags that override a setting, by argparse destination.
 FLAG_SETTINGS = {"db": ("database", "path"), "host": ("server", "host"), "port": ("server", "port"),
                  "web_port": ("web", "port"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from helpers import hello
 from websockets.asyncio.client import ClientConnection, connect
 
 from vigint import protocol
@@ -24,8 +25,7 @@ make_h264 = lru_cache(maxsize=None)(testpattern.encode)
 async def open_stream(url: str, key: str, camera: str = "front-door", **extra) -> tuple[ClientConnection, dict]:
     """Connect, say hello, return the connection and the welcome (raises ConnectionClosed if refused)."""
     connection = await connect(url, max_size=None)
-    await connection.send(json.dumps({"type": "hello", "version": 1, "key": key, "camera": camera,
-                                      "codec": "h264", **extra}))
+    await connection.send(hello(key, camera, **extra))
     return connection, json.loads(await connection.recv())
 
 

@@ -7,10 +7,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import Result, add_client, eventually, run_vigint
+from helpers import Result, add_client, eventually, run_vigint
 
-from vigint.admin.cli import main
-from vigint.admin.commands import live_streams
+from vigint.cli.commands import live_streams
+from vigint.cli.main import main
 from vigint.config import Settings
 from vigint.ingest.auth import authenticate
 from vigint.store import Channel, FlagKind, Store, UsageDelta

@@ -7,11 +7,11 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import run_vigint
 from cryptography import x509
+from helpers import run_vigint
 
 from vigint import __version__, keys
-from vigint.admin.cli import main
+from vigint.cli.main import main
 from vigint.store import MIGRATIONS, Store, UsageDelta
 
 KEY_PATTERN = re.compile(r"VIGINT_API_KEY=(vig_\w+)")
@@ -229,7 +229,7 @@ def test_list_works_while_another_process_writes(tmp_path):
     assert run_vigint("client", "create", "--name", "first", "--email", "first@x.test", "--db", str(db),
                       cwd=tmp_path).returncode == 0  # listing a database that does not exist yet is an error
     writer = subprocess.Popen([sys.executable, "-c", f"""
-from vigint.admin.cli import main
+from vigint.cli.main import main
 for i in range(40):
     assert main(["client", "create", "--name", f"c{{i}}", "--email", f"c{{i}}@x.test", "--json",
                  "--db", {str(db)!r}]) == 0

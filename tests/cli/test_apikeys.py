@@ -6,13 +6,13 @@ import time
 from datetime import datetime
 
 import pytest
-from agent.agents import read_log_until, start_agent, stop_when_done, write_env
-from conftest import REALTIME, add_client, eventually, url
-from media import make_h264, open_stream, send_video
+from agent.agents import read_log_until, stop_when_done, write_env
+from footage import make_h264, open_stream, send_video
+from helpers import REALTIME, add_client, eventually, start_agent, url
 
 from vigint import protocol
-from vigint.admin.apikeys import successor_label
 from vigint.alerts import emails
+from vigint.cli.apikeys import successor_label
 from vigint.config import AlertSettings, EmailSettings, Settings, StorageSettings
 
 GRACE_SECONDS = 3.0

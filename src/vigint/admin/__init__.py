@@ -1,1 +1,0 @@
-"""Admin: the `vigint` command line, one module per command group, rendering in one place."""

@@ -1,0 +1,1 @@
+"""The `vigint` command line: one module per command group, rendering in one place."""

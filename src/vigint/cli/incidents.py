@@ -1,0 +1,51 @@
+"""What the cameras saw (`vigint incidents list`): incidents, newest first, with the AI's check and whether
+the customer was told. Read-only."""
+
+from rich.console import Console
+
+from vigint.cli import render
+from vigint.cli.commands import Commands, open_store, option, parse_day, utc_midnight
+from vigint.config import Settings
+from vigint.store import Incident, Verdict
+from vigint.words import plural
+
+commands = Commands()
+
+
+incident_commands = commands.group("incidents", "what the cameras saw, and whether the customer was told")
+
+
+@incident_commands.command("list", "list incidents, newest first, with their alert delivery",
+                           option("--client-id", type=int),
+                           option("--since", type=parse_day, metavar="YYYY-MM-DD",
+                                  help="first day shown (UTC)"),
+                           listing=True)
+async def incidents_list(args, settings: Settings, console: Console) -> int:
+    async with await open_store(settings) as store:
+        if args.client_id is not None:
+            await store.get_client(args.client_id)
+        found = await store.list_incidents(args.client_id, utc_midnight(args.since))
+    documents = [{"id": i.id, "client_id": i.client_id, "camera": i.camera,
+                  "started_at": render.iso(i.started_at), "ended_at": render.iso(i.ended_at), "type": i.type,
+                  "description": i.description, "threat": i.threat, "verdict": i.verdict, "clip": i.clip_path,
+                  "alert_state": i.alert_state, "offline": i.offline} for i in found]
+    rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at),
+             render.local(i.ended_at) if i.ended_at else "going on", _kind(i), *_ai_check(i),
+             "yes" if i.clip_path else "—", i.alert_state) for i in found]
+    columns = ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert")
+    return render.listing(args.json, console, documents, f"{plural(len(found), 'incident')}, newest first",
+                          columns, rows, optional=("Threat", "Clip", "Client", "Ended"))
+
+
+def _kind(incident: Incident) -> str:
+    """The Type cell: the kind of incident, whether it was recorded offline, and its description if any."""
+    offline = " (recorded while offline)" if incident.offline else ""
+    description = f": {incident.description}" if incident.description else ""
+    return incident.type + offline + description
+
+
+def _ai_check(incident: Incident) -> tuple[str, str]:
+    """The Threat and AI cells: a threat level is the AI's, so none is shown where no AI looked."""
+    if incident.verdict == Verdict.NOT_CHECKED:
+        return "—", "not checked"
+    return str(incident.threat), incident.verdict
