@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end check of a built binary on loopback, with no Python environment on PATH:
 # create a client, serve, stream the test pattern with an agent configured by .env, see frames
-# arrive (/metrics), revoke the client, see the agent stop with its message, stop the server cleanly (Ctrl-C,
-# then a second server by SIGTERM).
+# arrive (/metrics), revoke the client and see the agent wait with its message, reactivate it and see frames again,
+# see an agent with an unknown key stop with exit code 3, stop the server cleanly (Ctrl-C, then a second server by
+# SIGTERM).
 # Usage: scripts/smoke.sh dist/vigint     Exits non-zero on any failure.
 set -euo pipefail
 binary=$(realpath "${1:?usage: scripts/smoke.sh PATH_TO_BINARY}")
@@ -68,7 +69,7 @@ step "serving on port $port"
 
 printf 'VIGINT_API_KEY=%s\nVIGINT_SERVER_URL=ws://127.0.0.1:%s\n' "$key" "$port" > .env
 chmod 600 .env
-"$binary" agent --source test > agent.log 2>&1 &
+"$binary" agent --source test --refused-retry-seconds 1 > agent.log 2>&1 &
 agent_pid=$!
 for _ in $(seq 150); do
     frames=$(metric vigint_frames_decoded_total || echo 0)
@@ -79,15 +80,39 @@ done
 step "$frames frames decoded"
 
 "$binary" client revoke --client-id 1 --db vigint.db > /dev/null
+for _ in $(seq 100); do grep -q "key refused by the server" agent.log && break; sleep 0.1; done
+grep -q "key refused by the server" agent.log || fail "the agent did not say that its key was refused"
+kill -0 "$agent_pid" 2>/dev/null || fail "the agent stopped after revocation instead of waiting for reactivation"
+step "agent waits after revocation: $(grep "key refused" agent.log | tail -n 1)"
+
+before=$(metric vigint_frames_decoded_total || echo 0)
+"$binary" client reactivate --client-id 1 --db vigint.db > /dev/null
+for _ in $(seq 150); do
+    frames=$(metric vigint_frames_decoded_total || echo 0)
+    [ "${frames:-0}" -ge $((before + 30)) ] && break
+    sleep 0.2
+done
+[ "${frames:-0}" -ge $((before + 30)) ] || fail "the agent did not stream again after reactivation (${frames:-0} frames)"
+step "agent streams again after reactivation: $frames frames decoded"
+kill -TERM "$agent_pid"
 set +e
-for _ in $(seq 100); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
 wait "$agent_pid"
 agent_status=$?
 set -e
 agent_pid=""
-[ "$agent_status" -eq 3 ] || fail "the agent exited with $agent_status after revocation, not 3 (refused)"
-grep -q "contact your Vigint operator" agent.log || fail "the agent did not say why it stopped"
-step "agent stopped after revocation: $(tail -n 1 agent.log)"
+[ "$agent_status" -eq 0 ] || fail "the agent exited with $agent_status on SIGTERM, not 0"
+
+# A key the server never accepted (a typo) stops the agent at once with exit code 3: a restart cannot help.
+set +e
+VIGINT_API_KEY=$("$binary" key create --client-id 1 --db vigint.db --json | grep -o 'vig_[0-9A-Za-z]*')
+"$binary" key revoke --key-id 2 --db vigint.db > /dev/null
+mkdir refused && (cd refused && VIGINT_API_KEY="$VIGINT_API_KEY" VIGINT_SERVER_URL="ws://127.0.0.1:$port" \
+    timeout 30 "$binary" agent --source test > ../refused.log 2>&1)
+refused_status=$?
+set -e
+[ "$refused_status" -eq 3 ] || fail "an agent with a refused key exited with $refused_status, not 3"
+grep -q "contact your Vigint operator" refused.log || fail "the refused agent did not say why it stopped"
+step "an agent whose key was never accepted stops with 3: $(tail -n 1 refused.log)"
 
 # Ctrl-C in a terminal reaches the whole process group: the one-file executable's bootloader, which forwards
 # it to its child, and the child itself, which must take the two for one keypress.
