@@ -142,6 +142,7 @@ def test_systemd_finds_nothing_to_say_about_the_units(tmp_path):
     assert (verified.returncode, verified.stdout + verified.stderr) == (0, "")
 
 
+@pytest.mark.slow  # installs and runs both units' commands
 async def test_installed_as_written_the_server_serves_and_a_refused_agent_stays_stopped(tmp_path):
     executable, site = vigint_executable(tmp_path), tmp_path / "download"
     site.mkdir()

@@ -215,6 +215,7 @@ def test_a_node_going_away_is_reconnected_to_at_once_whatever_failed_before():
     assert reconnect_delay(backoff, CloseCode.TOO_MANY_FAILURES, "retry in 45 s", now=1) >= 45
 
 
+@pytest.mark.slow  # three agents started and stopped
 async def test_an_agent_stopped_and_started_again_sends_nothing_twice(start, tmp_path):
     """What went out live is not spooled at a stop, so the next start has no backfill to send: the server would
     take it for footage recorded while the camera was offline."""

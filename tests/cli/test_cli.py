@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
 from cryptography import x509
 from helpers import run_vigint
 
@@ -391,6 +392,7 @@ def test_a_reversed_or_malformed_period_is_an_error(cli):
     assert malformed.code == 2 and "'2026-13-01' is not a date like 2026-01-31" in malformed.err
 
 
+@pytest.mark.slow  # seven commands, each a new process
 def test_tables_stay_whole_at_80_columns(tmp_path):
     db = str(tmp_path / "vigint.db")
     run_vigint("--db", db, "client", "create", "--name", "Boulangerie Dupont et Fils", "--email",

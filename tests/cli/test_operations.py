@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from helpers import free_port, run_vigint
 
 from vigint.alerts.links import clip_link
@@ -58,6 +59,7 @@ def serving(cwd: Path, *flags: str, env: dict | None = None):
         server.kill()
 
 
+@pytest.mark.slow  # a server and the CLI run from three folders
 def test_every_folder_finds_the_databases_data_folder_link_secret_and_clips(tmp_path):
     site, elsewhere, third = tmp_path / "srv", tmp_path / "elsewhere", tmp_path / "third"
     for folder in (site, elsewhere, third):
@@ -113,6 +115,7 @@ def test_a_command_that_cannot_find_the_clips_refuses_and_changes_nothing(tmp_pa
     assert [client["id"] for client in json.loads(listed.stdout)] == [client_id]  # nothing was deleted
 
 
+@pytest.mark.slow  # two servers started as processes
 def test_the_banner_says_what_is_off(tmp_path):
     with serving(tmp_path, "--db", "vigint.db") as (banner, _):
         off = banner[banner.index("  off "):banner.index("  files ")]
@@ -141,6 +144,7 @@ def test_email_test_sends_through_the_configured_server_and_prints_its_answer(tm
     assert unset.returncode == 1 and "email is off: set [email] smtp_host" in unset.stderr
 
 
+@pytest.mark.slow  # four servers started one after another
 def test_status_after_four_restarts_lists_one_node(tmp_path):
     port = free_port()
     for _ in range(4):

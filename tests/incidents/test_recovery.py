@@ -179,6 +179,7 @@ async def crash_and_recover(tmp_path, mailbox: StallingMailbox, moments: list[tu
         await server.stop()
 
 
+@pytest.mark.slow  # three kills and restarts of a real server
 async def test_a_server_killed_mid_incident_leaves_it_closed_with_its_clip_stills_and_alert(tmp_path,
                                                                                           stalling_mailbox):
     await crash_and_recover(tmp_path, stalling_mailbox, [("data", 0.0), ("row", 0.2), ("growing", 0.5)])
