@@ -33,14 +33,22 @@ READY_SECONDS = 20
 RELAY_PORT = 2525  # the guides' mail relay on this machine
 
 
-@pytest.fixture
-def relay():
-    """The mail relay the guides name: a real SMTP server keeping what it receives."""
+@pytest.fixture(scope="module")
+def relay_server():
+    """The mail relay the guides name: a real SMTP server keeping what it receives. Started once for every guide:
+    its fixed port taken again right after it was let go was found still in use on a loaded machine."""
     box = Mailbox()
     controller = Controller(box, hostname="127.0.0.1", port=RELAY_PORT)
     controller.start()
     yield box
     controller.stop()
+
+
+@pytest.fixture
+def relay(relay_server):
+    """The relay, holding only what this guide sends."""
+    relay_server.messages.clear()
+    return relay_server
 
 
 def blocks(guide: Path) -> list[tuple[str, str]]:
