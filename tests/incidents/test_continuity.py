@@ -8,6 +8,7 @@ import json
 import time
 
 import av
+import pytest
 from footage import make_footage, open_stream, send_video
 from helpers import REALTIME, add_client, eventually, run_vigint, url
 from websockets.exceptions import ConnectionClosed
@@ -115,6 +116,7 @@ def clip_seconds(path) -> float:
         return float(stream.duration * stream.time_base)
 
 
+@pytest.mark.slow  # five connections of footage: the default suite's budget
 @REALTIME  # the camera is back within the cooldown only if its analysis keeps up with 5x real time
 async def test_a_camera_reconnecting_every_few_seconds_during_motion_keeps_one_incident_and_one_growing_clip(
         start, tmp_path):
