@@ -7,8 +7,7 @@ from pathlib import Path
 
 import postgres_server
 import pytest
-from aiosmtpd.controller import Controller
-from helpers import SELLER, Mailbox, Result, free_port
+from helpers import SELLER, Mailbox, Result, serving
 
 from vigint.cli.main import main
 from vigint.config import DatabaseSettings, ServerSettings, Settings, StorageSettings
@@ -104,12 +103,8 @@ async def start(db_path, tmp_path):
 
 @pytest.fixture
 def mailbox():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port
-    yield box
-    controller.stop()
+    with serving(Mailbox()) as box:
+        yield box
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -84,6 +86,18 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
+
+
+@contextmanager
+def serving(box: "Mailbox", port: int | None = None) -> Iterator["Mailbox"]:
+    """Run a real SMTP server on 127.0.0.1 (`port`, or a free one, then in `box.port`) handing its messages to `box`."""
+    controller = Controller(box, hostname="127.0.0.1", port=port or free_port())
+    controller.start()
+    box.port = controller.port
+    try:
+        yield box
+    finally:
+        controller.stop()
 
 
 def free_port() -> int:

@@ -23,8 +23,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from helpers import Mailbox
+from helpers import Mailbox, serving
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 GUIDES = ("setup-new-client.md", "authentication.md", "client-management.md", "billing.md", "deployment.md")
@@ -37,11 +36,8 @@ RELAY_PORT = 2525  # the guides' mail relay on this machine
 def relay_server():
     """The mail relay the guides name: a real SMTP server keeping what it receives. Started once for every guide:
     its fixed port taken again right after it was let go was found still in use on a loaded machine."""
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=RELAY_PORT)
-    controller.start()
-    yield box
-    controller.stop()
+    with serving(Mailbox(), RELAY_PORT) as box:
+        yield box
 
 
 @pytest.fixture

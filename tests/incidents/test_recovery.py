@@ -17,10 +17,9 @@ import time
 
 import av
 import pytest
-from aiosmtpd.controller import Controller
 from attacks import ServeProcess
 from footage import make_scene, open_stream
-from helpers import Mailbox, add_client, eventually, free_port, top_level_boxes
+from helpers import Mailbox, add_client, eventually, serving, top_level_boxes
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
@@ -64,13 +63,9 @@ class StallingMailbox(Mailbox):
 
 @pytest.fixture
 def stalling_mailbox():
-    box = StallingMailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port
-    yield box
-    box.stall = False
-    controller.stop()
+    with serving(StallingMailbox()) as box:
+        yield box
+        box.stall = False  # its sender waiting in DATA goes before the server stops
 
 
 def rows(db) -> list[sqlite3.Row]:
