@@ -135,8 +135,10 @@ class StreamExchange:
                 self.state = State.ENDED
                 return [BackfillEnded()]
             return [Ignored(kind)]
+        if not self.backfill or self.seen is None:  # a live stream's message is passed on unread
+            return [Media(message)]
         dts = protocol.media_dts(message)
-        if not self.backfill or self.seen is None or dts is None:
+        if dts is None:
             return [Media(message)]
         if not self.seen.skips(dts, lambda: is_keyframe(message, self._max_units)):
             return [Media(message)]

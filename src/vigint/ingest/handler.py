@@ -165,13 +165,13 @@ class StreamHandler:
 
     async def _take(self, session: Session, message: bytes) -> None:
         """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
-        usage = self._stages.usage
+        usage, now = self._stages.usage, time.time()
         session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
         if session.backfill:
-            usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), time.time())
+            usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), now)
         else:
-            usage.add_bytes(session.key.id, len(message), time.time())
-            session.received(message)
+            usage.add_bytes(session.key.id, len(message), now)
+            session.received(message, now)
         if session.backfill and session.analysis.backlogged:
             await backfill.drained(session)
 

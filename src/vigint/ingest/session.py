@@ -92,10 +92,11 @@ class Session:
         return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at,
                            self.spooled_seconds)
 
-    def received(self, message: bytes) -> None:
-        """Note the capture time of a live stream's media message (see `footage`). Its span grows no faster than
-        the clock: a camera whose clock jumps ahead must not make later backfills look delivered already."""
-        dts, now = protocol.media_dts(message), time.time()
+    def received(self, message: bytes, now: float) -> None:
+        """Note the capture time of a live stream's media message received at `now` (see `footage`). Its span grows
+        no faster than the clock: a camera whose clock jumps ahead must not make later backfills look delivered
+        already."""
+        dts = protocol.media_dts(message)
         if dts is None or abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
             return
         if self.live_span is None:
