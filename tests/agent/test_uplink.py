@@ -42,6 +42,7 @@ async def vigint_cli(*args: str) -> int:
     return await command.wait()
 
 
+@pytest.mark.slow  # two agents revoked, restarted and reactivated
 async def test_a_revoked_agent_waits_and_streams_again_once_its_client_is_reactivated(start, tmp_path, db_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)

@@ -180,6 +180,7 @@ def evidence_of(data_folder, incident) -> list[bytes]:
             [incident.clip_path, *(still_name(incident.client_id, incident.id, i) for i in range(incident.stills))]]
 
 
+@pytest.mark.slow  # a backfill sent three times and the CLI
 async def test_footage_sent_again_for_an_alerted_incident_never_rewrites_its_evidence(start, tmp_path, db_path):
     server = await start(settings(tmp_path))
     client_id, _, api_key = await add_client(server.store)
