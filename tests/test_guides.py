@@ -32,10 +32,11 @@ READY_SECONDS = 20
 RELAY_PORT = 2525  # the guides' mail relay on this machine
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def relay_server():
-    """The mail relay the guides name: a real SMTP server keeping what it receives. Started once for every guide:
-    its fixed port taken again right after it was let go was found still in use on a loaded machine."""
+    """The mail relay the guides name: a real SMTP server keeping what it receives. Started once per worker (the
+    guides share one): its fixed port taken again right after it was let go was found still in use on a loaded
+    machine, and a module's fixture is let go whenever the worker runs another module's test between two guides."""
     with serving(Mailbox(), RELAY_PORT) as box:
         yield box
 
