@@ -16,6 +16,7 @@ from vigint.networks import Proxies
 from vigint.store import Client, Store
 from vigint.tasks import TaskSet
 from vigint.web.access import SESSION_COOKIE, Sessions
+from vigint.web.words import LANGUAGES, translator
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
@@ -70,8 +71,23 @@ async def current_client(request: web.Request) -> Client | None:
     return await request.app[SESSIONS].client(request.cookies.get(SESSION_COOKIE))
 
 
+def language_of(request: web.Request, client: Client | None) -> str:
+    """Return the language a page speaks: the client's, else (signed out) the browser's first we know, else the
+    server's."""
+    if client is not None and client.language in LANGUAGES:
+        return client.language
+    if client is None:
+        for part in request.headers.get("Accept-Language", "").split(","):
+            tag = part.split(";")[0].strip().lower()[:2]
+            if tag in LANGUAGES:
+                return tag
+    return request.app[SETTINGS].alerts.language
+
+
 def render(request: web.Request, name: str, client: Client | None, status: int = 200, **context) -> web.Response:
-    text = request.app[TEMPLATE_ENV].get_template(name).render(client=client, zone=zone_of(client), **context)
+    language = language_of(request, client)
+    text = request.app[TEMPLATE_ENV].get_template(name).render(client=client, zone=zone_of(client), lang=language,
+                                                                _=translator(language), **context)
     return web.Response(text=text, status=status, content_type="text/html")
 
 
