@@ -10,7 +10,14 @@ from collections.abc import Callable
 
 LANGUAGES = ("en", "fr")
 
-FRENCH: dict[str, str] = {}
+FRENCH: dict[str, str] = {
+    # Every page: the header, sign-in, account and invoices, hand-over, messages
+
+    # The cameras, their state and settings (schedule, masks, sensitivity, mute)
+
+    # Incidents, their review, and the alert emails' mute links
+
+}
 
 
 def translator(language: str) -> Callable[[str], str]:
