@@ -129,7 +129,8 @@ def _text(content: Content, colon: str) -> str:
         label, address, validity = content.download
         paragraphs.append(f"{label} ({validity}){colon}\n{address}")
     paragraphs += [f"{label}{colon}\n{address}" for label, address in content.mutes]
-    return "\n\n".join([*paragraphs, *filter(None, [content.mute_note, content.note]), content.signature]) + "\n"
+    notes = [text for text in (content.mute_note, content.note) if text]
+    return "\n\n".join([*paragraphs, *notes, content.signature]) + "\n"
 
 
 def _html(content: Content, cid: str | None) -> str:

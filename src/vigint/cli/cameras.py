@@ -1,9 +1,9 @@
 """`vigint camera …`: each customer's camera settings as the operator sees and sets them.
 
-The settings live in the database (`store.cameras`), the same the customer edits on its page; every change made
-here is audited as the operator's. A camera need not have streamed yet to be set: a customer can say on the phone
-"arm the new back-door camera at night" before it is installed. The state shown ("armed until 08:00") is the one
-the server applies now, in the client's time zone.
+The settings live in the database (`store.cameras`), the same the customer edits on its page; every change
+made here is audited as the operator's. A camera need not have streamed yet to be set: a customer can say on
+the phone "arm the new back-door camera at night" before it is installed. The state shown ("armed until
+08:00") is the one the server applies now, in the client's time zone.
 """
 
 import math
@@ -42,7 +42,8 @@ examples:
 See docs/cameras.md for the whole grammar and what happens when the clocks change."""
 
 commands = Commands()
-camera_commands = commands.group("camera", "each customer's camera settings: when armed, masks, sensitivity, mute")
+camera_commands = commands.group("camera",
+                                 "each customer's camera settings: when armed, masks, sensitivity, mute")
 
 
 def client_zone(client: Client, now: float) -> tzinfo:
@@ -57,13 +58,15 @@ def camera_document(client: Client, camera: str, setting: CameraSetting | None, 
     zone, instant = client_zone(client, now), datetime.fromtimestamp(now, UTC)
     schedule = setting.schedule if setting else ALWAYS
     muted = setting.muted_until if setting and setting.muted_until and setting.muted_until > now else None
-    current = arming.state(schedule, zone, instant, None if muted is None else datetime.fromtimestamp(muted, UTC))
+    mute_end = None if muted is None else datetime.fromtimestamp(muted, UTC)
+    current = arming.state(schedule, zone, instant, mute_end)
     return {"client_id": client.id, "camera": camera, "streamed": streamed, "armed": schedule.mode,
             "schedule": format_schedule(schedule), "armed_now": current.armed,
             "state": arming.describe(current, instant, zone),
             "state_until": render.iso(current.until.timestamp() if current.until else None),
             "muted_until": render.iso(muted),
-            "sensitivity": setting.sensitivity if setting else None, "operator_sensitivity": operator.sensitivity,
+            "sensitivity": setting.sensitivity if setting else None,
+            "operator_sensitivity": operator.sensitivity,
             "masks": None if setting is None or setting.masks is None
             else [[list(point) for point in mask.points] for mask in setting.masks],
             "operator_masks": [list(rectangle) for rectangle in operator.masks],
@@ -80,8 +83,9 @@ def _row(document: dict, setting: CameraSetting | None) -> tuple[str, ...]:
     shapes = (plural(len(masks), "mask") if masks else "none") if masks is not None \
         else f"{plural(operator_masks, 'mask') if operator_masks else 'none'} (operator's)"
     changed = f"{render.local(setting.updated_at)} by {setting.updated_by}" if setting else "never set"
-    return (str(document["client_id"]), document["camera"] + ("" if document["streamed"] else "\n(never streamed)"),
-            document["schedule"], document["state"], sensitivity, shapes, changed)
+    camera = document["camera"] + ("" if document["streamed"] else "\n(never streamed)")
+    return (str(document["client_id"]), camera, document["schedule"], document["state"], sensitivity, shapes,
+            changed)
 
 
 async def _cameras(store: Store, client: Client) -> tuple[dict[str, CameraSetting], set[str], list[str]]:
@@ -104,20 +108,21 @@ async def camera_list(args, settings: Settings, console: Console) -> int:
         for client in clients:
             found, streamed, names = await _cameras(store, client)
             for name in names:
-                documents.append(camera_document(client, name, found.get(name), name in streamed, settings, now))
-                rows.append(_row(documents[-1], found.get(name)))
+                document = camera_document(client, name, found.get(name), name in streamed, settings, now)
+                documents.append(document)
+                rows.append(_row(document, found.get(name)))
     columns = ("Client", "Camera", "Armed", "Now", "Sensitivity", "Masks", "Changed")
     return render.listing(args.json, console, documents, plural(len(documents), "camera"), columns,
                           rows, optional=("Changed", "Masks", "Sensitivity"))
 
 
 def _changes(args, now: float) -> dict:
-    """Return what `camera set` was asked to change, as `Store.set_camera` takes it. Raises InvalidInputError for
-    options that contradict each other or a value out of bounds, before anything is read or written."""
+    """Return what `camera set` was asked to change, as `Store.set_camera` takes it. Raises InvalidInputError
+    for options that contradict each other or a value out of bounds, before anything is read or written."""
     for first, second in (("sensitivity", "default_sensitivity"), ("mute_minutes", "unmute")):
         if getattr(args, first) is not None and getattr(args, second):
-            raise InvalidInputError(f"--{first.replace('_', '-')} and --{second.replace('_', '-')} contradict "
-                                    "each other: give one")
+            flags = " and ".join(f"--{name.replace('_', '-')}" for name in (first, second))
+            raise InvalidInputError(f"{flags} contradict each other: give one")
     mask_options = [name for name, given in (("--mask", args.mask), ("--no-masks", args.no_masks),
                                              ("--default-masks", args.default_masks)) if given]
     if len(mask_options) > 1:
@@ -127,7 +132,8 @@ def _changes(args, now: float) -> dict:
         else args.sensitivity
     if args.mask:
         if len(args.mask) > MAX_MASKS:  # before reading any: ten thousand are refused at once
-            raise InvalidInputError(f"a camera has at most {MAX_MASKS} masks (this one has {len(args.mask):,})")
+            raise InvalidInputError(f"a camera has at most {MAX_MASKS} masks "
+                                    f"(this one has {len(args.mask):,})")
         changes["masks"] = [parse_rectangle(text) for text in args.mask]
     else:
         changes["masks"] = () if args.no_masks else None if args.default_masks else KEEP
@@ -138,8 +144,8 @@ def _changes(args, now: float) -> dict:
                                     f"(7 days; for longer, --armed never); --unmute ends a mute")
         changes["muted_until"] = now + args.mute_minutes * 60
     if all(value is KEEP for value in changes.values()):
-        raise InvalidInputError("nothing to change: give --armed, --sensitivity, --mask, --no-masks, --mute-minutes "
-                                "or another option (vigint camera set --help)")
+        raise InvalidInputError("nothing to change: give --armed, --sensitivity, --mask, --no-masks, "
+                                "--mute-minutes or another option (vigint camera set --help)")
     return changes
 
 
@@ -155,7 +161,8 @@ def _changes(args, now: float) -> dict:
                 "(0,0.5,0.25,0.5: the left quarter of the bottom half); repeat for more; replaces its masks"),
     option("--no-masks", action="store_true", help="no mask at all (not even the operator's)"),
     option("--default-masks", action="store_true", help="back to the operator's masks"),
-    option("--mute-minutes", type=float, metavar="M", help="no incident nor alert for M minutes (at most 7 days)"),
+    option("--mute-minutes", type=float, metavar="M",
+           help="no incident nor alert for M minutes (at most 7 days)"),
     option("--unmute", action="store_true", help="end a mute now"),
     listing=True, epilog=SCHEDULE_HELP)
 async def camera_set(args, settings: Settings, console: Console) -> int:
@@ -172,5 +179,6 @@ async def camera_set(args, settings: Settings, console: Console) -> int:
     changed = "" if setting.updated_at == now else " (nothing changed)"
     _, _, _, state, sensitivity, masks, _ = _row(document, setting)
     console.print(f"Camera {args.camera!r} of client {client.id} ({client.name}){changed}: armed "
-                  f"{document['schedule']}; {state} now; sensitivity {sensitivity}; masks: {masks}.", highlight=False)
+                  f"{document['schedule']}; {state} now; sensitivity {sensitivity}; masks: {masks}.",
+                  highlight=False)
     return 0

@@ -73,8 +73,9 @@ class _Command:
         parents = [common] if self.server_side else []
         # An epilog keeps its lines as written: it holds examples, which argparse would run together.
         formatter = argparse.RawDescriptionHelpFormatter if self.epilog else argparse.HelpFormatter
-        sub = subparsers.add_parser(self.name, parents=parents, help=self.help_text, description=self.description,
-                                    epilog=self.epilog, formatter_class=formatter)
+        sub = subparsers.add_parser(self.name, parents=parents, help=self.help_text,
+                                    description=self.description, epilog=self.epilog,
+                                    formatter_class=formatter)
         sub.set_defaults(handler=self.handler, server_side=self.server_side)
         if self.listing:
             sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")

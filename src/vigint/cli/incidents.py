@@ -21,8 +21,8 @@ incident_commands = commands.group("incidents", "what the cameras saw, and wheth
                            option("--since", type=parse_day, metavar="YYYY-MM-DD",
                                   help="first day shown (UTC)"),
                            option("--review", choices=REVIEW_FILTERS,
-                                  help="only the incidents not reviewed yet, marked reviewed, or marked false alarms "
-                                       "by the customer"),
+                                  help="only the incidents not reviewed yet, marked reviewed, or marked "
+                                       "false alarms by the customer"),
                            listing=True)
 async def incidents_list(args, settings: Settings, console: Console) -> int:
     async with await open_store(settings) as store:
@@ -35,16 +35,24 @@ async def incidents_list(args, settings: Settings, console: Console) -> int:
                   "alert_state": i.alert_state, "offline": i.offline, "review": _review(i)} for i in found]
     rows = [(str(i.id), str(i.client_id), i.camera, render.local(i.started_at),
              render.local(i.ended_at) if i.ended_at else "going on", _kind(i), *_ai_check(i),
-             "yes" if i.clip_path else "—", i.alert_state,
-             i.review.mark.replace("_", " ") + (f": {i.review.note}" if i.review.note else "") if i.review else "—")
-            for i in found]
-    columns = ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert", "Review")
+             "yes" if i.clip_path else "—", i.alert_state, _review_cell(i)) for i in found]
+    columns = ("ID", "Client", "Camera", "Started", "Ended", "Type", "Threat", "AI", "Clip", "Alert",
+               "Review")
     return render.listing(args.json, console, documents, f"{plural(len(found), 'incident')}, newest first",
                           columns, rows, optional=("Threat", "Clip", "Client", "Ended", "Review"))
 
 
+def _review_cell(incident: Incident) -> str:
+    """The Review cell: the customer's mark and note, if any."""
+    review = incident.review
+    if review is None:
+        return "—"
+    return review.mark.replace("_", " ") + (f": {review.note}" if review.note else "")
+
+
 def _review(incident: Incident) -> dict | None:
-    """An incident's review as `--json` shows it: its mark, the customer's note, when and by whom; None if none."""
+    """An incident's review as `--json` shows it: its mark, the customer's note, when and by whom; None if
+    none."""
     review = incident.review
     if review is None:
         return None

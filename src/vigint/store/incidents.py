@@ -15,13 +15,15 @@ from vigint.store.records import Alert, AlertState, Channel, Incident, Review, R
 OPEN_CONTINUES_SECONDS = 3600.0
 # Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
-# A review's note says why in a sentence or two ("the neighbour's cat"); a page's form is no place for an essay.
+# A review's note says why in a sentence or two ("the neighbour's cat"); a page's form is no place for an
+# essay.
 MAX_REVIEW_NOTE = 280
 # What the incident lists filter by: a review's mark, or none yet.
 UNREVIEWED = "unreviewed"
 REVIEW_FILTERS = (UNREVIEWED, *ReviewMark)
 _REVIEW_COLUMNS = ("review", "review_note", "reviewed_at", "reviewed_by")
-# The WHERE clause of a review filter on `table`'s rows, its value the parameter `filter` (NULL: every incident).
+# The WHERE clause of a review filter on `table`'s rows, its value the parameter `filter` (NULL: every
+# incident).
 # (Cast: PostgreSQL cannot tell a parameter's type from `IS NULL` alone.)
 REVIEWED_AS = ("(CAST({filter} AS TEXT) IS NULL OR {table}.review = {filter} OR {filter} = 'unreviewed' AND "
                "{table}.review IS NULL)")
@@ -47,12 +49,13 @@ def check_note(note: str) -> str:
     """Return a review's note with its outer spaces stripped and its line ends as "\n".
 
     Raises:
-        InvalidInputError: longer than MAX_REVIEW_NOTE characters, or holding a control character (other than a line
-            break or a tab).
+        InvalidInputError: longer than MAX_REVIEW_NOTE characters, or holding a control character (other than
+            a line break or a tab).
     """
     note = note.replace("\r\n", "\n").strip()
     if len(note) > MAX_REVIEW_NOTE:
-        raise InvalidInputError(f"a note is at most {MAX_REVIEW_NOTE} characters (this one has {len(note):,})")
+        raise InvalidInputError(f"a note is at most {MAX_REVIEW_NOTE} characters "
+                                f"(this one has {len(note):,})")
     if any(c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cs", "Co") for c in note):
         raise InvalidInputError("a note cannot hold control characters")
     return note
@@ -209,17 +212,17 @@ class IncidentQueries(Engine):
         Raises:
             InvalidInputError: a review filter that is none of REVIEW_FILTERS.
         """
+        reviewed = REVIEWED_AS.format(table="incidents", filter="?3")
         rows = await self._fetch_all(
-            f"SELECT * FROM incidents WHERE (client_id = ?1 OR ?1 IS NULL) AND (started_at >= ?2 OR ?2 IS NULL) "
-            f"AND {REVIEWED_AS.format(table='incidents', filter='?3')} ORDER BY started_at DESC, id DESC",
-            (client_id, since, _review_filter(review)))
+            "SELECT * FROM incidents WHERE (client_id = ?1 OR ?1 IS NULL) AND (started_at >= ?2 OR ?2 IS NULL) "
+            f"AND {reviewed} ORDER BY started_at DESC, id DESC", (client_id, since, _review_filter(review)))
         return [_incident(row) for row in rows]
 
-    async def review_incident(self, client_id: int, incident_id: int, mark: ReviewMark | None, note: str, by: str,
-                              now: float) -> Incident:
-        """Mark one of a client's incidents reviewed or a false alarm with an optional `note` (None: not reviewed,
-        the note dropped), `by` an `Editor`'s value; audited with the mark before and after. Return the incident.
-        A review that changes nothing is neither written nor audited.
+    async def review_incident(self, client_id: int, incident_id: int, mark: ReviewMark | None, note: str,
+                              by: str, now: float) -> Incident:
+        """Mark one of a client's incidents reviewed or a false alarm with an optional `note` (None: not
+        reviewed, the note dropped), `by` an `Editor`'s value; audited with the mark before and after. Return
+        the incident. A review that changes nothing is neither written nor audited.
 
         Raises:
             NotFoundError: the client has no such incident (another client's is not found either).
@@ -227,34 +230,37 @@ class IncidentQueries(Engine):
         """
         note = check_note(note) if mark is not None else ""
         async with self._transaction() as db:
-            rows = await db.fetch_all("SELECT * FROM incidents WHERE id = ? AND client_id = ?", (incident_id, client_id))
+            rows = await db.fetch_all("SELECT * FROM incidents WHERE id = ? AND client_id = ?",
+                                      (incident_id, client_id))
             if not rows:
                 raise NotFoundError(f"client {client_id} has no incident with id {incident_id}")
             old = _incident(rows[0])
             before = (old.review.mark, old.review.note) if old.review else (None, "")
             if before == (mark, note):
                 return old
-            await db.execute("UPDATE incidents SET review = ?, review_note = ?, reviewed_at = ?, reviewed_by = ? "
-                             "WHERE id = ?", (mark, note or None, None if mark is None else now,
-                                              None if mark is None else by, incident_id))
+            reviewed = (None, None) if mark is None else (now, by)
+            await db.execute("UPDATE incidents SET review = ?, review_note = ?, reviewed_at = ?, "
+                             "reviewed_by = ? WHERE id = ?", (mark, note or None, *reviewed, incident_id))
             marks = " -> ".join((value or "none").replace("_", " ") for value in (before[0], mark))
-            await record_audit(db, now, "incident.review", client_id, detail=f"incident={incident_id} by={by}: "
-                               f"{marks}; note: {len(before[1])} -> {len(note)} characters")
+            notes = f"note: {len(before[1])} -> {len(note)} characters"
+            detail = f"incident={incident_id} by={by}: {marks}; {notes}"
+            await record_audit(db, now, "incident.review", client_id, detail=detail)
         return await self.get_incident(incident_id)
 
     async def false_alarms_by_camera(self, client_id: int, since: float) -> dict[str, int]:
-        """Return how many of a client's incidents since a time each camera has marked false alarms (cameras with
-        none are absent)."""
-        rows = await self._fetch_all("SELECT camera, count(*) AS n FROM incidents WHERE client_id = ? AND "
-                                     "review = 'false_alarm' AND started_at >= ? GROUP BY camera ORDER BY camera",
-                                     (client_id, since))
+        """Return how many of a client's incidents since a time each camera has marked false alarms (cameras
+        with none are absent)."""
+        rows = await self._fetch_all(
+            "SELECT camera, count(*) AS n FROM incidents WHERE client_id = ? AND review = 'false_alarm' "
+            "AND started_at >= ? GROUP BY camera ORDER BY camera", (client_id, since))
         return {row["camera"]: row["n"] for row in rows}
 
     async def spend_mute_link(self, signature: str, client_id: int, now: float, expires_at: float) -> bool:
-        """Spend an alert email's mute link, named by its signature, until it expires: return True the first time,
-        False if it was spent already (a replay), even by two requests at the same instant."""
+        """Spend an alert email's mute link, named by its signature, until it expires: return True the first
+        time, False if it was spent already (a replay), even by two requests at the same instant."""
         async with self._transaction() as db:
-            await db.execute("DELETE FROM mute_links_used WHERE expires_at < ?", (now,))  # the dead, on the way
+            # The dead, on the way:
+            await db.execute("DELETE FROM mute_links_used WHERE expires_at < ?", (now,))
             return await db.execute("INSERT INTO mute_links_used (signature, client_id, used_at, expires_at) "
                                     "VALUES (?, ?, ?, ?) ON CONFLICT (signature) DO NOTHING",
                                     (signature, client_id, now, expires_at)) == 1

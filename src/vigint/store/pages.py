@@ -70,8 +70,8 @@ class PageQueries(Engine):
 
     async def client_incidents(self, client_id: int, camera: str | None, since: float | None, until: float | None,
                                offset: int, limit: int, review: str | None = None) -> list[Listed]:
-        """Return a client's incidents, newest first, of one camera, within [since, until) and with a review (see
-        `list_incidents`) if given. Raises InvalidInputError: an unknown review filter."""
+        """Return a client's incidents, newest first, of one camera, within [since, until) and with a review
+        (see `list_incidents`) if given. Raises InvalidInputError: an unknown review filter."""
         rows = await self._fetch_all(
             """SELECT i.*,
                       EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id AND o.channel = 'email'

@@ -1,9 +1,10 @@
 """Muting a camera from an alert email's link, with no sign-in (the link's signature is the permission).
 
-Opening the link (GET) only shows what it would do, with one button: mail scanners open every link of an email,
-and a scanner must not mute a camera. The button's POST checks the link again, spends it (a link works once), and
-mutes the incident's camera, audited as done by a mute link. A forged, altered, expired, spent or unknown link
-does nothing and says so, the same way whatever was wrong with it: the answer tells a guesser nothing.
+Opening the link (GET) only shows what it would do, with one button: mail scanners open every link of an
+email, and a scanner must not mute a camera. The button's POST checks the link again, spends it (a link works
+once), and mutes the incident's camera, audited as done by a mute link. A forged, altered, expired, spent or
+unknown link does nothing and says so, the same way whatever was wrong with it: the answer tells a guesser
+nothing.
 """
 
 import time
@@ -28,8 +29,10 @@ async def _linked(request: web.Request) -> Incident | None:
         found = await request.app[STORE].get_incident(int(request.match_info["id"]))
     except NotFoundError:  # deleted since, or never was: as a bad signature
         found = None
-    valid = found is not None and mutes.mute_link_is_valid(request.app[LINK_SECRET], found, query.get("for", ""),
-                                                           query.get("exp", ""), query.get("sig", ""), time.time())
+    if found is None:
+        return None
+    valid = mutes.mute_link_is_valid(request.app[LINK_SECRET], found, query.get("for", ""),
+                                     query.get("exp", ""), query.get("sig", ""), time.time())
     return found if valid else None
 
 
@@ -43,8 +46,8 @@ async def confirm(request: web.Request) -> web.Response:
     found = await _linked(request)
     if found is None:
         return _refused(request, 403, "invalid")
-    return render(request, "mute.html", None, step="confirm", camera=found.camera, choice=request.query["for"],
-                  state="", action=request.path_qs)
+    return render(request, "mute.html", None, step="confirm", camera=found.camera,
+                  choice=request.query["for"], state="", action=request.path_qs)
 
 
 @routes.post(PATH)
@@ -54,14 +57,16 @@ async def mute(request: web.Request) -> web.Response:
     if found is None:
         return _refused(request, 403, "invalid")
     store, now = request.app[STORE], time.time()
-    if not await store.spend_mute_link(request.query["sig"], found.client_id, now, float(request.query["exp"])):
+    expires = float(request.query["exp"])
+    if not await store.spend_mute_link(request.query["sig"], found.client_id, now, expires):
         return _refused(request, 409, "used")
     client = await store.get_client(found.client_id)
     zone = zone_of(client)
     instant = datetime.fromtimestamp(now, UTC)
     end = mutes.mute_end(request.query["for"], instant, zone)
     try:
-        setting = await store.set_camera(client.id, found.camera, Editor.MUTE_LINK, now, muted_until=end.timestamp())
+        setting = await store.set_camera(client.id, found.camera, Editor.MUTE_LINK, now,
+                                         muted_until=end.timestamp())
     except VigintError:  # the client is gone, or has as many camera settings as it may: nothing was muted
         return _refused(request, 409, "failed")
     current = arming.state(setting.schedule, zone, instant, end)

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 PER_PAGE = 20
 MAX_TODAY = 10_000  # incidents counted on the cameras page, all cameras together
 MAX_PAGE = 10_000
-# False alarms are counted over a week: enough to see a camera that keeps crying wolf, recent enough that a mask
-# drawn since shows its effect.
+# False alarms are counted over a week: enough to see a camera that keeps crying wolf, recent enough that a
+# mask drawn since shows its effect.
 FALSE_ALARM_DAYS = 7
 # Read from object storage at a time: what a reader that stops reading holds in memory, with the socket's buffer.
 CHUNK_BYTES = 64 * 1024
@@ -71,7 +71,8 @@ async def incidents(request: web.Request, client: Client) -> web.Response:
     listed = await store.client_incidents(client.id, camera, *(bounds or (None, None)), (page - 1) * PER_PAGE,
                                           PER_PAGE + 1, review=review)
     cameras = sorted({*await store.client_camera_names(client.id), *await request.app[LIVE](client.id)})
-    false_alarms = await store.false_alarms_by_camera(client.id, time.time() - FALSE_ALARM_DAYS * SECONDS_PER_DAY)
+    week_ago = time.time() - FALSE_ALARM_DAYS * SECONDS_PER_DAY
+    false_alarms = await store.false_alarms_by_camera(client.id, week_ago)
     return render(request, "incidents.html", client, listed=listed[:PER_PAGE], cameras=cameras, camera=camera,
                   day=day if bounds else "", bad_day=bool(day) and bounds is None, page=page,
                   more=len(listed) > PER_PAGE, review=review or "", false_alarms=false_alarms,
@@ -92,7 +93,8 @@ async def incident(request: web.Request, client: Client) -> web.Response:
     return _show(request, client, await _incident(request, client))
 
 
-def _show(request: web.Request, client: Client, found: Incident, status: int = 200, error: str = "") -> web.Response:
+def _show(request: web.Request, client: Client, found: Incident, status: int = 200,
+          error: str = "") -> web.Response:
     """The incident's page, with its review form (and why the review sent was refused: `error`)."""
     return render(request, "incident.html", client, status=status, incident=found, error=error,
                   max_note=MAX_REVIEW_NOTE)
@@ -101,15 +103,16 @@ def _show(request: web.Request, client: Client, found: Incident, status: int = 2
 @routes.post(r"/incidents/{id:\d{1,18}}/review")
 @signed_in
 async def review_incident(request: web.Request, client: Client) -> web.Response:
-    """Mark the incident reviewed or a false alarm, with a note (or neither: not reviewed), then show it again."""
+    """Mark the incident reviewed or a false alarm, with a note (or neither: not reviewed), then show it
+    again."""
     found = await _incident(request, client)
     form = await request.post()
     mark, note = form.get("mark", ""), form.get("note", "")
     if mark not in ("", *ReviewMark) or not isinstance(note, str):
         return _show(request, client, found, 400, "unknown")
     try:
-        await request.app[STORE].review_incident(client.id, found.id, ReviewMark(mark) if mark else None, note,
-                                                 Editor.CUSTOMER, time.time())
+        await request.app[STORE].review_incident(client.id, found.id, ReviewMark(mark) if mark else None,
+                                                 note, Editor.CUSTOMER, time.time())
     except InvalidInputError:
         return _show(request, client, found, 400, "note")
     raise web.HTTPSeeOther(f"/incidents/{found.id}")

@@ -32,7 +32,8 @@ FRENCH: dict[str, str] = {
     "threat {threat}/2": "menace {threat}/2",
     "Note": "Remarque",
     "Recorded while the camera could not reach Vigint, sent once the connection was back.":
-        "Enregistré pendant que la caméra ne pouvait pas joindre Vigint, envoyé une fois la connexion rétablie.",
+        "Enregistré pendant que la caméra ne pouvait pas joindre Vigint, envoyé une fois la connexion "
+        "rétablie.",
     "Review": "Examen",
     "False alarm": "Fausse alerte",
     "Reviewed": "Examiné",
@@ -43,9 +44,9 @@ FRENCH: dict[str, str] = {
         "Cette page ne propose pas cet examen : rien n'a été modifié.",
     "Note (optional)": "Note (facultative)",
     "Not reviewed": "Non examiné",
-    "A false alarm is counted for its camera: several in a week hint that a mask or a lower sensitivity would help.":
-        "Une fausse alerte est comptée pour sa caméra : plusieurs en une semaine suggèrent qu'un masque ou une "
-        "sensibilité plus basse aiderait.",
+    "Several false alarms a week from one camera hint that a mask or a lower sensitivity would help.":
+        "Plusieurs fausses alertes par semaine d'une même caméra suggèrent qu'un masque ou une sensibilité "
+        "plus basse aiderait.",
     "Camera": "Caméra",
     "All cameras": "Toutes les caméras",
     "1 false alarm": "1 fausse alerte",
@@ -55,7 +56,8 @@ FRENCH: dict[str, str] = {
     "Day": "Jour",
     "Show": "Afficher",
     "Show all": "Tout afficher",
-    "False alarms in the last {days} days, by camera:": "Fausses alertes des {days} derniers jours, par caméra :",
+    "False alarms in the last {days} days, by camera:":
+        "Fausses alertes des {days} derniers jours, par caméra :",
     "draw a mask or lower the sensitivity": "dessinez un masque ou baissez la sensibilité",
     "That day is not a date (YYYY-MM-DD): showing every day.":
         "Ce jour n'est pas une date (AAAA-MM-JJ) : tous les jours sont affichés.",
@@ -72,7 +74,8 @@ FRENCH: dict[str, str] = {
     "Mute a camera": "Mettre une caméra en sourdine",
     "Mute camera “{camera}”?": "Mettre la caméra « {camera} » en sourdine ?",
     "For one hour from now, it records no incident and sends no alert.":
-        "Pendant une heure à partir de maintenant, elle n'enregistre aucun incident et n'envoie aucune alerte.",
+        "Pendant une heure à partir de maintenant, elle n'enregistre aucun incident et n'envoie aucune "
+        "alerte.",
     "Until 08:00 in the morning, it records no incident and sends no alert.":
         "Jusqu'à 8 h du matin, elle n'enregistre aucun incident et n'envoie aucune alerte.",
     "Its video is still received, and you are still told if it stops streaming.":
