@@ -1,5 +1,6 @@
 """`vigint camera list` and `vigint camera set` through the real command line: settings of cameras that never
-streamed, their state now in the client's zone, the audit trail, and hostile values refused with nothing changed."""
+streamed, their state now in the client's zone, the audit trail, and hostile values refused with nothing
+changed."""
 
 import time
 from datetime import UTC, datetime
@@ -32,27 +33,31 @@ def test_a_camera_that_never_streamed_is_set_listed_with_its_state_now_and_audit
                    "--sensitivity", "0.5", "--mask", "0,0.5,0.25,0.5", "--mask", "0.8,0,0.2,0.2")
     assert set_shop.code == 0, set_shop.err
     assert f"armed until {(hour + 2) % 24:02d}:00 now" in set_shop.out and "masks: 2 masks" in set_shop.out
-    assert cli("camera", "set", "--client-id", str(client_id), "--camera", "yard", "--mute-minutes", "42").code == 0
-    assert cli("camera", "set", "--client-id", str(client_id), "--camera", "cellar", "--armed", "never").code == 0
+    client = ("--client-id", str(client_id))
+    assert cli("camera", "set", *client, "--camera", "yard", "--mute-minutes", "42").code == 0
+    assert cli("camera", "set", *client, "--camera", "cellar", "--armed", "never").code == 0
     listed = cameras(cli, client_id)
     door = listed[f"{client_id}/back door"]
     assert door["streamed"] is False and door["schedule"] == armed and door["armed_now"] is True
     assert door["state"] == f"armed until {(hour + 2) % 24:02d}:00" and door["sensitivity"] == 0.5
-    assert door["masks"] == [[[0, 0.5], [0.25, 0.5], [0.25, 1], [0, 1]], [[0.8, 0], [1, 0], [1, 0.2], [0.8, 0.2]]]
+    assert door["masks"] == [[[0, 0.5], [0.25, 0.5], [0.25, 1], [0, 1]],
+                             [[0.8, 0], [1, 0], [1, 0.2], [0.8, 0.2]]]
     assert door["updated_by"] == "operator"
     assert listed[f"{client_id}/yard"]["state"] in ("muted for 42 min", "muted for 41 min")
     assert listed[f"{client_id}/yard"]["armed_now"] is False and listed[f"{client_id}/yard"]["muted_until"]
-    assert listed[f"{client_id}/cellar"]["state"] == "disarmed" and listed[f"{client_id}/cellar"]["armed_now"] is False
+    cellar = listed[f"{client_id}/cellar"]
+    assert cellar["state"] == "disarmed" and cellar["armed_now"] is False
     table = cli("camera", "list", "--client-id", str(client_id))
     assert "back door" in table.out and "never streamed" in table.out and "muted for 4" in table.out
-    back = cli("camera", "set", "--client-id", str(client_id), "--camera", "back door", "--default-sensitivity",
-               "--default-masks", "--armed", "always")
-    assert back.code == 0 and "sensitivity 1 (operator's)" in back.out and "masks: none (operator's)" in back.out
+    back = cli("camera", "set", *client, "--camera", "back door", "--default-sensitivity", "--default-masks",
+               "--armed", "always")
+    assert back.code == 0 and "sensitivity 1 (operator's)" in back.out
+    assert "masks: none (operator's)" in back.out
     assert cli("camera", "set", "--client-id", str(client_id), "--camera", "yard", "--unmute").code == 0
     assert cameras(cli, client_id)[f"{client_id}/yard"]["state"] == "armed"
-    assert camera_audit(cli, client_id)[-1].startswith(f"camera='back door' by=operator: schedule: 'always' -> "
-                                                       f"'{armed}'; sensitivity: default -> 0.5; masks: default -> "
-                                                       "2 shapes")
+    assert camera_audit(cli, client_id)[-1].startswith(
+        f"camera='back door' by=operator: schedule: 'always' -> '{armed}'; sensitivity: default -> 0.5; "
+        "masks: default -> 2 shapes")
     assert len(camera_audit(cli, client_id)) == 5
 
 
@@ -78,7 +83,8 @@ def test_hostile_or_contradicting_values_are_refused_in_one_line_and_change_noth
         (*shop, "--mute-minutes", "-5"): "--mute-minutes is a number of minutes",
         (*shop, "--mute-minutes", "10", "--unmute"): "contradict each other",
         shop: "nothing to change",
-        ("camera", "set", "--client-id", "42", "--camera", "shop", "--armed", "never"): "no client with id 42",
+        ("camera", "set", "--client-id", "42", "--camera", "shop", "--armed", "never"):
+            "no client with id 42",
         ("camera", "set", "--client-id", str(client_id), "--camera", "../etc", "--armed", "never"):
             "camera names are",
         ("camera", "list", "--client-id", "42"): "no client with id 42",
@@ -93,7 +99,8 @@ def test_hostile_or_contradicting_values_are_refused_in_one_line_and_change_noth
     # The other client's camera of the same name is its own: setting it leaves the first client's as it was.
     assert cli("camera", "set", "--client-id", str(other), "--camera", "shop", "--armed", "never").code == 0
     after = cameras(cli)
-    assert after[f"{client_id}/shop"] == before[f"{client_id}/shop"] and after[f"{other}/shop"]["armed"] == "never"
+    assert after[f"{client_id}/shop"] == before[f"{client_id}/shop"]
+    assert after[f"{other}/shop"]["armed"] == "never"
     assert camera_audit(cli, client_id) == trail
 
 

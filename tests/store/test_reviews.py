@@ -1,5 +1,6 @@
 """Incident reviews and spent mute links in the store, on both engines: one client's incidents only, notes
-checked, every change audited, lists filtered by review, false alarms counted per camera, a mute link spent once."""
+checked, every change audited, lists filtered by review, false alarms counted per camera, a mute link spent
+once."""
 
 import asyncio
 import time
@@ -17,15 +18,16 @@ async def test_a_review_is_kept_listed_filtered_counted_and_audited(database):
     async with await Store.open(database) as store:
         client_id, key_id, _ = await add_client(store)
         shop = [await store.create_incident(client_id, key_id, "shop", now - 60 * n) for n in range(3)]
-        old = await store.create_incident(client_id, key_id, "shop", now - 8 * 86_400)  # before the last 7 days
+        old = await store.create_incident(client_id, key_id, "shop", now - 8 * 86_400)  # over 7 days ago
         yard = await store.create_incident(client_id, key_id, "yard", now - 30)
-        marked = await store.review_incident(client_id, shop[0].id, ReviewMark.FALSE_ALARM, "  the cat\r\nagain ",
-                                             Editor.CUSTOMER, now)
+        marked = await store.review_incident(client_id, shop[0].id, ReviewMark.FALSE_ALARM,
+                                             "  the cat\r\nagain ", Editor.CUSTOMER, now)
         assert marked.review.mark is ReviewMark.FALSE_ALARM and marked.review.note == "the cat\nagain"
         assert (marked.review.at, marked.review.by) == (now, "customer")
         await store.review_incident(client_id, shop[1].id, ReviewMark.FALSE_ALARM, "", Editor.CUSTOMER, now)
         await store.review_incident(client_id, old.id, ReviewMark.FALSE_ALARM, "", Editor.CUSTOMER, now)
-        await store.review_incident(client_id, yard.id, ReviewMark.REVIEWED, "the postman", Editor.CUSTOMER, now)
+        await store.review_incident(client_id, yard.id, ReviewMark.REVIEWED, "the postman", Editor.CUSTOMER,
+                                    now)
         assert await store.false_alarms_by_camera(client_id, now - 7 * 86_400) == {"shop": 2}
         ids = {name: [i.id for i in await store.list_incidents(client_id, review=name)]
                for name in ("false_alarm", "reviewed", "unreviewed")}
@@ -35,12 +37,15 @@ async def test_a_review_is_kept_listed_filtered_counted_and_audited(database):
         assert [row.incident.id for row in listed] == [shop[0].id, shop[1].id, old.id]
         assert len(await store.client_incidents(client_id, None, None, None, 0, 10)) == 5
         # The same review again changes nothing; clearing it drops the note.
-        await store.review_incident(client_id, yard.id, ReviewMark.REVIEWED, "the postman ", Editor.CUSTOMER, now + 1)
+        await store.review_incident(client_id, yard.id, ReviewMark.REVIEWED, "the postman ", Editor.CUSTOMER,
+                                    now + 1)
         cleared = await store.review_incident(client_id, yard.id, None, "ignored", Editor.CUSTOMER, now + 2)
         assert cleared.review is None and (await store.get_incident(yard.id)).review is None
-        trail = [entry.detail for entry in await store.list_audit(client_id) if entry.action == "incident.review"]
+        trail = [entry.detail for entry in await store.list_audit(client_id)
+                 if entry.action == "incident.review"]
         assert trail[0] == f"incident={yard.id} by=customer: reviewed -> none; note: 11 -> 0 characters"
-        assert trail[-1] == f"incident={shop[0].id} by=customer: none -> false alarm; note: 0 -> 13 characters"
+        assert trail[-1] == (f"incident={shop[0].id} by=customer: none -> false alarm; "
+                             "note: 0 -> 13 characters")
         assert len(trail) == 5
 
 
@@ -55,9 +60,11 @@ async def test_hostile_notes_filters_and_another_client_s_incident_change_nothin
                               ("x" * 1_000_000, "this one has 1,000,000"),
                               ("bell\x07", "control characters"), ("nul\x00", "control characters")):
             with pytest.raises(InvalidInputError, match=message):
-                await store.review_incident(mine, incident.id, ReviewMark.FALSE_ALARM, note, Editor.CUSTOMER, now)
+                await store.review_incident(mine, incident.id, ReviewMark.FALSE_ALARM, note, Editor.CUSTOMER,
+                                            now)
         with pytest.raises(NotFoundError):
-            await store.review_incident(mine, their_incident.id, ReviewMark.FALSE_ALARM, "", Editor.CUSTOMER, now)
+            await store.review_incident(mine, their_incident.id, ReviewMark.FALSE_ALARM, "", Editor.CUSTOMER,
+                                        now)
         with pytest.raises(InvalidInputError, match="unknown review filter"):
             await store.list_incidents(mine, review="' OR 1=1 --")
         assert (await store.get_incident(incident.id)).review is None
@@ -69,7 +76,8 @@ async def test_a_mute_link_is_spent_once_even_by_two_at_the_same_instant_and_for
     now = time.time()
     async with await Store.open(database) as store:
         client_id, _, _ = await add_client(store)
-        spent = await asyncio.gather(*(store.spend_mute_link("ab" * 32, client_id, now, now + 60) for _ in range(4)))
+        tries = [store.spend_mute_link("ab" * 32, client_id, now, now + 60) for _ in range(4)]
+        spent = await asyncio.gather(*tries)
         assert sorted(spent) == [False, False, False, True]
         assert not await store.spend_mute_link("ab" * 32, client_id, now + 30, now + 60)
         assert await store.spend_mute_link("cd" * 32, client_id, now + 120, now + 180)  # clears the expired

@@ -51,7 +51,8 @@ async def test_a_false_alarm_is_shown_filtered_counted_beside_its_camera_and_aud
         assert f'href="/incidents/{shop[0]}"' in listing and f'href="/incidents/{shop[1]}"' not in listing
         assert f'href="/incidents/{door}"' not in listing
         unreviewed = await page(browser, f"{site.base}/incidents?review=unreviewed")
-        assert f'href="/incidents/{shop[1]}"' in unreviewed and f'href="/incidents/{shop[0]}"' not in unreviewed
+        assert f'href="/incidents/{shop[1]}"' in unreviewed
+        assert f'href="/incidents/{shop[0]}"' not in unreviewed
         everything = await page(browser, f"{site.base}/incidents?review=nonsense")  # an unknown filter: all
         assert all(f'href="/incidents/{i}"' in everything for i in (*shop, door))
         assert "shop floor (1 false alarm)" in everything and "door (" not in everything
@@ -60,7 +61,8 @@ async def test_a_false_alarm_is_shown_filtered_counted_beside_its_camera_and_aud
         async with browser.post(f"{site.base}/incidents/{shop[0]}/review", data={"mark": ""}) as cleared:
             assert cleared.status == 200 and 'id="review"' not in await cleared.text()
         assert "false-alarms" not in await page(browser, f"{site.base}/incidents")
-    trail = [entry.detail for entry in await site.store.list_audit(client_id) if entry.action == "incident.review"]
+    trail = [entry.detail for entry in await site.store.list_audit(client_id)
+             if entry.action == "incident.review"]
     assert trail == [f"incident={shop[0]} by=customer: false alarm -> none; note: 20 -> 0 characters",
                      f"incident={door} by=customer: none -> reviewed; note: 0 -> 0 characters",
                      f"incident={shop[0]} by=customer: none -> false alarm; note: 0 -> 20 characters"]
@@ -101,7 +103,8 @@ async def test_a_french_client_reviews_in_french(site):
     await site.store.update_client(client_id, language="fr")
     incident = (await site.store.create_incident(client_id, key_id, "shop", time.time())).id
     async with await signed_in(site, client_id) as browser:
-        async with browser.post(f"{site.base}/incidents/{incident}/review", data={"mark": "false_alarm"}) as answer:
+        review = f"{site.base}/incidents/{incident}/review"
+        async with browser.post(review, data={"mark": "false_alarm"}) as answer:
             text = await answer.text()
         assert '<html lang="fr">' in text and 'id="review">Fausse alerte' in text and "Votre examen" in text
         listing = await page(browser, f"{site.base}/incidents")

@@ -1,6 +1,6 @@
-"""An alert email's mute links over real HTTP: a real incident's email (aiosmtpd), its link opened (a scanner's GET
-mutes nothing), its button pressed (that camera only is muted, audited, once); replayed, forged, expired and other
-clients' links refused with nothing changed."""
+"""An alert email's mute links over real HTTP: a real incident's email (aiosmtpd), its link opened (a
+scanner's GET mutes nothing), its button pressed (that camera only is muted, audited, once); replayed, forged,
+expired and other clients' links refused with nothing changed."""
 
 import re
 import time
@@ -18,7 +18,8 @@ from vigint.store import Editor
 
 
 def alerting(tmp_path, smtp_port: int) -> Settings:
-    return Settings(storage=StorageSettings(data_dir=tmp_path / "data"), motion=MotionSettings(cooldown_seconds=5),
+    return Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+                    motion=MotionSettings(cooldown_seconds=5),
                     email=EmailSettings(smtp_host="127.0.0.1", smtp_port=smtp_port, security="none",
                                         sender="alerts@vigint.test"),
                     alerts=AlertSettings(retry_seconds=0.3, max_retry_seconds=0.5))
@@ -26,7 +27,8 @@ def alerting(tmp_path, smtp_port: int) -> Settings:
 
 def mute_links(message) -> dict[str, str]:
     """The mute links of an alert email's text part, by their choice (1h, morning)."""
-    found = re.findall(r"^(http\S+/mute/\d+\?\S+)$", emails.text_of(message).replace("\r\n", "\n"), re.MULTILINE)
+    text = emails.text_of(message).replace("\r\n", "\n")
+    found = re.findall(r"^(http\S+/mute/\d+\?\S+)$", text, re.MULTILINE)
     return {parse_qs(urlsplit(link).query)["for"][0]: link for link in found}
 
 
@@ -43,16 +45,18 @@ async def press(link: str) -> tuple[int, str, int, str]:
     async with aiohttp.ClientSession() as browser:
         async with browser.get(link) as page:
             shown = (page.status, await page.text())
-        async with browser.post(link, headers={"Origin": f"{urlsplit(link).scheme}://{urlsplit(link).netloc}"}) as done:
+        origin = f"{urlsplit(link).scheme}://{urlsplit(link).netloc}"
+        async with browser.post(link, headers={"Origin": origin}) as done:
             return (*shown, done.status, await done.text())
 
 
-async def test_a_real_incident_s_email_mutes_its_camera_only_once_after_a_button_not_a_scanner(start, tmp_path,
-                                                                                               mailbox):
+async def test_a_real_incident_s_email_mutes_its_camera_only_once_after_a_button_not_a_scanner(
+        start, tmp_path, mailbox):
     server = await start(settings=alerting(tmp_path, mailbox.port))
     client_id, _, api_key = await add_client(server.store)
     await server.store.update_client(client_id, timezone="Europe/Paris")
-    await server.store.set_camera(client_id, "yard", Editor.CUSTOMER, schedule="Sun")  # another camera, untouched
+    # Another camera of the client's, which the link must leave as it is:
+    await server.store.set_camera(client_id, "yard", Editor.CUSTOMER, schedule="Sun")
     connection, _ = await open_stream(url(server), api_key, "shop")
     await send_video(connection, make_scene(25, moving=(8, 11)), speed=8)
     await connection.close()
@@ -114,14 +118,15 @@ async def test_forged_expired_altered_and_other_clients_links_mute_nothing(start
     for link in forged:
         status, page, pressed, answer = await press(link)
         assert (status, pressed) == (403, 403), link
-        assert "Nothing was muted" in answer and "invalid or has expired" in answer and 'id="mute"' not in page
+        assert "Nothing was muted" in answer and "invalid or has expired" in answer
+        assert 'id="mute"' not in page
     assert await server.store.camera_setting(mine, "shop") is None
     assert await server.store.camera_setting(theirs, "shop") is None
     assert (await press(their_link))[2] == 200  # their own link mutes their camera, and only theirs
     assert (await server.store.camera_setting(theirs, "shop")).muted_until is not None
     assert await server.store.camera_setting(mine, "shop") is None
-    async with aiohttp.ClientSession() as elsewhere, \
-            elsewhere.post(my_link, headers={"Origin": "https://evil.example"}) as answer:  # from another site
+    evil = {"Origin": "https://evil.example"}  # the button of a copy of the page, on another site
+    async with aiohttp.ClientSession() as elsewhere, elsewhere.post(my_link, headers=evil) as answer:
         assert answer.status == 403
     assert await server.store.camera_setting(mine, "shop") is None
     assert (await press(my_link))[2] == 200  # still unspent: the refused tries cost it nothing

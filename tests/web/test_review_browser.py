@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
 
 
 def mark_false_alarm(sign_in_link: str, base: str, incident_id: int) -> dict:
-    """Sign in, mark the incident a false alarm with a note, then list the false alarms; return what was seen."""
+    """Sign in, mark the incident a false alarm with a note, then list the false alarms; return what was
+    seen."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
@@ -38,7 +39,8 @@ def mark_false_alarm(sign_in_link: str, base: str, incident_id: int) -> dict:
         WebDriverWait(driver, 15).until(lambda _: "review=false_alarm" in driver.current_url)
         seen["listed"] = driver.find_element(By.ID, "incidents").text
         seen["hint"] = driver.find_element(By.ID, "false-alarms").text
-        seen["links"] = [link.get_attribute("href") for link in driver.find_elements(By.CSS_SELECTOR, "#incidents a")]
+        links = driver.find_elements(By.CSS_SELECTOR, "#incidents a")
+        seen["links"] = [link.get_attribute("href") for link in links]
         driver.save_screenshot(str(ARTIFACTS / "false-alarms.png"))
     finally:
         driver.quit()
@@ -54,7 +56,8 @@ async def test_a_false_alarm_marked_in_chromium_shows_in_the_list_and_the_cli(st
     link = await new_sign_in_link(server.store, server.settings.web, base, client_id)
     seen = await asyncio.to_thread(mark_false_alarm, link, base, marked.id)
     assert seen["review"].startswith("False alarm") and "the shop's own flag" in seen["review"]
-    assert f"{base}/incidents/{marked.id}" in seen["links"] and f"{base}/incidents/{other.id}" not in seen["links"]
+    assert f"{base}/incidents/{marked.id}" in seen["links"]
+    assert f"{base}/incidents/{other.id}" not in seen["links"]
     assert "False alarm: the shop's own flag" in seen["listed"]
     assert "shop: 1" in seen["hint"] and "draw a mask or lower the sensitivity" in seen["hint"]
     printed = await asyncio.to_thread(run_vigint, "incidents", "list", "--review", "false_alarm", "--json",
