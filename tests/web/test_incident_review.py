@@ -4,27 +4,10 @@ a hint, audited; hostile forms, other clients and other sites change nothing."""
 import time
 
 import aiohttp
-import pytest
 from helpers import add_client
+from test_pages import signed_in
 
-from vigint.config import Settings, StorageSettings
 from vigint.store.incidents import MAX_REVIEW_NOTE
-from vigint.web.access import new_sign_in_link
-
-
-@pytest.fixture
-async def site(start, tmp_path):
-    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data")))
-    server.base = f"http://127.0.0.1:{server.page.port}"
-    return server
-
-
-async def signed_in(server, client_id: int) -> aiohttp.ClientSession:
-    link = await new_sign_in_link(server.store, server.settings.web, server.base, client_id)
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.post(link, allow_redirects=False) as response:
-        assert response.status == 303
-    return session
 
 
 async def page(browser: aiohttp.ClientSession, url: str) -> str:
