@@ -11,12 +11,11 @@ from urllib.parse import unquote
 
 import aiohttp
 import av
-import pytest
 from footage import make_h264, write_clip
 from helpers import add_client, eventually, run_vigint
 from yarl import URL
 
-from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings
+from vigint.config import Settings, StorageSettings, WebSettings
 from vigint.incidents.storage import FolderStorage, still_name
 from vigint.media import Packet
 from vigint.store import Invoice, Line
@@ -47,15 +46,6 @@ async def recorded_incident(server, client_id: int, key_id: int, camera: str = "
     storage.path(still_name(client_id, incident.id, 0)).write_bytes(jpeg())
     await store.update_incident(incident.id, clip_path=name, stills=1, ended_at=time.time() - 50)
     return incident.id
-
-
-@pytest.fixture
-async def site(start, tmp_path, mailbox):
-    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
-                        email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none"))
-    server = await start(settings)
-    server.base = f"http://127.0.0.1:{server.page.port}"
-    return server
 
 
 async def signed_in(server, client_id: int) -> aiohttp.ClientSession:

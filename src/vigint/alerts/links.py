@@ -31,11 +31,14 @@ CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})  # incidents without a
 
 @dataclass(frozen=True)
 class AlertLinks:
-    """Where an alert points: the customer's page (`page_link`) and the incident's signed clip link."""
+    """Where an alert points: the customer's page (`page_link`), the incident's signed clip link, and the
+    links that mute its camera."""
 
     page: str
     clip: str
     clip_expires: int  # Unix seconds
+    # (choice, signed link) of each way to mute the camera (alerts.mutes)
+    mutes: tuple[tuple[str, str], ...] = ()
 
 
 def page_link(page_url: str, incident: Incident) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from vigint.alerts import emails, links, webhooks
+from vigint.alerts import emails, links, mutes, webhooks
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.errors import Undeliverable
@@ -107,7 +107,8 @@ class Outbox:
         incident = alert.incident
         expires = link_expiry(self.settings, incident.started_at, time.time())
         targets = links.AlertLinks(links.page_link(self.page_url, incident),
-                                   links.clip_link(self.base_url, self.secret, incident, expires), expires)
+                                   links.clip_link(self.base_url, self.secret, incident, expires), expires,
+                                   self._mute_links(incident))
         loop = asyncio.get_running_loop()
         if alert.channel is Channel.EMAIL:
             message = emails.compose_email(alert, targets, self.settings.alerts, self.settings.email, self.secret,
@@ -117,6 +118,14 @@ class Outbox:
             body = webhooks.webhook_body(incident, targets)
             await loop.run_in_executor(self._pool, webhooks.post_webhook, self.settings.alerts.webhook_url,
                                        self.settings.alerts.webhook_secret, body, self.settings.email.timeout_seconds)
+
+    def _mute_links(self, incident: Incident) -> tuple[tuple[str, str], ...]:
+        """The links of an incident's alert that mute its camera, each valid for MUTE_LINK_HOURS from now."""
+        if not mutes.offers_mute(incident):
+            return ()
+        expires = int(time.time() + mutes.MUTE_LINK_HOURS * 3600)
+        return tuple((choice, mutes.mute_link(self.page_url, self.secret, incident, choice, expires))
+                     for choice in mutes.CHOICES)
 
     async def _still(self, incident: Incident) -> bytes | None:
         """Return the still an incident's email shows, or None: it has none, or it cannot be read (logged: the

@@ -47,6 +47,8 @@ from vigint.store.records import (
     KeyState,
     Line,
     Node,
+    Review,
+    ReviewMark,
     StreamEntry,
     UsageDelta,
     UsageRow,
@@ -57,7 +59,8 @@ from vigint.store.usage import UsageQueries
 __all__ = [
     "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "CameraSetting",
     "Channel", "Claim", "Client", "ClientStatus", "Editor", "Flag", "FlagKind", "Handover", "Incident", "Invoice",
-    "KeyState", "Line", "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
+    "KeyState", "Line", "Listed", "LiveSpan", "Node", "Review", "ReviewMark", "Store",
+    "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
 ]
 
 

@@ -8,7 +8,7 @@ hashes of their tokens: the database never holds one that works.
 from dataclasses import dataclass
 
 from vigint.store.engine import Engine
-from vigint.store.incidents import _incident
+from vigint.store.incidents import REVIEWED_AS, _incident, _review_filter
 from vigint.store.invoices import _invoice
 from vigint.store.records import CameraRecord, Client, Incident, Invoice
 
@@ -69,8 +69,9 @@ class PageQueries(Engine):
         return None if row is None else Client(**dict(row))
 
     async def client_incidents(self, client_id: int, camera: str | None, since: float | None, until: float | None,
-                               offset: int, limit: int) -> list[Listed]:
-        """Return a client's incidents, newest first, of one camera and within [since, until) if given."""
+                               offset: int, limit: int, review: str | None = None) -> list[Listed]:
+        """Return a client's incidents, newest first, of one camera, within [since, until) and with a review
+        (see `list_incidents`) if given. Raises InvalidInputError: an unknown review filter."""
         rows = await self._fetch_all(
             """SELECT i.*,
                       EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id AND o.channel = 'email'
@@ -79,8 +80,10 @@ class PageQueries(Engine):
                                 AND o.delivered_at IS NOT NULL) AS webhooked
                FROM incidents i WHERE i.client_id = ?1 AND (i.camera = ?2 OR ?2 IS NULL)
                  AND (i.started_at >= ?3 OR ?3 IS NULL) AND (i.started_at < ?4 OR ?4 IS NULL)
-               ORDER BY i.started_at DESC, i.id DESC LIMIT ?5 OFFSET ?6""",
-            (client_id, camera, since, until, limit, offset))
+                 AND {reviewed}
+               ORDER BY i.started_at DESC, i.id DESC LIMIT ?5 OFFSET ?6""".format(
+                reviewed=REVIEWED_AS.format(table="i", filter="?7")),
+            (client_id, camera, since, until, limit, offset, _review_filter(review)))
         listed = []
         for row in rows:
             values = dict(row)

@@ -37,6 +37,23 @@ class Verdict(enum.StrEnum):
     UNVERIFIED = "unverified"  # the AI was unreachable, answered nonsense, or its hourly limit was reached
 
 
+class ReviewMark(enum.StrEnum):
+    """What the customer, having looked at an incident, says it was."""
+
+    REVIEWED = "reviewed"  # looked at: something worth the alert
+    FALSE_ALARM = "false_alarm"  # nothing: a shadow, a tree, the cat (a hint to draw a mask)
+
+
+@dataclass(frozen=True)
+class Review:
+    """An incident's review: its mark, the customer's optional note, when, and by whom (an `Editor` value)."""
+
+    mark: ReviewMark
+    note: str
+    at: float
+    by: str
+
+
 class AlertState(enum.StrEnum):
     """How far an incident's alerts got."""
 
@@ -190,6 +207,7 @@ class Incident:
     recording_node: str | None = None  # the node's run recording it; None once its end, clip, stills, alerts are
     # all recorded (see `incidents.recovery`)
     clip_from: float | None = None  # the capture time of its clip's first frame (the clip's time 0)
+    review: Review | None = None  # None: nobody reviewed it yet
 
 
 @dataclass(frozen=True)

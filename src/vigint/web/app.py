@@ -23,7 +23,7 @@ from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Store
 from vigint.tasks import TaskSet
-from vigint.web import handover, pages, signin
+from vigint.web import handover, mute, pages, signin
 from vigint.web.access import Sessions
 from vigint.web.base import (
     BACKGROUND,
@@ -105,7 +105,7 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     app[BACKGROUND], app[signin.LIMITS] = TaskSet(), signin.Limits()
     app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
                                      settings.web.max_clip_streams_per_link)
-    app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES)
+    app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES + mute.ROUTES)
     return app
 
 
