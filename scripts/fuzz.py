@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Deep fuzz campaign against a real `vigint serve` (hostile hellos, mutated H.264), for CI and for longer runs by hand.
+"""Deep fuzz campaign against a real `vigint serve` (hostile hellos, mutated H.264), for CI and for longer
+runs by hand.
 
 Starts its own server in a temporary folder, streams a healthy camera beside the attack at real time, then
 sends --hellos generated hostile first messages and --streams mutated real H.264 streams (each on a fresh
@@ -42,7 +43,8 @@ from helpers import eventually
 SHUTDOWN_TIMEOUT = 5.0
 DRAIN_SECONDS = 1.0  # SIGTERM drains first (503, 1013) while mutated streams may still be open
 SERVER_ENV = {
-    "VIGINT_SERVER_MAX_AUTH_FAILURES": "1000000",  # every hostile hello must reach the parser, not the limiter
+    # every hostile hello must reach the parser, not the limiter
+    "VIGINT_SERVER_MAX_AUTH_FAILURES": "1000000",
     "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",  # streams still closing never turn a mutation into a 4403
     "VIGINT_SERVER_USAGE_FLUSH_SECONDS": "0.2",
     "VIGINT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
@@ -116,7 +118,9 @@ class Campaign:
                         f"time: {time.monotonic() - began:.1f} s"]
 
     async def attack(self, attacker_key: str) -> None:
-        rng, url, concurrency = Random(self.args.seed), self.server.url, self.args.concurrency
+        rng = Random(self.args.seed)
+        url = self.server.url
+        concurrency = self.args.concurrency
         phase = time.monotonic()
         codes = Counter(await run_all([lambda m=m: send_first_message(url, m) for m in hellos(rng, self.args.hellos)],
                                       concurrency))
@@ -125,7 +129,9 @@ class Campaign:
         self.check(set(codes) <= HELLO_CODES, f"hellos answered with unexpected codes: {dict(codes)}")
         videos = fuzz_videos()
         mutations = [mutated_stream(rng, rng.choice(videos), int(time.time() * 1e6)) for _ in range(self.args.streams)]
-        phase, results, rss = time.monotonic(), [], []
+        phase = time.monotonic()
+        results = []
+        rss = []
         # In quarters, with the RSS after each: a leak keeps growing, a high-water mark levels off.
         for quarter in range(4):
             chunk = list(enumerate(mutations))[quarter * len(mutations) // 4:(quarter + 1) * len(mutations) // 4]
