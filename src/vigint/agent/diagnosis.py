@@ -21,8 +21,10 @@ PROBE_TIMEOUT_SECONDS = 5.0
 # OpenSSL's verify codes for a certificate whose names do not include the URL's host (a name, an address).
 NAME_MISMATCH_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 # Codes that mean no trusted authority signed the certificate: what --ca-cert answers.
-UNTRUSTED_CODES = {18, 19, 20, 21}  # self-signed, self-signed in chain, no local issuer, cannot verify the leaf
-# How a TLS handshake at a plain server, or plain HTTP at a TLS server, fails (besides being refused outright).
+# self-signed, self-signed in chain, no local issuer, cannot verify the leaf
+UNTRUSTED_CODES = {18, 19, 20, 21}
+# How a TLS handshake at a plain server, or plain HTTP at a TLS server, fails (besides being refused
+# outright).
 MISMATCH_SIGNS = (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, InvalidMessage)
 
 
@@ -100,13 +102,14 @@ async def _answers_plain_http(host: str, port: int) -> bool:
 async def _answers_tls(host: str, port: int) -> bool:
     """Whether `host:port` completes a TLS handshake (whatever its certificate: nothing is sent over it)."""
     context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return await _handshake(host, port, context) is not None
 
 
 async def _certificate_names(host: str, port: int, ca_cert: Path | None) -> list[str]:
-    """Return the names and addresses the server's certificate holds, verified as the agent verifies it but for
-    the name; empty if that fails too."""
+    """Return the names and addresses the server's certificate holds, verified as the agent verifies it but
+    for the name; empty if that fails too."""
     context = ssl.create_default_context(cafile=ca_cert)
     context.check_hostname = False
     certificate = await _handshake(host, port, context) or {}
