@@ -67,9 +67,9 @@ def redact(url: str) -> str:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `.env` file as python-dotenv does: `NAME=value` lines, `export`, single or double quotes (double
-    quotes take escapes such as `\\n`), `#` comments, quoted values over several lines. Values are taken as
-    written: `${NAME}` is not expanded. Warns if others can read the file.
+    """Parse a `.env` file as python-dotenv does: `NAME=value` lines, `export`, single or double quotes
+    (double quotes take escapes such as `\\n`), `#` comments, quoted values over several lines. Values are
+    taken as written: `${NAME}` is not expanded. Warns if others can read the file.
 
     Raises:
         ConfigError: the file cannot be read, or a line is not `NAME=value` (the message names the line).
@@ -118,7 +118,8 @@ def stream_url(server_url: str) -> str:
 def _camera_names(sources: list[str], names: list[str | None]) -> tuple[Camera, ...]:
     """Pair each source with its name (None: derive one from the source, never taking a given name)."""
     names = names + [None] * (len(sources) - len(names))
-    cameras, taken = [], {name for name in names if name}
+    cameras = []
+    taken = {name for name in names if name}
     for index, (source, name) in enumerate(zip(sources, names)):
         name = name or _default_name(source, index, taken)
         taken.add(name)
@@ -136,9 +137,11 @@ def _default_name(source: str, index: int, taken: set[str]) -> str:
     base = "test-pattern" if source == TEST_SOURCE else parts.hostname if parts.scheme and parts.hostname \
         else Path(parts.path).stem
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:protocol.MAX_CAMERA_NAME - 4] or f"camera-{index + 1}"
-    candidate, number = name, 2
+    candidate = name
+    number = 2
     while candidate in taken:
-        candidate, number = f"{name}-{number}", number + 1
+        candidate = f"{name}-{number}"
+        number = number + 1
     return candidate
 
 
@@ -185,7 +188,8 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
         raise ConfigError("--refused-retry-seconds must be at least 1: every try counts against your address")
     if "ca_cert" in optional and not Path(optional["ca_cert"]).is_file():  # else every connection would fail
         raise ConfigError(f"--ca-cert {optional['ca_cert']} does not exist: copy the server's certificate there")
-    # Beside the .env that was read (or would have been): the agent's files stay together wherever it is started.
+    # Beside the .env that was read (or would have been): the agent's files stay together wherever it is
+    # started.
     spool_dir = Path(flags.get("spool_dir") or Path(env_file).parent / "spool")
     return AgentSettings(api_key=api_key, server_url=stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL),
                          cameras=_camera_names(sources, list(flags.get("cameras") or [])), spool_dir=spool_dir,
