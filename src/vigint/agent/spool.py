@@ -84,7 +84,8 @@ def decode(data: bytes) -> list[Packet] | None:
     """Return the access units of a GOP's file contents, or None if they are truncated or not a GOP file."""
     if not data.startswith(MAGIC):
         return None
-    packets, position = [], len(MAGIC)
+    packets = []
+    position = len(MAGIC)
     while position < len(data):
         if position + _LENGTH.size > len(data):
             return None
@@ -109,7 +110,8 @@ class Spool:
     """
 
     def __init__(self, directory: Path, max_bytes: int):
-        self.directory, self.max_bytes = directory, max_bytes
+        self.directory = directory
+        self.max_bytes = max_bytes
         self._shelves: dict[str, _Shelf] = {}
         self._failing = False  # a disk error was logged and nothing has been written since
         try:
@@ -139,7 +141,8 @@ class Spool:
         return self._shelves.setdefault(camera, _Shelf())
 
     def write(self, camera: str, gop: Sequence[Packet]) -> bool:
-        """Spool one whole GOP (a keyframe first), evicting the oldest GOPs of any camera to stay under the cap.
+        """Spool one whole GOP (a keyframe first), evicting the oldest GOPs of any camera to stay under the
+        cap.
 
         Returns whether it was written; if not, the error is logged (once until a write succeeds again)
         and the GOP counted as dropped.
@@ -208,7 +211,8 @@ class Spool:
         return gops[index] if index < len(gops) else None
 
     def read(self, camera: str, gop: SpooledGop) -> list[Packet] | None:
-        """Return a spooled GOP's access units, or None if it is gone or damaged (then deleted and counted)."""
+        """Return a spooled GOP's access units, or None if it is gone or damaged (then deleted and
+        counted)."""
         shelf = self._shelf(camera)
         try:
             packets = decode(gop.path.read_bytes())
@@ -226,7 +230,8 @@ class Spool:
         return packets
 
     def acknowledge(self, camera: str, until: int) -> int:
-        """Delete every spooled GOP whose last decode time is at most `until` (the server has it); return how many."""
+        """Delete every spooled GOP whose last decode time is at most `until` (the server has it); return how
+        many."""
         shelf = self._shelf(camera)
         done = [gop for gop in shelf.gops if gop.last_dts <= until]
         for gop in done:
