@@ -13,8 +13,8 @@ from vigint.agent.spool import SpoolStats
 from vigint.media import MICROSECONDS, SECONDS_PER_DAY
 from vigint.words import plural
 
-# A key that expires sooner than this is shown and logged (the server says when, see docs/protocol.md): time to ask
-# the operator for its successor; a longer-lived key's expiry is nobody's concern yet.
+# A key that expires sooner than this is shown and logged (the server says when, see docs/protocol.md): time
+# to ask the operator for its successor; a longer-lived key's expiry is nobody's concern yet.
 KEY_EXPIRY_SHOWN_DAYS = 14
 
 
