@@ -1,5 +1,5 @@
-"""Runs every camera of one agent: a reader thread, an uplink and a backfill per camera, the spool, the live view,
-signals."""
+"""Runs every camera of one agent: a reader thread, an uplink and a backfill per camera, the spool, the live
+view, signals."""
 
 import asyncio
 import logging
@@ -66,9 +66,9 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
                      spool: Spool, standing: KeyStanding | None = None, orphans: Sequence[CameraStatus] = ()) -> None:
     """Read and stream one camera until its file ends or the agent stops; reopen a failing source.
 
-    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up, and so
-    does one for each of `orphans`, cameras no longer configured whose footage is still spooled. `standing` is
-    the key's, shared by every camera of the agent (a camera run alone has its own).
+    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up, and
+    so does one for each of `orphans`, cameras no longer configured whose footage is still spooled. `standing`
+    is the key's, shared by every camera of the agent (a camera run alone has its own).
 
     Raises:
         Refused: from the uplink or a backfill, when the server refuses the hello or a key it never welcomed.
@@ -112,10 +112,12 @@ async def _stream_camera(camera: Camera, settings: AgentSettings, status: Camera
         try:
             reading.result()
         except SourceFinished:
-            status.state, status.detail = State.FINISHED, ""
+            status.state = State.FINISHED
+            status.detail = ""
             return
         except SourceError as error:
-            status.state, status.detail = State.SOURCE_DOWN, str(error)
+            status.state = State.SOURCE_DOWN
+            status.detail = str(error)
             delay = backoff.next_delay(time.monotonic())
             log.warning("camera %s: %s; trying again in %.0f s", camera.name, error, delay)
             await wait_for_event(stopping, delay)
@@ -142,7 +144,8 @@ async def run_agent(settings: AgentSettings, console: Console) -> None:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)
-    spool, standing = open_spool(settings), key_standing(settings, stopping)
+    spool = open_spool(settings)
+    standing = key_standing(settings, stopping)
     statuses = [CameraStatus(camera.name, redact(camera.source)) for camera in settings.cameras]
     orphans = _orphans(settings, spool)
     cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping, spool, standing,
