@@ -1,4 +1,5 @@
-"""The links in alerts: the incident on the customer's page, signed clip links, and the secret that signs them.
+"""The links in alerts: the incident on the customer's page, signed clip links, and the secret that signs
+them.
 
 Clip links are `GET /clips/<id>?exp=…&sig=…`, where sig is an HMAC of the incident, its client and the expiry
 with the server's secret: an expired, tampered or re-targeted link is refused (403). Whoever knows the
@@ -26,7 +27,8 @@ LINK_SECRET_FILE = "link-secret"
 # before int(), which would otherwise raise on thousands of digits (and answer 500 instead of 403).
 EXPIRY_PATTERN = re.compile(r"[0-9]{1,12}")
 SIGNATURE_PATTERN = re.compile(r"[0-9a-f]{64}")  # hex SHA-256; compare_digest raises on non-ASCII text
-CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})  # incidents without a clip: a camera left or returned
+# incidents without a clip: a camera left or returned
+CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ class AlertLinks:
 
 
 def page_link(page_url: str, incident: Incident) -> str:
-    """Return the page an alert opens (the customer's page asks for a sign-in first if needed): the incident's own,
-    `<page_url>/incidents/<id>`, or for a camera going down or coming back the cameras', `<page_url>/cameras`."""
+    """Return the page an alert opens (the customer's page asks for a sign-in first if needed): the incident's
+    own, `<page_url>/incidents/<id>`, or for a camera going down or coming back the cameras',
+    `<page_url>/cameras`."""
     base = page_url.rstrip("/")
     return f"{base}/cameras" if incident.type in CAMERA_EVENTS else f"{base}/incidents/{incident.id}"
 
