@@ -32,7 +32,8 @@ def period_bounds(period: str) -> tuple[float, float]:
     match = PERIOD.fullmatch(period)
     if match is None:
         raise InvalidInputError(f"{period!r} is not a period like 2026-01")
-    year, month = int(match[1]), int(match[2])
+    year = int(match[1])
+    month = int(match[2])
     start = datetime(year, month, 1, tzinfo=timezone.utc)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
     return start.timestamp(), end.timestamp()
@@ -43,7 +44,8 @@ def price(usage: Usage, billing: BillingSettings) -> tuple[Line, ...]:
     quantities = [
         ("Camera streaming", (usage.stream_seconds / 3600).quantize(CENT, ROUND_HALF_UP), "camera-hour",
          billing.price_per_camera_hour),
-        # Footage recorded while the camera was offline and sent later is analysed like live video, priced alike.
+        # Footage recorded while the camera was offline and sent later is analysed like live video, priced
+        # alike.
         ("Footage recovered after outages", (usage.backfill_seconds / 3600).quantize(CENT, ROUND_HALF_UP),
          "camera-hour", billing.price_per_camera_hour),
         ("Video received", (Decimal(usage.bytes_received) / 10**9).quantize(Decimal("0.001"), ROUND_HALF_UP), "GB",
@@ -75,8 +77,8 @@ def to_csv(invoice: Invoice) -> str:
 
 
 def to_html(invoice: Invoice) -> str:
-    """Return the invoice (or credit note) as a self-contained HTML page that prints on one A4 sheet: seller and
-    buyer, number, dates, lines, VAT, total, and how to pay."""
+    """Return the invoice (or credit note) as a self-contained HTML page that prints on one A4 sheet: seller
+    and buyer, number, dates, lines, VAT, total, and how to pay."""
     e = html.escape
     kind = "Credit note" if invoice.is_credit_note else "Invoice"
     rows = "\n".join(f"<tr><td>{e(line.description)}</td><td class=n>{line.quantity}</td><td>{e(line.unit)}</td>"
