@@ -36,8 +36,8 @@ def closed_month(period: str, now: float) -> ClosedMonth:
 
 
 def _total(rows: list[UsageRow]) -> Usage:
-    """Sum a client's usage over its keys; stream and footage time to the millisecond, as the meter records them;
-    the video received live and recovered after outages."""
+    """Sum a client's usage over its keys; stream and footage time to the millisecond, as the meter records
+    them; the video received live and recovered after outages."""
     return Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))),
                  sum(r.bytes_received + r.backfill_bytes for r in rows), sum(r.ai_calls for r in rows),
                  sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows),
@@ -73,7 +73,8 @@ async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, 
     lines = price(usage, billing)
     if not lines and not allow_empty:
         created = date.fromtimestamp(client.created_at).isoformat()
-        # a few seconds of streaming are usage all the same: "used nothing" would send the operator looking for a bug
+        # a few seconds of streaming are usage all the same: "used nothing" would send the operator looking
+        # for a bug
         used = (f"'s usage in {month.period} rounds to 0.00 {billing.currency}" if any(dataclasses.astuple(usage))
                 else f" used nothing in {month.period}")
         raise InvalidInputError(f"client {client.id} ({client.name}){used}"
@@ -89,8 +90,9 @@ async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, 
 
 
 async def void_invoice(store: Store, number: int, reason: str, today: date | None = None) -> Invoice:
-    """Void an invoice with a credit note numbered next: the same parties and lines, amounts negated; return it.
-    Raises NotFoundError, or InvalidInputError (an empty reason, a credit note, an invoice voided already)."""
+    """Void an invoice with a credit note numbered next: the same parties and lines, amounts negated; return
+    it. Raises NotFoundError, or InvalidInputError (an empty reason, a credit note, an invoice voided
+    already)."""
     if not reason.strip():
         raise InvalidInputError("say why the invoice is voided (--reason), for the credit note and the audit log")
     issued_on = (today or date.today()).isoformat()
