@@ -25,8 +25,8 @@ CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
 CODECS = frozenset({"h264"})
 RETRY_AFTER = re.compile(r"retry in (\d+) s")
 MAX_PICTURE_SIDE = 16384  # the most any [server] picture limit allows
-# Frames per second of any camera a security service takes (high-speed cameras film at 120): a stream whose times
-# advance faster is no camera's (see analysis/intake.py).
+# Frames per second of any camera a security service takes (high-speed cameras film at 120): a stream whose
+# times advance faster is no camera's (see analysis/intake.py).
 MAX_FRAME_RATE = 120
 MAX_SPOOLED_SECONDS = 366 * 24 * 3600  # a year: more than any spool holds
 
@@ -71,7 +71,8 @@ class Hello:
     height: int | None = None
     fps: float | None = None
     agent: str | None = None
-    backfill: bool = False  # the connection carries recorded footage (see docs/protocol.md, 4a), not live video
+    # the connection carries recorded footage (see docs/protocol.md, 4a), not live video
+    backfill: bool = False
     spooled_seconds: float | None = None  # a live stream's recorded footage about to be backfilled
 
 
@@ -124,7 +125,8 @@ def is_camera_name(name: str) -> bool:
 
 def hello(key: str, camera: str, agent: str, *, backfill: bool = False, spooled_seconds: float | None = None) -> str:
     """Build the first message of a connection (what an agent sends): a live stream's, or with `backfill` a
-    connection carrying recorded footage. `spooled_seconds` tells the server how much a live stream will backfill."""
+    connection carrying recorded footage. `spooled_seconds` tells the server how much a live stream will
+    backfill."""
     document = {"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264", "agent": agent}
     if backfill:
         document["backfill"] = True
@@ -228,13 +230,14 @@ KEY_NOTICE = "key"
 
 
 def key_notice(key_expires_at: float | None) -> str:
-    """Build the notice telling a streaming agent that its key's expiry changed (a rotation), null for none."""
+    """Build the notice telling a streaming agent that its key's expiry changed (a rotation), null for
+    none."""
     return json.dumps({"type": KEY_NOTICE, "key_expires_at": None if key_expires_at is None else _utc(key_expires_at)})
 
 
 def key_expiry(document: dict) -> float | None:
-    """Return the `key_expires_at` of a welcome or key notice (what an agent receives) as Unix time; None if it has
-    none or it is not an ISO 8601 time with a zone."""
+    """Return the `key_expires_at` of a welcome or key notice (what an agent receives) as Unix time; None if
+    it has none or it is not an ISO 8601 time with a zone."""
     text = document.get("key_expires_at")
     try:
         moment = datetime.fromisoformat(text) if isinstance(text, str) else None
