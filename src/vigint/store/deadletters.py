@@ -1,9 +1,9 @@
 """Alerts given up: an outbox row that will never be attempted again, kept with the reason it died.
 
-A dead letter stays in the outbox, undelivered, so its incident is never counted as alerted by that channel; its
-next attempt is set to +infinity (no claim ever reaches it) and its incident's alert state becomes `dead`. The
-sender raises an `undeliverable` flag beside it, which `vigint alerts` lists and the fleet monitor emails to the
-operator once.
+A dead letter stays in the outbox, undelivered, so its incident is never counted as alerted by that channel;
+its next attempt is set to +infinity (no claim ever reaches it) and its incident's alert state becomes `dead`.
+The sender raises an `undeliverable` flag beside it, which `vigint alerts` lists and the fleet monitor emails
+to the operator once.
 """
 
 from vigint.store.engine import Engine
