@@ -69,8 +69,8 @@ class FleetQueries(Engine):
             await db.execute("UPDATE flags SET notified_at = ? WHERE id = ?", (now, flag_id))
 
     async def keys_expiring(self, now: float, until: float, used_since: float) -> list[ApiKey]:
-        """Return the keys that work now, expire by `until`, were used since `used_since`, and whose expiry the
-        operator was not warned of yet."""
+        """Return the keys that work now, expire by `until`, were used since `used_since`, and whose expiry
+        the operator was not warned of yet."""
         rows = await self._fetch_all(
             f"""SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id
                 WHERE k.expires_at > ? AND k.expires_at <= ? AND k.last_used_at >= ? AND k.expiry_warned_at IS NULL
