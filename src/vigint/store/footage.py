@@ -1,9 +1,10 @@
 """What the server received of each camera's footage, so that footage sent twice is never taken twice.
 
-A live stream's row holds the capture times (µs) of the first and newest media it received: an agent that sends
-some of that footage again as backfill (a GOP its spool still held when it stopped) has it acknowledged at once,
-neither analysed nor billed again, whichever node it reaches. Footage resent for an incident whose alert went out
-may add nothing to its evidence: when it differs, the refusal is audited here (and flagged, see `fleet`).
+A live stream's row holds the capture times (µs) of the first and newest media it received: an agent that
+sends some of that footage again as backfill (a GOP its spool still held when it stopped) has it acknowledged
+at once, neither analysed nor billed again, whichever node it reaches. Footage resent for an incident whose
+alert went out may add nothing to its evidence: when it differs, the refusal is audited here (and flagged, see
+`fleet`).
 """
 
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ class FootageQueries(Engine):
     """Live footage received, and resent footage refused."""
 
     async def save_live_footage(self, spans: list[LiveSpan], ended: list[LiveSpan]) -> None:
-        """Record (or move on) the spans of live streams; the cameras of those `ended` lose their spans older than a
-        week."""
+        """Record (or move on) the spans of live streams; the cameras of those `ended` lose their spans older
+        than a week."""
         if not spans:
             return
         async with self._transaction() as db:
