@@ -48,8 +48,8 @@ class InvoiceQueries(Engine):
 
     async def issue_invoice(self, draft: Invoice) -> Invoice:
         """Store a new invoice and give it the next number (the draft's number is ignored), with no gap in the
-        numbering on either engine (a PostgreSQL sequence would skip the number of a rolled-back issue); if the
-        client's invoice for the period was issued meanwhile (another command), return that one."""
+        numbering on either engine (a PostgreSQL sequence would skip the number of a rolled-back issue); if
+        the client's invoice for the period was issued meanwhile (another command), return that one."""
         async with self._transaction() as db:
             await db.serialize("invoice numbers")
             issued = await self.find_invoice(draft.client_id, draft.period)
