@@ -84,12 +84,14 @@ class PageQueries(Engine):
         listed = []
         for row in rows:
             values = dict(row)
-            emailed, webhooked = bool(values.pop("emailed")), bool(values.pop("webhooked"))
+            emailed = bool(values.pop("emailed"))
+            webhooked = bool(values.pop("webhooked"))
             listed.append(Listed(_incident(values), emailed, webhooked))
         return listed
 
     async def client_incident(self, client_id: int, incident_id: int) -> Incident | None:
-        """Return one of a client's incidents; None if there is none with this id, or it is another client's."""
+        """Return one of a client's incidents; None if there is none with this id, or it is another
+        client's."""
         row = await self._fetch_one("SELECT * FROM incidents WHERE id = ? AND client_id = ?", (incident_id, client_id))
         return None if row is None else _incident(row)
 
@@ -110,6 +112,7 @@ class PageQueries(Engine):
         return [_invoice(row) for row in rows]
 
     async def client_invoice(self, client_id: int, number: int) -> Invoice | None:
-        """Return one of a client's invoices; None if there is none with this number, or it is another client's."""
+        """Return one of a client's invoices; None if there is none with this number, or it is another
+        client's."""
         row = await self._fetch_one("SELECT * FROM invoices WHERE number = ? AND client_id = ?", (number, client_id))
         return None if row is None else _invoice(row)
