@@ -26,7 +26,8 @@ class UsageQueries(Engine):
                        alerts_sent = usage.alerts_sent + excluded.alerts_sent,
                        backfill_bytes = usage.backfill_bytes + excluded.backfill_bytes,
                        backfill_seconds = usage.backfill_seconds + excluded.backfill_seconds""",
-                # In key order, as every node writes them: two nodes' flushes never wait for each other in a circle.
+                # In key order, as every node writes them: two nodes' flushes never wait for each other in a
+                # circle.
                 [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded, d.ai_calls,
                   d.ai_tokens, d.alerts_sent, d.backfill_bytes, d.backfill_seconds) for d in sorted(deltas, key=lambda d: (d.key_id, d.bucket_start))])
             await db.executemany(
@@ -34,7 +35,8 @@ class UsageQueries(Engine):
                 [(at, key_id) for key_id, at in sorted(last_used.items())])
 
     async def usage_report(self, client_id: int | None, since: float | None, until: float | None) -> list[UsageRow]:
-        """Return usage per key within [since, until) (hour buckets), with the key's client, by client then key."""
+        """Return usage per key within [since, until) (hour buckets), with the key's client, by client then
+        key."""
         rows = await self._fetch_all(
             """SELECT c.id AS client_id, c.name AS client_name, k.id AS key_id, k.prefix AS key_prefix,
                       sum(u.stream_seconds) AS stream_seconds, sum(u.bytes_received) AS bytes_received,
