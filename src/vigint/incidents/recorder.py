@@ -71,8 +71,8 @@ class ClipRecorder:
         # at real time: a sender whose clock crawls must not hold an alert back for ever. The whole clip holds
         # no more per second than the ring may (8 MiB for 10 s: about 240 MiB for 300 s).
         self._max_memory = buffers.max_packet_buffer_bytes
-        ring_spans = settings.motion.max_clip_seconds / buffers.long_buffer_seconds
-        self._max_bytes = int(self._max_memory * ring_spans)
+        self._max_bytes = int(self._max_memory * settings.motion.max_clip_seconds
+                              / buffers.long_buffer_seconds)
         self._deadline = time.monotonic() + (self._span + self._post) / MICROSECONDS
         self._growth = Growth.WAITING
         self._clip = None
