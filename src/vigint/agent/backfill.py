@@ -73,7 +73,8 @@ class Backfill:
             await wait_for_event(self._stopping, delay)
 
     def _due(self) -> bool:
-        return self._live.streaming and not self._uplink.standing.refused and self._spool.stats(self.name).gops > 0
+        return (self._live.streaming and not self._uplink.standing.refused
+                and self._spool.stats(self.name).gops > 0)
 
     async def _until(self, condition: Callable[[], bool]) -> bool:
         """Wait until `condition()` holds (True) or the agent stops (False)."""
