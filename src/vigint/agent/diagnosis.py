@@ -44,8 +44,9 @@ async def explain(server_url: str, ca_cert: Path | None, error: BaseException) -
     if not isinstance(error, MISMATCH_SIGNS):
         return None
     if secure and await _answers_plain_http(parts.hostname, port):
-        return (f"the server at {_address(parts)} speaks plain ws://, not TLS: use {_with_scheme(parts, 'ws')} "
-                "or enable TLS on the server (vigint serve --tls-cert … --tls-key …)")
+        return (f"the server at {_address(parts)} speaks plain ws://, not TLS: "
+                f"use {_with_scheme(parts, 'ws')} or enable TLS on the server "
+                "(vigint serve --tls-cert … --tls-key …)")
     if not secure and await _answers_tls(parts.hostname, port):
         return f"the server at {_address(parts)} speaks TLS: use {_with_scheme(parts, 'wss')}"
     return None
@@ -59,14 +60,16 @@ async def _certificate_problem(parts: SplitResult, port: int, ca_cert: Path | No
         if not names:
             return f"the server's TLS certificate is not valid for {host} ({error.verify_message})"
         usable = next((name for name in names if "*" not in name), None)
+        instead = _with_scheme(parts, 'wss', usable) if usable else 'a host it names'
         return (f"the server's TLS certificate is for {', '.join(names)}, not {host} (the URL's host): use "
-                f"{_with_scheme(parts, 'wss', usable) if usable else 'a host it names'}, or a certificate made "
-                f"for {host} (vigint cert --host {host})")
+                f"{instead}, or a certificate made for {host} (vigint cert --host {host})")
     if error.verify_code not in UNTRUSTED_CODES:
-        return f"the server's TLS certificate is not valid ({error.verify_message}): tell your Vigint operator"
+        return (f"the server's TLS certificate is not valid ({error.verify_message}): "
+                "tell your Vigint operator")
     if ca_cert is not None:
-        return (f"the server's TLS certificate is not trusted ({error.verify_message}): it was not made or signed "
-                f"by --ca-cert {ca_cert}; get the server's certificate again from your Vigint operator")
+        return (f"the server's TLS certificate is not trusted ({error.verify_message}): "
+                f"it was not made or signed by --ca-cert {ca_cert}; "
+                "get the server's certificate again from your Vigint operator")
     return (f"the server's TLS certificate is not trusted ({error.verify_message}): "
             "pass --ca-cert with the server's certificate")
 
@@ -114,7 +117,10 @@ async def _certificate_names(host: str, port: int, ca_cert: Path | None) -> list
     context.check_hostname = False
     certificate = await _handshake(host, port, context) or {}
     names = [value for _, value in certificate.get("subjectAltName", ())]
-    return names or [value for rdn in certificate.get("subject", ()) for key, value in rdn if key == "commonName"]
+    if names:
+        return names
+    subject = certificate.get("subject", ())
+    return [value for rdn in subject for key, value in rdn if key == "commonName"]
 
 
 async def _handshake(host: str, port: int, context: ssl.SSLContext) -> dict | None:
