@@ -70,7 +70,8 @@ class SourceReader:
         self._emit = emit
         self._clock = WallClock()
         self.stopping = threading.Event()
-        self.paced = camera.source == TEST_SOURCE or not ("://" in camera.source or camera.source.startswith("/dev/"))
+        live = "://" in camera.source or camera.source.startswith("/dev/")
+        self.paced = camera.source == TEST_SOURCE or not live
 
     def read(self) -> None:
         """Read until the source ends (SourceFinished), fails (SourceError) or `stopping` is set."""
