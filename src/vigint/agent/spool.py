@@ -129,13 +129,14 @@ class Spool:
                 if path.suffix == ".tmp":  # a GOP being written when the agent died
                     path.unlink(missing_ok=True)
                     shelf.dropped += 1
-                    log.warning("camera %s: removed %s, left half-written by an agent that did not stop cleanly",
-                                camera_dir.name, path)
+                    log.warning("camera %s: removed %s, left half-written by an agent that did not stop "
+                                "cleanly", camera_dir.name, path)
                 elif match := _NAME.fullmatch(path.name):
                     shelf.add(SpooledGop(path, int(match[1]), int(match[2]), path.stat().st_size))
         found = {name: shelf.gops for name, shelf in self._shelves.items() if shelf.gops}
         for name, gops in found.items():
-            log.info("camera %s: %d GOPs of recorded video waiting in %s", name, len(gops), self.directory / name)
+            log.info("camera %s: %d GOPs of recorded video waiting in %s", name, len(gops),
+                     self.directory / name)
 
     def _shelf(self, camera: str) -> _Shelf:
         return self._shelves.setdefault(camera, _Shelf())
@@ -207,7 +208,9 @@ class Spool:
     def next_gop(self, camera: str, after_dts: int | None) -> SpooledGop | None:
         """Return the oldest spooled GOP starting after `after_dts` (None: the oldest of all), or None."""
         gops = self._shelf(camera).gops
-        index = 0 if after_dts is None else bisect.bisect_right(gops, after_dts, key=lambda gop: gop.first_dts)
+        if after_dts is None:
+            return gops[0] if gops else None
+        index = bisect.bisect_right(gops, after_dts, key=lambda gop: gop.first_dts)
         return gops[index] if index < len(gops) else None
 
     def read(self, camera: str, gop: SpooledGop) -> list[Packet] | None:
@@ -241,8 +244,9 @@ class Spool:
     def stats(self, camera: str) -> SpoolStats:
         """Return what the spool holds for `camera`."""
         shelf = self._shelf(camera)
+        oldest_us = shelf.gops[0].first_dts if shelf.gops else None
         return SpoolStats(bytes=shelf.bytes, gops=len(shelf.gops), seconds=shelf.micros / MICROSECONDS,
-                          oldest_us=shelf.gops[0].first_dts if shelf.gops else None, dropped_gops=shelf.dropped)
+                          oldest_us=oldest_us, dropped_gops=shelf.dropped)
 
 
 def _remove(path: Path) -> None:
