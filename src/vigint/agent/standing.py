@@ -41,7 +41,8 @@ class KeyStanding:
         stopping: set when the agent stops; ends every wait.
     """
 
-    def __init__(self, folder: Path, server_url: str, api_key: str, retry_seconds: float, stopping: asyncio.Event):
+    def __init__(self, folder: Path, server_url: str, api_key: str, retry_seconds: float,
+                 stopping: asyncio.Event):
         self._path = folder / REMEMBERED_FILE
         self._retry_seconds = retry_seconds
         self._stopping = stopping
@@ -74,7 +75,8 @@ class KeyStanding:
         replaced (`vigint key rotate`), and no reactivation brings it back.
 
         Raises:
-            VigintError: `error`, when this server never welcomed this key, or it has expired (the agent stops).
+            VigintError: `error`, when this server never welcomed this key, or it has expired (the agent
+                stops).
         """
         if not self._known or (expires_at is not None and time.time() >= expires_at - EXPIRY_MARGIN_SECONDS):
             raise error
@@ -119,5 +121,5 @@ def _write(path: Path, fingerprint: str) -> None:
             file.write(fingerprint + "\n")
         os.replace(temporary, path)
     except OSError as error:
-        log.warning("cannot write %s (%s): if the key is refused after a restart, the agent will stop instead of "
-                    "waiting for the operator", path, error.strerror or error)
+        log.warning("cannot write %s (%s): if the key is refused after a restart, the agent will stop "
+                    "instead of waiting for the operator", path, error.strerror or error)
