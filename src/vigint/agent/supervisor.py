@@ -63,7 +63,8 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
 
 
 async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                     spool: Spool, standing: KeyStanding | None = None, orphans: Sequence[CameraStatus] = ()) -> None:
+                     spool: Spool, standing: KeyStanding | None = None,
+                     orphans: Sequence[CameraStatus] = ()) -> None:
     """Read and stream one camera until its file ends or the agent stops; reopen a failing source.
 
     Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up, and
@@ -84,8 +85,8 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
         await asyncio.gather(*backfills, return_exceptions=True)
 
 
-async def _stream_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                         uplink: Uplink, backfills: set[asyncio.Task]) -> None:
+async def _stream_camera(camera: Camera, settings: AgentSettings, status: CameraStatus,
+                         stopping: asyncio.Event, uplink: Uplink, backfills: set[asyncio.Task]) -> None:
     """The live side of `run_camera`: reader and uplink, reopened after a source error."""
     loop = asyncio.get_running_loop()
     backoff = Backoff()
@@ -130,8 +131,8 @@ def open_spool(settings: AgentSettings) -> Spool:
 
 def key_standing(settings: AgentSettings, stopping: asyncio.Event) -> KeyStanding:
     """The key's standing with the server, remembered in the spool's folder."""
-    return KeyStanding(settings.spool_dir, settings.server_url, settings.api_key, settings.refused_retry_seconds,
-                       stopping)
+    return KeyStanding(settings.spool_dir, settings.server_url, settings.api_key,
+                       settings.refused_retry_seconds, stopping)
 
 
 async def run_agent(settings: AgentSettings, console: Console) -> None:
@@ -175,14 +176,16 @@ def _orphans(settings: AgentSettings, spool: Spool) -> list[CameraStatus]:
     """The status of each camera no longer configured whose footage is still spooled: the first configured
     camera's connection sends it under its own name (the customer's footage all the same), then it is gone."""
     configured = {camera.name for camera in settings.cameras}
-    orphans = [CameraStatus(name, "", state=State.UNCONFIGURED) for name in spool.cameras() if name not in configured]
+    orphans = [CameraStatus(name, "", state=State.UNCONFIGURED)
+               for name in spool.cameras() if name not in configured]
     for orphan in orphans:
-        log.info("camera %s is no longer configured: its recorded footage is sent under its name beside camera %s",
-                 orphan.name, settings.cameras[0].name)
+        log.info("camera %s is no longer configured: its recorded footage is sent under its name "
+                 "beside camera %s", orphan.name, settings.cameras[0].name)
     return orphans
 
 
-async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console, spool: Spool) -> None:
+async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console,
+                spool: Spool) -> None:
     """Keep the live view up to date on a terminal; elsewhere, log state changes and a periodic summary."""
     server = redact(settings.server_url)
     if console.is_terminal:
