@@ -59,8 +59,8 @@ class KeyRefused(Refused):
 def refusal(code: int | None, reason: str, api_key: str) -> Refused | None:
     """Return the error that stops the agent for close `code`, or None if the camera should retry."""
     if code == CloseCode.INVALID_KEY:
-        return KeyRefused(f"the server refused the API key {keys.display_prefix(api_key)}… (invalid, revoked or "
-                       "expired): contact your Vigint operator")
+        return KeyRefused(f"the server refused the API key {keys.display_prefix(api_key)}… "
+                          "(invalid, revoked or expired): contact your Vigint operator")
     if code == CloseCode.BAD_HELLO:
         return Refused(f"the server did not accept this agent's hello ({reason}): update vigint")
     return None
@@ -96,8 +96,8 @@ async def run_connection(settings: AgentSettings, backoff: Backoff,
     wrong, for the status view.
 
     Raises:
-        Refused: the key or the hello was refused, the server's certificate is not trusted or not for its host,
-            or the URL's scheme does not match the server (wss:// for a plain server, ws:// for TLS).
+        Refused: the key or the hello was refused, the server's certificate is not trusted or not for its
+            host, or the URL's scheme does not match the server (wss:// for a plain server, ws:// for TLS).
     """
     try:
         async with connect(settings.server_url, ssl=ssl_context(settings), compression=None,
@@ -111,7 +111,8 @@ async def run_connection(settings: AgentSettings, backoff: Backoff,
         code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "connection lost")
         if error := refusal(code, reason, settings.api_key):
             raise error from None
-        return reconnect_delay(backoff, code, reason, time.monotonic()), f"closed {code}: {reason}" if code else reason
+        detail = f"closed {code}: {reason}" if code else reason
+        return reconnect_delay(backoff, code, reason, time.monotonic()), detail
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
         if problem := await diagnosis.explain(settings.server_url, settings.ca_cert, error):
             raise Refused(problem) from None
@@ -254,8 +255,10 @@ class Uplink:
 
     async def _hello(self, connection: ClientConnection) -> None:
         spooled = self.spool.stats(self.camera.name)
-        welcome = await greet(connection, protocol.hello(self.settings.api_key, self.camera.name, AGENT,
-                                                         spooled_seconds=spooled.seconds if spooled.gops else None))
+        spooled_seconds = spooled.seconds if spooled.gops else None
+        hello = protocol.hello(self.settings.api_key, self.camera.name, AGENT,
+                               spooled_seconds=spooled_seconds)
+        welcome = await greet(connection, hello)
         self.standing.welcomed()
         self.queue.resume()  # the server's new decoder must start at a keyframe
         self.changed.set()
