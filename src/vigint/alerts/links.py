@@ -59,7 +59,8 @@ def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> s
     """
     if shared and not configured:
         raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
-                          "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
+                          "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, "
+                          "e.g. `openssl rand -hex 32`")
     if configured:
         if len(configured.strip()) < MIN_LINK_SECRET_LENGTH:
             raise ConfigError(f"[alerts] link_secret must be at least {MIN_LINK_SECRET_LENGTH} characters "
@@ -73,12 +74,13 @@ def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> s
         return _generate_link_secret(path)
     except (OSError, UnicodeDecodeError) as error:
         reason = (error.strerror or str(error)) if isinstance(error, OSError) else "not ASCII text"
-        raise ConfigError(f"cannot read the clip-link secret {path}: {reason}; fix its permissions, or delete it "
-                          "so that a new one is generated (links already sent stop working)") from None
+        message = (f"cannot read the clip-link secret {path}: {reason}; fix its permissions, or delete it so "
+                   "that a new one is generated (links already sent stop working)")
+        raise ConfigError(message) from None
     if len(text) < MIN_LINK_SECRET_LENGTH:
         raise ConfigError(f"the clip-link secret {path} is {'empty' if not text else 'too short'} (at least "
-                          f"{MIN_LINK_SECRET_LENGTH} characters needed): delete it so that a new one is generated "
-                          "(links already sent stop working)")
+                          f"{MIN_LINK_SECRET_LENGTH} characters needed): delete it so that a new one is "
+                          "generated (links already sent stop working)")
     return text
 
 
@@ -109,6 +111,7 @@ def link_is_valid(secret: str, incident: Incident, expires: str, signature: str,
     Malformed values (an expiry that is not 1-12 ASCII digits, a signature that is not 64 hex digits)
     make the link invalid: they never raise.
     """
-    if not EXPIRY_PATTERN.fullmatch(expires) or not SIGNATURE_PATTERN.fullmatch(signature) or int(expires) < now:
+    well_formed = EXPIRY_PATTERN.fullmatch(expires) and SIGNATURE_PATTERN.fullmatch(signature)
+    if not well_formed or int(expires) < now:
         return False
     return hmac.compare_digest(_signature(secret, incident.id, incident.client_id, int(expires)), signature)
