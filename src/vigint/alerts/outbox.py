@@ -123,8 +123,8 @@ class Outbox:
         loop = asyncio.get_running_loop()
         if alert.channel is Channel.EMAIL:
             still = await self._still(incident)
-            message = emails.compose_email(alert, targets, self.settings.alerts, self.settings.email, self.secret,
-                                           still)
+            message = emails.compose_email(alert, targets, self.settings.alerts, self.settings.email,
+                                           self.secret, still)
             await loop.run_in_executor(self._pool, emails.send_email, self.settings.email, message)
         else:  # Channel.WEBHOOK: the store takes and reads no other channel
             body = webhooks.webhook_body(incident, targets)
