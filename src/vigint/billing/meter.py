@@ -78,6 +78,6 @@ class UsageMeter:
         """Put back deltas a failed flush could not write, so nothing is lost."""
         for delta in deltas:
             merged = self._delta(delta.key_id, delta.bucket_start)
-            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent",
-                         "backfill_bytes", "backfill_seconds"):
+            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens",
+                         "alerts_sent", "backfill_bytes", "backfill_seconds"):
                 setattr(merged, name, getattr(merged, name) + getattr(delta, name))
