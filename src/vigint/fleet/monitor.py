@@ -77,7 +77,8 @@ class FleetMonitor:
     """
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, outbox: Outbox, node_id: str,
-                 streams: Callable[[], list[LiveStream]], everywhere: Callable[[float], Awaitable[list[Located]]],
+                 streams: Callable[[], list[LiveStream]],
+                 everywhere: Callable[[float], Awaitable[list[Located]]],
                  refused: Callable[[float], list[tuple[str, int]]]):
         self._settings = settings.alerts
         self._email = settings.email
@@ -93,13 +94,15 @@ class FleetMonitor:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Check every `monitor_seconds` until `stopping`."""
-        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log, "fleet check failed")
+        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log,
+                    "fleet check failed")
 
     async def check(self, now: float) -> None:
         """One pass: this node's refused hellos; if it holds the fleet lease, cameras down or back, keys'
         usage, expiry and hand-over links, and the operator's emails."""
         flags = await self._hello_flags(now)
-        if await self._store.hold_lease("fleet", self._node_id, now + 3 * self._settings.monitor_seconds, now):
+        lease_until = now + 3 * self._settings.monitor_seconds
+        if await self._store.hold_lease("fleet", self._node_id, lease_until, now):
             streams = await self._everywhere(now)
             await self._cameras(streams, now)
             flags += await self._key_flags(streams, now)
@@ -114,8 +117,8 @@ class FleetMonitor:
     async def _cameras(self, streams: list[Located], now: float) -> None:
         spooled = {(s.client_id, s.camera): s.spooled_seconds for s in streams}
         for client_id, camera in await self._store.camera_seen(list(spooled), now):
-            await self._camera_event(client_id, camera, "camera_back",
-                                     partial(templates.camera_back, camera, now, spooled[(client_id, camera)]))
+            back = partial(templates.camera_back, camera, now, spooled[(client_id, camera)])
+            await self._camera_event(client_id, camera, "camera_back", back)
         threshold = self._settings.camera_down_minutes * 60
         if now - self.started_at < threshold:
             return  # after a restart, agents need a moment to come back: no camera is down yet
@@ -131,7 +134,8 @@ class FleetMonitor:
             client = await self._store.get_client(client_id)
         except NotFoundError:
             return  # deleted since its camera was seen: no one to tell
-        description = describe(templates.choose_language(client.language, self._settings.language), client.timezone)
+        language = templates.choose_language(client.language, self._settings.language)
+        description = describe(language, client.timezone)
         incident = await self._store.record_event(client_id, camera, kind, description, time.time(),
                                                   self._outbox.channels)
         log.info("client %d camera %r: %s (event %d)", client_id, camera, kind, incident.id)
@@ -158,8 +162,8 @@ class FleetMonitor:
                                   self._settings.usage_spike_min_mb * 1e6):
                 raised.append(await store.raise_flag(
                     FlagKind.SPIKE, f"key:{key_id}", key.client_id, key_id,
-                    f"key {key.prefix}… of client {key.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
-                    f"over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
+                    f"key {key.prefix}… of client {key.client_id} received {hours[-1] / 1e6:,.0f} MB "
+                    f"this hour, over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
         return [flag for flag in raised if flag is not None]
 
     async def _hello_flags(self, now: float) -> list[Flag]:
