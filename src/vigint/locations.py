@@ -53,6 +53,7 @@ def endpoint_url(text: str) -> str:
         parts = urlsplit(text)
         if "@" in parts.netloc:  # said without echoing the value: it holds credentials
             raise ValueError("credentials go in s3_access_key_id and s3_secret_access_key, not in the URL")
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/")
+                or parts.query):
             raise ValueError(f"{text!r} is not http(s)://host[:port]")
     return text
