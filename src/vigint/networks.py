@@ -29,7 +29,8 @@ def parse_networks(text: str) -> tuple[Network, ...]:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            raise ValueError(f"{entry!r} is neither an IP address nor a network (10.0.0.0/8, fd00::/8)") from None
+            raise ValueError(f"{entry!r} is neither an IP address nor a network "
+                             "(10.0.0.0/8, fd00::/8)") from None
     return tuple(networks)
 
 
