@@ -96,7 +96,8 @@ def _optional(document: dict, name: str, kinds: tuple[type, ...]):
     return value
 
 
-def _number(document: dict, name: str, kinds: tuple[type, ...], low: float, high: float, *, above_low: bool = False):
+def _number(document: dict, name: str, kinds: tuple[type, ...], low: float, high: float, *,
+            above_low: bool = False):
     """Return an optional numeric field, refused unless `low` <= value <= `high` (or `low` < value): JSON
     allows `1e999`, which Python reads as infinity, and integers of thousands of digits."""
     value = _optional(document, name, kinds)
@@ -123,11 +124,13 @@ def is_camera_name(name: str) -> bool:
     return len(name) <= MAX_CAMERA_NAME and CAMERA_NAME.fullmatch(name) is not None
 
 
-def hello(key: str, camera: str, agent: str, *, backfill: bool = False, spooled_seconds: float | None = None) -> str:
+def hello(key: str, camera: str, agent: str, *, backfill: bool = False,
+          spooled_seconds: float | None = None) -> str:
     """Build the first message of a connection (what an agent sends): a live stream's, or with `backfill` a
     connection carrying recorded footage. `spooled_seconds` tells the server how much a live stream will
     backfill."""
-    document = {"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264", "agent": agent}
+    document = {"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264",
+                "agent": agent}
     if backfill:
         document["backfill"] = True
     if spooled_seconds is not None:
@@ -180,7 +183,8 @@ def parse_control(message: str) -> str | None:
     """
     # A character is 1-4 bytes in UTF-8: count bytes only when the character count cannot decide.
     if len(message) > MAX_CONTROL_BYTES or len(message.encode()) > MAX_CONTROL_BYTES:
-        raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, f"control messages are at most {MAX_CONTROL_BYTES // 1024} KiB")
+        raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG,
+                                f"control messages are at most {MAX_CONTROL_BYTES // 1024} KiB")
     document = _json_object(message)
     kind = None if document is None else document.get("type")
     return kind if isinstance(kind, str) else None
@@ -232,7 +236,8 @@ KEY_NOTICE = "key"
 def key_notice(key_expires_at: float | None) -> str:
     """Build the notice telling a streaming agent that its key's expiry changed (a rotation), null for
     none."""
-    return json.dumps({"type": KEY_NOTICE, "key_expires_at": None if key_expires_at is None else _utc(key_expires_at)})
+    expires_at = None if key_expires_at is None else _utc(key_expires_at)
+    return json.dumps({"type": KEY_NOTICE, "key_expires_at": expires_at})
 
 
 def key_expiry(document: dict) -> float | None:
@@ -248,7 +253,8 @@ def key_expiry(document: dict) -> float | None:
 
 def too_many_failures(wait: float) -> ProtocolViolation:
     """Return the refusal of an address that failed too many hellos, saying when to retry (whole seconds)."""
-    return ProtocolViolation(CloseCode.TOO_MANY_FAILURES, f"too many failed attempts; retry in {math.ceil(wait)} s")
+    return ProtocolViolation(CloseCode.TOO_MANY_FAILURES,
+                             f"too many failed attempts; retry in {math.ceil(wait)} s")
 
 
 def camera_taken(camera: str) -> ProtocolViolation:
@@ -267,7 +273,8 @@ def retry_delay(reason: str) -> float | None:
     return float(found[1]) if found else None
 
 
-def incident(incident_id: int, camera: str, kind: str, description: str, threat: int, started_at: float) -> str:
+def incident(incident_id: int, camera: str, kind: str, description: str, threat: int,
+             started_at: float) -> str:
     """Build the notice of an incident that the server sends the stream's agent (a control message)."""
     return json.dumps({"type": "incident", "incident_id": incident_id, "camera": camera, "kind": kind,
                        "description": description, "threat": threat,
