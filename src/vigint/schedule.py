@@ -36,10 +36,10 @@ MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 # Each language's day names as a customer may type them; `format_schedule` writes the first.
 DAY_NAMES = {
-    "en": (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"), ("fri", "friday"),
-           ("sat", "saturday"), ("sun", "sunday")),
-    "fr": (("lun", "lundi"), ("mar", "mardi"), ("mer", "mercredi"), ("jeu", "jeudi"), ("ven", "vendredi"),
-           ("sam", "samedi"), ("dim", "dimanche")),
+    "en": (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"),
+           ("fri", "friday"), ("sat", "saturday"), ("sun", "sunday")),
+    "fr": (("lun", "lundi"), ("mar", "mardi"), ("mer", "mercredi"), ("jeu", "jeudi"),
+           ("ven", "vendredi"), ("sam", "samedi"), ("dim", "dimanche")),
 }
 # Each language's words for always, never and outside, the same way.
 WORDS = {"en": ("always", "never", "outside"), "fr": ("toujours", "jamais", "hors")}
@@ -122,14 +122,16 @@ def _minutes(text: str, entry: str, end: bool) -> int:
 
 def _day(name: str, entry: str) -> int:
     if name.lower() not in _DAY:
-        raise InvalidInputError(f"{_quote(entry)}: {_quote(name)} is not a day (Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
+        raise InvalidInputError(f"{_quote(entry)}: {_quote(name)} is not a day "
+                                "(Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
     return _DAY[name.lower()]
 
 
 def _range(text: str, entry: str) -> tuple[int, int]:
     start, separator, end = text.partition("-")
     if not separator or "-" in end:
-        raise InvalidInputError(f"{_quote(entry)}: {_quote(text)} is not a range of times such as 20:00-08:00")
+        raise InvalidInputError(f"{_quote(entry)}: {_quote(text)} is not a range of times "
+                                "such as 20:00-08:00")
     first = _minutes(start, entry, end=False)
     last = _minutes(end, entry, end=True)
     if first == last:
@@ -152,15 +154,16 @@ def parse_schedule(text: str) -> Schedule:
     """Parse an `--armed` value: always, never, or a SCHEDULE (see the module's grammar).
 
     Raises:
-        InvalidInputError: the text is too long, has too many ranges, a character or a part that the grammar does
-            not allow; the message names the part.
+        InvalidInputError: the text is too long, has too many ranges, a character or a part that the grammar
+            does not allow; the message names the part.
     """
     if len(text) > MAX_SCHEDULE_CHARS:
-        raise InvalidInputError(f"a schedule is at most {MAX_SCHEDULE_CHARS} characters (this one has {len(text):,})")
+        raise InvalidInputError(f"a schedule is at most {MAX_SCHEDULE_CHARS} characters "
+                                f"(this one has {len(text):,})")
     if _ALLOWED.fullmatch(text) is None:
         character = next(c for c in text if _ALLOWED.fullmatch(c) is None)
-        raise InvalidInputError(f"a schedule cannot hold the character {character!r} (U+{ord(character):04X}): write "
-                                "days, times with ASCII digits, '-' and ','")
+        raise InvalidInputError(f"a schedule cannot hold the character {character!r} "
+                                f"(U+{ord(character):04X}): write days, times with ASCII digits, '-' and ','")
     text = " ".join(_DASH.sub("-", text).split())  # one space between words, none around a dash
     if text.lower() in _ALWAYS | _NEVER:
         return ALWAYS if text.lower() in _ALWAYS else NEVER
@@ -171,7 +174,8 @@ def parse_schedule(text: str) -> Schedule:
     if outside:
         text = text[outside.end():]
         if not text:
-            raise InvalidInputError("'outside' needs the opening hours after it, such as 'outside Mon-Fri 09:00-18:00'")
+            raise InvalidInputError("'outside' needs the opening hours after it, "
+                                    "such as 'outside Mon-Fri 09:00-18:00'")
     entries = tuple(_entry(part.strip()) for part in text.split(","))
     count = sum(len(entry.ranges) or 1 for entry in entries)
     if count > MAX_RANGES:
@@ -192,6 +196,8 @@ def format_schedule(schedule: Schedule, language: str = "en") -> str:
     names = [pair[0].capitalize() for pair in DAY_NAMES[language]]
     entries = []
     for entry in schedule.entries:
-        days = names[entry.first] if entry.first == entry.last else f"{names[entry.first]}-{names[entry.last]}"
+        days = names[entry.first]
+        if entry.last != entry.first:
+            days = f"{days}-{names[entry.last]}"
         entries.append(" ".join([days, *(f"{_time(start)}-{_time(end)}" for start, end in entry.ranges)]))
     return (f"{outside} " if schedule.outside else "") + ", ".join(entries)
