@@ -51,15 +51,16 @@ class Mask:
     as fractions of the picture's width and height. Checked when made.
 
     Raises:
-        InvalidInputError: fewer than 3 or more than MAX_MASK_POINTS corners, a coordinate that is not a number
-            between 0 and 1, or no area.
+        InvalidInputError: fewer than 3 or more than MAX_MASK_POINTS corners, a coordinate that is not a
+            number between 0 and 1, or no area.
     """
 
     points: tuple[Point, ...]
 
     def __post_init__(self) -> None:
         if not 3 <= len(self.points) <= MAX_MASK_POINTS:
-            raise InvalidInputError(f"a mask has 3 to {MAX_MASK_POINTS} corners (this one has {len(self.points):,})")
+            raise InvalidInputError(f"a mask has 3 to {MAX_MASK_POINTS} corners "
+                                    f"(this one has {len(self.points):,})")
         points = []
         for point in self.points:
             if not isinstance(point, Sequence) or len(point) != 2:
@@ -83,7 +84,8 @@ def rectangle(x: float, y: float, width: float, height: float) -> Mask:
     width = _fraction(width, "a rectangle's width")
     height = _fraction(height, "a rectangle's height")
     if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
-        raise InvalidInputError(f"the rectangle {x:g},{y:g},{width:g},{height:g} reaches past the picture's edge")
+        raise InvalidInputError(f"the rectangle {x:g},{y:g},{width:g},{height:g} reaches past the "
+                                "picture's edge")
     right = min(1.0, x + width)
     bottom = min(1.0, y + height)
     return Mask(((x, y), (right, y), (right, bottom), (x, bottom)))
@@ -97,7 +99,8 @@ def parse_rectangle(text: str) -> Mask:
     """
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 4 or not all(_NUMBER.fullmatch(part) for part in parts):
-        raise InvalidInputError(f"{text!r:.40} is not X,Y,W,H: four fractions of the picture such as 0,0.5,0.25,0.5")
+        raise InvalidInputError(f"{text!r:.40} is not X,Y,W,H: "
+                                "four fractions of the picture such as 0,0.5,0.25,0.5")
     return rectangle(*(float(part) for part in parts))
 
 
@@ -124,15 +127,18 @@ def masks_from_json(text: str) -> tuple[Mask, ...]:
     except (ValueError, RecursionError):
         document = None
     if not isinstance(document, list) or not all(isinstance(mask, list) for mask in document):
-        raise InvalidInputError("masks are a list of polygons, each a list of [x, y] fractions of the picture")
+        raise InvalidInputError("masks are a list of polygons, each a list of [x, y] fractions of the "
+                                "picture")
     check_masks(document)  # their number first: ten thousand polygons are refused before any is read
-    return tuple(Mask(tuple(tuple(point) if isinstance(point, list) else point for point in mask)) for mask in document)
+    return tuple(Mask(tuple(tuple(point) if isinstance(point, list) else point for point in mask))
+                 for mask in document)
 
 
 def check_sensitivity(value: float) -> float:
     """Return a sensitivity a camera may have. Raises InvalidInputError: not a number within the allowed
     range."""
     if not is_finite_number(value) or not MIN_SENSITIVITY <= value <= MAX_SENSITIVITY:
-        raise InvalidInputError(f"the sensitivity {value!r:.20} is not a number from {MIN_SENSITIVITY:g} to "
-                                f"{MAX_SENSITIVITY:g} (1: the usual; 2 sees fainter changes, 0.5 only strong ones)")
+        raise InvalidInputError(f"the sensitivity {value!r:.20} is not a number from {MIN_SENSITIVITY:g} "
+                                f"to {MAX_SENSITIVITY:g} (1: the usual; 2 sees fainter changes, 0.5 only "
+                                "strong ones)")
     return float(value)
