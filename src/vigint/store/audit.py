@@ -16,7 +16,8 @@ async def record_audit(db: Transaction, now: float, action: str, client_id: int 
 
 def audit_time(timestamp: float) -> str:
     """A time as audit details write it: ISO 8601 UTC to the second, as the commands' JSON does."""
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class AuditQueries(Engine):
@@ -33,6 +34,7 @@ class AuditQueries(Engine):
 
     async def reactivations(self) -> dict[int, float]:
         """Return when each client was last reactivated (clients never reactivated are absent)."""
-        rows = await self._fetch_all("SELECT client_id, max(at) AS at FROM audit_log WHERE action = 'client.reactivate' "
-                                     "GROUP BY client_id")
+        rows = await self._fetch_all(
+            "SELECT client_id, max(at) AS at FROM audit_log WHERE action = 'client.reactivate' "
+            "GROUP BY client_id")
         return {row["client_id"]: row["at"] for row in rows}
