@@ -105,12 +105,12 @@ def check_targets(source: str | Path, target: str) -> None:
         StoreError: saying which and why.
     """
     if is_postgres(source):
-        raise StoreError(f"the database {describe(source)} is PostgreSQL already: vigint db copy moves a SQLite "
-                         "file up to PostgreSQL")
+        raise StoreError(f"the database {describe(source)} is PostgreSQL already: vigint db copy moves a "
+                         "SQLite file up to PostgreSQL")
     if not is_postgres(target):
         # Not echoed: whatever it is, it may carry a password.
-        raise StoreError("--to must be a postgresql:// URL: to copy a SQLite file, copy the file (with vigint serve "
-                         "stopped)")
+        raise StoreError("--to must be a postgresql:// URL: to copy a SQLite file, copy the file "
+                         "(with vigint serve stopped)")
     path = Path(source).expanduser()
     if not path.is_file():
         raise StoreError(f"no database at {path.resolve()}: nothing to copy (give the SQLite file with --db)")
@@ -126,8 +126,8 @@ async def _refuse_rows(fetch: Callable, name: str) -> None:
     held = [(table.name, await _count(fetch, table.name)) for table in tables()]
     held = [f"{table} {count}" for table, count in held if count]
     if held:
-        raise StoreError(f"the target {name} already holds rows ({', '.join(held)}): vigint db copy copies only "
-                         "into an empty database")
+        raise StoreError(f"the target {name} already holds rows ({', '.join(held)}): vigint db copy copies "
+                         "only into an empty database")
 
 
 async def ensure_empty(target: Engine) -> None:
@@ -178,7 +178,8 @@ async def _move_sequences(source: Engine, db: Transaction, schema: list[Table]) 
     Past SQLite's own counter, not only the largest id copied: the ids of deleted rows are not given again
     (a deleted client's audit rows and invoices still name its id).
     """
-    given = {row["name"]: row["seq"] for row in await source._read_all("SELECT name, seq FROM sqlite_sequence")}
+    sequences = await source._read_all("SELECT name, seq FROM sqlite_sequence")
+    given = {row["name"]: row["seq"] for row in sequences}
     for table in schema:
         if table.identity is None:
             continue
@@ -189,7 +190,8 @@ async def _move_sequences(source: Engine, db: Transaction, schema: list[Table]) 
                              (table.name, table.identity, top))
 
 
-async def copy_database(source: Engine, target: Engine, progress: Callable[[str, int], None] = lambda *_: None,
+async def copy_database(source: Engine, target: Engine,
+                        progress: Callable[[str, int], None] = lambda *_: None,
                         batch_rows: int = BATCH_ROWS) -> list[TableCount]:
     """Copy every row of the SQLite store `source` into the empty PostgreSQL store `target`, in one
     transaction.
@@ -212,8 +214,9 @@ async def copy_database(source: Engine, target: Engine, progress: Callable[[str,
         await _move_sequences(source, db, schema)
         counts = [TableCount(table.name, await _count(source._read_all, table.name),
                              await _count(db.fetch_all, table.name)) for table in schema]
-        differ = [f"{c.table} {c.source} in the source, {c.target} copied" for c in counts if c.source != c.target]
+        differ = [f"{c.table} {c.source} in the source, {c.target} copied"
+                  for c in counts if c.source != c.target]
         if differ:  # raising here rolls the whole copy back: the target stays empty, ready for another try
-            raise StoreError(f"the copy does not match the source ({'; '.join(differ)}): was something writing to "
-                             "it? Nothing was kept; stop it and copy again")
+            raise StoreError(f"the copy does not match the source ({'; '.join(differ)}): was something "
+                             "writing to it? Nothing was kept; stop it and copy again")
     return counts
