@@ -15,8 +15,8 @@ from vigint.store.records import ApiKey
 
 # A link that can still be used: not used yet, not dead, its key not revoked (columns of api_keys alone:
 # SQLite's RETURNING takes no table alias).
-_USABLE = """handover_hash = ?1 AND handover_seal IS NOT NULL AND picked_up_at IS NULL AND handover_expires_at > ?2
-             AND revoked_at IS NULL"""
+_USABLE = """handover_hash = ?1 AND handover_seal IS NOT NULL AND picked_up_at IS NULL
+             AND handover_expires_at > ?2 AND revoked_at IS NULL"""
 
 
 async def _keys(db: Transaction, key_ids: list[int]) -> list[ApiKey]:
@@ -53,7 +53,8 @@ class HandoverQueries(Engine):
             if rows:
                 await db.scrub_at_commit()
             for row in rows:
-                await record_audit(db, now, "key.pickup", row["client_id"], row["id"], detail=f"prefix={row['prefix']}")
+                await record_audit(db, now, "key.pickup", row["client_id"], row["id"],
+                                   detail=f"prefix={row['prefix']}")
             picked = await _keys(db, [row["id"] for row in rows])
         return picked[0] if picked else None
 
