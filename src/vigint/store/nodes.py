@@ -34,8 +34,8 @@ class NodeQueries(Engine):
             if len(cameras) >= most:
                 return Claim.OVER_LIMIT
             await db.execute(
-                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, lease_until, "
-                "spooled_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, "
+                "lease_until, spooled_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.client_id, entry.camera, entry.key_id, entry.node_id, entry.session_id, entry.address,
                  entry.since, lease_until, entry.spooled_seconds))
         return Claim.CLAIMED
@@ -62,8 +62,8 @@ class NodeQueries(Engine):
     async def registered_streams(self, now: float) -> list[StreamEntry]:
         """Return the open streams of every live node."""
         rows = await self._fetch_all(
-            "SELECT client_id, camera, key_id, node_id, session_id, address, since, spooled_seconds FROM live_streams "
-            "WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
+            "SELECT client_id, camera, key_id, node_id, session_id, address, since, spooled_seconds "
+            "FROM live_streams WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
         return [StreamEntry(**dict(row)) for row in rows]
 
     async def save_node(self, node_id: str, started_at: float, document: dict, now: float,
@@ -73,8 +73,8 @@ class NodeQueries(Engine):
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO nodes (id, started_at, seen_at, stopped_at, document) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at, "
-                "stopped_at = excluded.stopped_at, document = excluded.document",
+                "ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, "
+                "seen_at = excluded.seen_at, stopped_at = excluded.stopped_at, document = excluded.document",
                 (node_id, started_at, now, now if stopped else None, json.dumps(document)))
             await db.execute("DELETE FROM nodes WHERE seen_at < ? OR stopped_at < ?",
                              (now - FORGET_NODES_AFTER_SECONDS, now - FORGET_STOPPED_NODES_AFTER_SECONDS))
