@@ -195,8 +195,8 @@ class PostgresDatabase:
             rows = await transaction.fetch_all("SELECT version FROM vigint_schema")
             version = rows[0]["version"] if rows else 0
             if version > len(migrations):
-                raise StoreError(f"database {describe(self._url)} has schema version {version}, newer than this "
-                                 f"program knows ({len(migrations)}): upgrade vigint")
+                raise StoreError(f"database {describe(self._url)} has schema version {version}, newer than "
+                                 f"this program knows ({len(migrations)}): upgrade vigint")
             for number in range(version, len(migrations)):
                 for statement in migrations[number]:
                     await transaction.execute(ddl(statement))
@@ -218,7 +218,8 @@ async def open_database(url: str, migrations: Sequence[Sequence[str]]) -> Postgr
     try:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_SECONDS,
                                          command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise StoreError(f"cannot open database {describe(url)}: {reason}") from None
     database = PostgresDatabase(asyncpg, pool, url)
