@@ -100,7 +100,8 @@ class SqliteDatabase:
         (busy, _, _), = await self._db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
         if busy:
             log.warning("the write-ahead log of %s could not be emptied now (a long read elsewhere): "
-                        "an erased secret stays in %s-wal until the next checkpoint", self.path, self.path.name)
+                        "an erased secret stays in %s-wal until the next checkpoint",
+                        self.path, self.path.name)
 
     async def fetch_all(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         return list(await self._db.execute_fetchall(sql, params))
