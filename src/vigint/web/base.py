@@ -15,8 +15,8 @@ from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Client, Store
 from vigint.tasks import TaskSet
-from vigint.web.access import SESSION_COOKIE, Sessions
 from vigint.web import words
+from vigint.web.access import SESSION_COOKIE, Sessions
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
