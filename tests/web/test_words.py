@@ -1,5 +1,6 @@
-"""The page's words: every text a template or the page's code shows has its French, none is left over, no text
-escapes translation; dates are written as each language writes them, in the client's zone with its own rules."""
+"""The page's words: every text a template or the page's code shows has its French, none is left over, no
+text escapes translation; dates are written as each language writes them, in the client's zone with its
+rules."""
 
 import ast
 import html.parser
@@ -12,7 +13,7 @@ import jinja2
 import jinja2.ext
 
 from vigint.store import Client, ClientStatus
-from vigint.web import words
+from vigint.web import formats, words
 from vigint.web.base import environment, zone_of
 
 WEB = Path(words.__file__).parent
@@ -25,19 +26,22 @@ VISIBLE_ATTRIBUTES = ("placeholder", "aria-label", "title", "alt", "data-copied"
 def template_texts() -> dict[str, set[str]]:
     """Every `_("...")` literal of each template, found by Jinja's own parser."""
     env = jinja2.Environment(autoescape=True)
-    return {path.name: {message for _line, _function, message in
-                        jinja2.ext.extract_from_ast(env.parse(path.read_text()), ("_",)) if isinstance(message, str)}
-            for path in sorted(TEMPLATES.glob("*.html"))}
+    found = {}
+    for path in sorted(TEMPLATES.glob("*.html")):
+        calls = jinja2.ext.extract_from_ast(env.parse(path.read_text()), ("_",))
+        found[path.name] = {message for _line, _function, message in calls if isinstance(message, str)}
+    return found
 
 
 def code_texts() -> dict[str, set[str]]:
     """Every `_("...")` literal of the page's Python code (implicitly joined strings as Python joins them)."""
     found = {}
     for path in sorted(WEB.glob("*.py")):
-        found[path.name] = {node.args[0].value for node in ast.walk(ast.parse(path.read_text()))
-                            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
-                            and node.args and isinstance(node.args[0], ast.Constant)
-                            and isinstance(node.args[0].value, str)}
+        calls = [node for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"]
+        found[path.name] = {call.args[0].value for call in calls
+                            if call.args and isinstance(call.args[0], ast.Constant)
+                            and isinstance(call.args[0].value, str)}
     return found
 
 
@@ -59,7 +63,8 @@ def test_the_french_catalogue_holds_no_text_the_page_no_longer_shows():
 
 class VisibleText(html.parser.HTMLParser):
     """The words a template shows outside `_()`: its HTML's text and readable attributes, once every `{{ }}`,
-    `{% %}` and `{# #}` is taken out (what they show is translated, or is the customer's own: a camera's name)."""
+    `{% %}` and `{# #}` is taken out (what they show is translated, or the customer's own: a camera's
+    name)."""
 
     def __init__(self):
         super().__init__()
@@ -79,9 +84,10 @@ class VisibleText(html.parser.HTMLParser):
 
 def untranslated(source: str) -> list[str]:
     parser = VisibleText()
-    parser.feed(re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", source, flags=re.S))
+    parser.feed(re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", source, flags=re.DOTALL))
     pieces = (piece.strip(" ·:()\n") for text in parser.texts for piece in re.split(r"\s*\n\s*|\s{2,}", text))
-    return [piece for piece in pieces if re.search(r"[^\W\d_]", piece) and piece not in SAME_IN_EVERY_LANGUAGE]
+    return [piece for piece in pieces
+            if re.search(r"[^\W\d_]", piece) and piece not in SAME_IN_EVERY_LANGUAGE]
 
 
 def test_no_template_shows_a_word_outside_the_catalogue():
@@ -100,13 +106,13 @@ def test_our_texts_are_html_and_what_goes_in_them_is_escaped():
 
 def test_a_moment_is_written_as_each_language_writes_it_whatever_the_c_locale():
     paris = datetime(2026, 11, 27, 14, 3, 12, tzinfo=ZoneInfo("Europe/Paris"))
-    assert words.moment(paris, "en") == "Fri 27 Nov 2026, 14:03:12 CET"
-    assert words.moment(paris, "fr") == "ven. 27 nov. 2026, 14:03:12 CET"
-    assert words.moment(paris.replace(month=8, day=2), "fr") == "dim. 02 août 2026, 14:03:12 CEST"
-    assert words.month(paris, "fr") == "novembre 2026" and words.month("2026-02", "fr") == "février 2026"
-    assert words.month("2026-13", "fr") == "2026-13"  # shown as stored rather than not at all
-    assert words.day("2026-01-31", "fr") == "31/01/2026" and words.day("2026-01-31", "en") == "2026-01-31"
-    assert words.decimal(1.25, 1, "fr") == "1,2" and words.decimal(1234.5, 2, "en") == "1234.50"
+    assert formats.moment(paris, "en") == "Fri 27 Nov 2026, 14:03:12 CET"
+    assert formats.moment(paris, "fr") == "ven. 27 nov. 2026, 14:03:12 CET"
+    assert formats.moment(paris.replace(month=8, day=2), "fr") == "dim. 02 août 2026, 14:03:12 CEST"
+    assert formats.month(paris, "fr") == "novembre 2026" and formats.month("2026-02", "fr") == "février 2026"
+    assert formats.month("2026-13", "fr") == "2026-13"  # shown as stored rather than not at all
+    assert formats.day("2026-01-31", "fr") == "31/01/2026" and formats.day("2026-01-31", "en") == "2026-01-31"
+    assert formats.decimal(1.25, 1, "fr") == "1,2" and formats.decimal(1234.5, 2, "en") == "1234.50"
 
 
 def client(timezone: str | None) -> Client:

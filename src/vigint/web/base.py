@@ -15,7 +15,7 @@ from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Client, Store
 from vigint.tasks import TaskSet
-from vigint.web import words
+from vigint.web import formats, words
 from vigint.web.access import SESSION_COOKIE, Sessions
 
 STORE = web.AppKey("store", Store)
@@ -41,8 +41,8 @@ def content_security_policy(script_hash: str | None = None) -> str:
 
 @functools.cache
 def server_zone() -> tzinfo:
-    """Return the server's own time zone with its rules: TZ's IANA name, else /etc/localtime's, else (a TZ that is
-    not an IANA name, no zone file) the offset it has now, the best left."""
+    """Return the server's own time zone with its rules: TZ's IANA name, else /etc/localtime's, else (a TZ
+    that is not an IANA name, no zone file) the offset it has now, the best left."""
     name = os.environ.get("TZ", "").removeprefix(":")
     try:
         if name:
@@ -54,8 +54,9 @@ def server_zone() -> tzinfo:
 
 
 def zone_of(client: Client | None) -> tzinfo:
-    """Return the client's time zone, else the server's (also for a name the system no longer knows): a zone with
-    its rules, not today's offset, so that a time months away is shown with its own (summer or winter) offset."""
+    """Return the client's time zone, else the server's (also for a name the system no longer knows): a zone
+    with its rules, not today's offset, so that a time months away is shown with its own (summer or winter)
+    offset."""
     name = client.timezone if client else None
     try:
         return ZoneInfo(name) if name else server_zone()
@@ -66,7 +67,7 @@ def zone_of(client: Client | None) -> tzinfo:
 @jinja2.pass_context
 def when(context: jinja2.runtime.Context, timestamp: float, zone: tzinfo) -> str:
     """A time as the page shows it, in the page's language: `Fri 27 Nov 2026, 14:03:12 CET`."""
-    return words.moment(datetime.fromtimestamp(timestamp, zone), context["lang"])
+    return formats.moment(datetime.fromtimestamp(timestamp, zone), context["lang"])
 
 
 def duration(seconds: float) -> str:
@@ -82,19 +83,19 @@ def duration(seconds: float) -> str:
 @jinja2.pass_context
 def month(context: jinja2.runtime.Context, when: date | str) -> str:
     """A month (a date's, or YYYY-MM) in the page's language: `November 2026`, `novembre 2026`."""
-    return words.month(when, context["lang"])
+    return formats.month(when, context["lang"])
 
 
 @jinja2.pass_context
 def day(context: jinja2.runtime.Context, iso: str) -> str:
     """A YYYY-MM-DD day in the page's language: `2026-01-31`, `31/01/2026`."""
-    return words.day(iso, context["lang"])
+    return formats.day(iso, context["lang"])
 
 
 @jinja2.pass_context
 def decimal(context: jinja2.runtime.Context, number: float, digits: int) -> str:
     """A number with `digits` decimals and the page's language's decimal point: `1.5`, `1,5`."""
-    return words.decimal(number, digits, context["lang"])
+    return formats.decimal(number, digits, context["lang"])
 
 
 def environment(folder) -> jinja2.Environment:
@@ -125,11 +126,12 @@ def language_of(request: web.Request, client: Client | None) -> str:
 def render(request: web.Request, name: str, client: Client | None, status: int = 200, *,
            reader: Client | None = None, **context) -> web.Response:
     """Render a template for the signed-in `client` (None: nobody), in its language and zone; a page shown
-    without sign-in to a known client (a key's hand-over link) speaks to `reader` instead, without the menu."""
+    without sign-in to a known client (a key's hand-over link) speaks to `reader` instead, without the
+    menu."""
     language = language_of(request, client or reader)
-    text = request.app[TEMPLATE_ENV].get_template(name).render(client=client, zone=zone_of(client or reader),
-                                                                lang=language, _=words.translator(language),
-                                                                **context)
+    template = request.app[TEMPLATE_ENV].get_template(name)
+    text = template.render(client=client, zone=zone_of(client or reader), lang=language,
+                           _=words.translator(language), **context)
     return web.Response(text=text, status=status, content_type="text/html")
 
 

@@ -82,8 +82,8 @@ def _private(response: web.Response) -> web.Response:
 def _dead(request: web.Request) -> web.Response:
     """The one answer to a link that shows nothing, whatever the reason: nobody learns which links existed."""
     return _private(render(request, "message.html", None, status=404, title=_("This link no longer works"),
-                           text=_("A key's hand-over link works once, for a limited time. If you did not see your "
-                                  "key, ask your Vigint operator for a new link."), link="/sign-in"))
+                           text=_("A key's hand-over link works once, for a limited time. If you did not see "
+                                  "your key, ask your Vigint operator for a new link."), link="/sign-in"))
 
 
 @routes.get("/keys/{token}")
@@ -94,8 +94,8 @@ async def confirm(request: web.Request) -> web.Response:
         return _dead(request)
     key = found[0]
     client = await request.app[STORE].get_client(key.client_id)
-    return _private(render(request, "handover.html", None, reader=client, client_name=client.name, api_key=None,
-                           until=key.handover_expires_at))
+    return _private(render(request, "handover.html", None, reader=client, client_name=client.name,
+                           api_key=None, until=key.handover_expires_at))
 
 
 @routes.post("/keys/{token}")

@@ -109,7 +109,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     cookie = await request.app[SESSIONS].sign_in(request.match_info["token"])
     if cookie is None:
         return render(request, "message.html", None, status=400, title=_("This link no longer works"),
-                      text=_("Sign-in links work once, for a few minutes. Ask for a new one."), link="/sign-in")
+                      text=_("Sign-in links work once, for a few minutes. Ask for a new one."),
+                      link="/sign-in")
     response = web.HTTPSeeOther(_next(str(form.get("next", ""))))
     response.set_cookie(SESSION_COOKIE, cookie, max_age=request.app[SESSIONS].lifetime, path="/", httponly=True,
                         samesite="Lax", secure=request.app[SECURE])
