@@ -200,8 +200,8 @@ class MotionSettings:
 class AlertSettings:
     """How customers are told about incidents."""
 
-    language: str = setting("en", "language of alert emails to clients without their own (`vigint client update "
-                            "--language`)", choices=("en", "fr"))
+    language: str = setting("en", "language of alert emails and of the page for clients without their own "
+                            "(`vigint client update --language`)", choices=("en", "fr"))
     public_url: str = setting("", "base of clip links in alerts, e.g. https://vigint.example.com:5002; "
                               "empty: this server's own address")
     link_ttl_hours: float = setting(0.0, "how long a clip link works; 0: as long as the clip is kept "
