@@ -86,8 +86,8 @@ class AlertSettings:
     """How customers are told about incidents."""
 
     language: str = setting(
-        "en", "language of alert emails to clients without their own (`vigint client update --language`)",
-        choices=("en", "fr"))
+        "en", "language of alert emails and of the page for clients without their own "
+        "(`vigint client update --language`)", choices=("en", "fr"))
     public_url: str = setting(
         "", "base of clip links in alerts, e.g. https://vigint.example.com:5002; empty: this server's own "
         "address")

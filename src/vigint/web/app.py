@@ -43,6 +43,7 @@ from vigint.web.base import (
 )
 from vigint.web.clipstreams import ClipStreams
 from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
+from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,9 @@ async def same_origin(request: web.Request, handler) -> web.StreamResponse:
     """Refuse a form posted from another site: signing a victim in as the attacker (login CSRF), or acting in
     their session, takes nothing but a form on any page the victim opens."""
     if request.method not in SAFE_METHODS and not from_this_site(request):
-        return render(request, "message.html", None, status=403, title="Sent from another site",
-                      text="This form was sent from another site, so it was not acted on. Open this page "
-                           "yourself and send it from here.", link="/sign-in")
+        return render(request, "message.html", None, status=403, title=_("Sent from another site"),
+                      text=_("This form was sent from another site, so it was not acted on. Open this page "
+                             "yourself and send it from here."), link="/sign-in")
     return await handler(request)
 
 

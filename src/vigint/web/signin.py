@@ -24,6 +24,7 @@ from vigint.limiter import RateLimiter
 from vigint.networks import requester_key
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link, page_url
 from vigint.web.base import BACKGROUND, SECURE, SESSIONS, SETTINGS, STORE, current_client, render, requester
+from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,9 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     cookie = await request.app[SESSIONS].sign_in(request.match_info["token"])
     if cookie is None:
-        return render(request, "message.html", None, status=400, title="This link no longer works",
-                      text="Sign-in links work once, for a few minutes. Ask for a new one.", link="/sign-in")
+        return render(request, "message.html", None, status=400, title=_("This link no longer works"),
+                      text=_("Sign-in links work once, for a few minutes. Ask for a new one."),
+                      link="/sign-in")
     response = web.HTTPSeeOther(_next(str(form.get("next", ""))))
     response.set_cookie(SESSION_COOKIE, cookie, max_age=request.app[SESSIONS].lifetime, path="/", httponly=True,
                         samesite="Lax", secure=request.app[SECURE])
