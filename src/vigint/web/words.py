@@ -90,7 +90,6 @@ FRENCH: dict[str, str] = {
     # The cameras, their state and settings (schedule, masks, sensitivity, mute)
 
     # Incidents, their review, and the alert emails' mute links
-    "Incidents": "Incidents",
     "{camera}, incident {id}": "{camera}, incident {id}",
     "Download the clip": "Télécharger la séquence",
     "(still being recorded: reload for more)": "(enregistrement en cours : rechargez pour la suite)",
