@@ -78,9 +78,10 @@ async def finish(session: Session, desk: IncidentDesk) -> None:
     await asyncio.gather(session.decode_task, return_exceptions=True)
     desk.stream_ended(session)
     await desk.settled(session)
-    session.exchange.ended(session.analysis.until, caught_up=not session.analysis.intake.queued_packets)
-    for message in session.exchange.data_to_send():
-        await session.connection.send(message)
+    exchange = session.exchange
+    exchange.ended(session.analysis.until, caught_up=not session.analysis.intake.queued_packets)
+    await session.send(exchange.data_to_send())
     log.info("client %d camera %r: backfill analysed through %s", session.client_id, session.camera,
-             session.exchange.acked)
-    await session.connection.close(CloseCode.DONE, "all footage analysed")
+             exchange.acked)
+    exchange.close(CloseCode.DONE, "all footage analysed")
+    await session.send(exchange.data_to_send())

@@ -28,14 +28,14 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import BackfillEnded, Ignored, SeenFootage, Skipped, StreamExchange
+from vigint.ingest.exchange import (Admitted, BackfillEnded, Close, Ignored, SeenFootage, Skipped, State,
+                                    StreamExchange)
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
 from vigint.ingest.state import ServerState
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
-from vigint.store import ApiKey
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -64,42 +64,49 @@ class StreamHandler:
         self._state = state
         self._stages: Stages | None = None  # see `attach`
         self._limits = None
+        self._holdback_us = 0
         self._last_used: dict[int, float] = {}  # by key: when it was last streamed with, since the last flush
 
     def attach(self, stages: Stages) -> None:
         """Take the stages, built once the node listens (they are named by its port), before it accepts."""
-        self._stages, self._limits = stages, limits(stages.settings)
+        self._stages = stages
+        self._limits = limits(stages.settings)
+        self._holdback_us = backfill.holdback_us(stages.settings.motion)
 
     async def __call__(self, connection: AdmittedConnection) -> None:
-        session, closing = None, None
+        stages = self._stages
+        exchange = StreamExchange(self._holdback_us, stages.settings.server.max_nal_units, stages.hellos.failures,
+                                  connection.remote_address[0])
+        session = None
         try:
-            key, hello = await self._stages.hellos.read(connection)
-            session = self._register(connection, key, hello)
-            if not session.backfill:  # recorded footage does not take the camera's name from its live stream
-                await self._stages.registry.claim(session.entry(self._stages.registry.node_id))
-                session.claimed = True
-            await self._welcome(session)
-            await self._receive(session)
+            admitted = await stages.hellos.read(connection, exchange)
+            if admitted is not None:
+                session = self._register(connection, exchange, admitted)
+                if not session.backfill:  # recorded footage does not take the camera's name from its live stream
+                    await stages.registry.claim(session.entry(stages.registry.node_id))
+                    session.claimed = True
+                await self._welcome(session)
+                await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see close_for
-            # The close frame goes out at once, but the stream ends before the closing handshake does: a
-            # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
-            closing = asyncio.gather(connection.close(*close_for(error)), connection.drop_unread())
+            exchange.close(*close_for(error))
         finally:
+            closing = start_closing(connection, exchange.data_to_send())
             if session is not None:
                 await self._end_session(session)
         if closing is not None:
             await closing
 
-    def _register(self, connection: AdmittedConnection, key: ApiKey, hello: protocol.Hello) -> Session:
-        """Reserve the camera name for this connection, or refuse it (billing and decoding start at the welcome)."""
+    def _register(self, connection: AdmittedConnection, exchange: StreamExchange, admitted: Admitted) -> Session:
+        """Reserve the camera name for this connection, or refuse it (billing and decoding start at the
+        welcome)."""
         if self._state.draining:  # the agent retries soon, through its load balancer to another node
             raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
-        recorded, stages = hello.backfill, self._stages
+        stages = self._stages
+        key = admitted.key
+        hello = admitted.hello
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
-                                  self._state.decode_load, recorded)
-        exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
-                                  stages.settings.server.max_nal_units)
+                                  self._state.decode_load, hello.backfill)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
                           spooled_seconds=hello.spooled_seconds, exchange=exchange)
         self._state.streams.add(session)
@@ -107,11 +114,9 @@ class StreamHandler:
 
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
-        connection = session.connection
-        session.exchange.welcome(session.client_id, session.camera, session.id, session.key.expires_at)
-        for message in session.exchange.data_to_send():
-            await connection.send(message)
-        connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
+        session.exchange.accepted(session.id, session.key.expires_at)  # its latest record: see KeyWatch
+        await session.send(session.exchange.data_to_send())
+        session.connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
         session.accounted_until = time.time()
         self._last_used[session.key.id] = session.accounted_until
         session.decode_task = self._stages.tasks.spawn(self._analyse(session))
@@ -162,6 +167,8 @@ class StreamHandler:
                         backfill.acknowledge(session, stages.desk, stages.tasks)
                     continue
                 await self._take(session, event.message)
+            if exchange.state is State.CLOSED:  # it refused the message: its close goes out (see __call__)
+                return
 
     async def _take(self, session: Session, message: bytes) -> None:
         """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
@@ -225,6 +232,16 @@ class StreamHandler:
     def keep_usage(self, last_used: dict[int, float]) -> None:
         """Take back what `take_usage` returned, for the next flush (its write failed)."""
         self._last_used = {**last_used, **self._last_used}
+
+
+def start_closing(connection: AdmittedConnection, decided: list[str | Close]) -> asyncio.Future | None:
+    """Start sending the close the exchange decided, if any (every message decided before it was sent as soon as
+    it was decided). The close frame goes out at once, but the stream ends before the closing handshake does: a
+    sender that stops reading would otherwise hold its name, billing and decoder for close_timeout."""
+    for item in decided:
+        if isinstance(item, Close):
+            return asyncio.gather(connection.close(item.code, item.reason), connection.drop_unread())
+    return None
 
 
 def close_for(error: Exception) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import StreamExchange
+from vigint.ingest.exchange import Close, StreamExchange
 from vigint.media import MICROSECONDS, Packet
 from vigint.store import ApiKey, LiveSpan, StreamEntry
 
@@ -87,6 +87,14 @@ class Session:
             await self.connection.send(message)
         except ConnectionClosed:
             pass
+
+    async def send(self, decided: list[str | Close]) -> None:
+        """Send what its exchange decided, in order: a close last, awaited until the connection is closed."""
+        for item in decided:
+            if isinstance(item, Close):
+                await self.connection.close(item.code, item.reason)
+            else:
+                await self.connection.send(item)
 
     def entry(self, node_id: str) -> StreamEntry:
         return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at,
