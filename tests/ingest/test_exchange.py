@@ -7,8 +7,19 @@ import pytest
 from helpers import hello
 
 from vigint import keys, protocol
-from vigint.ingest.exchange import (Admitted, Authenticate, BackfillEnded, Close, Ignored, Media, Refused,
-                                    SeenFootage, Skipped, State, StreamExchange)
+from vigint.ingest.exchange import (
+    Admitted,
+    Authenticate,
+    BackfillEnded,
+    Close,
+    Ignored,
+    Media,
+    Refused,
+    SeenFootage,
+    Skipped,
+    State,
+    StreamExchange,
+)
 from vigint.limiter import RateLimiter
 from vigint.store import ApiKey, ClientStatus
 

@@ -1,9 +1,11 @@
-"""Who may stream: each hello read and its API key checked against the store, and open streams whose key stopped being valid.
+"""Who may stream: each hello read and its API key checked against the store, and open streams whose key
+stopped being valid.
 
 One rule decides both (`is_valid`): a key is valid while it is neither revoked, nor expired, nor its client
 revoked or deleted, nor handed over by a link not opened yet. Keys are revoked, rotated and picked up by other
 processes (the admin CLI) or nodes: the server notices through the database's data version, closes the streams
-concerned within `revocation_check_seconds`, and tells the agents whose key got an expiry when it stops working.
+concerned within `revocation_check_seconds`, and tells the agents whose key got an expiry when it stops
+working.
 """
 
 import asyncio
@@ -55,13 +57,15 @@ class Keyed(Protocol):
 S = TypeVar("S", bound=Keyed)
 
 
-async def invalid_streams(store: Store, streams: Sequence[S], version: int | None, now: float) -> tuple[set[S], int]:
+async def invalid_streams(store: Store, streams: Sequence[S], version: int | None,
+                          now: float) -> tuple[set[S], int]:
     """Return the streams whose key expired, or was revoked or deleted since data version `version`, and
     the data version now (to pass next time).
 
     New streams are looked up once even without a change: a revocation committed while their hello was
     being authenticated may already have been seen by the previous check.
-    Streams looked up get their key's latest record: an expiry set since (a rotation) then closes them in time.
+    Streams looked up get their key's latest record: an expiry set since (a rotation) then closes them in
+    time.
     """
     invalid = {stream for stream in streams if not is_valid(stream.key, now)}
     latest = await store.data_version()
@@ -79,19 +83,22 @@ async def invalid_streams(store: Store, streams: Sequence[S], version: int | Non
 
 
 class KeyWatch:
-    """Closes the streams whose key stopped being valid with 4401, and tells the agents of streams whose key's expiry
-    changed (a rotation's grace period) when it now stops working: backfills too, whose footage of a long outage
-    can take hours to send. `check` runs every `revocation_check_seconds`."""
+    """Closes the streams whose key stopped being valid with 4401, and tells the agents of streams whose key's
+    expiry changed (a rotation's grace period) when it now stops working: backfills too, whose footage of a
+    long outage can take hours to send. `check` runs every `revocation_check_seconds`."""
 
     def __init__(self, store: Store, tasks: TaskSet):
-        self._store, self._tasks, self._version = store, tasks, None
+        self._store = store
+        self._tasks = tasks
+        self._version = None
 
     async def check(self, sessions: list[Session], now: float) -> None:
         expiries = {session: session.key.expires_at for session in sessions}
-        invalid, self._version = await invalid_streams(self._store, sessions, self._version, now)
+        invalid, latest = await invalid_streams(self._store, sessions, self._version, now)
+        self._version = latest
         for session in invalid:
-            log.info("client %d key %s is no longer valid: closing camera %r", session.client_id, session.key.prefix,
-                     session.camera)
+            log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
+                     session.key.prefix, session.camera)
             self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
         for session in sessions:  # one not welcomed yet hears it in its welcome, which must come first
             if session.key.expires_at != expiries[session] and session.welcomed and session not in invalid:
@@ -99,8 +106,8 @@ class KeyWatch:
 
 
 class Hellos:
-    """Reads each connection's hello into its exchange (exchange.py, which judges it) and looks its key up; the
-    node's refused hellos by address (`failures`) are shared by every connection's exchange."""
+    """Reads each connection's hello into its exchange (exchange.py, which judges it) and looks its key up;
+    the node's refused hellos by address (`failures`) are shared by every connection's exchange."""
 
     def __init__(self, store: Store, metrics: Metrics, settings: ServerSettings):
         self._store = store

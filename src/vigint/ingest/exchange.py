@@ -1,16 +1,17 @@
 """One stream's whole exchange with its agent, without I/O (websockets' protocol.py: messages and facts in,
 events and data to send out): hello → welcome → media → acks → end.
 
-It reads the hello (malformed, oversized, late: refused with the close code docs/protocol.md gives, and counted
-against the sender's address), asks for its key's record (`Authenticate`: the look-up is the adapter's I/O) and
-judges it, then waits while the adapter reserves the camera's name (`Admitted`) and welcomes the stream once told
-(`accepted`). After the welcome it says what each message received is (`receive_data` → events: media to
-analyse, media skipped, the end of a backfill, a control message ignored), which of a backfill's media its
-camera's live streams delivered already (`SeenFootage`: skipped, neither analysed nor billed), and how far a
-backfill's footage is acknowledged, from facts the adapters (handler.py, auth.py, backfill.py) gather: how far the
-analysis went, how far back the incident desk holds the footage, whether the intake has caught up. What it
-decides to send (text messages, then at most one `Close`) is taken with `data_to_send()`; nothing here touches a
-socket, a task, the store or the desk, so its rules are tested by feeding it messages and facts.
+It reads the hello (malformed, oversized, late: refused with the close code docs/protocol.md gives, and
+counted against the sender's address), asks for its key's record (`Authenticate`: the look-up is the adapter's
+I/O) and judges it, then waits while the adapter reserves the camera's name (`Admitted`) and welcomes the
+stream once told (`accepted`). After the welcome it says what each message received is (`receive_data` →
+events: media to analyse, media skipped, the end of a backfill, a control message ignored), which of a
+backfill's media its camera's live streams delivered already (`SeenFootage`: skipped, neither analysed nor
+billed), and how far a backfill's footage is acknowledged, from facts the adapters (handler.py, auth.py,
+backfill.py) gather: how far the analysis went, how far back the incident desk holds the footage, whether the
+intake has caught up. What it decides to send (text messages, then at most one `Close`) is taken with
+`data_to_send()`; nothing here touches a socket, a task, the store or the desk, so its rules are tested by
+feeding it messages and facts.
 """
 
 import bisect
@@ -52,9 +53,10 @@ class SeenFootage:
         self.until: int | None = None  # the newest decode time skipped
 
     def skips(self, dts: int, keyframe: Callable[[], bool]) -> bool:
-        """Tell whether the media at decode time `dts` (whose `keyframe()` says if a decoder can start there) was
-        delivered live, or continues a GOP that was. Only footage in decode order is skipped: what is not is left
-        to the analysis, which refuses it (see `Intake.accept`), so a sender cannot repeat footage unbilled."""
+        """Tell whether the media at decode time `dts` (whose `keyframe()` says if a decoder can start there)
+        was delivered live, or continues a GOP that was. Only footage in decode order is skipped: what is not
+        is left to the analysis, which refuses it (see `Intake.accept`), so a sender cannot repeat footage
+        unbilled."""
         if self._newest is not None and dts <= self._newest:
             return False
         self._newest = dts
@@ -148,8 +150,8 @@ def admissible(record: ApiKey | None, now: float) -> ApiKey | None:
         return None
     state = record.state(now)
     if state is KeyState.AWAITING_PICKUP:
-        log.warning("client %d key %s… refused: its hand-over link has not been opened yet (vigint client list "
-                    "shows it awaiting pick-up)", record.client_id, record.prefix)
+        log.warning("client %d key %s… refused: its hand-over link has not been opened yet (vigint client "
+                    "list shows it awaiting pick-up)", record.client_id, record.prefix)
     return record if state is KeyState.ACTIVE else None
 
 
@@ -167,15 +169,16 @@ def message_bytes(message: str | bytes) -> int:
 
 
 class StreamExchange:
-    """One stream's side of the protocol (pure): its state, its hello, its key, what a backfill has acknowledged
-    and billed, and the messages it decided to send."""
+    """One stream's side of the protocol (pure): its state, its hello, its key, what a backfill has
+    acknowledged and billed, and the messages it decided to send."""
 
     def __init__(self, holdback_us: int, max_nal_units: int, failures: RateLimiter, address: str,
                  clock: Callable[[], float] = time.time):
-        """`holdback_us`: how far before the end of what a backfill's analysis reached an incident not known yet
-        may begin (its motion's minimum, a pause within it and its pre-roll): that footage is never acknowledged
-        early. `max_nal_units`: the most NAL units a message is looked through for a keyframe. `failures`: the
-        node's refused hellos by address (shared by every connection), `address` the sender's."""
+        """`holdback_us`: how far before the end of what a backfill's analysis reached an incident not known
+        yet may begin (its motion's minimum, a pause within it and its pre-roll): that footage is never
+        acknowledged early. `max_nal_units`: the most NAL units a message is looked through for a keyframe.
+        `failures`: the node's refused hellos by address (shared by every connection), `address` the
+        sender's."""
         self.state = State.HELLO
         self.backfill = False  # known from the hello
         self.hello: protocol.Hello | None = None
@@ -215,11 +218,12 @@ class StreamExchange:
         return [Admitted(key, self.hello)]
 
     def accepted(self, session_id: str, key_expires_at: float | None) -> None:
-        """The camera's name is reserved for session `session_id`: welcome the stream, saying when its key stops
-        working (its latest record's: a rotation seen since the look-up moves it). From then on it may send
-        media."""
+        """The camera's name is reserved for session `session_id`: welcome the stream, saying when its key
+        stops working (its latest record's: a rotation seen since the look-up moves it). From then on it may
+        send media."""
         self._expect(State.REGISTERING)
-        self._to_send.append(protocol.welcome(self.key.client_id, self.hello.camera, session_id, key_expires_at))
+        welcome = protocol.welcome(self.key.client_id, self.hello.camera, session_id, key_expires_at)
+        self._to_send.append(welcome)
         self.state = State.STREAMING
 
     def close(self, code: int, reason: str) -> None:
@@ -248,9 +252,10 @@ class StreamExchange:
         return self._refuse("invalid_key", Close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
 
     def _refuse(self, reason: str, close: Close) -> list[Opening]:
-        """Refuse the hello and count it against its address; past the limit, answer 4429 with the delay instead.
-        Only refused keys and malformed hellos count: a valid key is welcomed even from a blocked address (keys
-        are 256-bit, there is nothing to guess), so one misconfigured agent cannot lock out its neighbours'."""
+        """Refuse the hello and count it against its address; past the limit, answer 4429 with the delay
+        instead. Only refused keys and malformed hellos count: a valid key is welcomed even from a blocked
+        address (keys are 256-bit, there is nothing to guess), so one misconfigured agent cannot lock out its
+        neighbours'."""
         now = self._clock()
         wait = self._failures.retry_after(self._address, now)
         self._failures.record(self._address, now)
@@ -262,9 +267,19 @@ class StreamExchange:
 
     def _expect(self, state: State) -> None:
         if self.state is not state:
-            raise RuntimeError(f"expected when {state.name}, not when {self.state.name} (a bug of the adapter)")
+            raise RuntimeError(f"expected when {state.name}, not {self.state.name}: a bug of the adapter")
 
     # Media → acks → end
+
+    @property
+    def closed(self) -> bool:
+        """Whether its close is decided: nothing more is read."""
+        return self.state is State.CLOSED
+
+    def delivered_live(self, spans: list[tuple[int, int]]) -> None:
+        """Take the (first, last) capture times of what its camera's live streams delivered: a backfill skips
+        that footage (see `SeenFootage`)."""
+        self.seen = SeenFootage(spans)
 
     def receive_data(self, message: str | bytes) -> list[Opening] | list[Received]:
         """Take a message from the agent; return what it is (the hello's events for the first one). A message
@@ -320,7 +335,8 @@ class StreamExchange:
             self._to_send.append(protocol.ack(until))
 
     def data_to_send(self) -> list[str | Close]:
-        """Return the messages decided since the last call, in order: text messages, then at most one `Close`."""
+        """Return the messages decided since the last call, in order: text messages, then at most one
+        `Close`."""
         messages = self._to_send
         self._to_send = []
         return messages

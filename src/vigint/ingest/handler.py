@@ -28,8 +28,7 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import (Admitted, BackfillEnded, Close, Ignored, SeenFootage, Skipped, State,
-                                    StreamExchange)
+from vigint.ingest.exchange import Admitted, BackfillEnded, Close, Ignored, Skipped, StreamExchange
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
@@ -75,14 +74,15 @@ class StreamHandler:
 
     async def __call__(self, connection: AdmittedConnection) -> None:
         stages = self._stages
-        exchange = StreamExchange(self._holdback_us, stages.settings.server.max_nal_units, stages.hellos.failures,
-                                  connection.remote_address[0])
+        exchange = StreamExchange(self._holdback_us, stages.settings.server.max_nal_units,
+                                  stages.hellos.failures, connection.remote_address[0])
         session = None
         try:
             admitted = await stages.hellos.read(connection, exchange)
             if admitted is not None:
                 session = self._register(connection, exchange, admitted)
-                if not session.backfill:  # recorded footage does not take the camera's name from its live stream
+                # recorded footage does not take the camera's name from its live stream
+                if not session.backfill:
                     await stages.registry.claim(session.entry(stages.registry.node_id))
                     session.claimed = True
                 await self._welcome(session)
@@ -96,7 +96,8 @@ class StreamHandler:
         if closing is not None:
             await closing
 
-    def _register(self, connection: AdmittedConnection, exchange: StreamExchange, admitted: Admitted) -> Session:
+    def _register(self, connection: AdmittedConnection, exchange: StreamExchange,
+                  admitted: Admitted) -> Session:
         """Reserve the camera name for this connection, or refuse it (billing and decoding start at the
         welcome)."""
         if self._state.draining:  # the agent retries soon, through its load balancer to another node
@@ -127,8 +128,10 @@ class StreamHandler:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        tasks, registry = self._stages.tasks, self._stages.registry
-        self._stages.footage.ended(session)  # written with the next flush; this node's backfills see it at once
+        tasks = self._stages.tasks
+        registry = self._stages.registry
+        # written with the next flush; this node's backfills see it at once
+        self._stages.footage.ended(session)
         if session.claimed:  # its name is free at once, on every node, as on this one
             tasks.spawn(registry.release(session.entry(registry.node_id)))
         with self._state.streams.finishing(session):
@@ -143,15 +146,18 @@ class StreamHandler:
             await asyncio.gather(session.decode_task, return_exceptions=True)  # its failure was logged there
             log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
                      session.connection.close_code)
-        self._stages.desk.stream_ended(session)  # after the last frames were analysed: they may extend the incident
+        # after the last frames were analysed: they may extend the incident
+        self._stages.desk.stream_ended(session)
         if session.backfill:
-            await self._stages.desk.settled(session)  # until then the same footage sent again could open a second
+            # until then the same footage sent again could open a second
+            await self._stages.desk.settled(session)
         self._state.streams.remove(session)
 
     async def _receive(self, session: Session) -> None:
-        stages, exchange = self._stages, session.exchange
+        stages = self._stages
+        exchange = session.exchange
         if session.backfill:
-            exchange.seen = SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
+            exchange.delivered_live(await stages.footage.of_camera(session.client_id, session.camera))
         async for message in session.connection:
             for event in exchange.receive_data(message):
                 if isinstance(event, BackfillEnded):
@@ -167,12 +173,13 @@ class StreamHandler:
                         backfill.acknowledge(session, stages.desk, stages.tasks)
                     continue
                 await self._take(session, event.message)
-            if exchange.state is State.CLOSED:  # it refused the message: its close goes out (see __call__)
+            if exchange.closed:  # it refused the message: its close goes out (see __call__)
                 return
 
     async def _take(self, session: Session, message: bytes) -> None:
         """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
-        usage, now = self._stages.usage, time.time()
+        usage = self._stages.usage
+        now = time.time()
         session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
         if session.backfill:
             usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), now)
@@ -197,10 +204,13 @@ class StreamHandler:
             stages.tasks.spawn(session.connection.close(CloseCode.INTERNAL_ERROR, "stream failed"))
 
     def _absorb(self, session: Session, analysed: Analysed) -> None:
-        stages, metrics = self._stages, self._stages.metrics
+        stages = self._stages
+        metrics = stages.metrics
         for settled in stages.desk.observe(session, analysed.events):
-            if session.backfill:  # once recorded, the incident no longer holds the footage: more is acknowledged
-                stages.tasks.spawn(backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled))
+            # once recorded, the incident no longer holds the footage: more is acknowledged
+            if session.backfill:
+                acknowledging = backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled)
+                stages.tasks.spawn(acknowledging)
         metrics.frames_decoded += analysed.decoded
         if session.backfill:
             metrics.backfill_frames_decoded += analysed.decoded
@@ -226,7 +236,8 @@ class StreamHandler:
         for session in self._state.streams.open():
             if session.welcomed:
                 self._bill(session, now)
-        last_used, self._last_used = self._last_used, {}
+        last_used = self._last_used
+        self._last_used = {}
         return last_used
 
     def keep_usage(self, last_used: dict[int, float]) -> None:
@@ -235,9 +246,9 @@ class StreamHandler:
 
 
 def start_closing(connection: AdmittedConnection, decided: list[str | Close]) -> asyncio.Future | None:
-    """Start sending the close the exchange decided, if any (every message decided before it was sent as soon as
-    it was decided). The close frame goes out at once, but the stream ends before the closing handshake does: a
-    sender that stops reading would otherwise hold its name, billing and decoder for close_timeout."""
+    """Start sending the close the exchange decided, if any (every message decided before it was sent as soon
+    as it was decided). The close frame goes out at once, but the stream ends before the closing handshake
+    does: a sender that stops reading would otherwise hold its name, billing and decoder for close_timeout."""
     for item in decided:
         if isinstance(item, Close):
             return asyncio.gather(connection.close(item.code, item.reason), connection.drop_unread())
