@@ -81,7 +81,7 @@ class StreamHandler:
             admitted = await stages.hellos.read(connection, exchange)
             if admitted is not None:
                 session = self._register(connection, exchange, admitted)
-                # recorded footage does not take the camera's name from its live stream
+                # Recorded footage does not take the camera's name from its live stream
                 if not session.backfill:
                     await stages.registry.claim(session.entry(stages.registry.node_id))
                     session.claimed = True
@@ -130,7 +130,7 @@ class StreamHandler:
         session.ended = True
         tasks = self._stages.tasks
         registry = self._stages.registry
-        # written with the next flush; this node's backfills see it at once
+        # Written with the next flush; this node's backfills see it at once
         self._stages.footage.ended(session)
         if session.claimed:  # its name is free at once, on every node, as on this one
             tasks.spawn(registry.release(session.entry(registry.node_id)))
@@ -146,10 +146,10 @@ class StreamHandler:
             await asyncio.gather(session.decode_task, return_exceptions=True)  # its failure was logged there
             log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
                      session.connection.close_code)
-        # after the last frames were analysed: they may extend the incident
+        # After the last frames were analysed: they may extend the incident
         self._stages.desk.stream_ended(session)
         if session.backfill:
-            # until then the same footage sent again could open a second
+            # Until then the same footage sent again could open a second incident.
             await self._stages.desk.settled(session)
         self._state.streams.remove(session)
 
@@ -207,7 +207,7 @@ class StreamHandler:
         stages = self._stages
         metrics = stages.metrics
         for settled in stages.desk.observe(session, analysed.events):
-            # once recorded, the incident no longer holds the footage: more is acknowledged
+            # Once recorded, the incident no longer holds the footage: more is acknowledged
             if session.backfill:
                 acknowledging = backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled)
                 stages.tasks.spawn(acknowledging)

@@ -37,7 +37,7 @@ class Registry:
         self._state = state
         self._tasks = tasks
         self.shared = store.shared
-        # per client: its claims' lock, and how many wait
+        # Per client: its claims' lock, and how many wait
         self._turns: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def everywhere(self, now: float) -> list[LiveStream | StreamEntry]:
@@ -57,8 +57,8 @@ class Registry:
             return
         most = self._settings.max_streams_per_client
         try:
-            # No longer than a hello may take: a locked or unreachable database must not hold connections
-            # open.
+            # No longer than a hello may take: a locked or unreachable database must not hold
+            # connections open.
             answer = await asyncio.wait_for(self._claim_in_turn(entry, most),
                                             self._settings.auth_timeout_seconds)
         except Exception as error:  # noqa: BLE001 - the database is away: the agent retries after its backoff
@@ -102,7 +102,7 @@ class Registry:
         if not self.shared:
             return
         lease = self._settings.lease_seconds
-        # when the last renewal that succeeded began: the leases run out a lease later
+        # When the last renewal that succeeded began: the leases run out a lease later
         renewed = time.monotonic()
 
         async def renew() -> None:
@@ -113,9 +113,8 @@ class Registry:
                 renewing = self._store.renew_streams(self.node_id, ids, time.time() + lease)
                 kept = await asyncio.wait_for(renewing, lease / 3)
             except Exception:
-                # The next renewal's answer would come after the leases ran out, when other nodes may take
-                # these
-                # cameras: let them go now, so there are never two streams of one name.
+                # The next renewal's answer would come after the leases ran out, when other nodes may
+                # take these cameras: let them go now, so there are never two streams of one name.
                 if time.monotonic() - renewed >= lease * 2 / 3:
                     self._lost(self._state.claimed_ids())
                 raise

@@ -15,8 +15,8 @@ from vigint.ingest.exchange import Close, StreamExchange
 from vigint.media import MICROSECONDS, Packet
 from vigint.store import ApiKey, LiveSpan, StreamEntry
 
-# How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue on
-# connecting.
+# How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue
+# on connecting.
 LIVE_SPAN_SLACK_SECONDS = 60.0
 # Live capture times this far from the server's clock are not remembered: a live stream is now, give or take a
 # wrong clock, and a hostile header must not reach the database's integers.

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
-# well below live decoding (0), above nothing that matters: it still runs when idle
+# Well below live decoding (0), above nothing that matters: it still runs when idle
 LOW_PRIORITY_NICENESS = 10
 
 
