@@ -54,7 +54,8 @@ SERVER_ENV = {
     "VIGINT_SERVER_AUTH_TIMEOUT_SECONDS": "0.5",
     "VIGINT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
     "VIGINT_SERVER_DRAIN_SECONDS": str(DRAIN_SECONDS),
-    # The healthy camera's moving square makes an incident with a clip within seconds (the clip-link test needs one).
+    # The healthy camera's moving square makes an incident with a clip within seconds (the clip-link
+    # test needs one).
     "VIGINT_MOTION_MIN_MOTION_SECONDS": "0.5",
     "VIGINT_MOTION_PRE_ROLL_SECONDS": "1",
     "VIGINT_MOTION_POST_ROLL_SECONDS": "1",
@@ -108,7 +109,8 @@ async def assert_no_ghost(server: ServeProcess, healthy: HealthyStream, client_i
     """What a customer sees after an attack: the camera name streams again at once, `client list` does not
     show it live, and its key stops accruing stream time."""
     took, answer = await welcomed(server.url, api_key, camera, source)
-    assert answer == (None, "welcome"), f"camera {camera!r} still refused {took:.2f} s after the attack: {answer}"
+    assert answer == (None, "welcome"), \
+        f"camera {camera!r} still refused {took:.2f} s after the attack: {answer}"
 
     # The healthy camera being listed proves the snapshot is fresh, so "not listed" means something.
     await eventually(server.cli.live_cameras, lambda live: camera not in live.get(client_id, [])
@@ -116,7 +118,8 @@ async def assert_no_ghost(server: ServeProcess, healthy: HealthyStream, client_i
     first = (await server.cli.usage(client_id))["stream_seconds"]
     await asyncio.sleep(1.0)  # the window over which a ghost would keep being billed
     second = (await server.cli.usage(client_id))["stream_seconds"]
-    assert second - first < 0.3, f"client {client_id} is still billed: {first} s then {second} s a second later"
+    assert second - first < 0.3, \
+        f"client {client_id} is still billed: {first} s then {second} s a second later"
 
 
 async def test_a_nal_bomb_closes_only_that_stream_with_4415(server):
@@ -166,7 +169,8 @@ async def test_media_sent_before_the_welcome_leaves_no_ghost(server, healthy):
     for _ in range(3):
         connection = await connect_from(server.url, source)
         await connection.send(hello(api_key, "hasty"))
-        await connection.send(b"\x00" * 16 + b"\x00\x00\x00\x01\x65" + b"\xab" * 5000)  # no wait for the welcome
+        # no wait for the welcome
+        await connection.send(b"\x00" * 16 + b"\x00\x00\x00\x01\x65" + b"\xab" * 5000)
         # The media races the welcome: it meets the 4 KiB limit of an unauthenticated connection (1009), or
         # the limit has already risen and it is taken as (undecodable) media. Either is fine; a ghost is not.
         code, _ = await close_code(connection, timeout=1)
@@ -248,7 +252,8 @@ async def test_1100_idle_sockets_do_not_keep_a_legitimate_agent_out(tmp_path, tl
     _raise_open_file_limit()
     pair = write_self_signed("127.0.0.1", tmp_path / "tls") if tls else None
     # A long hello timeout (the TLS handshake gets as long): idle sockets do not go away by themselves.
-    serve = await ServeProcess(tmp_path, {"VIGINT_SERVER_AUTH_TIMEOUT_SECONDS": "30"}, nofile=1024, tls=pair).start()
+    env = {"VIGINT_SERVER_AUTH_TIMEOUT_SECONDS": "30"}
+    serve = await ServeProcess(tmp_path, env, nofile=1024, tls=pair).start()
     try:
         _, _, api_key = await serve.cli.create_client("Legit")
         # Over TLS the idle sockets all come from one host: each would hold a descriptor through its TLS
@@ -275,11 +280,12 @@ async def test_1100_idle_sockets_do_not_keep_a_legitimate_agent_out(tmp_path, tl
 
 
 async def serve_once(folder: Path, env: dict[str, str], timeout: float = 10) -> tuple[int | None, str]:
-    """Run `vigint serve` expecting it to refuse to start; return its exit code (None if it served) and stderr."""
+    """Run `vigint serve` expecting it to refuse to start; return its exit code (None if it served) and
+    stderr."""
     serve = ServeProcess(folder, env)
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(serve.db)), cwd=folder, env=serve.env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(serve.db),
+        cwd=folder, env=serve.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         _, err = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:

@@ -1,5 +1,6 @@
-"""Backfill (docs/protocol.md 4a) against the real server: recorded footage analysed in full, after live video,
-acknowledged as its incidents are recorded, and its incidents marked as recorded while the camera was offline."""
+"""Backfill (docs/protocol.md 4a) against the real server: recorded footage analysed in full, after live
+video, acknowledged as its incidents are recorded, and its incidents marked as recorded while the camera was
+offline."""
 
 import asyncio
 import dataclasses
@@ -22,7 +23,8 @@ from vigint.analysis.intake import CADENCE_UNITS
 from vigint.config import EmailSettings, Settings, StorageSettings
 from vigint.ingest.exchange import SeenFootage
 
-FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)  # small pictures, short GOPs: a few seconds a test
+# small pictures, short GOPs: a few seconds a test
+FOOTAGE = dict(gop_seconds=1, fps=10, width=320, height=180)
 TEN_MINUTES_AGO = int((time.time() - 600) * 1e6)
 
 
@@ -43,8 +45,8 @@ async def open_backfill(server, api_key: str, camera: str = "front-door"):
 
 
 async def send_footage(server, api_key: str, video):
-    """Open a backfill, send `video` as captured ten minutes ago and wait until all of it is analysed; return the
-    connection, the task reading its acks (see `acks_until_closed`) and its session."""
+    """Open a backfill, send `video` as captured ten minutes ago and wait until all of it is analysed; return
+    the connection, the task reading its acks (see `acks_until_closed`) and its session."""
     connection = await open_backfill(server, api_key)
     reading = asyncio.ensure_future(acks_until_closed(connection))
     await send_video(connection, video, start_us=TEN_MINUTES_AGO)
@@ -67,7 +69,8 @@ async def acks_until_closed(connection, timeout: float = 30) -> tuple[list[int],
 
 
 async def usage_once_ended(server, connection, reading, client_id: int):
-    """End a backfill, check that it closed with 1000, write the usage and return the client's one usage row."""
+    """End a backfill, check that it closed with 1000, write the usage and return the client's one usage
+    row."""
     await connection.send(protocol.end_of_backfill())
     assert (await reading)[1] == 1000
     await server.flush_usage()
@@ -75,7 +78,8 @@ async def usage_once_ended(server, connection, reading, client_id: int):
     return row
 
 
-async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_through_its_end(start, tmp_path):
+async def test_backfilled_footage_with_people_makes_one_offline_incident_acked_through_its_end(
+        start, tmp_path):
     server = await start(settings_with_mail(tmp_path))
     client_id, _, api_key = await add_client(server.store)
     video = people_footage()
@@ -103,7 +107,8 @@ async def test_acks_never_reach_an_incident_s_pre_roll_before_it_is_recorded_eve
     video = make_footage(24, people=((14.0, 18.0),), **FOOTAGE)  # long still footage first: acks go out
     connection, reading, session = await send_footage(server, api_key, video)
     held = server.desk.holding(session)
-    assert held is not None and session.acked == held  # the incident is open: nothing from its pre-roll on is acked
+    # the incident is open: nothing from its pre-roll on is acked
+    assert held is not None and session.acked == held
     await connection.send(protocol.end_of_backfill())
     acks, code = await reading
     (incident,) = await server.store.list_incidents(client_id)
@@ -168,10 +173,12 @@ async def test_a_backfill_is_read_only_as_fast_as_it_is_analysed(start):
     _, code = await reading
     watching.cancel()
     assert code == 1000 and session.analysis.frames_decoded == video.frames
-    assert most < 64 * 1024 + max(len(unit[3]) for unit in video.units) + 1024  # bounded by the limit, one unit over
+    # bounded by the limit, one unit over
+    assert most < 64 * 1024 + max(len(unit[3]) for unit in video.units) + 1024
 
 
-async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets_4403_and_live_is_untouched(start):
+async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets_4403_and_live_is_untouched(
+        start):
     server = await start(max_streams_per_client=1)
     client_id, _, api_key = await add_client(server.store)
     live, _ = await open_stream(url(server), api_key, spooled_seconds=240)
@@ -182,10 +189,12 @@ async def test_a_second_backfill_of_a_camera_or_one_over_the_client_s_limit_gets
         4403, "camera 'front-door' is already sending recorded footage")
     with pytest.raises(ConnectionClosed) as closed:  # nor may other names: each backfill holds a decoder
         await open_stream(url(server), api_key, "back-door", backfill=True)
-    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "over the limit of 1 backfills for this client")
+    answer = (closed.value.rcvd.code, closed.value.rcvd.reason)
+    assert answer == (4403, "over the limit of 1 backfills for this client")
     video = make_footage(2, **FOOTAGE)
     await send_video(live, video)
-    await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
+    camera = server.streams.of_client(client_id)["front-door"]
+    await eventually(lambda: camera.analysis.frames_decoded == video.frames)
     assert server.streams.by_client() == {client_id: 1}  # the backfill is no stream of the client's
     (stream,) = server.state.cameras_live()
     assert stream.spooled_seconds == 240 and not stream.backfill
@@ -202,7 +211,8 @@ async def test_backfill_usage_is_counted_apart_from_live_streams_from_the_footag
     connection = await open_backfill(server, api_key)
     reading = asyncio.ensure_future(acks_until_closed(connection))
     an_hour_on = TEN_MINUTES_AGO + 3_600_000_000
-    bogus = protocol.media(an_hour_on, an_hour_on, b"not H.264")  # counted as undecodable: moves no footage time
+    # counted as undecodable: moves no footage time
+    bogus = protocol.media(an_hour_on, an_hour_on, b"not H.264")
     await connection.send(bogus)
     sent = len(bogus) + await send_video(connection, video, start_us=TEN_MINUTES_AGO)
     row = await usage_once_ended(server, connection, reading, client_id)
@@ -227,7 +237,8 @@ async def test_footage_sent_again_after_a_server_died_makes_no_second_incident(s
     reading = asyncio.ensure_future(acks_until_closed(connection))
     resend = [unit for unit in video.units if TEN_MINUTES_AGO + unit[1] > acked]
     first_gop = next(index for index, unit in enumerate(resend) if unit[2])
-    await send_video(connection, dataclasses.replace(video, units=tuple(resend[first_gop:])), start_us=TEN_MINUTES_AGO)
+    rest = dataclasses.replace(video, units=tuple(resend[first_gop:]))
+    await send_video(connection, rest, start_us=TEN_MINUTES_AGO)
     await connection.send(protocol.end_of_backfill())
     acks, code = await reading
     assert code == 1000 and acks[-1] == TEN_MINUTES_AGO + video.units[-1][1]
@@ -248,7 +259,8 @@ async def test_garbage_on_a_backfill_ends_with_4415_and_a_stray_end_on_a_live_st
     assert closed.value.rcvd.code == 4415
     video = make_footage(2, **FOOTAGE)
     await send_video(live, video)
-    await eventually(lambda: server.streams.of_client(client_id)["front-door"].analysis.frames_decoded == video.frames)
+    camera = server.streams.of_client(client_id)["front-door"]
+    await eventually(lambda: camera.analysis.frames_decoded == video.frames)
     await live.close()
 
 
@@ -259,11 +271,13 @@ async def test_a_backfill_is_told_when_its_key_s_expiry_changes_like_its_live_st
     connection = await open_backfill(server, api_key)
     successor = keys.generate()
     expires_at = time.time() + 3600
-    await server.store.rotate_key(key_id, keys.hash_key(successor), keys.display_prefix(successor), "", expires_at,
-                                  time.time())  # as `vigint key rotate` does, from another process
+    # As `vigint key rotate` does, from another process.
+    await server.store.rotate_key(key_id, keys.hash_key(successor), keys.display_prefix(successor), "",
+                                  expires_at, time.time())
     for agent in (live, connection):
         notice = json.loads(await asyncio.wait_for(agent.recv(), 5))
-        assert notice["type"] == protocol.KEY_NOTICE and protocol.key_expiry(notice) == pytest.approx(expires_at)
+        assert notice["type"] == protocol.KEY_NOTICE
+        assert protocol.key_expiry(notice) == pytest.approx(expires_at)
     await connection.close()
     await live.close()
 
@@ -273,29 +287,34 @@ async def test_a_backfill_stamped_1_us_a_frame_ends_with_4415_having_been_read_a
     client_id, _, api_key = await add_client(server.store)
     video = make_footage(20, **FOOTAGE)  # 200 frames of real footage, sent as if they were 200 µs of it
     connection = await open_backfill(server, api_key)
-    reading = asyncio.ensure_future(acks_until_closed(connection, timeout=5))  # closed at once, not after close_timeout
+    # closed at once, not after close_timeout
+    reading = asyncio.ensure_future(acks_until_closed(connection, timeout=5))
     session = server.streams.backfill(client_id, "front-door")
     try:
         for index, (_, _, _, access_unit) in enumerate(video.units):
-            await connection.send(protocol.media(TEN_MINUTES_AGO + index, TEN_MINUTES_AGO + index, access_unit))
+            at = TEN_MINUTES_AGO + index
+            await connection.send(protocol.media(at, at, access_unit))
         await connection.send(protocol.end_of_backfill())
     except ConnectionClosed:
         pass  # closed while sending
     assert (await reading)[1] == 4415
     assert connection.close_reason == "decode times advance faster than 120 frames a second"
-    assert session.analysis.intake.newest_dts - TEN_MINUTES_AGO == CADENCE_UNITS - 1  # not one unit taken after
+    # not one unit taken after
+    assert session.analysis.intake.newest_dts - TEN_MINUTES_AGO == CADENCE_UNITS - 1
     await eventually(lambda: not server.streams.open())
     await server.flush_usage()
     (row,) = await server.store.usage_report(client_id, None, None)
     assert row.frames_decoded <= CADENCE_UNITS
 
 
-async def test_real_footage_is_read_no_further_ahead_of_its_analysis_than_the_throttle_and_billed_in_full(start):
+async def test_real_footage_is_read_no_further_ahead_of_its_analysis_than_the_throttle_and_billed_in_full(
+        start):
     server = await start(decode_threads=2)  # one thread for backfills
     client_id, _, api_key = await add_client(server.store)
     video = make_footage(20, **FOOTAGE)
     busy = threading.Event()
-    server._backfill_pool.submit(busy.wait)  # the backfill thread is taken: nothing of it is analysed meanwhile
+    # the backfill thread is taken: nothing of it is analysed meanwhile
+    server._backfill_pool.submit(busy.wait)
     try:
         connection = await open_backfill(server, api_key)
         reading = asyncio.ensure_future(acks_until_closed(connection))
@@ -315,7 +334,7 @@ def test_footage_delivered_live_is_skipped_with_the_rest_of_its_gop_and_nothing_
     seen = SeenFootage([(50, 55), (10, 20), (12, 14), (54, 60)])  # as several nodes may have written them
     keyframes = {0, 15, 21, 30, 45, 55}
     skipped = [at for at in range(0, 70) if seen.skips(at, lambda at=at: at in keyframes)]
-    # 10-20 live; 21 starts a new GOP; 45's GOP is analysed until 50, where live footage starts again; 61-69 end
-    # a GOP begun live.
+    # 10-20 live; 21 starts a new GOP; 45's GOP is analysed until 50, where live footage starts again;
+    # 61-69 end a GOP begun live.
     assert skipped == [*range(10, 21), *range(50, 70)] and seen.until == 69
     assert not seen.skips(55, lambda: False)  # footage sent again out of order is for the analysis to refuse

@@ -30,8 +30,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
 CAMERAS = ("door", "till", "yard", "cellar")  # two agents, two cameras each: four streams
 BEHIND_HAPROXY = {"VIGINT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}  # HAProxy connects to the nodes from there
 
-pytestmark = [REALTIME, pytest.mark.skipif(shutil.which("haproxy") is None,
-                                           reason="haproxy is not installed (apt-get install haproxy; .ci/run does)")]
+NO_HAPROXY = "haproxy is not installed (apt-get install haproxy; .ci/run does)"
+pytestmark = [REALTIME, pytest.mark.skipif(shutil.which("haproxy") is None, reason=NO_HAPROXY)]
 
 
 async def stop_all(agents: list[asyncio.subprocess.Process]) -> str:
@@ -47,7 +47,8 @@ async def stop_all(agents: list[asyncio.subprocess.Process]) -> str:
 def node_get(node: ServeProcess, path: str) -> tuple[int, str]:
     """GET `path` from the node itself, as Prometheus does: from an address other than the balancer's, whose
     connections the node expects to start with a PROXY header. Return the status and body."""
-    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5, source_address=("127.0.0.2", 0))
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5,
+                                            source_address=("127.0.0.2", 0))
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -63,8 +64,8 @@ def healthz(node: ServeProcess) -> int:
 def streams_on(node: ServeProcess) -> int:
     """Return how many streams the node's /metrics says it holds."""
     text = node_get(node, "/metrics")[1]
-    return int(sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-                   if sample.name == "vigint_streams_connected"))
+    samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    return int(sum(sample.value for sample in samples if sample.name == "vigint_streams_connected"))
 
 
 async def node_states(stats_socket: Path) -> dict[str, str]:
@@ -86,7 +87,8 @@ async def start_haproxy(folder: Path, nodes: list[ServeProcess],
                         cleanup: AsyncExitStack) -> tuple[subprocess.Popen, int, Path]:
     """Start HAProxy from the shipped file, its addresses given through the environment, to be killed by
     `cleanup`; wait until it sees every node up. Return the process, its port and its stats socket."""
-    port, stats = free_port(), folder / "haproxy.sock"
+    port = free_port()
+    stats = folder / "haproxy.sock"
     env = {**os.environ, "VIGINT_LB_BIND": f"127.0.0.1:{port}", "VIGINT_LB_STATS_SOCKET": str(stats),
            **{f"VIGINT_NODE{number}": f"127.0.0.1:{node.port}" for number, node in enumerate(nodes, 1)}}
     env.setdefault("VIGINT_NODE2", env["VIGINT_NODE1"])  # one node: both server lines name it
@@ -103,10 +105,11 @@ async def start_haproxy(folder: Path, nodes: list[ServeProcess],
     return haproxy, port, stats
 
 
-async def balanced(folder: Path, db: Path | str, env: dict[str, str],
-                   cleanup: AsyncExitStack) -> tuple[list[ServeProcess], int, Path, list[asyncio.subprocess.Process]]:
-    """A client on `db`; two nodes on it behind HAProxy, and two of the client's agents streaming two cameras each
-    through it, all stopped by `cleanup`. Return the nodes, HAProxy's port and stats socket, and the agents."""
+async def balanced(folder: Path, db: Path | str, env: dict[str, str], cleanup: AsyncExitStack
+                   ) -> tuple[list[ServeProcess], int, Path, list[asyncio.subprocess.Process]]:
+    """A client on `db`; two nodes on it behind HAProxy, and two of the client's agents streaming two cameras
+    each through it, all stopped by `cleanup`. Return the nodes, HAProxy's port and stats socket, and the
+    agents."""
     async with await Store.open(db) as store:
         _, _, api_key = await add_client(store)
     write_video_file(folder / "camera.mp4", 4)
@@ -133,7 +136,8 @@ async def spread(nodes: list[ServeProcess]) -> list[int]:
 
 async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_the_other(tmp_path):
     db = tmp_path / "vigint.db"
-    # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are its own.
+    # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are
+    # its own.
     env = {"VIGINT_SERVER_USAGE_FLUSH_SECONDS": "3600", "VIGINT_STORAGE_DATA_DIR": str(tmp_path / "data")}
     async with AsyncExitStack() as cleanup:
         nodes, port, stats, agents = await balanced(tmp_path, db, env, cleanup)
@@ -162,7 +166,8 @@ async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_t
               f"{landed:.2f} s after it (drain_seconds 3)")
         assert "Stopped." in draining.log() and "Traceback" not in draining.log()
         with sqlite3.connect(db) as raw:  # written by the drained node as it stopped
-            seconds, received = raw.execute("SELECT sum(stream_seconds), sum(bytes_received) FROM usage").fetchone()
+            totals = raw.execute("SELECT sum(stream_seconds), sum(bytes_received) FROM usage")
+            seconds, received = totals.fetchone()
         assert seconds > 0 and received > 0
         logs = await stop_all(agents)
         # Each of the drained node's streams reconnected once, within a second: none bounced off it (1013).

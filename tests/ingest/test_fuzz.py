@@ -43,14 +43,16 @@ async def test_mutated_streams_and_hostile_hellos_leave_the_server_serving(start
     sources = fuzz_videos()
     mutations = [mutated_stream(rng, rng.choice(sources), 1_700_000_000_000_000) for _ in range(STREAMS)]
     try:
-        stream_codes = await run_all([lambda i=i, m=m: send_mutation(url(server), attacker_key, f"fuzz-{i}", m)
-                                      for i, m in enumerate(mutations)], concurrency=8)
-        hello_codes = await run_all([lambda m=m: send_first_message(url(server), m) for m in hellos(rng, HELLOS)],
-                                    concurrency=8)
+        streams = [lambda i=i, m=m: send_mutation(url(server), attacker_key, f"fuzz-{i}", m)
+                   for i, m in enumerate(mutations)]
+        stream_codes = await run_all(streams, concurrency=8)
+        first_messages = [lambda m=m: send_first_message(url(server), m) for m in hellos(rng, HELLOS)]
+        hello_codes = await run_all(first_messages, concurrency=8)
         await eventually(lambda: not server.streams.of_client(attacker_id), timeout=10)
     finally:
         await asyncio.to_thread(healthy.stop)
-    print(f"stream close codes {dict(Counter(stream_codes))}, hello close codes {dict(Counter(hello_codes))}, "
+    print(f"stream close codes {dict(Counter(stream_codes))}, "
+          f"hello close codes {dict(Counter(hello_codes))}, "
           f"mutations {dict(Counter(kind for m in mutations for kind in m.kind.split(' + ')))}, "
           f"healthy: {healthy.frames_sent} frames, slowest ping {healthy.max_ping * 1000:.0f} ms")
     unexpected = [(code, m.kind) for code, m in zip(stream_codes, mutations) if code not in STREAM_CODES]

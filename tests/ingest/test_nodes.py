@@ -36,7 +36,8 @@ async def registry_locked(database: str):
 @pytest.fixture
 async def nodes(start, postgres_url, tmp_path):
     """Two servers (nodes) sharing one PostgreSQL database."""
-    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"), alerts=AlertSettings(link_secret=SECRET))
+    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
+                        alerts=AlertSettings(link_secret=SECRET))
     return [await start(settings, database=postgres_url, max_streams_per_client=3) for _ in range(2)]
 
 
@@ -70,9 +71,12 @@ async def test_camera_names_and_the_stream_limit_hold_across_nodes(nodes, postgr
 async def test_a_revocation_closes_the_streams_of_every_node_within_a_second(nodes, postgres_url, tmp_path):
     a, b = nodes
     client_id, _, api_key = await add_client(a.store)
-    streams = [(await open_stream(url(a), api_key, "door"))[0], (await open_stream(url(b), api_key, "yard"))[0]]
+    door = (await open_stream(url(a), api_key, "door"))[0]
+    yard = (await open_stream(url(b), api_key, "yard"))[0]
+    streams = [door, yard]
     revoke = await asyncio.create_subprocess_exec(sys.executable, "-m", "vigint", "client", "revoke",
-                                                  "--client-id", str(client_id), "--db", postgres_url, cwd=tmp_path)
+                                                  "--client-id", str(client_id), "--db", postgres_url,
+                                                  cwd=tmp_path)
     assert await revoke.wait() == 0
     revoked_at = time.monotonic()
 
@@ -95,7 +99,8 @@ async def test_usage_from_both_nodes_adds_up_exactly(nodes):
         connection, _ = await open_stream(url(server), api_key, camera)
         sent += await send_video(connection, make_h264(1))
         await connection.close()
-    await eventually(lambda: not a.streams.of_client(client_id) and not b.streams.of_client(client_id))  # all decoded
+    # all decoded
+    await eventually(lambda: not a.streams.of_client(client_id) and not b.streams.of_client(client_id))
     await a.flush_usage(), await b.flush_usage()
     [row] = await b.store.usage_report(client_id, None, None)
     assert row.key_id == key_id and row.bytes_received == sent
@@ -103,8 +108,8 @@ async def test_usage_from_both_nodes_adds_up_exactly(nodes):
 
 
 @REALTIME
-async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one_alert(start, postgres_url, tmp_path,
-                                                                                       mailbox, bucket):
+async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one_alert(
+        start, postgres_url, tmp_path, mailbox, bucket):
     settings = Settings(motion=MotionSettings(cooldown_seconds=5),
                         email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none",
                                             sender="alerts@vigint.test"),
@@ -127,8 +132,10 @@ async def test_an_incident_on_one_node_is_one_row_one_clip_in_the_bucket_and_one
     assert clip[4:8] == b"ftyp" and sorted(objects) == [f"site-a/{client_id}/{incident.id}-{index}.jpg"
                                                         for index in range(incident.stills)]
     link = link_in(mailbox.messages[0])  # the alert links to the node that sent it; the other serves it too
-    other = link.replace(f":{b.port}/", f":{a.port}/") if f":{b.port}/" in link else link.replace(f":{a.port}/",
-                                                                                                  f":{b.port}/")
+    if f":{b.port}/" in link:
+        other = link.replace(f":{b.port}/", f":{a.port}/")
+    else:
+        other = link.replace(f":{a.port}/", f":{b.port}/")
     for address in (link, other):
         assert await asyncio.to_thread(lambda: urllib.request.urlopen(address, timeout=10).read()) == clip
 
@@ -139,14 +146,15 @@ async def test_a_node_on_a_shared_database_needs_the_shared_link_secret(start, p
     assert not (tmp_path / "data" / "link-secret").exists()  # no node-local secret that other nodes lack
 
 
-async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_streams_go_on(start, postgres_url,
-                                                                                           tmp_path):
+async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_streams_go_on(
+        start, postgres_url, tmp_path):
     node = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
                                 alerts=AlertSettings(link_secret=SECRET)), database=postgres_url,
                        auth_timeout_seconds=0.5)
     _, _, api_key = await add_client(node.store)
     door, _ = await open_stream(url(node), api_key, "door")
-    async with registry_locked(postgres_url):  # another program holds the registry table, as a hung migration would
+    # another program holds the registry table, as a hung migration would
+    async with registry_locked(postgres_url):
         began = time.monotonic()
         answer = await refused(node, hello(api_key, "yard"))
         assert answer == (1013, "the service cannot take this stream now; try again")
@@ -159,7 +167,8 @@ async def test_a_hello_while_the_registry_is_locked_gets_try_again_and_other_str
 
 async def test_a_node_that_cannot_renew_for_a_whole_lease_closes_its_streams(start, postgres_url, tmp_path):
     node = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
-                                alerts=AlertSettings(link_secret=SECRET)), database=postgres_url, lease_seconds=1.5)
+                                alerts=AlertSettings(link_secret=SECRET)),
+                       database=postgres_url, lease_seconds=1.5)
     _, _, api_key = await add_client(node.store)
     door, _ = await open_stream(url(node), api_key, "door")
     async with registry_locked(postgres_url):  # the registry out of reach, as in a network partition

@@ -1,5 +1,6 @@
-"""PROXY protocol v2 (ingest/proxy.py): the parser against well-formed and hostile headers, and the real server
-believing the header from a trusted balancer only, so that its per-address limits count the agents behind it."""
+"""PROXY protocol v2 (ingest/proxy.py): the parser against well-formed and hostile headers, and the real
+server believing the header from a trusted balancer only, so that its per-address limits count the agents
+behind it."""
 
 import asyncio
 import ipaddress
@@ -36,7 +37,8 @@ def tlv(kind: int, value: bytes) -> bytes:
 
 
 def test_the_client_of_a_tcp_connection_is_read_with_what_follows_it():
-    parsed = parse(header("203.0.113.7", tlvs=tlv(0x01, b"http/1.1") + tlv(0x05, b"unique")) + b"GET / HTTP/1.1")
+    tlvs = tlv(0x01, b"http/1.1") + tlv(0x05, b"unique")
+    parsed = parse(header("203.0.113.7", tlvs=tlvs) + b"GET / HTTP/1.1")
     assert (parsed.source, parsed.rest) == ("203.0.113.7", b"GET / HTTP/1.1")
 
 
@@ -53,7 +55,8 @@ def test_a_header_arriving_a_byte_at_a_time_is_awaited_until_whole():
 
 def test_a_local_command_names_no_client_the_balancer_speaks_for_itself():
     # A health check: its address block, whatever it holds, is to be ignored.
-    assert parse(header("203.0.113.7", version_command=0x20) + b"rest") == parse(SIGNATURE + b"\x20\x00\x00\x00rest")
+    local = parse(SIGNATURE + b"\x20\x00\x00\x00rest")
+    assert parse(header("203.0.113.7", version_command=0x20) + b"rest") == local
     assert parse(SIGNATURE + b"\x20\x00\x00\x00").source is None
 
 
@@ -79,8 +82,8 @@ def test_hostile_headers_are_malformed(hostile, why):
 
 def test_trusted_networks_are_addresses_or_networks_and_nothing_else():
     networks = parse_networks("10.0.0.5, 10.1.0.0/16  fd00::/8")
-    assert [is_trusted(a, networks) for a in ("10.0.0.5", "10.0.0.6", "10.1.9.9", "::ffff:10.0.0.5", "fd00::1")] \
-        == [True, False, True, True, True]
+    addresses = ("10.0.0.5", "10.0.0.6", "10.1.9.9", "::ffff:10.0.0.5", "fd00::1")
+    assert [is_trusted(a, networks) for a in addresses] == [True, False, True, True, True]
     assert parse_networks("") == () and not is_trusted("10.0.0.5", ())
     with pytest.raises(ValueError, match="'10.0.0.300' is neither an IP address nor a network"):
         parse_networks("10.0.0.1, 10.0.0.300")
@@ -99,12 +102,14 @@ async def open_through(server, header_bytes: bytes, source: str = "127.0.0.1", *
     return await connect(url(server), sock=sock, open_timeout=5, **options)
 
 
-async def refused_hellos(server, count: int, header_bytes: bytes = b"", source: str = "127.0.0.1") -> list[int]:
+async def refused_hellos(server, count: int, header_bytes: bytes = b"",
+                         source: str = "127.0.0.1") -> list[int]:
     """Send `count` hellos with unknown keys; return the close codes they got."""
     codes = []
     for _ in range(count):
         connection = await open_through(server, header_bytes, source)
-        await connection.send(json.dumps({"type": "hello", "version": 1, "key": keys.generate(), "camera": "door"}))
+        await connection.send(json.dumps({"type": "hello", "version": 1, "key": keys.generate(),
+                                          "camera": "door"}))
         with pytest.raises(ConnectionClosed) as closed:
             await connection.recv()
         codes.append(closed.value.rcvd.code)
@@ -116,7 +121,8 @@ async def test_a_stranger_behind_the_balancer_is_banned_alone_and_the_agent_behi
     _, _, api_key = await add_client(server.store)
     assert await refused_hellos(server, 4, header("203.0.113.66")) == [4401, 4401, 4401, 4429]
     connection = await open_through(server, header("198.51.100.5"))
-    await connection.send(json.dumps({"type": "hello", "version": 1, "key": keys.generate(), "camera": "door"}))
+    await connection.send(json.dumps({"type": "hello", "version": 1, "key": keys.generate(),
+                                      "camera": "door"}))
     with pytest.raises(ConnectionClosed) as closed:
         await connection.recv()
     assert closed.value.rcvd.code == 4401  # another agent's typo: its own count, not the stranger's ban
@@ -132,7 +138,8 @@ async def test_a_stranger_behind_the_balancer_is_banned_alone_and_the_agent_behi
 async def test_a_header_from_an_untrusted_peer_or_a_malformed_one_closes_that_connection_only(start):
     server = await start(trusted_proxies="127.0.0.1", max_auth_failures=3)
     _, _, api_key = await add_client(server.store)
-    # A stranger (not the balancer) claiming to be someone else: no WebSocket, and no one else is charged for it.
+    # A stranger (not the balancer) claiming to be someone else: no WebSocket, and no one else is charged
+    # for it.
     with pytest.raises((InvalidHandshake, InvalidMessage, ConnectionError, EOFError, TimeoutError)):
         await open_through(server, header("198.51.100.5"), source="127.0.0.2")
     for hostile in (b"GET / HTTP/1.1\r\n\r\n", header("198.51.100.5", version_command=0x11),

@@ -60,7 +60,8 @@ async def test_every_kind_of_invalid_key_gets_the_same_4401(start):
     revoked_client, _, revoked_key = await add_client(server.store, "gone@b.test")
     await server.store.revoke_client(revoked_client)
     mistyped = api_key[:-1] + ("0" if api_key[-1] != "0" else "1")
-    answers = {await refused(server, hello(key)) for key in (WRONG_KEY, expired_key, revoked_key, mistyped, "vig_x")}
+    wrong = (WRONG_KEY, expired_key, revoked_key, mistyped, "vig_x")
+    answers = {await refused(server, hello(key)) for key in wrong}
     assert answers == {(4401, protocol.INVALID_KEY_REASON)}
 
 
@@ -88,8 +89,8 @@ async def test_no_hello_is_closed_with_4408_after_the_timeout(start):
 
 async def test_oversized_hello_is_closed(start):
     server = await start()
-    code, _ = await refused(server, json.dumps({"type": "hello", "version": 1, "key": WRONG_KEY, "camera": "a",
-                                                "padding": "x" * 5000}))
+    padded = {"type": "hello", "version": 1, "key": WRONG_KEY, "camera": "a", "padding": "x" * 5000}
+    code, _ = await refused(server, json.dumps(padded))
     assert code == 1009
     await eventually(lambda: server.metrics.auth_failures["too_large"] == 1)
 
@@ -111,15 +112,19 @@ async def test_two_clients_each_see_only_their_own_frames(start):
     server = await start()
     first_id, _, first_key = await add_client(server.store)
     second_id, _, second_key = await add_client(server.store, "b@b.test", "Beta")
-    first_video, second_video = make_h264(3), make_h264(3, width=256, height=144)
+    first_video = make_h264(3)
+    second_video = make_h264(3, width=256, height=144)
     first, _ = await open_stream(url(server), first_key, "door")
     second, _ = await open_stream(url(server), second_key, "door")  # same camera name, other client: fine
-    await asyncio.gather(send_video(first, first_video, start_us=10**15), send_video(second, second_video, start_us=2 * 10**15))
+    await asyncio.gather(send_video(first, first_video, start_us=10**15),
+                         send_video(second, second_video, start_us=2 * 10**15))
     await eventually(lambda: server.metrics.frames_decoded == first_video.frames + second_video.frames)
-    mine, theirs = server.streams.of_client(first_id)["door"], server.streams.of_client(second_id)["door"]
+    mine = server.streams.of_client(first_id)["door"]
+    theirs = server.streams.of_client(second_id)["door"]
     assert {p.data for p in mine.analysis.packets.packets()} <= {u[3] for u in first_video.units}
     assert {p.data for p in theirs.analysis.packets.packets()} <= {u[3] for u in second_video.units}
-    assert (mine.analysis.frames_decoded, theirs.analysis.frames_decoded) == (first_video.frames, second_video.frames)
+    assert mine.analysis.frames_decoded == first_video.frames
+    assert theirs.analysis.frames_decoded == second_video.frames
     assert (mine.analysis.video_size, theirs.analysis.video_size) == ((320, 180), (256, 144))
     await first.close()
     await second.close()
@@ -130,7 +135,8 @@ async def test_stream_cap_and_duplicate_camera_get_4403(start):
     _, _, api_key = await add_client(server.store)
     first, _ = await open_stream(url(server), api_key, "one")
     second, _ = await open_stream(url(server), api_key, "two")
-    assert await refused(server, hello(api_key, "three")) == (4403, "over the limit of 2 streams for this client")
+    over = (4403, "over the limit of 2 streams for this client")
+    assert await refused(server, hello(api_key, "three")) == over
     assert await refused(server, hello(api_key, "one")) == (4403, "camera 'one' is already streaming")
     await first.close()
     await eventually(lambda: len(server.streams.of_client(1)) == 1)
@@ -141,8 +147,8 @@ async def test_stream_cap_and_duplicate_camera_get_4403(start):
 
 
 def admin(db_path, *args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "vigint", *args, "--db", str(db_path)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "vigint", *args, "--db", str(db_path)],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
@@ -209,7 +215,8 @@ async def test_a_10_s_burst_on_a_server_with_threads_to_spare_is_analysed_in_ful
     session = server.streams.of_client(client_id)["front-door"]
     await connection.close()
     await eventually(lambda: not server.streams.of_client(client_id), timeout=30)
-    assert session.analysis.frames_decoded == server.metrics.frames_decoded == video.frames  # not one frame shed
+    # not one frame shed
+    assert session.analysis.frames_decoded == server.metrics.frames_decoded == video.frames
     assert server.metrics.decode_errors == 0
 
 
@@ -226,7 +233,8 @@ async def test_a_server_whose_decode_threads_are_saturated_sheds_a_burst(start):
         await send_video(connection, dataclasses.replace(video, units=video.units[:video.fps]), start_us)
         await eventually(lambda: server.decode_load.overloaded)
         await send_video(connection, dataclasses.replace(video, units=video.units[video.fps:]), start_us)
-        await eventually(lambda: len(session.analysis.packets) == video.frames)  # all of it read while overloaded
+        # all of it read while overloaded
+        await eventually(lambda: len(session.analysis.packets) == video.frames)
     finally:
         busy.set()
     await connection.close()
@@ -245,7 +253,8 @@ async def test_a_stream_too_far_behind_skips_ahead_to_a_keyframe_even_on_an_idle
     await send_video(connection, video)
     session = server.streams.of_client(client_id)["front-door"]
     await connection.close()
-    await eventually(lambda: not server.streams.of_client(client_id))  # its end waits for its last decode and the flush
+    # its end waits for its last decode and the flush
+    await eventually(lambda: not server.streams.of_client(client_id))
     assert len(session.analysis.packets) == video.frames  # clips still have every packet
     assert 0 < server.metrics.frames_decoded < video.frames  # analysis skipped whole GOPs to keep up
     assert server.metrics.decode_errors == 0
@@ -270,9 +279,11 @@ async def test_bad_media_on_one_stream_does_not_disturb_another(start):
     await asyncio.gather(send_video(healthy, video), misbehave())
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(broken.recv(), 10)
-    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4415, "the stream cannot be decoded as H.264")
-    await eventually(lambda: len(server.streams.of_client(healthy_id)["good"].analysis.packets) == video.frames)
-    await eventually(lambda: server.streams.of_client(healthy_id)["good"].analysis.frames_decoded == video.frames)
+    answer = (closed.value.rcvd.code, closed.value.rcvd.reason)
+    assert answer == (4415, "the stream cannot be decoded as H.264")
+    good = server.streams.of_client(healthy_id)["good"]
+    await eventually(lambda: len(good.analysis.packets) == video.frames)
+    await eventually(lambda: good.analysis.frames_decoded == video.frames)
     assert server.metrics.decode_errors >= 20
     # The healthy stream still works after all that.
     await send_video(healthy, make_h264(1), start_us=int(time.time() * 1e6) + 10_000_000)
@@ -302,7 +313,8 @@ def http_get(address: str, context: ssl.SSLContext | None = None) -> tuple[int, 
 def metric(base: str, name: str) -> float:
     """Return the value of the unlabelled sample `name` on the server's /metrics page."""
     text = http_get(base + "/metrics")[2]
-    return next(s.value for family in text_string_to_metric_families(text) for s in family.samples if s.name == name)
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    return next(s.value for s in samples if s.name == name)
 
 
 async def test_healthz_and_metrics(start):
@@ -377,7 +389,8 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
     async with await Store.open(db_path) as store:
         client_id, _, api_key = await add_client(store)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db_path), cwd=tmp_path,
+        sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db_path),
+        cwd=tmp_path,
         env={**os.environ, "VIGINT_SERVER_DRAIN_SECONDS": "2"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     banner = b""
@@ -388,7 +401,8 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
     sent = await send_video(connection, make_h264(1))
 
     async def all_received() -> bool:
-        return await asyncio.to_thread(metric, f"http://127.0.0.1:{port}", "vigint_bytes_received_total") == sent
+        received = await asyncio.to_thread(metric, f"http://127.0.0.1:{port}", "vigint_bytes_received_total")
+        return received == sent
 
     await eventually(all_received)
     process.send_signal(signal.SIGTERM)
@@ -409,11 +423,13 @@ async def test_sigterm_drains_then_closes_streams_with_1001_flushes_usage_and_ex
 async def test_a_port_in_use_is_a_clear_error(start, tmp_path):
     server = await start()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--web-port", "0", "--db", str(tmp_path / "other.db"),
+        sys.executable, "-m", "vigint", "serve", "--port", str(server.port), "--web-port", "0",
+        "--db", str(tmp_path / "other.db"),
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
-    assert err.decode() == f"vigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"
+    in_use = f"vigint: error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"
+    assert err.decode() == in_use
 
 
 async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage_collector(start):
@@ -457,7 +473,8 @@ async def test_a_refused_stream_that_stops_reading_frees_its_camera_at_once(star
     bomb = protocol.media(0, 0, b"\x00\x00\x01\x09" * 100_000)
     sock = await asyncio.to_thread(silent_agent, server.port, api_key, "door", bomb)
     try:
-        await eventually(lambda: not server.streams.of_client(client_id), timeout=2)  # not close_timeout (10 s)
+        # not close_timeout (10 s)
+        await eventually(lambda: not server.streams.of_client(client_id), timeout=2)
         connection, welcome = await open_stream(url(server), api_key, "door")
         assert welcome["type"] == "welcome"
         await connection.close()
@@ -473,7 +490,8 @@ async def test_streams_still_closing_count_against_the_client_until_their_decode
     await send_video(connection, make_h264(20, width=1280, height=720, bitrate=2_000_000))
     await connection.close()
     await eventually(lambda: getattr(server.streams.of_client(client_id).get("one"), "ended", False))
-    assert await refused(server, hello(api_key, "two")) == (4403, "too many of this client's streams are still closing")
+    closing = (4403, "too many of this client's streams are still closing")
+    assert await refused(server, hello(api_key, "two")) == closing
     await eventually(lambda: not server.streams.of_client(client_id), timeout=3)
     again, welcome = await open_stream(url(server), api_key, "two")
     assert welcome["type"] == "welcome"
@@ -492,13 +510,15 @@ async def test_a_still_camera_goes_idle_and_status_and_metrics_say_so(start, db_
     text = (await asyncio.to_thread(http_get, base + "/metrics"))[2]
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
-    assert samples[("vigint_streams", (("mode", "idle"),))] == 1 and samples[("vigint_streams", (("mode", "active"),))] == 0
+    assert samples[("vigint_streams", (("mode", "idle"),))] == 1
+    assert samples[("vigint_streams", (("mode", "active"),))] == 0
     assert samples[("vigint_decode_cpu_seconds_total", (("mode", "active"),))] > 0
     await server.flush_usage()
     result = await asyncio.to_thread(run_vigint, "status", "--json", "--db", str(db_path), cwd=tmp_path)
     status = json.loads(result.stdout)
     assert [(s["camera"], s["mode"]) for s in status["streams"]] == [("till", "idle")]
-    assert datetime.fromisoformat(status["streams"][0]["connected_at"]).tzinfo is not None  # ISO 8601, not epoch
+    # ISO 8601, not epoch
+    assert datetime.fromisoformat(status["streams"][0]["connected_at"]).tzinfo is not None
     await connection.close()
 
 
@@ -507,15 +527,15 @@ async def test_usage_met_by_a_long_database_lock_is_kept_and_warned_of_in_one_li
     server = await start()
     client_id, _, api_key = await add_client(server.store)
     connection, _ = await open_stream(url(server), api_key)
-    # Another process's writer (a backup, an admin command). Taken from a thread: the server shares this event loop,
-    # and its write in progress must be able to end for the lock to be had.
+    # Another process's writer (a backup, an admin command). Taken from a thread: the server shares this
+    # event loop, and its write in progress must be able to end for the lock to be had.
     holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
     try:
         sent = await send_video(connection, make_h264(1))
         await connection.close()
-        # The flush waits its turn on the one writer behind the background tasks' writes, each waiting out a busy
-        # timeout (5 s) while the lock is held: several of those on a loaded machine.
+        # The flush waits its turn on the one writer behind the background tasks' writes, each waiting out
+        # a busy timeout (5 s) while the lock is held: several of those on a loaded machine.
         failures = await eventually(lambda: [record for record in caplog.records
                                              if "could not write usage" in record.getMessage()], timeout=60)
     finally:

@@ -1,9 +1,11 @@
-"""Who may stream: each hello read and its API key checked against the store, and open streams whose key stopped being valid.
+"""Who may stream: each hello read and its API key checked against the store, and open streams whose key
+stopped being valid.
 
 One rule decides both (`is_valid`): a key is valid while it is neither revoked, nor expired, nor its client
 revoked or deleted, nor handed over by a link not opened yet. Keys are revoked, rotated and picked up by other
 processes (the admin CLI) or nodes: the server notices through the database's data version, closes the streams
-concerned within `revocation_check_seconds`, and tells the agents whose key got an expiry when it stops working.
+concerned within `revocation_check_seconds`, and tells the agents whose key got an expiry when it stops
+working.
 """
 
 import asyncio
@@ -17,10 +19,11 @@ from websockets.exceptions import ConnectionClosed
 from vigint import keys, protocol
 from vigint.config import ServerSettings
 from vigint.ingest.connections import AdmittedConnection
+from vigint.ingest.exchange import Admitted, Authenticate, Opening, Refused, StreamExchange, admissible
 from vigint.ingest.session import Session
 from vigint.limiter import RateLimiter
 from vigint.metrics import Metrics
-from vigint.protocol import CloseCode, ProtocolViolation
+from vigint.protocol import CloseCode
 from vigint.store import ApiKey, KeyState, Store
 from vigint.tasks import TaskSet
 
@@ -33,22 +36,15 @@ def is_valid(key: ApiKey, now: float) -> bool:
 
 
 async def authenticate(store: Store, api_key: str, now: float | None = None) -> ApiKey | None:
-    """Return the record of `api_key` if it authenticates now, else None.
+    """Return the record of `api_key` if it authenticates now, else None (see `admissible`).
 
     A key that fails its format or checksum is refused without touching the database; otherwise this
-    is one indexed look-up by hash. Unknown, revoked, expired and not yet picked-up keys all give None: callers
-    answer them alike, so that nobody can learn which keys exist (the last is logged, for the operator).
+    is one indexed look-up by hash.
     """
     if not keys.is_well_formed(api_key):
         return None
     record = await store.find_key(keys.hash_key(api_key))
-    if record is None:
-        return None
-    state = record.state(time.time() if now is None else now)
-    if state is KeyState.AWAITING_PICKUP:
-        log.warning("client %d key %s… refused: its hand-over link has not been opened yet (vigint client list "
-                    "shows it awaiting pick-up)", record.client_id, record.prefix)
-    return record if state is KeyState.ACTIVE else None
+    return admissible(record, time.time() if now is None else now)
 
 
 class Keyed(Protocol):
@@ -61,13 +57,15 @@ class Keyed(Protocol):
 S = TypeVar("S", bound=Keyed)
 
 
-async def invalid_streams(store: Store, streams: Sequence[S], version: int | None, now: float) -> tuple[set[S], int]:
+async def invalid_streams(store: Store, streams: Sequence[S], version: int | None,
+                          now: float) -> tuple[set[S], int]:
     """Return the streams whose key expired, or was revoked or deleted since data version `version`, and
     the data version now (to pass next time).
 
     New streams are looked up once even without a change: a revocation committed while their hello was
     being authenticated may already have been seen by the previous check.
-    Streams looked up get their key's latest record: an expiry set since (a rotation) then closes them in time.
+    Streams looked up get their key's latest record: an expiry set since (a rotation) then closes them in
+    time.
     """
     invalid = {stream for stream in streams if not is_valid(stream.key, now)}
     latest = await store.data_version()
@@ -85,19 +83,22 @@ async def invalid_streams(store: Store, streams: Sequence[S], version: int | Non
 
 
 class KeyWatch:
-    """Closes the streams whose key stopped being valid with 4401, and tells the agents of streams whose key's expiry
-    changed (a rotation's grace period) when it now stops working: backfills too, whose footage of a long outage
-    can take hours to send. `check` runs every `revocation_check_seconds`."""
+    """Closes the streams whose key stopped being valid with 4401, and tells the agents of streams whose key's
+    expiry changed (a rotation's grace period) when it now stops working: backfills too, whose footage of a
+    long outage can take hours to send. `check` runs every `revocation_check_seconds`."""
 
     def __init__(self, store: Store, tasks: TaskSet):
-        self._store, self._tasks, self._version = store, tasks, None
+        self._store = store
+        self._tasks = tasks
+        self._version = None
 
     async def check(self, sessions: list[Session], now: float) -> None:
         expiries = {session: session.key.expires_at for session in sessions}
-        invalid, self._version = await invalid_streams(self._store, sessions, self._version, now)
+        invalid, latest = await invalid_streams(self._store, sessions, self._version, now)
+        self._version = latest
         for session in invalid:
-            log.info("client %d key %s is no longer valid: closing camera %r", session.client_id, session.key.prefix,
-                     session.camera)
+            log.info("client %d key %s is no longer valid: closing camera %r", session.client_id,
+                     session.key.prefix, session.camera)
             self._tasks.spawn(session.connection.close(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
         for session in sessions:  # one not welcomed yet hears it in its welcome, which must come first
             if session.key.expires_at != expiries[session] and session.welcomed and session not in invalid:
@@ -105,51 +106,42 @@ class KeyWatch:
 
 
 class Hellos:
-    """Reads and checks each connection's hello; refusals count against the sender's address."""
+    """Reads each connection's hello into its exchange (exchange.py, which judges it) and looks its key up;
+    the node's refused hellos by address (`failures`) are shared by every connection's exchange."""
 
     def __init__(self, store: Store, metrics: Metrics, settings: ServerSettings):
-        self._store, self._metrics, self._timeout = store, metrics, settings.auth_timeout_seconds
-        self._limiter = RateLimiter(settings.max_auth_failures, settings.auth_failure_window_seconds)
+        self._store = store
+        self._metrics = metrics
+        self._timeout = settings.auth_timeout_seconds
+        self.failures = RateLimiter(settings.max_auth_failures, settings.auth_failure_window_seconds)
 
     def blocked(self, now: float) -> list[tuple[str, int]]:
         """Return the addresses blocked for refused hellos now, with their failure counts."""
-        return self._limiter.blocked(now)
+        return self.failures.blocked(now)
 
-    def _refuse(self, address: str, reason: str, violation: ProtocolViolation) -> ProtocolViolation:
-        """Count a refused hello against its address; past the limit, answer 4429 with the delay instead."""
-        now = time.time()
-        wait = self._limiter.retry_after(address, now)
-        self._limiter.record(address, now)
-        self._metrics.auth_failures[reason] += 1
-        if wait > 0:
-            self._metrics.auth_failures["rate_limited"] += 1
-            return protocol.too_many_failures(wait)
-        return violation
-
-    async def read(self, connection: AdmittedConnection) -> tuple[ApiKey, protocol.Hello]:
-        """Read and check the hello; return the key it authenticates and the hello.
-
-        Only refused keys and malformed hellos count against the address: a hello that merely comes
-        late is no guess, and a valid key is welcomed even from a blocked address (keys are 256-bit,
-        there is nothing to guess), so one misconfigured agent cannot lock out its neighbours' cameras.
-        """
-        address = connection.remote_address[0]
+    async def read(self, connection: AdmittedConnection, exchange: StreamExchange) -> Admitted | None:
+        """Read the hello within the time allowed and answer the exchange's look-ups; return the key it admits
+        with its hello, or None if it refused them (its close is then queued in `exchange`)."""
         try:
             message = await asyncio.wait_for(connection.recv(), self._timeout)
-            connection.spoke()
         except TimeoutError:
-            self._metrics.auth_failures["timeout"] += 1
-            raise ProtocolViolation(CloseCode.HELLO_TIMEOUT, "no hello in time") from None
-        except ConnectionClosed as closed:
+            return self._refused(exchange.hello_timed_out())
+        except ConnectionClosed as closed:  # websockets refuses a hello over its size limit itself
             if closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG:
-                self._refuse(address, "too_large", ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, ""))
+                self._refused(exchange.hello_too_big())
             raise
-        try:
-            hello = protocol.parse_hello(message)
-        except ProtocolViolation as violation:
-            raise self._refuse(address, "bad_hello", violation) from None
-        key = await authenticate(self._store, hello.key)
-        if key is None:
-            raise self._refuse(address, "invalid_key",
-                               ProtocolViolation(CloseCode.INVALID_KEY, protocol.INVALID_KEY_REASON))
-        return key, hello
+        connection.spoke()
+        events = exchange.receive_data(message)
+        while events and isinstance(events[0], Authenticate):
+            events = exchange.looked_up(await self._store.find_key(events[0].key_hash))
+        if events and isinstance(events[0], Admitted):
+            return events[0]
+        return self._refused(events)
+
+    def _refused(self, events: list[Opening]) -> None:
+        """Count the refusals among `events` (by reason) for the operator's metrics."""
+        for event in events:
+            if isinstance(event, Refused):
+                self._metrics.auth_failures[event.reason] += 1
+                if event.rate_limited:
+                    self._metrics.auth_failures["rate_limited"] += 1

@@ -53,7 +53,8 @@ class AdmittedConnection(AdmittedProtocol, ServerConnection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         if self._proxies and peer and is_trusted(peer[0], self._proxies):
-            self._socket, self._header = transport, b""  # admitted once the header names the client
+            self._socket = transport
+            self._header = b""  # admitted once the header names the client
             self._header_timer = asyncio.get_running_loop().call_later(self._tls_timeout, transport.abort)
             return
         super().connection_made(transport)
@@ -65,12 +66,13 @@ class AdmittedConnection(AdmittedProtocol, ServerConnection):
         return client_address(peer[0]) if peer else ""
 
     def _read_header(self, data: bytes) -> None:
-        """Take bytes of a trusted balancer's PROXY header; once it is whole, admit the client it names and pass
-        the bytes after it on. A malformed header closes this connection alone."""
+        """Take bytes of a trusted balancer's PROXY header; once it is whole, admit the client it names and
+        pass the bytes after it on. A malformed header closes this connection alone."""
         try:
             header = proxy.parse(self._header + data)
         except proxy.MalformedProxyHeader as error:
-            log.info("closing a connection from balancer %s: %s", self._socket.get_extra_info("peername")[0], error)
+            balancer = self._socket.get_extra_info("peername")[0]
+            log.info("closing a connection from balancer %s: %s", balancer, error)
             self._socket.abort()
             return
         if header is None:
@@ -107,8 +109,8 @@ class AdmittedConnection(AdmittedProtocol, ServerConnection):
     async def drop_unread(self) -> None:
         """Read and drop what the agent sent still, until the connection closes: websockets stops reading a
         connection whose unread messages pile up, and would then hear the agent's answer to a close frame only
-        after close_timeout, holding the socket that long. Past MAX_DROPPED_BYTES the sender is left unread (it
-        keeps sending after the close: close_timeout ends it)."""
+        after close_timeout, holding the socket that long. Past MAX_DROPPED_BYTES the sender is left unread
+        (it keeps sending after the close: close_timeout ends it)."""
         dropped = 0
         try:
             async for message in self:
@@ -158,8 +160,8 @@ def check_websockets() -> None:
     probe = ServerProtocol()
     if not (hasattr(probe, "max_message_size") and callable(getattr(probe, "parse", None))
             and hasattr(getattr(probe, "reader", None), "buffer")):
-        raise VigintError(f"websockets {websockets.__version__} is not supported: install websockets 16 or 17 "
-                          "(pip install 'websockets>=16,<18')")
+        raise VigintError(f"websockets {websockets.__version__} is not supported: install websockets 16 or "
+                          "17 (pip install 'websockets>=16,<18')")
 
 
 def connection_factory(admission: Admission, tls_cert: Path | None, tls_key: Path | None, tls_timeout: float,
@@ -168,15 +170,17 @@ def connection_factory(admission: Admission, tls_cert: Path | None, tls_key: Pat
     to `serve` and the TLS pair here. Connections from `proxies` start with a PROXY protocol v2 header.
 
     Raises:
-        ConfigError: only one of the TLS pair is set, or it cannot be loaded; or both TLS and trusted proxies are
+        ConfigError: only one of the TLS pair is set, or it cannot be loaded; or both TLS and trusted proxies
+        are
             set (the balancer ends TLS, see docs/deploy).
     """
     tls = tls_context(tls_cert, tls_key)
     if tls is not None and proxies:
         # asyncio starts TLS on a socket none of whose bytes were read, and the header may come with the first
         # bytes of the TLS handshake.
-        raise ConfigError("[server] trusted_proxies: the load balancer ends TLS (docs/deploy/haproxy.cfg); a node "
-                          "behind it serves plain ws:// on the private network: unset tls_cert and tls_key")
+        raise ConfigError("[server] trusted_proxies: the load balancer ends TLS (docs/deploy/haproxy.cfg); a "
+                          "node behind it serves plain ws:// on the private network: unset tls_cert and "
+                          "tls_key")
 
     def create(*args, **kwargs) -> AdmittedConnection:
         return AdmittedConnection(admission, tls, tls_timeout, proxies, *args, **kwargs)

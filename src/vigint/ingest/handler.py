@@ -28,14 +28,13 @@ from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import BackfillEnded, Ignored, SeenFootage, Skipped, StreamExchange
+from vigint.ingest.exchange import Admitted, BackfillEnded, Close, Ignored, Skipped, StreamExchange
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
 from vigint.ingest.state import ServerState
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
-from vigint.store import ApiKey
 from vigint.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -64,42 +63,51 @@ class StreamHandler:
         self._state = state
         self._stages: Stages | None = None  # see `attach`
         self._limits = None
+        self._holdback_us = 0
         self._last_used: dict[int, float] = {}  # by key: when it was last streamed with, since the last flush
 
     def attach(self, stages: Stages) -> None:
         """Take the stages, built once the node listens (they are named by its port), before it accepts."""
-        self._stages, self._limits = stages, limits(stages.settings)
+        self._stages = stages
+        self._limits = limits(stages.settings)
+        self._holdback_us = backfill.holdback_us(stages.settings.motion)
 
     async def __call__(self, connection: AdmittedConnection) -> None:
-        session, closing = None, None
+        stages = self._stages
+        exchange = StreamExchange(self._holdback_us, stages.settings.server.max_nal_units,
+                                  stages.hellos.failures, connection.remote_address[0])
+        session = None
         try:
-            key, hello = await self._stages.hellos.read(connection)
-            session = self._register(connection, key, hello)
-            if not session.backfill:  # recorded footage does not take the camera's name from its live stream
-                await self._stages.registry.claim(session.entry(self._stages.registry.node_id))
-                session.claimed = True
-            await self._welcome(session)
-            await self._receive(session)
+            admitted = await stages.hellos.read(connection, exchange)
+            if admitted is not None:
+                session = self._register(connection, exchange, admitted)
+                # Recorded footage does not take the camera's name from its live stream
+                if not session.backfill:
+                    await stages.registry.claim(session.entry(stages.registry.node_id))
+                    session.claimed = True
+                await self._welcome(session)
+                await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see close_for
-            # The close frame goes out at once, but the stream ends before the closing handshake does: a
-            # sender that stops reading would otherwise hold its name, billing and decoder for close_timeout.
-            closing = asyncio.gather(connection.close(*close_for(error)), connection.drop_unread())
+            exchange.close(*close_for(error))
         finally:
+            closing = start_closing(connection, exchange.data_to_send())
             if session is not None:
                 await self._end_session(session)
         if closing is not None:
             await closing
 
-    def _register(self, connection: AdmittedConnection, key: ApiKey, hello: protocol.Hello) -> Session:
-        """Reserve the camera name for this connection, or refuse it (billing and decoding start at the welcome)."""
+    def _register(self, connection: AdmittedConnection, exchange: StreamExchange,
+                  admitted: Admitted) -> Session:
+        """Reserve the camera name for this connection, or refuse it (billing and decoding start at the
+        welcome)."""
         if self._state.draining:  # the agent retries soon, through its load balancer to another node
             raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "this server is draining; try again")
-        recorded, stages = hello.backfill, self._stages
+        stages = self._stages
+        key = admitted.key
+        hello = admitted.hello
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
-                                  self._state.decode_load, recorded)
-        exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
-                                  stages.settings.server.max_nal_units)
+                                  self._state.decode_load, hello.backfill)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
                           spooled_seconds=hello.spooled_seconds, exchange=exchange)
         self._state.streams.add(session)
@@ -107,11 +115,9 @@ class StreamHandler:
 
     async def _welcome(self, session: Session) -> None:
         """Send the welcome; from then on the stream is billed, decoded and may send media."""
-        connection = session.connection
-        session.exchange.welcome(session.client_id, session.camera, session.id, session.key.expires_at)
-        for message in session.exchange.data_to_send():
-            await connection.send(message)
-        connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
+        session.exchange.accepted(session.id, session.key.expires_at)  # its latest record: see KeyWatch
+        await session.send(session.exchange.data_to_send())
+        session.connection.raise_message_limit(protocol.MAX_MEDIA_BYTES)
         session.accounted_until = time.time()
         self._last_used[session.key.id] = session.accounted_until
         session.decode_task = self._stages.tasks.spawn(self._analyse(session))
@@ -122,8 +128,10 @@ class StreamHandler:
         """Every way out of a stream ends here: its billing stops and its camera name is free at once; its
         decoder is flushed (an unflushed threaded decoder can hang the exit), then it is unregistered."""
         session.ended = True
-        tasks, registry = self._stages.tasks, self._stages.registry
-        self._stages.footage.ended(session)  # written with the next flush; this node's backfills see it at once
+        tasks = self._stages.tasks
+        registry = self._stages.registry
+        # Written with the next flush; this node's backfills see it at once
+        self._stages.footage.ended(session)
         if session.claimed:  # its name is free at once, on every node, as on this one
             tasks.spawn(registry.release(session.entry(registry.node_id)))
         with self._state.streams.finishing(session):
@@ -138,15 +146,18 @@ class StreamHandler:
             await asyncio.gather(session.decode_task, return_exceptions=True)  # its failure was logged there
             log.info("client %d camera %r disconnected (%s)", session.client_id, session.camera,
                      session.connection.close_code)
-        self._stages.desk.stream_ended(session)  # after the last frames were analysed: they may extend the incident
+        # After the last frames were analysed: they may extend the incident
+        self._stages.desk.stream_ended(session)
         if session.backfill:
-            await self._stages.desk.settled(session)  # until then the same footage sent again could open a second
+            # Until then the same footage sent again could open a second incident.
+            await self._stages.desk.settled(session)
         self._state.streams.remove(session)
 
     async def _receive(self, session: Session) -> None:
-        stages, exchange = self._stages, session.exchange
+        stages = self._stages
+        exchange = session.exchange
         if session.backfill:
-            exchange.seen = SeenFootage(await stages.footage.of_camera(session.client_id, session.camera))
+            exchange.delivered_live(await stages.footage.of_camera(session.client_id, session.camera))
         async for message in session.connection:
             for event in exchange.receive_data(message):
                 if isinstance(event, BackfillEnded):
@@ -162,10 +173,13 @@ class StreamHandler:
                         backfill.acknowledge(session, stages.desk, stages.tasks)
                     continue
                 await self._take(session, event.message)
+            if exchange.closed:  # it refused the message: its close goes out (see __call__)
+                return
 
     async def _take(self, session: Session, message: bytes) -> None:
         """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
-        usage, now = self._stages.usage, time.time()
+        usage = self._stages.usage
+        now = time.time()
         session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
         if session.backfill:
             usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), now)
@@ -190,10 +204,13 @@ class StreamHandler:
             stages.tasks.spawn(session.connection.close(CloseCode.INTERNAL_ERROR, "stream failed"))
 
     def _absorb(self, session: Session, analysed: Analysed) -> None:
-        stages, metrics = self._stages, self._stages.metrics
+        stages = self._stages
+        metrics = stages.metrics
         for settled in stages.desk.observe(session, analysed.events):
-            if session.backfill:  # once recorded, the incident no longer holds the footage: more is acknowledged
-                stages.tasks.spawn(backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled))
+            # Once recorded, the incident no longer holds the footage: more is acknowledged
+            if session.backfill:
+                acknowledging = backfill.acknowledge_when_settled(session, stages.desk, stages.tasks, settled)
+                stages.tasks.spawn(acknowledging)
         metrics.frames_decoded += analysed.decoded
         if session.backfill:
             metrics.backfill_frames_decoded += analysed.decoded
@@ -219,12 +236,23 @@ class StreamHandler:
         for session in self._state.streams.open():
             if session.welcomed:
                 self._bill(session, now)
-        last_used, self._last_used = self._last_used, {}
+        last_used = self._last_used
+        self._last_used = {}
         return last_used
 
     def keep_usage(self, last_used: dict[int, float]) -> None:
         """Take back what `take_usage` returned, for the next flush (its write failed)."""
         self._last_used = {**last_used, **self._last_used}
+
+
+def start_closing(connection: AdmittedConnection, decided: list[str | Close]) -> asyncio.Future | None:
+    """Start sending the close the exchange decided, if any (every message decided before it was sent as soon
+    as it was decided). The close frame goes out at once, but the stream ends before the closing handshake
+    does: a sender that stops reading would otherwise hold its name, billing and decoder for close_timeout."""
+    for item in decided:
+        if isinstance(item, Close):
+            return asyncio.gather(connection.close(item.code, item.reason), connection.drop_unread())
+    return None
 
 
 def close_for(error: Exception) -> tuple[int, str]:

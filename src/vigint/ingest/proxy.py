@@ -5,7 +5,8 @@ Nodes behind a balancer see every agent at the balancer's address, so per-addres
 failed hellos and their 4429) would count all customers as one: one stranger's wrong keys would block every
 agent. The header restores the agent's address, and is believed only from `[server] trusted_proxies`
 (connections.py). Specification: https://www.haproxy.org/download/2.6/doc/proxy-protocol.txt, section 2.2.
-Anything that is not a well-formed header raises `MalformedProxyHeader`: the caller closes that connection only.
+Anything that is not a well-formed header raises `MalformedProxyHeader`: the caller closes that connection
+only.
 """
 
 import ipaddress
@@ -22,8 +23,12 @@ _TLV = struct.Struct("!BH")  # type, length
 # details). A header is read before anything else of its connection: beyond this it is no balancer's.
 MAX_PAYLOAD_BYTES = 1024
 
-_LOCAL, _PROXY = 0x0, 0x1
-_UNSPEC, _INET, _INET6, _UNIX = 0x0, 0x1, 0x2, 0x3
+_LOCAL = 0x0
+_PROXY = 0x1
+_UNSPEC = 0x0
+_INET = 0x1
+_INET6 = 0x2
+_UNIX = 0x3
 _STREAM = 0x1
 _ADDRESS_BYTES = {_UNSPEC: 0, _INET: 12, _INET6: 36, _UNIX: 216}
 
@@ -59,17 +64,20 @@ def parse(buffer: bytes) -> ProxyHeader | None:
     if command not in (_LOCAL, _PROXY):
         raise MalformedProxyHeader(f"unknown PROXY command {command}")
     if length > MAX_PAYLOAD_BYTES:
-        raise MalformedProxyHeader(f"a PROXY header of {length} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
+        raise MalformedProxyHeader(f"a PROXY header of {length} bytes is over the limit of "
+                                   f"{MAX_PAYLOAD_BYTES}")
     if len(buffer) < _FIXED.size + length:
         return None
-    payload, rest = buffer[_FIXED.size:_FIXED.size + length], buffer[_FIXED.size + length:]
+    payload = buffer[_FIXED.size:_FIXED.size + length]
+    rest = buffer[_FIXED.size + length:]
     if command == _LOCAL:  # the balancer's own connection (a health check): its block is to be ignored
         return ProxyHeader(None, rest)
     return ProxyHeader(_source(family_transport, payload), rest)
 
 
 def _source(family_transport: int, payload: bytes) -> str | None:
-    family, transport = family_transport >> 4, family_transport & 0xF
+    family = family_transport >> 4
+    transport = family_transport & 0xF
     if family not in _ADDRESS_BYTES:
         raise MalformedProxyHeader(f"unknown address family {family}")
     if family != _UNSPEC and transport != _STREAM:

@@ -28,12 +28,17 @@ log = logging.getLogger(__name__)
 class Registry:
     """Claims, releases and renews one node's streams in the shared registry."""
 
-    def __init__(self, store: Store, settings: ServerSettings, node_id: str, state: ServerState, tasks: TaskSet):
+    def __init__(self, store: Store, settings: ServerSettings, node_id: str, state: ServerState,
+                 tasks: TaskSet):
         """`state`: this node's streams; `tasks` closes those whose entries are gone."""
-        self._store, self._settings, self.node_id = store, settings, node_id
-        self._state, self._tasks = state, tasks
+        self._store = store
+        self._settings = settings
+        self.node_id = node_id
+        self._state = state
+        self._tasks = tasks
         self.shared = store.shared
-        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}  # per client: its claims' lock, and how many wait
+        # Per client: its claims' lock, and how many wait
+        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def everywhere(self, now: float) -> list[LiveStream | StreamEntry]:
         """Return the live streams of every node: this node's own, unless the registry is shared."""
@@ -41,22 +46,26 @@ class Registry:
 
     async def cameras_of(self, client_id: int) -> set[str]:
         """Name a client's cameras streaming now on any node."""
-        return {stream.camera for stream in await self.everywhere(time.time()) if stream.client_id == client_id}
+        streams = await self.everywhere(time.time())
+        return {stream.camera for stream in streams if stream.client_id == client_id}
 
     async def claim(self, entry: StreamEntry) -> None:
-        """Register a stream under its camera name. Raises ProtocolViolation: 4403 if the name streams already,
-        on any node, or the client streams as many cameras as it may; 1013 if the database cannot be reached."""
+        """Register a stream under its camera name. Raises ProtocolViolation: 4403 if the name streams
+        already, on any node, or the client streams as many cameras as it may; 1013 if the database cannot be
+        reached."""
         if not self.shared:
             return
         most = self._settings.max_streams_per_client
         try:
-            # No longer than a hello may take: a locked or unreachable database must not hold connections open.
-            answer = await asyncio.wait_for(self._claim_in_turn(entry, most), self._settings.auth_timeout_seconds)
+            # No longer than a hello may take: a locked or unreachable database must not hold
+            # connections open.
+            answer = await asyncio.wait_for(self._claim_in_turn(entry, most),
+                                            self._settings.auth_timeout_seconds)
         except Exception as error:  # noqa: BLE001 - the database is away: the agent retries after its backoff
-            log.warning("client %d camera %r: cannot register the stream now (%s)", entry.client_id, entry.camera,
-                        error or type(error).__name__)
-            raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER, "the service cannot take this stream now; try again") \
-                from None
+            log.warning("client %d camera %r: cannot register the stream now (%s)", entry.client_id,
+                        entry.camera, error or type(error).__name__)
+            raise ProtocolViolation(CloseCode.TRY_AGAIN_LATER,
+                                    "the service cannot take this stream now; try again") from None
         if answer is Claim.TAKEN:
             raise protocol.camera_taken(entry.camera)
         if answer is Claim.OVER_LIMIT:
@@ -81,11 +90,11 @@ class Registry:
         if not self.shared:
             return
         try:
-            await asyncio.wait_for(self._store.release_stream(entry.client_id, entry.camera, entry.session_id),
-                                   self._settings.lease_seconds)
+            releasing = self._store.release_stream(entry.client_id, entry.camera, entry.session_id)
+            await asyncio.wait_for(releasing, self._settings.lease_seconds)
         except Exception as error:  # noqa: BLE001 - the entry is no longer renewed: it expires
-            log.warning("client %d camera %r: could not free its name now (%s); it is free within lease_seconds",
-                        entry.client_id, entry.camera, error)
+            log.warning("client %d camera %r: could not free its name now (%s); it is free within "
+                        "lease_seconds", entry.client_id, entry.camera, error)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Renew the leases of this node's claimed streams until `stopping`; close those whose entry is gone,
@@ -93,17 +102,19 @@ class Registry:
         if not self.shared:
             return
         lease = self._settings.lease_seconds
-        renewed = time.monotonic()  # when the last renewal that succeeded began: the leases run out a lease later
+        # When the last renewal that succeeded began: the leases run out a lease later
+        renewed = time.monotonic()
 
         async def renew() -> None:
             nonlocal renewed
-            ids, began = self._state.claimed_ids(), time.monotonic()
+            ids = self._state.claimed_ids()
+            began = time.monotonic()
             try:  # within a renewal interval: a database that hangs must not postpone the check below
-                kept = await asyncio.wait_for(self._store.renew_streams(self.node_id, ids, time.time() + lease),
-                                              lease / 3)
+                renewing = self._store.renew_streams(self.node_id, ids, time.time() + lease)
+                kept = await asyncio.wait_for(renewing, lease / 3)
             except Exception:
-                # The next renewal's answer would come after the leases ran out, when other nodes may take these
-                # cameras: let them go now, so there are never two streams of one name.
+                # The next renewal's answer would come after the leases ran out, when other nodes may
+                # take these cameras: let them go now, so there are never two streams of one name.
                 if time.monotonic() - renewed >= lease * 2 / 3:
                     self._lost(self._state.claimed_ids())
                 raise
@@ -121,4 +132,5 @@ class Registry:
             if session.id in session_ids:
                 log.warning("client %d camera %r: its registration lapsed; closing it", session.client_id,
                             session.camera)
-                self._tasks.spawn(session.connection.close(CloseCode.GOING_AWAY, "stream registration lapsed"))
+                closing = session.connection.close(CloseCode.GOING_AWAY, "stream registration lapsed")
+                self._tasks.spawn(closing)

@@ -57,11 +57,13 @@ def quiet_resource_errors(loop: asyncio.AbstractEventLoop) -> None:
     def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
         nonlocal last_logged
         error = context.get("exception")
-        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+        exhausted = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+        if isinstance(error, OSError) and error.errno in exhausted:
             if time.monotonic() - last_logged >= EMFILE_LOG_SECONDS:
                 last_logged = time.monotonic()
                 log.error("cannot accept connections: %s (open-file limit %d); new agents wait until "
-                          "descriptors free up", os.strerror(error.errno), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                          "descriptors free up", os.strerror(error.errno),
+                          resource.getrlimit(resource.RLIMIT_NOFILE)[0])
             return
         loop.default_exception_handler(context)
 

@@ -11,11 +11,12 @@ from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
-from vigint.ingest.exchange import StreamExchange
+from vigint.ingest.exchange import Close, StreamExchange
 from vigint.media import MICROSECONDS, Packet
 from vigint.store import ApiKey, LiveSpan, StreamEntry
 
-# How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue on connecting.
+# How far ahead of the time it has been connected a live stream's footage may reach: its agent's queue
+# on connecting.
 LIVE_SPAN_SLACK_SECONDS = 60.0
 # Live capture times this far from the server's clock are not remembered: a live stream is now, give or take a
 # wrong clock, and a hostile header must not reach the database's integers.
@@ -44,7 +45,8 @@ class Session:
 
     @property
     def backfill(self) -> bool:
-        """Whether it carries recorded footage sent after an outage (docs/protocol.md 4a), beside the live stream."""
+        """Whether it carries recorded footage sent after an outage (docs/protocol.md 4a), beside the live
+        stream."""
         return self.analysis.backfill
 
     @property
@@ -70,7 +72,8 @@ class Session:
         return self.analysis.video_size
 
     def packets(self) -> list[Packet]:
-        """Return the packets its ring still holds, oldest first (the incident desk's clips are taken from them)."""
+        """Return the packets its ring still holds, oldest first (the incident desk's clips are taken from
+        them)."""
         return self.analysis.packets.packets()
 
     def newest_dts(self) -> int | None:
@@ -88,14 +91,22 @@ class Session:
         except ConnectionClosed:
             pass
 
+    async def send(self, decided: list[str | Close]) -> None:
+        """Send what its exchange decided, in order: a close last, awaited until the connection is closed."""
+        for item in decided:
+            if isinstance(item, Close):
+                await self.connection.close(item.code, item.reason)
+            else:
+                await self.connection.send(item)
+
     def entry(self, node_id: str) -> StreamEntry:
-        return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address, self.connected_at,
-                           self.spooled_seconds)
+        return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address,
+                           self.connected_at, self.spooled_seconds)
 
     def received(self, message: bytes, now: float) -> None:
-        """Note the capture time of a live stream's media message received at `now` (see `footage`). Its span grows
-        no faster than the clock: a camera whose clock jumps ahead must not make later backfills look delivered
-        already."""
+        """Note the capture time of a live stream's media message received at `now` (see `footage`). Its span
+        grows no faster than the clock: a camera whose clock jumps ahead must not make later backfills look
+        delivered already."""
         dts = protocol.media_dts(message)
         if dts is None or abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
             return
@@ -107,12 +118,13 @@ class Session:
         self.live_span = (first, max(last, min(dts, most)))
 
     def footage(self) -> LiveSpan | None:
-        """The live footage it received so far, if any (footage sent again as backfill is not analysed twice)."""
+        """The live footage it received so far, if any (footage sent again as backfill is not analysed
+        twice)."""
         if self.live_span is None:
             return None
         return LiveSpan(self.id, self.client_id, self.camera, *self.live_span)
 
     def live(self) -> LiveStream:
-        return LiveStream(self.client_id, self.key.id, self.key.prefix, self.camera, self.address, self.connected_at,
-                          self.analysis.frames_decoded, "backfill" if self.backfill else self.analysis.mode,
-                          self.spooled_seconds)
+        mode = "backfill" if self.backfill else self.analysis.mode
+        return LiveStream(self.client_id, self.key.id, self.key.prefix, self.camera, self.address,
+                          self.connected_at, self.analysis.frames_decoded, mode, self.spooled_seconds)

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
-LOW_PRIORITY_NICENESS = 10  # well below live decoding (0), above nothing that matters: it still runs when idle
+# Well below live decoding (0), above nothing that matters: it still runs when idle
+LOW_PRIORITY_NICENESS = 10
 
 
 def _lower_priority() -> None:
@@ -22,5 +23,6 @@ def _lower_priority() -> None:
 
 
 def low_priority_pool(threads: int, name: str) -> ThreadPoolExecutor:
-    """Return a pool of `threads` worker threads, each at a lower CPU priority than the rest of the process."""
+    """Return a pool of `threads` worker threads, each at a lower CPU priority than the rest of the
+    process."""
     return ThreadPoolExecutor(threads, thread_name_prefix=name, initializer=_lower_priority)
