@@ -1,6 +1,6 @@
 import numpy as np
 
-from vigint.analysis.motion import MotionDetector
+from vigint.analysis.motion import MotionDetector, rectangle_masks
 from vigint.config import MotionSettings
 
 RNG = np.random.default_rng(3)
@@ -41,7 +41,7 @@ def test_a_brightness_jump_is_not_motion():
 
 def test_a_tiny_change_is_not_motion_and_masks_hide_regions():
     assert not any(readings([BACKGROUND] * 3 + [with_square(100, size=6)] * 5))  # one cell at most
-    masked = MotionDetector(masks=((0.0, 0.0, 0.5, 1.0),))
+    masked = MotionDetector(masks=rectangle_masks(((0.0, 0.0, 0.5, 1.0),)))
     results = [masked.update(frame).motion for frame in [BACKGROUND] * 3 + [with_square(20 + 5 * i) for i in range(8)]]
     assert not any(results)  # the square stays in the left half
 
