@@ -27,6 +27,7 @@ from vigint.config import Settings
 from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
+from vigint.ingest.cameras import CameraWatch
 from vigint.ingest.connections import AdmittedConnection
 from vigint.ingest.exchange import BackfillEnded, Ignored, SeenFootage, Skipped, StreamExchange
 from vigint.ingest.footage import LiveFootage
@@ -52,6 +53,7 @@ class Stages:
     registry: Registry
     desk: IncidentDesk
     footage: LiveFootage
+    cameras: CameraWatch  # each live stream's arming, sensitivity and masks
     tasks: TaskSet
     pool: Executor  # live streams' decoding
     backfill_pool: Executor  # backfills' decoding, at a lower priority
@@ -78,6 +80,7 @@ class StreamHandler:
             if not session.backfill:  # recorded footage does not take the camera's name from its live stream
                 await self._stages.registry.claim(session.entry(self._stages.registry.node_id))
                 session.claimed = True
+                await self._stages.cameras.watch(session)
             await self._welcome(session)
             await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see close_for
@@ -97,7 +100,7 @@ class StreamHandler:
         recorded, stages = hello.backfill, self._stages
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
-                                  self._state.decode_load, recorded)
+                                  self._state.decode_load, recorded, armed=recorded)  # live: once its settings are read
         exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
                                   stages.settings.server.max_nal_units)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
