@@ -17,7 +17,6 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vigint.schedule import MINUTES_PER_DAY, MINUTES_PER_WEEK, Schedule
@@ -54,9 +53,9 @@ class ArmingState:
 
 @functools.lru_cache(maxsize=256)
 def zone(name: str | None) -> tzinfo:
-    """Return the IANA zone `name`, or the server's (None, or a zone the system no longer knows: a camera is never
-    left unwatched for it): TZ, else /etc/localtime, else UTC. A zone with its rules, never a fixed offset, so that
-    schedules follow the server's clock changes too."""
+    """Return the IANA zone `name`, or the server's (None, or a zone the system no longer knows: a camera
+    is never left unwatched for it): TZ, else /etc/localtime, else UTC. A zone with its rules, never a fixed
+    offset, so that schedules follow the server's clock changes too."""
     for candidate in (name, os.environ.get("TZ", "").lstrip(":") or None):
         try:
             if candidate:

@@ -90,3 +90,54 @@ async def test_a_burst_is_analysed_in_full_unless_the_decode_threads_are_saturat
     overloaded, outcomes = await analyse(settings, video, undecodable, burst=True, load=saturated())
     assert 0 < overloaded.frames_decoded < video.frames and len(overloaded.packets) == video.frames
     assert undecodable == [] and all(outcome.refusal is None for outcome in outcomes)
+
+
+async def steered(video, steps: dict[int, str],
+                  armed: bool = True) -> tuple[StreamAnalysis, list, dict[int, int]]:
+    """Feed a video a packet at a time as analysis keeps up, calling `arm` or `disarm` (`steps`) before the
+    packet of each index; return the analysis, its events and the frames decoded at each step."""
+    settings = Settings(motion=MotionSettings(cooldown_seconds=3.0))
+    analysis = StreamAnalysis(settings, limits(settings), 1, "door", lambda count, first: None, armed=armed)
+    decoded_at = {}
+    with ThreadPoolExecutor(1) as pool:
+        outcomes = []
+
+        async def collect():
+            outcomes.extend([outcome async for outcome in analysis.run(pool, batch_seconds=0)])
+
+        running = asyncio.create_task(collect())
+        for index, (pts, dts, _, data) in enumerate(video.units):
+            if index in steps:
+                await eventually(lambda: analysis.caught_up, interval=0.001)
+                decoded_at[index] = analysis.frames_decoded
+                getattr(analysis, steps[index])()
+            analysis.receive(protocol.media(pts, dts, data))
+        analysis.end()
+        await running
+    return analysis, [event for outcome in outcomes for event in outcome.events], decoded_at
+
+
+async def test_a_disarmed_stream_decodes_nothing_and_armed_mid_gop_starts_at_its_newest_keyframe():
+    video = make_scene(8, moving=(5, 7))  # a keyframe a second
+    mid_gop = 3 * video.fps + 7
+    analysis, events, decoded_at = await steered(video, {0: "disarm", mid_gop: "arm"}, armed=False)
+    assert decoded_at[mid_gop] == 0 and len(analysis.packets) == video.frames  # kept, not decoded
+    assert analysis.frames_decoded == video.frames - 3 * video.fps  # from the keyframe at 3 s on
+    assert isinstance(events[0], Opened) and 5 * SECOND <= events[0].start <= 5.5 * SECOND
+    assert [type(event) for event in events].count(Opened) == 1
+
+
+async def test_disarming_ends_the_open_incident_at_its_last_motion_and_stops_decoding():
+    video = make_scene(10, moving=(2, 10))
+    analysis, events, decoded_at = await steered(video, {5 * video.fps: "disarm"})
+    assert isinstance(events[0], Opened) and isinstance(events[-1], Closed)
+    assert events[-1].end <= 5 * SECOND and [type(event) for event in events].count(Closed) == 1
+    assert analysis.frames_decoded == decoded_at[5 * video.fps]  # nothing after it
+    assert analysis.mode.value == "disarmed" and not analysis.armed
+
+
+async def test_a_stream_waiting_for_its_settings_loses_nothing_once_armed():
+    video = make_scene(4, moving=(1, 4))
+    analysis, events, _ = await steered(video, {2 * video.fps + 5: "arm"}, armed=False)
+    assert analysis.frames_decoded == video.frames  # the whole ring, from its first keyframe
+    assert isinstance(events[0], Opened) and events[0].start <= 1.5 * SECOND

@@ -1,11 +1,11 @@
-"""The customer's camera settings on live streams: the real server, real H.264, settings written through the store
-(as the CLI and the page write them), schedules crossed on an injected clock."""
+"""The customer's camera settings on live streams: the real server, real H.264, settings written through the
+store (as the CLI and the page write them), schedules crossed on an injected clock."""
 
 import asyncio
 import dataclasses
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,8 +13,11 @@ from footage import make_scene, open_stream, send_video
 from helpers import add_client, eventually, url
 from prometheus_client.parser import text_string_to_metric_families
 
-from vigint.config import EmailSettings, MotionSettings, Settings, StorageSettings
-from vigint.store import Editor
+from vigint.analysis.motion import Tuning
+from vigint.config import CameraSettings, EmailSettings, MotionSettings, Settings, StorageSettings
+from vigint.ingest.cameras import Watch, camera_tuning, decide
+from vigint.schedule import parse_schedule
+from vigint.store import CameraSetting, Editor
 from vigint.tuning import Mask, rectangle
 
 SECOND = 1_000_000
@@ -58,8 +61,8 @@ def samples(server) -> dict[tuple[str, tuple], float]:
 
 
 async def walks(server, api_key: str, camera: str = "shop", during=None) -> int:
-    """Stream both walks on one connection at SPEED × real time, running `during` (a coroutine) meanwhile; return
-    the footage's start (µs). The connection is closed once `during` is over too."""
+    """Stream both walks on one connection at SPEED × real time, running `during` (a coroutine) meanwhile;
+    return the footage's start (µs). The connection is closed once `during` is over too."""
     connection, _ = await open_stream(url(server), api_key, camera)
     start_us = int(time.time() * SECOND)
     sending = send_video(connection, EARLY_WALK, start_us, SPEED)
@@ -102,8 +105,8 @@ async def test_people_walking_through_a_disarmed_camera_cost_receipt_only(start,
 
 @pytest.mark.parametrize("zone, schedule, edge", [
     ("Europe/Paris", "Wed 20:00-23:00", datetime(2026, 6, 10, 20, 0)),
-    # The clocks go from 02:00 to 03:00 that night: a range from 02:30 starts when the clock jumps past it, 03:00
-    # CEST, which is 01:00 UTC (the jump's instant), not 30 minutes later as a fixed offset would make it.
+    # The clocks go from 02:00 to 03:00 that night: a range from 02:30 starts when the clock jumps past it,
+    # 03:00 CEST, which is 01:00 UTC (the jump's instant), not 30 minutes later as a fixed offset has it.
     ("Europe/Paris", "Sun 02:30-05:00", datetime(2026, 3, 29, 3, 0)),
 ], ids=["edge", "spring-forward"])
 async def test_a_camera_armed_mid_stream_by_its_schedule_opens_one_incident_at_the_next_walk(
@@ -129,7 +132,8 @@ async def test_a_mask_over_the_path_hides_the_walk_and_one_elsewhere_does_not(st
     await server.store.set_camera(client_id, "door", Editor.CUSTOMER, masks=[ABOVE_THE_PATH])
     await asyncio.gather(walks(server, api_key, "aisle"), walks(server, api_key, "door"))
     incidents = await quiet_end(server, client_id)
-    assert sorted(incident.camera for incident in incidents) == ["door", "door"]  # each walk, on the door camera
+    # Each walk, on the door camera only.
+    assert sorted(incident.camera for incident in incidents) == ["door", "door"]
 
 
 async def test_a_change_written_while_streaming_reaches_the_running_detector(start, tmp_path, mailbox):
@@ -163,3 +167,25 @@ async def test_an_incident_open_when_its_camera_is_muted_ends_with_its_clip(star
     await connection.close()
     assert [incident.id for incident in await quiet_end(server, client_id)] == [ended.id]
     assert (tmp_path / "data" / ended.clip_path).exists()
+
+
+def test_what_the_customer_sets_wins_over_the_operator_s_section_and_that_over_motion():
+    operator = Settings(motion=MotionSettings(sensitivity=1.5),
+                        cameras=(CameraSettings(5, "door", 2.0, ((0.5, 0.5, 0.75, 0.75),)),))  # past the edge
+    cut = rectangle(0.5, 0.5, 0.5, 0.5)
+    assert camera_tuning(operator, 5, "door", None) == Tuning(2.0, (cut,))
+    assert camera_tuning(operator, 5, "back", None) == Tuning(1.5, ())
+    assert camera_tuning(operator, 6, "door", None) == Tuning(1.5, ())  # another client's camera
+    customer = CameraSetting(5, "door", parse_schedule("always"), 0.5, (), None, 0.0, Editor.CUSTOMER)
+    assert camera_tuning(operator, 5, "door", customer) == Tuning(0.5, ())  # no mask at all, as set
+    masks_only = dataclasses.replace(customer, sensitivity=None, masks=(OVER_THE_PATH,))
+    assert camera_tuning(operator, 5, "door", masks_only) == Tuning(2.0, (OVER_THE_PATH,))
+
+
+def test_a_mute_disarms_until_it_ends_whatever_the_schedule():
+    now = datetime(2026, 6, 10, 12, 0, tzinfo=UTC).timestamp()
+    muted = CameraSetting(5, "door", parse_schedule("always"), None, None, now + 600, now, Editor.MUTE_LINK)
+    paris = ZoneInfo("Europe/Paris")
+    assert decide(Settings(), 5, "door", muted, paris, now) == Watch(False, now + 600, Tuning())
+    assert decide(Settings(), 5, "door", muted, paris, now + 600).armed
+    assert decide(Settings(), 5, "door", None, UTC, now) == Watch(True, None, Tuning())

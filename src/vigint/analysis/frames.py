@@ -68,9 +68,9 @@ class FrameAnalysis:
 
     def analyse(self, items: list[tuple[Packet, Use]], replay_skip: int | None,
                 started: Callable[[], None]) -> Outcome:
-        """Decode, look for motion and track events. A replay's frames up to `replay_skip` were analysed before:
-        they are decoded (later frames need them) but not shown to the detector or the tracker again. `started`
-        tells the decode load that the batch no longer waits for a thread."""
+        """Decode, look for motion and track events. A replay's frames up to `replay_skip` were analysed
+        before: they are decoded (later frames need them) but not shown to the detector or the tracker again.
+        `started` tells the decode load that the batch no longer waits for a thread."""
         started()
         began = time.thread_time()
         outcome = Outcome()

@@ -5,9 +5,10 @@ with a running-average background after removing the frame-wide brightness shift
 light switched on), thresholded, and counted over a coarse grid of cells. Motion is a few cells mostly
 changed; a change over most of the picture is a lighting change and resets the background instead.
 
-Masks are polygons in fractions of the picture (`vigint.tuning.Mask`), drawn once into a boolean picture for each
-picture size: each frame then costs one `&` with it, whatever the masks' corners. The customer may change the
-sensitivity and masks of a running camera (`retune`): the worker thread analysing it reads them once a frame.
+Masks are polygons in fractions of the picture (`vigint.tuning.Mask`), drawn once into a boolean picture
+for each picture size: each frame then costs one `&` with it, whatever the masks' corners. The customer may
+change the sensitivity and masks of a running camera (`retune`): the thread analysing it reads them once a
+frame.
 """
 
 from collections.abc import Sequence
@@ -42,8 +43,8 @@ class Tuning:
 
 
 def rectangle_masks(rectangles: Sequence[Rectangle]) -> tuple[Mask, ...]:
-    """Return config.ini's rectangles (x, y, width, height) as masks; a rectangle reaching past the picture's edge is
-    cut at it (config.ini has always allowed that), one with no area inside the picture is no mask."""
+    """Return config.ini's rectangles (x, y, width, height) as masks; a rectangle reaching past the picture's
+    edge is cut at it (config.ini has always allowed that), one with no area inside the picture is no mask."""
     masks = []
     for x, y, width, height in rectangles:
         try:
@@ -54,8 +55,8 @@ def rectangle_masks(rectangles: Sequence[Rectangle]) -> tuple[Mask, ...]:
 
 
 def rasterise(masks: Sequence[Mask], height: int, width: int) -> np.ndarray:
-    """Return the picture of `height` × `width` pixels that `masks` leave watched: True where a pixel's centre is
-    outside every polygon (even-odd rule, one pass of numpy per edge)."""
+    """Return the picture of `height` × `width` pixels that `masks` leave watched: True where a pixel's
+    centre is outside every polygon (even-odd rule, one pass of numpy per edge)."""
     rows = ((np.arange(height, dtype=np.float64) + 0.5) / height)[:, None]
     columns = ((np.arange(width, dtype=np.float64) + 0.5) / width)[None, :]
     hidden = np.zeros((height, width), dtype=bool)
@@ -80,15 +81,16 @@ class MotionDetector:
         self._tuning = Tuning(settings.sensitivity, tuple(masks))
         self._background: np.ndarray | None = None
         self._mask: np.ndarray | None = None
-        self._mask_of: tuple[tuple[Mask, ...], tuple[int, int]] | None = None  # the masks and size it was drawn for
+        # The masks and picture size `_mask` was drawn for.
+        self._mask_of: tuple[tuple[Mask, ...], tuple[int, int]] | None = None
 
     @property
     def tuning(self) -> Tuning:
         return self._tuning
 
     def retune(self, tuning: Tuning) -> None:
-        """Take a new sensitivity and masks from the next frame on (callable from another thread: one reference
-        is replaced, and each frame reads it once)."""
+        """Take a new sensitivity and masks from the next frame on (callable from another thread: one
+        reference is replaced, and each frame reads it once)."""
         self._tuning = tuning
 
     def forget(self) -> None:

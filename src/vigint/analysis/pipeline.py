@@ -17,10 +17,10 @@ after live video: its gate never sheds, it never goes idle, its batches wait whi
 decode threads and are not counted in that saturation, and the connection stops reading while the footage
 queued ahead of analysis is at `max_decode_backlog_bytes` or would outrun the packet ring (`backlogged`).
 
-A live camera is watched only while its customer's settings arm it (see ingest/cameras.py). Disarmed, its stream
-costs receipt only: packets are checked and kept in the ring (clips, stills), nothing is decoded, and an incident
-open when it was disarmed ends at its last motion. Armed again, it starts like a new stream from the newest
-keyframe in the ring: the frames since are analysed, with a background learnt afresh.
+A live camera is watched only while its customer's settings arm it (see ingest/cameras.py). Disarmed, its
+stream costs receipt only: packets are checked and kept in the ring (clips, stills), nothing is decoded, and
+an incident open when it was disarmed ends at its last motion. Armed again, it starts like a new stream from
+the newest keyframe in the ring: the frames since are analysed, with a background learnt afresh.
 """
 
 import asyncio
@@ -96,9 +96,9 @@ class StreamAnalysis:
                  backfill: bool = False, armed: bool = True):
         """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`). `load` is the
         server's decode saturation, shared by its streams (their own, if not given). A `backfill` is recorded
-        footage: analysed in full, after live video (see the module's docstring). A stream not `armed` waits for
-        its camera's settings: it decodes nothing until `arm`, which then analyses the whole ring (nothing it
-        sent meanwhile goes unseen), unless a `disarm` came first."""
+        footage: analysed in full, after live video (see the module's docstring). A stream not `armed` waits
+        for its camera's settings: it decodes nothing until `arm`, which then analyses the whole ring (nothing
+        it sent meanwhile goes unseen), unless a `disarm` came first."""
         self.load = load or DecodeLoad()
         self.backfill = backfill
         buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
@@ -110,8 +110,10 @@ class StreamAnalysis:
         self._max_lead_us = int(max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS) * MICROSECONDS)
         self._drained = asyncio.Event()  # set after each batch: a backlogged backfill looks again
         self._until: int | None = None
-        decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps, limits.max_width * limits.max_height)
-        self._frames = FrameAnalysis(decoder, settings.motion, Tuning(tuning.sensitivity, rectangle_masks(tuning.masks)))
+        decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps,
+                                limits.max_width * limits.max_height)
+        operator = Tuning(tuning.sensitivity, rectangle_masks(tuning.masks))  # until its settings are read
+        self._frames = FrameAnalysis(decoder, settings.motion, operator)
         self._trigger = SizeTrigger(settings.analysis.wake_size_factor)
         self._queue: asyncio.Queue[tuple[Packet, float, Use] | None] = asyncio.Queue()
         self._ended = asyncio.Event()
@@ -122,7 +124,8 @@ class StreamAnalysis:
         self._replay_skip: int | None = None  # a replay's frames up to this pts were analysed already
         self._bytes_since_replay = 0  # a replay decodes no more than the stream sent since the last one
         self._max_replay_bytes = limits.max_backlog_bytes
-        self._waiting = not armed  # for its settings: arming replays the whole ring, not from its newest keyframe
+        # Waiting for its settings: arming replays the whole ring, not only from its newest keyframe.
+        self._waiting = not armed
         self._begin(Mode.ACTIVE if armed else Mode.DISARMED)
 
     def _begin(self, mode: Mode) -> None:
@@ -308,12 +311,14 @@ class StreamAnalysis:
         if quiet:
             self._go_idle()
 
-    def _absorb(self, outcome: Outcome, uses: list[Use], waited: list[float], until: int | None = None) -> Analysed:
+    def _absorb(self, outcome: Outcome, uses: list[Use], waited: list[float],
+                until: int | None = None) -> Analysed:
         if outcome.size:
             self.video_size = outcome.size
         self.frames_decoded += outcome.decoded
         self._settle(outcome)
-        mode = Mode.IDLE if uses and all(use is Use.SAMPLE or use is Use.DISARM for use in uses) else Mode.ACTIVE
+        checks = uses and all(use is Use.SAMPLE or use is Use.DISARM for use in uses)
+        mode = Mode.IDLE if checks else Mode.ACTIVE
         woke, self._unreported_wake = self._unreported_wake, None
         refusal = None
         try:
@@ -344,7 +349,8 @@ class StreamAnalysis:
             if items:
                 started = await self._take_turn()
                 try:
-                    outcome = await loop.run_in_executor(pool, self._frames.analyse, [(p, use) for p, _, use in items],
+                    outcome = await loop.run_in_executor(pool, self._frames.analyse,
+                                                         [(p, use) for p, _, use in items],
                                                          self._replay_skip, started)
                 finally:
                     started()

@@ -1,14 +1,16 @@
-"""Each open live stream watched as its customer's camera settings say: when it is armed, its sensitivity, its masks.
+"""Each open live stream watched as its customer's camera settings say: when it is armed, its sensitivity,
+its masks.
 
-The settings are written to the database by the customer's page, the operator's `vigint camera set` or an alert's
-mute link: by other processes, maybe on other nodes. This node reads them for a client when a stream of its opens,
-before its welcome (should that fail, the stream decodes nothing until they are read, and loses nothing: see
-`StreamAnalysis.arm`), then every POLL_SECONDS looks for what changed since, in two queries for all its streams. A stream's arming is decided again at the
-instant its state changes (`arming.state`'s `until`), on the clock the node was given, and at once when its
-settings change; a change of sensitivity or masks reaches its running detector.
+The settings are written to the database by the customer's page, the operator's `vigint camera set` or an
+alert's mute link: by other processes, maybe on other nodes. This node reads them for a client when a stream
+of its opens, before its welcome (should that fail, the stream decodes nothing until they are read, and
+loses nothing: see `StreamAnalysis.arm`), then every POLL_SECONDS looks for what changed since, in two
+queries for all its streams. A stream's arming is decided again at the instant its state changes
+(`arming.state`'s `until`), on the clock the node was given, and at once when its settings change; a change
+of sensitivity or masks reaches its running detector.
 
-What the customer left unset is the operator's: the camera's `[camera CLIENT_ID/NAME]` section of config.ini, else
-`[motion]` (docs/cameras.md, "The operator's defaults").
+What the customer left unset is the operator's: the camera's `[camera CLIENT_ID/NAME]` section of
+config.ini, else `[motion]` (docs/cameras.md, "The operator's defaults").
 """
 
 import asyncio
@@ -30,8 +32,8 @@ from vigint.store import CameraSetting, Store, is_busy
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0  # how soon a change made by another process reaches the open streams
-# Changes are read again this far back: a write stamped a moment before it commits, or by a host whose clock is a
-# little behind this one's, is still seen; what is read again and unchanged is left alone.
+# Changes are read again this far back: a write stamped a moment before it commits, or by a host whose clock
+# is a little behind this one's, is still seen; what is read again and unchanged is left alone.
 LOOKBACK_SECONDS = 30.0
 
 
@@ -47,15 +49,19 @@ class Watch:
 def camera_tuning(settings: Settings, client_id: int, camera: str, setting: CameraSetting | None) -> Tuning:
     """Return a camera's sensitivity and masks: its customer's, else the operator's."""
     operator = settings.camera(client_id, camera)
-    sensitivity = operator.sensitivity if setting is None or setting.sensitivity is None else setting.sensitivity
-    masks = rectangle_masks(operator.masks) if setting is None or setting.masks is None else setting.masks
+    sensitivity = operator.sensitivity
+    if setting is not None and setting.sensitivity is not None:
+        sensitivity = setting.sensitivity
+    masks = rectangle_masks(operator.masks)
+    if setting is not None and setting.masks is not None:
+        masks = setting.masks
     return Tuning(sensitivity, masks)
 
 
 def decide(settings: Settings, client_id: int, camera: str, setting: CameraSetting | None, zone: tzinfo,
            now: float) -> Watch:
-    """Return how a camera is watched at `now` (Unix time): armed or not by its schedule and mute in the client's
-    `zone`, until when, with which tuning."""
+    """Return how a camera is watched at `now` (Unix time): armed or not by its schedule and mute in the
+    client's `zone`, until when, with which tuning."""
     schedule = ALWAYS if setting is None else setting.schedule
     muted = None
     if setting is not None and setting.muted_until is not None:
@@ -68,23 +74,24 @@ def decide(settings: Settings, client_id: int, camera: str, setting: CameraSetti
 class CameraWatch:
     """Applies camera settings to this node's live streams. Event loop only; `run` once, as a task."""
 
-    def __init__(self, settings: Settings, store: Store, streams: Streams, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: Settings, store: Store, streams: Streams,
+                 clock: Callable[[], float] = time.time):
         """`clock` tells the time (Unix seconds) that arming decisions are made at."""
         self._settings = settings
         self._store = store
         self._streams = streams
         self._clock = clock
-        self._zones: dict[int, str | None] = {}  # each client with open streams: its time zone (None: the server's)
+        self._zones: dict[int, str | None] = {}  # clients with open streams: their zone (None: the server's)
         self._cameras: dict[tuple[int, str], CameraSetting] = {}  # their cameras that have settings
-        self._stale: set[tuple[int, str]] = set()  # cameras whose settings changed since their streams' decision
+        self._stale: set[tuple[int, str]] = set()  # cameras whose settings changed since their decision
         self._watching: dict[Session, Watch] = {}  # each open live stream's decision
         self._due = asyncio.Event()  # a decision's `until` came
         self._timer: asyncio.TimerHandle | None = None
-        self._looked_at: float | None = None  # when changes were last read (this host's clock, as writers stamp)
+        self._looked_at: float | None = None  # changes last read (on this host's clock, as writers stamp)
 
     async def watch(self, session: Session) -> None:
-        """Read a new stream's settings (unless its client's are known) and follow them, before its media comes.
-        Should the database fail, `run` tries again: the stream waits meanwhile, decoding nothing."""
+        """Read a new stream's settings (unless its client's are known) and follow them, before its media
+        comes. Should the database fail, `run` tries again: the stream waits meanwhile, decoding nothing."""
         try:
             if session.client_id not in self._zones:
                 await self._read_client(session.client_id)
@@ -129,7 +136,8 @@ class CameraWatch:
         self._cameras.update({(client_id, setting.camera): setting for setting in settings})
 
     async def _read_changes(self) -> None:
-        """Take the settings written since the last look (and LOOKBACK_SECONDS before), for clients watched here."""
+        """Take the settings written since the last look (and LOOKBACK_SECONDS before), of clients watched
+        here."""
         now = time.time()
         since = (now if self._looked_at is None else self._looked_at) - LOOKBACK_SECONDS
         zones, settings = await self._store.camera_changes(since)
@@ -146,17 +154,19 @@ class CameraWatch:
                 self._stale.add(key)
 
     def _apply(self) -> None:
-        """Decide again for each stream that is new, whose settings changed or whose `until` came; then wait for
-        the next `until`."""
+        """Decide again for each stream that is new, whose settings changed or whose `until` came; then wait
+        for the next `until`."""
         now = self._clock()
         for session in self._streams.live():
             key = (session.client_id, session.camera)
             if session.client_id not in self._zones:
                 continue  # its settings are not read yet: it waits, decoding nothing
             current = self._watching.get(session)
-            if current is not None and key not in self._stale and (current.until is None or current.until > now):
+            came = current is not None and current.until is not None and current.until <= now
+            if current is not None and key not in self._stale and not came:
                 continue
-            watch = decide(self._settings, *key, self._cameras.get(key), arming.zone(self._zones[key[0]]), now)
+            zone = arming.zone(self._zones[session.client_id])
+            watch = decide(self._settings, *key, self._cameras.get(key), zone, now)
             self._watching[session] = watch
             if current is not None and current.armed != watch.armed:
                 log.info("client %d camera %r %s", *key, "armed" if watch.armed else "disarmed")

@@ -100,7 +100,7 @@ class StreamHandler:
         recorded, stages = hello.backfill, self._stages
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
-                                  self._state.decode_load, recorded, armed=recorded)  # live: once its settings are read
+                                  self._state.decode_load, recorded, armed=recorded)  # live: see cameras.py
         exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
                                   stages.settings.server.max_nal_units)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],

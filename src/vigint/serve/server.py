@@ -56,8 +56,8 @@ class Server:
     """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
 
     def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time):
-        """`clock` (Unix seconds) is the time cameras are armed and disarmed at by their schedules and mutes: a test's
-        may stand at any date, a clock change included; every other time is the system's."""
+        """`clock` (Unix seconds) is the time cameras are armed and disarmed at by their schedules and mutes:
+        a test's may stand at any date, a clock change included; every other time is the system's."""
         config = settings.server
         self.settings, self.store, self.metrics, self.usage = settings, store, Metrics(), UsageMeter()
         self._hellos = Hellos(self.store, self.metrics, config)
@@ -126,7 +126,8 @@ class Server:
                                     self.footage, self.cameras, self._tasks, self._pool, self._backfill_pool))
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
-                    self.registry.run(self._stopping), self.desk.run(self._stopping), self.cameras.run(self._stopping)):
+                    self.registry.run(self._stopping), self.desk.run(self._stopping),
+                    self.cameras.run(self._stopping)):
             self._tasks.spawn(job)
         await self._ws.start_serving()
 
