@@ -242,6 +242,7 @@ class StreamAnalysis:
         if not self.armed or self.ended:
             return
         self._begin(Mode.DISARMED)
+        self._drop_samples()
         newest = self.packets.newest()
         if newest is not None:  # else nothing was ever analysed: no incident, nothing learnt
             self._queue.put_nowait((newest, time.monotonic(), Use.DISARM))
@@ -259,12 +260,7 @@ class StreamAnalysis:
         A replay holds no more than the stream sent since the last one, nor than its decode backlog may: a
         sender that makes its stream wake and sleep in a loop gets each byte decoded at most twice.
         """
-        queued = []
-        while not self._queue.empty():
-            queued.append(self._queue.get_nowait())
-        for item in queued:
-            if item is None or item[2] is not Use.SAMPLE:
-                self._queue.put_nowait(item)
+        self._drop_samples()
         replay = self.packets.since(self._resume_from, min(self._bytes_since_replay, self._max_replay_bytes))
         self._bytes_since_replay, self._replay_skip = 0, self._analysed_until
         for index, packet in enumerate(replay):
@@ -273,6 +269,15 @@ class StreamAnalysis:
             self.intake.replayed()
         else:
             self.intake.restarted()
+
+    def _drop_samples(self) -> None:
+        """Take the idle keyframe checks still queued off the queue: what they would tell is moot."""
+        queued = []
+        while not self._queue.empty():
+            queued.append(self._queue.get_nowait())
+        for item in queued:
+            if item is None or item[2] is not Use.SAMPLE:
+                self._queue.put_nowait(item)
 
     def _go_idle(self) -> None:
         newest = self.packets.newest_dts() or 0
