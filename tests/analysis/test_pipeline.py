@@ -14,13 +14,17 @@ from vigint.config import MotionSettings, ServerSettings, Settings
 SECOND = 1_000_000
 
 
-async def analyse(settings: Settings, video, undecodable: list | None = None,
-                  burst: bool = False, load: DecodeLoad | None = None) -> tuple[StreamAnalysis, list]:
+async def analyse(settings: Settings, video, undecodable: list | None = None, burst: bool = False,
+                  load: DecodeLoad | None = None, armed: bool = True,
+                  steps: dict[int, str] | None = None,
+                  decoded_at: dict | None = None) -> tuple[StreamAnalysis, list]:
     """Feed a video to a stream's analysis a second at a time as analysis keeps up (or all at once: `burst`),
-    then end it; return the analysis and every batch's outcome."""
+    then end it; return the analysis and every batch's outcome. `steps` arms or disarms it (`arm`,
+    `disarm`) before the packet of each index, once analysis caught up, noting the frames decoded then in
+    `decoded_at`."""
     analysis = StreamAnalysis(settings, limits(settings), 1, "door",
                               lambda count, first: (undecodable if undecodable is not None else []).append(count),
-                              load)
+                              load, armed=armed)
     with ThreadPoolExecutor(1) as pool:
         outcomes = []
 
@@ -29,6 +33,10 @@ async def analyse(settings: Settings, video, undecodable: list | None = None,
 
         running = asyncio.create_task(collect())
         for index, (pts, dts, _, data) in enumerate(video.units):
+            if index in (steps or {}):
+                await eventually(lambda: analysis.caught_up, interval=0.001)
+                (decoded_at if decoded_at is not None else {})[index] = analysis.frames_decoded
+                getattr(analysis, steps[index])()
             analysis.receive(protocol.media(pts, dts, data))
             if not burst and index % video.fps == video.fps - 1:
                 await eventually(lambda: analysis.intake.queued_packets == 0)
@@ -92,28 +100,12 @@ async def test_a_burst_is_analysed_in_full_unless_the_decode_threads_are_saturat
     assert undecodable == [] and all(outcome.refusal is None for outcome in outcomes)
 
 
-async def steered(video, steps: dict[int, str],
-                  armed: bool = True) -> tuple[StreamAnalysis, list, dict[int, int]]:
-    """Feed a video a packet at a time as analysis keeps up, calling `arm` or `disarm` (`steps`) before the
-    packet of each index; return the analysis, its events and the frames decoded at each step."""
+async def steered(video, steps: dict[int, str], armed: bool = True) -> tuple[StreamAnalysis, list, dict]:
+    """Analyse a video, armed and disarmed by `steps`; return the analysis, its events and the frames it had
+    decoded at each step."""
     settings = Settings(motion=MotionSettings(cooldown_seconds=3.0))
-    analysis = StreamAnalysis(settings, limits(settings), 1, "door", lambda count, first: None, armed=armed)
     decoded_at = {}
-    with ThreadPoolExecutor(1) as pool:
-        outcomes = []
-
-        async def collect():
-            outcomes.extend([outcome async for outcome in analysis.run(pool, batch_seconds=0)])
-
-        running = asyncio.create_task(collect())
-        for index, (pts, dts, _, data) in enumerate(video.units):
-            if index in steps:
-                await eventually(lambda: analysis.caught_up, interval=0.001)
-                decoded_at[index] = analysis.frames_decoded
-                getattr(analysis, steps[index])()
-            analysis.receive(protocol.media(pts, dts, data))
-        analysis.end()
-        await running
+    analysis, outcomes = await analyse(settings, video, armed=armed, steps=steps, decoded_at=decoded_at)
     return analysis, [event for outcome in outcomes for event in outcome.events], decoded_at
 
 
