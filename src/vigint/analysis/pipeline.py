@@ -17,7 +17,7 @@ after live video: its gate never sheds, it never goes idle, its batches wait whi
 decode threads and are not counted in that saturation, and the connection stops reading while the footage
 queued ahead of analysis is at `max_decode_backlog_bytes` or would outrun the packet ring (`backlogged`).
 
-A live camera is watched only while its customer's settings arm it (see ingest/cameras.py). Disarmed, its
+A live camera is watched only while its customer's settings arm it (see ingest/watch.py). Disarmed, its
 stream costs receipt only: packets are checked and kept in the ring (clips, stills), nothing is decoded, and
 an incident open when it was disarmed ends at its last motion. Armed again, it starts like a new stream from
 the newest keyframe in the ring: the frames since are analysed, with a background learnt afresh.

@@ -27,13 +27,13 @@ from vigint.config import Settings
 from vigint.incidents.desk import IncidentDesk
 from vigint.ingest import backfill
 from vigint.ingest.auth import Hellos
-from vigint.ingest.cameras import CameraWatch
 from vigint.ingest.connections import AdmittedConnection
 from vigint.ingest.exchange import BackfillEnded, Ignored, SeenFootage, Skipped, StreamExchange
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
 from vigint.ingest.state import ServerState
+from vigint.ingest.watch import CameraWatch
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.store import ApiKey
@@ -100,7 +100,7 @@ class StreamHandler:
         recorded, stages = hello.backfill, self._stages
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
-                                  self._state.decode_load, recorded, armed=recorded)  # live: see cameras.py
+                                  self._state.decode_load, recorded, armed=recorded)  # live: see watch.py
         exchange = StreamExchange(recorded, backfill.holdback_us(stages.settings.motion),
                                   stages.settings.server.max_nal_units)
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],

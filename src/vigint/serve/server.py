@@ -28,7 +28,6 @@ from vigint.incidents.retention import Retention
 from vigint.incidents.storage import open_clip_storage, still_name
 from vigint.incidents.verify import Verifier
 from vigint.ingest.auth import Hellos, KeyWatch
-from vigint.ingest.cameras import CameraWatch
 from vigint.ingest.connections import check_websockets, connection_factory, tls_context, websockets_logger
 from vigint.ingest.footage import LiveFootage
 from vigint.ingest.handler import Stages, StreamHandler
@@ -37,6 +36,7 @@ from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit
 from vigint.ingest.state import ServerState
 from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
+from vigint.ingest.watch import CameraWatch
 from vigint.metrics import Metrics
 from vigint.networks import parse_networks
 from vigint.protocol import CloseCode

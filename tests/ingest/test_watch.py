@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vigint.analysis.motion import Tuning
 from vigint.config import CameraSettings, EmailSettings, MotionSettings, Settings, StorageSettings
-from vigint.ingest.cameras import Watch, camera_tuning, decide
+from vigint.ingest.watch import Watch, camera_tuning, decide
 from vigint.schedule import parse_schedule
 from vigint.store import CameraSetting, Editor
 from vigint.tuning import Mask, rectangle
