@@ -229,9 +229,12 @@ class StreamAnalysis:
         if self.armed or self.ended:
             return
         self._begin(Mode.ACTIVE)
-        if not self._waiting:
-            self._resume_from = self.packets.last_keyframe_dts()
+        first = self._waiting
         self._waiting = False
+        if first and not len(self.packets):
+            return  # nothing came yet: the gate waits for the first keyframe as for any new stream
+        if not first:
+            self._resume_from = self.packets.last_keyframe_dts()
         self._replay()
 
     def disarm(self) -> None:
