@@ -3,6 +3,7 @@ What tests import lives in helpers.py: a test never imports this module."""
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import postgres_server
@@ -74,7 +75,8 @@ async def start(db_path, tmp_path):
     given `database`; stopped after the test. Several servers on one PostgreSQL `database` are several nodes."""
     started = []
 
-    async def run(settings: Settings | None = None, database: str | None = None, **server_settings) -> Server:
+    async def run(settings: Settings | None = None, database: str | None = None, clock=time.time,
+                  **server_settings) -> Server:
         # Tests send video faster than real time: let the decode queue hold all of it unless told otherwise.
         server_settings = {"port": 0, "usage_flush_seconds": 0.2, "max_decode_backlog_seconds": 10_000,
                            "max_decode_catchup_seconds": 10_000, "max_decode_backlog_bytes": 2**30, **server_settings}
@@ -84,7 +86,7 @@ async def start(db_path, tmp_path):
                                        server=ServerSettings(**server_settings),
                                        web=dataclasses.replace(settings.web, port=0))
         store = await Store.open(database)
-        server = Server(settings, store)
+        server = Server(settings, store, clock)  # a test's clock arms cameras at its own date
         try:
             await server.start()
         except BaseException:

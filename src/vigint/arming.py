@@ -14,8 +14,10 @@ consecutive candidates nothing changes, so the first candidate at which the stat
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vigint.schedule import MINUTES_PER_DAY, MINUTES_PER_WEEK, Schedule
 
@@ -47,6 +49,24 @@ class ArmingState:
     # Instants in UTC: two datetimes sharing one zone compare and subtract as wall clocks, wrong across a clock change.
     until: datetime | None  # when `armed` next changes; None: never
     muted_until: datetime | None = None  # a mute in force (then not armed), when it ends
+
+
+@functools.lru_cache(maxsize=256)
+def zone(name: str | None) -> tzinfo:
+    """Return the IANA zone `name`, or the server's (None, or a zone the system no longer knows: a camera
+    is never left unwatched for it): TZ, else /etc/localtime, else UTC. A zone with its rules, never a fixed
+    offset, so that schedules follow the server's clock changes too."""
+    for candidate in (name, os.environ.get("TZ", "").lstrip(":") or None):
+        try:
+            if candidate:
+                return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    try:
+        with open("/etc/localtime", "rb") as rules:
+            return ZoneInfo.from_file(rules, key="localtime")
+    except (OSError, ValueError):
+        return UTC
 
 
 def _minute_of_week(instant: datetime, zone: tzinfo) -> int:

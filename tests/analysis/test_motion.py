@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
-from vigint.analysis.motion import MotionDetector
+from vigint.analysis.motion import MotionDetector, Tuning, rasterise, rectangle_masks
 from vigint.config import MotionSettings
+from vigint.tuning import Mask
 
 RNG = np.random.default_rng(3)
 BACKGROUND = RNG.integers(40, 160, (180, 320)).astype(np.uint8)
@@ -41,7 +43,7 @@ def test_a_brightness_jump_is_not_motion():
 
 def test_a_tiny_change_is_not_motion_and_masks_hide_regions():
     assert not any(readings([BACKGROUND] * 3 + [with_square(100, size=6)] * 5))  # one cell at most
-    masked = MotionDetector(masks=((0.0, 0.0, 0.5, 1.0),))
+    masked = MotionDetector(masks=rectangle_masks(((0.0, 0.0, 0.5, 1.0),)))
     results = [masked.update(frame).motion for frame in [BACKGROUND] * 3 + [with_square(20 + 5 * i) for i in range(8)]]
     assert not any(results)  # the square stays in the left half
 
@@ -52,3 +54,26 @@ def test_sensitivity_scales_the_threshold():
     assert not any(readings([BACKGROUND] * 3 + [faint] * 3))
     sensitive = MotionDetector(MotionSettings(sensitivity=2.0))
     assert [sensitive.update(f).motion for f in [BACKGROUND] * 3 + [faint]][-1]
+
+
+def test_a_polygon_mask_hides_only_what_it_covers():
+    triangle = Mask(((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)))  # the top left half of the picture, cut diagonally
+    watched = rasterise([triangle], 90, 160)
+    assert not watched[0, 0] and watched[89, 159] and watched.sum() == pytest.approx(90 * 160 / 2, rel=0.03)
+    masked = MotionDetector(masks=(triangle,))
+    top_left = [BACKGROUND] * 3 + [with_square(20 + 5 * i, size=30) for i in range(8)]  # rows 60-90, x 20-85
+    assert not any(masked.update(frame).motion for frame in top_left)
+    bottom_right = BACKGROUND.copy()
+    bottom_right[120:170, 240:300] = 240
+    masked.update(BACKGROUND)
+    assert masked.update(bottom_right).motion
+
+
+def test_a_running_detector_takes_new_masks_and_sensitivity_at_its_next_frame():
+    detector = MotionDetector(masks=rectangle_masks(((0.0, 0.0, 1.0, 1.0),)))
+    frames = [BACKGROUND] * 3 + [with_square(20 + 15 * i) for i in range(6)]
+    assert not any(detector.update(frame).motion for frame in frames[:5])
+    detector.retune(Tuning(1.0, ()))
+    assert all(detector.update(frame).motion for frame in frames[5:])
+    detector.forget()
+    assert not detector.update(frames[-1]).motion  # learnt afresh: the first frame is the background

@@ -14,13 +14,17 @@ from vigint.config import MotionSettings, ServerSettings, Settings
 SECOND = 1_000_000
 
 
-async def analyse(settings: Settings, video, undecodable: list | None = None,
-                  burst: bool = False, load: DecodeLoad | None = None) -> tuple[StreamAnalysis, list]:
+async def analyse(settings: Settings, video, undecodable: list | None = None, burst: bool = False,
+                  load: DecodeLoad | None = None, armed: bool = True,
+                  steps: dict[int, str] | None = None,
+                  decoded_at: dict | None = None) -> tuple[StreamAnalysis, list]:
     """Feed a video to a stream's analysis a second at a time as analysis keeps up (or all at once: `burst`),
-    then end it; return the analysis and every batch's outcome."""
+    then end it; return the analysis and every batch's outcome. `steps` arms or disarms it (`arm`,
+    `disarm`) before the packet of each index, once analysis caught up, noting the frames decoded then in
+    `decoded_at`."""
     analysis = StreamAnalysis(settings, limits(settings), 1, "door",
                               lambda count, first: (undecodable if undecodable is not None else []).append(count),
-                              load)
+                              load, armed=armed)
     with ThreadPoolExecutor(1) as pool:
         outcomes = []
 
@@ -29,6 +33,10 @@ async def analyse(settings: Settings, video, undecodable: list | None = None,
 
         running = asyncio.create_task(collect())
         for index, (pts, dts, _, data) in enumerate(video.units):
+            if index in (steps or {}):
+                await eventually(lambda: analysis.caught_up, interval=0.001)
+                (decoded_at if decoded_at is not None else {})[index] = analysis.frames_decoded
+                getattr(analysis, steps[index])()
             analysis.receive(protocol.media(pts, dts, data))
             if not burst and index % video.fps == video.fps - 1:
                 await eventually(lambda: analysis.intake.queued_packets == 0)
@@ -90,3 +98,38 @@ async def test_a_burst_is_analysed_in_full_unless_the_decode_threads_are_saturat
     overloaded, outcomes = await analyse(settings, video, undecodable, burst=True, load=saturated())
     assert 0 < overloaded.frames_decoded < video.frames and len(overloaded.packets) == video.frames
     assert undecodable == [] and all(outcome.refusal is None for outcome in outcomes)
+
+
+async def steered(video, steps: dict[int, str], armed: bool = True) -> tuple[StreamAnalysis, list, dict]:
+    """Analyse a video, armed and disarmed by `steps`; return the analysis, its events and the frames it had
+    decoded at each step."""
+    settings = Settings(motion=MotionSettings(cooldown_seconds=3.0))
+    decoded_at = {}
+    analysis, outcomes = await analyse(settings, video, armed=armed, steps=steps, decoded_at=decoded_at)
+    return analysis, [event for outcome in outcomes for event in outcome.events], decoded_at
+
+
+async def test_a_disarmed_stream_decodes_nothing_and_armed_mid_gop_starts_at_its_newest_keyframe():
+    video = make_scene(8, moving=(5, 7))  # a keyframe a second
+    mid_gop = 3 * video.fps + 7
+    analysis, events, decoded_at = await steered(video, {0: "disarm", mid_gop: "arm"}, armed=False)
+    assert decoded_at[mid_gop] == 0 and len(analysis.packets) == video.frames  # kept, not decoded
+    assert analysis.frames_decoded == video.frames - 3 * video.fps  # from the keyframe at 3 s on
+    assert isinstance(events[0], Opened) and 5 * SECOND <= events[0].start <= 5.5 * SECOND
+    assert [type(event) for event in events].count(Opened) == 1
+
+
+async def test_disarming_ends_the_open_incident_at_its_last_motion_and_stops_decoding():
+    video = make_scene(10, moving=(2, 10))
+    analysis, events, decoded_at = await steered(video, {5 * video.fps: "disarm"})
+    assert isinstance(events[0], Opened) and isinstance(events[-1], Closed)
+    assert events[-1].end <= 5 * SECOND and [type(event) for event in events].count(Closed) == 1
+    assert analysis.frames_decoded == decoded_at[5 * video.fps]  # nothing after it
+    assert analysis.mode.value == "disarmed" and not analysis.armed
+
+
+async def test_a_stream_waiting_for_its_settings_loses_nothing_once_armed():
+    video = make_scene(4, moving=(1, 4))
+    analysis, events, _ = await steered(video, {2 * video.fps + 5: "arm"}, armed=False)
+    assert analysis.frames_decoded == video.frames  # the whole ring, from its first keyframe
+    assert isinstance(events[0], Opened) and events[0].start <= 1.5 * SECOND

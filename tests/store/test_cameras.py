@@ -130,3 +130,18 @@ async def test_camera_settings_move_up_to_postgresql_as_they_were(db_path, postg
         async with await Store.open(postgres_url) as target:
             await copy.copy_database(source, target)
             assert await target.camera_settings() == await source.camera_settings()
+
+
+async def test_a_node_reads_a_client_s_cameras_once_then_only_what_changed_since(database):
+    async with await Store.open(database) as store:
+        client_id, _, _ = await add_client(store)
+        other_id, _, _ = await add_client(store, "ops@other.test", "Other")
+        later = time.time() + 100  # past the clients' creation, itself a change
+        door = await store.set_camera(client_id, "door", Editor.CUSTOMER, later, schedule="never")
+        await store.update_client(client_id, later, timezone="Europe/Paris")
+        assert await store.watched_cameras(client_id) == ("Europe/Paris", [door])
+        assert await store.watched_cameras(other_id) == (None, [])
+        assert await store.camera_changes(later + 10) == ({}, [])  # nothing since
+        aisle = await store.set_camera(other_id, "aisle", Editor.OPERATOR, later + 20, sensitivity=2)
+        await store.update_client(client_id, later + 20, timezone="Asia/Tokyo")
+        assert await store.camera_changes(later + 10) == ({client_id: "Asia/Tokyo"}, [aisle])

@@ -59,3 +59,12 @@ class EventTracker:
             self.open = False
             return Closed(self._last_motion)
         return None
+
+    def stop(self) -> Closed | None:
+        """The camera stops being watched (disarmed): return the open incident's end at its last motion, if
+        one is open, and start again as if no frame had been seen."""
+        closed = Closed(self._last_motion) if self.open else None
+        self._run_start = None
+        self._last_motion = None
+        self.open = False
+        return closed

@@ -16,21 +16,26 @@ A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a
 after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
 decode threads and are not counted in that saturation, and the connection stops reading while the footage
 queued ahead of analysis is at `max_decode_backlog_bytes` or would outrun the packet ring (`backlogged`).
+
+A live camera is watched only while its customer's settings arm it (see ingest/watch.py). Disarmed, its
+stream costs receipt only: packets are checked and kept in the ring (clips, stills), nothing is decoded, and
+an incident open when it was disarmed ends at its last motion. Armed again, it starts like a new stream from
+the newest keyframe in the ring: the frames since are analysed, with a background learnt afresh.
 """
 
 import asyncio
-import dataclasses
 import enum
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from vigint.analysis.decoder import DecodeResult, StreamDecoder
-from vigint.analysis.events import Event, EventTracker
+from vigint.analysis.decoder import StreamDecoder
+from vigint.analysis.events import Event
+from vigint.analysis.frames import FrameAnalysis, Outcome, Use
 from vigint.analysis.intake import Intake, Limits
 from vigint.analysis.load import DecodeLoad
-from vigint.analysis.motion import MotionDetector
+from vigint.analysis.motion import Tuning, rectangle_masks
 from vigint.analysis.ring import PacketRing
 from vigint.analysis.trigger import SizeTrigger
 from vigint.config import Settings
@@ -50,6 +55,7 @@ BACKFILL_LEAD_MARGIN_SECONDS = 1.0
 class Mode(enum.StrEnum):
     ACTIVE = "active"  # every frame decoded
     IDLE = "idle"  # a keyframe now and then; the other packets' sizes watched
+    DISARMED = "disarmed"  # nothing decoded: packets only kept (the camera's schedule or a mute)
 
 
 class Wake(enum.StrEnum):
@@ -58,15 +64,6 @@ class Wake(enum.StrEnum):
     KEYFRAME = "keyframe"  # the idle check of a keyframe showed motion
     SIZE = "size"  # the non-key frames grew (see trigger.py)
     FRAMES = "frames"  # frames queued before the stream went idle showed motion
-
-
-class Use(enum.Enum):
-    """Why a packet is on the decode queue."""
-
-    LIVE = enum.auto()  # admitted by the gate, counted in its backlog
-    SAMPLE = enum.auto()  # an idle stream's keyframe check
-    RESTART = enum.auto()  # the first packet of a replay: the decoder forgets what it holds first
-    REPLAY = enum.auto()  # decoded again out of the ring after a wake-up
 
 
 def limits(settings: Settings) -> Limits:
@@ -91,35 +88,17 @@ class Analysed:
     until: int | None = None  # the decode time of the newest packet analysed in full so far (µs)
 
 
-@dataclass
-class _Outcome:
-    """What a worker thread hands back for a batch."""
-
-    decoded: int = 0
-    errors: int = 0
-    size: tuple[int, int] | None = None
-    events: list[Event] = field(default_factory=list)
-    samples: list[tuple[int, bool]] = field(default_factory=list)  # (dts, motion) of each idle keyframe check
-    motion_pts: int | None = None  # the newest analysed frame with motion
-    first_pts: int | None = None  # the oldest analysed frame
-    last_pts: int | None = None  # the newest analysed frame
-    tracked_pts: int | None = None  # the newest frame shown to the event tracker
-    cpu_seconds: float = 0.0
-
-    def count(self, result: DecodeResult) -> None:
-        self.decoded, self.errors = self.decoded + result.decoded, self.errors + result.errors
-        self.size = result.size or self.size
-
-
 class StreamAnalysis:
     """The analysis of one camera stream. `receive` and `end` on the event loop; `run` once, as a task."""
 
     def __init__(self, settings: Settings, limits: Limits, client_id: int, camera: str,
                  on_undecodable: Callable[[int, bool], None], load: DecodeLoad | None = None,
-                 backfill: bool = False):
+                 backfill: bool = False, armed: bool = True):
         """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`). `load` is the
         server's decode saturation, shared by its streams (their own, if not given). A `backfill` is recorded
-        footage: analysed in full, after live video (see the module's docstring)."""
+        footage: analysed in full, after live video (see the module's docstring). A stream not `armed` waits
+        for its camera's settings: it decodes nothing until `arm`, which then analyses the whole ring (nothing
+        it sent meanwhile goes unseen), unless a `disarm` came first."""
         self.load = load or DecodeLoad()
         self.backfill = backfill
         buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
@@ -131,28 +110,35 @@ class StreamAnalysis:
         self._max_lead_us = int(max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS) * MICROSECONDS)
         self._drained = asyncio.Event()  # set after each batch: a backlogged backfill looks again
         self._until: int | None = None
-        self._decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps, limits.max_width * limits.max_height)
-        self._detector = MotionDetector(dataclasses.replace(settings.motion, sensitivity=tuning.sensitivity),
-                                        tuning.masks)
-        self._tracker = EventTracker(settings.motion)
+        decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps,
+                                limits.max_width * limits.max_height)
+        operator = Tuning(tuning.sensitivity, rectangle_masks(tuning.masks))  # until its settings are read
+        self._frames = FrameAnalysis(decoder, settings.motion, operator)
         self._trigger = SizeTrigger(settings.analysis.wake_size_factor)
         self._queue: asyncio.Queue[tuple[Packet, float, Use] | None] = asyncio.Queue()
         self._ended = asyncio.Event()
         self.video_size: tuple[int, int] | None = None  # the full picture size, once a frame was decoded
         self.frames_decoded = 0
-        self.mode = Mode.ACTIVE
+        self._unreported_wake: Wake | None = None
+        self._busy = False  # a batch is being analysed
+        self._replay_skip: int | None = None  # a replay's frames up to this pts were analysed already
+        self._bytes_since_replay = 0  # a replay decodes no more than the stream sent since the last one
+        self._max_replay_bytes = limits.max_backlog_bytes
+        # Waiting for its settings: arming replays the whole ring, not only from its newest keyframe.
+        self._waiting = not armed
+        self._begin(Mode.ACTIVE if armed else Mode.DISARMED)
+
+    def _begin(self, mode: Mode) -> None:
+        """Start watching as a new stream does (or stop, in Mode.DISARMED): nothing known of motion yet."""
+        self.mode = mode
         self._last_motion: int | None = None  # pts of the newest frame with motion (or of the first frame)
         self._resume_from: int | None = None  # dts of the newest keyframe known to be still, while idle
         self._last_sample: int | None = None  # pts of the newest idle keyframe check
         self._woke: Wake | None = None  # what woke the stream last, until it idles again
         self._woke_at = 0  # the newest dts then
         self._moved_since_wake = False
-        self._unreported_wake: Wake | None = None
-        self._busy = False  # a batch is being analysed
         self._analysed_until: int | None = None  # pts of the newest frame shown to the event tracker
-        self._replay_skip: int | None = None  # a replay's frames up to this pts were analysed already
-        self._bytes_since_replay = 0  # a replay decodes no more than the stream sent since the last one
-        self._max_replay_bytes = limits.max_backlog_bytes
+        self._trigger.reset([])
 
     # On the event loop
 
@@ -167,6 +153,8 @@ class StreamAnalysis:
             return
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
+        if self.mode is Mode.DISARMED:
+            return
         if self.mode is Mode.ACTIVE:
             if self.intake.admit(packet, self.load.overloaded):  # a backfill's gate never sheds, overloaded or not
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
@@ -208,7 +196,7 @@ class StreamAnalysis:
         still keyframe), flushes the decoder and returns. Later calls do nothing."""
         if self._ended.is_set():
             return
-        if self.mode is Mode.IDLE:
+        if self.mode is Mode.IDLE:  # not if disarmed: what it sent meanwhile is not to be watched
             self.mode = Mode.ACTIVE
             self._replay()
         self._queue.put_nowait(None)
@@ -219,6 +207,48 @@ class StreamAnalysis:
     def caught_up(self) -> bool:
         """Whether every packet queued so far has been analysed."""
         return self._queue.empty() and not self._busy
+
+    @property
+    def armed(self) -> bool:
+        """Whether the stream is watched: its frames decoded and analysed (see `arm`, `disarm`)."""
+        return self.mode is not Mode.DISARMED
+
+    @property
+    def tuning(self) -> Tuning:
+        """The motion detector's sensitivity and masks."""
+        return self._frames.tuning
+
+    def retune(self, tuning: Tuning) -> None:
+        """Use a new sensitivity and masks from the next frame analysed on."""
+        self._frames.retune(tuning)
+
+    def arm(self) -> None:
+        """Watch the stream again, as a new one: analysis restarts at the newest keyframe in the ring (at the
+        oldest if it never was armed), so no frame since goes unseen, and is active until a quiet while makes
+        it idle. Does nothing if armed or ended."""
+        if self.armed or self.ended:
+            return
+        self._begin(Mode.ACTIVE)
+        first = self._waiting
+        self._waiting = False
+        if first and not len(self.packets):
+            return  # nothing came yet: the gate waits for the first keyframe as for any new stream
+        if not first:
+            self._resume_from = self.packets.last_keyframe_dts()
+        self._replay()
+
+    def disarm(self) -> None:
+        """Stop watching the stream: nothing it sends is decoded from now on (what is queued still is, and
+        may still end its open incident), and its open incident ends at its last motion. Does nothing if
+        disarmed or ended."""
+        self._waiting = False  # disarmed until armed, which starts from then on
+        if not self.armed or self.ended:
+            return
+        self._begin(Mode.DISARMED)
+        self._drop_samples()
+        newest = self.packets.newest()
+        if newest is not None:  # else nothing was ever analysed: no incident, nothing learnt
+            self._queue.put_nowait((newest, time.monotonic(), Use.DISARM))
 
     def _wake(self, cause: Wake) -> None:
         """Go active, and decode again from the last keyframe known to be still: nothing since goes unseen."""
@@ -233,12 +263,7 @@ class StreamAnalysis:
         A replay holds no more than the stream sent since the last one, nor than its decode backlog may: a
         sender that makes its stream wake and sleep in a loop gets each byte decoded at most twice.
         """
-        queued = []
-        while not self._queue.empty():
-            queued.append(self._queue.get_nowait())
-        for item in queued:
-            if item is None or item[2] is not Use.SAMPLE:
-                self._queue.put_nowait(item)
+        self._drop_samples()
         replay = self.packets.since(self._resume_from, min(self._bytes_since_replay, self._max_replay_bytes))
         self._bytes_since_replay, self._replay_skip = 0, self._analysed_until
         for index, packet in enumerate(replay):
@@ -247,6 +272,15 @@ class StreamAnalysis:
             self.intake.replayed()
         else:
             self.intake.restarted()
+
+    def _drop_samples(self) -> None:
+        """Take the idle keyframe checks still queued off the queue: what they would tell is moot."""
+        queued = []
+        while not self._queue.empty():
+            queued.append(self._queue.get_nowait())
+        for item in queued:
+            if item is None or item[2] is not Use.SAMPLE:
+                self._queue.put_nowait(item)
 
     def _go_idle(self) -> None:
         newest = self.packets.newest_dts() or 0
@@ -257,10 +291,12 @@ class StreamAnalysis:
                              if not packet.keyframe and packet.dts > (self._last_motion or 0)])
         self._resume_from, self._last_sample, self._woke = self.packets.last_keyframe_dts(), None, None
 
-    def _settle(self, outcome: _Outcome) -> None:
+    def _settle(self, outcome: Outcome) -> None:
         """After a batch: wake on motion seen while idle; go idle after a quiet while (keyframes mode only)."""
         if outcome.tracked_pts is not None:
             self._analysed_until = max(outcome.tracked_pts, self._analysed_until or outcome.tracked_pts)
+        if self.mode is Mode.DISARMED:
+            return  # what the batch saw was from before: a camera armed again starts afresh
         if outcome.motion_pts is not None:
             self._last_motion, self._moved_since_wake = outcome.motion_pts, True
         if self._last_motion is None:
@@ -283,12 +319,14 @@ class StreamAnalysis:
         if quiet:
             self._go_idle()
 
-    def _absorb(self, outcome: _Outcome, uses: list[Use], waited: list[float], until: int | None = None) -> Analysed:
+    def _absorb(self, outcome: Outcome, uses: list[Use], waited: list[float],
+                until: int | None = None) -> Analysed:
         if outcome.size:
             self.video_size = outcome.size
         self.frames_decoded += outcome.decoded
         self._settle(outcome)
-        mode = Mode.IDLE if uses and all(use is Use.SAMPLE for use in uses) else Mode.ACTIVE
+        checks = uses and all(use is Use.SAMPLE or use is Use.DISARM for use in uses)
+        mode = Mode.IDLE if checks else Mode.ACTIVE
         woke, self._unreported_wake = self._unreported_wake, None
         refusal = None
         try:
@@ -319,7 +357,8 @@ class StreamAnalysis:
             if items:
                 started = await self._take_turn()
                 try:
-                    outcome = await loop.run_in_executor(pool, self._analyse, [(p, use) for p, _, use in items],
+                    outcome = await loop.run_in_executor(pool, self._frames.analyse,
+                                                         [(p, use) for p, _, use in items],
                                                          self._replay_skip, started)
                 finally:
                     started()
@@ -333,7 +372,7 @@ class StreamAnalysis:
                                         max((packet.dts for packet in live), default=None))
                 self._busy = False
                 yield analysed
-        yield self._absorb(await loop.run_in_executor(pool, self._flush), [], [])
+        yield self._absorb(await loop.run_in_executor(pool, self._frames.flush), [], [])
 
     async def _take_turn(self) -> Callable[[], None]:
         """Return the decode load's hand-off mark for a batch (see `DecodeLoad.queued`). A backfill's batch waits
@@ -343,58 +382,3 @@ class StreamAnalysis:
         while self.load.overloaded:
             await asyncio.sleep(BACKFILL_POLL_SECONDS)
         return lambda: None
-
-    # In a worker thread, one batch of a stream at a time
-
-    def _analyse(self, items: list[tuple[Packet, Use]], replay_skip: int | None,
-                 started: Callable[[], None]) -> _Outcome:
-        """Decode, look for motion and track events. A replay's frames up to `replay_skip` were analysed before:
-        they are decoded (later frames need them) but not shown to the detector or the tracker again. `started`
-        tells the decode load that the batch no longer waits for a thread."""
-        started()
-        started, outcome, run, skip = time.thread_time(), _Outcome(), [], None
-        for packet, use in items:
-            if use is Use.LIVE or use is Use.REPLAY:
-                run.append(packet)
-                continue
-            self._track(self._decoder.decode(run), outcome, skip)
-            run = []
-            if use is Use.RESTART:
-                self._decoder.reset()
-                run, skip = [packet], replay_skip
-            else:
-                self._check(packet, self._decoder.sample(packet), outcome)
-        self._track(self._decoder.decode(run), outcome, skip)
-        outcome.cpu_seconds = time.thread_time() - started
-        return outcome
-
-    def _flush(self) -> _Outcome:
-        """Drain the decoder at the end of the stream."""
-        outcome = _Outcome()
-        self._track(self._decoder.flush(), outcome)
-        return outcome
-
-    def _track(self, result: DecodeResult, outcome: _Outcome, skip: int | None = None) -> None:
-        outcome.count(result)
-        for frame in result.frames:
-            if skip is not None and frame.pts <= skip:
-                continue
-            motion = self._detector.update(frame.pixels).motion
-            outcome.motion_pts = frame.pts if motion else outcome.motion_pts
-            outcome.first_pts = frame.pts if outcome.first_pts is None else outcome.first_pts
-            outcome.last_pts = outcome.tracked_pts = frame.pts
-            if (event := self._tracker.update(frame.pts, motion)) is not None:
-                outcome.events.append(event)
-
-    def _check(self, keyframe: Packet, result: DecodeResult, outcome: _Outcome) -> None:
-        """An idle keyframe check: a still frame moves the tracker's clock on; a moving one wakes the stream,
-        whose replay from the last still keyframe then shows the tracker every frame in order."""
-        outcome.count(result)
-        motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
-        if not motion:
-            for frame in result.frames:
-                self._detector.update(frame.pixels)  # learnt only once known still: the replay shows the rest
-                outcome.last_pts = outcome.tracked_pts = frame.pts
-                if (event := self._tracker.update(frame.pts, False)) is not None:
-                    outcome.events.append(event)
-        outcome.samples.append((keyframe.dts, motion))

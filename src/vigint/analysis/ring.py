@@ -47,6 +47,10 @@ class PacketRing:
         """Return the decode time of the newest buffered packet, if any."""
         return self._gops[-1][-1].dts if self._gops else None
 
+    def newest(self) -> Packet | None:
+        """Return the newest buffered packet, if any."""
+        return self._gops[-1][-1] if self._gops else None
+
     def last_keyframe_dts(self) -> int | None:
         """Return the decode time of the newest buffered keyframe, if any."""
         return self._gops[-1][0].dts if self._gops else None

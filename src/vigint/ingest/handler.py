@@ -33,6 +33,7 @@ from vigint.ingest.footage import LiveFootage
 from vigint.ingest.registry import Registry
 from vigint.ingest.session import Session
 from vigint.ingest.state import ServerState
+from vigint.ingest.watch import CameraWatch
 from vigint.metrics import Metrics
 from vigint.protocol import CloseCode, ProtocolViolation
 from vigint.tasks import TaskSet
@@ -51,6 +52,7 @@ class Stages:
     registry: Registry
     desk: IncidentDesk
     footage: LiveFootage
+    cameras: CameraWatch  # each live stream's arming, sensitivity and masks
     tasks: TaskSet
     pool: Executor  # live streams' decoding
     backfill_pool: Executor  # backfills' decoding, at a lower priority
@@ -85,6 +87,7 @@ class StreamHandler:
                 if not session.backfill:
                     await stages.registry.claim(session.entry(stages.registry.node_id))
                     session.claimed = True
+                    await stages.cameras.watch(session)
                 await self._welcome(session)
                 await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see close_for
@@ -107,7 +110,8 @@ class StreamHandler:
         hello = admitted.hello
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
         analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
-                                  self._state.decode_load, hello.backfill)
+                                  self._state.decode_load, hello.backfill,
+                                  armed=hello.backfill)  # live: see watch.py
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
                           spooled_seconds=hello.spooled_seconds, exchange=exchange)
         self._state.streams.add(session)

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from websockets.asyncio.server import Server as WebSocketServer
@@ -35,6 +36,7 @@ from vigint.ingest.resources import quiet_resource_errors, raise_open_file_limit
 from vigint.ingest.state import ServerState
 from vigint.ingest.streams import Streams
 from vigint.ingest.threads import low_priority_pool
+from vigint.ingest.watch import CameraWatch
 from vigint.metrics import Metrics
 from vigint.networks import parse_networks
 from vigint.protocol import CloseCode
@@ -53,7 +55,9 @@ DRAIN_POLL_SECONDS = 0.1  # how soon a drain ends once its last stream has close
 class Server:
     """The ingest server. `await start()`, then `await stop()`; `port` is known once started."""
 
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time):
+        """`clock` (Unix seconds) is the time cameras are armed and disarmed at by their schedules and mutes:
+        a test's may stand at any date, a clock change included; every other time is the system's."""
         config = settings.server
         self.settings, self.store, self.metrics, self.usage = settings, store, Metrics(), UsageMeter()
         self._hellos = Hellos(self.store, self.metrics, config)
@@ -61,6 +65,7 @@ class Server:
         self.state = ServerState(Streams(config.max_streams_per_client))
         self.streams, self.decode_load = self.state.streams, self.state.decode_load
         self.footage = LiveFootage(store, self.streams.live)
+        self.cameras = CameraWatch(settings, store, self.streams, clock)
         threads = config.decode_threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decode")
         # Backfills decode in their own threads, at most half as many, at a lower CPU priority: live batches never
@@ -118,10 +123,11 @@ class Server:
         self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self.state.live,
                                   self.registry.everywhere, self._hellos.blocked)
         self._handler.attach(Stages(settings, self.metrics, self.usage, self._hellos, self.registry, self.desk,
-                                    self.footage, self._tasks, self._pool, self._backfill_pool))
+                                    self.footage, self.cameras, self._tasks, self._pool, self._backfill_pool))
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
-                    self.registry.run(self._stopping), self.desk.run(self._stopping)):
+                    self.registry.run(self._stopping), self.desk.run(self._stopping),
+                    self.cameras.run(self._stopping)):
             self._tasks.spawn(job)
         await self._ws.start_serving()
 

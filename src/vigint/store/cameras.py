@@ -114,6 +114,22 @@ class CameraQueries(Engine):
                                     (client_id, camera))
         return None if row is None else _setting(row)
 
+    async def watched_cameras(self, client_id: int) -> tuple[str | None, list[CameraSetting]]:
+        """Return what a node needs when a client's stream opens: its time zone (None: the server's) and its
+        cameras' settings."""
+        row = await self._fetch_one("SELECT timezone FROM clients WHERE id = ?", (client_id,))
+        zone = None if row is None else row["timezone"]
+        return zone, await self.camera_settings(client_id)
+
+    async def camera_changes(self, since: float) -> tuple[dict[int, str | None], list[CameraSetting]]:
+        """Return what changed at or after `since` (Unix time, as the writers stamp it): the time zone (None:
+        the server's) of each client updated, and each camera's settings written. Two look-ups whatever the
+        number of clients: a node asks every few seconds for all its streams at once."""
+        clients = await self._fetch_all("SELECT id, timezone FROM clients WHERE updated_at >= ?", (since,))
+        rows = await self._fetch_all("SELECT * FROM camera_settings WHERE updated_at >= ? "
+                                     "ORDER BY client_id, camera", (since,))
+        return {row["id"]: row["timezone"] for row in clients}, [_setting(row) for row in rows]
+
     async def set_camera(self, client_id: int, camera: str, by: Editor, now: float | None = None, *,
                          schedule: str | _Keep = KEEP, sensitivity: float | None | _Keep = KEEP,
                          masks: Sequence[Mask] | None | _Keep = KEEP,

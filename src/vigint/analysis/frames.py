@@ -1,0 +1,134 @@
+"""What a stream's analysis does in a worker thread: decode its packets, look for motion, track incidents.
+
+`StreamAnalysis` (pipeline.py) decides on the event loop which packets are decoded and why (a `Use`); a
+`FrameAnalysis` takes them a batch at a time in a worker thread, one batch of a stream at once, and hands back
+an `Outcome`. Its decoder, detector and tracker are touched by that thread only, except the detector's tuning,
+which is replaced whole (see `MotionDetector.retune`).
+"""
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vigint.analysis.decoder import DecodeResult, StreamDecoder
+from vigint.analysis.events import Event, EventTracker
+from vigint.analysis.motion import MotionDetector, Tuning
+from vigint.config import MotionSettings
+from vigint.media import Packet
+
+
+class Use(enum.Enum):
+    """Why a packet is on the decode queue."""
+
+    LIVE = enum.auto()  # admitted by the gate, counted in its backlog
+    SAMPLE = enum.auto()  # an idle stream's keyframe check
+    RESTART = enum.auto()  # the first packet of a replay: the decoder forgets what it holds first
+    REPLAY = enum.auto()  # decoded again out of the ring after a wake-up
+    DISARM = enum.auto()  # not decoded: the camera was disarmed after the packets before it
+
+
+@dataclass
+class Outcome:
+    """What a worker thread hands back for a batch."""
+
+    decoded: int = 0
+    errors: int = 0
+    size: tuple[int, int] | None = None
+    events: list[Event] = field(default_factory=list)
+    samples: list[tuple[int, bool]] = field(default_factory=list)  # (dts, motion) of each idle keyframe check
+    motion_pts: int | None = None  # the newest analysed frame with motion
+    first_pts: int | None = None  # the oldest analysed frame
+    last_pts: int | None = None  # the newest analysed frame
+    tracked_pts: int | None = None  # the newest frame shown to the event tracker
+    cpu_seconds: float = 0.0
+
+    def count(self, result: DecodeResult) -> None:
+        self.decoded += result.decoded
+        self.errors += result.errors
+        self.size = result.size or self.size
+
+
+class FrameAnalysis:
+    """One stream's decoder, motion detector and event tracker. One batch at a time, in any worker thread."""
+
+    def __init__(self, decoder: StreamDecoder, motion: MotionSettings, tuning: Tuning):
+        self._decoder = decoder
+        self._detector = MotionDetector(motion, tuning.masks)
+        self._detector.retune(tuning)
+        self._tracker = EventTracker(motion)
+
+    @property
+    def tuning(self) -> Tuning:
+        return self._detector.tuning
+
+    def retune(self, tuning: Tuning) -> None:
+        """Use a new sensitivity and masks from the next frame analysed (from any thread)."""
+        self._detector.retune(tuning)
+
+    def analyse(self, items: list[tuple[Packet, Use]], replay_skip: int | None,
+                started: Callable[[], None]) -> Outcome:
+        """Decode, look for motion and track events. A replay's frames up to `replay_skip` were analysed
+        before: they are decoded (later frames need them) but not shown to the detector or the tracker again.
+        `started` tells the decode load that the batch no longer waits for a thread."""
+        started()
+        began = time.thread_time()
+        outcome = Outcome()
+        run: list[Packet] = []
+        skip = None
+        for packet, use in items:
+            if use is Use.LIVE or use is Use.REPLAY:
+                run.append(packet)
+                continue
+            self._track(self._decoder.decode(run), outcome, skip)
+            run = []
+            if use is Use.RESTART:
+                self._decoder.reset()
+                run = [packet]
+                skip = replay_skip
+            elif use is Use.DISARM:
+                self._disarm(outcome)
+            else:
+                self._check(packet, self._decoder.sample(packet), outcome)
+        self._track(self._decoder.decode(run), outcome, skip)
+        outcome.cpu_seconds = time.thread_time() - began
+        return outcome
+
+    def flush(self) -> Outcome:
+        """Drain the decoder at the end of the stream."""
+        outcome = Outcome()
+        self._track(self._decoder.flush(), outcome)
+        return outcome
+
+    def _disarm(self, outcome: Outcome) -> None:
+        """The camera stops being watched: its open incident ends at its last motion, and what it learnt is
+        forgotten (once armed again it starts like a new stream)."""
+        if (event := self._tracker.stop()) is not None:
+            outcome.events.append(event)
+        self._detector.forget()
+        self._decoder.reset()
+
+    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None) -> None:
+        outcome.count(result)
+        for frame in result.frames:
+            if skip is not None and frame.pts <= skip:
+                continue
+            motion = self._detector.update(frame.pixels).motion
+            outcome.motion_pts = frame.pts if motion else outcome.motion_pts
+            outcome.first_pts = frame.pts if outcome.first_pts is None else outcome.first_pts
+            outcome.last_pts = outcome.tracked_pts = frame.pts
+            if (event := self._tracker.update(frame.pts, motion)) is not None:
+                outcome.events.append(event)
+
+    def _check(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
+        """An idle keyframe check: a still frame moves the tracker's clock on; a moving one wakes the stream,
+        whose replay from the last still keyframe then shows the tracker every frame in order."""
+        outcome.count(result)
+        motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
+        if not motion:
+            for frame in result.frames:
+                self._detector.update(frame.pixels)  # learnt only once known still: the replay shows the rest
+                outcome.last_pts = outcome.tracked_pts = frame.pts
+                if (event := self._tracker.update(frame.pts, False)) is not None:
+                    outcome.events.append(event)
+        outcome.samples.append((keyframe.dts, motion))
