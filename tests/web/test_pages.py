@@ -168,7 +168,11 @@ async def test_signing_out_ends_the_session(site):
     client_id, _, _ = await add_client(site.store)
     async with await signed_in(site, client_id) as browser:
         cookie = browser.cookie_jar.filter_cookies(URL(site.base))[SESSION_COOKIE].value
-        async with browser.post(f"{site.base}/sign-out", allow_redirects=False) as out:
+        async with browser.post(f"{site.base}/sign-out", allow_redirects=False) as forged:  # no form token
+            assert forged.status == 403 and "not acted on" in await forged.text()
+        async with browser.get(f"{site.base}/incidents") as page:  # still signed in; the page's own button
+            token = re.search(r'name="csrf" value="([0-9a-f]{64})"', await page.text())[1]
+        async with browser.post(f"{site.base}/sign-out", data={"csrf": token}, allow_redirects=False) as out:
             assert out.status == 303
     async with aiohttp.ClientSession(cookies={SESSION_COOKIE: cookie}) as replay:  # the old cookie, kept
         async with replay.get(f"{site.base}/incidents", allow_redirects=False) as page:
