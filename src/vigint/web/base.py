@@ -106,23 +106,17 @@ def render(request: web.Request, name: str, client: Client | None, status: int =
 
 
 async def form_refused(request: web.Request, client: Client | None, back: str | None = None) -> web.Response | None:
-    """Read a signed-in page's posted form; return the answer refusing it, or None if it may be acted on: a body
-    over the page's bound (413), or no form token of this session (403: a form another site made the browser send,
-    or one from a session that ended). The form is then `await request.post()` again, read once. `back`: the
-    page the refusal links to (the form's own page, at the same path, by default)."""
-    back = back or request.path
-    try:
-        form = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        return render(request, "message.html", client, status=413, title="Too much sent",
-                      text="This form sent more than the page takes, so it was not acted on. Send less: fewer "
-                           "or simpler masks, a shorter schedule.", link=back)
+    """Read a signed-in page's posted form (its size is bounded as it arrives, `connections.admitted`); return
+    the answer refusing it, or None if it may be acted on: 403 without this session's form token (a form another
+    site made the browser send, or one from a session that ended). The form is then `await request.post()` again,
+    read once. `back`: the page the refusal links to (the form's own page by default)."""
+    form = await request.post()
     if request.app[SESSIONS].form_token_is_valid(request.cookies.get(SESSION_COOKIE), str(form.get(FORM_TOKEN, ""))):
         return None
     return render(request, "message.html", client, status=403, title="This form has expired",
                   text="This form did not come from your page as it is now (it may be from another site, or "
                        "from before you last signed in), so it was not acted on. Open the page again and send "
-                       "it from there.", link=back)
+                       "it from there.", link=back or request.path)
 
 
 def requester(request: web.Request) -> str:

@@ -128,7 +128,7 @@ async def _settings_page(request: web.Request, client: Client, name: str, settin
     latest = await request.app[STORE].client_incidents(client.id, name, None, None, 0, 1)
     now = datetime.now(UTC)
     muted = setting is not None and setting.muted_until is not None and setting.muted_until > now.timestamp()
-    response = render(request, "camera.html", client, status=status, name=name, url=settings_url(name),
+    response = render(request, "camera.html", client, status=status, camera=name, url=settings_url(name),
                       still_url=settings_url(name, "still.jpg"),
                       state=state_line(setting, zone, now, language), live=live,
                       picture=live or bool(latest and latest[0].incident.stills), muted=muted,

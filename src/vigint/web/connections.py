@@ -107,6 +107,10 @@ async def admitted(request: web.Request, handler) -> web.StreamResponse:
                     await request.read()  # kept: request.post() parses it from here
             except TimeoutError:
                 raise web.HTTPRequestTimeout(text="The request took too long to arrive.") from None
+            except web.HTTPRequestEntityTooLarge as error:
+                raise web.HTTPRequestEntityTooLarge(request.client_max_size, text="Too much sent: this form is "
+                                                    "larger than the page takes, so it was not acted on. Send "
+                                                    "less (fewer or simpler masks, a shorter schedule).") from error
     return await handler(request)
 
 
