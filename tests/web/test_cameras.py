@@ -1,6 +1,7 @@
 """A camera's settings on the customer's page over real HTTP: what the customer sets is stored (audited as the
 customer) and shown; hostile forms are refused with a clear message, nothing changed, no other client touched."""
 
+import ast
 import asyncio
 import io
 import re
@@ -18,7 +19,9 @@ from vigint.schedule import parse_schedule
 from vigint.store import Editor
 from vigint.tuning import Mask, rectangle
 from vigint.web.access import new_sign_in_link
+from vigint.web.app import TEMPLATES
 from vigint.web.stills import STILLS
+from vigint.web.words import FRENCH
 
 TOKEN = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
@@ -198,3 +201,26 @@ async def test_a_streaming_cameras_still_is_decoded_once_for_many_viewers(site):
             assert script.content_type == "text/javascript" and "immutable" in script.headers["Cache-Control"]
             assert script.headers["X-Content-Type-Options"] == "nosniff"
     await connection.close()
+
+
+def page_words(template: str) -> list[str]:
+    """The English texts a template writes as `_("...")`."""
+    text = (TEMPLATES / template).read_text()
+    return [ast.literal_eval(match[1]) for match in re.finditer(r"""_\(("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\)""",
+                                                                     text)]
+
+
+async def test_a_french_clients_camera_pages_are_in_french(site):
+    for template in ("cameras.html", "camera.html"):
+        words = page_words(template)
+        assert words and [word for word in words if word not in FRENCH] == []
+    client_id, _, _ = await add_client(site.store)
+    await site.store.update_client(client_id, language="fr", timezone="Europe/Paris")
+    await site.store.set_camera(client_id, "cour", Editor.CUSTOMER, schedule="never")
+    async with await signed_in(site, client_id) as browser:
+        async with browser.get(f"{site.base}/cameras/cour/settings") as page:
+            text = await page.text()
+        async with browser.get(f"{site.base}/cameras") as cameras:
+            listing = await cameras.text()
+    assert '<html lang="fr">' in text and "Sourdine jusqu&#39;à demain matin" in text and "désarmée" in text
+    assert "Réglages" in listing and "désarmée" in listing
