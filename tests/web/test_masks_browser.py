@@ -1,5 +1,6 @@
-"""Drawing a mask with a finger on a camera's settings page, in Debian's Chromium (see test_browser.py): a phone-sized
-window with touch emulation, the camera's live still under the drawing, the page's own script under its CSP."""
+"""Drawing a mask with a finger on a camera's settings page, in Debian's Chromium (see test_browser.py): a
+phone-sized window with touch emulation, the camera's live still under the drawing, the page's own script
+under its CSP."""
 
 import asyncio
 
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 PICTURE_BOX = """const box = arguments[0].getBoundingClientRect();
 return {left: box.left, top: box.top, width: box.width, height: box.height};"""
-STILL_LOADED = "const img = document.querySelector('#editor img'); return img && img.complete ? img.naturalWidth : 0"
+STILL_LOADED = ("const img = document.querySelector('#editor img'); "
+                "return img && img.complete && img.naturalWidth")
 
 
 def touch(driver, kind: str, x: float, y: float) -> None:
@@ -29,9 +31,9 @@ def tap(driver, x: float, y: float) -> None:
 
 
 def draw_and_save(sign_in_link: str, settings_page: str) -> dict:
-    """Sign in, open the camera's settings, drag a finger from a quarter to three quarters of the picture, save,
-    reload; then tap a triangle's corners in the top left corner, select the rectangle, remove it, save; return
-    what the browser saw."""
+    """Sign in, open the camera's settings, drag a finger from a quarter to three quarters of the picture,
+    save, reload; then tap a triangle's corners in the top left corner, select the rectangle, remove it, save;
+    return what the browser saw."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
@@ -64,7 +66,8 @@ def draw_and_save(sign_in_link: str, settings_page: str) -> dict:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", svg)
         box = driver.execute_script(PICTURE_BOX, svg)
         driver.find_element(By.CSS_SELECTOR, 'button[data-mode="polygon"]').click()
-        for x, y in ((0.05, 0.05), (0.2, 0.05), (0.05, 0.2), (0.05, 0.05)):  # the first corner again closes it
+        corners = ((0.05, 0.05), (0.2, 0.05), (0.05, 0.2), (0.05, 0.05))  # the first one again closes it
+        for x, y in corners:
             tap(driver, box["left"] + box["width"] * x, box["top"] + box["height"] * y)
         driver.find_element(By.CSS_SELECTOR, 'button[data-mode="rectangle"]').click()
         tap(driver, box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)  # select the rectangle
@@ -92,7 +95,9 @@ async def test_a_rectangle_drawn_by_touch_on_a_phone_is_stored_and_shown_again(s
     assert seen["still_width"] == 320  # the live stream's keyframe, decoded
     rectangle = [float(number) for number in seen["field_after_reload"].split(",")]  # as stored, shown again
     assert seen["shapes"] == 1 and seen["field"] == seen["field_after_reload"], seen
-    assert [abs(got - wanted) < 0.02 for got, wanted in zip(rectangle, (0.25, 0.25, 0.5, 0.5))] == [True] * 4, seen
+    near = [abs(got - wanted) < 0.02 for got, wanted in zip(rectangle, (0.25, 0.25, 0.5, 0.5), strict=True)]
+    assert near == [True] * 4, seen
     [triangle] = (await server.store.camera_setting(client_id, "shop")).masks  # the rectangle removed
     assert len(triangle.points) == 3 and max(x for x, _ in triangle.points) < 0.25, seen
-    assert not [message for message in seen["console"] if "Content Security Policy" in message], seen["console"]
+    violations = [message for message in seen["console"] if "Content Security Policy" in message]
+    assert violations == [], seen["console"]

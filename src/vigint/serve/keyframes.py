@@ -1,5 +1,5 @@
-"""The customers' page's view of this node's streams for a camera's still (`web.stills.Keyframes`): the page may
-not import the ingest side that holds the rings, so the composition root lends it this reader."""
+"""The customers' page's view of this node's streams for a camera's still (`web.stills.Keyframes`): the page
+may not import the ingest side that holds the rings, so the composition root lends it this reader."""
 
 from vigint.ingest.streams import Streams
 from vigint.media import Packet

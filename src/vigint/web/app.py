@@ -2,8 +2,8 @@
 
 Built on aiohttp, which runs on the server's one event loop beside the WebSocket streams (no second server
 process or thread), with Jinja2 templates that escape every value unless told otherwise. Pages are plain HTML
-and a little CSS, readable on a phone; one page runs a script (a camera's settings, to draw masks), served from
-the page's own origin, and works without it.
+and a little CSS, readable on a phone; one page runs a script (a camera's settings, to draw masks), served
+from the page's own origin, and works without it.
 
 Every page but sign-in needs a session (`access.Sessions`); every query is scoped by the signed-in client, so
 another client's incident, clip, still or invoice is 404, exactly like one that does not exist. Every form must
@@ -74,8 +74,9 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 def from_this_site(request: web.Request) -> bool:
     """Return whether a request was sent by the page itself, as far as the browser says (Go's
     CrossOriginProtection does the same): Sec-Fetch-Site where the browser sends it, else Origin against the
-    Host it asked for (or `[web] public_url`), else Referer the same way. A request with none of them comes from
-    no browser that could be made to post across sites: every browser sends Origin on a cross-origin POST."""
+    Host it asked for (or `[web] public_url`), else Referer the same way. A request with none of them comes
+    from no browser that could be made to post across sites: every browser sends Origin on a cross-origin
+    POST."""
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None:
         return fetch_site in ("same-origin", "none")  # none: typed or bookmarked by the user
@@ -101,8 +102,8 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
              live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str,
              keyframes: Keyframes) -> web.Application:
     """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
-    `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream to;
-    `keyframes`: the newest keyframe of this node's streams, for the cameras' stills."""
+    `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream
+    to; `keyframes`: the newest keyframe of this node's streams, for the cameras' stills."""
     app = web.Application(middlewares=[admitted, same_origin], client_max_size=MAX_FORM_BYTES)
     app.on_response_prepare.append(add_security_headers)
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure

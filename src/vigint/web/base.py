@@ -37,8 +37,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def content_security_policy(script_hash: str | None = None, own_scripts: bool = False) -> str:
-    """The pages' Content-Security-Policy: no script (but the one whose hash is given, or the page's own static
-    scripts, on the page that needs them: never inline script), no frame, nothing from elsewhere."""
+    """The pages' Content-Security-Policy: no script (but the one whose hash is given, or the page's own
+    static scripts, on the page that needs them: never inline script), no frame, nothing from elsewhere."""
     scripts = f"script-src '{script_hash}'; " if script_hash else "script-src 'self'; " if own_scripts else ""
     return (f"default-src 'none'; {scripts}img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -90,33 +90,35 @@ def language_of(request: web.Request, client: Client | None) -> str:
 
 
 def token_field(request: web.Request) -> Markup:
-    """Return the hidden field a signed-in page's form carries: its session's form token (empty signed out)."""
+    """Return the hidden field of a signed-in page's forms: its session's form token (empty signed out)."""
     token = request.app[SESSIONS].form_token(request.cookies.get(SESSION_COOKIE))
     return Markup(f'<input type="hidden" name="{FORM_TOKEN}" value="{token}">') if token else Markup("")
 
 
 def render(request: web.Request, name: str, client: Client | None, status: int = 200, **context) -> web.Response:
-    """Answer with a template, given the client (None signed out), its zone and language, `_` and the form token's
-    field (`token_field`, for every form of a signed-in page)."""
+    """Answer with a template, given the client (None signed out), its zone and language, `_` and the form
+    token's field (`token_field`, for every form of a signed-in page)."""
     language = language_of(request, client)
-    text = request.app[TEMPLATE_ENV].get_template(name).render(client=client, zone=zone_of(client), lang=language,
-                                                                _=translator(language), token_field=token_field(request),
-                                                                **context)
+    template = request.app[TEMPLATE_ENV].get_template(name)
+    text = template.render(client=client, zone=zone_of(client), lang=language, _=translator(language),
+                           token_field=token_field(request), **context)
     return web.Response(text=text, status=status, content_type="text/html")
 
 
-async def form_refused(request: web.Request, client: Client | None, back: str | None = None) -> web.Response | None:
+async def form_refused(request: web.Request, client: Client | None,
+                       back: str | None = None) -> web.Response | None:
     """Read a signed-in page's posted form (its size is bounded as it arrives, `connections.admitted`); return
-    the answer refusing it, or None if it may be acted on: 403 without this session's form token (a form another
-    site made the browser send, or one from a session that ended). The form is then `await request.post()` again,
-    read once. `back`: the page the refusal links to (the form's own page by default)."""
+    the answer refusing it, or None if it may be acted on: 403 without this session's form token (a form
+    another site made the browser send, or one from a session that ended). The form is then `await
+    request.post()` again, read once. `back`: the page the refusal links to (by default, the form's)."""
     form = await request.post()
-    if request.app[SESSIONS].form_token_is_valid(request.cookies.get(SESSION_COOKIE), str(form.get(FORM_TOKEN, ""))):
+    sent = str(form.get(FORM_TOKEN, ""))
+    if request.app[SESSIONS].form_token_is_valid(request.cookies.get(SESSION_COOKIE), sent):
         return None
     return render(request, "message.html", client, status=403, title="This form has expired",
-                  text="This form did not come from your page as it is now (it may be from another site, or "
-                       "from before you last signed in), so it was not acted on. Open the page again and send "
-                       "it from there.", link=back or request.path)
+                  text="This form did not come from your page as it is now (it may be from another site, "
+                       "or from before you last signed in), so it was not acted on. Open the page again and "
+                       "send it from there.", link=back or request.path)
 
 
 def requester(request: web.Request) -> str:
@@ -125,8 +127,8 @@ def requester(request: web.Request) -> str:
 
 
 def signed_in(handler: Callable) -> Callable:
-    """Run `handler(request, client)` for a signed-in request; send anyone else to sign in, then back here. A POST
-    (any unsafe method) is acted on only with its session's form token (`form_refused`)."""
+    """Run `handler(request, client)` for a signed-in request; send anyone else to sign in, then back here. A
+    POST (any unsafe method) is acted on only with its session's form token (`form_refused`)."""
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         client = await current_client(request)

@@ -1,9 +1,10 @@
 """The customer's cameras: each one's state ("armed until 08:00"), and a settings page per camera where the
 customer decides when it is armed, mutes it, sets its sensitivity and draws the masks it ignores.
 
-Every change goes through `Store.set_camera` as the customer (audited, checked there); a refused value is shown on
-the form with nothing changed. The settings page is the one page that runs a script (`static/masks.js`, to draw
-masks on the camera's picture), from the page's own origin only; typed as text, the masks need no script.
+Every change goes through `Store.set_camera` as the customer (audited, checked there); a refused value is
+shown on the form with nothing changed. The settings page is the one page that runs a script
+(`static/masks.js`, to draw masks on the camera's picture), from the page's own origin only; typed as text,
+the masks need no script.
 """
 
 import hashlib
@@ -31,10 +32,11 @@ MUTE_HOUR_SECONDS = 3600
 MORNING = time(8, 0)
 NIGHT_ENDS = time(4, 0)
 STILL_CACHE = "private, max-age=5"  # a viewer reloading the page sees the same still for a few seconds
-SETTINGS_POLICY = content_security_policy(own_scripts=True)  # the page's masks.js, nothing inline or elsewhere
+# The settings page may run its masks.js, from here; still nothing inline, nothing from elsewhere.
+SETTINGS_POLICY = content_security_policy(own_scripts=True)
 STATIC = Path(__file__).with_name("static")
-# The static files, read once: the URL carries a digest of their content, so a browser may keep them for a year
-# and still takes a new version at once.
+# The static files, read once: the URL carries a digest of their content, so a browser may keep them for a
+# year and still takes a new version at once.
 SCRIPT = (STATIC / "masks.js").read_bytes()
 SCRIPT_URL = f"/static/masks.js?v={hashlib.sha256(SCRIPT).hexdigest()[:12]}"
 ACTIONS = ("arming", "preset", "motion", "mute_hour", "mute_morning", "unmute")
@@ -56,13 +58,16 @@ class Shown:
 def state_line(setting: CameraSetting | None, zone: tzinfo, now: datetime, language: str) -> str:
     """Return what the page says of a camera's arming at `now`, in the client's zone and language."""
     schedule = setting.schedule if setting else ALWAYS
-    muted = None if setting is None or setting.muted_until is None else datetime.fromtimestamp(setting.muted_until, UTC)
+    muted = None
+    if setting is not None and setting.muted_until is not None:
+        muted = datetime.fromtimestamp(setting.muted_until, UTC)
     current = arming.state(schedule, zone, now, muted)
     return arming.describe(current, now, zone, language if language in arming.WORDS else "en")
 
 
 def next_morning(now: datetime, zone: tzinfo) -> datetime:
-    """Return when "mute until tomorrow morning" ends: the next MORNING on the client's clock after the night."""
+    """Return when "mute until tomorrow morning" ends: the next MORNING on the client's clock, after the
+    night (NIGHT_ENDS)."""
     wall = now.astimezone(zone)
     day = wall.date() if wall.time() < NIGHT_ENDS else wall.date() + timedelta(days=1)
     return datetime.combine(day, MORNING, zone)
@@ -139,13 +144,14 @@ async def _settings_page(request: web.Request, client: Client, name: str, settin
 
 
 def _stored(setting: CameraSetting | None, language: str) -> dict[str, str]:
-    """The form's fields as a camera's settings fill them: the schedule in the client's words; the opening hours
-    of an "outside" schedule (the preset); blank for the operator's sensitivity and masks."""
+    """The form's fields as a camera's settings fill them: the schedule in the client's words; the opening
+    hours of an "outside" schedule (the preset); blank for the operator's sensitivity and masks."""
     schedule = setting.schedule if setting else ALWAYS
-    hours = format_schedule(Schedule(schedule.entries), language) if schedule.outside and schedule.entries else ""
-    return {"armed": schedule.mode, "schedule": format_schedule(schedule, language) if schedule.entries else "",
-            "hours": hours,
-            "sensitivity": "" if setting is None or setting.sensitivity is None else f"{setting.sensitivity:g}",
+    written = format_schedule(schedule, language) if schedule.entries else ""
+    hours = format_schedule(Schedule(schedule.entries), language) if schedule.outside and written else ""
+    sensitivity = None if setting is None else setting.sensitivity
+    return {"armed": schedule.mode, "schedule": written, "hours": hours,
+            "sensitivity": "" if sensitivity is None else f"{sensitivity:g}",
             "masks": format_masks(setting.masks) if setting and setting.masks else ""}
 
 

@@ -1,5 +1,5 @@
-"""The signed-in pages: incidents (list and one), an incident's clip and stills, usage and invoices (the cameras
-are in `cameras`).
+"""The signed-in pages: incidents (list and one), an incident's clip and stills, usage and invoices (the
+cameras are in `cameras`).
 
 Each handler takes the signed-in client from `base.signed_in` and asks the store for that client's rows only.
 """

@@ -1,11 +1,11 @@
-"""A camera's latest picture for its settings page, where the customer draws masks: its newest keyframe, decoded.
+"""A camera's latest picture for its settings page, where the customer draws masks: its newest keyframe,
+decoded.
 
-The packets live in the stream's ring, on the ingest side that the page may not import: `serve`, which builds both,
-hands the page a `Keyframes` that finds a stream's newest keyframe. Decoding one is a few milliseconds of FFmpeg
-in a worker thread, so however many browsers look (or reload in a loop), each camera's picture is decoded at most
-once per STILL_SECONDS: a small cache keyed by client and camera keeps the JPEG with its time, and requests that
-come while a decode runs wait for that one.
-"""
+The packets live in the stream's ring, on the ingest side that the page may not import: `serve`, which builds
+both, hands the page a `Keyframes` that finds a stream's newest keyframe. Decoding one is a few milliseconds
+of FFmpeg in a worker thread, so however many browsers look (or reload in a loop), each camera's picture is
+decoded at most once per STILL_SECONDS: a small cache keyed by client and camera keeps the JPEG with its time,
+and requests that come while a decode runs wait for that one. """
 
 import asyncio
 import time
@@ -27,8 +27,8 @@ class Keyframes(Protocol):
     """The newest keyframe of the streams this node receives."""
 
     async def keyframe(self, client_id: int, camera: str) -> Packet | None:
-        """Return the newest keyframe (an access unit a decoder can start at) of the client's camera streaming to
-        this node, or None if it streams to none or has sent no keyframe yet."""
+        """Return the newest keyframe (an access unit a decoder can start at) of the client's camera streaming
+        to this node, or None if it streams to none or has sent no keyframe yet."""
 
 
 class Stills:

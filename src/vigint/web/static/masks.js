@@ -1,7 +1,8 @@
-// Draws a camera's masks over its picture on the settings page and keeps the form's text field in step: one mask per
-// line, "x,y,w,h" for a rectangle, "x1 y1, x2 y2, ..." for a polygon, each number a fraction (0 to 1) of the
-// picture's width or height from its top left corner (src/vigint/web/masktext.py reads the same lines). Pointer
-// events, so a finger on a phone draws as a mouse does. Without this script the field is typed by hand.
+// Draws a camera's masks over its picture on the settings page and keeps the form's text field in step: one
+// mask per line, "x,y,w,h" for a rectangle, "x1 y1, x2 y2, ..." for a polygon, each number a fraction (0 to
+// 1) of the picture's width or height from its top left corner (src/vigint/web/masktext.py reads the same
+// lines). Pointer events, so a finger on a phone draws as a mouse does. Without this script the field is
+// typed by hand.
 (() => {
   "use strict";
   const editor = document.getElementById("editor");
@@ -67,18 +68,24 @@
     masks.forEach((points, index) => {
       shape("polygon", points, {"data-index": index, class: index === selected ? "selected" : ""});
     });
-    if (drag && mode === "rectangle" && drag.moved) shape("polygon", box(drag.start, drag.now), {class: "selected"});
+    if (drag && mode === "rectangle" && drag.moved) {
+      shape("polygon", box(drag.start, drag.now), {class: "selected"});
+    }
     if (corners.length) shape("polyline", drag && mode === "polygon" ? [...corners, drag.now] : corners, {});
   }
 
   function box([x0, y0], [x1, y1]) {
-    const [left, right, top, bottom] = [Math.min(x0, x1), Math.max(x0, x1), Math.min(y0, y1), Math.max(y0, y1)];
+    const left = Math.min(x0, x1);
+    const right = Math.max(x0, x1);
+    const top = Math.min(y0, y1);
+    const bottom = Math.max(y0, y1);
     return [[left, top], [right, top], [right, bottom], [left, bottom]];
   }
 
   function at(event) {
     const frame = svg.getBoundingClientRect();
-    return [clamp((event.clientX - frame.left) / frame.width), clamp((event.clientY - frame.top) / frame.height)];
+    const x = (event.clientX - frame.left) / frame.width;
+    return [clamp(x), clamp((event.clientY - frame.top) / frame.height)];
   }
 
   function closePolygon() {
@@ -105,7 +112,8 @@
     event.preventDefault();
     svg.setPointerCapture(event.pointerId);
     const point = at(event);
-    drag = {start: point, now: point, moved: false, target: event.target.dataset && event.target.dataset.index};
+    const target = event.target.dataset && event.target.dataset.index; // a mask pressed on, to select it
+    drag = {start: point, now: point, moved: false, target};
   });
   svg.addEventListener("pointermove", (event) => {
     if (!drag) return;
@@ -154,7 +162,10 @@
 
   const picture = editor.querySelector("img");
   if (picture) {
-    const fit = () => { if (picture.naturalWidth) editor.style.aspectRatio = `${picture.naturalWidth} / ${picture.naturalHeight}`; };
+    const fit = () => { // the picture's own shape, so that fractions of the box are fractions of the picture
+      const {naturalWidth: width, naturalHeight: height} = picture;
+      if (width) editor.style.aspectRatio = `${width} / ${height}`;
+    };
     picture.addEventListener("load", fit);
     picture.addEventListener("error", () => picture.remove()); // no picture: draw on the plain 16:9 box
     if (picture.complete) fit();
