@@ -8,18 +8,16 @@ import io
 import re
 import time
 
-import aiohttp
 import av
 import pytest
 from footage import make_footage, open_stream, send_video
 from helpers import add_client, eventually, url
-from test_pages import recorded_incident
+from test_pages import recorded_incident, signed_in
 
 from vigint.config import Settings, StorageSettings
 from vigint.schedule import parse_schedule
 from vigint.store import Editor
 from vigint.tuning import Mask, rectangle
-from vigint.web.access import new_sign_in_link
 from vigint.web.app import TEMPLATES
 from vigint.web.stills import STILLS
 from vigint.web.words import FRENCH
@@ -34,13 +32,14 @@ async def site(start, tmp_path):
     return server
 
 
-async def signed_in(server, client_id: int) -> aiohttp.ClientSession:
-    """A browser-like session signed in as the client through a one-time link."""
-    link = await new_sign_in_link(server.store, server.settings.web, server.base, client_id)
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.post(link, allow_redirects=False) as response:
-        assert response.status == 303, await response.text()
-    return session
+async def streaming(server, client_id: int, key: str, camera: str):
+    """Stream 3 s of real 320x180 H.264 as the client's camera; return the connection, left open, once the
+    server's ring holds its packets."""
+    connection, _ = await open_stream(url(server), key, camera=camera)
+    await send_video(connection, make_footage(3, gop_seconds=1, width=320, height=180))
+    await eventually(lambda: server.streams.of_client(client_id).get(camera) and
+                     server.streams.of_client(client_id)[camera].packets())
+    return connection
 
 
 async def form_token(browser, page: str) -> str:
@@ -182,10 +181,7 @@ async def test_another_clients_camera_name_shows_and_changes_only_ones_own(site)
 
 async def test_a_streaming_cameras_still_is_decoded_once_for_many_viewers(site):
     client_id, _, key = await add_client(site.store)
-    connection, _ = await open_stream(url(site), key, camera="shop")
-    await send_video(connection, make_footage(3, gop_seconds=1, width=320, height=180))
-    await eventually(lambda: site.streams.of_client(client_id).get("shop") and
-                     site.streams.of_client(client_id)["shop"].packets())
+    connection = await streaming(site, client_id, key, "shop")
     still = f"{site.base}/cameras/shop/still.jpg"
     stills = site.page._app[STILLS]
     async with await signed_in(site, client_id) as browser:

@@ -5,9 +5,9 @@ under its CSP."""
 import asyncio
 
 import pytest
-from footage import make_footage, open_stream, send_video
-from helpers import add_client, eventually, url
+from helpers import add_client
 from test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, chromium
+from test_cameras import streaming
 
 from vigint.config import Settings, StorageSettings
 from vigint.web.access import new_sign_in_link
@@ -84,10 +84,7 @@ def draw_and_save(sign_in_link: str, settings_page: str) -> dict:
 async def test_a_rectangle_drawn_by_touch_on_a_phone_is_stored_and_shown_again(start, tmp_path):
     server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data")))
     client_id, _, key = await add_client(server.store)
-    connection, _ = await open_stream(url(server), key, camera="shop")
-    await send_video(connection, make_footage(3, gop_seconds=1, width=320, height=180))
-    await eventually(lambda: server.streams.of_client(client_id).get("shop") and
-                     server.streams.of_client(client_id)["shop"].packets())
+    connection = await streaming(server, client_id, key, "shop")
     base = f"http://127.0.0.1:{server.page.port}"
     link = await new_sign_in_link(server.store, server.settings.web, base, client_id)
     seen = await asyncio.to_thread(draw_and_save, link, f"{base}/cameras/shop/settings")
