@@ -158,7 +158,7 @@ async def test_a_forged_form_is_refused_and_changes_nothing(site, forgery):
 async def test_another_clients_camera_name_shows_and_changes_only_ones_own(site):
     owner_id, owner_key_id, _ = await add_client(site.store)
     other_id, _, _ = await add_client(site.store, "other@shop.test", "Other")
-    await recorded_incident(site, owner_id, owner_key_id, "front-door")
+    incident_id = await recorded_incident(site, owner_id, owner_key_id, "front-door")
     await site.store.set_camera(owner_id, "front-door", Editor.CUSTOMER, masks=[rectangle(0, 0, 0.5, 0.5)],
                                 schedule="never")
     owner_before = await site.store.camera_setting(owner_id, "front-door")
@@ -175,6 +175,11 @@ async def test_another_clients_camera_name_shows_and_changes_only_ones_own(site)
         for bad in ("..", "a" * 65, "-x", "a%2Fb"):
             async with browser.get(f"{site.base}/cameras/{bad}/settings") as refused:
                 assert refused.status == 404
+        async with browser.get(f"{site.base}/cameras/settings?camera=%3Cb%3E") as named:
+            assert named.url.path == "/cameras" and "letters, digits, spaces" in await named.text()
+    async with await signed_in(site, owner_id) as browser:  # not streaming: its latest incident's still
+        async with browser.get(f"{site.base}/cameras/front-door/still.jpg", allow_redirects=False) as still:
+            assert still.status == 303 and still.headers["Location"] == f"/incidents/{incident_id}/stills/0.jpg"
     assert await site.store.camera_setting(owner_id, "front-door") == owner_before
     assert (await site.store.camera_setting(other_id, "front-door")).masks == (rectangle(0.5, 0.5, 0.5, 0.5),)
 
@@ -188,7 +193,8 @@ async def test_a_streaming_cameras_still_is_decoded_once_for_many_viewers(site):
         async with browser.get(f"{site.base}/cameras/shop/settings") as page:
             text = await page.text()
             assert '<img src="/cameras/shop/still.jpg"' in text and '<script src="/static/masks.js?v=' in text
-            assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+            policy = page.headers["Content-Security-Policy"]
+            assert "script-src 'self';" in policy and "unsafe-inline" not in policy.split("style-src")[0]
 
         async def fetch() -> bytes:
             async with browser.get(still) as answer:
