@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from helpers import add_client
 from test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, chromium
-from test_cameras import streaming
+from test_camera_settings import streaming
 
 from vigint.config import Settings, StorageSettings
 from vigint.web.access import new_sign_in_link
