@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Deep fuzz campaign against a real `vigint serve` (hostile hellos, mutated H.264), for CI and for longer runs by hand.
+"""Deep fuzz campaign against a real `vigint serve` (hostile hellos, mutated H.264), for CI and for longer
+runs by hand.
 
 Starts its own server in a temporary folder, streams a healthy camera beside the attack at real time, then
 sends --hellos generated hostile first messages and --streams mutated real H.264 streams (each on a fresh
@@ -42,7 +43,8 @@ from helpers import eventually
 SHUTDOWN_TIMEOUT = 5.0
 DRAIN_SECONDS = 1.0  # SIGTERM drains first (503, 1013) while mutated streams may still be open
 SERVER_ENV = {
-    "VIGINT_SERVER_MAX_AUTH_FAILURES": "1000000",  # every hostile hello must reach the parser, not the limiter
+    # every hostile hello must reach the parser, not the limiter
+    "VIGINT_SERVER_MAX_AUTH_FAILURES": "1000000",
     "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",  # streams still closing never turn a mutation into a 4403
     "VIGINT_SERVER_USAGE_FLUSH_SECONDS": "0.2",
     "VIGINT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
@@ -55,10 +57,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hellos", type=int, default=10_000, help="generated hostile first messages (10000)")
     parser.add_argument("--streams", type=int, default=1_000, help="mutated H.264 streams (1000)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed: the same seed sends the same inputs (1)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="random seed: the same seed sends the same inputs (1)")
     parser.add_argument("--concurrency", type=int, default=8, help="attacker connections open at once (8)")
-    parser.add_argument("--max-rss-growth-mib", type=float, default=100, help="allowed server RSS growth (100)")
-    parser.add_argument("--max-ping-ms", type=float, default=100, help="slowest allowed ping of the healthy stream")
+    parser.add_argument("--max-rss-growth-mib", type=float, default=100,
+                        help="allowed server RSS growth (100)")
+    parser.add_argument("--max-ping-ms", type=float, default=100,
+                        help="slowest allowed ping of the healthy stream")
     return parser.parse_args(argv)
 
 
@@ -110,25 +115,31 @@ class Campaign:
         self.check(code == 0, f"SIGTERM: exit code {code} after {time.monotonic() - stopped:.1f} s")
         log = server.log()
         self.check("Traceback" not in log, f"the server log holds {log.count('Traceback')} traceback(s)")
-        self.report += [(f"server RSS: {rss_before / MiB:.1f} MiB after warm-up, {rss_after / MiB:.1f} MiB after "
-                         f"the attack ({growth / MiB:+.1f} MiB); log {len(log.splitlines())} lines; "
+        self.report += [(f"server RSS: {rss_before / MiB:.1f} MiB after warm-up, {rss_after / MiB:.1f} MiB "
+                         f"after the attack ({growth / MiB:+.1f} MiB); log {len(log.splitlines())} lines; "
                          f"SIGTERM exit code {code}"),
                         f"time: {time.monotonic() - began:.1f} s"]
 
     async def attack(self, attacker_key: str) -> None:
-        rng, url, concurrency = Random(self.args.seed), self.server.url, self.args.concurrency
+        rng = Random(self.args.seed)
+        url = self.server.url
+        concurrency = self.args.concurrency
         phase = time.monotonic()
-        codes = Counter(await run_all([lambda m=m: send_first_message(url, m) for m in hellos(rng, self.args.hellos)],
-                                      concurrency))
-        self.report.append(f"hellos sent: {self.args.hellos} in {time.monotonic() - phase:.1f} s; close codes "
-                           f"{dict(sorted(codes.items(), key=str))}")
+        first_messages = [lambda m=m: send_first_message(url, m) for m in hellos(rng, self.args.hellos)]
+        codes = Counter(await run_all(first_messages, concurrency))
+        self.report.append(f"hellos sent: {self.args.hellos} in {time.monotonic() - phase:.1f} s; "
+                           f"close codes {dict(sorted(codes.items(), key=str))}")
         self.check(set(codes) <= HELLO_CODES, f"hellos answered with unexpected codes: {dict(codes)}")
         videos = fuzz_videos()
-        mutations = [mutated_stream(rng, rng.choice(videos), int(time.time() * 1e6)) for _ in range(self.args.streams)]
-        phase, results, rss = time.monotonic(), [], []
+        mutations = [mutated_stream(rng, rng.choice(videos), int(time.time() * 1e6))
+                     for _ in range(self.args.streams)]
+        phase = time.monotonic()
+        results = []
+        rss = []
         # In quarters, with the RSS after each: a leak keeps growing, a high-water mark levels off.
+        numbered = list(enumerate(mutations))
         for quarter in range(4):
-            chunk = list(enumerate(mutations))[quarter * len(mutations) // 4:(quarter + 1) * len(mutations) // 4]
+            chunk = numbered[quarter * len(mutations) // 4:(quarter + 1) * len(mutations) // 4]
             results += await run_all([lambda i=i, m=m: send_mutation(url, attacker_key, f"fuzz-{i}", m)
                                       for i, m in chunk], concurrency)
             rss.append(self.server.rss())
@@ -140,8 +151,10 @@ class Campaign:
                         f"mutations: {dict(kinds.most_common())}",
                         "server RSS after each quarter of the streams: "
                         + ", ".join(f"{size / MiB:.1f} MiB" for size in rss)]
-        unexpected = Counter(m.kind for code, m in zip(results, mutations) if code not in STREAM_CODES - {1011})
-        self.check(not unexpected, f"streams ended with an internal error or an undocumented code: {dict(unexpected)}")
+        documented = STREAM_CODES - {1011}
+        unexpected = Counter(m.kind for code, m in zip(results, mutations) if code not in documented)
+        self.check(not unexpected,
+                   f"streams ended with an internal error or an undocumented code: {dict(unexpected)}")
 
     async def check_serving(self, healthy_id: str, attacker_id: str) -> None:
         status, _ = await asyncio.to_thread(http_get, f"{self.server.http}/healthz")
@@ -166,7 +179,8 @@ class Campaign:
                                       interval=0.2)
         except AssertionError:
             frames = await decoded()
-            self.failures.append(f"the healthy stream sent {healthy.frames_sent} frames, {frames} were decoded")
+            self.failures.append(f"the healthy stream sent {healthy.frames_sent} frames, "
+                                 f"{frames} were decoded")
         self.check(healthy.max_ping * 1000 < self.args.max_ping_ms,
                    f"the healthy stream's slowest ping took {healthy.max_ping * 1000:.0f} ms")
         self.report.append(f"healthy stream: {healthy.frames_sent} frames sent, {frames} decoded; "

@@ -50,7 +50,8 @@ def modules() -> list[Path]:
 
 
 def imported_rooms(path: Path) -> set[str]:
-    """Return the rooms a module imports (by `import vigint.x` or `from vigint.x import`), its own included."""
+    """Return the rooms a module imports (by `import vigint.x` or `from vigint.x import`), its own
+    included."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
@@ -86,7 +87,8 @@ def violations() -> list[str]:
 
 
 def main() -> int:
-    graph, sizes = defaultdict(set), defaultdict(int)
+    graph = defaultdict(set)
+    sizes = defaultdict(int)
     for path in modules():
         sizes[room(path)] += len(path.read_text().splitlines())
         graph[room(path)] |= imported_rooms(path) - {room(path)}

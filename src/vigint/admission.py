@@ -61,24 +61,27 @@ class Admission:
 
 
 class AdmittedProtocol:
-    """Mixin for a server's asyncio protocol: counted by an `Admission` from its accept until `release` (or its
-    end), refused at once when the admission says so.
+    """Mixin for a server's asyncio protocol: counted by an `Admission` from its accept until `release` (or
+    its end), refused at once when the admission says so.
 
     With `tls`, the TLS handshake runs first (within `tls_timeout`); the protocol it is mixed into sees the
-    connection only once it is encrypted (its `connection_made` is called then), and a refused connection never
-    reaches it at all. Put it first among the bases: `class Counted(AdmittedProtocol, SomeProtocol)`.
+    connection only once it is encrypted (its `connection_made` is called then), and a refused connection
+    never reaches it at all. Put it first among the bases: `class Counted(AdmittedProtocol, SomeProtocol)`.
     """
 
     def __init__(self, admission: Admission, tls: ssl.SSLContext | None, tls_timeout: float, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._admission, self._tls, self._tls_timeout = admission, tls, tls_timeout
+        self._admission = admission
+        self._tls = tls
+        self._tls_timeout = tls_timeout
         self._socket: asyncio.BaseTransport | None = None  # the accepted TCP transport, for refusing it
         self._opened = False  # the protocol mixed into has been told of the connection
         self._early: list[bytes] = []  # data decrypted between the TLS handshake and the opening
         self._handshake: asyncio.Task | None = None
 
     def admission_address(self, peer: tuple | None) -> str:
-        """Return the address this connection is counted under (its peer's, unless a subclass knows better)."""
+        """Return the address this connection is counted under (its peer's, unless a subclass knows
+        better)."""
         return peer[0] if peer else ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -114,7 +117,8 @@ class AdmittedProtocol:
     def _open(self, transport: asyncio.BaseTransport) -> None:
         self._opened = True
         super().connection_made(transport)
-        early, self._early = self._early, []
+        early = self._early
+        self._early = []
         for data in early:
             super().data_received(data)
 

@@ -1,28 +1,19 @@
 """Settings: one immutable object, built once at start (by `configfile.load_settings`).
 
-Every setting is declared once, below, with its default and the reason for it; ``config.example.ini`` is
-the same list for operators.
+Every setting is declared once, with its default and the reason for it: below, and the stream path's
+sections ([server], [buffers], [analysis]) in `vigint.streaming`; ``config.example.ini`` is the same list for
+operators.
 """
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from vigint.locations import clips_location, endpoint_url
 from vigint.networks import parse_networks
-
-
-def setting(default, doc: str, *, minimum: float | None = None, maximum: float | None = None,
-            choices: tuple[str, ...] | None = None, secret: bool = False, check: Callable[[str], object] | None = None):
-    """Declare one setting: its default, a one-line reason for that default, its allowed values.
-
-    A `secret` setting (password, API key) never appears in a repr, so never in a log line. `check` is called
-    with a text value when it is read and raises ValueError saying why the value is refused.
-    """
-    return field(default=default, repr=not secret,
-                 metadata={"doc": doc, "minimum": minimum, "maximum": maximum, "choices": choices, "check": check})
+from vigint.setting import setting
+from vigint.streaming import AnalysisSettings, BufferSettings, ServerSettings
 
 
 @dataclass(frozen=True)
@@ -30,147 +21,38 @@ class DatabaseSettings:
     """Where the database lives: a SQLite file (one machine) or a PostgreSQL server (several nodes)."""
 
     # secret: a postgresql:// URL may carry a password (`vigint.store.describe` masks it for messages)
-    path: str = setting("vigint.db", "SQLite file with clients, key hashes, usage and incidents (relative: from this "
-                        "file's folder, or the current one for --db and $VIGINT_DB), or a "
-                        "postgresql://user:password@host/db URL shared by several nodes", secret=True)
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """How `vigint serve` listens and treats connections."""
-
-    host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 accepts agents from other hosts "
-                        "(the safe default serves this machine only)")
-    port: int = setting(5002, "TCP port for WebSocket streams and HTTP (/healthz, /metrics)",
-                        minimum=0, maximum=65535)
-    tls_cert: Path | None = setting(None, "PEM certificate chain; with tls_key, serves wss:// "
-                                    "(`vigint cert` makes a self-signed pair)")
-    tls_key: Path | None = setting(None, "PEM private key for tls_cert")
-    auth_timeout_seconds: float = setting(5.0, "a connection must say hello within this time: agents do at "
-                                          "once, so a silent connection is only holding a socket", minimum=0.1)
-    max_streams_per_client: int = setting(16, "cameras one client may stream at once: a shop has a few, "
-                                          "16 leaves room while stopping a leaked key from eating the server",
-                                          minimum=1)
-    max_auth_failures: int = setting(10, "refused keys and malformed hellos from one address within "
-                                     "auth_failure_window_seconds before its wrong keys get 4429 (a valid key "
-                                     "is still welcomed): enough for a customer's typos, too few to guess keys",
-                                     minimum=1)
-    auth_failure_window_seconds: float = setting(60.0, "the window over which failed hellos are counted, "
-                                                 "and so how long a blocked address waits", minimum=1)
-    revocation_check_seconds: float = setting(0.25, "how often the database is polled for revoked or "
-                                              "expired keys; revocation must reach open streams within 1 s",
-                                              minimum=0.05, maximum=1)
-    lease_seconds: float = setting(15.0, "a node renews its streams' camera names every third of this; a dead "
-                                   "node's names are free again after it, so its cameras can reconnect to "
-                                   "another node", minimum=1)
-    usage_flush_seconds: float = setting(5.0, "how often usage counters and last-seen times are written: "
-                                         "batched, never a write per frame", minimum=0.1)
-    decode_threads: int = setting(0, "worker threads decoding video; 0 means one per CPU core", minimum=0)
-    max_bad_packets: int = setting(150, "consecutive undecodable media messages before a stream is closed "
-                                   "with 4415 (about 10 s of a 15 fps camera)", minimum=1)
-    decode_batch_seconds: float = setting(0.2, "packets are handed to the decoder threads in batches this "
-                                          "long: fewer hand-offs, less CPU; analysis needs no faster", minimum=0,
-                                          maximum=1)
-    max_decode_backlog_seconds: float = setting(4.0, "video waiting for analysis (from its oldest packet to its "
-                                                "newest) before a stream skips ahead to the next keyframe when the "
-                                                "decode threads are saturated, so an overloaded server stays "
-                                                "real-time; as far behind as an agent queues on a slow link",
-                                                minimum=0.5)
-    max_decode_catchup_seconds: float = setting(30.0, "the same, before a stream skips ahead even when the server "
-                                                "has threads to spare: a burst after a stall (an agent queues 4 s, "
-                                                "a stalled link more) is analysed in full, yet no stream's alerts "
-                                                "come minutes late", minimum=1)
-    max_decode_backlog_bytes: int = setting(8388608, "encoded video waiting for the decoder (8 MiB) before "
-                                            "analysis skips ahead: bounds memory whatever the message sizes; "
-                                            "the packet buffer holds the same packets", minimum=1048576)
-    shutdown_timeout_seconds: float = setting(5.0, "how long a graceful shutdown waits for streams and "
-                                              "incidents in progress before cancelling them", minimum=0.1)
-    drain_seconds: float = setting(3.0, "on SIGTERM or Ctrl-C, how long /healthz answers 503 and new streams are "
-                                   "refused with 1013 before open ones are closed with 1001: a load balancer "
-                                   "checking every second sees the node down within two checks, so agents "
-                                   "reconnect to other nodes; the wait ends early once no stream is open",
-                                   minimum=0, maximum=300)
-    max_pending_hellos: int = setting(256, "connections not yet authenticated, server-wide; past it the oldest "
-                                      "is closed: agents say hello at once, so only idle sockets are lost, and "
-                                      "the file descriptors left serve authenticated streams", minimum=1)
-    max_pending_hellos_per_address: int = setting(32, "connections not yet authenticated from one address; past "
-                                                  "it that address's oldest is closed: a shop's cameras reconnecting "
-                                                  "together fit, one host cannot hold the whole allowance, and an "
-                                                  "idle host behind the shop's NAT cannot lock its agent out",
-                                                  minimum=1)
-    trusted_proxies: str = setting("", "load balancers whose PROXY protocol v2 header names the agent behind each "
-                                   "connection (addresses or networks, e.g. 10.0.0.2, 10.0.1.0/24): per-address "
-                                   "limits then count agents, not the balancer. Connections from these must send "
-                                   "the header (HAProxy: send-proxy-v2); nobody else's is believed. Empty: none",
-                                   check=parse_networks)
-    max_picture_width: int = setting(3840, "widest picture a stream's SPS may declare (4K UHD); a larger one is "
-                                     "closed with 4415 before it reaches the decoder. A 4K stream's decoder holds "
-                                     "about 260 MiB (720p: 12 MiB): 1920 and 1080 suit a fleet without 4K cameras",
-                                     minimum=16, maximum=16384)
-    max_picture_height: int = setting(2160, "tallest picture a stream's SPS may declare (4K UHD)", minimum=16,
-                                      maximum=16384)
-    max_macroblocks: int = setting(36864, "16x16 macroblocks per picture (4096x2304, H.264 level 5.1): bounds "
-                                   "decoder memory whatever the picture's shape", minimum=1)
-    max_nal_units: int = setting(256, "NAL units in one access unit: one slice per macroblock row of a 4K "
-                                 "picture is 135, plus parameter sets and SEI; a million empty ones is an attack",
-                                 minimum=8)
-
-
-@dataclass(frozen=True)
-class BufferSettings:
-    """What each stream keeps in memory."""
-
-    long_buffer_seconds: float = setting(10.0, "encoded video kept per stream for clips: pre-roll plus "
-                                         "margin, about 2.5 MB at 720p 2 Mbps", minimum=1)
-    analysis_width: int = setting(320, "longer side frames are scaled to for analysis (the width of a landscape "
-                                  "camera): enough to see a person, small enough to cost 0.1-0.6 ms a frame", minimum=32, maximum=3840)
-    analysis_fps: float = setting(5.0, "frames per second analysed: motion is visible at 5 fps and it "
-                                  "costs a third of 15", minimum=0.5, maximum=60)
-    max_packet_buffer_bytes: int = setting(8388608, "memory cap on one stream's encoded video (8 MiB): 10 s "
-                                           "up to about 6 Mbps; a higher bitrate keeps a shorter span. With the "
-                                           "720p decoder (12 MB) it keeps a stream within 24 MiB whatever it sends",
-                                           minimum=1048576)
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """How much of a still stream is decoded: most cameras watch an empty room most of the day."""
-
-    idle_mode: str = setting("keyframes", "keyframes: a stream without motion for idle_after_seconds decodes only a "
-                             "keyframe now and then and watches the sizes of the other frames, waking to a full "
-                             "decode from the last still keyframe when either shows motion; full: decode every "
-                             "frame at all times", choices=("keyframes", "full"))
-    idle_after_seconds: float = setting(10.0, "seconds of stream time without motion before a stream goes idle",
-                                        minimum=1)
-    idle_refresh_seconds: float = setting(4.0, "while idle, a keyframe is decoded and compared with the background "
-                                          "at most this often (every keyframe when the GOP is longer): the "
-                                          "longest a motion that leaves frame sizes alone goes unseen",
-                                          minimum=0)
-    wake_size_factor: float = setting(3.0, "while idle, the bytes of the last second of non-key frames this many "
-                                      "times their median over the last 30 s wake the stream; a person walking "
-                                      "in multiplies them by 5-10 on a VBR camera", minimum=1.5)
+    path: str = setting(
+        "vigint.db", "SQLite file with clients, key hashes, usage and incidents (relative: from this file's "
+        "folder, or the current one for --db and $VIGINT_DB), or a postgresql://user:password@host/db URL "
+        "shared by several nodes", secret=True)
 
 
 @dataclass(frozen=True)
 class StorageSettings:
     """Where files live."""
 
-    data_dir: Path = setting(Path("vigint-data"), "clips go to data_dir/clips/<client>/<incident>.mp4 unless "
-                             "`clips` says otherwise; this and every relative path start from the database file's "
-                             "folder (PostgreSQL: this file's), whatever folder a command runs in")
-    clips: str = setting("", "where clips go: empty for data_dir/clips, another folder, or s3://bucket/prefix "
-                         "(object <prefix>/<client>/<incident>.mp4 on any S3-compatible storage; needs the s3 "
-                         "extra: pip install 'vigint[s3]')", check=clips_location)
-    s3_endpoint: str = setting("", "the S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO or Garage; empty: "
-                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS S3", check=endpoint_url)
-    s3_region: str = setting("", "the bucket's region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, else asked of "
-                             "the endpoint")
-    s3_access_key_id: str = setting("", "empty: $AWS_ACCESS_KEY_ID (neither: anonymous requests)", secret=True)
+    data_dir: Path = setting(
+        Path("vigint-data"), "clips go to data_dir/clips/<client>/<incident>.mp4 unless `clips` says "
+        "otherwise; this and every relative path start from the database file's folder (PostgreSQL: this "
+        "file's), whatever folder a command runs in")
+    clips: str = setting(
+        "", "where clips go: empty for data_dir/clips, another folder, or s3://bucket/prefix (object "
+        "<prefix>/<client>/<incident>.mp4 on any S3-compatible storage; needs the s3 extra: pip install "
+        "'vigint[s3]')", check=clips_location)
+    s3_endpoint: str = setting(
+        "", "the S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO or Garage; empty: $AWS_ENDPOINT_URL_S3, "
+        "$AWS_ENDPOINT_URL, else AWS S3", check=endpoint_url)
+    s3_region: str = setting(
+        "", "the bucket's region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, else asked of the endpoint")
+    s3_access_key_id: str = setting("", "empty: $AWS_ACCESS_KEY_ID (neither: anonymous requests)",
+                                    secret=True)
     s3_secret_access_key: str = setting("", "empty: $AWS_SECRET_ACCESS_KEY", secret=True)
-    s3_session_token: str = setting("", "temporary credentials' token; empty: $AWS_SESSION_TOKEN", secret=True)
-    min_free_mb: int = setting(500, "clips stop being written while the disk they grow on (the clips folder; "
-                               "data_dir/clips-growing for S3) has less free space than this, so the database "
-                               "and the system keep room", minimum=0)
+    s3_session_token: str = setting("", "temporary credentials' token; empty: $AWS_SESSION_TOKEN",
+                                    secret=True)
+    min_free_mb: int = setting(
+        500, "clips stop being written while the disk they grow on (the clips folder; "
+        "data_dir/clips-growing for S3) has less free space than this, so the database and the system keep "
+        "room", minimum=0)
     retention_days: float = setting(30.0, "clips and incidents older than this are deleted", minimum=0.01)
 
 
@@ -182,53 +64,67 @@ class MotionSettings:
                                minimum=1, maximum=255)
     sensitivity: float = setting(1.0, "scales the threshold: 2 sees fainter changes, 0.5 only strong ones",
                                  minimum=0.1, maximum=10)
-    min_cells: int = setting(2, "grid cells (of 16x16 analysed pixels) that must change at once; one cell is "
-                             "too easily an insect or noise", minimum=1)
-    max_area_fraction: float = setting(0.5, "a change over more of the picture than this is lighting "
-                                       "(lights, auto-exposure), not motion", minimum=0.05, maximum=1)
-    min_motion_seconds: float = setting(1.0, "motion must last this long to be an incident: a passing "
-                                        "shadow is not", minimum=0)
-    cooldown_seconds: float = setting(60.0, "motion again within this time extends the open incident "
-                                      "instead of opening another", minimum=1)
+    min_cells: int = setting(
+        2, "grid cells (of 16x16 analysed pixels) that must change at once; one cell is too easily an "
+        "insect or noise", minimum=1)
+    max_area_fraction: float = setting(
+        0.5, "a change over more of the picture than this is lighting (lights, auto-exposure), not motion",
+        minimum=0.05, maximum=1)
+    min_motion_seconds: float = setting(
+        1.0, "motion must last this long to be an incident: a passing shadow is not", minimum=0)
+    cooldown_seconds: float = setting(
+        60.0, "motion again within this time extends the open incident instead of opening another", minimum=1)
     pre_roll_seconds: float = setting(5.0, "video kept in a clip before the motion started", minimum=0)
     post_roll_seconds: float = setting(5.0, "video kept in a clip after the motion stopped", minimum=0)
-    max_clip_seconds: float = setting(300.0, "longest clip of one incident (pre-roll, event, post-roll): a "
-                                      "longer event's clip shows its first this many seconds", minimum=1)
+    max_clip_seconds: float = setting(
+        300.0, "longest clip of one incident (pre-roll, event, post-roll): a longer event's clip shows its "
+        "first this many seconds", minimum=1)
 
 
 @dataclass(frozen=True)
 class AlertSettings:
     """How customers are told about incidents."""
 
-    language: str = setting("en", "language of alert emails to clients without their own (`vigint client update "
-                            "--language`)", choices=("en", "fr"))
-    public_url: str = setting("", "base of clip links in alerts, e.g. https://vigint.example.com:5002; "
-                              "empty: this server's own address")
-    link_ttl_hours: float = setting(0.0, "how long a clip link works; 0: as long as the clip is kept "
-                                    "([storage] retention_days after the incident)", minimum=0)
-    link_secret: str = setting("", "HMAC key signing clip links; empty: one is generated and kept in "
-                               "data_dir/link-secret", secret=True)
+    language: str = setting(
+        "en", "language of alert emails and of the page for clients without their own "
+        "(`vigint client update --language`)", choices=("en", "fr"))
+    public_url: str = setting(
+        "", "base of clip links in alerts, e.g. https://vigint.example.com:5002; empty: this server's own "
+        "address")
+    link_ttl_hours: float = setting(
+        0.0, "how long a clip link works; 0: as long as the clip is kept ([storage] retention_days after "
+        "the incident)", minimum=0)
+    link_secret: str = setting(
+        "", "HMAC key signing clip links; empty: one is generated and kept in data_dir/link-secret",
+        secret=True)
     webhook_url: str = setting("", "optional: every incident is also POSTed here as JSON")
-    webhook_secret: str = setting("", "HMAC-SHA256 key for the X-Vigint-Signature header of webhooks", secret=True)
-    retry_seconds: float = setting(10.0, "first retry delay of an undelivered alert; doubles each time", minimum=0.1)
+    webhook_secret: str = setting("", "HMAC-SHA256 key for the X-Vigint-Signature header of webhooks",
+                                  secret=True)
+    retry_seconds: float = setting(10.0, "first retry delay of an undelivered alert; doubles each time",
+                                   minimum=0.1)
     max_retry_seconds: float = setting(3600.0, "longest wait between two delivery attempts", minimum=1)
-    max_attempts: int = setting(60, "an alert failing this often (about two days) is given up, kept and emailed to "
-                                "operator_email; a refusal for good (SMTP 5xx, webhook 4xx) at once", minimum=1)
-    camera_down_minutes: float = setting(10.0, "a camera that streamed and has been gone this long is reported "
-                                         "down to its client, once; its return is reported too", minimum=0.01)
-    operator_email: str = setting("", "where unusual-usage flags (leaked keys, spikes, hello floods), alerts "
-                                  "given up and keys about to expire are emailed")
-    key_expiry_warning_days: float = setting(3.0, "a key that streamed in the last 7 days and expires within this "
-                                             "many days is emailed to operator_email, once: time to rotate it",
-                                             minimum=0)
-    max_addresses_per_key: int = setting(2, "a key streaming from more addresses at once than this is flagged: "
-                                         "one site has one address, a second site should get its own key",
-                                         minimum=1)
-    usage_spike_factor: float = setting(5.0, "a key receiving this many times its trailing 7-day hourly "
-                                        "average within the last hour is flagged", minimum=1)
-    usage_spike_min_mb: float = setting(500.0, "spikes below this many MB an hour are never flagged (new keys, "
-                                        "small cameras)", minimum=0)
-    monitor_seconds: float = setting(30.0, "how often cameras down and unusual usage are checked", minimum=0.05)
+    max_attempts: int = setting(
+        60, "an alert failing this often (about two days) is given up, kept and emailed to operator_email; "
+        "a refusal for good (SMTP 5xx, webhook 4xx) at once", minimum=1)
+    camera_down_minutes: float = setting(
+        10.0, "a camera that streamed and has been gone this long is reported down to its client, once; its "
+        "return is reported too", minimum=0.01)
+    operator_email: str = setting(
+        "", "where unusual-usage flags (leaked keys, spikes, hello floods), alerts given up and keys about "
+        "to expire are emailed")
+    key_expiry_warning_days: float = setting(
+        3.0, "a key that streamed in the last 7 days and expires within this many days is emailed to "
+        "operator_email, once: time to rotate it", minimum=0)
+    max_addresses_per_key: int = setting(
+        2, "a key streaming from more addresses at once than this is flagged: one site has one address, a "
+        "second site should get its own key", minimum=1)
+    usage_spike_factor: float = setting(
+        5.0, "a key receiving this many times its trailing 7-day hourly average within the last hour is "
+        "flagged", minimum=1)
+    usage_spike_min_mb: float = setting(
+        500.0, "spikes below this many MB an hour are never flagged (new keys, small cameras)", minimum=0)
+    monitor_seconds: float = setting(30.0, "how often cameras down and unusual usage are checked",
+                                     minimum=0.05)
 
 
 @dataclass(frozen=True)
@@ -236,28 +132,41 @@ class WebSettings:
     """The customers' own page, served by `vigint serve` on the [server] host with its TLS pair."""
 
     port: int = setting(5003, "TCP port of the customers' page", minimum=0, maximum=65535)
-    public_url: str = setting("", "base of the page's links (emails, `vigint client link`); empty: this server's")
+    public_url: str = setting(
+        "", "base of the page's links (emails, `vigint client link`); empty: this server's")
     sign_in_minutes: float = setting(15.0, "how long a sign-in link works; it works once", minimum=1)
-    session_days: float = setting(30.0, "how long a browser stays signed in (revoking ends it at once)", minimum=0.01)
-    handover_hours: float = setting(48.0, "how long a key's hand-over link works, once (the key too)", minimum=0.01)
-    header_timeout_seconds: float = setting(10.0, "a connection must send a whole request (TLS, headers, form) in "
-                                            "this: browsers do at once; a silent one holds a descriptor", minimum=1)
-    keepalive_seconds: float = setting(15.0, "idle connections close then: browsers reuse one in seconds", minimum=1)
-    max_idle_connections: int = setting(256, "connections waiting for a request; past it the oldest is closed, so the "
-                                        "descriptors left serve streams and evidence", minimum=1)
-    max_idle_connections_per_address: int = setting(32, "the same per address (past it new ones close): a NAT's "
-                                                    "browsers fit; a trusted proxy's count in the total", minimum=1)
-    reserve_descriptors: int = setting(128, "descriptors kept for clips, stills, database and streams: nearer the "
-                                       "open-file limit than this, the page refuses new connections", minimum=32)
-    trusted_proxies: str = setting("", "proxies believed in X-Forwarded-For: 10.0.0.2,10.0.0.0/8", check=parse_networks)
-    max_clip_streams: int = setting(32, "clips streamed from S3 at once (each holds a bucket connection and about "
-                                    "0.2 MiB while its reader takes it); more: 503", minimum=1)
-    max_clip_streams_per_client: int = setting(8, "of those, one client's (page and emailed links): a leaked link "
-                                               "never takes every place; more: 429", minimum=1)
-    max_clip_streams_per_link: int = setting(4, "of those, one incident's clip: a phone's player asks for two or "
-                                             "three ranges at once; more: 429", minimum=1)
-    clip_send_timeout_seconds: float = setting(30.0, "a clip answer whose reader takes nothing this long is cut: a "
-                                               "paused player asks again with a range", minimum=1)
+    session_days: float = setting(30.0, "how long a browser stays signed in (revoking ends it at once)",
+                                  minimum=0.01)
+    handover_hours: float = setting(48.0, "how long a key's hand-over link works, once (the key too)",
+                                    minimum=0.01)
+    header_timeout_seconds: float = setting(
+        10.0, "a connection must send a whole request (TLS, headers, form) in this: browsers do at once; a "
+        "silent one holds a descriptor", minimum=1)
+    keepalive_seconds: float = setting(15.0, "idle connections close then: browsers reuse one in seconds",
+                                       minimum=1)
+    max_idle_connections: int = setting(
+        256, "connections waiting for a request; past it the oldest is closed, so the descriptors left "
+        "serve streams and evidence", minimum=1)
+    max_idle_connections_per_address: int = setting(
+        32, "the same per address (past it new ones close): a NAT's browsers fit; a trusted proxy's count "
+        "in the total", minimum=1)
+    reserve_descriptors: int = setting(
+        128, "descriptors kept for clips, stills, database and streams: nearer the open-file limit than "
+        "this, the page refuses new connections", minimum=32)
+    trusted_proxies: str = setting("", "proxies believed in X-Forwarded-For: 10.0.0.2,10.0.0.0/8",
+                                   check=parse_networks)
+    max_clip_streams: int = setting(
+        32, "clips streamed from S3 at once (each holds a bucket connection and about 0.2 MiB while its "
+        "reader takes it); more: 503", minimum=1)
+    max_clip_streams_per_client: int = setting(
+        8, "of those, one client's (page and emailed links): a leaked link never takes every place; more: "
+        "429", minimum=1)
+    max_clip_streams_per_link: int = setting(
+        4, "of those, one incident's clip: a phone's player asks for two or three ranges at once; more: 429",
+        minimum=1)
+    clip_send_timeout_seconds: float = setting(
+        30.0, "a clip answer whose reader takes nothing this long is cut: a paused player asks again with a "
+        "range", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -273,31 +182,33 @@ class EmailSettings:
     password: str = setting("", "SMTP password", secret=True)
     sender: str = setting("vigint@localhost", "the From address of alert emails")
     timeout_seconds: float = setting(30.0, "an SMTP exchange taking longer is retried later", minimum=1)
-    capture_dir: Path | None = setting(None, "write alert emails as .eml files in this folder instead of "
-                                       "sending them (trials, `vigint demo`); empty: send through smtp_host")
+    capture_dir: Path | None = setting(
+        None, "write alert emails as .eml files in this folder instead of sending them (trials, `vigint "
+        "demo`); empty: send through smtp_host")
 
 
 @dataclass(frozen=True)
 class AiSettings:
     """Optional verification of motion by a vision model."""
 
-    provider: str = setting("none", "none: every motion event is an incident; openai: any OpenAI-compatible "
-                            "chat-completions endpoint; gemini: Google's generateContent",
-                            choices=("none", "openai", "gemini"))
-    url: str = setting("", "the endpoint's base URL, e.g. https://api.openai.com/v1 or "
-                       "https://generativelanguage.googleapis.com")
+    provider: str = setting(
+        "none", "none: every motion event is an incident; openai: any OpenAI-compatible chat-completions "
+        "endpoint; gemini: Google's generateContent", choices=("none", "openai", "gemini"))
+    url: str = setting(
+        "", "the endpoint's base URL, e.g. https://api.openai.com/v1 or "
+        "https://generativelanguage.googleapis.com")
     api_key: str = setting("", "the endpoint's API key", secret=True)
     model: str = setting("", "the model name, e.g. gpt-4o-mini or gemini-2.0-flash")
-    frames: int = setting(3, "JPEG frames from the event sent per check: enough to see what moved",
-                          minimum=1, maximum=10)
+    frames: int = setting(3, "JPEG frames from the event sent per check: enough to see what moved", minimum=1,
+                          maximum=10)
     timeout_seconds: float = setting(20.0, "a check taking longer counts as unreachable", minimum=1)
     max_concurrent: int = setting(4, "checks in flight at once, server-wide", minimum=1)
-    max_calls_per_client_per_hour: int = setting(60, "beyond this a client's events are treated as "
-                                                 "unreachable: caps the bill of a camera facing a busy street",
-                                                 minimum=1)
-    when_unreachable: str = setting("motion", "if the AI cannot answer: motion = alert as a motion incident; "
-                                    "record = keep the incident without alerting",
-                                    choices=("motion", "record"))
+    max_calls_per_client_per_hour: int = setting(
+        60, "beyond this a client's events are treated as unreachable: caps the bill of a camera facing a "
+        "busy street", minimum=1)
+    when_unreachable: str = setting(
+        "motion", "if the AI cannot answer: motion = alert as a motion incident; record = keep the incident "
+        "without alerting", choices=("motion", "record"))
 
 
 @dataclass(frozen=True)
@@ -312,11 +223,13 @@ class BillingSettings:
     price_per_1k_tokens: Decimal = setting(Decimal("0.001"), "per thousand AI tokens")
     price_per_alert: Decimal = setting(Decimal("0.01"), "per alert delivered (email or webhook)")
     seller_name: str = setting("", "who issues the invoices (required before the first one)")
-    seller_address: str = setting("", "the seller's postal address, on one line (required before the first invoice)")
+    seller_address: str = setting(
+        "", "the seller's postal address, on one line (required before the first invoice)")
     seller_vat_id: str = setting("", "the seller's VAT number, if any")
     payment_terms_days: int = setting(30, "an invoice is due this many days after it is issued", minimum=0)
-    payment_details: str = setting("", "how to pay, printed on every invoice: e.g. IBAN FR76 …, BIC …, with the "
-                                   "invoice number as reference (required before the first invoice)")
+    payment_details: str = setting(
+        "", "how to pay, printed on every invoice: e.g. IBAN FR76 …, BIC …, with the invoice number as "
+        "reference (required before the first invoice)")
 
 
 Rectangle = tuple[float, float, float, float]  # x, y, width, height as fractions of the picture

@@ -1,5 +1,5 @@
-"""The one exception hierarchy. The CLI shows a VigintError as one line and exits with its `exit_code`: 1, or 3
-for an agent refused by its server (agent/uplink.py), which a service manager should not restart."""
+"""The one exception hierarchy. The CLI shows a VigintError as one line and exits with its `exit_code`: 1, or
+3 for an agent refused by its server (agent/uplink.py), which a service manager should not restart."""
 
 
 class VigintError(Exception):
@@ -21,8 +21,8 @@ class NotFoundError(VigintError):
 
 
 class Undeliverable(VigintError):
-    """An alert its receiver refused for good (an SMTP 5xx to its recipient or content, a webhook's 4xx), or that
-    cannot be built: sending it again would fail the same way."""
+    """An alert its receiver refused for good (an SMTP 5xx to its recipient or content, a webhook's 4xx), or
+    that cannot be built: sending it again would fail the same way."""
 
 
 class InvalidInputError(VigintError):

@@ -1,4 +1,5 @@
-"""H.264 Annex-B inspection, pure: which NAL units an access unit holds, and the picture size its SPS declares.
+"""H.264 Annex-B inspection, pure: which NAL units an access unit holds, and the picture size its SPS
+declares.
 
 An access unit comes from an authenticated but possibly hostile client, so every call does a bounded
 amount of Python-level work whatever the bytes:
@@ -109,7 +110,8 @@ def is_keyframe(types: Sequence[int]) -> bool:
 
 def parameter_sets(access_unit: bytes) -> bytes:
     """Return the SPS and PPS NAL units of an Annex-B access unit, each behind a 4-byte start code."""
-    units, position = [], access_unit.find(START_CODE)
+    units = []
+    position = access_unit.find(START_CODE)
     while position != -1:
         following = access_unit.find(START_CODE, position + 3)
         end = len(access_unit) if following == -1 else following
@@ -159,7 +161,8 @@ def _sps_rbsp(data: bytes, start: int, end: int) -> bytes:
 
 
 class _BitReader:
-    """Read an RBSP MSB first, kept as a string of '0' and '1' so that each read is a C-speed find or int()."""
+    """Read an RBSP MSB first, kept as a string of '0' and '1' so that each read is a C-speed find or
+    int()."""
 
     def __init__(self, rbsp: bytes):
         self._bits = format(int.from_bytes(rbsp, "big"), f"0{len(rbsp) * 8}b") if rbsp else ""
@@ -264,7 +267,10 @@ def _read_geometry(bits: _BitReader, chroma_format_idc: int) -> PictureSize:
     bits.u(1)  # direct_8x8_inference_flag
     left = right = top = bottom = 0
     if bits.u(1):  # frame_cropping_flag
-        left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+        left = bits.ue()
+        right = bits.ue()
+        top = bits.ue()
+        bottom = bits.ue()
     fields = 2 - frame_mbs_only
     crop_x, crop_y = _CROP_UNITS[chroma_format_idc]
     width = width_mbs * 16 - crop_x * (left + right)

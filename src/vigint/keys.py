@@ -5,9 +5,10 @@ characters encoding the CRC32 of those 43 characters. The checksum lets the agen
 a mistyped key without a database look-up, and lets secret scanners recognise a leaked key. Only the
 SHA-256 of the whole key is stored; the plaintext exists only in the output of the command that made it.
 
-A key handed over by a one-time link (`vigint key create --handover`) is not drawn but derived: from the link's
-random token and a random seal that the database keeps until the link is used or dies (`derive`). The link alone
-or the database alone tells nothing about the key, and once the seal is erased the link is only a dead token.
+A key handed over by a one-time link (`vigint key create --handover`) is not drawn but derived: from the
+link's random token and a random seal that the database keeps until the link is used or dies (`derive`). The
+link alone or the database alone tells nothing about the key, and once the seal is erased the link is only a
+dead token.
 """
 
 import hashlib
@@ -67,7 +68,8 @@ def is_well_formed(key: str) -> bool:
     body = key[len(PREFIX):]
     if not _ALPHABET_SET.issuperset(body):
         return False
-    random_part, check = body[:RANDOM_LENGTH], body[RANDOM_LENGTH:]
+    random_part = body[:RANDOM_LENGTH]
+    check = body[RANDOM_LENGTH:]
     return secrets.compare_digest(checksum(random_part), check)
 
 

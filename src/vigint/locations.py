@@ -1,18 +1,21 @@
 """Where clips go: `[storage] clips` names a folder or an S3 location, `[storage] s3_endpoint` the S3 service.
-Pure parsing, checked when settings are read, so that a typo is refused at start rather than at the first clip."""
+Pure parsing, checked when settings are read, so that a typo is refused at start rather than at the first
+clip."""
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# S3's rules for bucket names (AWS, MinIO, Garage and Ceph accept these): 3-63 lowercase letters, digits, dots, hyphens.
+# S3's rules for bucket names (AWS, MinIO, Garage and Ceph accept these): 3-63 lowercase letters, digits,
+# dots, hyphens.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
 class S3Location:
-    """Where clips go in object storage: `s3://bucket/prefix` (the prefix has no outer slashes, may be empty)."""
+    """Where clips go in object storage: `s3://bucket/prefix` (the prefix has no outer slashes, may be
+    empty)."""
 
     bucket: str
     prefix: str
@@ -50,6 +53,7 @@ def endpoint_url(text: str) -> str:
         parts = urlsplit(text)
         if "@" in parts.netloc:  # said without echoing the value: it holds credentials
             raise ValueError("credentials go in s3_access_key_id and s3_secret_access_key, not in the URL")
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/")
+                or parts.query):
             raise ValueError(f"{text!r} is not http(s)://host[:port]")
     return text

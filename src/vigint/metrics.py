@@ -39,7 +39,8 @@ class Histogram:
 
     def quantile(self, q: float) -> float:
         """Return the upper bound of the bucket holding quantile `q` (inf past the last bound)."""
-        rank, seen = q * self.count, 0
+        rank = q * self.count
+        seen = 0
         for bound, count in zip((*self.bounds, float("inf")), self.counts):
             seen += count
             if seen >= rank:
@@ -72,16 +73,18 @@ class Metrics:
     alerts_delivered: int = 0
     alerts_failed: int = 0
     clips_skipped: Counter = field(default_factory=Counter)  # by reason: disk_full, write_error
-    clips_cut: Counter = field(default_factory=Counter)  # stopped growing or left unfinished, by reason (the same)
+    # stopped growing or left unfinished, by reason (the same)
+    clips_cut: Counter = field(default_factory=Counter)
     stills_skipped: Counter = field(default_factory=Counter)  # by reason: write_error
     ai_calls: Counter = field(default_factory=Counter)  # by outcome
     wakes: Counter = field(default_factory=Counter)  # idle streams woken, by cause: keyframe, size
     decode_cpu_seconds: Counter = field(default_factory=Counter)  # by mode: active, idle
     decode_saturation: Callable[[], float] = lambda: 0.0  # the server's decode load (see analysis/load.py)
 
-    def render(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int], usage_flush_lag: float) -> str:
-        """Return the metrics page, given the live streams per client id and per mode, and the seconds since the
-        last usage flush."""
+    def render(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int],
+               usage_flush_lag: float) -> str:
+        """Return the metrics page, given the live streams per client id and per mode, and the seconds since
+        the last usage flush."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Scrape(self._families(streams_by_client, streams_by_mode, usage_flush_lag)))
         registry.register(_PROCESS)
@@ -90,56 +93,64 @@ class Metrics:
     def _families(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int],
                   usage_flush_lag: float) -> list[Metric]:
         return [
-            _labelled(GaugeMetricFamily("vigint_streams_connected", "Authenticated camera streams open now.",
-                                        labels=["client_id"]), streams_by_client),
-            _labelled(GaugeMetricFamily("vigint_streams", "Open streams by analysis mode (idle: keyframe checks only).",
-                                        labels=["mode"]), streams_by_mode),
-            _labelled(CounterMetricFamily("vigint_stream_wakes_total", "Idle streams woken to a full decode, by cause.",
-                                          labels=["cause"]), self.wakes),
-            _labelled(CounterMetricFamily("vigint_decode_cpu_seconds_total", "Worker CPU time decoding and analysing, "
-                                          "by mode.", labels=["mode"]), self.decode_cpu_seconds),
-            GaugeMetricFamily("vigint_decode_saturation", "Share of the last seconds decode batches waited for a "
-                              "thread (past 0.5, streams over max_decode_backlog_seconds behind skip ahead).",
-                              value=self.decode_saturation()),
-            CounterMetricFamily("vigint_frames_decoded_total", "Video frames decoded.", value=self.frames_decoded),
-            CounterMetricFamily("vigint_backfill_frames_decoded_total", "Frames of footage recorded during outages "
-                                "(backfill) decoded, also counted in vigint_frames_decoded_total.",
+            _labelled(GaugeMetricFamily, "vigint_streams_connected", "Authenticated camera streams open now.",
+                      "client_id", streams_by_client),
+            _labelled(GaugeMetricFamily, "vigint_streams",
+                      "Open streams by analysis mode (idle: keyframe checks only).", "mode", streams_by_mode),
+            _labelled(CounterMetricFamily, "vigint_stream_wakes_total",
+                      "Idle streams woken to a full decode, by cause.", "cause", self.wakes),
+            _labelled(CounterMetricFamily, "vigint_decode_cpu_seconds_total",
+                      "Worker CPU time decoding and analysing, by mode.", "mode", self.decode_cpu_seconds),
+            GaugeMetricFamily("vigint_decode_saturation", "Share of the last seconds decode batches waited "
+                              "for a thread (past 0.5, streams over max_decode_backlog_seconds behind skip "
+                              "ahead).", value=self.decode_saturation()),
+            CounterMetricFamily("vigint_frames_decoded_total", "Video frames decoded.",
+                                value=self.frames_decoded),
+            CounterMetricFamily("vigint_backfill_frames_decoded_total", "Frames of footage recorded during "
+                                "outages (backfill) decoded, also counted in vigint_frames_decoded_total.",
                                 value=self.backfill_frames_decoded),
             CounterMetricFamily("vigint_bytes_received_total", "Media bytes received from agents.",
                                 value=self.bytes_received),
             CounterMetricFamily("vigint_decode_errors_total", "Media messages that could not be decoded.",
                                 value=self.decode_errors),
-            _labelled(CounterMetricFamily("vigint_auth_failures_total", "Refused hellos, by reason.",
-                                          labels=["reason"]), self.auth_failures),
+            _labelled(CounterMetricFamily, "vigint_auth_failures_total", "Refused hellos, by reason.",
+                      "reason", self.auth_failures),
             self._lag_family(),
             CounterMetricFamily("vigint_incidents_total", "Incidents opened.", value=self.incidents),
             CounterMetricFamily("vigint_alerts_delivered_total", "Alerts (emails, webhooks) delivered.",
                                 value=self.alerts_delivered),
-            CounterMetricFamily("vigint_alerts_failed_total", "Alert delivery attempts that failed (retried later).",
+            CounterMetricFamily("vigint_alerts_failed_total",
+                                "Alert delivery attempts that failed (retried later).",
                                 value=self.alerts_failed),
-            _labelled(CounterMetricFamily("vigint_clips_skipped_total", "Incidents left without a clip, by reason "
-                                          "(disk_full: free space guard).", labels=["reason"]), self.clips_skipped),
-            _labelled(CounterMetricFamily("vigint_clips_cut_total", "Clips that stopped growing before their incident's "
-                                          "end, or could not be finished (kept as they grew), by reason.",
-                                          labels=["reason"]), self.clips_cut),
-            _labelled(CounterMetricFamily("vigint_stills_skipped_total", "Incident stills (JPEG) that could not be "
-                                          "written, by reason.", labels=["reason"]), self.stills_skipped),
-            _labelled(CounterMetricFamily("vigint_ai_calls_total", "AI verifications, by outcome.",
-                                          labels=["outcome"]), self.ai_calls),
-            GaugeMetricFamily("vigint_usage_flush_lag_seconds", "Seconds since usage was last written to the database.",
-                              value=usage_flush_lag),
+            _labelled(CounterMetricFamily, "vigint_clips_skipped_total",
+                      "Incidents left without a clip, by reason (disk_full: free space guard).", "reason",
+                      self.clips_skipped),
+            _labelled(CounterMetricFamily, "vigint_clips_cut_total", "Clips that stopped growing before "
+                      "their incident's end, or could not be finished (kept as they grew), by reason.",
+                      "reason", self.clips_cut),
+            _labelled(CounterMetricFamily, "vigint_stills_skipped_total",
+                      "Incident stills (JPEG) that could not be written, by reason.", "reason",
+                      self.stills_skipped),
+            _labelled(CounterMetricFamily, "vigint_ai_calls_total", "AI verifications, by outcome.",
+                      "outcome", self.ai_calls),
+            GaugeMetricFamily("vigint_usage_flush_lag_seconds",
+                              "Seconds since usage was last written to the database.", value=usage_flush_lag),
         ]
 
     def _lag_family(self) -> HistogramMetricFamily:
         lag = self.decode_lag
         bounds = [*(str(bound) for bound in lag.bounds), "+Inf"]
-        return HistogramMetricFamily("vigint_decode_lag_seconds", "Delay from receipt of a packet to its frame in "
-                                     "the ring.", buckets=list(zip(bounds, itertools.accumulate(lag.counts))),
-                                     sum_value=lag.total)
+        buckets = list(zip(bounds, itertools.accumulate(lag.counts)))
+        return HistogramMetricFamily("vigint_decode_lag_seconds",
+                                     "Delay from receipt of a packet to its frame in the ring.",
+                                     buckets=buckets, sum_value=lag.total)
 
 
-def _labelled(family: CounterMetricFamily | GaugeMetricFamily, values: Mapping) -> Metric:
-    """Return `family` with one sample per item of `values` (its one label's value: the sample), sorted by label."""
+def _labelled(kind: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, doc: str, label: str,
+              values: Mapping) -> Metric:
+    """Return the family `kind` named `name` with one sample per item of `values` (its one label's value: the
+    sample), sorted by label."""
+    family = kind(name, doc, labels=[label])
     for key, value in sorted(values.items()):
         family.add_metric([str(key)], value)
     return family

@@ -6,19 +6,20 @@ X-Forwarded-For on the page port), but anyone can say the same: only the peers l
 `trusted_proxies` setting are believed, and the list is empty unless the operator fills it.
 
 Each trusted proxy appends the address it was reached from to X-Forwarded-For, so that list is read from the
-right: the first address that is not a trusted proxy is the requester, and whatever lies to its left was written
-by the requester itself and is ignored.
+right: the first address that is not a trusted proxy is the requester, and whatever lies to its left was
+written by the requester itself and is ignored.
 """
 
 import ipaddress
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPV6_REQUESTER_PREFIX = 64  # one subscriber gets a /64 (or more): a host picks any of its 2^64 addresses at will
+# one subscriber gets a /64 (or more): a host picks any of its 2^64 addresses at will
+IPV6_REQUESTER_PREFIX = 64
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
-    """Parse a list of addresses and networks separated by commas or spaces ("10.0.0.5, 10.1.0.0/16 fd00::/8");
-    an empty text is no network.
+    """Parse a list of addresses and networks separated by commas or spaces ("10.0.0.5, 10.1.0.0/16
+    fd00::/8"); an empty text is no network.
 
     Raises:
         ValueError: an entry is neither an address nor a network (named in the message).
@@ -28,7 +29,8 @@ def parse_networks(text: str) -> tuple[Network, ...]:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            raise ValueError(f"{entry!r} is neither an IP address nor a network (10.0.0.0/8, fd00::/8)") from None
+            raise ValueError(f"{entry!r} is neither an IP address nor a network "
+                             "(10.0.0.0/8, fd00::/8)") from None
     return tuple(networks)
 
 
@@ -44,7 +46,8 @@ def client_address(address: str) -> str:
 
 
 def is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
-    """Tell whether the IP address `address` lies in one of `networks` (False for a text that is no address)."""
+    """Tell whether the IP address `address` lies in one of `networks` (False for a text that is no
+    address)."""
     try:
         parsed = ipaddress.ip_address(client_address(address))
     except ValueError:
@@ -64,7 +67,8 @@ class Proxies:
         return address is not None and is_trusted(address.strip("[]"), self._networks)
 
     def requester(self, peer: str | None, forwarded_for: list[str]) -> str:
-        """Return who sent a request that reached us from `peer` with these X-Forwarded-For headers (in order).
+        """Return who sent a request that reached us from `peer` with these X-Forwarded-For headers (in
+        order).
 
         An unparsable entry where a proxy's should be ends the walk at the last trusted hop: a trusted proxy
         writes addresses, so nothing to its left is worth believing.

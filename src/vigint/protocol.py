@@ -25,8 +25,8 @@ CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]*")
 CODECS = frozenset({"h264"})
 RETRY_AFTER = re.compile(r"retry in (\d+) s")
 MAX_PICTURE_SIDE = 16384  # the most any [server] picture limit allows
-# Frames per second of any camera a security service takes (high-speed cameras film at 120): a stream whose times
-# advance faster is no camera's (see analysis/intake.py).
+# Frames per second of any camera a security service takes (high-speed cameras film at 120): a stream whose
+# times advance faster is no camera's (see analysis/intake.py).
 MAX_FRAME_RATE = 120
 MAX_SPOOLED_SECONDS = 366 * 24 * 3600  # a year: more than any spool holds
 
@@ -71,7 +71,8 @@ class Hello:
     height: int | None = None
     fps: float | None = None
     agent: str | None = None
-    backfill: bool = False  # the connection carries recorded footage (see docs/protocol.md, 4a), not live video
+    # the connection carries recorded footage (see docs/protocol.md, 4a), not live video
+    backfill: bool = False
     spooled_seconds: float | None = None  # a live stream's recorded footage about to be backfilled
 
 
@@ -95,7 +96,8 @@ def _optional(document: dict, name: str, kinds: tuple[type, ...]):
     return value
 
 
-def _number(document: dict, name: str, kinds: tuple[type, ...], low: float, high: float, *, above_low: bool = False):
+def _number(document: dict, name: str, kinds: tuple[type, ...], low: float, high: float, *,
+            above_low: bool = False):
     """Return an optional numeric field, refused unless `low` <= value <= `high` (or `low` < value): JSON
     allows `1e999`, which Python reads as infinity, and integers of thousands of digits."""
     value = _optional(document, name, kinds)
@@ -122,10 +124,13 @@ def is_camera_name(name: str) -> bool:
     return len(name) <= MAX_CAMERA_NAME and CAMERA_NAME.fullmatch(name) is not None
 
 
-def hello(key: str, camera: str, agent: str, *, backfill: bool = False, spooled_seconds: float | None = None) -> str:
+def hello(key: str, camera: str, agent: str, *, backfill: bool = False,
+          spooled_seconds: float | None = None) -> str:
     """Build the first message of a connection (what an agent sends): a live stream's, or with `backfill` a
-    connection carrying recorded footage. `spooled_seconds` tells the server how much a live stream will backfill."""
-    document = {"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264", "agent": agent}
+    connection carrying recorded footage. `spooled_seconds` tells the server how much a live stream will
+    backfill."""
+    document = {"type": "hello", "version": VERSION, "key": key, "camera": camera, "codec": "h264",
+                "agent": agent}
     if backfill:
         document["backfill"] = True
     if spooled_seconds is not None:
@@ -178,7 +183,8 @@ def parse_control(message: str) -> str | None:
     """
     # A character is 1-4 bytes in UTF-8: count bytes only when the character count cannot decide.
     if len(message) > MAX_CONTROL_BYTES or len(message.encode()) > MAX_CONTROL_BYTES:
-        raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, f"control messages are at most {MAX_CONTROL_BYTES // 1024} KiB")
+        raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG,
+                                f"control messages are at most {MAX_CONTROL_BYTES // 1024} KiB")
     document = _json_object(message)
     kind = None if document is None else document.get("type")
     return kind if isinstance(kind, str) else None
@@ -228,13 +234,15 @@ KEY_NOTICE = "key"
 
 
 def key_notice(key_expires_at: float | None) -> str:
-    """Build the notice telling a streaming agent that its key's expiry changed (a rotation), null for none."""
-    return json.dumps({"type": KEY_NOTICE, "key_expires_at": None if key_expires_at is None else _utc(key_expires_at)})
+    """Build the notice telling a streaming agent that its key's expiry changed (a rotation), null for
+    none."""
+    expires_at = None if key_expires_at is None else _utc(key_expires_at)
+    return json.dumps({"type": KEY_NOTICE, "key_expires_at": expires_at})
 
 
 def key_expiry(document: dict) -> float | None:
-    """Return the `key_expires_at` of a welcome or key notice (what an agent receives) as Unix time; None if it has
-    none or it is not an ISO 8601 time with a zone."""
+    """Return the `key_expires_at` of a welcome or key notice (what an agent receives) as Unix time; None if
+    it has none or it is not an ISO 8601 time with a zone."""
     text = document.get("key_expires_at")
     try:
         moment = datetime.fromisoformat(text) if isinstance(text, str) else None
@@ -245,7 +253,8 @@ def key_expiry(document: dict) -> float | None:
 
 def too_many_failures(wait: float) -> ProtocolViolation:
     """Return the refusal of an address that failed too many hellos, saying when to retry (whole seconds)."""
-    return ProtocolViolation(CloseCode.TOO_MANY_FAILURES, f"too many failed attempts; retry in {math.ceil(wait)} s")
+    return ProtocolViolation(CloseCode.TOO_MANY_FAILURES,
+                             f"too many failed attempts; retry in {math.ceil(wait)} s")
 
 
 def camera_taken(camera: str) -> ProtocolViolation:
@@ -264,7 +273,8 @@ def retry_delay(reason: str) -> float | None:
     return float(found[1]) if found else None
 
 
-def incident(incident_id: int, camera: str, kind: str, description: str, threat: int, started_at: float) -> str:
+def incident(incident_id: int, camera: str, kind: str, description: str, threat: int,
+             started_at: float) -> str:
     """Build the notice of an incident that the server sends the stream's agent (a control message)."""
     return json.dumps({"type": "incident", "incident_id": incident_id, "camera": camera, "kind": kind,
                        "description": description, "threat": threat,

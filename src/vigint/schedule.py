@@ -1,9 +1,10 @@
-"""When a camera is armed: the SCHEDULE syntax of `--armed` and the camera page, parsed and written back (pure).
+"""When a camera is armed: the SCHEDULE syntax of `--armed` and the camera page, parsed and written back
+(pure).
 
-A customer types a schedule, so the text is hostile until parsed: it is checked character by character, its size
-and number of ranges are bounded, and every error names the part it refuses ("'Mon-Sat 25:00-08:00': 25:00 is not
-a time of day"). A parsed `Schedule` is written back in one canonical form (`format_schedule`), which is what the
-database keeps and the page shows; parsing that form gives the same `Schedule` again.
+A customer types a schedule, so the text is hostile until parsed: it is checked character by character, its
+size and number of ranges are bounded, and every error names the part it refuses ("'Mon-Sat 25:00-08:00':
+25:00 is not a time of day"). A parsed `Schedule` is written back in one canonical form (`format_schedule`),
+which is what the database keeps and the page shows; parsing that form gives the same `Schedule` again.
 
 Grammar (case and spaces do not matter; an en dash may stand for any "-")::
 
@@ -14,11 +15,11 @@ Grammar (case and spaces do not matter; an en dash may stand for any "-")::
     range   = time "-" time              (an end at or before its start crosses midnight)
     time    = H:MM | HH:MM | HHh | HHhMM (00:00 to 23:59; 24:00 as an end only)
 
-Times are wall-clock times in the client's time zone. A range that crosses midnight belongs to the day it starts
-on: "Mon-Sat 20:00-08:00, Sun" is armed from each evening of Monday to Saturday until 08:00 the next morning, and
-all Sunday. "outside" arms the camera whenever the entries that follow do not hold: "outside Mon-Fri 09:00-18:00,
-Sat 10:00-16:00" is the preset "armed outside opening hours", built from the opening hours. Ranges may overlap:
-their union counts. `vigint.arming` says when a schedule changes, DST included.
+Times are wall-clock times in the client's time zone. A range that crosses midnight belongs to the day it
+starts on: "Mon-Sat 20:00-08:00, Sun" is armed from each evening of Monday to Saturday until 08:00 the next
+morning, and all Sunday. "outside" arms the camera whenever the entries that follow do not hold: "outside
+Mon-Fri 09:00-18:00, Sat 10:00-16:00" is the preset "armed outside opening hours", built from the opening
+hours. Ranges may overlap: their union counts. `vigint.arming` says when a schedule changes, DST included.
 """
 
 import re
@@ -35,14 +36,15 @@ MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 # Each language's day names as a customer may type them; `format_schedule` writes the first.
 DAY_NAMES = {
-    "en": (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"), ("fri", "friday"),
-           ("sat", "saturday"), ("sun", "sunday")),
-    "fr": (("lun", "lundi"), ("mar", "mardi"), ("mer", "mercredi"), ("jeu", "jeudi"), ("ven", "vendredi"),
-           ("sam", "samedi"), ("dim", "dimanche")),
+    "en": (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"),
+           ("fri", "friday"), ("sat", "saturday"), ("sun", "sunday")),
+    "fr": (("lun", "lundi"), ("mar", "mardi"), ("mer", "mercredi"), ("jeu", "jeudi"),
+           ("ven", "vendredi"), ("sam", "samedi"), ("dim", "dimanche")),
 }
 # Each language's words for always, never and outside, the same way.
 WORDS = {"en": ("always", "never", "outside"), "fr": ("toujours", "jamais", "hors")}
-_ALWAYS, _NEVER = {words[0] for words in WORDS.values()}, {words[1] for words in WORDS.values()}
+_ALWAYS = {words[0] for words in WORDS.values()}
+_NEVER = {words[1] for words in WORDS.values()}
 _DAY = {name: index for names in DAY_NAMES.values() for index, pair in enumerate(names) for name in pair}
 # ASCII digits only: str.isdigit() and int() also take "٣" or "３", which nobody means in a schedule.
 _ALLOWED = re.compile(r"[A-Za-z0-9:,\- \t\r\n\u2013]*")
@@ -108,7 +110,8 @@ def _minutes(text: str, entry: str, end: bool) -> int:
     match = _TIME.fullmatch(text)
     if match is None:
         raise InvalidInputError(f"{_quote(entry)}: {_quote(text)} is not a time such as 08:00 or 20:30")
-    hours, minutes = int(match[1]), int(match[2] or match[3] or 0)
+    hours = int(match[1])
+    minutes = int(match[2] or match[3] or 0)
     if (hours, minutes) == (24, 0) and end:
         return MINUTES_PER_DAY
     if hours > 23 or minutes > 59:
@@ -119,15 +122,18 @@ def _minutes(text: str, entry: str, end: bool) -> int:
 
 def _day(name: str, entry: str) -> int:
     if name.lower() not in _DAY:
-        raise InvalidInputError(f"{_quote(entry)}: {_quote(name)} is not a day (Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
+        raise InvalidInputError(f"{_quote(entry)}: {_quote(name)} is not a day "
+                                "(Mon, Tue, Wed, Thu, Fri, Sat, Sun)")
     return _DAY[name.lower()]
 
 
 def _range(text: str, entry: str) -> tuple[int, int]:
     start, separator, end = text.partition("-")
     if not separator or "-" in end:
-        raise InvalidInputError(f"{_quote(entry)}: {_quote(text)} is not a range of times such as 20:00-08:00")
-    first, last = _minutes(start, entry, end=False), _minutes(end, entry, end=True)
+        raise InvalidInputError(f"{_quote(entry)}: {_quote(text)} is not a range of times "
+                                "such as 20:00-08:00")
+    first = _minutes(start, entry, end=False)
+    last = _minutes(end, entry, end=True)
     if first == last:
         raise InvalidInputError(f"{_quote(entry)}: {text} is empty (for a whole day, write the day alone)")
     return first, last
@@ -148,15 +154,16 @@ def parse_schedule(text: str) -> Schedule:
     """Parse an `--armed` value: always, never, or a SCHEDULE (see the module's grammar).
 
     Raises:
-        InvalidInputError: the text is too long, has too many ranges, a character or a part that the grammar does
-            not allow; the message names the part.
+        InvalidInputError: the text is too long, has too many ranges, a character or a part that the grammar
+            does not allow; the message names the part.
     """
     if len(text) > MAX_SCHEDULE_CHARS:
-        raise InvalidInputError(f"a schedule is at most {MAX_SCHEDULE_CHARS} characters (this one has {len(text):,})")
+        raise InvalidInputError(f"a schedule is at most {MAX_SCHEDULE_CHARS} characters "
+                                f"(this one has {len(text):,})")
     if _ALLOWED.fullmatch(text) is None:
         character = next(c for c in text if _ALLOWED.fullmatch(c) is None)
-        raise InvalidInputError(f"a schedule cannot hold the character {character!r} (U+{ord(character):04X}): write "
-                                "days, times with ASCII digits, '-' and ','")
+        raise InvalidInputError(f"a schedule cannot hold the character {character!r} "
+                                f"(U+{ord(character):04X}): write days, times with ASCII digits, '-' and ','")
     text = " ".join(_DASH.sub("-", text).split())  # one space between words, none around a dash
     if text.lower() in _ALWAYS | _NEVER:
         return ALWAYS if text.lower() in _ALWAYS else NEVER
@@ -167,7 +174,8 @@ def parse_schedule(text: str) -> Schedule:
     if outside:
         text = text[outside.end():]
         if not text:
-            raise InvalidInputError("'outside' needs the opening hours after it, such as 'outside Mon-Fri 09:00-18:00'")
+            raise InvalidInputError("'outside' needs the opening hours after it, "
+                                    "such as 'outside Mon-Fri 09:00-18:00'")
     entries = tuple(_entry(part.strip()) for part in text.split(","))
     count = sum(len(entry.ranges) or 1 for entry in entries)
     if count > MAX_RANGES:
@@ -180,14 +188,16 @@ def _time(minutes: int) -> str:
 
 
 def format_schedule(schedule: Schedule, language: str = "en") -> str:
-    """Return a schedule as `parse_schedule` reads it, in its canonical form: "always", "never", or entries such
-    as "outside Mon-Fri 09:00-18:00, Sat 10:00-16:00" (in French words for `language` "fr")."""
+    """Return a schedule as `parse_schedule` reads it, in its canonical form: "always", "never", or entries
+    such as "outside Mon-Fri 09:00-18:00, Sat 10:00-16:00" (in French words for `language` "fr")."""
     always, never, outside = WORDS[language]
     if not schedule.entries:
         return always if schedule.outside else never
     names = [pair[0].capitalize() for pair in DAY_NAMES[language]]
     entries = []
     for entry in schedule.entries:
-        days = names[entry.first] if entry.first == entry.last else f"{names[entry.first]}-{names[entry.last]}"
+        days = names[entry.first]
+        if entry.last != entry.first:
+            days = f"{days}-{names[entry.last]}"
         entries.append(" ".join([days, *(f"{_time(start)}-{_time(end)}" for start, end in entry.ranges)]))
     return (f"{outside} " if schedule.outside else "") + ", ".join(entries)

@@ -16,8 +16,8 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def every(seconds: float, stopping: asyncio.Event, job: Callable[[], Awaitable[object]], logger: logging.Logger,
-                failure: str) -> None:
+async def every(seconds: float, stopping: asyncio.Event, job: Callable[[], Awaitable[object]],
+                logger: logging.Logger, failure: str) -> None:
     """Run `job` now and every `seconds` until `stopping` is set, which also ends the wait at once.
 
     A failed run is logged to `logger` as `failure`, with its traceback, and retried at the next turn: a busy

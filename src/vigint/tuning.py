@@ -1,11 +1,12 @@
 """A camera's motion tuning as its customer sets it: masks drawn on the picture and the sensitivity (pure).
 
-The page and `vigint camera set` take these from users, so every value is checked here, once, for whoever stores or
-uses it: a mask is a polygon of at most MAX_MASK_POINTS corners inside the picture, with an area; a camera has at most
-MAX_MASKS of them; the sensitivity is a finite number within the bounds `[motion] sensitivity` has in config.ini,
-with the same meaning (it divides the motion detector's threshold). Coordinates are fractions of the picture's
-width and height (0 to 1, from the top left corner), so masks survive a change of resolution. A rectangle, as
-config.ini's `[camera CLIENT_ID/NAME] masks` and `--mask X,Y,W,H` give them, is stored as its four corners.
+The page and `vigint camera set` take these from users, so every value is checked here, once, for whoever
+stores or uses it: a mask is a polygon of at most MAX_MASK_POINTS corners inside the picture, with an area; a
+camera has at most MAX_MASKS of them; the sensitivity is a finite number within the bounds `[motion]
+sensitivity` has in config.ini, with the same meaning (it divides the motion detector's threshold).
+Coordinates are fractions of the picture's width and height (0 to 1, from the top left corner), so masks
+survive a change of resolution. A rectangle, as config.ini's `[camera CLIENT_ID/NAME] masks` and `--mask
+X,Y,W,H` give them, is stored as its four corners.
 """
 
 import dataclasses
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from vigint.config import MotionSettings
 from vigint.errors import InvalidInputError
 
-# A few regions (a street, a tree, a TV) cover what a customer needs; 32 leaves room without letting a page fill
-# the database or slow the mask's drawing at each stream start.
+# A few regions (a street, a tree, a TV) cover what a customer needs; 32 leaves room without letting a page
+# fill the database or slow the mask's drawing at each stream start.
 MAX_MASKS = 32
 # Enough corners to follow a tree or a window by hand on a phone; a polygon of thousands is a hostile form.
 MAX_MASK_POINTS = 64
 _SENSITIVITY = {f.name: f for f in dataclasses.fields(MotionSettings)}["sensitivity"].metadata
-MIN_SENSITIVITY, MAX_SENSITIVITY = _SENSITIVITY["minimum"], _SENSITIVITY["maximum"]
+MIN_SENSITIVITY = _SENSITIVITY["minimum"]
+MAX_SENSITIVITY = _SENSITIVITY["maximum"]
 
 # A plain decimal number: float() would also read "١", "1_0" or "infinity", which nobody types as a fraction.
 _NUMBER = re.compile(r"[+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[+-]?[0-9]+\.")
@@ -32,7 +34,8 @@ Point = tuple[float, float]
 
 
 def is_finite_number(value: object) -> bool:
-    """Tell whether a value from a form, a command or JSON is an int or float (not a bool), neither NaN nor infinite."""
+    """Tell whether a value from a form, a command or JSON is an int or float (not a bool), neither NaN nor
+    infinite."""
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -44,19 +47,20 @@ def _fraction(value: object, what: str) -> float:
 
 @dataclass(frozen=True)
 class Mask:
-    """A region of the picture that motion detection ignores: a polygon, its corners (x, y) in drawing order as
-    fractions of the picture's width and height. Checked when made.
+    """A region of the picture that motion detection ignores: a polygon, its corners (x, y) in drawing order
+    as fractions of the picture's width and height. Checked when made.
 
     Raises:
-        InvalidInputError: fewer than 3 or more than MAX_MASK_POINTS corners, a coordinate that is not a number
-            between 0 and 1, or no area.
+        InvalidInputError: fewer than 3 or more than MAX_MASK_POINTS corners, a coordinate that is not a
+            number between 0 and 1, or no area.
     """
 
     points: tuple[Point, ...]
 
     def __post_init__(self) -> None:
         if not 3 <= len(self.points) <= MAX_MASK_POINTS:
-            raise InvalidInputError(f"a mask has 3 to {MAX_MASK_POINTS} corners (this one has {len(self.points):,})")
+            raise InvalidInputError(f"a mask has 3 to {MAX_MASK_POINTS} corners "
+                                    f"(this one has {len(self.points):,})")
         points = []
         for point in self.points:
             if not isinstance(point, Sequence) or len(point) != 2:
@@ -75,11 +79,15 @@ def rectangle(x: float, y: float, width: float, height: float) -> Mask:
     Raises:
         InvalidInputError: a value outside 0 to 1, or the rectangle reaching past the picture's edge.
     """
-    x, y = _fraction(x, "a rectangle's x"), _fraction(y, "a rectangle's y")
-    width, height = _fraction(width, "a rectangle's width"), _fraction(height, "a rectangle's height")
+    x = _fraction(x, "a rectangle's x")
+    y = _fraction(y, "a rectangle's y")
+    width = _fraction(width, "a rectangle's width")
+    height = _fraction(height, "a rectangle's height")
     if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
-        raise InvalidInputError(f"the rectangle {x:g},{y:g},{width:g},{height:g} reaches past the picture's edge")
-    right, bottom = min(1.0, x + width), min(1.0, y + height)
+        raise InvalidInputError(f"the rectangle {x:g},{y:g},{width:g},{height:g} reaches past the "
+                                "picture's edge")
+    right = min(1.0, x + width)
+    bottom = min(1.0, y + height)
     return Mask(((x, y), (right, y), (right, bottom), (x, bottom)))
 
 
@@ -91,7 +99,8 @@ def parse_rectangle(text: str) -> Mask:
     """
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 4 or not all(_NUMBER.fullmatch(part) for part in parts):
-        raise InvalidInputError(f"{text!r:.40} is not X,Y,W,H: four fractions of the picture such as 0,0.5,0.25,0.5")
+        raise InvalidInputError(f"{text!r:.40} is not X,Y,W,H: "
+                                "four fractions of the picture such as 0,0.5,0.25,0.5")
     return rectangle(*(float(part) for part in parts))
 
 
@@ -118,14 +127,18 @@ def masks_from_json(text: str) -> tuple[Mask, ...]:
     except (ValueError, RecursionError):
         document = None
     if not isinstance(document, list) or not all(isinstance(mask, list) for mask in document):
-        raise InvalidInputError("masks are a list of polygons, each a list of [x, y] fractions of the picture")
+        raise InvalidInputError("masks are a list of polygons, each a list of [x, y] fractions of the "
+                                "picture")
     check_masks(document)  # their number first: ten thousand polygons are refused before any is read
-    return tuple(Mask(tuple(tuple(point) if isinstance(point, list) else point for point in mask)) for mask in document)
+    return tuple(Mask(tuple(tuple(point) if isinstance(point, list) else point for point in mask))
+                 for mask in document)
 
 
 def check_sensitivity(value: float) -> float:
-    """Return a sensitivity a camera may have. Raises InvalidInputError: not a number within the allowed range."""
+    """Return a sensitivity a camera may have. Raises InvalidInputError: not a number within the allowed
+    range."""
     if not is_finite_number(value) or not MIN_SENSITIVITY <= value <= MAX_SENSITIVITY:
-        raise InvalidInputError(f"the sensitivity {value!r:.20} is not a number from {MIN_SENSITIVITY:g} to "
-                                f"{MAX_SENSITIVITY:g} (1: the usual; 2 sees fainter changes, 0.5 only strong ones)")
+        raise InvalidInputError(f"the sensitivity {value!r:.20} is not a number from {MIN_SENSITIVITY:g} "
+                                f"to {MAX_SENSITIVITY:g} (1: the usual; 2 sees fainter changes, 0.5 only "
+                                "strong ones)")
     return float(value)

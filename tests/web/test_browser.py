@@ -122,12 +122,13 @@ def pick_up(link: str) -> dict:
         driver.get(link)
         driver.find_element(By.ID, "show-key").click()
         copy = driver.find_element(By.CSS_SELECTOR, 'button[data-copy="env-lines"]')
-        seen = {"key": driver.find_element(By.ID, "api-key").get_attribute("value"), "copy_shown": copy.is_displayed()}
+        seen = {"key": driver.find_element(By.ID, "api-key").get_attribute("value"),
+                "copy_shown": copy.is_displayed(), "copy_was": copy.text}
         copy.click()
         try:  # the button changes once the clipboard's write has finished, a moment after the click
-            WebDriverWait(driver, 15).until(lambda _: copy.text != "Copy")
+            WebDriverWait(driver, 15).until(lambda _: copy.text != seen["copy_was"])
         except TimeoutException:
-            pass  # still "Copy": the assertion below shows it
+            pass  # unchanged: the assertion below shows it
         seen["copy_said"] = copy.text
         seen["clipboard"] = driver.execute_async_script(
             "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('unreadable: ' + e))")
@@ -141,12 +142,15 @@ def pick_up(link: str) -> dict:
 async def test_a_customer_copies_a_handed_over_key_with_the_page_s_one_allowed_script(start, tmp_path):
     server = await start()
     client_id, _, _ = await add_client(server.store)
+    # A French customer: the script, allowed by its hash, is one in every language; the words are the page's.
+    await server.store.update_client(client_id, language="fr")
     printed = await asyncio.to_thread(run_vigint, "key", "create", "--client-id", str(client_id), "--handover",
                                       "--db", str(server.settings.database.path), cwd=tmp_path,
                                       env={"VIGINT_WEB_PORT": str(server.page.port)})
     link = re.search(r"http://\S+/keys/\S+", printed.stdout)[0]
     seen = await asyncio.to_thread(pick_up, link)
-    assert seen["copy_shown"] and seen["copy_said"] == "Copied", seen  # the script ran: CSP let it, by its hash
+    assert seen["copy_shown"] and seen["copy_was"] == "Copier", seen
+    assert seen["copy_said"] == "Copié", seen  # the script ran: CSP let it, by its hash
     assert seen["clipboard"] == f"VIGINT_API_KEY={seen['key']}\nVIGINT_SERVER_URL=ws://127.0.0.1:{server.port}"
     assert not [message for message in seen["console"] if "Content Security Policy" in message], seen["console"]
 

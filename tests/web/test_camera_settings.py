@@ -2,7 +2,6 @@
 the customer) and shown; hostile forms are refused with a clear message, nothing changed, no other client
 touched."""
 
-import ast
 import asyncio
 import io
 import re
@@ -12,17 +11,13 @@ import av
 import pytest
 from footage import make_footage, open_stream, send_video
 from helpers import add_client, eventually, url
-from test_pages import recorded_incident, signed_in
+from test_pages import form_token, recorded_incident, signed_in
 
 from vigint.config import Settings, StorageSettings
 from vigint.schedule import parse_schedule
 from vigint.store import Editor
 from vigint.tuning import Mask, rectangle
-from vigint.web.app import TEMPLATES
 from vigint.web.stills import STILLS
-from vigint.web.words import FRENCH
-
-TOKEN = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
 @pytest.fixture
@@ -40,12 +35,6 @@ async def streaming(server, client_id: int, key: str, camera: str):
     await eventually(lambda: server.streams.of_client(client_id).get(camera) and
                      server.streams.of_client(client_id)[camera].packets())
     return connection
-
-
-async def form_token(browser, page: str) -> str:
-    async with browser.get(page) as answer:
-        assert answer.status == 200
-        return TOKEN.search(await answer.text())[1]
 
 
 async def post(browser, page: str, fields: dict, token: str | None, **headers) -> tuple[int, str]:
@@ -214,17 +203,7 @@ async def test_a_streaming_cameras_still_is_decoded_once_for_many_viewers(site):
     await connection.close()
 
 
-def page_words(template: str) -> list[str]:
-    """The English texts a template writes as `_("...")`."""
-    text = (TEMPLATES / template).read_text()
-    calls = re.finditer(r"""_\(("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\)""", text)
-    return [ast.literal_eval(match[1]) for match in calls]
-
-
 async def test_a_french_clients_camera_pages_are_in_french(site):
-    for template in ("cameras.html", "camera.html"):
-        words = page_words(template)
-        assert words and [word for word in words if word not in FRENCH] == []
     client_id, _, _ = await add_client(site.store)
     await site.store.update_client(client_id, language="fr", timezone="Europe/Paris")
     await site.store.set_camera(client_id, "cour", Editor.CUSTOMER, schedule="never")
@@ -233,5 +212,5 @@ async def test_a_french_clients_camera_pages_are_in_french(site):
             text = await page.text()
         async with browser.get(f"{site.base}/cameras") as cameras:
             listing = await cameras.text()
-    assert '<html lang="fr">' in text and "Sourdine jusqu&#39;à demain matin" in text and "désarmée" in text
+    assert '<html lang="fr">' in text and "Sourdine pendant 1 h" in text and "désarmée" in text
     assert "Réglages" in listing and "désarmée" in listing

@@ -11,12 +11,11 @@ from urllib.parse import unquote
 
 import aiohttp
 import av
-import pytest
 from footage import make_h264, write_clip
 from helpers import add_client, eventually, run_vigint
 from yarl import URL
 
-from vigint.config import EmailSettings, Settings, StorageSettings, WebSettings
+from vigint.config import Settings, StorageSettings, WebSettings
 from vigint.incidents.storage import FolderStorage, still_name
 from vigint.media import Packet
 from vigint.store import Invoice, Line
@@ -49,15 +48,6 @@ async def recorded_incident(server, client_id: int, key_id: int, camera: str = "
     return incident.id
 
 
-@pytest.fixture
-async def site(start, tmp_path, mailbox):
-    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
-                        email=EmailSettings(smtp_host="127.0.0.1", smtp_port=mailbox.port, security="none"))
-    server = await start(settings)
-    server.base = f"http://127.0.0.1:{server.page.port}"
-    return server
-
-
 async def signed_in(server, client_id: int) -> aiohttp.ClientSession:
     """A browser-like session signed in as the client through a one-time link."""
     link = await new_sign_in_link(server.store, server.settings.web, server.base, client_id)
@@ -65,6 +55,13 @@ async def signed_in(server, client_id: int) -> aiohttp.ClientSession:
     async with session.post(link, allow_redirects=False) as response:
         assert response.status == 303, await response.text()
     return session
+
+
+async def form_token(browser: aiohttp.ClientSession, page: str) -> str:
+    """The form token a signed-in page's forms carry (`base.token_field`), read from `page` as a browser would."""
+    async with browser.get(page) as answer:
+        assert answer.status == 200
+        return re.search(r'name="csrf" value="([0-9a-f]{64})"', await answer.text())[1]
 
 
 async def test_a_client_link_from_the_cli_signs_in_once(site, tmp_path):
@@ -170,8 +167,7 @@ async def test_signing_out_ends_the_session(site):
         cookie = browser.cookie_jar.filter_cookies(URL(site.base))[SESSION_COOKIE].value
         async with browser.post(f"{site.base}/sign-out", allow_redirects=False) as forged:  # no form token
             assert forged.status == 403 and "not acted on" in await forged.text()
-        async with browser.get(f"{site.base}/incidents") as page:  # still signed in; the page's own button
-            token = re.search(r'name="csrf" value="([0-9a-f]{64})"', await page.text())[1]
+        token = await form_token(browser, f"{site.base}/incidents")  # still signed in: the page's own button
         async with browser.post(f"{site.base}/sign-out", data={"csrf": token}, allow_redirects=False) as out:
             assert out.status == 303
     async with aiohttp.ClientSession(cookies={SESSION_COOKIE: cookie}) as replay:  # the old cookie, kept

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class Backfill:
-    """Sends the spooled GOPs of the camera `status` names, beside the live `uplink`; `run` lasts as long as it.
+    """Sends the spooled GOPs of the camera `status` names, beside the live `uplink`; `run` lasts as long as
+    it.
 
     The uplink's live queue and its `changed` event (set whenever the queue, the link or the spool changes)
     say when a backfill may open and when it may send its next GOP. The camera is the uplink's own, or one no
@@ -35,14 +36,20 @@ class Backfill:
     """
 
     def __init__(self, uplink: Uplink, status: CameraStatus):
-        self.name, self._uplink, self.status = status.name, uplink, status
-        self._settings, self._stopping, self._spool = uplink.settings, uplink.stopping, uplink.spool
-        self._live, self._changed = uplink.queue, uplink.changed
+        self.name = status.name
+        self._uplink = uplink
+        self.status = status
+        self._settings = uplink.settings
+        self._stopping = uplink.stopping
+        self._spool = uplink.spool
+        self._live = uplink.queue
+        self._changed = uplink.changed
         self._backoff = Backoff()
         self._acked = False  # the current connection's server acknowledged something
 
     async def run(self) -> None:
-        """Backfill whenever the live stream is up, its key accepted, with footage spooled, until the agent stops.
+        """Backfill whenever the live stream is up, its key accepted, with footage spooled, until the agent
+        stops.
 
         Raises:
             Refused: the server refused the hello, or a key it never welcomed (the whole agent stops).
@@ -56,7 +63,8 @@ class Backfill:
                 self._uplink.standing.refuse(error, self._uplink.status.key_expires_at)
                 continue
             if delay is None and not self._acked:
-                delay, detail = self._backoff.next_delay(time.monotonic()), "the server acknowledged nothing"
+                delay = self._backoff.next_delay(time.monotonic())
+                detail = "the server acknowledged nothing"
             if delay is None:
                 self.status.backfill = ""
                 continue  # everything sent was acknowledged; a new outage may have spooled more meanwhile
@@ -65,7 +73,8 @@ class Backfill:
             await wait_for_event(self._stopping, delay)
 
     def _due(self) -> bool:
-        return self._live.streaming and not self._uplink.standing.refused and self._spool.stats(self.name).gops > 0
+        return (self._live.streaming and not self._uplink.standing.refused
+                and self._spool.stats(self.name).gops > 0)
 
     async def _until(self, condition: Callable[[], bool]) -> bool:
         """Wait until `condition()` holds (True) or the agent stops (False)."""
@@ -73,7 +82,8 @@ class Backfill:
             if condition():
                 return True
             self._changed.clear()
-            changed, stopping = asyncio.create_task(self._changed.wait()), asyncio.create_task(self._stopping.wait())
+            changed = asyncio.create_task(self._changed.wait())
+            stopping = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({changed, stopping}, return_when=asyncio.FIRST_COMPLETED)
             changed.cancel()
             stopping.cancel()
@@ -90,8 +100,10 @@ class Backfill:
         await run_until_stopped(connection, self._stopping, self._send(connection), self._receive(connection))
 
     async def _send(self, connection: ClientConnection) -> None:
-        """Send every spooled GOP, oldest first, while live video keeps up; then the end, and wait for the close."""
-        name, sent_through = self.name, None
+        """Send every spooled GOP, oldest first, while live video keeps up; then the end, and wait for the
+        close."""
+        name = self.name
+        sent_through = None
         while await self._until(lambda: self._live.streaming and self._live.waiting_gops <= 1):
             gop = self._spool.next_gop(name, sent_through)
             if gop is None:

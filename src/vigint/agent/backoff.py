@@ -12,7 +12,9 @@ class Backoff:
 
     def __init__(self, base: float = 1.0, cap: float = 30.0, healthy_seconds: float = 60.0,
                  rng: random.Random | None = None):
-        self._base, self._cap, self._healthy = base, cap, healthy_seconds
+        self._base = base
+        self._cap = cap
+        self._healthy = healthy_seconds
         self._rng = rng or random.Random()
         self._failures = 0
         self._up_since: float | None = None
@@ -22,8 +24,8 @@ class Backoff:
         self._up_since = now
 
     def soon(self) -> float:
-        """Return a short delay, base × a random 0–1, that leaves the sequence as it is: for a stream the server
-        closed to hand it on (a node shutting down or draining), where another node, or the same one
+        """Return a short delay, base × a random 0–1, that leaves the sequence as it is: for a stream the
+        server closed to hand it on (a node shutting down or draining), where another node, or the same one
         restarted, is expected at once. Jitter still spreads many agents; a failed retry then backs off."""
         return self._base * self._rng.uniform(0.0, 1.0)
 

@@ -21,8 +21,10 @@ PROBE_TIMEOUT_SECONDS = 5.0
 # OpenSSL's verify codes for a certificate whose names do not include the URL's host (a name, an address).
 NAME_MISMATCH_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 # Codes that mean no trusted authority signed the certificate: what --ca-cert answers.
-UNTRUSTED_CODES = {18, 19, 20, 21}  # self-signed, self-signed in chain, no local issuer, cannot verify the leaf
-# How a TLS handshake at a plain server, or plain HTTP at a TLS server, fails (besides being refused outright).
+# self-signed, self-signed in chain, no local issuer, cannot verify the leaf
+UNTRUSTED_CODES = {18, 19, 20, 21}
+# How a TLS handshake at a plain server, or plain HTTP at a TLS server, fails (besides being refused
+# outright).
 MISMATCH_SIGNS = (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, InvalidMessage)
 
 
@@ -42,8 +44,9 @@ async def explain(server_url: str, ca_cert: Path | None, error: BaseException) -
     if not isinstance(error, MISMATCH_SIGNS):
         return None
     if secure and await _answers_plain_http(parts.hostname, port):
-        return (f"the server at {_address(parts)} speaks plain ws://, not TLS: use {_with_scheme(parts, 'ws')} "
-                "or enable TLS on the server (vigint serve --tls-cert … --tls-key …)")
+        return (f"the server at {_address(parts)} speaks plain ws://, not TLS: "
+                f"use {_with_scheme(parts, 'ws')} or enable TLS on the server "
+                "(vigint serve --tls-cert … --tls-key …)")
     if not secure and await _answers_tls(parts.hostname, port):
         return f"the server at {_address(parts)} speaks TLS: use {_with_scheme(parts, 'wss')}"
     return None
@@ -57,14 +60,16 @@ async def _certificate_problem(parts: SplitResult, port: int, ca_cert: Path | No
         if not names:
             return f"the server's TLS certificate is not valid for {host} ({error.verify_message})"
         usable = next((name for name in names if "*" not in name), None)
+        instead = _with_scheme(parts, 'wss', usable) if usable else 'a host it names'
         return (f"the server's TLS certificate is for {', '.join(names)}, not {host} (the URL's host): use "
-                f"{_with_scheme(parts, 'wss', usable) if usable else 'a host it names'}, or a certificate made "
-                f"for {host} (vigint cert --host {host})")
+                f"{instead}, or a certificate made for {host} (vigint cert --host {host})")
     if error.verify_code not in UNTRUSTED_CODES:
-        return f"the server's TLS certificate is not valid ({error.verify_message}): tell your Vigint operator"
+        return (f"the server's TLS certificate is not valid ({error.verify_message}): "
+                "tell your Vigint operator")
     if ca_cert is not None:
-        return (f"the server's TLS certificate is not trusted ({error.verify_message}): it was not made or signed "
-                f"by --ca-cert {ca_cert}; get the server's certificate again from your Vigint operator")
+        return (f"the server's TLS certificate is not trusted ({error.verify_message}): "
+                f"it was not made or signed by --ca-cert {ca_cert}; "
+                "get the server's certificate again from your Vigint operator")
     return (f"the server's TLS certificate is not trusted ({error.verify_message}): "
             "pass --ca-cert with the server's certificate")
 
@@ -100,18 +105,22 @@ async def _answers_plain_http(host: str, port: int) -> bool:
 async def _answers_tls(host: str, port: int) -> bool:
     """Whether `host:port` completes a TLS handshake (whatever its certificate: nothing is sent over it)."""
     context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return await _handshake(host, port, context) is not None
 
 
 async def _certificate_names(host: str, port: int, ca_cert: Path | None) -> list[str]:
-    """Return the names and addresses the server's certificate holds, verified as the agent verifies it but for
-    the name; empty if that fails too."""
+    """Return the names and addresses the server's certificate holds, verified as the agent verifies it but
+    for the name; empty if that fails too."""
     context = ssl.create_default_context(cafile=ca_cert)
     context.check_hostname = False
     certificate = await _handshake(host, port, context) or {}
     names = [value for _, value in certificate.get("subjectAltName", ())]
-    return names or [value for rdn in certificate.get("subject", ()) for key, value in rdn if key == "commonName"]
+    if names:
+        return names
+    subject = certificate.get("subject", ())
+    return [value for rdn in subject for key, value in rdn if key == "commonName"]
 
 
 async def _handshake(host: str, port: int, context: ssl.SSLContext) -> dict | None:

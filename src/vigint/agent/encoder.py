@@ -17,9 +17,12 @@ class H264Encoder:
 
     def __init__(self, width: int, height: int, fps: float, bitrate: int, *, gop: int | None = None,
                  bframes: int = 0, preset: str = "ultrafast"):
-        self.width, self.height = width, height
+        self.width = width
+        self.height = height
         self._codec = av.CodecContext.create("libx264", "w")
-        self._codec.width, self._codec.height, self._codec.pix_fmt = width, height, "yuv420p"
+        self._codec.width = width
+        self._codec.height = height
+        self._codec.pix_fmt = "yuv420p"
         self._codec.time_base = MICROSECOND
         self._codec.framerate = Fraction(fps).limit_denominator(1001)
         self._codec.bit_rate = bitrate
@@ -32,7 +35,8 @@ class H264Encoder:
         """Encode one frame shown at `pts_us`; return the access units that came out (maybe none)."""
         if (frame.width, frame.height, frame.format.name) != (self.width, self.height, "yuv420p"):
             frame = self._scaler.reformat(frame, width=self.width, height=self.height, format="yuv420p")
-        frame.pts, frame.time_base = pts_us, MICROSECOND
+        frame.pts = pts_us
+        frame.time_base = MICROSECOND
         return self._packets(self._codec.encode(frame))
 
     def flush(self) -> list[Packet]:
@@ -47,5 +51,6 @@ class H264Encoder:
 def scaled_size(width: int, height: int, max_width: int) -> tuple[int, int]:
     """Return (width, height) scaled down to `max_width` at most, keeping the aspect, both even."""
     if width > max_width:
-        width, height = max_width, height * max_width / width
+        height = height * max_width / width
+        width = max_width
     return int(width) // 2 * 2, max(2, int(round(height)) // 2 * 2)

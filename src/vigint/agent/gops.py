@@ -54,7 +54,9 @@ class GopQueue:
     def pop(self) -> Packet | None:
         """Return the next unit to send, or None if there is none now."""
         if self._sent == len(self._current) and self._waiting:
-            self._current, self._sent = self._waiting.popleft(), 0  # the previous GOP is complete and sent
+            # the previous GOP is complete and sent
+            self._current = self._waiting.popleft()
+            self._sent = 0
         if self._sent == len(self._current):
             return None
         self._sent += 1
@@ -65,36 +67,42 @@ class GopQueue:
         self.streaming = False
         if self._current and (self._sent < len(self._current) or not self._waiting):
             self._waiting.appendleft(self._current)  # its rest needs its keyframe: it starts again, whole
-        self._current, self._sent = [], 0
+        self._current = []
+        self._sent = 0
         leaving = list(self._waiting)[:-1]
         while len(self._waiting) > 1:
             self._waiting.popleft()
         return leaving
 
     def resume(self) -> None:
-        """The live connection is up: the next unit `pop` returns is a keyframe (the server's decoder is new)."""
+        """The live connection is up: the next unit `pop` returns is a keyframe (the server's decoder is
+        new)."""
         self.streaming = True
 
     def delivered(self) -> None:
-        """The server has every unit `pop` handed out (the connection closed cleanly after them): a GOP wholly sent
-        leaves the queue. One sent in part stays whole: its rest cannot be decoded without its keyframe."""
+        """The server has every unit `pop` handed out (the connection closed cleanly after them): a GOP wholly
+        sent leaves the queue. One sent in part stays whole: its rest cannot be decoded without its
+        keyframe."""
         if self._sent == len(self._current):
-            self._current, self._sent = [], 0
+            self._current = []
+            self._sent = 0
 
     def drain(self) -> list[list[Packet]]:
         """The agent stops: return every GOP the server is not known to have, whole, and empty the queue.
 
-        A unit handed out by `pop` counts as sent only once `delivered` says so: written to a connection that was
-        then lost, it may never have arrived.
+        A unit handed out by `pop` counts as sent only once `delivered` says so: written to a connection that
+        was then lost, it may never have arrived.
         """
         leaving = ([self._current] if self._current else []) + list(self._waiting)
-        self._current, self._sent = [], 0
+        self._current = []
+        self._sent = 0
         self._waiting.clear()
         return leaving
 
     @property
     def waiting_gops(self) -> int:
-        """GOPs not started yet, the one being recorded included (the backfill sends while this is at most 1)."""
+        """GOPs not started yet, the one being recorded included (the backfill sends while this is at most
+        1)."""
         return len(self._waiting)
 
     def __len__(self) -> int:

@@ -67,9 +67,9 @@ def redact(url: str) -> str:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `.env` file as python-dotenv does: `NAME=value` lines, `export`, single or double quotes (double
-    quotes take escapes such as `\\n`), `#` comments, quoted values over several lines. Values are taken as
-    written: `${NAME}` is not expanded. Warns if others can read the file.
+    """Parse a `.env` file as python-dotenv does: `NAME=value` lines, `export`, single or double quotes
+    (double quotes take escapes such as `\\n`), `#` comments, quoted values over several lines. Values are
+    taken as written: `${NAME}` is not expanded. Warns if others can read the file.
 
     Raises:
         ConfigError: the file cannot be read, or a line is not `NAME=value` (the message names the line).
@@ -78,13 +78,15 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read {path}: {getattr(error, 'strerror', None) or 'it is not UTF-8 text'}") from None
+        reason = getattr(error, 'strerror', None) or 'it is not UTF-8 text'
+        raise ConfigError(f"cannot read {path}: {reason}") from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s is readable by other users and holds your API key: run chmod 600 %s", path, path)
     if committable(path):
         log.warning("%s holds your API key and sits in a git work tree without being ignored: a commit would "
                     "publish it; add it to .gitignore (echo %s >> .gitignore), and if it is tracked already, "
-                    "git rm --cached %s and ask your Vigint operator for a new key", path, path.name, path.name)
+                    "git rm --cached %s and ask your Vigint operator for a new key",
+                    path, path.name, path.name)
     values = {}
     # dotenv_values() would log and skip a line it cannot parse; its parser tells which line, to say so here.
     for binding in parse_stream(io.StringIO(text)):
@@ -99,8 +101,8 @@ def committable(path: Path) -> bool:
     """Whether `path` is in a git work tree and not ignored (tracked files never are): one `git check-ignore`.
     False where git is not installed, or the folder is no work tree."""
     try:
-        checked = subprocess.run(["git", "check-ignore", "-q", path.name], cwd=path.parent, capture_output=True,
-                                 timeout=5)
+        checked = subprocess.run(["git", "check-ignore", "-q", path.name], cwd=path.parent,
+                                 capture_output=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return checked.returncode == 1  # 0: ignored; 128: not a work tree, or git failed
@@ -110,7 +112,8 @@ def stream_url(server_url: str) -> str:
     """Return the WebSocket URL of the stream endpoint for a server URL given as ws(s)://host:port[/path]."""
     parts = urlsplit(server_url)
     if parts.scheme not in {"ws", "wss"} or not parts.hostname:
-        raise ConfigError(f"the server URL must look like wss://vigint.example.com:5002, not {redact(server_url)!r}")
+        raise ConfigError("the server URL must look like wss://vigint.example.com:5002, "
+                          f"not {redact(server_url)!r}")
     path = parts.path if parts.path not in {"", "/"} else protocol.PATH
     return urlunsplit(parts._replace(path=path))
 
@@ -118,7 +121,8 @@ def stream_url(server_url: str) -> str:
 def _camera_names(sources: list[str], names: list[str | None]) -> tuple[Camera, ...]:
     """Pair each source with its name (None: derive one from the source, never taking a given name)."""
     names = names + [None] * (len(sources) - len(names))
-    cameras, taken = [], {name for name in names if name}
+    cameras = []
+    taken = {name for name in names if name}
     for index, (source, name) in enumerate(zip(sources, names)):
         name = name or _default_name(source, index, taken)
         taken.add(name)
@@ -135,10 +139,13 @@ def _default_name(source: str, index: int, taken: set[str]) -> str:
     parts = urlsplit(source)
     base = "test-pattern" if source == TEST_SOURCE else parts.hostname if parts.scheme and parts.hostname \
         else Path(parts.path).stem
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:protocol.MAX_CAMERA_NAME - 4] or f"camera-{index + 1}"
-    candidate, number = name, 2
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:protocol.MAX_CAMERA_NAME - 4]
+    name = slug or f"camera-{index + 1}"
+    candidate = name
+    number = 2
     while candidate in taken:
-        candidate, number = f"{name}-{number}", number + 1
+        candidate = f"{name}-{number}"
+        number = number + 1
     return candidate
 
 
@@ -169,8 +176,8 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
         raise ConfigError("no API key: put VIGINT_API_KEY=vig_… in a .env file here (see .env.example), "
                           "or pass --api-key")
     if not keys.is_well_formed(api_key):
-        raise ConfigError(f"the API key {keys.display_prefix(api_key)}… is mistyped (its checksum does not match): "
-                          "copy it again from your Vigint operator")
+        raise ConfigError(f"the API key {keys.display_prefix(api_key)}… is mistyped "
+                          "(its checksum does not match): copy it again from your Vigint operator")
     sources = list(flags.get("sources") or [])
     if not sources:
         raise ConfigError("no camera: add --source (an rtsp:// URL, a video file, /dev/video0, or 'test')")
@@ -184,9 +191,12 @@ def load_agent_settings(flags: Mapping[str, object], environ: Mapping[str, str] 
     if optional.get("refused_retry_seconds", 1) < 1:
         raise ConfigError("--refused-retry-seconds must be at least 1: every try counts against your address")
     if "ca_cert" in optional and not Path(optional["ca_cert"]).is_file():  # else every connection would fail
-        raise ConfigError(f"--ca-cert {optional['ca_cert']} does not exist: copy the server's certificate there")
-    # Beside the .env that was read (or would have been): the agent's files stay together wherever it is started.
+        raise ConfigError(f"--ca-cert {optional['ca_cert']} does not exist: "
+                          "copy the server's certificate there")
+    # Beside the .env that was read (or would have been): the agent's files stay together wherever it is
+    # started.
     spool_dir = Path(flags.get("spool_dir") or Path(env_file).parent / "spool")
-    return AgentSettings(api_key=api_key, server_url=stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL),
-                         cameras=_camera_names(sources, list(flags.get("cameras") or [])), spool_dir=spool_dir,
+    server_url = stream_url(pick("api_url", "VIGINT_SERVER_URL") or DEFAULT_SERVER_URL)
+    cameras = _camera_names(sources, list(flags.get("cameras") or []))
+    return AgentSettings(api_key=api_key, server_url=server_url, cameras=cameras, spool_dir=spool_dir,
                          **optional)

@@ -70,7 +70,8 @@ class SourceReader:
         self._emit = emit
         self._clock = WallClock()
         self.stopping = threading.Event()
-        self.paced = camera.source == TEST_SOURCE or not ("://" in camera.source or camera.source.startswith("/dev/"))
+        live = "://" in camera.source or camera.source.startswith("/dev/")
+        self.paced = camera.source == TEST_SOURCE or not live
 
     def read(self) -> None:
         """Read until the source ends (SourceFinished), fails (SourceError) or `stopping` is set."""
@@ -83,7 +84,8 @@ class SourceReader:
 
     def _open(self) -> av.container.InputContainer:
         source = self.camera.source
-        options, kind = {}, None
+        options = {}
+        kind = None
         if source.startswith(("rtsp://", "rtsps://")):
             options = {"rtsp_transport": "tcp"}  # UDP loses packets through NAT and busy Wi-Fi
         elif source.startswith("/dev/"):
@@ -118,8 +120,10 @@ class SourceReader:
                 data = bytes(unit)
                 types = h264.nal_types(data, MAX_NAL_UNITS)
                 if h264.IDR in types and h264.SPS not in types:
-                    data, types = parameter_sets + data, h264.nal_types(parameter_sets + data, MAX_NAL_UNITS)
-                pts, dts = _micro(unit.pts, stream.time_base), _micro(unit.dts, stream.time_base)
+                    data = parameter_sets + data
+                    types = h264.nal_types(data, MAX_NAL_UNITS)
+                pts = _micro(unit.pts, stream.time_base)
+                dts = _micro(unit.dts, stream.time_base)
                 if not started:
                     self._clock.start(dts if dts is not None else pts or 0)
                     started = True
@@ -129,7 +133,8 @@ class SourceReader:
 
     def _transcode(self, container, stream) -> None:
         rate = float(stream.average_rate or stream.guessed_rate or FALLBACK_FPS)
-        encoder, started = None, False
+        encoder = None
+        started = False
         for packet in container.demux(stream):
             for frame in packet.decode():
                 if encoder is None:

@@ -84,7 +84,8 @@ def decode(data: bytes) -> list[Packet] | None:
     """Return the access units of a GOP's file contents, or None if they are truncated or not a GOP file."""
     if not data.startswith(MAGIC):
         return None
-    packets, position = [], len(MAGIC)
+    packets = []
+    position = len(MAGIC)
     while position < len(data):
         if position + _LENGTH.size > len(data):
             return None
@@ -109,7 +110,8 @@ class Spool:
     """
 
     def __init__(self, directory: Path, max_bytes: int):
-        self.directory, self.max_bytes = directory, max_bytes
+        self.directory = directory
+        self.max_bytes = max_bytes
         self._shelves: dict[str, _Shelf] = {}
         self._failing = False  # a disk error was logged and nothing has been written since
         try:
@@ -127,19 +129,21 @@ class Spool:
                 if path.suffix == ".tmp":  # a GOP being written when the agent died
                     path.unlink(missing_ok=True)
                     shelf.dropped += 1
-                    log.warning("camera %s: removed %s, left half-written by an agent that did not stop cleanly",
-                                camera_dir.name, path)
+                    log.warning("camera %s: removed %s, left half-written by an agent that did not stop "
+                                "cleanly", camera_dir.name, path)
                 elif match := _NAME.fullmatch(path.name):
                     shelf.add(SpooledGop(path, int(match[1]), int(match[2]), path.stat().st_size))
         found = {name: shelf.gops for name, shelf in self._shelves.items() if shelf.gops}
         for name, gops in found.items():
-            log.info("camera %s: %d GOPs of recorded video waiting in %s", name, len(gops), self.directory / name)
+            log.info("camera %s: %d GOPs of recorded video waiting in %s", name, len(gops),
+                     self.directory / name)
 
     def _shelf(self, camera: str) -> _Shelf:
         return self._shelves.setdefault(camera, _Shelf())
 
     def write(self, camera: str, gop: Sequence[Packet]) -> bool:
-        """Spool one whole GOP (a keyframe first), evicting the oldest GOPs of any camera to stay under the cap.
+        """Spool one whole GOP (a keyframe first), evicting the oldest GOPs of any camera to stay under the
+        cap.
 
         Returns whether it was written; if not, the error is logged (once until a write succeeds again)
         and the GOP counted as dropped.
@@ -204,11 +208,14 @@ class Spool:
     def next_gop(self, camera: str, after_dts: int | None) -> SpooledGop | None:
         """Return the oldest spooled GOP starting after `after_dts` (None: the oldest of all), or None."""
         gops = self._shelf(camera).gops
-        index = 0 if after_dts is None else bisect.bisect_right(gops, after_dts, key=lambda gop: gop.first_dts)
+        if after_dts is None:
+            return gops[0] if gops else None
+        index = bisect.bisect_right(gops, after_dts, key=lambda gop: gop.first_dts)
         return gops[index] if index < len(gops) else None
 
     def read(self, camera: str, gop: SpooledGop) -> list[Packet] | None:
-        """Return a spooled GOP's access units, or None if it is gone or damaged (then deleted and counted)."""
+        """Return a spooled GOP's access units, or None if it is gone or damaged (then deleted and
+        counted)."""
         shelf = self._shelf(camera)
         try:
             packets = decode(gop.path.read_bytes())
@@ -226,7 +233,8 @@ class Spool:
         return packets
 
     def acknowledge(self, camera: str, until: int) -> int:
-        """Delete every spooled GOP whose last decode time is at most `until` (the server has it); return how many."""
+        """Delete every spooled GOP whose last decode time is at most `until` (the server has it); return how
+        many."""
         shelf = self._shelf(camera)
         done = [gop for gop in shelf.gops if gop.last_dts <= until]
         for gop in done:
@@ -236,8 +244,9 @@ class Spool:
     def stats(self, camera: str) -> SpoolStats:
         """Return what the spool holds for `camera`."""
         shelf = self._shelf(camera)
+        oldest_us = shelf.gops[0].first_dts if shelf.gops else None
         return SpoolStats(bytes=shelf.bytes, gops=len(shelf.gops), seconds=shelf.micros / MICROSECONDS,
-                          oldest_us=shelf.gops[0].first_dts if shelf.gops else None, dropped_gops=shelf.dropped)
+                          oldest_us=oldest_us, dropped_gops=shelf.dropped)
 
 
 def _remove(path: Path) -> None:

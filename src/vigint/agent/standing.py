@@ -1,15 +1,15 @@
 """Whether the server accepts this agent's key, for all its cameras at once.
 
-A key refused the first time it is tried is a typo or a wrong server: the agent stops (exit code 3) rather than
-knock forever; so does a key refused past the expiry the server announced (rotated: its successor is due). A key
-that worked and is refused later belongs to a client the operator revoked: the agent keeps its cameras open but
-sends and spools nothing, and says hello again now and then (one camera's hello for the whole agent, so that
-refused hellos stay far under the server's limit per address), so that `vigint client reactivate` brings every
-camera back within a minute, with no visit to the site.
+A key refused the first time it is tried is a typo or a wrong server: the agent stops (exit code 3) rather
+than knock forever; so does a key refused past the expiry the server announced (rotated: its successor is
+due). A key that worked and is refused later belongs to a client the operator revoked: the agent keeps its
+cameras open but sends and spools nothing, and says hello again now and then (one camera's hello for the whole
+agent, so that refused hellos stay far under the server's limit per address), so that `vigint client
+reactivate` brings every camera back within a minute, with no visit to the site.
 
-"Worked before" outlives the process: the last server and key that were welcomed are remembered in a file in the
-spool folder (a hash only, never the key), so an agent restarted while its client is revoked (a reboot, a power
-cut, an upgrade) still waits for the reactivation instead of stopping for good.
+"Worked before" outlives the process: the last server and key that were welcomed are remembered in a file in
+the spool folder (a hash only, never the key), so an agent restarted while its client is revoked (a reboot, a
+power cut, an upgrade) still waits for the reactivation instead of stopping for good.
 """
 
 import asyncio
@@ -41,8 +41,11 @@ class KeyStanding:
         stopping: set when the agent stops; ends every wait.
     """
 
-    def __init__(self, folder: Path, server_url: str, api_key: str, retry_seconds: float, stopping: asyncio.Event):
-        self._path, self._retry_seconds, self._stopping = folder / REMEMBERED_FILE, retry_seconds, stopping
+    def __init__(self, folder: Path, server_url: str, api_key: str, retry_seconds: float,
+                 stopping: asyncio.Event):
+        self._path = folder / REMEMBERED_FILE
+        self._retry_seconds = retry_seconds
+        self._stopping = stopping
         self._prefix = keys.display_prefix(api_key)
         self._fingerprint = hashlib.sha256(f"{server_url}\n{api_key}".encode()).hexdigest()
         self._known = _read(self._path) == self._fingerprint
@@ -72,18 +75,21 @@ class KeyStanding:
         replaced (`vigint key rotate`), and no reactivation brings it back.
 
         Raises:
-            VigintError: `error`, when this server never welcomed this key, or it has expired (the agent stops).
+            VigintError: `error`, when this server never welcomed this key, or it has expired (the agent
+                stops).
         """
         if not self._known or (expires_at is not None and time.time() >= expires_at - EXPIRY_MARGIN_SECONDS):
             raise error
         if not self.refused:
             log.warning("key refused by the server (%s…: revoked or expired): %s", self._prefix, self.detail)
-            self.refused, self._next_try = True, time.monotonic() + self._interval()
+            self.refused = True
+            self._next_try = time.monotonic() + self._interval()
             self._accepted.clear()
 
     async def turn(self) -> None:
         """While refused, wait until this camera may say hello again: at once when another camera's hello was
-        welcomed, else when the agent's next try is due (taken by one camera; the others wait for the next)."""
+        welcomed, else when the agent's next try is due (taken by one camera; the others wait for the
+        next)."""
         while self.refused and not self._stopping.is_set():
             wait = self._next_try - time.monotonic()
             if wait <= 0:
@@ -102,7 +108,8 @@ def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
     except OSError:
-        return ""  # never welcomed here (or unreadable: then a refused key stops the agent, as on a first start)
+        # never welcomed here (or unreadable: then a refused key stops the agent, as on a first start)
+        return ""
 
 
 def _write(path: Path, fingerprint: str) -> None:
@@ -114,5 +121,5 @@ def _write(path: Path, fingerprint: str) -> None:
             file.write(fingerprint + "\n")
         os.replace(temporary, path)
     except OSError as error:
-        log.warning("cannot write %s (%s): if the key is refused after a restart, the agent will stop instead of "
-                    "waiting for the operator", path, error.strerror or error)
+        log.warning("cannot write %s (%s): if the key is refused after a restart, the agent will stop "
+                    "instead of waiting for the operator", path, error.strerror or error)

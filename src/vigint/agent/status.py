@@ -13,8 +13,8 @@ from vigint.agent.spool import SpoolStats
 from vigint.media import MICROSECONDS, SECONDS_PER_DAY
 from vigint.words import plural
 
-# A key that expires sooner than this is shown and logged (the server says when, see docs/protocol.md): time to ask
-# the operator for its successor; a longer-lived key's expiry is nobody's concern yet.
+# A key that expires sooner than this is shown and logged (the server says when, see docs/protocol.md): time
+# to ask the operator for its successor; a longer-lived key's expiry is nobody's concern yet.
 KEY_EXPIRY_SHOWN_DAYS = 14
 
 
@@ -82,7 +82,8 @@ class CameraStatus:
         now = time.time() if now is None else now
         if self.key_expires_at is None or self.key_expires_at - now > KEY_EXPIRY_SHOWN_DAYS * SECONDS_PER_DAY:
             return ""
-        return f"API key {keys.expires_in(self.key_expires_at, now)}: ask your Vigint operator for its successor"
+        return (f"API key {keys.expires_in(self.key_expires_at, now)}: "
+                "ask your Vigint operator for its successor")
 
     def line(self) -> str:
         """One log line: the camera's state and counters, and the key's expiry when it is near."""
@@ -104,17 +105,25 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-STATE_STYLES = {State.STREAMING: "green", State.WAITING: "yellow", State.SOURCE_DOWN: "red", State.REFUSED: "red"}
+STATE_STYLES = {
+    State.STREAMING: "green",
+    State.WAITING: "yellow",
+    State.SOURCE_DOWN: "red",
+    State.REFUSED: "red",
+}
+TABLE_COLUMNS = ("Camera", "Source", "State", "fps", "Mbit/s", "Sent", "Spool", "Dropped GOPs", "Reconnects")
+RIGHT_ALIGNED = {"fps", "Mbit/s", "Sent", "Dropped GOPs", "Reconnects"}
 
 
 def table(statuses: list[CameraStatus], server: str) -> Table:
     """Return the live view: one row per camera, and the API key's expiry under the table when it is near."""
     expiry = next((text for status in statuses if (text := status.key_expiry())), "")
-    caption = f"[bold yellow]{escape(expiry)}[/]\nCtrl-C stops the agent" if expiry else "Ctrl-C stops the agent"
+    caption = "Ctrl-C stops the agent"
+    if expiry:
+        caption = f"[bold yellow]{escape(expiry)}[/]\n{caption}"
     view = Table(title=f"Vigint agent → {server}", caption=caption)
-    for column in ("Camera", "Source", "State", "fps", "Mbit/s", "Sent", "Spool", "Dropped GOPs", "Reconnects"):
-        view.add_column(column, justify="right" if column in {"fps", "Mbit/s", "Sent", "Dropped GOPs",
-                                                              "Reconnects"} else "left")
+    for column in TABLE_COLUMNS:
+        view.add_column(column, justify="right" if column in RIGHT_ALIGNED else "left")
     for status in statuses:
         fps, bps = status.rates()
         style = STATE_STYLES.get(status.state, "")

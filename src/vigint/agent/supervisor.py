@@ -1,5 +1,5 @@
-"""Runs every camera of one agent: a reader thread, an uplink and a backfill per camera, the spool, the live view,
-signals."""
+"""Runs every camera of one agent: a reader thread, an uplink and a backfill per camera, the spool, the live
+view, signals."""
 
 import asyncio
 import logging
@@ -63,12 +63,13 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
 
 
 async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                     spool: Spool, standing: KeyStanding | None = None, orphans: Sequence[CameraStatus] = ()) -> None:
+                     spool: Spool, standing: KeyStanding | None = None,
+                     orphans: Sequence[CameraStatus] = ()) -> None:
     """Read and stream one camera until its file ends or the agent stops; reopen a failing source.
 
-    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up, and so
-    does one for each of `orphans`, cameras no longer configured whose footage is still spooled. `standing` is
-    the key's, shared by every camera of the agent (a camera run alone has its own).
+    Beside its live uplink, the camera's backfill sends what the spool holds while the live stream is up, and
+    so does one for each of `orphans`, cameras no longer configured whose footage is still spooled. `standing`
+    is the key's, shared by every camera of the agent (a camera run alone has its own).
 
     Raises:
         Refused: from the uplink or a backfill, when the server refuses the hello or a key it never welcomed.
@@ -84,8 +85,8 @@ async def run_camera(camera: Camera, settings: AgentSettings, status: CameraStat
         await asyncio.gather(*backfills, return_exceptions=True)
 
 
-async def _stream_camera(camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
-                         uplink: Uplink, backfills: set[asyncio.Task]) -> None:
+async def _stream_camera(camera: Camera, settings: AgentSettings, status: CameraStatus,
+                         stopping: asyncio.Event, uplink: Uplink, backfills: set[asyncio.Task]) -> None:
     """The live side of `run_camera`: reader and uplink, reopened after a source error."""
     loop = asyncio.get_running_loop()
     backoff = Backoff()
@@ -112,10 +113,12 @@ async def _stream_camera(camera: Camera, settings: AgentSettings, status: Camera
         try:
             reading.result()
         except SourceFinished:
-            status.state, status.detail = State.FINISHED, ""
+            status.state = State.FINISHED
+            status.detail = ""
             return
         except SourceError as error:
-            status.state, status.detail = State.SOURCE_DOWN, str(error)
+            status.state = State.SOURCE_DOWN
+            status.detail = str(error)
             delay = backoff.next_delay(time.monotonic())
             log.warning("camera %s: %s; trying again in %.0f s", camera.name, error, delay)
             await wait_for_event(stopping, delay)
@@ -128,8 +131,8 @@ def open_spool(settings: AgentSettings) -> Spool:
 
 def key_standing(settings: AgentSettings, stopping: asyncio.Event) -> KeyStanding:
     """The key's standing with the server, remembered in the spool's folder."""
-    return KeyStanding(settings.spool_dir, settings.server_url, settings.api_key, settings.refused_retry_seconds,
-                       stopping)
+    return KeyStanding(settings.spool_dir, settings.server_url, settings.api_key,
+                       settings.refused_retry_seconds, stopping)
 
 
 async def run_agent(settings: AgentSettings, console: Console) -> None:
@@ -142,7 +145,8 @@ async def run_agent(settings: AgentSettings, console: Console) -> None:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)
-    spool, standing = open_spool(settings), key_standing(settings, stopping)
+    spool = open_spool(settings)
+    standing = key_standing(settings, stopping)
     statuses = [CameraStatus(camera.name, redact(camera.source)) for camera in settings.cameras]
     orphans = _orphans(settings, spool)
     cameras = [asyncio.create_task(run_camera(camera, settings, status, stopping, spool, standing,
@@ -172,14 +176,16 @@ def _orphans(settings: AgentSettings, spool: Spool) -> list[CameraStatus]:
     """The status of each camera no longer configured whose footage is still spooled: the first configured
     camera's connection sends it under its own name (the customer's footage all the same), then it is gone."""
     configured = {camera.name for camera in settings.cameras}
-    orphans = [CameraStatus(name, "", state=State.UNCONFIGURED) for name in spool.cameras() if name not in configured]
+    orphans = [CameraStatus(name, "", state=State.UNCONFIGURED)
+               for name in spool.cameras() if name not in configured]
     for orphan in orphans:
-        log.info("camera %s is no longer configured: its recorded footage is sent under its name beside camera %s",
-                 orphan.name, settings.cameras[0].name)
+        log.info("camera %s is no longer configured: its recorded footage is sent under its name "
+                 "beside camera %s", orphan.name, settings.cameras[0].name)
     return orphans
 
 
-async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console, spool: Spool) -> None:
+async def _show(statuses: list[CameraStatus], settings: AgentSettings, console: Console,
+                spool: Spool) -> None:
     """Keep the live view up to date on a terminal; elsewhere, log state changes and a periodic summary."""
     server = redact(settings.server_url)
     if console.is_terminal:

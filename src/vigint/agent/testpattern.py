@@ -52,7 +52,8 @@ def frames(width: int, height: int, busy: bool = False) -> Iterator[av.VideoFram
 
 
 def encode(seconds: float, width: int = 320, height: int = 180, fps: int = 15, gop: int = 30,
-           bframes: int = 0, bitrate: int = 500_000, busy: bool = False, preset: str = "ultrafast") -> EncodedVideo:
+           bframes: int = 0, bitrate: int = 500_000, busy: bool = False,
+           preset: str = "ultrafast") -> EncodedVideo:
     """Encode `seconds` of the pattern at once (see `frames` for `busy`).
 
     `preset` "ultrafast" encodes fastest but leaves out CABAC and the deblocking filter, which make a

@@ -32,8 +32,9 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 # The server answers a close at once on a healthy link; on a slow one the close frame waits behind
 # queued video, and an agent asked to stop should not wait for that.
 CLOSE_TIMEOUT_SECONDS = 1.0
-# A stopping agent sends what it has recorded before it closes, so that none of it is spooled and sent again as
-# footage the server never saw; a healthy link needs milliseconds, a slow one gets this long before it is spooled.
+# A stopping agent sends what it has recorded before it closes, so that none of it is spooled and sent again
+# as footage the server never saw; a healthy link needs milliseconds, a slow one gets this long before it is
+# spooled.
 STOP_FLUSH_SECONDS = 2.0
 # The kernel would otherwise grow a send buffer to megabytes: tens of seconds of video queued where the
 # agent cannot drop whole GOPs, arriving late. 256 KiB still fills a 10 Mbit/s link at 200 ms of RTT.
@@ -42,8 +43,9 @@ AGENT = f"vigint-agent/{__version__}"
 
 
 class Refused(VigintError):
-    """The server refused this agent, or the agent the server, for a reason retrying cannot fix: the whole agent
-    stops, with its own exit code, so that a service manager does not start it again (scripts/vigint-agent.service).
+    """The server refused this agent, or the agent the server, for a reason retrying cannot fix: the whole
+    agent stops, with its own exit code, so that a service manager does not start it again
+    (scripts/vigint-agent.service).
     """
 
     exit_code = 3
@@ -57,8 +59,8 @@ class KeyRefused(Refused):
 def refusal(code: int | None, reason: str, api_key: str) -> Refused | None:
     """Return the error that stops the agent for close `code`, or None if the camera should retry."""
     if code == CloseCode.INVALID_KEY:
-        return KeyRefused(f"the server refused the API key {keys.display_prefix(api_key)}… (invalid, revoked or "
-                       "expired): contact your Vigint operator")
+        return KeyRefused(f"the server refused the API key {keys.display_prefix(api_key)}… "
+                          "(invalid, revoked or expired): contact your Vigint operator")
     if code == CloseCode.BAD_HELLO:
         return Refused(f"the server did not accept this agent's hello ({reason}): update vigint")
     return None
@@ -94,8 +96,8 @@ async def run_connection(settings: AgentSettings, backoff: Backoff,
     wrong, for the status view.
 
     Raises:
-        Refused: the key or the hello was refused, the server's certificate is not trusted or not for its host,
-            or the URL's scheme does not match the server (wss:// for a plain server, ws:// for TLS).
+        Refused: the key or the hello was refused, the server's certificate is not trusted or not for its
+            host, or the URL's scheme does not match the server (wss:// for a plain server, ws:// for TLS).
     """
     try:
         async with connect(settings.server_url, ssl=ssl_context(settings), compression=None,
@@ -109,7 +111,8 @@ async def run_connection(settings: AgentSettings, backoff: Backoff,
         code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "connection lost")
         if error := refusal(code, reason, settings.api_key):
             raise error from None
-        return reconnect_delay(backoff, code, reason, time.monotonic()), f"closed {code}: {reason}" if code else reason
+        detail = f"closed {code}: {reason}" if code else reason
+        return reconnect_delay(backoff, code, reason, time.monotonic()), detail
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
         if problem := await diagnosis.explain(settings.server_url, settings.ca_cert, error):
             raise Refused(problem) from None
@@ -132,11 +135,12 @@ async def greet(connection: ClientConnection, hello: str) -> dict:
 
 async def run_until_stopped(connection: ClientConnection, stopping: asyncio.Event, *jobs: Coroutine,
                             flush_seconds: float = 0.0) -> bool:
-    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops; then close.
+    """Run `jobs` on `connection` until the first ends (raising what it raised) or the agent stops; then
+    close.
 
-    Stopping interrupts a send that waits on a slow link, instead of waiting for the link; the first job is given
-    `flush_seconds` to end by itself first. Returns whether the server answered the close: then it has read
-    everything sent before it.
+    Stopping interrupts a send that waits on a slow link, instead of waiting for the link; the first job is
+    given `flush_seconds` to end by itself first. Returns whether the server answered the close: then it has
+    read everything sent before it.
     """
     tasks = [asyncio.create_task(job) for job in jobs]
     stopper = asyncio.create_task(stopping.wait())
@@ -163,23 +167,29 @@ class Uplink:
 
     def __init__(self, camera: Camera, settings: AgentSettings, status: CameraStatus, stopping: asyncio.Event,
                  spool: Spool, standing: KeyStanding):
-        self.camera, self.settings, self.status, self.stopping = camera, settings, status, stopping
-        self.spool, self.standing = spool, standing
+        self.camera = camera
+        self.settings = settings
+        self.status = status
+        self.stopping = stopping
+        self.spool = spool
+        self.standing = standing
         self.queue = GopQueue(settings.max_backlog_seconds)
         self.changed = asyncio.Event()
         self._ready = asyncio.Event()
         self._backoff = Backoff()
 
     def push(self, packet: Packet) -> None:
-        """Queue an access unit from the camera (on the event loop's thread); none once the agent stops (the reader
-        notices the stop a frame later: what it recorded after it would make the GOP sent last incomplete)."""
+        """Queue an access unit from the camera (on the event loop's thread); none once the agent stops (the
+        reader notices the stop a frame later: what it recorded after it would make the GOP sent last
+        incomplete)."""
         if self.stopping.is_set():
             return
         self._store(self.queue.push(packet))
         self._ready.set()
 
     def _store(self, gops: list[list[Packet]]) -> None:
-        """Spool GOPs not sent live; drop them while the key is refused (footage of a revoked client is not kept)."""
+        """Spool GOPs not sent live; drop them while the key is refused (footage of a revoked client is not
+        kept)."""
         for gop in gops:
             if not self.standing.refused:
                 self.spool.write(self.camera.name, gop)
@@ -191,8 +201,8 @@ class Uplink:
         self.changed.set()
 
     async def run(self, source_done: asyncio.Event) -> None:
-        """Stream until the source is done and its video sent, or the agent stops (sending what it recorded, for
-        STOP_FLUSH_SECONDS at most); then spool what the server is not known to have.
+        """Stream until the source is done and its video sent, or the agent stops (sending what it recorded,
+        for STOP_FLUSH_SECONDS at most); then spool what the server is not known to have.
 
         Raises:
             Refused: the hello, or a key the server never welcomed, was refused; retrying cannot help.
@@ -210,19 +220,23 @@ class Uplink:
                 await self._wait()
                 continue
             if not self.standing.refused:  # a refused camera's tries are no news: its state stays as it is
-                self.status.state, self.status.detail = State.CONNECTING, ""
+                self.status.state = State.CONNECTING
+                self.status.detail = ""
             try:
                 delay, detail = await run_connection(self.settings, self._backoff, self._session(source_done))
             except KeyRefused as error:
-                self.standing.refuse(error, self.status.key_expires_at)  # raises if it never worked: the agent stops
+                # raises if it never worked: the agent stops
+                self.standing.refuse(error, self.status.key_expires_at)
                 self._store(self.queue.pause())
-                self.status.state, self.status.detail = State.REFUSED, self.standing.detail
+                self.status.state = State.REFUSED
+                self.status.detail = self.standing.detail
                 await self.standing.turn()
                 continue
             if delay is None or source_done.is_set():
                 return  # finished, or the source is gone too: its last frames are not worth a wait
             self._store(self.queue.pause())
-            self.status.state, self.status.detail = State.WAITING, detail
+            self.status.state = State.WAITING
+            self.status.detail = detail
             self.status.reconnects += 1
             log.info("camera %s: reconnecting in %.1f s", self.camera.name, delay)
             await wait_for_event(self.stopping, delay)
@@ -241,13 +255,16 @@ class Uplink:
 
     async def _hello(self, connection: ClientConnection) -> None:
         spooled = self.spool.stats(self.camera.name)
-        welcome = await greet(connection, protocol.hello(self.settings.api_key, self.camera.name, AGENT,
-                                                         spooled_seconds=spooled.seconds if spooled.gops else None))
+        spooled_seconds = spooled.seconds if spooled.gops else None
+        hello = protocol.hello(self.settings.api_key, self.camera.name, AGENT,
+                               spooled_seconds=spooled_seconds)
+        welcome = await greet(connection, hello)
         self.standing.welcomed()
         self.queue.resume()  # the server's new decoder must start at a keyframe
         self.changed.set()
         self._backoff.connected(time.monotonic())
-        self.status.state, self.status.detail = State.STREAMING, ""
+        self.status.state = State.STREAMING
+        self.status.detail = ""
         self.status.key_expires_at = protocol.key_expiry(welcome)
         log.info("camera %s: streaming to %s as client %s", self.camera.name, self.settings.server_url,
                  welcome.get("client_id"))
@@ -283,11 +300,12 @@ class Uplink:
 
 
 async def _close_now(connection: ClientConnection) -> bool:
-    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection; return whether the server answered our close.
+    """Close within CLOSE_TIMEOUT_SECONDS, then drop the connection; return whether the server answered our
+    close.
 
-    websockets applies its close timeout only once the video queued before the close frame has drained,
-    which on a slow link takes as long as the link needs: an agent asked to stop would wait for it. The server
-    reads our close after everything sent before it, so its answer says that it has all of it; a close the server
+    websockets applies its close timeout only once the video queued before the close frame has drained, which
+    on a slow link takes as long as the link needs: an agent asked to stop would wait for it. The server reads
+    our close after everything sent before it, so its answer says that it has all of it; a close the server
     started says nothing of what it read.
     """
     try:

@@ -46,6 +46,8 @@ class Content:
     action: tuple[str, str]  # label and address of the main link (a button in HTML)
     download: tuple[str, str, str] | None  # label, clip link and its validity; None: no clip to download
     note: str  # said after the links (no clip saved), or empty
+    mutes: tuple[tuple[str, str], ...]  # label and signed link of each way to mute the camera; () for none
+    mute_note: str  # said under the mute links, or empty
     signature: str
     still_label: str  # the inline still's alternative text
 
@@ -75,15 +77,18 @@ def _content(alert: Alert, targets: AlertLinks, language: str) -> Content:
               "still_label": template["still"].format(**fields)}
     if incident.type in CAMERA_EVENTS:
         return Content(template["event_subject"].format(**fields), lines=(incident.description,),
-                       action=(template["open_cameras"], targets.page), download=None, note="", **common)
+                       action=(template["open_cameras"], targets.page), download=None, note="", mutes=(),
+                       mute_note="", **common)
     ai_checked = incident.verdict != "not_checked"  # a threat level is the AI's: none without it
     lines = [template["seen"].format(**fields), templates.offline_note(incident, language, zone),
              incident.description, template["threat"].format(threat=incident.threat) if ai_checked else ""]
     download = (template["download"], targets.clip, template["valid_until"].format(
         expires=templates.when(targets.clip_expires, language, zone))) if incident.clip_path else None
+    mutes = tuple((template[f"mute_{choice}"], link) for choice, link in targets.mutes)
     return Content(template["subject"].format(**fields), lines=tuple(line for line in lines if line),
                    action=(template["open"], targets.page), download=download,
-                   note="" if download else template["no_clip"], **common)
+                   note="" if download else template["no_clip"], mutes=mutes,
+                   mute_note=template["mute_note"] if mutes else "", **common)
 
 
 def compose_email(alert: Alert, targets: AlertLinks, alerts: AlertSettings, email: EmailSettings, secret: str,
@@ -123,12 +128,14 @@ def _text(content: Content, colon: str) -> str:
     if content.download:
         label, address, validity = content.download
         paragraphs.append(f"{label} ({validity}){colon}\n{address}")
-    return "\n\n".join([*paragraphs, *filter(None, [content.note]), content.signature]) + "\n"
+    paragraphs += [f"{label}{colon}\n{address}" for label, address in content.mutes]
+    notes = [text for text in (content.mute_note, content.note) if text]
+    return "\n\n".join([*paragraphs, *notes, content.signature]) + "\n"
 
 
 def _html(content: Content, cid: str | None) -> str:
     """Return the HTML part: the text's paragraphs escaped, the still (`cid`: its Content-ID, if any) and the
-    main link as a button, both opening the page, and the clip's download link."""
+    main link as a button, both opening the page, the clip's download link and the links muting the camera."""
     label, address = (html.escape(part) for part in content.action)
     blocks = [html.escape(content.greeting), "<br>".join(html.escape(line) for line in content.lines)]
     if cid:
@@ -139,7 +146,10 @@ def _html(content: Content, cid: str | None) -> str:
     if content.download:
         download, clip, validity = (html.escape(part) for part in content.download)
         blocks.append(f'<a href="{clip}">{download}</a> ({validity})')
-    blocks += [html.escape(text) for text in (content.note, content.signature) if text]
+    if content.mutes:
+        blocks.append(" · ".join(f'<a href="{html.escape(link)}">{html.escape(label)}</a>'
+                                 for label, link in content.mutes))
+    blocks += [html.escape(text) for text in (content.mute_note, content.note, content.signature) if text]
     paragraphs = "".join(f"<p>{block.replace(chr(10), '<br>')}</p>" for block in blocks)  # a description's lines
     return ('<!doctype html><html><body style="font-family:sans-serif;font-size:16px;line-height:1.4">'
             f"{paragraphs}</body></html>")

@@ -1,4 +1,5 @@
-"""The links in alerts: the incident on the customer's page, signed clip links, and the secret that signs them.
+"""The links in alerts: the incident on the customer's page, signed clip links, and the secret that signs
+them.
 
 Clip links are `GET /clips/<id>?exp=…&sig=…`, where sig is an HMAC of the incident, its client and the expiry
 with the server's secret: an expired, tampered or re-targeted link is refused (403). Whoever knows the
@@ -26,21 +27,26 @@ LINK_SECRET_FILE = "link-secret"
 # before int(), which would otherwise raise on thousands of digits (and answer 500 instead of 403).
 EXPIRY_PATTERN = re.compile(r"[0-9]{1,12}")
 SIGNATURE_PATTERN = re.compile(r"[0-9a-f]{64}")  # hex SHA-256; compare_digest raises on non-ASCII text
-CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})  # incidents without a clip: a camera left or returned
+# incidents without a clip: a camera left or returned
+CAMERA_EVENTS = frozenset({"camera_down", "camera_back"})
 
 
 @dataclass(frozen=True)
 class AlertLinks:
-    """Where an alert points: the customer's page (`page_link`) and the incident's signed clip link."""
+    """Where an alert points: the customer's page (`page_link`), the incident's signed clip link, and the
+    links that mute its camera."""
 
     page: str
     clip: str
     clip_expires: int  # Unix seconds
+    # (choice, signed link) of each way to mute the camera (alerts.mutes)
+    mutes: tuple[tuple[str, str], ...] = ()
 
 
 def page_link(page_url: str, incident: Incident) -> str:
-    """Return the page an alert opens (the customer's page asks for a sign-in first if needed): the incident's own,
-    `<page_url>/incidents/<id>`, or for a camera going down or coming back the cameras', `<page_url>/cameras`."""
+    """Return the page an alert opens (the customer's page asks for a sign-in first if needed): the incident's
+    own, `<page_url>/incidents/<id>`, or for a camera going down or coming back the cameras',
+    `<page_url>/cameras`."""
     base = page_url.rstrip("/")
     return f"{base}/cameras" if incident.type in CAMERA_EVENTS else f"{base}/incidents/{incident.id}"
 
@@ -56,7 +62,8 @@ def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> s
     """
     if shared and not configured:
         raise ConfigError("several nodes share this database: set [alerts] link_secret (or "
-                          "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, e.g. `openssl rand -hex 32`")
+                          "VIGINT_ALERTS_LINK_SECRET) to the same value on every node, "
+                          "e.g. `openssl rand -hex 32`")
     if configured:
         if len(configured.strip()) < MIN_LINK_SECRET_LENGTH:
             raise ConfigError(f"[alerts] link_secret must be at least {MIN_LINK_SECRET_LENGTH} characters "
@@ -70,12 +77,13 @@ def load_link_secret(configured: str, data_dir: Path, shared: bool = False) -> s
         return _generate_link_secret(path)
     except (OSError, UnicodeDecodeError) as error:
         reason = (error.strerror or str(error)) if isinstance(error, OSError) else "not ASCII text"
-        raise ConfigError(f"cannot read the clip-link secret {path}: {reason}; fix its permissions, or delete it "
-                          "so that a new one is generated (links already sent stop working)") from None
+        message = (f"cannot read the clip-link secret {path}: {reason}; fix its permissions, or delete it so "
+                   "that a new one is generated (links already sent stop working)")
+        raise ConfigError(message) from None
     if len(text) < MIN_LINK_SECRET_LENGTH:
         raise ConfigError(f"the clip-link secret {path} is {'empty' if not text else 'too short'} (at least "
-                          f"{MIN_LINK_SECRET_LENGTH} characters needed): delete it so that a new one is generated "
-                          "(links already sent stop working)")
+                          f"{MIN_LINK_SECRET_LENGTH} characters needed): delete it so that a new one is "
+                          "generated (links already sent stop working)")
     return text
 
 
@@ -106,6 +114,7 @@ def link_is_valid(secret: str, incident: Incident, expires: str, signature: str,
     Malformed values (an expiry that is not 1-12 ASCII digits, a signature that is not 64 hex digits)
     make the link invalid: they never raise.
     """
-    if not EXPIRY_PATTERN.fullmatch(expires) or not SIGNATURE_PATTERN.fullmatch(signature) or int(expires) < now:
+    well_formed = EXPIRY_PATTERN.fullmatch(expires) and SIGNATURE_PATTERN.fullmatch(signature)
+    if not well_formed or int(expires) < now:
         return False
     return hmac.compare_digest(_signature(secret, incident.id, incident.client_id, int(expires)), signature)

@@ -26,6 +26,10 @@ TEMPLATES = {
         "download": "Download the clip",
         "valid_until": "link valid until {expires}",
         "no_clip": "No clip could be saved for this incident.",
+        "mute_1h": "Mute this camera for 1 hour",
+        "mute_morning": "Mute it until morning (08:00)",
+        "mute_note": "A muted camera records no incident and sends no alert. Each mute link works once, "
+                     "within 24 hours, without signing in.",
         "signature": "— Vigint",
         "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
         "offline_same_day": "Recorded {date} {start_time}–{end_time} {zone} while the camera could not reach Vigint; "
@@ -55,6 +59,10 @@ TEMPLATES = {
         "download": "Télécharger la séquence",
         "valid_until": "lien valable jusqu'au {expires}",
         "no_clip": "Aucune séquence n'a pu être enregistrée pour cet incident.",
+        "mute_1h": "Mettre cette caméra en sourdine pendant 1 heure",
+        "mute_morning": "La mettre en sourdine jusqu'au matin (8 h)",
+        "mute_note": "Une caméra en sourdine n'enregistre aucun incident et n'envoie aucune alerte. Chaque "
+                     "lien de sourdine fonctionne une fois, dans les 24 heures, sans connexion.",
         "signature": "— Vigint",
         "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne",
                   "camera_back": "caméra de nouveau en ligne"},

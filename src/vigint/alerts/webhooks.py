@@ -35,8 +35,10 @@ def post_webhook(url: str, secret: str, body: bytes, timeout: float) -> None:
     """POST a webhook.
 
     Raises:
-        Undeliverable: the receiver answered a 4xx (other than 408 or 429): the same body would be refused again.
-        OSError: any other failure (urllib's errors included: 5xx, timeouts, refused connections), worth retrying.
+        Undeliverable: the receiver answered a 4xx (other than 408 or 429): the same body would be refused
+            again.
+        OSError: any other failure (urllib's errors included: 5xx, timeouts, refused connections), worth
+            retrying.
     """
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "X-Vigint-Signature": webhook_signature(secret, body),
@@ -46,5 +48,6 @@ def post_webhook(url: str, secret: str, body: bytes, timeout: float) -> None:
             response.read()
     except urllib.error.HTTPError as error:  # the URL may hold a token: the reason names only the answer
         if 400 <= error.code < 500 and error.code not in RETRIED_STATUSES:
-            raise Undeliverable(f"the webhook receiver answered {error.code} {one_line(str(error.reason))}") from None
+            reason = one_line(str(error.reason))
+            raise Undeliverable(f"the webhook receiver answered {error.code} {reason}") from None
         raise

@@ -13,6 +13,15 @@ from vigint.errors import InvalidInputError
 from vigint.store.records import CENT, Invoice, Line
 
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+MILLI = Decimal("0.001")  # gigabytes and thousands of tokens are billed to three decimals
+_STYLE = """\
+@page{size:A4;margin:18mm}body{font:11pt/1.4 system-ui,sans-serif;max-width:48em;margin:2em auto;color:#111}
+table{width:100%;border-collapse:collapse}td,th{padding:.3em;border-bottom:1px solid #ccc;text-align:left}
+.n{text-align:right}.parties{display:flex;justify-content:space-between;gap:2em;margin:1.5em 0}
+.note{border:2px solid #b00;color:#b00;padding:.5em}h2{font-size:1.1em;margin-top:1.5em}
+@media print{body{margin:0;max-width:none}}"""
+_HEADER = ("<tr><th>Description</th><th class=n>Quantity</th><th>Unit</th><th class=n>Unit price</th>"
+           "<th class=n>Amount</th></tr>")
 
 
 @dataclass(frozen=True)
@@ -32,28 +41,34 @@ def period_bounds(period: str) -> tuple[float, float]:
     match = PERIOD.fullmatch(period)
     if match is None:
         raise InvalidInputError(f"{period!r} is not a period like 2026-01")
-    year, month = int(match[1]), int(match[2])
+    year = int(match[1])
+    month = int(match[2])
     start = datetime(year, month, 1, tzinfo=timezone.utc)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
     return start.timestamp(), end.timestamp()
 
 
+def _rounded(value: Decimal, step: Decimal = CENT) -> Decimal:
+    return value.quantize(step, ROUND_HALF_UP)
+
+
 def price(usage: Usage, billing: BillingSettings) -> tuple[Line, ...]:
     """Price a period's usage; lines with nothing used are left out."""
     quantities = [
-        ("Camera streaming", (usage.stream_seconds / 3600).quantize(CENT, ROUND_HALF_UP), "camera-hour",
+        ("Camera streaming", _rounded(usage.stream_seconds / 3600), "camera-hour",
          billing.price_per_camera_hour),
-        # Footage recorded while the camera was offline and sent later is analysed like live video, priced alike.
-        ("Footage recovered after outages", (usage.backfill_seconds / 3600).quantize(CENT, ROUND_HALF_UP),
+        # Footage recorded while the camera was offline and sent later is analysed like live video, priced
+        # alike.
+        ("Footage recovered after outages", _rounded(usage.backfill_seconds / 3600),
          "camera-hour", billing.price_per_camera_hour),
-        ("Video received", (Decimal(usage.bytes_received) / 10**9).quantize(Decimal("0.001"), ROUND_HALF_UP), "GB",
+        ("Video received", _rounded(Decimal(usage.bytes_received) / 10**9, MILLI), "GB",
          billing.price_per_gb),
         ("AI verifications", Decimal(usage.ai_calls), "call", billing.price_per_ai_call),
-        ("AI tokens", (Decimal(usage.ai_tokens) / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP), "1k tokens",
+        ("AI tokens", _rounded(Decimal(usage.ai_tokens) / 1000, MILLI), "1k tokens",
          billing.price_per_1k_tokens),
         ("Alerts delivered", Decimal(usage.alerts_sent), "alert", billing.price_per_alert),
     ]
-    return tuple(Line(description, quantity, unit, unit_price, (quantity * unit_price).quantize(CENT, ROUND_HALF_UP))
+    return tuple(Line(description, quantity, unit, unit_price, _rounded(quantity * unit_price))
                  for description, quantity, unit, unit_price in quantities if quantity)
 
 
@@ -75,12 +90,13 @@ def to_csv(invoice: Invoice) -> str:
 
 
 def to_html(invoice: Invoice) -> str:
-    """Return the invoice (or credit note) as a self-contained HTML page that prints on one A4 sheet: seller and
-    buyer, number, dates, lines, VAT, total, and how to pay."""
+    """Return the invoice (or credit note) as a self-contained HTML page that prints on one A4 sheet: seller
+    and buyer, number, dates, lines, VAT, total, and how to pay."""
     e = html.escape
     kind = "Credit note" if invoice.is_credit_note else "Invoice"
-    rows = "\n".join(f"<tr><td>{e(line.description)}</td><td class=n>{line.quantity}</td><td>{e(line.unit)}</td>"
-                     f"<td class=n>{line.unit_price}</td><td class=n>{line.amount}</td></tr>" for line in invoice.lines)
+    rows = "\n".join(f"<tr><td>{e(line.description)}</td><td class=n>{line.quantity}</td>"
+                     f"<td>{e(line.unit)}</td><td class=n>{line.unit_price}</td>"
+                     f"<td class=n>{line.amount}</td></tr>" for line in invoice.lines)
     vat_percent = f"{invoice.vat_rate * 100:f}".rstrip("0").rstrip(".")
 
     def party(name: str, address: str, vat_id: str, email: str = "") -> str:
@@ -93,24 +109,24 @@ def to_html(invoice: Invoice) -> str:
     if invoice.is_credit_note:
         notes.append(f"<p class=note>Voids invoice {invoice.voids}: {e(invoice.reason)}</p>")
     if invoice.voided_by is not None:
-        notes.append(f"<p class=note>Voided by credit note {invoice.voided_by}: nothing is due on this invoice.</p>")
-    payment = (f"<h2>Payment</h2><p>Please pay {invoice.total} {e(invoice.currency)} by {invoice.due_on}, with the "
-               f"reference <b>{kind} {invoice.number}</b>:<br>{e(invoice.payment_details)}</p>"
-               if invoice.payment_details and not invoice.is_credit_note and invoice.voided_by is None else "")
+        notes.append(f"<p class=note>Voided by credit note {invoice.voided_by}: "
+                     "nothing is due on this invoice.</p>")
+    payable = invoice.payment_details and not invoice.is_credit_note and invoice.voided_by is None
+    payment = (f"<h2>Payment</h2><p>Please pay {invoice.total} {e(invoice.currency)} by {invoice.due_on}, "
+               f"with the reference <b>{kind} {invoice.number}</b>:<br>{e(invoice.payment_details)}</p>"
+               if payable else "")
+    seller = party(invoice.seller_name, invoice.seller_address, invoice.seller_vat_id)
+    buyer = party(invoice.client_name, invoice.client_address, invoice.client_vat_id, invoice.client_email)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{kind} {invoice.number}</title>
-<style>@page{{size:A4;margin:18mm}}body{{font:11pt/1.4 system-ui,sans-serif;max-width:48em;margin:2em auto;color:#111}}
-table{{width:100%;border-collapse:collapse}}td,th{{padding:.3em;border-bottom:1px solid #ccc;text-align:left}}
-.n{{text-align:right}}.parties{{display:flex;justify-content:space-between;gap:2em;margin:1.5em 0}}
-.note{{border:2px solid #b00;color:#b00;padding:.5em}}h2{{font-size:1.1em;margin-top:1.5em}}
-@media print{{body{{margin:0;max-width:none}}}}</style></head><body>
+<style>{_STYLE}</style></head><body>
 <h1>{kind} {invoice.number}</h1>
-<div class=parties><div>{party(invoice.seller_name, invoice.seller_address, invoice.seller_vat_id)}</div>
-<div>Billed to:<br>{party(invoice.client_name, invoice.client_address, invoice.client_vat_id, invoice.client_email)}</div></div>
+<div class=parties><div>{seller}</div>
+<div>Billed to:<br>{buyer}</div></div>
 <table>{"".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in dates)}</table>
 {"".join(notes)}
 <h2>Lines</h2>
-<table><tr><th>Description</th><th class=n>Quantity</th><th>Unit</th><th class=n>Unit price</th><th class=n>Amount</th></tr>
+<table>{_HEADER}
 {rows}
 <tr><td colspan=4>Subtotal</td><td class=n>{invoice.subtotal}</td></tr>
 <tr><td colspan=4>VAT {vat_percent} %</td><td class=n>{invoice.vat}</td></tr>

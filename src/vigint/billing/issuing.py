@@ -36,8 +36,8 @@ def closed_month(period: str, now: float) -> ClosedMonth:
 
 
 def _total(rows: list[UsageRow]) -> Usage:
-    """Sum a client's usage over its keys; stream and footage time to the millisecond, as the meter records them;
-    the video received live and recovered after outages."""
+    """Sum a client's usage over its keys; stream and footage time to the millisecond, as the meter records
+    them; the video received live and recovered after outages."""
     return Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))),
                  sum(r.bytes_received + r.backfill_bytes for r in rows), sum(r.ai_calls for r in rows),
                  sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows),
@@ -46,7 +46,8 @@ def _total(rows: list[UsageRow]) -> Usage:
 
 def missing_seller_details(billing: BillingSettings) -> list[str]:
     """Name the [billing] settings an invoice cannot go without that are empty."""
-    return [name for name in ("seller_name", "seller_address", "payment_details") if not getattr(billing, name).strip()]
+    required = ("seller_name", "seller_address", "payment_details")
+    return [name for name in required if not getattr(billing, name).strip()]
 
 
 async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, month: ClosedMonth,
@@ -73,11 +74,12 @@ async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, 
     lines = price(usage, billing)
     if not lines and not allow_empty:
         created = date.fromtimestamp(client.created_at).isoformat()
-        # a few seconds of streaming are usage all the same: "used nothing" would send the operator looking for a bug
-        used = (f"'s usage in {month.period} rounds to 0.00 {billing.currency}" if any(dataclasses.astuple(usage))
-                else f" used nothing in {month.period}")
-        raise InvalidInputError(f"client {client.id} ({client.name}){used}"
-                                f"{f' (it was created on {created})' if created[:7] > month.period else ''}: no invoice "
+        # a few seconds of streaming are usage all the same: "used nothing" would send the operator looking
+        # for a bug
+        used = (f"'s usage in {month.period} rounds to 0.00 {billing.currency}"
+                if any(dataclasses.astuple(usage)) else f" used nothing in {month.period}")
+        since = f" (it was created on {created})" if created[:7] > month.period else ""
+        raise InvalidInputError(f"client {client.id} ({client.name}){used}{since}: no invoice "
                                 "issued; --allow-empty issues one for 0.00")
     today = today or date.today()
     return await store.issue_invoice(Invoice(
@@ -89,14 +91,17 @@ async def issue_invoice(store: Store, billing: BillingSettings, client_id: int, 
 
 
 async def void_invoice(store: Store, number: int, reason: str, today: date | None = None) -> Invoice:
-    """Void an invoice with a credit note numbered next: the same parties and lines, amounts negated; return it.
-    Raises NotFoundError, or InvalidInputError (an empty reason, a credit note, an invoice voided already)."""
+    """Void an invoice with a credit note numbered next: the same parties and lines, amounts negated; return
+    it. Raises NotFoundError, or InvalidInputError (an empty reason, a credit note, an invoice voided
+    already)."""
     if not reason.strip():
-        raise InvalidInputError("say why the invoice is voided (--reason), for the credit note and the audit log")
+        raise InvalidInputError("say why the invoice is voided (--reason), for the credit note and the "
+                                "audit log")
     issued_on = (today or date.today()).isoformat()
 
     def credit_note(invoice: Invoice) -> Invoice:
-        lines = tuple(dataclasses.replace(line, quantity=-line.quantity, amount=-line.amount) for line in invoice.lines)
-        return dataclasses.replace(invoice, number=0, issued_on=issued_on, lines=lines, due_on="", voids=invoice.number,
-                                   reason=reason.strip(), voided_by=None)
+        lines = tuple(dataclasses.replace(line, quantity=-line.quantity, amount=-line.amount)
+                      for line in invoice.lines)
+        return dataclasses.replace(invoice, number=0, issued_on=issued_on, lines=lines, due_on="",
+                                   voids=invoice.number, reason=reason.strip(), voided_by=None)
     return await store.void_invoice(number, credit_note)

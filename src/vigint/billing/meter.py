@@ -3,7 +3,8 @@
 from vigint.store.records import UsageDelta
 
 BUCKET_SECONDS = 3600
-# A step between two access units' decode times longer than this is footage the agent dropped, not footage sent.
+# A step between two access units' decode times longer than this is footage the agent dropped, not footage
+# sent.
 MAX_FOOTAGE_STEP_SECONDS = 2.0
 
 
@@ -13,9 +14,10 @@ def bucket_of(timestamp: float) -> int:
 
 
 def footage_seconds(previous_dts: int | None, dts: int | None) -> float:
-    """Return the footage time an access unit at `dts` (µs) adds after the newest one before it: the step between
-    them, none for the first or one out of order, at most MAX_FOOTAGE_STEP_SECONDS across a gap. The times are
-    those the stream's gate took, which advance like frames (see analysis/intake.py): a sender cannot shrink them."""
+    """Return the footage time an access unit at `dts` (µs) adds after the newest one before it: the step
+    between them, none for the first or one out of order, at most MAX_FOOTAGE_STEP_SECONDS across a gap. The
+    times are those the stream's gate took, which advance like frames (see analysis/intake.py): a sender
+    cannot shrink them."""
     if previous_dts is None or dts is None or dts <= previous_dts:
         return 0.0
     return min((dts - previous_dts) / 1e6, MAX_FOOTAGE_STEP_SECONDS)
@@ -43,7 +45,8 @@ class UsageMeter:
         self._delta(key_id, now).frames_decoded += count
 
     def add_backfill(self, key_id: int, count: int, footage_seconds: float, now: float) -> None:
-        """Count recorded footage received on a backfill of `key_id`: its bytes and footage time, apart from live."""
+        """Count recorded footage received on a backfill of `key_id`: its bytes and footage time, apart from
+        live."""
         delta = self._delta(key_id, now)
         delta.backfill_bytes += count
         delta.backfill_seconds += footage_seconds
@@ -67,13 +70,14 @@ class UsageMeter:
 
     def drain(self) -> list[UsageDelta]:
         """Return everything accumulated since the last drain, and start afresh."""
-        deltas, self._pending = list(self._pending.values()), {}
+        deltas = list(self._pending.values())
+        self._pending = {}
         return deltas
 
     def restore(self, deltas: list[UsageDelta]) -> None:
         """Put back deltas a failed flush could not write, so nothing is lost."""
         for delta in deltas:
             merged = self._delta(delta.key_id, delta.bucket_start)
-            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens", "alerts_sent",
-                         "backfill_bytes", "backfill_seconds"):
+            for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens",
+                         "alerts_sent", "backfill_bytes", "backfill_seconds"):
                 setattr(merged, name, getattr(merged, name) + getattr(delta, name))

@@ -91,7 +91,8 @@ def validate_language(code: str | None) -> str | None:
 
 
 TIMEZONE_HELP = "time zone of its alerts, e.g. Europe/Paris (default: the server's)"
-LANGUAGE_HELP = f"language of its alerts: {', '.join(LANGUAGES)} (default: the server's [alerts] language)"
+LANGUAGE_HELP = (f"language of its alerts and page: {', '.join(LANGUAGES)} "
+                 "(default: the server's [alerts] language)")
 
 
 @client_commands.command("create", "create a client and print its first API key once (or its hand-over link)",

@@ -67,11 +67,15 @@ class _Command:
     options: tuple[Option, ...]
     listing: bool
     server_side: bool
+    epilog: str | None
 
     def add_to(self, subparsers, common: argparse.ArgumentParser) -> None:
         parents = [common] if self.server_side else []
+        # An epilog keeps its lines as written: it holds examples, which argparse would run together.
+        formatter = argparse.RawDescriptionHelpFormatter if self.epilog else argparse.HelpFormatter
         sub = subparsers.add_parser(self.name, parents=parents, help=self.help_text,
-                                    description=self.description)
+                                    description=self.description, epilog=self.epilog,
+                                    formatter_class=formatter)
         sub.set_defaults(handler=self.handler, server_side=self.server_side)
         if self.listing:
             sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -97,16 +101,17 @@ class Commands:
         self._declared: list[_Command | _Group] = []
 
     def command(self, name: str, help_text: str, *options: Option, listing: bool = False,
-                description: str | None = None, server_side: bool = True):
+                description: str | None = None, server_side: bool = True, epilog: str | None = None):
         """Declare the decorated handler as command `name`.
 
-        A listing also takes --json. `description` (default: `help_text`) heads the command's own --help.
+        A listing also takes --json. `description` (default: `help_text`) heads the command's own --help, and
+        `epilog`, if given, ends it, its lines kept as written (syntax and examples).
         A command that is not `server_side` (the agent, the demo) loads no server settings and so takes
         none of the common options.
         """
         def declare(handler: Handler) -> Handler:
             command = _Command(name, handler, help_text, description or help_text, options, listing,
-                               server_side)
+                               server_side, epilog)
             self._declared.append(command)
             return handler
         return declare

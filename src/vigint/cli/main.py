@@ -18,6 +18,7 @@ from vigint import __version__
 from vigint.cli import (
     agent,
     apikeys,
+    cameras,
     clients,
     database,
     incidents,
@@ -37,8 +38,8 @@ from vigint.errors import VigintError
 log = logging.getLogger("vigint")
 
 # The command groups, in the order `vigint --help` lists their commands.
-GROUPS = (clients, apikeys, operations, usage, status, review, invoices, incidents, mailing, database,
-          settings, agent)
+GROUPS = (clients, apikeys, cameras, operations, usage, status, review, invoices, incidents, mailing,
+          database, settings, agent)
 # Command-line flags that override a setting, by argparse destination.
 FLAG_SETTINGS = {"db": ("database", "path"), "host": ("server", "host"), "port": ("server", "port"),
                  "web_port": ("web", "port"),

@@ -39,7 +39,8 @@ KEY_IN_USE_DAYS = 7  # a key that streamed this recently and expires soon may st
 
 
 def is_spike(last_hour: int, trailing: list[int], factor: float, floor_bytes: float) -> bool:
-    """Tell whether `last_hour` bytes is far above the trailing hourly average (hours without usage count as 0)."""
+    """Tell whether `last_hour` bytes is far above the trailing hourly average (hours without usage count as
+    0)."""
     average = sum(trailing) / TRAILING_HOURS
     return last_hour >= floor_bytes and last_hour > factor * average
 
@@ -71,27 +72,37 @@ class FleetMonitor:
     """Checks cameras, usage and hellos for one server; `run` until its stop event.
 
     It sees the server through three functions: `streams()`, this node's open streams, `everywhere(now)`,
-    those of every node, and `refused(now)`, the addresses blocked for failed hellos with their failure counts.
+    those of every node, and `refused(now)`, the addresses blocked for failed hellos with their failure
+    counts.
     """
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics, outbox: Outbox, node_id: str,
-                 streams: Callable[[], list[LiveStream]], everywhere: Callable[[float], Awaitable[list[Located]]],
+                 streams: Callable[[], list[LiveStream]],
+                 everywhere: Callable[[float], Awaitable[list[Located]]],
                  refused: Callable[[float], list[tuple[str, int]]]):
-        self._settings, self._email, self._store, self._metrics = settings.alerts, settings.email, store, metrics
-        self._outbox, self._node_id, self._streams, self._refused = outbox, node_id, streams, refused
+        self._settings = settings.alerts
+        self._email = settings.email
+        self._store = store
+        self._metrics = metrics
+        self._outbox = outbox
+        self._node_id = node_id
+        self._streams = streams
+        self._refused = refused
         self._everywhere = everywhere
         self.started_at = time.time()
         self._frames_at_last_snapshot = (time.monotonic(), 0)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Check every `monitor_seconds` until `stopping`."""
-        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log, "fleet check failed")
+        await every(self._settings.monitor_seconds, stopping, lambda: self.check(time.time()), log,
+                    "fleet check failed")
 
     async def check(self, now: float) -> None:
-        """One pass: this node's refused hellos; if it holds the fleet lease, cameras down or back, keys' usage,
-        expiry and hand-over links, and the operator's emails."""
+        """One pass: this node's refused hellos; if it holds the fleet lease, cameras down or back, keys'
+        usage, expiry and hand-over links, and the operator's emails."""
         flags = await self._hello_flags(now)
-        if await self._store.hold_lease("fleet", self._node_id, now + 3 * self._settings.monitor_seconds, now):
+        lease_until = now + 3 * self._settings.monitor_seconds
+        if await self._store.hold_lease("fleet", self._node_id, lease_until, now):
             streams = await self._everywhere(now)
             await self._cameras(streams, now)
             flags += await self._key_flags(streams, now)
@@ -106,8 +117,8 @@ class FleetMonitor:
     async def _cameras(self, streams: list[Located], now: float) -> None:
         spooled = {(s.client_id, s.camera): s.spooled_seconds for s in streams}
         for client_id, camera in await self._store.camera_seen(list(spooled), now):
-            await self._camera_event(client_id, camera, "camera_back",
-                                     partial(templates.camera_back, camera, now, spooled[(client_id, camera)]))
+            back = partial(templates.camera_back, camera, now, spooled[(client_id, camera)])
+            await self._camera_event(client_id, camera, "camera_back", back)
         threshold = self._settings.camera_down_minutes * 60
         if now - self.started_at < threshold:
             return  # after a restart, agents need a moment to come back: no camera is down yet
@@ -123,14 +134,16 @@ class FleetMonitor:
             client = await self._store.get_client(client_id)
         except NotFoundError:
             return  # deleted since its camera was seen: no one to tell
-        description = describe(templates.choose_language(client.language, self._settings.language), client.timezone)
+        language = templates.choose_language(client.language, self._settings.language)
+        description = describe(language, client.timezone)
         incident = await self._store.record_event(client_id, camera, kind, description, time.time(),
                                                   self._outbox.channels)
         log.info("client %d camera %r: %s (event %d)", client_id, camera, kind, incident.id)
         self._outbox.wake()
 
     async def _key_flags(self, streams: list[Located], now: float) -> list[Flag]:
-        store, raised = self._store, []
+        store = self._store
+        raised = []
         addresses = defaultdict(set)
         for stream in streams:
             addresses[stream.key_id].add(stream.address)
@@ -149,8 +162,8 @@ class FleetMonitor:
                                   self._settings.usage_spike_min_mb * 1e6):
                 raised.append(await store.raise_flag(
                     FlagKind.SPIKE, f"key:{key_id}", key.client_id, key_id,
-                    f"key {key.prefix}… of client {key.client_id} received {hours[-1] / 1e6:,.0f} MB this hour, "
-                    f"over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
+                    f"key {key.prefix}… of client {key.client_id} received {hours[-1] / 1e6:,.0f} MB "
+                    f"this hour, over {self._settings.usage_spike_factor:g}× its 7-day hourly average", now))
         return [flag for flag in raised if flag is not None]
 
     async def _hello_flags(self, now: float) -> list[Flag]:
@@ -168,7 +181,8 @@ class FleetMonitor:
         return None
 
     async def _email_operator(self, message: EmailMessage, about: str) -> bool:
-        """Send the operator an email; say whether it went (a failure is logged and retried at the next pass)."""
+        """Send the operator an email; say whether it went (a failure is logged and retried at the next
+        pass)."""
         try:
             await asyncio.get_running_loop().run_in_executor(None, emails.send_email, self._email, message)
         except Exception as error:  # noqa: BLE001 - retried at the next pass
@@ -204,7 +218,8 @@ class FleetMonitor:
 
     def snapshot(self) -> dict:
         """Return the server's state for `vigint status`: streams, decode load."""
-        now_monotonic, frames = time.monotonic(), self._metrics.frames_decoded
+        now_monotonic = time.monotonic()
+        frames = self._metrics.frames_decoded
         then, frames_then = self._frames_at_last_snapshot
         self._frames_at_last_snapshot = (now_monotonic, frames)
         return {
@@ -214,5 +229,6 @@ class FleetMonitor:
             "streams": [{"client_id": s.client_id, "camera": s.camera, "key_prefix": s.key_prefix,
                          "address": s.address, "connected_at": s.connected_at,
                          "frames_decoded": s.frames_decoded, "mode": s.mode} for s in self._streams()],
-            # `streams` holds backfills too (mode "backfill"): recorded footage beside a live stream, not a camera
+            # `streams` holds backfills too (mode "backfill"): recorded footage beside a live stream, not a
+            # camera
         }

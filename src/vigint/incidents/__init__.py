@@ -1,1 +1,2 @@
-"""Incidents: motion events recorded as incidents with a clip, verified by an AI provider, kept for a while."""
+"""Incidents: motion events recorded as incidents with a clip, verified by an AI provider, kept for a
+while."""

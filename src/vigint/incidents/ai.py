@@ -19,22 +19,24 @@ from vigint.errors import VigintError
 from vigint.incidents import stills
 from vigint.media import Packet
 
-# What a verdict may call an incident. Anything else a model says becomes "other": the type reaches email subjects,
-# webhooks and the page, and names such as "motion" or "camera_down" mean something else there.
+# What a verdict may call an incident. Anything else a model says becomes "other": the type reaches email
+# subjects, webhooks and the page, and names such as "motion" or "camera_down" mean something else there.
 TYPES = ("intrusion", "theft", "person", "vehicle", "animal", "other")
 MAX_DESCRIPTION = 300  # characters: one short sentence, as asked; a longer one is cut
 MAX_THREAT = 2
 MAX_TOKENS = 10_000_000  # per call: far above any real one, so a reply cannot bill (or credit) absurd counts
-MAX_REPLY_BYTES = 2 << 20  # a verdict is a few hundred bytes: a reply this large is not one, and is not read whole
-# Characters that break a line or hide text (controls, separators, bidi overrides, lone surrogates, unassigned):
-# a model's words are shown on one line in subjects, lists and logs.
+# a verdict is a few hundred bytes: a reply this large is not one, and is not read whole
+MAX_REPLY_BYTES = 2 << 20
+# Characters that break a line or hide text (controls, separators, bidi overrides, lone surrogates,
+# unassigned): a model's words are shown on one line in subjects, lists and logs.
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
+_TYPE_CHOICES = ", ".join(json.dumps(kind) for kind in TYPES[:-1]) + f" or {json.dumps(TYPES[-1])}"
 PROMPT = ("You check security-camera alerts for a small business. The images are consecutive frames "
           "where motion was detected. Answer only with JSON: {\"incident\": true or false, \"type\": "
-          + ", ".join(json.dumps(kind) for kind in TYPES[:-1]) + f" or {json.dumps(TYPES[-1])}, \"description\": "
-          "one short sentence, \"threat_level\": 0 (harmless), 1 (worth a look) or 2 (act now)}. Say incident "
-          "false for lighting changes, weather, pets, or nothing visible.")
+          + _TYPE_CHOICES + ", \"description\": one short sentence, \"threat_level\": 0 (harmless), "
+          "1 (worth a look) or 2 (act now)}. Say incident false for lighting changes, weather, pets, or "
+          "nothing visible.")
 
 
 class Unreachable(VigintError):
@@ -68,15 +70,17 @@ class OpenAiChat:
 
     def request(self, settings: AiSettings, images: list[str]) -> tuple[str, dict, dict]:
         """Return the URL, JSON body and headers asking for a verdict on base64 JPEG `images`."""
-        content = [{"type": "text", "text": PROMPT},
-                   *({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{i}"}} for i in images)]
+        pictures = [{"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{image}"}}
+                    for image in images]
+        content = [{"type": "text", "text": PROMPT}, *pictures]
         body = {"model": settings.model, "messages": [{"role": "user", "content": content}],
                 "response_format": {"type": "json_object"}}
-        return f"{settings.url.rstrip('/')}/chat/completions", body, {"Authorization": f"Bearer {settings.api_key}"}
+        headers = {"Authorization": f"Bearer {settings.api_key}"}
+        return f"{settings.url.rstrip('/')}/chat/completions", body, headers
 
     def answer(self, document: dict) -> tuple[object, object]:
-        """Return the model's text and the tokens the call used, as the reply gives them (checked by `parse_reply`).
-        Raises KeyError, IndexError, TypeError or AttributeError."""
+        """Return the model's text and the tokens the call used, as the reply gives them (checked by
+        `parse_reply`). Raises KeyError, IndexError, TypeError or AttributeError."""
         return document["choices"][0]["message"]["content"], document.get("usage", {}).get("total_tokens", 0)
 
 
@@ -85,20 +89,21 @@ class GeminiGenerate:
 
     def request(self, settings: AiSettings, images: list[str]) -> tuple[str, dict, dict]:
         """Return the URL, JSON body and headers asking for a verdict on base64 JPEG `images`."""
-        body = {"contents": [{"parts": [{"text": PROMPT},
-                                        *({"inline_data": {"mime_type": "image/jpeg", "data": i}} for i in images)]}],
+        pictures = [{"inline_data": {"mime_type": "image/jpeg", "data": i}} for i in images]
+        body = {"contents": [{"parts": [{"text": PROMPT}, *pictures]}],
                 "generationConfig": {"response_mime_type": "application/json"}}
         url = f"{settings.url.rstrip('/')}/v1beta/models/{quote(settings.model)}:generateContent"
         return url, body, {"x-goog-api-key": settings.api_key}
 
     def answer(self, document: dict) -> tuple[object, object]:
-        """Return the model's text and the tokens the call used, as the reply gives them (checked by `parse_reply`).
-        Raises KeyError, IndexError, TypeError or AttributeError."""
+        """Return the model's text and the tokens the call used, as the reply gives them (checked by
+        `parse_reply`). Raises KeyError, IndexError, TypeError or AttributeError."""
         text = document["candidates"][0]["content"]["parts"][0]["text"]
         return text, document.get("usageMetadata", {}).get("totalTokenCount", 0)
 
 
-PROVIDERS = {"openai": OpenAiChat(), "gemini": GeminiGenerate()}  # the names [ai] provider takes, "none" aside
+# the names [ai] provider takes, "none" aside
+PROVIDERS = {"openai": OpenAiChat(), "gemini": GeminiGenerate()}
 
 
 def build_request(settings: AiSettings, jpegs: list[bytes]) -> urllib.request.Request:
@@ -117,8 +122,8 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _bounded(value: object, top: int) -> int:
-    """Return a count or level a model gave (a number, or a numeral in a string) as an int within 0..`top`. Raises
-    ValueError for anything else: a boolean, NaN, an infinity, a word."""
+    """Return a count or level a model gave (a number, or a numeral in a string) as an int within 0..`top`.
+    Raises ValueError for anything else: a boolean, NaN, an infinity, a word."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("not a number")
     number = float(value) if not isinstance(value, int) else value
@@ -145,7 +150,9 @@ def _verdict_json(text: object) -> dict:
     ValueError."""
     if not isinstance(text, str):
         raise ValueError("no text")
-    start, end = text.find("{"), text.rfind("}")  # not a regular expression: a reply of braces cannot stall it
+    # not a regular expression: a reply of braces cannot stall it
+    start = text.find("{")
+    end = text.rfind("}")
     verdict = json.loads(text[start:end + 1] if 0 <= start < end else "")
     if not isinstance(verdict, dict):
         raise ValueError("not an object")
@@ -153,8 +160,8 @@ def _verdict_json(text: object) -> dict:
 
 
 def parse_reply(provider: str, reply: bytes) -> Answer:
-    """Read a provider's reply into an Answer, every string the model chose made safe to show: one line, bounded,
-    a type of `TYPES` ("other" for any other). Raises Malformed with what was wrong."""
+    """Read a provider's reply into an Answer, every string the model chose made safe to show: one line,
+    bounded, a type of `TYPES` ("other" for any other). Raises Malformed with what was wrong."""
     try:
         text, tokens = PROVIDERS[provider].answer(json.loads(reply))
         tokens = _bounded(tokens, MAX_TOKENS)
@@ -174,10 +181,12 @@ def parse_reply(provider: str, reply: bytes) -> Answer:
 def ask(settings: AiSettings, jpegs: list[bytes]) -> Answer:
     """Ask the model (blocking). Raises Unreachable or Malformed."""
     try:
-        with urllib.request.urlopen(build_request(settings, jpegs), timeout=settings.timeout_seconds) as response:
+        request = build_request(settings, jpegs)
+        with urllib.request.urlopen(request, timeout=settings.timeout_seconds) as response:
             reply = response.read(MAX_REPLY_BYTES + 1)
     except (OSError, urllib.error.URLError) as error:  # HTTPError, timeouts and refusals are OSErrors
-        raise Unreachable(f"{settings.provider} endpoint: {getattr(error, 'reason', None) or error}") from None
+        why = getattr(error, "reason", None) or error
+        raise Unreachable(f"{settings.provider} endpoint: {why}") from None
     if len(reply) > MAX_REPLY_BYTES:
         raise Malformed(f"the reply is over {MAX_REPLY_BYTES >> 20} MiB: not a verdict")
     return parse_reply(settings.provider, reply)

@@ -49,19 +49,23 @@ def _private_file(path: Path) -> None:
 
 
 class GrowingClip:
-    """An MP4 that grows with the stream (see the module's docstring). Its methods block: call them in a worker
-    thread, one at a time."""
+    """An MP4 that grows with the stream (see the module's docstring). Its methods block: call them in a
+    worker thread, one at a time."""
 
     def __init__(self, path: Path, first: Packet, width: int, height: int):
-        """Start the clip at `path` (its header written at once) with `first`, a keyframe, whose parameter sets
-        describe the stream; `base` is its decode time, the clip's time 0. Raises OSError, or ClipError."""
-        self.path, self.base = path, first.dts
+        """Start the clip at `path` (its header written at once) with `first`, a keyframe, whose parameter
+        sets describe the stream; `base` is its decode time, the clip's time 0. Raises OSError, or
+        ClipError."""
+        self.path = path
+        self.base = first.dts
         self._last_dts = -1
         _private_file(path)
         try:
             self._container = av.open(str(path), "w", format="mp4", options=GROWING_OPTIONS)
             self._stream = self._container.add_stream("h264")
-            self._stream.width, self._stream.height, self._stream.time_base = width, height, MP4_TIME_BASE
+            self._stream.width = width
+            self._stream.height = height
+            self._stream.time_base = MP4_TIME_BASE
             self._stream.codec_context.extradata = h264.parameter_sets(first.data)
             self._container.start_encoding()
         except av.FFmpegError as error:
@@ -73,14 +77,17 @@ class GrowingClip:
 
     def add(self, packets: list[Packet]) -> None:
         """Append `packets`, in decode order. MP4 needs decode times that strictly increase and presentation
-        times never before them; a camera's clock may step back, and two µs times may round to one 90 kHz tick,
-        so both are enforced here. Raises ClipError (a full disk among its causes)."""
+        times never before them; a camera's clock may step back, and two µs times may round to one 90 kHz
+        tick, so both are enforced here. Raises ClipError (a full disk among its causes)."""
         try:
             for packet in packets:
                 dts = self._last_dts = max(self._last_dts + 1, self.ticks(packet.dts))
                 out = av.Packet(packet.data)
-                out.stream, out.time_base = self._stream, MP4_TIME_BASE
-                out.pts, out.dts, out.is_keyframe = max(dts, self.ticks(packet.pts)), dts, packet.keyframe
+                out.stream = self._stream
+                out.time_base = MP4_TIME_BASE
+                out.pts = max(dts, self.ticks(packet.pts))
+                out.dts = dts
+                out.is_keyframe = packet.keyframe
                 self._container.mux(out)
         except av.FFmpegError as error:
             raise ClipError(f"FFmpeg could not write the clip: {error}") from None
@@ -94,8 +101,8 @@ class GrowingClip:
 
 
 def finish(growing: Path, path: Path, until_ticks: int) -> float:
-    """Remux the closed growing clip at `growing` into a faststart MP4 at `path` (which may be `growing` itself),
-    keeping its packets decoded up to `until_ticks`; return the clip's duration in seconds.
+    """Remux the closed growing clip at `growing` into a faststart MP4 at `path` (which may be `growing`
+    itself), keeping its packets decoded up to `until_ticks`; return the clip's duration in seconds.
 
     The file appears whole or not at all: it is written beside `path` (owner-only) and renamed over it.
     Raises OSError, or ClipError when FFmpeg cannot read or write it.
@@ -126,9 +133,9 @@ def finish(growing: Path, path: Path, until_ticks: int) -> float:
 
 
 def footage_end(path: Path) -> float | None:
-    """Return how far into the clip at `path` (growing, or cut by a crash, or finished) its footage goes: the end
-    of its last packet that reads, in seconds from its time 0; None if none does. Packets are read, not decoded.
-    Raises OSError, or ClipError when FFmpeg cannot open it."""
+    """Return how far into the clip at `path` (growing, or cut by a crash, or finished) its footage goes: the
+    end of its last packet that reads, in seconds from its time 0; None if none does. Packets are read, not
+    decoded. Raises OSError, or ClipError when FFmpeg cannot open it."""
     end = None
     try:
         with av.open(str(path)) as source:

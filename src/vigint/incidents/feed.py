@@ -1,7 +1,8 @@
 """What the incident desk and its clip recorders read of a stream: whose it is, and its footage.
 
 A stream is seen through these Protocols, never as the connection's session or its analysis: the desk and the
-recorders read recent packets (a ring reader) and the stream's identity, nothing of how it is received or decoded.
+recorders read recent packets (a ring reader) and the stream's identity, nothing of how it is received or
+decoded.
 """
 
 from typing import Protocol

@@ -17,24 +17,20 @@ thumbnail (still 0) is made of it, as soon as it has arrived and while the clip 
 import asyncio
 import enum
 import logging
-import shutil
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import av
 
-from vigint.config import Settings
-from vigint.files import write_private
 from vigint.incidents import clips, stills
+from vigint.incidents.clipfiles import (ClipContext, NoRoom, check_room, finished_clip, strip_times,
+                                        write_still)
 from vigint.incidents.feed import Ring
-from vigint.incidents.storage import ClipStorage, StorageError, still_name
+from vigint.incidents.storage import StorageError
 from vigint.media import MICROSECONDS, Packet
-from vigint.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,92 +45,48 @@ class Motion(Protocol):
     closed: asyncio.Event  # its end is recorded: its last motion moves no more
 
 
-@dataclass(frozen=True)
-class ClipContext:
-    """What the recorders of one server share: settings, where clips go, counters and the worker pool."""
-
-    settings: Settings
-    storage: ClipStorage
-    metrics: Metrics
-    pool: Executor
-
-
 class Growth(enum.Enum):
     WAITING = enum.auto()  # for the incident's row to name the clip: what is taken is held in memory
     GROWING = enum.auto()
     STOPPED = enum.auto()  # at a full disk, a write error or its byte cap: the clip keeps what it has
-    NONE = enum.auto()  # no clip (no video, no room, or it could not be written): only the first span is taken
-
-
-class NoRoom(Exception):
-    """The disk the clips grow on keeps less than min_free_mb free (the message says where)."""
-
-
-def check_room(context: ClipContext) -> None:
-    """Raise NoRoom unless the disk the clips grow on keeps min_free_mb free (measured on the folder's nearest
-    parent that exists: the folder itself is made with the first clip). Blocks: call it in a worker thread."""
-    folder = context.storage.growing_folder
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    least = context.settings.storage.min_free_mb
-    if shutil.disk_usage(folder).free < least * 2**20:
-        raise NoRoom(f"less than {least} MB free in {context.storage.growing_folder}")
-
-
-def strip_times(start: int, last: int, base: int, stills_made: int) -> tuple[list[float], float]:
-    """Return when an incident's strip of stills is taken (seconds into its clip, whose time 0 is the capture time
-    `base`), spread over its event from `start` to `last` (µs), after the `stills_made` it has; and after when (the
-    thumbnail's time, if it has one, else -1)."""
-    times = [start + (last - start) * index // (stills.MAX_STILLS - 1)
-             for index in range(stills_made, stills.MAX_STILLS)]
-    return [(at - base) / MICROSECONDS for at in times], (start - base) / MICROSECONDS if stills_made else -1.0
-
-
-def finished_clip(context: ClipContext, growing: Path, path: Path, until: int,
-                  strip: tuple[list[float], float]) -> tuple[float, list[bytes]]:
-    """Write the clip growing (or grown, closed) at `growing` to `path` as a faststart MP4 of its packets decoded up
-    to `until` (MP4 ticks), and return its duration and its strip of stills taken at `strip` (see `strip_times`;
-    none if they cannot be made: the clip matters more). Raises NoRoom (a finished copy takes as much room again),
-    OSError or ClipError. Blocks: call it in a worker thread."""
-    check_room(context)
-    duration = clips.finish(growing, path, until)
-    try:
-        return duration, stills.strip(path, *strip)
-    except av.FFmpegError as error:
-        log.warning("%s: no strip of stills: %s", path.name, error)
-        return duration, []
-
-
-def write_still(context: ClipContext, client_id: int, incident_id: int, index: int, jpeg: bytes) -> None:
-    """Store `jpeg` as an incident's still number `index`. Raises OSError or StorageError. Blocks."""
-    context.storage.write(still_name(client_id, incident_id, index), partial(write_private, data=jpeg))
+    # no clip (no video, no room, or it could not be written): only the first span is taken
+    NONE = enum.auto()
 
 
 class ClipRecorder:
-    """Records one incident's clip and stills (see the module's docstring). Made on the event loop as the incident
-    opens: it takes the pre-roll at once."""
+    """Records one incident's clip and stills (see the module's docstring). Made on the event loop as the
+    incident opens: it takes the pre-roll at once."""
 
     def __init__(self, context: ClipContext, ring: Ring, motion: Motion):
-        self._context, self._ring, self._motion = context, ring, motion
+        self._context = context
+        self._ring = ring
+        self._motion = motion
         settings = context.settings
         self._pre = int(settings.motion.pre_roll_seconds * MICROSECONDS)
         self._post = int(settings.motion.post_roll_seconds * MICROSECONDS)
         buffers = settings.buffers
         self._span = int(buffers.long_buffer_seconds * MICROSECONDS)
         self._max_clip = int(settings.motion.max_clip_seconds * MICROSECONDS)
-        # The first span holds no more than the ring may, and the alert waits for it no longer than it takes at
-        # real time: a sender whose clock crawls must not hold an alert back for ever. The whole clip holds no
-        # more per second than the ring may (8 MiB for 10 s: about 240 MiB for 300 s).
+        # The first span holds no more than the ring may, and the alert waits for it no longer than it takes
+        # at real time: a sender whose clock crawls must not hold an alert back for ever. The whole clip holds
+        # no more per second than the ring may (8 MiB for 10 s: about 240 MiB for 300 s).
         self._max_memory = buffers.max_packet_buffer_bytes
-        self._max_bytes = int(self._max_memory * settings.motion.max_clip_seconds / buffers.long_buffer_seconds)
+        self._max_bytes = int(self._max_memory * settings.motion.max_clip_seconds
+                              / buffers.long_buffer_seconds)
         self._deadline = time.monotonic() + (self._span + self._post) / MICROSECONDS
-        self._growth, self._clip, self._name = Growth.WAITING, None, ""
+        self._growth = Growth.WAITING
+        self._clip = None
+        self._name = ""
         self._newest: int | None = None  # the decode time of the newest packet taken
-        self._cap: int | None = None  # the clip ends before this decode time (max_clip_seconds from its first)
+        # the clip ends before this decode time (max_clip_seconds from its first)
+        self._cap: int | None = None
         self._first: list[Packet] = []  # the first span, until the alert takes it
-        self._first_cost, self._first_ready = 0, asyncio.Event()
+        self._first_cost = 0
+        self._first_ready = asyncio.Event()
         self._pending: list[Packet] = []  # taken, not written yet
-        self._pending_cost, self._written, self._late = 0, 0, False
+        self._pending_cost = 0
+        self._written = 0
+        self._late = False
         self._stream_ended = False  # the clip stopped growing with its stream, before its end was known
         self._client_id = self._incident_id = 0  # the incident's row, once `begin` is told
         self._record: Callable[..., Awaitable] | None = None
@@ -151,8 +103,8 @@ class ClipRecorder:
         self._ring = ring
 
     def _take(self) -> list[Packet]:
-        """Return the ring's packets received since the last look (the first time: from the pre-roll's keyframe),
-        up to the clip's cap."""
+        """Return the ring's packets received since the last look (the first time: from the pre-roll's
+        keyframe), up to the clip's cap."""
         ring = self._ring.packets()
         if self._newest is None:
             fresh = clips.select(ring, self._motion.start - self._pre, ring[-1].dts) if ring else []
@@ -165,7 +117,8 @@ class ClipRecorder:
         return [packet for packet in fresh if packet.dts < self._cap]
 
     def _first_end(self) -> int:
-        # The first span's end: the post-roll after the motion seen so far, within one ring's span of its start.
+        # The first span's end: the post-roll after the motion seen so far, within one ring's span of its
+        # start.
         end = min(self._motion.last_motion + self._post, self._motion.start - self._pre + self._span)
         return end if self._cap is None else min(end, self._cap)
 
@@ -193,13 +146,15 @@ class ClipRecorder:
                 or self._motion.closed.is_set() and newest >= self._motion.last_motion + self._post)
 
     async def grow(self, ended: Callable[[], bool]) -> None:
-        """Take the clip's packets as they arrive and write them once the clip is open, until it has all it will
-        get or the stream has `ended`; then close its file. Run it as a task beside the incident's recording."""
+        """Take the clip's packets as they arrive and write them once the clip is open, until it has all it
+        will get or the stream has `ended`; then close its file. Run it as a task beside the incident's
+        recording."""
         try:
             while True:
                 last_look = ended()  # read before the last take: nothing arrives after it
                 # A row the database delays past what memory may hold: the clip is what was taken until then.
-                self._late = self._late or self._growth is Growth.WAITING and self._pending_cost >= self._max_memory
+                held_too_much = self._growth is Growth.WAITING and self._pending_cost >= self._max_memory
+                self._late = self._late or held_too_much
                 if not self._late:
                     self._keep(self._take())
                 self._mark_first_span(last_look)
@@ -215,7 +170,8 @@ class ClipRecorder:
     async def first_span(self) -> list[Packet]:
         """Return the clip's first span once it has arrived (handed over once: the recorder keeps no copy)."""
         await self._first_ready.wait()
-        packets, self._first = self._first, []
+        packets = self._first
+        self._first = []
         return packets
 
     # The clip's file, in worker threads
@@ -224,8 +180,8 @@ class ClipRecorder:
         return await asyncio.get_running_loop().run_in_executor(self._context.pool, job, *args)
 
     async def _on_file(self, job: Callable, *args) -> None:
-        """Run `job` in a worker thread, alone on the clip's file. A cancelled caller still waits for it to end
-        (a worker cannot be stopped half-way), so the next job never meets it on the file."""
+        """Run `job` in a worker thread, alone on the clip's file. A cancelled caller still waits for it to
+        end (a worker cannot be stopped half-way), so the next job never meets it on the file."""
         async with self._writing:
             running = asyncio.get_running_loop().run_in_executor(self._context.pool, job, *args)
             try:
@@ -235,17 +191,21 @@ class ClipRecorder:
                     await asyncio.wait([running])
 
     async def begin(self, client_id: int, incident_id: int, record: Callable[..., Awaitable]) -> None:
-        """Start the clip `clips/<client>/<incident>.mp4` of the incident's row with what was taken so far, or log
-        and count why the incident has none. `record(**columns)` writes the row: the clip's time 0 (`clip_from`,
-        what a server finishing the clip after a crash needs), and its name as soon as the clip can be read under it
-        (at once where it grows in place; `clip_path=None` if it is dropped)."""
-        self._client_id, self._incident_id, self._record = client_id, incident_id, record
-        name, size = f"clips/{client_id}/{incident_id}.mp4", self._ring.video_size
+        """Start the clip `clips/<client>/<incident>.mp4` of the incident's row with what was taken so far, or
+        log and count why the incident has none. `record(**columns)` writes the row: the clip's time 0
+        (`clip_from`, what a server finishing the clip after a crash needs), and its name as soon as the clip
+        can be read under it (at once where it grows in place; `clip_path=None` if it is dropped)."""
+        self._client_id = client_id
+        self._incident_id = incident_id
+        self._record = record
+        name = f"clips/{client_id}/{incident_id}.mp4"
+        size = self._ring.video_size
         if not self._pending or size is None:
             log.warning("incident %d: no decodable video buffered for a clip", incident_id)
             return self._refuse()
         try:
-            self._clip = await self._run(self._open, self._context.storage.growing(name), self._pending[0], size)
+            growing = self._context.storage.growing(name)
+            self._clip = await self._run(self._open, growing, self._pending[0], size)
         except NoRoom as error:
             self._context.metrics.clips_skipped["disk_full"] += 1
             log.error("incident %d: no clip written: %s", incident_id, error)
@@ -254,15 +214,21 @@ class ClipRecorder:
             self._context.metrics.clips_skipped["write_error"] += 1
             log.error("incident %d: cannot write its clip: %s", incident_id, error)
             return self._refuse()
-        self._growth, self._name = Growth.GROWING, name
-        await self._write()  # the pre-roll on disk before the row names the clip: what a crash leaves of it plays
+        self._growth = Growth.GROWING
+        self._name = name
+        # the pre-roll on disk before the row names the clip: what a crash leaves of it plays
+        await self._write()
         columns = {"clip_from": self._clip.base / MICROSECONDS}
-        if self._context.storage.local_folder is not None:  # it grows in place: readable under its name at once
-            self._readable, columns["clip_path"] = True, name
+        # it grows in place: readable under its name at once
+        if self._context.storage.local_folder is not None:
+            self._readable = True
+            columns["clip_path"] = name
         await self._record(**columns)
 
     def _refuse(self) -> None:
-        self._growth, self._pending, self._pending_cost = Growth.NONE, [], 0
+        self._growth = Growth.NONE
+        self._pending = []
+        self._pending_cost = 0
 
     async def _named(self, readable: bool) -> None:
         """Record in the row whether the clip can be read under its name, if that changed."""
@@ -283,7 +249,9 @@ class ClipRecorder:
         counted) with what it has."""
         if self._growth is not Growth.GROWING or not self._pending:
             return
-        packets, self._pending, self._pending_cost = self._pending, [], 0
+        packets = self._pending
+        self._pending = []
+        self._pending_cost = 0
         try:
             await self._on_file(self._append, packets)
         except (NoRoom, OSError, clips.ClipError) as error:
@@ -312,8 +280,8 @@ class ClipRecorder:
             log.error("%s: %s", self._name, error)  # its fragments written so far stay readable
 
     async def publish(self) -> None:
-        """Make the clip readable as it has grown so far, for the alert's link (object storage: upload it). If it
-        cannot be (logged, counted), the clip is dropped: the incident has none."""
+        """Make the clip readable as it has grown so far, for the alert's link (object storage: upload it). If
+        it cannot be (logged, counted), the clip is dropped: the incident has none."""
         if self._clip is None or self._growth is Growth.NONE:
             return
         try:
@@ -327,9 +295,9 @@ class ClipRecorder:
         await self._named(True)
 
     async def finish(self) -> None:
-        """Once the clip has all it will get (`grow` returned), make it a faststart MP4 ending with the post-roll
-        after the incident's last motion, and store its strip of stills. If that fails (logged, counted), the
-        clip stays as it grew."""
+        """Once the clip has all it will get (`grow` returned), make it a faststart MP4 ending with the
+        post-roll after the incident's last motion, and store its strip of stills. If that fails (logged,
+        counted), the clip stays as it grew."""
         if self._clip is None:
             return
         if self._growth is Growth.NONE:  # dropped
@@ -338,8 +306,10 @@ class ClipRecorder:
         if self._stream_ended:
             await self._motion.closed.wait()  # the stream's last frames may still move the last motion
         end = min(self._cap, self._motion.last_motion + self._post)
-        strip = strip_times(self._motion.start, min(self._motion.last_motion, end), self._clip.base, self.stills)
-        make = partial(finished_clip, self._context, self._clip.path, until=self._clip.ticks(end), strip=strip)
+        last_motion = min(self._motion.last_motion, end)
+        strip = strip_times(self._motion.start, last_motion, self._clip.base, self.stills)
+        until = self._clip.ticks(end)
+        make = partial(finished_clip, self._context, self._clip.path, until=until, strip=strip)
         try:
             duration, jpegs = await self._run(self._context.storage.finish, self._name, make)
         except (NoRoom, OSError, clips.ClipError, StorageError) as error:
@@ -353,8 +323,8 @@ class ClipRecorder:
     # Stills
 
     async def thumbnail(self, packets: list[Packet]) -> None:
-        """Store the incident's still 0, its thumbnail: the first frame of its first span `packets` at or after the
-        motion's start."""
+        """Store the incident's still 0, its thumbnail: the first frame of its first span `packets` at or
+        after the motion's start."""
         try:
             jpeg = await self._run(stills.still_at, packets, self._motion.start)
         except av.FFmpegError as error:
@@ -367,7 +337,8 @@ class ClipRecorder:
         counted)."""
         for jpeg in jpegs:
             try:
-                await self._run(write_still, self._context, self._client_id, self._incident_id, self.stills, jpeg)
+                await self._run(write_still, self._context, self._client_id, self._incident_id, self.stills,
+                                jpeg)
             except (OSError, StorageError) as error:
                 self._context.metrics.stills_skipped["write_error"] += 1
                 log.error("incident %d: cannot write still %d: %s", self._incident_id, self.stills, error)

@@ -1,17 +1,18 @@
 """Recovery: a live node finishes the incidents a dead node (killed, crashed, its machine lost) was recording.
 
 An incident's row names the run of a node recording it (`<node id>/<random>`, new at each start), from the
-transaction that records it with its held alerts until its end, clip, stills and alerts are all recorded (desk.py).
-A run that dies leaves its name there: its incident "ongoing", its clip fragmented and without stills, its alerts
-held. Every node looks, as it starts and then every three usage flushes, for rows naming a dead run: an earlier run
-of this same node (its host and port: two processes cannot listen on one port, so a server restarted after
-`kill -9` recovers at once), or a run of a node that stopped, went silent for three usage flushes (its heartbeat is
-its usage flush, as `vigint status` trusts), or is on this host with its process gone. A node still recording is
-never taken from. For each, the node takes the row (one node wins), closes the incident at its last recorded
-footage, finishes its clip as the recorder does (fragmented → faststart, with its strip of stills) where its
-growing file is on this node's disk (the clips folder, or data_dir/clips-growing with S3: elsewhere the clip stays
-as last published), then releases the alerts still held: an alert is suppressed only by a verdict recorded with it.
-An alert a dead node was sending is retried once its claim runs out, with the same Message-ID (emails.message_id).
+transaction that records it with its held alerts until its end, clip, stills and alerts are all recorded
+(desk.py). A run that dies leaves its name there: its incident "ongoing", its clip fragmented and without
+stills, its alerts held. Every node looks, as it starts and then every three usage flushes, for rows naming a
+dead run: an earlier run of this same node (its host and port: two processes cannot listen on one port, so a
+server restarted after `kill -9` recovers at once), or a run of a node that stopped, went silent for three
+usage flushes (its heartbeat is its usage flush, as `vigint status` trusts), or is on this host with its
+process gone. A node still recording is never taken from. For each, the node takes the row (one node wins),
+closes the incident at its last recorded footage, finishes its clip as the recorder does (fragmented →
+faststart, with its strip of stills) where its growing file is on this node's disk (the clips folder, or
+data_dir/clips-growing with S3: elsewhere the clip stays as last published), then releases the alerts still
+held: an alert is suppressed only by a verdict recorded with it. An alert a dead node was sending is retried
+once its claim runs out, with the same Message-ID (emails.message_id).
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from functools import partial
 from pathlib import Path
 
 from vigint.incidents import clips
-from vigint.incidents.recorder import ClipContext, NoRoom, finished_clip, strip_times, write_still
+from vigint.incidents.clipfiles import ClipContext, NoRoom, finished_clip, strip_times, write_still
 from vigint.incidents.storage import StorageError
 from vigint.incidents.writes import persist
 from vigint.media import MICROSECONDS
@@ -61,9 +62,9 @@ def node_of(run: str) -> str:
 
 def dead(run: str, node: Node | None, node_id: str, now: float, silence: float,
          runs: Callable[[int, float], bool] = process_runs) -> bool:
-    """Return whether `run`, a run of a node whose latest snapshot is `node` (None: it has none, or not lately),
-    is dead, as seen by node `node_id` of this host: an earlier run of `node_id`, or a run of a node stopped, silent
-    for `silence` seconds, or of this host with its process gone."""
+    """Return whether `run`, a run of a node whose latest snapshot is `node` (None: it has none, or not
+    lately), is dead, as seen by node `node_id` of this host: an earlier run of `node_id`, or a run of a node
+    stopped, silent for `silence` seconds, or of this host with its process gone."""
     owner = node_of(run)
     if owner == node_id or node is None or node.stopped_at is not None or now - node.seen_at >= silence:
         return True
@@ -78,7 +79,10 @@ class Recovery:
     def __init__(self, context: ClipContext, store: Store, wake_sender: Callable[[], None], node_id: str):
         """`wake_sender()` makes the alert sender look at the outbox (alerts were released); `node_id` is this
         server's (`host:port`), and `run` the name of this run of it, which the incidents it records bear."""
-        self._context, self._store, self._wake_sender, self._node_id = context, store, wake_sender, node_id
+        self._context = context
+        self._store = store
+        self._wake_sender = wake_sender
+        self._node_id = node_id
         self.run_id = f"{node_id}/{secrets.token_hex(4)}"
         self._silence = SILENT_FLUSHES * context.settings.server.usage_flush_seconds
 
@@ -99,8 +103,10 @@ class Recovery:
                 continue  # another node took it first
             try:
                 await self._finish(incident)
-            except Exception:  # noqa: BLE001 - one incident's failure must not leave the others: retried at restart
-                log.exception("incident %d: could not finish what node %s left", incident.id, incident.recording_node)
+            # one incident's failure must not leave the others: retried at restart
+            except Exception:  # noqa: BLE001
+                log.exception("incident %d: could not finish what node %s left", incident.id,
+                              incident.recording_node)
                 continue
             recovered.append(incident.id)
         return recovered
@@ -118,9 +124,11 @@ class Recovery:
         ended_at = incident.ended_at
         if ended_at is None:
             ended_at = max(incident.started_at, clip_from + held) if held else incident.started_at
-            await persist(what, lambda: self._store.extend_incident(incident.id, ended_at))  # a camera back may extend it
+            # a camera back may extend it
+            await persist(what, lambda: self._store.extend_incident(incident.id, ended_at))
         finished = held is not None and await self._finish_clip(incident, name, growing, clip_from, ended_at)
-        released = await persist(what, lambda: self._store.incident_recorded(incident.id, self.run_id, time.time()))
+        released = await persist(what,
+                                 lambda: self._store.incident_recorded(incident.id, self.run_id, time.time()))
         if released:
             self._wake_sender()
         log.warning("incident %d, left by node %s: closed, clip %s, %d alert(s) released", incident.id,
@@ -131,7 +139,8 @@ class Recovery:
 
     @staticmethod
     def _footage(growing: Path) -> float | None:
-        """Return how many seconds of footage the clip growing at `growing` holds; None if there is none here."""
+        """Return how many seconds of footage the clip growing at `growing` holds; None if there is none
+        here."""
         if not growing.is_file():
             return None
         try:
@@ -144,9 +153,11 @@ class Recovery:
                            ended_at: float) -> bool:
         """Finish the incident's clip (to the post-roll after its end) and store its strip of stills; return
         whether it was finished. If it cannot be (logged), it stays as it grew."""
-        context, post = self._context, self._context.settings.motion.post_roll_seconds
+        context = self._context
+        post = self._context.settings.motion.post_roll_seconds
         until = round((ended_at + post - clip_from) * clips.MP4_TIME_BASE.denominator)
-        base, start = round(clip_from * MICROSECONDS), round(incident.started_at * MICROSECONDS)
+        base = round(clip_from * MICROSECONDS)
+        start = round(incident.started_at * MICROSECONDS)
         strip = strip_times(start, round(ended_at * MICROSECONDS), base, incident.stills)
         make = partial(finished_clip, context, growing, until=until, strip=strip)
         try:

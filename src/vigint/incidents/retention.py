@@ -1,5 +1,5 @@
-"""Retention: incidents, their clips and stills older than `retention_days` are deleted, at start and every hour.
-A file is only ever removed inside its own client's folder or prefix (see storage.py)."""
+"""Retention: incidents, their clips and stills older than `retention_days` are deleted, at start and every
+hour. A file is only ever removed inside its own client's folder or prefix (see storage.py)."""
 
 import asyncio
 import logging
@@ -21,7 +21,8 @@ class Retention:
     name)."""
 
     def __init__(self, settings: StorageSettings, store: Store, clip_storage: ClipStorage | None = None):
-        self._settings, self._store = settings, store
+        self._settings = settings
+        self._store = store
         self._clips = clip_storage or open_clip_storage(settings)
 
     async def run(self, stopping: asyncio.Event, node_id: str) -> None:
@@ -35,9 +36,9 @@ class Retention:
         await every(RETENTION_CHECK_SECONDS, stopping, apply, log, "retention pass failed")
 
     async def delete_expired(self, now: float | None = None) -> int:
-        """Delete what retention no longer keeps at `now` (default: the current time); return how many incidents
-        went. An incident whose clip or still cannot be removed stays, to be tried again at the next pass: its row
-        is what remembers that its files are due to go."""
+        """Delete what retention no longer keeps at `now` (default: the current time); return how many
+        incidents went. An incident whose clip or still cannot be removed stays, to be tried again at the next
+        pass: its row is what remembers that its files are due to go."""
         cutoff = (time.time() if now is None else now) - self._settings.retention_days * SECONDS_PER_DAY
         expired = await self._store.expired_incidents(cutoff)
 

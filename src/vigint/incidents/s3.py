@@ -49,7 +49,8 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 60.0
 # urllib3 retries refused connections and 5xx answers; S3 PUTs are whole-object, so a retry never half-writes.
 MAX_RETRIES = 3
-# Connections kept for reuse: the page streams up to [web] max_clip_streams clips from the bucket side by side.
+# Connections kept for reuse: the page streams up to [web] max_clip_streams clips from the bucket side by
+# side.
 MAX_CONNECTIONS = 32
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "ResourceNotFound"})
 GROWING_FOLDER = "clips-growing"  # in data_dir
@@ -63,12 +64,14 @@ def _reason(error: Exception) -> str:
 
 
 class _Chunks:
-    """An object's bytes as the bucket sends them, `chunk_bytes` at a time: a reader that stops reading holds one
-    chunk here, and the rest waits in the bucket's connection."""
+    """An object's bytes as the bucket sends them, `chunk_bytes` at a time: a reader that stops reading holds
+    one chunk here, and the rest waits in the bucket's connection."""
 
     def __init__(self, response, chunk_bytes: int, failure: Callable[[Exception], StorageError],
                  failures: tuple[type[Exception], ...]):
-        self._response, self._failure, self._failures = response, failure, failures
+        self._response = response
+        self._failure = failure
+        self._failures = failures
         self._chunks = response.stream(chunk_bytes)
 
     def read(self) -> bytes:
@@ -78,7 +81,8 @@ class _Chunks:
             raise self._failure(error) from None
 
     def close(self) -> None:
-        self._response.close()  # the connection goes, unread bytes and all: never back into the pool half-read
+        # the connection goes, unread bytes and all: never back into the pool half-read
+        self._response.close()
         self._response.release_conn()
 
 
@@ -91,18 +95,22 @@ class S3Storage(ClipStorage):
             raise ConfigError(f"[storage] clips is {location}, but the S3 library is missing: "
                               "pip install 'vigint[s3]'")
         if bool(settings.s3_access_key_id) != bool(settings.s3_secret_access_key):
-            raise ConfigError("[storage] s3_access_key_id and s3_secret_access_key go together: one is set alone")
+            raise ConfigError("[storage] s3_access_key_id and s3_secret_access_key go together: one is set "
+                              "alone")
         endpoint = urlsplit(settings.s3_endpoint or AWS_ENDPOINT)
-        self._location, self._endpoint = location, f"{endpoint.scheme}://{endpoint.netloc}"
+        self._location = location
+        self._endpoint = f"{endpoint.scheme}://{endpoint.netloc}"
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
             maxsize=MAX_CONNECTIONS,
             cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-            retries=urllib3.Retry(total=MAX_RETRIES, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
+            retries=urllib3.Retry(total=MAX_RETRIES, backoff_factor=0.2,
+                                  status_forcelist=[500, 502, 503, 504]))
         self._client = Minio(endpoint.netloc, access_key=settings.s3_access_key_id or None,
                              secret_key=settings.s3_secret_access_key or None,
-                             session_token=settings.s3_session_token or None, secure=endpoint.scheme == "https",
-                             region=settings.s3_region or None, http_client=http)
+                             session_token=settings.s3_session_token or None,
+                             secure=endpoint.scheme == "https", region=settings.s3_region or None,
+                             http_client=http)
         self._failures = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
         # Clips grow on the node's disk, owner-only, and go to the bucket when published and once finished.
         self._growing = FolderStorage(settings.data_dir / GROWING_FOLDER)
@@ -118,8 +126,8 @@ class S3Storage(ClipStorage):
         return "/".join(part for part in (self._location.prefix, match[1], match[2]) if part)
 
     def write(self, name: str, make: Callable[[Path], T]) -> T:
-        # Made whole in an owner-only temporary folder beside the growing clips (a clip may be large for a /tmp in
-        # memory), then sent in one PUT: the object exists whole or not at all.
+        # Made whole in an owner-only temporary folder beside the growing clips (a clip may be large for a
+        # /tmp in memory), then sent in one PUT: the object exists whole or not at all.
         make_private_folders(self.growing_folder)
         with tempfile.TemporaryDirectory(prefix=".vigint-clip-", dir=self.growing_folder) as folder:
             path = Path(folder) / name.rsplit("/", 1)[-1]
@@ -140,7 +148,8 @@ class S3Storage(ClipStorage):
             self.growing(name).unlink(missing_ok=True)
 
     def put(self, source: Path, name: str) -> None:
-        key, size = self._key(name), source.stat().st_size
+        key = self._key(name)
+        size = source.stat().st_size
         kind = "image/jpeg" if name.endswith(".jpg") else "video/mp4"
         try:
             # One part as large as the clip: a single PUT, never a multipart upload that could be left behind.
@@ -210,11 +219,12 @@ class S3Storage(ClipStorage):
         removed = super().remove_client(client_id, names)
         prefix = "/".join(part for part in (self._location.prefix, str(client_id)) if part) + "/"
         try:
-            left = sum(1 for _ in self._client.list_objects(self._location.bucket, prefix=prefix, recursive=True))
+            objects = self._client.list_objects(self._location.bucket, prefix=prefix, recursive=True)
+            left = sum(1 for _ in objects)
         except self._failures as error:
             log.warning("client %d: cannot list what is left under %s: %s", client_id, prefix, _reason(error))
             return removed
         if left:  # objects the database does not know, kept for the operator to judge
-            log.warning("client %d: %d object(s) under s3://%s/%s kept", client_id, left, self._location.bucket,
-                        prefix)
+            log.warning("client %d: %d object(s) under s3://%s/%s kept", client_id, left,
+                        self._location.bucket, prefix)
         return removed

@@ -1,12 +1,13 @@
-"""Clip storage: where clips and stills are kept, read back for signed links and pages, and removed (a folder or
-S3).
+"""Clip storage: where clips and stills are kept, read back for signed links and pages, and removed (a folder
+or S3).
 
 Every clip has one name, the same in every storage: `clips/<client>/<incident>.mp4`, kept in the incident's
-row, and its stills are named beside it (`still_name`). The folder keeps it at `<folder>/<client>/<incident>.mp4`
-(default folder: data_dir/clips), S3 at `<prefix>/<client>/<incident>.mp4`, so rows move between storages
-unchanged. A clip grows in a local file while its incident is recorded (`growing`): a folder's is the clip
-itself, served as it grows; S3's is in a private local folder, uploaded when asked (`publish`) and once finished.
-Every method blocks: call them in a worker thread, never on the event loop.
+row, and its stills are named beside it (`still_name`). The folder keeps it at
+`<folder>/<client>/<incident>.mp4` (default folder: data_dir/clips), S3 at `<prefix>/<client>/<incident>.mp4`,
+so rows move between storages unchanged. A clip grows in a local file while its incident is recorded
+(`growing`): a folder's is the clip itself, served as it grows; S3's is in a private local folder, uploaded
+when asked (`publish`) and once finished. Every method blocks: call them in a worker thread, never on the
+event loop.
 """
 
 import enum
@@ -50,7 +51,8 @@ class StorageError(VigintError):
 
 @dataclass(frozen=True)
 class StoredObject:
-    """A file as object storage holds it now: its size in bytes and its entity tag (quoted, as HTTP sends it)."""
+    """A file as object storage holds it now: its size in bytes and its entity tag (quoted, as HTTP sends
+    it)."""
 
     size: int
     etag: str
@@ -73,8 +75,8 @@ class Removal(enum.Enum):
 
 
 def client_clip(client_id: int, name: str) -> str | None:
-    """Return the file name of `name` if it is one of `client_id`'s clips (`clips/<client>/<file>`), else None:
-    whatever a row says, a removal never reaches another client's clip."""
+    """Return the file name of `name` if it is one of `client_id`'s clips (`clips/<client>/<file>`), else
+    None: whatever a row says, a removal never reaches another client's clip."""
     match = CLIP_NAME.fullmatch(name)
     if match is None or int(match[1]) != client_id or match[2] in (".", ".."):
         return None
@@ -82,21 +84,22 @@ def client_clip(client_id: int, name: str) -> str | None:
 
 
 class ClipStorage(ABC):
-    """Where clips live. `local_folder` is the folder they are kept in, where a clip grows in place and is read as
-    it grows, or None for object storage; `growing_folder` the folder clips grow in, whose disk space is checked."""
+    """Where clips live. `local_folder` is the folder they are kept in, where a clip grows in place and is
+    read as it grows, or None for object storage; `growing_folder` the folder clips grow in, whose disk space
+    is checked."""
 
     local_folder: Path | None = None
     growing_folder: Path
 
     @abstractmethod
     def write(self, name: str, make: Callable[[Path], T]) -> T:
-        """Store clip `name`, written by `make(path)` to a local file (owner-only), whole or not at all; return
-        what `make` returned. Raises what `make` raises, OSError, or StorageError."""
+        """Store clip `name`, written by `make(path)` to a local file (owner-only), whole or not at all;
+        return what `make` returned. Raises what `make` raises, OSError, or StorageError."""
 
     @abstractmethod
     def growing(self, name: str) -> Path:
-        """Return the local file clip `name` grows in while its incident is recorded. Raises ValueError if `name` is
-        not `clips/<client>/<file>`."""
+        """Return the local file clip `name` grows in while its incident is recorded. Raises ValueError if
+        `name` is not `clips/<client>/<file>`."""
 
     @abstractmethod
     def publish(self, name: str) -> None:
@@ -104,10 +107,10 @@ class ClipStorage(ABC):
 
     @abstractmethod
     def finish(self, name: str, make: Callable[[Path], T]) -> T:
-        """Store clip `name` as `make(path)` writes it (from its growing file) to a local file, whole or not at all;
-        return what `make` returned. A folder's growing file is the clip: replaced, or kept as it grew if this
-        fails; object storage's goes whatever happens (the clip as last published stays). Raises what `make`
-        raises, OSError, or StorageError."""
+        """Store clip `name` as `make(path)` writes it (from its growing file) to a local file, whole or not
+        at all; return what `make` returned. A folder's growing file is the clip: replaced, or kept as it grew
+        if this fails; object storage's goes whatever happens (the clip as last published stays). Raises what
+        `make` raises, OSError, or StorageError."""
 
     @abstractmethod
     def put(self, source: Path, name: str) -> None:
@@ -125,9 +128,9 @@ class ClipStorage(ABC):
         raise NotImplementedError
 
     def open_part(self, name: str, stored: StoredObject, part: range, chunk_bytes: int) -> Chunks:
-        """Object storage (no `local_folder`): open the bytes `part` of file `name`, read at most `chunk_bytes` at a
-        time (what a request holds in memory). Raises StorageError if the storage fails or the file is no longer
-        the one `stored` describes."""
+        """Object storage (no `local_folder`): open the bytes `part` of file `name`, read at most
+        `chunk_bytes` at a time (what a request holds in memory). Raises StorageError if the storage fails or
+        the file is no longer the one `stored` describes."""
         raise NotImplementedError
 
     @abstractmethod
@@ -157,7 +160,8 @@ class FolderStorage(ClipStorage):
         return self._folder / match[1] / match[2]
 
     def write(self, name: str, make: Callable[[Path], T]) -> T:
-        return make(self.path(name))  # `make` writes beside the path and renames (clips.finish, write_private)
+        # `make` writes beside the path and renames (clips.finish, write_private)
+        return make(self.path(name))
 
     def growing(self, name: str) -> Path:
         return self.path(name)  # the clip itself: served, and linked, as it grows
@@ -209,14 +213,15 @@ class FolderStorage(ClipStorage):
             folder.rmdir()
         except FileNotFoundError:
             pass
-        except OSError as error:  # not empty: files the database does not know, kept for the operator to judge
+        # not empty: files the database does not know, kept for the operator to judge
+        except OSError as error:
             log.warning("client %d: %s kept: %s", client_id, folder, error.strerror)
         return removed
 
 
 def open_clip_storage(settings: StorageSettings) -> ClipStorage:
-    """Return the clip storage `settings` name. Raises ConfigError for a bad `clips` value, or when S3 is asked
-    for and its library is not installed."""
+    """Return the clip storage `settings` name. Raises ConfigError for a bad `clips` value, or when S3 is
+    asked for and its library is not installed."""
     try:
         location = clips_location(settings.clips)
     except ValueError as error:
@@ -235,7 +240,8 @@ def copy_clips(source_folder: Path, target: ClipStorage, names: Iterable[str]) -
     `source_folder` (data_dir/clips) into `target`; return how many were copied. A clip missing from the
     folder is skipped with a warning; a name that is not a clip's is refused. Raises OSError or StorageError
     when the target refuses a clip (those copied before it stay: copying again is harmless)."""
-    source, copied = FolderStorage(source_folder), 0
+    source = FolderStorage(source_folder)
+    copied = 0
     for name in names:
         try:
             path = source.path(name)

@@ -17,10 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class Verifier:
-    """Asks the configured AI provider whether motion is an incident (JPEG encoding and the call in `pool`)."""
+    """Asks the configured AI provider whether motion is an incident (JPEG encoding and the call in
+    `pool`)."""
 
     def __init__(self, settings: AiSettings, usage: UsageMeter, metrics: Metrics, pool: Executor):
-        self._settings, self._usage, self._metrics, self._pool = settings, usage, metrics, pool
+        self._settings = settings
+        self._usage = usage
+        self._metrics = metrics
+        self._pool = pool
         self._slots = asyncio.Semaphore(settings.max_concurrent)
         self._calls = RateLimiter(settings.max_calls_per_client_per_hour, 3600)
 
@@ -28,13 +32,16 @@ class Verifier:
     def enabled(self) -> bool:
         return self._settings.provider != "none"
 
-    async def check(self, client_id: int, key_id: int, camera: str, packets: list[Packet]) -> tuple[bool, dict]:
+    async def check(self, client_id: int, key_id: int, camera: str,
+                    packets: list[Packet]) -> tuple[bool, dict]:
         """Return whether to alert, and the incident fields the verdict sets (or says it could not)."""
-        settings, now = self._settings, time.time()
+        settings = self._settings
+        now = time.time()
         fallback = settings.when_unreachable == "motion"
         if self._calls.retry_after(str(client_id), now) > 0:
             self._metrics.ai_calls["rate_limited"] += 1
-            return fallback, {"verdict": Verdict.UNVERIFIED, "description": "AI check skipped: hourly limit reached"}
+            skipped = "AI check skipped: hourly limit reached"
+            return fallback, {"verdict": Verdict.UNVERIFIED, "description": skipped}
         self._calls.record(str(client_id), now)
         loop = asyncio.get_running_loop()
         async with self._slots:
@@ -48,6 +55,6 @@ class Verifier:
                 return fallback, {"verdict": Verdict.UNVERIFIED}
         self._metrics.ai_calls["answered"] += 1
         self._usage.add_ai_call(key_id, verdict.tokens, time.time())
-        fields = {"verdict": Verdict.CONFIRMED if verdict.incident else Verdict.REJECTED, "type": verdict.type,
-                  "description": verdict.description, "threat": verdict.threat}
+        fields = {"verdict": Verdict.CONFIRMED if verdict.incident else Verdict.REJECTED,
+                  "type": verdict.type, "description": verdict.description, "threat": verdict.threat}
         return verdict.incident, fields

@@ -47,6 +47,8 @@ from vigint.store.records import (
     KeyState,
     Line,
     Node,
+    Review,
+    ReviewMark,
     StreamEntry,
     UsageDelta,
     UsageRow,
@@ -55,12 +57,13 @@ from vigint.store.records import (
 from vigint.store.usage import UsageQueries
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord", "CameraSetting",
-    "Channel", "Claim", "Client", "ClientStatus", "Editor", "Flag", "FlagKind", "Handover", "Incident", "Invoice",
-    "KeyState", "Line", "Listed", "LiveSpan", "Node", "Store", "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
+    "BUSY_TIMEOUT_MS", "MIGRATIONS", "Alert", "AlertState", "ApiKey", "AuditEntry", "CameraRecord",
+    "CameraSetting", "Channel", "Claim", "Client", "ClientStatus", "Editor", "Flag", "FlagKind", "Handover",
+    "Incident", "Invoice", "KeyState", "Line", "Listed", "LiveSpan", "Node", "Review", "ReviewMark", "Store",
+    "StreamEntry", "UsageDelta", "UsageRow", "Verdict", "is_busy",
 ]
 
 
-class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries, NodeQueries,
-            PageQueries, HandoverQueries, DeadLetterQueries, FootageQueries, CameraQueries):
+class Store(ClientQueries, AuditQueries, UsageQueries, IncidentQueries, InvoiceQueries, FleetQueries,
+            NodeQueries, PageQueries, HandoverQueries, DeadLetterQueries, FootageQueries, CameraQueries):
     """An open database. Use `await Store.open(path)` (or ``async with await Store.open(path)``)."""

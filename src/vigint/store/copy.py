@@ -1,4 +1,5 @@
-"""Moving up: copy every row of a SQLite database into an empty PostgreSQL one, ids and all (`vigint db copy`).
+"""Moving up: copy every row of a SQLite database into an empty PostgreSQL one, ids and all (`vigint db
+copy`).
 
 The tables, their primary keys, identity columns and foreign keys are read from the numbered migrations, the
 one schema of both engines, so a table added later is copied without a change here. Ids are copied as they
@@ -26,7 +27,8 @@ _CREATE = re.compile(r"^\s*CREATE TABLE (?:IF NOT EXISTS )?(\w+)", re.IGNORECASE
 _DROP = re.compile(r"^\s*DROP TABLE (?:IF EXISTS )?(\w+)", re.IGNORECASE)
 _ALTER = re.compile(r"^\s*ALTER TABLE (\w+)", re.IGNORECASE)
 _REFERENCES = re.compile(r"\bREFERENCES (\w+)", re.IGNORECASE)
-# A column declared as the key ("id INTEGER PRIMARY KEY AUTOINCREMENT", "x TEXT PRIMARY KEY"): name, type, rest.
+# A column declared as the key ("id INTEGER PRIMARY KEY AUTOINCREMENT", "x TEXT PRIMARY KEY"): name, type,
+# rest.
 _KEY_COLUMN = re.compile(r"(?:^|[(,])\s*(\w+)\s+(\w+)\s+PRIMARY KEY\b(.*)$", re.IGNORECASE | re.MULTILINE)
 _KEY_LIST = re.compile(r"\bPRIMARY KEY \(([^)]*)\)", re.IGNORECASE)
 
@@ -55,11 +57,14 @@ def _parse_table(name: str, statement: str) -> Table:
     listed = _KEY_LIST.search(statement)
     if column is not None:
         column_name, column_type, rest = column.groups()
-        # Only AUTOINCREMENT becomes a PostgreSQL identity (`postgres.ddl`); a plain INTEGER key has no sequence.
+        # Only AUTOINCREMENT becomes a PostgreSQL identity (`postgres.ddl`); a plain INTEGER key has no
+        # sequence.
         autoincrement = column_type.upper() == "INTEGER" and rest.upper().lstrip().startswith("AUTOINCREMENT")
-        key, identity = (column_name,), column_name if autoincrement else None
+        key = (column_name,)
+        identity = column_name if autoincrement else None
     elif listed is not None:
-        key, identity = tuple(part.strip() for part in listed.group(1).split(",")), None
+        key = tuple(part.strip() for part in listed.group(1).split(","))
+        identity = None
     else:
         raise StoreError(f"table {name} has no primary key: vigint db copy cannot read it in batches")
     references = frozenset(_REFERENCES.findall(statement)) - {name}
@@ -93,18 +98,19 @@ def tables(migrations: Sequence[Sequence[str]] = MIGRATIONS) -> list[Table]:
 
 
 def check_targets(source: str | Path, target: str) -> None:
-    """Refuse a copy that cannot be meant: the source must be an existing SQLite file, the target a PostgreSQL URL.
+    """Refuse a copy that cannot be meant: the source must be an existing SQLite file, the target a PostgreSQL
+    URL.
 
     Raises:
         StoreError: saying which and why.
     """
     if is_postgres(source):
-        raise StoreError(f"the database {describe(source)} is PostgreSQL already: vigint db copy moves a SQLite "
-                         "file up to PostgreSQL")
+        raise StoreError(f"the database {describe(source)} is PostgreSQL already: vigint db copy moves a "
+                         "SQLite file up to PostgreSQL")
     if not is_postgres(target):
         # Not echoed: whatever it is, it may carry a password.
-        raise StoreError("--to must be a postgresql:// URL: to copy a SQLite file, copy the file (with vigint serve "
-                         "stopped)")
+        raise StoreError("--to must be a postgresql:// URL: to copy a SQLite file, copy the file "
+                         "(with vigint serve stopped)")
     path = Path(source).expanduser()
     if not path.is_file():
         raise StoreError(f"no database at {path.resolve()}: nothing to copy (give the SQLite file with --db)")
@@ -120,8 +126,8 @@ async def _refuse_rows(fetch: Callable, name: str) -> None:
     held = [(table.name, await _count(fetch, table.name)) for table in tables()]
     held = [f"{table} {count}" for table, count in held if count]
     if held:
-        raise StoreError(f"the target {name} already holds rows ({', '.join(held)}): vigint db copy copies only "
-                         "into an empty database")
+        raise StoreError(f"the target {name} already holds rows ({', '.join(held)}): vigint db copy copies "
+                         "only into an empty database")
 
 
 async def ensure_empty(target: Engine) -> None:
@@ -140,7 +146,9 @@ def _driver_error(error: BaseException) -> bool:
 
 async def _copy_table(source: Engine, db: Transaction, table: Table, batch_rows: int) -> int:
     """Copy one table's rows, `batch_rows` at a time in primary-key order; return how many."""
-    key, last, copied = ", ".join(table.primary_key), (), 0
+    key = ", ".join(table.primary_key)
+    last = ()
+    copied = 0
     while True:
         # Keyset paging: each batch starts after the last key of the one before, so every read is an index
         # range however deep into the table (OFFSET would rescan all the rows before it, each time).
@@ -170,7 +178,8 @@ async def _move_sequences(source: Engine, db: Transaction, schema: list[Table]) 
     Past SQLite's own counter, not only the largest id copied: the ids of deleted rows are not given again
     (a deleted client's audit rows and invoices still name its id).
     """
-    given = {row["name"]: row["seq"] for row in await source._read_all("SELECT name, seq FROM sqlite_sequence")}
+    sequences = await source._read_all("SELECT name, seq FROM sqlite_sequence")
+    given = {row["name"]: row["seq"] for row in sequences}
     for table in schema:
         if table.identity is None:
             continue
@@ -181,9 +190,11 @@ async def _move_sequences(source: Engine, db: Transaction, schema: list[Table]) 
                              (table.name, table.identity, top))
 
 
-async def copy_database(source: Engine, target: Engine, progress: Callable[[str, int], None] = lambda *_: None,
+async def copy_database(source: Engine, target: Engine,
+                        progress: Callable[[str, int], None] = lambda *_: None,
                         batch_rows: int = BATCH_ROWS) -> list[TableCount]:
-    """Copy every row of the SQLite store `source` into the empty PostgreSQL store `target`, in one transaction.
+    """Copy every row of the SQLite store `source` into the empty PostgreSQL store `target`, in one
+    transaction.
 
     Both are open (so at this program's schema version). `progress(table, rows)` is called as each table is
     copied. The source is only read. Returns every table's row count on both sides, which match.
@@ -203,8 +214,9 @@ async def copy_database(source: Engine, target: Engine, progress: Callable[[str,
         await _move_sequences(source, db, schema)
         counts = [TableCount(table.name, await _count(source._read_all, table.name),
                              await _count(db.fetch_all, table.name)) for table in schema]
-        differ = [f"{c.table} {c.source} in the source, {c.target} copied" for c in counts if c.source != c.target]
+        differ = [f"{c.table} {c.source} in the source, {c.target} copied"
+                  for c in counts if c.source != c.target]
         if differ:  # raising here rolls the whole copy back: the target stays empty, ready for another try
-            raise StoreError(f"the copy does not match the source ({'; '.join(differ)}): was something writing to "
-                             "it? Nothing was kept; stop it and copy again")
+            raise StoreError(f"the copy does not match the source ({'; '.join(differ)}): was something "
+                             "writing to it? Nothing was kept; stop it and copy again")
     return counts

@@ -52,8 +52,8 @@ class Transaction(Protocol):
         """Run a query (or a statement with RETURNING); return its rows."""
 
     async def serialize(self, subject: str) -> None:
-        """Make other transactions that serialize on the same `subject` wait until this one ends (a check, then
-        a write, that two nodes must not interleave)."""
+        """Make other transactions that serialize on the same `subject` wait until this one ends (a check,
+        then a write, that two nodes must not interleave)."""
 
     async def notify_keys_changed(self) -> None:
         """Tell every node, at commit, that keys were revoked or deleted (see `Engine.data_version`)."""
@@ -99,7 +99,8 @@ class Engine:
 
     @classmethod
     async def open(cls, target: str | Path) -> Self:
-        """Open (creating if needed) a SQLite file or a ``postgresql://`` database; bring its schema up to date.
+        """Open (creating if needed) a SQLite file or a ``postgresql://`` database; bring its schema up to
+        date.
 
         Raises:
             StoreError: the database cannot be reached, created or written, or was made by a newer Vigint.
@@ -148,6 +149,6 @@ class Engine:
         return await self._database.read_all(sql, params)
 
     async def data_version(self) -> int:
-        """Return a number that changes whenever keys may have been revoked or deleted, by any process or node:
-        a cheap change detector for the revocation watch."""
+        """Return a number that changes whenever keys may have been revoked or deleted, by any process or
+        node: a cheap change detector for the revocation watch."""
         return await self._database.data_version()

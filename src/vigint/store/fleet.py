@@ -20,7 +20,8 @@ class FleetQueries(Engine):
                 "SELECT client_id, camera, down_since FROM cameras WHERE down_since IS NOT NULL")
                     if (row["client_id"], row["camera"]) in set(live)]
             await db.executemany(
-                """INSERT INTO cameras (client_id, camera, last_seen_at) SELECT id, ?2, ?3 FROM clients WHERE id = ?1
+                """INSERT INTO cameras (client_id, camera, last_seen_at)
+                   SELECT id, ?2, ?3 FROM clients WHERE id = ?1
                    ON CONFLICT (client_id, camera) DO UPDATE SET last_seen_at = excluded.last_seen_at,
                                                                  down_since = NULL""",
                 [(client_id, camera, now) for client_id, camera in live])
@@ -35,8 +36,8 @@ class FleetQueries(Engine):
                                  [(row["last_seen_at"], row["client_id"], row["camera"]) for row in rows])
         return [CameraRecord(**{**dict(row), "down_since": row["last_seen_at"]}) for row in rows]
 
-    async def raise_flag(self, kind: FlagKind, subject: str, client_id: int | None, key_id: int | None, detail: str,
-                         now: float, quiet_seconds: float = 86400) -> Flag | None:
+    async def raise_flag(self, kind: FlagKind, subject: str, client_id: int | None, key_id: int | None,
+                         detail: str, now: float, quiet_seconds: float = 86400) -> Flag | None:
         """Store a flag unless the same kind and subject was flagged within `quiet_seconds`; return it if new.
 
         Raises:
@@ -50,7 +51,8 @@ class FleetQueries(Engine):
             if recent is not None:
                 return None
             (row,) = await db.fetch_all(
-                "INSERT INTO flags (at, kind, subject, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO flags (at, kind, subject, client_id, key_id, detail) VALUES (?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (now, kind, subject, client_id, key_id, detail))
         return (await self.flags(flag_id=row["id"]))[0]
 
@@ -69,12 +71,13 @@ class FleetQueries(Engine):
             await db.execute("UPDATE flags SET notified_at = ? WHERE id = ?", (now, flag_id))
 
     async def keys_expiring(self, now: float, until: float, used_since: float) -> list[ApiKey]:
-        """Return the keys that work now, expire by `until`, were used since `used_since`, and whose expiry the
-        operator was not warned of yet."""
+        """Return the keys that work now, expire by `until`, were used since `used_since`, and whose expiry
+        the operator was not warned of yet."""
         rows = await self._fetch_all(
             f"""SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id
-                WHERE k.expires_at > ? AND k.expires_at <= ? AND k.last_used_at >= ? AND k.expiry_warned_at IS NULL
-                  AND k.revoked_at IS NULL AND c.status = 'active' ORDER BY k.expires_at""", (now, until, used_since))
+                WHERE k.expires_at > ? AND k.expires_at <= ? AND k.last_used_at >= ?
+                  AND k.expiry_warned_at IS NULL AND k.revoked_at IS NULL AND c.status = 'active'
+                ORDER BY k.expires_at""", (now, until, used_since))
         return [_key(row) for row in rows]
 
     async def key_expiry_warned(self, key_id: int, now: float) -> None:

@@ -4,14 +4,29 @@ retries them until done. A row names the run of the node recording it until it i
 node can finish what a dead one left (`incidents.recovery`).
 """
 
-from vigint.errors import NotFoundError, StoreError
+import unicodedata
+
+from vigint.errors import InvalidInputError, NotFoundError, StoreError
+from vigint.store.audit import record_audit
 from vigint.store.engine import Engine, Row
-from vigint.store.records import Alert, AlertState, Channel, Incident, Verdict
+from vigint.store.records import Alert, AlertState, Channel, Incident, Review, ReviewMark, Verdict
 
 # An incident still open this long after its start is taken as left by a node that died, not continued.
 OPEN_CONTINUES_SECONDS = 3600.0
 # Incident columns that hold a domain state: this version writes only one of their enum's values.
 _STATES = {"verdict": Verdict, "alert_state": AlertState}
+# A review's note says why in a sentence or two ("the neighbour's cat"); a page's form is no place for an
+# essay.
+MAX_REVIEW_NOTE = 280
+# What the incident lists filter by: a review's mark, or none yet.
+UNREVIEWED = "unreviewed"
+REVIEW_FILTERS = (UNREVIEWED, *ReviewMark)
+_REVIEW_COLUMNS = ("review", "review_note", "reviewed_at", "reviewed_by")
+# The WHERE clause of a review filter on `table`'s rows, its value the parameter `filter` (NULL: every
+# incident).
+# (Cast: PostgreSQL cannot tell a parameter's type from `IS NULL` alone.)
+REVIEWED_AS = ("(CAST({filter} AS TEXT) IS NULL OR {table}.review = {filter} OR {filter} = 'unreviewed' AND "
+               "{table}.review IS NULL)")
 
 
 def _incident(row: Row) -> Incident:
@@ -19,6 +34,8 @@ def _incident(row: Row) -> Incident:
     know (written by another version sharing the database)."""
     values = dict(row)
     values["offline"] = bool(values.get("offline"))
+    mark, note, at, by = (values.pop(name, None) for name in _REVIEW_COLUMNS)
+    values["review"] = None if mark is None else Review(ReviewMark(mark), note or "", at, by)
     for name, state in _STATES.items():
         try:
             values[name] = state(values[name])
@@ -26,6 +43,29 @@ def _incident(row: Row) -> Incident:
             raise StoreError(f"incident {values['id']} has the {name} {values[name]!r}, unknown to this version of "
                              "vigint: was it written by a newer one?") from None
     return Incident(**values)
+
+
+def check_note(note: str) -> str:
+    """Return a review's note with its outer spaces stripped and its line ends as "\n".
+
+    Raises:
+        InvalidInputError: longer than MAX_REVIEW_NOTE characters, or holding a control character (other than
+            a line break or a tab).
+    """
+    note = note.replace("\r\n", "\n").strip()
+    if len(note) > MAX_REVIEW_NOTE:
+        raise InvalidInputError(f"a note is at most {MAX_REVIEW_NOTE} characters "
+                                f"(this one has {len(note):,})")
+    if any(c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cs", "Co") for c in note):
+        raise InvalidInputError("a note cannot hold control characters")
+    return note
+
+
+def _review_filter(review: str | None) -> str | None:
+    """Return a list's review filter as given, or None for every incident. Raises InvalidInputError."""
+    if review is not None and review not in REVIEW_FILTERS:
+        raise InvalidInputError(f"unknown review filter {review!r:.40}: {', '.join(REVIEW_FILTERS)}")
+    return review
 
 
 def _channels(channels: list[str]) -> list[Channel]:
@@ -164,12 +204,66 @@ class IncidentQueries(Engine):
             raise NotFoundError(f"no incident with id {incident_id}")
         return _incident(row)
 
-    async def list_incidents(self, client_id: int | None = None, since: float | None = None) -> list[Incident]:
-        """Return incidents, newest first, optionally of one client and since a time."""
+    async def list_incidents(self, client_id: int | None = None, since: float | None = None,
+                             review: str | None = None) -> list[Incident]:
+        """Return incidents, newest first, optionally of one client, since a time, and with a review (a
+        `ReviewMark`'s value, or UNREVIEWED).
+
+        Raises:
+            InvalidInputError: a review filter that is none of REVIEW_FILTERS.
+        """
+        reviewed = REVIEWED_AS.format(table="incidents", filter="?3")
         rows = await self._fetch_all(
             "SELECT * FROM incidents WHERE (client_id = ?1 OR ?1 IS NULL) AND (started_at >= ?2 OR ?2 IS NULL) "
-            "ORDER BY started_at DESC, id DESC", (client_id, since))
+            f"AND {reviewed} ORDER BY started_at DESC, id DESC", (client_id, since, _review_filter(review)))
         return [_incident(row) for row in rows]
+
+    async def review_incident(self, client_id: int, incident_id: int, mark: ReviewMark | None, note: str,
+                              by: str, now: float) -> Incident:
+        """Mark one of a client's incidents reviewed or a false alarm with an optional `note` (None: not
+        reviewed, the note dropped), `by` an `Editor`'s value; audited with the mark before and after. Return
+        the incident. A review that changes nothing is neither written nor audited.
+
+        Raises:
+            NotFoundError: the client has no such incident (another client's is not found either).
+            InvalidInputError: a note that `check_note` refuses; nothing is changed.
+        """
+        note = check_note(note) if mark is not None else ""
+        async with self._transaction() as db:
+            rows = await db.fetch_all("SELECT * FROM incidents WHERE id = ? AND client_id = ?",
+                                      (incident_id, client_id))
+            if not rows:
+                raise NotFoundError(f"client {client_id} has no incident with id {incident_id}")
+            old = _incident(rows[0])
+            before = (old.review.mark, old.review.note) if old.review else (None, "")
+            if before == (mark, note):
+                return old
+            reviewed = (None, None) if mark is None else (now, by)
+            await db.execute("UPDATE incidents SET review = ?, review_note = ?, reviewed_at = ?, "
+                             "reviewed_by = ? WHERE id = ?", (mark, note or None, *reviewed, incident_id))
+            marks = " -> ".join((value or "none").replace("_", " ") for value in (before[0], mark))
+            notes = f"note: {len(before[1])} -> {len(note)} characters"
+            detail = f"incident={incident_id} by={by}: {marks}; {notes}"
+            await record_audit(db, now, "incident.review", client_id, detail=detail)
+        return await self.get_incident(incident_id)
+
+    async def false_alarms_by_camera(self, client_id: int, since: float) -> dict[str, int]:
+        """Return how many of a client's incidents since a time each camera has marked false alarms (cameras
+        with none are absent)."""
+        rows = await self._fetch_all(
+            "SELECT camera, count(*) AS n FROM incidents WHERE client_id = ? AND review = 'false_alarm' "
+            "AND started_at >= ? GROUP BY camera ORDER BY camera", (client_id, since))
+        return {row["camera"]: row["n"] for row in rows}
+
+    async def spend_mute_link(self, signature: str, client_id: int, now: float, expires_at: float) -> bool:
+        """Spend an alert email's mute link, named by its signature, until it expires: return True the first
+        time, False if it was spent already (a replay), even by two requests at the same instant."""
+        async with self._transaction() as db:
+            # The dead, on the way:
+            await db.execute("DELETE FROM mute_links_used WHERE expires_at < ?", (now,))
+            return await db.execute("INSERT INTO mute_links_used (signature, client_id, used_at, expires_at) "
+                                    "VALUES (?, ?, ?, ?) ON CONFLICT (signature) DO NOTHING",
+                                    (signature, client_id, now, expires_at)) == 1
 
     async def enqueue_alerts(self, incident_id: int, channels: list[Channel], now: float) -> None:
         """Queue one alert per channel for delivery (or mark the incident as having no channel).

@@ -23,8 +23,8 @@ def _invoice(row: Row) -> Invoice:
 def _document(draft: Invoice) -> str:
     """What an invoice keeps of its parties and lines: all it prints, so a reprint is the same years later."""
     kept = {name: getattr(draft, name) for name in (
-        "client_name", "client_email", "client_address", "client_vat_id", "currency", "seller_name", "seller_address",
-        "seller_vat_id", "due_on", "payment_details", "reason")}
+        "client_name", "client_email", "client_address", "client_vat_id", "currency", "seller_name",
+        "seller_address", "seller_vat_id", "due_on", "payment_details", "reason")}
     return json.dumps({**kept, "vat_rate": str(draft.vat_rate), "lines": [
         [line.description, str(line.quantity), line.unit, str(line.unit_price), str(line.amount)]
         for line in draft.lines]})
@@ -35,8 +35,9 @@ class InvoiceQueries(Engine):
 
     async def find_invoice(self, client_id: int, period: str) -> Invoice | None:
         """Return a client's invoice in force for a period (issued, not voided), if any."""
-        row = await self._fetch_one("SELECT * FROM invoices WHERE client_id = ? AND period = ? AND voids IS NULL "
-                                    "AND voided_by IS NULL", (client_id, period))
+        row = await self._fetch_one(
+            "SELECT * FROM invoices WHERE client_id = ? AND period = ? AND voids IS NULL "
+            "AND voided_by IS NULL", (client_id, period))
         return None if row is None else _invoice(row)
 
     async def get_invoice(self, number: int) -> Invoice:
@@ -48,15 +49,16 @@ class InvoiceQueries(Engine):
 
     async def issue_invoice(self, draft: Invoice) -> Invoice:
         """Store a new invoice and give it the next number (the draft's number is ignored), with no gap in the
-        numbering on either engine (a PostgreSQL sequence would skip the number of a rolled-back issue); if the
-        client's invoice for the period was issued meanwhile (another command), return that one."""
+        numbering on either engine (a PostgreSQL sequence would skip the number of a rolled-back issue); if
+        the client's invoice for the period was issued meanwhile (another command), return that one."""
         async with self._transaction() as db:
             await db.serialize("invoice numbers")
             issued = await self.find_invoice(draft.client_id, draft.period)
             if issued is not None:
                 return issued
             number = await self._next_number(db, draft)
-            await record_audit(db, time.time(), "invoice.issue", draft.client_id, detail=f"period={draft.period}")
+            await record_audit(db, time.time(), "invoice.issue", draft.client_id,
+                               detail=f"period={draft.period}")
         return await self.get_invoice(number)
 
     async def void_invoice(self, number: int, credit_note: Callable[[Invoice], Invoice]) -> Invoice:
@@ -70,9 +72,11 @@ class InvoiceQueries(Engine):
             await db.serialize("invoice numbers")
             invoice = await self.get_invoice(number)
             if invoice.is_credit_note:
-                raise InvalidInputError(f"{number} is a credit note (voiding invoice {invoice.voids}), not an invoice")
+                raise InvalidInputError(f"{number} is a credit note (voiding invoice {invoice.voids}), "
+                                        "not an invoice")
             if invoice.voided_by is not None:
-                raise InvalidInputError(f"invoice {number} is voided already, by credit note {invoice.voided_by}")
+                raise InvalidInputError(f"invoice {number} is voided already, "
+                                        f"by credit note {invoice.voided_by}")
             note = credit_note(invoice)
             issued = await self._next_number(db, note)
             await db.execute("UPDATE invoices SET voided_by = ? WHERE number = ?", (issued, number))
@@ -84,6 +88,7 @@ class InvoiceQueries(Engine):
     async def _next_number(db: Transaction, draft: Invoice) -> int:
         (row,) = await db.fetch_all("SELECT coalesce(max(number), 0) + 1 AS next FROM invoices")
         await db.execute("INSERT INTO invoices (number, client_id, period, issued_on, document, voids) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (row["next"], draft.client_id, draft.period, draft.issued_on,
-                                                       _document(draft), draft.voids))
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (row["next"], draft.client_id, draft.period, draft.issued_on, _document(draft),
+                          draft.voids))
         return row["next"]

@@ -249,4 +249,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             CHECK ((armed = 'schedule') = (schedule IS NOT NULL)),
             PRIMARY KEY (client_id, camera))""",
     ),
+    (
+        # Each incident's review by its customer: reviewed or a false alarm, a short note, when and by whom (a
+        # false alarm counted per camera hints at a mask). NULL: not reviewed.
+        "ALTER TABLE incidents ADD COLUMN review TEXT CHECK (review IN ('reviewed', 'false_alarm'))",
+        "ALTER TABLE incidents ADD COLUMN review_note TEXT",
+        "ALTER TABLE incidents ADD COLUMN reviewed_at REAL",
+        "ALTER TABLE incidents ADD COLUMN reviewed_by TEXT",
+        "CREATE INDEX incidents_review ON incidents(client_id, review, started_at)",
+        # The mute links of alert emails that were used, each kept until it expires: a link mutes once, and a
+        # replayed one is refused (alerts/mutes.py). The signature names the link; the link itself is not
+        # kept.
+        """CREATE TABLE mute_links_used (
+            signature TEXT PRIMARY KEY,
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            used_at REAL NOT NULL,
+            expires_at REAL NOT NULL)""",
+    ),
 )

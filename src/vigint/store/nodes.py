@@ -11,7 +11,8 @@ import json
 from vigint.store.engine import Engine
 from vigint.store.records import Claim, Node, StreamEntry
 
-FORGET_NODES_AFTER_SECONDS = 86400.0  # a node that went silent (crashed) a day ago is gone from `vigint status`
+# a node that went silent (crashed) a day ago is gone from `vigint status`
+FORGET_NODES_AFTER_SECONDS = 86400.0
 FORGET_STOPPED_NODES_AFTER_SECONDS = 3600.0  # one stopped cleanly an hour ago too: a port no longer served
 
 
@@ -22,7 +23,8 @@ class NodeQueries(Engine):
         """Register an open stream under its camera name, unless the name is taken or the client is at `most`
         streams; expired entries (of dead nodes) are dropped first."""
         async with self._transaction() as db:
-            await db.serialize(f"streams of client {entry.client_id}")  # two nodes claiming for one client take turns
+            # two nodes claiming for one client take turns
+            await db.serialize(f"streams of client {entry.client_id}")
             await db.execute("DELETE FROM live_streams WHERE client_id = ? AND lease_until < ?",
                              (entry.client_id, now))
             cameras = {row["camera"] for row in await db.fetch_all(
@@ -32,8 +34,8 @@ class NodeQueries(Engine):
             if len(cameras) >= most:
                 return Claim.OVER_LIMIT
             await db.execute(
-                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, lease_until, "
-                "spooled_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO live_streams (client_id, camera, key_id, node_id, session_id, address, since, "
+                "lease_until, spooled_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.client_id, entry.camera, entry.key_id, entry.node_id, entry.session_id, entry.address,
                  entry.since, lease_until, entry.spooled_seconds))
         return Claim.CLAIMED
@@ -45,9 +47,9 @@ class NodeQueries(Engine):
                              (client_id, camera, session_id))
 
     async def renew_streams(self, node_id: str, session_ids: set[str], lease_until: float) -> set[str]:
-        """Extend the leases of a node's open streams; return those still registered (a stream missing from them
-        lost its name: its lease ran out). Entries of the node's other streams are left to expire: a release
-        that failed, or a claim still in flight, which must not be mistaken for one."""
+        """Extend the leases of a node's open streams; return those still registered (a stream missing from
+        them lost its name: its lease ran out). Entries of the node's other streams are left to expire: a
+        release that failed, or a claim still in flight, which must not be mistaken for one."""
         if not session_ids:
             return set()
         marks = ", ".join("?" * len(session_ids))
@@ -60,19 +62,19 @@ class NodeQueries(Engine):
     async def registered_streams(self, now: float) -> list[StreamEntry]:
         """Return the open streams of every live node."""
         rows = await self._fetch_all(
-            "SELECT client_id, camera, key_id, node_id, session_id, address, since, spooled_seconds FROM live_streams "
-            "WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
+            "SELECT client_id, camera, key_id, node_id, session_id, address, since, spooled_seconds "
+            "FROM live_streams WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
         return [StreamEntry(**dict(row)) for row in rows]
 
     async def save_node(self, node_id: str, started_at: float, document: dict, now: float,
                         stopped: bool = False) -> None:
-        """Record a node's snapshot (its heartbeat); a stopped node also gives up its streams and leases. A node
-        restarted under the same id (host and port) is the same node, started again."""
+        """Record a node's snapshot (its heartbeat); a stopped node also gives up its streams and leases. A
+        node restarted under the same id (host and port) is the same node, started again."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO nodes (id, started_at, seen_at, stopped_at, document) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at, "
-                "stopped_at = excluded.stopped_at, document = excluded.document",
+                "ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, "
+                "seen_at = excluded.seen_at, stopped_at = excluded.stopped_at, document = excluded.document",
                 (node_id, started_at, now, now if stopped else None, json.dumps(document)))
             await db.execute("DELETE FROM nodes WHERE seen_at < ? OR stopped_at < ?",
                              (now - FORGET_NODES_AFTER_SECONDS, now - FORGET_STOPPED_NODES_AFTER_SECONDS))
@@ -81,7 +83,8 @@ class NodeQueries(Engine):
                 await db.execute("DELETE FROM leases WHERE holder = ?", (node_id,))
 
     async def nodes(self) -> list[Node]:
-        """Return the nodes seen in the last day (stopped ones: in the last hour), most recently started first."""
+        """Return the nodes seen in the last day (stopped ones: in the last hour), most recently started
+        first."""
         rows = await self._fetch_all("SELECT * FROM nodes ORDER BY started_at DESC, id")
         return [Node(**{**dict(row), "document": json.loads(row["document"])}) for row in rows]
 

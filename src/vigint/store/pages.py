@@ -8,7 +8,7 @@ hashes of their tokens: the database never holds one that works.
 from dataclasses import dataclass
 
 from vigint.store.engine import Engine
-from vigint.store.incidents import _incident
+from vigint.store.incidents import REVIEWED_AS, _incident, _review_filter
 from vigint.store.invoices import _invoice
 from vigint.store.records import CameraRecord, Client, Incident, Invoice
 
@@ -37,7 +37,8 @@ class PageQueries(Engine):
         else None. A link is spent once, even by two requests at the same instant."""
         async with self._transaction() as db:
             rows = await db.fetch_all(
-                """UPDATE sign_in_links SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+                """UPDATE sign_in_links SET used_at = ?2
+                   WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
                      AND client_id IN (SELECT id FROM clients WHERE status = 'active') RETURNING client_id""",
                 (token_hash, now))
         return rows[0]["client_id"] if rows else None
@@ -64,38 +65,46 @@ class PageQueries(Engine):
 
     async def client_by_email(self, email: str) -> Client | None:
         """Return the active client with this email address (whatever its case), if any."""
-        row = await self._fetch_one("SELECT * FROM clients WHERE lower(email) = lower(?) AND status = 'active'",
-                                    (email,))
+        row = await self._fetch_one(
+            "SELECT * FROM clients WHERE lower(email) = lower(?) AND status = 'active'", (email,))
         return None if row is None else Client(**dict(row))
 
-    async def client_incidents(self, client_id: int, camera: str | None, since: float | None, until: float | None,
-                               offset: int, limit: int) -> list[Listed]:
-        """Return a client's incidents, newest first, of one camera and within [since, until) if given."""
+    async def client_incidents(self, client_id: int, camera: str | None, since: float | None,
+                               until: float | None, offset: int, limit: int,
+                               review: str | None = None) -> list[Listed]:
+        """Return a client's incidents, newest first, of one camera, within [since, until) and with a review
+        (see `list_incidents`) if given. Raises InvalidInputError: an unknown review filter."""
         rows = await self._fetch_all(
             """SELECT i.*,
-                      EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id AND o.channel = 'email'
-                                AND o.delivered_at IS NOT NULL) AS emailed,
-                      EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id AND o.channel = 'webhook'
-                                AND o.delivered_at IS NOT NULL) AS webhooked
+                      EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id
+                                AND o.channel = 'email' AND o.delivered_at IS NOT NULL) AS emailed,
+                      EXISTS (SELECT 1 FROM alert_outbox o WHERE o.incident_id = i.id
+                                AND o.channel = 'webhook' AND o.delivered_at IS NOT NULL) AS webhooked
                FROM incidents i WHERE i.client_id = ?1 AND (i.camera = ?2 OR ?2 IS NULL)
                  AND (i.started_at >= ?3 OR ?3 IS NULL) AND (i.started_at < ?4 OR ?4 IS NULL)
-               ORDER BY i.started_at DESC, i.id DESC LIMIT ?5 OFFSET ?6""",
-            (client_id, camera, since, until, limit, offset))
+                 AND {reviewed}
+               ORDER BY i.started_at DESC, i.id DESC LIMIT ?5 OFFSET ?6""".format(
+                reviewed=REVIEWED_AS.format(table="i", filter="?7")),
+            (client_id, camera, since, until, limit, offset, _review_filter(review)))
         listed = []
         for row in rows:
             values = dict(row)
-            emailed, webhooked = bool(values.pop("emailed")), bool(values.pop("webhooked"))
+            emailed = bool(values.pop("emailed"))
+            webhooked = bool(values.pop("webhooked"))
             listed.append(Listed(_incident(values), emailed, webhooked))
         return listed
 
     async def client_incident(self, client_id: int, incident_id: int) -> Incident | None:
-        """Return one of a client's incidents; None if there is none with this id, or it is another client's."""
-        row = await self._fetch_one("SELECT * FROM incidents WHERE id = ? AND client_id = ?", (incident_id, client_id))
+        """Return one of a client's incidents; None if there is none with this id, or it is another
+        client's."""
+        row = await self._fetch_one("SELECT * FROM incidents WHERE id = ? AND client_id = ?",
+                                    (incident_id, client_id))
         return None if row is None else _incident(row)
 
     async def client_cameras(self, client_id: int) -> list[CameraRecord]:
         """Return a client's cameras that ever streamed, by name."""
-        rows = await self._fetch_all("SELECT * FROM cameras WHERE client_id = ? ORDER BY camera", (client_id,))
+        rows = await self._fetch_all("SELECT * FROM cameras WHERE client_id = ? ORDER BY camera",
+                                     (client_id,))
         return [CameraRecord(**dict(row)) for row in rows]
 
     async def client_camera_names(self, client_id: int) -> list[str]:
@@ -106,10 +115,13 @@ class PageQueries(Engine):
 
     async def client_invoices(self, client_id: int) -> list[Invoice]:
         """Return the invoices issued to a client, newest first."""
-        rows = await self._fetch_all("SELECT * FROM invoices WHERE client_id = ? ORDER BY number DESC", (client_id,))
+        rows = await self._fetch_all("SELECT * FROM invoices WHERE client_id = ? ORDER BY number DESC",
+                                     (client_id,))
         return [_invoice(row) for row in rows]
 
     async def client_invoice(self, client_id: int, number: int) -> Invoice | None:
-        """Return one of a client's invoices; None if there is none with this number, or it is another client's."""
-        row = await self._fetch_one("SELECT * FROM invoices WHERE number = ? AND client_id = ?", (number, client_id))
+        """Return one of a client's invoices; None if there is none with this number, or it is another
+        client's."""
+        row = await self._fetch_one("SELECT * FROM invoices WHERE number = ? AND client_id = ?",
+                                    (number, client_id))
         return None if row is None else _invoice(row)

@@ -4,9 +4,9 @@ asyncpg rather than psycopg 3: it needs no libpq (one wheel, nothing from the sy
 the two on the short indexed queries a hello makes, and its LISTEN support is what carries revocations to
 every node at once. It is imported only when a ``postgresql://`` database is opened (the ``postgres`` extra).
 
-The query modules write SQLite's dialect where both agree; here ``?``/``?N`` become ``$N`` and the
-migrations' SQLite types become PostgreSQL's (`ddl`). Concurrent nodes are kept apart by row locks
-(`serialize`: advisory locks; ``FOR UPDATE SKIP LOCKED``), and by an advisory lock while the schema is migrated.
+The query modules write SQLite's dialect where both agree; here ``?``/``?N`` become ``$N`` and the migrations'
+SQLite types become PostgreSQL's (`ddl`). Concurrent nodes are kept apart by row locks (`serialize`: advisory
+locks; ``FOR UPDATE SKIP LOCKED``), and by an advisory lock while the schema is migrated.
 """
 
 import asyncio
@@ -21,11 +21,12 @@ from vigint.errors import ConfigError, StoreError
 
 POOL_SIZE = 10  # a node's concurrent queries: hellos, usage flushes, incidents, the outbox
 CONNECT_TIMEOUT_SECONDS = 10.0
-COMMAND_TIMEOUT_SECONDS = 60.0  # a statement waiting longer (a lock never released, a server gone) fails, retried
+# a statement waiting longer (a lock never released, a server gone) fails, retried
+COMMAND_TIMEOUT_SECONDS = 60.0
 KEYS_CHANNEL = "vigint_keys"  # NOTIFY channel: keys were revoked or deleted
-# The listening connection is idle: a network that drops it silently (a NAT timeout, a failover) would hide every
-# notice. It is probed this often, and every so often the version changes anyway, so that open streams' keys are
-# looked up again whatever happened to the notices.
+# The listening connection is idle: a network that drops it silently (a NAT timeout, a failover) would hide
+# every notice. It is probed this often, and every so often the version changes anyway, so that open streams'
+# keys are looked up again whatever happened to the notices.
 LISTENER_PROBE_SECONDS = 2.0
 FULL_CHECK_SECONDS = 30.0
 MIGRATION_LOCK = 0x76696769  # advisory lock id ("vigi") held while one node migrates the schema
@@ -125,7 +126,8 @@ class _Transaction:
         await self._connection.execute(f"NOTIFY {KEYS_CHANNEL}")
 
     async def scrub_at_commit(self) -> None:
-        """Nothing this connection can do: the server's WAL and old row versions are its own (VACUUM, archiving)."""
+        """Nothing this connection can do: the server's WAL and old row versions are its own (VACUUM,
+        archiving)."""
 
 
 class PostgresDatabase:
@@ -134,7 +136,9 @@ class PostgresDatabase:
     skip_locked = "FOR UPDATE SKIP LOCKED"
 
     def __init__(self, asyncpg, pool, url: str):
-        self._asyncpg, self._pool, self._url = asyncpg, pool, url
+        self._asyncpg = asyncpg
+        self._pool = pool
+        self._url = url
         self._listener = None
         self._changes = 0
         self._probed = self._full_check = 0.0  # monotonic times
@@ -156,8 +160,8 @@ class PostgresDatabase:
 
     async def data_version(self) -> int:
         """A number that changes at every key change committed by any node (LISTEN), whenever the listening
-        connection had to be opened again (a notice may have been missed meanwhile), and every FULL_CHECK_SECONDS.
-        Raises (and is asked again) while the server cannot be reached."""
+        connection had to be opened again (a notice may have been missed meanwhile), and every
+        FULL_CHECK_SECONDS. Raises (and is asked again) while the server cannot be reached."""
         now = time.monotonic()
         if now - self._full_check > FULL_CHECK_SECONDS:
             self._full_check = now
@@ -191,8 +195,8 @@ class PostgresDatabase:
             rows = await transaction.fetch_all("SELECT version FROM vigint_schema")
             version = rows[0]["version"] if rows else 0
             if version > len(migrations):
-                raise StoreError(f"database {describe(self._url)} has schema version {version}, newer than this "
-                                 f"program knows ({len(migrations)}): upgrade vigint")
+                raise StoreError(f"database {describe(self._url)} has schema version {version}, newer than "
+                                 f"this program knows ({len(migrations)}): upgrade vigint")
             for number in range(version, len(migrations)):
                 for statement in migrations[number]:
                     await transaction.execute(ddl(statement))
@@ -214,7 +218,8 @@ async def open_database(url: str, migrations: Sequence[Sequence[str]]) -> Postgr
     try:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT_SECONDS,
                                          command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise StoreError(f"cannot open database {describe(url)}: {reason}") from None
     database = PostgresDatabase(asyncpg, pool, url)

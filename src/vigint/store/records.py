@@ -37,14 +37,33 @@ class Verdict(enum.StrEnum):
     UNVERIFIED = "unverified"  # the AI was unreachable, answered nonsense, or its hourly limit was reached
 
 
+class ReviewMark(enum.StrEnum):
+    """What the customer, having looked at an incident, says it was."""
+
+    REVIEWED = "reviewed"  # looked at: something worth the alert
+    FALSE_ALARM = "false_alarm"  # nothing: a shadow, a tree, the cat (a hint to draw a mask)
+
+
+@dataclass(frozen=True)
+class Review:
+    """An incident's review: its mark, the customer's optional note, when, and by whom (an `Editor` value)."""
+
+    mark: ReviewMark
+    note: str
+    at: float
+    by: str
+
+
 class AlertState(enum.StrEnum):
     """How far an incident's alerts got."""
 
     PENDING = "pending"  # not judged yet, or outbox rows not all delivered
     DELIVERED = "delivered"
-    SUPPRESSED = "suppressed"  # not alerted: the AI said no (or could not say, and [ai] says not to alert then)
+    # not alerted: the AI said no (or could not say, and [ai] says not to alert then)
+    SUPPRESSED = "suppressed"
     NONE = "none"  # no alert channel is configured
-    DEAD = "dead"  # an alert was given up (refused for good, or too many attempts): kept, flagged to the operator
+    # an alert was given up (refused for good, or too many attempts): kept, flagged to the operator
+    DEAD = "dead"
 
 
 class Channel(enum.StrEnum):
@@ -60,8 +79,10 @@ class FlagKind(enum.StrEnum):
     ADDRESSES = "addresses"  # one key streaming from several addresses at once: leaked?
     SPIKE = "spike"  # a key's hourly bytes far over its usual
     HELLOS = "hellos"  # an address blocked after too many refused hellos
-    UNDELIVERABLE = "undeliverable"  # an alert given up: refused for good, or not delivered after max_attempts
-    EVIDENCE = "evidence"  # footage resent for an alerted incident differs from its clip: a stolen key rewriting it?
+    # an alert given up: refused for good, or not delivered after max_attempts
+    UNDELIVERABLE = "undeliverable"
+    # footage resent for an alerted incident differs from its clip: a stolen key rewriting it?
+    EVIDENCE = "evidence"
 
 
 @dataclass(frozen=True)
@@ -114,8 +135,8 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class Handover:
-    """What the database keeps of a one-time link handing a new key over (the link's token derives the key with
-    the seal, see `vigint.keys.derive`): never the token, never the key."""
+    """What the database keeps of a one-time link handing a new key over (the link's token derives the key
+    with the seal, see `vigint.keys.derive`): never the token, never the key."""
 
     token_hash: str  # SHA-256 of the link's token: the link is looked up by it
     seal: bytes = field(repr=False)  # erased when the link is used or dies
@@ -187,9 +208,11 @@ class Incident:
     alert_state: AlertState
     offline: bool = False  # found in footage recorded while the camera was offline (sent later: a backfill)
     stills: int = 0  # JPEGs kept beside the clip (`incidents.storage.still_name`), the first its thumbnail
-    recording_node: str | None = None  # the node's run recording it; None once its end, clip, stills, alerts are
+    # the node's run recording it; None once its end, clip, stills, alerts are
+    recording_node: str | None = None
     # all recorded (see `incidents.recovery`)
     clip_from: float | None = None  # the capture time of its clip's first frame (the clip's time 0)
+    review: Review | None = None  # None: nobody reviewed it yet
 
 
 @dataclass(frozen=True)

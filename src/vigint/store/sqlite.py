@@ -5,8 +5,8 @@ write is one ``BEGIN IMMEDIATE`` transaction, so writers queue (``busy_timeout``
 half-way; that lock is also what serialises claims, so `serialize` and `skip_locked` need nothing more.
 
 Erased secrets (a hand-over link's seal) must not stay readable in the files: ``secure_delete`` zeroes what a
-write frees, and a transaction that erases one checkpoints at commit and truncates the WAL, which still holds the
-page images written before.
+write frees, and a transaction that erases one checkpoints at commit and truncates the WAL, which still holds
+the page images written before.
 """
 
 import asyncio
@@ -64,7 +64,8 @@ class SqliteDatabase:
     skip_locked = ""  # the write lock is the database's: no two claims ever run at once
 
     def __init__(self, db: aiosqlite.Connection, path: Path):
-        self._db, self.path = db, path
+        self._db = db
+        self.path = path
         # One connection writes for the whole process: its tasks take turns at transactions.
         self._write_lock = asyncio.Lock()
         # Authentication and the revocation watch read through their own connection: aiosqlite runs one
@@ -93,12 +94,14 @@ class SqliteDatabase:
                 await self._scrub()
 
     async def _scrub(self) -> None:
-        """Copy the WAL into the database file and empty it. A reader of another process in the middle of a long read
-        can keep the WAL from being emptied (after busy_timeout): the next scrub, or the last close, empties it."""
+        """Copy the WAL into the database file and empty it. A reader of another process in the middle of a
+        long read can keep the WAL from being emptied (after busy_timeout): the next scrub, or the last close,
+        empties it."""
         (busy, _, _), = await self._db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
         if busy:
-            log.warning("the write-ahead log of %s could not be emptied now (a long read elsewhere): an erased secret "
-                        "stays in %s-wal until the next checkpoint", self.path, self.path.name)
+            log.warning("the write-ahead log of %s could not be emptied now (a long read elsewhere): "
+                        "an erased secret stays in %s-wal until the next checkpoint",
+                        self.path, self.path.name)
 
     async def fetch_all(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         return list(await self._db.execute_fetchall(sql, params))

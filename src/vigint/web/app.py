@@ -25,7 +25,7 @@ from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Store
 from vigint.tasks import TaskSet
-from vigint.web import cameras, handover, pages, signin
+from vigint.web import cameras, handover, mute, pages, signin
 from vigint.web.access import Sessions
 from vigint.web.base import (
     BACKGROUND,
@@ -47,6 +47,7 @@ from vigint.web.base import (
 from vigint.web.clipstreams import ClipStreams
 from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
 from vigint.web.stills import STILLS, Keyframes, Stills
+from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,9 @@ async def same_origin(request: web.Request, handler) -> web.StreamResponse:
     """Refuse a form posted from another site: signing a victim in as the attacker (login CSRF), or acting in
     their session, takes nothing but a form on any page the victim opens."""
     if request.method not in SAFE_METHODS and not from_this_site(request):
-        return render(request, "message.html", None, status=403, title="Sent from another site",
-                      text="This form was sent from another site, so it was not acted on. Open this page "
-                           "yourself and send it from here.", link="/sign-in")
+        return render(request, "message.html", None, status=403, title=_("Sent from another site"),
+                      text=_("This form was sent from another site, so it was not acted on. Open this page "
+                             "yourself and send it from here."), link="/sign-in")
     return await handler(request)
 
 
@@ -113,7 +114,7 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
                                      settings.web.max_clip_streams_per_link)
     app[STILLS] = Stills(keyframes)
-    app.add_routes(pages.ROUTES + cameras.ROUTES + signin.ROUTES + handover.ROUTES)
+    app.add_routes(pages.ROUTES + cameras.ROUTES + signin.ROUTES + handover.ROUTES + mute.ROUTES)
     return app
 
 

@@ -1,23 +1,24 @@
 """What every page handler shares: the application's parts, rendering, the client's time zone, sign-in guard."""
 
 import functools
-import time
+import os
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from vigint.alerts.templates import local
 from vigint.config import Settings
 from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Client, Store
 from vigint.tasks import TaskSet
+from vigint.web import formats, words
 from vigint.web.access import SESSION_COOKIE, Sessions
-from vigint.web.words import LANGUAGES, translator
+from vigint.web.words import _
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
@@ -44,18 +45,39 @@ def content_security_policy(script_hash: str | None = None, own_scripts: bool = 
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
+@functools.cache
+def server_zone() -> tzinfo:
+    """Return the server's own time zone with its rules: TZ's IANA name, else /etc/localtime's, else (a TZ
+    that is not an IANA name, no zone file) the offset it has now, the best left."""
+    name = os.environ.get("TZ", "").removeprefix(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as file:
+            return ZoneInfo.from_file(file)
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return datetime.now().astimezone().tzinfo
+
+
 def zone_of(client: Client | None) -> tzinfo:
-    """Return the client's time zone, else the server's (also for a name the system no longer knows)."""
-    return local(time.time(), client.timezone if client else None).tzinfo
+    """Return the client's time zone, else the server's (also for a name the system no longer knows): a zone
+    with its rules, not today's offset, so that a time months away is shown with its own (summer or winter)
+    offset."""
+    name = client.timezone if client else None
+    try:
+        return ZoneInfo(name) if name else server_zone()
+    except (ZoneInfoNotFoundError, ValueError):
+        return server_zone()
 
 
-def when(timestamp: float, zone: tzinfo) -> str:
-    """A time as the page shows it: `Fri 27 Nov 2026, 14:03:12 CET`."""
-    return datetime.fromtimestamp(timestamp, zone).strftime("%a %d %b %Y, %H:%M:%S %Z")
+@jinja2.pass_context
+def when(context: jinja2.runtime.Context, timestamp: float, zone: tzinfo) -> str:
+    """A time as the page shows it, in the page's language: `Fri 27 Nov 2026, 14:03:12 CET`."""
+    return formats.moment(datetime.fromtimestamp(timestamp, zone), context["lang"])
 
 
 def duration(seconds: float) -> str:
-    """`42 s`, `3 min 5 s`, `2 h 1 min`."""
+    """`42 s`, `3 min 5 s`, `2 h 1 min`: the units' symbols, written alike in English and French."""
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
@@ -64,10 +86,28 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
+@jinja2.pass_context
+def month(context: jinja2.runtime.Context, when: date | str) -> str:
+    """A month (a date's, or YYYY-MM) in the page's language: `November 2026`, `novembre 2026`."""
+    return formats.month(when, context["lang"])
+
+
+@jinja2.pass_context
+def day(context: jinja2.runtime.Context, iso: str) -> str:
+    """A YYYY-MM-DD day in the page's language: `2026-01-31`, `31/01/2026`."""
+    return formats.day(iso, context["lang"])
+
+
+@jinja2.pass_context
+def decimal(context: jinja2.runtime.Context, number: float, digits: int) -> str:
+    """A number with `digits` decimals and the page's language's decimal point: `1.5`, `1,5`."""
+    return formats.decimal(number, digits, context["lang"])
+
+
 def environment(folder) -> jinja2.Environment:
     """Templates escape every value; an unknown name in a template is an error, not an empty string."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(when=when, duration=duration)
+    env.filters.update(when=when, duration=duration, month=month, day=day, decimal=decimal)
     return env
 
 
@@ -79,12 +119,12 @@ async def current_client(request: web.Request) -> Client | None:
 def language_of(request: web.Request, client: Client | None) -> str:
     """Return the language a page speaks: the client's, else (signed out) the browser's first we know, else the
     server's."""
-    if client is not None and client.language in LANGUAGES:
+    if client is not None and client.language in words.LANGUAGES:
         return client.language
     if client is None:
         for part in request.headers.get("Accept-Language", "").split(","):
             tag = part.split(";")[0].strip().lower()[:2]
-            if tag in LANGUAGES:
+            if tag in words.LANGUAGES:
                 return tag
     return request.app[SETTINGS].alerts.language
 
@@ -95,13 +135,15 @@ def token_field(request: web.Request) -> Markup:
     return Markup(f'<input type="hidden" name="{FORM_TOKEN}" value="{token}">') if token else Markup("")
 
 
-def render(request: web.Request, name: str, client: Client | None, status: int = 200, **context) -> web.Response:
-    """Answer with a template, given the client (None signed out), its zone and language, `_` and the form
-    token's field (`token_field`, for every form of a signed-in page)."""
-    language = language_of(request, client)
+def render(request: web.Request, name: str, client: Client | None, status: int = 200, *,
+           reader: Client | None = None, **context) -> web.Response:
+    """Render a template for the signed-in `client` (None: nobody), in its language and zone; a page shown
+    without sign-in to a known client (a key's hand-over link) speaks to `reader` instead, without the
+    menu. Every template gets `token_field`, for the forms of a signed-in page."""
+    language = language_of(request, client or reader)
     template = request.app[TEMPLATE_ENV].get_template(name)
-    text = template.render(client=client, zone=zone_of(client), lang=language, _=translator(language),
-                           token_field=token_field(request), **context)
+    text = template.render(client=client, zone=zone_of(client or reader), lang=language,
+                           _=words.translator(language), token_field=token_field(request), **context)
     return web.Response(text=text, status=status, content_type="text/html")
 
 
@@ -115,10 +157,10 @@ async def form_refused(request: web.Request, client: Client | None,
     sent = str(form.get(FORM_TOKEN, ""))
     if request.app[SESSIONS].form_token_is_valid(request.cookies.get(SESSION_COOKIE), sent):
         return None
-    return render(request, "message.html", client, status=403, title="This form has expired",
-                  text="This form did not come from your page as it is now (it may be from another site, "
-                       "or from before you last signed in), so it was not acted on. Open the page again and "
-                       "send it from there.", link=back or request.path)
+    return render(request, "message.html", client, status=403, title=_("This form has expired"),
+                  text=_("This form did not come from your page as it is now (it may be from another site, or "
+                          "from before you last signed in), so it was not acted on. Open the page again and "
+                          "send it from there."), link=back or request.path)
 
 
 def requester(request: web.Request) -> str:

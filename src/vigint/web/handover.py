@@ -23,7 +23,8 @@ from vigint import keys
 from vigint.config import Settings
 from vigint.store import ApiKey, Handover
 from vigint.web.access import TOKEN, page_url, token_hash
-from vigint.web.base import STORE, STREAM_URL, content_security_policy, render, when, zone_of
+from vigint.web.base import STORE, STREAM_URL, content_security_policy, render
+from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ COPY_SCRIPT = """for (const button of document.querySelectorAll("button[data-cop
   button.hidden = false;
   button.addEventListener("click", () => {
     text.select();
-    const copied = () => { button.textContent = "Copied"; };
+    const copied = () => { button.textContent = button.dataset.copied; };
     const fallback = () => { if (document.execCommand("copy")) copied(); };
     if (navigator.clipboard) navigator.clipboard.writeText(text.value).then(copied, fallback); else fallback();
   });
@@ -80,9 +81,9 @@ def _private(response: web.Response) -> web.Response:
 
 def _dead(request: web.Request) -> web.Response:
     """The one answer to a link that shows nothing, whatever the reason: nobody learns which links existed."""
-    return _private(render(request, "message.html", None, status=404, title="This link no longer works",
-                           text="A key's hand-over link works once, for a limited time. If you did not see your key, "
-                                "ask your Vigint operator for a new link.", link="/sign-in"))
+    return _private(render(request, "message.html", None, status=404, title=_("This link no longer works"),
+                           text=_("A key's hand-over link works once, for a limited time. If you did not see "
+                                  "your key, ask your Vigint operator for a new link."), link="/sign-in"))
 
 
 @routes.get("/keys/{token}")
@@ -91,10 +92,10 @@ async def confirm(request: web.Request) -> web.Response:
     found = await _pending(request)
     if found is None:
         return _dead(request)
-    key, _ = found
+    key = found[0]
     client = await request.app[STORE].get_client(key.client_id)
-    return _private(render(request, "handover.html", None, client_name=client.name, api_key=None,
-                           until=when(key.handover_expires_at, zone_of(client))))
+    return _private(render(request, "handover.html", None, reader=client, client_name=client.name,
+                           api_key=None, until=key.handover_expires_at))
 
 
 @routes.post("/keys/{token}")
@@ -103,15 +104,15 @@ async def pick_up(request: web.Request) -> web.Response:
     found = await _pending(request)
     if found is None:
         return _dead(request)
-    token, (_, seal) = request.match_info["token"], found
-    api_key = keys.derive(token, seal)
+    token = request.match_info["token"]
+    api_key = keys.derive(token, found[1])
     picked = await request.app[STORE].pick_up_key(token_hash(token), keys.hash_key(api_key), time.time())
     if picked is None:  # another request spent it first, or the key's hash is not the derived key's
         return _dead(request)
     log.info("client %d picked up key %d (%s…) through its hand-over link", picked.client_id, picked.id,
              picked.prefix)
     client = await request.app[STORE].get_client(picked.client_id)
-    response = render(request, "handover.html", None, client_name=client.name, api_key=api_key,
+    response = render(request, "handover.html", None, reader=client, client_name=client.name, api_key=api_key,
                       server_url=request.app[STREAM_URL], copy_script=Markup(COPY_SCRIPT))
     response.headers["Content-Security-Policy"] = content_security_policy(COPY_SCRIPT_HASH)
     return _private(response)

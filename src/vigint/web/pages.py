@@ -15,9 +15,11 @@ from aiohttp import web
 
 from vigint.alerts import links
 from vigint.billing.invoices import to_html
-from vigint.errors import NotFoundError
+from vigint.errors import InvalidInputError, NotFoundError
 from vigint.incidents.storage import Chunks, StorageError, still_name
-from vigint.store import Client, Incident
+from vigint.media import SECONDS_PER_DAY
+from vigint.store import Client, Editor, Incident, ReviewMark
+from vigint.store.incidents import MAX_REVIEW_NOTE, REVIEW_FILTERS
 from vigint.web.base import CLIPS, LINK_SECRET, LIVE, SETTINGS, STORE, render, signed_in, zone_of
 from vigint.web.clipstreams import Cap, ClipStreams
 from vigint.web.ranges import answer_for
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 PER_PAGE = 20
 MAX_PAGE = 10_000
+# False alarms are counted over a week: enough to see a camera that keeps crying wolf, recent enough that a
+# mask drawn since shows its effect.
+FALSE_ALARM_DAYS = 7
 # Read from object storage at a time: what a reader that stops reading holds in memory, with the socket's buffer.
 CHUNK_BYTES = 64 * 1024
 RETRY_AFTER_SECONDS = 5
@@ -60,13 +65,17 @@ async def incidents(request: web.Request, client: Client) -> web.Response:
     camera = query.get("camera") or None
     day = query.get("day", "")
     bounds = _day_bounds(day, client) if day else None
+    review = query.get("review") if query.get("review") in REVIEW_FILTERS else None  # else: every incident
     page = _page_number(query.get("page", "1"))
     listed = await store.client_incidents(client.id, camera, *(bounds or (None, None)), (page - 1) * PER_PAGE,
-                                          PER_PAGE + 1)
+                                          PER_PAGE + 1, review=review)
     cameras = sorted({*await store.client_camera_names(client.id), *await request.app[LIVE](client.id)})
+    week_ago = time.time() - FALSE_ALARM_DAYS * SECONDS_PER_DAY
+    false_alarms = await store.false_alarms_by_camera(client.id, week_ago)
     return render(request, "incidents.html", client, listed=listed[:PER_PAGE], cameras=cameras, camera=camera,
                   day=day if bounds else "", bad_day=bool(day) and bounds is None, page=page,
-                  more=len(listed) > PER_PAGE)
+                  more=len(listed) > PER_PAGE, review=review or "", false_alarms=false_alarms,
+                  false_alarm_days=FALSE_ALARM_DAYS)
 
 
 async def _incident(request: web.Request, client: Client) -> Incident:
@@ -80,7 +89,32 @@ async def _incident(request: web.Request, client: Client) -> Incident:
 @routes.get(r"/incidents/{id:\d{1,18}}")
 @signed_in
 async def incident(request: web.Request, client: Client) -> web.Response:
-    return render(request, "incident.html", client, incident=await _incident(request, client))
+    return _show(request, client, await _incident(request, client))
+
+
+def _show(request: web.Request, client: Client, found: Incident, status: int = 200,
+          error: str = "") -> web.Response:
+    """The incident's page, with its review form (and why the review sent was refused: `error`)."""
+    return render(request, "incident.html", client, status=status, incident=found, error=error,
+                  max_note=MAX_REVIEW_NOTE)
+
+
+@routes.post(r"/incidents/{id:\d{1,18}}/review")
+@signed_in
+async def review_incident(request: web.Request, client: Client) -> web.Response:
+    """Mark the incident reviewed or a false alarm, with a note (or neither: not reviewed), then show it
+    again."""
+    found = await _incident(request, client)
+    form = await request.post()
+    mark, note = form.get("mark", ""), form.get("note", "")
+    if mark not in ("", *ReviewMark) or not isinstance(note, str):
+        return _show(request, client, found, 400, "unknown")
+    try:
+        await request.app[STORE].review_incident(client.id, found.id, ReviewMark(mark) if mark else None,
+                                                 note, Editor.CUSTOMER, time.time())
+    except InvalidInputError:
+        return _show(request, client, found, 400, "note")
+    raise web.HTTPSeeOther(f"/incidents/{found.id}")
 
 
 @routes.get(r"/incidents/{id:\d{1,18}}/clip.mp4")

@@ -34,6 +34,7 @@ from vigint.web.base import (
     render,
     requester,
 )
+from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,9 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     cookie = await request.app[SESSIONS].sign_in(request.match_info["token"])
     if cookie is None:
-        return render(request, "message.html", None, status=400, title="This link no longer works",
-                      text="Sign-in links work once, for a few minutes. Ask for a new one.", link="/sign-in")
+        return render(request, "message.html", None, status=400, title=_("This link no longer works"),
+                      text=_("Sign-in links work once, for a few minutes. Ask for a new one."),
+                      link="/sign-in")
     response = web.HTTPSeeOther(_next(str(form.get("next", ""))))
     response.set_cookie(SESSION_COOKIE, cookie, max_age=request.app[SESSIONS].lifetime, path="/", httponly=True,
                         samesite="Lax", secure=request.app[SECURE])
