@@ -57,6 +57,13 @@ async def signed_in(server, client_id: int) -> aiohttp.ClientSession:
     return session
 
 
+async def form_token(browser: aiohttp.ClientSession, page: str) -> str:
+    """The form token a signed-in page's forms carry (`base.token_field`), read from `page` as a browser would."""
+    async with browser.get(page) as answer:
+        assert answer.status == 200
+        return re.search(r'name="csrf" value="([0-9a-f]{64})"', await answer.text())[1]
+
+
 async def test_a_client_link_from_the_cli_signs_in_once(site, tmp_path):
     client_id, _, _ = await add_client(site.store)
     env = {"VIGINT_WEB_PUBLIC_URL": site.base}
@@ -158,7 +165,10 @@ async def test_signing_out_ends_the_session(site):
     client_id, _, _ = await add_client(site.store)
     async with await signed_in(site, client_id) as browser:
         cookie = browser.cookie_jar.filter_cookies(URL(site.base))[SESSION_COOKIE].value
-        async with browser.post(f"{site.base}/sign-out", allow_redirects=False) as out:
+        async with browser.post(f"{site.base}/sign-out", allow_redirects=False) as forged:  # no form token
+            assert forged.status == 403 and "not acted on" in await forged.text()
+        token = await form_token(browser, f"{site.base}/incidents")  # still signed in: the page's own button
+        async with browser.post(f"{site.base}/sign-out", data={"csrf": token}, allow_redirects=False) as out:
             assert out.status == 303
     async with aiohttp.ClientSession(cookies={SESSION_COOKIE: cookie}) as replay:  # the old cookie, kept
         async with replay.get(f"{site.base}/incidents", allow_redirects=False) as page:

@@ -41,6 +41,7 @@ from vigint.metrics import Metrics
 from vigint.networks import parse_networks
 from vigint.protocol import CloseCode
 from vigint.serve.http import Routes
+from vigint.serve.keyframes import RingKeyframes
 from vigint.store import Store, is_busy
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
@@ -108,7 +109,7 @@ class Server:
         try:  # the customers' page, on its own port with the stream port's TLS pair
             tls = tls_context(settings.server.tls_cert, settings.server.tls_key)
             self.page = await open_page(settings, self.store, clips, secret, self.registry.cameras_of, tls,
-                                        stream_url(settings, self.port))
+                                        stream_url(settings, self.port), RingKeyframes(self.streams))
         except BaseException:
             self._ws.close()
             raise
@@ -185,12 +186,12 @@ class Server:
         await self._tasks.drain(max(FINAL_FLUSH_SECONDS, deadline - time.monotonic()))
         try:
             await self.flush_usage()
-        except Exception:  # noqa: BLE001 - the process is ending: all that is left is to say so
+        except Exception:
             log.exception("could not write the last usage")
         try:
             await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), time.time(),
                                        stopped=True)
-        except Exception:  # noqa: BLE001 - only `vigint status` would show a stale state
+        except Exception:
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._backfill_pool.shutdown(wait=True, cancel_futures=True)
@@ -209,7 +210,7 @@ class Server:
         async def flush() -> None:
             try:
                 await self.flush_usage()
-            except Exception as error:  # noqa: BLE001 - re-raised unless the store says it is only busy
+            except Exception as error:
                 if not is_busy(error):
                     raise
                 # Another process holding the database (a backup, an admin command) is expected: the usage is

@@ -87,6 +87,20 @@ class Sessions:
             return None
         return match[1]
 
+    def form_token(self, cookie: str | None) -> str | None:
+        """Return the token the session's forms carry, None without a valid session cookie. Derived from the
+        session's token, so it needs no storage and changes with each sign-in; another site can read neither
+        the cookie nor the page, so it cannot put the token in a form it makes a browser send."""
+        token = self._token(cookie)
+        if token is None:
+            return None
+        return hmac.new(self._secret, f"form:{token}".encode(), hashlib.sha256).hexdigest()
+
+    def form_token_is_valid(self, cookie: str | None, sent: str) -> bool:
+        """Tell whether a form sent with `cookie` carries that session's form token."""
+        expected = self.form_token(cookie)
+        return expected is not None and hmac.compare_digest(expected.encode(), sent.encode())
+
     async def client(self, cookie: str | None) -> Client | None:
         """Return the client a cookie is signed in as, or None."""
         token = self._token(cookie)

@@ -2,11 +2,13 @@
 
 Built on aiohttp, which runs on the server's one event loop beside the WebSocket streams (no second server
 process or thread), with Jinja2 templates that escape every value unless told otherwise. Pages are plain HTML
-and a little CSS: no JavaScript, readable on a phone.
+and a little CSS, readable on a phone; one page runs a script (a camera's settings, to draw masks), served
+from the page's own origin, and works without it.
 
 Every page but sign-in needs a session (`access.Sessions`); every query is scoped by the signed-in client, so
 another client's incident, clip, still or invoice is 404, exactly like one that does not exist. Every form must
-come from the page itself (`same_origin`); the port's connections are capped and timed (`connections`).
+come from the page itself (`same_origin`), and a signed-in page's form carry its session's token
+(`base.form_refused`); the port's connections are capped and timed (`connections`).
 """
 
 import logging
@@ -23,7 +25,7 @@ from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Store
 from vigint.tasks import TaskSet
-from vigint.web import handover, mute, pages, signin
+from vigint.web import cameras, handover, mute, pages, signin
 from vigint.web.access import Sessions
 from vigint.web.base import (
     BACKGROUND,
@@ -31,6 +33,7 @@ from vigint.web.base import (
     LINK_SECRET,
     LIVE,
     PROXIES,
+    SAFE_METHODS,
     SECURE,
     SESSIONS,
     SETTINGS,
@@ -43,12 +46,14 @@ from vigint.web.base import (
 )
 from vigint.web.clipstreams import ClipStreams
 from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
+from vigint.web.stills import STILLS, Keyframes, Stills
 from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
-MAX_FORM_BYTES = 4096  # the only body a customer sends is an email address
+# The largest form a customer sends: a camera's settings, 32 masks of 64 corners typed as text (about 32 KB).
+MAX_FORM_BYTES = 64 * 1024
 # No script, no frame, nothing from elsewhere; links in URLs (sign-in and hand-over tokens) never leak through Referer
 # nor stay in a cache.
 SECURITY_HEADERS = {
@@ -57,7 +62,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "private, no-store",
 }
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -71,12 +75,13 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 def from_this_site(request: web.Request) -> bool:
     """Return whether a request was sent by the page itself, as far as the browser says (Go's
     CrossOriginProtection does the same): Sec-Fetch-Site where the browser sends it, else Origin against the
-    Host it asked for (or `[web] public_url`). A request with neither comes from no browser that could be
-    made to post across sites: every browser sends Origin on a cross-origin POST."""
+    Host it asked for (or `[web] public_url`), else Referer the same way. A request with none of them comes
+    from no browser that could be made to post across sites: every browser sends Origin on a cross-origin
+    POST."""
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None:
         return fetch_site in ("same-origin", "none")  # none: typed or bookmarked by the user
-    origin = request.headers.get("Origin")
+    origin = request.headers.get("Origin", request.headers.get("Referer"))
     if origin is None:
         return True
     public = urlsplit(request.app[SETTINGS].web.public_url).netloc
@@ -95,9 +100,11 @@ async def same_origin(request: web.Request, handler) -> web.StreamResponse:
 
 
 def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
-             live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str) -> web.Application:
+             live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str,
+             keyframes: Keyframes) -> web.Application:
     """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
-    `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream to."""
+    `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream
+    to; `keyframes`: the newest keyframe of this node's streams, for the cameras' stills."""
     app = web.Application(middlewares=[admitted, same_origin], client_max_size=MAX_FORM_BYTES)
     app.on_response_prepare.append(add_security_headers)
     app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
@@ -106,7 +113,8 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     app[BACKGROUND], app[signin.LIMITS] = TaskSet(), signin.Limits()
     app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
                                      settings.web.max_clip_streams_per_link)
-    app.add_routes(pages.ROUTES + signin.ROUTES + handover.ROUTES + mute.ROUTES)
+    app[STILLS] = Stills(keyframes)
+    app.add_routes(pages.ROUTES + cameras.ROUTES + signin.ROUTES + handover.ROUTES + mute.ROUTES)
     return app
 
 
@@ -142,12 +150,12 @@ class CustomerPage:
 
 async def open_page(settings: Settings, store: Store, clips: ClipStorage, secret: str,
                     live_cameras: Callable[[int], Awaitable[set[str]]], tls: ssl.SSLContext | None,
-                    stream_url: str) -> CustomerPage:
+                    stream_url: str, keyframes: Keyframes) -> CustomerPage:
     """Serve the page on the [server] host and the [web] port, over TLS with `tls` if given; return it running.
     Its cookie is Secure when the page is reached over HTTPS: TLS here, or an https:// public_url (a proxy's).
     `stream_url` is where agents stream to, for the .env lines of a handed-over key.
     Raises VigintError if the address cannot be listened on."""
     secure = tls is not None or settings.web.public_url.startswith("https://")
-    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure, stream_url))
+    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure, stream_url, keyframes))
     await page.start(settings.server.host, settings.web.port, tls)
     return page

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from vigint.config import Settings
 from vigint.incidents.storage import ClipStorage
@@ -17,6 +18,7 @@ from vigint.store import Client, Store
 from vigint.tasks import TaskSet
 from vigint.web import formats, words
 from vigint.web.access import SESSION_COOKIE, Sessions
+from vigint.web.words import _
 
 STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,10 +33,14 @@ PROXIES = web.AppKey("proxies", Proxies)
 BACKGROUND = web.AppKey("background", TaskSet)  # work that answers need not wait for: sign-in emails
 
 
-def content_security_policy(script_hash: str | None = None) -> str:
-    """The pages' Content-Security-Policy: no script (but the one whose hash is given, on the page that needs it), no
-    frame, nothing from elsewhere."""
-    scripts = f"script-src '{script_hash}'; " if script_hash else ""
+FORM_TOKEN = "csrf"  # the hidden field of every form a signed-in page posts (see `form_refused`)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def content_security_policy(script_hash: str | None = None, own_scripts: bool = False) -> str:
+    """The pages' Content-Security-Policy: no script (but the one whose hash is given, or the page's own
+    static scripts, on the page that needs them: never inline script), no frame, nothing from elsewhere."""
+    scripts = f"script-src '{script_hash}'; " if script_hash else "script-src 'self'; " if own_scripts else ""
     return (f"default-src 'none'; {scripts}img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -123,16 +129,38 @@ def language_of(request: web.Request, client: Client | None) -> str:
     return request.app[SETTINGS].alerts.language
 
 
+def token_field(request: web.Request) -> Markup:
+    """Return the hidden field of a signed-in page's forms: its session's form token (empty signed out)."""
+    token = request.app[SESSIONS].form_token(request.cookies.get(SESSION_COOKIE))
+    return Markup(f'<input type="hidden" name="{FORM_TOKEN}" value="{token}">') if token else Markup("")
+
+
 def render(request: web.Request, name: str, client: Client | None, status: int = 200, *,
            reader: Client | None = None, **context) -> web.Response:
     """Render a template for the signed-in `client` (None: nobody), in its language and zone; a page shown
     without sign-in to a known client (a key's hand-over link) speaks to `reader` instead, without the
-    menu."""
+    menu. Every template gets `token_field`, for the forms of a signed-in page."""
     language = language_of(request, client or reader)
     template = request.app[TEMPLATE_ENV].get_template(name)
     text = template.render(client=client, zone=zone_of(client or reader), lang=language,
-                           _=words.translator(language), **context)
+                           _=words.translator(language), token_field=token_field(request), **context)
     return web.Response(text=text, status=status, content_type="text/html")
+
+
+async def form_refused(request: web.Request, client: Client | None,
+                       back: str | None = None) -> web.Response | None:
+    """Read a signed-in page's posted form (its size is bounded as it arrives, `connections.admitted`); return
+    the answer refusing it, or None if it may be acted on: 403 without this session's form token (a form
+    another site made the browser send, or one from a session that ended). The form is then `await
+    request.post()` again, read once. `back`: the page the refusal links to (by default, the form's)."""
+    form = await request.post()
+    sent = str(form.get(FORM_TOKEN, ""))
+    if request.app[SESSIONS].form_token_is_valid(request.cookies.get(SESSION_COOKIE), sent):
+        return None
+    return render(request, "message.html", client, status=403, title=_("This form has expired"),
+                  text=_("This form did not come from your page as it is now (it may be from another site, or "
+                          "from before you last signed in), so it was not acted on. Open the page again and "
+                          "send it from there."), link=back or request.path)
 
 
 def requester(request: web.Request) -> str:
@@ -141,11 +169,16 @@ def requester(request: web.Request) -> str:
 
 
 def signed_in(handler: Callable) -> Callable:
-    """Run `handler(request, client)` for a signed-in request; send anyone else to sign in, then back here."""
+    """Run `handler(request, client)` for a signed-in request; send anyone else to sign in, then back here. A
+    POST (any unsafe method) is acted on only with its session's form token (`form_refused`)."""
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         client = await current_client(request)
         if client is None:
             raise web.HTTPSeeOther(f"/sign-in?{urlencode({'next': request.path_qs})}")
+        if request.method not in SAFE_METHODS:
+            refused = await form_refused(request, client)
+            if refused is not None:
+                return refused
         return await handler(request, client)
     return guarded

@@ -26,6 +26,10 @@ from vigint.config import WebSettings
 from vigint.errors import VigintError
 from vigint.networks import Proxies
 
+# A body over the page's bound (app.MAX_FORM_BYTES): refused before any of it is parsed.
+TOO_LARGE = ("Too much sent: this form is larger than the page takes, so it was not acted on. Send less "
+             "(fewer or simpler masks, a shorter schedule).")
+
 
 @dataclass(frozen=True)
 class Discipline:
@@ -107,6 +111,8 @@ async def admitted(request: web.Request, handler) -> web.StreamResponse:
                     await request.read()  # kept: request.post() parses it from here
             except TimeoutError:
                 raise web.HTTPRequestTimeout(text="The request took too long to arrive.") from None
+            except web.HTTPRequestEntityTooLarge as error:
+                raise web.HTTPRequestEntityTooLarge(request.client_max_size, text=TOO_LARGE) from error
     return await handler(request)
 
 

@@ -1,4 +1,5 @@
-"""The signed-in pages: incidents (list and one), an incident's clip and stills, cameras, usage and invoices.
+"""The signed-in pages: incidents (list and one), an incident's clip and stills, usage and invoices (the
+cameras are in `cameras`).
 
 Each handler takes the signed-in client from `base.signed_in` and asks the store for that client's rows only.
 """
@@ -7,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from vigint.web.ranges import answer_for
 log = logging.getLogger(__name__)
 
 PER_PAGE = 20
-MAX_TODAY = 10_000  # incidents counted on the cameras page, all cameras together
 MAX_PAGE = 10_000
 # False alarms are counted over a week: enough to see a camera that keeps crying wolf, recent enough that a
 # mask drawn since shows its effect.
@@ -258,21 +257,6 @@ async def _send(request: web.Request, response: web.StreamResponse, chunks: Chun
 def _unreadable() -> web.HTTPException:
     return web.HTTPServiceUnavailable(text="the file cannot be read now; try again later\n",
                                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-@routes.get("/cameras")
-@signed_in
-async def cameras(request: web.Request, client: Client) -> web.Response:
-    store, live = request.app[STORE], await request.app[LIVE](client.id)
-    records = {record.camera: record for record in await store.client_cameras(client.id)}
-    midnight = datetime.now(zone_of(client)).replace(hour=0, minute=0, second=0, microsecond=0)
-    todays = Counter(row.incident.camera for row in
-                     await store.client_incidents(client.id, None, midnight.timestamp(), None, 0, MAX_TODAY))
-    shown = []
-    for name in sorted({*await store.client_camera_names(client.id), *live}):
-        latest = await store.client_incidents(client.id, name, None, None, 0, 1)
-        shown.append((name, name in live, records.get(name), latest[0].incident if latest else None, todays[name]))
-    return render(request, "cameras.html", client, cameras=shown, today_date=midnight.date().isoformat())
 
 
 @routes.get("/account")

@@ -23,7 +23,17 @@ from vigint.alerts.templates import choose_language
 from vigint.limiter import RateLimiter
 from vigint.networks import requester_key
 from vigint.web.access import SESSION_COOKIE, new_sign_in_link, page_url
-from vigint.web.base import BACKGROUND, SECURE, SESSIONS, SETTINGS, STORE, current_client, render, requester
+from vigint.web.base import (
+    BACKGROUND,
+    SECURE,
+    SESSIONS,
+    SETTINGS,
+    STORE,
+    current_client,
+    form_refused,
+    render,
+    requester,
+)
 from vigint.web.words import _
 
 log = logging.getLogger(__name__)
@@ -119,6 +129,12 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/sign-out")
 async def sign_out(request: web.Request) -> web.StreamResponse:
+    """End the session, if the form carries its token: a page elsewhere cannot sign a customer out."""
+    client = await current_client(request)
+    if client is not None:
+        refused = await form_refused(request, client, back="/incidents")
+        if refused is not None:
+            return refused
     await request.app[SESSIONS].sign_out(request.cookies.get(SESSION_COOKIE))
     response = web.HTTPSeeOther("/sign-in")
     response.del_cookie(SESSION_COOKIE, path="/")
