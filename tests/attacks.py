@@ -1,7 +1,7 @@
 """What a hostile agent sends, and a real `vigint serve` to send it to.
 
-Shared by tests/ingest/test_attacks.py, tests/ingest/test_fuzz.py, tests/test_protocol.py and scripts/fuzz.py (which puts
-this folder on sys.path), so the CI fuzz campaign and the tests generate the same kinds of input:
+Shared by tests/ingest/test_attacks.py, tests/ingest/test_fuzz.py, tests/test_protocol.py and scripts/fuzz.py
+(which puts this folder on sys.path), so the CI fuzz campaign and the tests generate the same kinds of input:
 
 - a tiny H.264 bit reader and writer, to rewrite the picture size in a real stream's SPS;
 - crafted attacks: NAL bombs, resolution bombs, hostile hellos;
@@ -547,7 +547,8 @@ class ServeProcess:
 
     async def start(self, timeout: float = 30) -> "ServeProcess":
         """Start the server and wait for its banner."""
-        command = [sys.executable, "-m", "vigint", "serve", "--port", str(self.port), "--web-port", "0", "--db", str(self.db)]
+        command = [sys.executable, "-m", "vigint", "serve", "--port", str(self.port), "--web-port", "0",
+                   "--db", str(self.db)]
         if self.tls:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.nofile is not None:

@@ -29,7 +29,8 @@ def test_the_page_is_valid_prometheus_text_with_every_counter_and_label():
     assert samples[("vigint_decode_lag_seconds_bucket", (("le", "0.025"),))] == 1
     assert samples[("vigint_decode_lag_seconds_bucket", (("le", "0.01"),))] == 0
     assert samples[("vigint_decode_lag_seconds_bucket", (("le", "+Inf"),))] == 1
-    assert samples[("vigint_decode_lag_seconds_count", ())] == 1 and samples[("vigint_decode_lag_seconds_sum", ())] == 0.02
+    assert (samples[("vigint_decode_lag_seconds_count", ())] == 1
+            and samples[("vigint_decode_lag_seconds_sum", ())] == 0.02)
     assert samples[("vigint_usage_flush_lag_seconds", ())] == 1.5
 
 

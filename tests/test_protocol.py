@@ -13,7 +13,8 @@ from vigint.protocol import CloseCode, ProtocolViolation
 
 def test_hello_is_parsed_with_its_optional_fields():
     parsed = protocol.parse_hello(hello(width=1280, height=720, fps=15, agent="vigint-agent/0.1"))
-    assert (parsed.camera, parsed.codec, parsed.width, parsed.height, parsed.fps) == ("front-door", "h264", 1280, 720, 15)
+    assert ((parsed.camera, parsed.codec, parsed.width, parsed.height, parsed.fps)
+            == ("front-door", "h264", 1280, 720, 15))
 
 
 def test_the_key_never_appears_in_a_repr_or_an_error():

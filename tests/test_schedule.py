@@ -28,7 +28,8 @@ def test_outside_opening_hours_is_armed_whenever_the_shop_is_closed():
     schedule = parse_schedule("outside Mon-Fri 09:00-18:00, Sat 10:00-16:00")
     assert schedule.mode == "schedule"
     assert not armed(schedule, MON, 9) and not armed(schedule, FRI, 17, 59) and not armed(schedule, SAT, 12)
-    assert armed(schedule, MON, 8, 59) and armed(schedule, MON, 18) and armed(schedule, SAT, 16) and armed(schedule, SUN, 12)
+    assert (armed(schedule, MON, 8, 59) and armed(schedule, MON, 18) and armed(schedule, SAT, 16)
+            and armed(schedule, SUN, 12))
     assert sum(schedule.week()) == 7 * 24 * HOUR - (5 * 9 + 6) * HOUR
 
 

@@ -18,7 +18,8 @@ def flags(**given):
 
 
 def test_env_file_alone_configures_the_agent(tmp_path):
-    (tmp_path / ".env").write_text(f'# mine\nexport VIGINT_API_KEY="{KEY}"\nVIGINT_SERVER_URL=wss://v.example.com:5002 # prod\n')
+    (tmp_path / ".env").write_text(f'# mine\nexport VIGINT_API_KEY="{KEY}"\n'
+                                   'VIGINT_SERVER_URL=wss://v.example.com:5002 # prod\n')
     (tmp_path / ".env").chmod(0o600)
     settings = load_agent_settings(flags(), environ={}, cwd=tmp_path)
     assert settings.api_key == KEY and settings.server_url == "wss://v.example.com:5002/v1/stream"
@@ -149,7 +150,8 @@ def test_an_env_file_git_would_commit_is_warned_about_and_an_ignored_one_is_not(
         assert caplog.text == ""
         git("init", "-q")
         read_env_file(env)
-        assert "sits in a git work tree without being ignored" in caplog.text and "echo .env >> .gitignore" in caplog.text
+        assert ("sits in a git work tree without being ignored" in caplog.text
+                and "echo .env >> .gitignore" in caplog.text)
         caplog.clear()
         (tmp_path / ".gitignore").write_text(".env\n")
         read_env_file(env)

@@ -35,7 +35,8 @@ async def test_h264_passes_through_byte_identical(start, tmp_path):
                               "--api-key", api_key, "--api-url", server_url(server))
     await eventually(lambda: len(server.streams.of_client(client_id).get("till").analysis.packets) >= frames
                      if server.streams.of_client(client_id).get("till") else False, timeout=20)
-    received = [vcl_payloads_annexb(p.data) for p in server.streams.of_client(client_id)["till"].analysis.packets.packets()]
+    packets = server.streams.of_client(client_id)["till"].analysis.packets.packets()
+    received = [vcl_payloads_annexb(p.data) for p in packets]
     assert received[:frames] == expected
     assert (await stop(agent))[0] == 0
 

@@ -79,7 +79,8 @@ def test_bad_input_is_one_line_and_exit_code_1(cli, tmp_path):
         ("client", "create", "--name", "X", "--email", "x@y.test", "--language", "de"):
             "unknown language 'de': alerts are written in en or fr",
         ("client", "update", "--client-id", "1", "--language", "français"): "unknown language 'français'",
-        ("client", "update", "--client-id", "1"): "nothing to change: give --timezone, --language, --address or --vat-id",
+        ("client", "update", "--client-id", "1"):
+            "nothing to change: give --timezone, --language, --address or --vat-id",
     }
     for args, message in cases.items():
         result = cli(*args)
@@ -387,7 +388,8 @@ def test_a_reversed_or_malformed_period_is_an_error(cli):
     create(cli)
     reversed_ = cli("usage", "--since", "2026-11-30", "--until", "2026-11-01")
     assert reversed_.code == 1
-    assert reversed_.err == "vigint: error: --since 2026-11-30 is after --until 2026-11-01: the period is empty; swap them\n"
+    assert reversed_.err == ("vigint: error: --since 2026-11-30 is after --until 2026-11-01: the period is "
+                             "empty; swap them\n")
     malformed = cli("usage", "--since", "2026-13-01")
     assert malformed.code == 2 and "'2026-13-01' is not a date like 2026-01-31" in malformed.err
 

@@ -89,7 +89,8 @@ async def _authenticated(database: str, api_keys: dict[str, str]) -> dict[str, i
         return {what: getattr(await authenticate(store, key), "id", None) for what, key in api_keys.items()}
 
 
-def test_copied_database_lists_the_same_on_postgresql_and_keeps_keys_and_ids(cli, db_path, postgres_url, capsys, seller):
+def test_copied_database_lists_the_same_on_postgresql_and_keeps_keys_and_ids(cli, db_path, postgres_url,
+                                                                              capsys, seller):
     api_keys = _fill(cli, db_path)
     copied = _ok(cli("db", "copy", "--to", postgres_url))
     assert "Row counts, verified" in copied.out

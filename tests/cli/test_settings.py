@@ -57,7 +57,8 @@ def test_config_check_names_the_first_error_and_exits_1(tmp_path):
     assert checked.stderr == "vigint: error: bad.ini: [server] port: 99999 is above the maximum 65535\n"
     (tmp_path / "config.ini").write_text("[motion]\nsensitivity = 0\n")
     checked = run_vigint("config", "check", cwd=tmp_path)  # the file in force by default
-    assert checked.returncode == 1 and "config.ini: [motion] sensitivity: 0.0 is below the minimum 0.1" in checked.stderr
+    assert (checked.returncode == 1
+            and "config.ini: [motion] sensitivity: 0.0 is below the minimum 0.1" in checked.stderr)
     (tmp_path / "typo.json").write_text('{"settings": {"sever": {"port": 1}}}')
     checked = run_vigint("config", "check", "typo.json", cwd=tmp_path)
     assert checked.returncode == 1 and "unknown section [sever]" in checked.stderr

@@ -41,7 +41,8 @@ async def flags_when(server, condition, timeout: float = 10.0):
 
 
 def mails(tmp_path) -> list[email.message.Message]:
-    return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default) for path in sorted((tmp_path / "mail").glob("*.eml"))]
+    return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted((tmp_path / "mail").glob("*.eml"))]
 
 
 def vigint(*args: str, db_path) -> str:

@@ -1,10 +1,10 @@
-"""Alert emails to customers, flag and key-expiry emails to the operator: composed, then sent (blocking: worker
-threads).
+"""Alert emails to customers, flag and key-expiry emails to the operator: composed, then sent (blocking:
+worker threads).
 
 An alert is a text part and an HTML part (every value escaped: a camera name or an AI's description is the
 customer's or a model's text) saying the same, in the client's language and time zone (templates.py), with the
-`Date` and `Message-ID` headers RFC 5322 asks for. Its main link opens the incident on the customer's page; the
-signed clip link is a direct download. When the incident has a still, the HTML part shows it inline
+`Date` and `Message-ID` headers RFC 5322 asks for. Its main link opens the incident on the customer's page;
+the signed clip link is a direct download. When the incident has a still, the HTML part shows it inline
 (multipart/related: the image travels with the email, so no remote image is loaded to show it).
 
 The Message-ID is derived from the incident and the deployment rather than stored: an alert sent again after a
@@ -57,8 +57,8 @@ def _utc(timestamp: float) -> str:
 
 
 def message_id(incident_id: int, secret: str, sender: str) -> str:
-    """Return the Message-ID of an incident's alert email: the same at every attempt, unique to this deployment
-    (a digest of its clip-link secret, which it does not reveal) and to the incident."""
+    """Return the Message-ID of an incident's alert email: the same at every attempt, unique to this
+    deployment (a digest of its clip-link secret, which it does not reveal) and to the incident."""
     deployment = hashlib.sha256(f"vigint message-id {secret}".encode()).hexdigest()[:16]
     return f"<incident-{incident_id}.{deployment}@{_domain(sender)}>"
 
@@ -70,10 +70,13 @@ def _domain(sender: str) -> str:
 def _content(alert: Alert, targets: AlertLinks, language: str) -> Content:
     """Return what an alert says in `language`: an incident with its page and clip, or a camera event (its
     description, written in the client's words when it was recorded) with the page."""
-    incident, template, zone = alert.incident, templates.TEMPLATES[language], alert.client_timezone
+    incident = alert.incident
+    template = templates.TEMPLATES[language]
+    zone = alert.client_timezone
     fields = {"kind": template["kinds"].get(incident.type, incident.type), "camera": incident.camera,
               "when": templates.when(incident.started_at, language, zone)}
-    common = {"greeting": template["greeting"].format(name=alert.client_name), "signature": template["signature"],
+    greeting = template["greeting"].format(name=alert.client_name)
+    common = {"greeting": greeting, "signature": template["signature"],
               "still_label": template["still"].format(**fields)}
     if incident.type in CAMERA_EVENTS:
         return Content(template["event_subject"].format(**fields), lines=(incident.description,),
@@ -98,11 +101,13 @@ def compose_email(alert: Alert, targets: AlertLinks, alerts: AlertSettings, emai
     bytes), if given, shown inline in the HTML part.
 
     Raises:
-        Undeliverable: the alert's values make no valid email (a header with a line break, an unusable address).
+        Undeliverable: the alert's values make no valid email (a header with a line break, an unusable
+            address).
     """
     try:
         return _compose(alert, targets, alerts, email, secret, still)
-    except (ValueError, LookupError, TypeError, errors.MessageError) as error:  # the same values fail every time
+    except (ValueError, LookupError, TypeError, errors.MessageError) as error:
+        # the same values fail every time
         raise Undeliverable(f"the email cannot be built: {one_line(str(error))}") from None
 
 
@@ -150,7 +155,8 @@ def _html(content: Content, cid: str | None) -> str:
         blocks.append(" · ".join(f'<a href="{html.escape(link)}">{html.escape(label)}</a>'
                                  for label, link in content.mutes))
     blocks += [html.escape(text) for text in (content.mute_note, content.note, content.signature) if text]
-    paragraphs = "".join(f"<p>{block.replace(chr(10), '<br>')}</p>" for block in blocks)  # a description's lines
+    paragraphs = "".join(f"<p>{block.replace(chr(10), '<br>')}</p>"  # a description's lines
+                         for block in blocks)
     return ('<!doctype html><html><body style="font-family:sans-serif;font-size:16px;line-height:1.4">'
             f"{paragraphs}</body></html>")
 
@@ -158,7 +164,9 @@ def _html(content: Content, cid: str | None) -> str:
 def _dated(email: EmailSettings, recipient: str, subject: str, identifier: str | None = None) -> EmailMessage:
     """A new message from the configured sender, dated now; its Message-ID `identifier`, else a fresh one."""
     message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = email.sender, recipient, subject
+    message["From"] = email.sender
+    message["To"] = recipient
+    message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = identifier or make_msgid(domain=_domain(email.sender))
     return message
@@ -170,7 +178,8 @@ def text_of(message: EmailMessage) -> str:
 
 
 def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> EmailMessage:
-    """Return the email telling the operator about a flag: unusual usage, or an alert given up (always in English)."""
+    """Return the email telling the operator about a flag: unusual usage, or an alert given up (always in
+    English)."""
     topic = "alert given up" if flag.kind is FlagKind.UNDELIVERABLE else f"unusual usage: {flag.kind}"
     subject = f"[Vigint] {topic}" + (f" (client {flag.client_id})" if flag.client_id else "")
     message = _dated(email, recipient, subject)
@@ -180,17 +189,18 @@ def compose_operator_email(flag: Flag, email: EmailSettings, recipient: str) -> 
 
 def compose_key_expiry_email(key: ApiKey, client: Client, now: float, email: EmailSettings,
                              recipient: str) -> EmailMessage:
-    """Return the email warning the operator that a key still in use expires soon, naming the fix (in English)."""
+    """Return the email warning the operator that a key still in use expires soon, naming the fix (in
+    English)."""
     soon = expires_in(key.expires_at, now)
     subject = f"[Vigint] key {key.prefix}… of client {client.id} ({client.name}) {soon}"
     message = _dated(email, recipient, subject)
     label = f", {key.label!r}" if key.label else ""
     message.set_content(
-        f"Key {key.id} ({key.prefix}…{label}) of client {client.id} ({client.name}, {client.email}) stops working on "
-        f"{_utc(key.expires_at)} UTC ({soon}), and it streamed within the last days (last at "
+        f"Key {key.id} ({key.prefix}…{label}) of client {client.id} ({client.name}, {client.email}) stops "
+        f"working on {_utc(key.expires_at)} UTC ({soon}), and it streamed within the last days (last at "
         f"{_utc(key.last_used_at)} UTC). Agents still using it will be refused from then on.\n\n"
-        f"If it was rotated, move its agents to its successor (`vigint key list --client-id {client.id}`). Otherwise "
-        f"rotate it now and send the customer the link printed:\n\n"
+        f"If it was rotated, move its agents to its successor (`vigint key list --client-id {client.id}`). "
+        f"Otherwise rotate it now and send the customer the link printed:\n\n"
         f"    vigint key rotate --key-id {key.id} --handover\n")
     return message
 
@@ -205,8 +215,8 @@ def compose_sign_in_email(recipient: str, link: str, minutes: float, language: s
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    """Return a receiver's words (an SMTP reply, an error) on one line of at most `limit` characters, for a log
-    line or a flag."""
+    """Return a receiver's words (an SMTP reply, an error) on one line of at most `limit` characters, for a
+    log line or a flag."""
     return " ".join(text.split())[:limit]
 
 
@@ -217,9 +227,9 @@ def _reply(code: int, text: bytes | str) -> str:
 def refusal(error: Exception) -> str | None:
     """Return why an SMTP server refused a message for good, or None if sending it again may work.
 
-    A 5xx reply to the message's recipient or content is final, as is a message the server cannot take (an address
-    that needs SMTPUTF8 it lacks) or that cannot be encoded; a 4xx reply, a lost connection, a refused login or
-    sender (the server's setup, the same for every alert: the operator fixes it) are retried.
+    A 5xx reply to the message's recipient or content is final, as is a message the server cannot take (an
+    address that needs SMTPUTF8 it lacks) or that cannot be encoded; a 4xx reply, a lost connection, a refused
+    login or sender (the server's setup, the same for every alert: the operator fixes it) are retried.
     """
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         replies = list(error.recipients.values())
@@ -254,14 +264,14 @@ class _SmtpSsl(_Answered, smtplib.SMTP_SSL):
 def compose_test_email(email: EmailSettings, recipient: str, server: str) -> EmailMessage:
     """Return the message `vigint email test` sends: it says where it came from and that nothing is wrong."""
     message = _dated(email, recipient, "[Vigint] test message")
-    message.set_content(f"This message was sent by `vigint email test` through {server}, at {_utc(time.time())} UTC.\n"
-                        "If you read it, alert emails reach this address.\n")
+    sent = f"This message was sent by `vigint email test` through {server}, at {_utc(time.time())} UTC.\n"
+    message.set_content(sent + "If you read it, alert emails reach this address.\n")
     return message
 
 
 def send_email(settings: EmailSettings, message: EmailMessage) -> str:
-    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir; return
-    the server's answer to it ("250 Ok: queued as …"), or where it was written.
+    """Send one email over SMTP (STARTTLS, SSL or plain, with optional login), or write it to capture_dir;
+    return the server's answer to it ("250 Ok: queued as …"), or where it was written.
 
     Raises:
         Undeliverable: the server refused this message for good (see `refusal`).
@@ -273,7 +283,8 @@ def send_email(settings: EmailSettings, message: EmailMessage) -> str:
         return f"written to {path}"
     context = ssl.create_default_context()
     if settings.security == "ssl":
-        client = _SmtpSsl(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds, context=context)
+        client = _SmtpSsl(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds,
+                          context=context)
     else:
         client = _Smtp(settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds)
     with client:

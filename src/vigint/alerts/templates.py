@@ -32,17 +32,18 @@ TEMPLATES = {
                      "within 24 hours, without signing in.",
         "signature": "— Vigint",
         "kinds": {"motion": "motion", "camera_down": "camera down", "camera_back": "camera back"},
-        "offline_same_day": "Recorded {date} {start_time}–{end_time} {zone} while the camera could not reach Vigint; "
-                            "sent once the connection was back.",
-        "offline_span": "Recorded {start}–{end} {zone} while the camera could not reach Vigint; sent once the "
-                        "connection was back.",
+        "offline_same_day": "Recorded {date} {start_time}–{end_time} {zone} while the camera could not reach "
+                            "Vigint; sent once the connection was back.",
+        "offline_span": "Recorded {start}–{end} {zone} while the camera could not reach Vigint; sent once "
+                        "the connection was back.",
         "camera_down": 'Camera "{camera}" has sent no video since {when}.',
         "camera_back": 'Camera "{camera}" has been streaming again since {when}.',
-        "recovering": 'Camera "{camera}" has been streaming again since {when}; {amount} of footage recorded while '
-                      "it was offline is being recovered.",
+        "recovering": 'Camera "{camera}" has been streaming again since {when}; {amount} of footage recorded '
+                      "while it was offline is being recovered.",
         "sign_in_subject": "Your Vigint sign-in link",
-        "sign_in": "Open this link to see your incidents, clips and cameras:\n\n{link}\n\nIt works once, within "
-                   "{minutes} minutes. If you did not ask for it, ignore this email: nobody can sign in without it.",
+        "sign_in": "Open this link to see your incidents, clips and cameras:\n\n{link}\n\n"
+                   "It works once, within {minutes} minutes. If you did not ask for it, ignore this email: "
+                   "nobody can sign in without it.",
     },
     "fr": {
         "date": "%d/%m/%Y",
@@ -66,18 +67,18 @@ TEMPLATES = {
         "signature": "— Vigint",
         "kinds": {"motion": "un mouvement", "camera_down": "caméra hors ligne",
                   "camera_back": "caméra de nouveau en ligne"},
-        "offline_same_day": "Enregistré le {date} de {start_time} à {end_time} {zone}, pendant que la caméra ne "
-                            "pouvait pas joindre Vigint ; envoyé une fois la connexion rétablie.",
+        "offline_same_day": "Enregistré le {date} de {start_time} à {end_time} {zone}, pendant que la caméra "
+                            "ne pouvait pas joindre Vigint ; envoyé une fois la connexion rétablie.",
         "offline_span": "Enregistré du {start} au {end} {zone}, pendant que la caméra ne pouvait pas joindre "
                         "Vigint ; envoyé une fois la connexion rétablie.",
         "camera_down": "La caméra « {camera} » n'envoie plus de vidéo depuis le {when}.",
         "camera_back": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when}.",
-        "recovering": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when} ; les {amount} de "
-                      "vidéo enregistrées pendant la coupure sont en cours de récupération.",
+        "recovering": "La caméra « {camera} » transmet de nouveau la vidéo depuis le {when} ; les {amount} "
+                      "de vidéo enregistrées pendant la coupure sont en cours de récupération.",
         "sign_in_subject": "Votre lien de connexion Vigint",
-        "sign_in": "Ouvrez ce lien pour voir vos incidents, vos séquences et vos caméras :\n\n{link}\n\nIl ne "
-                   "fonctionne qu'une fois, dans les {minutes} minutes. Si vous ne l'avez pas demandé, ignorez ce "
-                   "message : personne ne peut se connecter sans lui.",
+        "sign_in": "Ouvrez ce lien pour voir vos incidents, vos séquences et vos caméras :\n\n{link}\n\n"
+                   "Il ne fonctionne qu'une fois, dans les {minutes} minutes. Si vous ne l'avez pas "
+                   "demandé, ignorez ce message : personne ne peut se connecter sans lui.",
     },
 }
 LANGUAGES = tuple(TEMPLATES)
@@ -90,8 +91,8 @@ def choose_language(preferred: str | None, default: str) -> str:
 
 
 def local(timestamp: float, timezone_name: str | None) -> datetime:
-    """Return `timestamp` in the IANA zone `timezone_name`, or in the server's zone (None, or a zone the system
-    no longer knows: an alert is never lost to it)."""
+    """Return `timestamp` in the IANA zone `timezone_name`, or in the server's zone (None, or a zone the
+    system no longer knows: an alert is never lost to it)."""
     try:
         zone = ZoneInfo(timezone_name) if timezone_name else None
     except (ZoneInfoNotFoundError, ValueError):
@@ -119,7 +120,8 @@ def offline_note(incident: Incident, language: str = "en", timezone_name: str | 
     template = TEMPLATES[language]
     start = local(incident.started_at, timezone_name)
     end = local(incident.ended_at or incident.started_at, timezone_name)
-    first, last = _parts(start, language), _parts(end, language)
+    first = _parts(start, language)
+    last = _parts(end, language)
     if start.date() == end.date():
         return template["offline_same_day"].format(date=first["date"], start_time=first["time"],
                                                    end_time=last["time"], zone=last["zone"])
@@ -129,7 +131,8 @@ def offline_note(incident: Incident, language: str = "en", timezone_name: str | 
 
 def camera_down(camera: str, last_seen_at: float, language: str, timezone_name: str | None) -> str:
     """Return the camera-down alert's sentence: since when the camera has sent nothing."""
-    return TEMPLATES[language]["camera_down"].format(camera=camera, when=when(last_seen_at, language, timezone_name))
+    since = when(last_seen_at, language, timezone_name)
+    return TEMPLATES[language]["camera_down"].format(camera=camera, when=since)
 
 
 def camera_back(camera: str, at: float, spooled_seconds: float | None, language: str,

@@ -1,4 +1,5 @@
-"""`vigint key …`: a client's API keys made, listed, rotated and revoked; and how a new key reaches its customer.
+"""`vigint key …`: a client's API keys made, listed, rotated and revoked; and how a new key reaches its
+customer.
 
 A new key is printed once, or with `--handover` handed over by a one-time link on the customer's page
 (web/handover.py): the command then prints the link, and neither the key nor the link's token is stored.

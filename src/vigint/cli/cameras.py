@@ -55,7 +55,8 @@ def camera_document(client: Client, camera: str, setting: CameraSetting | None, 
                     settings: Settings, now: float) -> dict:
     """Return one camera's settings and its state at `now`, as `--json` prints them."""
     operator = settings.camera(client.id, camera)
-    zone, instant = client_zone(client, now), datetime.fromtimestamp(now, UTC)
+    zone = client_zone(client, now)
+    instant = datetime.fromtimestamp(now, UTC)
     schedule = setting.schedule if setting else ALWAYS
     muted = setting.muted_until if setting and setting.muted_until and setting.muted_until > now else None
     mute_end = None if muted is None else datetime.fromtimestamp(muted, UTC)

@@ -117,7 +117,8 @@ class Commands:
         return declare
 
     def group(self, name: str, help_text: str) -> "Commands":
-        """Declare a command made of actions (`vigint client create`); return where its actions are declared."""
+        """Declare a command made of actions (`vigint client create`); return where its actions are
+        declared."""
         actions = Commands()
         self._declared.append(_Group(name, help_text, actions))
         return actions

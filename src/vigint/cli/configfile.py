@@ -35,8 +35,8 @@ DEFAULT_CONFIG_FILE = Path("config.ini")
 # Settings that once existed: a config file that still sets one starts, with a warning, rather than fail.
 RETIRED = {
     ("buffers", "short_buffer_seconds"): "analysis keeps no decoded frames beyond its motion background",
-    ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when the "
-                                      "server is overloaded: see max_decode_backlog_seconds and "
+    ("server", "max_decode_backlog"): "the decode backlog is measured in seconds of video and shed only when "
+                                      "the server is overloaded: see max_decode_backlog_seconds and "
                                       "max_decode_catchup_seconds",
 }
 CAMERA_SECTION = re.compile(r"camera (\d+)/(.+)")
@@ -97,7 +97,8 @@ def _parse(raw: str, f: dataclasses.Field):
         except ValueError:
             noun = "a whole number" if kind is int else "a number"
             raise ValueError(f"{raw!r} is not {noun}") from None
-        low, high = f.metadata["minimum"], f.metadata["maximum"]
+        low = f.metadata["minimum"]
+        high = f.metadata["maximum"]
         if low is not None and value < low:
             raise ValueError(f"{value} is below the minimum {low}")
         if high is not None and value > high:
@@ -211,7 +212,8 @@ def _read_environment(environ: Mapping[str, str], values: dict[str, dict[str, ob
 
 
 def _read_aws_variables(environ: Mapping[str, str], values: dict[str, dict[str, object]]) -> None:
-    """The lowest layer above the defaults: S3 settings from AWS's own variables, as every S3 tool reads them."""
+    """The lowest layer above the defaults: S3 settings from AWS's own variables, as every S3 tool reads
+    them."""
     for key, names in AWS_VARIABLES.items():
         name = next((name for name in names if environ.get(name)), None)
         if name is not None:

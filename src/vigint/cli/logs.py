@@ -12,10 +12,12 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object a line: time (ISO 8601 with its offset), level, logger, message, and the traceback if any."""
+    """One JSON object a line: time (ISO 8601 with its offset), level, logger, message, and the traceback if
+    any."""
 
     def format(self, record: logging.LogRecord) -> str:
-        document = {"time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+        moment = datetime.fromtimestamp(record.created).astimezone()
+        document = {"time": moment.isoformat(timespec="milliseconds"),
                     "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             document["traceback"] = self.formatException(record.exc_info)

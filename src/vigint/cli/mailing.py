@@ -26,14 +26,16 @@ def smtp_server(settings: Settings) -> str:
     return f"{email.smtp_host}:{email.smtp_port} ({email.security})"
 
 
-@email_commands.command("test", "send one message through the configured SMTP server and print what it answered",
-                        option("--to", required=True, metavar="ADDRESS", help="where to send the test message"))
+@email_commands.command("test",
+                        "send one message through the configured SMTP server and print what it answered",
+                        option("--to", required=True, metavar="ADDRESS",
+                               help="where to send the test message"))
 async def email_test(args, settings: Settings, console: Console) -> int:
     recipient = validate_email(args.to)
     email = settings.email
     if not email.smtp_host and email.capture_dir is None:
-        raise ConfigError("email is off: set [email] smtp_host (and smtp_port, security, username, password, sender) "
-                          "in config.ini or as VIGINT_EMAIL_* variables")
+        raise ConfigError("email is off: set [email] smtp_host (and smtp_port, security, username, password, "
+                          "sender) in config.ini or as VIGINT_EMAIL_* variables")
     server = smtp_server(settings) if email.capture_dir is None else f"capture_dir {email.capture_dir}"
     try:
         answer = await asyncio.to_thread(send_email, email, compose_test_email(email, recipient, server))

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -19,7 +20,11 @@ from vigint import __version__, protocol
 from vigint.cli.commands import Commands, is_new_database, open_store, option
 from vigint.cli.settings import overridden, paths_from
 from vigint.config import Settings
+from vigint.store import Store
 from vigint.words import plural
+
+if TYPE_CHECKING:
+    from vigint.serve.server import Server
 
 log = logging.getLogger(__name__)
 commands = Commands()
@@ -28,50 +33,40 @@ OFF_SEPARATOR = "\n" + " " * len("  off        ")  # one line each, under the fi
 
 @commands.command("serve", "run the server: authenticated camera streams, decoding, analysis",
                   option("--host", help="address to listen on (default: [server] host, 127.0.0.1)"),
-                  option("--port", type=int, help="TCP port (default: [server] port, 5002; 0 picks a free one)"),
-                  option("--web-port", type=int, help="TCP port of the customers' page (default: [web] port, 5003; "
-                         "0 picks a free one)"),
+                  option("--port", type=int,
+                         help="TCP port (default: [server] port, 5002; 0 picks a free one)"),
+                  option("--web-port", type=int, help="TCP port of the customers' page (default: [web] port, "
+                         "5003; 0 picks a free one)"),
                   option("--tls-cert", type=Path, help="PEM certificate chain: serve wss:// and https://"),
                   option("--tls-key", type=Path, help="PEM private key for --tls-cert"),
-                  option("--insecure", action="store_true", help="serve without TLS on a non-loopback address "
-                         "without the warning (TLS ends at a proxy in front)"))
+                  option("--insecure", action="store_true", help="serve without TLS on a non-loopback "
+                         "address without the warning (TLS ends at a proxy in front)"))
 async def serve(args, settings: Settings, console: Console) -> int:
     from vigint.serve.server import Server
-    from vigint.web.access import page_url
 
     if not settings.server.tls_cert and not args.insecure and not _loopback(settings.server.host):
-        log.warning("serving %s without TLS: API keys, video and sign-in links cross the network readable by anyone "
-                    "on the way; set [server] tls_cert and tls_key (`vigint cert` makes a pair), or pass --insecure "
-                    "when a TLS proxy in front ends TLS", settings.server.host)
+        log.warning("serving %s without TLS: API keys, video and sign-in links cross the network readable by "
+                    "anyone on the way; set [server] tls_cert and tls_key (`vigint cert` makes a pair), or "
+                    "pass --insecure when a TLS proxy in front ends TLS", settings.server.host)
 
     logging.getLogger("vigint.websockets").setLevel(logging.WARNING)  # one line per connection is ours
-    stop_requested = _on_stop_signals()  # from the start: a SIGTERM during start-up drains too, not a traceback
+    # From the start: a SIGTERM during start-up drains too, not a traceback.
+    stop_requested = _on_stop_signals()
     new = is_new_database(settings)
-    if not new and not settings.storage.data_dir.exists():  # a data folder that moved, or an older relative one
-        log.warning("the database exists but its data folder %s does not (%s): it is made now, with a new clip-link "
-                    "secret unless [alerts] link_secret is set, so links already sent stop working; if its clips and "
-                    "secret are elsewhere, stop and name that folder with [storage] data_dir",
+    # A data folder that moved, or an older relative one:
+    if not new and not settings.storage.data_dir.exists():
+        log.warning("the database exists but its data folder %s does not (%s): it is made now, with a new "
+                    "clip-link secret unless [alerts] link_secret is set, so links already sent stop "
+                    "working; if its clips and secret are elsewhere, stop and name that folder with "
+                    "[storage] data_dir",
                     settings.storage.data_dir, paths_from(settings))
     async with await open_store(settings, create=True) as store:
         server = Server(settings, store)
         await server.start()
-        log.info("serving streams on %s:%d and the customers' page on port %d", settings.server.host, server.port,
-                 server.page.port)
-        scheme = "wss" if server.tls else "ws"
-        console.print(f"Vigint {__version__} serving\n"
-                      f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
-                      f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
-                      f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
-                      "`vigint client link`)\n"
-                      f"  database   {store.name} "
-                      f"({'new: created now' if new else plural(await store.count_clients(), 'client')})\n"
-                      f"  data       {settings.storage.data_dir} (clip-link secret, clips unless [storage] clips "
-                      f"says otherwise); {paths_from(settings)}\n"
-                      f"  settings   {settings.source or 'embedded defaults'}; overridden: "
-                      f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
-                      f"  off        {OFF_SEPARATOR.join(switched_off(settings)) or 'nothing'}\n"
-                      f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)",
-                      highlight=False, soft_wrap=True, markup=False)
+        log.info("serving streams on %s:%d and the customers' page on port %d", settings.server.host,
+                 server.port, server.page.port)
+        console.print(await _serving(settings, server, store, new), highlight=False, soft_wrap=True,
+                      markup=False)
         await stop_requested.wait()
         console.print(f"Draining: /healthz answers 503 and new streams are refused for up to "
                       f"{settings.server.drain_seconds:g} s, then open ones close…", highlight=False)
@@ -80,6 +75,27 @@ async def serve(args, settings: Settings, console: Console) -> int:
         await server.stop()
     console.print("Stopped.", highlight=False)
     return 0
+
+
+async def _serving(settings: Settings, server: "Server", store: Store, new: bool) -> str:
+    """Return what `vigint serve` prints once started: where it listens, its page, database, data, settings,
+    what is off and its open-file limit."""
+    from vigint.web.access import page_url
+
+    scheme = "wss" if server.tls else "ws"
+    clients = "new: created now" if new else plural(await store.count_clients(), "client")
+    return (f"Vigint {__version__} serving\n"
+            f"  listening  {scheme}://{settings.server.host}:{server.port}{protocol.PATH} "
+            f"(TLS {'on' if server.tls else 'off'}; /healthz and /metrics on the same port)\n"
+            f"  page       {page_url(settings, server.page.port)}/ (customers sign in with a link from "
+            "`vigint client link`)\n"
+            f"  database   {store.name} ({clients})\n"
+            f"  data       {settings.storage.data_dir} (clip-link secret, clips unless [storage] clips "
+            f"says otherwise); {paths_from(settings)}\n"
+            f"  settings   {settings.source or 'embedded defaults'}; overridden: "
+            f"{', '.join(overridden(settings)) or 'none'} (`vigint config show` lists all)\n"
+            f"  off        {OFF_SEPARATOR.join(switched_off(settings)) or 'nothing'}\n"
+            f"  files      open-file limit {server.open_file_limit} (one per stream or waiting socket)")
 
 
 def switched_off(settings: Settings) -> list[str]:
@@ -94,8 +110,8 @@ def switched_off(settings: Settings) -> list[str]:
     if settings.server.tls_cert is None:
         off.append("TLS: streams and the page are unencrypted ([server] tls_cert and tls_key; `vigint cert`)")
     if not settings.web.public_url and _local_only(settings.server.host):
-        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers cannot "
-                   "reach (set [web] public_url and [alerts] public_url)")
+        off.append(f"the page for customers: emailed links name {settings.server.host}, which customers "
+                   "cannot reach (set [web] public_url and [alerts] public_url)")
     return off
 
 
@@ -140,7 +156,8 @@ def _on_stop_signals() -> asyncio.Event:
 
 @commands.command("demo", "see Vigint work: server, camera, incident and alert, on this machine",
                   description="Run a server, a demo customer and an agent streaming a test pattern, in a "
-                              "temporary folder; show the incidents and alert emails as they come. Ctrl-C stops.",
+                              "temporary folder; show the incidents and alert emails as they come. "
+                              "Ctrl-C stops.",
                   server_side=False)
 async def demo(args, settings: Settings | None, console: Console) -> int:
     from vigint.cli.demo import run_demo

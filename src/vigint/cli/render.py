@@ -48,7 +48,8 @@ def print_handover(console: Console, heading: str, link: str, expires_at: float)
     """Print a new key's one-time hand-over link, under a heading saying whose key it is."""
     console.print(heading)
     console.print(f"Send the customer this link: it shows the key once, until {local(expires_at)}. "
-                  "The key works only once the link is opened (`vigint client list` shows when).", highlight=False)
+                  "The key works only once the link is opened (`vigint client list` shows when).",
+                  highlight=False)
     print(f"\n{link}\n")  # plain print, as for a key: copied whole
 
 

@@ -154,10 +154,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # The customer's own page (docs/web.md): an incident's stills (JPEGs clips/<client>/<id>-<n>.jpg, the
-        # first its thumbnail), the client's language, one-time sign-in links and signed-in browsers. Links and
-        # sessions are kept as hashes of their tokens: the database never holds one that works.
+        # first its thumbnail), the client's language, one-time sign-in links and signed-in browsers. Links
+        # and sessions are kept as hashes of their tokens: the database never holds one that works.
         "ALTER TABLE incidents ADD COLUMN stills INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE clients ADD COLUMN language TEXT",  # en or fr, for its alerts and page; NULL: the server's
+        # en or fr, for its alerts and page; NULL: the server's
+        "ALTER TABLE clients ADD COLUMN language TEXT",
         """CREATE TABLE sign_in_links (
             token_hash TEXT PRIMARY KEY,
             client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
@@ -174,7 +175,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # Invoices a business can send: the client's postal address and VAT number, and credit notes.
         # A credit note voids an invoice with the next number; the period may then be invoiced again, so the
-        # table is rebuilt without UNIQUE (client_id, period): only one invoice in force per client and period.
+        # table is rebuilt without UNIQUE (client_id, period): only one invoice in force per client and
+        # period.
         "ALTER TABLE clients ADD COLUMN address TEXT",
         "ALTER TABLE clients ADD COLUMN vat_id TEXT",
         """CREATE TABLE invoices_before_8 (
@@ -195,8 +197,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX invoices_in_force ON invoices (client_id, period) WHERE voids IS NULL AND voided_by IS NULL",
     ),
     (
-        # Keys handed over by a one-time link instead of shown: the key is derived from the link's token
-        # and a random seal (vigint.keys.derive). The row keeps the SHA-256 of the token, the seal until the link is
+        # Keys handed over by a one-time link instead of shown: the key is derived from the link's token and a
+        # random seal (vigint.keys.derive). The row keeps the SHA-256 of the token, the seal until the link is
         # used or dies, and when the link dies; the key works only once picked up.
         "ALTER TABLE api_keys ADD COLUMN handover_hash TEXT",
         "ALTER TABLE api_keys ADD COLUMN handover_seal TEXT",  # hex; NULL once the link is used or dead
@@ -209,19 +211,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # Crash recovery (incidents/recovery.py): an incident's alerts are queued held in the transaction that
         # records it, and released once its clip's first span and thumbnail are stored (or deleted by the AI's
-        # verdict, in the transaction that records it). The run of the node recording an incident is named in its row
-        # until its end, clip, stills and alerts are all recorded; a run that died leaves its name there, and a live
-        # node finishes what it left. clip_from is the capture time of the clip's first frame, its time 0.
+        # verdict, in the transaction that records it). The run of the node recording an incident is named in
+        # its row until its end, clip, stills and alerts are all recorded; a run that died leaves its name
+        # there, and a live node finishes what it left. clip_from is the capture time of the clip's first
+        # frame, its time 0.
         "ALTER TABLE alert_outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE incidents ADD COLUMN recording_node TEXT",
         "ALTER TABLE incidents ADD COLUMN clip_from REAL",
-        "UPDATE incidents SET recording_node = '' WHERE ended_at IS NULL",  # left open by a crash: no node records it
+        # left open by a crash: no node records it
+        "UPDATE incidents SET recording_node = '' WHERE ended_at IS NULL",
         "CREATE INDEX incidents_recording ON incidents (recording_node) WHERE recording_node IS NOT NULL",
     ),
     (
-        # What each live stream received, as the capture times (µs) of its first and newest media: footage an agent
-        # sends again as backfill (a GOP left in its spool by a stop) is acknowledged without being analysed again,
-        # on whichever node it arrives. One row per live stream, written with the usage and at its end.
+        # What each live stream received, as the capture times (µs) of its first and newest media: footage an
+        # agent sends again as backfill (a GOP left in its spool by a stop) is acknowledged without being
+        # analysed again, on whichever node it arrives. One row per live stream, written with the usage and at
+        # its end.
         """CREATE TABLE live_footage (
             session TEXT PRIMARY KEY,
             client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
@@ -233,9 +238,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX incidents_camera ON incidents(client_id, camera, started_at)",
     ),
     (
-        # Each customer's own settings of its cameras (store/cameras.py), edited on its page, by the operator or by
-        # an alert's mute link, for cameras that need not have streamed yet. A NULL sensitivity or masks: the
-        # operator's ([camera CLIENT_ID/NAME] of config.ini, else [motion]).
+        # Each customer's own settings of its cameras (store/cameras.py), edited on its page, by the operator
+        # or by an alert's mute link, for cameras that need not have streamed yet. A NULL sensitivity or
+        # masks: the operator's ([camera CLIENT_ID/NAME] of config.ini, else [motion]).
         """CREATE TABLE camera_settings (
             client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
             camera TEXT NOT NULL,

@@ -1,10 +1,10 @@
 """Who may see a customer's page: one-time sign-in links and signed session cookies.
 
-A sign-in link is `<page>/sign-in/<token>`, 256 random bits, valid `sign_in_minutes` and once. Opening it shows
-a button; only pressing it (a POST) spends the link, so a mail scanner that fetches every link in an email
-cannot spend it first. The session cookie is `<token>.<HMAC of the token>`: a forged or altered cookie is refused
-without a database lookup; a real one is looked up, so it ends when it expires, at sign-out, and at once when
-its client is revoked or deleted. Only SHA-256 hashes of tokens are stored.
+A sign-in link is `<page>/sign-in/<token>`, 256 random bits, valid `sign_in_minutes` and once. Opening it
+shows a button; only pressing it (a POST) spends the link, so a mail scanner that fetches every link in an
+email cannot spend it first. The session cookie is `<token>.<HMAC of the token>`: a forged or altered cookie
+is refused without a database lookup; a real one is looked up, so it ends when it expires, at sign-out, and at
+once when its client is revoked or deleted. Only SHA-256 hashes of tokens are stored.
 """
 
 import hashlib
@@ -31,11 +31,12 @@ def page_url(settings: Settings, port: int | None = None) -> str:
 
 
 def stream_url(settings: Settings, port: int | None = None) -> str:
-    """Return the address agents stream to, as a customer's VIGINT_SERVER_URL: `[alerts] public_url` (the stream
-    port's public address) as ws:// or wss://, else this server's own address."""
+    """Return the address agents stream to, as a customer's VIGINT_SERVER_URL: `[alerts] public_url` (the
+    stream port's public address) as ws:// or wss://, else this server's own address."""
     if settings.alerts.public_url:
         public = urlsplit(settings.alerts.public_url.rstrip("/"))
-        return urlunsplit(public._replace(scheme={"https": "wss", "http": "ws"}.get(public.scheme, public.scheme)))
+        scheme = {"https": "wss", "http": "ws"}.get(public.scheme, public.scheme)
+        return urlunsplit(public._replace(scheme=scheme))
     scheme = "wss" if settings.server.tls_cert else "ws"
     return f"{scheme}://{settings.server.host}:{settings.server.port if port is None else port}"
 
@@ -58,14 +59,16 @@ class Sessions:
     """Signs browsers in and tells which client a request's cookie is signed in as."""
 
     def __init__(self, store: Store, web: WebSettings, secret: str):
-        self._store, self._web, self._secret = store, web, secret.encode()
+        self._store = store
+        self._web = web
+        self._secret = secret.encode()
 
     def _signature(self, token: str) -> str:
         return hmac.new(self._secret, f"session:{token}".encode(), hashlib.sha256).hexdigest()
 
     async def sign_in(self, link_token: str) -> str | None:
-        """Spend a sign-in link; return the new session's cookie value, or None if the link is malformed, unknown,
-        spent, expired or its client revoked."""
+        """Spend a sign-in link; return the new session's cookie value, or None if the link is malformed,
+        unknown, spent, expired or its client revoked."""
         if not TOKEN.fullmatch(link_token):
             return None
         now = time.time()

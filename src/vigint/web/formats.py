@@ -1,8 +1,8 @@
 """How each language the page speaks writes a moment, a month, a day and a number (pure: no I/O).
 
-The days' and months' names are spelt out here rather than taken from the C library's locale (`%a`, `%b`), which
-depends on how the server was started: `Fri 27 Nov 2026` and `ven. 27 nov. 2026` whatever it is. An unknown
-language is written as English.
+The days' and months' names are spelt out here rather than taken from the C library's locale (`%a`, `%b`),
+which depends on how the server was started: `Fri 27 Nov 2026` and `ven. 27 nov. 2026` whatever it is. An
+unknown language is written as English.
 """
 
 from datetime import date, datetime
@@ -30,7 +30,8 @@ def _known(language: str) -> str:
 
 def moment(when: datetime, language: str) -> str:
     """`Fri 27 Nov 2026, 14:03:12 CET`, `ven. 27 nov. 2026, 14:03:12 CET`: the day and month by name, and the
-    zone's abbreviation always (a customer travelling, or a camera in another zone, knows which time it is)."""
+    zone's abbreviation always (a customer travelling, or a camera in another zone, knows which time it
+    is)."""
     language = _known(language)
     written_day = f"{DAYS[language][when.weekday()]} {when.day:02d} {SHORT_MONTHS[language][when.month - 1]}"
     return f"{written_day} {when.year}, {when.strftime('%H:%M:%S %Z')}"

@@ -1,12 +1,12 @@
 """Handing a new API key over by a one-time link, so that the key never travels in an email or a chat.
 
-`vigint key create --handover` (and `client create`, `key rotate`) prints `<page>/keys/<token>` instead of the key.
-The token is 256 random bits; the key is derived from it and a random seal (`vigint.keys.derive`), and the
-database keeps only the SHA-256 of the token, the seal and the key's usual hash: no key, and no token that works.
-Opening the link shows a button; only pressing it (a POST: a mail scanner fetching the link cannot spend it) derives
-the key, checks it against the stored hash, marks it picked up and erases the seal in one statement, and shows the
-key once with the `.env` lines for the agent. From then on the link derives nothing; unopened, it dies after
-`[web] handover_hours`, and until it is opened the key is refused like an unknown one.
+`vigint key create --handover` (and `client create`, `key rotate`) prints `<page>/keys/<token>` instead of the
+key. The token is 256 random bits; the key is derived from it and a random seal (`vigint.keys.derive`), and
+the database keeps only the SHA-256 of the token, the seal and the key's usual hash: no key, and no token that
+works. Opening the link shows a button; only pressing it (a POST: a mail scanner fetching the link cannot
+spend it) derives the key, checks it against the stored hash, marks it picked up and erases the seal in one
+statement, and shows the key once with the `.env` lines for the agent. From then on the link derives nothing;
+unopened, it dies after `[web] handover_hours`, and until it is opened the key is refused like an unknown one.
 """
 
 import base64
@@ -28,8 +28,8 @@ from vigint.web.words import _
 
 log = logging.getLogger(__name__)
 
-# The copy buttons' script: the one script any page runs, allowed on the key's page alone by its hash. Without it
-# (script off) the buttons stay hidden and the key and lines are plain selectable text.
+# The copy buttons' script: the one script any page runs, allowed on the key's page alone by its hash. Without
+# it (script off) the buttons stay hidden and the key and lines are plain selectable text.
 COPY_SCRIPT = """for (const button of document.querySelectorAll("button[data-copy]")) {
   const text = document.getElementById(button.dataset.copy);
   button.hidden = false;
@@ -37,7 +37,8 @@ COPY_SCRIPT = """for (const button of document.querySelectorAll("button[data-cop
     text.select();
     const copied = () => { button.textContent = button.dataset.copied; };
     const fallback = () => { if (document.execCommand("copy")) copied(); };
-    if (navigator.clipboard) navigator.clipboard.writeText(text.value).then(copied, fallback); else fallback();
+    if (navigator.clipboard) navigator.clipboard.writeText(text.value).then(copied, fallback);
+    else fallback();
   });
 }"""
 COPY_SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(COPY_SCRIPT.encode()).digest()).decode()
@@ -47,7 +48,8 @@ routes = web.RouteTableDef()
 
 @dataclass(frozen=True)
 class NewHandover:
-    """A new key's hand-over link, as the command that makes the key prints it, and what the store keeps of it."""
+    """A new key's hand-over link, as the command that makes the key prints it, and what the store keeps of
+    it."""
 
     url: str = field(repr=False)  # carries the token: with the seal, it derives the key
     handover: Handover
@@ -56,10 +58,12 @@ class NewHandover:
 
 
 def new_handover(settings: Settings, now: float | None = None) -> NewHandover:
-    """Draw a hand-over link's token and seal and derive its key; return the link, valid `[web] handover_hours`, and
-    the key's hash and display prefix. The key itself is forgotten here: only the link's page derives it again."""
+    """Draw a hand-over link's token and seal and derive its key; return the link, valid
+    `[web] handover_hours`, and the key's hash and display prefix. The key itself is forgotten here: only the
+    link's page derives it again."""
     now = time.time() if now is None else now
-    token, seal = secrets.token_urlsafe(32), keys.new_seal()
+    token = secrets.token_urlsafe(32)
+    seal = keys.new_seal()
     api_key = keys.derive(token, seal)
     return NewHandover(f"{page_url(settings)}/keys/{token}",
                        Handover(token_hash(token), seal, now + settings.web.handover_hours * 3600),
@@ -100,7 +104,8 @@ async def confirm(request: web.Request) -> web.Response:
 
 @routes.post("/keys/{token}")
 async def pick_up(request: web.Request) -> web.Response:
-    """Show the key once: derived from the link's token and seal, checked against its hash, marked picked up."""
+    """Show the key once: derived from the link's token and seal, checked against its hash, marked picked
+    up."""
     found = await _pending(request)
     if found is None:
         return _dead(request)

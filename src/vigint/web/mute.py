@@ -56,7 +56,8 @@ async def mute(request: web.Request) -> web.Response:
     found = await _linked(request)
     if found is None:
         return _refused(request, 403, "invalid")
-    store, now = request.app[STORE], time.time()
+    store = request.app[STORE]
+    now = time.time()
     expires = float(request.query["exp"])
     if not await store.spend_mute_link(request.query["sig"], found.client_id, now, expires):
         return _refused(request, 409, "used")

@@ -1,5 +1,6 @@
-"""Byte ranges (RFC 9110 section 14) of a stored object, pure: a phone's video player asks for the first bytes,
-then the parts it plays, and Safari plays nothing from a server that answers a range with the whole file.
+"""Byte ranges (RFC 9110 section 14) of a stored object, pure: a phone's video player asks for the first
+bytes, then the parts it plays, and Safari plays nothing from a server that answers a range with the whole
+file.
 
 Clips and stills in a local folder are answered by aiohttp's FileResponse, which does the same from the file;
 this decides what to send of an object in object storage, knowing only its size and entity tag, so that only
@@ -20,8 +21,8 @@ class Unsatisfiable(Exception):
 
 
 def byte_range(header: str | None, size: int) -> range | None:
-    """Return the bytes a `Range` header asks of a `size`-byte body, or None for the whole body (no header, or one
-    this server ignores: several ranges, other units, last before first).
+    """Return the bytes a `Range` header asks of a `size`-byte body, or None for the whole body (no header, or
+    one this server ignores: several ranges, other units, last before first).
 
     Raises:
         Unsatisfiable: the range starts at or past the end, or asks for the last 0 bytes.
@@ -33,7 +34,8 @@ def byte_range(header: str | None, size: int) -> range | None:
         if int(match[2]) == 0:
             raise Unsatisfiable
         return range(max(0, size - int(match[2])), size)
-    first, last = int(match[1]), int(match[2]) if match[2] else None
+    first = int(match[1])
+    last = int(match[2]) if match[2] else None
     if last is not None and last < first:
         return None
     if first >= size:
@@ -52,9 +54,9 @@ class Answer:
 
 
 def answer_for(request: Mapping[str, str], size: int, etag: str) -> Answer:
-    """Decide the answer to a GET of a `size`-byte object tagged `etag` (quoted) with the `request` headers: whole
-    (200), a byte range of it (206), 304 when the client holds it already (`If-None-Match`), 416 for a range past
-    its end. `If-Range` naming another version asks for it whole."""
+    """Decide the answer to a GET of a `size`-byte object tagged `etag` (quoted) with the `request` headers:
+    whole (200), a byte range of it (206), 304 when the client holds it already (`If-None-Match`), 416 for a
+    range past its end. `If-Range` naming another version asks for it whole."""
     headers = {"Accept-Ranges": "bytes", "ETag": etag}
     if request.get("If-None-Match") in (etag, "*"):
         return Answer(http.HTTPStatus.NOT_MODIFIED, headers, range(0))

@@ -1,11 +1,12 @@
-"""Signing in without a password: a one-time link, from the operator (`vigint client link`) or emailed on request.
+"""Signing in without a password: a one-time link, from the operator (`vigint client link`) or emailed on
+request.
 
 Asking for a link tells nobody who the clients are: the answer is the same, and as fast, whether or not the
 address is a client's, because the address is looked up and the email sent after answering, in the background.
 
-Limits keep the page from flooding a mailbox without letting a stranger lock a customer out: one requester
-(an address, or an IPv6 /64; behind a trusted proxy, the address it forwards for) may ask 10 times an hour, and
-3 times in 15 minutes for one mailbox. The mailbox's count is kept per requester, so requests from elsewhere
+Limits keep the page from flooding a mailbox without letting a stranger lock a customer out: one requester (an
+address, or an IPv6 /64; behind a trusted proxy, the address it forwards for) may ask 10 times an hour, and 3
+times in 15 minutes for one mailbox. The mailbox's count is kept per requester, so requests from elsewhere
 never spend the customer's own; a limit per mailbox alone would let 3 requests from anyone block a customer
 for 15 minutes. What this gives up: requests from many addresses can each send a mailbox a few links.
 """
@@ -63,7 +64,8 @@ LIMITS = web.AppKey("sign_in_limits", Limits)
 
 
 def _next(text: str | None) -> str:
-    """Where to go once signed in: a path of this site only (an open redirect would send a customer anywhere)."""
+    """Where to go once signed in: a path of this site only (an open redirect would send a customer
+    anywhere)."""
     if text and text.startswith("/") and not text.startswith(("//", "/\\")) and text.isprintable():
         return text
     return "/incidents"
@@ -71,15 +73,17 @@ def _next(text: str | None) -> str:
 
 @routes.get("/sign-in")
 async def ask(request: web.Request) -> web.StreamResponse:
+    following = _next(request.query.get("next"))
     if await current_client(request) is not None:
-        raise web.HTTPSeeOther(_next(request.query.get("next")))
-    return render(request, "sign_in.html", None, next=_next(request.query.get("next")), sent=False, can_email=True)
+        raise web.HTTPSeeOther(following)
+    return render(request, "sign_in.html", None, next=following, sent=False, can_email=True)
 
 
 @routes.post("/sign-in")
 async def send(request: web.Request) -> web.Response:
     form = await request.post()
-    address, following = str(form.get("email", "")).strip()[:254], _next(str(form.get("next", "")))
+    address = str(form.get("email", "")).strip()[:254]
+    following = _next(str(form.get("next", "")))
     settings = request.app[SETTINGS]
     can_email = bool(settings.email.smtp_host or settings.email.capture_dir)
     if can_email and "@" in address and request.app[LIMITS].allow(requester_key(requester(request)),
@@ -92,7 +96,8 @@ async def send(request: web.Request) -> web.Response:
 
 async def _email_link(app: web.Application, address: str, base: str, following: str) -> None:
     """Email a sign-in link to the client whose address this is, if any; log (never raise) what goes wrong."""
-    settings, client_id = app[SETTINGS], None
+    settings = app[SETTINGS]
+    client_id = None
     try:
         client = await app[STORE].client_by_email(address)
         if client is None:
@@ -103,8 +108,10 @@ async def _email_link(app: web.Application, address: str, base: str, following: 
         message = compose_sign_in_email(client.email, f"{link}?{urlencode({'next': following})}",
                                         settings.web.sign_in_minutes, language, settings.email)
         await asyncio.to_thread(send_email, settings.email, message)
-    except Exception as error:  # noqa: BLE001 - the requester was answered already; the operator reads the log
-        log.error("could not email a sign-in link%s: %s", f" to client {client_id}" if client_id else "", error)
+    except Exception as error:  # noqa: BLE001 - the requester was answered already;
+        # the operator reads the log
+        whose = f" to client {client_id}" if client_id else ""
+        log.error("could not email a sign-in link%s: %s", whose, error)
 
 
 @routes.get("/sign-in/{token}")
@@ -122,8 +129,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
                       text=_("Sign-in links work once, for a few minutes. Ask for a new one."),
                       link="/sign-in")
     response = web.HTTPSeeOther(_next(str(form.get("next", ""))))
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=request.app[SESSIONS].lifetime, path="/", httponly=True,
-                        samesite="Lax", secure=request.app[SECURE])
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=request.app[SESSIONS].lifetime, path="/",
+                        httponly=True, samesite="Lax", secure=request.app[SECURE])
     raise response
 
 

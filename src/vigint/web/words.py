@@ -1,9 +1,10 @@
 """The page's words in each language a customer may read: English is written in the templates, French here.
 
-A template says `{{ _("Cameras") }}`; a French client reads `FRENCH["Cameras"]`. English text as the key keeps the
-templates readable and a missing translation visible (a test lists every `_()` of the templates and of the page's
-code and checks that each has its French). A client's language is its own (`vigint client update --language`),
-else the server's `[alerts] language`; a page seen before sign-in follows the browser's Accept-Language.
+A template says `{{ _("Cameras") }}`; a French client reads `FRENCH["Cameras"]`. English text as the key keeps
+the templates readable and a missing translation visible (a test lists every `_()` of the templates and of the
+page's code and checks that each has its French). A client's language is its own
+(`vigint client update --language`), else the server's `[alerts] language`; a page seen before sign-in follows
+the browser's Accept-Language.
 
 How each language writes dates and numbers is in `formats`.
 """
