@@ -107,7 +107,7 @@ async def test_people_walking_through_a_disarmed_camera_cost_receipt_only(start,
     ("Europe/Paris", "Wed 20:00-23:00", datetime(2026, 6, 10, 20, 0)),
     # The clocks go from 02:00 to 03:00 that night: a range from 02:30 starts when the clock jumps past it,
     # 03:00 CEST, which is 01:00 UTC (the jump's instant), not 30 minutes later as a fixed offset has it.
-    ("Europe/Paris", "Sun 02:30-05:00", datetime(2026, 3, 29, 3, 0)),
+    pytest.param("Europe/Paris", "Sun 02:30-05:00", datetime(2026, 3, 29, 3, 0), marks=pytest.mark.slow),
 ], ids=["edge", "spring-forward"])
 async def test_a_camera_armed_mid_stream_by_its_schedule_opens_one_incident_at_the_next_walk(
         start, tmp_path, mailbox, zone, schedule, edge):
@@ -125,6 +125,7 @@ async def test_a_camera_armed_mid_stream_by_its_schedule_opens_one_incident_at_t
     await eventually(lambda: len(mailbox.messages) == 1)
 
 
+@pytest.mark.slow  # a real-time walk of several seconds: CI runs it (pytest -m slow)
 async def test_a_mask_over_the_path_hides_the_walk_and_one_elsewhere_does_not(start, tmp_path, mailbox):
     server = await start(settings=dataclasses.replace(settings(tmp_path, mailbox)))
     client_id, _, api_key = await add_client(server.store)
@@ -136,6 +137,7 @@ async def test_a_mask_over_the_path_hides_the_walk_and_one_elsewhere_does_not(st
     assert sorted(incident.camera for incident in incidents) == ["door", "door"]
 
 
+@pytest.mark.slow  # a real-time walk of several seconds: CI runs it (pytest -m slow)
 async def test_a_change_written_while_streaming_reaches_the_running_detector(start, tmp_path, mailbox):
     server = await start(settings=settings(tmp_path, mailbox))
     client_id, _, api_key = await add_client(server.store)
@@ -150,6 +152,7 @@ async def test_a_change_written_while_streaming_reaches_the_running_detector(sta
     assert abs(incident.started_at - (start_us / SECOND + SECOND_WALK_STARTS)) <= 0.5
 
 
+@pytest.mark.slow  # a real-time walk of several seconds: CI runs it (pytest -m slow)
 async def test_an_incident_open_when_its_camera_is_muted_ends_with_its_clip(start, tmp_path, mailbox):
     server = await start(settings=settings(tmp_path, mailbox))
     client_id, _, api_key = await add_client(server.store)

@@ -47,6 +47,7 @@ def mark_false_alarm(sign_in_link: str, base: str, incident_id: int) -> dict:
     return seen
 
 
+@pytest.mark.slow  # a browser session of several seconds: CI runs it (pytest -m slow)
 async def test_a_false_alarm_marked_in_chromium_shows_in_the_list_and_the_cli(start, tmp_path):
     server = await start()
     client_id, key_id, _ = await add_client(server.store)
