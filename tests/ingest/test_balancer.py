@@ -134,6 +134,7 @@ async def spread(nodes: list[ServeProcess]) -> list[int]:
     return counts if sum(counts) == len(CAMERAS) else []
 
 
+@pytest.mark.slow  # two nodes and HAProxy for 10 s: CI runs it (pytest -m slow)
 async def test_haproxy_spreads_streams_and_a_draining_node_hands_its_agents_to_the_other(tmp_path):
     db = tmp_path / "vigint.db"
     # Usage is written only when a node stops (not every 5 s): the rows found after node 1 stopped are

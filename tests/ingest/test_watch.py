@@ -103,11 +103,12 @@ async def test_people_walking_through_a_disarmed_camera_cost_receipt_only(start,
     assert mailbox.messages == [] and server.metrics.frames_decoded == 0
 
 
+@pytest.mark.slow  # real-time walks of several seconds: CI runs them (pytest -m slow)
 @pytest.mark.parametrize("zone, schedule, edge", [
     ("Europe/Paris", "Wed 20:00-23:00", datetime(2026, 6, 10, 20, 0)),
     # The clocks go from 02:00 to 03:00 that night: a range from 02:30 starts when the clock jumps past it,
     # 03:00 CEST, which is 01:00 UTC (the jump's instant), not 30 minutes later as a fixed offset has it.
-    pytest.param("Europe/Paris", "Sun 02:30-05:00", datetime(2026, 3, 29, 3, 0), marks=pytest.mark.slow),
+    ("Europe/Paris", "Sun 02:30-05:00", datetime(2026, 3, 29, 3, 0)),
 ], ids=["edge", "spring-forward"])
 async def test_a_camera_armed_mid_stream_by_its_schedule_opens_one_incident_at_the_next_walk(
         start, tmp_path, mailbox, zone, schedule, edge):

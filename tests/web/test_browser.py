@@ -84,6 +84,7 @@ def browse(sign_in_link: str, incident_id: int) -> dict:
     return seen
 
 
+@pytest.mark.slow  # a browser session of 10 s: CI runs it (pytest -m slow)
 async def test_a_customer_signs_in_finds_the_incident_and_plays_its_clip(start, tmp_path):
     # A short cooldown: the incident ends that long after its last motion, unless its camera comes back.
     server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"),
