@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vigint.analysis.motion import Tuning
 from vigint.config import CameraSettings, EmailSettings, MotionSettings, Settings, StorageSettings
-from vigint.ingest.watch import Watch, camera_tuning, decide
+from vigint.ingest.watch import RecordedArming, Watch, camera_tuning, decide
 from vigint.schedule import parse_schedule
 from vigint.store import CameraSetting, Editor
 from vigint.tuning import Mask, rectangle
@@ -193,3 +193,31 @@ def test_a_mute_disarms_until_it_ends_whatever_the_schedule():
     assert decide(Settings(), 5, "door", muted, paris, now) == Watch(False, now + 600, Tuning())
     assert decide(Settings(), 5, "door", muted, paris, now + 600).armed
     assert decide(Settings(), 5, "door", None, UTC, now) == Watch(True, None, Tuning())
+
+
+async def test_footage_recorded_while_disarmed_opens_no_incident_once_sent(start, tmp_path, mailbox):
+    server = await start(settings=settings(tmp_path, mailbox))
+    client_id, _, api_key = await add_client(server.store)
+    # Recorded two days ago, across the evening's arming at 20:00 UTC: the first walk before it, the second after.
+    edge = datetime.fromtimestamp(time.time() // 86_400 * 86_400 - 86_400, UTC).replace(hour=20)
+    schedule = f"{edge.strftime('%a')} 20:00-23:00"
+    await server.store.set_camera(client_id, "shop", Editor.CUSTOMER, schedule=schedule)
+    start_us = int((edge.timestamp() - 6.5) * SECOND)
+    connection, _ = await open_stream(url(server), api_key, "shop", backfill=True)
+    await send_video(connection, EARLY_WALK, start_us)
+    await send_video(connection, LATE_WALK, start_us + 5 * SECOND)
+    (session,) = [stream for stream in server.streams.open() if stream.backfill]
+    await eventually(lambda: session.analysis.until == start_us + 5 * SECOND + LATE_WALK.units[-1][1])
+    await connection.close()
+    await eventually(lambda: not server.streams.open())
+    await server.desk.drain()
+    [incident] = await server.store.list_incidents(client_id)
+    assert abs(incident.started_at - (start_us / SECOND + SECOND_WALK_STARTS)) <= 0.5
+
+
+def test_recorded_footage_counts_a_mute_from_the_change_that_set_it_until_its_end():
+    muted = CameraSetting(1, "shop", parse_schedule("always"), None, None, muted_until=2_000.0,
+                          updated_at=1_000.0, updated_by=Editor.CUSTOMER)
+    armed_at = RecordedArming(muted, UTC)
+    assert [armed_at(instant) for instant in (999.0, 1_000.0, 1_999.0, 2_000.0, 500.0)] == [
+        True, False, False, True, True]

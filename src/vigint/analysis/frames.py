@@ -15,7 +15,7 @@ from vigint.analysis.decoder import DecodeResult, StreamDecoder
 from vigint.analysis.events import Event, EventTracker
 from vigint.analysis.motion import MotionDetector, Tuning
 from vigint.config import MotionSettings
-from vigint.media import Packet
+from vigint.media import MICROSECONDS, Packet
 
 
 class Use(enum.Enum):
@@ -57,6 +57,8 @@ class FrameAnalysis:
         self._detector = MotionDetector(motion, tuning.masks)
         self._detector.retune(tuning)
         self._tracker = EventTracker(motion)
+        # Recorded footage: whether its camera was armed at an instant (Unix time); None: always
+        self.armed_at: Callable[[float], bool] | None = None
 
     @property
     def tuning(self) -> Tuning:
@@ -114,6 +116,8 @@ class FrameAnalysis:
             if skip is not None and frame.pts <= skip:
                 continue
             motion = self._detector.update(frame.pixels).motion
+            if motion and self.armed_at is not None:
+                motion = self.armed_at(frame.pts / MICROSECONDS)  # recorded while disarmed: not watched
             outcome.motion_pts = frame.pts if motion else outcome.motion_pts
             outcome.first_pts = frame.pts if outcome.first_pts is None else outcome.first_pts
             outcome.last_pts = outcome.tracked_pts = frame.pts

@@ -222,6 +222,11 @@ class StreamAnalysis:
         """Use a new sensitivity and masks from the next frame analysed on."""
         self._frames.retune(tuning)
 
+    def follow_recorded(self, armed_at: Callable[[float], bool]) -> None:
+        """Watch a backfill's footage only where `armed_at(instant)` says its camera was armed when it was
+        recorded: motion elsewhere opens no incident (an open one ends as motion stopped)."""
+        self._frames.armed_at = armed_at
+
     def arm(self) -> None:
         """Watch the stream again, as a new one: analysis restarts at the newest keyframe in the ring (at the
         oldest if it never was armed), so no frame since goes unseen, and is active until a quiet while makes

@@ -88,6 +88,8 @@ class StreamHandler:
                     await stages.registry.claim(session.entry(stages.registry.node_id))
                     session.claimed = True
                     await stages.cameras.watch(session)
+                else:
+                    await stages.cameras.follow_recorded(session)
                 await self._welcome(session)
                 await self._receive(session)
         except Exception as error:  # noqa: BLE001 - every failure ends in a close code, see close_for

@@ -16,6 +16,7 @@ config.ini, else `[motion]` (docs/cameras.md, "The operator's defaults").
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,32 @@ def _state(schedule: Schedule, zone: tzinfo, now: float, muted_until: float | No
     return arming.state(schedule, zone, datetime.fromtimestamp(now, UTC), muted)
 
 
+class RecordedArming:
+    """Whether footage recorded at an instant was taken while its camera was armed: by its schedule then, and
+    by a mute then in force. When a mute began is not kept: it is taken as the camera's last change (the mute
+    itself, unless a later change of another setting followed it)."""
+
+    def __init__(self, setting: CameraSetting | None, zone: tzinfo):
+        self._schedule = ALWAYS if setting is None else setting.schedule
+        self._zone = zone
+        self._mute: tuple[float, float] | None = None  # [from, until)
+        if setting is not None and setting.muted_until is not None:
+            self._mute = (setting.updated_at, setting.muted_until)
+        self._span = (math.inf, -math.inf, True)  # [from, until) in which the camera is armed or not
+
+    def __call__(self, instant: float) -> bool:
+        start, end, armed = self._span
+        if not start <= instant < end:
+            muted = self._mute is not None and self._mute[0] <= instant < self._mute[1]
+            state = _state(self._schedule, self._zone, instant, self._mute[1] if muted else None)
+            end = math.inf if state.until is None else state.until.timestamp()
+            if self._mute is not None and instant < self._mute[0]:
+                end = min(end, self._mute[0])
+            armed = state.armed
+            self._span = (instant, end, armed)
+        return armed
+
+
 class CameraWatch:
     """Applies camera settings to this node's live streams. Event loop only; `run` once, as a task."""
 
@@ -105,6 +132,18 @@ class CameraWatch:
             _log_failure(error)
             return
         self._apply()
+
+    async def follow_recorded(self, session: Session) -> None:
+        """Tell a backfill when its camera was armed while its footage was recorded. Should the database fail,
+        all of it is watched: recorded footage is never lost to an error (an alert too many at worst)."""
+        try:
+            zone, settings = await self._store.watched_cameras(session.client_id)
+        except Exception as error:  # noqa: BLE001 - logged; the footage is analysed in full
+            log.warning("camera %s: could not read its settings (%s): its recorded footage is watched in full",
+                        session.camera, error)
+            return
+        setting = next((found for found in settings if found.camera == session.camera), None)
+        session.analysis.follow_recorded(RecordedArming(setting, arming.zone(zone)))
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Watch until `stopping` is set."""
