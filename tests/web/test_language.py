@@ -75,7 +75,11 @@ async def test_a_french_client_reads_its_account_in_french_whatever_its_browser_
     number = await invoice_for(site, client_id)
     async with await signed_in(site, client_id, "en-US,en;q=0.9") as browser:
         shown = await page(browser, f"{site.base}/account")
+        document = await page(browser, f"{site.base}/invoices/{number}")
     month = datetime.now(ZoneInfo("Europe/Paris"))
+    assert '<html lang="fr">' in document and f"<h1>Facture {number}</h1>" in document
+    assert "<th>Émise le</th><td>01/11/2026</td>" in document and "Total TTC (EUR)" in document
+    assert '<td class=n>12,50</td>' in document and "Invoice" not in document
     assert '<html lang="fr">' in shown
     assert '<a href="/cameras">Caméras</a>' in shown and "Consommation et factures</a>" in shown
     assert "<button>Se déconnecter</button>" in shown
@@ -92,6 +96,8 @@ async def test_an_english_client_reads_english_even_from_a_french_browser(site, 
     number = await invoice_for(site, client_id)
     async with await signed_in(site, client_id, "fr-FR,fr;q=0.9") as browser:
         shown = await page(browser, f"{site.base}/account")
+        document = await page(browser, f"{site.base}/invoices/{number}")
+    assert f"<h1>Invoice {number}</h1>" in document and "<th>Issued</th><td>2026-11-01</td>" in document
     assert '<html lang="en">' in shown and "<button>Sign out</button>" in shown
     assert "Usage &amp; invoices" in shown and f"Invoice {number}</a>" in shown
     assert "<td>October 2026</td>" in shown and "<td>2026-11-01</td>" in shown

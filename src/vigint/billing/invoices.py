@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from vigint.config import BillingSettings
 from vigint.errors import InvalidInputError
@@ -20,8 +21,24 @@ table{width:100%;border-collapse:collapse}td,th{padding:.3em;border-bottom:1px s
 .n{text-align:right}.parties{display:flex;justify-content:space-between;gap:2em;margin:1.5em 0}
 .note{border:2px solid #b00;color:#b00;padding:.5em}h2{font-size:1.1em;margin-top:1.5em}
 @media print{body{margin:0;max-width:none}}"""
-_HEADER = ("<tr><th>Description</th><th class=n>Quantity</th><th>Unit</th><th class=n>Unit price</th>"
-           "<th class=n>Amount</th></tr>")
+# The document's own words in each language a client may read (its lines keep the words they were issued with).
+WORDS = {
+    "en": {"invoice": "Invoice", "credit_note": "Credit note", "vat_id": "VAT {id}", "issued": "Issued",
+           "due": "Due", "period": "Period", "client": "Client", "billed_to": "Billed to:", "lines": "Lines",
+           "header": ("Description", "Quantity", "Unit", "Unit price", "Amount"), "subtotal": "Subtotal",
+           "vat": "VAT {rate} %", "total": "Total ({currency})", "voids": "Voids invoice {number}: {reason}",
+           "voided": "Voided by credit note {number}: nothing is due on this invoice.", "payment": "Payment",
+           "please_pay": "Please pay {total} {currency} by {due}, with the reference <b>{reference}</b>:"},
+    "fr": {"invoice": "Facture", "credit_note": "Avoir", "vat_id": "TVA {id}", "issued": "Émise le",
+           "due": "Échéance", "period": "Période", "client": "Client", "billed_to": "Facturé à :",
+           "lines": "Détail", "header": ("Désignation", "Quantité", "Unité", "Prix unitaire", "Montant"),
+           "subtotal": "Total HT", "vat": "TVA {rate} %", "total": "Total TTC ({currency})",
+           "voids": "Annule la facture {number} : {reason}",
+           "voided": "Annulée par l'avoir {number} : rien n'est dû au titre de cette facture.",
+           "payment": "Paiement",
+           "please_pay": "Merci de régler {total} {currency} au plus tard le {due}, avec la référence "
+                         "<b>{reference}</b> :"},
+}
 
 
 @dataclass(frozen=True)
@@ -89,48 +106,67 @@ def to_csv(invoice: Invoice) -> str:
     return out.getvalue()
 
 
-def to_html(invoice: Invoice) -> str:
+def _localised(language: str, value: object) -> str:
+    """A date (YYYY-MM-DD) or an amount as `language` writes it: 01/11/2026 and 12,50 in French."""
+    text = str(value)
+    if language != "fr":
+        return text
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        year, month, day = text.split("-")
+        return f"{day}/{month}/{year}"
+    return text.replace(".", ",")
+
+
+def to_html(invoice: Invoice, language: str = "en") -> str:
     """Return the invoice (or credit note) as a self-contained HTML page that prints on one A4 sheet: seller
-    and buyer, number, dates, lines, VAT, total, and how to pay."""
+    and buyer, number, dates, lines, VAT, total, and how to pay; in `language` (en or fr)."""
     e = html.escape
-    kind = "Credit note" if invoice.is_credit_note else "Invoice"
-    rows = "\n".join(f"<tr><td>{e(line.description)}</td><td class=n>{line.quantity}</td>"
-                     f"<td>{e(line.unit)}</td><td class=n>{line.unit_price}</td>"
-                     f"<td class=n>{line.amount}</td></tr>" for line in invoice.lines)
-    vat_percent = f"{invoice.vat_rate * 100:f}".rstrip("0").rstrip(".")
+    words = WORDS[language]
+    number = partial(_localised, language)
+    kind = words["credit_note"] if invoice.is_credit_note else words["invoice"]
+    rows = "\n".join(f"<tr><td>{e(line.description)}</td><td class=n>{number(line.quantity)}</td>"
+                     f"<td>{e(line.unit)}</td><td class=n>{number(line.unit_price)}</td>"
+                     f"<td class=n>{number(line.amount)}</td></tr>" for line in invoice.lines)
+    vat_percent = number(f"{invoice.vat_rate * 100:f}".rstrip("0").rstrip("."))
 
     def party(name: str, address: str, vat_id: str, email: str = "") -> str:
-        return "<br>".join(part for part in (f"<b>{e(name)}</b>", e(address), e(email),
-                                             f"VAT {e(vat_id)}" if vat_id else "") if part)
-    dates = [("Issued", invoice.issued_on), ("Period", invoice.period), ("Client", str(invoice.client_id))]
+        vat = words["vat_id"].format(id=e(vat_id)) if vat_id else ""
+        return "<br>".join(part for part in (f"<b>{e(name)}</b>", e(address), e(email), vat) if part)
+    dates = [(words["issued"], number(invoice.issued_on)), (words["period"], invoice.period),
+             (words["client"], str(invoice.client_id))]
     if invoice.due_on:
-        dates.insert(1, ("Due", invoice.due_on))
+        dates.insert(1, (words["due"], number(invoice.due_on)))
     notes = []
     if invoice.is_credit_note:
-        notes.append(f"<p class=note>Voids invoice {invoice.voids}: {e(invoice.reason)}</p>")
+        voids = words["voids"].format(number=invoice.voids, reason=e(invoice.reason))
+        notes.append(f"<p class=note>{voids}</p>")
     if invoice.voided_by is not None:
-        notes.append(f"<p class=note>Voided by credit note {invoice.voided_by}: "
-                     "nothing is due on this invoice.</p>")
+        notes.append(f"<p class=note>{words['voided'].format(number=invoice.voided_by)}</p>")
     payable = invoice.payment_details and not invoice.is_credit_note and invoice.voided_by is None
-    payment = (f"<h2>Payment</h2><p>Please pay {invoice.total} {e(invoice.currency)} by {invoice.due_on}, "
-               f"with the reference <b>{kind} {invoice.number}</b>:<br>{e(invoice.payment_details)}</p>"
+    please_pay = words["please_pay"].format(total=number(invoice.total), currency=e(invoice.currency),
+                                            due=number(invoice.due_on), reference=f"{kind} {invoice.number}")
+    payment = (f"<h2>{words['payment']}</h2><p>{please_pay}<br>{e(invoice.payment_details)}</p>"
                if payable else "")
     seller = party(invoice.seller_name, invoice.seller_address, invoice.seller_vat_id)
     buyer = party(invoice.client_name, invoice.client_address, invoice.client_vat_id, invoice.client_email)
+    description, quantity, unit, unit_price, amount = words["header"]
+    header = (f"<tr><th>{description}</th><th class=n>{quantity}</th><th>{unit}</th>"
+              f"<th class=n>{unit_price}</th><th class=n>{amount}</th></tr>")
+    total = words["total"].format(currency=e(invoice.currency))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{kind} {invoice.number}</title>
+<html lang="{language}"><head><meta charset="utf-8"><title>{kind} {invoice.number}</title>
 <style>{_STYLE}</style></head><body>
 <h1>{kind} {invoice.number}</h1>
 <div class=parties><div>{seller}</div>
-<div>Billed to:<br>{buyer}</div></div>
+<div>{words["billed_to"]}<br>{buyer}</div></div>
 <table>{"".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in dates)}</table>
 {"".join(notes)}
-<h2>Lines</h2>
-<table>{_HEADER}
+<h2>{words["lines"]}</h2>
+<table>{header}
 {rows}
-<tr><td colspan=4>Subtotal</td><td class=n>{invoice.subtotal}</td></tr>
-<tr><td colspan=4>VAT {vat_percent} %</td><td class=n>{invoice.vat}</td></tr>
-<tr><th colspan=4>Total ({e(invoice.currency)})</th><th class=n>{invoice.total}</th></tr></table>
+<tr><td colspan=4>{words["subtotal"]}</td><td class=n>{number(invoice.subtotal)}</td></tr>
+<tr><td colspan=4>{words["vat"].format(rate=vat_percent)}</td><td class=n>{number(invoice.vat)}</td></tr>
+<tr><th colspan=4>{total}</th><th class=n>{number(invoice.total)}</th></tr></table>
 {payment}
 </body></html>
 """

@@ -45,7 +45,10 @@ async def invoice(args, settings: Settings, console: Console) -> int:
             issued = await store.get_invoice(args.number)
         else:
             issued = await issue_invoice(store, settings.billing, args.client_id, month, args.allow_empty)
-    text = to_html(issued) if args.format == "html" else to_csv(issued)
+        client = await store.get_client(issued.client_id)
+    # The document the client reads is in its language; the CSV, for the operator's books, stays as it is.
+    language = client.language or settings.alerts.language
+    text = to_html(issued, language) if args.format == "html" else to_csv(issued)
     kind = "Credit note" if issued.is_credit_note else "Invoice"
     if args.out is None:
         sys.stdout.write(text)

@@ -20,7 +20,8 @@ from vigint.incidents.storage import Chunks, StorageError, still_name
 from vigint.media import SECONDS_PER_DAY
 from vigint.store import Client, Editor, Incident, ReviewMark
 from vigint.store.incidents import MAX_REVIEW_NOTE, REVIEW_FILTERS
-from vigint.web.base import CLIPS, LINK_SECRET, LIVE, SETTINGS, STORE, render, signed_in, zone_of
+from vigint.web.base import (CLIPS, LINK_SECRET, LIVE, SETTINGS, STORE, language_of, render, signed_in,
+                             zone_of)
 from vigint.web.clipstreams import Cap, ClipStreams
 from vigint.web.ranges import answer_for
 
@@ -277,7 +278,7 @@ async def invoice(request: web.Request, client: Client) -> web.Response:
     found = await request.app[STORE].client_invoice(client.id, int(request.match_info["number"]))
     if found is None:
         raise web.HTTPNotFound(text="no such invoice\n")
-    return web.Response(text=to_html(found), content_type="text/html")
+    return web.Response(text=to_html(found, language_of(request, client)), content_type="text/html")
 
 
 ROUTES = list(routes)
