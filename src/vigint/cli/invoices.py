@@ -11,7 +11,8 @@ from vigint.billing.invoices import to_csv, to_html
 from vigint.billing.issuing import closed_month, issue_invoice, void_invoice
 from vigint.cli.commands import Commands, open_store, option
 from vigint.config import Settings
-from vigint.errors import InvalidInputError
+from vigint.errors import InvalidInputError, NotFoundError
+from vigint.store import Store
 
 commands = Commands()
 
@@ -45,9 +46,7 @@ async def invoice(args, settings: Settings, console: Console) -> int:
             issued = await store.get_invoice(args.number)
         else:
             issued = await issue_invoice(store, settings.billing, args.client_id, month, args.allow_empty)
-        client = await store.get_client(issued.client_id)
-    # The document the client reads is in its language; the CSV, for the operator's books, stays as it is.
-    language = client.language or settings.alerts.language
+        language = await _language(store, issued.client_id) or settings.alerts.language
     text = to_html(issued, language) if args.format == "html" else to_csv(issued)
     kind = "Credit note" if issued.is_credit_note else "Invoice"
     if args.out is None:
@@ -59,3 +58,12 @@ async def invoice(args, settings: Settings, console: Console) -> int:
     if args.action == "void":
         print(f"vigint: invoice {args.number} voided by credit note {issued.number}", file=sys.stderr)
     return 0
+
+
+async def _language(store: Store, client_id: int) -> str | None:
+    """The language of the document a client reads (the CSV, for the operator's books, has none): the client's
+    own, if it set one and still exists (an invoice outlives its client)."""
+    try:
+        return (await store.get_client(client_id)).language
+    except NotFoundError:
+        return None
