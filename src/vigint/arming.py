@@ -166,3 +166,17 @@ def describe(current: ArmingState, now: datetime, zone: tzinfo, language: str = 
     if current.until is None:
         return words[key]
     return words[f"{key}_until"].format(when=_when(current.until, now, zone, language))
+
+
+# "Until tomorrow morning" (the page's button, an alert's mute link) ends at MORNING on the client's clock: most
+# shops open after it, and a camera muted for the night watches again before the first customer. Before
+# NIGHT_ENDS the night is not over for the person muting: it is this morning's.
+MORNING = time(8, 0)
+NIGHT_ENDS = time(4, 0)
+
+
+def next_morning(now: datetime, zone: tzinfo) -> datetime:
+    """Return when a mute "until tomorrow morning" chosen at `now` (timezone-aware) ends."""
+    wall = now.astimezone(zone)
+    day = wall.date() if wall.time() < NIGHT_ENDS else wall.date() + timedelta(days=1)
+    return datetime.combine(day, MORNING, zone)

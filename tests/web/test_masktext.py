@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from vigint.arming import next_morning
 from vigint.errors import InvalidInputError
 from vigint.tuning import Mask, rectangle
-from vigint.web.cameras import next_morning
 from vigint.web.masktext import format_masks, parse_masks
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -15,9 +15,10 @@ mute is that button's POST (web/mute.py).
 import hashlib
 import hmac
 import json
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
+from vigint import arming
 from vigint.alerts.links import CAMERA_EVENTS, EXPIRY_PATTERN, SIGNATURE_PATTERN
 from vigint.store import Incident
 
@@ -25,9 +26,6 @@ MUTE_LINK_HOURS = 24
 HOUR = "1h"
 MORNING = "morning"
 CHOICES = (HOUR, MORNING)
-# "Until tomorrow morning" ends at this wall-clock time in the client's zone: most shops open after it, and a
-# camera muted for the night is watching again before the first customer comes.
-MORNING_TIME = time(8, 0)
 
 
 def _signature(secret: str, incident: Incident, choice: str, expires: int) -> str:
@@ -62,13 +60,8 @@ def mute_link_is_valid(secret: str, incident: Incident, choice: str, expires: st
 
 
 def mute_end(choice: str, now: datetime, zone: tzinfo) -> datetime:
-    """Return when a mute chosen at `now` (timezone-aware) ends: an hour later, or the next MORNING_TIME on
-    the client's wall clock (today's if it is not yet reached: at 02:00, "tomorrow morning" is this
-    morning)."""
+    """Return when a mute chosen at `now` (timezone-aware) ends: an hour later, or the next morning on the
+    client's wall clock (`arming.next_morning`, as the page's button)."""
     if choice == HOUR:
         return now + timedelta(hours=1)
-    local = now.astimezone(zone)
-    morning = datetime.combine(local.date(), MORNING_TIME, zone)
-    if morning <= local:
-        morning = datetime.combine(local.date() + timedelta(days=1), MORNING_TIME, zone)
-    return morning
+    return arming.next_morning(now, zone)

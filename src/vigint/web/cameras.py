@@ -10,7 +10,7 @@ the masks need no script.
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,10 +27,6 @@ from vigint.web.stills import STILLS
 
 MAX_TODAY = 10_000  # incidents counted on the cameras page, all cameras together
 MUTE_HOUR_SECONDS = 3600
-# "Until tomorrow morning" ends at 08:00 on the client's clock: when a shop's staff are there again, and after
-# the night. Before NIGHT_ENDS the night is not over for the person muting, so it is this morning's 08:00.
-MORNING = time(8, 0)
-NIGHT_ENDS = time(4, 0)
 STILL_CACHE = "private, max-age=5"  # a viewer reloading the page sees the same still for a few seconds
 # The settings page may run its masks.js, from here; still nothing inline, nothing from elsewhere.
 SETTINGS_POLICY = content_security_policy(own_scripts=True)
@@ -63,14 +59,6 @@ def state_line(setting: CameraSetting | None, zone: tzinfo, now: datetime, langu
         muted = datetime.fromtimestamp(setting.muted_until, UTC)
     current = arming.state(schedule, zone, now, muted)
     return arming.describe(current, now, zone, language if language in arming.WORDS else "en")
-
-
-def next_morning(now: datetime, zone: tzinfo) -> datetime:
-    """Return when "mute until tomorrow morning" ends: the next MORNING on the client's clock, after the
-    night (NIGHT_ENDS)."""
-    wall = now.astimezone(zone)
-    day = wall.date() if wall.time() < NIGHT_ENDS else wall.date() + timedelta(days=1)
-    return datetime.combine(day, MORNING, zone)
 
 
 @routes.get("/cameras")
@@ -191,7 +179,7 @@ def _changes(action: str, typed: dict[str, str], zone: tzinfo) -> dict[str, obje
     if action == "mute_hour":
         return {"muted_until": now.timestamp() + MUTE_HOUR_SECONDS}
     if action == "mute_morning":
-        return {"muted_until": next_morning(now, zone).timestamp()}
+        return {"muted_until": arming.next_morning(now, zone).timestamp()}
     if action == "unmute":
         return {"muted_until": None}
     raise InvalidInputError(f"this form's button is not one of {', '.join(ACTIONS)}")
