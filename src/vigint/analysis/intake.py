@@ -28,8 +28,8 @@ from vigint.protocol import CloseCode, ProtocolViolation
 # Access units a second of recorded footage may hold: the fastest camera's frames (protocol.MAX_FRAME_RATE),
 # with room for the jitter of timestamps rounded to µs or taken from a capture clock.
 MAX_UNITS_PER_SECOND = protocol.MAX_FRAME_RATE * 5 // 4
-# Access units over which that rate is measured (a quarter second at 120 fps): few, so that a sender breaking it
-# is stopped before it has much analysed; enough that one early frame does not break it.
+# Access units over which that rate is measured (a quarter second at 120 fps): few, so that a sender breaking
+# it is stopped before it has much analysed; enough that one early frame does not break it.
 CADENCE_UNITS = 30
 
 
