@@ -24,17 +24,15 @@ the newest keyframe in the ring: the frames since are analysed, with a backgroun
 """
 
 import asyncio
-import enum
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 from vigint.analysis.decoder import StreamDecoder
-from vigint.analysis.events import Event
 from vigint.analysis.frames import FrameAnalysis, Outcome, Use
 from vigint.analysis.intake import Intake, Limits
 from vigint.analysis.load import DecodeLoad
+from vigint.analysis.modes import Analysed, Mode, Wake
 from vigint.analysis.motion import Tuning, rectangle_masks
 from vigint.analysis.ring import PacketRing
 from vigint.analysis.trigger import SizeTrigger
@@ -52,40 +50,12 @@ BACKFILL_POLL_SECONDS = 0.1  # how often a backfill waiting for the live load to
 BACKFILL_LEAD_MARGIN_SECONDS = 1.0
 
 
-class Mode(enum.StrEnum):
-    ACTIVE = "active"  # every frame decoded
-    IDLE = "idle"  # a keyframe now and then; the other packets' sizes watched
-    DISARMED = "disarmed"  # nothing decoded: packets only kept (the camera's schedule or a mute)
-
-
-class Wake(enum.StrEnum):
-    """What woke an idle stream."""
-
-    KEYFRAME = "keyframe"  # the idle check of a keyframe showed motion
-    SIZE = "size"  # the non-key frames grew (see trigger.py)
-    FRAMES = "frames"  # frames queued before the stream went idle showed motion
-
-
 def limits(settings: Settings) -> Limits:
     """Return what one stream may send, from the [server] settings."""
     server = settings.server
     return Limits(server.max_picture_width, server.max_picture_height, server.max_macroblocks, server.max_nal_units,
                   server.max_bad_packets, round(server.max_decode_backlog_seconds * MICROSECONDS),
                   round(server.max_decode_catchup_seconds * MICROSECONDS), server.max_decode_backlog_bytes)
-
-
-@dataclass(frozen=True)
-class Analysed:
-    """What one batch of a stream's packets produced."""
-
-    decoded: int  # frames the decoder produced
-    events: list[Event]  # incident changes, in stream order
-    waited: list[float]  # seconds each live packet of the batch waited from its arrival to its analysis
-    refusal: ProtocolViolation | None  # the stream broke a limit: it is to be closed with this code
-    mode: Mode = Mode.ACTIVE  # how the batch was decoded: idle checks only, or frames in full
-    cpu_seconds: float = 0.0  # the worker thread's CPU time for the batch
-    woke: Wake | None = None  # the stream woke since the last batch, and why
-    until: int | None = None  # the decode time of the newest packet analysed in full so far (µs)
 
 
 class StreamAnalysis:

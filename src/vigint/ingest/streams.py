@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from vigint import protocol
-from vigint.analysis.pipeline import Mode
+from vigint.analysis.modes import Mode
 from vigint.ingest.session import Session
 from vigint.protocol import CloseCode, ProtocolViolation
 
