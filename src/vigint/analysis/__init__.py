@@ -1,1 +1,2 @@
-"""Analysis: each stream's pipeline from packets to motion events (intake, ring, decoder, detector, tracker)."""
+"""Analysis: each stream's pipeline from packets to motion events (intake, ring, decoder, detector,
+tracker)."""

@@ -51,7 +51,8 @@ class StreamDecoder:
         result = DecodeResult()
         for packet in packets:
             av_packet = av.Packet(packet.data)
-            av_packet.pts, av_packet.dts = packet.pts, packet.dts
+            av_packet.pts = packet.pts
+            av_packet.dts = packet.dts
             try:
                 self._collect(self._codec.decode(av_packet), result)
             except av.FFmpegError:  # also a picture the scaler refuses (av.ArgumentError)
@@ -93,9 +94,10 @@ class StreamDecoder:
         return result
 
     def sample(self, keyframe: Packet) -> DecodeResult:
-        """Decode one keyframe on its own and drain its frame out at once (an idle stream's check); the decoder
-        then holds nothing, ready for the next check or a `reset` and replay."""
-        result, drained = self.decode([keyframe]), self.flush()
+        """Decode one keyframe on its own and drain its frame out at once (an idle stream's check); the
+        decoder then holds nothing, ready for the next check or a `reset` and replay."""
+        result = self.decode([keyframe])
+        drained = self.flush()
         self._codec.flush_buffers()
         return DecodeResult(result.frames + drained.frames, result.decoded + drained.decoded,
                             result.errors + drained.errors, drained.size or result.size)

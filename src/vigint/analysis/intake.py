@@ -25,11 +25,11 @@ from vigint import h264, protocol
 from vigint.media import MICROSECONDS, Packet
 from vigint.protocol import CloseCode, ProtocolViolation
 
-# Access units a second of recorded footage may hold: the fastest camera's frames (protocol.MAX_FRAME_RATE), with
-# room for the jitter of timestamps rounded to µs or taken from a capture clock.
+# Access units a second of recorded footage may hold: the fastest camera's frames (protocol.MAX_FRAME_RATE),
+# with room for the jitter of timestamps rounded to µs or taken from a capture clock.
 MAX_UNITS_PER_SECOND = protocol.MAX_FRAME_RATE * 5 // 4
-# Access units over which that rate is measured (a quarter second at 120 fps): few, so that a sender breaking it is
-# stopped before it has much analysed; enough that one early frame does not break it.
+# Access units over which that rate is measured (a quarter second at 120 fps): few, so that a sender breaking
+# it is stopped before it has much analysed; enough that one early frame does not break it.
 CADENCE_UNITS = 30
 
 
@@ -52,8 +52,8 @@ TOO_FAST = f"decode times advance faster than {protocol.MAX_FRAME_RATE} frames a
 
 
 class Cadence:
-    """Checks that decode times advance like frames: CADENCE_UNITS in a row span at least the time they take at
-    MAX_UNITS_PER_SECOND."""
+    """Checks that decode times advance like frames: CADENCE_UNITS in a row span at least the time they take
+    at MAX_UNITS_PER_SECOND."""
 
     _MIN_SPAN_US = CADENCE_UNITS * MICROSECONDS // MAX_UNITS_PER_SECOND
 
@@ -77,9 +77,10 @@ class Intake:
 
     def __init__(self, limits: Limits, on_undecodable: Callable[[int, bool], None], complete: bool = False):
         """`on_undecodable(count, first)` hears of every message counted as undecodable (for metrics and
-        logs); `first` is true the first time in this stream's life. A `complete` gate never sheds load (recorded
-        footage is analysed in full: its sender is slowed down instead, see `StreamAnalysis.backlogged`), and
-        takes units in decode order only: one at or before the newest taken counts as undecodable."""
+        logs); `first` is true the first time in this stream's life. A `complete` gate never sheds load
+        (recorded footage is analysed in full: its sender is slowed down instead, see
+        `StreamAnalysis.backlogged`), and takes units in decode order only: one at or before the newest taken
+        counts as undecodable."""
         self._limits = limits
         self._complete = complete
         self._on_undecodable = on_undecodable
@@ -98,8 +99,8 @@ class Intake:
         """Check one media message; return its packet, or None if it is not H.264 (counted as bad).
 
         Raises:
-            ProtocolViolation: 4415 if the message breaks a limit (recorded footage: its cadence too) or too many in
-                a row were bad.
+            ProtocolViolation: 4415 if the message breaks a limit (recorded footage: its cadence too) or too
+                many in a row were bad.
         """
         try:
             media = protocol.parse_media(message)
@@ -124,9 +125,11 @@ class Intake:
 
     def _check_size(self, size: h264.PictureSize) -> None:
         limits = self._limits
-        if size.width > limits.max_width or size.height > limits.max_height or size.macroblocks > limits.max_macroblocks:
-            raise ProtocolViolation(CloseCode.BAD_MEDIA, f"picture {size.width}x{size.height} is over the limit of "
-                                    f"{limits.max_width}x{limits.max_height}, {limits.max_macroblocks} macroblocks")
+        if (size.width > limits.max_width or size.height > limits.max_height
+                or size.macroblocks > limits.max_macroblocks):
+            raise ProtocolViolation(CloseCode.BAD_MEDIA, f"picture {size.width}x{size.height} is over the "
+                                    f"limit of {limits.max_width}x{limits.max_height}, "
+                                    f"{limits.max_macroblocks} macroblocks")
 
     @property
     def queued_packets(self) -> int:
@@ -158,10 +161,12 @@ class Intake:
         """
         limits = self._limits
         backlog = self.backlog_us(packet)
-        if not self._complete and (backlog > limits.max_catchup_us or (overloaded and backlog > limits.max_backlog_us)
-                                   or self.queued_bytes >= limits.max_backlog_bytes):
+        behind = (backlog > limits.max_catchup_us or (overloaded and backlog > limits.max_backlog_us)
+                  or self.queued_bytes >= limits.max_backlog_bytes)
+        if not self._complete and behind:
             # Shedding load: these packets and the rest of their GOP are fine; none counts as undecodable.
-            self._skip_to_keyframe, self._broken = True, False
+            self._skip_to_keyframe = True
+            self._broken = False
             return False
         if packet.keyframe:
             self._skip_to_keyframe = False
@@ -174,13 +179,15 @@ class Intake:
         return True
 
     def replayed(self) -> None:
-        """The decoder was given a keyframe and every packet since (an idle stream woke): live packets continue it."""
+        """The decoder was given a keyframe and every packet since (an idle stream woke): live packets
+        continue it."""
         self._skip_to_keyframe = False
 
     def restarted(self) -> None:
-        """The decoder starts afresh (an idle stream woke with nothing to replay): the next keyframe is awaited,
-        and what is skipped meanwhile is no fault of the stream."""
-        self._skip_to_keyframe, self._broken = True, False
+        """The decoder starts afresh (an idle stream woke with nothing to replay): the next keyframe is
+        awaited, and what is skipped meanwhile is no fault of the stream."""
+        self._skip_to_keyframe = True
+        self._broken = False
 
     def dequeued(self, packets: list[Packet]) -> None:
         """Packets were analysed: the oldest admitted, in the order they were admitted."""

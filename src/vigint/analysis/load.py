@@ -32,7 +32,8 @@ class DecodeLoad:
 
     def queued(self) -> Callable[[], None]:
         """A batch was handed to the pool: call what this returns when a thread starts it, and again once it
-        is over whatever happened (a batch cancelled before it started waits no more); later calls do nothing."""
+        is over whatever happened (a batch cancelled before it started waits no more); later calls do
+        nothing."""
         with self._lock:
             self._advance()
             self._waiting += 1
@@ -43,7 +44,8 @@ class DecodeLoad:
             with self._lock:
                 if waiting:
                     self._advance()
-                    self._waiting, waiting = self._waiting - 1, False
+                    self._waiting -= 1
+                    waiting = False
 
         return started
 
@@ -56,7 +58,8 @@ class DecodeLoad:
 
     @property
     def overloaded(self) -> bool:
-        """Whether the decode threads have had more work than they could start for most of the recent window."""
+        """Whether the decode threads have had more work than they could start for most of the recent
+        window."""
         return self.saturation >= OVERLOADED
 
     def _advance(self) -> None:

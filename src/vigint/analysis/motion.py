@@ -105,7 +105,8 @@ class MotionDetector:
         return self._mask
 
     def _halve(self, pixels: np.ndarray) -> np.ndarray:
-        height, width = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
+        height = pixels.shape[0] // 2 * 2
+        width = pixels.shape[1] // 2 * 2
         # Four strided adds in uint16 cost a fraction of a reshape-and-mean over two axes.
         quad = pixels[0:height:2, 0:width:2].astype(np.uint16)
         quad += pixels[1:height:2, 0:width:2]
@@ -140,6 +141,7 @@ class MotionDetector:
 
     def _cells(self, changed: np.ndarray) -> np.ndarray:
         size = CELL_SIZE
-        rows, columns = changed.shape[0] // size, changed.shape[1] // size
+        rows = changed.shape[0] // size
+        columns = changed.shape[1] // size
         grid = changed[:rows * size, :columns * size].reshape(rows, size, columns, size)
         return grid.sum(axis=3, dtype=np.uint16).sum(axis=1) / (size * size)

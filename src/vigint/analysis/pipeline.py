@@ -24,17 +24,15 @@ the newest keyframe in the ring: the frames since are analysed, with a backgroun
 """
 
 import asyncio
-import enum
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 from vigint.analysis.decoder import StreamDecoder
-from vigint.analysis.events import Event
 from vigint.analysis.frames import FrameAnalysis, Outcome, Use
 from vigint.analysis.intake import Intake, Limits
 from vigint.analysis.load import DecodeLoad
+from vigint.analysis.modes import Analysed, Mode, Wake
 from vigint.analysis.motion import Tuning, rectangle_masks
 from vigint.analysis.ring import PacketRing
 from vigint.analysis.trigger import SizeTrigger
@@ -47,45 +45,19 @@ WAKE_CONFIRM_US = 3 * MICROSECONDS  # stream time a wake-up has to show motion b
 # A backfill batch checks the live load again after this many packets: live streams never wait long for it.
 MAX_BACKFILL_BATCH = 64
 BACKFILL_POLL_SECONDS = 0.1  # how often a backfill waiting for the live load to fall looks again
-# Footage read ahead of a backfill's analysis stays this far within the packet ring, so that the ring still holds
-# an incident's pre-roll when analysis finds its start (the start is min_motion_seconds before it is found).
+# Footage read ahead of a backfill's analysis stays this far within the packet ring, so that the ring still
+# holds an incident's pre-roll when analysis finds its start (the start is min_motion_seconds before it is
+# found).
 BACKFILL_LEAD_MARGIN_SECONDS = 1.0
-
-
-class Mode(enum.StrEnum):
-    ACTIVE = "active"  # every frame decoded
-    IDLE = "idle"  # a keyframe now and then; the other packets' sizes watched
-    DISARMED = "disarmed"  # nothing decoded: packets only kept (the camera's schedule or a mute)
-
-
-class Wake(enum.StrEnum):
-    """What woke an idle stream."""
-
-    KEYFRAME = "keyframe"  # the idle check of a keyframe showed motion
-    SIZE = "size"  # the non-key frames grew (see trigger.py)
-    FRAMES = "frames"  # frames queued before the stream went idle showed motion
 
 
 def limits(settings: Settings) -> Limits:
     """Return what one stream may send, from the [server] settings."""
     server = settings.server
-    return Limits(server.max_picture_width, server.max_picture_height, server.max_macroblocks, server.max_nal_units,
-                  server.max_bad_packets, round(server.max_decode_backlog_seconds * MICROSECONDS),
+    return Limits(server.max_picture_width, server.max_picture_height, server.max_macroblocks,
+                  server.max_nal_units, server.max_bad_packets,
+                  round(server.max_decode_backlog_seconds * MICROSECONDS),
                   round(server.max_decode_catchup_seconds * MICROSECONDS), server.max_decode_backlog_bytes)
-
-
-@dataclass(frozen=True)
-class Analysed:
-    """What one batch of a stream's packets produced."""
-
-    decoded: int  # frames the decoder produced
-    events: list[Event]  # incident changes, in stream order
-    waited: list[float]  # seconds each live packet of the batch waited from its arrival to its analysis
-    refusal: ProtocolViolation | None  # the stream broke a limit: it is to be closed with this code
-    mode: Mode = Mode.ACTIVE  # how the batch was decoded: idle checks only, or frames in full
-    cpu_seconds: float = 0.0  # the worker thread's CPU time for the batch
-    woke: Wake | None = None  # the stream woke since the last batch, and why
-    until: int | None = None  # the decode time of the newest packet analysed in full so far (µs)
 
 
 class StreamAnalysis:
@@ -101,13 +73,19 @@ class StreamAnalysis:
         it sent meanwhile goes unseen), unless a `disarm` came first."""
         self.load = load or DecodeLoad()
         self.backfill = backfill
-        buffers, tuning, self._settings = settings.buffers, settings.camera(client_id, camera), settings.analysis
-        # A backfill's ring is bounded by bytes only: the jump over a gap in its footage (an outage, then a second
-        # one) would otherwise trim the packets its analysis has still to reach, and an incident's clip with them.
-        self.packets = PacketRing(None if backfill else buffers.long_buffer_seconds, buffers.max_packet_buffer_bytes)
+        buffers = settings.buffers
+        tuning = settings.camera(client_id, camera)
+        self._settings = settings.analysis
+        # A backfill's ring is bounded by bytes only: the jump over a gap in its footage (an outage, then a
+        # second one) would otherwise trim the packets its analysis has still to reach, and an incident's clip
+        # with them.
+        ring_seconds = None if backfill else buffers.long_buffer_seconds
+        self.packets = PacketRing(ring_seconds, buffers.max_packet_buffer_bytes)
         self.intake = Intake(limits, on_undecodable, complete=backfill)
-        lead = buffers.long_buffer_seconds - settings.motion.pre_roll_seconds - settings.motion.min_motion_seconds
-        self._max_lead_us = int(max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS) * MICROSECONDS)
+        lead = (buffers.long_buffer_seconds - settings.motion.pre_roll_seconds
+                - settings.motion.min_motion_seconds)
+        lead_seconds = max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS)
+        self._max_lead_us = int(lead_seconds * MICROSECONDS)
         self._drained = asyncio.Event()  # set after each batch: a backlogged backfill looks again
         self._until: int | None = None
         decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps,
@@ -156,22 +134,25 @@ class StreamAnalysis:
         if self.mode is Mode.DISARMED:
             return
         if self.mode is Mode.ACTIVE:
-            if self.intake.admit(packet, self.load.overloaded):  # a backfill's gate never sheds, overloaded or not
+            # A backfill's gate never sheds, overloaded or not.
+            if self.intake.admit(packet, self.load.overloaded):
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
             if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
                 self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one
         elif not packet.keyframe:
             if self._trigger.update(packet.dts, len(packet.data)):
                 self._wake(Wake.SIZE)
-        elif self._last_sample is None or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS:
+        elif (self._last_sample is None
+              or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
 
     @property
     def backlogged(self) -> bool:
-        """Whether a backfill has as much footage queued ahead of its analysis as it may: its connection is not
-        read until `drained` (a live stream sheds instead, see `Intake.admit`)."""
-        oldest, newest = self.intake.oldest_queued_dts, self.packets.newest_dts()
+        """Whether a backfill has as much footage queued ahead of its analysis as it may: its connection is
+        not read until `drained` (a live stream sheds instead, see `Intake.admit`)."""
+        oldest = self.intake.oldest_queued_dts
+        newest = self.packets.newest_dts()
         return self.intake.queued_bytes >= self.intake.max_backlog_bytes or (
             oldest is not None and newest is not None and newest - oldest >= self._max_lead_us)
 
@@ -192,8 +173,8 @@ class StreamAnalysis:
         return self._ended.is_set()
 
     def end(self) -> None:
-        """No more media: `run` analyses what is queued (and, if the stream was idle, what it sent since its last
-        still keyframe), flushes the decoder and returns. Later calls do nothing."""
+        """No more media: `run` analyses what is queued (and, if the stream was idle, what it sent since its
+        last still keyframe), flushes the decoder and returns. Later calls do nothing."""
         if self._ended.is_set():
             return
         if self.mode is Mode.IDLE:  # not if disarmed: what it sent meanwhile is not to be watched
@@ -258,19 +239,23 @@ class StreamAnalysis:
     def _wake(self, cause: Wake) -> None:
         """Go active, and decode again from the last keyframe known to be still: nothing since goes unseen."""
         self.mode = Mode.ACTIVE
-        self._woke, self._woke_at, self._moved_since_wake = cause, self.packets.newest_dts() or 0, False
+        self._woke = cause
+        self._woke_at = self.packets.newest_dts() or 0
+        self._moved_since_wake = False
         self._unreported_wake = cause
         self._replay()
 
     def _replay(self) -> None:
-        """Queue the ring's packets from the last still keyframe on, instead of any keyframe check still queued.
+        """Queue the ring's packets from the last still keyframe on, instead of any keyframe check still
+        queued.
 
         A replay holds no more than the stream sent since the last one, nor than its decode backlog may: a
         sender that makes its stream wake and sleep in a loop gets each byte decoded at most twice.
         """
         self._drop_samples()
         replay = self.packets.since(self._resume_from, min(self._bytes_since_replay, self._max_replay_bytes))
-        self._bytes_since_replay, self._replay_skip = 0, self._analysed_until
+        self._bytes_since_replay = 0
+        self._replay_skip = self._analysed_until
         for index, packet in enumerate(replay):
             self._queue.put_nowait((packet, time.monotonic(), Use.REPLAY if index else Use.RESTART))
         if replay:
@@ -294,16 +279,20 @@ class StreamAnalysis:
         self.mode = Mode.IDLE
         self._trigger.reset([(packet.dts, len(packet.data)) for packet in self.packets.packets()
                              if not packet.keyframe and packet.dts > (self._last_motion or 0)])
-        self._resume_from, self._last_sample, self._woke = self.packets.last_keyframe_dts(), None, None
+        self._resume_from = self.packets.last_keyframe_dts()
+        self._last_sample = None
+        self._woke = None
 
     def _settle(self, outcome: Outcome) -> None:
-        """After a batch: wake on motion seen while idle; go idle after a quiet while (keyframes mode only)."""
+        """After a batch: wake on motion seen while idle; go idle after a quiet while (keyframes mode
+        only)."""
         if outcome.tracked_pts is not None:
             self._analysed_until = max(outcome.tracked_pts, self._analysed_until or outcome.tracked_pts)
         if self.mode is Mode.DISARMED:
             return  # what the batch saw was from before: a camera armed again starts afresh
         if outcome.motion_pts is not None:
-            self._last_motion, self._moved_since_wake = outcome.motion_pts, True
+            self._last_motion = outcome.motion_pts
+            self._moved_since_wake = True
         if self._last_motion is None:
             self._last_motion = outcome.first_pts  # quiet is counted from the stream's first frame
         if self.mode is Mode.IDLE:
@@ -332,7 +321,8 @@ class StreamAnalysis:
         self._settle(outcome)
         checks = uses and all(use is Use.SAMPLE or use is Use.DISARM for use in uses)
         mode = Mode.IDLE if checks else Mode.ACTIVE
-        woke, self._unreported_wake = self._unreported_wake, None
+        woke = self._unreported_wake
+        self._unreported_wake = None
         refusal = None
         try:
             self.intake.decoded(outcome.decoded, outcome.errors)
@@ -340,7 +330,8 @@ class StreamAnalysis:
             refusal = violation
         if until is not None:
             self._until = max(until, self._until or until)
-        return Analysed(outcome.decoded, outcome.events, waited, refusal, mode, outcome.cpu_seconds, woke, self._until)
+        return Analysed(outcome.decoded, outcome.events, waited, refusal, mode, outcome.cpu_seconds, woke,
+                        self._until)
 
     async def run(self, pool: Executor, batch_seconds: float) -> AsyncIterator[Analysed]:
         """Analyse queued packets in `pool` until `end`, yielding each batch's outcome.
@@ -354,7 +345,8 @@ class StreamAnalysis:
             batch = [await self._queue.get()]
             self._busy = True
             if batch[0] is not None:
-                await wait_for_event(self._ended, batch_seconds)  # the stream's end need not wait for the batch
+                # The stream's end need not wait for the batch.
+                await wait_for_event(self._ended, batch_seconds)
             while not self._queue.empty() and not (self.backfill and len(batch) >= MAX_BACKFILL_BATCH):
                 batch.append(self._queue.get_nowait())
             ending = ending or None in batch
@@ -380,8 +372,9 @@ class StreamAnalysis:
         yield self._absorb(await loop.run_in_executor(pool, self._frames.flush), [], [])
 
     async def _take_turn(self) -> Callable[[], None]:
-        """Return the decode load's hand-off mark for a batch (see `DecodeLoad.queued`). A backfill's batch waits
-        while live streams saturate the decode threads, and is not counted: it must not make them shed."""
+        """Return the decode load's hand-off mark for a batch (see `DecodeLoad.queued`). A backfill's batch
+        waits while live streams saturate the decode threads, and is not counted: it must not make them
+        shed."""
         if not self.backfill:
             return self.load.queued()
         while self.load.overloaded:

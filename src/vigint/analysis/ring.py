@@ -16,8 +16,8 @@ class PacketRing:
     """
 
     def __init__(self, seconds: float | None, max_bytes: int):
-        """`seconds` None: bounded by `max_bytes` only (recorded footage, whose gaps must not trim what is still
-        to be analysed)."""
+        """`seconds` None: bounded by `max_bytes` only (recorded footage, whose gaps must not trim what is
+        still to be analysed)."""
         self._span = None if seconds is None else int(seconds * MICROSECONDS)
         self._max_bytes = max_bytes
         self._gops: deque[list[Packet]] = deque()
@@ -36,8 +36,9 @@ class PacketRing:
         return True
 
     def _trim(self, newest_dts: int) -> None:
-        while len(self._gops) > 1 and (self._span is not None and newest_dts - self._gops[1][0].dts >= self._span
-                                       or self.bytes > self._max_bytes):
+        while len(self._gops) > 1 and (
+                self._span is not None and newest_dts - self._gops[1][0].dts >= self._span
+                or self.bytes > self._max_bytes):
             self.bytes -= sum(p.cost for p in self._gops.popleft())
         if self.bytes > self._max_bytes and len(self._gops) == 1:
             self.bytes = 0  # one GOP alone over the cap: keep nothing rather than an unbounded GOP
@@ -56,8 +57,8 @@ class PacketRing:
         return self._gops[-1][0].dts if self._gops else None
 
     def since(self, dts: int | None, max_bytes: int) -> list[Packet]:
-        """Return the buffered packets from the keyframe at `dts` on (from the oldest if it was forgotten, or is
-        None), less their oldest GOPs while they hold over `max_bytes`: always whole GOPs, maybe none."""
+        """Return the buffered packets from the keyframe at `dts` on (from the oldest if it was forgotten, or
+        is None), less their oldest GOPs while they hold over `max_bytes`: always whole GOPs, maybe none."""
         gops = [gop for gop in self._gops if dts is None or gop[0].dts >= dts] or list(self._gops)
         costs = [sum(packet.cost for packet in gop) for gop in gops]
         while gops and sum(costs) > max_bytes:

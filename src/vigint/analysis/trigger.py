@@ -21,7 +21,8 @@ from vigint.media import MICROSECONDS
 WINDOW_US = MICROSECONDS  # the signal: non-key bytes over the last second
 HISTORY_US = 30 * MICROSECONDS  # the baseline: the signal's median over the last 30 s
 PRIMING_US = 2 * MICROSECONDS  # baseline needed before the trigger may fire (seeded baselines have it)
-FLOOR_BYTES = 600  # a second of nearly empty frames (15 skipped frames): the smallest baseline a ratio is taken against
+# a second of nearly empty frames (15 skipped frames): the smallest baseline a ratio is taken against
+FLOOR_BYTES = 600
 FALSE_WAKE_MARGIN = 1.25  # after a false wake-up, the factor must beat the ratio that caused it by this much
 DECAY_US = 300 * MICROSECONDS  # each five minutes without a false wake-up bring a raised factor back by DECAY
 DECAY = 1.5
@@ -54,7 +55,8 @@ class SizeTrigger:
         """Take a non-key frame; return whether its stream should wake."""
         self._add(dts, size)
         if self._raised_at is not None and dts - self._raised_at >= DECAY_US:
-            self.factor, self._raised_at = max(self._configured, self.factor / DECAY), dts
+            self.factor = max(self._configured, self.factor / DECAY)
+            self._raised_at = dts
         if dts - self._start >= PRIMING_US:
             self.ratio = self._sum / max(self._sorted[len(self._sorted) // 2], FLOOR_BYTES)
             if self.ratio > self.factor:
@@ -78,8 +80,8 @@ class SizeTrigger:
             del self._sorted[bisect.bisect_left(self._sorted, self._history.popleft()[1])]
 
     def false_wake(self, dts: int) -> None:
-        """The wake-up judged at `dts` found no motion: from now on only more than its peak wakes this stream, up
-        to MAX_RAISE times the configured factor (feed the trigger until the wake-up is judged, so that it sees
-        the whole disturbance)."""
+        """The wake-up judged at `dts` found no motion: from now on only more than its peak wakes this stream,
+        up to MAX_RAISE times the configured factor (feed the trigger until the wake-up is judged, so that it
+        sees the whole disturbance)."""
         self.factor = min(max(self.factor, self._peak * FALSE_WAKE_MARGIN), MAX_RAISE * self._configured)
         self._raised_at = dts

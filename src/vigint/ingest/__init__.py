@@ -1,1 +1,2 @@
-"""Ingest: one connection's path (admission, hello authentication and revocation, its session), the node's streams."""
+"""Ingest: one connection's path (admission, hello authentication and revocation, its session), the node's
+streams."""

@@ -1,9 +1,9 @@
 """What the server's collaborators read of it: its open streams and a few facts about the node.
 
 The composition root (serve/) builds one `ServerState` and hands it to those that must see the server (the
-HTTP routes, the registry, the fleet monitor's snapshot, each connection's handler), never the server itself nor
-functions that reach back into it (uvicorn's `ServerState`). Its type lives here, beside the streams it holds,
-because the per-connection path writes it and must not import serve/.
+HTTP routes, the registry, the fleet monitor's snapshot, each connection's handler), never the server itself
+nor functions that reach back into it (uvicorn's `ServerState`). Its type lives here, beside the streams it
+holds, because the per-connection path writes it and must not import serve/.
 """
 
 import time

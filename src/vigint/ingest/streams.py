@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from vigint import protocol
-from vigint.analysis.pipeline import Mode
+from vigint.analysis.modes import Mode
 from vigint.ingest.session import Session
 from vigint.protocol import CloseCode, ProtocolViolation
 
@@ -30,27 +30,31 @@ class Streams:
     def add(self, session: Session) -> None:
         """Take a new session, or refuse it.
 
-        A live stream that has ended but is still flushing its decoder no longer holds its name or its slot: its
-        camera can reconnect at once. A backfill holds its camera's one backfill slot until it is finished (its
-        incidents recorded): the same footage sent again meanwhile could open a second incident.
+        A live stream that has ended but is still flushing its decoder no longer holds its name or its slot:
+        its camera can reconnect at once. A backfill holds its camera's one backfill slot until it is finished
+        (its incidents recorded): the same footage sent again meanwhile could open a second incident.
 
         Raises:
-            ProtocolViolation: 4403 when the camera streams (or backfills) already, or the client is at its limit.
+            ProtocolViolation: 4403 when the camera streams (or backfills) already, or the client is at its
+                limit.
         """
-        client_id, camera = session.client_id, session.camera
+        client_id = session.client_id
+        camera = session.camera
         if session.backfill:
             if (client_id, camera) in self._backfills:
                 raise protocol.backfill_taken(camera)
             # As many as its live streams may be: each holds a decoder and a ring, whatever its camera's name.
             if sum(client == client_id for client, _ in self._backfills) >= self._most:
-                raise ProtocolViolation(CloseCode.OVER_LIMIT, f"over the limit of {self._most} backfills for this client")
+                raise ProtocolViolation(CloseCode.OVER_LIMIT,
+                                        f"over the limit of {self._most} backfills for this client")
             self._backfills[(client_id, camera)] = session
             return
         cameras = self._live.setdefault(client_id, {})
         if camera in cameras and not cameras[camera].ended:
             raise protocol.camera_taken(camera)
         if self._finishing[client_id] >= self._most:
-            raise ProtocolViolation(CloseCode.OVER_LIMIT, "too many of this client's streams are still closing")
+            raise ProtocolViolation(CloseCode.OVER_LIMIT,
+                                    "too many of this client's streams are still closing")
         if sum(not other.ended for other in cameras.values()) >= self._most:
             raise protocol.over_stream_limit(self._most)
         cameras[camera] = session
@@ -81,11 +85,14 @@ class Streams:
             self._live.pop(session.client_id, None)
 
     def live(self) -> list[Session]:
-        """Return every open live stream (not backfills, nor those finishing after their connection closed)."""
-        return [session for cameras in self._live.values() for session in cameras.values() if not session.ended]
+        """Return every open live stream (not backfills, nor those finishing after their connection
+        closed)."""
+        return [session for cameras in self._live.values() for session in cameras.values()
+                if not session.ended]
 
     def open(self) -> list[Session]:
-        """Return every open session, backfills included (not those finishing after their connection closed)."""
+        """Return every open session, backfills included (not those finishing after their connection
+        closed)."""
         return self.live() + [session for session in self._backfills.values() if not session.ended]
 
     def of_client(self, client_id: int) -> dict[str, Session]:

@@ -139,8 +139,8 @@ class CameraWatch:
         try:
             zone, settings = await self._store.watched_cameras(session.client_id)
         except Exception as error:  # noqa: BLE001 - logged; the footage is analysed in full
-            log.warning("camera %s: could not read its settings (%s): its recorded footage is watched in full",
-                        session.camera, error)
+            log.warning("camera %s: could not read its settings (%s): "
+                        "its recorded footage is watched in full", session.camera, error)
             return
         setting = next((found for found in settings if found.camera == session.camera), None)
         session.analysis.follow_recorded(RecordedArming(setting, arming.zone(zone)))

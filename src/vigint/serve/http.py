@@ -1,6 +1,6 @@
-"""HTTP on the stream port: /healthz and /metrics; the stream path upgrades to WebSocket. Signed clip links sent
-by earlier versions named this port: they are redirected to the customer's page, which streams clips from their
-files (a clip is never read whole into this process's memory for a request).
+"""HTTP on the stream port: /healthz and /metrics; the stream path upgrades to WebSocket. Signed clip links
+sent by earlier versions named this port: they are redirected to the customer's page, which streams clips from
+their files (a clip is never read whole into this process's memory for a request).
 """
 
 import http
@@ -28,8 +28,10 @@ class Routes:
         path, _, query = request.path.partition("?")
         if path == protocol.PATH:
             return None
-        if path.startswith("/clips/"):  # alert emails' clip links: answered by the page, which streams the file
-            response = connection.respond(http.HTTPStatus.TEMPORARY_REDIRECT, "the clip is on the customers' page\n")
+        # Alert emails' clip links: answered by the page, which streams the file.
+        if path.startswith("/clips/"):
+            response = connection.respond(http.HTTPStatus.TEMPORARY_REDIRECT,
+                                          "the clip is on the customers' page\n")
             response.headers["Location"] = f"{self._state.page_url}{request.path}"
             # As the page's own answers: the signed link is never cached, nor sent on as a Referer.
             for name, value in SECURITY_HEADERS.items():
@@ -40,9 +42,11 @@ class Routes:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/metrics":
-            response = connection.respond(http.HTTPStatus.OK, self._metrics.render(
-                self._state.streams.by_client(), self._state.streams.by_mode(), self._state.usage_flush_lag()))
-            del response.headers["Content-Type"]  # websockets' Headers keeps every value set: replace, not add
+            streams = self._state.streams
+            text = self._metrics.render(streams.by_client(), streams.by_mode(), self._state.usage_flush_lag())
+            response = connection.respond(http.HTTPStatus.OK, text)
+            # websockets' Headers keeps every value set: replace, not add.
+            del response.headers["Content-Type"]
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")

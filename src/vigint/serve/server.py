@@ -1,7 +1,7 @@
 """`vigint serve`: the composition root. It builds the stages (store-backed registry, incident desk, outbox,
-retention, fleet monitor, customers' page, decode pools), wires them to one `ServerState`, starts the background
-tasks and stops everything in order (uvicorn's `Server`). One connection's path is ingest/handler.py's; the
-HTTP answers on the stream port are http.py's.
+retention, fleet monitor, customers' page, decode pools), wires them to one `ServerState`, starts the
+background tasks and stops everything in order (uvicorn's `Server`). One connection's path is
+ingest/handler.py's; the HTTP answers on the stream port are http.py's.
 """
 
 import asyncio
@@ -60,17 +60,21 @@ class Server:
         """`clock` (Unix seconds) is the time cameras are armed and disarmed at by their schedules and mutes:
         a test's may stand at any date, a clock change included; every other time is the system's."""
         config = settings.server
-        self.settings, self.store, self.metrics, self.usage = settings, store, Metrics(), UsageMeter()
+        self.settings = settings
+        self.store = store
+        self.metrics = Metrics()
+        self.usage = UsageMeter()
         self._hellos = Hellos(self.store, self.metrics, config)
         self._admission = Admission(config.max_pending_hellos, config.max_pending_hellos_per_address)
         self.state = ServerState(Streams(config.max_streams_per_client))
-        self.streams, self.decode_load = self.state.streams, self.state.decode_load
+        self.streams = self.state.streams
+        self.decode_load = self.state.decode_load
         self.footage = LiveFootage(store, self.streams.live)
         self.cameras = CameraWatch(settings, store, self.streams, clock)
         threads = config.decode_threads or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="decode")
-        # Backfills decode in their own threads, at most half as many, at a lower CPU priority: live batches never
-        # wait for a thread behind recorded footage, and win the cores when both run.
+        # Backfills decode in their own threads, at most half as many, at a lower CPU priority: live batches
+        # never wait for a thread behind recorded footage, and win the cores when both run.
         self._backfill_pool = low_priority_pool(max(1, threads // 2), "backfill")
         decode_load = self.decode_load
         self.metrics.decode_saturation = lambda: decode_load.saturation
@@ -104,8 +108,8 @@ class Server:
         self.open_file_limit = raise_open_file_limit()
         clips = open_clip_storage(settings.storage)
         await self._listen()
-        self.registry = Registry(self.store, settings.server, f"{socket.gethostname()}:{self.port}", self.state,
-                                 self._tasks)
+        address = f"{socket.gethostname()}:{self.port}"
+        self.registry = Registry(self.store, settings.server, address, self.state, self._tasks)
         try:  # the customers' page, on its own port with the stream port's TLS pair
             tls = tls_context(settings.server.tls_cert, settings.server.tls_key)
             self.page = await open_page(settings, self.store, clips, secret, self.registry.cameras_of, tls,
@@ -114,17 +118,19 @@ class Server:
             self._ws.close()
             raise
         self.state.page_url = page_url(settings, self.page.port)
-        own = f"{'https' if self.tls else 'http'}://{settings.server.host}"  # the page's and the clip links' address
+        # The page's and the clip links' address.
+        own = f"{'https' if self.tls else 'http'}://{settings.server.host}"
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
                              self.state.page_url, f"{own}:{self.port}", clips.read, still_name)
         verifier = Verifier(settings.ai, self.usage, self.metrics, self._pool)
         self.desk = IncidentDesk(settings, self.store, self.metrics, self._pool, verifier, self.outbox, clips,
                                  self.node_id)
         self.retention = Retention(settings.storage, self.store, clips)
-        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id, self.state.live,
-                                  self.registry.everywhere, self._hellos.blocked)
-        self._handler.attach(Stages(settings, self.metrics, self.usage, self._hellos, self.registry, self.desk,
-                                    self.footage, self.cameras, self._tasks, self._pool, self._backfill_pool))
+        self.fleet = FleetMonitor(settings, self.store, self.metrics, self.outbox, self.node_id,
+                                  self.state.live, self.registry.everywhere, self._hellos.blocked)
+        self._handler.attach(Stages(settings, self.metrics, self.usage, self._hellos, self.registry,
+                                    self.desk, self.footage, self.cameras, self._tasks, self._pool,
+                                    self._backfill_pool))
         for job in (self._watch_keys(), self._flush_periodically(), self.outbox.run(self._stopping),
                     self.retention.run(self._stopping, self.node_id), self.fleet.run(self._stopping),
                     self.registry.run(self._stopping), self.desk.run(self._stopping),
@@ -136,9 +142,11 @@ class Server:
         """Bind the stream port (streams are accepted once `start` has built what they feed)."""
         config = self.settings.server
         try:
+            trusted = parse_networks(config.trusted_proxies)
             connections = connection_factory(self._admission, config.tls_cert, config.tls_key,
-                                             config.auth_timeout_seconds, parse_networks(config.trusted_proxies))
-            self._ws = await serve(self._handler, config.host, config.port, ssl=None,  # TLS: see connections.py
+                                             config.auth_timeout_seconds, trusted)
+            self._ws = await serve(self._handler, config.host, config.port,
+                                   ssl=None,  # TLS: see connections.py
                                    process_request=Routes(self.metrics, self.state),
                                    max_size=protocol.MAX_HELLO_BYTES,
                                    compression=None,  # H.264 does not deflate: it would only burn CPU
@@ -155,8 +163,9 @@ class Server:
 
     @property
     def node_id(self) -> str:
-        """This server among the nodes sharing the database: its host and port, the same after a restart (two
-        processes cannot listen on one port), so `vigint status` shows one node per server, not one per run."""
+        """This server among the nodes sharing the database: its host and port, the same after a restart
+        (two processes cannot listen on one port), so `vigint status` shows one node per server, not one per
+        run."""
         return self.registry.node_id
 
     async def drain(self) -> None:
@@ -189,8 +198,8 @@ class Server:
         except Exception:
             log.exception("could not write the last usage")
         try:
-            await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), time.time(),
-                                       stopped=True)
+            await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(),
+                                       time.time(), stopped=True)
         except Exception:
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
