@@ -110,7 +110,8 @@ async def paced_stream(url: str, api_key: str, camera: str, video, seconds: floa
     async with connect(url, max_size=None) as connection:
         await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_key, "camera": camera}))
         json.loads(await connection.recv())
-        began, base = time.monotonic(), int(time.time() * 1e6)
+        began = time.monotonic()
+        base = int(time.time() * 1e6)
         period = video.units[-1][1] + 1_000_000 // video.fps
         index = 0
         while True:
