@@ -1,9 +1,10 @@
-"""Cold start and size of the built executable (targets: under 1.5 s and under 100 MB on the reference machine).
+"""Cold start and size of the built executable (targets: under 1.5 s and under 100 MB on the reference
+machine).
 
 Builds nothing: it measures a `dist/vigint` that `scripts/build.sh` made. Each run is a fresh process, as a
 customer's shell or systemd starts it: the one-file executable unpacks its libraries into a temporary folder,
-then Python imports what `--help` needs. Prints each run's wall time, the median, the median CPU time (user and
-system, of the executable and the child it starts: less sensitive to others' work on a shared machine than
+then Python imports what `--help` needs. Prints each run's wall time, the median, the median CPU time (user
+and system, of the executable and the child it starts: less sensitive to others' work on a shared machine than
 wall time), the load average, and the file's size.
 
     python bench/coldstart.py [PATH] [--runs 5] [--args=--help]
@@ -40,10 +41,12 @@ def main() -> None:
     size_mb = options.binary.stat().st_size / 1e6
     load = os.getloadavg()[0]  # others' work on a shared machine slows every run: say how busy it was
     runs = [cold_start(options.binary, options.args.split()) for _ in range(options.runs)]
-    walls, cpus = [wall for wall, _ in runs], [cpu for _, cpu in runs]
+    walls = [wall for wall, _ in runs]
+    cpus = [cpu for _, cpu in runs]
     print(f"{options.binary} {options.args}: " + " ".join(f"{seconds:.2f}" for seconds in walls) + " s")
-    print(f"cold start median of {options.runs}: {statistics.median(walls):.2f} s (target < {TARGET_SECONDS} s); "
-          f"CPU {statistics.median(cpus):.2f} s; load average {load:.1f} on {os.cpu_count()} cores")
+    print(f"cold start median of {options.runs}: {statistics.median(walls):.2f} s "
+          f"(target < {TARGET_SECONDS} s); CPU {statistics.median(cpus):.2f} s; "
+          f"load average {load:.1f} on {os.cpu_count()} cores")
     print(f"size: {size_mb:.1f} MB (target < {MAX_MB} MB)")
 
 

@@ -42,10 +42,12 @@ async def step(port: int, pid: int, api_keys: list[str], cameras: list[str], vid
     streams = [asyncio.ensure_future(ingest.paced_stream(url, api_keys[i], camera, video, length, late))
                for i, camera in enumerate(cameras)]
     await asyncio.sleep(WARM_UP_SECONDS)
-    before, cpu_before = ingest.scrape(port), ingest.process_cpu(pid)
+    before = ingest.scrape(port)
+    cpu_before = ingest.process_cpu(pid)
     began = time.monotonic()
     await asyncio.sleep(seconds)
-    after, cpu = ingest.scrape(port), ingest.process_cpu(pid) - cpu_before
+    after = ingest.scrape(port)
+    cpu = ingest.process_cpu(pid) - cpu_before
     elapsed = time.monotonic() - began
     for task in streams:
         task.cancel()

@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import ingest  # noqa: E402
 from footage import make_footage  # noqa: E402
-from ingest import make_keys, paced_stream, process_cpu, reference_cpu_per_frame, scrape, serving  # noqa: E402
 
 from vigint import protocol  # noqa: E402
 from vigint.agent import testpattern  # noqa: E402
@@ -36,56 +36,66 @@ async def step(port: int, pid: int, api_keys: list[str], videos: list, seconds: 
     full-decode warm-up drained), measure the server's CPU per stream-second over `seconds`."""
     url = f"ws://127.0.0.1:{port}{protocol.PATH}"
     late: list[float] = []
-    streams = [asyncio.ensure_future(paced_stream(url, api_keys[i], f"cam-{i}-{time.monotonic_ns()}", video,
-                                                  MAX_WARM_UP_SECONDS + seconds, late))
+    streams = [asyncio.ensure_future(ingest.paced_stream(url, api_keys[i], f"cam-{i}-{time.monotonic_ns()}",
+                                                         video, MAX_WARM_UP_SECONDS + seconds, late))
                for i, video in enumerate(videos)]
     await asyncio.sleep(WARM_UP_SECONDS)
     deadline = time.monotonic() + MAX_WARM_UP_SECONDS - WARM_UP_SECONDS
-    while scrape(port).get('vigint_streams{mode="idle"}', 0) < idle and time.monotonic() < deadline:
+    while ingest.scrape(port).get('vigint_streams{mode="idle"}', 0) < idle and time.monotonic() < deadline:
         await asyncio.sleep(1)
     await asyncio.sleep(SETTLE_SECONDS)
-    before, cpu_before = scrape(port), process_cpu(pid)
+    before = ingest.scrape(port)
+    cpu_before = ingest.process_cpu(pid)
     await asyncio.sleep(seconds)
-    after, cpu = scrape(port), process_cpu(pid) - cpu_before
+    after = ingest.scrape(port)
+    cpu = ingest.process_cpu(pid) - cpu_before
     for task in streams:
         task.cancel()
     await asyncio.gather(*streams, return_exceptions=True)
     modes = {mode: int(after.get(f'vigint_streams{{mode="{mode}"}}', 0)) for mode in ("active", "idle")}
-    wakes = sum(value - before.get(name, 0) for name, value in after.items() if name.startswith("vigint_stream_wakes_total"))
+    wakes = sum(value - before.get(name, 0) for name, value in after.items()
+                if name.startswith("vigint_stream_wakes_total"))
     return {"cpu_per_stream_second": cpu / (len(videos) * seconds), "modes": modes, "wakes": wakes}
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured length of each step, after the warm-up")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="measured length of each step, after the warm-up")
     parser.add_argument("--still", default="20,60", help="still stream counts to try")
     parser.add_argument("--busy", type=int, default=8, help="busy streams, to check their cost is unchanged")
     parser.add_argument("--mixed", type=int, default=20, help="a fleet with one busy camera in ten")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
-    print("Encoding 10 s of a still 720p15 room and of the busy test pattern, 2 Mbit/s, veryfast…", flush=True)
+    print("Encoding 10 s of a still 720p15 room and of the busy test pattern, 2 Mbit/s, veryfast…",
+          flush=True)
     still = make_footage(10, 2, noise=2.0, width=1280, height=720, bitrate=2_000_000)
     busy = testpattern.encode(10, width=1280, height=720, fps=15, gop=30, bitrate=2_000_000, busy=True,
                               preset="veryfast")
     references = {}
     for name, video in (("still", still), ("busy", busy)):
-        decoder, per_frame = reference_cpu_per_frame(video, workdir)
+        decoder, per_frame = ingest.reference_cpu_per_frame(video, workdir)
         references[name] = per_frame * video.fps
         print(f"reference ({decoder}), {name}: {references[name] * 100:.2f}% of a core per camera")
     db = workdir / "bench.db"
-    api_keys = await make_keys(db, 200)
-    with serving(workdir, db) as (port, pid):
-        print(f"\n{'fleet':>16} {'CPU/stream':>10} {'÷ full decode':>14} {'idle/active at end':>19} {'wake-ups':>8}")
+    api_keys = await ingest.make_keys(db, 200)
+    with ingest.serving(workdir, db) as (port, pid):
+        print(f"\n{'fleet':>16} {'CPU/stream':>10} {'÷ full decode':>14} {'idle/active at end':>19} "
+              f"{'wake-ups':>8}")
         plan = [(f"{n} still", [still] * n, references["still"], n) for n in map(int, args.still.split(","))]
         plan.append((f"{args.busy} busy", [busy] * args.busy, references["busy"], 0))
         busy_count = max(1, args.mixed // 10)
         mix = [busy] * busy_count + [still] * (args.mixed - busy_count)
-        plan.append((f"{args.mixed} mixed", mix, (busy_count * references["busy"] + (args.mixed - busy_count)
-                                                   * references["still"]) / args.mixed, args.mixed - busy_count))
+        mixed_reference = (busy_count * references["busy"]
+                           + (args.mixed - busy_count) * references["still"]) / args.mixed
+        plan.append((f"{args.mixed} mixed", mix, mixed_reference, args.mixed - busy_count))
         for label, videos, reference, idle in plan:
             result = await step(port, pid, api_keys, videos, args.seconds, idle)
-            print(f"{label:>16} {result['cpu_per_stream_second'] * 100:>9.2f}% {result['cpu_per_stream_second'] / reference:>14.3f}"
-                  f" {result['modes']['idle']:>9}/{result['modes']['active']:<9} {result['wakes']:>8.0f}", flush=True)
+            per_stream = result["cpu_per_stream_second"]
+            print(f"{label:>16} {per_stream * 100:>9.2f}% {per_stream / reference:>14.3f}"
+                  f" {result['modes']['idle']:>9}/{result['modes']['active']:<9} {result['wakes']:>8.0f}",
+                  flush=True)
             await asyncio.sleep(2)  # the streams of the step end
 
 

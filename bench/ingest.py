@@ -45,21 +45,24 @@ def camera_video() -> testpattern.EncodedVideo:
                               preset="veryfast")
 
 
-def reference_cpu_per_frame(video: testpattern.EncodedVideo, workdir: Path, runs: int = 5) -> tuple[str, float]:
+def reference_cpu_per_frame(video: testpattern.EncodedVideo, workdir: Path,
+                            runs: int = 5) -> tuple[str, float]:
     """Return the reference decoder's name and its median CPU seconds per frame on `video` over `runs`."""
     stream = workdir / "reference.h264"
     stream.write_bytes(b"".join(unit[3] for unit in video.units))
     if shutil.which("ffmpeg"):
-        name, decode = "ffmpeg -threads 1 -f null -", _ffmpeg_cpu
+        name = "ffmpeg -threads 1 -f null -"
+        decode = _ffmpeg_cpu
     else:
-        name, decode = "PyAV demux-decode, 1 thread", _pyav_cpu
+        name = "PyAV demux-decode, 1 thread"
+        decode = _pyav_cpu
     return name, statistics.median(decode(stream) for _ in range(runs)) / video.frames
 
 
 def _ffmpeg_cpu(stream: Path) -> float:
     before = os.times()
-    subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-f", "h264", "-i", str(stream), "-f", "null", "-"],
-                   check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-f", "h264", "-i", str(stream),
+                    "-f", "null", "-"], check=True)
     after = os.times()
     return (after.children_user + after.children_system) - (before.children_user + before.children_system)
 
@@ -98,14 +101,17 @@ def lag_p99(before: dict, after: dict) -> float:
             buckets.append((float(match[1]), value - before.get(name, 0)))
     buckets.sort()
     total = buckets[-1][1] if buckets else 0
-    return next((bound for bound, cumulative in buckets if total and cumulative >= 0.99 * total), float("inf"))
+    return next((bound for bound, cumulative in buckets if total and cumulative >= 0.99 * total),
+                float("inf"))
 
 
-async def paced_stream(url: str, api_key: str, camera: str, video, seconds: float, late: list[float]) -> None:
+async def paced_stream(url: str, api_key: str, camera: str, video, seconds: float,
+                       late: list[float]) -> None:
     async with connect(url, max_size=None) as connection:
         await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_key, "camera": camera}))
         json.loads(await connection.recv())
-        began, base = time.monotonic(), int(time.time() * 1e6)
+        began = time.monotonic()
+        base = int(time.time() * 1e6)
         period = video.units[-1][1] + 1_000_000 // video.fps
         index = 0
         while True:
@@ -126,20 +132,26 @@ async def paced_stream(url: str, api_key: str, camera: str, video, seconds: floa
 
 async def run_step(port: int, pid: int, api_keys: list[str], count: int, video, seconds: float) -> dict:
     url = f"ws://127.0.0.1:{port}{protocol.PATH}"
-    before, cpu_before = scrape(port), process_cpu(pid)
+    before = scrape(port)
+    cpu_before = process_cpu(pid)
     late: list[float] = []
-    await asyncio.gather(*(paced_stream(url, api_keys[i], f"cam-{i}", video, seconds, late) for i in range(count)))
+    await asyncio.gather(*(paced_stream(url, api_keys[i], f"cam-{i}", video, seconds, late)
+                           for i in range(count)))
     rss = process_rss(pid)
     await asyncio.sleep(1.0)  # let the decoders drain
-    after, cpu = scrape(port), process_cpu(pid) - cpu_before
+    after = scrape(port)
+    cpu = process_cpu(pid) - cpu_before
     sent = count * int(seconds * video.fps)
-    decoded = sum((after[name] - before[name]) * sign for name, sign in  # live frames: not those of a backfill
+    # live frames: not those of a backfill
+    decoded = sum((after[name] - before[name]) * sign for name, sign in
                   (("vigint_frames_decoded_total", 1), ("vigint_backfill_frames_decoded_total", -1)))
-    return {"streams": count, "cpu_per_stream_second": cpu / (count * seconds), "decoded": decoded, "sent": sent,
-            "p99": lag_p99(before, after), "rss": rss, "sender_late_p99": sorted(late)[int(0.99 * len(late))] if late else 0}
+    sender_late_p99 = sorted(late)[int(0.99 * len(late))] if late else 0
+    return {"streams": count, "cpu_per_stream_second": cpu / (count * seconds), "decoded": decoded,
+            "sent": sent, "p99": lag_p99(before, after), "rss": rss, "sender_late_p99": sender_late_p99}
 
 
-async def hello_times(port: int, api_keys: list[str], samples: int = 300, prefix: str = "latency") -> list[float]:
+async def hello_times(port: int, api_keys: list[str], samples: int = 300,
+                      prefix: str = "latency") -> list[float]:
     """Send `samples` hellos one after the other, each on a new connection with the next of `api_keys` (in
     turn) and a new camera name; return each one's hello→welcome time in seconds, sorted."""
     url = f"ws://127.0.0.1:{port}{protocol.PATH}"
@@ -147,8 +159,9 @@ async def hello_times(port: int, api_keys: list[str], samples: int = 300, prefix
     for index in range(samples):
         async with connect(url) as connection:
             began = time.perf_counter()
-            await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_keys[index % len(api_keys)],
-                                              "camera": f"{prefix}-{index}"}))
+            hello = {"type": "hello", "version": 1, "key": api_keys[index % len(api_keys)],
+                     "camera": f"{prefix}-{index}"}
+            await connection.send(json.dumps(hello))
             await connection.recv()
             times.append(time.perf_counter() - began)
     return sorted(times)
@@ -164,7 +177,8 @@ def serving(workdir: Path, db: Path | str) -> Iterator[tuple[int, int]]:
     """Run `vigint serve` on a free port with `db` (a SQLite file or a ``postgresql://`` URL) while the block
     runs, then remove `workdir`; yield the server's port and pid. One client streams every camera and one
     address sends every hello: the limits on both are lifted."""
-    server = subprocess.Popen([sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db)],
+    command = [sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db)]
+    server = subprocess.Popen(command,
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
                                    "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000",
@@ -196,7 +210,8 @@ async def make_keys(db: Path, count: int) -> list[str]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each step")
     parser.add_argument("--steps", default="1,4,8,12,16,20,24,28", help="stream counts to try, in order")
     args = parser.parse_args()
@@ -219,16 +234,19 @@ async def main() -> None:
             ratio = step["cpu_per_stream_second"] / reference_per_stream_second
             kept_up = step["p99"] <= GOOD_P99_SECONDS and step["decoded"] >= 0.99 * step["sent"]
             rss_per_stream = (step["rss"] - idle_rss) / count / 2**20
-            print(f"{count:>7} {step['cpu_per_stream_second'] * 100:>9.1f}% {ratio:>6.2f} {step['p99']:>7.3f}s "
-                  f"{rss_per_stream:>8.1f}MiB {int(step['decoded']):>9} {'yes' if kept_up else 'NO':>9}"
-                  + (f"  (sender late p99 {step['sender_late_p99']:.3f}s)" if step["sender_late_p99"] > 0.05 else ""),
+            sender_note = ""
+            if step["sender_late_p99"] > 0.05:
+                sender_note = f"  (sender late p99 {step['sender_late_p99']:.3f}s)"
+            print(f"{count:>7} {step['cpu_per_stream_second'] * 100:>9.1f}% {ratio:>6.2f} "
+                  f"{step['p99']:>7.3f}s {rss_per_stream:>8.1f}MiB {int(step['decoded']):>9} "
+                  f"{'yes' if kept_up else 'NO':>9}" + sender_note,
                   flush=True)
             if not kept_up:
                 break
             best = count
         print(f"\nlargest N sustained in real time: {best} (target ≥ 20)")
-        print(f"hello→welcome p99 with {len(api_keys):,} keys: {await hello_latency(port, api_keys) * 1000:.2f} ms "
-              "(target ≤ 5 ms)")
+        latency = await hello_latency(port, api_keys)
+        print(f"hello→welcome p99 with {len(api_keys):,} keys: {latency * 1000:.2f} ms (target ≤ 5 ms)")
 
 
 if __name__ == "__main__":

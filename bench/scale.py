@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import asyncpg  # noqa: E402
-from ingest import camera_video, hello_times, process_cpu, reference_cpu_per_frame, run_step, serving  # noqa: E402
+import ingest  # noqa: E402
 from postgres_server import start_cluster  # noqa: E402
 
 from vigint import keys  # noqa: E402
@@ -82,7 +82,7 @@ class Counters:
                 except OSError:
                     continue
                 if int(entry.name) == self._postmaster or int(fields[1]) == self._postmaster:
-                    total += process_cpu(int(entry.name))
+                    total += ingest.process_cpu(int(entry.name))
         return total
 
 
@@ -100,14 +100,14 @@ async def steady_window(counters: Counters, seconds: float) -> dict[str, float]:
     return rates(before, await counters.read())
 
 
-async def measure(engine: str, server: tuple[int, int], api_keys: list[str], count: int, video, seconds: float,
-                  counters: Counters) -> dict:
+async def measure(engine: str, server: tuple[int, int], api_keys: list[str], count: int, video,
+                  seconds: float, counters: Counters) -> dict:
     """One step on one engine: bench/ingest.py's step, plus PostgreSQL's CPU and write rates beside it."""
     port, pid = server
     if engine == "sqlite":
-        return await run_step(port, pid, api_keys, count, video, seconds)
+        return await ingest.run_step(port, pid, api_keys, count, video, seconds)
     began = await counters.read()
-    step, steady = await asyncio.gather(run_step(port, pid, api_keys, count, video, seconds),
+    step, steady = await asyncio.gather(ingest.run_step(port, pid, api_keys, count, video, seconds),
                                         steady_window(counters, seconds))
     whole = rates(began, await counters.read())
     return {**step, "db_cpu_per_stream_second": whole["cpu"] / count, "steady": steady}
@@ -116,8 +116,8 @@ async def measure(engine: str, server: tuple[int, int], api_keys: list[str], cou
 def show_step(engine: str, count: int, step: dict, reference: float) -> None:
     """Print one step's row."""
     line = (f"{count:>7} {engine:>10} {step['cpu_per_stream_second'] * 100:>9.2f}% "
-            f"{step['cpu_per_stream_second'] / reference:>6.3f} {step['p99']:>7.3f}s {int(step['decoded']):>8}/"
-            f"{step['sent']:<6}")
+            f"{step['cpu_per_stream_second'] / reference:>6.3f} {step['p99']:>7.3f}s "
+            f"{int(step['decoded']):>8}/{step['sent']:<6}")
     if "steady" in step:
         steady = step["steady"]
         line += (f" {step['db_cpu_per_stream_second'] * 100:>8.2f}%   {steady['xids']:>5.2f}"
@@ -127,7 +127,8 @@ def show_step(engine: str, count: int, step: dict, reference: float) -> None:
 
 async def main() -> None:
     """Parse the options, start the cluster, run everything, stop the cluster."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each streaming step")
     parser.add_argument("--steps", default="8,16", help="stream counts to try")
     parser.add_argument("--rounds", type=int, default=2, help="steps per engine and count (ABBA order)")
@@ -135,7 +136,8 @@ async def main() -> None:
     parser.add_argument("--hellos", type=int, default=500, help="sequential hellos timed on each engine")
     args = parser.parse_args()
     began = time.monotonic()
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores", flush=True)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average {load} on {os.cpu_count()} cores", flush=True)
     cluster = start_cluster(durable=True)
     if isinstance(cluster, str):
         sys.exit(f"cannot run: {cluster}")
@@ -153,14 +155,14 @@ async def run(args: argparse.Namespace, cluster) -> None:
     admin = await asyncpg.connect(cluster.base_url)
     await admin.execute("CREATE DATABASE vigint")
     settings = {row["name"]: row["setting"] for row in await admin.fetch(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', "
-        "'shared_buffers', 'wal_level', 'server_version')")}
+        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
+        "'full_page_writes', 'shared_buffers', 'wal_level', 'server_version')")}
     print("PostgreSQL " + ", ".join(f"{name}={value}" for name, value in sorted(settings.items()))
           + " (shared_buffers in 8 kB pages), on loopback TCP, on the same cores")
     postmaster = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
     counters = Counters(admin, postmaster)
-    video = camera_video()
-    name, per_frame = reference_cpu_per_frame(video, workdir)
+    video = ingest.camera_video()
+    name, per_frame = ingest.reference_cpu_per_frame(video, workdir)
     reference = per_frame * video.fps
     print(f"reference ({name}): {reference * 100:.2f}% of a core per camera")
     made = time.monotonic()
@@ -175,7 +177,7 @@ async def run(args: argparse.Namespace, cluster) -> None:
         print(f"{args.keys:,} keys into {engine} in {time.monotonic() - filled:.1f} s", flush=True)
     live = api_keys[:LIVE_KEYS]
     with ExitStack() as stack:
-        servers = {engine: stack.enter_context(serving(workdir / engine, target))
+        servers = {engine: stack.enter_context(ingest.serving(workdir / engine, target))
                    for engine, target in targets.items()}
         await asyncio.sleep(2)
         idle = await idle_window(counters)
@@ -195,10 +197,11 @@ async def idle_window(counters: Counters) -> dict[str, float]:
     return rates(before, await counters.read())
 
 
-async def stream_steps(args, servers: dict, live: list[str], video, reference: float, counters: Counters) -> None:
+async def stream_steps(args, servers: dict, live: list[str], video, reference: float,
+                       counters: Counters) -> None:
     """Each step on each engine in ABBA order, then the summary per stream count."""
-    print(f"\n{'streams':>7} {'engine':>10} {'CPU/stream':>10} {'÷ ref':>6} {'p99 lag':>8} {'decoded/sent':>15}"
-          f" {'PG CPU/str':>10} {'wr tx/s':>7} {'WAL KiB/s':>9}")
+    print(f"\n{'streams':>7} {'engine':>10} {'CPU/stream':>10} {'÷ ref':>6} {'p99 lag':>8} "
+          f"{'decoded/sent':>15} {'PG CPU/str':>10} {'wr tx/s':>7} {'WAL KiB/s':>9}")
     summary = []
     for count in map(int, args.steps.split(",")):
         results: dict[str, list[dict]] = {engine: [] for engine in servers}
@@ -223,10 +226,11 @@ async def hellos(args, servers: dict, live: list[str]) -> None:
     """Time sequential hellos on each engine."""
     print(f"\nhello→welcome, {args.hellos} sequential hellos, {args.keys:,} keys in the database:")
     for engine, (port, _) in servers.items():
-        times = await hello_times(port, live, args.hellos, prefix=f"hello-{engine}")
-        p50, p99 = times[len(times) // 2], times[int(0.99 * len(times))]
-        print(f"{engine:>10}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {times[-1] * 1000:.2f} ms",
-              flush=True)
+        times = await ingest.hello_times(port, live, args.hellos, prefix=f"hello-{engine}")
+        p50 = times[len(times) // 2]
+        p99 = times[int(0.99 * len(times))]
+        print(f"{engine:>10}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+              f"max {times[-1] * 1000:.2f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Whether a camera is armed at an instant, until when, and how the page says it (pure: the clock is an argument).
+"""Whether a camera is armed at an instant, until when, and how the page says it (pure: the clock is an
+argument).
 
-A schedule (`vigint.schedule`) speaks of wall-clock minutes in the client's time zone; the analysis and the page
-need instants. The rule is the simplest one a customer can check on a clock: the camera is armed at an instant
-whenever the wall clock then reads a minute the schedule covers. So on the spring-forward night a range
-01:30-03:00 lasts 30 minutes (02:00-02:59 never shows), a range starting within the skipped hour starts when the
-clock jumps past its start, and 20:00-08:00 across the fall-back night lasts 13 hours. A mute (`muted_until`)
-wins over the schedule until it ends.
+A schedule (`vigint.schedule`) speaks of wall-clock minutes in the client's time zone; the analysis and the
+page need instants. The rule is the simplest one a customer can check on a clock: the camera is armed at an
+instant whenever the wall clock then reads a minute the schedule covers. So on the spring-forward night a
+range 01:30-03:00 lasts 30 minutes (02:00-02:59 never shows), a range starting within the skipped hour starts
+when the clock jumps past its start, and 20:00-08:00 across the fall-back night lasts 13 hours. A mute
+(`muted_until`) wins over the schedule until it ends.
 
-The next change is found among few candidate instants: each minute at which the schedule changes, on each
-day of the next two weeks, in both readings of an ambiguous wall time, and the zone's offset changes. Between two
+The next change is found among few candidate instants: each minute at which the schedule changes, on each day
+of the next two weeks, in both readings of an ambiguous wall time, and the zone's offset changes. Between two
 consecutive candidates nothing changes, so the first candidate at which the state differs is the change.
 """
 
@@ -21,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vigint.schedule import MINUTES_PER_DAY, MINUTES_PER_WEEK, Schedule
 
-# Days searched for the next change: a schedule that changes at all changes within a week, or a week later when
-# its only change fell within an hour skipped by a clock change.
+# Days searched for the next change: a schedule that changes at all changes within a week, or a week later
+# when its only change fell within an hour skipped by a clock change.
 HORIZON_DAYS = 16
 # Offset changes are looked for at this step: zones change their offset months apart, never twice in 6 hours.
 _OFFSET_STEP = timedelta(hours=6)
@@ -35,7 +36,8 @@ WORDS = {
            "muted_until": "muted until {when}", "days": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")},
     "fr": {"armed": "armée", "disarmed": "désarmée", "armed_until": "armée jusqu'à {when}",
            "disarmed_until": "désarmée jusqu'à {when}", "muted_for": "en sourdine pendant {minutes} min",
-           "muted_until": "en sourdine jusqu'à {when}", "days": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")},
+           "muted_until": "en sourdine jusqu'à {when}",
+           "days": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")},
 }
 # A mute this short is told in minutes ("muted for 42 min"); a longer one by its end ("muted until 08:00").
 _MUTE_MINUTES_SHOWN = 90
@@ -46,7 +48,8 @@ class ArmingState:
     """A camera's state at one instant."""
 
     armed: bool  # incidents are recorded and alerted
-    # Instants in UTC: two datetimes sharing one zone compare and subtract as wall clocks, wrong across a clock change.
+    # Instants in UTC: two datetimes sharing one zone compare and subtract as wall clocks, wrong across a
+    # clock change.
     until: datetime | None  # when `armed` next changes; None: never
     muted_until: datetime | None = None  # a mute in force (then not armed), when it ends
 
@@ -77,15 +80,22 @@ def _minute_of_week(instant: datetime, zone: tzinfo) -> int:
 def _offset_changes(zone: tzinfo, start: datetime, end: datetime) -> list[datetime]:
     """Return the instants in (start, end] at which the zone's UTC offset changes, to the second."""
     changes = []
-    low, offset = start, start.astimezone(zone).utcoffset()
+    low = start
+    offset = start.astimezone(zone).utcoffset()
     while low < end:
         high = min(low + _OFFSET_STEP, end)
         if high.astimezone(zone).utcoffset() != offset:
-            before, after = low, high  # the offset is `offset` at `before`, another at `after`
+            # the offset is `offset` at `before`, another at `after`
+            before = low
+            after = high
             while after - before > _SECOND:
                 middle = before + (after - before) / 2
-                before, after = (middle, after) if middle.astimezone(zone).utcoffset() == offset else (before, middle)
-            changes.append(after.replace(microsecond=0))  # offsets change on a whole second, within the last one
+                if middle.astimezone(zone).utcoffset() == offset:
+                    before = middle
+                else:
+                    after = middle
+            # offsets change on a whole second, within the last one
+            changes.append(after.replace(microsecond=0))
             offset = high.astimezone(zone).utcoffset()
         low = high
     return changes
@@ -93,7 +103,8 @@ def _offset_changes(zone: tzinfo, start: datetime, end: datetime) -> list[dateti
 
 @functools.lru_cache(maxsize=1024)  # a server asks about the same few schedules over and over
 def _weekly(schedule: Schedule) -> tuple[bytes, tuple[tuple[int, ...], ...]]:
-    """Return the schedule's armed minutes of the week and, for each weekday, the minutes at which it changes."""
+    """Return the schedule's armed minutes of the week and, for each weekday, the minutes at which it
+    changes."""
     week = schedule.week()
     by_day: list[list[int]] = [[] for _ in range(7)]
     for minute in range(MINUTES_PER_WEEK):
@@ -116,8 +127,8 @@ def _candidates(boundaries: tuple[tuple[int, ...], ...], zone: tzinfo, at: datet
 
 
 def schedule_state(schedule: Schedule, zone: tzinfo, at: datetime) -> ArmingState:
-    """Return whether `schedule` arms its camera at the instant `at` (timezone-aware) in the client's `zone`, and
-    when that next changes (None: never)."""
+    """Return whether `schedule` arms its camera at the instant `at` (timezone-aware) in the client's `zone`,
+    and when that next changes (None: never)."""
     at = at.astimezone(UTC)
     week, boundaries = _weekly(schedule)
     armed = bool(week[_minute_of_week(at, zone)])
@@ -130,8 +141,8 @@ def schedule_state(schedule: Schedule, zone: tzinfo, at: datetime) -> ArmingStat
 
 
 def state(schedule: Schedule, zone: tzinfo, at: datetime, muted_until: datetime | None = None) -> ArmingState:
-    """Return a camera's state at the instant `at` (timezone-aware): its schedule's, unless a mute ending after
-    `at` is in force; the camera is then disarmed until the mute ends and the schedule next arms it.
+    """Return a camera's state at the instant `at` (timezone-aware): its schedule's, unless a mute ending
+    after `at` is in force; the camera is then disarmed until the mute ends and the schedule next arms it.
 
     Raises:
         ValueError: `at` or `muted_until` has no time zone.

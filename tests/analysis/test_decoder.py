@@ -36,4 +36,5 @@ def test_a_b_frame_stream_is_analysed_in_presentation_order_at_the_analysis_rate
     decoder = StreamDecoder(analysis_width=320, analysis_fps=5, max_pixels=320 * 180)
     result, flushed = decoder.decode(packets(video)), decoder.flush()
     shown = [frame.pts for frame in result.frames + flushed.frames]
-    assert len(shown) == 15 and all(190_000 <= later - earlier <= 210_000 for earlier, later in zip(shown, shown[1:])), shown
+    assert (len(shown) == 15
+            and all(190_000 <= later - earlier <= 210_000 for earlier, later in zip(shown, shown[1:]))), shown

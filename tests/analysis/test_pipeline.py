@@ -51,7 +51,8 @@ async def test_a_moving_object_opens_extends_and_closes_one_incident_from_its_fi
     events = [event for outcome in outcomes for event in outcome.events]
     assert isinstance(events[0], Opened) and 5 * SECOND <= events[0].start <= 5.5 * SECOND
     assert all(isinstance(event, Extended) for event in events[1:-1]) and len(events) > 2
-    assert isinstance(events[-1], Closed) and 8.5 * SECOND <= events[-1].end <= 9.5 * SECOND  # the square leaving is motion too
+    # the square leaving is motion too
+    assert isinstance(events[-1], Closed) and 8.5 * SECOND <= events[-1].end <= 9.5 * SECOND
     assert sum(outcome.decoded for outcome in outcomes) == analysis.frames_decoded == make_scene(16).frames
     assert analysis.video_size == (320, 180) and all(outcome.refusal is None for outcome in outcomes)
 

@@ -111,8 +111,8 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("fields", "status", "message"), HOSTILE,
                          ids=["megabyte schedule", "long schedule", "bad time", "10,000 points",
-                              "1,000 corners", "40 masks", "outside the picture", "past 1", "NaN corner", "NaN sensitivity",
-                              "huge sensitivity", "unknown button"])
+                              "1,000 corners", "40 masks", "outside the picture", "past 1", "NaN corner",
+                              "NaN sensitivity", "huge sensitivity", "unknown button"])
 async def test_a_hostile_form_is_refused_with_its_reason_and_changes_nothing(site, fields, status, message):
     client_id, _, _ = await add_client(site.store)
     other_id, _, _ = await add_client(site.store, "other@shop.test", "Other")

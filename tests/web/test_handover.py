@@ -86,7 +86,8 @@ async def test_a_handover_link_shows_the_key_once_and_only_then_does_the_key_wor
     script_hash = base64.b64encode(hashlib.sha256(SCRIPT.search(text)[1].encode()).digest()).decode()
     assert f"script-src 'sha256-{script_hash}'" in headers["Content-Security-Policy"]
     assert headers["Content-Security-Policy"].startswith("default-src 'none'")
-    assert waiting["handover"]["link_expires_at"] and (await listed_key(vigint, key_id))["handover"]["state"] == "picked_up"
+    assert (waiting["handover"]["link_expires_at"]
+            and (await listed_key(vigint, key_id))["handover"]["state"] == "picked_up")
 
     # The customer pastes the page's lines into the .env beside the agent: it streams.
     (tmp_path / ".env").write_text(html.unescape(ENV_LINES.search(text)[1]) + "\n")

@@ -29,7 +29,8 @@ async def test_a_false_alarm_is_shown_filtered_counted_beside_its_camera_and_aud
             assert marked.status == 303 and marked.headers["Location"] == f"/incidents/{shop[0]}"
         shown = await page(browser, f"{site.base}/incidents/{shop[0]}")
         assert 'id="review">False alarm' in shown and "the &lt;b&gt;cat&lt;/b&gt; again" in shown
-        async with browser.post(f"{site.base}/incidents/{door}/review", data={"mark": "reviewed", "csrf": token}) as answer:
+        async with browser.post(f"{site.base}/incidents/{door}/review",
+                                data={"mark": "reviewed", "csrf": token}) as answer:
             assert answer.status == 200 and 'id="review">Reviewed' in await answer.text()
         listing = await page(browser, f"{site.base}/incidents?review=false_alarm")
         assert f'href="/incidents/{shop[0]}"' in listing and f'href="/incidents/{shop[1]}"' not in listing

@@ -148,8 +148,8 @@ async def test_revoking_the_client_ends_its_session_at_once(site, tmp_path):
         async with browser.get(f"{site.base}/incidents", allow_redirects=False) as page:
             assert page.status == 200
         database = str(site.settings.database.path)
-        revoked = await asyncio.to_thread(run_vigint, "client", "revoke", "--client-id", str(client_id), "--db", database,
-                                          cwd=tmp_path)
+        revoked = await asyncio.to_thread(run_vigint, "client", "revoke", "--client-id", str(client_id),
+                                          "--db", database, cwd=tmp_path)
         assert revoked.returncode == 0, revoked.stderr
         async with browser.get(f"{site.base}/incidents", allow_redirects=False) as page:
             assert page.status == 303 and page.headers["Location"].startswith("/sign-in")

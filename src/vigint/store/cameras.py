@@ -1,10 +1,10 @@
 """Each customer's own settings of its cameras: when each is armed, its masks, its sensitivity, its mute.
 
-Set by the customer on its page, by the operator (`vigint camera set`) or by the mute link of an alert email, for a
-camera that need not have streamed yet. Every value is checked (`vigint.schedule`, `vigint.tuning`) before it is
-written, and every change is audited in its own transaction, with who made it and what changed. A sensitivity or
-masks left unset (None) mean the operator's: the camera's `[camera CLIENT_ID/NAME]` section of config.ini, else
-`[motion]`.
+Set by the customer on its page, by the operator (`vigint camera set`) or by the mute link of an alert email,
+for a camera that need not have streamed yet. Every value is checked (`vigint.schedule`, `vigint.tuning`)
+before it is written, and every change is audited in its own transaction, with who made it and what changed. A
+sensitivity or masks left unset (None) mean the operator's: the camera's `[camera CLIENT_ID/NAME]` section of
+config.ini, else `[motion]`.
 """
 
 import enum
@@ -12,15 +12,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from vigint import tuning
 from vigint.errors import InvalidInputError, NotFoundError
 from vigint.protocol import MAX_CAMERA_NAME, is_camera_name
 from vigint.schedule import ALWAYS, Schedule, format_schedule, parse_schedule
 from vigint.store.audit import audit_time, record_audit
 from vigint.store.engine import Engine, Row
-from vigint.tuning import Mask, check_masks, check_sensitivity, is_finite_number, masks_from_json, masks_to_json
+from vigint.tuning import Mask
 
-# Cameras one client may have settings for: far above any shop (16 streams at once by default), low enough that a
-# hostile page cannot fill the database with names.
+# Cameras one client may have settings for: far above any shop (16 streams at once by default), low enough
+# that a hostile page cannot fill the database with names.
 MAX_CAMERA_SETTINGS = 256
 # The longest mute: a week away is a schedule's work ("never"), and a mute never silences a camera for good.
 MAX_MUTE_SECONDS = 7 * 86_400
@@ -61,9 +62,10 @@ class CameraSetting:
 
 
 def _setting(row: Row) -> CameraSetting:
+    masks = None if row["masks"] is None else tuning.masks_from_json(row["masks"])
     return CameraSetting(row["client_id"], row["camera"], parse_schedule(row["schedule"] or row["armed"]),
-                         row["sensitivity"], None if row["masks"] is None else masks_from_json(row["masks"]),
-                         row["muted_until"], row["updated_at"], Editor(row["updated_by"]))
+                         row["sensitivity"], masks, row["muted_until"], row["updated_at"],
+                         Editor(row["updated_by"]))
 
 
 def _shown(name: str, value: object) -> str:
@@ -84,11 +86,11 @@ def _checked(now: float, schedule: str | _Keep, sensitivity: float | None | _Kee
     if schedule is not KEEP:
         changes["schedule"] = parse_schedule(schedule)
     if sensitivity is not KEEP:
-        changes["sensitivity"] = None if sensitivity is None else check_sensitivity(sensitivity)
+        changes["sensitivity"] = None if sensitivity is None else tuning.check_sensitivity(sensitivity)
     if masks is not KEEP:
-        changes["masks"] = None if masks is None else check_masks(masks)
+        changes["masks"] = None if masks is None else tuning.check_masks(masks)
     if muted_until is not KEEP and muted_until is not None:
-        if not is_finite_number(muted_until) or muted_until > now + MAX_MUTE_SECONDS:
+        if not tuning.is_finite_number(muted_until) or muted_until > now + MAX_MUTE_SECONDS:
             raise InvalidInputError(f"a mute lasts at most {MAX_MUTE_SECONDS // 86_400} days")
         muted_until = float(muted_until) if muted_until > now else None  # a mute that ended: unmuted
     if muted_until is not KEEP:
@@ -108,8 +110,8 @@ class CameraQueries(Engine):
         return [_setting(row) for row in rows]
 
     async def camera_setting(self, client_id: int, camera: str) -> CameraSetting | None:
-        """Return one camera's settings; None if none were ever set (it is then armed always, with the operator's
-        tuning)."""
+        """Return one camera's settings; None if none were ever set (it is then armed always, with the
+        operator's tuning)."""
         row = await self._fetch_one("SELECT * FROM camera_settings WHERE client_id = ? AND camera = ?",
                                     (client_id, camera))
         return None if row is None else _setting(row)
@@ -134,18 +136,19 @@ class CameraQueries(Engine):
                          schedule: str | _Keep = KEEP, sensitivity: float | None | _Keep = KEEP,
                          masks: Sequence[Mask] | None | _Keep = KEEP,
                          muted_until: float | None | _Keep = KEEP) -> CameraSetting:
-        """Change some of a camera's settings, leaving the others: `schedule` (always, never or a SCHEDULE, as a
-        user typed it), `sensitivity` and `masks` (None: back to the operator's), `muted_until` (Unix time; None
-        or a time past: unmuted). The change is audited with `by` and each value before and after; a change that
-        changes nothing is neither written nor audited. Return the settings now in force.
+        """Change some of a camera's settings, leaving the others: `schedule` (always, never or a SCHEDULE, as
+        a user typed it), `sensitivity` and `masks` (None: back to the operator's), `muted_until` (Unix time;
+        None or a time past: unmuted). The change is audited with `by` and each value before and after; a
+        change that changes nothing is neither written nor audited. Return the settings now in force.
 
         Raises:
             NotFoundError: no such client.
-            InvalidInputError: a camera name or a value that is refused, nothing to change, or a new camera past
-                MAX_CAMERA_SETTINGS; nothing is changed then.
+            InvalidInputError: a camera name or a value that is refused, nothing to change, or a new camera
+                past MAX_CAMERA_SETTINGS; nothing is changed then.
         """
         if not is_camera_name(camera):
-            raise InvalidInputError(f"camera names are 1-{MAX_CAMERA_NAME} letters, digits, spaces, '.', '_' or '-'")
+            raise InvalidInputError(
+                f"camera names are 1-{MAX_CAMERA_NAME} letters, digits, spaces, '.', '_' or '-'")
         now = time.time() if now is None else now
         changes = _checked(now, schedule, sensitivity, masks, muted_until)
         async with self._transaction() as db:
@@ -157,23 +160,29 @@ class CameraQueries(Engine):
                 (count,) = await db.fetch_all("SELECT count(*) AS n FROM camera_settings WHERE client_id = ?",
                                               (client_id,))
                 if count["n"] >= MAX_CAMERA_SETTINGS:
-                    raise InvalidInputError(f"client {client_id} has settings for {MAX_CAMERA_SETTINGS} cameras "
-                                            "already, the most it may have")
+                    raise InvalidInputError(f"client {client_id} has settings for {MAX_CAMERA_SETTINGS} "
+                                            "cameras already, the most it may have")
                 old = CameraSetting(client_id, camera, ALWAYS, None, None, None, now, by)  # the defaults
             new = replace(old, **changes, updated_at=now, updated_by=by)
             changed = [name for name in changes if getattr(old, name) != getattr(new, name)]
             if not changed:
                 return old
             await db.execute(
-                """INSERT INTO camera_settings (client_id, camera, armed, schedule, sensitivity, masks, muted_until,
-                                                updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (client_id, camera) DO UPDATE SET armed = excluded.armed, schedule = excluded.schedule,
-                     sensitivity = excluded.sensitivity, masks = excluded.masks, muted_until = excluded.muted_until,
-                     updated_at = excluded.updated_at, updated_by = excluded.updated_by""",
-                (client_id, camera, new.armed, format_schedule(new.schedule) if new.schedule.entries else None,
-                 new.sensitivity, None if new.masks is None else masks_to_json(new.masks), new.muted_until, now,
-                 by.value))
-            detail = "; ".join(f"{name}: {_shown(name, getattr(old, name))} -> {_shown(name, getattr(new, name))}"
-                               for name in changed)
-            await record_audit(db, now, "camera.set", client_id, detail=f"camera={camera!r} by={by}: {detail}")
+                """INSERT INTO camera_settings (client_id, camera, armed, schedule, sensitivity, masks,
+                                                muted_until, updated_at, updated_by)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (client_id, camera) DO UPDATE SET armed = excluded.armed,
+                     schedule = excluded.schedule, sensitivity = excluded.sensitivity, masks = excluded.masks,
+                     muted_until = excluded.muted_until, updated_at = excluded.updated_at,
+                     updated_by = excluded.updated_by""",
+                (client_id, camera, new.armed,
+                 format_schedule(new.schedule) if new.schedule.entries else None,
+                 new.sensitivity,
+                 None if new.masks is None else tuning.masks_to_json(new.masks),
+                 new.muted_until, now, by.value))
+            detail = "; ".join(
+                f"{name}: {_shown(name, getattr(old, name))} -> {_shown(name, getattr(new, name))}"
+                for name in changed)
+            await record_audit(db, now, "camera.set", client_id,
+                               detail=f"camera={camera!r} by={by}: {detail}")
         return new

@@ -6,8 +6,8 @@ and a little CSS, readable on a phone; one page runs a script (a camera's settin
 from the page's own origin, and works without it.
 
 Every page but sign-in needs a session (`access.Sessions`); every query is scoped by the signed-in client, so
-another client's incident, clip, still or invoice is 404, exactly like one that does not exist. Every form must
-come from the page itself (`same_origin`), and a signed-in page's form carry its session's token
+another client's incident, clip, still or invoice is 404, exactly like one that does not exist. Every form
+must come from the page itself (`same_origin`), and a signed-in page's form carry its session's token
 (`base.form_refused`); the port's connections are capped and timed (`connections`).
 """
 
@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 # The largest form a customer sends: a camera's settings, 32 masks of 64 corners typed as text (about 32 KB).
 MAX_FORM_BYTES = 64 * 1024
-# No script, no frame, nothing from elsewhere; links in URLs (sign-in and hand-over tokens) never leak through Referer
-# nor stay in a cache.
+# No script, no frame, nothing from elsewhere; links in URLs (sign-in and hand-over tokens) never leak through
+# Referer nor stay in a cache.
 SECURITY_HEADERS = {
     "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
@@ -66,8 +66,8 @@ SECURITY_HEADERS = {
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Add the security headers to every answer just before it is sent: pages, redirects, errors (the router's
-    404 included), and clips and stills however they are sent. A page may set its own policy (the hand-over page
-    allows its one script) or caching (clips and stills are cached)."""
+    404 included), and clips and stills however they are sent. A page may set its own policy (the hand-over
+    page allows its one script) or caching (clips and stills are cached)."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 
@@ -107,10 +107,18 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     to; `keyframes`: the newest keyframe of this node's streams, for the cameras' stills."""
     app = web.Application(middlewares=[admitted, same_origin], client_max_size=MAX_FORM_BYTES)
     app.on_response_prepare.append(add_security_headers)
-    app[STORE], app[SETTINGS], app[CLIPS], app[LIVE], app[SECURE] = store, settings, clips, live_cameras, secure
-    app[SESSIONS], app[STREAM_URL], app[LINK_SECRET] = Sessions(store, settings.web, secret), stream_url, secret
-    app[TEMPLATE_ENV], app[PROXIES] = environment(TEMPLATES), Proxies(settings.web.trusted_proxies)
-    app[BACKGROUND], app[signin.LIMITS] = TaskSet(), signin.Limits()
+    app[STORE] = store
+    app[SETTINGS] = settings
+    app[CLIPS] = clips
+    app[LIVE] = live_cameras
+    app[SECURE] = secure
+    app[SESSIONS] = Sessions(store, settings.web, secret)
+    app[STREAM_URL] = stream_url
+    app[LINK_SECRET] = secret
+    app[TEMPLATE_ENV] = environment(TEMPLATES)
+    app[PROXIES] = Proxies(settings.web.trusted_proxies)
+    app[BACKGROUND] = TaskSet()
+    app[signin.LIMITS] = signin.Limits()
     app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
                                      settings.web.max_clip_streams_per_link)
     app[STILLS] = Stills(keyframes)
@@ -127,11 +135,13 @@ class CustomerPage:
         self._listener = None
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
-        """Listen. Raises VigintError if aiohttp is not a supported version or the address cannot be listened on."""
+        """Listen. Raises VigintError if aiohttp is not a supported version or the address cannot be listened
+        on."""
         check_aiohttp()
         await self._runner.setup()
         try:
-            self._listener = await listen(self._runner, Discipline.of(self._app[SETTINGS].web), host, port, tls)
+            discipline = Discipline.of(self._app[SETTINGS].web)
+            self._listener = await listen(self._runner, discipline, host, port, tls)
         except OSError as error:
             await self._runner.cleanup()
             raise VigintError(f"cannot listen on {host}:{port} for the customers' page: "
@@ -151,8 +161,9 @@ class CustomerPage:
 async def open_page(settings: Settings, store: Store, clips: ClipStorage, secret: str,
                     live_cameras: Callable[[int], Awaitable[set[str]]], tls: ssl.SSLContext | None,
                     stream_url: str, keyframes: Keyframes) -> CustomerPage:
-    """Serve the page on the [server] host and the [web] port, over TLS with `tls` if given; return it running.
-    Its cookie is Secure when the page is reached over HTTPS: TLS here, or an https:// public_url (a proxy's).
+    """Serve the page on the [server] host and the [web] port, over TLS with `tls` if given; return it
+    running. Its cookie is Secure when the page is reached over HTTPS: TLS here, or an https:// public_url (a
+    proxy's).
     `stream_url` is where agents stream to, for the .env lines of a handed-over key.
     Raises VigintError if the address cannot be listened on."""
     secure = tls is not None or settings.web.public_url.startswith("https://")

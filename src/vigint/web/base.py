@@ -1,4 +1,5 @@
-"""What every page handler shares: the application's parts, rendering, the client's time zone, sign-in guard."""
+"""What every page handler shares: the application's parts, rendering, the client's time zone, sign-in
+guard."""
 
 import functools
 import os
@@ -28,7 +29,8 @@ LIVE = web.AppKey("live", Callable)
 TEMPLATE_ENV = web.AppKey("templates", jinja2.Environment)
 SECURE = web.AppKey("secure", bool)
 LINK_SECRET = web.AppKey("link_secret", str)  # signs alert emails' clip links
-STREAM_URL = web.AppKey("stream_url", str)  # what agents stream to: the VIGINT_SERVER_URL of a customer's .env
+# what agents stream to: the VIGINT_SERVER_URL of a customer's .env
+STREAM_URL = web.AppKey("stream_url", str)
 PROXIES = web.AppKey("proxies", Proxies)
 BACKGROUND = web.AppKey("background", TaskSet)  # work that answers need not wait for: sign-in emails
 
@@ -106,7 +108,8 @@ def decimal(context: jinja2.runtime.Context, number: float, digits: int) -> str:
 
 def environment(folder) -> jinja2.Environment:
     """Templates escape every value; an unknown name in a template is an error, not an empty string."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
     env.filters.update(when=when, duration=duration, month=month, day=day, decimal=decimal)
     return env
 
@@ -117,8 +120,8 @@ async def current_client(request: web.Request) -> Client | None:
 
 
 def language_of(request: web.Request, client: Client | None) -> str:
-    """Return the language a page speaks: the client's, else (signed out) the browser's first we know, else the
-    server's."""
+    """Return the language a page speaks: the client's, else (signed out) the browser's first we know, else
+    the server's."""
     if client is not None and client.language in words.LANGUAGES:
         return client.language
     if client is None:
@@ -158,9 +161,9 @@ async def form_refused(request: web.Request, client: Client | None,
     if request.app[SESSIONS].form_token_is_valid(request.cookies.get(SESSION_COOKIE), sent):
         return None
     return render(request, "message.html", client, status=403, title=_("This form has expired"),
-                  text=_("This form did not come from your page as it is now (it may be from another site, or "
-                          "from before you last signed in), so it was not acted on. Open the page again and "
-                          "send it from there."), link=back or request.path)
+                  text=_("This form did not come from your page as it is now (it may be from another site, "
+                          "or from before you last signed in), so it was not acted on. Open the page again "
+                          "and send it from there."), link=back or request.path)
 
 
 def requester(request: web.Request) -> str:

@@ -43,7 +43,8 @@ class Discipline:
 
     @classmethod
     def of(cls, web_settings: WebSettings) -> "Discipline":
-        return cls(Admission(web_settings.max_idle_connections, web_settings.max_idle_connections_per_address),
+        return cls(Admission(web_settings.max_idle_connections,
+                             web_settings.max_idle_connections_per_address),
                    Proxies(web_settings.trusted_proxies), web_settings.header_timeout_seconds,
                    web_settings.keepalive_seconds, web_settings.reserve_descriptors)
 
@@ -118,7 +119,8 @@ async def admitted(request: web.Request, handler) -> web.StreamResponse:
 
 async def listen(runner: web.AppRunner, discipline: Discipline, host: str, port: int,
                  tls: ssl.SSLContext | None) -> asyncio.Server:
-    """Serve `runner`'s application on host:port (over TLS with `tls`) through `PageConnection`s. Raises OSError."""
+    """Serve `runner`'s application on host:port (over TLS with `tls`) through `PageConnection`s. Raises
+    OSError."""
     loop = asyncio.get_running_loop()
     manager = runner.server
     return await loop.create_server(lambda: PageConnection(discipline, tls, manager, loop), host, port)

@@ -32,7 +32,8 @@ MAX_PAGE = 10_000
 # False alarms are counted over a week: enough to see a camera that keeps crying wolf, recent enough that a
 # mask drawn since shows its effect.
 FALSE_ALARM_DAYS = 7
-# Read from object storage at a time: what a reader that stops reading holds in memory, with the socket's buffer.
+# Read from object storage at a time: what a reader that stops reading holds in memory, with the socket's
+# buffer.
 CHUNK_BYTES = 64 * 1024
 RETRY_AFTER_SECONDS = 5
 CACHED = "private, no-cache"  # clips and stills: kept by the browser, checked by ETag before use
@@ -62,7 +63,8 @@ async def home(request: web.Request) -> web.StreamResponse:
 @routes.get("/incidents")
 @signed_in
 async def incidents(request: web.Request, client: Client) -> web.Response:
-    store, query = request.app[STORE], request.query
+    store = request.app[STORE]
+    query = request.query
     camera = query.get("camera") or None
     day = query.get("day", "")
     bounds = _day_bounds(day, client) if day else None
@@ -107,7 +109,8 @@ async def review_incident(request: web.Request, client: Client) -> web.Response:
     again."""
     found = await _incident(request, client)
     form = await request.post()
-    mark, note = form.get("mark", ""), form.get("note", "")
+    mark = form.get("mark", "")
+    note = form.get("note", "")
     if mark not in ("", *ReviewMark) or not isinstance(note, str):
         return _show(request, client, found, 400, "unknown")
     try:
@@ -126,8 +129,8 @@ async def clip(request: web.Request, client: Client) -> web.StreamResponse:
 
 @routes.get(r"/clips/{id:\d{1,18}}")
 async def linked_clip(request: web.Request) -> web.StreamResponse:
-    """A clip opened by the signed link of an alert email (`alerts.links`): the link, not a session, lets it in. An
-    unknown incident answers as a bad signature does."""
+    """A clip opened by the signed link of an alert email (`alerts.links`): the link, not a session, lets it
+    in. An unknown incident answers as a bad signature does."""
     try:
         found = await request.app[STORE].get_incident(int(request.match_info["id"]))
     except NotFoundError:
@@ -141,7 +144,8 @@ async def linked_clip(request: web.Request) -> web.StreamResponse:
 
 async def _clip(request: web.Request, found: Incident) -> web.StreamResponse:
     """Answer a GET of an incident's clip, with byte ranges and ETag: from its file (aiohttp's sendfile), or
-    streamed from object storage in bounded chunks within the caps on clips sent at once; `?download=1` saves it."""
+    streamed from object storage in bounded chunks within the caps on clips sent at once; `?download=1` saves
+    it."""
     if found.clip_path is None:
         raise web.HTTPNotFound(text="this incident has no clip\n")
     headers = {"Cache-Control": CACHED}
@@ -156,20 +160,22 @@ async def _clip(request: web.Request, found: Incident) -> web.StreamResponse:
 @routes.get(r"/incidents/{id:\d{1,18}}/stills/{index:\d{1,2}}.jpg")
 @signed_in
 async def still(request: web.Request, client: Client) -> web.StreamResponse:
-    found, index = await _incident(request, client), int(request.match_info["index"])
+    found = await _incident(request, client)
+    index = int(request.match_info["index"])
     if index >= found.stills:
         raise web.HTTPNotFound(text="no such still\n")
-    name, headers = still_name(client.id, found.id, index), {"Cache-Control": CACHED}
+    name = still_name(client.id, found.id, index)
+    headers = {"Cache-Control": CACHED}
     if request.app[CLIPS].local_folder is not None:
         return _from_folder(request, name, headers)
     return await _from_bucket(request, name, "image/jpeg", headers)  # one chunk or two: no cap on stills
 
 
 class _File(web.FileResponse):
-    """aiohttp's FileResponse honours an `If-Range` date but not an entity tag: a player resuming a clip that grew
-    since (`If-Range: "<its old ETag>"`) must get the clip whole (RFC 9110 13.1.5), not a part of the new one. The
-    tag is FileResponse's own: modification time in ns and size, in hex. Returned unprepared: aiohttp prepares
-    it once, after the header hook, and the connection stays open for the next range."""
+    """aiohttp's FileResponse honours an `If-Range` date but not an entity tag: a player resuming a clip that
+    grew since (`If-Range: "<its old ETag>"`) must get the clip whole (RFC 9110 13.1.5), not a part of the new
+    one. The tag is FileResponse's own: modification time in ns and size, in hex. Returned unprepared: aiohttp
+    prepares it once, after the header hook, and the connection stays open for the next range."""
 
     def __init__(self, path: Path, headers: dict[str, str]):
         super().__init__(path, headers=headers)
@@ -202,17 +208,19 @@ def _streaming(request: web.Request, found: Incident):
         raise web.HTTPServiceUnavailable(text="too many clips are being sent right now; try again in a few "
                                               "seconds\n", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if refused is not None:
-        raise web.HTTPTooManyRequests(text=f"too many downloads of {refused.value} at once; wait for one to end, "
-                                           "then try again\n", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        raise web.HTTPTooManyRequests(
+            text=f"too many downloads of {refused.value} at once; wait for one to end, then try again\n",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     try:
         yield
     finally:
         streams.give_back(found.client_id, found.id)
 
 
-async def _from_bucket(request: web.Request, name: str, content_type: str, headers: dict) -> web.StreamResponse:
-    """Answer a GET of a file in object storage, byte ranges and ETag included, reading from the bucket only the
-    bytes asked for, a chunk at a time as the reader takes them."""
+async def _from_bucket(request: web.Request, name: str, content_type: str,
+                       headers: dict) -> web.StreamResponse:
+    """Answer a GET of a file in object storage, byte ranges and ETag included, reading from the bucket only
+    the bytes asked for, a chunk at a time as the reader takes them."""
     storage = request.app[CLIPS]
     try:
         stored = await asyncio.to_thread(storage.describe, name)
@@ -266,8 +274,8 @@ async def account(request: web.Request, client: Client) -> web.Response:
     store = request.app[STORE]
     month = datetime.now(zone_of(client)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     rows = await store.usage_report(client.id, month.timestamp(), time.time())
-    totals = {name: sum(getattr(row, name) for row in rows)
-              for name in ("stream_seconds", "bytes_received", "incidents", "alerts_sent", "backfill_seconds")}
+    counted = ("stream_seconds", "bytes_received", "incidents", "alerts_sent", "backfill_seconds")
+    totals = {name: sum(getattr(row, name) for row in rows) for name in counted}
     return render(request, "account.html", client, month=month, totals=totals,
                   invoices=await store.client_invoices(client.id))
 
