@@ -179,9 +179,9 @@ def describe(current: ArmingState, now: datetime, zone: tzinfo, language: str = 
     return words[f"{key}_until"].format(when=_when(current.until, now, zone, language))
 
 
-# "Until tomorrow morning" (the page's button, an alert's mute link) ends at MORNING on the client's clock: most
-# shops open after it, and a camera muted for the night watches again before the first customer. Before
-# NIGHT_ENDS the night is not over for the person muting: it is this morning's.
+# "Until tomorrow morning" (the page's button, an alert's mute link) ends at MORNING on the client's clock:
+# most shops open after it, and a camera muted for the night watches again before the first customer.
+# Before NIGHT_ENDS the night is not over for the person muting: it is this morning's.
 MORNING = time(8, 0)
 NIGHT_ENDS = time(4, 0)
 

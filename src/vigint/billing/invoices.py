@@ -21,7 +21,8 @@ table{width:100%;border-collapse:collapse}td,th{padding:.3em;border-bottom:1px s
 .n{text-align:right}.parties{display:flex;justify-content:space-between;gap:2em;margin:1.5em 0}
 .note{border:2px solid #b00;color:#b00;padding:.5em}h2{font-size:1.1em;margin-top:1.5em}
 @media print{body{margin:0;max-width:none}}"""
-# The document's own words in each language a client may read (its lines keep the words they were issued with).
+# The document's own words in each language a client may read (its lines keep the words they were issued
+# with).
 WORDS = {
     "en": {"invoice": "Invoice", "credit_note": "Credit note", "vat_id": "VAT {id}", "issued": "Issued",
            "due": "Due", "period": "Period", "client": "Client", "billed_to": "Billed to:", "lines": "Lines",
