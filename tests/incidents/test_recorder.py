@@ -14,7 +14,7 @@ import av
 import pytest
 from attacks import ServeProcess
 from footage import make_scene, open_stream
-from helpers import add_client, eventually, top_level_boxes, url
+from helpers import REALTIME, add_client, eventually, top_level_boxes, url
 from test_incidents import fetch, incident_settings
 from websockets.exceptions import ConnectionClosed
 
@@ -100,11 +100,14 @@ async def test_a_long_event_has_one_clip_covering_it_whole_and_its_alert_goes_wh
     assert list((data / "clips" / str(client_id)).iterdir()) == []  # clip and stills gone
 
 
+# 4× real time, not 10×: the ring keeps long_buffer_seconds (10) of what was received, so analysis lagging more than
+# 0.8 s behind a 10× stream on a loaded machine found the pre-roll gone and the clip short (seen in CI).
+@REALTIME
 async def test_max_clip_seconds_caps_the_clip(start, tmp_path):
     settings = dataclasses.replace(incident_settings(tmp_path), motion=dataclasses.replace(ROLLS, max_clip_seconds=8))
     server = await start(settings=settings)
     client_id, _, api_key = await add_client(server.store)
-    await stream(url(server), api_key, make_scene(**SCENE), speed=10, until=14)
+    await stream(url(server), api_key, make_scene(**SCENE), speed=4, until=14)
     incident = await recorded(server, client_id)
     assert 2 + incident.ended_at - incident.started_at > 9  # the pre-roll and the event outlast the cap
     duration, frames = played(tmp_path / "data" / incident.clip_path)
