@@ -11,7 +11,7 @@ A guide's fenced blocks are read in order:
 
 So a renamed flag or a changed command breaks this test, not the reader. The guides use the default ports
 (5002 and 5003) as a reader would: they run one after another in one worker. A real SMTP server (aiosmtpd)
-listens on 127.0.0.1:2525, the mail relay the guides' config.ini names.
+listens on 127.0.0.1, the mail relay the guides' config.ini names (on a free port put in place of 2525).
 """
 
 import os
@@ -29,23 +29,16 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 GUIDES = ("setup-new-client.md", "authentication.md", "client-management.md", "billing.md", "deployment.md")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 READY_SECONDS = 20
-RELAY_PORT = 2525  # the guides' mail relay on this machine
-
-
-@pytest.fixture(scope="session")
-def relay_server():
-    """The mail relay the guides name: a real SMTP server keeping what it receives. Started once per worker (the
-    guides share one): its fixed port taken again right after it was let go was found still in use on a loaded
-    machine, and a module's fixture is let go whenever the worker runs another module's test between two guides."""
-    with serving(Mailbox(), RELAY_PORT) as box:
-        yield box
+GUIDE_RELAY = "smtp_port = 2525"  # the guides' mail relay on this machine, as their config.ini names it
 
 
 @pytest.fixture
-def relay(relay_server):
-    """The relay, holding only what this guide sends."""
-    relay_server.messages.clear()
-    return relay_server
+def relay():
+    """The mail relay the guides name: a real SMTP server keeping what it receives, on a free port that the
+    guide's files are given instead of theirs (GUIDE_RELAY). A fixed port was shared by the workers of one
+    machine: two workers running guides at once could not both take it."""
+    with serving(Mailbox()) as box:
+        yield box
 
 
 def blocks(guide: Path) -> list[tuple[str, str]]:
@@ -108,7 +101,7 @@ def test_every_command_of_the_guide_runs(name, tmp_path, relay):
                                       capture_output=True, text=True, timeout=120)
                 assert done.returncode == 0, f"{where} failed ({done.returncode}):\n{body}\n{done.stdout}{done.stderr}"
             elif len(words) == 2 and words[0] != "sh":
-                (tmp_path / words[1]).write_text(body)
+                (tmp_path / words[1]).write_text(body.replace(GUIDE_RELAY, f"smtp_port = {relay.port}"))
     finally:
         for process in reversed(running):
             process.stop()
