@@ -87,7 +87,7 @@ class StreamHandler:
                 if not session.backfill:
                     await stages.registry.claim(session.entry(stages.registry.node_id))
                     session.claimed = True
-                    stages.cameras.watch(session)
+                    await stages.cameras.watch(session)
                 else:
                     await stages.cameras.follow_recorded(session)
                 await self._welcome(session)

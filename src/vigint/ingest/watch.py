@@ -2,10 +2,9 @@
 its masks.
 
 The settings are written to the database by the customer's page, the operator's `vigint camera set` or an
-alert's mute link: by other processes, maybe on other nodes. This node reads them for a client as soon as a
-stream of its opens, without holding its welcome (until they are read, or should that fail, the stream
-decodes nothing and loses nothing: see `StreamAnalysis.arm`), then every POLL_SECONDS looks for what changed
-since, in two queries for all its streams. A stream's arming is decided again at the instant its state changes
+alert's mute link: by other processes, maybe on other nodes. This node reads them for a client when a stream
+of its opens, before its welcome (should that be slow or fail, the stream is watched as armed until they are
+read), then every POLL_SECONDS looks for what changed since, in two queries for all its streams. A stream's arming is decided again at the instant its state changes
 (`arming.state`'s `until`), on the clock the node was given, and at once when its settings change; a change
 of sensitivity or masks reaches its running detector.
 
@@ -37,6 +36,8 @@ POLL_SECONDS = 2.0  # how soon a change made by another process reaches the open
 # Changes are read again this far back: a write stamped a moment before it commits, or by a host whose clock
 # is a little behind this one's, is still seen; what is read again and unchanged is left alone.
 LOOKBACK_SECONDS = 30.0
+# How long a new live stream's welcome may wait for its camera's settings (a read takes a millisecond or two).
+SETTINGS_WAIT_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -122,15 +123,23 @@ class CameraWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._looked_at: float | None = None  # changes last read (on this host's clock, as writers stamp)
 
-    def watch(self, session: Session) -> None:
-        """Follow a new live stream's settings: at once if its client's are known, else once `run` has read them,
-        at the turn this wakes. Its welcome never waits for the database (a lock held elsewhere would hold every
-        new camera): meanwhile the stream decodes nothing and loses nothing, its first arming analysing the
-        whole ring (see `StreamAnalysis.arm`)."""
-        if session.client_id in self._zones:
-            self._apply()
-        else:
-            self._due.set()
+    async def watch(self, session: Session) -> None:
+        """Read a new live stream's settings (unless its client's are known) and follow them, before its media
+        comes. The welcome waits for them at most SETTINGS_WAIT_SECONDS: a database locked elsewhere must not
+        hold every new camera. Past that, or should the read fail, the stream is watched as armed until `run`
+        has read them (an alert too many at worst, never footage unseen)."""
+        if session.client_id not in self._zones:
+            try:
+                await asyncio.wait_for(self._read_client(session.client_id), SETTINGS_WAIT_SECONDS)
+            except TimeoutError:
+                session.analysis.arm()
+                self._due.set()
+                return
+            except Exception as error:  # noqa: BLE001 - logged; `run` reads them on its next turn
+                _log_failure(error)
+                session.analysis.arm()
+                return
+        self._apply()
 
     async def follow_recorded(self, session: Session) -> None:
         """Tell a backfill when its camera was armed while its footage was recorded. Should the database fail,
