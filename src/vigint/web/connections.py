@@ -113,7 +113,9 @@ async def admitted(request: web.Request, handler) -> web.StreamResponse:
             except TimeoutError:
                 raise web.HTTPRequestTimeout(text="The request took too long to arrive.") from None
             except web.HTTPRequestEntityTooLarge as error:
-                raise web.HTTPRequestEntityTooLarge(request.client_max_size, text=TOO_LARGE) from error
+                # actual_size: what was read before the bound was passed (aiohttp 3.10 requires it)
+                raise web.HTTPRequestEntityTooLarge(request.client_max_size, request.content_length or 0,
+                                                    text=TOO_LARGE) from error
     return await handler(request)
 
 
