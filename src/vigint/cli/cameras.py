@@ -20,7 +20,7 @@ from vigint.config import Settings
 from vigint.errors import InvalidInputError
 from vigint.schedule import ALWAYS, format_schedule
 from vigint.store import CameraSetting, Client, Editor, Store
-from vigint.store.cameras import KEEP, MAX_MUTE_SECONDS
+from vigint.store.cameras import KEEP, MAX_MUTE_SECONDS, arming_state
 from vigint.tuning import MAX_MASKS, parse_rectangle
 from vigint.words import plural
 
@@ -59,8 +59,7 @@ def camera_document(client: Client, camera: str, setting: CameraSetting | None, 
     instant = datetime.fromtimestamp(now, UTC)
     schedule = setting.schedule if setting else ALWAYS
     muted = setting.muted_until if setting and setting.muted_until and setting.muted_until > now else None
-    mute_end = None if muted is None else datetime.fromtimestamp(muted, UTC)
-    current = arming.state(schedule, zone, instant, mute_end)
+    current = arming_state(setting, zone, instant)
     return {"client_id": client.id, "camera": camera, "streamed": streamed, "armed": schedule.mode,
             "schedule": format_schedule(schedule), "armed_now": current.armed,
             "state": arming.describe(current, instant, zone),

@@ -11,8 +11,9 @@ import enum
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 
-from vigint import tuning
+from vigint import arming, tuning
 from vigint.errors import InvalidInputError, NotFoundError
 from vigint.protocol import MAX_CAMERA_NAME, is_camera_name
 from vigint.schedule import ALWAYS, Schedule, format_schedule, parse_schedule
@@ -98,6 +99,14 @@ def _checked(now: float, schedule: str | _Keep, sensitivity: float | None | _Kee
     if not changes:
         raise InvalidInputError("nothing to change: give a schedule, a sensitivity, masks or a mute")
     return changes
+
+
+def arming_state(setting: CameraSetting | None, zone: tzinfo, at: datetime) -> arming.ArmingState:
+    """Return a camera's state at the instant `at` by its settings (None: never set, always armed)."""
+    if setting is None:
+        return arming.state(ALWAYS, zone, at)
+    muted = None if setting.muted_until is None else datetime.fromtimestamp(setting.muted_until, UTC)
+    return arming.state(setting.schedule, zone, at, muted)
 
 
 class CameraQueries(Engine):

@@ -21,6 +21,7 @@ from vigint.errors import InvalidInputError
 from vigint.protocol import is_camera_name
 from vigint.schedule import ALWAYS, Schedule, format_schedule
 from vigint.store import CameraRecord, CameraSetting, Client, Editor, Incident
+from vigint.store.cameras import arming_state
 from vigint.web.base import LIVE, STORE, content_security_policy, language_of, render, signed_in, zone_of
 from vigint.web.masktext import format_masks, parse_masks, read_number
 from vigint.web.stills import STILLS
@@ -53,11 +54,7 @@ class Shown:
 
 def state_line(setting: CameraSetting | None, zone: tzinfo, now: datetime, language: str) -> str:
     """Return what the page says of a camera's arming at `now`, in the client's zone and language."""
-    schedule = setting.schedule if setting else ALWAYS
-    muted = None
-    if setting is not None and setting.muted_until is not None:
-        muted = datetime.fromtimestamp(setting.muted_until, UTC)
-    current = arming.state(schedule, zone, now, muted)
+    current = arming_state(setting, zone, now)
     return arming.describe(current, now, zone, language if language in arming.WORDS else "en")
 
 
