@@ -79,6 +79,19 @@ async def test_a_camera_whose_frame_sizes_say_nothing_is_woken_by_its_next_keyfr
     assert run.wakes == {Wake.KEYFRAME: 1}
 
 
+@pytest.mark.parametrize("gop_seconds", [1, 10])
+@pytest.mark.parametrize("width, height", [(320, 240), pytest.param(1280, 720, marks=pytest.mark.slow)])
+async def test_a_person_walking_into_a_grainy_still_room_is_reported_within_two_and_a_half_seconds(
+        width, height, gop_seconds):
+    # Night grain (σ 6) fills the frames: a person adds only a half to twice their bytes, not the factor.
+    video = make_footage(20, gop_seconds, people=((14.5, 20),), noise=6.0, width=width, height=height, crf=27)
+    run = await stream(video)
+    assert mode_at(run, 14) is Mode.IDLE
+    [(incident, raised_at, _)] = run.opened
+    assert abs(incident.start - 14.5 * SECOND) <= 0.5 * SECOND
+    assert raised_at - 14.5 * SECOND <= 2.5 * SECOND, (raised_at / SECOND, run.wakes)
+
+
 @pytest.mark.slow  # two minutes of footage analysed in full (7 s)
 async def test_noise_and_a_flickering_light_for_two_minutes_raise_nothing_and_leave_the_stream_idle():
     video = make_footage(120, 2, noise=4.0, flicker=0.3, width=320, height=180)

@@ -137,13 +137,13 @@ class StreamAnalysis:
             # A backfill's gate never sheds, overloaded or not.
             if self.intake.admit(packet, self.load.overloaded):
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
-            if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
-                self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one
-        elif not packet.keyframe:
-            if self._trigger.update(packet.dts, len(packet.data)):
-                self._wake(Wake.SIZE)
-        elif (self._last_sample is None
-              or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
+            if self._woke is Wake.SIZE and not self._moved_since_wake:
+                self._trigger.update(packet.dts, len(packet.data), packet.keyframe)  # the whole disturbance
+        elif self._trigger.update(packet.dts, len(packet.data), packet.keyframe):
+            self._wake(Wake.SIZE)
+        elif packet.keyframe and (
+                self._last_sample is None
+                or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
 
@@ -277,8 +277,10 @@ class StreamAnalysis:
         if self._woke is Wake.SIZE and not self._moved_since_wake:
             self._trigger.false_wake(newest)  # woken by a disturbance that was no motion
         self.mode = Mode.IDLE
-        self._trigger.reset([(packet.dts, len(packet.data)) for packet in self.packets.packets()
-                             if not packet.keyframe and packet.dts > (self._last_motion or 0)])
+        # Every keyframe, moving or not, tells the trigger the GOP's length (see trigger.py, settling).
+        still = [packet for packet in self.packets.packets()
+                 if packet.keyframe or packet.dts > (self._last_motion or 0)]
+        self._trigger.reset([(packet.dts, len(packet.data), packet.keyframe) for packet in still])
         self._resume_from = self.packets.last_keyframe_dts()
         self._last_sample = None
         self._woke = None
