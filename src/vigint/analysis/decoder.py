@@ -53,6 +53,11 @@ class StreamDecoder:
         self._interval = int(MICROSECONDS / analysis_fps)
         self._next_sample = None
 
+    @property
+    def interval(self) -> int:
+        """The stream time between two frames analysed (µs)."""
+        return self._interval
+
     def decode(self, packets: list[Packet]) -> DecodeResult:
         """Decode `packets` in order; a packet the decoder rejects is counted and skipped."""
         result = DecodeResult()

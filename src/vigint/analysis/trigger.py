@@ -111,7 +111,7 @@ class SizeTrigger:
         self._raised_at: int | None = None  # when the thresholds were last raised or decayed (dts)
         self._keyframe: int | None = None  # dts of the newest keyframe
         self._max_settle = SETTLE_US  # how long the frames after a keyframe may take to settle
-        self._settling: deque[int] | None = None  # the sizes of the frames since the newest keyframe, settling
+        self._settling: deque[int] | None = None  # frames since the newest keyframe, settling
         self.reset([])
 
     def reset(self, still: list[tuple[int, int, bool]]) -> None:
