@@ -121,12 +121,14 @@ def _texture(rng: np.random.Generator, height: int, width: int, grain: int) -> n
 @lru_cache(maxsize=None)
 def make_footage(seconds: float, gop_seconds: float = 2, people: tuple[tuple[float, float], ...] = (),
                  noise: float = 2.0, flicker: float = 0.0, bframes: int = 0, fps: int = 15, width: int = 480,
-                 height: int = 270, bitrate: int | None = None) -> EncodedVideo:
+                 height: int = 270, bitrate: int | None = None, crf: int = 24) -> EncodedVideo:
     """Real-looking camera footage: a still, textured room with sensor noise (σ `noise` gray levels), encoded
     as a VBR camera does (x264 veryfast, constant quality capped at 1.5 Mbit/s, a keyframe every
     `gop_seconds`); a person-sized figure crossing it during each (start, end) of `people`; with `flicker`,
     the light dips by that fraction on a random third of the frames (a failing tube, an IR lamp). With
-    `bitrate` (bit/s), average-bitrate encoding instead, the way a CBR-like camera spends its budget."""
+    `bitrate` (bit/s), average-bitrate encoding instead, the way a CBR-like camera spends its budget. A higher
+`crf` quantises harder, as a camera does at night: with strong grain (σ 6) at 27, its still frames cost a
+steady few hundred bytes that a person walking in raises by only a half to twice."""
     rng = np.random.default_rng(5)
     room = _texture(rng, height, width, 12)
     figure = _texture(np.random.default_rng(9), height // 2, width // 10, 6) * 0.4 + 15
@@ -134,7 +136,7 @@ def make_footage(seconds: float, gop_seconds: float = 2, people: tuple[tuple[flo
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base, codec.framerate = Fraction(1, 1_000_000), fps
     gop = str(int(gop_seconds * fps))
-    rate = {"b": str(bitrate)} if bitrate else {"crf": "24", "maxrate": "1500000", "bufsize": "3000000"}
+    rate = {"b": str(bitrate)} if bitrate else {"crf": str(crf), "maxrate": "1500000", "bufsize": "3000000"}
     codec.options = {"preset": "veryfast", "g": gop, "keyint_min": gop, "sc_threshold": "0", "bf": str(bframes), **rate}
     units = []
     for index in range(int(seconds * fps)):

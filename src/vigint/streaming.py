@@ -134,7 +134,8 @@ class AnalysisSettings:
         minimum=0)
     wake_size_factor: float = setting(
         3.0, "while idle, the bytes of the last second of non-key frames this many times their median over "
-        "the last 30 s wake the stream; a person walking in multiplies them by 5-10 on a VBR camera",
+        "the last 30 s wake the stream, or twice this many times their spread above it; a person walking in "
+        "multiplies them by 5-10 on a VBR camera, by 1.2-2 on a grainy night scene",
         minimum=1.5)
 
 

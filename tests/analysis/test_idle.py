@@ -10,7 +10,7 @@ from footage import make_footage
 from helpers import eventually
 
 from vigint import protocol
-from vigint.analysis.events import Opened
+from vigint.analysis.events import Closed, Extended, Opened
 from vigint.analysis.pipeline import Mode, StreamAnalysis, Wake, limits
 from vigint.config import AnalysisSettings, Settings
 
@@ -24,6 +24,7 @@ class Run:
     opened: list[tuple[Opened, int, int]]  # each incident opened, with the newest and oldest packet times then
     modes: list[tuple[int, Mode]]  # the mode after each chunk, at the newest stream time received
     wakes: Counter  # what woke the stream, each time
+    outcomes: list = dataclasses.field(default_factory=list)  # every batch's outcome
 
     def seconds_in(self, mode: Mode) -> float:
         """Return the stream time spent in `mode`, a chunk at a time."""
@@ -40,6 +41,7 @@ async def stream(video, settings: Settings = Settings()) -> Run:
         async def consume():
             async for outcome in analysis.run(pool, batch_seconds=0):
                 run.wakes.update([outcome.woke] if outcome.woke else [])
+                run.outcomes.append(outcome)
                 run.opened += [(event, analysis.packets.newest_dts(), analysis.packets.packets()[0].dts)
                                for event in outcome.events if isinstance(event, Opened)]
 
@@ -79,6 +81,19 @@ async def test_a_camera_whose_frame_sizes_say_nothing_is_woken_by_its_next_keyfr
     assert run.wakes == {Wake.KEYFRAME: 1}
 
 
+@pytest.mark.parametrize("gop_seconds", [1, 10])
+@pytest.mark.parametrize("width, height", [(320, 240), pytest.param(1280, 720, marks=pytest.mark.slow)])
+async def test_a_person_walking_into_a_grainy_still_room_is_reported_within_two_and_a_half_seconds(
+        width, height, gop_seconds):
+    # Night grain (σ 6) fills the frames: a person adds only a half to twice their bytes, not the factor.
+    video = make_footage(20, gop_seconds, people=((14.5, 20),), noise=6.0, width=width, height=height, crf=27)
+    run = await stream(video)
+    assert mode_at(run, 14) is Mode.IDLE
+    [(incident, raised_at, _)] = run.opened
+    assert abs(incident.start - 14.5 * SECOND) <= 0.5 * SECOND
+    assert raised_at - 14.5 * SECOND <= 2.5 * SECOND, (raised_at / SECOND, run.wakes)
+
+
 @pytest.mark.slow  # two minutes of footage analysed in full (7 s)
 async def test_noise_and_a_flickering_light_for_two_minutes_raise_nothing_and_leave_the_stream_idle():
     video = make_footage(120, 2, noise=4.0, flicker=0.3, width=320, height=180)
@@ -102,3 +117,17 @@ async def test_motion_an_idle_stream_sent_just_before_it_ended_is_still_analysed
     run = await stream(make_footage(20, 2, people=((16.5, 20),)), settings)
     [(incident, _, _)] = run.opened  # found by the replay of what came since the last still keyframe
     assert 16.5 * SECOND <= incident.start <= 17 * SECOND and run.wakes == {}
+
+
+@pytest.mark.parametrize("gop_seconds", [1, 2])
+async def test_a_long_incident_decodes_its_keyframes_only_once_confirmed_and_still_ends_at_its_last_motion(
+        gop_seconds):
+    video = make_footage(30, gop_seconds, people=((2, 21.5),))
+    run = await stream(video)
+    events = [event for outcome in run.outcomes for event in outcome.events]
+    [incident] = [event for event in events if isinstance(event, Opened)]
+    assert abs(incident.start - 2 * SECOND) <= 0.5 * SECOND
+    last_motion = max(event.end for event in events if isinstance(event, (Extended, Closed)))
+    assert abs(last_motion - 21.5 * SECOND) <= 0.5 * SECOND  # placed by a full decode of its last GOPs
+    assert run.seconds_in(Mode.FOLLOWING) >= 10
+    assert run.analysis.frames_decoded <= 0.6 * video.frames

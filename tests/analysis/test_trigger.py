@@ -1,3 +1,5 @@
+import random
+
 from vigint.analysis.trigger import MAX_RAISE, SizeTrigger
 
 SECOND = 1_000_000
@@ -9,9 +11,9 @@ def feed(trigger: SizeTrigger, start: int, sizes: list[int]) -> list[int]:
     return [index for index, size in enumerate(sizes) if trigger.update(start + index * FRAME, size)]
 
 
-def quiet(seconds: float, size: int = 100) -> list[tuple[int, int]]:
+def quiet(seconds: float, size: int = 100) -> list[tuple[int, int, bool]]:
     """Two seconds of still frames just before `seconds`: what a stream going idle seeds its trigger with."""
-    return [(int((seconds - 2) * SECOND) + index * FRAME, size) for index in range(30)]
+    return [(int((seconds - 2) * SECOND) + index * FRAME, size, False) for index in range(30)]
 
 
 def test_frames_growing_past_the_factor_of_their_steady_size_fire_but_steady_noise_does_not():
@@ -48,3 +50,34 @@ def test_a_huge_disturbance_never_deafens_the_trigger():
     assert feed(trigger, 30 * SECOND, [100_000] * 15)  # the lights went out and came back
     trigger.false_wake(31 * SECOND)
     assert trigger.factor == MAX_RAISE * 3.0
+
+
+def grain(seconds: float, mean: int = 200, seed: int = 3) -> list[int]:
+    """Frame sizes of a noisy still scene: a few per cent of random spread around `mean`."""
+    rng = random.Random(seed)
+    return [round(rng.gauss(mean, mean * 0.05)) for _ in range(int(seconds * 15))]
+
+
+def test_a_rise_far_above_the_spread_of_grain_fires_though_under_the_factor():
+    trigger = SizeTrigger(factor=3.0)
+    assert feed(trigger, 0, grain(30)) == []
+    fired = feed(trigger, 30 * SECOND, grain(2, mean=300, seed=4))  # a person: half again
+    assert fired and fired[0] <= 15
+
+
+def test_a_flat_cbr_stream_is_not_woken_by_a_few_bytes():
+    trigger = SizeTrigger(factor=3.0)
+    assert feed(trigger, 0, [1000] * 450) == []  # no spread at all
+    assert feed(trigger, 30 * SECOND, [1100] * 30) == []  # 10% more: the smallest spread is still 3% of it
+    assert feed(trigger, 32 * SECOND, [1300] * 30)
+
+
+def test_the_larger_frames_after_a_keyframe_do_not_wake_a_long_gop():
+    trigger = SizeTrigger(factor=3.0)
+    fired = []
+    for gop in range(6):  # a keyframe every 10 s, its next second of frames twice the usual size
+        start = gop * 10 * SECOND
+        assert not trigger.update(start, 20_000, keyframe=True)
+        sizes = [400] * 15 + grain(9 - 1 / 15, seed=gop)
+        fired += feed(trigger, start + FRAME, sizes)
+    assert fired == []

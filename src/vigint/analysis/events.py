@@ -42,6 +42,7 @@ class EventTracker:
         self._run_start: int | None = None  # first frame of the current motion run
         self._last_motion: int | None = None
         self.open = False
+        self._opened_at: int | None = None
 
     def update(self, pts: int, motion: bool) -> Event | None:
         """Feed one analysed frame's time and motion; return what changed, if anything."""
@@ -53,12 +54,18 @@ class EventTracker:
                 return Extended(pts)
             if pts - self._run_start >= self._min:
                 self.open = True
+                self._opened_at = self._run_start
                 return Opened(self._run_start)
             return None
         if self.open and pts - self._last_motion >= self._cooldown:
             self.open = False
             return Closed(self._last_motion)
         return None
+
+    @property
+    def opened_at(self) -> int | None:
+        """The start of the open incident (µs), if one is open."""
+        return self._opened_at if self.open else None
 
     def stop(self) -> Closed | None:
         """The camera stops being watched (disarmed): return the open incident's end at its last motion, if

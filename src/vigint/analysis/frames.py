@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from vigint.analysis.decoder import DecodeResult, StreamDecoder
 from vigint.analysis.events import Event, EventTracker
+from vigint.analysis.modes import Mode
 from vigint.analysis.motion import MotionDetector, Tuning
 from vigint.config import MotionSettings
 from vigint.media import MICROSECONDS, Packet
@@ -25,6 +26,16 @@ class Use(enum.Enum):
     SAMPLE = enum.auto()  # an idle stream's keyframe check
     RESTART = enum.auto()  # the first packet of a replay: the decoder forgets what it holds first
     REPLAY = enum.auto()  # decoded again out of the ring after a wake-up
+    FOLLOW = enum.auto()  # a keyframe of an incident whose motion is confirmed: does it still move?
+
+    @staticmethod
+    def mode_of(uses: list["Use"]) -> Mode:
+        """Return how a batch of packets with these uses was decoded: checks of keyframes only, or in full."""
+        if uses and all(use is Use.FOLLOW for use in uses):
+            return Mode.FOLLOWING
+        if uses and all(use is Use.SAMPLE or use is Use.DISARM for use in uses):
+            return Mode.IDLE
+        return Mode.ACTIVE
     DISARM = enum.auto()  # not decoded: the camera was disarmed after the packets before it
 
 
@@ -41,6 +52,7 @@ class Outcome:
     first_pts: int | None = None  # the oldest analysed frame
     last_pts: int | None = None  # the newest analysed frame
     tracked_pts: int | None = None  # the newest frame shown to the event tracker
+    opened_at: int | None = None  # the start of the incident open after the batch, if one is
     cpu_seconds: float = 0.0
 
     def count(self, result: DecodeResult) -> None:
@@ -57,6 +69,7 @@ class FrameAnalysis:
         self._detector = MotionDetector(motion, tuning.masks)
         self._detector.retune(tuning)
         self._tracker = EventTracker(motion)
+        self._tracked_pts: int | None = None  # the newest frame shown to the tracker
         # Recorded footage: whether its camera was armed at an instant (Unix time); None: always
         self.armed_at: Callable[[float], bool] | None = None
 
@@ -90,9 +103,12 @@ class FrameAnalysis:
                 skip = replay_skip
             elif use is Use.DISARM:
                 self._disarm(outcome)
+            elif use is Use.FOLLOW:
+                self._follow(packet, self._decoder.sample(packet), outcome)
             else:
                 self._check(packet, self._decoder.sample(packet), outcome)
         self._track(self._decoder.decode(run), outcome, skip)
+        outcome.opened_at = self._tracker.opened_at
         outcome.cpu_seconds = time.thread_time() - began
         return outcome
 
@@ -110,12 +126,20 @@ class FrameAnalysis:
         self._detector.forget()
         self._decoder.reset()
 
-    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None) -> None:
+    def _skipped(self, pts: int) -> int:
+        """Return how many frames analysis would have seen from the last one it did to `pts` (at least 1)."""
+        if self._tracked_pts is None:
+            return 1
+        return max(1, round((pts - self._tracked_pts) / self._decoder.interval))
+
+    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None,
+               stands_for: int = 1) -> None:
         outcome.count(result)
         for frame in result.frames:
             if skip is not None and frame.pts <= skip:
                 continue
-            motion = self._detector.update(frame.pixels).motion
+            self._tracked_pts = frame.pts
+            motion = self._detector.update(frame.pixels, stands_for=stands_for).motion
             if motion and self.armed_at is not None:
                 motion = self.armed_at(frame.pts / MICROSECONDS)  # recorded while disarmed: not watched
             outcome.motion_pts = frame.pts if motion else outcome.motion_pts
@@ -123,6 +147,18 @@ class FrameAnalysis:
             outcome.last_pts = outcome.tracked_pts = frame.pts
             if (event := self._tracker.update(frame.pts, motion)) is not None:
                 outcome.events.append(event)
+
+    def _follow(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
+        """A keyframe of a confirmed incident: one that still moves extends it (and is learnt, so that
+        something that came to rest fades into the background as it would, only more slowly); one that looks
+        still is reported and left alone, since the full decode of its GOP and the one before it, which
+        follows, shows the tracker where the motion ended, frame by frame."""
+        motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
+        if motion:
+            self._track(result, outcome, stands_for=self._skipped(keyframe.pts))
+        else:
+            outcome.count(result)
+        outcome.samples.append((keyframe.dts, motion))
 
     def _check(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
         """An idle keyframe check: a still frame moves the tracker's clock on; a moving one wakes the stream,

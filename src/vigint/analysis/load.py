@@ -9,6 +9,7 @@ All threads busy is not overload on its own: one stream catching up on a one-thr
 yet nothing else waits for it.
 """
 
+import asyncio
 import math
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 WINDOW_SECONDS = 2.0  # long enough to ignore a moment's contention, short enough to react to overload in time
 OVERLOADED = 0.5  # batches waited for a thread at least half of the recent window
+BACKFILL_POLL_SECONDS = 0.1  # how often a backfill waiting for the live load to fall looks again
 
 
 class DecodeLoad:
@@ -48,6 +50,15 @@ class DecodeLoad:
                     waiting = False
 
         return started
+
+    async def turn(self, backfill: bool) -> Callable[[], None]:
+        """Return the hand-off mark for a stream's batch (see `queued`). A backfill's batch waits while live
+        streams saturate the decode threads, and is not counted: it must not make them shed."""
+        if not backfill:
+            return self.queued()
+        while self.overloaded:
+            await asyncio.sleep(BACKFILL_POLL_SECONDS)
+        return lambda: None
 
     @property
     def saturation(self) -> float:

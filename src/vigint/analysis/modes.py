@@ -10,6 +10,7 @@ from vigint.protocol import ProtocolViolation
 class Mode(enum.StrEnum):
     ACTIVE = "active"  # every frame decoded
     IDLE = "idle"  # a keyframe now and then; the other packets' sizes watched
+    FOLLOWING = "following"  # an incident's motion confirmed: keyframes only, until one looks still
     DISARMED = "disarmed"  # nothing decoded: packets only kept (the camera's schedule or a mute)
 
 

@@ -114,9 +114,11 @@ class MotionDetector:
         quad += pixels[1:height:2, 1:width:2]
         return quad.astype(np.float32) * 0.25
 
-    def update(self, pixels: np.ndarray, learn: bool = True) -> MotionReading:
+    def update(self, pixels: np.ndarray, learn: bool = True, stands_for: int = 1) -> MotionReading:
         """Compare a gray frame (uint8, height × width) with the background, then learn it (unless `learn` is
-        false: a frame seen out of order, which analysis will see again in its place)."""
+        false: a frame seen out of order, which analysis will see again in its place), as if it had been seen
+        `stands_for` times in a row (a keyframe standing for the frames of its GOP that were not decoded: what
+        came to rest fades into the background as fast as it would have)."""
         tuning = self._tuning
         frame = self._halve(pixels)
         if self._background is None or self._background.shape != frame.shape:
@@ -136,7 +138,8 @@ class MotionDetector:
                 self._background = frame  # lighting changed: start again from this picture
             return MotionReading(False, changed_cells, total)
         if learn:
-            self._background = (1 - BACKGROUND_RATE) * self._background + BACKGROUND_RATE * frame
+            rate = 1 - (1 - BACKGROUND_RATE) ** stands_for
+            self._background = (1 - rate) * self._background + rate * frame
         return MotionReading(changed_cells >= self._settings.min_cells, changed_cells, total)
 
     def _cells(self, changed: np.ndarray) -> np.ndarray:

@@ -10,7 +10,9 @@ idle: it decodes a keyframe now and then (`idle_refresh_seconds`) to compare wit
 other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decodes again from the last
 keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
 at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
-back to idle at once (and teaches the size trigger).
+back to idle at once (and teaches the size trigger). Once an incident's motion has lasted FOLLOW_AFTER_US the
+stream follows it on keyframes only, until one looks still: it then decodes in full again from the newest
+keyframe that moved, so the incident ends at its very last moving frame (clips and stills come from the ring).
 
 A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a) is analysed in full and
 after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
@@ -42,9 +44,11 @@ from vigint.protocol import ProtocolViolation
 from vigint.tasks import wait_for_event
 
 WAKE_CONFIRM_US = 3 * MICROSECONDS  # stream time a wake-up has to show motion before the stream idles again
+# Motion this long since an incident opened is confirmed (no passing shadow lasts it): only its end is still
+# to learn, from keyframes.
+FOLLOW_AFTER_US = 5 * MICROSECONDS
 # A backfill batch checks the live load again after this many packets: live streams never wait long for it.
 MAX_BACKFILL_BATCH = 64
-BACKFILL_POLL_SECONDS = 0.1  # how often a backfill waiting for the live load to fall looks again
 # Footage read ahead of a backfill's analysis stays this far within the packet ring, so that the ring still
 # holds an incident's pre-roll when analysis finds its start (the start is min_motion_seconds before it is
 # found).
@@ -110,7 +114,9 @@ class StreamAnalysis:
         """Start watching as a new stream does (or stop, in Mode.DISARMED): nothing known of motion yet."""
         self.mode = mode
         self._last_motion: int | None = None  # pts of the newest frame with motion (or of the first frame)
-        self._resume_from: int | None = None  # dts of the newest keyframe known to be still, while idle
+        # dts of the keyframe a replay starts from: the newest known to be still while idle, the newest known
+        # to move while following
+        self._resume_from: int | None = None
         self._last_sample: int | None = None  # pts of the newest idle keyframe check
         self._woke: Wake | None = None  # what woke the stream last, until it idles again
         self._woke_at = 0  # the newest dts then
@@ -133,17 +139,21 @@ class StreamAnalysis:
         self._bytes_since_replay += packet.cost
         if self.mode is Mode.DISARMED:
             return
+        if self.mode is Mode.FOLLOWING:
+            if packet.keyframe:
+                self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
+            return
         if self.mode is Mode.ACTIVE:
             # A backfill's gate never sheds, overloaded or not.
             if self.intake.admit(packet, self.load.overloaded):
                 self._queue.put_nowait((packet, time.monotonic(), Use.LIVE))
-            if self._woke is Wake.SIZE and not self._moved_since_wake and not packet.keyframe:
-                self._trigger.update(packet.dts, len(packet.data))  # the whole disturbance, if it was one
-        elif not packet.keyframe:
-            if self._trigger.update(packet.dts, len(packet.data)):
-                self._wake(Wake.SIZE)
-        elif (self._last_sample is None
-              or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
+            if self._woke is Wake.SIZE and not self._moved_since_wake:
+                self._trigger.update(packet.dts, len(packet.data), packet.keyframe)  # the whole disturbance
+        elif self._trigger.update(packet.dts, len(packet.data), packet.keyframe):
+            self._wake(Wake.SIZE)
+        elif packet.keyframe and (
+                self._last_sample is None
+                or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
 
@@ -177,7 +187,7 @@ class StreamAnalysis:
         last still keyframe), flushes the decoder and returns. Later calls do nothing."""
         if self._ended.is_set():
             return
-        if self.mode is Mode.IDLE:  # not if disarmed: what it sent meanwhile is not to be watched
+        if self.mode in (Mode.IDLE, Mode.FOLLOWING):  # not if disarmed: what it sent is not to be watched
             self.mode = Mode.ACTIVE
             self._replay()
         self._queue.put_nowait(None)
@@ -264,12 +274,12 @@ class StreamAnalysis:
             self.intake.restarted()
 
     def _drop_samples(self) -> None:
-        """Take the idle keyframe checks still queued off the queue: what they would tell is moot."""
+        """Take the keyframe checks still queued off the queue: what they would tell is moot."""
         queued = []
         while not self._queue.empty():
             queued.append(self._queue.get_nowait())
         for item in queued:
-            if item is None or item[2] is not Use.SAMPLE:
+            if item is None or item[2] not in (Use.SAMPLE, Use.FOLLOW):
                 self._queue.put_nowait(item)
 
     def _go_idle(self) -> None:
@@ -277,8 +287,10 @@ class StreamAnalysis:
         if self._woke is Wake.SIZE and not self._moved_since_wake:
             self._trigger.false_wake(newest)  # woken by a disturbance that was no motion
         self.mode = Mode.IDLE
-        self._trigger.reset([(packet.dts, len(packet.data)) for packet in self.packets.packets()
-                             if not packet.keyframe and packet.dts > (self._last_motion or 0)])
+        # Every keyframe, moving or not, tells the trigger the GOP's length (see trigger.py, settling).
+        still = [packet for packet in self.packets.packets()
+                 if packet.keyframe or packet.dts > (self._last_motion or 0)]
+        self._trigger.reset([(packet.dts, len(packet.data), packet.keyframe) for packet in still])
         self._resume_from = self.packets.last_keyframe_dts()
         self._last_sample = None
         self._woke = None
@@ -304,7 +316,15 @@ class StreamAnalysis:
             if outcome.motion_pts is not None:
                 self._wake(Wake.FRAMES)
             return
+        if self.mode is Mode.FOLLOWING:
+            self._follow(outcome)
+            return
         if self._settings.idle_mode != "keyframes" or outcome.last_pts is None or self.backfill:
+            return
+        if (outcome.opened_at is not None and outcome.motion_pts == outcome.last_pts
+                and outcome.last_pts - outcome.opened_at >= FOLLOW_AFTER_US):
+            self.mode = Mode.FOLLOWING  # the motion is confirmed: only its end is still to learn
+            self._resume_from = self.packets.last_keyframe_dts()
             return
         if self._woke is not None and not self._moved_since_wake:
             quiet = (self.packets.newest_dts() or 0) - self._woke_at >= WAKE_CONFIRM_US
@@ -313,14 +333,22 @@ class StreamAnalysis:
         if quiet:
             self._go_idle()
 
+    def _follow(self, outcome: Outcome) -> None:
+        """Follow a confirmed incident's keyframes: the first that looks still sends the stream back to a full
+        decode from the newest keyframe that moved, so the tracker sees every frame where the motion ended."""
+        for dts, moved in outcome.samples:
+            if not moved:
+                self.mode = Mode.ACTIVE
+                self._replay()
+                return
+            self._resume_from = dts
+
     def _absorb(self, outcome: Outcome, uses: list[Use], waited: list[float],
                 until: int | None = None) -> Analysed:
         if outcome.size:
             self.video_size = outcome.size
         self.frames_decoded += outcome.decoded
         self._settle(outcome)
-        checks = uses and all(use is Use.SAMPLE or use is Use.DISARM for use in uses)
-        mode = Mode.IDLE if checks else Mode.ACTIVE
         woke = self._unreported_wake
         self._unreported_wake = None
         refusal = None
@@ -330,8 +358,8 @@ class StreamAnalysis:
             refusal = violation
         if until is not None:
             self._until = max(until, self._until or until)
-        return Analysed(outcome.decoded, outcome.events, waited, refusal, mode, outcome.cpu_seconds, woke,
-                        self._until)
+        return Analysed(outcome.decoded, outcome.events, waited, refusal, Use.mode_of(uses),
+                        outcome.cpu_seconds, woke, self._until)
 
     async def run(self, pool: Executor, batch_seconds: float) -> AsyncIterator[Analysed]:
         """Analyse queued packets in `pool` until `end`, yielding each batch's outcome.
@@ -352,7 +380,7 @@ class StreamAnalysis:
             ending = ending or None in batch
             items = [item for item in batch if item is not None]
             if items:
-                started = await self._take_turn()
+                started = await self.load.turn(self.backfill)
                 try:
                     outcome = await loop.run_in_executor(pool, self._frames.analyse,
                                                          [(p, use) for p, _, use in items],
@@ -370,13 +398,3 @@ class StreamAnalysis:
                 self._busy = False
                 yield analysed
         yield self._absorb(await loop.run_in_executor(pool, self._frames.flush), [], [])
-
-    async def _take_turn(self) -> Callable[[], None]:
-        """Return the decode load's hand-off mark for a batch (see `DecodeLoad.queued`). A backfill's batch
-        waits while live streams saturate the decode threads, and is not counted: it must not make them
-        shed."""
-        if not self.backfill:
-            return self.load.queued()
-        while self.load.overloaded:
-            await asyncio.sleep(BACKFILL_POLL_SECONDS)
-        return lambda: None
