@@ -167,6 +167,18 @@ class WebSettings:
     clip_send_timeout_seconds: float = setting(
         30.0, "a clip answer whose reader takes nothing this long is cut: a paused player asks again with a "
         "range", minimum=1)
+    max_live_viewers: int = setting(
+        100, "live views this node sends at once: each sends its camera's bitrate (100 × 2 Mbit/s fills a "
+        "200 Mbit/s uplink) and holds a socket; more: the page says so", minimum=1)
+    max_live_viewers_per_client: int = setting(
+        8, "of those, one client's: a shop's screen and a few phones; a leaked session never takes every "
+        "place", minimum=1)
+    max_live_queue_bytes: int = setting(
+        8 * 1024 * 1024, "what may wait for one viewer's socket: a new viewer gets its camera's whole GOP at "
+        "once (10 s at 4 Mbit/s is 5 MB); more: the viewer is dropped", minimum=1024 * 1024)
+    max_live_queue_seconds: float = setting(
+        5.0, "a viewer whose oldest waiting fragment is this old has stopped reading: it is dropped (the "
+        "page jumps to live past 3 s behind anyway)", minimum=1)
 
 
 @dataclass(frozen=True)

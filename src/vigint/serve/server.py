@@ -42,6 +42,7 @@ from vigint.networks import parse_networks
 from vigint.protocol import CloseCode
 from vigint.serve.http import Routes
 from vigint.serve.keyframes import RingKeyframes
+from vigint.serve.livesource import RingSources
 from vigint.store import Store, is_busy
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
@@ -113,7 +114,8 @@ class Server:
         try:  # the customers' page, on its own port with the stream port's TLS pair
             tls = tls_context(settings.server.tls_cert, settings.server.tls_key)
             self.page = await open_page(settings, self.store, clips, secret, self.registry.cameras_of, tls,
-                                        stream_url(settings, self.port), RingKeyframes(self.streams))
+                                        stream_url(settings, self.port), RingKeyframes(self.streams),
+                                        RingSources(self.streams))
         except BaseException:
             self._ws.close()
             raise
