@@ -127,6 +127,7 @@ class CustomerPage:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._listener = None
         self._stopping = asyncio.Event()
+        self.live_views = app[live.LIVE_VIEWS]  # for the node's metrics
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         """Listen. Raises VigintError if aiohttp is not a supported version or the address cannot be listened
@@ -140,7 +141,7 @@ class CustomerPage:
             await self._runner.cleanup()
             raise VigintError(f"cannot listen on {host}:{port} for the customers' page: "
                               f"{error.strerror or error}") from None
-        self._app[BACKGROUND].spawn(self._app[live.LIVE_VIEWS].run(self._stopping))
+        self._app[BACKGROUND].spawn(self.live_views.run(self._stopping))
 
     @property
     def port(self) -> int:
@@ -151,7 +152,7 @@ class CustomerPage:
         to leave."""
         self._listener.close()
         self._stopping.set()
-        self._app[live.LIVE_VIEWS].close()
+        self.live_views.close()
         await self._runner.cleanup()
         await self._app[BACKGROUND].drain(self._app[SETTINGS].email.timeout_seconds)
 

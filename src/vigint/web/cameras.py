@@ -36,6 +36,8 @@ STATIC = Path(__file__).with_name("static")
 # year and still takes a new version at once.
 SCRIPT = (STATIC / "masks.js").read_bytes()
 SCRIPT_URL = f"/static/masks.js?v={hashlib.sha256(SCRIPT).hexdigest()[:12]}"
+LIVE_SCRIPT = (STATIC / "live.js").read_bytes()
+LIVE_SCRIPT_URL = f"/static/live.js?v={hashlib.sha256(LIVE_SCRIPT).hexdigest()[:12]}"
 ACTIONS = ("arming", "preset", "motion", "mute_hour", "mute_morning", "unmute")
 routes = web.RouteTableDef()
 
@@ -73,8 +75,10 @@ async def cameras(request: web.Request, client: Client) -> web.Response:
         latest = await store.client_incidents(client.id, name, None, None, 0, 1)
         shown.append(Shown(name, name in live, records.get(name), latest[0].incident if latest else None,
                            todays[name], state_line(settings.get(name), zone, now, language)))
-    return render(request, "cameras.html", client, cameras=shown, today_date=midnight.date().isoformat(),
-                  error=request.query.get("bad") is not None)
+    response = render(request, "cameras.html", client, cameras=shown, today_date=midnight.date().isoformat(),
+                      error=request.query.get("bad") is not None, script=LIVE_SCRIPT_URL)
+    response.headers["Content-Security-Policy"] = SETTINGS_POLICY  # its snapshots' refresh: live.js
+    return response
 
 
 @routes.get("/cameras/settings")

@@ -157,6 +157,8 @@ FRENCH: dict[str, str] = {
     "Save masks and sensitivity": "Enregistrer masques et sensibilité",
     # A camera's live view
     "Live": "En direct",
+    "Watch live": "Voir en direct",
+    "now": "maintenant",
     "Too many live views of your cameras are open: close one (another tab, another phone) and reload this "
     "page.":
         "Trop de vues en direct de vos caméras sont ouvertes : fermez-en une (un autre onglet, un autre "

@@ -4,6 +4,15 @@
 // first frame): the server sends the offset of its fragments. The page shows how far behind the newest
 // received frame it plays, and jumps to it when more than 3 s behind (a slow phone, a tab in the background).
 "use strict";
+(() => { // the cameras page: each streaming camera's snapshot, again every 5 s
+  const tiles = document.querySelectorAll("img[data-refresh]");
+  if (tiles.length) {
+    setInterval(() => {
+      for (const tile of tiles) tile.src = `${tile.src.split("?")[0]}?t=${Date.now()}`;
+    }, 5000);
+  }
+})();
+
 (() => {
   const player = document.getElementById("player");
   if (!player) return;
