@@ -147,3 +147,31 @@ def stalled_viewer(port: int, cookie: str) -> socket.socket:
                 f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n".encode())
     assert raw.recv(12) == b"HTTP/1.1 101"
     return raw
+
+
+async def test_viewers_past_the_clients_cap_are_told_so_and_metrics_count_the_nodes_viewers(start, tmp_path):
+    web = WebSettings(max_live_viewers_per_client=1, max_live_viewers=2)
+    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"), web=web))
+    server.base = f"http://127.0.0.1:{server.page.port}"
+    first_id, _, first_key = await add_client(server.store)
+    second_id, _, second_key = await add_client(server.store, "b@b.test", "Beta")
+    third_id, _, third_key = await add_client(server.store, "c@c.test", "Gamma")
+    connections = [await stream(server, key) for key in (first_key, second_key, third_key)]
+    metrics = f"http://127.0.0.1:{server.port}/metrics"
+    async with await signed_in(server, first_id) as first, await signed_in(server, second_id) as second, \
+            await signed_in(server, third_id) as third:
+        async with first.ws_connect(socket_url(server), origin=server.base) as viewer:
+            await read_start(viewer)
+            async with first.get(f"{server.base}/cameras/shop") as page:  # a second tab of the same client
+                assert page.status == 429 and "Too many live views of your cameras" in await page.text()
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await first.ws_connect(socket_url(server), origin=server.base)
+            assert refused.value.status == 429
+            async with second.ws_connect(socket_url(server), origin=server.base) as other:
+                await read_start(other)
+                async with first.get(metrics) as answer:
+                    assert "vigint_live_viewers 2.0" in await answer.text()
+                async with third.get(f"{server.base}/cameras/shop") as page:  # the node is full
+                    assert page.status == 429 and "as many live views as it can" in await page.text()
+    for connection in connections:
+        await connection.close()

@@ -120,6 +120,8 @@ class Server:
             self._ws.close()
             raise
         self.state.page_url = page_url(settings, self.page.port)
+        live_views = self.page.live_views
+        self.metrics.live_viewers = lambda: live_views.viewers
         # The page's and the clip links' address.
         own = f"{'https' if self.tls else 'http'}://{settings.server.host}"
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
