@@ -167,6 +167,9 @@ class WebSettings:
     clip_send_timeout_seconds: float = setting(
         30.0, "a clip answer whose reader takes nothing this long is cut: a paused player asks again with a "
         "range", minimum=1)
+    node_url: str = setting(
+        "", "this node's own page address, where the other nodes' pages send the viewers of a camera "
+        "streaming here; empty: http(s)://[server] host:port")
     max_live_viewers: int = setting(
         100, "live views this node sends at once: each sends its camera's bitrate (100 × 2 Mbit/s fills a "
         "200 Mbit/s uplink) and holds a socket; more: the page says so", minimum=1)

@@ -121,6 +121,9 @@ class Server:
             raise
         self.state.page_url = page_url(settings, self.page.port)
         live_views = self.page.live_views
+        # Where the other nodes' pages send this node's cameras' viewers (in its snapshot, see `_document`)
+        self._node_page = (settings.web.node_url
+                           or f"{'https' if self.tls else 'http'}://{settings.server.host}:{self.page.port}")
         self.metrics.live_viewers = lambda: live_views.viewers
         # The page's and the clip links' address.
         own = f"{'https' if self.tls else 'http'}://{settings.server.host}"
@@ -202,8 +205,8 @@ class Server:
         except Exception:
             log.exception("could not write the last usage")
         try:
-            await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(),
-                                       time.time(), stopped=True)
+            await self.store.save_node(self.node_id, self.fleet.started_at, self._document(), time.time(),
+                                       stopped=True)
         except Exception:
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -250,4 +253,8 @@ class Server:
             raise
         self.state.last_flush = time.monotonic()
         await self.footage.save()
-        await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), now)
+        await self.store.save_node(self.node_id, self.fleet.started_at, self._document(), now)
+
+    def _document(self) -> dict:
+        """This node's snapshot for the others: its streams and load, and its page's address."""
+        return {**self.fleet.snapshot(), "page_url": self._node_page}

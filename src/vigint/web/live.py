@@ -7,11 +7,16 @@ the player's buffer with, and the stream time of the fragments' 0 in seconds sin
 then the init segment and fragmented MP4 fragments as binary messages (see livefeed.py). Like every page,
 another client's camera is 404 on each of the three, and the socket is answered only to the page's own
 origin (a cookie-authenticated socket opened by another site would otherwise watch as the victim).
+
+On several nodes, the stream's ring is on the node its agent reached: a page or snapshot asked of another
+node is redirected (303) to that node's page address, found in the stream registry and the nodes'
+snapshots, where the same signed-in session (the database is shared) is served as if it had come there.
 """
 
 import asyncio
+import time
 from socket import SO_SNDBUF, SOL_SOCKET
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import WSCloseCode, web
 
@@ -48,6 +53,22 @@ def live_url(name: str, page: str = "") -> str:
     return f"/cameras/{quote(name, safe='')}" + (f"/{page}" if page else "")
 
 
+async def holder(request: web.Request, client_id: int, name: str) -> str | None:
+    """Return the page address of the node the client's camera streams to, when it is another node that said
+    where its page is (`[web] node_url`, in its snapshot): a live view is sent from the node that holds the
+    stream's ring."""
+    store = request.app[STORE]
+    if not store.shared:
+        return None
+    nodes = [entry.node_id for entry in await store.registered_streams(time.time())
+             if entry.client_id == client_id and entry.camera == name]
+    found = {node.id: node.document.get("page_url") for node in await store.nodes() if node.id in nodes}
+    address = next(iter(found.values()), None)
+    if not address or urlsplit(address).netloc == request.host:  # this node: its stream just ended
+        return None
+    return address.rstrip("/")
+
+
 async def _known(request: web.Request, client: Client, name: str) -> bool:
     """Whether the client has a camera by that name: streaming now (on any node), streamed once, or set
     up."""
@@ -67,6 +88,8 @@ async def page(request: web.Request, client: Client) -> web.Response:
         raise web.HTTPNotFound(text="no such camera\n")
     views = request.app[LIVE_VIEWS]
     streaming = views.streaming(client.id, name)
+    if not streaming and (elsewhere := await holder(request, client.id, name)):
+        raise web.HTTPSeeOther(f"{elsewhere}{request.path}")
     refusal = views.refusal(client.id) if streaming else None
     response = render(request, "live.html", client, status=429 if refusal else 200, camera=name,
                       streaming=streaming, refusal=refusal, socket=live_url(name, "live"),
@@ -81,7 +104,10 @@ async def page(request: web.Request, client: Client) -> web.Response:
 async def snapshot(request: web.Request, client: Client) -> web.Response:
     """The camera's newest keyframe as a JPEG, decoded at most once per SNAPSHOT_SECONDS; 404 if it does not
     stream to this node (another client's camera included)."""
-    jpeg = await request.app[SNAPSHOTS].still(client.id, camera_name(request))
+    name = camera_name(request)
+    jpeg = await request.app[SNAPSHOTS].still(client.id, name)
+    if jpeg is None and (elsewhere := await holder(request, client.id, name)):
+        raise web.HTTPSeeOther(f"{elsewhere}{request.path}")
     if jpeg is None:
         raise web.HTTPNotFound(text="this camera is not streaming\n")
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": STILL_CACHE})
