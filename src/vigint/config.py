@@ -237,6 +237,9 @@ class BillingSettings:
     price_per_ai_call: Decimal = setting(Decimal("0.002"), "per AI verification")
     price_per_1k_tokens: Decimal = setting(Decimal("0.001"), "per thousand AI tokens")
     price_per_alert: Decimal = setting(Decimal("0.01"), "per alert delivered (email or webhook)")
+    price_per_live_hour: Decimal = setting(
+        Decimal("0"), "per hour of a camera watched live on the customer's page, per viewer; 0: not "
+        "priced (it is remuxed, not decoded: its cost is the upload)")
     seller_name: str = setting("", "who issues the invoices (required before the first one)")
     seller_address: str = setting(
         "", "the seller's postal address, on one line (required before the first invoice)")

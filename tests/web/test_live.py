@@ -5,6 +5,7 @@ import asyncio
 import json
 import socket
 import time
+from decimal import Decimal
 
 import aiohttp
 import pytest
@@ -12,7 +13,8 @@ from footage import make_footage, open_stream, send_video
 from helpers import REALTIME, add_client, eventually, top_level_boxes, url
 from test_pages import signed_in
 
-from vigint.config import Settings, StorageSettings, WebSettings
+from vigint.billing.invoices import Usage, price
+from vigint.config import BillingSettings, Settings, StorageSettings, WebSettings
 from vigint.web.live import SNAPSHOTS
 
 
@@ -175,3 +177,25 @@ async def test_viewers_past_the_clients_cap_are_told_so_and_metrics_count_the_no
                     assert page.status == 429 and "as many live views as it can" in await page.text()
     for connection in connections:
         await connection.close()
+
+
+async def test_live_view_minutes_are_counted_in_usage_per_key_and_not_priced_by_default(site):
+    client_id, key_id, key = await add_client(site.store)
+    connection = await stream(site, key)
+    await asyncio.sleep(1)  # the stream's time before anyone watches is no one's live view
+    async with await signed_in(site, client_id) as browser:
+        began = time.monotonic()
+        async with browser.ws_connect(socket_url(site), origin=site.base) as first, \
+                browser.ws_connect(socket_url(site), origin=site.base) as second:
+            await read_start(first)
+            await read_start(second)
+        watched = time.monotonic() - began
+    await eventually(lambda: site.page.live_views.viewers == 0)
+    await site.flush_usage()
+    [row] = await site.store.usage_report(client_id, None, None)
+    assert row.key_id == key_id and abs(row.live_view_seconds - 2 * watched) < 0.3, (row, watched)
+    await connection.close()
+    hours = Usage(Decimal(0), 0, 0, 0, 0, live_view_seconds=Decimal(7200))
+    assert price(hours, BillingSettings()) == ()  # not priced unless the operator says so
+    [line] = price(hours, BillingSettings(price_per_live_hour=Decimal("0.5")))
+    assert (line.description, line.quantity, line.amount) == ("Live view", Decimal("2.00"), Decimal("1.00"))

@@ -243,6 +243,8 @@ class Server:
     async def flush_usage(self) -> None:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
         now = time.time()
+        for key_id, seconds in self.page.live_views.take_seconds().items():
+            self.usage.add_live_view(key_id, seconds, now)
         last_used = self._handler.take_usage(now)
         deltas = self.usage.drain()
         try:

@@ -71,6 +71,7 @@ class LiveViews:
         if feed is not None and feed.source != source:  # the camera reconnected: a new stream, a new feed
             self._end_feed(key, "stream ended")
             feed = None
+        self._count(time.monotonic())  # the time before it came is not its
         if feed is None:
             feed = self._feeds[key] = Feed(source, camera, self._pool)
             feed.open()

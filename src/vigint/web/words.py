@@ -158,6 +158,8 @@ FRENCH: dict[str, str] = {
     # A camera's live view
     "Live": "En direct",
     "Watch live": "Voir en direct",
+    "Live view": "Vue en direct",
+    "%(minutes)s min": "%(minutes)s min",
     "now": "maintenant",
     "Too many live views of your cameras are open: close one (another tab, another phone) and reload this "
     "page.":
