@@ -89,7 +89,8 @@ def stalled(port: int, cookie: str) -> socket.socket:
     raw.connect(("127.0.0.1", port))
     raw.sendall(f"GET /cameras/cam/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n".encode())
+                f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                f"Cookie: {cookie}\r\n\r\n".encode())
     return raw
 
 
@@ -148,7 +149,8 @@ async def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(f"server CPU, one 720p15 2 Mbit/s camera, no viewer: {alone:.1%} of a core")
-    print(f"the same with {int(counted)} live viewers (each received {rate:.2f} Mbit/s): {watched:.1%} of a core")
+    print(f"the same with {int(counted)} live viewers (each received {rate:.2f} Mbit/s): "
+          f"{watched:.1%} of a core")
     print(f"{args.viewers} viewers cost: {watched - alone:.1%} of a core "
           f"({(watched - alone) / args.viewers:.2%} each)")
     print(f"a viewer that stopped reading was dropped after {slow['dropped_after_s']:.1f} s; server RSS "

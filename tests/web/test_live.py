@@ -87,7 +87,8 @@ async def test_another_client_gets_404_for_the_live_page_snapshot_and_socket_and
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await other.ws_connect(socket_url(site), origin=site.base)
         assert refused.value.status == 404
-        with pytest.raises(aiohttp.WSServerHandshakeError) as elsewhere:  # another site's page, in the owner's
+        # another site's page, in the owner's browser
+        with pytest.raises(aiohttp.WSServerHandshakeError) as elsewhere:
             await owner.ws_connect(socket_url(site), origin="http://attacker.test")
         assert elsewhere.value.status == 403
     assert site.page.live_views.viewers == 0 and site.page._app[SNAPSHOTS].decodes == 1
@@ -146,7 +147,8 @@ def stalled_viewer(port: int, cookie: str) -> socket.socket:
     raw.connect(("127.0.0.1", port))
     raw.sendall(f"GET /cameras/shop/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n".encode())
+                f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                f"Cookie: {cookie}\r\n\r\n".encode())
     assert raw.recv(12) == b"HTTP/1.1 101"
     return raw
 

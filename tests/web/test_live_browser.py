@@ -12,8 +12,8 @@ from test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, chromium
 
 from vigint.web.access import new_sign_in_link
 
-pytestmark = [pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                 reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"),
+NO_CHROMIUM = "needs Debian's chromium and chromium-driver (.ci/run installs them)"
+pytestmark = [pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_CHROMIUM),
               REALTIME]  # its assertions hold latencies
 GOP_SECONDS = 10
 WATCH_SECONDS = 10

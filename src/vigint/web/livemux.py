@@ -10,14 +10,13 @@ out of `start_encoding`, then one moof+mdat per muxed packet but the first.
 """
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 
 from vigint import h264
+from vigint.incidents.clips import MP4_TIME_BASE, mp4_packet
 from vigint.media import MICROSECONDS, Packet
 
-MP4_TIME_BASE = Fraction(1, 90_000)
 LIVE_OPTIONS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
@@ -90,18 +89,12 @@ class FragmentMuxer:
         return round((at_us - self.origin) * MP4_TIME_BASE.denominator / MICROSECONDS)
 
     def add(self, packets: list[Packet]) -> list[Fragment]:
-        """Mux `packets` (decode order); return the fragments they completed. As a clip's, decode times are
-        made to increase strictly and presentation times never to precede them (a camera's clock may step
-        back). Raises av.FFmpegError."""
+        """Mux `packets` (decode order, times made valid for MP4 as a clip's: `clips.mp4_packet`); return the
+        fragments they completed. Raises av.FFmpegError."""
         fragments = []
         for packet in packets:
-            dts = self._last_dts = max(self._last_dts + 1, self._ticks(packet.dts))
-            out = av.Packet(packet.data)
-            out.stream = self._stream
-            out.time_base = MP4_TIME_BASE
-            out.pts = max(dts, self._ticks(packet.pts))
-            out.dts = dts
-            out.is_keyframe = packet.keyframe
+            out = mp4_packet(self._stream, packet, self._last_dts, self._ticks)
+            self._last_dts = out.dts
             self._container.mux(out)
             data = self._sink.take()
             if data:
