@@ -167,6 +167,21 @@ class WebSettings:
     clip_send_timeout_seconds: float = setting(
         30.0, "a clip answer whose reader takes nothing this long is cut: a paused player asks again with a "
         "range", minimum=1)
+    node_url: str = setting(
+        "", "this node's own page address, where the other nodes' pages send the viewers of a camera "
+        "streaming here; empty: http(s)://[server] host:port")
+    max_live_viewers: int = setting(
+        100, "live views this node sends at once: each sends its camera's bitrate (100 × 2 Mbit/s fills a "
+        "200 Mbit/s uplink) and holds a socket; more: the page says so", minimum=1)
+    max_live_viewers_per_client: int = setting(
+        8, "of those, one client's: a shop's screen and a few phones; a leaked session never takes every "
+        "place", minimum=1)
+    max_live_queue_bytes: int = setting(
+        8 * 1024 * 1024, "what may wait for one viewer's socket: a new viewer gets its camera's whole GOP at "
+        "once (10 s at 4 Mbit/s is 5 MB); more: the viewer is dropped", minimum=1024 * 1024)
+    max_live_queue_seconds: float = setting(
+        5.0, "a viewer whose oldest waiting fragment is this old has stopped reading: it is dropped (the "
+        "page jumps to live past 3 s behind anyway)", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,9 @@ class BillingSettings:
     price_per_ai_call: Decimal = setting(Decimal("0.002"), "per AI verification")
     price_per_1k_tokens: Decimal = setting(Decimal("0.001"), "per thousand AI tokens")
     price_per_alert: Decimal = setting(Decimal("0.01"), "per alert delivered (email or webhook)")
+    price_per_live_hour: Decimal = setting(
+        Decimal("0"), "per hour of a camera watched live on the customer's page, per viewer; 0: not "
+        "priced (it is remuxed, not decoded: its cost is the upload)")
     seller_name: str = setting("", "who issues the invoices (required before the first one)")
     seller_address: str = setting(
         "", "the seller's postal address, on one line (required before the first invoice)")

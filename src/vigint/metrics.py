@@ -80,6 +80,7 @@ class Metrics:
     wakes: Counter = field(default_factory=Counter)  # idle streams woken, by cause: keyframe, size
     decode_cpu_seconds: Counter = field(default_factory=Counter)  # by mode: active, idle
     decode_saturation: Callable[[], float] = lambda: 0.0  # the server's decode load (see analysis/load.py)
+    live_viewers: Callable[[], int] = lambda: 0  # live views the customers' page sends now
 
     def render(self, streams_by_client: dict[int, int], streams_by_mode: dict[str, int],
                usage_flush_lag: float) -> str:
@@ -104,6 +105,8 @@ class Metrics:
             GaugeMetricFamily("vigint_decode_saturation", "Share of the last seconds decode batches waited "
                               "for a thread (past 0.5, streams over max_decode_backlog_seconds behind skip "
                               "ahead).", value=self.decode_saturation()),
+            GaugeMetricFamily("vigint_live_viewers", "Live views of cameras this node sends now (see [web] "
+                              "max_live_viewers).", value=self.live_viewers()),
             CounterMetricFamily("vigint_frames_decoded_total", "Video frames decoded.",
                                 value=self.frames_decoded),
             CounterMetricFamily("vigint_backfill_frames_decoded_total", "Frames of footage recorded during "

@@ -270,7 +270,7 @@ def test_usage_report_per_key_within_the_period(cli, db_path):
     assert rows == [{"client_id": client["client_id"], "client_name": "Acme", "key_id": client["key_id"],
                      "key_prefix": client["api_key"][:10], "stream_seconds": 5400.0, "bytes_received": 1_500_000,
                      "frames_decoded": 81_000, "ai_calls": 0, "ai_tokens": 0, "alerts_sent": 0,
-                     "incidents": 0, "backfill_bytes": 0, "backfill_seconds": 0.0}]
+                     "incidents": 0, "backfill_bytes": 0, "backfill_seconds": 0.0, "live_view_seconds": 0.0}]
     everyone = cli("usage", "--json").json()
     assert [(r["client_id"], r["bytes_received"]) for r in everyone] == [(client["client_id"], 1_500_001),
                                                                           (other["client_id"], 10)]

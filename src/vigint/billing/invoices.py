@@ -52,6 +52,7 @@ class Usage:
     ai_tokens: int
     alerts_sent: int
     backfill_seconds: Decimal = Decimal(0)  # footage recorded during outages and recovered later
+    live_view_seconds: Decimal = Decimal(0)  # cameras watched live on the page, summed over viewers
 
 
 def period_bounds(period: str) -> tuple[float, float]:
@@ -86,6 +87,9 @@ def price(usage: Usage, billing: BillingSettings) -> tuple[Line, ...]:
          billing.price_per_1k_tokens),
         ("Alerts delivered", Decimal(usage.alerts_sent), "alert", billing.price_per_alert),
     ]
+    if billing.price_per_live_hour:  # not priced by default: no line at all
+        quantities.append(("Live view", _rounded(usage.live_view_seconds / 3600), "viewer-hour",
+                           billing.price_per_live_hour))
     return tuple(Line(description, quantity, unit, unit_price, _rounded(quantity * unit_price))
                  for description, quantity, unit, unit_price in quantities if quantity)
 

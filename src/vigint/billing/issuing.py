@@ -41,7 +41,8 @@ def _total(rows: list[UsageRow]) -> Usage:
     return Usage(Decimal(str(round(sum(r.stream_seconds for r in rows), 3))),
                  sum(r.bytes_received + r.backfill_bytes for r in rows), sum(r.ai_calls for r in rows),
                  sum(r.ai_tokens for r in rows), sum(r.alerts_sent for r in rows),
-                 Decimal(str(round(sum(r.backfill_seconds for r in rows), 3))))
+                 Decimal(str(round(sum(r.backfill_seconds for r in rows), 3))),
+                 Decimal(str(round(sum(r.live_view_seconds for r in rows), 3))))
 
 
 def missing_seller_details(billing: BillingSettings) -> list[str]:

@@ -61,6 +61,10 @@ class UsageMeter:
         """Count one alert delivered for `key_id`'s stream."""
         self._delta(key_id, now).alerts_sent += 1
 
+    def add_live_view(self, key_id: int, seconds: float, now: float) -> None:
+        """Count `seconds` of live view (summed over viewers) of the cameras streaming with `key_id`."""
+        self._delta(key_id, now).live_view_seconds += seconds
+
     def add_stream_time(self, key_id: int, start: float, end: float) -> None:
         """Count the streaming time from `start` to `end`, split at hour boundaries."""
         while start < end:
@@ -79,5 +83,5 @@ class UsageMeter:
         for delta in deltas:
             merged = self._delta(delta.key_id, delta.bucket_start)
             for name in ("stream_seconds", "bytes_received", "frames_decoded", "ai_calls", "ai_tokens",
-                         "alerts_sent", "backfill_bytes", "backfill_seconds"):
+                         "alerts_sent", "backfill_bytes", "backfill_seconds", "live_view_seconds"):
                 setattr(merged, name, getattr(merged, name) + getattr(delta, name))

@@ -37,8 +37,9 @@ async def usage(args, settings: Settings, console: Console) -> int:
     # Recorded footage sent after an outage (backfill) apart from live streams: invoices charge live usage
     # only.
     numbers = ("Stream hours", "GB received", "Backfill hours", "Backfill GB", "Frames decoded", "Incidents",
-               "AI calls", "AI tokens", "Alerts sent")
-    optional = ("Backfill GB", "Backfill hours", "AI tokens", "Frames decoded", "AI calls", "Key")
+               "AI calls", "AI tokens", "Alerts sent", "Live view minutes")
+    optional = ("Backfill GB", "Backfill hours", "AI tokens", "Frames decoded", "AI calls", "Key",
+                "Live view minutes")
     return render.listing(args.json, console, documents, f"Usage from {period}",
                           ("Client", "Name", "Key", *numbers), table_rows,
                           right=frozenset(numbers), optional=optional)
@@ -49,7 +50,8 @@ def _usage_document(r: UsageRow) -> dict:
             "key_prefix": r.key_prefix, "stream_seconds": round(r.stream_seconds, 3),
             "bytes_received": r.bytes_received, "frames_decoded": r.frames_decoded, "ai_calls": r.ai_calls,
             "ai_tokens": r.ai_tokens, "alerts_sent": r.alerts_sent, "incidents": r.incidents,
-            "backfill_bytes": r.backfill_bytes, "backfill_seconds": round(r.backfill_seconds, 3)}
+            "backfill_bytes": r.backfill_bytes, "backfill_seconds": round(r.backfill_seconds, 3),
+            "live_view_seconds": round(r.live_view_seconds, 3)}
 
 
 def _usage_row(r: UsageRow) -> tuple[str, ...]:
@@ -57,7 +59,7 @@ def _usage_row(r: UsageRow) -> tuple[str, ...]:
             f"{r.stream_seconds / 3600:.2f}", f"{r.bytes_received / 1e9:,.3f}",
             f"{r.backfill_seconds / 3600:.2f}", f"{r.backfill_bytes / 1e9:,.3f}",
             f"{r.frames_decoded:,}", str(r.incidents), str(r.ai_calls), f"{r.ai_tokens:,}",
-            str(r.alerts_sent))
+            str(r.alerts_sent), f"{r.live_view_seconds / 60:.1f}")
 
 
 @commands.command("alerts", "unusual-usage flags (leaked keys, spikes, refused hellos) and alerts given up",

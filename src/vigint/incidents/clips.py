@@ -7,6 +7,7 @@ one whole.
 """
 
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +35,21 @@ def select(packets: list[Packet], start_us: int, end_us: int) -> list[Packet]:
             first = index
     chosen = [p for p in packets[first:] if p.dts <= end_us]
     return chosen if chosen and chosen[0].keyframe else []
+
+
+def mp4_packet(stream: av.video.stream.VideoStream, packet: Packet, last_dts: int,
+               ticks: Callable[[int], int]) -> av.Packet:
+    """Return `packet` for an MP4 `stream` in MP4_TIME_BASE (`ticks` converts its µs times), following a packet
+    at `last_dts`. MP4 needs decode times that strictly increase and presentation times never before them; a
+    camera's clock may step back, and two µs times may round to one 90 kHz tick, so both are enforced
+    here."""
+    out = av.Packet(packet.data)
+    out.stream = stream
+    out.time_base = MP4_TIME_BASE
+    out.dts = max(last_dts + 1, ticks(packet.dts))
+    out.pts = max(out.dts, ticks(packet.pts))
+    out.is_keyframe = packet.keyframe
+    return out
 
 
 class ClipError(VigintError):
@@ -76,18 +92,12 @@ class GrowingClip:
         return round((at_us - self.base) * MP4_TIME_BASE.denominator / MICROSECONDS)
 
     def add(self, packets: list[Packet]) -> None:
-        """Append `packets`, in decode order. MP4 needs decode times that strictly increase and presentation
-        times never before them; a camera's clock may step back, and two µs times may round to one 90 kHz
-        tick, so both are enforced here. Raises ClipError (a full disk among its causes)."""
+        """Append `packets`, in decode order (see `mp4_packet`). Raises ClipError (a full disk among its
+        causes)."""
         try:
             for packet in packets:
-                dts = self._last_dts = max(self._last_dts + 1, self.ticks(packet.dts))
-                out = av.Packet(packet.data)
-                out.stream = self._stream
-                out.time_base = MP4_TIME_BASE
-                out.pts = max(dts, self.ticks(packet.pts))
-                out.dts = dts
-                out.is_keyframe = packet.keyframe
+                out = mp4_packet(self._stream, packet, self._last_dts, self.ticks)
+                self._last_dts = out.dts
                 self._container.mux(out)
         except av.FFmpegError as error:
             raise ClipError(f"FFmpeg could not write the clip: {error}") from None

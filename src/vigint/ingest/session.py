@@ -3,6 +3,7 @@
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.exceptions import ConnectionClosed
@@ -42,6 +43,9 @@ class Session:
     spooled_seconds: float | None = None  # a live stream's footage its agent is about to backfill
     exchange: StreamExchange | None = None  # what it sent and was sent, without I/O (see exchange.py)
     live_span: tuple[int, int] | None = None  # a live stream's first and newest capture times received (µs)
+    # Told after each live media message has reached the ring (the customers' live view takes the newest
+    # packet then, instead of polling the ring)
+    watchers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def backfill(self) -> bool:
@@ -106,7 +110,9 @@ class Session:
     def received(self, message: bytes, now: float) -> None:
         """Note the capture time of a live stream's media message received at `now` (see `footage`). Its span
         grows no faster than the clock: a camera whose clock jumps ahead must not make later backfills look
-        delivered already."""
+        delivered already. Its watchers are told first, whatever its capture time."""
+        for watcher in self.watchers:
+            watcher()
         dts = protocol.media_dts(message)
         if dts is None or abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
             return

@@ -42,6 +42,7 @@ from vigint.networks import parse_networks
 from vigint.protocol import CloseCode
 from vigint.serve.http import Routes
 from vigint.serve.keyframes import RingKeyframes
+from vigint.serve.livesource import RingSources
 from vigint.store import Store, is_busy
 from vigint.tasks import TaskSet, every
 from vigint.web.access import page_url, stream_url
@@ -113,11 +114,17 @@ class Server:
         try:  # the customers' page, on its own port with the stream port's TLS pair
             tls = tls_context(settings.server.tls_cert, settings.server.tls_key)
             self.page = await open_page(settings, self.store, clips, secret, self.registry.cameras_of, tls,
-                                        stream_url(settings, self.port), RingKeyframes(self.streams))
+                                        stream_url(settings, self.port), RingKeyframes(self.streams),
+                                        RingSources(self.streams))
         except BaseException:
             self._ws.close()
             raise
         self.state.page_url = page_url(settings, self.page.port)
+        live_views = self.page.live_views
+        # Where the other nodes' pages send this node's cameras' viewers (in its snapshot, see `_document`)
+        self._node_page = (settings.web.node_url
+                           or f"{'https' if self.tls else 'http'}://{settings.server.host}:{self.page.port}")
+        self.metrics.live_viewers = lambda: live_views.viewers
         # The page's and the clip links' address.
         own = f"{'https' if self.tls else 'http'}://{settings.server.host}"
         self.outbox = Outbox(settings, self.store, self.usage, self.metrics, self._pool, secret,
@@ -198,8 +205,8 @@ class Server:
         except Exception:
             log.exception("could not write the last usage")
         try:
-            await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(),
-                                       time.time(), stopped=True)
+            await self.store.save_node(self.node_id, self.fleet.started_at, self._document(), time.time(),
+                                       stopped=True)
         except Exception:
             log.exception("could not record the shutdown")
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -236,6 +243,8 @@ class Server:
     async def flush_usage(self) -> None:
         """Write the usage and last-seen times gathered since the last flush (kept for retry on failure)."""
         now = time.time()
+        for key_id, seconds in self.page.live_views.take_seconds().items():
+            self.usage.add_live_view(key_id, seconds, now)
         last_used = self._handler.take_usage(now)
         deltas = self.usage.drain()
         try:
@@ -246,4 +255,8 @@ class Server:
             raise
         self.state.last_flush = time.monotonic()
         await self.footage.save()
-        await self.store.save_node(self.node_id, self.fleet.started_at, self.fleet.snapshot(), now)
+        await self.store.save_node(self.node_id, self.fleet.started_at, self._document(), now)
+
+    def _document(self) -> dict:
+        """This node's snapshot for the others: its streams and load, and its page's address."""
+        return {**self.fleet.snapshot(), "page_url": self._node_page}

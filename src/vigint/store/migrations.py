@@ -271,4 +271,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             used_at REAL NOT NULL,
             expires_at REAL NOT NULL)""",
     ),
+    (
+        # Live-view time per key (the key its camera streams with), in viewer-seconds: what the customers'
+        # page sent of its cameras live, priced only if [billing] price_per_live_hour says so.
+        "ALTER TABLE usage ADD COLUMN live_view_seconds REAL NOT NULL DEFAULT 0",
+    ),
 )

@@ -169,6 +169,7 @@ class UsageDelta:
     alerts_sent: int = 0
     backfill_bytes: int = 0  # recorded footage received after an outage, apart from live video
     backfill_seconds: float = 0.0  # the footage time of it
+    live_view_seconds: float = 0.0  # its cameras watched live on the customers' page, per viewer
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class UsageRow:
     incidents: int
     backfill_bytes: int = 0
     backfill_seconds: float = 0.0
+    live_view_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

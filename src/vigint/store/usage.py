@@ -17,8 +17,9 @@ class UsageQueries(Engine):
         async with self._transaction() as db:
             await db.executemany(
                 """INSERT INTO usage (key_id, bucket_start, stream_seconds, bytes_received, frames_decoded,
-                                      ai_calls, ai_tokens, alerts_sent, backfill_bytes, backfill_seconds)
-                   SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM api_keys WHERE id = ?1
+                                      ai_calls, ai_tokens, alerts_sent, backfill_bytes, backfill_seconds,
+                                      live_view_seconds)
+                   SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM api_keys WHERE id = ?1
                    ON CONFLICT (key_id, bucket_start) DO UPDATE SET
                        stream_seconds = usage.stream_seconds + excluded.stream_seconds,
                        bytes_received = usage.bytes_received + excluded.bytes_received,
@@ -27,9 +28,11 @@ class UsageQueries(Engine):
                        ai_tokens = usage.ai_tokens + excluded.ai_tokens,
                        alerts_sent = usage.alerts_sent + excluded.alerts_sent,
                        backfill_bytes = usage.backfill_bytes + excluded.backfill_bytes,
-                       backfill_seconds = usage.backfill_seconds + excluded.backfill_seconds""",
+                       backfill_seconds = usage.backfill_seconds + excluded.backfill_seconds,
+                       live_view_seconds = usage.live_view_seconds + excluded.live_view_seconds""",
                 [(d.key_id, d.bucket_start, d.stream_seconds, d.bytes_received, d.frames_decoded, d.ai_calls,
-                  d.ai_tokens, d.alerts_sent, d.backfill_bytes, d.backfill_seconds) for d in ordered])
+                  d.ai_tokens, d.alerts_sent, d.backfill_bytes, d.backfill_seconds, d.live_view_seconds)
+                 for d in ordered])
             await db.executemany(
                 "UPDATE api_keys SET last_used_at = ?1 "
                 "WHERE id = ?2 AND (last_used_at < ?1 OR last_used_at IS NULL)",
@@ -45,6 +48,7 @@ class UsageQueries(Engine):
                       sum(u.frames_decoded) AS frames_decoded, sum(u.ai_calls) AS ai_calls,
                       sum(u.ai_tokens) AS ai_tokens, sum(u.alerts_sent) AS alerts_sent,
                       sum(u.backfill_bytes) AS backfill_bytes, sum(u.backfill_seconds) AS backfill_seconds,
+                      sum(u.live_view_seconds) AS live_view_seconds,
                       (SELECT count(*) FROM incidents i
                          WHERE i.key_id = k.id AND (i.started_at >= ?2 OR ?2 IS NULL)
                            AND (i.started_at < ?3 OR ?3 IS NULL)) AS incidents

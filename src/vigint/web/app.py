@@ -11,11 +11,11 @@ must come from the page itself (`same_origin`), and a signed-in page's form carr
 (`base.form_refused`); the port's connections are capped and timed (`connections`).
 """
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -25,7 +25,7 @@ from vigint.incidents.storage import ClipStorage
 from vigint.networks import Proxies
 from vigint.store import Store
 from vigint.tasks import TaskSet
-from vigint.web import cameras, handover, mute, pages, signin
+from vigint.web import cameras, handover, live, mute, pages, signin
 from vigint.web.access import Sessions
 from vigint.web.base import (
     BACKGROUND,
@@ -42,10 +42,13 @@ from vigint.web.base import (
     TEMPLATE_ENV,
     content_security_policy,
     environment,
+    from_this_site,
     render,
 )
 from vigint.web.clipstreams import ClipStreams
 from vigint.web.connections import Discipline, admitted, check_aiohttp, listen
+from vigint.web.livefeed import Sources
+from vigint.web.liveviews import LiveViews
 from vigint.web.stills import STILLS, Keyframes, Stills
 from vigint.web.words import _
 
@@ -72,22 +75,6 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers.setdefault(name, value)
 
 
-def from_this_site(request: web.Request) -> bool:
-    """Return whether a request was sent by the page itself, as far as the browser says (Go's
-    CrossOriginProtection does the same): Sec-Fetch-Site where the browser sends it, else Origin against the
-    Host it asked for (or `[web] public_url`), else Referer the same way. A request with none of them comes
-    from no browser that could be made to post across sites: every browser sends Origin on a cross-origin
-    POST."""
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None:
-        return fetch_site in ("same-origin", "none")  # none: typed or bookmarked by the user
-    origin = request.headers.get("Origin", request.headers.get("Referer"))
-    if origin is None:
-        return True
-    public = urlsplit(request.app[SETTINGS].web.public_url).netloc
-    return urlsplit(origin).netloc in {request.host, public} - {""}
-
-
 @web.middleware
 async def same_origin(request: web.Request, handler) -> web.StreamResponse:
     """Refuse a form posted from another site: signing a victim in as the attacker (login CSRF), or acting in
@@ -101,10 +88,11 @@ async def same_origin(request: web.Request, handler) -> web.StreamResponse:
 
 def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
              live_cameras: Callable[[int], Awaitable[set[str]]], secure: bool, stream_url: str,
-             keyframes: Keyframes) -> web.Application:
+             keyframes: Keyframes, sources: Sources) -> web.Application:
     """Return the page's application. `live_cameras(client_id)` names the client's cameras streaming now;
     `secure`: the page is reached over HTTPS (its cookie is then Secure); `stream_url`: where agents stream
-    to; `keyframes`: the newest keyframe of this node's streams, for the cameras' stills."""
+    to; `keyframes`: the newest keyframe of this node's streams, for the cameras' stills and snapshots;
+    `sources`: this node's live streams, for the live views."""
     app = web.Application(middlewares=[admitted, same_origin], client_max_size=MAX_FORM_BYTES)
     app.on_response_prepare.append(add_security_headers)
     app[STORE] = store
@@ -122,7 +110,12 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
     app[pages.STREAMS] = ClipStreams(settings.web.max_clip_streams, settings.web.max_clip_streams_per_client,
                                      settings.web.max_clip_streams_per_link)
     app[STILLS] = Stills(keyframes)
-    app.add_routes(pages.ROUTES + cameras.ROUTES + signin.ROUTES + handover.ROUTES + mute.ROUTES)
+    app[live.SNAPSHOTS] = Stills(keyframes, seconds=live.SNAPSHOT_SECONDS)
+    app[live.LIVE_VIEWS] = LiveViews(sources, store, app[SESSIONS], settings.web,
+                                     settings.server.revocation_check_seconds)
+    # cameras' before live's: /cameras/settings is the set-up form, not a camera's live view
+    app.add_routes(pages.ROUTES + cameras.ROUTES + live.ROUTES + signin.ROUTES + handover.ROUTES
+                   + mute.ROUTES)
     return app
 
 
@@ -133,6 +126,8 @@ class CustomerPage:
         self._app = app
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._listener = None
+        self._stopping = asyncio.Event()
+        self.live_views = app[live.LIVE_VIEWS]  # for the node's metrics
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         """Listen. Raises VigintError if aiohttp is not a supported version or the address cannot be listened
@@ -146,27 +141,32 @@ class CustomerPage:
             await self._runner.cleanup()
             raise VigintError(f"cannot listen on {host}:{port} for the customers' page: "
                               f"{error.strerror or error}") from None
+        self._app[BACKGROUND].spawn(self.live_views.run(self._stopping))
 
     @property
     def port(self) -> int:
         return self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening, close the connections, and give sign-in emails being sent time to leave."""
+        """Stop listening, end the live views, close the connections, and give sign-in emails being sent time
+        to leave."""
         self._listener.close()
+        self._stopping.set()
+        self.live_views.close()
         await self._runner.cleanup()
         await self._app[BACKGROUND].drain(self._app[SETTINGS].email.timeout_seconds)
 
 
 async def open_page(settings: Settings, store: Store, clips: ClipStorage, secret: str,
                     live_cameras: Callable[[int], Awaitable[set[str]]], tls: ssl.SSLContext | None,
-                    stream_url: str, keyframes: Keyframes) -> CustomerPage:
+                    stream_url: str, keyframes: Keyframes, sources: Sources) -> CustomerPage:
     """Serve the page on the [server] host and the [web] port, over TLS with `tls` if given; return it
     running. Its cookie is Secure when the page is reached over HTTPS: TLS here, or an https:// public_url (a
     proxy's).
     `stream_url` is where agents stream to, for the .env lines of a handed-over key.
     Raises VigintError if the address cannot be listened on."""
     secure = tls is not None or settings.web.public_url.startswith("https://")
-    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure, stream_url, keyframes))
+    page = CustomerPage(make_app(settings, store, clips, secret, live_cameras, secure, stream_url, keyframes,
+                                 sources))
     await page.start(settings.server.host, settings.web.port, tls)
     return page

@@ -5,7 +5,7 @@ import functools
 import os
 from collections.abc import Callable
 from datetime import date, datetime, tzinfo
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
@@ -39,12 +39,17 @@ FORM_TOKEN = "csrf"  # the hidden field of every form a signed-in page posts (se
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def content_security_policy(script_hash: str | None = None, own_scripts: bool = False) -> str:
+def content_security_policy(script_hash: str | None = None, own_scripts: bool = False,
+                            own_sockets: bool = False) -> str:
     """The pages' Content-Security-Policy: no script (but the one whose hash is given, or the page's own
-    static scripts, on the page that needs them: never inline script), no frame, nothing from elsewhere."""
+    static scripts, on the page that needs them: never inline script), no frame, nothing from elsewhere; the
+    live page's script may open sockets to the page itself (`own_sockets`), nowhere else."""
     scripts = f"script-src '{script_hash}'; " if script_hash else "script-src 'self'; " if own_scripts else ""
-    return (f"default-src 'none'; {scripts}img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    # The live player's MediaSource is a blob: URL its own script makes
+    sockets = "connect-src 'self'; " if own_sockets else ""
+    media = "'self' blob:" if own_sockets else "'self'"
+    return (f"default-src 'none'; {scripts}{sockets}img-src 'self'; media-src {media}; "
+            "style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 @functools.cache
@@ -164,6 +169,22 @@ async def form_refused(request: web.Request, client: Client | None,
                   text=_("This form did not come from your page as it is now (it may be from another site, "
                           "or from before you last signed in), so it was not acted on. Open the page again "
                           "and send it from there."), link=back or request.path)
+
+
+def from_this_site(request: web.Request) -> bool:
+    """Return whether a request was sent by the page itself, as far as the browser says (Go's
+    CrossOriginProtection does the same): Sec-Fetch-Site where the browser sends it, else Origin against the
+    Host it asked for (or `[web] public_url`), else Referer the same way. A request with none of them comes
+    from no browser that could be made to post across sites: every browser sends Origin on a cross-origin
+    POST."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")  # none: typed or bookmarked by the user
+    origin = request.headers.get("Origin", request.headers.get("Referer"))
+    if origin is None:
+        return True
+    public = urlsplit(request.app[SETTINGS].web.public_url).netloc
+    return urlsplit(origin).netloc in {request.host, public} - {""}
 
 
 def requester(request: web.Request) -> str:

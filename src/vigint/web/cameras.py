@@ -36,6 +36,8 @@ STATIC = Path(__file__).with_name("static")
 # year and still takes a new version at once.
 SCRIPT = (STATIC / "masks.js").read_bytes()
 SCRIPT_URL = f"/static/masks.js?v={hashlib.sha256(SCRIPT).hexdigest()[:12]}"
+LIVE_SCRIPT = (STATIC / "live.js").read_bytes()
+LIVE_SCRIPT_URL = f"/static/live.js?v={hashlib.sha256(LIVE_SCRIPT).hexdigest()[:12]}"
 ACTIONS = ("arming", "preset", "motion", "mute_hour", "mute_morning", "unmute")
 routes = web.RouteTableDef()
 
@@ -73,8 +75,10 @@ async def cameras(request: web.Request, client: Client) -> web.Response:
         latest = await store.client_incidents(client.id, name, None, None, 0, 1)
         shown.append(Shown(name, name in live, records.get(name), latest[0].incident if latest else None,
                            todays[name], state_line(settings.get(name), zone, now, language)))
-    return render(request, "cameras.html", client, cameras=shown, today_date=midnight.date().isoformat(),
-                  error=request.query.get("bad") is not None)
+    response = render(request, "cameras.html", client, cameras=shown, today_date=midnight.date().isoformat(),
+                      error=request.query.get("bad") is not None, script=LIVE_SCRIPT_URL)
+    response.headers["Content-Security-Policy"] = SETTINGS_POLICY  # its snapshots' refresh: live.js
+    return response
 
 
 @routes.get("/cameras/settings")
@@ -92,7 +96,7 @@ def settings_url(name: str, page: str = "settings") -> str:
     return f"/cameras/{quote(name, safe='')}/{page}"
 
 
-def _name(request: web.Request) -> str:
+def camera_name(request: web.Request) -> str:
     """The camera the URL names: any name a camera may have (it need not have streamed), else 404."""
     name = request.match_info["name"]
     if not is_camera_name(name):
@@ -103,7 +107,7 @@ def _name(request: web.Request) -> str:
 @routes.get("/cameras/{name}/settings")
 @signed_in
 async def settings_page(request: web.Request, client: Client) -> web.Response:
-    name = _name(request)
+    name = camera_name(request)
     setting = await request.app[STORE].camera_setting(client.id, name)
     return await _settings_page(request, client, name, setting, saved=request.query.get("saved") is not None)
 
@@ -145,7 +149,7 @@ def _stored(setting: CameraSetting | None, language: str) -> dict[str, str]:
 async def change(request: web.Request, client: Client) -> web.Response:
     """Apply one of the settings page's forms (its button's `action`); on a refused value, show the form again
     with the error and what was typed, nothing changed."""
-    name, form = _name(request), await request.post()
+    name, form = camera_name(request), await request.post()
     action = str(form.get("action", ""))
     typed = {field: str(form[field]) for field in ("armed", "schedule", "hours", "sensitivity", "masks")
              if field in form}
@@ -186,7 +190,7 @@ def _changes(action: str, typed: dict[str, str], zone: tzinfo) -> dict[str, obje
 @signed_in
 async def still(request: web.Request, client: Client) -> web.StreamResponse:
     """The camera's latest picture: its stream's newest keyframe, else its newest incident's still."""
-    name = _name(request)
+    name = camera_name(request)
     jpeg = await request.app[STILLS].still(client.id, name)
     if jpeg is not None:
         return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": STILL_CACHE})

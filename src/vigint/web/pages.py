@@ -274,7 +274,8 @@ async def account(request: web.Request, client: Client) -> web.Response:
     store = request.app[STORE]
     month = datetime.now(zone_of(client)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     rows = await store.usage_report(client.id, month.timestamp(), time.time())
-    counted = ("stream_seconds", "bytes_received", "incidents", "alerts_sent", "backfill_seconds")
+    counted = ("stream_seconds", "bytes_received", "incidents", "alerts_sent", "backfill_seconds",
+               "live_view_seconds")
     totals = {name: sum(getattr(row, name) for row in rows) for name in counted}
     return render(request, "account.html", client, month=month, totals=totals,
                   invoices=await store.client_invoices(client.id))

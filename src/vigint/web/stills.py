@@ -32,11 +32,13 @@ class Keyframes(Protocol):
 
 
 class Stills:
-    """Each camera's latest picture as a JPEG, decoded at most once per STILL_SECONDS. Event loop only."""
+    """Each camera's latest picture as a JPEG, decoded at most once per its `seconds`. Event loop only."""
 
-    def __init__(self, keyframes: Keyframes, clock=time.monotonic):
+    def __init__(self, keyframes: Keyframes, clock=time.monotonic, seconds: float = STILL_SECONDS):
+        """`seconds`: how long a decoded picture is shown again (STILL_SECONDS for drawing masks on)."""
         self._keyframes = keyframes
         self._clock = clock
+        self._seconds = seconds
         self._kept: OrderedDict[tuple[int, str], tuple[float, bytes | None]] = OrderedDict()
         self._running: dict[tuple[int, str], asyncio.Future] = {}
         self.decodes = 0  # how many were decoded, for the tests that count them
@@ -45,7 +47,7 @@ class Stills:
         """Return a JPEG of the camera's newest keyframe, None if it is not streaming here or none decodes."""
         key = (client_id, camera)
         kept = self._kept.get(key)
-        if kept is not None and self._clock() - kept[0] < STILL_SECONDS:
+        if kept is not None and self._clock() - kept[0] < self._seconds:
             return kept[1]
         running = self._running.get(key)
         if running is None:

@@ -155,6 +155,30 @@ FRENCH: dict[str, str] = {
         "De 0.1 à 10 : 2 voit des changements plus faibles, 0.5 seulement les forts. Vide : le réglage par "
         "défaut.",
     "Save masks and sensitivity": "Enregistrer masques et sensibilité",
+    # A camera's live view
+    "Live": "En direct",
+    "Watch live": "Voir en direct",
+    "Live view": "Vue en direct",
+    "%(minutes)s min": "%(minutes)s min",
+    "now": "maintenant",
+    "Too many live views of your cameras are open: close one (another tab, another phone) and reload this "
+    "page.":
+        "Trop de vues en direct de vos caméras sont ouvertes : fermez-en une (un autre onglet, un autre "
+        "téléphone) et rechargez cette page.",
+    "The service is showing as many live views as it can right now: try again in a minute.":
+        "Le service affiche en ce moment autant de vues en direct qu'il le peut : réessayez dans une minute.",
+    "live · {seconds} s behind": "en direct · {seconds} s de retard",
+    "This live view has ended: reload the page to watch again.":
+        "Cette vue en direct est terminée : rechargez la page pour regarder à nouveau.",
+    "This live view stopped: the connection was too slow. Reload the page to watch again.":
+        "Cette vue en direct s'est arrêtée : la connexion était trop lente. Rechargez la page pour regarder "
+        "à nouveau.",
+    "This browser cannot play live video: a new picture every 2 s.":
+        "Ce navigateur ne peut pas lire la vidéo en direct : une nouvelle image toutes les 2 s.",
+    "This camera is not streaming now: its live view starts when its agent streams again.":
+        "Cette caméra ne diffuse pas en ce moment : sa vue en direct reprendra quand son agent diffusera à "
+        "nouveau.",
+
     # A refused form (base.form_refused), on whatever page sent it
     "This form has expired": "Ce formulaire a expiré",
     "This form did not come from your page as it is now (it may be from another site, or from before you "

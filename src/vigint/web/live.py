@@ -1,0 +1,179 @@
+"""A camera's live view on the customer's page: `/cameras/<name>` with a player (`static/live.js`, from the
+page's own origin), fed over the WebSocket `/cameras/<name>/live` on the page's port, and
+`/cameras/<name>/snapshot.jpg`, its poster and the picture of browsers without Media Source Extensions.
+
+The socket sends one JSON text message (`{"type": "start", "codec": …, "offset": …}`: the codec to open
+the player's buffer with, and the stream time of the fragments' 0 in seconds since the stream's first frame),
+then the init segment and fragmented MP4 fragments as binary messages (see livefeed.py). Like every page,
+another client's camera is 404 on each of the three, and the socket is answered only to the page's own
+origin (a cookie-authenticated socket opened by another site would otherwise watch as the victim).
+
+On several nodes, the stream's ring is on the node its agent reached: a page or snapshot asked of another
+node is redirected (303) to that node's page address, found in the stream registry and the nodes'
+snapshots, where the same signed-in session (the database is shared) is served as if it had come there.
+"""
+
+import asyncio
+import time
+from socket import SO_SNDBUF, SOL_SOCKET
+from urllib.parse import quote, urlsplit
+
+from aiohttp import WSCloseCode, web
+
+from vigint.store import Client
+from vigint.web.access import SESSION_COOKIE
+from vigint.web.base import LIVE, STORE, content_security_policy, from_this_site, render, signed_in
+from vigint.web.cameras import LIVE_SCRIPT, LIVE_SCRIPT_URL, STILL_CACHE, camera_name
+from vigint.web.livefeed import Viewer
+from vigint.web.liveviews import LiveViews
+from vigint.web.stills import Stills
+
+LIVE_VIEWS = web.AppKey("live_views", LiveViews)
+SNAPSHOTS = web.AppKey("snapshots", Stills)
+# The live page runs live.js, from here; still nothing inline, nothing from elsewhere. Its fragments come
+# over the page's own socket: `connect-src 'self'`.
+LIVE_POLICY = content_security_policy(own_scripts=True, own_sockets=True)
+# A snapshot is decoded again at most this often, one decode per camera however many ask: the players
+# without Media Source Extensions ask every 2 s.
+SNAPSHOT_SECONDS = 2.0
+# Close codes the page understands (live.js): a viewer dropped for not reading, and one whose session or
+# stream ended.
+CLOSE_CODES = {"too slow": 4008, "signed out": 4401, "stream ended": 4404,
+               "failed": WSCloseCode.INTERNAL_ERROR, "server shutting down": WSCloseCode.GOING_AWAY}
+CLOSE_SECONDS = 1.0  # a closing handshake a stalled reader never answers is cut after this
+# The kernel's send buffer of a viewer's socket: 1 s of a 2 Mbit/s camera, enough for 20 Mbit/s at 100 ms
+# round trip. Left to autotuning it grows to 4 MiB, held per viewer, and a reader that stopped would take
+# that long to be noticed (its queue only grows once the kernel's is full).
+SEND_BUFFER_BYTES = 256 * 1024
+routes = web.RouteTableDef()
+
+
+def live_url(name: str, page: str = "") -> str:
+    """Return the path of a camera's live page (or of its `live` socket, its `snapshot.jpg`)."""
+    return f"/cameras/{quote(name, safe='')}" + (f"/{page}" if page else "")
+
+
+async def holder(request: web.Request, client_id: int, name: str) -> str | None:
+    """Return the page address of the node the client's camera streams to, when it is another node that said
+    where its page is (`[web] node_url`, in its snapshot): a live view is sent from the node that holds the
+    stream's ring."""
+    store = request.app[STORE]
+    if not store.shared:
+        return None
+    nodes = [entry.node_id for entry in await store.registered_streams(time.time())
+             if entry.client_id == client_id and entry.camera == name]
+    found = {node.id: node.document.get("page_url") for node in await store.nodes() if node.id in nodes}
+    address = next(iter(found.values()), None)
+    if not address or urlsplit(address).netloc == request.host:  # this node: its stream just ended
+        return None
+    return address.rstrip("/")
+
+
+async def _known(request: web.Request, client: Client, name: str) -> bool:
+    """Whether the client has a camera by that name: streaming now (on any node), streamed once, or set
+    up."""
+    store = request.app[STORE]
+    if name in await request.app[LIVE](client.id):
+        return True
+    if name in await store.client_camera_names(client.id):
+        return True
+    return await store.camera_setting(client.id, name) is not None
+
+
+@routes.get("/cameras/{name}")
+@signed_in
+async def page(request: web.Request, client: Client) -> web.Response:
+    name = camera_name(request)
+    if not await _known(request, client, name):
+        raise web.HTTPNotFound(text="no such camera\n")
+    views = request.app[LIVE_VIEWS]
+    streaming = views.streaming(client.id, name)
+    if not streaming and (elsewhere := await holder(request, client.id, name)):
+        raise web.HTTPSeeOther(f"{elsewhere}{request.path}")
+    refusal = views.refusal(client.id) if streaming else None
+    response = render(request, "live.html", client, status=429 if refusal else 200, camera=name,
+                      streaming=streaming, refusal=refusal, socket=live_url(name, "live"),
+                      snapshot=live_url(name, "snapshot.jpg"), settings=live_url(name, "settings"),
+                      script=LIVE_SCRIPT_URL)
+    response.headers["Content-Security-Policy"] = LIVE_POLICY
+    return response
+
+
+@routes.get("/cameras/{name}/snapshot.jpg")
+@signed_in
+async def snapshot(request: web.Request, client: Client) -> web.Response:
+    """The camera's newest keyframe as a JPEG, decoded at most once per SNAPSHOT_SECONDS; 404 if it does not
+    stream to this node (another client's camera included)."""
+    name = camera_name(request)
+    jpeg = await request.app[SNAPSHOTS].still(client.id, name)
+    if jpeg is None and (elsewhere := await holder(request, client.id, name)):
+        raise web.HTTPSeeOther(f"{elsewhere}{request.path}")
+    if jpeg is None:
+        raise web.HTTPNotFound(text="this camera is not streaming\n")
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": STILL_CACHE})
+
+
+@routes.get("/cameras/{name}/live")
+@signed_in
+async def socket(request: web.Request, client: Client) -> web.StreamResponse:
+    """The camera's live fragments, until the viewer leaves, falls behind, is signed out or its stream
+    ends."""
+    if not from_this_site(request):
+        raise web.HTTPForbidden(text="opened from another site\n")
+    name = camera_name(request)
+    views = request.app[LIVE_VIEWS]
+    if views.refusal(client.id) and views.streaming(client.id, name):
+        raise web.HTTPTooManyRequests(text="too many live views\n")
+    viewer = views.join(client.id, name, request.cookies.get(SESSION_COOKIE, ""))
+    if viewer is None:
+        raise web.HTTPNotFound(text="this camera is not streaming\n")
+    # The page sends nothing; H.264 does not deflate
+    ws = web.WebSocketResponse(max_msg_size=1024, compress=False)
+    parts = set()
+    try:
+        await ws.prepare(request)
+        connection = request.transport.get_extra_info("socket") if request.transport else None
+        if connection is not None:
+            connection.setsockopt(SOL_SOCKET, SO_SNDBUF, SEND_BUFFER_BYTES)
+        parts = {asyncio.ensure_future(_send(ws, viewer)), asyncio.ensure_future(_read_until_closed(ws)),
+                 asyncio.ensure_future(viewer.wait_ended())}
+        await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for part in parts:
+            part.cancel()
+        reason = viewer.ended
+        views.leave(viewer)
+    await _close(request, ws, reason)
+    return ws
+
+
+async def _send(ws: web.WebSocketResponse, viewer: Viewer) -> None:
+    """Send what is queued for the viewer, in order, until it ends."""
+    while (item := await viewer.next()) is not None:
+        await (ws.send_str(item) if isinstance(item, str) else ws.send_bytes(item))
+
+
+async def _read_until_closed(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the page sends, so that its close is heard."""
+    async for _ in ws:
+        pass
+
+
+async def _close(request: web.Request, ws: web.WebSocketResponse, reason: str | None) -> None:
+    """Close with the code the page understands; a reader that stopped never answers: cut it."""
+    code = CLOSE_CODES.get(reason or "", WSCloseCode.OK)
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await ws.close(code=code, message=(reason or "").encode())
+    except (TimeoutError, ConnectionError):
+        if request.transport is not None:
+            request.transport.abort()
+
+
+@routes.get("/static/live.js")
+async def script(request: web.Request) -> web.Response:
+    return web.Response(body=LIVE_SCRIPT, content_type="text/javascript", charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+ROUTES = list(routes)
