@@ -203,17 +203,17 @@ async def run_step(port: int, pid: int, api_keys: list[str], videos: list, secon
     finally:
         for task in streams:
             task.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
+        outcomes = await asyncio.gather(*streams, return_exceptions=True)
+    if failed := [outcome for outcome in outcomes if isinstance(outcome, Exception)]:
+        raise failed[0]  # a refused or broken stream: the window did not measure what it says
     await asyncio.sleep(SETTLE_AFTER_SECONDS)
     # live frames: not those of a backfill
     decoded = sum((at_end[name] - before[name]) * sign for name, sign in
                   (("vigint_frames_decoded_total", 1), ("vigint_backfill_frames_decoded_total", -1)))
     return Step(streams=len(videos), seconds=elapsed, cpu_per_stream_second=cpu / (len(videos) * elapsed),
-                rss=rss,
-                sent=round(sum(video.fps for video in videos) * elapsed), decoded=decoded,
-                p99=lag_p99(before, at_end),
-                sender_late_p99=sorted(late)[int(0.99 * len(late))] if late else 0.0,
-                before=before, at_end=at_end)
+                rss=rss, sent=round(sum(video.fps for video in videos) * elapsed), decoded=decoded,
+                p99=lag_p99(before, at_end), before=before, at_end=at_end,
+                sender_late_p99=sorted(late)[int(0.99 * len(late))] if late else 0.0)
 
 
 async def hello_times(port: int, api_keys: list[str], samples: int = 300,
