@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest  # noqa: E402
+import harness  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from vigint import protocol  # noqa: E402
@@ -57,28 +57,28 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the live steps")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
-    video = ingest.camera_video()
-    reference, per_frame = ingest.reference_cpu_per_frame(video, workdir)
+    video = harness.camera_video()
+    reference, per_frame = harness.reference_cpu_per_frame(video, workdir)
     print(f"reference ({reference}): {per_frame * 1000:.2f} ms CPU a frame")
     db = workdir / "bench.db"
-    api_keys = await ingest.make_keys(db, args.live + 2)
-    with ingest.serving(workdir, db) as (port, pid):
+    api_keys = await harness.make_keys(db, args.live + 2)
+    with harness.serving(workdir, db) as (port, pid):
         await asyncio.sleep(1)
-        cpu_before = ingest.process_cpu(pid)
+        cpu_before = harness.process_cpu(pid)
         seconds, frames = await backfill(port, api_keys[0], video, args.minutes)
-        cpu = ingest.process_cpu(pid) - cpu_before
+        cpu = harness.process_cpu(pid) - cpu_before
         print(f"\nbackfill alone: {args.minutes:g} min of footage ({frames} frames) in {seconds:.1f} s = "
               f"{args.minutes * 60 / seconds:.1f}x real time; server CPU "
               f"{cpu / frames * 1000:.2f} ms a frame = {cpu / frames / per_frame:.2f}x the reference")
 
-        alone = await ingest.run_step(port, pid, api_keys[1:], args.live, video, args.seconds)
+        alone = await harness.run_step(port, pid, api_keys[1:], [video] * args.live, args.seconds)
         recovery = asyncio.create_task(backfill(port, api_keys[0], video, args.minutes))
-        beside = await ingest.run_step(port, pid, api_keys[1:], args.live, video, args.seconds)
+        beside = await harness.run_step(port, pid, api_keys[1:], [video] * args.live, args.seconds)
         seconds, frames = await recovery
-        print(f"{args.live} live streams alone:         p99 lag {alone['p99']:.3f} s, "
-              f"decoded {alone['decoded'] / alone['sent']:.1%}")
-        print(f"{args.live} live streams beside a backfill: p99 lag {beside['p99']:.3f} s, "
-              f"decoded {beside['decoded'] / beside['sent']:.1%}")
+        print(f"{args.live} live streams alone:         p99 lag {alone.p99:.3f} s, "
+              f"decoded {alone.decoded / alone.sent:.1%}")
+        print(f"{args.live} live streams beside a backfill: p99 lag {beside.p99:.3f} s, "
+              f"decoded {beside.decoded / beside.sent:.1%}")
         print(f"backfill beside them: {args.minutes:g} min in {seconds:.1f} s = "
               f"{args.minutes * 60 / seconds:.1f}x real time")
 

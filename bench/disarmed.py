@@ -1,6 +1,6 @@
 """Disarmed-camera benchmark: what a busy camera costs while its customer's schedule (or a mute) disarms it.
 
-Streams N paced copies of the busy 720p15 2 Mbit/s test pattern (x264 veryfast, as bench/ingest.py) into a
+Streams N paced copies of the busy 720p15 2 Mbit/s test pattern (x264 veryfast, as bench/harness.py) into a
 real `vigint serve` whose database arms those cameras `never`, and measures the server's CPU per stream over
 `--seconds` once they are all open, divided by a single-threaded FFmpeg decode of the same stream in this
 run; also less the CPU the server spends alone (flushes, snapshots, settings looks), shared by all. A
@@ -13,15 +13,13 @@ import argparse
 import asyncio
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest  # bench/ingest.py: the paced streams, the reference decode, the server
+import harness  # noqa: E402
 
-from vigint import protocol
-from vigint.store import Editor, Store
+from vigint.store import Editor, Store  # noqa: E402
 
 WARM_UP_SECONDS = 3.0  # every stream open and past its hello before the CPU is counted
 
@@ -36,27 +34,13 @@ async def disarm(db: Path, cameras: list[str]) -> None:
 
 async def step(port: int, pid: int, api_keys: list[str], cameras: list[str], video, seconds: float) -> dict:
     """Stream `video` on each camera; after the warm-up, measure the server's CPU per stream-second."""
-    url = f"ws://127.0.0.1:{port}{protocol.PATH}"
-    late: list[float] = []
-    length = WARM_UP_SECONDS + seconds + 5  # they stream on past the measure, which ends them
-    streams = [asyncio.ensure_future(ingest.paced_stream(url, api_keys[i], camera, video, length, late))
-               for i, camera in enumerate(cameras)]
-    await asyncio.sleep(WARM_UP_SECONDS)
-    before = ingest.scrape(port)
-    cpu_before = ingest.process_cpu(pid)
-    began = time.monotonic()
-    await asyncio.sleep(seconds)
-    after = ingest.scrape(port)
-    cpu = ingest.process_cpu(pid) - cpu_before
-    elapsed = time.monotonic() - began
-    for task in streams:
-        task.cancel()
-    await asyncio.gather(*streams, return_exceptions=True)
-    received = after["vigint_bytes_received_total"] - before["vigint_bytes_received_total"]
-    return {"cpu_per_stream_second": cpu / (len(cameras) * elapsed),
-            "disarmed": int(after.get('vigint_streams{mode="disarmed"}', 0)),
-            "decoded": after.get("vigint_frames_decoded_total", 0),
-            "received_mbit": received * 8 / elapsed / len(cameras) / 1e6}
+    measured = await harness.run_step(port, pid, api_keys, [video] * len(cameras), seconds, WARM_UP_SECONDS,
+                                      cameras=cameras)
+    received = measured.change("vigint_bytes_received_total")
+    return {"cpu_per_stream_second": measured.cpu_per_stream_second,
+            "disarmed": int(measured.at_end.get('vigint_streams{mode="disarmed"}', 0)),
+            "decoded": measured.at_end.get("vigint_frames_decoded_total", 0),
+            "received_mbit": received * 8 / measured.seconds / len(cameras) / 1e6}
 
 
 async def main() -> None:
@@ -66,20 +50,20 @@ async def main() -> None:
     parser.add_argument("--steps", default="20,50", help="disarmed stream counts to try, in order")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
-    video = ingest.camera_video()
-    reference, per_frame = ingest.reference_cpu_per_frame(video, workdir)
+    video = harness.camera_video()
+    reference, per_frame = harness.reference_cpu_per_frame(video, workdir)
     full_decode = per_frame * video.fps
     print(f"reference ({reference}): {full_decode * 100:.2f}% of a core per camera")
     counts = [int(count) for count in args.steps.split(",")]
     db = workdir / "bench.db"
-    api_keys = await ingest.make_keys(db, max(counts))
+    api_keys = await harness.make_keys(db, max(counts))
     cameras = [f"cam-{index}" for index in range(max(counts))]
     await disarm(db, cameras)
-    with ingest.serving(workdir, db) as (port, pid):
+    with harness.serving(workdir, db) as (port, pid):
         await asyncio.sleep(WARM_UP_SECONDS)
-        before = ingest.process_cpu(pid)
+        before = harness.process_cpu(pid)
         await asyncio.sleep(args.seconds)
-        alone = (ingest.process_cpu(pid) - before) / args.seconds  # the server's own tasks, with no stream
+        alone = (harness.process_cpu(pid) - before) / args.seconds  # the server's own tasks, with no stream
         print(f"server alone: {alone * 100:.2f}% of a core")
         print(f"\n{'streams':>7} {'disarmed':>8} {'Mbit/s each':>11} {'CPU/stream':>10} "
               f"{'÷ full decode':>13} {'beyond alone':>12} {'frames decoded':>14}")
@@ -92,7 +76,6 @@ async def main() -> None:
                   f"{result['decoded']:>14.0f}", flush=True)
             if result["decoded"]:
                 raise SystemExit("a disarmed stream was decoded")
-            await asyncio.sleep(2)  # the streams of the step end
         per_core = 1 / (ratio * full_decode)
         print(f"\ntarget: ≤ 0.05 × the full decode ({per_core:.0f} disarmed cameras a core at the last step)")
 

@@ -1,21 +1,34 @@
 """Ingest benchmark: N paced 720p15 2 Mbps streams into a real `vigint serve`, N stepped up.
 
-Prints, per step, the server's CPU per stream as a ratio to a single-threaded FFmpeg decode of the same
-stream measured in this run, p99 delay from receipt to frame in the ring, RSS per stream, and whether
-the step kept up in real time; then hello→welcome p99 with 10,000 keys in the database.
+Prints, per step, the server's CPU per stream over `--seconds` while the streams run (after the scenario's
+warm-up) as a ratio to a single-threaded FFmpeg decode of the same stream measured in this run, p99 delay
+from receipt to frame in the ring, RSS per stream, the share of the frames sent in that window that were
+decoded in it, and whether the step kept up in real time; then hello→welcome p99 with 10,000 keys in the
+database.
 
-    python bench/ingest.py [--seconds 30] [--steps 1,4,8,12,16,20,24,28]
+    python bench/ingest.py [--seconds 30] [--steps 1,4,8,12,16,20,24,28] [--scenario busy]
+                           [--baseline COMMIT] [--repeat 1] [--hellos 300]
 
-The reference is Debian's `ffmpeg -threads 1 -f null -` when on PATH, else PyAV's own demux-decode
-with one thread (the same FFmpeg libraries the server uses).
+--scenario picks what is streamed and measured (several, comma-separated, run one after the other):
+  busy    the busy test pattern (a panning, noisy picture with a moving square: constant motion), default
+          settings, measured from the streams' start (default; steps 1,4,8,…,28)
+  full    the same into a server with `idle_mode = full` ([analysis]): every frame decoded (steps 8)
+  motion  the same with default settings, measured after the streams' first 10 s, once their incidents
+          are confirmed (steps 8)
+  still   a still, noisy room (2 s GOP, same bitrate), measured once the streams are idle (steps 8)
+
+--baseline COMMIT checks COMMIT out in a temporary git worktree (removed at the end) and runs the same
+streams through its server too, started from that checkout's code with a database that code made, each
+step alternating the two servers (A, B, A, B with --repeat 2) so that drift in the machine's other load
+falls on both; it prints both ratios and RSS per stream side by side.
+
+The reference is Debian's `ffmpeg -threads 1 -f null -` when on PATH, else PyAV's own demux-decode with
+one thread (the same FFmpeg libraries the server uses).
 """
 
 import argparse
 import asyncio
-import json
 import os
-import re
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -23,230 +36,212 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
-from websockets.asyncio.client import connect
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vigint import keys, protocol
-from vigint.agent import testpattern
-from vigint.store import Store
+import harness  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 GOOD_P99_SECONDS = 0.5  # receipt-to-ring p99 above this, or skipped frames, is not real time
+HELLO_KEYS = 10_000  # API keys in the database when hello→welcome is timed
 
 
-def camera_video() -> testpattern.EncodedVideo:
-    """Return 10 s of a busy 720p15 2 Mbps camera stream, the benchmarks' load."""
-    print("Encoding 10 s of 720p15 2 Mbps test pattern…", flush=True)
-    # veryfast, like a camera, uses CABAC and the deblocking filter; ultrafast streams decode 3x cheaper.
-    return testpattern.encode(10, width=1280, height=720, fps=15, gop=30, bitrate=2_000_000, busy=True,
-                              preset="veryfast")
+@dataclass(frozen=True)
+class Scenario:
+    """What a step streams, into a server with which settings, measured from when, against which budget."""
+
+    still: bool  # the still room, else the busy test pattern
+    warm_up_seconds: float = 0.0
+    until_idle: bool = False  # the window opens once every stream is idle
+    settings: dict[str, str] = field(default_factory=dict)  # the server's VIGINT_* variables
+    decodes_all: bool = False  # real time also asks for every frame sent decoded
+    steps: str = "8"
+    target: str = ""
 
 
-def reference_cpu_per_frame(video: testpattern.EncodedVideo, workdir: Path,
-                            runs: int = 5) -> tuple[str, float]:
-    """Return the reference decoder's name and its median CPU seconds per frame on `video` over `runs`."""
-    stream = workdir / "reference.h264"
-    stream.write_bytes(b"".join(unit[3] for unit in video.units))
-    if shutil.which("ffmpeg"):
-        name = "ffmpeg -threads 1 -f null -"
-        decode = _ffmpeg_cpu
-    else:
-        name = "PyAV demux-decode, 1 thread"
-        decode = _pyav_cpu
-    return name, statistics.median(decode(stream) for _ in range(runs)) / video.frames
+SCENARIOS = {
+    "busy": Scenario(still=False, steps="1,4,8,12,16,20,24,28", target="≤ 1.15"),
+    "full": Scenario(still=False, settings={"VIGINT_ANALYSIS_IDLE_MODE": "full"}, decodes_all=True,
+                     target="≤ 0.95"),
+    "motion": Scenario(still=False, warm_up_seconds=10.0, target="≤ 0.35"),
+    "still": Scenario(still=True, until_idle=True, target="≤ 0.12"),
+}
 
 
-def _ffmpeg_cpu(stream: Path) -> float:
-    before = os.times()
-    subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-f", "h264", "-i", str(stream),
-                    "-f", "null", "-"], check=True)
-    after = os.times()
-    return (after.children_user + after.children_system) - (before.children_user + before.children_system)
+@dataclass(frozen=True)
+class Side:
+    """A version of the server under test: a label, the src folder it runs, and the keys of its database."""
+
+    label: str
+    src: Path
+    database: Path
+    api_keys: list[str]
 
 
-def _pyav_cpu(stream: Path) -> float:
-    with av.open(str(stream), format="h264") as container:
-        container.streams.video[0].codec_context.thread_count = 1
-        began = time.process_time()
-        for _ in container.decode(video=0):
-            pass
-        return time.process_time() - began
+@dataclass(frozen=True)
+class Server:
+    """A side's `vigint serve` running for one scenario."""
+
+    side: Side
+    port: int
+    pid: int
+    idle_rss: int  # before any stream: the rest is the streams'
 
 
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def process_rss(pid: int) -> int:
-    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())[1]) * 1024
-
-
-def scrape(port: int) -> dict[str, float]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {name: float(value) for name, value in re.findall(r"^(\S+) (\S+)$", text, re.M)}
-
-
-def lag_p99(before: dict, after: dict) -> float:
-    """p99 of receipt-to-ring delay during a step, from the histogram's bucket deltas."""
-    buckets = []
-    for name, value in after.items():
-        if match := re.fullmatch(r'vigint_decode_lag_seconds_bucket\{le="(.+)"\}', name):
-            buckets.append((float(match[1]), value - before.get(name, 0)))
-    buckets.sort()
-    total = buckets[-1][1] if buckets else 0
-    return next((bound for bound, cumulative in buckets if total and cumulative >= 0.99 * total),
-                float("inf"))
-
-
-async def paced_stream(url: str, api_key: str, camera: str, video, seconds: float,
-                       late: list[float]) -> None:
-    async with connect(url, max_size=None) as connection:
-        await connection.send(json.dumps({"type": "hello", "version": 1, "key": api_key, "camera": camera}))
-        json.loads(await connection.recv())
-        began = time.monotonic()
-        base = int(time.time() * 1e6)
-        period = video.units[-1][1] + 1_000_000 // video.fps
-        index = 0
-        while True:
-            loop, position = divmod(index, video.frames)
-            pts, dts, _, data = video.units[position]
-            due = (loop * period + dts) / 1e6
-            if due >= seconds:
-                return
-            delay = began + due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                late.append(-delay)
-            offset = base + loop * period
-            await connection.send(protocol.media(offset + pts, offset + dts, data))
-            index += 1
-
-
-async def run_step(port: int, pid: int, api_keys: list[str], count: int, video, seconds: float) -> dict:
-    url = f"ws://127.0.0.1:{port}{protocol.PATH}"
-    before = scrape(port)
-    cpu_before = process_cpu(pid)
-    late: list[float] = []
-    await asyncio.gather(*(paced_stream(url, api_keys[i], f"cam-{i}", video, seconds, late)
-                           for i in range(count)))
-    rss = process_rss(pid)
-    await asyncio.sleep(1.0)  # let the decoders drain
-    after = scrape(port)
-    cpu = process_cpu(pid) - cpu_before
-    sent = count * int(seconds * video.fps)
-    # live frames: not those of a backfill
-    decoded = sum((after[name] - before[name]) * sign for name, sign in
-                  (("vigint_frames_decoded_total", 1), ("vigint_backfill_frames_decoded_total", -1)))
-    sender_late_p99 = sorted(late)[int(0.99 * len(late))] if late else 0
-    return {"streams": count, "cpu_per_stream_second": cpu / (count * seconds), "decoded": decoded,
-            "sent": sent, "p99": lag_p99(before, after), "rss": rss, "sender_late_p99": sender_late_p99}
-
-
-async def hello_times(port: int, api_keys: list[str], samples: int = 300,
-                      prefix: str = "latency") -> list[float]:
-    """Send `samples` hellos one after the other, each on a new connection with the next of `api_keys` (in
-    turn) and a new camera name; return each one's hello→welcome time in seconds, sorted."""
-    url = f"ws://127.0.0.1:{port}{protocol.PATH}"
-    times = []
-    for index in range(samples):
-        async with connect(url) as connection:
-            began = time.perf_counter()
-            hello = {"type": "hello", "version": 1, "key": api_keys[index % len(api_keys)],
-                     "camera": f"{prefix}-{index}"}
-            await connection.send(json.dumps(hello))
-            await connection.recv()
-            times.append(time.perf_counter() - began)
-    return sorted(times)
-
-
-async def hello_latency(port: int, api_keys: list[str], samples: int = 300) -> float:
-    times = await hello_times(port, api_keys, samples)
-    return times[int(0.99 * len(times))]
+def commit_label(commit: str) -> str:
+    """The short hash of `commit` in this repository; empty if it names none."""
+    return subprocess.run(["git", "-C", str(harness.ROOT), "rev-parse", "--verify", "--quiet", "--short",
+                           f"{commit}^{{commit}}"], stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
 @contextmanager
-def serving(workdir: Path, db: Path | str) -> Iterator[tuple[int, int]]:
-    """Run `vigint serve` on a free port with `db` (a SQLite file or a ``postgresql://`` URL) while the block
-    runs, then remove `workdir`; yield the server's port and pid. One client streams every camera and one
-    address sends every hello: the limits on both are lifted."""
-    command = [sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db)]
-    server = subprocess.Popen(command,
-                              cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env={**os.environ, "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
-                                   "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000",
-                                   # a node on a shared (PostgreSQL) database needs the nodes' common secret
-                                   "VIGINT_ALERTS_LINK_SECRET": secrets.token_hex(32)})
-    try:
-        banner = server.stdout.readline() + server.stdout.readline()
-        if (listening := re.search(r"127\.0\.0\.1:(\d+)", banner)) is None:
-            raise SystemExit(f"vigint serve did not start (run it by hand with --db {db} to see why)")
-        yield int(listening[1]), server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(workdir, ignore_errors=True)
+def running(side: Side, folder: Path, scenario: Scenario) -> Iterator[Server]:
+    """Serve a copy of the side's database with its own code and the scenario's settings from `folder`."""
+    folder.mkdir()
+    shutil.copy(side.database, folder / "bench.db")
+    with harness.serving(folder, folder / "bench.db", side.src, scenario.settings) as (port, pid):
+        time.sleep(1)  # started up: what it holds from here on is the streams'
+        yield Server(side, port, pid, harness.process_rss(pid))
 
 
-async def make_keys(db: Path, count: int) -> list[str]:
-    made = []
-    async with await Store.open(db) as store:
-        api_key = keys.generate()
-        client, _ = await store.create_client("Bench", "bench@example.com", keys.hash_key(api_key),
-                                              keys.display_prefix(api_key))
-        made.append(api_key)
-        while len(made) < count:
-            api_key = keys.generate()
-            await store.create_key(client.id, keys.hash_key(api_key), keys.display_prefix(api_key))
-            made.append(api_key)
-    return made
+async def run_scenario(name: str, args: argparse.Namespace, sides: list[Side], workdir: Path, video,
+                       reference: float, hellos: int) -> None:
+    """Start every side's server with the scenario's settings, run its steps, print the ratios side by side,
+    and time `hellos` hellos on each."""
+    scenario = SCENARIOS[name]
+    counts = [int(count) for count in (args.steps or scenario.steps).split(",")]
+    start = "until idle" if scenario.until_idle else f"{scenario.warm_up_seconds:g} s"
+    print(f"\n{name}: {'still room' if scenario.still else 'busy pattern'}, settings "
+          f"{scenario.settings or 'default'}, warm-up {start}, {args.seconds:g} s measured; "
+          f"target {scenario.target or 'none'}", flush=True)
+    with ExitStack() as stack:
+        servers = [stack.enter_context(running(side, workdir / f"{name}-{index}", scenario))
+                   for index, side in enumerate(sides)]
+        measured = await run_steps(scenario, args, servers, counts, video, reference)
+        show_summary([side.label for side in sides], counts, *measured)
+        for server in servers if hellos else []:
+            latency = await harness.hello_latency(server.port, server.side.api_keys, hellos)
+            print(f"hello→welcome p99 on {server.side.label} with {len(server.side.api_keys):,} keys: "
+                  f"{latency * 1000:.2f} ms (target ≤ 5 ms)")
+
+
+async def run_steps(scenario: Scenario, args: argparse.Namespace, servers: list[Server], counts: list[int],
+                    video, reference: float) -> tuple[dict, dict, dict]:
+    """Each stream count on each server in turn (A, B, A, B… over --repeat), until a count where no step
+    kept up; return the ratios and RSS per stream of each (label, count), and each label's largest count
+    that kept up."""
+    print(f"{'streams':>7} {'server':>14} {'CPU/stream':>10} {'ratio':>6} {'p99 lag':>8} {'RSS/stream':>10} "
+          f"{'decoded':>8} {'real time':>9}")
+    ratios: dict[tuple[str, int], list[float]] = {}
+    rss: dict[tuple[str, int], list[float]] = {}
+    best: dict[str, int] = {}
+    for count in counts:
+        for _ in range(args.repeat):
+            for server in servers:
+                label = server.side.label
+                step = await harness.run_step(server.port, server.pid, server.side.api_keys, [video] * count,
+                                              args.seconds, scenario.warm_up_seconds,
+                                              count if scenario.until_idle else 0)
+                ratios.setdefault((label, count), []).append(step.cpu_per_stream_second / reference)
+                rss.setdefault((label, count), []).append((step.rss - server.idle_rss) / count / 2**20)
+                if show_step(label, scenario, step, ratios[label, count][-1], rss[label, count][-1]):
+                    best[label] = count
+        if count not in best.values():
+            break
+    return ratios, rss, best
+
+
+def show_step(label: str, scenario: Scenario, step: harness.Step, ratio: float,
+              rss_per_stream: float) -> bool:
+    """Print one step's row; return whether it kept up in real time: frames reached the ring within
+    GOOD_P99_SECONDS and, where every frame is to be decoded, so was each sent that long before the end."""
+    due = step.sent * max(0.0, step.seconds - GOOD_P99_SECONDS) / step.seconds
+    kept_up = ((step.p99 is None or step.p99 <= GOOD_P99_SECONDS)
+               and (not scenario.decodes_all or step.decoded >= 0.99 * due))
+    sender_note = ""
+    if step.sender_late_p99 > 0.05:
+        sender_note = f"  (sender late p99 {step.sender_late_p99:.3f}s)"
+    lag = "-" if step.p99 is None else f"{step.p99:.3f}s"
+    print(f"{step.streams:>7} {label:>14} {step.cpu_per_stream_second * 100:>9.2f}% {ratio:>6.3f} {lag:>8} "
+          f"{rss_per_stream:>8.1f}MiB {step.decoded / step.sent:>7.1%} {'yes' if kept_up else 'NO':>9}"
+          + sender_note, flush=True)
+    return kept_up
+
+
+def show_summary(labels: list[str], counts: list[int], ratios: dict, rss: dict, best: dict) -> None:
+    """Print each stream count's mean ratio and RSS per stream on every side, the first side's ratio ÷ each
+    other's, and each side's largest count in real time."""
+    versus = f"{labels[0]} ÷ it" if len(labels) > 1 else ""
+    print("\nmean of each count's steps")
+    print(f"{'streams':>7} {'server':>14} {'ratio':>6} {'RSS/stream':>10} {versus}".rstrip())
+    for count in counts:
+        if (labels[0], count) not in ratios:
+            break
+        first = statistics.mean(ratios[labels[0], count])
+        for label in labels:
+            mean = statistics.mean(ratios[label, count])
+            line = f"{count:>7} {label:>14} {mean:>6.3f} {statistics.mean(rss[label, count]):>7.1f}MiB"
+            print(line + (f" {first / mean:>{len(versus)}.3f}" if label != labels[0] else ""), flush=True)
+    if len(counts) > 1:
+        print("largest N sustained in real time: "
+              + ", ".join(f"{label} {best.get(label, 0)}" for label in labels) + " (target ≥ 20)")
+
+
+async def run(args: argparse.Namespace, sides_src: list[tuple[str, Path]], workdir: Path) -> None:
+    """Encode the footage, measure the reference, make each side's database, run the scenarios."""
+    names = args.scenario.split(",")
+    videos = {}
+    references = {}
+    for still in sorted({SCENARIOS[name].still for name in names}):
+        video = harness.still_video() if still else harness.camera_video()
+        decoder, per_frame = harness.reference_cpu_per_frame(video, workdir)
+        videos[still] = video
+        references[still] = per_frame * video.fps
+        print(f"reference ({decoder}), {'still' if still else 'busy'}: {per_frame * 1000:.2f} ms CPU a frame "
+              f"= {references[still] * 100:.2f}% of a core per camera", flush=True)
+    most = max(int(count) for name in names for count in (args.steps or SCENARIOS[name].steps).split(","))
+    sides = []
+    for index, (label, src) in enumerate(sides_src):
+        database = workdir / f"side-{index}.db"
+        api_keys = harness.make_database(database, max(most, HELLO_KEYS if args.hellos else 0), src)
+        sides.append(Side(label, src, database, api_keys))
+    for index, name in enumerate(names):
+        still = SCENARIOS[name].still
+        # hello→welcome does not depend on the scenario: timed once, beside the first
+        await run_scenario(name, args, sides, workdir, videos[still], references[still],
+                           hellos=0 if index else args.hellos)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of each step")
-    parser.add_argument("--steps", default="1,4,8,12,16,20,24,28", help="stream counts to try, in order")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured length of each step")
+    parser.add_argument("--steps", help="stream counts to try, in order (default: the scenario's)")
+    parser.add_argument("--scenario", default="busy",
+                        help=f"one or more of {', '.join(SCENARIOS)}, comma-separated (default: busy)")
+    parser.add_argument("--baseline", metavar="COMMIT", help="also run this commit's server, alternately")
+    parser.add_argument("--repeat", type=int, default=1, help="steps per server and stream count")
+    parser.add_argument("--hellos", type=int, default=300,
+                        help=f"hellos timed on each server with {HELLO_KEYS:,} keys (0: none)")
     args = parser.parse_args()
+    if unknown := set(args.scenario.split(",")) - set(SCENARIOS):
+        parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
+    if args.baseline and not commit_label(args.baseline):
+        parser.error(f"--baseline {args.baseline} names no commit of this repository")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     workdir = Path(tempfile.mkdtemp(prefix="vigint-bench-"))
-    video = camera_video()
-    reference, per_frame = reference_cpu_per_frame(video, workdir)
-    reference_per_stream_second = per_frame * video.fps
-    print(f"reference ({reference}): {per_frame * 1000:.2f} ms CPU a frame = {1 / per_frame:.0f} frames/s "
-          f"= {reference_per_stream_second * 100:.1f}% of a core per camera")
-    db = workdir / "bench.db"
-    api_keys = await make_keys(db, 10_000)
-    with serving(workdir, db) as (port, pid):
-        await asyncio.sleep(1)
-        idle_rss = process_rss(pid)
-        print(f"\n{'streams':>7} {'CPU/stream':>10} {'ratio':>6} {'p99 lag':>8} {'RSS/stream':>10} "
-              f"{'decoded':>9} {'real time':>9}")
-        best = 0
-        for count in map(int, args.steps.split(",")):
-            step = await run_step(port, pid, api_keys, count, video, args.seconds)
-            ratio = step["cpu_per_stream_second"] / reference_per_stream_second
-            kept_up = step["p99"] <= GOOD_P99_SECONDS and step["decoded"] >= 0.99 * step["sent"]
-            rss_per_stream = (step["rss"] - idle_rss) / count / 2**20
-            sender_note = ""
-            if step["sender_late_p99"] > 0.05:
-                sender_note = f"  (sender late p99 {step['sender_late_p99']:.3f}s)"
-            print(f"{count:>7} {step['cpu_per_stream_second'] * 100:>9.1f}% {ratio:>6.2f} "
-                  f"{step['p99']:>7.3f}s {rss_per_stream:>8.1f}MiB {int(step['decoded']):>9} "
-                  f"{'yes' if kept_up else 'NO':>9}" + sender_note,
-                  flush=True)
-            if not kept_up:
-                break
-            best = count
-        print(f"\nlargest N sustained in real time: {best} (target ≥ 20)")
-        latency = await hello_latency(port, api_keys)
-        print(f"hello→welcome p99 with {len(api_keys):,} keys: {latency * 1000:.2f} ms (target ≤ 5 ms)")
+    sides = [(f"{commit_label('HEAD')}+tree", harness.ROOT / "src")]
+    try:
+        with ExitStack() as stack:
+            if args.baseline:
+                folder = stack.enter_context(harness.checkout(args.baseline))
+                sides.append((commit_label(args.baseline), folder / "src"))
+            await run(args, sides, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Starts a throwaway PostgreSQL cluster (Debian's binaries, as the tests do, but w
 defaults: fsync, synchronous_commit and full_page_writes on), fills both databases with `--keys` API keys
 (hashes of real keys), runs one server on each, both at once, and measures:
 
-- the server's CPU per stream for N paced busy 720p15 streams (bench/ingest.py's streams and steps), on
+- the server's CPU per stream for N paced busy 720p15 streams (bench/harness.py's streams and steps), on
   each engine in turn (ABBA order over `--rounds`, so drift in the machine's other load falls on both), as a
   ratio to the same run's single-threaded decode and PG ÷ SQLite; PostgreSQL's own CPU beside it;
 - database writes of the PostgreSQL node per second in a steady window of each step (after its hellos and
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import asyncpg  # noqa: E402
-import ingest  # noqa: E402
+import harness  # noqa: E402
 from postgres_server import start_cluster  # noqa: E402
 
 from vigint import keys  # noqa: E402
@@ -82,7 +82,7 @@ class Counters:
                 except OSError:
                     continue
                 if int(entry.name) == self._postmaster or int(fields[1]) == self._postmaster:
-                    total += ingest.process_cpu(int(entry.name))
+                    total += harness.process_cpu(int(entry.name))
         return total
 
 
@@ -102,15 +102,15 @@ async def steady_window(counters: Counters, seconds: float) -> dict[str, float]:
 
 async def measure(engine: str, server: tuple[int, int], api_keys: list[str], count: int, video,
                   seconds: float, counters: Counters) -> dict:
-    """One step on one engine: bench/ingest.py's step, plus PostgreSQL's CPU and write rates beside it."""
+    """One step on one engine: bench/harness.py's step, plus PostgreSQL's CPU and write rates beside it."""
     port, pid = server
     if engine == "sqlite":
-        return await ingest.run_step(port, pid, api_keys, count, video, seconds)
+        return vars(await harness.run_step(port, pid, api_keys, [video] * count, seconds))
     began = await counters.read()
-    step, steady = await asyncio.gather(ingest.run_step(port, pid, api_keys, count, video, seconds),
+    step, steady = await asyncio.gather(harness.run_step(port, pid, api_keys, [video] * count, seconds),
                                         steady_window(counters, seconds))
     whole = rates(began, await counters.read())
-    return {**step, "db_cpu_per_stream_second": whole["cpu"] / count, "steady": steady}
+    return {**vars(step), "db_cpu_per_stream_second": whole["cpu"] / count, "steady": steady}
 
 
 def show_step(engine: str, count: int, step: dict, reference: float) -> None:
@@ -161,8 +161,8 @@ async def run(args: argparse.Namespace, cluster) -> None:
           + " (shared_buffers in 8 kB pages), on loopback TCP, on the same cores")
     postmaster = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
     counters = Counters(admin, postmaster)
-    video = ingest.camera_video()
-    name, per_frame = ingest.reference_cpu_per_frame(video, workdir)
+    video = harness.camera_video()
+    name, per_frame = harness.reference_cpu_per_frame(video, workdir)
     reference = per_frame * video.fps
     print(f"reference ({name}): {reference * 100:.2f}% of a core per camera")
     made = time.monotonic()
@@ -177,7 +177,7 @@ async def run(args: argparse.Namespace, cluster) -> None:
         print(f"{args.keys:,} keys into {engine} in {time.monotonic() - filled:.1f} s", flush=True)
     live = api_keys[:LIVE_KEYS]
     with ExitStack() as stack:
-        servers = {engine: stack.enter_context(ingest.serving(workdir / engine, target))
+        servers = {engine: stack.enter_context(harness.serving(workdir / engine, target))
                    for engine, target in targets.items()}
         await asyncio.sleep(2)
         idle = await idle_window(counters)
@@ -226,7 +226,7 @@ async def hellos(args, servers: dict, live: list[str]) -> None:
     """Time sequential hellos on each engine."""
     print(f"\nhello→welcome, {args.hellos} sequential hellos, {args.keys:,} keys in the database:")
     for engine, (port, _) in servers.items():
-        times = await ingest.hello_times(port, live, args.hellos, prefix=f"hello-{engine}")
+        times = await harness.hello_times(port, live, args.hellos, prefix=f"hello-{engine}")
         p50 = times[len(times) // 2]
         p99 = times[int(0.99 * len(times))]
         print(f"{engine:>10}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
