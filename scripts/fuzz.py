@@ -49,6 +49,8 @@ SERVER_ENV = {
     "VIGINT_SERVER_USAGE_FLUSH_SECONDS": "0.2",
     "VIGINT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
     "VIGINT_SERVER_DRAIN_SECONDS": str(DRAIN_SECONDS),
+    # every frame of the healthy camera decoded, its incident's too: its frames decoded say it lost none
+    "VIGINT_ANALYSIS_IDLE_MODE": "full",
     "MALLOC_ARENA_MAX": "2",  # as scripts/vigint-serve.service runs it: memory is measured as deployed
 }
 

@@ -60,6 +60,9 @@ SERVER_ENV = {
     "VIGINT_MOTION_PRE_ROLL_SECONDS": "1",
     "VIGINT_MOTION_POST_ROLL_SECONDS": "1",
     "VIGINT_BUFFERS_LONG_BUFFER_SECONDS": "3",
+    # Every frame of the healthy camera decoded, its incident's too: "it lost no frame" is then its frames
+    # decoded, which a confirmed incident followed on keyframes would not say.
+    "VIGINT_ANALYSIS_IDLE_MODE": "full",
 }
 MAX_PING_SECONDS = 0.1
 MAX_RSS_GROWTH = 100 * MiB
