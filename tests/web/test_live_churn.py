@@ -6,8 +6,9 @@ import sys
 import time
 
 import aiohttp
+import pytest
 from footage import make_footage, send_video
-from helpers import REALTIME, add_client, eventually
+from helpers import REALTIME, add_client, eventually, top_level_boxes
 from test_live import read_start, socket_url, stream
 from test_pages import signed_in
 
@@ -72,3 +73,23 @@ async def test_a_client_churning_its_own_live_socket_leaves_another_clients_view
     assert len(arrivals) - 1 >= 0.9 * expected and frozen < 1.0, (len(arrivals) - 1, expected, frozen)
     await attacker.close()
     await victim.close()
+
+
+async def test_a_gop_too_long_to_remux_at_open_is_watched_from_the_next_keyframe(site):
+    client_id, _, key = await add_client(site.store)
+    connection = await stream(site, key, seconds=0.1)
+    too_long = make_footage((MAX_OPEN_PACKETS + 30) / 60, gop_seconds=100, width=320, height=180, fps=60)
+    at = int((time.time() - 20) * 1e6)
+    await send_video(connection, too_long, at)
+    ring = site.page.live_views._sources
+    await eventually(lambda: len(ring.find(client_id, "shop").newest_gop()) > MAX_OPEN_PACKETS, timeout=20)
+    async with await signed_in(site, client_id) as browser:
+        async with browser.ws_connect(socket_url(site), origin=site.base) as viewer:
+            with pytest.raises(TimeoutError):  # nothing yet: no remux of the long GOP
+                await viewer.receive(timeout=0.5)
+            await send_video(connection, make_footage(1, gop_seconds=1, width=320, height=180, fps=60),
+                             at + 20_000_000)
+            start, media = await read_start(viewer)
+    assert start["codec"].startswith("avc1.") and top_level_boxes(media)[:2] == ["ftyp", "moov"]
+    assert 50 < top_level_boxes(media).count("moof") < 60  # the new GOP's frames, not the long one's
+    await connection.close()
