@@ -1,5 +1,6 @@
-"""One customer opening and closing its own live socket in a loop, on a camera whose GOP is long, while another
-customer watches: the watcher's view goes on at real time (the attacker's churn of the live view's review)."""
+"""One customer opening and closing its own live socket in a loop, on a camera whose GOP is long, while
+another customer watches: the watcher's view goes on at real time (the live view review's churn); and a GOP
+too long to remux at open."""
 
 import asyncio
 import sys

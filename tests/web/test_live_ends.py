@@ -58,7 +58,8 @@ async def test_signing_out_and_a_sessions_end_close_its_live_view_within_a_secon
 
 
 async def test_the_time_watched_is_counted_when_the_stream_ends_and_no_log_holds_the_session(start, tmp_path):
-    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data")), usage_flush_seconds=3600)
+    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+    server = await start(settings, usage_flush_seconds=3600)  # counted only when the test flushes
     server.base = f"http://127.0.0.1:{server.page.port}"
     client_id, key_id, key = await add_client(server.store)
     connection = await stream(server, key)
@@ -99,7 +100,7 @@ async def test_snapshots_of_cameras_that_do_not_exist_push_out_no_real_cameras_s
     await connection.close()
 
 
-async def test_a_camera_changing_its_resolution_ends_its_live_view_and_the_next_one_gets_its_new_picture(site):
+async def test_a_camera_changing_its_resolution_ends_its_live_view_and_the_next_gets_its_new_picture(site):
     client_id, _, key = await add_client(site.store)
     connection = await stream(site, key)
     async with await signed_in(site, client_id) as browser:

@@ -38,9 +38,9 @@ from vigint.web.livemux import Fragment, FragmentMuxer, sps_of
 
 log = logging.getLogger(__name__)
 
-# A GOP longer than this (20 s at 30 frame/s) is a camera set for recording, not for watching: its viewer would
-# wait for its browser to decode the whole GOP before the player jumps to the live edge, and each open would
-# remux it all. Its feed starts at the next keyframe instead, the snapshot shown meanwhile.
+# A GOP longer than this (20 s at 30 frame/s) is a camera set for recording, not for watching: its viewer
+# would wait for its browser to decode the whole GOP before the player jumps to the live edge, and each open
+# would remux it all. Its feed starts at the next keyframe instead, the snapshot shown meanwhile.
 MAX_OPEN_PACKETS = 600
 MAX_BATCH_PACKETS = 60  # muxed in a few milliseconds
 
@@ -158,8 +158,8 @@ class Feed:
         self._closed = False
 
     def open(self) -> None:
-        """Start muxing from the ring's newest keyframe (the next one if the GOP is too long), then each packet as
-        it arrives."""
+        """Start muxing from the ring's newest keyframe (the next one if the GOP is too long), then each packet
+        as it arrives."""
         gop = self.source.newest_gop()
         if 0 < len(gop) <= MAX_OPEN_PACKETS:
             self._pending = gop
