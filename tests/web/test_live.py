@@ -127,7 +127,7 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_the_others_go_on(start
         async with browser.ws_connect(socket_url(server), origin=server.base) as reader:
             await read_start(reader)
             assert views.viewers == 2
-            footage = make_footage(20, gop_seconds=1, width=480, height=270, noise=12)
+            footage = make_footage(20, gop_seconds=1, width=320, height=180, noise=12)  # the same SPS
             began = time.monotonic()
             sending = asyncio.create_task(send_video(connection, footage, int((time.time() + 5) * 1e6), 4))
             await eventually(lambda: views.viewers == 1, timeout=8)

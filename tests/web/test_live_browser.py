@@ -83,3 +83,57 @@ async def test_a_live_view_starts_within_a_second_mid_gop_and_plays_at_the_live_
     assert "live · " in seen["status"] and " s behind" in seen["status"], seen
     violations = [message for message in seen["console"] if "Content Security Policy" in message]
     assert violations == [], seen["console"]
+
+
+def watch_widths(sign_in_link: str, live_page: str, seconds: float) -> list[tuple[float, int]]:
+    """Sign in, open the live page; return (when its page was opened, the video's width: 0 while none) every
+    0.2 s for `seconds`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    driver = chromium()
+    widths = []
+    try:
+        driver.get(sign_in_link)
+        driver.find_element(By.ID, "sign-in").click()
+        WebDriverWait(driver, 15).until(lambda _: "/sign-in/" not in driver.current_url)
+        driver.get(live_page)
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            widths.append(tuple(driver.execute_script(
+                "const video = document.querySelector('video');"
+                "return [performance.timeOrigin, video ? video.videoWidth : 0];")))
+            time.sleep(0.2)
+    finally:
+        driver.quit()
+    return widths
+
+
+@pytest.mark.slow  # 14 s of real time
+async def test_a_camera_changing_its_resolution_is_watched_again_at_its_new_size(start):
+    server = await start()
+    client_id, _, key = await add_client(server.store)
+    connection, _ = await open_stream(url(server), key, camera="shop")
+    began = time.time()
+    small = make_footage(5, gop_seconds=1, width=320, height=180)
+    large = make_footage(12, gop_seconds=1, width=480, height=270)
+
+    async def send() -> None:
+        await send_video(connection, small, int(began * 1_000_000), speed=1)
+        await send_video(connection, large, int((began + 5) * 1_000_000), speed=1)
+
+    sending = asyncio.create_task(send())
+    await eventually(lambda: server.streams.of_client(client_id).get("shop"))
+    base = f"http://127.0.0.1:{server.page.port}"
+    link = await new_sign_in_link(server.store, server.settings.web, base, client_id)
+    try:
+        widths = await asyncio.to_thread(watch_widths, link, f"{base}/cameras/shop", 13)
+    finally:
+        sending.cancel()
+        await connection.close()
+    # The view ended with the first picture; the page opened again, on the new one (a new init segment: a
+    # browser need not take a new size under the first one)
+    opened = sorted({origin for origin, _ in widths})
+    assert len(opened) == 2, widths
+    assert {width for origin, width in widths if origin == opened[0]} - {0} == {320}, widths
+    assert [width for _, width in widths[-5:]] == [480] * 5, widths

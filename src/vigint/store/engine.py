@@ -56,7 +56,8 @@ class Transaction(Protocol):
         then a write, that two nodes must not interleave)."""
 
     async def notify_keys_changed(self) -> None:
-        """Tell every node, at commit, that keys were revoked or deleted (see `Engine.data_version`)."""
+        """Tell every node, at commit, that keys were revoked or deleted, or a browser signed out (see
+        `Engine.data_version`)."""
 
     async def scrub_at_commit(self) -> None:
         """Leave, after commit, no copy in the database's files of the secrets this transaction erased."""

@@ -58,10 +58,16 @@ class PageQueries(Engine):
                WHERE s.token_hash = ? AND s.expires_at > ? AND c.status = 'active'""", (token_hash, now))
         return None if row is None else Client(**dict(row))
 
+    async def session_expiry(self, token_hash: str) -> float | None:
+        """Return when a browser's session ends (its live views end then), None if it is unknown or ended."""
+        row = await self._fetch_one("SELECT expires_at FROM web_sessions WHERE token_hash = ?", (token_hash,))
+        return None if row is None else row["expires_at"]
+
     async def end_session(self, token_hash: str) -> None:
-        """Sign a browser out."""
+        """Sign a browser out; every node's live views look their sessions up again (the keys' notice)."""
         async with self._transaction() as db:
             await db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+            await db.notify_keys_changed()
 
     async def client_by_email(self, email: str) -> Client | None:
         """Return the active client with this email address (whatever its case), if any."""

@@ -109,6 +109,12 @@ class Sessions:
         token = self._token(cookie)
         return None if token is None else await self._store.session_client(token_hash(token), time.time())
 
+    async def expires_at(self, cookie: str | None) -> float:
+        """Return when the cookie's session ends (wall clock): 0 if it is not signed in."""
+        token = self._token(cookie)
+        expiry = None if token is None else await self._store.session_expiry(token_hash(token))
+        return 0.0 if expiry is None else expiry
+
     async def sign_out(self, cookie: str | None) -> None:
         token = self._token(cookie)
         if token is not None:

@@ -22,7 +22,7 @@ from aiohttp import WSCloseCode, web
 
 from vigint.store import Client
 from vigint.web.access import SESSION_COOKIE
-from vigint.web.base import LIVE, STORE, content_security_policy, from_this_site, render, signed_in
+from vigint.web.base import LIVE, SESSIONS, STORE, content_security_policy, from_this_site, render, signed_in
 from vigint.web.cameras import LIVE_SCRIPT, LIVE_SCRIPT_URL, STILL_CACHE, camera_name
 from vigint.web.livefeed import Viewer
 from vigint.web.liveviews import LiveViews
@@ -122,13 +122,17 @@ async def socket(request: web.Request, client: Client) -> web.StreamResponse:
         raise web.HTTPForbidden(text="opened from another site\n")
     name = camera_name(request)
     views = request.app[LIVE_VIEWS]
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    expires_at = await request.app[SESSIONS].expires_at(cookie)
     if views.refusal(client.id) and views.streaming(client.id, name):
         raise web.HTTPTooManyRequests(text="too many live views\n")
-    viewer = views.join(client.id, name, request.cookies.get(SESSION_COOKIE, ""))
-    if viewer is None:
-        raise web.HTTPNotFound(text="this camera is not streaming\n")
     # The page sends nothing; H.264 does not deflate
     ws = web.WebSocketResponse(max_msg_size=1024, compress=False)
+    if not ws.can_prepare(request).ok:  # a plain GET starts no feed
+        raise web.HTTPBadRequest(text="not a WebSocket handshake\n")
+    viewer = views.join(client.id, name, cookie, expires_at)
+    if viewer is None:
+        raise web.HTTPNotFound(text="this camera is not streaming\n")
     parts = set()
     try:
         await ws.prepare(request)

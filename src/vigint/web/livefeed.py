@@ -4,11 +4,20 @@ to every viewer as the same bytes objects (fifty viewers cost one remux and fift
 The packets live in the stream's ring, on the ingest side that the page may not import: `serve` lends the page
 `Sources`, which finds a client's camera streaming to this node and tells the feed of each packet as it
 reaches the ring. The feed keeps the init segment and the fragments since the newest keyframe, so a new
-viewer starts at once from that keyframe, however long the camera's GOP, then follows the live edge.
+viewer starts at once from that keyframe, then follows the live edge; it is kept a few seconds after its last
+viewer (`LiveViews`), so a page that reloads, or a browser that opens and closes its socket in a loop, does
+not remux the GOP again. A GOP longer than MAX_OPEN_PACKETS is not remuxed at open: the feed starts at the
+next keyframe.
+
+A keyframe whose SPS differs from the first one's (the camera changed its resolution) cannot go under the
+init segment the viewers have: the feed takes nothing more and is `stale`, and its viewers are told the
+stream ended (the page reconnects and gets a new init segment).
 
 Muxing runs in a worker thread (the event loop never runs a mux), one batch per feed at a time: packets
 that arrive meanwhile wait in `_pending` and go together in the next batch, so a busy machine sends fewer,
-later fragments rather than a growing backlog.
+later fragments rather than a growing backlog. A batch is at most MAX_BATCH_PACKETS: the pool's queue is
+first in, first out and holds at most one batch per feed, so another camera's frames wait behind at most one
+short batch of each feed, never behind a whole long GOP.
 
 Each viewer's queue is bounded, in bytes and in age: a viewer whose socket stops reading is dropped, and the
 fragments it held stay only as long as the feed needs them.
@@ -25,9 +34,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from vigint.media import MICROSECONDS, Packet
-from vigint.web.livemux import Fragment, FragmentMuxer
+from vigint.web.livemux import Fragment, FragmentMuxer, sps_of
 
 log = logging.getLogger(__name__)
+
+# A GOP longer than this (20 s at 30 frame/s) is a camera set for recording, not for watching: its viewer
+# would wait for its browser to decode the whole GOP before the player jumps to the live edge, and each open
+# would remux it all. Its feed starts at the next keyframe instead, the snapshot shown meanwhile.
+MAX_OPEN_PACKETS = 600
+MAX_BATCH_PACKETS = 60  # muxed in a few milliseconds
 
 
 class Source(Protocol):
@@ -69,9 +84,10 @@ class Viewer:
 
     client_id: int
     camera: str
-    cookie: str  # its session, checked again when the database changes (revocation, sign-out)
+    cookie: str = field(repr=False)  # its session, checked again when the database changes (sign-out)
     max_bytes: int
     max_seconds: float
+    expires_at: float  # its session's end (wall clock): it is then signed out whatever the database says
     queue: deque = field(default_factory=deque)  # (queued at, str | bytes), oldest first
     queued_bytes: int = 0
     started: bool = False  # it has its init segment
@@ -130,18 +146,26 @@ class Feed:
         self.header: str | None = None  # JSON: the codec and the time of the muxer's 0, once it started
         self.init = b""
         self.gop: list[bytes] = []  # fragments since the newest keyframe
+        self.stale = False  # its camera's SPS changed: its viewers must start again
+        self.idle_since: float | None = None  # when its last viewer left (it is kept a few seconds)
         self._pool = pool
         self._muxer: FragmentMuxer | None = None
         self._pending: list[Packet] = []
         self._last_dts: int | None = None
+        self._sps: bytes | None = None  # its first keyframe's
+        self._keyed = False  # it took a keyframe to start at
         self._busy = False
         self._closed = False
 
     def open(self) -> None:
-        """Start muxing from the ring's newest keyframe, then each packet as it arrives."""
-        self._pending = self.source.newest_gop()
-        if self._pending:
-            self._last_dts = self._pending[-1].dts
+        """Start muxing from the ring's newest keyframe (the next one if the GOP is too long), then each packet
+        as it arrives."""
+        gop = self.source.newest_gop()
+        if 0 < len(gop) <= MAX_OPEN_PACKETS:
+            self._pending = gop
+            self._last_dts = gop[-1].dts
+            self._keyed = True
+            self._sps = _sps(gop[0])
         self.source.watch(self._arrived)
         self._kick()
 
@@ -165,11 +189,17 @@ class Feed:
 
     def _arrived(self) -> None:
         packet = self.source.newest()
-        if packet is None or self._last_dts is not None and packet.dts <= self._last_dts:
+        if self.stale or packet is None or self._last_dts is not None and packet.dts <= self._last_dts:
             return
-        if self._last_dts is None and not packet.keyframe:
-            return  # a muxer starts at a keyframe
         self._last_dts = packet.dts
+        if packet.keyframe and not self._keyed:
+            self._keyed = True
+            self._sps = _sps(packet)
+        elif not self._keyed:
+            return  # a muxer starts at a keyframe
+        elif packet.keyframe and (sps := _sps(packet)) is not None and sps != self._sps:
+            self.stale = True
+            return
         self._pending.append(packet)
         self._kick()
 
@@ -177,13 +207,16 @@ class Feed:
         if self._busy or not self._pending or self._closed:
             return
         self._busy = True
-        batch = self._pending
-        self._pending = []
+        batch = self._pending[:MAX_BATCH_PACKETS]
+        del self._pending[:MAX_BATCH_PACKETS]
         done = asyncio.get_running_loop().run_in_executor(self._pool, self._mux, batch)
         done.add_done_callback(self._muxed)
 
     def _mux(self, batch: list[Packet]) -> list[Fragment]:
-        """Worker thread: the first batch starts the muxer (at its keyframe)."""
+        """Worker thread: the first batch starts the muxer (at its keyframe); a batch queued for a feed that
+        closed meanwhile is skipped."""
+        if self._closed:
+            return []
         if self._muxer is None:
             self._muxer = FragmentMuxer(batch[0])
         return self._muxer.add(batch)
@@ -215,3 +248,11 @@ class Feed:
             for viewer in self.viewers:
                 viewer.offer(fragment.data, now)
         self._kick()
+
+
+def _sps(keyframe: Packet) -> bytes | None:
+    """Return a keyframe's SPS, None if it carries none (it then changes nothing)."""
+    try:
+        return sps_of(keyframe.data)
+    except ValueError:
+        return None

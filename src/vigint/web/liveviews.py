@@ -2,9 +2,11 @@
 stop.
 
 Every `check_seconds` (the streams' revocation period, so within 1 s): a viewer whose stream ended is ended,
-one that stopped reading (its oldest queued fragment too old) is dropped, and when the database changed
-(`Store.data_version`: a revocation, a deletion, a sign-out by another process) each viewer's session is
-looked up again, ending those whose client is no longer signed in.
+one that stopped reading (its oldest queued fragment too old) is dropped, one whose session's time is up is
+signed out, and when the database changed (`Store.data_version`: a revocation, a deletion, a sign-out, by
+any node) each viewer's session is looked up again, ending those whose client is no longer signed in. A feed
+whose last viewer left is kept KEEP_SECONDS, muxing as packets come, so that a viewer coming back (a reload,
+a socket opened and closed in a loop) starts from its kept fragments instead of a remux of the whole GOP.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # Muxing a frame takes tens of microseconds: two threads keep one slow batch from delaying every camera.
 LIVE_THREADS = 2
+KEEP_SECONDS = 5.0
 
 
 class LiveViews:
@@ -60,15 +63,15 @@ class LiveViews:
             return "client"
         return None
 
-    def join(self, client_id: int, camera: str, cookie: str) -> Viewer | None:
-        """Add a viewer of the client's camera; None if it does not stream to this node. The caller checked
-        `refusal` just before, with no await between."""
+    def join(self, client_id: int, camera: str, cookie: str, expires_at: float) -> Viewer | None:
+        """Add a viewer of the client's camera, signed in until `expires_at` (wall clock); None if it does not
+        stream to this node. The caller checked `refusal` just before, with no await between."""
         source = self._sources.find(client_id, camera)
         if source is None:
             return None
         key = (client_id, camera)
         feed = self._feeds.get(key)
-        if feed is not None and feed.source != source:  # the camera reconnected: a new stream, a new feed
+        if feed is not None and (feed.source != source or feed.stale):  # a new stream or picture: a new feed
             self._end_feed(key, "stream ended")
             feed = None
         self._count(time.monotonic())  # the time before it came is not its
@@ -76,12 +79,13 @@ class LiveViews:
             feed = self._feeds[key] = Feed(source, camera, self._pool)
             feed.open()
         viewer = Viewer(client_id, camera, cookie, self._settings.max_live_queue_bytes,
-                        self._settings.max_live_queue_seconds)
+                        self._settings.max_live_queue_seconds, expires_at)
+        feed.idle_since = None
         feed.add(viewer)
         return viewer
 
     def leave(self, viewer: Viewer) -> None:
-        """Forget a viewer whose socket closed; its camera's feed stops with its last viewer."""
+        """Forget a viewer whose socket closed; its camera's feed stops KEEP_SECONDS after its last viewer."""
         key = (viewer.client_id, viewer.camera)
         feed = self._feeds.get(key)
         viewer.end(viewer.ended or "left")
@@ -90,10 +94,10 @@ class LiveViews:
         self._count(time.monotonic())
         feed.viewers.discard(viewer)
         if not feed.viewers:
-            feed.close()
-            del self._feeds[key]
+            feed.idle_since = time.monotonic()
 
     def _end_feed(self, key: tuple[int, str], reason: str) -> None:
+        self._count(time.monotonic())  # its viewers' time until now is theirs
         feed = self._feeds.pop(key)
         for viewer in feed.viewers:
             viewer.end(reason)
@@ -115,16 +119,23 @@ class LiveViews:
         return taken
 
     async def check(self) -> None:
-        """End the viewers of ended streams, drop those that stopped reading, and those no longer signed in
-        (looked up only when the database changed)."""
+        """End the viewers of ended streams (or changed pictures), drop those that stopped reading, and those
+        no longer signed in (looked up only when the database changed); stop the feeds left KEEP_SECONDS
+        ago."""
         now = time.monotonic()
+        wall = time.time()
         for key, feed in list(self._feeds.items()):
-            if feed.source.ended:
+            if feed.source.ended or feed.stale:
                 self._end_feed(key, "stream ended")
+                continue
+            if feed.idle_since is not None and now - feed.idle_since > KEEP_SECONDS:
+                self._end_feed(key, "left")
                 continue
             for viewer in feed.viewers:
                 if viewer.lagging(now):
                     viewer.end("too slow")
+                elif wall >= viewer.expires_at:
+                    viewer.end("signed out")
         viewers = [viewer for feed in self._feeds.values() for viewer in feed.viewers if not viewer.ended]
         latest = await self._store.data_version()
         if latest == self._version:

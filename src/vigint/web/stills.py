@@ -58,10 +58,10 @@ class Stills:
 
     async def _decode(self, key: tuple[int, str]) -> bytes | None:
         keyframe = await self._keyframes.keyframe(*key)
-        jpeg = None
-        if keyframe is not None:
-            self.decodes += 1
-            jpeg = await asyncio.to_thread(still_at, [keyframe], keyframe.dts)
+        if keyframe is None:  # not kept: names of cameras that do not exist would push the real ones out
+            return None
+        self.decodes += 1
+        jpeg = await asyncio.to_thread(still_at, [keyframe], keyframe.dts)
         self._kept[key] = (self._clock(), jpeg)
         self._kept.move_to_end(key)
         while len(self._kept) > MAX_STILLS:

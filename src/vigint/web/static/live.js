@@ -21,6 +21,8 @@
   const MAX_BEHIND_SECONDS = 3; // past this, jump to the live edge
   const EDGE_SECONDS = 0.3; // how far behind the newest frame playing resumes: a little to absorb jitter
   const KEEP_SECONDS = 20; // what the buffer keeps behind the picture; older media is removed
+  const STREAM_ENDED = 4404; // the server's close code (live.py CLOSE_CODES)
+  const RELOAD_MS = 2000;
   const Source = window.ManagedMediaSource || window.MediaSource;
   let source = null;
   let buffer = null;
@@ -98,6 +100,9 @@
     socket.onclose = (event) => {
       over = true;
       say(event.code === 4008 ? player.dataset.slow : player.dataset.ended, "error");
+      // The stream ended, or its picture changed size (a new init segment, a new buffer): the page opens
+      // again, live if the camera streams (again), else saying it does not.
+      if (event.code === STREAM_ENDED) setTimeout(() => location.reload(), RELOAD_MS);
     };
   }
 
