@@ -69,7 +69,7 @@ class FrameAnalysis:
         self._detector = MotionDetector(motion, tuning.masks)
         self._detector.retune(tuning)
         self._tracker = EventTracker(motion)
-        self._tracked_pts: int | None = None  # the newest frame shown to the tracker
+        self._tracked_pts: int | None = None  # the newest frame learnt (shown to the tracker, or followed)
         # Recorded footage: whether its camera was armed at an instant (Unix time); None: always
         self.armed_at: Callable[[float], bool] | None = None
 
@@ -132,14 +132,13 @@ class FrameAnalysis:
             return 1
         return max(1, round((pts - self._tracked_pts) / self._decoder.interval))
 
-    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None,
-               stands_for: int = 1) -> None:
+    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None) -> None:
         outcome.count(result)
         for frame in result.frames:
             if skip is not None and frame.pts <= skip:
                 continue
             self._tracked_pts = frame.pts
-            motion = self._detector.update(frame.pixels, stands_for=stands_for).motion
+            motion = self._detector.update(frame.pixels).motion
             if motion and self.armed_at is not None:
                 motion = self.armed_at(frame.pts / MICROSECONDS)  # recorded while disarmed: not watched
             outcome.motion_pts = frame.pts if motion else outcome.motion_pts
@@ -149,15 +148,17 @@ class FrameAnalysis:
                 outcome.events.append(event)
 
     def _follow(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
-        """A keyframe of a confirmed incident: one that still moves extends it (and is learnt, so that
-        something that came to rest fades into the background as it would, only more slowly); one that looks
-        still is reported and left alone, since the full decode of its GOP and the one before it, which
-        follows, shows the tracker where the motion ended, frame by frame."""
-        motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
-        if motion:
-            self._track(result, outcome, stands_for=self._skipped(keyframe.pts))
-        else:
-            outcome.count(result)
+        """A keyframe of a confirmed incident: compared with the background, then learnt standing for the
+        frames of its GOP not decoded, so that the next is compared with the scene as it was one GOP before,
+        not as it was when the stream began following (a shadow's slow drift, the person's own ghost would
+        look like motion). It does not extend the incident: whether it moved tells only that something moved
+        since the keyframe before it, and the full decode from there, once one looks still, shows the tracker
+        every frame where the motion ended (see pipeline.py)."""
+        outcome.count(result)
+        motion = False
+        for frame in result.frames:
+            motion = self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts)).motion or motion
+            self._tracked_pts = frame.pts  # not shown to the tracker: the full decode shows it the frames
         outcome.samples.append((keyframe.dts, motion))
 
     def _check(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
@@ -166,8 +167,9 @@ class FrameAnalysis:
         outcome.count(result)
         motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
         if not motion:
-            for frame in result.frames:
-                self._detector.update(frame.pixels)  # learnt only once known still: the replay shows the rest
+            for frame in result.frames:  # learnt only once known still, as the frames since the last would be
+                self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts))
+                self._tracked_pts = frame.pts  # (the replay after a wake-up shows the tracker the rest)
                 outcome.last_pts = outcome.tracked_pts = frame.pts
                 if (event := self._tracker.update(frame.pts, False)) is not None:
                     outcome.events.append(event)
