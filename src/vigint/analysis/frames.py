@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from vigint.analysis.decoder import DecodeResult, StreamDecoder
 from vigint.analysis.events import Event, EventTracker
 from vigint.analysis.modes import Mode
@@ -70,6 +72,7 @@ class FrameAnalysis:
         self._detector.retune(tuning)
         self._tracker = EventTracker(motion)
         self._tracked_pts: int | None = None  # the newest frame learnt (shown to the tracker, or followed)
+        self._followed: np.ndarray | None = None  # the newest keyframe followed since the last frame tracked
         # Recorded footage: whether its camera was armed at an instant (Unix time); None: always
         self.armed_at: Callable[[float], bool] | None = None
 
@@ -138,6 +141,7 @@ class FrameAnalysis:
             if skip is not None and frame.pts <= skip:
                 continue
             self._tracked_pts = frame.pts
+            self._followed = None
             motion = self._detector.update(frame.pixels).motion
             if motion and self.armed_at is not None:
                 motion = self.armed_at(frame.pts / MICROSECONDS)  # recorded while disarmed: not watched
@@ -148,17 +152,19 @@ class FrameAnalysis:
                 outcome.events.append(event)
 
     def _follow(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
-        """A keyframe of a confirmed incident: compared with the background, then learnt standing for the
-        frames of its GOP not decoded, so that the next is compared with the scene as it was one GOP before,
-        not as it was when the stream began following (a shadow's slow drift, the person's own ghost would
-        look like motion). It does not extend the incident: whether it moved tells only that something moved
-        since the keyframe before it, and the full decode from there, once one looks still, shows the tracker
-        every frame where the motion ended (see pipeline.py)."""
+        """A keyframe of a confirmed incident: compared with the keyframe followed before it (the first, with
+        the background), not with a background that still holds the person's ghost or lags a slow change, then
+        learnt standing for the frames of its GOP not decoded. It does not extend the incident: whether it
+        moved tells only that something moved since the keyframe before it, and the full decode from there,
+        once one looks still, shows the tracker every frame where the motion ended (see pipeline.py)."""
         outcome.count(result)
         motion = False
         for frame in result.frames:
-            motion = self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts)).motion or motion
+            reading = self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts),
+                                            against=self._followed)
+            motion = reading.motion or motion
             self._tracked_pts = frame.pts  # not shown to the tracker: the full decode shows it the frames
+            self._followed = frame.pixels
         outcome.samples.append((keyframe.dts, motion))
 
     def _check(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
