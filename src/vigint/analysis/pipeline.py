@@ -11,8 +11,9 @@ other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decod
 keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
 at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
 back to idle at once (and teaches the size trigger). Once an incident's motion has lasted FOLLOW_AFTER_US the
-stream follows it on keyframes only until one looks still or half a cooldown has passed: it then decodes in
-full again from the newest keyframe that moved, and the tracker places the incident's end at its last motion.
+stream follows it on keyframes only, each compared with the one before, until one looks still or half a
+cooldown has passed: it then decodes in full again from the keyframe before the newest that moved, and the
+tracker places the incident's end at its last motion (a GOP over half the ring's span is not followed).
 
 A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a) is analysed in full and
 after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
@@ -331,7 +332,7 @@ class StreamAnalysis:
             return
         if (outcome.opened_at is not None and outcome.motion_pts == outcome.last_pts
                 and outcome.last_pts - outcome.opened_at >= FOLLOW_AFTER_US
-                and self.packets.keyframes_within(self._max_follow_us)):  # else following would cost more
+                and self.packets.keyframes_within(self._max_follow_us)):  # its GOPs kept and seen in time
             self.mode = Mode.FOLLOWING  # the motion is confirmed: only its end is still to learn
             self._resume_from = self.packets.last_keyframe_dts()
             return
