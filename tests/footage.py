@@ -121,14 +121,15 @@ def _texture(rng: np.random.Generator, height: int, width: int, grain: int) -> n
 @lru_cache(maxsize=None)
 def make_footage(seconds: float, gop_seconds: float = 2, people: tuple[tuple[float, float], ...] = (),
                  noise: float = 2.0, flicker: float = 0.0, bframes: int = 0, fps: int = 15, width: int = 480,
-                 height: int = 270, bitrate: int | None = None, crf: int = 24) -> EncodedVideo:
+                 height: int = 270, bitrate: int | None = None, crf: int = 24, shadow: float = 0.0) -> EncodedVideo:
     """Real-looking camera footage: a still, textured room with sensor noise (σ `noise` gray levels), encoded
     as a VBR camera does (x264 veryfast, constant quality capped at 1.5 Mbit/s, a keyframe every
     `gop_seconds`); a person-sized figure crossing it during each (start, end) of `people`; with `flicker`,
     the light dips by that fraction on a random third of the frames (a failing tube, an IR lamp). With
     `bitrate` (bit/s), average-bitrate encoding instead, the way a CBR-like camera spends its budget. A higher
 `crf` quantises harder, as a camera does at night: with strong grain (σ 6) at 27, its still frames cost a
-steady few hundred bytes that a person walking in raises by only a half to twice."""
+steady few hundred bytes that a person walking in raises by only a half to twice. With `shadow`, the edge of a
+shadow 60 gray levels dark creeps across the room at that many pixels a second (the sun moving): no motion."""
     rng = np.random.default_rng(5)
     room = _texture(rng, height, width, 12)
     figure = _texture(np.random.default_rng(9), height // 2, width // 10, 6) * 0.4 + 15
@@ -142,6 +143,7 @@ steady few hundred bytes that a person walking in raises by only a half to twice
     for index in range(int(seconds * fps)):
         at = index / fps
         picture = room * (1 - flicker * (rng.random() < 1 / 3)) + rng.normal(0, noise, room.shape)
+        picture[:, :int(width / 8 + shadow * at) if shadow else 0] -= 60
         for start, end in people:
             if start <= at < end:
                 x = int((at - start) / (end - start) * (width - figure.shape[1]))

@@ -81,3 +81,25 @@ def test_the_larger_frames_after_a_keyframe_do_not_wake_a_long_gop():
         sizes = [400] * 15 + grain(9 - 1 / 15, seed=gop)
         fired += feed(trigger, start + FRAME, sizes)
     assert fired == []
+
+
+def test_a_stream_of_keyframes_only_that_then_sends_smaller_frames_learns_them_before_it_may_wake():
+    trigger = SizeTrigger(factor=3.0)
+    trigger.reset([(index * FRAME, 9000, True) for index in range(150)])  # idle after 10 s of keyframes only
+    start = 10 * SECOND
+    assert not trigger.update(start, 9000, keyframe=True)  # then a GOP of 2 s: P-frames come
+    assert feed(trigger, start + FRAME, [300] * 44) == []  # learnt for two seconds first (no baseline yet)
+    assert feed(trigger, start + 45 * FRAME, [3000] * 15)  # primed: ten times its frames wake it
+
+
+def test_a_false_wake_in_a_grainy_room_leaves_its_person_unheard_for_five_minutes_at_most():
+    trigger = SizeTrigger(factor=3.0)
+    feed(trigger, 0, grain(30, mean=300))
+    assert feed(trigger, 30 * SECOND, grain(1, mean=1200))  # an infrared switch: four times the bytes
+    trigger.false_wake(31 * SECOND)
+    trigger.reset([(31 * SECOND + index * FRAME, size, False) for index, size in enumerate(grain(2, 300))])
+    assert feed(trigger, 33 * SECOND, grain(1, mean=1200, seed=5)) == []  # the same switch: no wake-up
+    after = 32 * SECOND + 300 * SECOND
+    feed(trigger, after - 30 * SECOND, grain(30, mean=300, seed=6))  # five minutes later, still
+    assert trigger.factor < 3.5 and trigger.spreads < 15  # back within a step, the spread rule with it
+    assert feed(trigger, after, grain(2, mean=480, seed=7))  # a person adding 60 % wakes the stream again

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from vigint.analysis.decoder import DecodeResult, StreamDecoder
 from vigint.analysis.events import Event, EventTracker
 from vigint.analysis.modes import Mode
@@ -69,7 +71,8 @@ class FrameAnalysis:
         self._detector = MotionDetector(motion, tuning.masks)
         self._detector.retune(tuning)
         self._tracker = EventTracker(motion)
-        self._tracked_pts: int | None = None  # the newest frame shown to the tracker
+        self._tracked_pts: int | None = None  # the newest frame learnt (shown to the tracker, or followed)
+        self._followed: np.ndarray | None = None  # the newest keyframe followed since the last frame tracked
         # Recorded footage: whether its camera was armed at an instant (Unix time); None: always
         self.armed_at: Callable[[float], bool] | None = None
 
@@ -132,14 +135,14 @@ class FrameAnalysis:
             return 1
         return max(1, round((pts - self._tracked_pts) / self._decoder.interval))
 
-    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None,
-               stands_for: int = 1) -> None:
+    def _track(self, result: DecodeResult, outcome: Outcome, skip: int | None = None) -> None:
         outcome.count(result)
         for frame in result.frames:
             if skip is not None and frame.pts <= skip:
                 continue
             self._tracked_pts = frame.pts
-            motion = self._detector.update(frame.pixels, stands_for=stands_for).motion
+            self._followed = None
+            motion = self._detector.update(frame.pixels).motion
             if motion and self.armed_at is not None:
                 motion = self.armed_at(frame.pts / MICROSECONDS)  # recorded while disarmed: not watched
             outcome.motion_pts = frame.pts if motion else outcome.motion_pts
@@ -149,15 +152,19 @@ class FrameAnalysis:
                 outcome.events.append(event)
 
     def _follow(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
-        """A keyframe of a confirmed incident: one that still moves extends it (and is learnt, so that
-        something that came to rest fades into the background as it would, only more slowly); one that looks
-        still is reported and left alone, since the full decode of its GOP and the one before it, which
-        follows, shows the tracker where the motion ended, frame by frame."""
-        motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
-        if motion:
-            self._track(result, outcome, stands_for=self._skipped(keyframe.pts))
-        else:
-            outcome.count(result)
+        """A keyframe of a confirmed incident: compared with the keyframe followed before it (the first, with
+        the background), not with a background that still holds the person's ghost or lags a slow change, then
+        learnt standing for the frames of its GOP not decoded. It does not extend the incident: whether it
+        moved tells only that something moved since the keyframe before it, and the full decode from there,
+        once one looks still, shows the tracker every frame where the motion ended (see pipeline.py)."""
+        outcome.count(result)
+        motion = False
+        for frame in result.frames:
+            reading = self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts),
+                                            against=self._followed)
+            motion = reading.motion or motion
+            self._tracked_pts = frame.pts  # not shown to the tracker: the full decode shows it the frames
+            self._followed = frame.pixels
         outcome.samples.append((keyframe.dts, motion))
 
     def _check(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
@@ -166,8 +173,9 @@ class FrameAnalysis:
         outcome.count(result)
         motion = any([self._detector.update(frame.pixels, learn=False).motion for frame in result.frames])
         if not motion:
-            for frame in result.frames:
-                self._detector.update(frame.pixels)  # learnt only once known still: the replay shows the rest
+            for frame in result.frames:  # learnt only once known still, as the frames since the last would be
+                self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts))
+                self._tracked_pts = frame.pts  # (the replay after a wake-up shows the tracker the rest)
                 outcome.last_pts = outcome.tracked_pts = frame.pts
                 if (event := self._tracker.update(frame.pts, False)) is not None:
                     outcome.events.append(event)

@@ -114,17 +114,21 @@ class MotionDetector:
         quad += pixels[1:height:2, 1:width:2]
         return quad.astype(np.float32) * 0.25
 
-    def update(self, pixels: np.ndarray, learn: bool = True, stands_for: int = 1) -> MotionReading:
-        """Compare a gray frame (uint8, height × width) with the background, then learn it (unless `learn` is
-        false: a frame seen out of order, which analysis will see again in its place), as if it had been seen
-        `stands_for` times in a row (a keyframe standing for the frames of its GOP that were not decoded: what
-        came to rest fades into the background as fast as it would have)."""
+    def update(self, pixels: np.ndarray, learn: bool = True, stands_for: int = 1,
+               against: np.ndarray | None = None) -> MotionReading:
+        """Compare a gray frame (uint8, height × width) with the background (or with the frame `against`: a
+        keyframe followed with the one before it), then learn it (unless `learn` is false: a frame seen out of
+        order, which analysis will see again in its place), as if it had been seen `stands_for` times in a row
+        (a keyframe standing for the frames of its GOP that were not decoded: what came to rest fades into the
+        background as fast as it would have)."""
         tuning = self._tuning
         frame = self._halve(pixels)
         if self._background is None or self._background.shape != frame.shape:
             self._background = frame
             return MotionReading(False, 0, 0)
-        difference = frame - self._background
+        compared = against is not None and against.shape == pixels.shape
+        reference = self._halve(against) if compared else self._background
+        difference = frame - reference
         # A frame-wide brightness shift is not motion; every 7th pixel estimates it well enough, faster.
         difference -= np.median(difference.ravel()[::7])
         changed = np.abs(difference) > self._settings.threshold / tuning.sensitivity

@@ -11,8 +11,9 @@ other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decod
 keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
 at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
 back to idle at once (and teaches the size trigger). Once an incident's motion has lasted FOLLOW_AFTER_US the
-stream follows it on keyframes only, until one looks still: it then decodes in full again from the newest
-keyframe that moved, so the incident ends at its very last moving frame (clips and stills come from the ring).
+stream follows it on keyframes only, each compared with the one before, until one looks still or half a
+cooldown has passed: it then decodes in full again from the keyframe before the newest that moved, and the
+tracker places the incident's end at its last motion (a GOP over half the ring's span is not followed).
 
 A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a) is analysed in full and
 after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
@@ -106,6 +107,7 @@ class StreamAnalysis:
         self._replay_skip: int | None = None  # a replay's frames up to this pts were analysed already
         self._bytes_since_replay = 0  # a replay decodes no more than the stream sent since the last one
         self._max_replay_bytes = limits.max_backlog_bytes
+        self._max_follow_us = int(settings.motion.cooldown_seconds * MICROSECONDS) // 2
         # Waiting for its settings: arming replays the whole ring, not only from its newest keyframe.
         self._waiting = not armed
         self._begin(Mode.ACTIVE if armed else Mode.DISARMED)
@@ -114,8 +116,8 @@ class StreamAnalysis:
         """Start watching as a new stream does (or stop, in Mode.DISARMED): nothing known of motion yet."""
         self.mode = mode
         self._last_motion: int | None = None  # pts of the newest frame with motion (or of the first frame)
-        # dts of the keyframe a replay starts from: the newest known to be still while idle, the newest known
-        # to move while following
+        # dts of the keyframe a replay starts from: the newest known to be still while idle, while following
+        # the one before the newest keyframe that moved
         self._resume_from: int | None = None
         self._last_sample: int | None = None  # pts of the newest idle keyframe check
         self._woke: Wake | None = None  # what woke the stream last, until it idles again
@@ -140,7 +142,9 @@ class StreamAnalysis:
         if self.mode is Mode.DISARMED:
             return
         if self.mode is Mode.FOLLOWING:
-            if packet.keyframe:
+            if packet.dts - (self._analysed_until or 0) >= self._max_follow_us:
+                self._replay()  # the tracker must see frames again well within the cooldown
+            elif packet.keyframe:
                 self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
             return
         if self.mode is Mode.ACTIVE:
@@ -188,7 +192,6 @@ class StreamAnalysis:
         if self._ended.is_set():
             return
         if self.mode in (Mode.IDLE, Mode.FOLLOWING):  # not if disarmed: what it sent is not to be watched
-            self.mode = Mode.ACTIVE
             self._replay()
         self._queue.put_nowait(None)
         self._ended.set()
@@ -240,6 +243,8 @@ class StreamAnalysis:
         self._waiting = False  # disarmed until armed, which starts from then on
         if not self.armed or self.ended:
             return
+        if self.mode is Mode.FOLLOWING:
+            self._replay()  # its open incident ends at its last motion, which only a full decode places
         self._begin(Mode.DISARMED)
         self._drop_samples()
         newest = self.packets.newest()
@@ -248,7 +253,6 @@ class StreamAnalysis:
 
     def _wake(self, cause: Wake) -> None:
         """Go active, and decode again from the last keyframe known to be still: nothing since goes unseen."""
-        self.mode = Mode.ACTIVE
         self._woke = cause
         self._woke_at = self.packets.newest_dts() or 0
         self._moved_since_wake = False
@@ -256,14 +260,15 @@ class StreamAnalysis:
         self._replay()
 
     def _replay(self) -> None:
-        """Queue the ring's packets from the last still keyframe on, instead of any keyframe check still
-        queued.
+        """Decode in full again: queue the ring's packets from `_resume_from` on, instead of keyframe checks.
 
-        A replay holds no more than the stream sent since the last one, nor than its decode backlog may: a
-        sender that makes its stream wake and sleep in a loop gets each byte decoded at most twice.
-        """
+        A replay holds no more than the stream sent since the last one plus the GOP it starts from (else the
+        frames from there to the last analysed go missing), nor than its decode backlog may: a stream that
+        wakes and sleeps in a loop gets each byte decoded three times at most."""
+        self.mode = Mode.ACTIVE
         self._drop_samples()
-        replay = self.packets.since(self._resume_from, min(self._bytes_since_replay, self._max_replay_bytes))
+        allowed = self._bytes_since_replay + self.packets.gop_cost(self._resume_from)
+        replay = self.packets.since(self._resume_from, min(allowed, self._max_replay_bytes))
         self._bytes_since_replay = 0
         self._replay_skip = self._analysed_until
         for index, packet in enumerate(replay):
@@ -316,13 +321,18 @@ class StreamAnalysis:
             if outcome.motion_pts is not None:
                 self._wake(Wake.FRAMES)
             return
-        if self.mode is Mode.FOLLOWING:
-            self._follow(outcome)
+        if self.mode is Mode.FOLLOWING:  # a keyframe that moved since the one before it: decode from that one
+            for dts, moved in outcome.samples:
+                if not moved:
+                    self._replay()
+                    return
+                self._resume_from = self.packets.keyframe_before(dts)
             return
         if self._settings.idle_mode != "keyframes" or outcome.last_pts is None or self.backfill:
             return
         if (outcome.opened_at is not None and outcome.motion_pts == outcome.last_pts
-                and outcome.last_pts - outcome.opened_at >= FOLLOW_AFTER_US):
+                and outcome.last_pts - outcome.opened_at >= FOLLOW_AFTER_US
+                and self.packets.keyframes_within(self._max_follow_us)):  # its GOPs kept and seen in time
             self.mode = Mode.FOLLOWING  # the motion is confirmed: only its end is still to learn
             self._resume_from = self.packets.last_keyframe_dts()
             return
@@ -332,16 +342,6 @@ class StreamAnalysis:
             quiet = outcome.last_pts - self._last_motion >= self._settings.idle_after_seconds * MICROSECONDS
         if quiet:
             self._go_idle()
-
-    def _follow(self, outcome: Outcome) -> None:
-        """Follow a confirmed incident's keyframes: the first that looks still sends the stream back to a full
-        decode from the newest keyframe that moved, so the tracker sees every frame where the motion ended."""
-        for dts, moved in outcome.samples:
-            if not moved:
-                self.mode = Mode.ACTIVE
-                self._replay()
-                return
-            self._resume_from = dts
 
     def _absorb(self, outcome: Outcome, uses: list[Use], waited: list[float],
                 until: int | None = None) -> Analysed:

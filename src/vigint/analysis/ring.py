@@ -56,6 +56,23 @@ class PacketRing:
         """Return the decode time of the newest buffered keyframe, if any."""
         return self._gops[-1][0].dts if self._gops else None
 
+    def keyframes_within(self, span: int) -> bool:
+        """Return whether the two newest buffered keyframes are at most `span` µs apart, and the ring keeps
+        two GOPs that long: the one before a keyframe is where a stream following an incident on keyframes
+        decodes from to find where the motion ended (see pipeline.py)."""
+        if len(self._gops) < 2:
+            return False
+        gop = self._gops[-1][0].dts - self._gops[-2][0].dts
+        return gop <= span and (self._span is None or 2 * gop <= self._span)
+
+    def keyframe_before(self, dts: int) -> int | None:
+        """Return the decode time of the newest buffered keyframe before `dts`, if any."""
+        return next((gop[0].dts for gop in reversed(self._gops) if gop[0].dts < dts), None)
+
+    def gop_cost(self, dts: int | None) -> int:
+        """Return the cost of the buffered GOP whose keyframe is at `dts` (0 if none is)."""
+        return next((sum(packet.cost for packet in gop) for gop in self._gops if gop[0].dts == dts), 0)
+
     def since(self, dts: int | None, max_bytes: int) -> list[Packet]:
         """Return the buffered packets from the keyframe at `dts` on (from the oldest if it was forgotten, or
         is None), less their oldest GOPs while they hold over `max_bytes`: always whole GOPs, maybe none."""

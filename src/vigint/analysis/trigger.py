@@ -27,11 +27,14 @@ in during that time is seen when it ends, or by the idle keyframe check.
 A wake-up that finds no motion raises both thresholds past what it reached, so the same disturbance does not
 wake the stream again: the factor up to MAX_RAISE times the configured one (a person still wakes it), the
 spread multiple up to where its threshold passes that one's even at the smallest spread; every DECAY_US
-without a false wake-up brings them back a step. CBR cameras keep their frame sizes flat whatever happens:
-for them this trigger rarely fires, and the idle keyframe check is what wakes them.
+without a false wake-up brings them back a step, the spread multiple in as many as the factor (at least one):
+in its own terms a whole-picture disturbance raises it thirty-fold, which at DECAY a step would keep a grainy
+room's person from waking the stream for half an hour. CBR cameras keep their frame sizes flat whatever
+happens: for them this trigger rarely fires, and the idle keyframe check is what wakes them.
 """
 
 import bisect
+import math
 from collections import deque
 
 from vigint.media import MICROSECONDS
@@ -107,6 +110,7 @@ class SizeTrigger:
     def __init__(self, factor: float):
         self._configured = self.factor = factor
         self.spreads = SPREADS_PER_FACTOR * factor  # the spread multiple in force (raised by false wake-ups)
+        self._spread_decay = DECAY  # what a decay step divides the spread multiple by
         self.ratio = 0.0  # the signal over its baseline at the last frame
         self._raised_at: int | None = None  # when the thresholds were last raised or decayed (dts)
         self._keyframe: int | None = None  # dts of the newest keyframe
@@ -134,7 +138,7 @@ class SizeTrigger:
             return False
         if self._raised_at is not None and dts - self._raised_at >= DECAY_US:
             self.factor = max(self._configured, self.factor / DECAY)
-            self.spreads = max(SPREADS_PER_FACTOR * self._configured, self.spreads / DECAY)
+            self.spreads = max(SPREADS_PER_FACTOR * self._configured, self.spreads / self._spread_decay)
             self._raised_at = dts
         if dts - self._start >= PRIMING_US:
             self.ratio = self._all.value / max(self._all.baseline, FLOOR_FRAME_BYTES)
@@ -150,14 +154,14 @@ class SizeTrigger:
 
     def _add(self, dts: int, size: int, keyframe: bool) -> bool:
         """Take a frame into the signals; return whether it is a non-key frame."""
-        if self._start is None:
-            self._start = dts
         if keyframe:
             if self._keyframe is not None:
                 self._max_settle = (dts - self._keyframe) // 2
             self._keyframe = dts
             self._settling = deque(maxlen=MIN_WINDOW_FRAMES)
             return False
+        if self._start is None:
+            self._start = dts  # primed by non-key frames only: keyframes alone make no baseline
         self._all.add(dts, size)
         if self._settling is None or self._settles(dts, size):
             self._settled.add(dts, size)
@@ -178,10 +182,13 @@ class SizeTrigger:
     def false_wake(self, dts: int) -> None:
         """The wake-up judged at `dts` found no motion: from now on only more than its peak wakes this stream,
         up to MAX_RAISE times the configured factor, and the spread multiple up to where its threshold passes
-        that factor's even at the smallest spread (feed the trigger until the wake-up is judged, so that it
-        sees the whole disturbance)."""
+        that factor's even at the smallest spread, both back in as many DECAY_US (feed the trigger until the
+        wake-up is judged, so that it sees the whole disturbance)."""
         highest = MAX_RAISE * self._configured
         self.factor = min(max(self.factor, self._peak * FALSE_WAKE_MARGIN), highest)
         most_spreads = (highest - 1) / MIN_SPREAD
         self.spreads = min(max(self.spreads, self._peak_spreads * FALSE_WAKE_MARGIN), most_spreads)
+        steps = max(1.0, math.log(self.factor / self._configured, DECAY))  # the factor's way back
+        raised = self.spreads / (SPREADS_PER_FACTOR * self._configured)
+        self._spread_decay = max(DECAY, raised ** (1 / steps))
         self._raised_at = dts
