@@ -1,6 +1,9 @@
 import random
 
-from vigint.analysis.trigger import MAX_RAISE, SizeTrigger
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vigint.analysis.trigger import MAX_RAISE, SizeTrigger, middle_deviation
 
 SECOND = 1_000_000
 FRAME = 66_666  # µs between frames at 15 fps
@@ -81,3 +84,11 @@ def test_the_larger_frames_after_a_keyframe_do_not_wake_a_long_gop():
         sizes = [400] * 15 + grain(9 - 1 / 15, seed=gop)
         fired += feed(trigger, start + FRAME, sizes)
     assert fired == []
+
+
+@given(st.lists(st.integers(0, 50).map(float), min_size=1, max_size=80), st.integers(0, 79))
+def test_the_spread_is_the_median_of_the_signals_distances_to_its_baseline(values, pick):
+    values.sort()
+    for center in (values[len(values) // 2], values[pick % len(values)], values[0] - 0.5, values[-1] + 0.5):
+        expected = sorted(abs(value - center) for value in values)[len(values) // 2]
+        assert middle_deviation(values, center) == expected

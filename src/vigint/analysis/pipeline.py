@@ -126,23 +126,24 @@ class StreamAnalysis:
 
     # On the event loop
 
-    def receive(self, message: bytes) -> None:
-        """Check a media message, keep it in the ring and queue it for decoding as the gate and the mode say.
+    def receive(self, message: bytes) -> Packet | None:
+        """Check a media message, keep it in the ring and queue it for decoding as the gate and the mode say;
+        return its packet (None: not H.264, counted as such), so that the message is parsed only once.
 
         Raises:
             ProtocolViolation: 4415 when the message breaks a limit or the stream cannot be decoded.
         """
         packet = self.intake.accept(message)
         if packet is None:
-            return
+            return None
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
         if self.mode is Mode.DISARMED:
-            return
+            return packet
         if self.mode is Mode.FOLLOWING:
             if packet.keyframe:
                 self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
-            return
+            return packet
         if self.mode is Mode.ACTIVE:
             # A backfill's gate never sheds, overloaded or not.
             if self.intake.admit(packet, self.load.overloaded):
@@ -156,6 +157,7 @@ class StreamAnalysis:
                 or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
+        return packet
 
     @property
     def backlogged(self) -> bool:
