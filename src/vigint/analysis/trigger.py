@@ -67,7 +67,8 @@ def middle_deviation(values: list[float], center: float) -> float:
     wanted = len(values) // 2 + 1  # how many of the smallest deviations the median closes
     low = max(0, wanted - split)
     high = min(wanted, above)
-    while low < high:  # the fewest taken from above such that the next above is no smaller than the last below
+    # The fewest deviations taken from above such that the next above is no smaller than the last below
+    while low < high:
         taken = (low + high) // 2
         if values[split + taken] - center < center - values[split - (wanted - taken)]:
             low = taken + 1
