@@ -138,11 +138,9 @@ class StreamAnalysis:
             return None
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
-        if self.mode is Mode.DISARMED:
-            return packet
-        if self.mode is Mode.FOLLOWING:
-            if packet.keyframe:
-                self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
+        if self.mode is Mode.FOLLOWING and packet.keyframe:
+            self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
+        if self.mode in (Mode.DISARMED, Mode.FOLLOWING):
             return packet
         if self.mode is Mode.ACTIVE:
             # A backfill's gate never sheds, overloaded or not.
