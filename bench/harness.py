@@ -253,7 +253,9 @@ def serving(workdir: Path, db: Path | str, src: Path | None = None,
     command = [sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db)]
     server = subprocess.Popen(command,
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env={**_code(src), "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
+                              # as deployed (scripts/vigint-serve.service): fewer malloc arenas
+                              env={**_code(src), "MALLOC_ARENA_MAX": "2",
+                                   "VIGINT_SERVER_MAX_STREAMS_PER_CLIENT": "1000",
                                    "VIGINT_SERVER_MAX_PENDING_HELLOS_PER_ADDRESS": "1000",
                                    # a node on a shared (PostgreSQL) database needs the nodes' common secret
                                    "VIGINT_ALERTS_LINK_SECRET": secrets.token_hex(32), **(settings or {})})

@@ -3,8 +3,9 @@
 Prints, per step, the server's CPU per stream over `--seconds` while the streams run (after the scenario's
 warm-up) as a ratio to a single-threaded FFmpeg decode of the same stream measured in this run, p99 delay
 from receipt to frame in the ring, RSS per stream, the share of the frames sent in that window that were
-decoded in it, and whether the step kept up in real time; then hello→welcome p99 with 10,000 keys in the
-database.
+decoded in it, and whether the step kept up in real time (each step on a server started for it, so that its
+RSS is what its streams hold, not what an earlier step's left); then hello→welcome p99 with 10,000 keys in
+the database.
 
     python bench/ingest.py [--seconds 30] [--steps 1,4,8,12,16,20,24,28] [--scenario busy]
                            [--baseline COMMIT] [--repeat 1] [--hellos 300]
@@ -116,34 +117,36 @@ async def run_scenario(name: str, args: argparse.Namespace, sides: list[Side], w
     print(f"\n{name}: {'still room' if scenario.still else 'busy pattern'}, settings "
           f"{scenario.settings or 'default'}, warm-up {start}, {args.seconds:g} s measured; "
           f"target {scenario.target or 'none'}", flush=True)
+    measured = await run_steps(scenario, args, sides, workdir / name, counts, video, reference)
+    show_summary([side.label for side in sides], counts, *measured)
     with ExitStack() as stack:
-        servers = [stack.enter_context(running(side, workdir / f"{name}-{index}", scenario))
-                   for index, side in enumerate(sides)]
-        measured = await run_steps(scenario, args, servers, counts, video, reference)
-        show_summary([side.label for side in sides], counts, *measured)
-        for server in servers if hellos else []:
-            latency = await harness.hello_latency(server.port, server.side.api_keys, hellos)
-            print(f"hello→welcome p99 on {server.side.label} with {len(server.side.api_keys):,} keys: "
+        for index, side in enumerate(sides if hellos else []):
+            server = stack.enter_context(running(side, workdir / f"{name}-hellos-{index}", scenario))
+            latency = await harness.hello_latency(server.port, side.api_keys, hellos)
+            print(f"hello→welcome p99 on {side.label} with {len(side.api_keys):,} keys: "
                   f"{latency * 1000:.2f} ms (target ≤ 5 ms)")
 
 
-async def run_steps(scenario: Scenario, args: argparse.Namespace, servers: list[Server], counts: list[int],
-                    video, reference: float) -> tuple[dict, dict, dict]:
-    """Each stream count on each server in turn (A, B, A, B… over --repeat), until a count where no step
-    kept up; return the ratios and RSS per stream of each (label, count), and each label's largest count
-    that kept up."""
+async def run_steps(scenario: Scenario, args: argparse.Namespace, sides: list[Side], workdir: Path,
+                    counts: list[int], video, reference: float) -> tuple[dict, dict, dict]:
+    """Each stream count on each side in turn (A, B, A, B… over --repeat), each step on a server of its own
+    started afresh, so that its RSS per stream is what its streams hold (a server keeps memory an earlier
+    step's streams used); until a count where no step kept up. Return the ratios and RSS per stream of each
+    (label, count), and each label's largest count that kept up."""
     print(f"{'streams':>7} {'server':>14} {'CPU/stream':>10} {'ratio':>6} {'p99 lag':>8} {'RSS/stream':>10} "
           f"{'decoded':>8} {'real time':>9}")
     ratios: dict[tuple[str, int], list[float]] = {}
     rss: dict[tuple[str, int], list[float]] = {}
     best: dict[str, int] = {}
+    workdir.mkdir()
     for count in counts:
-        for _ in range(args.repeat):
-            for server in servers:
-                label = server.side.label
-                step = await harness.run_step(server.port, server.pid, server.side.api_keys, [video] * count,
-                                              args.seconds, scenario.warm_up_seconds,
-                                              count if scenario.until_idle else 0)
+        for repeat in range(args.repeat):
+            for index, side in enumerate(sides):
+                label = side.label
+                with running(side, workdir / f"{count}-{repeat}-{index}", scenario) as server:
+                    step = await harness.run_step(server.port, server.pid, side.api_keys, [video] * count,
+                                                  args.seconds, scenario.warm_up_seconds,
+                                                  count if scenario.until_idle else 0)
                 ratios.setdefault((label, count), []).append(step.cpu_per_stream_second / reference)
                 rss.setdefault((label, count), []).append((step.rss - server.idle_rss) / count / 2**20)
                 if show_step(label, scenario, step, ratios[label, count][-1], rss[label, count][-1]):

@@ -1,6 +1,9 @@
 import random
 
-from vigint.analysis.trigger import MAX_RAISE, SizeTrigger
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vigint.analysis.trigger import MAX_RAISE, SizeTrigger, middle_deviation
 
 SECOND = 1_000_000
 FRAME = 66_666  # µs between frames at 15 fps
@@ -103,3 +106,11 @@ def test_a_false_wake_in_a_grainy_room_leaves_its_person_unheard_for_five_minute
     feed(trigger, after - 30 * SECOND, grain(30, mean=300, seed=6))  # five minutes later, still
     assert trigger.factor < 3.5 and trigger.spreads < 15  # back within a step, the spread rule with it
     assert feed(trigger, after, grain(2, mean=480, seed=7))  # a person adding 60 % wakes the stream again
+
+
+@given(st.lists(st.integers(0, 50).map(float), min_size=1, max_size=80), st.integers(0, 79))
+def test_the_spread_is_the_median_of_the_signals_distances_to_its_baseline(values, pick):
+    values.sort()
+    for center in (values[len(values) // 2], values[pick % len(values)], values[0] - 0.5, values[-1] + 0.5):
+        expected = sorted(abs(value - center) for value in values)[len(values) // 2]
+        assert middle_deviation(values, center) == expected

@@ -50,9 +50,8 @@ WAKE_CONFIRM_US = 3 * MICROSECONDS  # stream time a wake-up has to show motion b
 FOLLOW_AFTER_US = 5 * MICROSECONDS
 # A backfill batch checks the live load again after this many packets: live streams never wait long for it.
 MAX_BACKFILL_BATCH = 64
-# Footage read ahead of a backfill's analysis stays this far within the packet ring, so that the ring still
-# holds an incident's pre-roll when analysis finds its start (the start is min_motion_seconds before it is
-# found).
+# Footage read ahead of a backfill's analysis stays this far within the packet ring, so that it still holds an
+# incident's pre-roll when analysis finds its start (min_motion_seconds before it is found).
 BACKFILL_LEAD_MARGIN_SECONDS = 1.0
 
 
@@ -82,8 +81,7 @@ class StreamAnalysis:
         tuning = settings.camera(client_id, camera)
         self._settings = settings.analysis
         # A backfill's ring is bounded by bytes only: the jump over a gap in its footage (an outage, then a
-        # second one) would otherwise trim the packets its analysis has still to reach, and an incident's clip
-        # with them.
+        # second one) would otherwise trim the packets its analysis has still to reach, and the clip's.
         ring_seconds = None if backfill else buffers.long_buffer_seconds
         self.packets = PacketRing(ring_seconds, buffers.max_packet_buffer_bytes)
         self.intake = Intake(limits, on_undecodable, complete=backfill)
@@ -128,25 +126,26 @@ class StreamAnalysis:
 
     # On the event loop
 
-    def receive(self, message: bytes) -> None:
-        """Check a media message, keep it in the ring and queue it for decoding as the gate and the mode say.
+    def receive(self, message: bytes) -> Packet | None:
+        """Check a media message, keep it in the ring and queue it for decoding as the gate and the mode say;
+        return its packet (None: not H.264, counted as such), so that the message is parsed only once.
 
         Raises:
             ProtocolViolation: 4415 when the message breaks a limit or the stream cannot be decoded.
         """
         packet = self.intake.accept(message)
         if packet is None:
-            return
+            return None
         self.packets.append(packet)
         self._bytes_since_replay += packet.cost
         if self.mode is Mode.DISARMED:
-            return
+            return packet
         if self.mode is Mode.FOLLOWING:
             if packet.dts - (self._analysed_until or 0) >= self._max_follow_us:
                 self._replay()  # the tracker must see frames again well within the cooldown
             elif packet.keyframe:
                 self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
-            return
+            return packet
         if self.mode is Mode.ACTIVE:
             # A backfill's gate never sheds, overloaded or not.
             if self.intake.admit(packet, self.load.overloaded):
@@ -160,6 +159,7 @@ class StreamAnalysis:
                 or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
+        return packet
 
     @property
     def backlogged(self) -> bool:

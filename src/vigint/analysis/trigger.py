@@ -58,6 +58,31 @@ DECAY = 1.5
 MAX_RAISE = 4.0  # a factor is never raised past this many times the configured one: a person still wakes it
 
 
+def middle_deviation(values: list[float], center: float) -> float:
+    """Return the median (the upper one of an even count) of |value - center| over sorted `values`.
+
+    The deviations above `center` ascend from it and those below descend to it: two sorted runs, whose
+    middle element a binary search finds in O(log n) steps, where sorting 450 deviations twice a second
+    cost as much as the rest of an idle stream's receipt.
+    """
+    split = bisect.bisect_left(values, center)
+    above = len(values) - split  # deviations values[split + i] - center, ascending in i
+    wanted = len(values) // 2 + 1  # how many of the smallest deviations the median closes
+    low = max(0, wanted - split)
+    high = min(wanted, above)
+    # The fewest deviations taken from above such that the next above is no smaller than the last below
+    while low < high:
+        taken = (low + high) // 2
+        if values[split + taken] - center < center - values[split - (wanted - taken)]:
+            low = taken + 1
+        else:
+            high = taken
+    largest = [values[split + low - 1] - center] if low else []
+    if wanted - low:
+        largest.append(center - values[split - (wanted - low)])
+    return max(largest)
+
+
 class _Signal:
     """The mean size of a window of frames, and its median and spread over HISTORY_US of still time."""
 
@@ -89,8 +114,7 @@ class _Signal:
         the idle stream."""
         baseline = self.baseline
         if self._spread_at is None or dts - self._spread_at >= SPREAD_REFRESH_US:
-            deviations = sorted(abs(value - baseline) for value in self._sorted)
-            self._spread = MAD_TO_SIGMA * deviations[len(deviations) // 2]
+            self._spread = MAD_TO_SIGMA * middle_deviation(self._sorted, baseline)
             self._spread_at = dts
         return max(self._spread, MIN_SPREAD * baseline, 1.0)
 

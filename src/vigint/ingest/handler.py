@@ -186,12 +186,13 @@ class StreamHandler:
         """Analyse and bill a media message; read no further ahead of a backfill's analysis than it may be."""
         usage = self._stages.usage
         now = time.time()
-        session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
+        packet = session.analysis.receive(message)  # first: a backfill's footage time is what its gate takes
         if session.backfill:
             usage.add_backfill(session.key.id, len(message), backfill.footage_in(session), now)
         else:
             usage.add_bytes(session.key.id, len(message), now)
-            session.received(message, now)
+            if packet is not None:
+                session.received(packet.dts, now)
         if session.backfill and session.analysis.backlogged:
             await backfill.drained(session)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from websockets.exceptions import ConnectionClosed
 
-from vigint import protocol
 from vigint.analysis.pipeline import StreamAnalysis
 from vigint.fleet.monitor import LiveStream
 from vigint.ingest.connections import AdmittedConnection
@@ -107,14 +106,13 @@ class Session:
         return StreamEntry(self.client_id, self.camera, self.key.id, node_id, self.id, self.address,
                            self.connected_at, self.spooled_seconds)
 
-    def received(self, message: bytes, now: float) -> None:
-        """Note the capture time of a live stream's media message received at `now` (see `footage`). Its span
-        grows no faster than the clock: a camera whose clock jumps ahead must not make later backfills look
-        delivered already. Its watchers are told first, whatever its capture time."""
+    def received(self, dts: int, now: float) -> None:
+        """Note the decode time `dts` of a live stream's packet accepted at `now` (see
+        `footage`). Its span grows no faster than the clock: a camera whose clock jumps ahead must not make
+        later backfills look delivered already. Its watchers are told first, whatever its capture time."""
         for watcher in self.watchers:
             watcher()
-        dts = protocol.media_dts(message)
-        if dts is None or abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
+        if abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
             return
         if self.live_span is None:
             self.live_span = (dts, dts)
