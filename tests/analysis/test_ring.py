@@ -66,3 +66,12 @@ def test_a_replay_takes_the_newest_whole_gops_that_fit_its_budget():
     assert [p.dts for p in ring.since(3 * SECOND, 2 * gop)][0] == 4 * SECOND  # less its oldest GOP
     assert ring.since(None, 6 * gop) == ring.packets()  # no still keyframe known: the whole ring
     assert ring.since(3 * SECOND, gop - 1) == []  # not even one GOP fits: nothing to replay
+
+
+def test_a_recorder_asking_what_came_since_a_time_gets_exactly_the_newer_packets():
+    ring = PacketRing(seconds=10, max_bytes=10**9)
+    feed(ring, 25)
+    packets = ring.packets()
+    for since in (-1, packets[0].dts, packets[0].dts + 1, int(17.95 * SECOND), int(20 * SECOND),
+                  packets[-1].dts - 1, packets[-1].dts):
+        assert ring.newer_than(since) == [packet for packet in packets if packet.dts > since]

@@ -83,6 +83,18 @@ class PacketRing:
             costs.pop(0)
         return [packet for gop in gops for packet in gop]
 
+    def newer_than(self, dts: int) -> list[Packet]:
+        """Return the buffered packets decoded after `dts`, in decode order: found from the newest end, so that
+        a recorder looking for what came since its last look costs what came, not the whole ring."""
+        fresh: list[Packet] = []
+        for gop in reversed(self._gops):
+            if gop[0].dts > dts:
+                fresh[:0] = gop
+                continue
+            fresh[:0] = [packet for packet in gop if packet.dts > dts]
+            break
+        return fresh
+
     def packets(self) -> list[Packet]:
         """Return the buffered packets in decode order, starting at a keyframe."""
         return [packet for gop in self._gops for packet in gop]

@@ -20,6 +20,9 @@ class Ring(Protocol):
     def packets(self) -> list[Packet]:
         """Return the packets the stream still holds, oldest first (from a keyframe)."""
 
+    def newer_than(self, dts: int) -> list[Packet]:
+        """Return the packets it holds decoded after `dts`, oldest first."""
+
     def newest_dts(self) -> int | None:
         """Return the decode time (µs) of the newest packet received, if any."""
 

@@ -105,13 +105,13 @@ class ClipRecorder:
     def _take(self) -> list[Packet]:
         """Return the ring's packets received since the last look (the first time: from the pre-roll's
         keyframe), up to the clip's cap."""
-        ring = self._ring.packets()
         if self._newest is None:
+            ring = self._ring.packets()
             fresh = clips.select(ring, self._motion.start - self._pre, ring[-1].dts) if ring else []
             if fresh:
                 self._cap = fresh[0].dts + self._max_clip
         else:
-            fresh = [packet for packet in ring if packet.dts > self._newest]
+            fresh = self._ring.newer_than(self._newest)
         if fresh:
             self._newest = fresh[-1].dts
         return [packet for packet in fresh if packet.dts < self._cap]

@@ -79,6 +79,9 @@ class Session:
         them)."""
         return self.analysis.packets.packets()
 
+    def newer_than(self, dts: int) -> list[Packet]:
+        return self.analysis.packets.newer_than(dts)
+
     def newest_dts(self) -> int | None:
         return self.analysis.packets.newest_dts()
 
