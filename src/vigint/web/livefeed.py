@@ -69,7 +69,8 @@ class Viewer:
 
     client_id: int
     camera: str
-    cookie: str  # its session, checked again when the database changes (revocation, sign-out)
+    # its session's stored hash, looked up again when the database changes (revocation, sign-out)
+    session: str = field(repr=False)
     max_bytes: int
     max_seconds: float
     queue: deque = field(default_factory=deque)  # (queued at, str | bytes), oldest first
