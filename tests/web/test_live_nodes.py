@@ -40,14 +40,18 @@ async def test_a_viewer_on_node_2s_page_sees_a_camera_streaming_into_node_1(star
             assert 'id="video"' in await page.text()
         async with browser.get(f"{second.base}/cameras/shop/snapshot.jpg") as snapshot:
             assert snapshot.status == 200 and (await snapshot.read())[:2] == b"\xff\xd8"
-        async with browser.ws_connect(socket_url(first), origin=first.base) as viewer:
-            start_message, media = await read_start(viewer)
-            assert start_message["type"] == "start" and media[4:8] == b"ftyp"
         for elsewhere in ("/cameras", "/cameras/shop/settings", "/incidents"):  # the pass opens nothing else
             async with browser.get(f"{first.base}{elsewhere}", allow_redirects=False) as other:
                 assert other.status == 303 and other.headers["Location"].startswith("/sign-in")
-        async with browser.get(f"{second.base}/cameras/yard") as unknown:
-            assert unknown.status == 404
+        async with browser.ws_connect(socket_url(first), origin=first.base) as viewer:
+            start_message, media = await read_start(viewer)
+            assert start_message["type"] == "start" and media[4:8] == b"ftyp"
+            await second.store.revoke_client(client_id)  # the pass ends with the session it came from
+            while not viewer.closed:
+                await viewer.receive(timeout=3)
+            assert viewer.close_code == 4401
+        async with browser.get(f"{first.base}/cameras/shop", allow_redirects=False) as ended:
+            assert ended.status == 303 and ended.headers["Location"].startswith("/sign-in")
     await connection.close()
 
 
