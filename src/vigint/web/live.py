@@ -244,14 +244,22 @@ async def _read_until_closed(ws: web.WebSocketResponse) -> None:
 
 
 async def _close(request: web.Request, ws: web.WebSocketResponse, reason: str | None) -> None:
-    """Close with the code the page understands; a reader that stopped never answers: cut it."""
+    """Close with the code the page understands; a reader that stopped never answers: cut it.
+
+    Cut whenever bytes are left unsent, however the close ends: a close that times out makes aiohttp close
+    the transport gently, and the handler then comes out cancelled (aiohttp 3.14), not timed out; a gentle
+    close waits to send the rest first, so the transport's buffer, this response and its viewer would stay
+    held for as long as the reader keeps its connection open without reading."""
     code = CLOSE_CODES.get(reason or "", WSCloseCode.OK)
+    transport = request.transport
     try:
         async with asyncio.timeout(CLOSE_SECONDS):
             await ws.close(code=code, message=(reason or "").encode())
     except (TimeoutError, ConnectionError):
-        if request.transport is not None:
-            request.transport.abort()
+        pass
+    finally:
+        if transport is not None and transport.get_write_buffer_size():
+            transport.abort()
 
 
 @routes.get("/static/live.js")
