@@ -73,12 +73,14 @@ async def test_a_forged_expired_or_other_cameras_ticket_opens_nothing(start, pos
     other_client = ticket(SECRET, client_id + 1, "shop", session, time.time())
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as stranger:
         for bad in (f"{path}?ticket={forged}", f"{path}?ticket={expired}", f"{path}?ticket={other_client}",
-                    f"{first.base}/cameras/yard?ticket={given}", f"{first.base}/cameras/yard/live?ticket={given}",
+                    f"{first.base}/cameras/yard?ticket={given}",
+                    f"{first.base}/cameras/yard/live?ticket={given}",
                     f"{first.base}/cameras/yard/snapshot.jpg?ticket={given}"):
             async with stranger.get(bad, allow_redirects=False) as refused:
                 assert refused.status == 404, bad
         assert not stranger.cookie_jar.filter_cookies(URL(first.base))
-        async with stranger.get(f"{path}?ticket={given}") as page:  # the control: the real one, within its minute
+        # the control: the real one, within its minute
+        async with stranger.get(f"{path}?ticket={given}") as page:
             assert page.status == 200 and str(page.url) == path
     for connection in connections:
         await connection.close()

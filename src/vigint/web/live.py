@@ -105,13 +105,14 @@ async def _watcher(request: web.Request, name: str) -> Watcher:
     if session is not None and (watcher := await _looked_up(request, session)) is not None:
         return watcher
     grant = read_pass(secret, request.cookies.get(PASS_COOKIE, ""), name)
-    if grant is not None and (watcher := await _looked_up(request, grant.session, grant.client_id)) is not None:
+    watcher = None if grant is None else await _looked_up(request, grant.session, grant.client_id)
+    if watcher is not None:
         return watcher
     raise web.HTTPSeeOther(f"/sign-in?{urlencode({'next': request.path_qs})}")
 
 
 async def _looked_up(request: web.Request, session: str, client_id: int | None = None) -> Watcher | None:
-    """Return the watcher signed in as `session` (its stored hash) now, if any (and if it is `client_id`'s)."""
+    """Return the watcher signed in as `session` (its stored hash) now, if any and if it is `client_id`'s."""
     client = await request.app[STORE].session_client(session, time.time())
     if client is None or client_id not in (None, client.id):
         return None
