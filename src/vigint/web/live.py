@@ -135,10 +135,8 @@ async def _holder(request: web.Request, client_id: int, name: str) -> str | None
     store = request.app[STORE]
     if not store.shared:
         return None
-    nodes = [entry.node_id for entry in await store.registered_streams(time.time())
-             if entry.client_id == client_id and entry.camera == name]
-    found = {node.id: node.document.get("page_url") for node in await store.nodes() if node.id in nodes}
-    address = next(iter(found.values()), None)
+    node = await store.stream_node(client_id, name, time.time())
+    address = None if node is None else node.document.get("page_url")
     if not address or urlsplit(address).netloc == request.host:  # this node: its stream just ended
         return None
     return address.rstrip("/")
