@@ -62,18 +62,20 @@ async def main() -> None:
     print(f"reference ({reference}): {per_frame * 1000:.2f} ms CPU a frame")
     db = workdir / "bench.db"
     api_keys = await harness.make_keys(db, args.live + 2)
-    with harness.serving(workdir, db) as (port, pid):
+    with harness.serving(workdir, db) as served:
         await asyncio.sleep(1)
-        cpu_before = harness.process_cpu(pid)
-        seconds, frames = await backfill(port, api_keys[0], video, args.minutes)
-        cpu = harness.process_cpu(pid) - cpu_before
+        cpu_before = harness.process_cpu(served.pid)
+        seconds, frames = await backfill(served.port, api_keys[0], video, args.minutes)
+        cpu = harness.process_cpu(served.pid) - cpu_before
         print(f"\nbackfill alone: {args.minutes:g} min of footage ({frames} frames) in {seconds:.1f} s = "
               f"{args.minutes * 60 / seconds:.1f}x real time; server CPU "
               f"{cpu / frames * 1000:.2f} ms a frame = {cpu / frames / per_frame:.2f}x the reference")
 
-        alone = await harness.run_step(port, pid, api_keys[1:], [video] * args.live, args.seconds)
-        recovery = asyncio.create_task(backfill(port, api_keys[0], video, args.minutes))
-        beside = await harness.run_step(port, pid, api_keys[1:], [video] * args.live, args.seconds)
+        alone = await harness.run_step(served.port, served.pid, api_keys[1:], [video] * args.live,
+                                       args.seconds)
+        recovery = asyncio.create_task(backfill(served.port, api_keys[0], video, args.minutes))
+        beside = await harness.run_step(served.port, served.pid, api_keys[1:], [video] * args.live,
+                                        args.seconds)
         seconds, frames = await recovery
         print(f"{args.live} live streams alone:         p99 lag {alone.p99:.3f} s, "
               f"decoded {alone.decoded / alone.sent:.1%}")

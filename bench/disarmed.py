@@ -59,16 +59,17 @@ async def main() -> None:
     api_keys = await harness.make_keys(db, max(counts))
     cameras = [f"cam-{index}" for index in range(max(counts))]
     await disarm(db, cameras)
-    with harness.serving(workdir, db) as (port, pid):
+    with harness.serving(workdir, db) as served:
         await asyncio.sleep(WARM_UP_SECONDS)
-        before = harness.process_cpu(pid)
+        before = harness.process_cpu(served.pid)
         await asyncio.sleep(args.seconds)
-        alone = (harness.process_cpu(pid) - before) / args.seconds  # the server's own tasks, with no stream
+        # the server's own tasks, with no stream
+        alone = (harness.process_cpu(served.pid) - before) / args.seconds
         print(f"server alone: {alone * 100:.2f}% of a core")
         print(f"\n{'streams':>7} {'disarmed':>8} {'Mbit/s each':>11} {'CPU/stream':>10} "
               f"{'÷ full decode':>13} {'beyond alone':>12} {'frames decoded':>14}")
         for count in counts:
-            result = await step(port, pid, api_keys, cameras[:count], video, args.seconds)
+            result = await step(served.port, served.pid, api_keys, cameras[:count], video, args.seconds)
             ratio = result["cpu_per_stream_second"] / full_decode
             marginal = (result["cpu_per_stream_second"] - alone / count) / full_decode
             print(f"{count:>7} {result['disarmed']:>8} {result['received_mbit']:>11.2f} "

@@ -243,12 +243,21 @@ def _code(src: Path | None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src)} if src else dict(os.environ)
 
 
+@dataclass(frozen=True)
+class Serving:
+    """A running `vigint serve`: its stream port, its page's port and its process."""
+
+    port: int
+    page_port: int
+    pid: int
+
+
 @contextmanager
 def serving(workdir: Path, db: Path | str, src: Path | None = None,
-            settings: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
-    """Run `vigint serve` from `src` (a checkout's src folder; None: the vigint this process imports) on a
-    free port with `db` (a SQLite file or a ``postgresql://`` URL) and the `VIGINT_*` variables of
-    `settings` while the block runs, then remove `workdir`; yield the server's port and pid. One client
+            settings: dict[str, str] | None = None) -> Iterator[Serving]:
+    """Run `vigint serve` from `src` (a checkout's src folder; None: the vigint this process imports) on free
+    ports with `db` (a SQLite file or a ``postgresql://`` URL) and the environment variables of `settings`
+    (`VIGINT_*` settings, `MALLOC_ARENA_MAX`) while the block runs, then remove `workdir`. One client
     streams every camera and one address sends every hello: the limits on both are lifted."""
     command = [sys.executable, "-m", "vigint", "serve", "--port", "0", "--web-port", "0", "--db", str(db)]
     server = subprocess.Popen(command,
@@ -260,10 +269,10 @@ def serving(workdir: Path, db: Path | str, src: Path | None = None,
                                    # a node on a shared (PostgreSQL) database needs the nodes' common secret
                                    "VIGINT_ALERTS_LINK_SECRET": secrets.token_hex(32), **(settings or {})})
     try:
-        banner = server.stdout.readline() + server.stdout.readline()
-        if (listening := re.search(r"127\.0\.0\.1:(\d+)", banner)) is None:
+        banner = "".join(server.stdout.readline() for _ in range(3))  # its name, where it listens, its page
+        if (listening := re.search(r"listening .*127\.0\.0\.1:(\d+).*\n.*page .*:(\d+)/", banner)) is None:
             raise SystemExit(f"vigint serve did not start (run it by hand with --db {db} to see why)")
-        yield int(listening[1]), server.pid
+        yield Serving(int(listening[1]), int(listening[2]), server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)

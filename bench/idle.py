@@ -53,7 +53,7 @@ async def main() -> None:
         print(f"reference ({decoder}), {name}: {references[name] * 100:.2f}% of a core per camera")
     db = workdir / "bench.db"
     api_keys = await harness.make_keys(db, 200)
-    with harness.serving(workdir, db) as (port, pid):
+    with harness.serving(workdir, db) as served:
         print(f"\n{'fleet':>16} {'CPU/stream':>10} {'÷ full decode':>14} {'idle/active at end':>19} "
               f"{'wake-ups':>8}")
         plan = [(f"{n} still", [still] * n, references["still"], n) for n in map(int, args.still.split(","))]
@@ -64,7 +64,7 @@ async def main() -> None:
                            + (args.mixed - busy_count) * references["still"]) / args.mixed
         plan.append((f"{args.mixed} mixed", mix, mixed_reference, args.mixed - busy_count))
         for label, videos, reference, idle in plan:
-            result = await step(port, pid, api_keys, videos, args.seconds, idle)
+            result = await step(served.port, served.pid, api_keys, videos, args.seconds, idle)
             per_stream = result["cpu_per_stream_second"]
             print(f"{label:>16} {per_stream * 100:>9.2f}% {per_stream / reference:>14.3f}"
                   f" {result['modes']['idle']:>9}/{result['modes']['active']:<9} {result['wakes']:>8.0f}",

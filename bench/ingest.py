@@ -102,9 +102,9 @@ def running(side: Side, folder: Path, scenario: Scenario) -> Iterator[Server]:
     """Serve a copy of the side's database with its own code and the scenario's settings from `folder`."""
     folder.mkdir()
     shutil.copy(side.database, folder / "bench.db")
-    with harness.serving(folder, folder / "bench.db", side.src, scenario.settings) as (port, pid):
+    with harness.serving(folder, folder / "bench.db", side.src, scenario.settings) as served:
         time.sleep(1)  # started up: what it holds from here on is the streams'
-        yield Server(side, port, pid, harness.process_rss(pid))
+        yield Server(side, served.port, served.pid, harness.process_rss(served.pid))
 
 
 async def run_scenario(name: str, args: argparse.Namespace, sides: list[Side], workdir: Path, video,

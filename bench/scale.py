@@ -100,10 +100,11 @@ async def steady_window(counters: Counters, seconds: float) -> dict[str, float]:
     return rates(before, await counters.read())
 
 
-async def measure(engine: str, server: tuple[int, int], api_keys: list[str], count: int, video,
+async def measure(engine: str, server: harness.Serving, api_keys: list[str], count: int, video,
                   seconds: float, counters: Counters) -> dict:
     """One step on one engine: bench/harness.py's step, plus PostgreSQL's CPU and write rates beside it."""
-    port, pid = server
+    port = server.port
+    pid = server.pid
     if engine == "sqlite":
         return vars(await harness.run_step(port, pid, api_keys, [video] * count, seconds))
     began = await counters.read()
@@ -225,8 +226,8 @@ async def stream_steps(args, servers: dict, live: list[str], video, reference: f
 async def hellos(args, servers: dict, live: list[str]) -> None:
     """Time sequential hellos on each engine."""
     print(f"\nhello→welcome, {args.hellos} sequential hellos, {args.keys:,} keys in the database:")
-    for engine, (port, _) in servers.items():
-        times = await harness.hello_times(port, live, args.hellos, prefix=f"hello-{engine}")
+    for engine, server in servers.items():
+        times = await harness.hello_times(server.port, live, args.hellos, prefix=f"hello-{engine}")
         p50 = times[len(times) // 2]
         p99 = times[int(0.99 * len(times))]
         print(f"{engine:>10}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "

@@ -281,6 +281,18 @@ async def test_a_release_frees_only_its_own_stream_and_an_entry_no_longer_renewe
         assert await store.registered_streams(1_015.0) == []
 
 
+async def test_a_cameras_node_is_found_by_its_registry_entry_until_its_lease_runs_out(database):
+    async with await Store.open(database) as store:
+        client, _, _ = await new_client(store)
+        await store.save_node("node-a", 1_000.0, {"page_url": "http://node-a.example:5003"}, 1_000.0)
+        await store.claim_stream(entry(client.id, "door"), 4, 1_010.0, 1_000.0)
+        found = await store.stream_node(client.id, "door", 1_005.0)
+        assert found.id == "node-a" and found.document["page_url"] == "http://node-a.example:5003"
+        assert await store.stream_node(client.id, "yard", 1_005.0) is None
+        assert await store.stream_node(client.id + 1, "door", 1_005.0) is None
+        assert await store.stream_node(client.id, "door", 1_011.0) is None  # its node stopped renewing it
+
+
 async def test_a_lease_has_one_holder_until_it_runs_out(database):
     async with await Store.open(database) as node_a, await Store.open(database) as node_b:
         assert await node_a.hold_lease("fleet", "node-a", 1_090.0, 1_000.0)

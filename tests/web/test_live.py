@@ -2,6 +2,7 @@
 may open it, and when it ends."""
 
 import asyncio
+import gc
 import json
 import socket
 import time
@@ -9,6 +10,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from aiohttp import web_ws as web_responses
 from footage import make_footage, open_stream, send_video
 from helpers import REALTIME, add_client, eventually, top_level_boxes, url
 from test_pages import signed_in
@@ -16,6 +18,7 @@ from test_pages import signed_in
 from vigint.billing.invoices import Usage, price
 from vigint.config import BillingSettings, Settings, StorageSettings, WebSettings
 from vigint.web.live import SNAPSHOTS
+from vigint.web.livefeed import Viewer
 
 
 async def stream(server, key: str, camera: str = "shop", seconds: float = 4, **options):
@@ -138,6 +141,36 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_the_others_go_on(start
     stalled.close()
     assert dropped < 5, dropped
     await connection.close()
+
+
+async def test_a_dropped_viewer_leaves_nothing_queued_or_buffered_behind(start, tmp_path):
+    """Its queue, its socket's response and the bytes its transport still had to send all go within a couple
+    of seconds, while its reader keeps the connection open without reading: what RSS keeps afterwards is
+    the allocator's, not the server's."""
+    web = WebSettings(max_live_queue_bytes=1024 * 1024, max_live_queue_seconds=1)
+    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"), web=web))
+    server.base = f"http://127.0.0.1:{server.page.port}"
+    client_id, _, key = await add_client(server.store)
+    connection = await stream(server, key, seconds=1)
+    views = server.page.live_views
+    async with await signed_in(server, client_id) as browser:
+        cookie = "; ".join(f"{c.key}={c.value}" for c in browser.cookie_jar)
+        stalled = await asyncio.to_thread(stalled_viewer, server.page.port, cookie)
+        assert views.viewers == 1 and len(alive(Viewer)) == 1
+        footage = make_footage(20, gop_seconds=1, width=480, height=270, noise=12)
+        sending = asyncio.create_task(send_video(connection, footage, int((time.time() + 5) * 1e6), 4))
+        await eventually(lambda: views.viewers == 0, timeout=8)
+        await eventually(lambda: not alive(Viewer) and not alive(web_responses.WebSocketResponse), timeout=3)
+        assert sum(transport.get_write_buffer_size() for transport in alive(asyncio.WriteTransport)) == 0
+        sending.cancel()
+    stalled.close()
+    await connection.close()
+
+
+def alive(kind: type) -> list:
+    """The objects of `kind` this process still holds, once what no one refers to is collected."""
+    gc.collect()
+    return [thing for thing in gc.get_objects() if isinstance(thing, kind)]
 
 
 def stalled_viewer(port: int, cookie: str) -> socket.socket:

@@ -84,8 +84,8 @@ class PacketRing:
         return [packet for gop in gops for packet in gop]
 
     def newer_than(self, dts: int) -> list[Packet]:
-        """Return the buffered packets decoded after `dts`, in decode order: found from the newest end, so that
-        a recorder looking for what came since its last look costs what came, not the whole ring."""
+        """Return the buffered packets decoded after `dts`, in decode order: found from the newest end, so
+        that a recorder looking for what came since its last look costs what came, not the whole ring."""
         fresh: list[Packet] = []
         for gop in reversed(self._gops):
             if gop[0].dts > dts:

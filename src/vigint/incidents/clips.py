@@ -39,9 +39,9 @@ def select(packets: list[Packet], start_us: int, end_us: int) -> list[Packet]:
 
 def mp4_packet(stream: av.video.stream.VideoStream, packet: Packet, last_dts: int,
                ticks: Callable[[int], int]) -> av.Packet:
-    """Return `packet` for an MP4 `stream` in MP4_TIME_BASE (`ticks` converts its µs times), following a packet
-    at `last_dts`. MP4 needs decode times that strictly increase and presentation times never before them; a
-    camera's clock may step back, and two µs times may round to one 90 kHz tick, so both are enforced
+    """Return `packet` for an MP4 `stream` in MP4_TIME_BASE (`ticks` converts its µs times), following a
+    packet at `last_dts`. MP4 needs decode times that strictly increase and presentation times never before
+    them; a camera's clock may step back, and two µs times may round to one 90 kHz tick, so both are enforced
     here."""
     out = av.Packet(packet.data)
     out.stream = stream

@@ -4,9 +4,9 @@ its masks.
 The settings are written to the database by the customer's page, the operator's `vigint camera set` or an
 alert's mute link: by other processes, maybe on other nodes. This node reads them for a client when a stream
 of its opens, before its welcome (should that be slow or fail, the stream is watched as armed until they are
-read), then every POLL_SECONDS looks for what changed since, in two queries for all its streams. A stream's arming is decided again at the instant its state changes
-(`arming.state`'s `until`), on the clock the node was given, and at once when its settings change; a change
-of sensitivity or masks reaches its running detector.
+read), then every POLL_SECONDS looks for what changed since, in two queries for all its streams. A stream's
+arming is decided again at the instant its state changes (`arming.state`'s `until`), on the clock the node was
+given, and at once when its settings change; a change of sensitivity or masks reaches its running detector.
 
 What the customer left unset is the operator's: the camera's `[camera CLIENT_ID/NAME]` section of
 config.ini, else `[motion]` (docs/cameras.md, "The operator's defaults").

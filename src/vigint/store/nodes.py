@@ -66,6 +66,13 @@ class NodeQueries(Engine):
             "FROM live_streams WHERE lease_until >= ? ORDER BY client_id, camera", (now,))
         return [StreamEntry(**dict(row)) for row in rows]
 
+    async def stream_node(self, client_id: int, camera: str, now: float) -> Node | None:
+        """Return the node a client's camera streams to now, if any: one lookup by the registry's key."""
+        row = await self._fetch_one(
+            "SELECT n.* FROM live_streams s JOIN nodes n ON n.id = s.node_id "
+            "WHERE s.client_id = ? AND s.camera = ? AND s.lease_until >= ?", (client_id, camera, now))
+        return None if row is None else _node(row)
+
     async def save_node(self, node_id: str, started_at: float, document: dict, now: float,
                         stopped: bool = False) -> None:
         """Record a node's snapshot (its heartbeat); a stopped node also gives up its streams and leases. A
@@ -86,7 +93,7 @@ class NodeQueries(Engine):
         """Return the nodes seen in the last day (stopped ones: in the last hour), most recently started
         first."""
         rows = await self._fetch_all("SELECT * FROM nodes ORDER BY started_at DESC, id")
-        return [Node(**{**dict(row), "document": json.loads(row["document"])}) for row in rows]
+        return [_node(row) for row in rows]
 
     async def hold_lease(self, name: str, node_id: str, until: float, now: float) -> bool:
         """Take or keep the lease on a shared job until `until`; return whether this node holds it."""
@@ -95,3 +102,7 @@ class NodeQueries(Engine):
                 "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
                 "SET holder = excluded.holder, until = excluded.until "
                 "WHERE leases.holder = excluded.holder OR leases.until < ?", (name, node_id, until, now)) == 1
+
+
+def _node(row) -> Node:
+    return Node(**{**dict(row), "document": json.loads(row["document"])})

@@ -84,6 +84,12 @@ class Sessions:
         """How long a session lasts, in seconds (the cookie's Max-Age)."""
         return int(self._web.session_days * 86_400)
 
+    def session(self, cookie: str | None) -> str | None:
+        """Return the stored hash of a session cookie's token (to look up again later), None if the cookie is
+        malformed or forged."""
+        token = self._token(cookie)
+        return None if token is None else token_hash(token)
+
     def _token(self, cookie: str | None) -> str | None:
         match = COOKIE.fullmatch(cookie or "")
         if match is None or not hmac.compare_digest(self._signature(match[1]), match[2]):
@@ -106,14 +112,8 @@ class Sessions:
 
     async def client(self, cookie: str | None) -> Client | None:
         """Return the client a cookie is signed in as, or None."""
-        token = self._token(cookie)
-        return None if token is None else await self._store.session_client(token_hash(token), time.time())
-
-    async def expires_at(self, cookie: str | None) -> float:
-        """Return when the cookie's session ends (wall clock): 0 if it is not signed in."""
-        token = self._token(cookie)
-        expiry = None if token is None else await self._store.session_expiry(token_hash(token))
-        return 0.0 if expiry is None else expiry
+        session = self.session(cookie)
+        return None if session is None else await self._store.session_client(session, time.time())
 
     async def sign_out(self, cookie: str | None) -> None:
         token = self._token(cookie)

@@ -111,8 +111,7 @@ def make_app(settings: Settings, store: Store, clips: ClipStorage, secret: str,
                                      settings.web.max_clip_streams_per_link)
     app[STILLS] = Stills(keyframes)
     app[live.SNAPSHOTS] = Stills(keyframes, seconds=live.SNAPSHOT_SECONDS)
-    app[live.LIVE_VIEWS] = LiveViews(sources, store, app[SESSIONS], settings.web,
-                                     settings.server.revocation_check_seconds)
+    app[live.LIVE_VIEWS] = LiveViews(sources, store, settings.web, settings.server.revocation_check_seconds)
     # cameras' before live's: /cameras/settings is the set-up form, not a camera's live view
     app.add_routes(pages.ROUTES + cameras.ROUTES + live.ROUTES + signin.ROUTES + handover.ROUTES
                    + mute.ROUTES)

@@ -84,7 +84,8 @@ class Viewer:
 
     client_id: int
     camera: str
-    cookie: str = field(repr=False)  # its session, checked again when the database changes (sign-out)
+    # its session's stored hash, looked up again when the database changes (revocation, sign-out)
+    session: str = field(repr=False)
     max_bytes: int
     max_seconds: float
     expires_at: float  # its session's end (wall clock): it is then signed out whatever the database says
@@ -158,8 +159,8 @@ class Feed:
         self._closed = False
 
     def open(self) -> None:
-        """Start muxing from the ring's newest keyframe (the next one if the GOP is too long), then each packet
-        as it arrives."""
+        """Start muxing from the ring's newest keyframe (the next one if the GOP is too long), then each
+        packet as it arrives."""
         gop = self.source.newest_gop()
         if 0 < len(gop) <= MAX_OPEN_PACKETS:
             self._pending = gop

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from vigint.config import WebSettings
 from vigint.store import Store
 from vigint.tasks import every
-from vigint.web.access import Sessions
 from vigint.web.livefeed import Feed, Sources, Viewer
 
 log = logging.getLogger(__name__)
@@ -31,11 +30,9 @@ KEEP_SECONDS = 5.0
 class LiveViews:
     """The node's feeds and their viewers. Event loop only."""
 
-    def __init__(self, sources: Sources, store: Store, sessions: Sessions, settings: WebSettings,
-                 check_seconds: float):
+    def __init__(self, sources: Sources, store: Store, settings: WebSettings, check_seconds: float):
         self._sources = sources
         self._store = store
-        self._sessions = sessions
         self._settings = settings
         self._check_seconds = check_seconds
         self._feeds: dict[tuple[int, str], Feed] = {}
@@ -63,9 +60,10 @@ class LiveViews:
             return "client"
         return None
 
-    def join(self, client_id: int, camera: str, cookie: str, expires_at: float) -> Viewer | None:
-        """Add a viewer of the client's camera, signed in until `expires_at` (wall clock); None if it does not
-        stream to this node. The caller checked `refusal` just before, with no await between."""
+    def join(self, client_id: int, camera: str, session: str, expires_at: float) -> Viewer | None:
+        """Add a viewer of the client's camera, signed in as `session` (its stored hash) until `expires_at`
+        (wall clock); None if it does not stream to this node. The caller checked `refusal` just before, with
+        no await between."""
         source = self._sources.find(client_id, camera)
         if source is None:
             return None
@@ -78,7 +76,7 @@ class LiveViews:
         if feed is None:
             feed = self._feeds[key] = Feed(source, camera, self._pool)
             feed.open()
-        viewer = Viewer(client_id, camera, cookie, self._settings.max_live_queue_bytes,
+        viewer = Viewer(client_id, camera, session, self._settings.max_live_queue_bytes,
                         self._settings.max_live_queue_seconds, expires_at)
         feed.idle_since = None
         feed.add(viewer)
@@ -142,7 +140,7 @@ class LiveViews:
             return
         self._version = latest
         for viewer in viewers:
-            client = await self._sessions.client(viewer.cookie)
+            client = await self._store.session_client(viewer.session, time.time())
             if client is None or client.id != viewer.client_id:
                 viewer.end("signed out")
 
