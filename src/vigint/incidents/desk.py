@@ -69,10 +69,16 @@ class OpenIncident:
     recorder: ClipRecorder | None = None
     # its stream ended: it waits the cooldown for the camera to come back
     parked: asyncio.TimerHandle | None = None
+    # its stream's analysis tells it nothing more: its end came, or the desk heard its stream end (after its
+    # last frames were analysed, not as its connection closed)
+    told: bool = False
 
     def footage_over(self) -> bool:
-        """Whether its footage has stopped for good: its stream ended, and it does not wait for the camera."""
-        return self.parked is None and self.feed.over
+        """Whether its footage has stopped for good: its stream ended, and it does not wait for the camera.
+        Not before the desk is told: between a connection's close and the analysis of its last frames (a
+        followed incident's replay, a loaded machine) the clip must keep growing, or a camera back within the
+        cooldown would find it closed."""
+        return self.told and self.parked is None and self.feed.over
 
 
 class IncidentDesk:
@@ -128,6 +134,7 @@ class IncidentDesk:
             elif isinstance(event, Extended):
                 self._open[feed].last_motion = event.end
             elif isinstance(event, Closed):
+                self._open[feed].told = True
                 self._recording.spawn(self._close(feed, self._open.pop(feed), event.end))
         return opened
 
@@ -137,6 +144,7 @@ class IncidentDesk:
         incident = self._open.pop(feed, None)
         if incident is None:
             return
+        incident.told = True
         if feed.backfill:
             self._recording.spawn(self._close(feed, incident, incident.last_motion))
             return
@@ -183,6 +191,7 @@ class IncidentDesk:
         if pending:
             self._unsettled[incident.feed] = pending
         incident.feed = feed
+        incident.told = False
         incident.last_motion = max(incident.last_motion, start)
         if incident.recorder is not None:
             incident.recorder.follow(feed)
