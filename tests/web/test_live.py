@@ -6,6 +6,7 @@ import gc
 import json
 import socket
 import time
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import aiohttp
@@ -118,15 +119,8 @@ async def test_revoking_the_client_closes_its_live_views_within_a_second(site):
 
 @REALTIME  # streams at 4× real time for seconds
 async def test_a_viewer_that_stops_reading_is_dropped_and_the_others_go_on(start, tmp_path):
-    web = WebSettings(max_live_queue_bytes=1024 * 1024, max_live_queue_seconds=1)
-    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"), web=web))
-    server.base = f"http://127.0.0.1:{server.page.port}"
-    client_id, _, key = await add_client(server.store)
-    connection = await stream(server, key, seconds=1)
-    views = server.page.live_views
-    async with await signed_in(server, client_id) as browser:
-        cookie = "; ".join(f"{c.key}={c.value}" for c in browser.cookie_jar)
-        stalled = await asyncio.to_thread(stalled_viewer, server.page.port, cookie)
+    async with a_stalled_viewer(start, tmp_path) as (server, connection, browser):
+        views = server.page.live_views
         async with browser.ws_connect(socket_url(server), origin=server.base) as reader:
             await read_start(reader)
             assert views.viewers == 2
@@ -138,24 +132,15 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_the_others_go_on(start
             message = await reader.receive(timeout=5)  # the reader that reads goes on
             assert message.type is aiohttp.WSMsgType.BINARY
             sending.cancel()
-    stalled.close()
     assert dropped < 5, dropped
-    await connection.close()
 
 
 async def test_a_dropped_viewer_leaves_nothing_queued_or_buffered_behind(start, tmp_path):
     """Its queue, its socket's response and the bytes its transport still had to send all go within a couple
     of seconds, while its reader keeps the connection open without reading: what RSS keeps afterwards is
     the allocator's, not the server's."""
-    web = WebSettings(max_live_queue_bytes=1024 * 1024, max_live_queue_seconds=1)
-    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"), web=web))
-    server.base = f"http://127.0.0.1:{server.page.port}"
-    client_id, _, key = await add_client(server.store)
-    connection = await stream(server, key, seconds=1)
-    views = server.page.live_views
-    async with await signed_in(server, client_id) as browser:
-        cookie = "; ".join(f"{c.key}={c.value}" for c in browser.cookie_jar)
-        stalled = await asyncio.to_thread(stalled_viewer, server.page.port, cookie)
+    async with a_stalled_viewer(start, tmp_path) as (server, connection, _):
+        views = server.page.live_views
         assert views.viewers == 1 and len(alive(Viewer)) == 1
         footage = make_footage(20, gop_seconds=1, width=480, height=270, noise=12)
         sending = asyncio.create_task(send_video(connection, footage, int((time.time() + 5) * 1e6), 4))
@@ -163,7 +148,24 @@ async def test_a_dropped_viewer_leaves_nothing_queued_or_buffered_behind(start, 
         await eventually(lambda: not alive(Viewer) and not alive(web_responses.WebSocketResponse), timeout=3)
         assert sum(transport.get_write_buffer_size() for transport in alive(asyncio.WriteTransport)) == 0
         sending.cancel()
-    stalled.close()
+
+
+@asynccontextmanager
+async def a_stalled_viewer(start, tmp_path):
+    """Yield a server with a client's camera streaming, the camera's connection and the client's signed-in
+    browser, while another live socket of the client's stopped reading (a queue held 1 s at most)."""
+    web = WebSettings(max_live_queue_bytes=1024 * 1024, max_live_queue_seconds=1)
+    server = await start(Settings(storage=StorageSettings(data_dir=tmp_path / "data"), web=web))
+    server.base = f"http://127.0.0.1:{server.page.port}"
+    client_id, _, key = await add_client(server.store)
+    connection = await stream(server, key, seconds=1)
+    async with await signed_in(server, client_id) as browser:
+        cookie = "; ".join(f"{c.key}={c.value}" for c in browser.cookie_jar)
+        stalled = await asyncio.to_thread(stalled_viewer, server.page.port, cookie)
+        try:
+            yield server, connection, browser
+        finally:
+            stalled.close()
     await connection.close()
 
 
