@@ -16,9 +16,11 @@ from footage import make_footage, open_stream, send_video
 from helpers import REALTIME, add_client, eventually, top_level_boxes, url
 from test_pages import signed_in
 
+from vigint.analysis.modes import Mode
 from vigint.billing.invoices import Usage, price
 from vigint.config import BillingSettings, Settings, StorageSettings, WebSettings
 from vigint.web.live import SNAPSHOTS
+from vigint.store import Editor
 from vigint.web.livefeed import Viewer
 
 
@@ -75,6 +77,25 @@ async def test_a_viewer_gets_the_cameras_fragments_from_its_newest_keyframe_as_f
             more = await viewer.receive(timeout=5)
             assert more.type is aiohttp.WSMsgType.BINARY and top_level_boxes(more.data) == ["moof", "mdat"]
         await eventually(lambda: site.page.live_views.viewers == 0)
+    await connection.close()
+
+
+async def test_a_disarmed_cameras_live_view_plays_and_costs_no_decode(site):
+    client_id, _, key = await add_client(site.store)
+    await site.store.set_camera(client_id, "shop", Editor.OPERATOR, schedule="never")
+    connection = await stream(site, key)
+    await eventually(lambda: site.streams.of_client(client_id)["shop"].analysis.mode is Mode.DISARMED)
+    decoded = site.metrics.frames_decoded
+    async with await signed_in(site, client_id) as browser:
+        async with browser.ws_connect(socket_url(site), origin=site.base) as viewer:
+            _, media = await read_start(viewer)
+            await send_video(connection, make_footage(1, gop_seconds=1, width=320, height=180),
+                             int((time.time() + 10) * 1e6))
+            more = await viewer.receive(timeout=5)
+    boxes = top_level_boxes(media)
+    assert boxes[:2] == ["ftyp", "moov"] and boxes.count("moof") == 14  # its newest GOP, a frame a fragment
+    assert more.type is aiohttp.WSMsgType.BINARY and top_level_boxes(more.data) == ["moof", "mdat"]
+    assert site.metrics.frames_decoded == decoded  # the view is a remux: the disarmed camera decodes nothing
     await connection.close()
 
 
