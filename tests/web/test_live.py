@@ -19,8 +19,8 @@ from test_pages import signed_in
 from vigint.analysis.modes import Mode
 from vigint.billing.invoices import Usage, price
 from vigint.config import BillingSettings, Settings, StorageSettings, WebSettings
-from vigint.web.live import SNAPSHOTS
 from vigint.store import Editor
+from vigint.web.live import SNAPSHOTS
 from vigint.web.livefeed import Viewer
 
 
