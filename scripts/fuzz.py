@@ -42,6 +42,7 @@ from helpers import eventually
 
 SHUTDOWN_TIMEOUT = 5.0
 DRAIN_SECONDS = 1.0  # SIGTERM drains first (503, 1013) while mutated streams may still be open
+SETTLE_SECONDS = 5.0  # after the attack, before RSS is read: its incidents' cooldown, then their clips finished
 SERVER_ENV = {
     # every hostile hello must reach the parser, not the limiter
     "VIGINT_SERVER_MAX_AUTH_FAILURES": "1000000",
@@ -51,6 +52,10 @@ SERVER_ENV = {
     "VIGINT_SERVER_DRAIN_SECONDS": str(DRAIN_SECONDS),
     # every frame of the healthy camera decoded, its incident's too: its frames decoded say it lost none
     "VIGINT_ANALYSIS_IDLE_MODE": "full",
+    # A camera gone mid-incident is waited for the cooldown, its stream and growing clip held meanwhile: with
+    # the default minute, the incidents of the last minute's mutated streams would still be held when RSS is
+    # read. With a second, they are let go and their clips finished within SETTLE_SECONDS.
+    "VIGINT_MOTION_COOLDOWN_SECONDS": "1",
     "MALLOC_ARENA_MAX": "2",  # as scripts/vigint-serve.service runs it: memory is measured as deployed
 }
 
@@ -106,6 +111,7 @@ class Campaign:
             rss_before = server.rss()
             await self.attack(attacker_key)
             await self.check_serving(str(healthy_id), str(attacker_id))
+            await asyncio.sleep(SETTLE_SECONDS)
             rss_after = server.rss()
         finally:
             await asyncio.to_thread(healthy.stop)
