@@ -34,10 +34,16 @@ SETTINGS_POLICY = content_security_policy(own_scripts=True)
 STATIC = Path(__file__).with_name("static")
 # The static files, read once: the URL carries a digest of their content, so a browser may keep them for a
 # year and still takes a new version at once.
-SCRIPT = (STATIC / "masks.js").read_bytes()
-SCRIPT_URL = f"/static/masks.js?v={hashlib.sha256(SCRIPT).hexdigest()[:12]}"
-LIVE_SCRIPT = (STATIC / "live.js").read_bytes()
-LIVE_SCRIPT_URL = f"/static/live.js?v={hashlib.sha256(LIVE_SCRIPT).hexdigest()[:12]}"
+SCRIPTS = {name: (STATIC / name).read_bytes() for name in ("masks.js", "live.js")}
+
+
+def script_url(name: str) -> str:
+    """Return the address of one of SCRIPTS, with its content's digest."""
+    return f"/static/{name}?v={hashlib.sha256(SCRIPTS[name]).hexdigest()[:12]}"
+
+
+SCRIPT_URL = script_url("masks.js")
+LIVE_SCRIPT_URL = script_url("live.js")  # the live page's player, and the cameras page's snapshots'
 ACTIONS = ("arming", "preset", "motion", "mute_hour", "mute_morning", "unmute")
 routes = web.RouteTableDef()
 
@@ -88,12 +94,13 @@ async def named(request: web.Request, client: Client) -> web.Response:
     name = request.query.get("camera", "").strip()
     if not is_camera_name(name):
         raise web.HTTPSeeOther("/cameras?bad=1")
-    raise web.HTTPSeeOther(settings_url(name))
+    raise web.HTTPSeeOther(camera_url(name, "settings"))
 
 
-def settings_url(name: str, page: str = "settings") -> str:
-    """Return the path of a camera's settings page (or of its `still.jpg`)."""
-    return f"/cameras/{quote(name, safe='')}/{page}"
+def camera_url(name: str, page: str = "") -> str:
+    """Return the path of a camera's live page (or of its `settings`, `still.jpg`, `live` socket,
+    `snapshot.jpg`)."""
+    return f"/cameras/{quote(name, safe='')}" + (f"/{page}" if page else "")
 
 
 def camera_name(request: web.Request) -> str:
@@ -122,8 +129,8 @@ async def _settings_page(request: web.Request, client: Client, name: str, settin
     latest = await request.app[STORE].client_incidents(client.id, name, None, None, 0, 1)
     now = datetime.now(UTC)
     muted = setting is not None and setting.muted_until is not None and setting.muted_until > now.timestamp()
-    response = render(request, "camera.html", client, status=status, camera=name, url=settings_url(name),
-                      still_url=settings_url(name, "still.jpg"),
+    response = render(request, "camera.html", client, status=status, camera=name,
+                      url=camera_url(name, "settings"), still_url=camera_url(name, "still.jpg"),
                       state=state_line(setting, zone, now, language), live=live,
                       picture=live or bool(latest and latest[0].incident.stills), muted=muted,
                       values={**_stored(setting, language), **(typed or {})}, error=error, saved=saved,
@@ -159,7 +166,7 @@ async def change(request: web.Request, client: Client) -> web.Response:
     except InvalidInputError as error:
         setting = await request.app[STORE].camera_setting(client.id, name)
         return await _settings_page(request, client, name, setting, status=400, error=str(error), typed=typed)
-    raise web.HTTPSeeOther(f"{settings_url(name)}?saved=1")
+    raise web.HTTPSeeOther(f"{camera_url(name, 'settings')}?saved=1")
 
 
 def _changes(action: str, typed: dict[str, str], zone: tzinfo) -> dict[str, object]:
@@ -200,9 +207,12 @@ async def still(request: web.Request, client: Client) -> web.StreamResponse:
     raise web.HTTPNotFound(text="this camera has no picture yet\n")
 
 
-@routes.get("/static/masks.js")
+@routes.get("/static/{name}")
 async def script(request: web.Request) -> web.Response:
-    return web.Response(body=SCRIPT, content_type="text/javascript", charset="utf-8",
+    body = SCRIPTS.get(request.match_info["name"])
+    if body is None:
+        raise web.HTTPNotFound(text="no such file\n")
+    return web.Response(body=body, content_type="text/javascript", charset="utf-8",
                         headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from socket import SO_SNDBUF, SOL_SOCKET
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import WSCloseCode, web
 
@@ -36,7 +36,7 @@ from vigint.web.base import (
     from_this_site,
     render,
 )
-from vigint.web.cameras import LIVE_SCRIPT, LIVE_SCRIPT_URL, STILL_CACHE, camera_name
+from vigint.web.cameras import LIVE_SCRIPT_URL, STILL_CACHE, camera_name, camera_url
 from vigint.web.livefeed import Viewer
 from vigint.web.livetickets import PASS_COOKIE, Grant, camera_pass, read_pass, read_ticket, ticket
 from vigint.web.liveviews import LiveViews
@@ -60,11 +60,6 @@ CLOSE_SECONDS = 1.0  # a closing handshake a stalled reader never answers is cut
 # that long to be noticed (its queue only grows once the kernel's is full).
 SEND_BUFFER_BYTES = 256 * 1024
 routes = web.RouteTableDef()
-
-
-def live_url(name: str, page: str = "") -> str:
-    """Return the path of a camera's live page (or of its `live` socket, its `snapshot.jpg`)."""
-    return f"/cameras/{quote(name, safe='')}" + (f"/{page}" if page else "")
 
 
 @dataclass(frozen=True)
@@ -160,9 +155,9 @@ async def page(request: web.Request, watcher: Watcher) -> web.Response:
     address."""
     name = camera_name(request)
     if "ticket" in request.query:
-        moved = web.HTTPSeeOther(live_url(name))
+        moved = web.HTTPSeeOther(camera_url(name))
         moved.set_cookie(PASS_COOKIE, camera_pass(request.app[LINK_SECRET], watcher.grant, name),
-                         max_age=request.app[SESSIONS].lifetime, path=live_url(name), httponly=True,
+                         max_age=request.app[SESSIONS].lifetime, path=camera_url(name), httponly=True,
                          samesite="Lax", secure=request.app[SECURE])
         raise moved
     client = watcher.client
@@ -174,8 +169,8 @@ async def page(request: web.Request, watcher: Watcher) -> web.Response:
         raise web.HTTPSeeOther(there)
     refusal = views.refusal(client.id) if streaming else None
     response = render(request, "live.html", client, status=429 if refusal else 200, camera=name,
-                      streaming=streaming, refusal=refusal, socket=live_url(name, "live"),
-                      snapshot=live_url(name, "snapshot.jpg"), settings=live_url(name, "settings"),
+                      streaming=streaming, refusal=refusal, socket=camera_url(name, "live"),
+                      snapshot=camera_url(name, "snapshot.jpg"), settings=camera_url(name, "settings"),
                       script=LIVE_SCRIPT_URL)
     response.headers["Content-Security-Policy"] = LIVE_POLICY
     return response
@@ -262,12 +257,6 @@ async def _close(request: web.Request, ws: web.WebSocketResponse, reason: str | 
     finally:
         if transport is not None and transport.get_write_buffer_size():
             transport.abort()
-
-
-@routes.get("/static/live.js")
-async def script(request: web.Request) -> web.Response:
-    return web.Response(body=LIVE_SCRIPT, content_type="text/javascript", charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
 ROUTES = list(routes)
