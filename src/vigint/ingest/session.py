@@ -110,9 +110,9 @@ class Session:
                            self.connected_at, self.spooled_seconds)
 
     def received(self, dts: int, now: float) -> None:
-        """Note the decode time `dts` of a live stream's packet accepted at `now` (see
-        `footage`). Its span grows no faster than the clock: a camera whose clock jumps ahead must not make
-        later backfills look delivered already. Its watchers are told first, whatever its capture time."""
+        """Note the decode time `dts` of a live stream's packet accepted at `now` (see `footage`). Its span
+        grows no faster than the clock: a camera whose clock jumps ahead must not make later backfills look
+        delivered already. Its watchers are told first, whatever its capture time."""
         for watcher in self.watchers:
             watcher()
         if abs(dts - now * MICROSECONDS) > MAX_CLOCK_OFFSET_SECONDS * MICROSECONDS:
