@@ -39,7 +39,7 @@ def draw_and_save(sign_in_link: str, settings_page: str, between) -> dict:
     quarters of its height, from edge to edge), save, reload, run `between()`; then tap a triangle's corners
     in the top left corner, select the rectangle, remove it, save; return what the browser saw."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
     driver = chromium()
@@ -80,9 +80,12 @@ def draw_and_save(sign_in_link: str, settings_page: str, between) -> dict:
         tap(driver, box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)  # select the rectangle
         driver.find_element(By.CSS_SELECTOR, 'button[data-do="remove"]').click()
         seen["field_edited"] = driver.find_element(By.ID, "masks").get_attribute("value")
-        shown = driver.find_element(By.TAG_NAME, "html")  # says "Saved." already: the first save's
+        driver.execute_script("window.beforeSecondSave = true")  # the page says "Saved." already: the first save's
         driver.find_element(By.CSS_SELECTOR, 'button[value="motion"]').click()
-        WebDriverWait(driver, 15).until(staleness_of(shown))
+        # a new document has no marker; Chromium may answer "Node ... does not belong to the document" mid-navigation
+        gone = WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,))
+        loaded = "return document.readyState == 'complete' && !window.beforeSecondSave"
+        gone.until(lambda _: driver.execute_script(loaded))
         WebDriverWait(driver, 15).until(lambda _: driver.find_elements(By.CSS_SELECTOR, ".saved"))
         seen["console"] = [entry["message"] for entry in driver.get_log("browser")]
     finally:
