@@ -67,8 +67,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1,
                         help="random seed: the same seed sends the same inputs (1)")
     parser.add_argument("--concurrency", type=int, default=8, help="attacker connections open at once (8)")
-    parser.add_argument("--max-rss-growth-mib", type=float, default=100,
-                        help="allowed server RSS growth (100)")
+    parser.add_argument("--max-rss-growth-mib", type=float, default=40,
+                        help="allowed server RSS growth (40)")
     parser.add_argument("--max-ping-ms", type=float, default=100,
                         help="slowest allowed ping of the healthy stream")
     return parser.parse_args(argv)

@@ -443,13 +443,13 @@ async def test_an_ended_stream_frees_its_decoder_without_waiting_for_the_garbage
     try:
         await connection.close()
         await eventually(lambda: not server.streams.of_client(client_id))
-        await eventually(lambda: session() is None, timeout=2)
+        await eventually(lambda: session() is None, timeout=0.5)  # not at the camera settings' next look
     finally:
         gc.enable()
 
 
-def silent_agent(port: int, api_key: str, camera: str, media: bytes) -> socket.socket:
-    """Say hello, wait for the welcome, send `media`, then never read again (no close handshake)."""
+def silent_agent(port: int, api_key: str, camera: str) -> tuple[socket.socket, ClientProtocol]:
+    """Say hello and wait for the welcome; then never read again (no close handshake)."""
     client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{protocol.PATH}"))
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
 
@@ -462,19 +462,25 @@ def silent_agent(port: int, api_key: str, camera: str, media: bytes) -> socket.s
     exchange(Response)
     client.send_text(hello(api_key, camera).encode())
     exchange(Frame)  # the welcome
-    client.send_binary(media)
+    return sock, client
+
+
+def send_binary(sock: socket.socket, client: ClientProtocol, message: bytes) -> None:
+    client.send_binary(message)
     sock.sendall(b"".join(client.data_to_send()))
-    return sock
 
 
-async def test_a_refused_stream_that_stops_reading_frees_its_camera_at_once(start):
+async def test_a_refused_stream_that_stops_reading_frees_its_camera_and_its_memory_at_once(start):
     server = await start()
     client_id, _, api_key = await add_client(server.store)
     bomb = protocol.media(0, 0, b"\x00\x00\x01\x09" * 100_000)
-    sock = await asyncio.to_thread(silent_agent, server.port, api_key, "door", bomb)
+    sock, agent = await asyncio.to_thread(silent_agent, server.port, api_key, "door")
     try:
+        session = weakref.ref(server.streams.of_client(client_id)["door"])
+        await asyncio.to_thread(send_binary, sock, agent, bomb)
         # not close_timeout (10 s)
         await eventually(lambda: not server.streams.of_client(client_id), timeout=2)
+        await eventually(lambda: session() is None, timeout=0.5)  # its decoder and ring freed too
         connection, welcome = await open_stream(url(server), api_key, "door")
         assert welcome["type"] == "welcome"
         await connection.close()

@@ -102,6 +102,7 @@ class IncidentDesk:
         self._opening: defaultdict[tuple[int, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._unsettled: dict[Feed, list[OpenIncident]] = {}  # open or still being recorded, oldest first
         self._recording = TaskSet()
+        self.released = False  # an incident let go of its stream's footage and its clip: the heap may be trimmed
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Finish what dead runs of nodes left (recovery.py), as the server starts and then regularly, until
@@ -235,6 +236,7 @@ class IncidentDesk:
         if not pending:
             self._unsettled.pop(feed, None)
         incident.settled.set()
+        self.released = True
 
     async def _close(self, feed: Feed, incident: OpenIncident, end_us: int) -> None:
         try:

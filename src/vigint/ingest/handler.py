@@ -98,6 +98,7 @@ class StreamHandler:
             closing = start_closing(connection, exchange.data_to_send())
             if session is not None:
                 await self._end_session(session)
+                session = None  # its decoder and ring (megabytes) freed now, not after the closing handshake
         if closing is not None:
             await closing
 
@@ -145,7 +146,6 @@ class StreamHandler:
 
     async def _finish(self, session: Session) -> None:
         """Stop the stream's billing, drain and flush its decoder, then unregister it."""
-        self._state.streams_ended = True
         if session.welcomed:
             self._bill(session, time.time())
             session.analysis.end()
@@ -158,6 +158,8 @@ class StreamHandler:
             # Until then the same footage sent again could open a second incident.
             await self._stages.desk.settled(session)
         self._state.streams.remove(session)
+        self._stages.cameras.forget(session)
+        self._state.streams_ended = True  # its decoder and ring freed: the next flush trims the heap
 
     async def _receive(self, session: Session) -> None:
         stages = self._stages

@@ -141,6 +141,10 @@ class CameraWatch:
                 return
         self._apply()
 
+    def forget(self, session: Session) -> None:
+        """A stream ended: let go of it now (its decoder and ring are megabytes), not at the next turn."""
+        self._watching.pop(session, None)
+
     async def follow_recorded(self, session: Session) -> None:
         """Tell a backfill when its camera was armed while its footage was recorded. Should the database fail,
         all of it is watched: recorded footage is never lost to an error (an alert too many at worst)."""

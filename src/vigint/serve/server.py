@@ -233,8 +233,8 @@ class Server:
                 # kept for the next flush, and a traceback would say there is something to fix.
                 log.warning("could not write usage: database busy (%s); kept for the next try", error)
                 return
-            if self.state.streams_ended:
-                self.state.streams_ended = False
+            if self.state.streams_ended or self.desk.released:  # megabytes freed: decoders, rings, clips
+                self.state.streams_ended = self.desk.released = False
                 await asyncio.get_running_loop().run_in_executor(self._pool, trim_heap)
 
         await every(self.settings.server.usage_flush_seconds, self._stopping, flush, log,
