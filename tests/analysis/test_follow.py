@@ -9,7 +9,7 @@ from helpers import eventually
 
 from vigint import protocol
 from vigint.analysis.events import Closed, Extended, Opened
-from vigint.analysis.pipeline import Mode, StreamAnalysis, limits
+from vigint.analysis.pipeline import Mode, StreamAnalysis
 from vigint.config import AnalysisSettings, MotionSettings, Settings
 
 SECOND = 1_000_000
@@ -21,7 +21,7 @@ async def incidents(video, cooldown: float, idle_mode: str = "keyframes",
     """Feed footage to a stream's analysis in stream-time order; return each incident's (start, end: its last
     motion, None while open when the stream ended) and the modes the stream went through."""
     settings = Settings(motion=MotionSettings(cooldown_seconds=cooldown), analysis=AnalysisSettings(idle_mode=idle_mode))
-    analysis = StreamAnalysis(settings, limits(settings), 1, "shop", lambda count, first: None)
+    analysis = StreamAnalysis(settings, 1, "shop", lambda count, first: None)
     events, modes = [], set()
     with ThreadPoolExecutor(1) as pool:
         async def consume():

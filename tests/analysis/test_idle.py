@@ -11,7 +11,7 @@ from helpers import eventually
 
 from vigint import protocol
 from vigint.analysis.events import Closed, Extended, Opened
-from vigint.analysis.pipeline import Mode, StreamAnalysis, Wake, limits
+from vigint.analysis.pipeline import Mode, StreamAnalysis, Wake
 from vigint.config import AnalysisSettings, Settings
 
 SECOND = 1_000_000
@@ -35,7 +35,7 @@ class Run:
 async def stream(video, settings: Settings = Settings()) -> Run:
     """Feed footage to a stream's analysis in stream-time order, letting analysis catch up every CHUNK packets
     (as a real-time sender would), and record when incidents open and which mode the stream is in."""
-    analysis = StreamAnalysis(settings, limits(settings), 1, "shop", lambda count, first: None)
+    analysis = StreamAnalysis(settings, 1, "shop", lambda count, first: None)
     run = Run(analysis, [], [], Counter())
     with ThreadPoolExecutor(1) as pool:
         async def consume():

@@ -8,7 +8,7 @@ from helpers import eventually
 from vigint import protocol
 from vigint.analysis.events import Closed, Extended, Opened
 from vigint.analysis.load import DecodeLoad
-from vigint.analysis.pipeline import StreamAnalysis, limits
+from vigint.analysis.pipeline import StreamAnalysis
 from vigint.config import MotionSettings, ServerSettings, Settings
 
 SECOND = 1_000_000
@@ -22,7 +22,7 @@ async def analyse(settings: Settings, video, undecodable: list | None = None, bu
     then end it; return the analysis and every batch's outcome. `steps` arms or disarms it (`arm`,
     `disarm`) before the packet of each index, once analysis caught up, noting the frames decoded then in
     `decoded_at`."""
-    analysis = StreamAnalysis(settings, limits(settings), 1, "door",
+    analysis = StreamAnalysis(settings, 1, "door",
                               lambda count, first: (undecodable if undecodable is not None else []).append(count),
                               load, armed=armed)
     with ThreadPoolExecutor(1) as pool:

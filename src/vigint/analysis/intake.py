@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from vigint import h264, protocol
 from vigint.media import MICROSECONDS, Packet
 from vigint.protocol import CloseCode, ProtocolViolation
+from vigint.streaming import ServerSettings
 
 # Access units a second of recorded footage may hold: the fastest camera's frames (protocol.MAX_FRAME_RATE),
 # with room for the jitter of timestamps rounded to µs or taken from a capture clock.
@@ -45,6 +46,14 @@ class Limits:
     max_backlog_us: int  # stream time waiting for analysis past which an overloaded server skips ahead
     max_catchup_us: int  # the same, past which any server skips ahead
     max_backlog_bytes: int
+
+    @staticmethod
+    def of(server: ServerSettings) -> "Limits":
+        """Return what one stream may send, from the [server] settings."""
+        return Limits(server.max_picture_width, server.max_picture_height, server.max_macroblocks,
+                      server.max_nal_units, server.max_bad_packets,
+                      round(server.max_decode_backlog_seconds * MICROSECONDS),
+                      round(server.max_decode_catchup_seconds * MICROSECONDS), server.max_decode_backlog_bytes)
 
 
 UNDECODABLE = "the stream cannot be decoded as H.264"

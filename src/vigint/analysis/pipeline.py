@@ -55,21 +55,11 @@ MAX_BACKFILL_BATCH = 64
 BACKFILL_LEAD_MARGIN_SECONDS = 1.0
 
 
-def limits(settings: Settings) -> Limits:
-    """Return what one stream may send, from the [server] settings."""
-    server = settings.server
-    return Limits(server.max_picture_width, server.max_picture_height, server.max_macroblocks,
-                  server.max_nal_units, server.max_bad_packets,
-                  round(server.max_decode_backlog_seconds * MICROSECONDS),
-                  round(server.max_decode_catchup_seconds * MICROSECONDS), server.max_decode_backlog_bytes)
-
-
 class StreamAnalysis:
     """The analysis of one camera stream. `receive` and `end` on the event loop; `run` once, as a task."""
 
-    def __init__(self, settings: Settings, limits: Limits, client_id: int, camera: str,
-                 on_undecodable: Callable[[int, bool], None], load: DecodeLoad | None = None,
-                 backfill: bool = False, armed: bool = True):
+    def __init__(self, settings: Settings, client_id: int, camera: str, on_undecodable: Callable[[int, bool], None],
+                 load: DecodeLoad | None = None, backfill: bool = False, armed: bool = True):
         """`on_undecodable(count, first)` hears of media that cannot be decoded (see `Intake`). `load` is the
         server's decode saturation, shared by its streams (their own, if not given). A `backfill` is recorded
         footage: analysed in full, after live video (see the module's docstring). A stream not `armed` waits
@@ -84,6 +74,7 @@ class StreamAnalysis:
         # second one) would otherwise trim the packets its analysis has still to reach, and the clip's.
         ring_seconds = None if backfill else buffers.long_buffer_seconds
         self.packets = PacketRing(ring_seconds, buffers.max_packet_buffer_bytes)
+        limits = Limits.of(settings.server)
         self.intake = Intake(limits, on_undecodable, complete=backfill)
         lead = (buffers.long_buffer_seconds - settings.motion.pre_roll_seconds
                 - settings.motion.min_motion_seconds)

@@ -21,7 +21,7 @@ from functools import partial
 from websockets.exceptions import ConnectionClosed
 
 from vigint import protocol
-from vigint.analysis.pipeline import Analysed, StreamAnalysis, limits
+from vigint.analysis.pipeline import Analysed, StreamAnalysis
 from vigint.billing.meter import UsageMeter
 from vigint.config import Settings
 from vigint.incidents.desk import IncidentDesk
@@ -64,14 +64,12 @@ class StreamHandler:
     def __init__(self, state: ServerState):
         self._state = state
         self._stages: Stages | None = None  # see `attach`
-        self._limits = None
         self._holdback_us = 0
         self._last_used: dict[int, float] = {}  # by key: when it was last streamed with, since the last flush
 
     def attach(self, stages: Stages) -> None:
         """Take the stages, built once the node listens (they are named by its port), before it accepts."""
         self._stages = stages
-        self._limits = limits(stages.settings)
         self._holdback_us = backfill.holdback_us(stages.settings.motion)
 
     async def __call__(self, connection: AdmittedConnection) -> None:
@@ -112,7 +110,7 @@ class StreamHandler:
         key = admitted.key
         hello = admitted.hello
         undecodable = partial(count_undecodable, stages.metrics, key.client_id, hello.camera)
-        analysis = StreamAnalysis(stages.settings, self._limits, key.client_id, hello.camera, undecodable,
+        analysis = StreamAnalysis(stages.settings, key.client_id, hello.camera, undecodable,
                                   self._state.decode_load, hello.backfill,
                                   armed=hello.backfill)  # live: see watch.py
         session = Session(connection, key, hello.camera, analysis, address=connection.remote_address[0],
