@@ -16,17 +16,21 @@ SECOND = 1_000_000
 CHUNK = 3  # packets fed at a time before waiting for analysis to catch up, as a real-time sender's arrive
 
 
-async def incidents(video, cooldown: float, idle_mode: str = "keyframes",
-                    disarm_at: float | None = None) -> tuple[list[tuple[int, int | None]], set[Mode]]:
+async def incidents(video, cooldown: float, idle_mode: str = "keyframes", disarm_at: float | None = None,
+                    followed: list[int] | None = None) -> tuple[list[tuple[int, int | None]], set[Mode]]:
     """Feed footage to a stream's analysis in stream-time order; return each incident's (start, end: its last
-    motion, None while open when the stream ended) and the modes the stream went through."""
-    settings = Settings(motion=MotionSettings(cooldown_seconds=cooldown), analysis=AnalysisSettings(idle_mode=idle_mode))
-    analysis = StreamAnalysis(settings, 1, "shop", lambda count, first: None)
+    motion, None while open when the stream ended) and the modes the stream went through. `followed` gets the
+    frames decoded while following."""
+    motion = MotionSettings(cooldown_seconds=cooldown)
+    analysis = StreamAnalysis(Settings(motion=motion, analysis=AnalysisSettings(idle_mode=idle_mode)), 1, "shop",
+                              lambda count, first: None)
     events, modes = [], set()
     with ThreadPoolExecutor(1) as pool:
         async def consume():
             async for outcome in analysis.run(pool, batch_seconds=0):
                 events.extend(outcome.events)
+                if outcome.mode is Mode.FOLLOWING and followed is not None:
+                    followed.append(outcome.decoded)
 
         consuming = asyncio.create_task(consume())
         for index, (pts, dts, _, data) in enumerate(video.units):
@@ -52,10 +56,11 @@ def ended_at(found: list[tuple[int, int | None]]) -> float:
     return end / SECOND
 
 
-async def assert_ends_as_in_full(video, truth: float, cooldown: float, disarm_at: float | None = None) -> set[Mode]:
+async def assert_ends_as_in_full(video, truth: float, cooldown: float, disarm_at: float | None = None,
+                                 followed: list[int] | None = None) -> set[Mode]:
     """Check that the stream's one incident ends within half a second of where a full decode of every frame
     ends it, or of where its motion truly ended; return the modes the stream went through."""
-    found, modes = await incidents(video, cooldown, disarm_at=disarm_at)
+    found, modes = await incidents(video, cooldown, disarm_at=disarm_at, followed=followed)
     control, _ = await incidents(video, cooldown, idle_mode="full", disarm_at=disarm_at)
     assert min(abs(ended_at(found) - ended_at(control)), abs(ended_at(found) - truth)) <= 0.5, (found, control)
     return modes
@@ -97,3 +102,16 @@ async def test_disarming_a_camera_while_following_ends_its_incident_at_the_last_
     video = make_footage(22, 5, people=((2, 22),), width=320, height=180)
     modes = await assert_ends_as_in_full(video, 19, 60, disarm_at=19)  # not at the keyframe of 15 s
     assert Mode.FOLLOWING in modes
+
+
+@pytest.mark.parametrize("gop_seconds, every", [(1, 4), (3, 3)])
+async def test_a_followed_incident_decodes_a_keyframe_every_four_seconds_not_every_one(gop_seconds, every):
+    # Four seconds apart while the ring (10 s) keeps the keyframe before the one that moved last; a GOP of 3 s
+    # has every keyframe followed: one of each two would let it go before the next said still.
+    video = make_footage(32, gop_seconds, people=((2, 27),), width=320, height=180)
+    followed = []
+    modes = await assert_ends_as_in_full(video, 27, 60, followed=followed)
+    assert Mode.FOLLOWING in modes
+    confirmed = 2 + 5 + gop_seconds  # the incident's motion confirmed 5 s after it opened, at a keyframe
+    during = (27 - confirmed) // every  # then two more at most: one that moved, one that looks still
+    assert during <= sum(followed) <= during + 3, followed

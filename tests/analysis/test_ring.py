@@ -75,3 +75,24 @@ def test_a_recorder_asking_what_came_since_a_time_gets_exactly_the_newer_packets
     for since in (-1, packets[0].dts, packets[0].dts + 1, int(17.95 * SECOND), int(20 * SECOND),
                   packets[-1].dts - 1, packets[-1].dts):
         assert ring.newer_than(since) == [packet for packet in packets if packet.dts > since]
+
+
+def test_the_keyframe_a_followed_incident_resumes_from_is_still_kept_when_the_next_one_says_still():
+    # Following an incident decodes keyframes `follow_gap` apart; once one looks still, the full decode starts
+    # at the one followed two before it, up to two seconds later: that keyframe must still be in the ring.
+    # GOP: the gap between followed keyframes (s), four seconds where the ring keeps enough
+    for gop, gap in {0.5: 4, 1: 4, 1.5: 4.5, 2: 4, 2.5: 5, 3: 3, 3.5: 3.5, 4: 4, 5: 5}.items():
+        ring = PacketRing(seconds=10, max_bytes=10**9)
+        fps, lag = 10, 2 * SECOND
+        followed, gaps, checked = [0], set(), 0
+        for index in range(80 * fps):
+            at = index * SECOND // fps
+            keyframe = index % round(gop * fps) == 0
+            ring.append(Packet(at, at, keyframe, b"x" * 100))
+            if len(followed) >= 3 and at == followed[-1] + lag:
+                assert ring.packets()[0].dts <= followed[-3], (gop, followed)
+                checked += 1
+            if keyframe and at - followed[-1] >= ring.follow_gap(4 * SECOND, lag):
+                gaps.add((at - followed[-1]) / SECOND)
+                followed.append(at)
+        assert gaps == {gap} and checked > 10, (gop, gaps, checked)

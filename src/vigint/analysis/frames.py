@@ -154,13 +154,16 @@ class FrameAnalysis:
     def _follow(self, keyframe: Packet, result: DecodeResult, outcome: Outcome) -> None:
         """A keyframe of a confirmed incident: compared with the keyframe followed before it (the first, with
         the background), not with a background that still holds the person's ghost or lags a slow change, then
-        learnt standing for the frames of its GOP not decoded. It does not extend the incident: whether it
-        moved tells only that something moved since the keyframe before it, and the full decode from there,
-        once one looks still, shows the tracker every frame where the motion ended (see pipeline.py)."""
+        learnt standing for the frames not decoded since, a second's at most: one keyframe every few seconds
+        holds a walking person at one place, where the frames between would have spread them along their path
+        (a ghost that would outlast their exit once a full decode resumes). It does not extend the incident:
+        whether it moved tells only that something moved since the keyframe before it, and the full decode from
+        there, once one looks still, shows the tracker every frame where the motion ended (see pipeline.py)."""
         outcome.count(result)
         motion = False
+        second = MICROSECONDS // self._decoder.interval
         for frame in result.frames:
-            reading = self._detector.update(frame.pixels, stands_for=self._skipped(frame.pts),
+            reading = self._detector.update(frame.pixels, stands_for=min(self._skipped(frame.pts), second),
                                             against=self._followed)
             motion = reading.motion or motion
             self._tracked_pts = frame.pts  # not shown to the tracker: the full decode shows it the frames

@@ -11,9 +11,10 @@ other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decod
 keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
 at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
 back to idle at once (and teaches the size trigger). Once an incident's motion has lasted FOLLOW_AFTER_US the
-stream follows it on keyframes only, each compared with the one before, until one looks still or half a
-cooldown has passed: it then decodes in full again from the keyframe before the newest that moved, and the
-tracker places the incident's end at its last motion (a GOP over half the ring's span is not followed).
+stream follows it on keyframes only, one every `idle_refresh_seconds` (sooner for a long GOP: see `PacketRing.follow_gap`),
+each compared with the one followed before, until one looks still or half a cooldown has passed: it then
+decodes in full again from the keyframe followed before the newest that moved, and the tracker places the
+incident's end at its last motion (a GOP over half the ring's span is not followed).
 
 A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a) is analysed in full and
 after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
@@ -48,6 +49,8 @@ WAKE_CONFIRM_US = 3 * MICROSECONDS  # stream time a wake-up has to show motion b
 # Motion this long since an incident opened is confirmed (no passing shadow lasts it): only its end is still
 # to learn, from keyframes.
 FOLLOW_AFTER_US = 5 * MICROSECONDS
+# What a following stream's full decode may lag the keyframe that calls for it (a batch's wait and decode).
+FOLLOW_LAG_US = 2 * MICROSECONDS
 # A backfill batch checks the live load again after this many packets: live streams never wait long for it.
 MAX_BACKFILL_BATCH = 64
 # Footage read ahead of a backfill's analysis stays this far within the packet ring, so that it still holds an
@@ -76,10 +79,8 @@ class StreamAnalysis:
         self.packets = PacketRing(ring_seconds, buffers.max_packet_buffer_bytes)
         limits = Limits.of(settings.server)
         self.intake = Intake(limits, on_undecodable, complete=backfill)
-        lead = (buffers.long_buffer_seconds - settings.motion.pre_roll_seconds
-                - settings.motion.min_motion_seconds)
-        lead_seconds = max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS)
-        self._max_lead_us = int(lead_seconds * MICROSECONDS)
+        lead = buffers.long_buffer_seconds - settings.motion.pre_roll_seconds - settings.motion.min_motion_seconds
+        self._max_lead_us = int(max(BACKFILL_LEAD_MARGIN_SECONDS, lead - BACKFILL_LEAD_MARGIN_SECONDS) * MICROSECONDS)
         self._drained = asyncio.Event()  # set after each batch: a backlogged backfill looks again
         self._until: int | None = None
         decoder = StreamDecoder(buffers.analysis_width, buffers.analysis_fps,
@@ -97,6 +98,7 @@ class StreamAnalysis:
         self._bytes_since_replay = 0  # a replay decodes no more than the stream sent since the last one
         self._max_replay_bytes = limits.max_backlog_bytes
         self._max_follow_us = int(settings.motion.cooldown_seconds * MICROSECONDS) // 2
+        self._refresh_us = int(settings.analysis.idle_refresh_seconds * MICROSECONDS)
         # Waiting for its settings: arming replays the whole ring, not only from its newest keyframe.
         self._waiting = not armed
         self._begin(Mode.ACTIVE if armed else Mode.DISARMED)
@@ -106,9 +108,10 @@ class StreamAnalysis:
         self.mode = mode
         self._last_motion: int | None = None  # pts of the newest frame with motion (or of the first frame)
         # dts of the keyframe a replay starts from: the newest known to be still while idle, while following
-        # the one before the newest keyframe that moved
+        # the one followed before the newest keyframe that moved
         self._resume_from: int | None = None
         self._last_sample: int | None = None  # pts of the newest idle keyframe check
+        self._followed: list[int] = []  # dts of the keyframes followed (the newest few), oldest first
         self._woke: Wake | None = None  # what woke the stream last, until it idles again
         self._woke_at = 0  # the newest dts then
         self._moved_since_wake = False
@@ -134,7 +137,10 @@ class StreamAnalysis:
         if self.mode is Mode.FOLLOWING:
             if packet.dts - (self._analysed_until or 0) >= self._max_follow_us:
                 self._replay()  # the tracker must see frames again well within the cooldown
-            elif packet.keyframe:
+            # A keyframe (a 720p one costs ten other frames) every idle_refresh_seconds, or as the ring asks.
+            elif packet.keyframe and packet.dts - self._followed[-1] >= self.packets.follow_gap(self._refresh_us,
+                                                                                                FOLLOW_LAG_US):
+                self._followed = [*self._followed[-3:], packet.dts]
                 self._queue.put_nowait((packet, time.monotonic(), Use.FOLLOW))
             return packet
         if self.mode is Mode.ACTIVE:
@@ -145,9 +151,7 @@ class StreamAnalysis:
                 self._trigger.update(packet.dts, len(packet.data), packet.keyframe)  # the whole disturbance
         elif self._trigger.update(packet.dts, len(packet.data), packet.keyframe):
             self._wake(Wake.SIZE)
-        elif packet.keyframe and (
-                self._last_sample is None
-                or packet.pts - self._last_sample >= self._settings.idle_refresh_seconds * MICROSECONDS):
+        elif packet.keyframe and (self._last_sample is None or packet.pts - self._last_sample >= self._refresh_us):
             self._last_sample = packet.pts
             self._queue.put_nowait((packet, time.monotonic(), Use.SAMPLE))
         return packet
@@ -312,12 +316,12 @@ class StreamAnalysis:
             if outcome.motion_pts is not None:
                 self._wake(Wake.FRAMES)
             return
-        if self.mode is Mode.FOLLOWING:  # a keyframe that moved since the one before it: decode from that one
+        if self.mode is Mode.FOLLOWING:  # a keyframe that moved since the one followed before it: decode from that one
             for dts, moved in outcome.samples:
                 if not moved:
                     self._replay()
                     return
-                self._resume_from = self.packets.keyframe_before(dts)
+                self._resume_from = max((before for before in self._followed if before < dts), default=None)
             return
         if self._settings.idle_mode != "keyframes" or outcome.last_pts is None or self.backfill:
             return
@@ -325,7 +329,8 @@ class StreamAnalysis:
                 and outcome.last_pts - outcome.opened_at >= FOLLOW_AFTER_US
                 and self.packets.keyframes_within(self._max_follow_us)):  # its GOPs kept and seen in time
             self.mode = Mode.FOLLOWING  # the motion is confirmed: only its end is still to learn
-            self._resume_from = self.packets.last_keyframe_dts()
+            self._followed = [self.packets.last_keyframe_dts() or 0]
+            self._resume_from = self._followed[0]
             return
         if self._woke is not None and not self._moved_since_wake:
             quiet = (self.packets.newest_dts() or 0) - self._woke_at >= WAKE_CONFIRM_US

@@ -65,9 +65,14 @@ class PacketRing:
         gop = self._gops[-1][0].dts - self._gops[-2][0].dts
         return gop <= span and (self._span is None or 2 * gop <= self._span)
 
-    def keyframe_before(self, dts: int) -> int | None:
-        """Return the decode time of the newest buffered keyframe before `dts`, if any."""
-        return next((gop[0].dts for gop in reversed(self._gops) if gop[0].dts < dts), None)
+    def follow_gap(self, every: int, lag: int) -> int:
+        """Return how far apart (µs) a stream following an incident may decode keyframes: `every`, or less where
+        the keyframe its full decode would resume from could leave the ring first. That decode starts at the
+        keyframe followed two before the one that looked still, and may come `lag` after it; two gaps between
+        followed keyframes (each under the one returned plus a GOP) and the lag stay within the span plus a
+        GOP, which is what the ring keeps."""
+        gop = self._gops[-1][0].dts - self._gops[-2][0].dts if len(self._gops) > 1 else 0
+        return every if self._span is None else min(every, (self._span - lag - gop) // 2)
 
     def gop_cost(self, dts: int | None) -> int:
         """Return the cost of the buffered GOP whose keyframe is at `dts` (0 if none is)."""
