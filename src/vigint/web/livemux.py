@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import av
 
 from vigint import h264
-from vigint.incidents.clips import MP4_TIME_BASE, mp4_packet
+from vigint.incidents.clips import MP4_TIME_BASE, mp4_packet, mp4_stream
 from vigint.media import MICROSECONDS, Packet
 
 LIVE_OPTIONS = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
@@ -77,11 +77,7 @@ class FragmentMuxer:
         self._pending_keyframe = False  # whether the packet FFmpeg holds until the next one is a keyframe
         self._sink = _Sink()
         self._container = av.open(self._sink, "w", format="mp4", options=LIVE_OPTIONS)
-        self._stream = self._container.add_stream("h264")
-        self._stream.width = size.width
-        self._stream.height = size.height
-        self._stream.time_base = MP4_TIME_BASE
-        self._stream.codec_context.extradata = h264.parameter_sets(first.data)
+        self._stream = mp4_stream(self._container, first, size.width, size.height)
         self._container.start_encoding()
         self.init = self._sink.take()
 
