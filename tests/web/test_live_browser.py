@@ -16,7 +16,7 @@ NO_CHROMIUM = "needs Debian's chromium and chromium-driver (.ci/run installs the
 pytestmark = [pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_CHROMIUM),
               REALTIME]  # its assertions hold latencies
 GOP_SECONDS = 10
-WATCH_SECONDS = 10
+WATCH_SECONDS = 6
 # The video's state, and the time since the page's navigation began (ms)
 STATE = """const video = document.querySelector('video');
 return {readyState: video ? video.readyState : -1, currentTime: video ? video.currentTime : 0,
@@ -57,6 +57,7 @@ def watch(sign_in_link: str, live_page: str, media_time) -> dict:
     return seen
 
 
+@pytest.mark.slow  # 12 s of real time on the serial realtime worker, the default suite's critical path
 async def test_a_live_view_starts_within_a_second_mid_gop_and_plays_at_the_live_edge(start):
     server = await start()
     client_id, _, key = await add_client(server.store)
@@ -65,7 +66,7 @@ async def test_a_live_view_starts_within_a_second_mid_gop_and_plays_at_the_live_
     began = time.time()
     sending = asyncio.create_task(send_video(connection, video, int(began * 1_000_000), speed=1))
     await eventually(lambda: server.streams.of_client(client_id).get("shop"))
-    await asyncio.sleep(3)  # the page opens 3 s after the stream's only keyframe so far
+    await asyncio.sleep(2)  # the page opens 2 s after the stream's only keyframe so far
     base = f"http://127.0.0.1:{server.page.port}"
     link = await new_sign_in_link(server.store, server.settings.web, base, client_id)
     try:
