@@ -11,10 +11,11 @@ other packets' sizes feed a `SizeTrigger`. Either can wake it, and then it decod
 keyframe it knew to be still, out of the packet ring: analysis sees every frame since, so an incident starts
 at the first moving frame, not at the wake-up. A wake-up that finds no motion within WAKE_CONFIRM_US goes
 back to idle at once (and teaches the size trigger). Once an incident's motion has lasted FOLLOW_AFTER_US the
-stream follows it on keyframes only, one every `idle_refresh_seconds` (sooner for a long GOP: see `PacketRing.follow_gap`),
-each compared with the one followed before, until one looks still or half a cooldown has passed: it then
-decodes in full again from the keyframe followed before the newest that moved, and the tracker places the
-incident's end at its last motion (a GOP over half the ring's span is not followed).
+stream follows it on keyframes only, one every `idle_refresh_seconds` (sooner for a long GOP: see
+`PacketRing.follow_gap`), each compared with the one followed before, until one looks still or half a
+cooldown has passed: it then decodes in full again from the keyframe followed before the newest that moved,
+and the tracker places the incident's end at its last motion (a GOP over half the ring's span is not
+followed).
 
 A backfill (recorded footage an agent sends after an outage, docs/protocol.md 4a) is analysed in full and
 after live video: its gate never sheds, it never goes idle, its batches wait while live streams saturate the
