@@ -161,7 +161,7 @@ class FrameAnalysis:
         there, once one looks still, shows the tracker every frame where the motion ended (see pipeline.py)."""
         outcome.count(result)
         motion = False
-        second = MICROSECONDS // self._decoder.interval
+        second = max(1, MICROSECONDS // self._decoder.interval)
         for frame in result.frames:
             reading = self._detector.update(frame.pixels, stands_for=min(self._skipped(frame.pts), second),
                                             against=self._followed)

@@ -136,8 +136,11 @@ class StreamAnalysis:
         if self.mode is Mode.DISARMED:
             return packet
         if self.mode is Mode.FOLLOWING:
-            if packet.dts - (self._analysed_until or 0) >= self._max_follow_us:
-                self._replay()  # the tracker must see frames again well within the cooldown
+            # The tracker must see frames again well within the cooldown, and from a keyframe the ring still holds
+            # (GOPs of changing length, a byte cap or a late batch can outrun `follow_gap`)
+            if (packet.dts - (self._analysed_until or 0) >= self._max_follow_us
+                    or not self.packets.holds_after_oldest(self._resume_from)):
+                self._replay()
             # A keyframe (a 720p one costs ten other frames) every idle_refresh_seconds, or as the ring asks.
             elif packet.keyframe and packet.dts - self._followed[-1] >= self.packets.follow_gap(self._refresh_us,
                                                                                                 FOLLOW_LAG_US):

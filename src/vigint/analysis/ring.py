@@ -65,6 +65,10 @@ class PacketRing:
         gop = self._gops[-1][0].dts - self._gops[-2][0].dts
         return gop <= span and (self._span is None or 2 * gop <= self._span)
 
+    def holds_after_oldest(self, dts: int | None) -> bool:
+        """Return whether the keyframe at `dts` is buffered and is not the oldest: the next trim leaves it."""
+        return dts is not None and len(self._gops) > 1 and self._gops[0][0].dts < dts
+
     def follow_gap(self, every: int, lag: int) -> int:
         """Return how far apart (µs) a stream following an incident may decode keyframes: `every`, or less where
         the keyframe its full decode would resume from could leave the ring first. That decode starts at the
