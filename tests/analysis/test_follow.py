@@ -23,7 +23,8 @@ async def incidents(video, cooldown: float, idle_mode: str = "keyframes", disarm
     """Feed footage to a stream's analysis in stream-time order; return each incident's (start, end: its last
     motion, None while open when the stream ended) and the modes the stream went through. `followed` gets the
     frames decoded while following; `ring_bytes` caps the packet ring."""
-    settings = Settings(motion=MotionSettings(cooldown_seconds=cooldown), analysis=AnalysisSettings(idle_mode=idle_mode),
+    settings = Settings(motion=MotionSettings(cooldown_seconds=cooldown),
+                        analysis=AnalysisSettings(idle_mode=idle_mode),
                         buffers=BufferSettings(max_packet_buffer_bytes=ring_bytes))
     analysis = StreamAnalysis(settings, 1, "shop", lambda count, first: None)
     events, modes = [], set()
