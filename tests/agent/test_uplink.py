@@ -114,6 +114,7 @@ async def slow_proxy(target_port: int, bytes_per_second: int) -> asyncio.Server:
     return await asyncio.start_server(handle, sock=listener)
 
 
+@pytest.mark.slow  # 5 s of real time through a throttled link (CI runs pytest -m slow)
 async def test_a_slow_link_spools_whole_gops_and_never_breaks_decoding(start, tmp_path):
     server = await start()
     client_id, _, api_key = await add_client(server.store)

@@ -125,6 +125,6 @@ async def test_a_followed_incident_decodes_a_keyframe_every_four_seconds_not_eve
 async def test_a_ring_its_byte_cap_keeps_short_still_ends_a_followed_incident_where_a_full_decode_does():
     # 1 MiB holds about 5 s of this 1.5 Mbit/s stream, not the 8 s back a full decode may resume from: the
     # stream decodes in full again before the ring forgets that keyframe
-    video = make_footage(32, 1, people=((2, 25),), width=320, height=180, bitrate=1_500_000)
-    modes = await assert_ends_as_in_full(video, 25, 60, ring_bytes=2**20)
+    video = make_footage(22, 1, people=((2, 17),), width=320, height=180, bitrate=1_500_000)
+    modes = await assert_ends_as_in_full(video, 17, 60, ring_bytes=2**20)
     assert Mode.FOLLOWING in modes

@@ -24,6 +24,7 @@ def vigint(cli):
     return lambda *args: asyncio.to_thread(cli, *args)
 
 
+@pytest.mark.slow  # 5 s of real time through the grace (CI runs pytest -m slow)
 @REALTIME
 async def test_rotation_lets_both_keys_stream_through_the_grace_then_only_the_new_one(start, tmp_path, mailbox,
                                                                                        vigint):

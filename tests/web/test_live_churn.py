@@ -40,6 +40,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
 CHURN_SECONDS = 4.0
 
 
+@pytest.mark.slow  # 7 s of real time on the serial realtime worker (CI runs pytest -m slow)
 @REALTIME  # frames received at real time, against a churn in another process
 async def test_a_client_churning_its_own_live_socket_leaves_another_clients_view_at_real_time(site):
     attacker_id, _, attacker_key = await add_client(site.store, "a@a.test", "Attacker")
