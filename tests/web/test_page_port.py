@@ -64,7 +64,8 @@ async def recorded_incident(serve: ServeProcess, client_id: int) -> dict | None:
     return None
 
 
-@pytest.mark.parametrize("env", [{}, pytest.param(NO_CAPS, marks=pytest.mark.slow)], ids=["caps", "reserve"])
+@pytest.mark.slow  # 6 s of a flood on the serial realtime worker (CI runs pytest -m slow)
+@pytest.mark.parametrize("env", [{}, NO_CAPS], ids=["caps", "reserve"])
 async def test_1100_idle_page_sockets_cost_no_agent_and_no_evidence(tmp_path, env):
     raise_own_open_file_limit()
     serve = await ServeProcess(tmp_path, {**FLOOD_ENV, **env}, nofile=1024).start()
