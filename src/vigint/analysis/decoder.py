@@ -1,11 +1,11 @@
 """Per-stream H.264 decoding with PyAV, run in worker threads (decode, parse and scale release the GIL).
 
-One `StreamDecoder` per stream: a single-threaded FFmpeg decoder (≈12 MB at 720p, where a threaded one
-takes ≈19 MB; streams run in parallel across the worker pool instead) and one reusable scaler, since
-building a scaler per frame costs more than decoding the frame. Only the frames analysis needs, at
-`analysis_fps`, are scaled to small gray pictures; nothing full-size is kept. A stream that goes from full
-decoding to keyframe checks (idle, or following an incident) gets a fresh codec: FFmpeg keeps the frames it
-once needed (6 MiB at 720p after a full decode, 2.1 after keyframe checks only, 2026-12-07).
+One `StreamDecoder` per stream: a single-threaded FFmpeg decoder (6 MiB at 720p after a full decode,
+measured 2026-12-07; a threaded one holds a picture context per thread, and streams run in parallel across
+the worker pool instead) and one reusable scaler, since building a scaler per frame costs more than decoding
+the frame. Only the frames analysis needs, at `analysis_fps`, are scaled to small gray pictures; nothing
+full-size is kept. A stream that goes from full decoding to keyframe checks (idle, or following an incident)
+gets a fresh codec: FFmpeg keeps the frames it once needed, where keyframe checks need 2.1 MiB.
 
 An analysis decode, not a display decode: the deblocking filter is skipped (`skip_loop_filter`), 16% of a
 720p decode. Its absence leaves block edges a gray level or two off, drifting a little over a GOP, far below
@@ -120,8 +120,7 @@ class StreamDecoder:
     def sample(self, keyframe: Packet) -> DecodeResult:
         """Decode one keyframe on its own and drain its frame out at once (an idle stream's check); the
         decoder then holds nothing, ready for the next check or a `reset` and replay. The first check after a
-        full decode opens the codec afresh: the old one's frames, sized for a full decode, are 5.9 MiB at 720p
-        where keyframe checks need 2.1."""
+        full decode opens the codec afresh (see the module's docstring)."""
         if self._in_full:
             self._codec = self._open()
             self._in_full = False

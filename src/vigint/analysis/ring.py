@@ -56,14 +56,16 @@ class PacketRing:
         """Return the decode time of the newest buffered keyframe, if any."""
         return self._gops[-1][0].dts if self._gops else None
 
+    def _newest_gop(self) -> int | None:
+        """Return how far apart (µs) the two newest buffered keyframes are, if there are two."""
+        return self._gops[-1][0].dts - self._gops[-2][0].dts if len(self._gops) > 1 else None
+
     def keyframes_within(self, span: int) -> bool:
         """Return whether the two newest buffered keyframes are at most `span` µs apart, and the ring keeps
         two GOPs that long: the one before a keyframe is where a stream following an incident on keyframes
         decodes from to find where the motion ended (see pipeline.py)."""
-        if len(self._gops) < 2:
-            return False
-        gop = self._gops[-1][0].dts - self._gops[-2][0].dts
-        return gop <= span and (self._span is None or 2 * gop <= self._span)
+        gop = self._newest_gop()
+        return gop is not None and gop <= span and (self._span is None or 2 * gop <= self._span)
 
     def holds_after_oldest(self, dts: int | None) -> bool:
         """Return whether the keyframe at `dts` is buffered and is not the oldest: the next trim leaves it."""
@@ -75,8 +77,9 @@ class PacketRing:
         keyframe followed two before the one that looked still, and may come `lag` after it; two gaps between
         followed keyframes (each under the one returned plus a GOP) and the lag stay within the span plus a
         GOP, which is what the ring keeps."""
-        gop = self._gops[-1][0].dts - self._gops[-2][0].dts if len(self._gops) > 1 else 0
-        return every if self._span is None else min(every, (self._span - lag - gop) // 2)
+        if self._span is None:
+            return every
+        return min(every, (self._span - lag - (self._newest_gop() or 0)) // 2)
 
     def gop_cost(self, dts: int | None) -> int:
         """Return the cost of the buffered GOP whose keyframe is at `dts` (0 if none is)."""
