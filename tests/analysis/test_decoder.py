@@ -1,3 +1,4 @@
+import av
 from footage import make_h264
 
 from vigint.analysis.decoder import StreamDecoder, analysis_size
@@ -15,7 +16,14 @@ def test_frames_are_sampled_at_the_analysis_rate_and_scaled_small():
     flushed = decoder.flush()
     assert result.decoded + flushed.decoded == video.frames and result.errors == 0
     assert len(result.frames) + len(flushed.frames) == 10  # 2 s at 5 fps
-    assert result.frames[0].pixels.shape == (180, 320) and result.size == (640, 360)
+    # The motion detector's picture: half the analysis width, each pixel the mean of the luma it covers
+    first = result.frames[0].pixels
+    assert first.shape == (90, 160) and result.size == (640, 360)
+    codec = av.CodecContext.create("h264", "r")
+    codec.options = {"skip_loop_filter": "all"}
+    luma = codec.decode(av.Packet(video.units[0][3]))[0].to_ndarray(format="gray").astype(float)
+    means = luma.reshape(90, 4, 160, 4).mean(axis=(1, 3))
+    assert abs(first - means).max() <= 1
 
 
 def test_ffmpeg_itself_refuses_a_picture_over_max_pixels():

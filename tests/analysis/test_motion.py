@@ -6,7 +6,7 @@ from vigint.config import MotionSettings
 from vigint.tuning import Mask
 
 RNG = np.random.default_rng(3)
-BACKGROUND = RNG.integers(40, 160, (180, 320)).astype(np.uint8)
+BACKGROUND = RNG.integers(40, 160, (90, 160)).astype(np.uint8)  # the detector's picture of a 320×180 frame
 
 
 def noisy(picture: np.ndarray, amplitude: int = 6) -> np.ndarray:
@@ -14,9 +14,9 @@ def noisy(picture: np.ndarray, amplitude: int = 6) -> np.ndarray:
     return np.clip(picture.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def with_square(x: int, size: int = 40, picture: np.ndarray = BACKGROUND) -> np.ndarray:
+def with_square(x: int, size: int = 20, picture: np.ndarray = BACKGROUND) -> np.ndarray:
     frame = picture.copy()
-    frame[60:60 + size, x:x + size] = 240
+    frame[30:30 + size, x:x + size] = 240
     return frame
 
 
@@ -26,7 +26,7 @@ def readings(frames) -> list[bool]:
 
 
 def test_a_moving_object_is_motion():
-    results = readings([noisy(BACKGROUND)] * 5 + [noisy(with_square(20 + 15 * i)) for i in range(10)])
+    results = readings([noisy(BACKGROUND)] * 5 + [noisy(with_square(10 + 7 * i)) for i in range(10)])
     assert not any(results[:5]) and all(results[5:])
 
 
@@ -42,15 +42,15 @@ def test_a_brightness_jump_is_not_motion():
 
 
 def test_a_tiny_change_is_not_motion_and_masks_hide_regions():
-    assert not any(readings([BACKGROUND] * 3 + [with_square(100, size=6)] * 5))  # one cell at most
+    assert not any(readings([BACKGROUND] * 3 + [with_square(50, size=3)] * 5))  # one cell at most
     masked = MotionDetector(masks=rectangle_masks(((0.0, 0.0, 0.5, 1.0),)))
-    results = [masked.update(frame).motion for frame in [BACKGROUND] * 3 + [with_square(20 + 5 * i) for i in range(8)]]
+    results = [masked.update(frame).motion for frame in [BACKGROUND] * 3 + [with_square(10 + 2 * i) for i in range(8)]]
     assert not any(results)  # the square stays in the left half
 
 
 def test_sensitivity_scales_the_threshold():
     faint = BACKGROUND.copy()
-    faint[60:100, 100:140] = np.clip(BACKGROUND[60:100, 100:140].astype(int) + 18, 0, 255)
+    faint[30:50, 50:70] = np.clip(BACKGROUND[30:50, 50:70].astype(int) + 18, 0, 255)
     assert not any(readings([BACKGROUND] * 3 + [faint] * 3))
     sensitive = MotionDetector(MotionSettings(sensitivity=2.0))
     assert [sensitive.update(f).motion for f in [BACKGROUND] * 3 + [faint]][-1]
@@ -61,17 +61,17 @@ def test_a_polygon_mask_hides_only_what_it_covers():
     watched = rasterise([triangle], 90, 160)
     assert not watched[0, 0] and watched[89, 159] and watched.sum() == pytest.approx(90 * 160 / 2, rel=0.03)
     masked = MotionDetector(masks=(triangle,))
-    top_left = [BACKGROUND] * 3 + [with_square(20 + 5 * i, size=30) for i in range(8)]  # rows 60-90, x 20-85
+    top_left = [BACKGROUND] * 3 + [with_square(10 + 2 * i, size=15) for i in range(8)]  # rows 30-45, x 10-39
     assert not any(masked.update(frame).motion for frame in top_left)
     bottom_right = BACKGROUND.copy()
-    bottom_right[120:170, 240:300] = 240
+    bottom_right[60:85, 120:150] = 240
     masked.update(BACKGROUND)
     assert masked.update(bottom_right).motion
 
 
 def test_a_running_detector_takes_new_masks_and_sensitivity_at_its_next_frame():
     detector = MotionDetector(masks=rectangle_masks(((0.0, 0.0, 1.0, 1.0),)))
-    frames = [BACKGROUND] * 3 + [with_square(20 + 15 * i) for i in range(6)]
+    frames = [BACKGROUND] * 3 + [with_square(10 + 7 * i) for i in range(6)]
     assert not any(detector.update(frame).motion for frame in frames[:5])
     detector.retune(Tuning(1.0, ()))
     assert all(detector.update(frame).motion for frame in frames[5:])

@@ -1,9 +1,10 @@
 """Motion detection on small gray frames, pure numpy: no network, no state beyond one camera's background.
 
-Each frame is halved (a 2×2 mean, which is also the light blur that takes out pixel noise), compared
-with a running-average background after removing the frame-wide brightness shift (auto-exposure, a
-light switched on), thresholded, and counted over a coarse grid of cells. Motion is a few cells mostly
-changed; a change over most of the picture is a lighting change and resets the background instead.
+Each frame comes at half the analysis size (the decoder's area scaling makes each pixel the mean of 2×2
+analysed ones, which is also the light blur that takes out pixel noise), is compared with a running-average
+background after removing the frame-wide brightness shift (auto-exposure, a light switched on), thresholded,
+and counted over a coarse grid of cells. Motion is a few cells mostly changed; a change over most of the
+picture is a lighting change and resets the background instead.
 
 Masks are polygons in fractions of the picture (`vigint.tuning.Mask`), drawn once into a boolean picture
 for each picture size: each frame then costs one `&` with it, whatever the masks' corners. The customer may
@@ -20,7 +21,7 @@ from vigint.config import MotionSettings, Rectangle
 from vigint.errors import InvalidInputError
 from vigint.tuning import Mask, rectangle
 
-CELL_SIZE = 8  # pixels of the halved frame per grid cell side: 16x16 analysed pixels
+CELL_SIZE = 8  # pixels of the detector's picture per grid cell side: 16x16 analysed pixels
 CELL_FRACTION = 0.3  # share of a cell's pixels that must change for the cell to count
 BACKGROUND_RATE = 0.05  # running-average weight of each new frame: about 4 s of memory at 5 fps
 
@@ -104,16 +105,6 @@ class MotionDetector:
             self._mask_of = (masks, shape)
         return self._mask
 
-    def _halve(self, pixels: np.ndarray) -> np.ndarray:
-        height = pixels.shape[0] // 2 * 2
-        width = pixels.shape[1] // 2 * 2
-        # Four strided adds in uint16 cost a fraction of a reshape-and-mean over two axes.
-        quad = pixels[0:height:2, 0:width:2].astype(np.uint16)
-        quad += pixels[1:height:2, 0:width:2]
-        quad += pixels[0:height:2, 1:width:2]
-        quad += pixels[1:height:2, 1:width:2]
-        return quad.astype(np.float32) * 0.25
-
     def update(self, pixels: np.ndarray, learn: bool = True, stands_for: int = 1,
                against: np.ndarray | None = None) -> MotionReading:
         """Compare a gray frame (uint8, height × width) with the background (or with the frame `against`: a
@@ -122,33 +113,36 @@ class MotionDetector:
         (a keyframe standing for the frames of its GOP that were not decoded: what came to rest fades into the
         background as fast as it would have)."""
         tuning = self._tuning
-        frame = self._halve(pixels)
+        frame = pixels.astype(np.float32)
         if self._background is None or self._background.shape != frame.shape:
             self._background = frame
             return MotionReading(False, 0, 0)
         compared = against is not None and against.shape == pixels.shape
-        reference = self._halve(against) if compared else self._background
-        difference = frame - reference
-        # A frame-wide brightness shift is not motion; every 7th pixel estimates it well enough, faster.
-        difference -= np.median(difference.ravel()[::7])
-        changed = np.abs(difference) > self._settings.threshold / tuning.sensitivity
+        difference = frame - (against if compared else self._background)
+        # A frame-wide brightness shift is not motion; the middle value of every 7th pixel estimates it.
+        sample = difference.ravel()[::7]
+        difference -= np.partition(sample, sample.size // 2)[sample.size // 2]
+        changed = np.abs(difference, out=difference) > self._settings.threshold / tuning.sensitivity
         if tuning.masks:
             changed &= self._watched(tuning.masks, frame.shape)
-        cells = self._cells(changed)
+        cells = self._changed_per_cell(changed)
         total = cells.size
-        changed_cells = int(np.count_nonzero(cells >= CELL_FRACTION))
+        changed_cells = int(np.count_nonzero(cells >= CELL_FRACTION * CELL_SIZE * CELL_SIZE))
         if changed_cells > self._settings.max_area_fraction * total:
             if learn:
                 self._background = frame  # lighting changed: start again from this picture
             return MotionReading(False, changed_cells, total)
         if learn:
             rate = 1 - (1 - BACKGROUND_RATE) ** stands_for
-            self._background = (1 - rate) * self._background + rate * frame
+            frame -= self._background
+            frame *= rate
+            self._background += frame  # in place: the background is this detector's own array
         return MotionReading(changed_cells >= self._settings.min_cells, changed_cells, total)
 
-    def _cells(self, changed: np.ndarray) -> np.ndarray:
+    def _changed_per_cell(self, changed: np.ndarray) -> np.ndarray:
+        """Return how many pixels changed in each whole cell of the grid."""
         size = CELL_SIZE
         rows = changed.shape[0] // size
         columns = changed.shape[1] // size
         grid = changed[:rows * size, :columns * size].reshape(rows, size, columns, size)
-        return grid.sum(axis=3, dtype=np.uint16).sum(axis=1) / (size * size)
+        return grid.sum(axis=3, dtype=np.uint16).sum(axis=1)
