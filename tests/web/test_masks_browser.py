@@ -114,6 +114,8 @@ async def test_a_mask_drawn_by_touch_on_a_phone_is_stored_shown_again_and_hides_
 
     async def walk_past_both_cameras() -> None:
         """Once the band is saved: the same walk past the masked camera and past one without a mask."""
+        # A saved setting reaches the node's streams within POLL_SECONDS: the walk starts once it has
+        await eventually(lambda: server.streams.of_client(client_id)["shop"].analysis.tuning.masks)
         await connection.close()
         await eventually(lambda: "shop" not in server.streams.of_client(client_id))
         await asyncio.gather(walk(server, key, "shop"), walk(server, key, "door"))
