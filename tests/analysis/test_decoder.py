@@ -1,4 +1,5 @@
 import av
+import numpy as np
 from footage import make_h264
 
 from vigint.analysis.decoder import StreamDecoder, analysis_size
@@ -16,13 +17,16 @@ def test_frames_are_sampled_at_the_analysis_rate_and_scaled_small():
     flushed = decoder.flush()
     assert result.decoded + flushed.decoded == video.frames and result.errors == 0
     assert len(result.frames) + len(flushed.frames) == 10  # 2 s at 5 fps
-    # The motion detector's picture: half the analysis width, each pixel the mean of the luma it covers
+    # The motion detector's picture: half the analysis width, each pixel the mean of the luma it covers (in
+    # full range, as gray)
     first = result.frames[0].pixels
     assert first.shape == (90, 160) and result.size == (640, 360)
     codec = av.CodecContext.create("h264", "r")
+    codec.thread_count = 1
     codec.options = {"skip_loop_filter": "all"}
-    luma = codec.decode(av.Packet(video.units[0][3]))[0].to_ndarray(format="gray").astype(float)
-    means = luma.reshape(90, 4, 160, 4).mean(axis=(1, 3))
+    [keyframe] = codec.decode(av.Packet(video.units[0][3])) + codec.decode(None)
+    luma = np.frombuffer(keyframe.planes[0], np.uint8).reshape(360, -1)[:, :640]  # video range: 16 is black
+    means = ((luma - 16.0) * 255 / 219).clip(0, 255).reshape(90, 4, 160, 4).mean(axis=(1, 3))
     assert abs(first - means).max() <= 1
 
 

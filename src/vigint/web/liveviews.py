@@ -117,9 +117,17 @@ class LiveViews:
         return taken
 
     async def check(self) -> None:
-        """End the viewers of ended streams (or changed pictures), drop those that stopped reading, and those
-        no longer signed in (looked up only when the database changed); stop the feeds left KEEP_SECONDS
-        ago."""
+        """End the viewers no longer signed in (looked up only when the database changed), those of ended
+        streams (or changed pictures) and those that stopped reading; stop the feeds left KEEP_SECONDS ago.
+        Sessions go first: a revocation also ends the client's streams, and its viewers are told they were
+        signed out, not that the stream ended (which would have their page wait for it to come back)."""
+        latest = await self._store.data_version()
+        if latest != self._version:
+            self._version = latest
+            for viewer in [viewer for feed in self._feeds.values() for viewer in feed.viewers if not viewer.ended]:
+                client = await self._store.session_client(viewer.session, time.time())
+                if client is None or client.id != viewer.client_id:
+                    viewer.end("signed out")
         now = time.monotonic()
         wall = time.time()
         for key, feed in list(self._feeds.items()):
@@ -134,15 +142,6 @@ class LiveViews:
                     viewer.end("too slow")
                 elif wall >= viewer.expires_at:
                     viewer.end("signed out")
-        viewers = [viewer for feed in self._feeds.values() for viewer in feed.viewers if not viewer.ended]
-        latest = await self._store.data_version()
-        if latest == self._version:
-            return
-        self._version = latest
-        for viewer in viewers:
-            client = await self._store.session_client(viewer.session, time.time())
-            if client is None or client.id != viewer.client_id:
-                viewer.end("signed out")
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Check every `check_seconds` until `stopping`."""
