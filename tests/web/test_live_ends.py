@@ -5,6 +5,7 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 from footage import make_footage, send_video
 from helpers import REALTIME, add_client, eventually
 from test_live import read_start, socket_url, stream
@@ -26,6 +27,7 @@ async def closed_after(viewer: aiohttp.ClientWebSocketResponse, began: float, ti
     return time.monotonic() - began
 
 
+@pytest.mark.slow  # a session's whole lifetime, on SQLite and on PostgreSQL: CI runs it (pytest -m slow)
 @REALTIME  # latencies: within a second
 async def test_signing_out_and_a_sessions_end_close_its_live_view_within_a_second(start, tmp_path, database):
     web = WebSettings(session_days=SESSION_SECONDS / 86_400)
