@@ -14,7 +14,7 @@ snapshots, the AI check's frames: incidents/stills.py) come from a decoder of th
 The scaler reads the luma plane only (gray output) and scales it in one area-averaging step to the motion
 detector's picture, half the analysis size: each of its pixels the mean of 2×2 analysed ones, the light blur
 that takes out pixel noise. FFmpeg's area scaler costs less than averaging in numpy, and it runs in the calling
-thread: FFmpeg's own scaling threads cost more to wake than a picture this small takes (8% of the CPU of a
+thread: FFmpeg's own scaling threads cost more to wake than a picture this small takes (3% of the CPU of a
 busy camera, measured with bench/ingest.py).
 """
 
